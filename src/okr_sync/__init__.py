@@ -1,0 +1,1 @@
+"""okr-sync: OKR and Balanced Scorecard scores from the work teams finish."""

@@ -1,0 +1,245 @@
+"""The scorecard: the result of one scoring pass, shaped like the JSON of DESIGN.md A5.
+
+These are plain frozen records with no behaviour beyond conversion to the JSON
+document, so renderers (Slack, Teams, HTML), the state store and the CLI can
+all share one shape. Scores and values are kept unrounded here; rounding to 4
+decimals happens only in :meth:`Scorecard.to_json`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from typing import Any, Literal
+
+Confidence = Literal["blocked", "off_track", "at_risk", "on_track"]
+KpiStatus = Literal["green", "yellow", "red"]
+
+#: Confidence values from worst to best; an objective takes the worst of its contributors.
+CONFIDENCE_ORDER: tuple[Confidence, ...] = ("blocked", "off_track", "at_risk", "on_track")
+
+REPORT_DECIMALS = 4
+
+
+def rounded(value: float | None) -> float | int | None:
+    """Round a reported number to 4 decimals, keeping integers integral in JSON."""
+    if value is None:
+        return None
+    result = round(float(value), REPORT_DECIMALS)
+    if result == int(result) and abs(result) < 2**53:
+        return int(result) if float(value).is_integer() else result
+    return result
+
+
+@dataclass(frozen=True)
+class ItemCounts:
+    """How many work items a KR's measure selected and how many of them are done."""
+
+    selected: int
+    done: int
+
+    def to_json(self) -> dict[str, int]:
+        return {"selected": self.selected, "done": self.done}
+
+
+@dataclass(frozen=True)
+class KeyResultScore:
+    id: str
+    title: str
+    value: float
+    baseline: float | None
+    target: float
+    score: float
+    band: str
+    confidence: Confidence
+    weight: float = 1.0
+    direction: str | None = None
+    items: ItemCounts | None = None
+    too_easy: bool = False
+    links: tuple[str, ...] = ()
+    measure_kind: str = "manual"
+
+    def to_json(self) -> dict[str, Any]:
+        doc: dict[str, Any] = {
+            "id": self.id,
+            "title": self.title,
+            "value": rounded(self.value),
+            "baseline": rounded(self.baseline),
+            "target": rounded(self.target),
+            "score": rounded(self.score),
+            "band": self.band,
+            "confidence": self.confidence,
+            "weight": rounded(self.weight),
+        }
+        if self.direction is not None:
+            doc["direction"] = self.direction
+        if self.items is not None:
+            doc["items"] = self.items.to_json()
+        if self.too_easy:
+            doc["too_easy"] = True
+        return doc
+
+
+@dataclass(frozen=True)
+class ObjectiveScore:
+    id: str
+    title: str
+    perspective: str | None
+    parent: str | None
+    score: float
+    band: str
+    confidence: Confidence
+    weight: float = 1.0
+    key_results: tuple[KeyResultScore, ...] = ()
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "title": self.title,
+            "perspective": self.perspective,
+            "parent": self.parent,
+            "weight": rounded(self.weight),
+            "score": rounded(self.score),
+            "band": self.band,
+            "confidence": self.confidence,
+            "key_results": [kr.to_json() for kr in self.key_results],
+        }
+
+
+@dataclass(frozen=True)
+class PerspectiveScore:
+    id: str
+    title: str
+    score: float | None
+    band: str | None
+
+    def to_json(self) -> dict[str, Any]:
+        return {"id": self.id, "title": self.title, "score": rounded(self.score), "band": self.band}
+
+
+@dataclass(frozen=True)
+class KpiScore:
+    id: str
+    title: str
+    perspective: str | None
+    value: float | None
+    status: KpiStatus | None
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "title": self.title,
+            "perspective": self.perspective,
+            "value": rounded(self.value),
+            "status": self.status,
+        }
+
+
+@dataclass(frozen=True)
+class Change:
+    """A KR whose score moved by at least ``notify.min_delta`` or changed band or confidence."""
+
+    kr: str
+    from_score: float | None
+    to_score: float
+    reasons: tuple[str, ...] = ()
+    from_band: str | None = None
+    to_band: str | None = None
+    from_confidence: str | None = None
+    to_confidence: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "kr": self.kr,
+            "from": rounded(self.from_score),
+            "to": rounded(self.to_score),
+            "reasons": list(self.reasons),
+        }
+
+
+@dataclass(frozen=True)
+class ScoringWarning:
+    message: str
+    kr: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        doc: dict[str, Any] = {}
+        if self.kr is not None:
+            doc["kr"] = self.kr
+        doc["message"] = self.message
+        return doc
+
+
+@dataclass(frozen=True)
+class Delivery:
+    route: str
+    target: str
+    action: str
+    status: str
+    reason: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        doc: dict[str, Any] = {
+            "route": self.route,
+            "target": self.target,
+            "action": self.action,
+            "status": self.status,
+        }
+        if self.reason is not None:
+            doc["reason"] = self.reason
+        return doc
+
+
+@dataclass(frozen=True)
+class CycleInfo:
+    name: str
+    start: date
+    end: date
+    as_of: datetime
+    elapsed: float
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "start": self.start.isoformat(),
+            "end": self.end.isoformat(),
+            "as_of": self.as_of.isoformat(),
+            "elapsed": rounded(self.elapsed),
+        }
+
+
+@dataclass(frozen=True)
+class Scorecard:
+    cycle: CycleInfo
+    objectives: tuple[ObjectiveScore, ...]
+    perspectives: tuple[PerspectiveScore, ...] = ()
+    kpis: tuple[KpiScore, ...] = ()
+    changes: tuple[Change, ...] = ()
+    warnings: tuple[ScoringWarning, ...] = ()
+    deliveries: tuple[Delivery, ...] = field(default=())
+
+    def key_results(self) -> list[KeyResultScore]:
+        return [kr for objective in self.objectives for kr in objective.key_results]
+
+    def objective(self, objective_id: str) -> ObjectiveScore:
+        for objective in self.objectives:
+            if objective.id == objective_id:
+                return objective
+        raise KeyError(objective_id)
+
+    def key_result(self, kr_id: str) -> KeyResultScore:
+        for kr in self.key_results():
+            if kr.id == kr_id:
+                return kr
+        raise KeyError(kr_id)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "cycle": self.cycle.to_json(),
+            "objectives": [o.to_json() for o in self.objectives],
+            "perspectives": [p.to_json() for p in self.perspectives],
+            "kpis": [k.to_json() for k in self.kpis],
+            "changes": [c.to_json() for c in self.changes],
+            "warnings": [w.to_json() for w in self.warnings],
+            "deliveries": [d.to_json() for d in self.deliveries],
+        }
