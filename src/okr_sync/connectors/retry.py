@@ -48,8 +48,8 @@ class RetryPolicy:
         exponential *= 1 + rng.uniform(0, self.jitter)
         if retry_after is not None:
             # The server's word is a floor, even when it exceeds our cap.
-            return max(retry_after, exponential)
-        return exponential
+            return float(max(retry_after, exponential))
+        return float(exponential)
 
 
 def parse_retry_after(value: str | None, *, now: datetime | None = None) -> float | None:
