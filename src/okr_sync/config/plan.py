@@ -1,0 +1,326 @@
+"""The plan file (DESIGN.md A1): pydantic models of what the user writes.
+
+Loading, with line/column error reporting and cross-checks, lives in
+:mod:`okr_sync.config.plan_loader`; this module only declares shapes and the
+rules that concern one node at a time.
+"""
+
+from __future__ import annotations
+
+from datetime import date
+from typing import Annotated, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+DEFAULT_SOURCE = "main"
+
+StrOrList = str | list[str]
+
+
+class StrictModel(BaseModel):
+    """Unknown keys are errors: a typo must never be silently ignored."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Cycle(StrictModel):
+    name: str = Field(min_length=1)
+    start: date
+    end: date
+    timezone: str = "UTC"
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_timezone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError) as error:
+            raise ValueError(f"unknown time zone {value!r}") from error
+        return value
+
+    @property
+    def zone(self) -> ZoneInfo:
+        return ZoneInfo(self.timezone)
+
+
+class Band(StrictModel):
+    name: str = Field(min_length=1)
+    min: float = Field(ge=0.0, le=1.0)
+
+
+def _default_bands() -> list[Band]:
+    return [
+        Band(name="missed", min=0.0),
+        Band(name="progress", min=0.4),
+        Band(name="strong", min=0.7),
+    ]
+
+
+class Scoring(StrictModel):
+    bands: list[Band] = Field(default_factory=_default_bands, min_length=1)
+
+    @field_validator("bands")
+    @classmethod
+    def _ascending_unique(cls, bands: list[Band]) -> list[Band]:
+        mins = [band.min for band in bands]
+        if len(set(mins)) != len(mins):
+            raise ValueError("two bands have the same min")
+        names = [band.name for band in bands]
+        if len(set(names)) != len(names):
+            raise ValueError("band names must be unique")
+        if min(mins) != 0.0:
+            raise ValueError("the lowest band must have min 0 so that every score has a band")
+        return sorted(bands, key=lambda band: band.min)
+
+
+class JiraSourceConfig(StrictModel):
+    projects: list[str] = Field(default_factory=list)
+    story_points_field: str = "auto"
+    done: Literal["status_category", "resolution"] = "status_category"
+
+
+class Perspective(StrictModel):
+    id: str = Field(min_length=1)
+    title: str = Field(min_length=1)
+
+
+def _default_perspectives() -> list[Perspective]:
+    return [
+        Perspective(id="financial", title="Financial"),
+        Perspective(id="customer", title="Customer"),
+        Perspective(id="internal", title="Internal Processes"),
+        Perspective(id="learning", title="Learning & Growth"),
+    ]
+
+
+class Selector(StrictModel):
+    """Structured selection of work items, evaluated locally on the issue mirror (A2)."""
+
+    project: StrOrList | None = None
+    issuetype: StrOrList | None = None
+    labels: StrOrList | None = None
+    components: StrOrList | None = None
+    fix_version: StrOrList | None = None
+    epic: StrOrList | None = None
+    status_category: (
+        Literal["new", "indeterminate", "done"]
+        | list[Literal["new", "indeterminate", "done"]]
+        | None
+    ) = None
+    priority: StrOrList | None = None
+    include_subtasks: bool = False
+
+    def values(self, key: str) -> list[str] | None:
+        """The values of one key as a list (a single value is a one-item list)."""
+        raw = getattr(self, key)
+        if raw is None:
+            return None
+        return [raw] if isinstance(raw, str) else list(raw)
+
+
+class _SelectedMeasure(StrictModel):
+    source: str = DEFAULT_SOURCE
+    select: Selector | None = None
+    jql: str | None = Field(default=None, min_length=1)
+
+    @model_validator(mode="after")
+    def _exactly_one_selection(self) -> _SelectedMeasure:
+        if (self.select is None) == (self.jql is None):
+            raise ValueError("give exactly one of `select` or `jql`")
+        return self
+
+
+class DoneRatioMeasure(_SelectedMeasure):
+    kind: Literal["done_ratio"]
+    unit: Literal["issues", "story_points"] = "issues"
+    scope: Literal["all", "frozen"] = "all"
+
+
+class CountMeasure(_SelectedMeasure):
+    kind: Literal["count"]
+
+
+class SumMeasure(_SelectedMeasure):
+    kind: Literal["sum"]
+    field: str = Field(min_length=1)
+    done_only: bool = False
+
+
+class MilestoneMeasure(_SelectedMeasure):
+    kind: Literal["milestone"]
+
+
+class ManualMeasure(StrictModel):
+    kind: Literal["manual"]
+
+
+Measure = Annotated[
+    DoneRatioMeasure | CountMeasure | SumMeasure | MilestoneMeasure | ManualMeasure,
+    Field(discriminator="kind"),
+]
+JiraMeasure = DoneRatioMeasure | CountMeasure | SumMeasure | MilestoneMeasure
+
+#: Default (baseline, target) per measure kind where the contract gives one.
+_KIND_DEFAULTS: dict[str, tuple[float, float | None]] = {
+    "done_ratio": (0.0, 1.0),
+    "milestone": (0.0, 1.0),
+    "count": (0.0, None),
+    "sum": (0.0, None),
+    "manual": (0.0, None),
+}
+
+
+class KeyResult(StrictModel):
+    id: str = Field(min_length=1)
+    title: str = Field(min_length=1)
+    weight: float = Field(default=1.0, ge=0.0)
+    measure: Measure
+    baseline: float | None = None
+    target: float | None = None
+    current: float | None = None
+    direction: Literal["at_least", "at_most"] | None = None
+    owner: str | None = None
+    description: str | None = None
+
+    @model_validator(mode="after")
+    def _coherent_target(self) -> KeyResult:
+        if self.current is not None and self.measure.kind != "manual":
+            raise ValueError("`current` is only for `manual` measures; others are measured")
+        if self.direction is not None:
+            if self.target is None:
+                raise ValueError(f"direction {self.direction} needs a `target`")
+            if self.baseline is not None:
+                raise ValueError(f"direction {self.direction} takes only a `target`, no `baseline`")
+            return self
+        if self.effective_target is None:
+            raise ValueError(f"a `{self.measure.kind}` measure needs a `target`")
+        if self.effective_baseline == self.effective_target:
+            raise ValueError("baseline and target are equal, so progress cannot be measured")
+        return self
+
+    @property
+    def effective_baseline(self) -> float:
+        if self.baseline is not None:
+            return self.baseline
+        return _KIND_DEFAULTS[self.measure.kind][0]
+
+    @property
+    def effective_target(self) -> float | None:
+        if self.target is not None:
+            return self.target
+        return _KIND_DEFAULTS[self.measure.kind][1]
+
+
+class Objective(StrictModel):
+    id: str = Field(min_length=1)
+    title: str = Field(min_length=1)
+    perspective: str | None = None
+    parent: str | None = None
+    weight: float = Field(default=1.0, ge=0.0)
+    notify: list[str] = Field(default_factory=list)
+    owner: str | None = None
+    description: str | None = None
+    key_results: list[KeyResult] = Field(default_factory=list)
+
+
+class KpiThresholds(StrictModel):
+    green: float
+    yellow: float
+
+
+class Kpi(StrictModel):
+    id: str = Field(min_length=1)
+    title: str = Field(min_length=1)
+    perspective: str | None = None
+    direction: Literal["increase", "decrease"] = "increase"
+    value: float | None = None
+    measure: Measure | None = None
+    unit: str | None = None
+    thresholds: KpiThresholds
+
+    @model_validator(mode="after")
+    def _value_or_measure(self) -> Kpi:
+        if (self.value is None) == (self.measure is None):
+            raise ValueError("give exactly one of `value` or `measure`")
+        green, yellow = self.thresholds.green, self.thresholds.yellow
+        if self.direction == "increase" and green < yellow:
+            raise ValueError("with direction increase, thresholds.green must be >= yellow")
+        if self.direction == "decrease" and green > yellow:
+            raise ValueError("with direction decrease, thresholds.green must be <= yellow")
+        return self
+
+
+class SlackTarget(StrictModel):
+    channel: str = Field(min_length=1)
+
+
+class TeamsWorkflowTarget(StrictModel):
+    url_env: str = Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")
+
+
+class TeamsBotTarget(StrictModel):
+    conversation_id: str = Field(min_length=1)
+
+
+class RouteTarget(StrictModel):
+    """One destination of a route: exactly one of the three kinds."""
+
+    slack: SlackTarget | None = None
+    teams_workflow: TeamsWorkflowTarget | None = None
+    teams_bot: TeamsBotTarget | None = None
+
+    @model_validator(mode="after")
+    def _exactly_one(self) -> RouteTarget:
+        given = [k for k in ("slack", "teams_workflow", "teams_bot") if getattr(self, k)]
+        if len(given) != 1:
+            raise ValueError("give exactly one of `slack`, `teams_workflow`, `teams_bot`")
+        return self
+
+    @property
+    def key(self) -> str:
+        """A stable, secret-free name of the target, e.g. ``slack:C0123``."""
+        if self.slack is not None:
+            return f"slack:{self.slack.channel}"
+        if self.teams_workflow is not None:
+            return f"teams_workflow:{self.teams_workflow.url_env}"
+        assert self.teams_bot is not None
+        return f"teams_bot:{self.teams_bot.conversation_id}"
+
+
+class Notify(StrictModel):
+    min_delta: float = Field(default=0.05, ge=0.0, le=1.0)
+    digest_cron: str | None = "0 9 * * MON"
+    checkin_reminder_cron: str | None = "0 9 * * FRI"
+
+
+class Plan(StrictModel):
+    version: Literal[1]
+    cycle: Cycle
+    scoring: Scoring = Field(default_factory=Scoring)
+    jira: dict[str, JiraSourceConfig] = Field(
+        default_factory=lambda: {DEFAULT_SOURCE: JiraSourceConfig()}
+    )
+    perspectives: list[Perspective] = Field(default_factory=_default_perspectives)
+    kpis: list[Kpi] = Field(default_factory=list)
+    objectives: list[Objective] = Field(min_length=1)
+    routes: dict[str, list[RouteTarget]] = Field(default_factory=dict)
+    notify: Notify = Field(default_factory=Notify)
+
+    def key_results(self) -> list[tuple[Objective, KeyResult]]:
+        return [(o, kr) for o in self.objectives for kr in o.key_results]
+
+    def objective(self, objective_id: str) -> Objective:
+        for objective in self.objectives:
+            if objective.id == objective_id:
+                return objective
+        raise KeyError(objective_id)
+
+    def key_result(self, kr_id: str) -> KeyResult:
+        for _, kr in self.key_results():
+            if kr.id == kr_id:
+                return kr
+        raise KeyError(kr_id)
+
+    def children(self, objective_id: str) -> list[Objective]:
+        return [o for o in self.objectives if o.parent == objective_id]

@@ -1,0 +1,78 @@
+"""What changed since the last published scorecard (A5 ``changes``)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from okr_sync.scoring.scorecard import Change, Scorecard
+
+
+@dataclass(frozen=True)
+class PublishedKr:
+    """What the last published scorecard said about one KR."""
+
+    score: float
+    band: str
+    confidence: str
+
+
+def published_krs(document: Mapping[str, Any]) -> dict[str, PublishedKr]:
+    """Read KR states back from a stored scorecard JSON document."""
+    result = {}
+    for objective in document.get("objectives", []):
+        for kr in objective.get("key_results", []):
+            result[kr["id"]] = PublishedKr(float(kr["score"]), kr["band"], kr["confidence"])
+    return result
+
+
+def diff_scorecard(
+    previous: Mapping[str, PublishedKr] | None,
+    current: Scorecard,
+    min_delta: float,
+    reasons: Mapping[str, tuple[str, ...]] | None = None,
+) -> tuple[Change, ...]:
+    """KRs whose score moved by at least ``min_delta`` or whose band or confidence changed.
+
+    With no previous scorecard (the first pass) nothing is news: the standing
+    scorecard message itself shows the starting point.
+    """
+    if previous is None:
+        return ()
+    reasons = reasons or {}
+    changes = []
+    # Reported scores are rounded to 4 decimals; compare at that precision so a
+    # float wobble below what anyone can see is never news.
+    epsilon = 1e-9
+    for kr in current.key_results():
+        before = previous.get(kr.id)
+        if before is None:
+            changes.append(
+                Change(
+                    kr.id, None, kr.score, ("new key result",), None, kr.band, None, kr.confidence
+                )
+            )
+            continue
+        moved = abs(round(kr.score, 4) - round(before.score, 4)) >= min_delta - epsilon
+        if min_delta == 0:
+            moved = round(kr.score, 4) != round(before.score, 4)
+        if moved or kr.band != before.band or kr.confidence != before.confidence:
+            why = list(reasons.get(kr.id, ()))
+            if kr.band != before.band:
+                why.append(f"band {before.band} -> {kr.band}")
+            if kr.confidence != before.confidence:
+                why.append(f"confidence {before.confidence} -> {kr.confidence}")
+            changes.append(
+                Change(
+                    kr.id,
+                    before.score,
+                    kr.score,
+                    tuple(why),
+                    before.band,
+                    kr.band,
+                    before.confidence,
+                    kr.confidence,
+                )
+            )
+    return tuple(changes)

@@ -1,0 +1,203 @@
+"""Build a scorecard from a plan and measured KR values (pure: no I/O, no clock).
+
+The caller measures (Jira, check-ins) and passes values in; this module applies
+A3: KR scores, objective roll-ups through cascading parents, perspectives,
+KPIs, bands, confidence and the ``too_easy`` flag.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from okr_sync.config.plan import KeyResult, Objective, Plan
+from okr_sync.scoring.rules import (
+    band_for,
+    elapsed_fraction,
+    is_too_easy,
+    kpi_status,
+    kr_confidence,
+    kr_score,
+    weighted_mean,
+    worst_confidence,
+)
+from okr_sync.scoring.scorecard import (
+    Confidence,
+    CycleInfo,
+    ItemCounts,
+    KeyResultScore,
+    KpiScore,
+    ObjectiveScore,
+    PerspectiveScore,
+    Scorecard,
+    ScoringWarning,
+)
+
+
+@dataclass(frozen=True)
+class MeasuredValue:
+    """A measure's outcome for one KR or KPI, before scoring."""
+
+    value: float
+    items: ItemCounts | None = None
+    links: tuple[str, ...] = ()
+    warnings: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class CheckIn:
+    """The latest manual check-in of a KR: a value, a confidence, or both."""
+
+    value: float | None = None
+    confidence: Confidence | None = None
+    note: str | None = None
+
+
+@dataclass(frozen=True)
+class ScoringInput:
+    plan: Plan
+    as_of: datetime
+    measured: Mapping[str, MeasuredValue] = field(default_factory=dict)
+    checkins: Mapping[str, CheckIn] = field(default_factory=dict)
+    past_cycle_scores: Mapping[str, Sequence[float]] = field(default_factory=dict)
+
+
+def manual_value(kr: KeyResult, checkin: CheckIn | None) -> float | None:
+    """A manual KR's value: the latest check-in value, else ``current`` from the plan."""
+    if checkin is not None and checkin.value is not None:
+        return checkin.value
+    return kr.current
+
+
+class _Scorer:
+    def __init__(self, data: ScoringInput) -> None:
+        self.data = data
+        self.plan = data.plan
+        self.bands = self.plan.scoring.bands
+        cycle = self.plan.cycle
+        self.elapsed = elapsed_fraction(cycle.start, cycle.end, cycle.zone, data.as_of)
+        self.warnings: list[ScoringWarning] = []
+        self._objectives: dict[str, ObjectiveScore] = {}
+
+    def key_result(self, kr: KeyResult) -> KeyResultScore:
+        checkin = self.data.checkins.get(kr.id)
+        measured = self.data.measured.get(kr.id)
+        baseline = kr.effective_baseline
+        target = kr.effective_target
+        assert target is not None  # guaranteed by plan validation
+        items = None
+        links: tuple[str, ...] = ()
+        if kr.measure.kind == "manual":
+            value = manual_value(kr, checkin)
+            if value is None:
+                self.warnings.append(
+                    ScoringWarning(kr=kr.id, message="no current value yet: counted at baseline")
+                )
+                value = baseline
+        elif measured is None:
+            self.warnings.append(
+                ScoringWarning(kr=kr.id, message="not measured: counted at baseline")
+            )
+            value = baseline
+        else:
+            value = measured.value
+        if measured is not None:
+            items = measured.items
+            links = measured.links
+            self.warnings.extend(ScoringWarning(kr=kr.id, message=m) for m in measured.warnings)
+        score = kr_score(value, baseline, target, kr.direction)
+        confidence = kr_confidence(
+            score, self.elapsed, self.bands, checkin.confidence if checkin else None
+        )
+        return KeyResultScore(
+            id=kr.id,
+            title=kr.title,
+            value=value,
+            baseline=None if kr.direction else baseline,
+            target=target,
+            score=score,
+            band=band_for(score, self.bands),
+            confidence=confidence,
+            weight=kr.weight,
+            direction=kr.direction,
+            items=items,
+            too_easy=is_too_easy(self.data.past_cycle_scores.get(kr.id, ())),
+            links=links,
+            measure_kind=kr.measure.kind,
+        )
+
+    def objective(self, objective: Objective) -> ObjectiveScore:
+        cached = self._objectives.get(objective.id)
+        if cached is not None:
+            return cached
+        key_results = tuple(self.key_result(kr) for kr in objective.key_results)
+        children = [self.objective(child) for child in self.plan.children(objective.id)]
+        contributors: list[tuple[float, float, Confidence]] = [
+            (kr.score, kr.weight, kr.confidence) for kr in key_results
+        ] + [(child.score, child.weight, child.confidence) for child in children]
+        score = weighted_mean((s, w) for s, w, _ in contributors)
+        if score is None:  # plan validation guarantees a positive weight sum
+            raise ValueError(f"objective {objective.id} has no weighted contributors")
+        confidence = worst_confidence(c for _, w, c in contributors if w > 0)
+        result = ObjectiveScore(
+            id=objective.id,
+            title=objective.title,
+            perspective=objective.perspective,
+            parent=objective.parent,
+            score=score,
+            band=band_for(score, self.bands),
+            confidence=confidence,
+            weight=objective.weight,
+            key_results=key_results,
+        )
+        self._objectives[objective.id] = result
+        return result
+
+    def perspectives(self, objectives: Sequence[ObjectiveScore]) -> tuple[PerspectiveScore, ...]:
+        results = []
+        for perspective in self.plan.perspectives:
+            tagged = [o for o in objectives if o.perspective == perspective.id]
+            score = weighted_mean((o.score, o.weight) for o in tagged)
+            band = band_for(score, self.bands) if score is not None else None
+            results.append(PerspectiveScore(perspective.id, perspective.title, score, band))
+        return tuple(results)
+
+    def kpis(self) -> tuple[KpiScore, ...]:
+        results = []
+        for kpi in self.plan.kpis:
+            value = kpi.value
+            if kpi.measure is not None:
+                measured = self.data.measured.get(kpi.id)
+                if measured is None:
+                    self.warnings.append(ScoringWarning(kr=kpi.id, message="KPI not measured"))
+                else:
+                    value = measured.value
+                    self.warnings.extend(
+                        ScoringWarning(kr=kpi.id, message=m) for m in measured.warnings
+                    )
+            status = kpi_status(value, kpi.thresholds.green, kpi.thresholds.yellow, kpi.direction)
+            results.append(KpiScore(kpi.id, kpi.title, kpi.perspective, value, status))
+        return tuple(results)
+
+    def scorecard(self) -> Scorecard:
+        objectives = tuple(self.objective(o) for o in self.plan.objectives)
+        cycle = self.plan.cycle
+        return Scorecard(
+            cycle=CycleInfo(
+                name=cycle.name,
+                start=cycle.start,
+                end=cycle.end,
+                as_of=self.data.as_of.astimezone(cycle.zone),
+                elapsed=self.elapsed,
+            ),
+            objectives=objectives,
+            perspectives=self.perspectives(objectives),
+            kpis=self.kpis(),
+            warnings=tuple(self.warnings),
+        )
+
+
+def build_scorecard(data: ScoringInput) -> Scorecard:
+    """Score every KR, objective, perspective and KPI of ``data.plan`` at ``data.as_of``."""
+    return _Scorer(data).scorecard()
