@@ -1,0 +1,107 @@
+"""Human-readable output of a scorecard (Rich tables), separate from JSON output."""
+
+from __future__ import annotations
+
+from rich.console import Console
+from rich.table import Table
+from rich.text import Text
+
+from okr_sync.scoring.scorecard import Scorecard
+
+_CONFIDENCE_STYLE = {
+    "on_track": "green",
+    "at_risk": "yellow",
+    "off_track": "red",
+    "blocked": "bold red",
+}
+_KPI_STYLE = {"green": "green", "yellow": "yellow", "red": "red"}
+
+
+def _number(value: float | None) -> str:
+    if value is None:
+        return "-"
+    if float(value).is_integer():
+        return str(int(value))
+    return f"{value:.4g}"
+
+
+def _percent(score: float | None) -> str:
+    return "-" if score is None else f"{score * 100:.0f}%"
+
+
+def print_scorecard(scorecard: Scorecard, console: Console) -> None:
+    cycle = scorecard.cycle
+    console.print(
+        Text.assemble(
+            (cycle.name, "bold"),
+            f"  {cycle.start} .. {cycle.end}  as of {cycle.as_of.isoformat()}"
+            f"  ({cycle.elapsed * 100:.0f}% elapsed)",
+        )
+    )
+    table = Table(show_lines=False, header_style="bold")
+    for column in ("Id", "Title", "Value", "Target", "Score", "Band", "Confidence"):
+        table.add_column(
+            column,
+            justify="right" if column in {"Value", "Target", "Score"} else "left",
+            no_wrap=column in {"Id", "Score", "Band", "Confidence"},
+        )
+    depth = _depths(scorecard)
+    for objective in scorecard.objectives:
+        indent = "  " * depth[objective.id]
+        table.add_row(
+            Text(indent + objective.id, style="bold"),
+            Text(objective.title, style="bold"),
+            "",
+            "",
+            _percent(objective.score),
+            objective.band,
+            Text(objective.confidence, style=_CONFIDENCE_STYLE[objective.confidence]),
+        )
+        for kr in objective.key_results:
+            flags = " (too easy)" if kr.too_easy else ""
+            table.add_row(
+                indent + "  " + kr.id,
+                Text(kr.title + flags),
+                _number(kr.value),
+                _number(kr.target),
+                _percent(kr.score),
+                kr.band,
+                Text(kr.confidence, style=_CONFIDENCE_STYLE[kr.confidence]),
+            )
+    console.print(table)
+    scored = [p for p in scorecard.perspectives if p.score is not None]
+    if scored:
+        perspectives = Table("Perspective", "Score", "Band", header_style="bold")
+        for p in scorecard.perspectives:
+            perspectives.add_row(p.title, _percent(p.score), p.band or "-")
+        console.print(perspectives)
+    if scorecard.kpis:
+        kpis = Table("KPI", "Title", "Value", "Status", header_style="bold")
+        for kpi in scorecard.kpis:
+            status = kpi.status or "-"
+            kpis.add_row(kpi.id, kpi.title, _number(kpi.value),
+                         Text(status, style=_KPI_STYLE.get(status, "")))
+        console.print(kpis)
+    for change in scorecard.changes:
+        reasons = f" ({', '.join(change.reasons)})" if change.reasons else ""
+        console.print(
+            Text(
+                f"changed {change.kr}: {_percent(change.from_score)} -> "
+                f"{_percent(change.to_score)}{reasons}"
+            )
+        )
+    for warning in scorecard.warnings:
+        where = f"{warning.kr}: " if warning.kr else ""
+        console.print(Text.assemble(("warning ", "yellow"), where + warning.message))
+
+
+def _depths(scorecard: Scorecard) -> dict[str, int]:
+    parents = {o.id: o.parent for o in scorecard.objectives}
+    depths: dict[str, int] = {}
+    for objective_id in parents:
+        depth, current = 0, parents[objective_id]
+        while current is not None and depth < len(parents):
+            depth += 1
+            current = parents.get(current)
+        depths[objective_id] = depth
+    return depths

@@ -1,0 +1,69 @@
+from __future__ import annotations
+
+import pytest
+from pydantic import ValidationError
+
+from okr_sync.config.settings import Settings
+
+TOKEN = "xoxb-super-secret-token-123"
+
+
+def test_settings_given_environment_reads_prefixed_values(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("OKR_SYNC_JIRA_URL", "https://acme.atlassian.net")
+    monkeypatch.setenv("OKR_SYNC_JIRA_EMAIL", "bot@acme.test")
+    monkeypatch.setenv("OKR_SYNC_JIRA_API_TOKEN", "jira-secret")
+    monkeypatch.setenv("OKR_SYNC_DATABASE_URL", "sqlite:///x.db")
+    settings = Settings(_env_file=None)
+    assert settings.jira_url == "https://acme.atlassian.net"
+    assert settings.jira_api_token is not None
+    assert settings.jira_api_token.get_secret_value() == "jira-secret"
+    assert settings.database_url == "sqlite:///x.db"
+
+
+def test_settings_given_defaults_match_contract() -> None:
+    settings = Settings(_env_file=None)
+    assert str(settings.plan) == "okr-plan.yaml"
+    assert settings.database_url == "sqlite:///okr-sync.db"
+    assert settings.slack_api_url == "https://slack.com/api/"
+
+
+def test_settings_given_secrets_never_shows_them(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("OKR_SYNC_SLACK_BOT_TOKEN", TOKEN)
+    monkeypatch.setenv("OKR_SYNC_TEAMS_APP_SECRET", TOKEN)
+    monkeypatch.setenv("OKR_SYNC_JIRA_PAT", TOKEN)
+    settings = Settings(_env_file=None)
+    assert TOKEN not in repr(settings)
+    assert TOKEN not in str(settings)
+    assert TOKEN not in settings.model_dump_json()
+
+
+def test_settings_given_dotenv_file_and_secrets_dir_reads_both(tmp_path, monkeypatch) -> None:
+    env_file = tmp_path / ".env"
+    env_file.write_text("OKR_SYNC_SLACK_API_URL=http://127.0.0.1:9999/api/\n")
+    secrets = tmp_path / "secrets"
+    secrets.mkdir()
+    (secrets / "OKR_SYNC_SLACK_BOT_TOKEN").write_text(TOKEN)
+    settings = Settings(_env_file=env_file, _secrets_dir=secrets)
+    assert settings.slack_api_url == "http://127.0.0.1:9999/api/"
+    assert settings.slack_bot_token is not None
+    assert settings.slack_bot_token.get_secret_value() == TOKEN
+
+
+@pytest.mark.parametrize("url", ["http://127.0.0.1:8080", "http://localhost:1", "http://[::1]:2",
+                                 "https://jira.example.com"])
+def test_settings_given_https_or_loopback_http_accepts(url: str, monkeypatch) -> None:
+    monkeypatch.setenv("OKR_SYNC_JIRA_URL", url)
+    assert Settings(_env_file=None).jira_url == url
+
+
+@pytest.mark.parametrize("url", ["http://jira.example.com", "http://10.0.0.5", "ftp://x", "jira"])
+def test_settings_given_plain_http_to_remote_host_refuses(url: str, monkeypatch) -> None:
+    monkeypatch.setenv("OKR_SYNC_JIRA_URL", url)
+    with pytest.raises(ValidationError, match="OKR_SYNC_JIRA_URL must"):
+        Settings(_env_file=None)
+
+
+def test_settings_given_email_without_token_refuses(monkeypatch) -> None:
+    monkeypatch.setenv("OKR_SYNC_JIRA_EMAIL", "bot@acme.test")
+    with pytest.raises(ValidationError, match="go together"):
+        Settings(_env_file=None)

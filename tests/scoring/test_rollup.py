@@ -1,0 +1,81 @@
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from okr_sync.scoring.rollup import CheckIn, MeasuredValue, ScoringInput, build_scorecard
+from okr_sync.scoring.scorecard import ItemCounts
+from plan_builders import PlanBuilder, manual_kr, objective
+
+AS_OF = datetime(2026, 11, 16, tzinfo=UTC)  # exactly half of 2026-Q4
+
+
+def test_build_scorecard_given_checkin_value_and_confidence_they_win() -> None:
+    plan = PlanBuilder().with_objective(
+        objective("O", manual_kr("O.1", target=10, current=2))).build()
+    card = build_scorecard(ScoringInput(plan, AS_OF, checkins={
+        "O.1": CheckIn(value=8, confidence="blocked")}))
+    kr = card.key_result("O.1")
+    assert (kr.value, kr.score, kr.confidence) == (8, 0.8, "blocked")
+    assert card.objective("O").confidence == "blocked"
+
+
+def test_build_scorecard_given_manual_kr_without_value_warns_and_uses_baseline() -> None:
+    plan = PlanBuilder().with_objective(objective("O", manual_kr("O.1", target=10))).build()
+    card = build_scorecard(ScoringInput(plan, AS_OF))
+    assert card.key_result("O.1").score == 0
+    assert [w.kr for w in card.warnings] == ["O.1"]
+
+
+def test_build_scorecard_given_measured_value_uses_it_with_items() -> None:
+    plan = PlanBuilder().with_objective(objective("O", {
+        "id": "O.1", "title": "t", "measure": {"kind": "done_ratio", "jql": "project = ENT"}})
+    ).build()
+    card = build_scorecard(ScoringInput(plan, AS_OF, measured={
+        "O.1": MeasuredValue(0.25, ItemCounts(8, 2), warnings=("2 items unestimated",))}))
+    kr = card.key_result("O.1")
+    assert (kr.value, kr.score, kr.baseline, kr.target) == (0.25, 0.25, 0, 1)
+    assert kr.items == ItemCounts(8, 2)
+    assert card.to_json()["warnings"] == [{"kr": "O.1", "message": "2 items unestimated"}]
+
+
+def test_build_scorecard_given_past_perfect_cycles_flags_too_easy() -> None:
+    plan = PlanBuilder().with_objective(
+        objective("O", manual_kr("O.1", target=10, current=10))).build()
+    card = build_scorecard(ScoringInput(plan, AS_OF, past_cycle_scores={"O.1": [1.0, 1.0]}))
+    assert card.key_result("O.1").too_easy
+    assert card.to_json()["objectives"][0]["key_results"][0]["too_easy"] is True
+
+
+@given(
+    value=st.floats(min_value=0, max_value=20),
+    kr_weight=st.floats(min_value=0.1, max_value=10),
+    obj_weight=st.floats(min_value=0.1, max_value=10),
+)
+def test_build_scorecard_given_single_contributor_rolls_up_to_it(value, kr_weight, obj_weight):
+    plan = (
+        PlanBuilder()
+        .with_objective(objective("TOP", manual_kr("TOP.1", target=10, current=3)))
+        .with_objective(objective("ONLY", manual_kr("ONLY.1", target=10, current=value,
+                                                    weight=kr_weight), parent="TOP",
+                                  weight=obj_weight))
+        .with_objective(objective("CHAIN", parent="ONLY", weight=0))
+        .with_objective(objective("LEAF", manual_kr("LEAF.1", target=1, current=0), parent="CHAIN"))
+        .build()
+    )
+    card = build_scorecard(ScoringInput(plan, AS_OF))
+    only = card.objective("ONLY")
+    assert only.score == pytest.approx(card.key_result("ONLY.1").score)
+    assert card.objective("CHAIN").score == card.key_result("LEAF.1").score
+
+
+@given(scores=st.lists(st.floats(min_value=0, max_value=10), min_size=2, max_size=6),
+       weight=st.floats(min_value=0.1, max_value=50))
+def test_build_scorecard_given_equal_weights_scale_free(scores, weight) -> None:
+    krs = [manual_kr(f"O.{i}", target=10, current=s, weight=weight) for i, s in enumerate(scores)]
+    plan = PlanBuilder().with_objective(objective("O", *krs)).build()
+    card = build_scorecard(ScoringInput(plan, AS_OF))
+    assert card.objective("O").score == pytest.approx(sum(scores) / 10 / len(scores))
