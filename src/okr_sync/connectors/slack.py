@@ -1,0 +1,521 @@
+"""Slack Web API client: post, edit and look up messages with a bot token.
+
+Slack reports most failures as HTTP 200 with ``{"ok": false, "error": code}``;
+:func:`slack_error` turns each code into a typed error so ``sync/`` can decide
+by type (fix the route, re-post a vanished message, retry later). Transient
+failures are retried with :class:`~okr_sync.connectors.retry.Retrier`, never
+sooner than Slack's ``Retry-After``. Posts and edits are paced to about one per
+second per channel, Slack's documented limit for ``chat.postMessage``.
+
+A post whose outcome is unknown (timeout, dropped connection, 5xx) may have
+reached the channel. When the caller gives an ``idempotency_key``, it travels
+in the message metadata and the client looks for it in the channel's recent
+history before trying again, so a retry never posts the same message twice.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import requests
+from pydantic import SecretStr
+
+from okr_sync.connectors.errors import (
+    AuthError,
+    ConnectorError,
+    MalformedResponseError,
+    PermanentError,
+    RateLimitedError,
+    TransientError,
+)
+from okr_sync.connectors.retry import Retrier, RetryPolicy, parse_retry_after
+
+DEFAULT_API_URL = "https://slack.com/api/"
+IDEMPOTENCY_FIELD = "idempotency_key"
+DEFAULT_EVENT_TYPE = "okr_sync_message"
+
+# Slack error codes by what the caller should do about them.
+AUTH_CODES = frozenset(
+    {"invalid_auth", "not_authed", "account_inactive", "token_revoked", "token_expired",
+     "missing_scope", "no_permission"}
+)  # fmt: skip
+CHANNEL_CODES = frozenset({"channel_not_found", "not_in_channel", "is_archived"})
+MESSAGE_GONE_CODES = frozenset(
+    {"message_not_found", "cant_update_message", "edit_window_closed", "thread_not_found"}
+)
+PAYLOAD_CODES = frozenset(
+    {"invalid_blocks", "msg_too_long", "msg_blocks_too_long", "no_text",
+     "invalid_metadata_format", "invalid_metadata_schema", "metadata_too_large"}
+)  # fmt: skip
+RATE_LIMIT_CODES = frozenset({"ratelimited", "rate_limited"})
+TRANSIENT_CODES = RATE_LIMIT_CODES | frozenset(
+    {"fatal", "fatal_error", "internal_error", "service_unavailable", "request_timeout"}
+)
+
+
+class SlackError(ConnectorError):
+    """A failed Slack Web API call; ``code`` is Slack's error code (or ``http_<status>``)."""
+
+    def __init__(
+        self, message: str, *, code: str, method: str, channel: str | None = None,
+        status: int | None = None,
+    ) -> None:  # fmt: skip
+        super().__init__(message, status=status)
+        self.code = code
+        self.method = method
+        self.channel = channel
+
+
+class SlackPermanentError(SlackError, PermanentError):
+    """Retrying the same call cannot help (unknown codes land here too)."""
+
+
+class SlackAuthError(SlackPermanentError, AuthError):
+    """The bot token is wrong, revoked or lacks a scope."""
+
+
+class SlackChannelError(SlackPermanentError):
+    """The route's channel is missing, archived, or the bot is not a member."""
+
+
+class SlackMessageGoneError(SlackPermanentError):
+    """The message to edit (or the thread to reply to) is gone or no longer editable."""
+
+
+class SlackPayloadError(SlackPermanentError):
+    """Slack refused the content: blocks, length, metadata or missing text."""
+
+
+class SlackTransientError(SlackError, TransientError):
+    """May succeed later. ``ambiguous`` means the call may already have taken effect."""
+
+    def __init__(
+        self, message: str, *, code: str, method: str, channel: str | None = None,
+        status: int | None = None, retry_after: float | None = None, ambiguous: bool = True,
+    ) -> None:  # fmt: skip
+        super().__init__(message, code=code, method=method, channel=channel, status=status)
+        self.retry_after = retry_after
+        self.ambiguous = ambiguous
+
+
+class SlackRateLimitedError(SlackTransientError, RateLimitedError):
+    """Slack said to slow down (HTTP 429 or ``ratelimited``); nothing was posted."""
+
+
+class SlackMalformedResponseError(SlackTransientError, MalformedResponseError):
+    """Slack answered with something that is not a Web API JSON object."""
+
+
+def _describe(method: str, channel: str | None, code: str, details: Sequence[str] = ()) -> str:
+    where = f" to channel {channel}" if channel else ""
+    extra = f" ({'; '.join(details[:3])})" if details else ""
+    return f"Slack {method}{where} failed: {code}{extra}"
+
+
+def slack_error(
+    code: str,
+    *,
+    method: str,
+    channel: str | None,
+    status: int | None = None,
+    retry_after: float | None = None,
+    details: Sequence[str] = (),
+) -> SlackError:
+    """The typed error for a Slack error code."""
+    message = _describe(method, channel, code, details)
+    if code in TRANSIENT_CODES:
+        kind = SlackRateLimitedError if code in RATE_LIMIT_CODES else SlackTransientError
+        return kind(
+            message, code=code, method=method, channel=channel, status=status,
+            retry_after=retry_after, ambiguous=code not in RATE_LIMIT_CODES,
+        )  # fmt: skip
+    permanent: type[SlackPermanentError] = SlackPermanentError
+    if code in AUTH_CODES:
+        permanent = SlackAuthError
+    elif code in CHANNEL_CODES:
+        permanent = SlackChannelError
+    elif code in MESSAGE_GONE_CODES:
+        permanent = SlackMessageGoneError
+    elif code in PAYLOAD_CODES:
+        permanent = SlackPayloadError
+    return permanent(message, code=code, method=method, channel=channel, status=status)
+
+
+@dataclass(frozen=True)
+class SlackMessageRef:
+    """Where a message lives; keep both to edit it later."""
+
+    channel: str
+    ts: str
+
+
+@dataclass(frozen=True)
+class SlackMetadata:
+    """Slack message metadata (``event_type`` is snake_case, payload is a JSON object)."""
+
+    event_type: str
+    event_payload: Mapping[str, Any] = field(default_factory=dict)
+
+    def as_json(self) -> dict[str, Any]:
+        return {"event_type": self.event_type, "event_payload": dict(self.event_payload)}
+
+
+@dataclass(frozen=True)
+class SlackMessage:
+    """A message read back from a channel's history."""
+
+    channel: str
+    ts: str
+    text: str
+    thread_ts: str | None
+    blocks: list[dict[str, Any]] | None
+    metadata: SlackMetadata | None
+
+    @property
+    def idempotency_key(self) -> str | None:
+        if self.metadata is None:
+            return None
+        key = self.metadata.event_payload.get(IDEMPOTENCY_FIELD)
+        return key if isinstance(key, str) else None
+
+
+class ChannelPacer:
+    """Spaces calls to the same channel at least ``interval`` seconds apart."""
+
+    def __init__(
+        self,
+        interval: float = 1.0,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        self.interval = interval
+        self._clock = clock
+        self._sleep = sleep
+        self._next_slot: dict[str, float] = {}
+        self._lock = threading.Lock()
+        self.waits: list[tuple[str, float]] = []
+
+    def wait_turn(self, channel: str) -> None:
+        with self._lock:
+            now = self._clock()
+            slot = max(now, self._next_slot.get(channel, now))
+            # Reserve the slot before sleeping so other channels are not held up.
+            self._next_slot[channel] = slot + self.interval
+            delay = slot - now
+            if delay > 0:
+                self.waits.append((channel, delay))
+        if delay > 0:
+            self._sleep(delay)
+
+
+class SlackClient:
+    """A bot-token client for ``chat.postMessage``, ``chat.update`` and history reads."""
+
+    def __init__(
+        self,
+        api_url: str,
+        bot_token: SecretStr,
+        *,
+        retrier: Retrier | None = None,
+        policy: RetryPolicy | None = None,
+        sleep: Callable[[float], None] = time.sleep,
+        clock: Callable[[], float] = time.monotonic,
+        wall_clock: Callable[[], float] = time.time,
+        timeout: float | None = None,
+        channel_interval: float = 1.0,
+        dedupe_lookback: float = 900.0,
+        session: requests.Session | None = None,
+    ) -> None:
+        self.api_url = api_url if api_url.endswith("/") else api_url + "/"
+        self._token = bot_token
+        self.retrier = retrier or Retrier(policy=policy or RetryPolicy(), sleep=sleep)
+        self.timeout = timeout if timeout is not None else self.retrier.policy.timeout
+        self.pacer = ChannelPacer(channel_interval, clock=clock, sleep=sleep)
+        self._wall_clock = wall_clock
+        self._dedupe_lookback = dedupe_lookback
+        self._session = session or requests.Session()
+
+    def __repr__(self) -> str:
+        return f"SlackClient(api_url={self.api_url!r})"
+
+    def close(self) -> None:
+        self._session.close()
+
+    # -- writes ---------------------------------------------------------------
+
+    def post_message(
+        self,
+        channel: str,
+        *,
+        text: str,
+        blocks: Sequence[Mapping[str, Any]] | None = None,
+        thread_ts: str | None = None,
+        metadata: SlackMetadata | None = None,
+        idempotency_key: str | None = None,
+    ) -> SlackMessageRef:
+        """Post a message (a thread reply when ``thread_ts`` is given)."""
+        body: dict[str, Any] = {"channel": channel, "text": text}
+        if blocks is not None:
+            body["blocks"] = [dict(block) for block in blocks]
+        if thread_ts is not None:
+            body["thread_ts"] = thread_ts
+        merged = _with_key(metadata, idempotency_key)
+        if merged is not None:
+            body["metadata"] = merged.as_json()
+        started = self._wall_clock()
+        uncertain = False
+
+        def attempt() -> SlackMessageRef:
+            nonlocal uncertain
+            if uncertain and idempotency_key is not None:
+                found = self.find_message(
+                    channel,
+                    idempotency_key,
+                    thread_ts=thread_ts,
+                    oldest=started - self._dedupe_lookback,
+                )
+                if found is not None:
+                    return found
+            self.pacer.wait_turn(channel)
+            try:
+                data = self._call("chat.postMessage", channel, json_body=body)
+            except SlackTransientError as error:
+                uncertain = uncertain or error.ambiguous
+                raise
+            return _ref_from(data, "chat.postMessage", channel)
+
+        return self.retrier.call(attempt)
+
+    def update_message(
+        self,
+        channel: str,
+        ts: str,
+        *,
+        text: str,
+        blocks: Sequence[Mapping[str, Any]] | None = None,
+        metadata: SlackMetadata | None = None,
+    ) -> SlackMessageRef:
+        """Edit a message in place; the ``ts`` stays the same."""
+        body: dict[str, Any] = {"channel": channel, "ts": ts, "text": text}
+        if blocks is not None:
+            body["blocks"] = [dict(block) for block in blocks]
+        if metadata is not None:
+            body["metadata"] = metadata.as_json()
+
+        def attempt() -> SlackMessageRef:
+            # chat.update is idempotent, so an ambiguous failure is simply retried.
+            self.pacer.wait_turn(channel)
+            data = self._call("chat.update", channel, json_body=body)
+            return _ref_from(data, "chat.update", channel)
+
+        return self.retrier.call(attempt)
+
+    # -- reads ----------------------------------------------------------------
+
+    def recent_messages(
+        self,
+        channel: str,
+        *,
+        oldest: float | str | None = None,
+        limit: int = 100,
+        thread_ts: str | None = None,
+    ) -> list[SlackMessage]:
+        """Up to ``limit`` messages with their metadata.
+
+        Without ``thread_ts``: top-level messages, newest first
+        (``conversations.history``). With it: the thread's parent then its
+        replies, oldest first (``conversations.replies``).
+        """
+        method = "conversations.replies" if thread_ts else "conversations.history"
+        params: dict[str, str] = {"channel": channel, "include_all_metadata": "true"}
+        if thread_ts:
+            params["ts"] = thread_ts
+        if oldest is not None:
+            params["oldest"] = oldest if isinstance(oldest, str) else f"{oldest:.6f}"
+        messages: list[SlackMessage] = []
+        cursor = ""
+        for _page in range(max(1, limit // 100 + 2)):
+            page_params = dict(params, limit=str(min(200, limit - len(messages))))
+            if cursor:
+                page_params["cursor"] = cursor
+
+            def fetch(page: dict[str, str] = page_params) -> dict[str, Any]:
+                return self._call(method, channel, params=page)
+
+            data = self.retrier.call(fetch)
+            raw = data.get("messages")
+            if not isinstance(raw, list):
+                raise _malformed(method, channel, "no messages list")
+            messages.extend(_message_from(channel, item) for item in raw if isinstance(item, dict))
+            cursor = str((data.get("response_metadata") or {}).get("next_cursor") or "")
+            if len(messages) >= limit or not cursor or not data.get("has_more", True):
+                break
+        return messages[:limit]
+
+    def find_message(
+        self,
+        channel: str,
+        idempotency_key: str,
+        *,
+        thread_ts: str | None = None,
+        oldest: float | str | None = None,
+        limit: int = 200,
+    ) -> SlackMessageRef | None:
+        """The message carrying ``idempotency_key`` in its metadata, if it was posted."""
+        for message in self.recent_messages(
+            channel, oldest=oldest, limit=limit, thread_ts=thread_ts
+        ):
+            if message.idempotency_key == idempotency_key:
+                return SlackMessageRef(channel=message.channel, ts=message.ts)
+        return None
+
+    def auth_test(self) -> dict[str, Any]:
+        """Who the token belongs to (``auth.test``); raises SlackAuthError when it is bad."""
+        return self.retrier.call(lambda: self._call("auth.test", None, json_body={}))
+
+    # -- transport ------------------------------------------------------------
+
+    def _call(
+        self,
+        method: str,
+        channel: str | None,
+        *,
+        json_body: Mapping[str, Any] | None = None,
+        params: Mapping[str, str] | None = None,
+    ) -> dict[str, Any]:
+        headers = {"Authorization": f"Bearer {self._token.get_secret_value()}"}
+        url = self.api_url + method
+        try:
+            if json_body is not None:
+                headers["Content-Type"] = "application/json; charset=utf-8"
+                response = self._session.post(
+                    url, json=json_body, headers=headers, timeout=self.timeout
+                )
+            else:
+                response = self._session.get(
+                    url, params=params, headers=headers, timeout=self.timeout
+                )
+        except (requests.Timeout, requests.ConnectionError) as error:
+            # A connect timeout means nothing was sent; anything later may have been.
+            code = "connection_error"
+            if isinstance(error, requests.Timeout):
+                connect = isinstance(error, requests.ConnectTimeout)
+                code = "connect_timeout" if connect else "timeout"
+            raise SlackTransientError(
+                _describe(method, channel, code),
+                code=code,
+                method=method,
+                channel=channel,
+                ambiguous=code != "connect_timeout",
+            ) from None
+        return self._parse(method, channel, response)
+
+    def _parse(
+        self, method: str, channel: str | None, response: requests.Response
+    ) -> dict[str, Any]:
+        status = response.status_code
+        retry_after = parse_retry_after(response.headers.get("Retry-After"))
+        body = _json_object(response)
+        code = body.get("error") if body is not None else None
+        if not isinstance(code, str) or not code:
+            code = None
+        if status == 429:
+            code = code if code in RATE_LIMIT_CODES else "ratelimited"
+        elif status != 200:
+            code = code or f"http_{status}"
+            if code not in TRANSIENT_CODES and (
+                status >= 500 or self.retrier.policy.is_retryable_status(status)
+            ):
+                raise SlackTransientError(
+                    _describe(method, channel, code),
+                    code=code,
+                    method=method,
+                    channel=channel,
+                    status=status,
+                    retry_after=retry_after,
+                )
+        elif body is None:
+            raise _malformed(method, channel, "body is not a JSON object", status)
+        elif body.get("ok") is True:
+            return body
+        elif code is None:
+            raise _malformed(method, channel, "ok is not true and no error code", status)
+        raise slack_error(
+            code,
+            method=method,
+            channel=channel,
+            status=status,
+            retry_after=retry_after,
+            details=_details(body) if body is not None else (),
+        )
+
+
+def _malformed(
+    method: str, channel: str | None, why: str, status: int | None = None
+) -> SlackMalformedResponseError:
+    return SlackMalformedResponseError(
+        _describe(method, channel, "malformed_response", (why,)),
+        code="malformed_response",
+        method=method,
+        channel=channel,
+        status=status,
+    )
+
+
+def _json_object(response: requests.Response) -> dict[str, Any] | None:
+    try:
+        data = response.json()
+    except ValueError:
+        return None
+    return data if isinstance(data, dict) else None
+
+
+def _details(body: Mapping[str, Any]) -> list[str]:
+    found: list[str] = []
+    errors = body.get("errors")
+    if isinstance(errors, list):
+        found.extend(str(item) for item in errors)
+    messages = (body.get("response_metadata") or {}).get("messages")
+    if isinstance(messages, list):
+        found.extend(str(item) for item in messages)
+    return found
+
+
+def _with_key(metadata: SlackMetadata | None, key: str | None) -> SlackMetadata | None:
+    if key is None:
+        return metadata
+    if metadata is None:
+        return SlackMetadata(DEFAULT_EVENT_TYPE, {IDEMPOTENCY_FIELD: key})
+    return SlackMetadata(metadata.event_type, {**metadata.event_payload, IDEMPOTENCY_FIELD: key})
+
+
+def _ref_from(data: Mapping[str, Any], method: str, channel: str) -> SlackMessageRef:
+    ts = data.get("ts")
+    returned = data.get("channel")
+    if not isinstance(ts, str) or not ts:
+        raise _malformed(method, channel, "no ts in the reply")
+    return SlackMessageRef(channel=returned if isinstance(returned, str) else channel, ts=ts)
+
+
+def _message_from(channel: str, item: Mapping[str, Any]) -> SlackMessage:
+    raw_meta = item.get("metadata")
+    metadata = None
+    if isinstance(raw_meta, dict) and isinstance(raw_meta.get("event_type"), str):
+        payload = raw_meta.get("event_payload")
+        payload = payload if isinstance(payload, dict) else {}
+        metadata = SlackMetadata(raw_meta["event_type"], payload)
+    blocks = item.get("blocks")
+    thread_ts = item.get("thread_ts")
+    return SlackMessage(
+        channel=channel,
+        ts=str(item.get("ts", "")),
+        text=str(item.get("text", "")),
+        thread_ts=thread_ts if isinstance(thread_ts, str) else None,
+        blocks=blocks if isinstance(blocks, list) else None,
+        metadata=metadata,
+    )

@@ -1,0 +1,377 @@
+"""Microsoft Teams delivery: Workflows webhooks and the Bot Framework connector.
+
+* :class:`TeamsWorkflowClient` posts an Adaptive Card to a Power Automate
+  "When a Teams webhook request is received" URL. The whole URL is a secret
+  (its ``sig`` authorises the call), so errors show only ``scheme://host/…``.
+  The service answers 202 with no id: a workflow post can never be edited.
+* :class:`TeamsBotClient` posts and updates activities through the Bot
+  Connector with a token from one MSAL ``ConfidentialClientApplication`` per
+  client (single-tenant authority, so its token cache is reused).
+
+Microsoft asks bots to retry 429, 412, 502 and 504 with backoff; 503 joins
+them. Other statuses are permanent. ``Retry-After`` is always honoured.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Mapping
+from typing import Any
+from urllib.parse import quote, urlsplit
+
+import msal
+import requests
+from msal.exceptions import MsalServiceError
+from pydantic import SecretStr
+
+from okr_sync.connectors.errors import (
+    AuthError,
+    ConnectorError,
+    MalformedResponseError,
+    PermanentError,
+    RateLimitedError,
+    TransientError,
+)
+from okr_sync.connectors.retry import Retrier, RetryPolicy, parse_retry_after
+
+ADAPTIVE_CARD_CONTENT_TYPE = "application/vnd.microsoft.card.adaptive"
+BOT_FRAMEWORK_SCOPE = "https://api.botframework.com/.default"
+DEFAULT_AUTHORITY_HOST = "https://login.microsoftonline.com"
+TEAMS_RETRY_STATUSES = frozenset({412, 429, 502, 503, 504})
+TRANSIENT_OAUTH_ERRORS = frozenset({"temporarily_unavailable", "server_error"})
+
+
+class TeamsError(ConnectorError):
+    """A failed Teams call. ``code`` is the service's error code or ``http_<status>``."""
+
+    def __init__(
+        self, message: str, *, code: str, operation: str, target: str,
+        status: int | None = None,
+    ) -> None:  # fmt: skip
+        super().__init__(message, status=status)
+        self.code = code
+        self.operation = operation
+        self.target = target
+
+
+class TeamsPermanentError(TeamsError, PermanentError):
+    """Retrying the same request cannot help."""
+
+
+class TeamsAuthError(TeamsPermanentError, AuthError):
+    """Bad app id, secret or tenant, a rejected token, or a refused webhook signature."""
+
+
+class TeamsNotFoundError(TeamsPermanentError):
+    """The conversation, activity or workflow does not exist (any more)."""
+
+
+class TeamsPayloadError(TeamsPermanentError):
+    """The service refused the content (400: invalid card or activity; 413: too large)."""
+
+
+class TeamsTransientError(TeamsError, TransientError):
+    """May succeed later (429, 412, 502, 503, 504, timeouts, dropped connections)."""
+
+    def __init__(
+        self, message: str, *, code: str, operation: str, target: str,
+        status: int | None = None, retry_after: float | None = None,
+    ) -> None:  # fmt: skip
+        super().__init__(message, code=code, operation=operation, target=target, status=status)
+        self.retry_after = retry_after
+
+
+class TeamsRateLimitedError(TeamsTransientError, RateLimitedError):
+    """HTTP 429: the service said to slow down."""
+
+
+class TeamsMalformedResponseError(TeamsTransientError, MalformedResponseError):
+    """The service answered with a body that is not what its API promises."""
+
+
+def adaptive_card_attachment(card: Mapping[str, Any]) -> dict[str, Any]:
+    return {"contentType": ADAPTIVE_CARD_CONTENT_TYPE, "contentUrl": None, "content": dict(card)}
+
+
+def workflow_envelope(card: Mapping[str, Any]) -> dict[str, Any]:
+    """The body a Teams Workflows webhook expects for one Adaptive Card."""
+    return {"type": "message", "attachments": [adaptive_card_attachment(card)]}
+
+
+def card_activity(card: Mapping[str, Any], *, summary: str | None = None) -> dict[str, Any]:
+    """A Bot Framework message activity carrying one Adaptive Card."""
+    activity: dict[str, Any] = {"type": "message", "attachments": [adaptive_card_attachment(card)]}
+    if summary is not None:
+        activity["summary"] = summary
+    return activity
+
+
+def redact_url(url: str) -> str:
+    """``scheme://host/…``: enough to tell targets apart, nothing that authorises."""
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.hostname or '?'}/…"
+
+
+def _scrub(text: str, secrets: list[str]) -> str:
+    for secret in secrets:
+        if secret:
+            text = text.replace(secret, "…")
+    return text
+
+
+def _error_body(response: requests.Response) -> tuple[str | None, str]:
+    """``(code, message)`` from ``{"error": {"code", "message"}}`` (Bot Connector, Logic Apps)."""
+    try:
+        data = response.json()
+    except ValueError:
+        return None, ""
+    error = data.get("error") if isinstance(data, dict) else None
+    if not isinstance(error, dict):
+        return None, ""
+    code = error.get("code")
+    return (code if isinstance(code, str) and code else None), str(error.get("message") or "")
+
+
+def _status_error(
+    response: requests.Response, *, operation: str, target: str, policy: RetryPolicy,
+    secrets: list[str],
+) -> TeamsError:  # fmt: skip
+    status = response.status_code
+    code, detail = _error_body(response)
+    code = code or f"http_{status}"
+    detail = _scrub(detail, secrets)[:300]
+    message = f"Teams {operation} to {target} failed: HTTP {status} {code}"
+    message += f" ({detail})" if detail else ""
+    if policy.is_retryable_status(status):
+        kind = TeamsRateLimitedError if status == 429 else TeamsTransientError
+        retry_after = parse_retry_after(response.headers.get("Retry-After"))
+        return kind(
+            message, code=code, operation=operation, target=target, status=status,
+            retry_after=retry_after,
+        )  # fmt: skip
+    permanent: type[TeamsPermanentError] = TeamsPermanentError
+    if status in (401, 403):
+        permanent = TeamsAuthError
+    elif status == 404:
+        permanent = TeamsNotFoundError
+    elif status in (400, 413):
+        permanent = TeamsPayloadError
+    return permanent(message, code=code, operation=operation, target=target, status=status)
+
+
+def _send(
+    session: requests.Session, method: str, url: str, *, body: Mapping[str, Any],
+    headers: Mapping[str, str], timeout: float, operation: str, target: str,
+) -> requests.Response:  # fmt: skip
+    try:
+        return session.request(method, url, json=body, headers=dict(headers), timeout=timeout)
+    except (requests.Timeout, requests.ConnectionError) as error:
+        code = "timeout" if isinstance(error, requests.Timeout) else "connection_error"
+        # ``from None``: requests' own message holds the URL, which may be the secret.
+        raise TeamsTransientError(
+            f"Teams {operation} to {target} failed: {code}",
+            code=code, operation=operation, target=target,
+        ) from None  # fmt: skip
+
+
+class TeamsWorkflowClient:
+    """Posts Adaptive Cards to a Teams Workflows (Power Automate) webhook URL."""
+
+    def __init__(
+        self,
+        url: SecretStr,
+        *,
+        retrier: Retrier | None = None,
+        policy: RetryPolicy | None = None,
+        sleep: Callable[[float], None] = time.sleep,
+        timeout: float | None = None,
+        session: requests.Session | None = None,
+    ) -> None:
+        self._url = url
+        self.target = redact_url(url.get_secret_value())
+        self.retrier = retrier or Retrier(policy=policy or RetryPolicy(), sleep=sleep)
+        self.timeout = timeout if timeout is not None else self.retrier.policy.timeout
+        self._session = session or requests.Session()
+
+    def __repr__(self) -> str:
+        return f"TeamsWorkflowClient(url={self.target!r})"
+
+    def close(self) -> None:
+        self._session.close()
+
+    def post_card(self, card: Mapping[str, Any]) -> None:
+        """Post one card. Accepted (any 2xx) means the flow took it; there is no id to edit."""
+        envelope = workflow_envelope(card)
+        self.retrier.call(lambda: self._post(envelope))
+
+    def _post(self, envelope: Mapping[str, Any]) -> None:
+        url = self._url.get_secret_value()
+        response = _send(
+            self._session, "POST", url, body=envelope, headers={}, timeout=self.timeout,
+            operation="workflow post", target=self.target,
+        )  # fmt: skip
+        if 200 <= response.status_code < 300:
+            return
+        parts = urlsplit(url)
+        raise _status_error(
+            response, operation="workflow post", target=self.target,
+            policy=self.retrier.policy, secrets=[url, parts.path, parts.query],
+        )  # fmt: skip
+
+
+class TeamsBotClient:
+    """Posts and updates Bot Framework activities (proactive messages) in Teams."""
+
+    def __init__(
+        self,
+        app_id: str,
+        app_secret: SecretStr,
+        tenant_id: str,
+        service_url: str,
+        *,
+        authority_host: str = DEFAULT_AUTHORITY_HOST,
+        http_client: Any = None,
+        retrier: Retrier | None = None,
+        policy: RetryPolicy | None = None,
+        sleep: Callable[[float], None] = time.sleep,
+        timeout: float | None = None,
+        session: requests.Session | None = None,
+    ) -> None:
+        self.app_id = app_id
+        self.tenant_id = tenant_id
+        self.service_url = service_url.rstrip("/")
+        self.authority = f"{authority_host.rstrip('/')}/{tenant_id}"
+        self._secret = app_secret
+        self._http_client = http_client
+        self.retrier = retrier or Retrier(
+            policy=policy or RetryPolicy(retry_statuses=TEAMS_RETRY_STATUSES), sleep=sleep
+        )
+        self.timeout = timeout if timeout is not None else self.retrier.policy.timeout
+        self._session = session or requests.Session()
+        self._app: msal.ConfidentialClientApplication | None = None
+
+    def __repr__(self) -> str:
+        return (
+            f"TeamsBotClient(app_id={self.app_id!r}, tenant_id={self.tenant_id!r}, "
+            f"service_url={self.service_url!r})"
+        )
+
+    def close(self) -> None:
+        self._session.close()
+
+    def post_activity(self, conversation_id: str, activity: Mapping[str, Any]) -> str:
+        """Send an activity to a conversation; returns the new activity id (keep it to edit)."""
+        url = f"{self._conversation_url(conversation_id)}/activities"
+        target = f"conversation {conversation_id}"
+        data = self.retrier.call(lambda: self._request("POST", url, activity, "post", target))
+        activity_id = data.get("id")
+        if not isinstance(activity_id, str) or not activity_id:
+            # Posted, but without an id we cannot edit it; retrying would post it twice.
+            raise TeamsPermanentError(
+                f"Teams post to {target} returned no activity id",
+                code="missing_activity_id", operation="post", target=target,
+            )  # fmt: skip
+        return activity_id
+
+    def update_activity(
+        self, conversation_id: str, activity_id: str, activity: Mapping[str, Any]
+    ) -> str:
+        """Replace an activity in place; returns its id."""
+        url = f"{self._conversation_url(conversation_id)}/activities/{quote(activity_id, safe='')}"
+        target = f"conversation {conversation_id} activity {activity_id}"
+        body = {**activity, "id": activity_id}
+        data = self.retrier.call(lambda: self._request("PUT", url, body, "update", target))
+        returned = data.get("id")
+        return returned if isinstance(returned, str) and returned else activity_id
+
+    # -- internals --------------------------------------------------------------
+
+    def _conversation_url(self, conversation_id: str) -> str:
+        return f"{self.service_url}/v3/conversations/{quote(conversation_id, safe='')}"
+
+    def _request(
+        self, method: str, url: str, body: Mapping[str, Any], operation: str, target: str
+    ) -> dict[str, Any]:
+        # One fresh token on a 401: the cached one may have been revoked early.
+        for refresh in (False, True):
+            headers = {"Authorization": f"Bearer {self._token(operation, target)}"}
+            response = _send(
+                self._session, method, url, body=body, headers=headers, timeout=self.timeout,
+                operation=operation, target=target,
+            )  # fmt: skip
+            if response.status_code == 401 and not refresh and self._app is not None:
+                self._app.remove_tokens_for_client()
+                continue
+            break
+        if not 200 <= response.status_code < 300:
+            raise _status_error(
+                response, operation=operation, target=target, policy=self.retrier.policy,
+                secrets=[self._secret.get_secret_value()],
+            )  # fmt: skip
+        try:
+            data = response.json() if response.content else {}
+        except ValueError:
+            data = None
+        if not isinstance(data, dict):
+            raise TeamsMalformedResponseError(
+                f"Teams {operation} to {target} answered with a non-JSON body",
+                code="malformed_response", operation=operation, target=target,
+                status=response.status_code,
+            )  # fmt: skip
+        return data
+
+    def _msal_app(self) -> msal.ConfidentialClientApplication:
+        if self._app is None:
+            # The constructor fetches the tenant's OpenID configuration. Instance
+            # discovery is skipped: the authority is single-tenant and fixed.
+            self._app = msal.ConfidentialClientApplication(
+                self.app_id,
+                client_credential=self._secret.get_secret_value(),
+                authority=self.authority,
+                http_client=self._http_client,
+                instance_discovery=False,
+                timeout=None if self._http_client is not None else self.timeout,
+            )
+        return self._app
+
+    def _token(self, operation: str, target: str) -> str:
+        where = f"Teams {operation} to {target}: token for app {self.app_id} in tenant"
+        where += f" {self.tenant_id}"
+        secrets = [self._secret.get_secret_value()]
+        try:
+            app = self._msal_app()
+        except ValueError:
+            # MSAL raises ValueError when the authority is not https or tenant
+            # discovery is refused (unknown tenant); its text quotes the response.
+            raise TeamsAuthError(
+                f"{where} failed: authority or tenant rejected",
+                code="tenant_discovery_failed", operation=operation, target=target,
+            ) from None  # fmt: skip
+        except (requests.RequestException, MsalServiceError):
+            raise TeamsTransientError(
+                f"{where} failed: tenant discovery unavailable",
+                code="tenant_discovery_unavailable", operation=operation, target=target,
+            ) from None  # fmt: skip
+        try:
+            result = app.acquire_token_for_client(scopes=[BOT_FRAMEWORK_SCOPE])
+        except (requests.RequestException, MsalServiceError, ValueError):
+            # 5xx, network failures and non-JSON answers from the token endpoint.
+            raise TeamsTransientError(
+                f"{where} failed: token endpoint unavailable",
+                code="token_endpoint_unavailable", operation=operation, target=target,
+            ) from None  # fmt: skip
+        if not isinstance(result, dict):
+            raise TeamsMalformedResponseError(
+                f"{where} failed: no result", code="malformed_token_response",
+                operation=operation, target=target,
+            )  # fmt: skip
+        token = result.get("access_token")
+        if isinstance(token, str) and token:
+            return token
+        error = str(result.get("error") or "unknown_error")
+        description = _scrub(str(result.get("error_description") or ""), secrets)
+        message = f"{where} failed: {error}"
+        message += f" ({description.splitlines()[0][:300]})" if description else ""
+        if error in TRANSIENT_OAUTH_ERRORS:
+            raise TeamsTransientError(message, code=error, operation=operation, target=target)
+        raise TeamsAuthError(message, code=error, operation=operation, target=target)
