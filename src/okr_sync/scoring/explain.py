@@ -1,0 +1,137 @@
+"""Why a KR's value changed, and what a person should be warned about.
+
+Reasons are short tokens for ``changes[].reasons`` (A5) and ``okr-sync explain``:
+``+N done``, ``-N reopened``, ``+N added to scope``, ``-N removed from scope``,
+``N moved out``, ``points changed``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+
+from okr_sync.scoring.measures import Contribution, Measurement
+
+#: Scope growth above this fraction of the cycle-start scope earns a warning.
+SCOPE_GROWTH_WARNING = 0.2
+
+
+@dataclass(frozen=True)
+class ItemState:
+    """What a KR knew about one of its items at a published pass (stored between passes)."""
+
+    key: str
+    project: str
+    done: bool
+    points: float | None
+
+    def to_json(self) -> dict[str, object]:
+        return {"key": self.key, "project": self.project, "done": self.done, "points": self.points}
+
+    @classmethod
+    def from_json(cls, doc: Mapping[str, object]) -> ItemState:
+        points = doc.get("points")
+        return cls(
+            key=str(doc["key"]),
+            project=str(doc["project"]),
+            done=bool(doc["done"]),
+            points=float(points) if isinstance(points, int | float) else None,
+        )
+
+
+def item_states(contributions: Iterable[Contribution]) -> dict[str, ItemState]:
+    return {c.id: ItemState(c.key, c.project, c.done, c.points) for c in contributions}
+
+
+def change_reasons(
+    before: Mapping[str, ItemState],
+    after: Mapping[str, ItemState],
+    current_projects: Mapping[str, str] | None = None,
+    *,
+    track_points: bool = True,
+) -> tuple[str, ...]:
+    """Reasons between two passes' item states of one KR.
+
+    ``current_projects`` maps ids of items that still exist to their project now,
+    so an item that left the selection because it moved to another project is
+    told apart from one that was merely re-labelled or deleted. ``track_points``
+    is off for measures that do not weigh items by points.
+    """
+    current_projects = current_projects or {}
+    newly_done = reopened = added = removed = moved = 0
+    points_changed = False
+    for item_id, now in after.items():
+        was = before.get(item_id)
+        if was is None:
+            added += 1
+            continue
+        if now.done and not was.done:
+            newly_done += 1
+        elif was.done and not now.done:
+            reopened += 1
+        if track_points and now.points != was.points:
+            points_changed = True
+    for item_id, was in before.items():
+        if item_id in after:
+            continue
+        project_now = current_projects.get(item_id)
+        if project_now is not None and project_now.casefold() != was.project.casefold():
+            moved += 1
+        else:
+            removed += 1
+    reasons = []
+    if newly_done:
+        reasons.append(f"+{newly_done} done")
+    if reopened:
+        reasons.append(f"-{reopened} reopened")
+    if added:
+        reasons.append(f"+{added} added to scope")
+    if removed:
+        reasons.append(f"-{removed} removed from scope")
+    if moved:
+        reasons.append(f"{moved} moved out")
+    if points_changed:
+        reasons.append("points changed")
+    return tuple(reasons)
+
+
+def measurement_warnings(measurement: Measurement, *, uses_points: bool,
+                         frozen_at_start: int | None) -> list[str]:
+    """Warnings about one KR's selection: empty scope, unestimated items, scope growth.
+
+    ``frozen_at_start`` is how many of the selected items existed at cycle start.
+    """
+    warnings = []
+    if measurement.selected == 0:
+        warnings.append("empty scope: the selection matches no work items")
+    if uses_points and measurement.unestimated:
+        noun = "item has" if measurement.unestimated == 1 else "items have"
+        warnings.append(f"{measurement.unestimated} selected {noun} no story points")
+    if frozen_at_start and measurement.selected > frozen_at_start * (1 + SCOPE_GROWTH_WARNING):
+        growth = (measurement.selected - frozen_at_start) / frozen_at_start
+        warnings.append(
+            f"scope grew {growth:.0%} since the cycle started "
+            f"({frozen_at_start} -> {measurement.selected} items)"
+        )
+    return warnings
+
+
+def double_counting(objective_krs: Sequence[tuple[str, Iterable[str]]]) -> dict[str, list[str]]:
+    """Per KR, warnings for items also counted by another KR of the same objective."""
+    owners: dict[str, list[str]] = {}
+    for kr_id, item_ids in objective_krs:
+        for item_id in set(item_ids):
+            owners.setdefault(item_id, []).append(kr_id)
+    shared: dict[tuple[str, str], int] = {}
+    for krs in owners.values():
+        for first in krs:
+            for second in krs:
+                if first != second:
+                    shared[(first, second)] = shared.get((first, second), 0) + 1
+    warnings: dict[str, list[str]] = {}
+    for (first, second), count in sorted(shared.items()):
+        noun = "item is" if count == 1 else "items are"
+        warnings.setdefault(first, []).append(
+            f"{count} {noun} also counted by {second} of the same objective (double counting)"
+        )
+    return warnings

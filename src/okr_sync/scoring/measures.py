@@ -1,0 +1,267 @@
+"""Measures (DESIGN.md A2): work items -> a KR's current value, with the items behind it.
+
+Pure functions over anything shaped like a work item (:class:`WorkItem`); the
+Jira connector's issue records fit it structurally, so scoring never imports a
+connector. Items are identified by their immutable id, never their key.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Literal, Protocol
+
+from okr_sync.config.plan import (
+    CountMeasure,
+    DoneRatioMeasure,
+    JiraMeasure,
+    JiraSourceConfig,
+    MilestoneMeasure,
+    Selector,
+    SumMeasure,
+)
+
+STORY_POINTS = "story_points"
+
+
+class WorkItem(Protocol):
+    """What a measure needs to know about one work item."""
+
+    @property
+    def id(self) -> str: ...
+    @property
+    def key(self) -> str: ...
+    @property
+    def project(self) -> str: ...
+    @property
+    def issuetype(self) -> str: ...
+    @property
+    def is_subtask(self) -> bool: ...
+    @property
+    def parent_id(self) -> str | None: ...
+    @property
+    def parent_key(self) -> str | None: ...
+    @property
+    def summary(self) -> str: ...
+    @property
+    def status(self) -> str: ...
+    @property
+    def status_category(self) -> str: ...
+    @property
+    def resolution(self) -> str | None: ...
+    @property
+    def priority(self) -> str | None: ...
+    @property
+    def labels(self) -> tuple[str, ...]: ...
+    @property
+    def components(self) -> tuple[str, ...]: ...
+    @property
+    def fix_versions(self) -> tuple[str, ...]: ...
+    @property
+    def story_points(self) -> float | None: ...
+    @property
+    def created(self) -> datetime: ...
+    @property
+    def fields(self) -> Mapping[str, Any]: ...
+
+
+Counted = Literal["done", "open", "excluded_frozen"]
+
+
+@dataclass(frozen=True)
+class Contribution:
+    """One selected item and how the measure counted it (for ``explain``)."""
+
+    id: str
+    key: str
+    summary: str
+    status: str
+    project: str
+    done: bool
+    points: float | None
+    amount: float | None
+    counted: Counted
+
+    def describe(self, kind: str, unit: str | None) -> str:
+        if self.counted == "excluded_frozen":
+            return "not counted: created after the cycle started (frozen scope)"
+        state = "done" if self.done else "not done"
+        if kind == "sum":
+            return f"{state}, adds {_fmt(self.amount or 0)}"
+        if unit == STORY_POINTS:
+            points = "no points (counts 0)" if self.points is None else f"{_fmt(self.points)} pts"
+            return f"{state}, {points}"
+        return state
+
+
+def _fmt(number: float) -> str:
+    return str(int(number)) if float(number).is_integer() else f"{number:g}"
+
+
+@dataclass(frozen=True)
+class Measurement:
+    """A measure's value over its selected items."""
+
+    value: float
+    selected: int
+    done: int
+    contributions: tuple[Contribution, ...]
+    unestimated: int = 0
+    frozen_scope_size: int | None = None
+
+
+KeyResolver = Callable[[str], str | None]
+
+
+def _norm(values: Iterable[str]) -> set[str]:
+    return {value.casefold() for value in values}
+
+
+class SelectorMatcher:
+    """Evaluates a structured ``select`` on one item (A2 matching rules)."""
+
+    def __init__(
+        self,
+        select: Selector,
+        source: JiraSourceConfig,
+        resolve_key: KeyResolver | None = None,
+    ) -> None:
+        self.select = select
+        projects = select.values("project") or source.projects
+        self.projects = _norm(projects)
+        self.issuetypes = _optional_set(select.values("issuetype"))
+        self.labels = _optional_set(select.values("labels"))
+        self.components = _optional_set(select.values("components"))
+        self.fix_versions = _optional_set(select.values("fix_version"))
+        self.priorities = _optional_set(select.values("priority"))
+        self.categories = _optional_set(select.values("status_category"))
+        epic_keys = select.values("epic")
+        self.epic_keys = _optional_set(epic_keys)
+        # An epic that moved has a new key; the plan still names the old one.
+        # Resolving keys to immutable ids keeps its children selected.
+        self.epic_ids: set[str] = set()
+        if epic_keys and resolve_key is not None:
+            self.epic_ids = {i for i in (resolve_key(k) for k in epic_keys) if i is not None}
+
+    def __call__(self, item: WorkItem) -> bool:
+        if item.is_subtask and not self.select.include_subtasks:
+            return False
+        if item.project.casefold() not in self.projects:
+            return False
+        if self.issuetypes is not None and item.issuetype.casefold() not in self.issuetypes:
+            return False
+        if self.priorities is not None and (item.priority or "").casefold() not in self.priorities:
+            return False
+        if self.categories is not None and item.status_category.casefold() not in self.categories:
+            return False
+        if self.labels is not None and not _norm(item.labels) & self.labels:
+            return False
+        if self.components is not None and not _norm(item.components) & self.components:
+            return False
+        if self.fix_versions is not None and not _norm(item.fix_versions) & self.fix_versions:
+            return False
+        return self.epic_keys is None or self._child_of_epic(item)
+
+    def _child_of_epic(self, item: WorkItem) -> bool:
+        if item.parent_id is not None and item.parent_id in self.epic_ids:
+            return True
+        return item.parent_key is not None and item.parent_key.casefold() in (self.epic_keys or ())
+
+
+def _optional_set(values: Sequence[str] | None) -> set[str] | None:
+    return None if values is None else _norm(values)
+
+
+def is_done(item: WorkItem, source: JiraSourceConfig) -> bool:
+    """Done by status category key (never the localised status name), or by resolution."""
+    if source.done == "resolution":
+        return item.resolution is not None
+    return item.status_category == "done"
+
+
+def _numeric(value: Any) -> float | None:
+    if value is None or isinstance(value, bool):
+        return None
+    if isinstance(value, int | float):
+        return float(value)
+    if isinstance(value, Mapping) and "value" in value:
+        return _numeric(value["value"])
+    try:
+        return float(str(value))
+    except ValueError:
+        return None
+
+
+def field_amount(item: WorkItem, field: str) -> float | None:
+    if field == STORY_POINTS:
+        return item.story_points
+    return _numeric(item.fields.get(field))
+
+
+def measure(
+    spec: JiraMeasure,
+    items: Iterable[WorkItem],
+    source: JiraSourceConfig,
+    *,
+    cycle_start: datetime,
+) -> Measurement:
+    """Value of ``spec`` over ``items`` (already the selected ones)."""
+    selected = sorted(items, key=lambda i: (i.project, _key_number(i.key), i.id))
+    frozen = isinstance(spec, DoneRatioMeasure) and spec.scope == "frozen"
+    unit = spec.unit if isinstance(spec, DoneRatioMeasure) else None
+    contributions = []
+    numerator = denominator = 0.0
+    done_count = unestimated = frozen_size = 0
+    for item in selected:
+        done = is_done(item, source)
+        points = item.story_points
+        counted: Counted = "done" if done else "open"
+        amount: float | None = None
+        if frozen and item.created >= cycle_start:
+            counted = "excluded_frozen"
+        if isinstance(spec, SumMeasure):
+            raw_amount = field_amount(item, spec.field)
+            if raw_amount is None and spec.field == STORY_POINTS:
+                unestimated += 1
+            amount = (raw_amount or 0.0) if (done or not spec.done_only) else 0.0
+            numerator += amount
+        elif counted != "excluded_frozen":
+            frozen_size += 1
+            weight = 1.0 if unit != STORY_POINTS else (points or 0.0)
+            if unit == STORY_POINTS and points is None:
+                unestimated += 1
+            denominator += weight
+            numerator += weight if done else 0.0
+        done_count += done
+        contributions.append(
+            Contribution(item.id, item.key, item.summary, item.status, item.project, done,
+                         points, amount, counted)
+        )
+    value = _value(spec, numerator, denominator, len(selected), done_count)
+    return Measurement(
+        value=value,
+        selected=len(selected),
+        done=done_count,
+        contributions=tuple(contributions),
+        unestimated=unestimated,
+        frozen_scope_size=frozen_size if frozen else None,
+    )
+
+
+def _value(spec: JiraMeasure, numerator: float, denominator: float, selected: int,
+           done: int) -> float:
+    if isinstance(spec, DoneRatioMeasure):
+        return numerator / denominator if denominator > 0 else 0.0
+    if isinstance(spec, CountMeasure):
+        return float(selected)
+    if isinstance(spec, SumMeasure):
+        return numerator
+    if isinstance(spec, MilestoneMeasure):
+        return 1.0 if selected > 0 and done == selected else 0.0
+    raise TypeError(f"not a Jira measure: {spec!r}")
+
+
+def _key_number(key: str) -> int:
+    _, _, number = key.rpartition("-")
+    return int(number) if number.isdigit() else 0

@@ -1,0 +1,158 @@
+"""From a plan, the fewest Jira queries that measure it (pure; unit-tested as exact JQL).
+
+Per source: one incremental search over the union of the structured selectors'
+scope (not one per KR), requesting only the fields the measures need; id-only
+membership queries for raw-``jql`` measures; approximate-count for raw-``jql``
+``count`` measures, which need nothing but a number.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Literal
+from urllib.parse import quote
+
+from okr_sync.config.plan import (
+    DoneRatioMeasure,
+    JiraMeasure,
+    JiraSourceConfig,
+    Plan,
+    Selector,
+    SumMeasure,
+)
+from okr_sync.connectors.jira_jql import jql_string, projects_jql
+from okr_sync.scoring.measures import STORY_POINTS
+
+MembershipMode = Literal["ids", "count"]
+
+# Functions and relative dates whose results move with the clock, not with issue
+# updates: such JQL is re-run every pass, not only when its source changed.
+_VOLATILE_FUNCTION = re.compile(
+    r"\b(now|currentUser|currentLogin|lastLogin|openSprints|closedSprints|futureSprints|"
+    r"startOf(Day|Week|Month|Year)|endOf(Day|Week|Month|Year)|membersOf|issueHistory|"
+    r"updatedBy|watchedIssues|votedIssues)\s*\(",
+    re.IGNORECASE,
+)
+_RELATIVE_DATE = re.compile(r"""(?:[<>]=?|=|!=)\s*["']?[-+]?\d+\s*[wdhm]\b["']?""", re.IGNORECASE)
+
+
+def is_volatile_jql(jql: str) -> bool:
+    """True when the JQL's result can change without any issue being updated."""
+    return bool(_VOLATILE_FUNCTION.search(jql) or _RELATIVE_DATE.search(jql))
+
+
+@dataclass(frozen=True)
+class MembershipQuery:
+    """A raw-JQL measure of a KR or KPI (``owner``)."""
+
+    owner: str
+    jql: str
+    mode: MembershipMode
+    volatile: bool
+
+
+@dataclass(frozen=True)
+class SourceFetchPlan:
+    source: str
+    projects: tuple[str, ...]
+    extra_fields: tuple[str, ...]
+    needs_story_points: bool
+    memberships: tuple[MembershipQuery, ...]
+
+    @property
+    def scope_jql(self) -> str | None:
+        """The structured selectors' scope, or ``None`` when no KR uses ``select``."""
+        return projects_jql(self.projects) if self.projects else None
+
+
+def _measures(plan: Plan) -> Iterable[tuple[str, JiraMeasure]]:
+    for _, kr in plan.key_results():
+        if kr.measure.kind != "manual":
+            yield kr.id, kr.measure
+    for kpi in plan.kpis:
+        if kpi.measure is not None and kpi.measure.kind != "manual":
+            yield kpi.id, kpi.measure
+
+
+def _uses_points(measure: JiraMeasure) -> bool:
+    if isinstance(measure, DoneRatioMeasure):
+        return measure.unit == STORY_POINTS
+    return isinstance(measure, SumMeasure) and measure.field == STORY_POINTS
+
+
+def _selector_projects(select: Selector, source: JiraSourceConfig) -> list[str]:
+    return select.values("project") or list(source.projects)
+
+
+def build_fetch_plan(plan: Plan) -> dict[str, SourceFetchPlan]:
+    """The queries each Jira source needs for this plan (sources with no measure are left out)."""
+    by_source: dict[str, list[tuple[str, JiraMeasure]]] = {}
+    for owner, measure in _measures(plan):
+        by_source.setdefault(measure.source, []).append((owner, measure))
+    result = {}
+    for source_name, measures in by_source.items():
+        source = plan.jira[source_name]
+        projects: dict[str, None] = {}
+        fields: dict[str, None] = {}
+        memberships = []
+        for owner, measure in measures:
+            if isinstance(measure, SumMeasure) and measure.field != STORY_POINTS:
+                fields[measure.field] = None
+            if measure.select is not None:
+                for project in _selector_projects(measure.select, source):
+                    projects[project.upper()] = None
+            elif measure.jql is not None:
+                mode: MembershipMode = "count" if measure.kind == "count" else "ids"
+                memberships.append(
+                    MembershipQuery(owner, measure.jql, mode, is_volatile_jql(measure.jql))
+                )
+        result[source_name] = SourceFetchPlan(
+            source=source_name,
+            projects=tuple(sorted(projects)),
+            extra_fields=tuple(fields),
+            needs_story_points=any(_uses_points(m) for _, m in measures),
+            memberships=tuple(memberships),
+        )
+    return result
+
+
+def _in_clause(field: str, values: list[str]) -> str:
+    return f"{field} in ({', '.join(jql_string(v) for v in values)})"
+
+
+def selector_jql(select: Selector, source: JiraSourceConfig) -> str:
+    """A JQL equivalent of a structured selector, for links that show its items in Jira."""
+    clauses = [_in_clause("project", _selector_projects(select, source))]
+    for key, field in (
+        ("issuetype", "issuetype"),
+        ("labels", "labels"),
+        ("components", "component"),
+        ("fix_version", "fixVersion"),
+        ("epic", "parent"),
+        ("priority", "priority"),
+        ("status_category", "statusCategory"),
+    ):
+        values = select.values(key)
+        if values:
+            clauses.append(_in_clause(field, values))
+    if not select.include_subtasks:
+        clauses.append("issuetype not in subTaskIssueTypes()")
+    return " AND ".join(clauses)
+
+
+def measure_jql(measure: JiraMeasure, source: JiraSourceConfig) -> str:
+    if measure.jql is not None:
+        return measure.jql
+    assert measure.select is not None
+    return selector_jql(measure.select, source)
+
+
+def jira_filter_url(base_url: str, jql: str) -> str:
+    """Link to Jira's issue navigator for ``jql``."""
+    return f"{base_url.rstrip('/')}/issues/?jql={quote(jql, safe='')}"
+
+
+def issue_url(base_url: str, key: str) -> str:
+    return f"{base_url.rstrip('/')}/browse/{quote(key, safe='')}"

@@ -1,0 +1,163 @@
+"""Apply every Jira measure of a plan to the mirrored issues and memberships.
+
+Input is what a pass has pulled (per source: the issue mirror by id and the
+raw-JQL memberships); output is, per KR or KPI, the measured value with the
+items behind it, the reasons it changed since the last published pass, and
+warnings. Everything here is deterministic and does no I/O.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from okr_sync.config.plan import DoneRatioMeasure, JiraMeasure, Plan, SumMeasure
+from okr_sync.scoring.explain import (
+    ItemState,
+    change_reasons,
+    double_counting,
+    item_states,
+    measurement_warnings,
+)
+from okr_sync.scoring.measures import (
+    STORY_POINTS,
+    Contribution,
+    SelectorMatcher,
+    WorkItem,
+    measure,
+)
+from okr_sync.scoring.rollup import MeasuredValue
+from okr_sync.scoring.scorecard import ItemCounts
+from okr_sync.sync.fetch_plan import jira_filter_url, measure_jql
+
+
+@dataclass(frozen=True)
+class SourceData:
+    """What one Jira source holds after this pass's pull."""
+
+    issues: Mapping[str, WorkItem]
+    #: Raw-JQL owners -> member ids (``ids`` mode) or a count (``count`` mode).
+    memberships: Mapping[str, Sequence[str] | int] = field(default_factory=dict)
+    #: Owners whose query failed this pass -> a message naming the problem.
+    failures: Mapping[str, str] = field(default_factory=dict)
+    resolve_key: Callable[[str], str | None] | None = None
+    base_url: str | None = None
+
+
+@dataclass(frozen=True)
+class Evaluation:
+    """One KR's or KPI's measure after this pass."""
+
+    owner: str
+    jql: str
+    measured: MeasuredValue | None
+    contributions: tuple[Contribution, ...] = ()
+    states: Mapping[str, ItemState] = field(default_factory=dict)
+    reasons: tuple[str, ...] = ()
+    error: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None
+
+
+def _jira_measures(plan: Plan) -> list[tuple[str, JiraMeasure]]:
+    owners: list[tuple[str, JiraMeasure]] = [
+        (kr.id, kr.measure) for _, kr in plan.key_results() if kr.measure.kind != "manual"
+    ]
+    owners += [
+        (kpi.id, kpi.measure)
+        for kpi in plan.kpis
+        if kpi.measure is not None and kpi.measure.kind != "manual"
+    ]
+    return owners
+
+
+def _uses_points(spec: JiraMeasure) -> bool:
+    if isinstance(spec, DoneRatioMeasure):
+        return spec.unit == STORY_POINTS
+    return isinstance(spec, SumMeasure) and spec.field == STORY_POINTS
+
+
+def evaluate_measures(
+    plan: Plan,
+    sources: Mapping[str, SourceData],
+    *,
+    cycle_start: datetime,
+    previous: Mapping[str, Mapping[str, ItemState]] | None = None,
+) -> dict[str, Evaluation]:
+    """Measure every Jira-measured KR and KPI of ``plan``.
+
+    ``previous`` holds each owner's item states at the last published pass, so
+    the reasons for a change can be told (``+2 done``, ``1 moved out``...).
+    """
+    previous = previous or {}
+    results: dict[str, Evaluation] = {}
+    for owner, spec in _jira_measures(plan):
+        data = sources[spec.source]
+        source = plan.jira[spec.source]
+        jql = measure_jql(spec, source)
+        links = (jira_filter_url(data.base_url, jql),) if data.base_url else ()
+        if owner in data.failures:
+            results[owner] = Evaluation(owner, jql, None, error=data.failures[owner])
+            continue
+        membership = data.memberships.get(owner)
+        if spec.jql is not None and isinstance(membership, int):
+            results[owner] = Evaluation(
+                owner, jql, MeasuredValue(float(membership), ItemCounts(membership, 0), links)
+            )
+            continue
+        if spec.select is not None:
+            matcher = SelectorMatcher(spec.select, source, data.resolve_key)
+            items = [item for item in data.issues.values() if matcher(item)]
+        else:
+            member_ids = membership if isinstance(membership, Sequence) else ()
+            items = [data.issues[i] for i in member_ids if i in data.issues]
+        outcome = measure(spec, items, source, cycle_start=cycle_start)
+        at_start = sum(1 for item in items if item.created < cycle_start)
+        warnings = measurement_warnings(
+            outcome, uses_points=_uses_points(spec), frozen_at_start=at_start
+        )
+        states = item_states(outcome.contributions)
+        before = previous.get(owner)
+        reasons: tuple[str, ...] = ()
+        if before is not None:
+            projects_now = {i: item.project for i, item in data.issues.items() if i in before}
+            reasons = change_reasons(
+                before, states, projects_now, track_points=_uses_points(spec)
+            )
+        results[owner] = Evaluation(
+            owner=owner,
+            jql=jql,
+            measured=MeasuredValue(
+                outcome.value, ItemCounts(outcome.selected, outcome.done), links, tuple(warnings)
+            ),
+            contributions=outcome.contributions,
+            states=states,
+            reasons=reasons,
+        )
+    _warn_double_counting(plan, results)
+    return results
+
+
+def _warn_double_counting(plan: Plan, results: dict[str, Evaluation]) -> None:
+    for objective in plan.objectives:
+        krs = [
+            (kr.id, results[kr.id].states.keys())
+            for kr in objective.key_results
+            if kr.id in results and results[kr.id].measured is not None
+        ]
+        for kr_id, messages in double_counting(krs).items():
+            evaluation = results[kr_id]
+            assert evaluation.measured is not None
+            measured = evaluation.measured
+            results[kr_id] = Evaluation(
+                evaluation.owner,
+                evaluation.jql,
+                MeasuredValue(measured.value, measured.items, measured.links,
+                              (*measured.warnings, *messages)),
+                evaluation.contributions,
+                evaluation.states,
+                evaluation.reasons,
+            )

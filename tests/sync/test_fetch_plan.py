@@ -1,0 +1,80 @@
+from __future__ import annotations
+
+import pytest
+
+from okr_sync.config.plan import JiraSourceConfig, Selector
+from okr_sync.sync.fetch_plan import (
+    MembershipQuery,
+    build_fetch_plan,
+    is_volatile_jql,
+    jira_filter_url,
+    selector_jql,
+)
+from plan_builders import PlanBuilder, objective
+
+
+def _kr(kr_id: str, measure: dict, **extra) -> dict:
+    return {"id": kr_id, "title": kr_id, "measure": measure, **extra}
+
+
+def test_build_fetch_plan_given_many_krs_one_scope_per_source_and_needed_fields_only() -> None:
+    plan = (
+        PlanBuilder()
+        .set("jira", {"main": {"projects": ["ENT", "SUP"]}, "dc": {"projects": ["OPS"]}})
+        .with_objective(objective(
+            "O",
+            _kr("A", {"kind": "done_ratio", "select": {"project": "ENT", "epic": "ENT-1"}}),
+            _kr("B", {"kind": "done_ratio", "select": {"project": "ent"}}),
+            _kr("C", {"kind": "sum", "field": "customfield_10050", "select": {"issuetype": "Bug"}},
+                target=10),
+            _kr("D", {"kind": "count", "jql": "project = SUP AND priority = Highest"},
+                baseline=40, target=5),
+            _kr("E", {"kind": "milestone", "jql": "fixVersion = 2.0 AND updated >= -7d"}),
+            _kr("F", {"kind": "done_ratio", "unit": "story_points", "source": "dc",
+                      "select": {}}),
+        ))
+        .build()
+    )
+    fetch = build_fetch_plan(plan)
+    main, dc = fetch["main"], fetch["dc"]
+    assert main.projects == ("ENT", "SUP")
+    assert main.scope_jql == 'project in ("ENT", "SUP")'
+    assert main.extra_fields == ("customfield_10050",)
+    assert main.needs_story_points is False
+    assert main.memberships == (
+        MembershipQuery("D", "project = SUP AND priority = Highest", "count", False),
+        MembershipQuery("E", "fixVersion = 2.0 AND updated >= -7d", "ids", True),
+    )
+    assert dc.scope_jql == 'project in ("OPS")' and dc.needs_story_points
+
+
+def test_build_fetch_plan_given_manual_plan_needs_no_source() -> None:
+    plan = PlanBuilder().with_objective(objective(
+        "O", _kr("M", {"kind": "manual"}, target=3))).build()
+    assert build_fetch_plan(plan) == {}
+
+
+@pytest.mark.parametrize(
+    ("jql", "volatile"),
+    [("project = ENT", False), ("created >= startOfMonth()", True),
+     ("sprint in openSprints()", True), ("updated > -2w", True), ('due < "-1d"', True),
+     ("assignee = currentUser()", True), ('summary ~ "now"', False),
+     ('created >= "2026/10/01"', False)],
+)
+def test_is_volatile_jql_given_query_detects_clock_dependence(jql: str, volatile: bool) -> None:
+    assert is_volatile_jql(jql) is volatile
+
+
+def test_selector_jql_given_selector_renders_equivalent_jql() -> None:
+    select = Selector(project="ENT", issuetype=["Story", "Bug"], labels="sso", epic="ENT-100",
+                      status_category="done")
+    assert selector_jql(select, JiraSourceConfig(projects=["ENT"])) == (
+        'project in ("ENT") AND issuetype in ("Story", "Bug") AND labels in ("sso") AND '
+        'parent in ("ENT-100") AND statusCategory in ("done") AND '
+        "issuetype not in subTaskIssueTypes()"
+    )
+
+
+def test_jira_filter_url_given_jql_encodes_it() -> None:
+    assert jira_filter_url("https://acme.atlassian.net/", "project = ENT") == (
+        "https://acme.atlassian.net/issues/?jql=project%20%3D%20ENT")
