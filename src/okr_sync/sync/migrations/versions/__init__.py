@@ -1,0 +1,1 @@
+"""Alembic revisions of the state store (shipped as package modules)."""
