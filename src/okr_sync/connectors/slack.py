@@ -339,7 +339,8 @@ class SlackClient:
             params["oldest"] = oldest if isinstance(oldest, str) else f"{oldest:.6f}"
         messages: list[SlackMessage] = []
         cursor = ""
-        for _page in range(max(1, limit // 100 + 2)):
+        # Each page holds at least one message, so ``limit`` pages always suffice.
+        for _page in range(max(1, limit)):
             page_params = dict(params, limit=str(min(200, limit - len(messages))))
             if cursor:
                 page_params["cursor"] = cursor
@@ -353,7 +354,7 @@ class SlackClient:
                 raise _malformed(method, channel, "no messages list")
             messages.extend(_message_from(channel, item) for item in raw if isinstance(item, dict))
             cursor = str((data.get("response_metadata") or {}).get("next_cursor") or "")
-            if len(messages) >= limit or not cursor or not data.get("has_more", True):
+            if not raw or len(messages) >= limit or not cursor or not data.get("has_more", True):
                 break
         return messages[:limit]
 
