@@ -1,0 +1,420 @@
+"""One sync pass (DESIGN.md B): pull, measure, score, diff, commit, deliver.
+
+The pass commits the new snapshot, its score history, the outbox rows, the
+mirror updates and the advanced cursors **in one transaction**, and only then
+delivers. A failing KR (bad JQL) or source keeps its last published value,
+is named in the result, and does not stop the rest. ``dry_run`` runs every
+step but writes and posts nothing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
+from typing import Any, Protocol
+
+from okr_sync.config.plan import Plan
+from okr_sync.connectors.jira import JiraClient
+from okr_sync.scoring.diff import diff_scorecard, published_krs
+from okr_sync.scoring.explain import ItemState
+from okr_sync.scoring.rollup import CheckIn, MeasuredValue, ScoringInput, build_scorecard
+from okr_sync.scoring.rules import cycle_bounds
+from okr_sync.scoring.scorecard import Delivery, ItemCounts, Scorecard, ScoringWarning
+from okr_sync.sync.fetch_plan import build_fetch_plan
+from okr_sync.sync.measuring import Evaluation, SourceData, evaluate_measures
+from okr_sync.sync.pull import (
+    PulledSource,
+    PullOptions,
+    SourcePuller,
+    SourceState,
+    issue_from_record,
+)
+from okr_sync.sync.store import (
+    HistoryEntry,
+    OutboxItem,
+    RunCounts,
+    RunKind,
+    Store,
+    StoreTransaction,
+)
+
+EXIT_OK = 0
+EXIT_PARTIAL = 1
+
+JiraFactory = Callable[[str], JiraClient]
+
+
+class Deliverer(Protocol):
+    """Plans messages for a new scorecard and delivers the outbox."""
+
+    def plan_messages(
+        self, plan: Plan, scorecard: Scorecard, store: Store | None, first_pass: bool
+    ) -> list[OutboxItem]: ...
+
+    def deliver(self, store: Store) -> list[Delivery]: ...
+
+
+@dataclass(frozen=True)
+class PassOptions:
+    kind: RunKind = "run"
+    dry_run: bool = False
+    full: bool = False
+    as_of: datetime | None = None
+    #: KR/KPI ids whose Jira queries are re-run ignoring cursors (``resync --kr``).
+    refetch: frozenset[str] = frozenset()
+    holder: str | None = None
+
+
+@dataclass
+class PassResult:
+    scorecard: Scorecard
+    failures: list[str] = field(default_factory=list)
+    run_id: int | None = None
+    jira_requests: int = 0
+    issues_fetched: int = 0
+    explain: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def exit_code(self) -> int:
+        failed = [d for d in self.scorecard.deliveries if d.status == "failed"]
+        return EXIT_PARTIAL if self.failures or failed else EXIT_OK
+
+
+def _load_state(store: Store | None, source: str, queries: Mapping[str, str]) -> SourceState:
+    """The mirror, cursor and stored memberships of ``source``.
+
+    ``queries`` maps raw-JQL owners to their JQL in the plan: a stored membership
+    is offered for reuse only while it was computed for that same JQL.
+    """
+    if store is None:
+        return SourceState(issues={})
+    issues = {doc["id"]: issue_from_record(doc) for doc in store.get_issues(source)}
+    cursor = store.get_cursor(source)
+    memberships: dict[str, tuple[str, tuple[str, ...]]] = {}
+    for owner, jql in queries.items():
+        stored = store.get_membership(source, owner)
+        if stored is not None and stored.matches(jql):
+            memberships[owner] = (jql, stored.issue_ids)
+    return SourceState(
+        issues=issues,
+        cursor=cursor.high_water_mark if cursor else None,
+        last_full_reconcile=cursor.last_full_reconcile if cursor else None,
+        memberships=memberships,
+    )
+
+
+class SyncPass:
+    def __init__(
+        self,
+        plan: Plan,
+        store: Store | None,
+        jira: JiraFactory,
+        deliverer: Deliverer | None,
+        options: PassOptions,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+    ) -> None:
+        self.plan = plan
+        self.store = store
+        self.jira = jira
+        self.deliverer = deliverer
+        self.options = options
+        self.clock = clock
+        self.fetch_plan = build_fetch_plan(plan)
+
+    # -- steps -------------------------------------------------------------------------
+    def run(self) -> PassResult:
+        writing = self.store is not None and not self.options.dry_run
+        run_id = None
+        if writing:
+            assert self.store is not None
+            run_id = self.store.start_run(self.options.kind, holder=self.options.holder)
+        try:
+            result = self._run(run_id)
+        except BaseException as error:
+            if writing and run_id is not None:
+                assert self.store is not None
+                self.store.finish_run(run_id, "failed", error_summary=type(error).__name__)
+            raise
+        return result
+
+    def _run(self, run_id: int | None) -> PassResult:
+        now = self.clock()
+        as_of = self.options.as_of or now
+        pulled, requests = self._pull(now)
+        previous_doc = self._previous_document()
+        evaluations = evaluate_measures(
+            self.plan,
+            {name: self._source_data(p) for name, p in pulled.items()},
+            cycle_start=self._cycle_start(),
+            previous=_previous_states(previous_doc),
+        )
+        failures = [f"source {p.name}: {p.source_error}" for p in pulled.values() if p.source_error]
+        measured, warnings = self._measured(evaluations, pulled, previous_doc, failures)
+        scorecard = build_scorecard(
+            ScoringInput(
+                plan=self.plan,
+                as_of=as_of,
+                measured=measured,
+                checkins=self._checkins(),
+                past_cycle_scores=self._past_scores(),
+            )
+        )
+        reasons = {owner: e.reasons for owner, e in evaluations.items()}
+        previous = published_krs(previous_doc) if previous_doc is not None else None
+        changes = diff_scorecard(previous, scorecard, self.plan.notify.min_delta, reasons)
+        scorecard = replace(
+            scorecard, changes=changes, warnings=(*scorecard.warnings, *warnings)
+        )
+        explain = _explain_document(evaluations)
+        result = PassResult(scorecard, failures, run_id, requests,
+                            sum(p.fetched for p in pulled.values()), explain)
+        messages = []
+        if self.deliverer is not None:
+            messages = self.deliverer.plan_messages(
+                self.plan, scorecard, self.store, previous_doc is None
+            )
+        if self.options.dry_run or self.store is None:
+            result.scorecard = replace(
+                scorecard,
+                deliveries=tuple(
+                    Delivery(m.route, m.target, m.kind, "dry_run") for m in messages
+                ),
+            )
+            return result
+        self._commit(run_id, now, scorecard, explain, pulled, messages)
+        deliveries: list[Delivery] = []
+        if self.deliverer is not None:
+            deliveries = self.deliverer.deliver(self.store)
+        result.scorecard = replace(scorecard, deliveries=tuple(deliveries))
+        self._finish(result)
+        return result
+
+    def _cycle_start(self) -> datetime:
+        cycle = self.plan.cycle
+        return cycle_bounds(cycle.start, cycle.end, cycle.zone)[0]
+
+    def _pull(self, now: datetime) -> tuple[dict[str, PulledSource], int]:
+        pulled: dict[str, PulledSource] = {}
+        requests = 0
+        for name, source_plan in self.fetch_plan.items():
+            queries = {q.owner: q.jql for q in source_plan.memberships}
+            state = _load_state(self.store, name, queries)
+            client = self.jira(name)
+            try:
+                options = PullOptions(
+                    now=now,
+                    full=self.options.full,
+                    refetch=self.options.refetch,
+                )
+                pulled[name] = SourcePuller(name, client, source_plan).pull(state, options)
+            finally:
+                requests += client.request_count
+        return pulled, requests
+
+    def _source_data(self, pulled: PulledSource) -> SourceData:
+        resolve = None
+        if self.store is not None:
+            store, source = self.store, pulled.name
+
+            def resolve(key: str) -> str | None:
+                return store.resolve_key(source, key)
+        else:
+            by_key = {issue.key.upper(): issue.id for issue in pulled.issues.values()}
+
+            def resolve(key: str) -> str | None:
+                return by_key.get(key.upper())
+        base_url = getattr(self.jira, "base_url", None)
+        return SourceData(
+            issues=pulled.issues,
+            memberships=pulled.memberships,
+            failures=pulled.failures,
+            resolve_key=resolve,
+            base_url=base_url(pulled.name) if callable(base_url) else None,
+        )
+
+    def _previous_document(self) -> dict[str, Any] | None:
+        if self.store is None:
+            return None
+        snapshot = self.store.last_published_snapshot()
+        return snapshot.document if snapshot is not None else None
+
+    def _measured(
+        self,
+        evaluations: Mapping[str, Evaluation],
+        pulled: Mapping[str, PulledSource],
+        previous_doc: Mapping[str, Any] | None,
+        failures: list[str],
+    ) -> tuple[dict[str, MeasuredValue], list[ScoringWarning]]:
+        previous_values = _previous_values(previous_doc)
+        measured: dict[str, MeasuredValue] = {}
+        warnings: list[ScoringWarning] = []
+        failed_sources = {name for name, p in pulled.items() if p.source_error}
+        for owner, evaluation in evaluations.items():
+            source = self._owner_source(owner)
+            error = evaluation.error
+            if source in failed_sources:
+                error = pulled[source].source_error
+            if error is None and evaluation.measured is not None:
+                measured[owner] = evaluation.measured
+                continue
+            if evaluation.error is not None:
+                failures.append(f"{owner}: {evaluation.error}")
+            kept = previous_values.get(owner)
+            if kept is not None:
+                measured[owner] = MeasuredValue(kept[0], kept[1], (),
+                                                (f"not refreshed, kept last value: {error}",))
+            else:
+                warnings.append(ScoringWarning(f"could not be measured: {error}", kr=owner))
+        return measured, warnings
+
+    def _owner_source(self, owner: str) -> str:
+        for name, source_plan in self.fetch_plan.items():
+            if owner in {q.owner for q in source_plan.memberships}:
+                return name
+        for _, kr in self.plan.key_results():
+            if kr.id == owner and kr.measure.kind != "manual":
+                return kr.measure.source
+        for kpi in self.plan.kpis:
+            if kpi.id == owner and kpi.measure is not None and kpi.measure.kind != "manual":
+                return kpi.measure.source
+        return ""
+
+    def _checkins(self) -> dict[str, CheckIn]:
+        if self.store is None:
+            return {}
+        return {
+            kr_id: CheckIn(value=c.value, confidence=c.confidence, note=c.note)
+            for kr_id, c in self.store.latest_checkins().items()
+        }
+
+    def _past_scores(self) -> dict[str, list[float]]:
+        if self.store is None:
+            return {}
+        current = self.plan.cycle.name
+        past: dict[str, list[float]] = {}
+        for kr_id, by_cycle in self.store.final_scores_by_cycle().items():
+            # Cycles are ordered by name (2026-Q3 < 2026-Q4), the common convention.
+            past[kr_id] = [score for cycle, score in sorted(by_cycle.items()) if cycle != current]
+        return past
+
+    def _commit(
+        self,
+        run_id: int | None,
+        now: datetime,
+        scorecard: Scorecard,
+        explain: dict[str, Any],
+        pulled: Mapping[str, PulledSource],
+        messages: list[OutboxItem],
+    ) -> None:
+        assert self.store is not None
+        document = scorecard.to_json()
+        document["explain"] = explain
+        with self.store.transaction() as tx:
+            for source in pulled.values():
+                _write_source(tx, source, now)
+            snapshot_id = tx.save_snapshot(
+                cycle=scorecard.cycle.name, as_of=scorecard.cycle.as_of, document=document,
+                run_id=run_id,
+            )
+            tx.add_history(
+                snapshot_id,
+                cycle=scorecard.cycle.name,
+                as_of=scorecard.cycle.as_of,
+                entries=[
+                    HistoryEntry(kr.id, kr.value, kr.score, kr.band, kr.confidence)
+                    for kr in scorecard.key_results()
+                ],
+            )
+            for message in messages:
+                outbox_id = tx.enqueue(replace(message, snapshot_id=snapshot_id))
+                if outbox_id is not None and message.kind == "scorecard":
+                    tx.supersede_pending(message.target, "scorecard", older_than=outbox_id)
+
+    def _finish(self, result: PassResult) -> None:
+        if self.store is None or result.run_id is None:
+            return
+        sent = sum(1 for d in result.scorecard.deliveries if d.status == "sent")
+        failed = [d for d in result.scorecard.deliveries if d.status == "failed"]
+        outcome: Outcome = "partial" if result.failures or failed else "ok"
+        summary = "; ".join(result.failures + [f"{d.target}: {d.reason}" for d in failed]) or None
+        self.store.finish_run(
+            result.run_id,
+            outcome,
+            RunCounts(
+                jira_requests=result.jira_requests,
+                issues_fetched=result.issues_fetched,
+                changes=len(result.scorecard.changes),
+                deliveries_sent=sent,
+                deliveries_failed=len(failed),
+            ),
+            error_summary=summary[:2000] if summary else None,
+        )
+
+
+def _write_source(tx: StoreTransaction, source: PulledSource, now: datetime) -> None:
+    if source.upserts:
+        tx.upsert_issues(source.name, source.upserts, seen_at=now)
+    if source.deleted:
+        tx.mark_deleted(source.name, source.deleted, at=now)
+    for owner, (jql, ids) in source.refreshed_memberships.items():
+        tx.set_membership(source.name, owner, jql=jql, issue_ids=ids, refreshed_at=now)
+    if source.source_error is None:
+        tx.set_cursor(
+            source.name,
+            high_water_mark=source.cursor,
+            last_full_reconcile=source.reconciled_at,
+            at=now,
+        )
+
+
+def _explain_document(evaluations: Mapping[str, Evaluation]) -> dict[str, Any]:
+    """Per owner, the items behind its value: kept in the snapshot for ``explain``."""
+    doc: dict[str, Any] = {}
+    for owner, evaluation in evaluations.items():
+        doc[owner] = {
+            "jql": evaluation.jql,
+            "error": evaluation.error,
+            "reasons": list(evaluation.reasons),
+            "items": [
+                {
+                    "id": c.id,
+                    "key": c.key,
+                    "summary": c.summary,
+                    "status": c.status,
+                    "project": c.project,
+                    "done": c.done,
+                    "points": c.points,
+                    "amount": c.amount,
+                    "counted": c.counted,
+                }
+                for c in evaluation.contributions
+            ],
+        }
+    return doc
+
+
+def _previous_states(doc: Mapping[str, Any] | None) -> dict[str, dict[str, ItemState]]:
+    if doc is None:
+        return {}
+    states: dict[str, dict[str, ItemState]] = {}
+    for owner, entry in (doc.get("explain") or {}).items():
+        if entry.get("error"):
+            continue
+        states[owner] = {item["id"]: ItemState.from_json(item) for item in entry.get("items", [])}
+    return states
+
+
+def _previous_values(doc: Mapping[str, Any] | None) -> dict[str, tuple[float, ItemCounts | None]]:
+    if doc is None:
+        return {}
+    values: dict[str, tuple[float, ItemCounts | None]] = {}
+    for objective in doc.get("objectives", []):
+        for kr in objective.get("key_results", []):
+            items = kr.get("items")
+            counts = ItemCounts(items["selected"], items["done"]) if items else None
+            values[kr["id"]] = (float(kr["value"]), counts)
+    for kpi in doc.get("kpis", []):
+        if kpi.get("value") is not None:
+            values[kpi["id"]] = (float(kpi["value"]), None)
+    return values

@@ -1,0 +1,230 @@
+"""Step 2 of a pass: pull what changed in Jira into the issue mirror (in memory).
+
+Per source: one incremental search over the structured selectors' scope from the
+stored cursor minus an overlap; raw-JQL memberships re-run only when the source
+changed (one cheap probe) or the JQL is volatile; a reconcile (``--full`` and
+once a day) finds deleted and moved-out issues. Nothing is written here: the
+pass commits the result together with the scorecard, then advances the cursor.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from okr_sync.connectors.errors import ConnectorError, PermanentError
+from okr_sync.connectors.jira import DEFAULT_OVERLAP, JiraClient
+from okr_sync.connectors.jira_jql import jql_datetime_literal
+from okr_sync.connectors.jira_records import JiraIssue, parse_jira_datetime
+from okr_sync.sync.fetch_plan import MembershipQuery, SourceFetchPlan
+
+#: A full reconcile runs at least this often, even without ``--full``.
+RECONCILE_EVERY = timedelta(hours=24)
+#: Issues fetched by id at once for raw-JQL members outside the mirror's scope.
+DETAIL_BATCH = 100
+
+
+def issue_from_record(doc: Mapping[str, Any]) -> JiraIssue:
+    """A :class:`JiraIssue` back from the JSON the store keeps."""
+
+    def when(value: Any) -> datetime | None:
+        if value is None:
+            return None
+        return datetime.fromisoformat(value) if isinstance(value, str) else value
+
+    created = when(doc["created"])
+    updated = when(doc["updated"])
+    assert created is not None and updated is not None
+    points = doc.get("story_points")
+    return JiraIssue(
+        id=str(doc["id"]),
+        key=str(doc["key"]),
+        project=str(doc["project"]),
+        issuetype=str(doc.get("issuetype", "")),
+        is_subtask=bool(doc.get("is_subtask", False)),
+        parent_id=doc.get("parent_id"),
+        parent_key=doc.get("parent_key"),
+        summary=str(doc.get("summary", "")),
+        status=str(doc.get("status", "")),
+        status_category=str(doc.get("status_category", "undefined")),
+        resolution=doc.get("resolution"),
+        resolution_date=when(doc.get("resolution_date")),
+        priority=doc.get("priority"),
+        labels=tuple(doc.get("labels") or ()),
+        components=tuple(doc.get("components") or ()),
+        fix_versions=tuple(doc.get("fix_versions") or ()),
+        story_points=float(points) if points is not None else None,
+        created=created,
+        updated=updated,
+        fields=dict(doc.get("fields") or {}),
+    )
+
+
+@dataclass(frozen=True)
+class SourceState:
+    """What the store remembers of a source before this pass."""
+
+    issues: Mapping[str, JiraIssue]
+    cursor: datetime | None = None
+    last_full_reconcile: datetime | None = None
+    #: Stored raw-JQL memberships: owner -> (jql, member ids).
+    memberships: Mapping[str, tuple[str, tuple[str, ...]]] = field(default_factory=dict)
+
+
+@dataclass
+class PulledSource:
+    """The mirror of one source after this pass's pull, and what to write back."""
+
+    name: str
+    issues: dict[str, JiraIssue]
+    upserts: list[JiraIssue] = field(default_factory=list)
+    deleted: set[str] = field(default_factory=set)
+    memberships: dict[str, list[str] | int] = field(default_factory=dict)
+    refreshed_memberships: dict[str, tuple[str, list[str]]] = field(default_factory=dict)
+    failures: dict[str, str] = field(default_factory=dict)
+    cursor: datetime | None = None
+    reconciled_at: datetime | None = None
+    source_error: str | None = None
+    fetched: int = 0
+
+
+@dataclass(frozen=True)
+class PullOptions:
+    now: datetime
+    full: bool = False
+    overlap: timedelta = DEFAULT_OVERLAP
+    #: Owners (KR or KPI ids) whose queries must be re-run regardless of cursors.
+    refetch: frozenset[str] = frozenset()
+    #: Structured owners' JQL to refetch in full (``resync --kr``).
+    refetch_jql: Mapping[str, str] = field(default_factory=dict)
+
+
+class SourcePuller:
+    """Pulls one source through a :class:`JiraClient`."""
+
+    def __init__(self, name: str, client: JiraClient, plan: SourceFetchPlan) -> None:
+        self.name = name
+        self.client = client
+        self.plan = plan
+
+    def pull(self, state: SourceState, options: PullOptions) -> PulledSource:
+        result = PulledSource(self.name, dict(state.issues), cursor=state.cursor)
+        try:
+            self._pull(state, options, result)
+        except PermanentError as error:
+            result.source_error = str(error)
+        except ConnectorError as error:
+            result.source_error = f"Jira stayed unavailable: {error}"
+        return result
+
+    def _pull(self, state: SourceState, options: PullOptions, result: PulledSource) -> None:
+        cursor = None if options.full else state.cursor
+        changed = cursor is None or self._source_changed(cursor, options.overlap)
+        fields = self.plan.extra_fields
+        if self.plan.scope_jql is not None and changed:
+            pulled = self.client.pull_updated(
+                list(self.plan.projects),
+                cursor,
+                overlap=options.overlap,
+                fields=fields,
+                context=f"source {self.name}",
+            )
+            self._merge(result, pulled.issues)
+            # With an empty scope there is no high-water mark yet; the overlap
+            # of the next pull covers the skew between our clock and Jira's.
+            result.cursor = pulled.cursor or options.now
+        elif self.plan.scope_jql is None:
+            result.cursor = options.now
+        for owner, jql in options.refetch_jql.items():
+            self._merge(result, self.client.search(jql, fields, context=owner))
+        due = state.last_full_reconcile is None or (
+            options.now - state.last_full_reconcile >= RECONCILE_EVERY
+        )
+        if self.plan.scope_jql is not None and (options.full or due):
+            self._reconcile(result, options.now)
+        for query in self.plan.memberships:
+            self._membership(query, state, options, changed, result)
+
+    def _source_changed(self, cursor: datetime, overlap: timedelta) -> bool:
+        """One cheap probe: was any issue of the site updated since the cursor?"""
+        since = jql_datetime_literal(cursor.astimezone(UTC) - overlap, self.client.user_timezone())
+        return self.client.approximate_count(f"updated >= {since}", context="change probe") > 0
+
+    def _merge(self, result: PulledSource, issues: Iterable[JiraIssue]) -> None:
+        for issue in issues:
+            known = result.issues.get(issue.id)
+            if known is None or issue.updated >= known.updated:
+                result.issues[issue.id] = issue
+                result.upserts.append(issue)
+                result.deleted.discard(issue.id)
+            result.fetched += 1
+
+    def _reconcile(self, result: PulledSource, now: datetime) -> None:
+        in_scope = {
+            i for i, issue in result.issues.items() if issue.project.upper() in self.plan.projects
+        }
+        outcome = self.client.reconcile(
+            list(self.plan.projects), in_scope, context=f"reconcile {self.name}"
+        )
+        for issue_id in outcome.missing_ids:
+            result.issues.pop(issue_id, None)
+            result.deleted.add(issue_id)
+        if outcome.new_ids:
+            # Issues the incremental pull missed (e.g. eventual consistency): fetch them.
+            self._fetch_ids(result, sorted(outcome.new_ids), "reconcile")
+        result.reconciled_at = now
+
+    def _membership(
+        self,
+        query: MembershipQuery,
+        state: SourceState,
+        options: PullOptions,
+        changed: bool,
+        result: PulledSource,
+    ) -> None:
+        stored = state.memberships.get(query.owner)
+        reuse = (
+            query.mode == "ids"
+            and stored is not None
+            and stored[0] == query.jql
+            and not changed
+            and not query.volatile
+            and not options.full
+            and query.owner not in options.refetch
+        )
+        try:
+            if reuse:
+                assert stored is not None
+                ids = list(stored[1])
+            elif query.mode == "count":
+                result.memberships[query.owner] = self.client.approximate_count(
+                    query.jql, context=query.owner
+                )
+                return
+            else:
+                ids = self.client.search_ids(query.jql, context=query.owner)
+                result.refreshed_memberships[query.owner] = (query.jql, ids)
+            missing = [i for i in ids if i not in result.issues]
+            if missing:
+                self._fetch_ids(result, missing, query.owner)
+            result.memberships[query.owner] = ids
+        except PermanentError as error:
+            result.failures[query.owner] = str(error)
+
+    def _fetch_ids(self, result: PulledSource, ids: list[str], context: str) -> None:
+        for start in range(0, len(ids), DETAIL_BATCH):
+            batch = ids[start : start + DETAIL_BATCH]
+            jql = f"id in ({', '.join(batch)})"
+            self._merge(result, self.client.search(jql, self.plan.extra_fields, context=context))
+
+
+__all__ = [
+    "PullOptions",
+    "PulledSource",
+    "SourcePuller",
+    "SourceState",
+    "issue_from_record",
+    "parse_jira_datetime",
+]
