@@ -33,6 +33,7 @@ from okr_sync.sync.pull import (
 from okr_sync.sync.store import (
     HistoryEntry,
     OutboxItem,
+    Outcome,
     RunCounts,
     RunKind,
     Store,
@@ -337,7 +338,8 @@ class SyncPass:
         sent = sum(1 for d in result.scorecard.deliveries if d.status == "sent")
         failed = [d for d in result.scorecard.deliveries if d.status == "failed"]
         outcome: Outcome = "partial" if result.failures or failed else "ok"
-        summary = "; ".join(result.failures + [f"{d.target}: {d.reason}" for d in failed]) or None
+        problems = result.failures + [f"{d.target}: {d.reason}" for d in failed]
+        summary = "; ".join(problems) or None
         self.store.finish_run(
             result.run_id,
             outcome,
