@@ -141,7 +141,7 @@ def epoch_seconds(moment: datetime) -> int:
 
 def cycle_line(cycle: CycleInfo) -> str:
     return (
-        f"{cycle.name} · {cycle.start.isoformat()} → {cycle.end.isoformat()}"
+        f"{truncate(cycle.name, 80)} · {cycle.start.isoformat()} → {cycle.end.isoformat()}"
         f" · {percent(cycle.elapsed)} of the cycle elapsed"
     )
 

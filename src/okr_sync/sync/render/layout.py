@@ -25,24 +25,28 @@ class DetailLevel:
     max_objectives: int | None
     #: Entries of a flat list (changes, KRs needing attention, check-ins).
     max_items: int
+    #: Perspectives and KPIs listed (each), and warnings.
+    max_facts: int
+    max_warnings: int
 
 
 DETAIL_LEVELS: tuple[DetailLevel, ...] = (
-    DetailLevel(150, 150, True, 3, None, None, 40),
-    DetailLevel(100, 120, True, 1, None, None, 40),
-    DetailLevel(80, 100, False, 1, None, None, 30),
-    DetailLevel(60, 80, False, 0, None, None, 25),
-    DetailLevel(60, 80, False, 0, 8, None, 20),
-    DetailLevel(50, 60, False, 0, 4, None, 15),
-    DetailLevel(40, 60, False, 0, 2, 30, 10),
-    DetailLevel(40, 50, False, 0, 0, 20, 8),
-    DetailLevel(30, 40, False, 0, 0, 10, 5),
+    DetailLevel(150, 150, True, 3, None, None, 40, 10, 3),
+    DetailLevel(100, 120, True, 1, None, None, 40, 10, 3),
+    DetailLevel(80, 100, False, 1, None, None, 30, 10, 3),
+    DetailLevel(60, 80, False, 0, None, None, 25, 10, 3),
+    DetailLevel(60, 80, False, 0, 8, None, 20, 10, 3),
+    DetailLevel(50, 60, False, 0, 4, None, 15, 10, 3),
+    DetailLevel(40, 60, False, 0, 2, 30, 10, 8, 2),
+    DetailLevel(40, 50, False, 0, 0, 20, 8, 6, 1),
+    DetailLevel(30, 40, False, 0, 0, 10, 5, 4, 1),
+    # Last resorts for hostile input (say, thousands of 4-byte characters):
+    # the counts survive even when nothing else fits.
+    DetailLevel(30, 30, False, 0, 0, 5, 3, 2, 0),
+    DetailLevel(20, 20, False, 0, 0, 0, 0, 0, 0),
 )
 
 #: Caps on the secondary sections, whatever the level.
-MAX_PERSPECTIVES = 10
-MAX_KPIS = 10
-MAX_WARNINGS = 3
 MAX_CHANGES = 40
 MAX_ATTENTION = 8
 MAX_MOVERS = 5

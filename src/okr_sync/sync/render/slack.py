@@ -21,9 +21,6 @@ from okr_sync.sync.render.common import (
 )
 from okr_sync.sync.render.layout import (
     DETAIL_LEVELS,
-    MAX_KPIS,
-    MAX_PERSPECTIVES,
-    MAX_WARNINGS,
     DetailLevel,
 )
 from okr_sync.sync.render.slack_blocks import (
@@ -146,12 +143,13 @@ def objective_section(
     return section_block(packed.text)
 
 
-def perspectives_block(scorecard: Scorecard) -> list[Block]:
-    shown = scorecard.perspectives[:MAX_PERSPECTIVES]
+def perspectives_block(scorecard: Scorecard, level: DetailLevel) -> list[Block]:
+    shown = scorecard.perspectives[: level.max_facts]
     if not shown:
         return []
+    name_limit = min(80, level.objective_title_limit)
     fields = [
-        f"*{mrkdwn_text(p.title, 80)}*\n{progress_bar(p.score)} {percent(p.score)}"
+        f"*{mrkdwn_text(p.title, name_limit)}*\n{progress_bar(p.score)} {percent(p.score)}"
         + (f" · {mrkdwn_text(p.band, 40)}" if p.band is not None else " · no objectives")
         for p in shown
     ]
@@ -160,13 +158,15 @@ def perspectives_block(scorecard: Scorecard) -> list[Block]:
     return [section_block(text, fields)]
 
 
-def kpis_block(scorecard: Scorecard) -> list[Block]:
-    shown = scorecard.kpis[:MAX_KPIS]
+def kpis_block(scorecard: Scorecard, level: DetailLevel) -> list[Block]:
+    shown = scorecard.kpis[: level.max_facts]
     if not shown:
         return []
+    name_limit = min(80, level.objective_title_limit)
     fields = [
-        f"{KPI_EMOJI.get(kpi.status, KPI_EMOJI[None])} *{escape_mrkdwn(kpi.id)}* "
-        f"{mrkdwn_text(kpi.title, 80)}\n{format_number(kpi.value)} · {kpi.status or 'no value'}"
+        f"{KPI_EMOJI.get(kpi.status, KPI_EMOJI[None])} *{mrkdwn_text(kpi.id, 40)}* "
+        f"{mrkdwn_text(kpi.title, name_limit)}\n"
+        f"{format_number(kpi.value)} · {kpi.status or 'no value'}"
         for kpi in shown
     ]
     if any(len(field) > SLACK_FIELD_LIMIT for field in fields):
@@ -176,16 +176,16 @@ def kpis_block(scorecard: Scorecard) -> list[Block]:
     return [section_block(text, fields)]
 
 
-def warnings_block(scorecard: Scorecard) -> list[Block]:
-    if not scorecard.warnings:
+def warnings_block(scorecard: Scorecard, level: DetailLevel) -> list[Block]:
+    if not scorecard.warnings or not level.max_warnings:
         return []
     elements = [
         ":warning: "
         + (f"{escape_mrkdwn(w.kr)}: " if w.kr is not None else "")
         + mrkdwn_text(w.message, 300)
-        for w in scorecard.warnings[:MAX_WARNINGS]
+        for w in scorecard.warnings[: level.max_warnings]
     ]
-    more = len(scorecard.warnings) - MAX_WARNINGS
+    more = len(scorecard.warnings) - level.max_warnings
     if more > 0:
         elements.append(f"…and {plural(more, 'more warning')}")
     return [context_block(elements)]
@@ -232,17 +232,18 @@ def render_slack_scorecard(
                 ]
             ),
         ]
-        blocks += perspectives_block(scorecard)
+        blocks += perspectives_block(scorecard, level)
         blocks.append(divider_block())
         room = SLACK_MAX_BLOCKS - _FIXED_BLOCKS
         limit = room if level.max_objectives is None else min(room, level.max_objectives)
         blocks += [objective_section(d, o, level, jira_base_url) for d, o in ordered[:limit]]
         if len(ordered) > limit:
             blocks.append(context_block([f"…and {plural(len(ordered) - limit, 'more objective')}"]))
-        if scorecard.kpis:
+        kpis = kpis_block(scorecard, level)
+        if kpis:
             blocks.append(divider_block())
-            blocks += kpis_block(scorecard)
-        blocks += warnings_block(scorecard)
+            blocks += kpis
+        blocks += warnings_block(scorecard, level)
         blocks.append(context_block([updated_footer(scorecard)]))
         return SlackPayload(text=text, blocks=tuple(blocks))
 

@@ -23,7 +23,6 @@ from okr_sync.sync.render.common import (
 from okr_sync.sync.render.layout import (
     MAX_ATTENTION,
     MAX_CHANGES,
-    MAX_KPIS,
     MAX_REMINDER_KRS,
     DetailLevel,
     movers,
@@ -166,9 +165,9 @@ def render_slack_digest(
             lines = ["*KPIs off target*"] + [
                 f"• {KPI_EMOJI.get(k.status, KPI_EMOJI[None])} *{escape_mrkdwn(k.id)}* "
                 f"{mrkdwn_text(k.title, 80)}: {format_number(k.value)}"
-                for k in off_kpis[:MAX_KPIS]
+                for k in off_kpis[: level.max_facts]
             ]
-            groups.append((lines, "KPI", len(off_kpis) - MAX_KPIS))
+            groups.append((lines, "KPI", len(off_kpis) - level.max_facts))
         for lines, noun, omitted in groups:
             blocks += spread_lines(
                 lines, noun, budget=3000, max_blocks=6, already_omitted=max(0, omitted)

@@ -22,9 +22,6 @@ from okr_sync.sync.render.common import (
 )
 from okr_sync.sync.render.layout import (
     DETAIL_LEVELS,
-    MAX_KPIS,
-    MAX_PERSPECTIVES,
-    MAX_WARNINGS,
     DetailLevel,
 )
 from okr_sync.sync.render.teams_elements import (
@@ -158,13 +155,13 @@ def objective_container(
     return container(items, separator=True, spacing="medium")
 
 
-def perspectives_section(scorecard: Scorecard) -> list[Element]:
-    shown = scorecard.perspectives[:MAX_PERSPECTIVES]
+def perspectives_section(scorecard: Scorecard, level: DetailLevel) -> list[Element]:
+    shown = scorecard.perspectives[: level.max_facts]
     if not shown:
         return []
     facts = [
         (
-            safe_markdown(p.title, 80),
+            safe_markdown(p.title, min(80, level.objective_title_limit)),
             f"{progress_bar(p.score)} {percent(p.score)} · "
             + (safe_markdown(p.band, 40) if p.band is not None else "no objectives"),
         )
@@ -180,14 +177,15 @@ def perspectives_section(scorecard: Scorecard) -> list[Element]:
     return elements
 
 
-def kpis_section(scorecard: Scorecard) -> list[Element]:
-    shown = scorecard.kpis[:MAX_KPIS]
+def kpis_section(scorecard: Scorecard, level: DetailLevel) -> list[Element]:
+    shown = scorecard.kpis[: level.max_facts]
     if not shown:
         return []
+    name_limit = min(80, level.objective_title_limit)
     facts = [
         (
             f"{KPI_EMOJI.get(k.status, KPI_EMOJI[None])} "
-            f"{safe_markdown(k.id, 40)} · {safe_markdown(k.title, 80)}",
+            f"{safe_markdown(k.id, 40)} · {safe_markdown(k.title, name_limit)}",
             f"{format_number(k.value)} · {k.status or 'no value'}",
         )
         for k in shown
@@ -202,14 +200,14 @@ def kpis_section(scorecard: Scorecard) -> list[Element]:
     return [container(elements, separator=True)]
 
 
-def warnings_section(scorecard: Scorecard) -> list[Element]:
-    if not scorecard.warnings:
+def warnings_section(scorecard: Scorecard, level: DetailLevel) -> list[Element]:
+    if not scorecard.warnings or not level.max_warnings:
         return []
     lines = [
-        f"⚠️ {truncate((f'{w.kr}: ' if w.kr is not None else '') + w.message, 300)}"
-        for w in scorecard.warnings[:MAX_WARNINGS]
+        "⚠️ " + truncate((f"{w.kr}: " if w.kr is not None else "") + w.message, 300)
+        for w in scorecard.warnings[: level.max_warnings]
     ]
-    more = len(scorecard.warnings) - MAX_WARNINGS
+    more = len(scorecard.warnings) - level.max_warnings
     if more > 0:
         lines.append(f"…and {plural(more, 'more warning')}")
     blocks = [rich_text([text_run(line, color="warning")], spacing="small") for line in lines]
@@ -218,7 +216,7 @@ def warnings_section(scorecard: Scorecard) -> list[Element]:
 
 def fallback(head: str, items: list[str]) -> str:
     """``fallbackText`` (markdown-parsed by old clients): escaped, within its limit."""
-    text = safe_markdown(head, 300)
+    text = safe_markdown(head, 200)
     for index, item in enumerate(items):
         line = "; " + safe_markdown(item, 120)
         if len(text) + len(line) > FALLBACK_TEXT_LIMIT - 40:
@@ -246,7 +244,7 @@ def render_teams_scorecard_card(
     fallback_text = fallback(
         f"{heading}: {confidence_summary(all_krs)}",
         [
-            f"{o.id} {o.title}: {percent(o.score)}, {confidence_label(o.confidence)}"
+            f"{o.id} {truncate(o.title, 40)}: {percent(o.score)}, {confidence_label(o.confidence)}"
             for _, o in ordered
         ],
     )
@@ -257,15 +255,15 @@ def render_teams_scorecard_card(
             cycle_block(scorecard),
             text_block(confidence_summary(all_krs), spacing="small"),
         ]
-        body += perspectives_section(scorecard)
+        body += perspectives_section(scorecard, level)
         limit = len(ordered) if level.max_objectives is None else level.max_objectives
         body += [objective_container(d, o, level, jira_base_url) for d, o in ordered[:limit]]
         if len(ordered) > limit:
             body.append(
                 text_block(f"…and {plural(len(ordered) - limit, 'more objective')}", subtle=True)
             )
-        body += kpis_section(scorecard)
-        body += warnings_section(scorecard)
+        body += kpis_section(scorecard, level)
+        body += warnings_section(scorecard, level)
         body.append(footer(scorecard))
         return adaptive_card(body, fallback_text=fallback_text)
 

@@ -28,18 +28,20 @@ CARD_CONTENT_TYPE = "application/vnd.microsoft.card.adaptive"
 TEAMS_MAX_BYTES = 28_000
 #: What a rendered envelope may weigh, leaving room for fields a sender adds.
 TEAMS_CARD_BUDGET = 26_000
-FALLBACK_TEXT_LIMIT = 1000
+FALLBACK_TEXT_LIMIT = 600
 
 Element = dict[str, Any]
 
 _MARKDOWN_SPECIALS = re.compile(r"([\\`*_~\[\](){}<>#|!])")
-_LIST_START = re.compile(r"^(\s*)([-+]|\d+\.)(\s)")
+_BULLET_START = re.compile(r"^(\s*)([-+])(?=\s)")
+_NUMBER_START = re.compile(r"^(\s*\d+)\.(?=\s)")
 
 
 def escape_teams_markdown(text: str) -> str:
     """Backslash-escape markdown control characters, and a leading list marker."""
     escaped = _MARKDOWN_SPECIALS.sub(r"\\\1", text)
-    return _LIST_START.sub(lambda m: f"{m.group(1)}\\{m.group(2)}{m.group(3)}", escaped)
+    escaped = _BULLET_START.sub(r"\1\\\2", escaped)
+    return _NUMBER_START.sub(r"\1\\.", escaped)
 
 
 def safe_markdown(text: str, limit: int) -> str:

@@ -20,7 +20,6 @@ from okr_sync.sync.render.common import (
 from okr_sync.sync.render.layout import (
     MAX_ATTENTION,
     MAX_CHANGES,
-    MAX_KPIS,
     MAX_REMINDER_KRS,
     DetailLevel,
     movers,
@@ -99,7 +98,7 @@ def render_teams_change_card(
         return adaptive_card(
             body,
             fallback_text=fallback(
-                title, [f"{v.change.kr} {v.title}: {v.score_text()}" for v in views]
+                title, [f"{v.change.kr} {truncate(v.title, 40)}: {v.score_text()}" for v in views]
             ),
         )
 
@@ -212,17 +211,17 @@ def render_teams_digest_card(
                     ],
                     spacing="small",
                 )
-                for k in off_kpis[:MAX_KPIS]
+                for k in off_kpis[: level.max_facts]
             ]
-            if len(off_kpis) > MAX_KPIS:
-                rows.append(_more(len(off_kpis) - MAX_KPIS, "KPI"))
+            if len(off_kpis) > level.max_facts:
+                rows.append(_more(len(off_kpis) - level.max_facts, "KPI"))
             body.append(container(rows, separator=True))
         body.append(footer(scorecard))
         return adaptive_card(
             body,
             fallback_text=fallback(
                 f"{heading}: {confidence_summary(krs)}",
-                [f"{o.id} {o.title}: {percent(o.score)}" for _, o in ordered],
+                [f"{o.id} {truncate(o.title, 40)}: {percent(o.score)}" for _, o in ordered],
             ),
         )
 
@@ -276,7 +275,8 @@ def render_teams_checkin_reminder_card(
         return adaptive_card(
             body,
             fallback_text=fallback(
-                title, [f"{kr.id} {kr.title} — now {kr_value_text(kr)}" for kr in chosen]
+                title,
+                [f"{kr.id} {truncate(kr.title, 40)} — now {kr_value_text(kr)}" for kr in chosen],
             ),
         )
 
