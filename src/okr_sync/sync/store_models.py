@@ -199,6 +199,7 @@ outbox = sa.Table(
     sa.Column("payload", sa.JSON(), nullable=False),
     sa.Column("status", sa.String(16), nullable=False),
     sa.Column("attempts", sa.Integer(), nullable=False),
+    sa.Column("claimed_by", sa.String(255), nullable=True),
     sa.Column("next_attempt_at", UTCDateTime(), nullable=True),
     sa.Column("last_error", sa.Text(), nullable=True),
     sa.Column("created_at", UTCDateTime(), nullable=False),

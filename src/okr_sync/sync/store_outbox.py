@@ -38,6 +38,7 @@ def _row(r: sa.Row[Any]) -> OutboxRow:
         payload=dict(r.payload),
         status=r.status,
         attempts=r.attempts,
+        claimed_by=r.claimed_by,
         next_attempt_at=r.next_attempt_at,
         last_error=r.last_error,
         created_at=r.created_at,
@@ -99,16 +100,21 @@ class OutboxOps(StoreOps):
             ).rowcount
 
     def claim_deliverable(
-        self, *, now: datetime | None = None, limit: int | None = None
+        self, *, claimer: str, now: datetime | None = None, limit: int | None = None
     ) -> list[ClaimedDelivery]:
         """Claim the next row of every target that is due, marking it ``sending``.
 
-        Per-target order: only a target's oldest undelivered row (pending or sending)
-        can be claimed, and a head row waiting for its retry time holds back the rows
-        behind it. Claim again after settling each row (mark_sent / mark_retry /
-        mark_failed) to get the next one. Commit (i.e. call outside a transaction)
-        before sending, so a crash mid-send leaves the row visibly ``sending``.
+        ``claimer`` identifies this delivery attempt (e.g. ``run:42``; a new one per
+        pass). Per-target order: only a target's oldest undelivered row can be
+        claimed. A head row in flight under this claimer, or waiting for its retry
+        time, holds back the rows behind it; a head left ``sending`` by another
+        claimer (a process that died mid-send; the run lock rules out a live one) is
+        claimed again as ``uncertain``. Claim again after settling each row
+        (mark_sent / mark_retry / mark_failed) to get the next one. Call it outside a
+        transaction, so the claim is committed before anything is sent.
         """
+        if not claimer:
+            raise InvalidRecordError("claim_deliverable needs a claimer")
         when = self._now(now)
         heads = (
             sa.select(sa.func.min(outbox.c.id))
@@ -116,16 +122,17 @@ class OutboxOps(StoreOps):
             .group_by(outbox.c.target)
             .scalar_subquery()
         )
+        interrupted = sa.and_(
+            outbox.c.status == "sending",
+            sa.or_(outbox.c.claimed_by.is_(None), outbox.c.claimed_by != claimer),
+        )
+        due = sa.and_(
+            outbox.c.status == "pending",
+            sa.or_(outbox.c.next_attempt_at.is_(None), outbox.c.next_attempt_at <= when),
+        )
         query = (
             sa.select(outbox)
-            .where(
-                outbox.c.id.in_(heads),
-                sa.or_(
-                    outbox.c.status == "sending",
-                    outbox.c.next_attempt_at.is_(None),
-                    outbox.c.next_attempt_at <= when,
-                ),
-            )
+            .where(outbox.c.id.in_(heads), sa.or_(interrupted, due))
             .order_by(outbox.c.id)
         )
         if limit is not None:
@@ -133,11 +140,15 @@ class OutboxOps(StoreOps):
         claimed: list[ClaimedDelivery] = []
         with self._connection() as conn:
             for row in conn.execute(query).all():
-                # Compare-and-set: only the caller that moves the row gets it.
+                # Compare-and-set: only a caller that still sees the row as we read it moves it.
                 moved = conn.execute(
                     sa.update(outbox)
-                    .where(outbox.c.id == row.id, outbox.c.status == row.status)
-                    .values(status="sending", attempts=outbox.c.attempts + 1)
+                    .where(
+                        outbox.c.id == row.id,
+                        outbox.c.status == row.status,
+                        outbox.c.attempts == row.attempts,
+                    )
+                    .values(status="sending", attempts=row.attempts + 1, claimed_by=claimer)
                 ).rowcount
                 if moved:
                     fresh = conn.execute(sa.select(outbox).where(outbox.c.id == row.id)).one()

@@ -186,6 +186,7 @@ class OutboxRow:
     payload: dict[str, Any]
     status: OutboxStatus
     attempts: int
+    claimed_by: str | None
     next_attempt_at: datetime | None
     last_error: str | None
     created_at: datetime
@@ -195,10 +196,10 @@ class OutboxRow:
 
 @dataclass(frozen=True)
 class ClaimedDelivery:
-    """An outbox row claimed for sending (now ``sending``).
+    """An outbox row claimed for sending (now ``sending``, ``claimed_by`` the claimer).
 
-    ``uncertain`` is True when the row was already ``sending`` when claimed: an
-    earlier attempt died mid-send, so the message may have gone out; check the
+    ``uncertain`` is True when the row was already ``sending`` under another claimer:
+    that attempt died mid-send, so the message may have gone out; check the
     destination (e.g. Slack history by idempotency key) before posting again.
     """
 
