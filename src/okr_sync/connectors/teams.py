@@ -14,6 +14,8 @@ them. Other statuses are permanent. ``Retry-After`` is always honoured.
 
 from __future__ import annotations
 
+import logging
+import threading
 import time
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -119,6 +121,34 @@ def _scrub(text: str, secrets: list[str]) -> str:
     return text
 
 
+class _SecretUrlFilter(logging.Filter):
+    """Redacts workflow URL parts from urllib3's DEBUG lines (it logs each request's path)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._secrets: set[str] = set()
+        self._lock = threading.Lock()
+
+    def add(self, *secrets: str) -> None:
+        with self._lock:
+            self._secrets.update(secret for secret in secrets if secret)
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        secrets = sorted(self._secrets, key=len, reverse=True)
+        if secrets and isinstance(record.args, tuple):
+            record.args = tuple(
+                _scrub(arg, secrets) if isinstance(arg, str) else arg for arg in record.args
+            )
+        if secrets and isinstance(record.msg, str):
+            record.msg = _scrub(record.msg, secrets)
+        return True
+
+
+_SECRET_URLS = _SecretUrlFilter()
+for _name in ("urllib3.connectionpool", "urllib3.util.retry"):
+    logging.getLogger(_name).addFilter(_SECRET_URLS)
+
+
 def _error_body(response: requests.Response) -> tuple[str | None, str]:
     """``(code, message)`` from ``{"error": {"code", "message"}}`` (Bot Connector, Logic Apps)."""
     try:
@@ -189,6 +219,8 @@ class TeamsWorkflowClient:
     ) -> None:
         self._url = url
         self.target = redact_url(url.get_secret_value())
+        parts = urlsplit(url.get_secret_value())
+        _SECRET_URLS.add(parts.path, parts.query)
         self.retrier = retrier or Retrier(policy=policy or RetryPolicy(), sleep=sleep)
         self.timeout = timeout if timeout is not None else self.retrier.policy.timeout
         self._session = session or requests.Session()

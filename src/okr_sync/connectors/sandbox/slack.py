@@ -188,8 +188,10 @@ def _block_errors(block: Any, pointer: str) -> list[str]:
 
 def _text_length(value: Any) -> int:
     if isinstance(value, dict):
-        own = len(value["text"]) if isinstance(value.get("text"), str) else 0
-        return own + sum(_text_length(v) for k, v in value.items() if k != "text")
+        return sum(
+            len(v) if k == "text" and isinstance(v, str) else _text_length(v)
+            for k, v in value.items()
+        )
     if isinstance(value, list):
         return sum(_text_length(item) for item in value)
     return 0
