@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from typing import cast
 
 import pytest
 
+from okr_sync.scoring.scorecard import Confidence
 from okr_sync.sync.store import (
     HistoryEntry,
     InvalidRecordError,
@@ -29,9 +31,9 @@ def scorecard(score: float) -> dict[str, object]:
 
 
 def entry(kr_id: str, score: float, confidence: str = "on_track") -> HistoryEntry:
-    return HistoryEntry(
-        kr_id, value=score * 10, score=score, band="progress", confidence=confidence
-    )  # type: ignore[arg-type]
+    # Typed as plain str so tests can also hand in an invalid confidence.
+    conf = cast(Confidence, confidence)
+    return HistoryEntry(kr_id, value=score * 10, score=score, band="progress", confidence=conf)
 
 
 def test_start_run_given_kind_records_open_run(store: Store) -> None:

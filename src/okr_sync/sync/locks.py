@@ -40,7 +40,7 @@ from typing import Protocol
 
 import sqlalchemy as sa
 from sqlalchemy.engine import URL, make_url
-from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.pool import NullPool
 
 from okr_sync.sync.store_engine import is_sqlite_memory
@@ -228,7 +228,7 @@ class _AdvisoryLock:
             return
         try:
             conn.execute(sa.select(sa.func.pg_advisory_unlock(self._key)))
-        except DBAPIError:
+        except SQLAlchemyError:
             pass  # the session is gone, and the lock with it
         finally:
             conn.close()
@@ -239,7 +239,7 @@ class _AdvisoryLock:
             return False
         try:
             count = self._conn.execute(_HELD_QUERY, self._halves).scalar_one()
-        except DBAPIError:
+        except SQLAlchemyError:
             return False
         return bool(count)
 
@@ -247,7 +247,7 @@ class _AdvisoryLock:
         try:
             with self._engine.connect() as conn:
                 row = conn.execute(_HOLDER_QUERY, self._halves).first()
-        except DBAPIError:
+        except SQLAlchemyError:
             return None
         finally:
             self._engine.dispose()
