@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import json
 import sys
+from contextlib import nullcontext
+from dataclasses import replace
 from datetime import UTC, datetime
 from enum import StrEnum
 from pathlib import Path
@@ -20,9 +22,12 @@ from rich.console import Console
 from okr_sync.config.plan import Plan
 from okr_sync.config.plan_loader import PlanError, load_plan, plan_json_schema_text
 from okr_sync.config.settings import Settings
-from okr_sync.scoring.rollup import ScoringInput, build_scorecard
 from okr_sync.scoring.scorecard import Scorecard
 from okr_sync.sync.console import print_scorecard
+from okr_sync.sync.locks import LockBusyError
+from okr_sync.sync.pipeline import PassOptions
+from okr_sync.sync.runtime import ConfigurationError, Runtime, build_runtime
+from okr_sync.sync.store import SchemaError
 from okr_sync.sync.timeparse import AsOfError, parse_as_of
 
 EXIT_OK = 0
@@ -120,6 +125,51 @@ def schema() -> None:
     sys.stdout.write(plan_json_schema_text() + "\n")
 
 
+def _connect(plan_path: Path | None, *, dry_run: bool = False) -> tuple[Settings, Plan, Runtime]:
+    settings = load_settings()
+    _path, loaded = resolve_plan(plan_path, settings)
+    try:
+        return settings, loaded, build_runtime(settings, loaded, dry_run=dry_run)
+    except (ConfigurationError, SchemaError) as error:
+        raise UsageError(str(error)) from None
+
+
+def _pass(
+    plan: Path | None,
+    options: PassOptions,
+    output: OutputFormat,
+    *,
+    wait: float = 0.0,
+    as_of: str | None = None,
+) -> int:
+    try:
+        _settings, loaded, runtime = _connect(plan, dry_run=options.dry_run)
+        if as_of is not None:
+            options = replace(options, as_of=resolve_as_of(as_of, loaded))
+    except UsageError as error:
+        fail_usage(error)
+        return EXIT_USAGE
+    try:
+        with stderr.status("syncing…", spinner="dots") if stderr.is_terminal else nullcontext():
+            result = runtime.run_locked(options, wait=wait)
+    except LockBusyError as error:
+        stderr.print(f"another run holds the lock ({error}); try later", markup=False)
+        return EXIT_LOCKED
+    finally:
+        runtime.close()
+    emit_scorecard(result.scorecard, output)
+    for failure in result.failures:
+        stderr.print(f"failed: {failure}", markup=False, highlight=False)
+    for delivery in result.scorecard.deliveries:
+        if delivery.status == "failed":
+            stderr.print(
+                f"delivery failed: route {delivery.route} -> {delivery.target}: {delivery.reason}",
+                markup=False,
+                highlight=False,
+            )
+    return result.exit_code
+
+
 @app.command()
 def run(
     plan: PlanOption = None,
@@ -129,25 +179,48 @@ def run(
     full: Annotated[bool, typer.Option("--full", help="reconcile every issue")] = False,
     as_of: Annotated[str | None, typer.Option("--as-of", help="ISO date or datetime")] = None,
     output: OutputOption = OutputFormat.text,
+    wait: Annotated[
+        float, typer.Option("--wait", help="seconds to wait for another run's lock")
+    ] = 0.0,
 ) -> None:
     """One sync pass (the cron job)."""
+    options = PassOptions(kind="run", dry_run=dry_run, full=full)
+    raise typer.Exit(_pass(plan, options, output, wait=wait, as_of=as_of))
+
+
+@app.command()
+def resync(
+    plan: PlanOption = None,
+    kr: Annotated[list[str] | None, typer.Option("--kr", help="KR id (repeatable)")] = None,
+    objective: Annotated[
+        list[str] | None, typer.Option("--objective", help="objective id (repeatable)")
+    ] = None,
+    full: Annotated[bool, typer.Option("--full", help="also reconcile deletions")] = False,
+    output: OutputOption = OutputFormat.text,
+) -> None:
+    """Manual resync: refetch ignoring cursors (named KRs, or all), recompute, push."""
     try:
-        _path, loaded = resolve_plan(plan)
-        moment = resolve_as_of(as_of, loaded)
-        jira_krs = [kr.id for _, kr in loaded.key_results() if kr.measure.kind != "manual"]
-        if jira_krs or any(k.measure is not None for k in loaded.kpis):
-            raise UsageError(
-                "this plan measures from Jira, which this build cannot fetch yet "
-                f"(key results: {', '.join(jira_krs)})"
-            )
-        if not dry_run:
-            raise UsageError("this build only supports `run --dry-run` (no state store yet)")
+        _settings, loaded, runtime = _connect(plan)
+        runtime.close()
+        owners = resync_owners(loaded, kr or [], objective or [])
     except UsageError as error:
         fail_usage(error)
         return
-    del full
-    scorecard = build_scorecard(ScoringInput(plan=loaded, as_of=moment))
-    emit_scorecard(scorecard, output)
+    options = PassOptions(kind="resync", full=full or not owners, refetch=frozenset(owners))
+    raise typer.Exit(_pass(plan, options, output))
+
+
+def resync_owners(plan: Plan, krs: list[str], objectives: list[str]) -> set[str]:
+    known = {kr.id for _, kr in plan.key_results()}
+    unknown = [k for k in krs if k not in known]
+    objective_ids = {o.id for o in plan.objectives}
+    unknown += [o for o in objectives if o not in objective_ids]
+    if unknown:
+        raise UsageError(f"unknown key result or objective id: {', '.join(unknown)}")
+    owners = set(krs)
+    for objective_id in objectives:
+        owners |= {kr.id for kr in plan.objective(objective_id).key_results}
+    return owners
 
 
 def main(argv: list[str] | None = None) -> Any:

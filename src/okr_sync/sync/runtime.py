@@ -1,0 +1,214 @@
+"""Wiring: from settings and a plan to connected clients, a store and a locked pass.
+
+Everything that reads credentials lives here, so the pass itself only sees
+ready clients. Missing settings are reported before anything is fetched.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from okr_sync.config.plan import Plan
+from okr_sync.config.settings import Settings
+from okr_sync.connectors.jira import JiraClient
+from okr_sync.connectors.jira_source import JiraSource
+from okr_sync.connectors.slack import SlackClient
+from okr_sync.connectors.teams import TeamsBotClient
+from okr_sync.sync.fetch_plan import build_fetch_plan
+from okr_sync.sync.locks import RunLock
+from okr_sync.sync.outbox import Notifier, Senders, workflow_from_env
+from okr_sync.sync.pipeline import PassOptions, PassResult, SyncPass
+from okr_sync.sync.store import Store
+
+
+class ConfigurationError(Exception):
+    """Settings do not allow what the plan asks (exit 2, nothing fetched or posted)."""
+
+
+@dataclass
+class JiraConnections:
+    """Jira clients by source name, created on first use and reused within a process."""
+
+    sources: dict[str, JiraSource]
+    make: Callable[[JiraSource], JiraClient] = JiraClient
+    _clients: dict[str, JiraClient] = field(default_factory=dict)
+
+    def __call__(self, name: str) -> JiraClient:
+        client = self._clients.get(name)
+        if client is None:
+            client = self.make(self.sources[name])
+            self._clients[name] = client
+        return client
+
+    def base_url(self, name: str) -> str | None:
+        source = self.sources.get(name)
+        return source.base_url if source else None
+
+    def reset_counts(self) -> None:
+        """Start a new pass with fresh clients (request counts are per client)."""
+        for client in self._clients.values():
+            client.close()
+        self._clients.clear()
+
+
+def jira_sources(settings: Settings, plan: Plan) -> dict[str, JiraSource]:
+    """The Jira sources the plan measures from, with credentials from settings.
+
+    Settings (A4) describe one site, the source ``main``; a plan measuring from
+    another source name is refused here rather than half-run.
+    """
+    needed = build_fetch_plan(plan)
+    if not needed:
+        return {}
+    unknown = sorted(set(needed) - {"main"})
+    if unknown:
+        raise ConfigurationError(
+            f"settings connect only the Jira source 'main'; the plan also uses {unknown}"
+        )
+    if not settings.jira_url:
+        raise ConfigurationError("the plan measures from Jira: set OKR_SYNC_JIRA_URL")
+    if settings.jira_pat is None and settings.jira_api_token is None:
+        raise ConfigurationError(
+            "no Jira credentials: set OKR_SYNC_JIRA_EMAIL + OKR_SYNC_JIRA_API_TOKEN (Cloud) "
+            "or OKR_SYNC_JIRA_PAT (Data Center)"
+        )
+    config = plan.jira["main"]
+    try:
+        source = JiraSource(
+            base_url=settings.jira_url,
+            email=settings.jira_email if settings.jira_pat is None else None,
+            api_token=settings.jira_api_token if settings.jira_pat is None else None,
+            pat=settings.jira_pat,
+            story_points_field=config.story_points_field,
+        )
+    except ValueError as error:
+        raise ConfigurationError(f"Jira settings: {error}") from None
+    return {"main": source}
+
+
+def senders_from_settings(settings: Settings) -> Senders:
+    senders = Senders(teams_workflow=workflow_from_env)
+    token = settings.slack_bot_token
+    if token is not None:
+        senders.slack = lambda: SlackClient(settings.slack_api_url, token)
+    app_id, secret, tenant = (
+        settings.teams_app_id,
+        settings.teams_app_secret,
+        settings.teams_tenant_id,
+    )
+    if app_id and secret is not None and tenant:
+        senders.teams_bot = lambda: TeamsBotClient(
+            app_id,
+            secret,
+            tenant,
+            settings.teams_service_url,
+            authority_host=settings.teams_authority_host,
+        )
+    return senders
+
+
+def check_routes(settings: Settings, plan: Plan) -> None:
+    """Refuse a plan whose routes need credentials that settings do not hold."""
+    problems = []
+    for route, targets in plan.routes.items():
+        for target in targets:
+            if target.slack is not None and settings.slack_bot_token is None:
+                problems.append(f"route {route}: Slack needs OKR_SYNC_SLACK_BOT_TOKEN")
+            if target.teams_bot is not None and not (
+                settings.teams_app_id and settings.teams_app_secret and settings.teams_tenant_id
+            ):
+                problems.append(
+                    f"route {route}: the Teams bot needs OKR_SYNC_TEAMS_APP_ID, "
+                    "OKR_SYNC_TEAMS_APP_SECRET and OKR_SYNC_TEAMS_TENANT_ID"
+                )
+    if problems:
+        raise ConfigurationError("; ".join(sorted(set(problems))))
+
+
+@dataclass
+class Runtime:
+    """A connected okr-sync: settings, plan, store and clients, for one or many passes."""
+
+    settings: Settings
+    plan: Plan
+    store: Store | None
+    jira: JiraConnections
+    notifier: Notifier | None
+    clock: Callable[[], datetime] = field(default=lambda: datetime.now(UTC))
+
+    def run_pass(self, options: PassOptions) -> PassResult:
+        self.jira.reset_counts()
+        sync = SyncPass(self.plan, self.store, self.jira, self.notifier, options, self.clock)
+        return sync.run()
+
+    def run_locked(self, options: PassOptions, *, wait: float = 0.0) -> PassResult:
+        """One pass under the run lock; raises LockBusyError when another holds it."""
+        if self.store is None or options.dry_run:
+            return self.run_pass(options)
+        with RunLock(self.settings.database_url, "run", wait=wait) as lock:
+            return self.run_pass(PassOptions(**{**options.__dict__, "holder": lock.holder}))
+
+    def close(self) -> None:
+        self.jira.reset_counts()
+        if self.store is not None:
+            self.store.close()
+
+
+def build_runtime(
+    settings: Settings,
+    plan: Plan,
+    *,
+    dry_run: bool = False,
+    senders: Senders | None = None,
+    jira_make: Callable[[JiraSource], JiraClient] | None = None,
+    **extra: Any,
+) -> Runtime:
+    """Check settings against the plan, then connect (nothing is fetched yet)."""
+    sources = jira_sources(settings, plan)
+    if not dry_run and senders is None:
+        check_routes(settings, plan)
+    jira = JiraConnections(sources, jira_make or JiraClient)
+    store = open_store(settings.database_url, dry_run=dry_run)
+    notifier = Notifier(senders or senders_from_settings(settings),
+                        jira_base_url=jira.base_url("main"))
+    return Runtime(settings, plan, store, jira, notifier, **extra)
+
+
+def open_store(url: str, *, dry_run: bool = False) -> Store | None:
+    """The state store; a dry run only reads one that already exists."""
+    if not dry_run:
+        return Store(url)
+    from okr_sync.sync.store import SchemaError
+
+    try:
+        return Store(url, ensure=False) if _has_schema(url) else None
+    except SchemaError:
+        return None
+
+
+def _has_schema(url: str) -> bool:
+    import sqlalchemy as sa
+
+    from okr_sync.sync.store import head_revision
+
+    parsed = sa.engine.make_url(url)
+    if parsed.get_backend_name() == "sqlite":
+        # Connecting would create the file; a dry run must leave no trace.
+        database = parsed.database or ""
+        if database in ("", ":memory:") or not Path(database).exists():
+            return False
+    engine = sa.create_engine(url)
+    try:
+        with engine.connect() as conn:
+            if not sa.inspect(conn).has_table("alembic_version"):
+                return False
+            version = conn.execute(sa.text("SELECT version_num FROM alembic_version")).scalar()
+            return bool(version == head_revision())
+    except sa.exc.OperationalError:
+        return False
+    finally:
+        engine.dispose()
