@@ -56,6 +56,8 @@ class Evaluation:
     states: Mapping[str, ItemState] = field(default_factory=dict)
     reasons: tuple[str, ...] = ()
     error: str | None = None
+    #: For raw-JQL ``count`` measures: the count Jira reported (no items behind it).
+    count: int | None = None
 
     @property
     def ok(self) -> bool:
@@ -105,7 +107,10 @@ def evaluate_measures(
         membership = data.memberships.get(owner)
         if spec.jql is not None and isinstance(membership, int):
             results[owner] = Evaluation(
-                owner, jql, MeasuredValue(float(membership), ItemCounts(membership, 0), links)
+                owner,
+                jql,
+                MeasuredValue(float(membership), ItemCounts(membership, 0), links),
+                count=membership,
             )
             continue
         if spec.select is not None:

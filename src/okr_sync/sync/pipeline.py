@@ -82,7 +82,12 @@ class PassResult:
         return EXIT_PARTIAL if self.failures or failed else EXIT_OK
 
 
-def _load_state(store: Store | None, source: str, queries: Mapping[str, str]) -> SourceState:
+def _load_state(
+    store: Store | None,
+    source: str,
+    queries: Mapping[str, str],
+    previous_doc: Mapping[str, Any] | None,
+) -> SourceState:
     """The mirror, cursor and stored memberships of ``source``.
 
     ``queries`` maps raw-JQL owners to their JQL in the plan: a stored membership
@@ -97,11 +102,16 @@ def _load_state(store: Store | None, source: str, queries: Mapping[str, str]) ->
         stored = store.get_membership(source, owner)
         if stored is not None and stored.matches(jql):
             memberships[owner] = (jql, stored.issue_ids)
+    counts: dict[str, tuple[str, int]] = {}
+    for owner, entry in ((previous_doc or {}).get("explain") or {}).items():
+        if owner in queries and entry.get("count") is not None and not entry.get("error"):
+            counts[owner] = (str(entry["jql"]), int(entry["count"]))
     return SourceState(
         issues=issues,
         cursor=cursor.high_water_mark if cursor else None,
         last_full_reconcile=cursor.last_full_reconcile if cursor else None,
         memberships=memberships,
+        counts=counts,
     )
 
 
@@ -142,8 +152,8 @@ class SyncPass:
     def _run(self, run_id: int | None) -> PassResult:
         now = self.clock()
         as_of = self.options.as_of or now
-        pulled, requests = self._pull(now)
         previous_doc = self._previous_document()
+        pulled, requests = self._pull(now, previous_doc)
         evaluations = evaluate_measures(
             self.plan,
             {name: self._source_data(p) for name, p in pulled.items()},
@@ -195,12 +205,14 @@ class SyncPass:
         cycle = self.plan.cycle
         return cycle_bounds(cycle.start, cycle.end, cycle.zone)[0]
 
-    def _pull(self, now: datetime) -> tuple[dict[str, PulledSource], int]:
+    def _pull(
+        self, now: datetime, previous_doc: Mapping[str, Any] | None
+    ) -> tuple[dict[str, PulledSource], int]:
         pulled: dict[str, PulledSource] = {}
         requests = 0
         for name, source_plan in self.fetch_plan.items():
             queries = {q.owner: q.jql for q in source_plan.memberships}
-            state = _load_state(self.store, name, queries)
+            state = _load_state(self.store, name, queries, previous_doc)
             client = self.jira(name)
             try:
                 options = PullOptions(
@@ -377,6 +389,7 @@ def _explain_document(evaluations: Mapping[str, Evaluation]) -> dict[str, Any]:
         doc[owner] = {
             "jql": evaluation.jql,
             "error": evaluation.error,
+            "count": evaluation.count,
             "reasons": list(evaluation.reasons),
             "items": [
                 {

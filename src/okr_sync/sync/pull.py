@@ -71,6 +71,8 @@ class SourceState:
     last_full_reconcile: datetime | None = None
     #: Stored raw-JQL memberships: owner -> (jql, member ids).
     memberships: Mapping[str, tuple[str, tuple[str, ...]]] = field(default_factory=dict)
+    #: Counts of raw-JQL ``count`` measures at the last published pass: owner -> (jql, count).
+    counts: Mapping[str, tuple[str, int]] = field(default_factory=dict)
 
 
 @dataclass
@@ -121,21 +123,19 @@ class SourcePuller:
 
     def _pull(self, state: SourceState, options: PullOptions, result: PulledSource) -> None:
         cursor = None if options.full else state.cursor
-        changed = cursor is None or self._source_changed(cursor, options.overlap)
         fields = self.plan.extra_fields
-        if self.plan.scope_jql is not None and changed:
-            pulled = self.client.pull_updated(
-                list(self.plan.projects),
-                cursor,
-                overlap=options.overlap,
-                fields=fields,
-                context=f"source {self.name}",
-            )
-            self._merge(result, pulled.issues)
-            # With an empty scope there is no high-water mark yet; the overlap
-            # of the next pull covers the skew between our clock and Jira's.
-            result.cursor = pulled.cursor or options.now
-        elif self.plan.scope_jql is None:
+        if cursor is None:
+            changed = True
+            if self.plan.scope_jql is not None:
+                pulled = self.client.pull_updated(
+                    list(self.plan.projects), None, fields=fields, context=f"source {self.name}"
+                )
+                self._merge(result, pulled.issues)
+                result.cursor = pulled.cursor
+        else:
+            changed = self._incremental(cursor, options, result)
+        if result.cursor is None:
+            # Nothing in scope yet: the next pull's overlap covers clock skew.
             result.cursor = options.now
         for owner, jql in options.refetch_jql.items():
             self._merge(result, self.client.search(jql, fields, context=owner))
@@ -147,19 +147,54 @@ class SourcePuller:
         for query in self.plan.memberships:
             self._membership(query, state, options, changed, result)
 
-    def _source_changed(self, cursor: datetime, overlap: timedelta) -> bool:
-        """One cheap probe: was any issue of the site updated since the cursor?"""
-        since = jql_datetime_literal(cursor.astimezone(UTC) - overlap, self.client.user_timezone())
-        return self.client.approximate_count(f"updated >= {since}", context="change probe") > 0
+    def _incremental(self, cursor: datetime, options: PullOptions, result: PulledSource) -> bool:
+        """One search for what changed since ``cursor``; returns whether anything did.
 
-    def _merge(self, result: PulledSource, issues: Iterable[JiraIssue]) -> None:
+        With raw-JQL measures the search covers the whole site, since any issue may
+        have joined or left a JQL's result; otherwise only the structured scope. It
+        doubles as the change probe: a pass with nothing new makes this one search.
+        """
+        since = jql_datetime_literal(
+            cursor.astimezone(UTC) - options.overlap, self.client.user_timezone()
+        )
+        condition = f"updated >= {since}"
+        if not self.plan.memberships:
+            if self.plan.scope_jql is None:
+                return False
+            condition = f"{self.plan.scope_jql} AND {condition}"
+        pulled = self.client.pull_updated(
+            condition, None, fields=self.plan.extra_fields, context=f"source {self.name}"
+        )
+        scope = set(self.plan.projects)
+        relevant = [
+            i for i in pulled.issues if i.project.upper() in scope or i.id in result.issues
+        ]
+        outside = any(
+            i.updated > cursor
+            for i in pulled.issues
+            if i.project.upper() not in scope and i.id not in result.issues
+        )
+        merged = self._merge(result, relevant)
+        newest = max((i.updated for i in pulled.issues), default=cursor)
+        result.cursor = max(cursor, newest).astimezone(UTC)
+        # An issue outside the mirror matters only if it changed after the last
+        # pass: it may have joined a raw JQL's result.
+        return merged > 0 or outside
+
+    def _merge(self, result: PulledSource, issues: Iterable[JiraIssue]) -> int:
+        """Take newer records into the mirror; returns how many were new or changed."""
+        changed = 0
         for issue in issues:
             known = result.issues.get(issue.id)
+            result.fetched += 1
+            if known is not None and known == issue:
+                continue
             if known is None or issue.updated >= known.updated:
                 result.issues[issue.id] = issue
                 result.upserts.append(issue)
                 result.deleted.discard(issue.id)
-            result.fetched += 1
+                changed += 1
+        return changed
 
     def _reconcile(self, result: PulledSource, now: datetime) -> None:
         in_scope = {
@@ -184,25 +219,25 @@ class SourcePuller:
         changed: bool,
         result: PulledSource,
     ) -> None:
-        stored = state.memberships.get(query.owner)
-        reuse = (
-            query.mode == "ids"
-            and stored is not None
-            and stored[0] == query.jql
-            and not changed
+        fresh_enough = (
+            not changed
             and not query.volatile
             and not options.full
             and query.owner not in options.refetch
         )
+        stored = state.memberships.get(query.owner)
+        counted = state.counts.get(query.owner)
         try:
-            if reuse:
-                assert stored is not None
-                ids = list(stored[1])
-            elif query.mode == "count":
-                result.memberships[query.owner] = self.client.approximate_count(
-                    query.jql, context=query.owner
-                )
+            if query.mode == "count":
+                if fresh_enough and counted is not None and counted[0] == query.jql:
+                    result.memberships[query.owner] = counted[1]
+                else:
+                    result.memberships[query.owner] = self.client.approximate_count(
+                        query.jql, context=query.owner
+                    )
                 return
+            if fresh_enough and stored is not None and stored[0] == query.jql:
+                ids = list(stored[1])
             else:
                 ids = self.client.search_ids(query.jql, context=query.owner)
                 result.refreshed_memberships[query.owner] = (query.jql, ids)

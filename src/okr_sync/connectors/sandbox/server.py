@@ -7,11 +7,18 @@ from collections.abc import Callable, Iterable
 from types import TracebackType
 from typing import Any
 
-from werkzeug.serving import BaseWSGIServer, make_server
+from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
 
 WSGIApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
 
 LOOPBACK = "127.0.0.1"
+
+
+class _QuietHandler(WSGIRequestHandler):
+    """No per-request access log: the sandboxes keep their own request records."""
+
+    def log_request(self, code: int | str = "-", size: int | str = "-") -> None:
+        del code, size
 
 
 class LoopbackServer:
@@ -21,7 +28,9 @@ class LoopbackServer:
     """
 
     def __init__(self, app: WSGIApp, *, port: int = 0, threaded: bool = True) -> None:
-        self._server: BaseWSGIServer = make_server(LOOPBACK, port, app, threaded=threaded)
+        self._server: BaseWSGIServer = make_server(
+            LOOPBACK, port, app, threaded=threaded, request_handler=_QuietHandler
+        )
         # A short poll interval lets stop() return in ~50 ms instead of 0.5 s,
         # which adds up over a test suite that starts a sandbox per test.
         self._thread = threading.Thread(
