@@ -240,11 +240,13 @@ def test_run_lock_given_in_memory_sqlite_excludes_within_the_process() -> None:
     second.release()
 
 
-def test_run_lock_given_bad_arguments_refuses(sqlite_url: str) -> None:
+def test_run_lock_given_bad_arguments_refuses(sqlite_url: str, tmp_path: Path) -> None:
     with pytest.raises(LockError):
         RunLock(sqlite_url, "no spaces allowed")
     with pytest.raises(UnsupportedDatabaseError):
         RunLock("mysql://u@127.0.0.1/x")
+    with pytest.raises(LockError, match="cannot open lock file"):
+        RunLock(f"sqlite:///{tmp_path}/missing-dir/x.db").try_acquire()
     lock = RunLock(sqlite_url)
     assert lock.try_acquire()
     with pytest.raises(LockError):

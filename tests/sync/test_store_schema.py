@@ -13,7 +13,7 @@ from alembic.runtime.migration import MigrationContext
 
 from okr_sync.sync import store_schema
 from okr_sync.sync.store_engine import create_store_engine
-from okr_sync.sync.store_models import TABLE_NAMES, metadata
+from okr_sync.sync.store_models import TABLE_NAMES, VERSION_TABLE, metadata
 from okr_sync.sync.store_schema import (
     MIGRATIONS_DIR,
     SchemaOutdatedError,
@@ -38,7 +38,8 @@ def _set_version(url: str, revision: str) -> None:
     engine = create_store_engine(url)
     try:
         with engine.begin() as conn:
-            conn.execute(sa.text("UPDATE alembic_version SET version_num = :v"), {"v": revision})
+            version = sa.table(VERSION_TABLE, sa.column("version_num"))
+            conn.execute(sa.update(version).values(version_num=revision))
     finally:
         engine.dispose()
 
@@ -46,7 +47,7 @@ def _set_version(url: str, revision: str) -> None:
 def test_upgrade_given_empty_database_creates_every_table_at_head(database_url: str) -> None:
     upgrade(database_url)
 
-    assert _tables(database_url) == TABLE_NAMES | {"alembic_version"}
+    assert _tables(database_url) == TABLE_NAMES | {VERSION_TABLE}
     engine = create_store_engine(database_url)
     try:
         assert current_revision(engine) == head_revision()
@@ -61,7 +62,12 @@ def test_migrated_schema_given_orm_metadata_has_no_autogenerate_diff(database_ur
     try:
         with engine.connect() as conn:
             context = MigrationContext.configure(
-                conn, opts={"compare_type": True, "compare_server_default": True}
+                conn,
+                opts={
+                    "compare_type": True,
+                    "compare_server_default": True,
+                    "version_table": VERSION_TABLE,
+                },
             )
             diff = compare_metadata(context, metadata)
     finally:

@@ -95,7 +95,10 @@ class _FileLock:
     def try_acquire(self) -> bool:
         # os.open descriptors are not inherited by child processes (PEP 446), so a
         # subprocess cannot keep the lock alive after we die.
-        fd = os.open(self._path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fd = os.open(self._path, os.O_RDWR | os.O_CREAT, 0o644)
+        except OSError as exc:
+            raise LockError(f"cannot open lock file {self._path}: {exc.strerror}") from exc
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:

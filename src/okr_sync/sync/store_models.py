@@ -26,6 +26,10 @@ NAMING_CONVENTION: dict[str, str] = {
 
 metadata = sa.MetaData(naming_convention=NAMING_CONVENTION)
 
+#: Alembic's revision table, named for okr-sync so a database shared with another
+#: Alembic-managed application keeps the two histories apart.
+VERSION_TABLE = "okr_sync_alembic_version"
+
 RUN_KINDS = ("run", "resync", "serve")
 RUN_OUTCOMES = ("ok", "partial", "failed")
 OUTBOX_KINDS = ("scorecard", "change_note", "digest", "reminder")

@@ -8,6 +8,7 @@ two processes that find the same empty database do not both create it.
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 
 import sqlalchemy as sa
@@ -19,7 +20,7 @@ from sqlalchemy.engine import URL, Engine
 
 from okr_sync.sync.locks import RunLock
 from okr_sync.sync.store_engine import create_store_engine
-from okr_sync.sync.store_models import TABLE_NAMES
+from okr_sync.sync.store_models import TABLE_NAMES, VERSION_TABLE
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
 
@@ -60,7 +61,7 @@ class UnversionedSchemaError(SchemaError):
     def __init__(self, tables: list[str]) -> None:
         self.tables = tables
         super().__init__(
-            "the database has okr-sync tables but no alembic_version record "
+            f"the database has okr-sync tables but no {VERSION_TABLE} record "
             f"({', '.join(tables)}); refusing to guess its schema"
         )
 
@@ -75,23 +76,29 @@ def alembic_config(engine_or_connection: Engine | sa.Connection | None = None) -
     return config
 
 
+@functools.cache
+def _scripts() -> ScriptDirectory:
+    # The packaged scripts cannot change while the process runs: read them once.
+    return ScriptDirectory.from_config(alembic_config())
+
+
 def head_revision() -> str:
     """The newest revision this version of okr-sync knows."""
-    head = ScriptDirectory.from_config(alembic_config()).get_current_head()
+    head = _scripts().get_current_head()
     if head is None:
         raise SchemaError("no migration scripts found in the package")
     return str(head)
 
 
 def _known_revisions() -> set[str]:
-    script = ScriptDirectory.from_config(alembic_config())
-    return {rev.revision for rev in script.walk_revisions()}
+    return {rev.revision for rev in _scripts().walk_revisions()}
 
 
 def current_revision(engine: Engine) -> str | None:
     """The revision the database is at, or None for a database never migrated."""
     with engine.connect() as conn:
-        return MigrationContext.configure(conn).get_current_revision()
+        context = MigrationContext.configure(conn, opts={"version_table": VERSION_TABLE})
+        return context.get_current_revision()
 
 
 def upgrade(database_url: str | URL | Engine, revision: str = "head") -> None:

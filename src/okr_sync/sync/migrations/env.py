@@ -15,7 +15,7 @@ from alembic.autogenerate.api import AutogenContext
 from sqlalchemy import Connection
 
 from okr_sync.sync.store_engine import create_store_engine
-from okr_sync.sync.store_models import UTCDateTime, metadata
+from okr_sync.sync.store_models import VERSION_TABLE, UTCDateTime, metadata
 
 
 def _render_item(type_: str, obj: Any, autogen_context: AutogenContext) -> str | Literal[False]:
@@ -30,6 +30,7 @@ def _run(connection: Connection) -> None:
     context.configure(
         connection=connection,
         target_metadata=metadata,
+        version_table=VERSION_TABLE,
         # SQLite cannot ALTER most things; batch mode rebuilds tables when needed.
         render_as_batch=connection.dialect.name == "sqlite",
         compare_type=True,
@@ -43,6 +44,7 @@ def _run_offline() -> None:
     context.configure(
         url=context.config.get_main_option("sqlalchemy.url"),
         target_metadata=metadata,
+        version_table=VERSION_TABLE,
         literal_binds=True,
         render_as_batch=True,
     )
