@@ -10,12 +10,8 @@ from typing import Any
 import pytest
 import requests
 
-from okr_sync.connectors.sandbox.teams import (
-    BOT_FRAMEWORK_SCOPE,
-    MAX_MESSAGE_BYTES,
-    TeamsSandbox,
-    card_errors,
-)
+from okr_sync.connectors.sandbox.adaptive_cards import card_errors
+from okr_sync.connectors.sandbox.teams import BOT_FRAMEWORK_SCOPE, MAX_MESSAGE_BYTES, TeamsSandbox
 
 TIMEOUT = 5.0
 WORKFLOW = "0123456789abcdef0123456789abcdef"
@@ -239,6 +235,11 @@ def test_inject_status_given_unknown_kind_raises(sandbox: TeamsSandbox) -> None:
     ("candidate", "fragment"),
     [
         ({"type": "AdaptiveCard", "version": "1.5", "body": [{"type": "Bogus"}]}, "body/0"),
+        ({"type": "AdaptiveCard", "version": "1.5", "body": [{"type": "TextBlock"}]},
+         "body/0: 'text' is a required property"),
+        ({"type": "AdaptiveCard", "version": "1.5",
+          "body": [{"type": "FactSet", "facts": [{"title": "Band"}]}]},
+         "body/0/facts/0: 'value' is a required property"),
         ({"type": "AdaptiveCard", "version": "2.0", "body": []}, "above 1.5"),
         ({"type": "AdaptiveCard", "version": "x", "body": []}, "needs a version"),
         ({"type": "MessageCard", "version": "1.5"}, "type"),

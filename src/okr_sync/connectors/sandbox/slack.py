@@ -23,20 +23,13 @@ from typing import Any
 
 from werkzeug.wrappers import Request, Response
 
+from okr_sync.connectors.sandbox.block_kit import block_problems
 from okr_sync.connectors.sandbox.server import LoopbackServer
 
 DEFAULT_TOKEN = "xoxb-sandbox-token"  # noqa: S105 - the fixed credential of a local fake
 DEFAULT_CHANNEL = "C0123456789"
-MAX_BLOCKS = 50
 MAX_TEXT = 40_000
 WRITE_METHODS = frozenset({"chat.postMessage", "chat.update"})
-KNOWN_BLOCK_TYPES = frozenset(
-    {
-        "actions", "context", "divider", "file", "header", "image", "input",
-        "markdown", "rich_text", "section", "table", "video",
-    }
-)  # fmt: skip
-TEXT_TYPES = frozenset({"plain_text", "mrkdwn"})
 JSON_ARGS = ("blocks", "metadata", "attachments")
 
 
@@ -75,19 +68,14 @@ class SandboxMessage:
         return bool(self.edits)
 
     def as_json(self, *, with_metadata: bool = True) -> dict[str, Any]:
-        data: dict[str, Any] = {
-            "type": "message", "user": "U0SANDBOX", "bot_id": "B0SANDBOX",
-            "ts": self.ts, "text": self.text,
+        optional = {
+            "blocks": self.blocks, "thread_ts": self.thread_ts,
+            "edited": self.edited_ts and {"user": "U0SANDBOX", "ts": self.edited_ts},
+            "metadata": self.metadata if with_metadata else None,
         }  # fmt: skip
-        if self.blocks is not None:
-            data["blocks"] = self.blocks
-        if self.thread_ts is not None:
-            data["thread_ts"] = self.thread_ts
-        if self.edited_ts is not None:
-            data["edited"] = {"user": "U0SANDBOX", "ts": self.edited_ts}
-        if with_metadata and self.metadata is not None:
-            data["metadata"] = self.metadata
-        return data
+        data = {"type": "message", "user": "U0SANDBOX", "bot_id": "B0SANDBOX", "ts": self.ts,
+                "text": self.text}  # fmt: skip
+        return data | {key: value for key, value in optional.items() if value is not None}
 
 
 @dataclass(frozen=True)
@@ -119,99 +107,6 @@ class SlackApiError(Exception):
         self.status = status
         self.retry_after = retry_after
         self.errors = errors or []
-
-
-def _text_errors(obj: Any, pointer: str, limit: int, *, plain_only: bool = False) -> list[str]:
-    if not isinstance(obj, dict) or obj.get("type") not in TEXT_TYPES:
-        return [f"must be a text object [json-pointer:{pointer}]"]
-    if plain_only and obj["type"] != "plain_text":
-        return [f"must be plain_text [json-pointer:{pointer}/type]"]
-    text = obj.get("text")
-    if not isinstance(text, str) or not text:
-        return [f"must be a non-empty string [json-pointer:{pointer}/text]"]
-    if len(text) > limit:
-        return [f"must be less than {limit + 1} characters [json-pointer:{pointer}/text]"]
-    return []
-
-
-def _list_errors(value: Any, pointer: str, most: int) -> list[str]:
-    if not isinstance(value, list) or not value:
-        return [f"must be a non-empty array [json-pointer:{pointer}]"]
-    if len(value) > most:
-        return [f"must contain at most {most} items [json-pointer:{pointer}]"]
-    return []
-
-
-def _block_errors(block: Any, pointer: str) -> list[str]:
-    if not isinstance(block, dict):
-        return [f"must be an object [json-pointer:{pointer}]"]
-    kind = block.get("type")
-    if kind not in KNOWN_BLOCK_TYPES:
-        return [f"unsupported type: {kind} [json-pointer:{pointer}/type]"]
-    block_id = block.get("block_id")
-    if block_id is not None and (not isinstance(block_id, str) or len(block_id) > 255):
-        return [f"must be a string of at most 255 characters [json-pointer:{pointer}/block_id]"]
-    errors: list[str] = []
-    if kind == "section":
-        if "text" not in block and "fields" not in block:
-            errors.append(f"must provide text or fields [json-pointer:{pointer}]")
-        if "text" in block:
-            errors += _text_errors(block["text"], f"{pointer}/text", 3000)
-        if "fields" in block:
-            errors += _list_errors(block["fields"], f"{pointer}/fields", 10)
-            if not errors:
-                for index, item in enumerate(block["fields"]):
-                    errors += _text_errors(item, f"{pointer}/fields/{index}", 2000)
-    elif kind == "header":
-        errors += _text_errors(block.get("text"), f"{pointer}/text", 150, plain_only=True)
-    elif kind == "context":
-        errors += _list_errors(block.get("elements"), f"{pointer}/elements", 10)
-        if not errors:
-            for index, item in enumerate(block["elements"]):
-                if not (isinstance(item, dict) and item.get("type") == "image"):
-                    errors += _text_errors(item, f"{pointer}/elements/{index}", 3000)
-    elif kind == "actions":
-        errors += _list_errors(block.get("elements"), f"{pointer}/elements", 25)
-    elif kind == "markdown":
-        text = block.get("text")
-        if not isinstance(text, str) or not 0 < len(text) <= 12_000:
-            errors.append(f"must be 1 to 12000 characters [json-pointer:{pointer}/text]")
-    elif kind == "image":
-        if not isinstance(block.get("alt_text"), str):
-            errors.append(f"missing required field: alt_text [json-pointer:{pointer}]")
-        if "image_url" not in block and "slack_file" not in block:
-            errors.append(f"missing required field: image_url [json-pointer:{pointer}]")
-    elif kind == "rich_text":
-        errors += _list_errors(block.get("elements"), f"{pointer}/elements", 100)
-    return errors
-
-
-def _text_length(value: Any) -> int:
-    if isinstance(value, dict):
-        return sum(
-            len(v) if k == "text" and isinstance(v, str) else _text_length(v)
-            for k, v in value.items()
-        )
-    if isinstance(value, list):
-        return sum(_text_length(item) for item in value)
-    return 0
-
-
-def validate_blocks(blocks: Any, *, max_total_text: int | None = None) -> None:
-    """Raise :class:`SlackApiError` (``invalid_blocks`` / ``msg_blocks_too_long``) if bad."""
-    if not isinstance(blocks, list):
-        raise SlackApiError("invalid_blocks", errors=["must be an array [json-pointer:/blocks]"])
-    if len(blocks) > MAX_BLOCKS:
-        too_many = f"no more than {MAX_BLOCKS} items allowed [json-pointer:/blocks]"
-        raise SlackApiError("invalid_blocks", errors=[too_many])
-    errors = [e for i, b in enumerate(blocks) for e in _block_errors(b, f"/blocks/{i}")]
-    ids = [b.get("block_id") for b in blocks if isinstance(b, dict) and b.get("block_id")]
-    if len(ids) != len(set(ids)):
-        errors.append("block_id must be unique [json-pointer:/blocks]")
-    if errors:
-        raise SlackApiError("invalid_blocks", errors=errors)
-    if max_total_text is not None and _text_length(blocks) > max_total_text:
-        raise SlackApiError("msg_blocks_too_long")
 
 
 def _metadata(value: Any) -> dict[str, Any] | None:
@@ -473,8 +368,10 @@ class SlackSandbox:
         text = args.get("text")
         text = text if isinstance(text, str) else ""
         blocks = args.get("blocks")
-        if blocks is not None:
-            validate_blocks(blocks, max_total_text=self.max_blocks_text)
+        cap = self.max_blocks_text
+        problems = None if blocks is None else block_problems(blocks, max_total_text=cap)
+        if problems is not None:
+            raise SlackApiError(problems.code, errors=problems.errors)
         if not text and not blocks and not args.get("attachments"):
             raise SlackApiError("no_text")
         if len(text) > MAX_TEXT:

@@ -18,7 +18,6 @@ Everything accepted is recorded per workflow and per conversation.
 from __future__ import annotations
 
 import base64
-import functools
 import json
 import secrets
 import threading
@@ -26,25 +25,24 @@ import time
 from collections import Counter, deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from importlib import resources
 from types import TracebackType
 from typing import Any
 
 import requests
-from jsonschema import Draft6Validator
-from jsonschema.exceptions import best_match
 from werkzeug.datastructures import MultiDict
 from werkzeug.exceptions import HTTPException
 from werkzeug.routing import Map, Rule
 from werkzeug.wrappers import Request, Response
 
+from okr_sync.connectors.sandbox.adaptive_cards import (
+    ADAPTIVE_CARD,
+    attachment_errors,
+)
 from okr_sync.connectors.sandbox.server import LoopbackServer
 
 AUTHORITY_HOST = "https://login.microsoftonline.com"
 BOT_FRAMEWORK_SCOPE = "https://api.botframework.com/.default"
-ADAPTIVE_CARD = "application/vnd.microsoft.card.adaptive"
 MAX_MESSAGE_BYTES = 28 * 1024
-HIGHEST_CARD_VERSION = (1, 5)
 DEFAULT_APP_ID = "00000000-0000-4000-8000-0000000000b0"
 DEFAULT_APP_SECRET = "sandbox-app-secret"  # noqa: S105 - a fixed credential of a local fake
 DEFAULT_TENANT_ID = "11111111-1111-4111-8111-111111111111"
@@ -53,59 +51,6 @@ STATUS_CODES = {
     413: "MessageSizeTooBig", 429: "TooManyRequests", 500: "InternalServerError",
     502: "BadGateway", 503: "ServiceUnavailable", 504: "GatewayTimeout",
 }  # fmt: skip
-
-
-@functools.cache
-def _card_validator() -> Draft6Validator:
-    raw = resources.files("okr_sync.connectors.sandbox") / "data" / "adaptive-card-1.5.schema.json"
-    schema = json.loads(raw.read_text(encoding="utf-8"))
-    # Validate against the AdaptiveCard definition itself: the root ``anyOf``
-    # would collapse every problem into "not valid under any of the schemas".
-    wrapped = {
-        "$schema": schema["$schema"],
-        "definitions": schema["definitions"],
-        "allOf": [{"$ref": "#/definitions/AdaptiveCard"}],
-    }
-    return Draft6Validator(wrapped)
-
-
-def card_errors(card: Any) -> list[str]:
-    """Why Teams would refuse this top-level Adaptive Card (empty when it is fine)."""
-    if not isinstance(card, dict):
-        return ["the card is not a JSON object"]
-    problems: list[str] = []
-    version = card.get("version")
-    try:
-        parsed = tuple(int(part) for part in str(version).split("."))
-    except ValueError:
-        parsed = ()
-    if not isinstance(version, str) or not parsed:
-        problems.append("version: a top-level card needs a version such as '1.5'")
-    elif parsed > HIGHEST_CARD_VERSION:
-        problems.append(f"version: {version} is above 1.5, the highest Teams renders")
-    # ``msteams`` (e.g. {"width": "Full"}) is a Teams extension the schema forbids.
-    stripped = {key: value for key, value in card.items() if key != "msteams"}
-    error = best_match(_card_validator().iter_errors(stripped))
-    if error is not None:
-        where = "/".join(str(part) for part in error.absolute_path) or "(card)"
-        problems.append(f"{where}: {error.message[:300]}")
-    return problems
-
-
-def _attachment_errors(attachments: Any, *, require_cards: bool) -> list[str]:
-    if not isinstance(attachments, list) or (require_cards and not attachments):
-        return ["attachments must be a non-empty array"]
-    problems: list[str] = []
-    for index, attachment in enumerate(attachments):
-        if not isinstance(attachment, dict):
-            problems.append(f"attachments/{index}: not an object")
-        elif attachment.get("contentType") != ADAPTIVE_CARD:
-            if require_cards:
-                problems.append(f"attachments/{index}/contentType: must be {ADAPTIVE_CARD}")
-        else:
-            found = card_errors(attachment.get("content"))
-            problems += [f"attachments/{index}/content/{problem}" for problem in found]
-    return problems
 
 
 @dataclass(frozen=True)
@@ -417,7 +362,7 @@ class TeamsSandbox:
         problems = ["type must be 'message'"]
         if isinstance(envelope, dict):
             problems = [] if envelope.get("type") == "message" else problems
-            problems += _attachment_errors(envelope.get("attachments"), require_cards=True)
+            problems += attachment_errors(envelope.get("attachments"), require_cards=True)
         if problems:
             raise _service_error(400, "InvalidRequestContent", "; ".join(problems[:5]))
         self._workflow_posts.setdefault(workflow_id, []).append(WorkflowPost(workflow_id, envelope))
@@ -490,7 +435,7 @@ class TeamsSandbox:
         attachments = activity.get("attachments")
         if not activity.get("text") and not attachments:
             raise _service_error(400, "BadArgument", "an activity needs text or attachments")
-        problems = _attachment_errors(attachments or [], require_cards=False)
+        problems = attachment_errors(attachments or [], require_cards=False)
         if problems:
             raise _service_error(400, "BadArgument", "; ".join(problems[:5]))
         return activity
