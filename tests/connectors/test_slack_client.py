@@ -335,7 +335,9 @@ def test_pacing_given_two_posts_to_same_channel_waits_about_a_second_without_429
         client.post_message(CHANNEL, text="one")
         client.post_message(CHANNEL, text="two")
 
-        assert client.pacer.waits == [(CHANNEL, pytest.approx(1.0))]
+        [(channel, wait)] = client.pacer.waits
+        assert channel == CHANNEL
+        assert wait == pytest.approx(1.0)
         assert sandbox.counters["chat.postMessage:ok"] == 2
         assert sandbox.counters["chat.postMessage:ratelimited"] == 0
 
@@ -370,7 +372,9 @@ def test_pacing_given_post_then_update_same_channel_counts_both(
 
     client.update_message(CHANNEL, ref.ts, text="two")
 
-    assert client.pacer.waits == [(CHANNEL, pytest.approx(0.75))]
+    [(channel, wait)] = client.pacer.waits
+    assert channel == CHANNEL
+    assert wait == pytest.approx(0.75)
 
 
 def test_errors_and_repr_given_secret_token_never_show_it(

@@ -226,7 +226,12 @@ def test_post_activity_given_bad_credentials_raises_auth_error_without_secret(
     overrides: dict[str, str],
     code: str,
 ) -> None:
-    client = make_client(sandbox, **overrides)
+    client = make_client(
+        sandbox,
+        app_id=overrides.get("app_id"),
+        secret=overrides.get("secret", SECRET),
+        tenant_id=overrides.get("tenant_id"),
+    )
     caplog.set_level(logging.DEBUG)
 
     with pytest.raises(TeamsAuthError) as raised:
@@ -258,6 +263,17 @@ def test_post_activity_given_token_endpoint_5xx_is_transient_and_msal_replays_it
     assert sandbox.counters["activity.post"] == 0
     assert isinstance(client.retrier.sleep, RecordingSleep)
     assert len(client.retrier.sleep.waits) == 3, "four attempts, three sleeps"
+
+
+def test_post_activity_given_tenant_discovery_503_retries_with_a_fresh_app(
+    client: TeamsBotClient, sandbox: TeamsSandbox
+) -> None:
+    sandbox.inject_status("openid", 503)
+
+    client.post_activity(CONVERSATION, card_activity(card()))
+
+    assert sandbox.counters["openid"] == 2
+    assert len(sandbox.activities(CONVERSATION)) == 1
 
 
 def test_post_activity_given_temporarily_unavailable_token_error_retries(
