@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 import enum
 import math
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager
 from datetime import UTC, date, datetime
 from typing import Any, TypeVar
@@ -126,7 +126,3 @@ def truncate(text: str | None, limit: int = MAX_ERROR_CHARS) -> str | None:
     if text is None or len(text) <= limit:
         return text
     return text[: limit - 1] + "…"
-
-
-def as_tuple(items: Iterable[T]) -> tuple[T, ...]:
-    return tuple(items)
