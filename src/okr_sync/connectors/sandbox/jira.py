@@ -186,7 +186,7 @@ class JiraSandbox:
         if decision.status is not None:
             status, headers = decision.status, dict(decision.headers)
             payload = error_body("Rate limit exceeded.") if status == 429 else None
-        elif not authenticated:
+        elif not authenticated and not (auth_kind is None and _anonymous(request.path)):
             status, payload = 401, error_body(NOT_AUTHENTICATED)
             headers["WWW-Authenticate"] = (
                 'Basic realm="protected-area"' if self.cloud else 'Bearer realm="jira"')
@@ -360,6 +360,11 @@ class JiraSandbox:
                 expand=args.get("expand", ""))
         return 200, self._searches.search_offset(
             req, self._ctx(), self._renderer(request, version), self.dc_max_results)
+
+
+def _anonymous(path: str) -> bool:
+    # serverInfo "can be accessed anonymously"; wrong credentials still get 401 there.
+    return path.rstrip("/").endswith("/serverInfo")
 
 
 def _parse_body(request: Request) -> Any:

@@ -98,12 +98,18 @@ class _Rule:
     def applies(self, path: str) -> bool:
         return self.paths is None or any(p in path for p in self.paths)
 
-    def fires(self) -> bool:
+    def fires(self, *, blocked: bool = False) -> bool:
+        """Count this request; fire unless ``blocked`` by an earlier status fault.
+
+        A blocked burst keeps its budget, so a burst of N is always N answers.
+        """
         self.seen += 1
         position = self.seen - self.after
         if position <= 0 or (self.count is not None and self.count <= 0):
             return False
         if self.every is not None and position % self.every != 0:
+            return False
+        if blocked:
             return False
         if self.count is not None:
             self.count -= 1
@@ -169,7 +175,8 @@ class FaultInjector:
         decision = FaultDecision()
         with self._lock:
             for rule in self._rules:
-                if not rule.applies(path) or not rule.fires():
+                blocked = rule.status != 0 and decision.status is not None
+                if not rule.applies(path) or not rule.fires(blocked=blocked):
                     continue
                 if rule.kind == "latency":
                     decision.latency += rule.seconds

@@ -11,23 +11,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 __all__ = [
-    "And",
-    "Clause",
-    "EmptyValue",
-    "Expr",
-    "FunctionCall",
-    "JqlError",
-    "JqlSyntaxError",
-    "JqlValidationError",
-    "Not",
-    "Op",
-    "Operand",
-    "Or",
-    "OrderKey",
-    "Query",
-    "UnboundedJqlError",
-    "Value",
-    "parse_jql",
+    "And", "Clause", "EmptyValue", "Expr", "FunctionCall", "JqlError", "JqlSyntaxError",
+    "JqlValidationError", "Not", "Op", "Operand", "Or", "OrderKey", "Query", "UnboundedJqlError",
+    "Value", "parse_jql",
 ]
 
 _SYNTAX_PREFIX = "Error in the JQL Query: "
@@ -191,6 +177,14 @@ def _syntax(message: str, token: _Token | None = None) -> JqlSyntaxError:
     return JqlSyntaxError(f"{_SYNTAX_PREFIX}{message}{suffix}")
 
 
+def _reserved_char(ch: str, line: int, col: int) -> JqlSyntaxError:
+    return _syntax(
+        f"The character '{ch}' is a reserved JQL character. You must enclose it "
+        f"in a string or use the escape '\\u{ord(ch):04x}' instead.",
+        _Token(_Kind.WORD, ch, line, col),
+    )
+
+
 _ESCAPES = {"n": "\n", "t": "\t", "r": "\r", '"': '"', "'": "'", "\\": "\\", " ": " "}
 
 
@@ -247,11 +241,7 @@ class _Lexer:
                 out.append(_Token(_Kind.WORD, "and" if ch == "&" else "or", line, col))
                 self._advance()
             elif ch in _RESERVED_CHARS:
-                raise _syntax(
-                    f"The character '{ch}' is a reserved JQL character. You must enclose it "
-                    f"in a string or use the escape '\\u{ord(ch):04x}' instead.",
-                    _Token(_Kind.WORD, ch, line, col),
-                )
+                raise _reserved_char(ch, line, col)
             else:
                 out.append(self._word(line, col))
 
@@ -294,11 +284,7 @@ class _Lexer:
             if ch.isspace() or ch in _PUNCT:
                 break
             if ch in _RESERVED_CHARS:
-                raise _syntax(
-                    f"The character '{ch}' is a reserved JQL character. You must enclose it "
-                    f"in a string or use the escape '\\u{ord(ch):04x}' instead.",
-                    _Token(_Kind.WORD, ch, self.line, self.col),
-                )
+                raise _reserved_char(ch, self.line, self.col)
             self._advance()
         return _Token(_Kind.WORD, text[start : self.i], line, col)
 

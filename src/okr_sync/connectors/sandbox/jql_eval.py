@@ -284,7 +284,9 @@ def _clause(clause: Clause, ctx: JqlContext) -> Pred:
     wanted: set[Hashable] = set()
     want_empty = False
     for operand in clause.operands:
-        if isinstance(operand, EmptyValue):
+        unresolved = (f.name == "resolution" and isinstance(operand, Value)
+                      and operand.text.lower() == "unresolved")
+        if isinstance(operand, EmptyValue) or unresolved:
             want_empty = True
         else:
             wanted |= _resolve(f, operand, ctx)
@@ -332,8 +334,6 @@ def _resolve(f: _Field, operand: Operand, ctx: JqlContext) -> set[Hashable]:
         return {_number(f, text)}
     if f.kind == "choice":
         assert f.values is not None
-        if f.name == "resolution" and text.lower() == "unresolved":
-            return set()
         canonical = f.values(text.lower())
         if canonical is None:
             raise JqlValidationError(
