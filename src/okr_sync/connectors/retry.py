@@ -83,9 +83,13 @@ class Retrier:
     def _wait(self, state: RetryCallState) -> float:
         error = state.outcome.exception() if state.outcome else None
         retry_after = error.retry_after if isinstance(error, TransientError) else None
-        delay = self.policy.backoff(state.attempt_number, retry_after, self.rng)
-        self.waits.append(delay)
-        return delay
+        return self.policy.backoff(state.attempt_number, retry_after, self.rng)
+
+    def _record(self, state: RetryCallState) -> None:
+        # Recorded just before sleeping: tenacity may compute a wait for an attempt
+        # that then stops, and that wait never happens.
+        if state.next_action is not None:
+            self.waits.append(float(state.next_action.sleep))
 
     def call(self, operation: Callable[[], T]) -> T:
         retrying = Retrying(
@@ -93,6 +97,7 @@ class Retrier:
             wait=self._wait,
             retry=retry_if_exception_type(TransientError),
             sleep=self.sleep,
+            before_sleep=self._record,
             reraise=True,
         )
         return retrying(operation)
