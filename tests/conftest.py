@@ -1,16 +1,19 @@
 """Shared fixtures: state-store databases on SQLite and (when configured) PostgreSQL.
 
-``database_url`` runs a test once per backend: SQLite in a temporary file always,
-PostgreSQL when ``OKR_SYNC_TEST_DATABASE_URL`` points at a server (e.g.
-``postgresql+psycopg://postgres@127.0.0.1:5432/test``), skipped otherwise. Each
-PostgreSQL test gets a database of its own, created from that server and dropped
-afterwards, so neither parallel runs nor earlier failures leak state (advisory
-locks are per database too).
+``database_url`` runs a test once per backend with an *empty* database: SQLite in a
+temporary file always, PostgreSQL when ``OKR_SYNC_TEST_DATABASE_URL`` points at a
+server (e.g. ``postgresql+psycopg://postgres@127.0.0.1:5432/test``), skipped
+otherwise. ``migrated_database_url`` and ``store`` do the same with the schema
+already migrated (cloned from a template migrated once per session, which keeps
+the PostgreSQL runs fast). Each PostgreSQL test gets a database of its own,
+created on that server and dropped afterwards, so neither parallel runs nor
+earlier failures leak state (advisory locks are per database too).
 """
 
 from __future__ import annotations
 
 import os
+import shutil
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -21,8 +24,11 @@ from sqlalchemy.engine import URL, make_url
 from sqlalchemy.pool import NullPool
 
 from okr_sync.sync.store import Store
+from okr_sync.sync.store_schema import upgrade
 
 PG_URL_ENV = "OKR_SYNC_TEST_DATABASE_URL"
+
+_BACKENDS = ["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)]
 
 
 def _server_url() -> URL | None:
@@ -30,12 +36,24 @@ def _server_url() -> URL | None:
     return make_url(raw) if raw else None
 
 
-def _fresh_postgres_database(server: URL) -> Iterator[str]:
+def _require_server() -> URL:
+    server = _server_url()
+    if server is None:
+        pytest.skip(f"{PG_URL_ENV} is not set")
+    return server
+
+
+def _admin(server: URL) -> sa.Engine:
+    return sa.create_engine(server, poolclass=NullPool, isolation_level="AUTOCOMMIT")
+
+
+def _temporary_postgres_database(server: URL, template: str | None = None) -> Iterator[str]:
     name = f"okr_test_{uuid.uuid4().hex[:16]}"
-    admin = sa.create_engine(server, poolclass=NullPool, isolation_level="AUTOCOMMIT")
+    clause = f' TEMPLATE "{template}"' if template else ""
+    admin = _admin(server)
     try:
         with admin.connect() as conn:
-            conn.exec_driver_sql(f'CREATE DATABASE "{name}"')
+            conn.exec_driver_sql(f'CREATE DATABASE "{name}"{clause}')
         try:
             yield server.set(database=name).render_as_string(hide_password=False)
         finally:
@@ -46,33 +64,72 @@ def _fresh_postgres_database(server: URL) -> Iterator[str]:
         admin.dispose()
 
 
+def _sqlite_url(path: Path) -> str:
+    return f"sqlite:///{path}"
+
+
 @pytest.fixture
 def sqlite_url(tmp_path: Path) -> str:
-    return f"sqlite:///{tmp_path / 'okr-sync.db'}"
+    """An empty SQLite database file."""
+    return _sqlite_url(tmp_path / "okr-sync.db")
 
 
 @pytest.fixture
 def postgres_url() -> Iterator[str]:
-    server = _server_url()
-    if server is None:
-        pytest.skip(f"{PG_URL_ENV} is not set")
-    yield from _fresh_postgres_database(server)
+    """An empty PostgreSQL database of its own (skipped without the env var)."""
+    yield from _temporary_postgres_database(_require_server())
 
 
-@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+@pytest.fixture(params=_BACKENDS)
 def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
     """An empty database: SQLite always, PostgreSQL when the env var is set."""
     if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path / 'okr-sync.db'}"
+        yield _sqlite_url(tmp_path / "okr-sync.db")
         return
-    server = _server_url()
-    if server is None:
-        pytest.skip(f"{PG_URL_ENV} is not set")
-    yield from _fresh_postgres_database(server)
+    yield from _temporary_postgres_database(_require_server())
+
+
+@pytest.fixture(scope="session")
+def _sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("template") / "okr-sync.db"
+    upgrade(_sqlite_url(path))
+    engine = sa.create_engine(_sqlite_url(path), poolclass=NullPool)
+    try:
+        with engine.connect() as conn:
+            # Everything into the main file, so copying that file copies the database.
+            conn.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
+    finally:
+        engine.dispose()
+    return path
+
+
+@pytest.fixture(scope="session")
+def _postgres_template() -> Iterator[str]:
+    server = _require_server()
+    for url in _temporary_postgres_database(server):
+        upgrade(url)
+        database = make_url(url).database
+        assert database is not None
+        yield database
+
+
+@pytest.fixture(params=_BACKENDS)
+def migrated_database_url(
+    request: pytest.FixtureRequest, tmp_path: Path, _sqlite_template: Path
+) -> Iterator[str]:
+    """A database already migrated to the head revision, on each backend."""
+    if request.param == "sqlite":
+        path = tmp_path / "okr-sync.db"
+        shutil.copyfile(_sqlite_template, path)
+        yield _sqlite_url(path)
+        return
+    server = _require_server()
+    template = request.getfixturevalue("_postgres_template")
+    yield from _temporary_postgres_database(server, template=template)
 
 
 @pytest.fixture
-def store(database_url: str) -> Iterator[Store]:
-    """A migrated store on each backend."""
-    with Store(database_url) as s:
+def store(migrated_database_url: str) -> Iterator[Store]:
+    """A store on a migrated database, on each backend."""
+    with Store(migrated_database_url) as s:
         yield s
