@@ -13,6 +13,7 @@ import requests
 
 from okr_sync.connectors.sandbox.jira import LEGACY_SEARCH_GONE, JiraSandbox
 from okr_sync.connectors.sandbox.jira_data import JiraDataset, generate_dataset
+from okr_sync.connectors.sandbox.jira_render import FieldSetup
 
 TIMEOUT = 10
 JQL = "project in (ENT, SUP, OPS)"
@@ -238,6 +239,8 @@ def test_search_jql_post_given_jira_client_body_pages_like_get(jira: JiraSandbox
 
 @pytest.mark.parametrize("body", [
     {"jql": JQL, "startAt": 0},
+    {"jql": JQL, "properties": ["a", "b", "c", "d", "e", "f"]},
+    {"jql": JQL, "reconcileIssues": list(range(51))},
     {"jql": JQL, "fields": "summary"},
     {"jql": JQL, "maxResults": "ten"},
     {"jql": JQL, "maxResults": True},
@@ -414,3 +417,18 @@ def test_data_center_given_epic_children_links_them_by_epic_link_only() -> None:
     assert {i["fields"]["customfield_10101"] for i in page["issues"]} == {epic.key}
     points = next(f for f in fields if f["name"] == "Story Points")
     assert points["schema"]["custom"] == "com.atlassian.jira.plugin.system.customfieldtypes:float"
+
+
+def test_field_given_decoy_story_points_lists_both_and_only_one_holds_data() -> None:
+    data = generate_dataset(seed=8, issues=80)
+    setup = FieldSetup(decoy_story_points_id="customfield_10028")
+    with JiraSandbox(data, fields=setup) as sandbox:
+        fields = _get(sandbox, "/rest/api/3/field").json()
+        page = _get(sandbox, "/rest/api/3/search/jql", jql='"Story Points" is EMPTY',
+                    fields="customfield_10016,customfield_10028", maxResults=100).json()
+    named = {f["name"]: f for f in fields if f["custom"]}
+    assert named["Story Points"]["schema"]["custom"].endswith(":float")
+    assert named["Story point estimate"]["schema"]["custom"].endswith(":jsw-story-points")
+    assert len(page["issues"]) == 80
+    assert all(i["fields"]["customfield_10028"] is None for i in page["issues"])
+    assert any(i["fields"]["customfield_10016"] is not None for i in page["issues"])

@@ -327,15 +327,16 @@ class JiraSandbox:
                 max_results=payload.get("maxResults"),
                 next_page_token=payload.get("nextPageToken"),
                 expand=payload.get("expand") or "",
-                reconcile=len(payload.get("reconcileIssues") or []))
+                reconcile=len(payload.get("reconcileIssues") or []),
+                properties=len(payload.get("properties") or []))
         else:
             args = request.args
             req = SearchRequest(
                 jql=args.get("jql", ""), fields=args.getlist("fields"),
                 max_results=param_int(args.get("maxResults"), "maxResults", 50),
                 next_page_token=args.get("nextPageToken"), expand=args.get("expand", ""),
-                reconcile=len([v for x in args.getlist("reconcileIssues")
-                               for v in x.split(",") if v]))
+                reconcile=len(_split_params(args.getlist("reconcileIssues"))),
+                properties=len(_split_params(args.getlist("properties"))))
         return 200, self._searches.search_jql(req, self._ctx(), self._renderer(request, version))
 
     def _count(self, request: Request, body: Any, version: str) -> _Result:
@@ -360,6 +361,10 @@ class JiraSandbox:
                 expand=args.get("expand", ""))
         return 200, self._searches.search_offset(
             req, self._ctx(), self._renderer(request, version), self.dc_max_results)
+
+
+def _split_params(values: list[str]) -> list[str]:
+    return [v for value in values for v in value.split(",") if v]
 
 
 def _anonymous(path: str) -> bool:

@@ -234,7 +234,8 @@ class JiraDataset:
         return len(self.issues)
 
     def __iter__(self) -> Iterator[IssueRecord]:
-        return iter(list(self.issues.values()))
+        with self.lock:  # a snapshot, so the server thread may mutate meanwhile
+            return iter(list(self.issues.values()))
 
     def get(self, issue_id: int) -> IssueRecord:
         return self.issues[issue_id]

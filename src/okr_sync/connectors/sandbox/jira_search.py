@@ -93,6 +93,7 @@ class SearchRequest:
     start_at: int = 0
     expand: str = ""
     reconcile: int = 0
+    properties: int = 0
 
 
 class SearchService:
@@ -116,6 +117,8 @@ class SearchService:
             raise ApiError(400, "The 'maxResults' parameter must be between 1 and 5000.")
         if req.reconcile > 50:
             raise ApiError(400, "The 'reconcileIssues' parameter accepts at most 50 issue IDs.")
+        if req.properties > 5:
+            raise ApiError(400, "The 'properties' parameter accepts at most 5 properties.")
         selection = FieldSelection.parse(req.fields, default="id")
         if req.next_page_token:
             snapshot, offset = self._resume(req.next_page_token, req.jql, ctx.now)
