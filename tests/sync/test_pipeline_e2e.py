@@ -1,0 +1,94 @@
+"""The whole pass against the Jira, Slack and Teams sandboxes over real loopback HTTP."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+
+from okr_sync.config.plan_loader import load_plan
+from okr_sync.sync.pipeline import PassOptions
+from okr_sync.sync.sandbox_world import (
+    DEMO_CHANNEL,
+    DEMO_CONVERSATION,
+    SandboxWorld,
+    sandbox_world,
+)
+
+DEMO_PLAN = Path(__file__).parents[2] / "src" / "okr_sync" / "config" / "examples" / "demo.yaml"
+
+
+@pytest.fixture
+def world(tmp_path: Path) -> Iterator[SandboxWorld]:
+    with sandbox_world(tmp_path, issues=600, seed=7) as w:
+        yield w
+
+
+def _open_on_call(world: SandboxWorld, count: int) -> list[int]:
+    issues = world.dataset.issues.values()
+    chosen = [
+        i.id for i in sorted(issues, key=lambda i: i.id)
+        if i.project == "OPS" and "on-call" in i.labels and "infra" not in i.labels
+        and i.status_category != "done" and not i.is_subtask
+    ]
+    assert len(chosen) >= count
+    return chosen[:count]
+
+
+def test_pass_given_sandboxes_posts_once_stays_quiet_then_edits_and_notes_changes(
+    world: SandboxWorld,
+) -> None:
+    plan = load_plan(DEMO_PLAN)
+    runtime = world.runtime(plan)
+
+    first = runtime.run_locked(PassOptions())
+    assert first.exit_code == 0, first.failures
+    assert [(d.target, d.action, d.status) for d in first.scorecard.deliveries] == [
+        ("slack:C0DEMO0001", "post", "sent"),
+        ("teams_bot:19:demo@thread.tacv2", "post", "sent"),
+        ("teams_workflow:OKR_SYNC_DEMO_TEAMS_WORKFLOW_URL", "post", "sent"),
+    ]
+    assert len(world.slack.messages(DEMO_CHANNEL)) == 1
+    assert len(world.teams.activities(DEMO_CONVERSATION)) == 1
+    assert len(world.teams.workflow_posts(world.workflow_id)) == 1
+
+    # Pass 2, nothing changed in Jira: no Slack or Teams request, one Jira search.
+    slack_before, teams_before = sum(world.slack.counters.values()), sum(
+        world.teams.counters.values())
+    world.jira.log.clear()
+    second = runtime.run_locked(PassOptions())
+    assert second.exit_code == 0
+    assert second.scorecard.changes == () and second.scorecard.deliveries == ()
+    assert sum(world.slack.counters.values()) == slack_before
+    assert sum(world.teams.counters.values()) == teams_before
+    assert world.jira.log.count(path="/search") <= 1
+
+    # Pass 3 after progress on the on-call backlog: edit in place, one change note.
+    world.dataset.advance(timedelta(minutes=30))
+    for issue_id in _open_on_call(world, 4):
+        world.dataset.transition(issue_id, "done")
+    third = runtime.run_locked(PassOptions())
+    assert third.exit_code == 0, third.failures
+    assert [c.kr for c in third.scorecard.changes] == ["OPS-1.KR2"]
+    assert third.scorecard.changes[0].reasons == ("+4 done", "band missed -> progress")
+    assert sorted((d.target, d.action, d.status) for d in third.scorecard.deliveries) == sorted([
+        ("slack:C0DEMO0001", "update", "sent"),
+        ("teams_bot:19:demo@thread.tacv2", "update", "sent"),
+        ("teams_workflow:OKR_SYNC_DEMO_TEAMS_WORKFLOW_URL", "post", "sent"),
+        ("slack:C0DEMO0001", "reply", "sent"),
+        ("teams_bot:19:demo@thread.tacv2", "post", "sent"),
+    ])
+    top = world.slack.top_level(DEMO_CHANNEL)
+    assert len(top) == 1 and top[0].edited
+    replies = world.slack.replies(DEMO_CHANNEL, top[0].ts)
+    assert len(replies) == 1
+    note = replies[0].text + json.dumps(replies[0].blocks)
+    assert "+4 done" in note
+    other_krs = [kr.id for kr in third.scorecard.key_results() if kr.id != "OPS-1.KR2"]
+    assert not [kr for kr in other_krs if kr in note]
+    activities = world.teams.activities(DEMO_CONVERSATION)
+    assert len(activities) == 2 and activities[0].updated
+    assert len(world.teams.workflow_posts(world.workflow_id)) == 2
