@@ -243,3 +243,69 @@ class Scorecard:
             "warnings": [w.to_json() for w in self.warnings],
             "deliveries": [d.to_json() for d in self.deliveries],
         }
+
+
+def scorecard_from_json(doc: dict[str, Any]) -> Scorecard:
+    """A scorecard back from its JSON document (as stored by the state store)."""
+
+    def kr(d: dict[str, Any]) -> KeyResultScore:
+        items = d.get("items")
+        return KeyResultScore(
+            id=d["id"],
+            title=d["title"],
+            value=float(d["value"]),
+            baseline=None if d.get("baseline") is None else float(d["baseline"]),
+            target=float(d["target"]),
+            score=float(d["score"]),
+            band=d["band"],
+            confidence=d["confidence"],
+            weight=float(d.get("weight", 1)),
+            direction=d.get("direction"),
+            items=ItemCounts(items["selected"], items["done"]) if items else None,
+            too_easy=bool(d.get("too_easy", False)),
+        )
+
+    cycle = doc["cycle"]
+    return Scorecard(
+        cycle=CycleInfo(
+            name=cycle["name"],
+            start=date.fromisoformat(cycle["start"]),
+            end=date.fromisoformat(cycle["end"]),
+            as_of=datetime.fromisoformat(cycle["as_of"]),
+            elapsed=float(cycle["elapsed"]),
+        ),
+        objectives=tuple(
+            ObjectiveScore(
+                id=o["id"],
+                title=o["title"],
+                perspective=o.get("perspective"),
+                parent=o.get("parent"),
+                score=float(o["score"]),
+                band=o["band"],
+                confidence=o["confidence"],
+                weight=float(o.get("weight", 1)),
+                key_results=tuple(kr(k) for k in o.get("key_results", [])),
+            )
+            for o in doc.get("objectives", [])
+        ),
+        perspectives=tuple(
+            PerspectiveScore(p["id"], p["title"], p.get("score"), p.get("band"))
+            for p in doc.get("perspectives", [])
+        ),
+        kpis=tuple(
+            KpiScore(k["id"], k.get("title", k["id"]), k.get("perspective"), k.get("value"),
+                     k.get("status"))
+            for k in doc.get("kpis", [])
+        ),
+        changes=tuple(
+            Change(c["kr"], c.get("from"), float(c["to"]), tuple(c.get("reasons", ())))
+            for c in doc.get("changes", [])
+        ),
+        warnings=tuple(
+            ScoringWarning(w["message"], w.get("kr")) for w in doc.get("warnings", [])
+        ),
+        deliveries=tuple(
+            Delivery(d["route"], d["target"], d["action"], d["status"], d.get("reason"))
+            for d in doc.get("deliveries", [])
+        ),
+    )
