@@ -10,6 +10,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from slack_sdk.models.blocks import Block
 
 from okr_sync.scoring.scorecard import Scorecard
@@ -23,6 +25,7 @@ from okr_sync.sync.render import (
 )
 from okr_sync.sync.render.common import text_units
 from okr_sync.sync.render.slack_blocks import mrkdwn_text
+from okr_sync.testing import strategies
 from okr_sync.testing.golden import assert_matches_golden
 from okr_sync.testing.scorecards import (
     HOSTILE_TITLE,
@@ -255,3 +258,31 @@ def test_render_slack_digest_given_no_previous_omits_week_over_week() -> None:
     assert "this week" not in body
     assert "*Needs attention*" in body
     assert_valid_slack(payload)
+
+
+@settings(
+    max_examples=40,
+    deadline=None,
+    database=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+)
+@given(scorecard=strategies.scorecards, previous=st.none() | strategies.scorecards)
+def test_render_slack_given_any_scorecard_stays_valid_and_inert(
+    scorecard: Scorecard, previous: Scorecard | None
+) -> None:
+    payloads = [
+        render_slack_scorecard(scorecard, title="Route", jira_base_url=JIRA),
+        render_slack_change_note(scorecard),
+        render_slack_digest(scorecard, previous),
+        render_slack_checkin_reminder(scorecard),
+    ]
+    for payload in payloads:
+        if payload is not None:
+            assert_valid_slack(payload)
+
+
+@given(text=st.text())
+def test_escape_mrkdwn_given_any_text_is_reversible_and_has_no_angle_brackets(text: str) -> None:
+    escaped = escape_mrkdwn(text)
+    assert "<" not in escaped and ">" not in escaped
+    assert escaped.replace("&lt;", "<").replace("&gt;", ">").replace("&amp;", "&") == text

@@ -11,6 +11,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from jsonschema import Draft6Validator
 
 from okr_sync.scoring.scorecard import Scorecard
@@ -25,6 +27,7 @@ from okr_sync.sync.render import (
     teams_bot_activity,
     teams_message_envelope,
 )
+from okr_sync.testing import strategies
 from okr_sync.testing.golden import assert_matches_golden
 from okr_sync.testing.scorecards import (
     HOSTILE_TITLE,
@@ -251,3 +254,30 @@ def test_render_teams_checkin_reminder_card_given_manual_krs_shows_commands() ->
 def test_render_teams_checkin_reminder_card_given_no_manual_krs_returns_none() -> None:
     measured = replace(realistic_scorecard(), objectives=(objective(),))
     assert render_teams_checkin_reminder_card(measured) is None
+
+
+@settings(
+    max_examples=25,
+    deadline=None,
+    database=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+)
+@given(scorecard=strategies.scorecards, previous=st.none() | strategies.scorecards)
+def test_render_teams_given_any_scorecard_validates_under_28kb_and_stays_inert(
+    scorecard: Scorecard, previous: Scorecard | None
+) -> None:
+    cards = [
+        render_teams_scorecard_card(scorecard, title="Route", jira_base_url=JIRA),
+        render_teams_change_card(scorecard),
+        render_teams_digest_card(scorecard, previous),
+        render_teams_checkin_reminder_card(scorecard),
+    ]
+    for card in cards:
+        if card is not None:
+            assert_valid_card(card)
+            assert all(not UNESCAPED.search(text) for text in markdown_texts(card))
+
+
+@given(text=st.text())
+def test_escape_teams_markdown_given_any_text_leaves_no_bare_control_character(text: str) -> None:
+    assert not UNESCAPED.search(escape_teams_markdown(text))

@@ -66,6 +66,15 @@ def truncate(text: str, limit: int) -> str:
     return "".join(kept).rstrip() + ELLIPSIS
 
 
+ID_LIMIT = 40
+MAX_URL_LENGTH = 1000
+
+
+def short_id(value: str) -> str:
+    """Plan ids are short in practice; a long one must not blow a message's limits."""
+    return truncate(value, ID_LIMIT)
+
+
 def percent(score: float | None) -> str:
     """``0.5333`` -> ``"53%"`` (half up, so 0.005 steps never flap with banker's rounding)."""
     if score is None:
@@ -175,6 +184,9 @@ def resolve_link(link: str, jira_base_url: str | None) -> Link | None:
     parts = urlsplit(candidate)
     if parts.scheme not in {"http", "https"} or not parts.netloc:
         return None
+    url = safe_url(candidate)
+    if len(url) > MAX_URL_LENGTH:  # cutting a URL would break it; better no link
+        return None
     issue = _ISSUE_PATH.search(parts.path)
     if issue is not None:
         label = issue.group(1)
@@ -182,7 +194,7 @@ def resolve_link(link: str, jira_base_url: str | None) -> Link | None:
         label = "Jira filter"
     else:
         label = "Jira"
-    return Link(url=safe_url(candidate), label=label)
+    return Link(url=url, label=label)
 
 
 def kr_links(kr: KeyResultScore, jira_base_url: str | None) -> list[Link]:

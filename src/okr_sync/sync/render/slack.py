@@ -31,9 +31,9 @@ from okr_sync.sync.render.slack_blocks import (
     SlackPayload,
     context_block,
     divider_block,
-    escape_mrkdwn,
     fallback_text,
     header_block,
+    mrkdwn_id,
     mrkdwn_link,
     mrkdwn_text,
     pack_lines,
@@ -91,7 +91,7 @@ def fit_slack(build: Callable[[DetailLevel], SlackPayload]) -> SlackPayload:
 def kr_line(kr: KeyResultScore, level: DetailLevel, jira_base_url: str | None) -> str:
     parts = [
         f"*{percent(kr.score)}*",
-        f"{escape_mrkdwn(kr.id)} {mrkdwn_text(kr.title, level.kr_title_limit)}",
+        f"{mrkdwn_id(kr.id)} {mrkdwn_text(kr.title, level.kr_title_limit)}",
     ]
     if level.kr_bar:
         parts.insert(0, progress_bar(kr.score))
@@ -115,7 +115,7 @@ def objective_section(
 ) -> Block:
     indent = "↳ " * min(depth, 3)
     name = mrkdwn_text(objective.title, level.objective_title_limit)
-    title = f"{indent}*{escape_mrkdwn(objective.id)} · {name}*"
+    title = f"{indent}*{mrkdwn_id(objective.id)} · {name}*"
     status = [
         f"{progress_bar(objective.score)} *{percent(objective.score)}*",
         mrkdwn_text(objective.band, 40),
@@ -181,7 +181,7 @@ def warnings_block(scorecard: Scorecard, level: DetailLevel) -> list[Block]:
         return []
     elements = [
         ":warning: "
-        + (f"{escape_mrkdwn(w.kr)}: " if w.kr is not None else "")
+        + (f"{mrkdwn_id(w.kr)}: " if w.kr is not None else "")
         + mrkdwn_text(w.message, 300)
         for w in scorecard.warnings[: level.max_warnings]
     ]
@@ -193,7 +193,7 @@ def warnings_block(scorecard: Scorecard, level: DetailLevel) -> list[Block]:
 
 def scorecard_fallback(scorecard: Scorecard, head: str) -> str:
     items = [
-        f"{escape_mrkdwn(o.id)} {mrkdwn_text(o.title, 80)}: {percent(o.score)}, "
+        f"{mrkdwn_id(o.id)} {mrkdwn_text(o.title, 80)}: {percent(o.score)}, "
         f"{mrkdwn_text(o.band, 40)}, {confidence_label(o.confidence)}"
         for _, o in objectives_in_tree_order(scorecard.objectives)
     ]

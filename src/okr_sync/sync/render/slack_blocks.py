@@ -14,7 +14,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from okr_sync.sync.render.common import ELLIPSIS, Link, plural, text_units, truncate
+from okr_sync.sync.render.common import ELLIPSIS, ID_LIMIT, Link, plural, text_units, truncate
 
 SLACK_MAX_BLOCKS = 50
 SLACK_SECTION_TEXT_LIMIT = 3000
@@ -60,6 +60,11 @@ def mrkdwn_text(text: str, limit: int) -> str:
         pieces.append(piece)
         used += size
     return "".join(pieces).rstrip() + ELLIPSIS
+
+
+def mrkdwn_id(value: str) -> str:
+    """An escaped plan id (objective, KR, KPI), cut to :data:`ID_LIMIT` units."""
+    return mrkdwn_text(value, ID_LIMIT)
 
 
 def mrkdwn_link(link: Link) -> str:

@@ -42,9 +42,9 @@ from okr_sync.sync.render.slack_blocks import (
     Block,
     SlackPayload,
     context_block,
-    escape_mrkdwn,
     fallback_text,
     header_block,
+    mrkdwn_id,
     mrkdwn_text,
     section_block,
     spread_lines,
@@ -71,7 +71,7 @@ def render_slack_change_note(
     views = change_views(scorecard, chosen)
     lines: list[str] = []
     for view in views[:MAX_CHANGES]:
-        line = f"• *{escape_mrkdwn(view.change.kr)}*"
+        line = f"• *{mrkdwn_id(view.change.kr)}*"
         if view.title:
             line += f" {mrkdwn_text(view.title, 120)}"
         line += f": {view.score_text()}"
@@ -93,7 +93,7 @@ def render_slack_change_note(
         already_omitted=len(chosen) - len(lines),
     )
     items = [
-        " ".join(filter(None, [escape_mrkdwn(v.change.kr), mrkdwn_text(v.title, 60)]))
+        " ".join(filter(None, [mrkdwn_id(v.change.kr), mrkdwn_text(v.title, 60)]))
         + f": {v.score_text()}"
         for v in views
     ]
@@ -114,7 +114,7 @@ def _digest_objective_lines(
         )
         lines.append(
             f"{'↳ ' * min(depth, 3)}{progress_bar(objective.score)} *{percent(objective.score)}* "
-            f"{escape_mrkdwn(objective.id)} "
+            f"{mrkdwn_id(objective.id)} "
             f"{mrkdwn_text(objective.title, level.objective_title_limit)}{moved}"
         )
     return lines, len(ordered) - min(limit, len(ordered))
@@ -147,7 +147,7 @@ def render_slack_digest(
         groups: list[tuple[list[str], str, int]] = [(objective_lines, "objective", hidden)]
         if attention:
             lines = ["*Needs attention*"] + [
-                f"• {confidence_badge(kr.confidence)} *{escape_mrkdwn(kr.id)}* "
+                f"• {confidence_badge(kr.confidence)} *{mrkdwn_id(kr.id)}* "
                 f"{mrkdwn_text(kr.title, level.kr_title_limit)} — {percent(kr.score)} · "
                 f"{mrkdwn_text(kr_value_text(kr), 120)}"
                 for kr in attention[:MAX_ATTENTION]
@@ -155,7 +155,7 @@ def render_slack_digest(
             groups.append((lines, "key result", len(attention) - MAX_ATTENTION))
         if moved:
             lines = ["*Biggest moves this week*"] + [
-                f"• *{escape_mrkdwn(m.kr.id)}* {mrkdwn_text(m.kr.title, level.kr_title_limit)}: "
+                f"• *{mrkdwn_id(m.kr.id)}* {mrkdwn_text(m.kr.title, level.kr_title_limit)}: "
                 f"{percent(m.before)} → {percent(m.kr.score)} "
                 f"({delta_points(m.before, m.kr.score)})"
                 for m in moved
@@ -163,7 +163,7 @@ def render_slack_digest(
             groups.append((lines, "move", 0))
         if off_kpis:
             lines = ["*KPIs off target*"] + [
-                f"• {KPI_EMOJI.get(k.status, KPI_EMOJI[None])} *{escape_mrkdwn(k.id)}* "
+                f"• {KPI_EMOJI.get(k.status, KPI_EMOJI[None])} *{mrkdwn_id(k.id)}* "
                 f"{mrkdwn_text(k.title, 80)}: {format_number(k.value)}"
                 for k in off_kpis[: level.max_facts]
             ]
@@ -178,7 +178,7 @@ def render_slack_digest(
     text = fallback_text(
         f"{mrkdwn_text(heading, 150)}: " + mrkdwn_text(confidence_summary(krs), 300),
         [
-            f"{escape_mrkdwn(o.id)} {mrkdwn_text(o.title, 80)}: {percent(o.score)}"
+            f"{mrkdwn_id(o.id)} {mrkdwn_text(o.title, 80)}: {percent(o.score)}"
             for _, o in objectives_in_tree_order(scorecard.objectives)
         ],
         "objective",
@@ -206,9 +206,9 @@ def render_slack_checkin_reminder(
         f"{mrkdwn_text(scorecard.cycle.name, 80)} need a fresh value"
     )
     lines = [
-        f"• *{escape_mrkdwn(kr.id)}* {mrkdwn_text(kr.title, 120)} — now "
+        f"• *{mrkdwn_id(kr.id)}* {mrkdwn_text(kr.title, 120)} — now "
         f"{mrkdwn_text(kr_value_text(kr), 120)} · {confidence_badge(kr.confidence)}\n"
-        f"      `{escape_mrkdwn(checkin_command(kr))}`"
+        f"      `{mrkdwn_text(checkin_command(kr), 300)}`"
         for kr in chosen[:MAX_REMINDER_KRS]
     ]
     blocks = [section_block(heading)]
@@ -223,7 +223,7 @@ def render_slack_checkin_reminder(
     text = fallback_text(
         f"Check-in time: {plural(len(chosen), 'manual key result')} need a fresh value:",
         [
-            f"{escape_mrkdwn(kr.id)} {mrkdwn_text(kr.title, 80)} "
+            f"{mrkdwn_id(kr.id)} {mrkdwn_text(kr.title, 80)} "
             f"— now {mrkdwn_text(kr_value_text(kr), 120)}"
             for kr in chosen
         ],

@@ -7,6 +7,7 @@ from typing import Any
 
 from okr_sync.scoring.scorecard import KeyResultScore, ObjectiveScore, Scorecard
 from okr_sync.sync.render.common import (
+    ID_LIMIT,
     confidence_counts,
     confidence_label,
     cycle_line,
@@ -18,6 +19,7 @@ from okr_sync.sync.render.common import (
     percent,
     plural,
     progress_bar,
+    short_id,
     truncate,
 )
 from okr_sync.sync.render.layout import (
@@ -94,7 +96,7 @@ def kr_row(kr: KeyResultScore, level: DetailLevel, jira_base_url: str | None) ->
         text_run(
             f"{percent(kr.score)} ", weight="bolder", color=CONFIDENCE_COLOR.get(kr.confidence)
         ),
-        text_run(f"{kr.id} {truncate(kr.title, level.kr_title_limit)}"),
+        text_run(f"{short_id(kr.id)} {truncate(kr.title, level.kr_title_limit)}"),
     ]
     detail = [
         truncate(kr_value_text(kr), 120),
@@ -119,7 +121,7 @@ def objective_container(
     depth: int, objective: ObjectiveScore, level: DetailLevel, jira_base_url: str | None
 ) -> Element:
     title = truncate(objective.title, level.objective_title_limit)
-    name = f"{'↳ ' * min(depth, 3)}{objective.id} · {title}"
+    name = f"{'↳ ' * min(depth, 3)}{short_id(objective.id)} · {title}"
     status = [
         progress_bar(objective.score),
         truncate(objective.band, 40),
@@ -185,7 +187,7 @@ def kpis_section(scorecard: Scorecard, level: DetailLevel) -> list[Element]:
     facts = [
         (
             f"{KPI_EMOJI.get(k.status, KPI_EMOJI[None])} "
-            f"{safe_markdown(k.id, 40)} · {safe_markdown(k.title, name_limit)}",
+            f"{safe_markdown(k.id, ID_LIMIT)} · {safe_markdown(k.title, name_limit)}",
             f"{format_number(k.value)} · {k.status or 'no value'}",
         )
         for k in shown
@@ -204,7 +206,7 @@ def warnings_section(scorecard: Scorecard, level: DetailLevel) -> list[Element]:
     if not scorecard.warnings or not level.max_warnings:
         return []
     lines = [
-        "⚠️ " + truncate((f"{w.kr}: " if w.kr is not None else "") + w.message, 300)
+        "⚠️ " + truncate((f"{short_id(w.kr)}: " if w.kr is not None else "") + w.message, 300)
         for w in scorecard.warnings[: level.max_warnings]
     ]
     more = len(scorecard.warnings) - level.max_warnings
@@ -244,7 +246,8 @@ def render_teams_scorecard_card(
     fallback_text = fallback(
         f"{heading}: {confidence_summary(all_krs)}",
         [
-            f"{o.id} {truncate(o.title, 40)}: {percent(o.score)}, {confidence_label(o.confidence)}"
+            f"{short_id(o.id)} {truncate(o.title, 40)}: "
+            f"{percent(o.score)}, {confidence_label(o.confidence)}"
             for _, o in ordered
         ],
     )

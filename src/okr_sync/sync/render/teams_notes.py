@@ -15,6 +15,7 @@ from okr_sync.sync.render.common import (
     percent,
     plural,
     progress_bar,
+    short_id,
     truncate,
 )
 from okr_sync.sync.render.layout import (
@@ -79,7 +80,7 @@ def render_teams_change_card(
         for view in views[:limit]:
             color = CONFIDENCE_COLOR.get(view.change.to_confidence or "")
             runs = [
-                text_run(f"{view.change.kr} ", weight="bolder"),
+                text_run(f"{short_id(view.change.kr)} ", weight="bolder"),
                 text_run(truncate(view.title, level.kr_title_limit)),
                 text_run(f": {view.score_text()}", weight="bolder", color=color),
             ]
@@ -98,7 +99,11 @@ def render_teams_change_card(
         return adaptive_card(
             body,
             fallback_text=fallback(
-                title, [f"{v.change.kr} {truncate(v.title, 40)}: {v.score_text()}" for v in views]
+                title,
+                [
+                    f"{short_id(v.change.kr)} {truncate(v.title, 40)}: {v.score_text()}"
+                    for v in views
+                ],
             ),
         )
 
@@ -148,7 +153,7 @@ def render_teams_digest_card(
                             color=CONFIDENCE_COLOR.get(objective.confidence),
                         ),
                         text_run(
-                            f" {objective.id} "
+                            f" {short_id(objective.id)} "
                             + truncate(objective.title, level.objective_title_limit)
                         ),
                         text_run(moved_text, subtle=True),
@@ -166,7 +171,7 @@ def render_teams_digest_card(
                 rich_text(
                     [
                         text_run(f"{confidence_badge(kr.confidence)} "),
-                        text_run(f"{kr.id} ", weight="bolder"),
+                        text_run(f"{short_id(kr.id)} ", weight="bolder"),
                         text_run(truncate(kr.title, level.kr_title_limit)),
                         text_run(
                             f" — {percent(kr.score)} · {truncate(kr_value_text(kr), 120)}",
@@ -185,7 +190,7 @@ def render_teams_digest_card(
             rows += [
                 rich_text(
                     [
-                        text_run(f"{m.kr.id} ", weight="bolder"),
+                        text_run(f"{short_id(m.kr.id)} ", weight="bolder"),
                         text_run(truncate(m.kr.title, level.kr_title_limit)),
                         text_run(
                             f": {percent(m.before)} → {percent(m.kr.score)} "
@@ -204,7 +209,8 @@ def render_teams_digest_card(
                 rich_text(
                     [
                         text_run(
-                            f"{KPI_EMOJI.get(k.status, KPI_EMOJI[None])} {k.id} ", weight="bolder"
+                            f"{KPI_EMOJI.get(k.status, KPI_EMOJI[None])} {short_id(k.id)} ",
+                            weight="bolder",
                         ),
                         text_run(truncate(k.title, 80)),
                         text_run(f": {format_number(k.value)}"),
@@ -221,7 +227,10 @@ def render_teams_digest_card(
             body,
             fallback_text=fallback(
                 f"{heading}: {confidence_summary(krs)}",
-                [f"{o.id} {truncate(o.title, 40)}: {percent(o.score)}" for _, o in ordered],
+                [
+                    f"{short_id(o.id)} {truncate(o.title, 40)}: {percent(o.score)}"
+                    for _, o in ordered
+                ],
             ),
         )
 
@@ -252,7 +261,7 @@ def render_teams_checkin_reminder_card(
                     [
                         rich_text(
                             [
-                                text_run(f"{kr.id} ", weight="bolder"),
+                                text_run(f"{short_id(kr.id)} ", weight="bolder"),
                                 text_run(truncate(kr.title, level.kr_title_limit)),
                                 text_run(
                                     f" — now {truncate(kr_value_text(kr), 120)} · "
@@ -261,7 +270,10 @@ def render_teams_checkin_reminder_card(
                                 ),
                             ]
                         ),
-                        rich_text([text_run(checkin_command(kr), monospace=True)], spacing="none"),
+                        rich_text(
+                            [text_run(truncate(checkin_command(kr), 300), monospace=True)],
+                            spacing="none",
+                        ),
                     ],
                     separator=True,
                     spacing="small",
@@ -276,7 +288,10 @@ def render_teams_checkin_reminder_card(
             body,
             fallback_text=fallback(
                 title,
-                [f"{kr.id} {truncate(kr.title, 40)} — now {kr_value_text(kr)}" for kr in chosen],
+                [
+                    f"{short_id(kr.id)} {truncate(kr.title, 40)} — now {kr_value_text(kr)}"
+                    for kr in chosen
+                ],
             ),
         )
 
