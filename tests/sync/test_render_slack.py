@@ -286,3 +286,19 @@ def test_escape_mrkdwn_given_any_text_is_reversible_and_has_no_angle_brackets(te
     escaped = escape_mrkdwn(text)
     assert "<" not in escaped and ">" not in escaped
     assert escaped.replace("&lt;", "<").replace("&gt;", ">").replace("&amp;", "&") == text
+
+
+def test_render_slack_scorecard_given_issue_key_links_needs_base_url_to_link_them() -> None:
+    without = "\n".join(mrkdwn_texts(list(render_slack_scorecard(realistic_scorecard()).blocks)))
+    with_base = render_slack_scorecard(realistic_scorecard(), jira_base_url=JIRA)
+    linked = "\n".join(mrkdwn_texts(list(with_base.blocks)))
+    assert f"<{JIRA}/browse/SUP-30|SUP-30>" in linked
+    assert "SUP-30" not in without
+    assert f"<{JIRA}/browse/SUP-17|SUP-17>" in without
+
+
+def test_render_slack_scorecard_given_link_with_query_escapes_ampersand_in_target() -> None:
+    kr = key_result(links=(f"{JIRA}/issues/?jql=a&filter=2",))
+    scorecard = replace(realistic_scorecard(), objectives=(objective(key_results=(kr,)),))
+    text = "\n".join(mrkdwn_texts(list(render_slack_scorecard(scorecard).blocks)))
+    assert f"<{JIRA}/issues/?jql=a&amp;filter=2|Jira filter>" in text

@@ -133,6 +133,14 @@ def render_slack_digest(
     attention = needs_attention(scorecard)
     moved = movers(scorecard, previous)
     off_kpis = [kpi for kpi in scorecard.kpis if kpi.status != "green"]
+    text = fallback_text(
+        f"{mrkdwn_text(heading, 150)}: " + mrkdwn_text(confidence_summary(krs), 300),
+        [
+            f"{mrkdwn_id(o.id)} {mrkdwn_text(o.title, 80)}: {percent(o.score)}"
+            for _, o in objectives_in_tree_order(scorecard.objectives)
+        ],
+        "objective",
+    )
 
     def build(level: DetailLevel) -> SlackPayload:
         blocks: list[Block] = [
@@ -150,9 +158,9 @@ def render_slack_digest(
                 f"• {confidence_badge(kr.confidence)} *{mrkdwn_id(kr.id)}* "
                 f"{mrkdwn_text(kr.title, level.kr_title_limit)} — {percent(kr.score)} · "
                 f"{mrkdwn_text(kr_value_text(kr), 120)}"
-                for kr in attention[:MAX_ATTENTION]
+                for kr in attention[: min(MAX_ATTENTION, level.max_items)]
             ]
-            groups.append((lines, "key result", len(attention) - MAX_ATTENTION))
+            groups.append((lines, "key result", len(attention) + 1 - len(lines)))
         if moved:
             lines = ["*Biggest moves this week*"] + [
                 f"• *{mrkdwn_id(m.kr.id)}* {mrkdwn_text(m.kr.title, level.kr_title_limit)}: "
@@ -175,14 +183,6 @@ def render_slack_digest(
         blocks.append(context_block([updated_footer(scorecard)]))
         return SlackPayload(text=text, blocks=tuple(blocks))
 
-    text = fallback_text(
-        f"{mrkdwn_text(heading, 150)}: " + mrkdwn_text(confidence_summary(krs), 300),
-        [
-            f"{mrkdwn_id(o.id)} {mrkdwn_text(o.title, 80)}: {percent(o.score)}"
-            for _, o in objectives_in_tree_order(scorecard.objectives)
-        ],
-        "objective",
-    )
     return fit_slack(build)
 
 
