@@ -191,9 +191,10 @@ def open_store(url: str, *, dry_run: bool = False) -> Store | None:
 
 
 def _has_schema(url: str) -> bool:
+    """Whether ``url`` holds a state store at this code's schema (read-only check)."""
     import sqlalchemy as sa
 
-    from okr_sync.sync.store import head_revision
+    from okr_sync.sync.store_schema import current_revision, head_revision
 
     parsed = sa.engine.make_url(url)
     if parsed.get_backend_name() == "sqlite":
@@ -203,12 +204,8 @@ def _has_schema(url: str) -> bool:
             return False
     engine = sa.create_engine(url)
     try:
-        with engine.connect() as conn:
-            if not sa.inspect(conn).has_table("alembic_version"):
-                return False
-            version = conn.execute(sa.text("SELECT version_num FROM alembic_version")).scalar()
-            return bool(version == head_revision())
-    except sa.exc.OperationalError:
+        return current_revision(engine) == head_revision()
+    except sa.exc.SQLAlchemyError:
         return False
     finally:
         engine.dispose()
