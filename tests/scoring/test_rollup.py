@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, datetime
 
 import pytest
@@ -79,3 +80,21 @@ def test_build_scorecard_given_equal_weights_scale_free(scores, weight) -> None:
     plan = PlanBuilder().with_objective(objective("O", *krs)).build()
     card = build_scorecard(ScoringInput(plan, AS_OF))
     assert card.objective("O").score == pytest.approx(sum(scores) / 10 / len(scores))
+
+
+def test_scorecard_json_given_round_trip_keeps_everything_renderers_use() -> None:
+    from okr_sync.scoring.scorecard import Change, scorecard_from_json
+
+    plan = PlanBuilder().with_objective(objective("O", manual_kr("O.1", target=10, current=4), {
+        "id": "O.2", "title": "jira", "measure": {"kind": "count", "jql": "project = ENT"},
+        "baseline": 10, "target": 0})).with_kpi({"id": "K", "title": "k", "value": 3,
+                                                 "thresholds": {"green": 5, "yellow": 2}}).build()
+    card = build_scorecard(ScoringInput(plan, AS_OF, measured={
+        "O.2": MeasuredValue(4, ItemCounts(4, 0), links=("https://jira.test/issues/?jql=x",))}))
+    card = replace(card, changes=(Change("O.2", 0.5, 0.6, ("+1 done",), "progress", "progress",
+                                         "at_risk", "on_track"),))
+    again = scorecard_from_json(card.to_json())
+    assert again.to_json() == card.to_json()
+    assert again.key_result("O.2").links == ("https://jira.test/issues/?jql=x",)
+    assert again.key_result("O.2").measure_kind == "count"
+    assert again.changes[0].to_confidence == "on_track"

@@ -70,7 +70,10 @@ class KeyResultScore:
             "band": self.band,
             "confidence": self.confidence,
             "weight": rounded(self.weight),
+            "measure": self.measure_kind,
         }
+        if self.links:
+            doc["links"] = list(self.links)
         if self.direction is not None:
             doc["direction"] = self.direction
         if self.items is not None:
@@ -149,12 +152,21 @@ class Change:
     to_confidence: str | None = None
 
     def to_json(self) -> dict[str, Any]:
-        return {
+        doc: dict[str, Any] = {
             "kr": self.kr,
             "from": rounded(self.from_score),
             "to": rounded(self.to_score),
             "reasons": list(self.reasons),
         }
+        for key, value in (
+            ("from_band", self.from_band),
+            ("to_band", self.to_band),
+            ("from_confidence", self.from_confidence),
+            ("to_confidence", self.to_confidence),
+        ):
+            if value is not None:
+                doc[key] = value
+        return doc
 
 
 @dataclass(frozen=True)
@@ -263,6 +275,8 @@ def scorecard_from_json(doc: dict[str, Any]) -> Scorecard:
             direction=d.get("direction"),
             items=ItemCounts(items["selected"], items["done"]) if items else None,
             too_easy=bool(d.get("too_easy", False)),
+            links=tuple(d.get("links", ())),
+            measure_kind=str(d.get("measure", "manual")),
         )
 
     cycle = doc["cycle"]
@@ -298,7 +312,16 @@ def scorecard_from_json(doc: dict[str, Any]) -> Scorecard:
             for k in doc.get("kpis", [])
         ),
         changes=tuple(
-            Change(c["kr"], c.get("from"), float(c["to"]), tuple(c.get("reasons", ())))
+            Change(
+                c["kr"],
+                c.get("from"),
+                float(c["to"]),
+                tuple(c.get("reasons", ())),
+                c.get("from_band"),
+                c.get("to_band"),
+                c.get("from_confidence"),
+                c.get("to_confidence"),
+            )
             for c in doc.get("changes", [])
         ),
         warnings=tuple(
