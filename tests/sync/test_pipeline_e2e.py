@@ -92,3 +92,36 @@ def test_pass_given_sandboxes_posts_once_stays_quiet_then_edits_and_notes_change
     activities = world.teams.activities(DEMO_CONVERSATION)
     assert len(activities) == 2 and activities[0].updated
     assert len(world.teams.workflow_posts(world.workflow_id)) == 2
+
+
+def test_pass_given_small_moves_adds_them_up_until_they_are_news(world: SandboxWorld) -> None:
+    plan = load_plan(DEMO_PLAN)
+    runtime = world.runtime(plan)
+    assert runtime.run_locked(PassOptions()).exit_code == 0
+    # OPS-1.KR2 has 40 items: one more done moves it 0.025, below notify.min_delta 0.05.
+    first, second = _open_on_call(world, 2)
+    world.dataset.advance(timedelta(minutes=10))
+    world.dataset.transition(first, "done")
+    quiet = runtime.run_locked(PassOptions())
+    assert quiet.scorecard.changes == () and quiet.scorecard.deliveries == ()
+    assert runtime.store is not None
+    snapshots_after_quiet = runtime.store.latest_snapshot()
+    assert snapshots_after_quiet is not None and not snapshots_after_quiet.published
+    world.dataset.advance(timedelta(minutes=10))
+    world.dataset.transition(second, "done")
+    news = runtime.run_locked(PassOptions())
+    assert [(c.kr, c.reasons) for c in news.scorecard.changes] == [("OPS-1.KR2", ("+2 done",))]
+    assert news.scorecard.changes[0].to_score - news.scorecard.changes[0].from_score == (
+        pytest.approx(0.05))
+
+
+def test_pass_given_nothing_changed_stores_no_new_snapshot(world: SandboxWorld) -> None:
+    runtime = world.runtime(load_plan(DEMO_PLAN))
+    runtime.run_locked(PassOptions())
+    assert runtime.store is not None
+    before = runtime.store.latest_snapshot()
+    runtime.run_locked(PassOptions())
+    runtime.run_locked(PassOptions())
+    after = runtime.store.latest_snapshot()
+    assert before is not None and after is not None and after.id == before.id
+    assert runtime.store.last_run() is not None

@@ -152,16 +152,19 @@ class SyncPass:
     def _run(self, run_id: int | None) -> PassResult:
         now = self.clock()
         as_of = self.options.as_of or now
-        previous_doc = self._previous_document()
-        pulled, requests = self._pull(now, previous_doc)
+        # Changes are told against the last *published* scorecard (the one people saw), so
+        # moves below notify.min_delta add up until they are news; counts and kept values
+        # come from the latest scorecard.
+        published_doc, latest_doc = self._previous_documents()
+        pulled, requests = self._pull(now, latest_doc)
         evaluations = evaluate_measures(
             self.plan,
             {name: self._source_data(p) for name, p in pulled.items()},
             cycle_start=self._cycle_start(),
-            previous=_previous_states(previous_doc),
+            previous=_previous_states(published_doc),
         )
         failures = [f"source {p.name}: {p.source_error}" for p in pulled.values() if p.source_error]
-        measured, warnings = self._measured(evaluations, pulled, previous_doc, failures)
+        measured, warnings = self._measured(evaluations, pulled, latest_doc, failures)
         scorecard = build_scorecard(
             ScoringInput(
                 plan=self.plan,
@@ -172,7 +175,7 @@ class SyncPass:
             )
         )
         reasons = {owner: e.reasons for owner, e in evaluations.items()}
-        previous = published_krs(previous_doc) if previous_doc is not None else None
+        previous = published_krs(published_doc) if published_doc is not None else None
         changes = diff_scorecard(previous, scorecard, self.plan.notify.min_delta, reasons)
         scorecard = replace(
             scorecard, changes=changes, warnings=(*scorecard.warnings, *warnings)
@@ -183,7 +186,7 @@ class SyncPass:
         messages = []
         if self.deliverer is not None:
             messages = self.deliverer.plan_messages(
-                self.plan, scorecard, self.store, previous_doc is None
+                self.plan, scorecard, self.store, published_doc is None
             )
         if self.options.dry_run or self.store is None:
             result.scorecard = replace(
@@ -193,7 +196,8 @@ class SyncPass:
                 ),
             )
             return result
-        self._commit(run_id, now, scorecard, explain, pulled, messages)
+        publish = published_doc is None or bool(messages) or bool(scorecard.changes)
+        self._commit(run_id, now, scorecard, explain, pulled, messages, publish, latest_doc)
         deliveries: list[Delivery] = []
         if self.deliverer is not None:
             deliveries = self.deliverer.deliver(self.store)
@@ -246,11 +250,16 @@ class SyncPass:
             base_url=base_url(pulled.name) if callable(base_url) else None,
         )
 
-    def _previous_document(self) -> dict[str, Any] | None:
+    def _previous_documents(self) -> tuple[dict[str, Any] | None, dict[str, Any] | None]:
+        """The last published and the latest scorecard documents (None when none)."""
         if self.store is None:
-            return None
-        snapshot = self.store.last_published_snapshot()
-        return snapshot.document if snapshot is not None else None
+            return None, None
+        published = self.store.last_published_snapshot()
+        latest = self.store.latest_snapshot()
+        return (
+            published.document if published is not None else None,
+            latest.document if latest is not None else None,
+        )
 
     def _measured(
         self,
@@ -319,6 +328,8 @@ class SyncPass:
         explain: dict[str, Any],
         pulled: Mapping[str, PulledSource],
         messages: list[OutboxItem],
+        publish: bool,
+        latest_doc: Mapping[str, Any] | None,
     ) -> None:
         assert self.store is not None
         document = scorecard.to_json()
@@ -326,9 +337,13 @@ class SyncPass:
         with self.store.transaction() as tx:
             for source in pulled.values():
                 _write_source(tx, source, now)
+            if not publish and _same_scores(document, latest_doc):
+                # Nothing to remember: a quiet pass every few minutes must not grow
+                # the store. Runs and cursors still say when we last looked.
+                return
             snapshot_id = tx.save_snapshot(
                 cycle=scorecard.cycle.name, as_of=scorecard.cycle.as_of, document=document,
-                run_id=run_id,
+                run_id=run_id, published=publish,
             )
             tx.add_history(
                 snapshot_id,
@@ -380,6 +395,14 @@ def _write_source(tx: StoreTransaction, source: PulledSource, now: datetime) -> 
             last_full_reconcile=source.reconciled_at,
             at=now,
         )
+
+
+def _same_scores(document: Mapping[str, Any], other: Mapping[str, Any] | None) -> bool:
+    """Whether two scorecard documents agree on everything but the moment they were taken."""
+    if other is None:
+        return False
+    keys = ("objectives", "perspectives", "kpis", "warnings", "explain")
+    return all(document.get(key) == other.get(key) for key in keys)
 
 
 def _explain_document(evaluations: Mapping[str, Evaluation]) -> dict[str, Any]:
