@@ -1,0 +1,137 @@
+"""Crash safety: passes killed with SIGKILL at random points, and two runs at once.
+
+The pass runs as a real ``okr-sync run`` subprocess against the sandboxes of this
+test process. Slack is the target here because it can be asked whether a message
+went out (history + idempotency key); Teams cannot, which is a documented limit.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+from collections import Counter
+from collections.abc import Iterator
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+
+from okr_sync.sync.sandbox_world import DEMO_CHANNEL, SandboxWorld, sandbox_world
+from okr_sync.sync.store import Store
+
+DEMO_PLAN = Path(__file__).parents[2] / "src" / "okr_sync" / "config" / "examples" / "demo.yaml"
+KILLS = 30
+
+
+@pytest.fixture
+def world(tmp_path: Path) -> Iterator[SandboxWorld]:
+    with sandbox_world(tmp_path, issues=300, seed=5) as w:
+        yield w
+
+
+@pytest.fixture
+def env(world: SandboxWorld, tmp_path: Path) -> dict[str, str]:
+    lines = [line for line in DEMO_PLAN.read_text().splitlines(keepends=True)
+             if "teams_bot:" not in line and "teams_workflow:" not in line]
+    plan = tmp_path / "plan.yaml"
+    plan.write_text("".join(lines))
+    return {**os.environ, **world.environment(), "OKR_SYNC_PLAN": str(plan)}
+
+
+def _start(env: dict[str, str], *args: str) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [sys.executable, "-c", "from okr_sync.sync.cli import main; main()", "run", *args],
+        env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )
+
+
+def _run(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-c", "from okr_sync.sync.cli import main; main()", "run", *args],
+        env=env, capture_output=True, text=True, timeout=120, check=False,
+    )
+
+
+def _progress(world: SandboxWorld, rng: random.Random) -> None:
+    """Finish a few open issues so that most passes have news to post."""
+    world.dataset.advance(timedelta(minutes=7))
+    open_items = [i for i in sorted(world.dataset.issues.values(), key=lambda i: i.id)
+                  if i.status_category != "done" and not i.is_subtask]
+    for issue in rng.sample(open_items, min(6, len(open_items))):
+        world.dataset.transition(issue.id, "done")
+
+
+def _slack_keys(world: SandboxWorld) -> Counter[str]:
+    keys: Counter[str] = Counter()
+    for message in world.slack.messages(DEMO_CHANNEL):
+        payload = (message.metadata or {}).get("event_payload") or {}
+        if payload.get("idempotency_key"):
+            keys[payload["idempotency_key"]] += 1
+    return keys
+
+
+def test_pass_given_sigkill_at_random_points_recovers_without_loss_or_duplicates(
+    world: SandboxWorld, env: dict[str, str]
+) -> None:
+    rng = random.Random(20261126)
+    killed = 0
+    for _ in range(KILLS):
+        _progress(world, rng)
+        process = _start(env)
+        time.sleep(rng.uniform(0.0, 2.5))
+        if process.poll() is None:
+            process.send_signal(signal.SIGKILL)
+            killed += 1
+        process.communicate(timeout=60)
+    assert killed >= KILLS // 3  # most kills landed inside a pass
+
+    # Finish: run until a pass has nothing left to deliver.
+    for _ in range(3):
+        finished = _run(env, "--output", "json")
+        assert finished.returncode == 0, finished.stderr
+    final = json.loads(finished.stdout)
+
+    # Every update delivered once: each outbox row is sent exactly once to Slack.
+    with Store(env["OKR_SYNC_DATABASE_URL"]) as store:
+        rows = store.list_outbox(limit=None)
+    assert {r.status for r in rows} <= {"sent", "superseded"}
+    sent_keys = {r.idempotency_key for r in rows if r.status == "sent"}
+    keys = _slack_keys(world)
+    duplicates = {k: n for k, n in keys.items() if n > 1}
+    assert duplicates == {}
+    posted = {r.idempotency_key for r in rows if r.status == "sent" and r.kind != "scorecard"}
+    assert posted <= set(keys)
+    assert set(keys) <= sent_keys
+    assert len(world.slack.top_level(DEMO_CHANNEL)) == 1  # one standing message, edited
+
+    # The same final scorecard as a clean computation from scratch.
+    fresh = {**env, "OKR_SYNC_DATABASE_URL": env["OKR_SYNC_DATABASE_URL"] + ".fresh"}
+    clean = _run(fresh, "--dry-run", "--output", "json")
+    assert clean.returncode == 0, clean.stderr
+    values = {kr["id"]: (kr["value"], kr["score"])
+              for o in final["objectives"] for kr in o["key_results"]}
+    expected = {kr["id"]: (kr["value"], kr["score"])
+                for o in json.loads(clean.stdout)["objectives"] for kr in o["key_results"]}
+    assert values == expected
+
+
+def test_run_given_two_processes_at_once_one_exits_75_and_nothing_is_doubled(
+    world: SandboxWorld, env: dict[str, str]
+) -> None:
+    assert _run(env).returncode == 0  # migrate and post the standing message
+    _progress(world, random.Random(1))
+    world.jira.faults.latency(0.3)  # keep the first pass inside its lock for a while
+    first = _start(env)
+    time.sleep(1.5)
+    second = _run(env)
+    first.communicate(timeout=120)
+    world.jira.faults.clear()
+    assert first.returncode == 0
+    assert second.returncode == 75, second.stderr
+    assert "another run holds the lock" in second.stderr
+    assert all(n == 1 for n in _slack_keys(world).values())
