@@ -192,6 +192,12 @@ class SlackSandbox:
         with self._lock:
             self._faults.extend(fault for _ in range(count))
 
+    def clear_faults(self) -> None:
+        """Drop every injected error that has not fired yet, and periodic rate limits."""
+        with self._lock:
+            self._faults.clear()
+            self._every_nth = None
+
     def rate_limit_every(self, nth: int, *, retry_after: int = 1) -> None:
         """Every ``nth`` write call (post or update) gets 429 ``ratelimited``."""
         with self._lock:
