@@ -22,7 +22,9 @@ def test_parse_duration_given_unit_forms_returns_seconds(text: str, seconds: int
     assert parse_duration(text) == timedelta(seconds=seconds)
 
 
-@pytest.mark.parametrize("text", ["", "0s", "0", "5x", "m5", "1.5m", "5m5m", "-5m", "5 m", "1h 30m"])
+@pytest.mark.parametrize(
+    "text", ["", "0s", "0", "5x", "m5", "1.5m", "5m5m", "-5m", "5 m", "1h 30m"]
+)
 def test_parse_duration_given_bad_or_too_short_text_raises_schedule_error(text: str) -> None:
     with pytest.raises(ScheduleError):
         parse_duration(text)

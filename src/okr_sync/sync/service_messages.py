@@ -16,16 +16,18 @@ from __future__ import annotations
 
 import hashlib
 import logging
+from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
+from typing import Any
 
-from okr_sync.scoring.scorecard import Delivery
+from okr_sync.config.plan import Plan
+from okr_sync.scoring.scorecard import Delivery, Scorecard, scorecard_from_json
 from okr_sync.sync.locks import LockBusyError, RunLock
 from okr_sync.sync.messages import plan_scheduled
 from okr_sync.sync.metrics import ServiceMetrics
 from okr_sync.sync.runtime import Runtime
 from okr_sync.sync.service_schedule import ScheduleError, cron_latest
-from okr_sync.sync.service_scorecard import SnapshotFormatError, scorecard_from_document
 from okr_sync.sync.store import OutboxKind
 
 log = logging.getLogger("okr_sync.service")
@@ -39,6 +41,38 @@ def scheduled_key(kind: str, slot: datetime, target: str) -> str:
     """One key per kind, slot and target (stable across replicas and restarts)."""
     seed = f"{kind}|{slot.isoformat()}|{target}"
     return f"okr-{kind}-" + hashlib.sha256(seed.encode()).hexdigest()[:40]
+
+
+class SnapshotFormatError(ValueError):
+    """A stored snapshot document does not have the scorecard shape."""
+
+
+def stored_scorecard(document: Mapping[str, Any], plan: Plan) -> Scorecard:
+    """The scorecard of a stored snapshot, whichever replica stored it.
+
+    Snapshots written before the document carried each KR's measure kind take it
+    from the plan (the check-in reminder needs to know the manual KRs).
+    """
+    try:
+        card = scorecard_from_json(dict(document))
+    except (KeyError, TypeError, ValueError) as error:
+        raise SnapshotFormatError(
+            f"stored snapshot is not a scorecard document ({type(error).__name__})"
+        ) from None
+    stored_kinds = {
+        kr.get("id") for o in document.get("objectives", []) for kr in o.get("key_results", [])
+        if "measure" in kr
+    }
+    kinds = {kr.id: kr.measure.kind for _, kr in plan.key_results()}
+    objectives = tuple(
+        replace(o, key_results=tuple(
+            kr if kr.id in stored_kinds or kr.id not in kinds
+            else replace(kr, measure_kind=kinds[kr.id])
+            for kr in o.key_results
+        ))
+        for o in card.objectives
+    )
+    return replace(card, objectives=objectives)
 
 
 @dataclass(frozen=True)
@@ -127,7 +161,7 @@ class ScheduledMessages:
                             extra={"kind": kind, "slot": slot})
                 return None
             try:
-                scorecard = scorecard_from_document(snapshot.document, self.runtime.plan)
+                scorecard = stored_scorecard(snapshot.document, self.runtime.plan)
             except SnapshotFormatError:
                 log.exception("scheduled message skipped", extra={"kind": kind, "slot": slot})
                 return None
