@@ -148,3 +148,31 @@ def test_demo_given_no_credentials_runs_the_whole_flow(tmp_path, monkeypatch) ->
     assert result.exit_code == 0, result.stdout + result.stderr
     assert "pass 3" in result.stdout and "reply  slack:C0DEMO0001" in result.stdout
     assert list(tmp_path.iterdir()) == []  # the demo leaves nothing behind
+
+
+def test_fetch_progress_given_terminal_shows_issue_counts(monkeypatch) -> None:
+    import io
+
+    from rich.console import Console
+
+    from okr_sync.sync import cli
+
+    buffer = io.StringIO()
+    monkeypatch.setattr(cli, "stderr", Console(file=buffer, force_terminal=True, width=100))
+    with cli.fetch_progress() as progress:
+        assert progress is not None
+        progress("main", 500)
+        progress("main", 1200)
+    assert "Jira source main" in buffer.getvalue() and "1200 issues" in buffer.getvalue()
+
+
+def test_fetch_progress_given_no_terminal_stays_silent(monkeypatch) -> None:
+    import io
+
+    from rich.console import Console
+
+    from okr_sync.sync import cli
+
+    monkeypatch.setattr(cli, "stderr", Console(file=io.StringIO(), force_terminal=False))
+    with cli.fetch_progress() as progress:
+        assert progress is None

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -125,3 +125,23 @@ def test_pass_given_nothing_changed_stores_no_new_snapshot(world: SandboxWorld) 
     after = runtime.store.latest_snapshot()
     assert before is not None and after is not None and after.id == before.id
     assert runtime.store.last_run() is not None
+
+
+def test_resync_given_update_the_cursor_missed_refetches_named_kr(world: SandboxWorld) -> None:
+    runtime = world.runtime(load_plan(DEMO_PLAN))
+    runtime.run_locked(PassOptions())
+    # Change an infra issue behind the cursor's back (as eventual consistency can):
+    # its `updated` stays old, so an incremental pass cannot see it.
+    start = datetime(2026, 10, 1, tzinfo=UTC)
+    infra = next(i for i in sorted(world.dataset.issues.values(), key=lambda i: i.id)
+                 if i.project == "OPS" and "infra" in i.labels and i.status_category != "done"
+                 and not i.is_subtask and i.created < start)
+    infra.status, infra.resolution = "Done", "Done"
+    quiet = runtime.run_locked(PassOptions())
+    assert quiet.scorecard.changes == ()
+    before = quiet.scorecard.key_result("OPS-1.KR1")
+    resync = runtime.run_locked(PassOptions(kind="resync", refetch=frozenset({"OPS-1.KR1"})))
+    after = resync.scorecard.key_result("OPS-1.KR1")
+    assert before.items is not None and after.items is not None
+    assert after.items.done == before.items.done + 1
+    assert ("OPS-1.KR1", "+1 done") in [(c.kr, c.reasons[0]) for c in resync.scorecard.changes]

@@ -6,13 +6,23 @@ Exit codes: 0 done; 1 done with failures; 2 usage, plan or settings error
 
 from __future__ import annotations
 
+import os
 import sys
-from contextlib import nullcontext
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import replace
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+from rich.progress import (
+    BarColumn,
+    Progress,
+    SpinnerColumn,
+    TaskID,
+    TextColumn,
+    TimeElapsedColumn,
+)
 
 from okr_sync.config.plan import Plan
 from okr_sync.config.plan_loader import plan_json_schema_text
@@ -34,6 +44,7 @@ from okr_sync.sync.cli_app import (
     stdout,
 )
 from okr_sync.sync.locks import LockBusyError
+from okr_sync.sync.logs import configure_logging
 from okr_sync.sync.pipeline import PassOptions
 from okr_sync.sync.runtime import ConfigurationError, Runtime, build_runtime
 from okr_sync.sync.store import SchemaError
@@ -86,8 +97,8 @@ def _pass(
         fail_usage(error)
         return EXIT_USAGE
     try:
-        with stderr.status("syncing…", spinner="dots") if stderr.is_terminal else nullcontext():
-            result = runtime.run_locked(options, wait=wait)
+        with fetch_progress() as progress:
+            result = runtime.run_locked(replace(options, progress=progress), wait=wait)
     except LockBusyError as error:
         stderr.print(f"another run holds the lock ({error}); try later", markup=False)
         return EXIT_LOCKED
@@ -163,5 +174,26 @@ def resync_owners(plan: Plan, krs: list[str], objectives: list[str]) -> set[str]
 from okr_sync.sync import cli_demo, cli_state  # noqa: E402,F401
 
 
+@contextmanager
+def fetch_progress() -> Iterator[Callable[[str, int], None] | None]:
+    """A Rich progress display of issues fetched per source, on a terminal only."""
+    if not stderr.is_terminal:
+        yield None
+        return
+    columns = (SpinnerColumn(), TextColumn("{task.description}"), BarColumn(),
+               TextColumn("{task.completed} issues"), TimeElapsedColumn())
+    with Progress(*columns, console=stderr, transient=True) as progress:
+        tasks: dict[str, TaskID] = {}
+
+        def update(source: str, fetched: int) -> None:
+            if source not in tasks:
+                tasks[source] = progress.add_task(f"Jira source {source}", total=None)
+            progress.update(tasks[source], completed=fetched)
+
+        yield update
+
+
 def main(argv: list[str] | None = None) -> Any:
+    # Commands print their results on stdout; logs go to stderr (JSON off a terminal).
+    configure_logging(os.environ.get("OKR_SYNC_LOG_LEVEL", "WARNING"))
     return app(args=argv, prog_name="okr-sync")

@@ -11,6 +11,7 @@ again. Teams offers no such lookup; an uncertain Teams post is sent again
 
 from __future__ import annotations
 
+import logging
 import os
 import uuid
 from collections.abc import Callable
@@ -28,6 +29,8 @@ from okr_sync.scoring.scorecard import Delivery, Scorecard
 from okr_sync.sync.messages import plan_messages
 from okr_sync.sync.render import teams_bot_activity
 from okr_sync.sync.store import ClaimedDelivery, OutboxItem, OutboxRow, Store
+
+log = logging.getLogger(__name__)
 
 #: Transient failures wait this long, doubling per attempt, up to the cap.
 RETRY_BASE = timedelta(seconds=30)
@@ -123,7 +126,14 @@ class OutboxDeliverer:
             claimed = store.claim_deliverable(claimer=claimer, now=self.clock(), limit=1)
             if not claimed:
                 break
-            results.append(self._settle(store, claimed[0]))
+            delivery = self._settle(store, claimed[0])
+            fields = {"route": delivery.route, "target": delivery.target,
+                      "action": delivery.action, "status": delivery.status}
+            if delivery.status == "sent":
+                log.info("delivered", extra=fields)
+            else:
+                log.warning("delivery not sent", extra={**fields, "reason": delivery.reason})
+            results.append(delivery)
         return results
 
     def _settle(self, store: Store, claim: ClaimedDelivery) -> Delivery:

@@ -9,6 +9,8 @@ step but writes and posts nothing.
 
 from __future__ import annotations
 
+import logging
+import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
@@ -16,6 +18,7 @@ from typing import Any, Protocol
 
 from okr_sync.config.plan import Plan
 from okr_sync.connectors.jira import JiraClient
+from okr_sync.connectors.jira_jql import projects_jql
 from okr_sync.scoring.diff import diff_scorecard, published_krs
 from okr_sync.scoring.explain import ItemState
 from okr_sync.scoring.rollup import CheckIn, MeasuredValue, ScoringInput, build_scorecard
@@ -43,6 +46,8 @@ from okr_sync.sync.store import (
 EXIT_OK = 0
 EXIT_PARTIAL = 1
 
+log = logging.getLogger(__name__)
+
 JiraFactory = Callable[[str], JiraClient]
 
 
@@ -65,6 +70,8 @@ class PassOptions:
     #: KR/KPI ids whose Jira queries are re-run ignoring cursors (``resync --kr``).
     refetch: frozenset[str] = frozenset()
     holder: str | None = None
+    #: Called with (source, issues fetched so far) during long fetches.
+    progress: Callable[[str, int], None] | None = None
 
 
 @dataclass
@@ -140,13 +147,31 @@ class SyncPass:
         if writing:
             assert self.store is not None
             run_id = self.store.start_run(self.options.kind, holder=self.options.holder)
+        started = time.monotonic()
+        log.info("pass started", extra={"run_id": run_id, "kind": self.options.kind,
+                                        "dry_run": self.options.dry_run, "full": self.options.full})
         try:
             result = self._run(run_id)
         except BaseException as error:
+            log.error("pass failed", extra={"run_id": run_id, "error": type(error).__name__})
             if writing and run_id is not None:
                 assert self.store is not None
                 self.store.finish_run(run_id, "failed", error_summary=type(error).__name__)
             raise
+        for failure in result.failures:
+            log.warning("not measured", extra={"run_id": run_id, "problem": failure})
+        log.info(
+            "pass finished",
+            extra={
+                "run_id": run_id,
+                "seconds": round(time.monotonic() - started, 3),
+                "jira_requests": result.jira_requests,
+                "issues_fetched": result.issues_fetched,
+                "changes": len(result.scorecard.changes),
+                "deliveries": len(result.scorecard.deliveries),
+                "exit_code": result.exit_code,
+            },
+        )
         return result
 
     def _run(self, run_id: int | None) -> PassResult:
@@ -223,11 +248,30 @@ class SyncPass:
                     now=now,
                     full=self.options.full,
                     refetch=self.options.refetch,
+                    refetch_jql=self._refetch_scopes(name),
+                    progress=self.options.progress,
                 )
                 pulled[name] = SourcePuller(name, client, source_plan).pull(state, options)
             finally:
                 requests += client.request_count
         return pulled, requests
+
+    def _refetch_scopes(self, source_name: str) -> dict[str, str]:
+        """For ``resync --kr`` of structured KRs: their projects, refetched ignoring cursors."""
+        scopes = {}
+        source = self.plan.jira.get(source_name)
+        for _, kr in self.plan.key_results():
+            measure = kr.measure
+            if (
+                kr.id in self.options.refetch
+                and source is not None
+                and measure.kind != "manual"
+                and measure.source == source_name
+                and measure.select is not None
+            ):
+                projects = measure.select.values("project") or list(source.projects)
+                scopes[kr.id] = projects_jql(projects)
+        return scopes
 
     def _source_data(self, pulled: PulledSource) -> SourceData:
         resolve = None

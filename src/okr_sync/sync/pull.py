@@ -9,19 +9,21 @@ pass commits the result together with the scorecard, then advances the cursor.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from okr_sync.connectors.errors import ConnectorError, PermanentError
 from okr_sync.connectors.jira import DEFAULT_OVERLAP, JiraClient
-from okr_sync.connectors.jira_jql import jql_datetime_literal
+from okr_sync.connectors.jira_jql import incremental_jql, jql_datetime_literal
 from okr_sync.connectors.jira_records import JiraIssue, parse_jira_datetime
 from okr_sync.sync.fetch_plan import MembershipQuery, SourceFetchPlan
 
 #: A full reconcile runs at least this often, even without ``--full``.
 RECONCILE_EVERY = timedelta(hours=24)
+#: Progress is reported every this many issues.
+PROGRESS_EVERY = 500
 #: Issues fetched by id at once for raw-JQL members outside the mirror's scope.
 DETAIL_BATCH = 100
 
@@ -101,6 +103,8 @@ class PullOptions:
     refetch: frozenset[str] = frozenset()
     #: Structured owners' JQL to refetch in full (``resync --kr``).
     refetch_jql: Mapping[str, str] = field(default_factory=dict)
+    #: Called with (source, issues fetched so far) while long searches stream in.
+    progress: Callable[[str, int], None] | None = None
 
 
 class SourcePuller:
@@ -123,22 +127,20 @@ class SourcePuller:
 
     def _pull(self, state: SourceState, options: PullOptions, result: PulledSource) -> None:
         cursor = None if options.full else state.cursor
-        fields = self.plan.extra_fields
         if cursor is None:
             changed = True
             if self.plan.scope_jql is not None:
-                pulled = self.client.pull_updated(
-                    list(self.plan.projects), None, fields=fields, context=f"source {self.name}"
-                )
-                self._merge(result, pulled.issues)
-                result.cursor = pulled.cursor
+                jql = incremental_jql(list(self.plan.projects), None, options.overlap,
+                                      self.client.user_timezone())
+                newest = self._search_into(result, jql, options)
+                result.cursor = newest.astimezone(UTC) if newest else None
         else:
             changed = self._incremental(cursor, options, result)
         if result.cursor is None:
             # Nothing in scope yet: the next pull's overlap covers clock skew.
             result.cursor = options.now
         for owner, jql in options.refetch_jql.items():
-            self._merge(result, self.client.search(jql, fields, context=owner))
+            self._search_into(result, jql, options, context=owner)
         due = state.last_full_reconcile is None or (
             options.now - state.last_full_reconcile >= RECONCILE_EVERY
         )
@@ -146,6 +148,25 @@ class SourcePuller:
             self._reconcile(result, options.now)
         for query in self.plan.memberships:
             self._membership(query, state, options, changed, result)
+
+    def _search_into(self, result: PulledSource, jql: str, options: PullOptions,
+                     context: str | None = None) -> datetime | None:
+        """Stream a search into the mirror (ticking progress); returns the newest update."""
+        newest: datetime | None = None
+        batch: list[JiraIssue] = []
+        for issue in self.client.search(jql, self.plan.extra_fields,
+                                        context=context or f"source {self.name}"):
+            newest = issue.updated if newest is None else max(newest, issue.updated)
+            batch.append(issue)
+            if len(batch) >= PROGRESS_EVERY:
+                self._merge(result, batch)
+                batch = []
+                if options.progress is not None:
+                    options.progress(self.name, result.fetched)
+        self._merge(result, batch)
+        if options.progress is not None:
+            options.progress(self.name, result.fetched)
+        return newest
 
     def _incremental(self, cursor: datetime, options: PullOptions, result: PulledSource) -> bool:
         """One search for what changed since ``cursor``; returns whether anything did.
@@ -162,20 +183,21 @@ class SourcePuller:
             if self.plan.scope_jql is None:
                 return False
             condition = f"{self.plan.scope_jql} AND {condition}"
-        pulled = self.client.pull_updated(
-            condition, None, fields=self.plan.extra_fields, context=f"source {self.name}"
+        jql = incremental_jql(condition, None, options.overlap, self.client.user_timezone())
+        pulled = list(
+            self.client.search(jql, self.plan.extra_fields, context=f"source {self.name}")
         )
         scope = set(self.plan.projects)
         relevant = [
-            i for i in pulled.issues if i.project.upper() in scope or i.id in result.issues
+            i for i in pulled if i.project.upper() in scope or i.id in result.issues
         ]
         outside = any(
             i.updated > cursor
-            for i in pulled.issues
+            for i in pulled
             if i.project.upper() not in scope and i.id not in result.issues
         )
         merged = self._merge(result, relevant)
-        newest = max((i.updated for i in pulled.issues), default=cursor)
+        newest = max((i.updated for i in pulled), default=cursor)
         result.cursor = max(cursor, newest).astimezone(UTC)
         # An issue outside the mirror matters only if it changed after the last
         # pass: it may have joined a raw JQL's result.
