@@ -20,18 +20,23 @@ from okr_sync.config.plan import Plan
 from okr_sync.connectors.jira import JiraClient
 from okr_sync.connectors.jira_jql import projects_jql
 from okr_sync.scoring.diff import diff_scorecard, published_krs
-from okr_sync.scoring.explain import ItemState
 from okr_sync.scoring.rollup import CheckIn, MeasuredValue, ScoringInput, build_scorecard
 from okr_sync.scoring.rules import cycle_bounds
-from okr_sync.scoring.scorecard import Delivery, ItemCounts, Scorecard, ScoringWarning
+from okr_sync.scoring.scorecard import Delivery, Scorecard, ScoringWarning
 from okr_sync.sync.fetch_plan import build_fetch_plan
 from okr_sync.sync.measuring import Evaluation, SourceData, evaluate_measures
+from okr_sync.sync.pass_state import (
+    explain_document,
+    load_state,
+    previous_states,
+    previous_values,
+    same_scores,
+    write_source,
+)
 from okr_sync.sync.pull import (
     PulledSource,
     PullOptions,
     SourcePuller,
-    SourceState,
-    issue_from_record,
 )
 from okr_sync.sync.store import (
     HistoryEntry,
@@ -40,7 +45,6 @@ from okr_sync.sync.store import (
     RunCounts,
     RunKind,
     Store,
-    StoreTransaction,
 )
 
 EXIT_OK = 0
@@ -87,39 +91,6 @@ class PassResult:
     def exit_code(self) -> int:
         failed = [d for d in self.scorecard.deliveries if d.status == "failed"]
         return EXIT_PARTIAL if self.failures or failed else EXIT_OK
-
-
-def _load_state(
-    store: Store | None,
-    source: str,
-    queries: Mapping[str, str],
-    previous_doc: Mapping[str, Any] | None,
-) -> SourceState:
-    """The mirror, cursor and stored memberships of ``source``.
-
-    ``queries`` maps raw-JQL owners to their JQL in the plan: a stored membership
-    is offered for reuse only while it was computed for that same JQL.
-    """
-    if store is None:
-        return SourceState(issues={})
-    issues = {doc["id"]: issue_from_record(doc) for doc in store.get_issues(source)}
-    cursor = store.get_cursor(source)
-    memberships: dict[str, tuple[str, tuple[str, ...]]] = {}
-    for owner, jql in queries.items():
-        stored = store.get_membership(source, owner)
-        if stored is not None and stored.matches(jql):
-            memberships[owner] = (jql, stored.issue_ids)
-    counts: dict[str, tuple[str, int]] = {}
-    for owner, entry in ((previous_doc or {}).get("explain") or {}).items():
-        if owner in queries and entry.get("count") is not None and not entry.get("error"):
-            counts[owner] = (str(entry["jql"]), int(entry["count"]))
-    return SourceState(
-        issues=issues,
-        cursor=cursor.high_water_mark if cursor else None,
-        last_full_reconcile=cursor.last_full_reconcile if cursor else None,
-        memberships=memberships,
-        counts=counts,
-    )
 
 
 class SyncPass:
@@ -186,7 +157,7 @@ class SyncPass:
             self.plan,
             {name: self._source_data(p) for name, p in pulled.items()},
             cycle_start=self._cycle_start(),
-            previous=_previous_states(published_doc),
+            previous=previous_states(published_doc),
         )
         failures = [f"source {p.name}: {p.source_error}" for p in pulled.values() if p.source_error]
         measured, warnings = self._measured(evaluations, pulled, latest_doc, failures)
@@ -205,7 +176,7 @@ class SyncPass:
         scorecard = replace(
             scorecard, changes=changes, warnings=(*scorecard.warnings, *warnings)
         )
-        explain = _explain_document(evaluations)
+        explain = explain_document(evaluations)
         result = PassResult(scorecard, failures, run_id, requests,
                             sum(p.fetched for p in pulled.values()), explain)
         messages = []
@@ -241,7 +212,7 @@ class SyncPass:
         requests = 0
         for name, source_plan in self.fetch_plan.items():
             queries = {q.owner: q.jql for q in source_plan.memberships}
-            state = _load_state(self.store, name, queries, previous_doc)
+            state = load_state(self.store, name, queries, previous_doc)
             client = self.jira(name)
             try:
                 options = PullOptions(
@@ -312,7 +283,7 @@ class SyncPass:
         previous_doc: Mapping[str, Any] | None,
         failures: list[str],
     ) -> tuple[dict[str, MeasuredValue], list[ScoringWarning]]:
-        previous_values = _previous_values(previous_doc)
+        kept_values = previous_values(previous_doc)
         measured: dict[str, MeasuredValue] = {}
         warnings: list[ScoringWarning] = []
         failed_sources = {name for name, p in pulled.items() if p.source_error}
@@ -326,7 +297,7 @@ class SyncPass:
                 continue
             if evaluation.error is not None:
                 failures.append(f"{owner}: {evaluation.error}")
-            kept = previous_values.get(owner)
+            kept = kept_values.get(owner)
             if kept is not None:
                 measured[owner] = MeasuredValue(kept[0], kept[1], (),
                                                 (f"not refreshed, kept last value: {error}",))
@@ -380,8 +351,8 @@ class SyncPass:
         document["explain"] = explain
         with self.store.transaction() as tx:
             for source in pulled.values():
-                _write_source(tx, source, now)
-            if not publish and _same_scores(document, latest_doc):
+                write_source(tx, source, now)
+            if not publish and same_scores(document, latest_doc):
                 # Nothing to remember: a quiet pass every few minutes must not grow
                 # the store. Runs and cursors still say when we last looked.
                 return
@@ -425,78 +396,3 @@ class SyncPass:
         )
 
 
-def _write_source(tx: StoreTransaction, source: PulledSource, now: datetime) -> None:
-    if source.upserts:
-        tx.upsert_issues(source.name, source.upserts, seen_at=now)
-    if source.deleted:
-        tx.mark_deleted(source.name, source.deleted, at=now)
-    for owner, (jql, ids) in source.refreshed_memberships.items():
-        tx.set_membership(source.name, owner, jql=jql, issue_ids=ids, refreshed_at=now)
-    if source.source_error is None:
-        tx.set_cursor(
-            source.name,
-            high_water_mark=source.cursor,
-            last_full_reconcile=source.reconciled_at,
-            at=now,
-        )
-
-
-def _same_scores(document: Mapping[str, Any], other: Mapping[str, Any] | None) -> bool:
-    """Whether two scorecard documents agree on everything but the moment they were taken."""
-    if other is None:
-        return False
-    keys = ("objectives", "perspectives", "kpis", "warnings", "explain")
-    return all(document.get(key) == other.get(key) for key in keys)
-
-
-def _explain_document(evaluations: Mapping[str, Evaluation]) -> dict[str, Any]:
-    """Per owner, the items behind its value: kept in the snapshot for ``explain``."""
-    doc: dict[str, Any] = {}
-    for owner, evaluation in evaluations.items():
-        doc[owner] = {
-            "jql": evaluation.jql,
-            "error": evaluation.error,
-            "count": evaluation.count,
-            "reasons": list(evaluation.reasons),
-            "items": [
-                {
-                    "id": c.id,
-                    "key": c.key,
-                    "summary": c.summary,
-                    "status": c.status,
-                    "project": c.project,
-                    "done": c.done,
-                    "points": c.points,
-                    "amount": c.amount,
-                    "counted": c.counted,
-                }
-                for c in evaluation.contributions
-            ],
-        }
-    return doc
-
-
-def _previous_states(doc: Mapping[str, Any] | None) -> dict[str, dict[str, ItemState]]:
-    if doc is None:
-        return {}
-    states: dict[str, dict[str, ItemState]] = {}
-    for owner, entry in (doc.get("explain") or {}).items():
-        if entry.get("error"):
-            continue
-        states[owner] = {item["id"]: ItemState.from_json(item) for item in entry.get("items", [])}
-    return states
-
-
-def _previous_values(doc: Mapping[str, Any] | None) -> dict[str, tuple[float, ItemCounts | None]]:
-    if doc is None:
-        return {}
-    values: dict[str, tuple[float, ItemCounts | None]] = {}
-    for objective in doc.get("objectives", []):
-        for kr in objective.get("key_results", []):
-            items = kr.get("items")
-            counts = ItemCounts(items["selected"], items["done"]) if items else None
-            values[kr["id"]] = (float(kr["value"]), counts)
-    for kpi in doc.get("kpis", []):
-        if kpi.get("value") is not None:
-            values[kpi["id"]] = (float(kpi["value"]), None)
-    return values
