@@ -196,3 +196,29 @@ def test_became_leader_given_run_left_open_by_dead_leader_closes_it(
     scheduler.tick()
     assert store.get_run(orphan).outcome == "failed"
     scheduler.close()
+
+
+def test_webhook_given_follower_forwards_it_to_the_leaders_next_tick(
+    migrated_sqlite: str, store: Store
+) -> None:
+    from okr_sync.sync.webhooks import WebhookEvent
+
+    clock = FakeClock()
+    leader_runtime = ScriptedRuntime(migrated_sqlite, clock, store=store)
+    leader = make_scheduler(leader_runtime, clock, "1h", holder="leader")
+    follower = make_scheduler(ScriptedRuntime(migrated_sqlite, clock, store=store), clock, "1h",
+                              holder="follower")
+    leader.tick()
+    follower.tick()
+    assert (leader.state.view().role, follower.state.view().role) == ("leader", "follower")
+    follower.on_webhook(WebhookEvent("id:1", "jira:issue_updated", "SUP-9", "SUP"))
+    follower.on_webhook(WebhookEvent("id:2", "jira:issue_updated", "SUP-10", "SUP"))
+    clock.sleep(1)
+    leader.tick()  # collects the forwarded trigger and starts debouncing it
+    assert len(leader_runtime.at) == 1
+    clock.sleep(5)
+    leader.tick()
+    assert leader_runtime.at == [_START, clock.now]
+    assert store.get_lease("webhook-pass") is None
+    follower.close()
+    leader.close()

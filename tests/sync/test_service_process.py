@@ -155,6 +155,18 @@ def test_serve_given_sigterm_during_a_pass_finishes_it_and_exits_0_releasing_loc
         assert last is not None and (last.kind, last.outcome) == ("serve", "ok")
 
 
+def test_serve_given_sigterm_while_idle_exits_0_at_once(
+    world: SandboxWorld, tmp_path: Path
+) -> None:
+    with service_process(world, tmp_path, interval="1h", holder="idle") as service:
+        wait_for("the first pass", lambda: "pass finished" in service.messages())
+        assert requests.get(service.url + "/healthz", timeout=5).json() == {"status": "ok"}
+        service.proc.send_signal(signal.SIGTERM)
+        assert service.proc.wait(timeout=WAIT_S) == 0
+    assert service.messages()[-1] == "stopped"
+    assert Leadership(world.database_url, holder="after").poll()
+
+
 def test_serve_given_second_sigterm_abandons_the_pass_and_still_exits_0(
     world: SandboxWorld, tmp_path: Path
 ) -> None:
