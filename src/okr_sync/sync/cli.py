@@ -171,7 +171,7 @@ def resync_owners(plan: Plan, krs: list[str], objectives: list[str]) -> set[str]
 
 
 # Register the other commands on the same app.
-from okr_sync.sync import cli_demo, cli_state  # noqa: E402,F401
+from okr_sync.sync import cli_demo, cli_serve, cli_state  # noqa: E402,F401
 
 
 @contextmanager

@@ -15,7 +15,11 @@ from rich.text import Text
 
 from okr_sync.config.plan import Plan
 from okr_sync.config.plan_loader import load_plan
-from okr_sync.sync.cli_app import EXIT_OK, app, stdout
+from okr_sync.sync.cli_app import (
+    EXIT_OK,
+    app,
+    stdout,
+)
 from okr_sync.sync.console import print_scorecard
 from okr_sync.sync.pipeline import PassOptions, PassResult
 from okr_sync.sync.sandbox_world import DEMO_CHANNEL, SandboxWorld, sandbox_world
@@ -114,3 +118,4 @@ def demo(
 
 def _pct(score: float | None) -> str:
     return "new" if score is None else f"{score * 100:.0f}%"
+

@@ -180,8 +180,10 @@ class OutboxDeliverer:
                 return ref.channel, ref.ts
             except SlackMessageGoneError:
                 pass  # deleted or too old to edit: post a new standing message below
+        # Change notes thread under the standing message; a digest or reminder is
+        # meant to be seen, so it goes to the channel itself.
         thread_ts = None
-        if row.kind != "scorecard" and standing is not None:
+        if row.kind == "change_note" and standing is not None:
             thread_ts = standing.message_id
         if claim.uncertain:
             found = client.find_message(channel, row.idempotency_key, thread_ts=thread_ts)
