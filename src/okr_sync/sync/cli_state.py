@@ -60,7 +60,7 @@ def status_document(store: Store, now: datetime) -> dict[str, Any]:
     snapshot = store.latest_snapshot()
     scorecard = None
     if snapshot is not None:
-        scorecard = {k: v for k, v in snapshot.document.items() if k != "explain"}
+        scorecard = {k: v for k, v in snapshot.document.items() if k not in ("explain", "fetch")}
     runs = store.last_runs_by_outcome()
     summary = store.delivery_summary()
     return {

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -29,10 +29,15 @@ from okr_sync.sync.store import OutboxItem, OutboxKind, Store
 
 
 @dataclass(frozen=True)
-class RouteScope:
-    """The part of a scorecard one route is told about."""
+class TargetScope:
+    """One destination and the part of the scorecard it is told about.
+
+    Several routes may name the same target (one Slack channel for two teams): it
+    gets one standing message covering the objectives of all of them.
+    """
 
     route: str
+    target: RouteTarget
     scorecard: Scorecard
 
 
@@ -49,12 +54,20 @@ def scope_scorecard(scorecard: Scorecard, objective_ids: Iterable[str]) -> Score
     )
 
 
-def route_scopes(plan: Plan, scorecard: Scorecard) -> list[RouteScope]:
+def target_scopes(plan: Plan, scorecard: Scorecard) -> list[TargetScope]:
+    routes_of: dict[str, list[str]] = {}
+    targets: dict[str, RouteTarget] = {}
+    for route, route_targets in plan.routes.items():
+        for target in route_targets:
+            targets.setdefault(target.key, target)
+            if route not in routes_of.setdefault(target.key, []):
+                routes_of[target.key].append(route)
     scopes = []
-    for route in plan.routes:
-        objective_ids = [o.id for o in plan.objectives if route in o.notify]
+    for key, routes in routes_of.items():
+        objective_ids = [o.id for o in plan.objectives if set(routes) & set(o.notify)]
         if objective_ids:
-            scopes.append(RouteScope(route, scope_scorecard(scorecard, objective_ids)))
+            scopes.append(TargetScope(",".join(routes), targets[key],
+                                      scope_scorecard(scorecard, objective_ids)))
     return scopes
 
 
@@ -116,51 +129,46 @@ def plan_messages(
     jira_base_url: str | None = None,
 ) -> list[OutboxItem]:
     """Messages a pass enqueues: standing scorecards where needed, change notes for news."""
-    refs: Mapping[str, bool] = {}
-    if store is not None:
-        refs = {
-            target.key: store.get_message_ref(target.key, "scorecard") is not None
-            or _has_pending(store, target.key)
-            for targets in plan.routes.values()
-            for target in targets
-        }
     messages: list[OutboxItem] = []
-    for scope in route_scopes(plan, scorecard):
+    for scope in target_scopes(plan, scorecard):
+        target = scope.target
         news = bool(scope.scorecard.changes)
-        for target in plan.routes[scope.route]:
-            editable = target.teams_workflow is None
-            has_standing = refs.get(target.key, False)
-            if editable and (news or not has_standing):
-                item = _message(scope.route, target, "scorecard", scope.scorecard, jira_base_url)
-                if item is not None:
-                    messages.append(item)
-            elif not editable and not has_standing:
-                # A Workflows post cannot be edited: post the scorecard once, then news only.
-                item = _message(scope.route, target, "scorecard", scope.scorecard, jira_base_url)
-                if item is not None:
-                    messages.append(item)
-                continue
-            if news:
-                note = _message(scope.route, target, "change_note", scope.scorecard, jira_base_url)
-                if note is not None:
-                    messages.append(note)
+        has_standing = store is not None and _has_standing(store, target.key)
+        # A Workflows post cannot be edited: the scorecard goes out once, then news only.
+        editable = target.teams_workflow is None
+        if not has_standing or (news and editable):
+            item = _message(scope.route, target, "scorecard", scope.scorecard, jira_base_url)
+            if item is not None:
+                messages.append(item)
+        if news and has_standing:
+            note = _message(scope.route, target, "change_note", scope.scorecard, jira_base_url)
+            if note is not None:
+                messages.append(note)
     return messages
 
 
 def plan_scheduled(plan: Plan, scorecard: Scorecard, kind: OutboxKind,
                    jira_base_url: str | None = None) -> list[OutboxItem]:
-    """A weekly digest or a check-in reminder for every route (the service's schedule)."""
+    """A weekly digest or a check-in reminder for every target (the service's schedule)."""
     messages = []
-    for scope in route_scopes(plan, scorecard):
-        for target in plan.routes[scope.route]:
-            item = _message(scope.route, target, kind, scope.scorecard, jira_base_url)
-            if item is not None:
-                messages.append(item)
+    for scope in target_scopes(plan, scorecard):
+        item = _message(scope.route, scope.target, kind, scope.scorecard, jira_base_url)
+        if item is not None:
+            messages.append(item)
     return messages
 
 
-def _has_pending(store: Store, target: str) -> bool:
-    # A standing message that is queued but not yet delivered counts as existing,
-    # so a slow target is not handed a second "first" scorecard.
-    return any(row.kind == "scorecard" for row in store.list_outbox(target=target,
-                                                                    status="pending"))
+def _has_standing(store: Store, target: str) -> bool:
+    """Whether the target has (or is about to have) its standing scorecard message.
+
+    A queued one counts, so a slow target is not handed a second "first" scorecard;
+    so does one that failed for good, so a dead channel is not sent a new scorecard
+    every pass (its failure is shown by `status` until the plan or channel is fixed).
+    """
+    if store.get_message_ref(target, "scorecard") is not None:
+        return True
+    return any(
+        row.kind == "scorecard"
+        for status in ("pending", "sending", "failed")
+        for row in store.list_outbox(target=target, status=status, limit=None)
+    )

@@ -24,7 +24,7 @@ from pydantic import SecretStr
 from okr_sync.config.plan import Plan
 from okr_sync.connectors.errors import PermanentError, TransientError
 from okr_sync.connectors.slack import SlackClient, SlackMessageGoneError
-from okr_sync.connectors.teams import TeamsBotClient, TeamsWorkflowClient
+from okr_sync.connectors.teams import TeamsBotClient, TeamsNotFoundError, TeamsWorkflowClient
 from okr_sync.scoring.scorecard import Delivery, Scorecard
 from okr_sync.sync.messages import plan_messages
 from okr_sync.sync.render import teams_bot_activity
@@ -148,6 +148,12 @@ class OutboxDeliverer:
             when = self.clock() + retry_delay(row.attempts + 1, error.retry_after)
             store.mark_retry(row.id, next_attempt_at=when, error=str(error))
             return Delivery(row.route, row.target, action, "retrying", str(error))
+        except Exception as error:  # one broken row must not block the rows behind it
+            # Only the type: an unexpected error's text may quote a payload or a URL.
+            reason = f"unexpected {type(error).__name__} while sending"
+            log.exception("delivery crashed", extra={"target": row.target})
+            store.mark_failed(row.id, error=reason)
+            return Delivery(row.route, row.target, action, "failed", reason)
         with store.transaction() as tx:
             if ref is not None and row.kind == "scorecard":
                 channel, message_id = ref
@@ -186,7 +192,11 @@ class OutboxDeliverer:
         if row.kind == "change_note" and standing is not None:
             thread_ts = standing.message_id
         if claim.uncertain:
-            found = client.find_message(channel, row.idempotency_key, thread_ts=thread_ts)
+            # Anything sent for this row was sent after it was queued.
+            since = row.created_at.timestamp() - 60
+            found = client.find_message(
+                channel, row.idempotency_key, thread_ts=thread_ts, oldest=since
+            )
             if found is not None:
                 return found.channel, found.ts
         ref = client.post_message(channel, text=text, blocks=blocks, thread_ts=thread_ts,
@@ -198,8 +208,12 @@ class OutboxDeliverer:
         activity = teams_bot_activity(row.payload["card"])
         standing = store.get_message_ref(row.target, "scorecard")
         if row.kind == "scorecard" and standing is not None:
-            activity_id = client.update_activity(conversation, standing.message_id, activity)
-            return conversation, activity_id or standing.message_id
+            try:
+                activity_id = client.update_activity(conversation, standing.message_id, activity)
+                return conversation, activity_id or standing.message_id
+            except TeamsNotFoundError:
+                # The standing card was deleted: forget it and post a new one.
+                store.delete_message_ref(row.target, "scorecard")
         return conversation, client.post_activity(conversation, activity)
 
 

@@ -69,8 +69,9 @@ def same_scores(document: Mapping[str, Any], other: Mapping[str, Any] | None) ->
     """Whether two scorecard documents agree on everything but the moment they were taken."""
     if other is None:
         return False
-    keys = ("objectives", "perspectives", "kpis", "warnings", "explain")
+    keys = ("objectives", "perspectives", "kpis", "warnings", "explain", "fetch")
     return all(document.get(key) == other.get(key) for key in keys)
+
 
 def explain_document(evaluations: Mapping[str, Evaluation]) -> dict[str, Any]:
     """Per owner, the items behind its value: kept in the snapshot for ``explain``."""

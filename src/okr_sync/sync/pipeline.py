@@ -9,6 +9,7 @@ step but writes and posts nothing.
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 from collections.abc import Callable, Mapping
@@ -44,6 +45,7 @@ from okr_sync.sync.store import (
     Outcome,
     RunCounts,
     RunKind,
+    Snapshot,
     Store,
 )
 
@@ -214,10 +216,13 @@ class SyncPass:
             queries = {q.owner: q.jql for q in source_plan.memberships}
             state = load_state(self.store, name, queries, previous_doc)
             client = self.jira(name)
+            # A plan that now needs other projects or fields than the mirror was built
+            # for gets a full pull, or old issues would lack what the new measures read.
+            fetched_for = ((previous_doc or {}).get("fetch") or {}).get(name)
             try:
                 options = PullOptions(
                     now=now,
-                    full=self.options.full,
+                    full=self.options.full or fetched_for != self._fingerprint(name),
                     refetch=self.options.refetch,
                     refetch_jql=self._refetch_scopes(name),
                     progress=self.options.progress,
@@ -226,6 +231,12 @@ class SyncPass:
             finally:
                 requests += client.request_count
         return pulled, requests
+
+    def _fingerprint(self, source_name: str) -> str:
+        source_plan = self.fetch_plan[source_name]
+        config = self.plan.jira[source_name]
+        return json.dumps([source_plan.projects, source_plan.extra_fields,
+                           config.story_points_field])
 
     def _refetch_scopes(self, source_name: str) -> dict[str, str]:
         """For ``resync --kr`` of structured KRs: their projects, refetched ignoring cursors."""
@@ -269,11 +280,15 @@ class SyncPass:
         """The last published and the latest scorecard documents (None when none)."""
         if self.store is None:
             return None, None
-        published = self.store.last_published_snapshot()
-        latest = self.store.latest_snapshot()
+        # A new cycle starts from scratch: last cycle's scores are no baseline for news.
+        cycle = self.plan.cycle.name
+
+        def this_cycle(snapshot: Snapshot | None) -> dict[str, Any] | None:
+            return snapshot.document if snapshot is not None and snapshot.cycle == cycle else None
+
         return (
-            published.document if published is not None else None,
-            latest.document if latest is not None else None,
+            this_cycle(self.store.last_published_snapshot()),
+            this_cycle(self.store.latest_snapshot()),
         )
 
     def _measured(
@@ -322,7 +337,7 @@ class SyncPass:
             return {}
         return {
             kr_id: CheckIn(value=c.value, confidence=c.confidence, note=c.note)
-            for kr_id, c in self.store.latest_checkins().items()
+            for kr_id, c in self.store.latest_checkins(since=self._cycle_start()).items()
         }
 
     def _past_scores(self) -> dict[str, list[float]]:
@@ -349,6 +364,7 @@ class SyncPass:
         assert self.store is not None
         document = scorecard.to_json()
         document["explain"] = explain
+        document["fetch"] = {name: self._fingerprint(name) for name in self.fetch_plan}
         with self.store.transaction() as tx:
             for source in pulled.values():
                 write_source(tx, source, now)

@@ -289,6 +289,12 @@ class TeamsSandbox:
         with self._lock:
             return list(self._activities.get(conversation_id, []))
 
+    def delete_activity(self, conversation_id: str, activity_id: str) -> None:
+        """Remove a posted activity, as a user deleting the message in Teams would."""
+        with self._lock:
+            kept = [a for a in self._activities.get(conversation_id, []) if a.id != activity_id]
+            self._activities[conversation_id] = kept
+
     def activity(self, conversation_id: str, activity_id: str) -> SandboxActivity:
         for candidate in self.activities(conversation_id):
             if candidate.id == activity_id:
