@@ -119,12 +119,12 @@ def test_search_given_429_with_retry_after_waits_at_least_that_long(
 
 def test_search_given_retry_after_http_date_waits_until_then(rsps: responses.RequestsMock) -> None:
     rsps.get(SERVER_INFO, json=INFO)
-    later = format_datetime(NOW + timedelta(seconds=90), usegmt=True)
+    later = format_datetime(NOW + timedelta(seconds=50), usegmt=True)
     rsps.post(SEARCH_JQL, status=503, headers={"Retry-After": later})
     rsps.post(SEARCH_JQL, json={"issues": [], "isLast": True})
     sleep = RecordingSleep()
     list(make_client(sleep=sleep).search("project = ENT"))
-    assert sleep.waits[0] >= 90
+    assert sleep.waits[0] >= 50
 
 
 def test_search_given_429_with_only_rate_limit_reset_waits_until_reset(
@@ -134,8 +134,33 @@ def test_search_given_429_with_only_rate_limit_reset_waits_until_reset(
     rsps.post(SEARCH_JQL, status=429, headers={"X-RateLimit-Reset": "2026-11-15T12:02Z"})
     rsps.post(SEARCH_JQL, json={"issues": [], "isLast": True})
     sleep = RecordingSleep()
-    list(make_client(sleep=sleep).search("project = ENT"))
+    policy = RetryPolicy(max_delay=300)
+    list(make_client(cloud_source(retry=policy), sleep=sleep).search("project = ENT"))
     assert sleep.waits[0] >= 120
+
+
+@pytest.mark.parametrize(
+    ("status", "headers", "expected"),
+    [
+        (429, {"X-RateLimit-Reset": "2026-11-15T13:00Z"}, 3600.0),
+        (429, {"Retry-After": "61"}, 61.0),
+        (503, {"Retry-After": format_datetime(NOW + timedelta(seconds=90), usegmt=True)}, 90.0),
+    ],
+)
+def test_search_given_server_wait_beyond_max_delay_raises_at_once_with_retry_after(
+    rsps: responses.RequestsMock, status: int, headers: dict[str, str], expected: float
+) -> None:
+    # Sleeping an hour in-process would hold the pass; the caller reschedules instead.
+    rsps.get(SERVER_INFO, json=INFO)
+    rsps.post(SEARCH_JQL, status=status, headers=headers)
+    sleep = RecordingSleep()
+    client = make_client(cloud_source(retry=RetryPolicy(max_delay=60)), sleep=sleep)
+    with pytest.raises(TransientError) as caught:
+        list(client.search("project = ENT"))
+    assert caught.value.retry_after == expected
+    assert isinstance(caught.value, RateLimitedError) == (status == 429)
+    assert sleep.waits == [] and client.retrier.waits == []
+    assert client.request_count == 2
 
 
 def test_search_given_503_burst_then_success_retries_only_the_failing_page(

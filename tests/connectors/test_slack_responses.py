@@ -83,13 +83,25 @@ def test_post_message_given_ok_false_without_code_raises_malformed(
 def test_post_message_given_retry_after_http_date_waits_until_then(
     mocked: responses.RequestsMock, client: SlackClient
 ) -> None:
-    later = format_datetime(datetime.now(UTC) + timedelta(seconds=120), usegmt=True)
+    later = format_datetime(datetime.now(UTC) + timedelta(seconds=50), usegmt=True)
     mocked.post(POST, status=429, headers={"Retry-After": later}, json={"ok": False})
     mocked.post(POST, json=OK_POST)
 
     client.post_message(CHANNEL, text="hi")
 
-    assert client.retrier.waits[0] > 100
+    assert client.retrier.waits[0] > 40
+
+
+def test_post_message_given_retry_after_beyond_max_delay_raises_at_once(
+    mocked: responses.RequestsMock, client: SlackClient, sleeps: list[float]
+) -> None:
+    mocked.post(POST, status=429, headers={"Retry-After": "600"}, json={"ok": False})
+
+    with pytest.raises(SlackRateLimitedError) as raised:
+        client.post_message(CHANNEL, text="hi")
+
+    assert raised.value.retry_after == 600
+    assert sleeps == [] and client.retrier.waits == []
 
 
 def test_post_message_given_429_without_body_is_rate_limited(

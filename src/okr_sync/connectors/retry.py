@@ -3,12 +3,17 @@
 The table :attr:`RetryPolicy.retry_statuses` says which HTTP statuses are
 worth another try; everything else is either success or a permanent error.
 Waits grow exponentially with jitter, are capped, and are **never shorter
-than the server's ``Retry-After``**. Sleeping is injectable so tests run
-instantly while still asserting the waits that would have happened.
+than the server's ``Retry-After``**. A server-requested wait longer than
+:attr:`RetryPolicy.max_delay` is not slept in-process: the error is re-raised
+at once (with its ``retry_after``) so the caller can reschedule the work
+instead of holding a worker, a lock or a pass for minutes. Sleeping is
+injectable so tests run instantly while still asserting the waits that would
+have happened.
 """
 
 from __future__ import annotations
 
+import math
 import random
 import time
 from collections.abc import Callable
@@ -17,7 +22,7 @@ from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from typing import TypeVar
 
-from tenacity import RetryCallState, Retrying, retry_if_exception_type, stop_after_attempt
+from tenacity import RetryCallState, Retrying, retry_if_exception, stop_after_attempt
 
 from okr_sync.connectors.errors import TransientError
 
@@ -42,25 +47,42 @@ class RetryPolicy:
     def is_retryable_status(self, status: int) -> bool:
         return status in self.retry_statuses
 
+    def retries_in_process(self, error: BaseException) -> bool:
+        """Whether ``error`` is worth another try here, now (not on a later pass).
+
+        A server asking for a longer wait than :attr:`max_delay` is honoured by
+        the caller rescheduling, never by sleeping that long in-process.
+        """
+        if not isinstance(error, TransientError):
+            return False
+        return error.retry_after is None or error.retry_after <= self.max_delay
+
     def backoff(self, attempt: int, retry_after: float | None, rng: random.Random) -> float:
         """Seconds to wait before attempt ``attempt + 1`` (``attempt`` counts from 1)."""
         exponential = min(self.max_delay, self.base_delay * (2 ** (attempt - 1)))
         exponential *= 1 + rng.uniform(0, self.jitter)
         if retry_after is not None:
-            # The server's word is a floor, even when it exceeds our cap.
+            # The server's word is a floor. Waits above the cap never get here:
+            # retries_in_process hands them back to the caller.
             return float(max(retry_after, exponential))
         return float(exponential)
 
 
 def parse_retry_after(value: str | None, *, now: datetime | None = None) -> float | None:
-    """``Retry-After`` as seconds: either delta-seconds or an HTTP date."""
+    """``Retry-After`` as seconds: either delta-seconds or an HTTP date.
+
+    ``None`` when absent or unreadable, including non-finite numbers ("inf",
+    "1e400", "nan"), which no caller could schedule.
+    """
     if value is None or not value.strip():
         return None
     text = value.strip()
     try:
-        return max(0.0, float(text))
+        seconds = float(text)
     except ValueError:
         pass
+    else:
+        return max(0.0, seconds) if math.isfinite(seconds) else None
     try:
         when = parsedate_to_datetime(text)
     except (TypeError, ValueError):
@@ -95,7 +117,7 @@ class Retrier:
         retrying = Retrying(
             stop=stop_after_attempt(self.policy.max_attempts),
             wait=self._wait,
-            retry=retry_if_exception_type(TransientError),
+            retry=retry_if_exception(self.policy.retries_in_process),
             sleep=self.sleep,
             before_sleep=self._record,
             reraise=True,
