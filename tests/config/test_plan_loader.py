@@ -135,3 +135,59 @@ def test_plan_json_schema_given_plan_model_describes_objectives_and_measures() -
     schema = plan_json_schema()
     assert "objectives" in schema["properties"]
     assert {"DoneRatioMeasure", "ManualMeasure", "KeyResult"} <= set(schema["$defs"])
+
+
+def test_load_plan_given_shape_and_reference_errors_lists_both() -> None:
+    text = """\
+version: 1
+cycle: {name: Q, start: 2026-12-31, end: 2026-10-01}
+objectives:
+  - id: A
+    title: A
+    perspective: fun
+    notify: [nowhere]
+    key_results:
+      - {id: A.1, title: x, measure: {kind: manual}, target: three}
+"""
+    errors = _errors(text)
+    assert any("cycle.end: the cycle must end after it starts" in e for e in errors)
+    assert any("objectives[0].perspective: unknown perspective 'fun'" in e for e in errors)
+    assert any("objectives[0].notify[0]: unknown route 'nowhere'" in e for e in errors)
+    assert any("objectives[0].key_results[0].target:" in e for e in errors)
+
+
+def test_load_plan_given_value_fitting_no_union_member_reports_it_once() -> None:
+    builder = PlanBuilder().with_objective(objective("O", {
+        "id": "O.1", "title": "t", "measure": {"kind": "count", "select": {"project": 5}},
+        "target": 3}))
+    errors = [e for e in _errors(builder.yaml()) if "select.project" in e]
+    assert len(errors) == 1
+    assert "list[str]" not in errors[0] and ".str:" not in errors[0]
+
+
+def test_load_plan_given_measure_without_kind_says_so() -> None:
+    builder = PlanBuilder().with_objective(objective("O", {
+        "id": "O.1", "title": "t", "measure": {"jql": "project = X"}, "target": 3}))
+    assert any("measure: missing `kind`" in e for e in _errors(builder.yaml()))
+
+
+@pytest.mark.parametrize(
+    ("change", "expected"),
+    [
+        (lambda b: b.set("notify", {"digest_cron": "every monday"}),
+         "notify.digest_cron: 'every monday' is not a cron expression"),
+        (lambda b: b.with_kpi({"id": "K", "title": "k", "measure": {"kind": "manual"},
+                               "thresholds": {"green": 2, "yellow": 1}}),
+         "a KPI entered by hand takes `value:`"),
+        (lambda b: b.with_objective(objective("X", manual_kr("X.1", target=float("nan")))),
+         "objectives[1].key_results[0].target:"),
+        (lambda b: b.with_objective(objective("X", manual_kr("X.1", target=1,
+                                                             weight=float("inf")))),
+         "objectives[1].key_results[0].weight:"),
+    ],
+)
+def test_load_plan_given_unusable_values_refuses_them(change, expected: str) -> None:
+    builder = PlanBuilder().with_objective(objective("O-1", manual_kr("O-1.KR1", target=10)))
+    change(builder)
+    errors = _errors(builder.yaml())
+    assert any(expected in line for line in errors), errors

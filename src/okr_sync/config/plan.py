@@ -11,6 +11,7 @@ from datetime import date
 from typing import Annotated, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from croniter import croniter
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 DEFAULT_SOURCE = "main"
@@ -21,7 +22,7 @@ StrOrList = str | list[str]
 class StrictModel(BaseModel):
     """Unknown keys are errors: a typo must never be silently ignored."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
 
 class Cycle(StrictModel):
@@ -85,7 +86,7 @@ class Perspective(StrictModel):
     title: str = Field(min_length=1)
 
 
-def _default_perspectives() -> list[Perspective]:
+def default_perspectives() -> list[Perspective]:
     return [
         Perspective(id="financial", title="Financial"),
         Perspective(id="customer", title="Customer"),
@@ -243,6 +244,8 @@ class Kpi(StrictModel):
     def _value_or_measure(self) -> Kpi:
         if (self.value is None) == (self.measure is None):
             raise ValueError("give exactly one of `value` or `measure`")
+        if self.measure is not None and self.measure.kind == "manual":
+            raise ValueError("a KPI entered by hand takes `value:`, not a manual measure")
         green, yellow = self.thresholds.green, self.thresholds.yellow
         if self.direction == "increase" and green < yellow:
             raise ValueError("with direction increase, thresholds.green must be >= yellow")
@@ -293,6 +296,13 @@ class Notify(StrictModel):
     digest_cron: str | None = "0 9 * * MON"
     checkin_reminder_cron: str | None = "0 9 * * FRI"
 
+    @field_validator("digest_cron", "checkin_reminder_cron")
+    @classmethod
+    def _valid_cron(cls, value: str | None) -> str | None:
+        if value is not None and not croniter.is_valid(value):
+            raise ValueError(f"{value!r} is not a cron expression (e.g. '0 9 * * MON')")
+        return value
+
 
 class Plan(StrictModel):
     version: Literal[1]
@@ -301,7 +311,7 @@ class Plan(StrictModel):
     jira: dict[str, JiraSourceConfig] = Field(
         default_factory=lambda: {DEFAULT_SOURCE: JiraSourceConfig()}
     )
-    perspectives: list[Perspective] = Field(default_factory=_default_perspectives)
+    perspectives: list[Perspective] = Field(default_factory=default_perspectives)
     kpis: list[Kpi] = Field(default_factory=list)
     objectives: list[Objective] = Field(min_length=1)
     routes: dict[str, list[RouteTarget]] = Field(default_factory=dict)

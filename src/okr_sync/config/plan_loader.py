@@ -8,8 +8,10 @@ user fixes the file in one go. Nothing is fetched or posted before this passes.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
+from datetime import date
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +20,7 @@ from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedMap, CommentedSeq
 from ruamel.yaml.error import MarkedYAMLError, YAMLError
 
-from okr_sync.config.plan import DEFAULT_SOURCE, JiraMeasure, Objective, Plan
+from okr_sync.config.plan import DEFAULT_SOURCE, JiraMeasure, Plan, default_perspectives
 
 PathPart = str | int
 Position = tuple[int, int]
@@ -93,15 +95,17 @@ def _to_plain(node: Any) -> Any:
     return node
 
 
+_TYPE_TAG = re.compile(r"^(str|int|float|bool|date|list\[.*\]|literal\[.*\]|[a-z-]+\[.*\])$")
+_MEASURE_TAGS = {"done_ratio", "count", "sum", "milestone", "manual"}
+
+
 def _pydantic_path(loc: tuple[int | str, ...]) -> list[PathPart]:
-    """Drop pydantic's union/discriminator tags so the path matches the YAML."""
-    known_tags = {"done_ratio", "count", "sum", "milestone", "manual"}
-    path: list[PathPart] = []
-    for part in loc:
-        if isinstance(part, str) and (part in known_tags or part.startswith("function-")):
-            continue
-        path.append(part)
-    return path
+    """Drop pydantic's union-member and discriminator tags so the path matches the YAML."""
+    return [
+        part
+        for part in loc
+        if not (isinstance(part, str) and (part in _MEASURE_TAGS or _TYPE_TAG.match(part)))
+    ]
 
 
 def _message(error: dict[str, Any]) -> str:
@@ -110,6 +114,8 @@ def _message(error: dict[str, Any]) -> str:
         return "unknown key"
     if kind == "missing":
         return "required key is missing"
+    if kind == "union_tag_not_found":
+        return "missing `kind` (done_ratio, count, sum, milestone or manual)"
     if kind == "union_tag_invalid":
         tag = error.get("ctx", {}).get("tag")
         expected = error.get("ctx", {}).get("expected_tags")
@@ -144,10 +150,14 @@ class PlanLoader:
         try:
             plan = Plan.model_validate(data)
         except ValidationError as error:
-            issues += [
-                self._issue(positions, _pydantic_path(e["loc"]), _message(dict(e)))
-                for e in error.errors()
-            ]
+            seen_paths: set[str] = set()
+            for e in error.errors():
+                path = _pydantic_path(e["loc"])
+                # A value that fits no member of a union is reported once, not per member.
+                if format_path(path) in seen_paths:
+                    continue
+                seen_paths.add(format_path(path))
+                issues.append(self._issue(positions, path, _message(dict(e))))
             raise PlanError(self._sorted(issues)) from None
         issues += [self._issue(positions, p, m) for p, m in cross_check(plan)]
         if issues:
@@ -192,15 +202,8 @@ Problem = tuple[list[PathPart], str]
 
 def cross_check(plan: Plan) -> Iterator[Problem]:
     """Rules that need the validated model (run only when the shape is valid)."""
-    yield from _check_cycle(plan)
-    yield from _check_references(plan)
     yield from _check_contributors(plan)
     yield from _check_sources(plan)
-
-
-def _check_cycle(plan: Plan) -> Iterator[Problem]:
-    if plan.cycle.start >= plan.cycle.end:
-        yield ["cycle", "end"], "the cycle must end after it starts (start < end)"
 
 
 def _items(data: dict[str, Any], key: str) -> list[tuple[int, dict[str, Any]]]:
@@ -216,9 +219,11 @@ def _str_field(item: dict[str, Any], key: str) -> str | None:
 
 
 def structure_check(data: dict[str, Any]) -> Iterator[Problem]:
-    """Id and parent rules, checked on the raw document so they are reported even
-    when other parts of the plan fail validation."""
+    """Rules between nodes, checked on the raw document so they are reported even
+    when other parts of the plan fail validation (every error at once)."""
+    yield from _check_cycle(data)
     yield from _check_unique_ids(data)
+    yield from _check_references(data)
     yield from _check_parent_cycles(data)
 
 
@@ -269,24 +274,56 @@ def _check_parent_cycles(data: dict[str, Any]) -> Iterator[Problem]:
             yield ["objectives", index, "parent"], f"parent cycle: {loop}"
 
 
-def _check_references(plan: Plan) -> Iterator[Problem]:
-    objective_ids = {o.id for o in plan.objectives}
-    perspective_ids = {p.id for p in plan.perspectives}
-    for index, objective in enumerate(plan.objectives):
+def _as_date(value: Any) -> date | None:
+    if isinstance(value, date):
+        return value
+    if isinstance(value, str):
+        try:
+            return date.fromisoformat(value)
+        except ValueError:
+            return None
+    return None
+
+
+def _check_cycle(data: dict[str, Any]) -> Iterator[Problem]:
+    cycle = data.get("cycle")
+    if not isinstance(cycle, dict):
+        return
+    start, end = _as_date(cycle.get("start")), _as_date(cycle.get("end"))
+    if start is not None and end is not None and start >= end:
+        yield ["cycle", "end"], "the cycle must end after it starts (start < end)"
+
+
+def _check_references(data: dict[str, Any]) -> Iterator[Problem]:
+    objectives = _items(data, "objectives")
+    objective_ids = {_str_field(o, "id") for _, o in objectives}
+    raw_perspectives = data.get("perspectives")
+    perspective_ids = (
+        {_str_field(p, "id") for _, p in _items(data, "perspectives")}
+        if isinstance(raw_perspectives, list)
+        else {p.id for p in default_perspectives()}
+    )
+    routes = data.get("routes")
+    route_names = set(routes) if isinstance(routes, dict) else set()
+    for index, objective in objectives:
         path: list[PathPart] = ["objectives", index]
-        if objective.parent is not None:
-            if objective.parent == objective.id:
+        parent = _str_field(objective, "parent")
+        if parent is not None:
+            if parent == _str_field(objective, "id"):
                 yield [*path, "parent"], "an objective cannot be its own parent"
-            elif objective.parent not in objective_ids:
-                yield [*path, "parent"], f"unknown parent objective {objective.parent!r}"
-        if objective.perspective is not None and objective.perspective not in perspective_ids:
-            yield [*path, "perspective"], f"unknown perspective {objective.perspective!r}"
-        for r_index, route in enumerate(objective.notify):
-            if route not in plan.routes:
+            elif parent not in objective_ids:
+                yield [*path, "parent"], f"unknown parent objective {parent!r}"
+        perspective = _str_field(objective, "perspective")
+        if perspective is not None and perspective not in perspective_ids:
+            yield [*path, "perspective"], f"unknown perspective {perspective!r}"
+        notify = objective.get("notify")
+        for r_index, route in enumerate(notify if isinstance(notify, list) else []):
+            if isinstance(route, str) and route not in route_names:
                 yield [*path, "notify", r_index], f"unknown route {route!r}"
-    for index, kpi in enumerate(plan.kpis):
-        if kpi.perspective is not None and kpi.perspective not in perspective_ids:
-            yield ["kpis", index, "perspective"], f"unknown perspective {kpi.perspective!r}"
+    for index, kpi in _items(data, "kpis"):
+        perspective = _str_field(kpi, "perspective")
+        if perspective is not None and perspective not in perspective_ids:
+            yield ["kpis", index, "perspective"], f"unknown perspective {perspective!r}"
 
 
 def _check_contributors(plan: Plan) -> Iterator[Problem]:
@@ -340,10 +377,6 @@ def _check_sources(plan: Plan) -> Iterator[Problem]:
                     [*path, "select", "project"],
                     (f"project {project!r} is outside jira.{measure.source}.projects"),
                 )
-
-
-def objectives_by_id(plan: Plan) -> dict[str, Objective]:
-    return {o.id: o for o in plan.objectives}
 
 
 def plan_json_schema() -> dict[str, Any]:
