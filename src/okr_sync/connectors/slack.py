@@ -7,17 +7,23 @@ failures are retried with :class:`~okr_sync.connectors.retry.Retrier`, never
 sooner than Slack's ``Retry-After``. Posts and edits are paced to about one per
 second per channel, Slack's documented limit for ``chat.postMessage``.
 
-A post whose outcome is unknown (timeout, dropped connection, 5xx) may have
-reached the channel. When the caller gives an ``idempotency_key``, it travels
-in the message metadata and the client looks for it in the channel's recent
-history before trying again, so a retry never posts the same message twice.
+A post whose outcome is unknown (timeout, dropped connection, 5xx, an ``ok``
+reply without a ``ts``) may have reached the channel. When the caller gives an
+``idempotency_key``, it travels in the message metadata and the client looks
+for it in the channel's recent history before trying again, so a retry never
+posts the same message twice. When that lookup itself fails, the outcome stays
+unknown and the attempt fails as an ambiguous transient error: never a
+permanent one, which would let the caller post the message again elsewhere.
+
+Exceptions from ``requests`` are never chained or quoted: their text can hold
+the request's headers (the bot token).
 """
 
 from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -55,6 +61,8 @@ RATE_LIMIT_CODES = frozenset({"ratelimited", "rate_limited"})
 TRANSIENT_CODES = RATE_LIMIT_CODES | frozenset(
     {"fatal", "fatal_error", "internal_error", "service_unavailable", "request_timeout"}
 )
+# Pages a duplicate lookup reads at most (``conversations.*`` pages hold up to 200).
+LOOKUP_MAX_PAGES = 5
 
 
 class SlackError(ConnectorError):
@@ -232,7 +240,9 @@ class SlackClient:
         session: requests.Session | None = None,
     ) -> None:
         self.api_url = api_url if api_url.endswith("/") else api_url + "/"
-        self._token = bot_token
+        # A token read from an env var or a secrets file often ends in a newline,
+        # which requests refuses as a header value (quoting the token).
+        self._token = SecretStr(bot_token.get_secret_value().strip())
         self.retrier = retrier or Retrier(policy=policy or RetryPolicy(), sleep=sleep)
         self.timeout = timeout if timeout is not None else self.retrier.policy.timeout
         self.pacer = ChannelPacer(channel_interval, clock=clock, sleep=sleep)
@@ -273,21 +283,19 @@ class SlackClient:
         def attempt() -> SlackMessageRef:
             nonlocal uncertain
             if uncertain and idempotency_key is not None:
-                found = self.find_message(
-                    channel,
-                    idempotency_key,
-                    thread_ts=thread_ts,
-                    oldest=started - self._dedupe_lookback,
+                found = self._lookup_posted(
+                    channel, idempotency_key, thread_ts, started - self._dedupe_lookback
                 )
                 if found is not None:
                     return found
             self.pacer.wait_turn(channel)
             try:
                 data = self._call("chat.postMessage", channel, json_body=body)
+                # An ok reply without a usable ts was still a post that went through.
+                return _ref_from(data, "chat.postMessage", channel)
             except SlackTransientError as error:
                 uncertain = uncertain or error.ambiguous
                 raise
-            return _ref_from(data, "chat.postMessage", channel)
 
         return self.retrier.call(attempt)
 
@@ -329,33 +337,17 @@ class SlackClient:
 
         Without ``thread_ts``: top-level messages, newest first
         (``conversations.history``). With it: the thread's parent then its
-        replies, oldest first (``conversations.replies``).
+        replies, oldest first (``conversations.replies``); ``oldest`` then
+        defaults to now minus the dedupe lookback, so a long thread's newest
+        replies are not crowded out by ``limit``.
         """
-        method = "conversations.replies" if thread_ts else "conversations.history"
-        params: dict[str, str] = {"channel": channel, "include_all_metadata": "true"}
-        if thread_ts:
-            params["ts"] = thread_ts
-        if oldest is not None:
-            params["oldest"] = oldest if isinstance(oldest, str) else f"{oldest:.6f}"
         messages: list[SlackMessage] = []
-        cursor = ""
         # Each page holds at least one message, so ``limit`` pages always suffice.
-        for _page in range(max(1, limit)):
-            page_params = dict(params, limit=str(min(200, limit - len(messages))))
-            if cursor:
-                page_params["cursor"] = cursor
-
-            def fetch(page: dict[str, str] = page_params) -> dict[str, Any]:
-                return self._call(method, channel, params=page)
-
-            data = self.retrier.call(fetch)
-            raw = data.get("messages")
-            if not isinstance(raw, list):
-                raise _malformed(method, channel, "no messages list")
-            messages.extend(_message_from(channel, item) for item in raw if isinstance(item, dict))
-            cursor = str((data.get("response_metadata") or {}).get("next_cursor") or "")
-            if not raw or len(messages) >= limit or not cursor or not data.get("has_more", True):
-                break
+        for page in self._message_pages(
+            channel, oldest=oldest, thread_ts=thread_ts, limit=limit, max_pages=max(1, limit),
+            retried=True,
+        ):  # fmt: skip
+            messages.extend(page)
         return messages[:limit]
 
     def find_message(
@@ -367,12 +359,86 @@ class SlackClient:
         oldest: float | str | None = None,
         limit: int = 200,
     ) -> SlackMessageRef | None:
-        """The message carrying ``idempotency_key`` in its metadata, if it was posted."""
+        """The message carrying ``idempotency_key`` in its metadata, if it was posted.
+
+        With ``thread_ts`` and no ``oldest``, only replies since now minus the
+        dedupe lookback are searched (see :meth:`recent_messages`).
+        """
         for message in self.recent_messages(
             channel, oldest=oldest, limit=limit, thread_ts=thread_ts
         ):
             if message.idempotency_key == idempotency_key:
                 return SlackMessageRef(channel=message.channel, ts=message.ts)
+        return None
+
+    def _message_pages(
+        self,
+        channel: str,
+        *,
+        oldest: float | str | None,
+        thread_ts: str | None,
+        limit: int,
+        max_pages: int,
+        retried: bool,
+    ) -> Iterator[list[SlackMessage]]:
+        method = "conversations.replies" if thread_ts else "conversations.history"
+        params: dict[str, str] = {"channel": channel, "include_all_metadata": "true"}
+        if thread_ts:
+            params["ts"] = thread_ts
+            if oldest is None:
+                # Replies come oldest first: without a floor, a long thread's first
+                # pages would be all that ``limit`` lets through.
+                oldest = self._wall_clock() - self._dedupe_lookback
+        if oldest is not None:
+            params["oldest"] = oldest if isinstance(oldest, str) else f"{oldest:.6f}"
+        seen = 0
+        cursor = ""
+        for _page in range(max_pages):
+            page_params = dict(params, limit=str(min(200, limit - seen)))
+            if cursor:
+                page_params["cursor"] = cursor
+
+            def fetch(page: dict[str, str] = page_params) -> dict[str, Any]:
+                return self._call(method, channel, params=page)
+
+            data = self.retrier.call(fetch) if retried else fetch()
+            raw = data.get("messages")
+            if not isinstance(raw, list):
+                raise _malformed(method, channel, "no messages list")
+            page_messages = [_message_from(channel, item) for item in raw if isinstance(item, dict)]
+            seen += len(page_messages)
+            yield page_messages
+            cursor = str((data.get("response_metadata") or {}).get("next_cursor") or "")
+            if not raw or seen >= limit or not cursor or not data.get("has_more", True):
+                return
+
+    def _lookup_posted(
+        self, channel: str, idempotency_key: str, thread_ts: str | None, oldest: float
+    ) -> SlackMessageRef | None:
+        """The earlier post carrying ``idempotency_key``, found without nested retries.
+
+        Runs inside :meth:`post_message`'s retried attempt, so it calls the
+        history endpoint once per page; a failure leaves the outcome unknown.
+        """
+        try:
+            for page in self._message_pages(
+                channel, oldest=oldest, thread_ts=thread_ts, limit=200 * LOOKUP_MAX_PAGES,
+                max_pages=LOOKUP_MAX_PAGES, retried=False,
+            ):  # fmt: skip
+                for message in page:
+                    if message.idempotency_key == idempotency_key:
+                        return SlackMessageRef(channel=message.channel, ts=message.ts)
+        except SlackError as error:
+            retry_after = error.retry_after if isinstance(error, SlackTransientError) else None
+            raise SlackTransientError(
+                _describe(
+                    "chat.postMessage", channel, "outcome_unknown",
+                    (f"an earlier attempt may have posted; the history lookup failed: "
+                     f"{error.code}",),
+                ),
+                code="outcome_unknown", method="chat.postMessage", channel=channel,
+                retry_after=retry_after, ambiguous=True,
+            ) from None  # fmt: skip
         return None
 
     def auth_test(self) -> dict[str, Any]:
@@ -401,6 +467,10 @@ class SlackClient:
                 response = self._session.get(
                     url, params=params, headers=headers, timeout=self.timeout
                 )
+        except requests.exceptions.SSLError:
+            # A TLS failure (untrusted certificate, intercepting proxy) is setup,
+            # not weather; SSLError is a ConnectionError, so it is caught first.
+            raise _request_failed(method, channel, "tls_error", "SSLError") from None
         except (requests.Timeout, requests.ConnectionError) as error:
             # A connect timeout means nothing was sent; anything later may have been.
             code = "connection_error"
@@ -414,6 +484,20 @@ class SlackClient:
                 channel=channel,
                 ambiguous=code != "connect_timeout",
             ) from None
+        except (
+            requests.exceptions.ChunkedEncodingError,
+            requests.exceptions.ContentDecodingError,
+        ) as error:
+            # The reply broke off mid-body: the call reached Slack and may have worked.
+            raise SlackTransientError(
+                _describe(method, channel, "incomplete_response", (type(error).__name__,)),
+                code="incomplete_response",
+                method=method,
+                channel=channel,
+            ) from None
+        except requests.RequestException as error:
+            # Invalid URL or header, too many redirects...: the request cannot work as set up.
+            raise _request_failed(method, channel, "request_error", type(error).__name__) from None
         return self._parse(method, channel, response)
 
     def _parse(
@@ -454,6 +538,13 @@ class SlackClient:
             retry_after=retry_after,
             details=_details(body) if body is not None else (),
         )
+
+
+def _request_failed(method: str, channel: str | None, code: str, kind: str) -> SlackPermanentError:
+    """A request that could not be sent as set up; ``kind`` is the exception's type name."""
+    return SlackPermanentError(
+        _describe(method, channel, code, (kind,)), code=code, method=method, channel=channel
+    )
 
 
 def _malformed(
