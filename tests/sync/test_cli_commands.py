@@ -176,3 +176,17 @@ def test_fetch_progress_given_no_terminal_stays_silent(monkeypatch) -> None:
     monkeypatch.setattr(cli, "stderr", Console(file=io.StringIO(), force_terminal=False))
     with cli.fetch_progress() as progress:
         assert progress is None
+
+
+def test_run_given_workflow_url_variable_unset_exits_2_before_fetching(env, world) -> None:
+    world.jira.log.clear()
+    result = _invoke({**env, "OKR_SYNC_DEMO_TEAMS_WORKFLOW_URL": ""}, "run")
+    assert result.exit_code == 2
+    assert "OKR_SYNC_DEMO_TEAMS_WORKFLOW_URL is unset" in result.stderr
+    assert len(world.jira.log) == 0
+
+
+def test_run_given_dry_run_lists_what_it_would_post(env) -> None:
+    result = _invoke(env, "run", "--dry-run")
+    assert result.exit_code == 0
+    assert "dry_run: post slack:C0DEMO0001 (route leadership)" in result.stdout

@@ -43,7 +43,7 @@ from okr_sync.sync.cli_app import (
     stderr,
     stdout,
 )
-from okr_sync.sync.locks import LockBusyError
+from okr_sync.sync.locks import LockBusyError, LockError
 from okr_sync.sync.logs import configure_logging
 from okr_sync.sync.pipeline import PassOptions
 from okr_sync.sync.runtime import ConfigurationError, Runtime, build_runtime
@@ -67,8 +67,9 @@ def validate(plan: PlanOption = None) -> None:
 
 
 @app.command()
-def schema() -> None:
+def schema(plan: PlanOption = None) -> None:
     """Print the JSON Schema of the plan file (for editor completion)."""
+    del plan
     sys.stdout.write(plan_json_schema_text() + "\n")
 
 
@@ -102,6 +103,9 @@ def _pass(
     except LockBusyError as error:
         stderr.print(f"another run holds the lock ({error}); try later", markup=False)
         return EXIT_LOCKED
+    except LockError as error:
+        stderr.print(f"cannot take the run lock: {error}", markup=False)
+        return EXIT_USAGE
     finally:
         runtime.close()
     emit_scorecard(result.scorecard, output)

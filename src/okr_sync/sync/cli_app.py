@@ -18,6 +18,7 @@ from okr_sync.config.plan_loader import PlanError, load_plan
 from okr_sync.config.settings import Settings
 from okr_sync.scoring.scorecard import Scorecard
 from okr_sync.sync.console import print_scorecard
+from okr_sync.sync.logs import register_secret
 from okr_sync.sync.timeparse import AsOfError, parse_as_of
 
 EXIT_OK = 0
@@ -56,13 +57,18 @@ class UsageError(Exception):
 
 def load_settings() -> Settings:
     try:
-        return Settings()
+        settings = Settings()
     except ValidationError as error:
         problems = "; ".join(
             f"{'.'.join(str(p) for p in e['loc']) or 'settings'}: {e['msg']}"
             for e in error.errors()
         )
         raise UsageError(f"invalid settings: {problems}") from None
+    # Belt and braces: should a secret ever reach a log record, it is masked.
+    for secret in (settings.jira_api_token, settings.jira_pat, settings.slack_bot_token,
+                   settings.teams_app_secret, settings.webhook_secret):
+        register_secret(secret)
+    return settings
 
 
 def resolve_plan(plan_path: Path | None, settings: Settings | None = None) -> tuple[Path, Plan]:

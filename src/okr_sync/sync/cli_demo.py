@@ -17,7 +17,10 @@ from okr_sync.config.plan import Plan
 from okr_sync.config.plan_loader import load_plan
 from okr_sync.sync.cli_app import (
     EXIT_OK,
+    UsageError,
     app,
+    fail_usage,
+    resolve_plan,
     stdout,
 )
 from okr_sync.sync.console import print_scorecard
@@ -71,9 +74,16 @@ def progress_in_jira(world: SandboxWorld) -> list[str]:
 @app.command()
 def demo(
     issues: Annotated[int, typer.Option("--issues", help="size of the sandbox dataset")] = 600,
+    plan_path: Annotated[
+        Path | None, typer.Option("--plan", help="plan to run instead of the built-in demo")
+    ] = None,
 ) -> None:
     """Run the whole flow on the built-in sandbox: sync, change Jira, sync again."""
-    plan = demo_plan()
+    try:
+        plan = demo_plan() if plan_path is None else resolve_plan(plan_path)[1]
+    except UsageError as error:
+        fail_usage(error)
+        return
     with (
         tempfile.TemporaryDirectory(prefix="okr-sync-demo-") as workdir,
         sandbox_world(Path(workdir), issues=issues) as world,

@@ -13,7 +13,7 @@ import typer
 from rich.table import Table
 from rich.text import Text
 
-from okr_sync.scoring.scorecard import Confidence, scorecard_from_json
+from okr_sync.scoring.scorecard import CONFIDENCE_ORDER, Confidence, scorecard_from_json
 from okr_sync.sync.cli_app import (
     EXIT_USAGE,
     OutputFormat,
@@ -30,8 +30,6 @@ from okr_sync.sync.cli_app import (
 from okr_sync.sync.console import print_scorecard
 from okr_sync.sync.report import render_html_report
 from okr_sync.sync.store import SchemaError, Store, upgrade
-
-CONFIDENCES: tuple[Confidence, ...] = ("on_track", "at_risk", "off_track", "blocked")
 
 db_app = typer.Typer(help="State store maintenance.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
@@ -105,8 +103,12 @@ def status_document(store: Store, now: datetime) -> dict[str, Any]:
 
 
 @app.command()
-def status(output: OutputOption = OutputFormat.text) -> None:
-    """The last scorecard from the state store, with its freshness and deliveries."""
+def status(output: OutputOption = OutputFormat.text, plan: PlanOption = None) -> None:
+    """The last scorecard from the state store, with its freshness and deliveries.
+
+    ``--plan`` is accepted like on every command; status reads only the store.
+    """
+    del plan
     try:
         store = open_store()
     except UsageError as error:
@@ -149,22 +151,23 @@ def explain(kr_id: Annotated[str, typer.Argument(help="key result id")],
     try:
         settings = load_settings()
         _path, loaded = resolve_plan(plan, settings)
-        kr = loaded.key_result(kr_id)
-    except KeyError:
-        fail_usage(UsageError(f"unknown key result {kr_id!r}"))
-        return
+        try:
+            kr = loaded.key_result(kr_id)
+        except KeyError:
+            raise UsageError(f"unknown key result {kr_id!r}") from None
+        store = open_store(settings.database_url)
     except UsageError as error:
         fail_usage(error)
         return
-    with open_store(settings.database_url) as store:
+    with store:
         snapshot = store.latest_snapshot()
         history = store.get_history(kr_id, limit=10)
         checkins = store.checkins(kr_id, limit=5)
     stdout.print(Text.assemble((f"{kr.id} ", "bold"), kr.title))
-    if snapshot is None:
-        stdout.print("no scorecard yet: run `okr-sync run` first", markup=False)
+    card = scorecard_from_json(snapshot.document) if snapshot is not None else None
+    if snapshot is None or card is None or kr_id not in {k.id for k in card.key_results()}:
+        stdout.print("not scored yet: run `okr-sync run` first", markup=False)
         return
-    card = scorecard_from_json(snapshot.document)
     scored = card.key_result(kr_id)
     stdout.print(f"value {scored.value:g} (target {scored.target:g}), score {scored.score:.0%}, "
                  f"{scored.band}, {scored.confidence}", markup=False)
@@ -233,19 +236,24 @@ def checkin(
         if value is not None and kr.measure.kind != "manual":
             raise UsageError(f"{kr_id} is measured from Jira ({kr.measure.kind}); "
                              "only manual KRs take --value")
-        if confidence is not None and confidence not in CONFIDENCES:
-            raise UsageError(f"--confidence must be one of {', '.join(CONFIDENCES)}")
+        chosen = _confidence(confidence)
+        store = open_store(settings.database_url)
     except UsageError as error:
         fail_usage(error)
         return
-    chosen: Confidence | None = None
-    for option in CONFIDENCES:
-        if option == confidence:
-            chosen = option
-    with open_store(settings.database_url) as store:
+    with store:
         record = store.add_checkin(kr_id, value=value, confidence=chosen, note=note,
                                    author=_author())
     stdout.print(f"checked in {kr_id} at {record.at.isoformat()}", markup=False)
+
+
+def _confidence(text: str | None) -> Confidence | None:
+    if text is None:
+        return None
+    for option in CONFIDENCE_ORDER:
+        if option == text:
+            return option
+    raise UsageError(f"--confidence must be one of {', '.join(CONFIDENCE_ORDER)}")
 
 
 def _author() -> str | None:
@@ -256,11 +264,14 @@ def _author() -> str | None:
 
 
 @db_app.command("upgrade")
-def db_upgrade() -> None:
-    """Apply state-store migrations."""
-    url = load_settings().database_url
+def db_upgrade(plan: PlanOption = None) -> None:
+    """Apply state-store migrations (``--plan`` is accepted and not needed)."""
+    del plan
     try:
-        upgrade(url)
+        upgrade(load_settings().database_url)
+    except UsageError as error:
+        fail_usage(error)
+        return
     except SchemaError as error:
         stderr.print(str(error), markup=False)
         raise typer.Exit(EXIT_USAGE) from None
@@ -272,7 +283,12 @@ def report(output: Annotated[Path, typer.Option("--output", help="FILE.html")],
            plan: PlanOption = None) -> None:
     """Write a self-contained HTML scorecard from the last pass."""
     del plan
-    with open_store() as store:
+    try:
+        store = open_store()
+    except UsageError as error:
+        fail_usage(error)
+        return
+    with store:
         snapshot = store.latest_snapshot()
     if snapshot is None:
         fail_usage(UsageError("no scorecard yet: run `okr-sync run` first"))

@@ -90,6 +90,12 @@ def print_scorecard(scorecard: Scorecard, console: Console) -> None:
                 f"{_percent(change.to_score)}{reasons}"
             )
         )
+    for delivery in scorecard.deliveries:
+        reason = f" ({delivery.reason})" if delivery.reason else ""
+        console.print(
+            Text(f"{delivery.status}: {delivery.action} {delivery.target} "
+                 f"(route {delivery.route}){reason}")
+        )
     for warning in scorecard.warnings:
         where = f"{warning.kr}: " if warning.kr else ""
         console.print(Text.assemble(("warning ", "yellow"), where + warning.message))

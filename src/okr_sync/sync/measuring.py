@@ -113,17 +113,21 @@ def evaluate_measures(
                 count=membership,
             )
             continue
+        unread = 0
         if spec.select is not None:
             matcher = SelectorMatcher(spec.select, source, data.resolve_key)
             items = [item for item in data.issues.values() if matcher(item)]
         else:
             member_ids = membership if isinstance(membership, Sequence) else ()
             items = [data.issues[i] for i in member_ids if i in data.issues]
+            unread = len(member_ids) - len(items)
         outcome = measure(spec, items, source, cycle_start=cycle_start)
         at_start = sum(1 for item in items if item.created < cycle_start)
         warnings = measurement_warnings(
             outcome, uses_points=_uses_points(spec), frozen_at_start=at_start
         )
+        if spec.jql is not None and unread:
+            warnings.append(f"{unread} issues of the JQL could not be read from Jira")
         states = item_states(outcome.contributions)
         before = previous.get(owner)
         reasons: tuple[str, ...] = ()

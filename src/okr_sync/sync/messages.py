@@ -71,6 +71,15 @@ def target_scopes(plan: Plan, scorecard: Scorecard) -> list[TargetScope]:
     return scopes
 
 
+def delivery_action(kind: str, target: str, has_standing_message: bool) -> str:
+    """How a message reaches its target: ``post``, ``update`` (in place) or ``reply``."""
+    if kind == "scorecard" and not target.startswith("teams_workflow:"):
+        return "update" if has_standing_message else "post"
+    if kind == "change_note" and target.startswith("slack:"):
+        return "reply"
+    return "post"
+
+
 def idempotency_key(target: str, kind: str, scorecard: Scorecard, payload: Any) -> str:
     """Stable for one message of one pass; differs for any other message."""
     body = json.dumps(payload, sort_keys=True, default=str)

@@ -26,7 +26,7 @@ from okr_sync.connectors.errors import PermanentError, TransientError
 from okr_sync.connectors.slack import SlackClient, SlackMessageGoneError
 from okr_sync.connectors.teams import TeamsBotClient, TeamsNotFoundError, TeamsWorkflowClient
 from okr_sync.scoring.scorecard import Delivery, Scorecard
-from okr_sync.sync.messages import plan_messages
+from okr_sync.sync.messages import delivery_action, plan_messages
 from okr_sync.sync.render import teams_bot_activity
 from okr_sync.sync.store import ClaimedDelivery, OutboxItem, OutboxRow, Store
 
@@ -98,11 +98,8 @@ def workflow_from_env(env_name: str) -> TeamsWorkflowClient:
 
 
 def _action(row: OutboxRow, store: Store) -> str:
-    if row.kind == "scorecard" and not row.target.startswith("teams_workflow:"):
-        return "update" if store.get_message_ref(row.target, "scorecard") else "post"
-    if row.kind == "change_note" and row.target.startswith("slack:"):
-        return "reply"
-    return "post"
+    standing = store.get_message_ref(row.target, "scorecard") is not None
+    return delivery_action(row.kind, row.target, standing)
 
 
 def retry_delay(attempts: int, retry_after: float | None) -> timedelta:

@@ -46,6 +46,7 @@ def load_state(
         issues=issues,
         cursor=cursor.high_water_mark if cursor else None,
         last_full_reconcile=cursor.last_full_reconcile if cursor else None,
+        probed_at=cursor.updated_at if cursor else None,
         memberships=memberships,
         counts=counts,
     )

@@ -26,6 +26,7 @@ from okr_sync.scoring.rules import cycle_bounds
 from okr_sync.scoring.scorecard import Delivery, Scorecard, ScoringWarning
 from okr_sync.sync.fetch_plan import build_fetch_plan
 from okr_sync.sync.measuring import Evaluation, SourceData, evaluate_measures
+from okr_sync.sync.messages import delivery_action
 from okr_sync.sync.pass_state import (
     explain_document,
     load_state,
@@ -190,7 +191,8 @@ class SyncPass:
             result.scorecard = replace(
                 scorecard,
                 deliveries=tuple(
-                    Delivery(m.route, m.target, m.kind, "dry_run") for m in messages
+                    Delivery(m.route, m.target, self._planned_action(m), "dry_run")
+                    for m in messages
                 ),
             )
             return result
@@ -202,6 +204,13 @@ class SyncPass:
         result.scorecard = replace(scorecard, deliveries=tuple(deliveries))
         self._finish(result)
         return result
+
+    def _planned_action(self, message: OutboxItem) -> str:
+        standing = (
+            self.store is not None
+            and self.store.get_message_ref(message.target, "scorecard") is not None
+        )
+        return delivery_action(message.kind, message.target, standing)
 
     def _cycle_start(self) -> datetime:
         cycle = self.plan.cycle

@@ -73,6 +73,8 @@ class SourceState:
     last_full_reconcile: datetime | None = None
     #: Stored raw-JQL memberships: owner -> (jql, member ids).
     memberships: Mapping[str, tuple[str, tuple[str, ...]]] = field(default_factory=dict)
+    #: When the source was last looked at (our clock), for the outside-scope probe.
+    probed_at: datetime | None = None
     #: Counts of raw-JQL ``count`` measures at the last published pass: owner -> (jql, count).
     counts: Mapping[str, tuple[str, int]] = field(default_factory=dict)
 
@@ -135,7 +137,7 @@ class SourcePuller:
                 newest = self._search_into(result, jql, options)
                 result.cursor = newest.astimezone(UTC) if newest else None
         else:
-            changed = self._incremental(cursor, options, result)
+            changed = self._incremental(cursor, options, result, state.probed_at)
         if result.cursor is None:
             # Nothing in scope yet: the next pull's overlap covers clock skew.
             result.cursor = options.now
@@ -168,40 +170,38 @@ class SourcePuller:
             options.progress(self.name, result.fetched)
         return newest
 
-    def _incremental(self, cursor: datetime, options: PullOptions, result: PulledSource) -> bool:
-        """One search for what changed since ``cursor``; returns whether anything did.
+    def _incremental(self, cursor: datetime, options: PullOptions, result: PulledSource,
+                     probed_at: datetime | None) -> bool:
+        """What changed since the last pass; returns whether anything did.
 
-        With raw-JQL measures the search covers the whole site, since any issue may
-        have joined or left a JQL's result; otherwise only the structured scope. It
-        doubles as the change probe: a pass with nothing new makes this one search.
+        One search of the structured scope since ``cursor`` (minus the overlap) feeds
+        the mirror. Raw-JQL measures may also change through issues outside that
+        scope, so one approximate count over the rest of the site tells whether
+        their memberships must be re-run. A pass with nothing new makes one search.
         """
-        since = jql_datetime_literal(
-            cursor.astimezone(UTC) - options.overlap, self.client.user_timezone()
-        )
-        condition = f"updated >= {since}"
-        if not self.plan.memberships:
-            if self.plan.scope_jql is None:
-                return False
-            condition = f"{self.plan.scope_jql} AND {condition}"
-        jql = incremental_jql(condition, None, options.overlap, self.client.user_timezone())
-        pulled = list(
-            self.client.search(jql, self.plan.extra_fields, context=f"source {self.name}")
-        )
-        scope = set(self.plan.projects)
-        relevant = [
-            i for i in pulled if i.project.upper() in scope or i.id in result.issues
-        ]
-        outside = any(
-            i.updated > cursor
-            for i in pulled
-            if i.project.upper() not in scope and i.id not in result.issues
-        )
-        merged = self._merge(result, relevant)
-        newest = max((i.updated for i in pulled), default=cursor)
-        result.cursor = max(cursor, newest).astimezone(UTC)
-        # An issue outside the mirror matters only if it changed after the last
-        # pass: it may have joined a raw JQL's result.
-        return merged > 0 or outside
+        tz = self.client.user_timezone()
+        changed = False
+        if self.plan.scope_jql is not None:
+            since = jql_datetime_literal(cursor.astimezone(UTC) - options.overlap, tz)
+            jql = incremental_jql(
+                f"{self.plan.scope_jql} AND updated >= {since}", None, options.overlap, tz
+            )
+            pulled = list(
+                self.client.search(jql, self.plan.extra_fields, context=f"source {self.name}")
+            )
+            changed = self._merge(result, pulled) > 0
+            newest = max((i.updated for i in pulled), default=cursor)
+            result.cursor = max(cursor, newest).astimezone(UTC)
+        else:
+            result.cursor = options.now
+        if self.plan.memberships:
+            last_look = max(cursor, probed_at) if probed_at is not None else cursor
+            since = jql_datetime_literal(last_look.astimezone(UTC) - options.overlap, tz)
+            outside = f"updated >= {since}"
+            if self.plan.scope_jql is not None:
+                outside = f"{outside} AND NOT ({self.plan.scope_jql})"
+            changed = changed or self.client.approximate_count(outside, context="change probe") > 0
+        return changed
 
     def _merge(self, result: PulledSource, issues: Iterable[JiraIssue]) -> int:
         """Take newer records into the mirror; returns how many were new or changed."""

@@ -6,14 +6,15 @@ ready clients. Missing settings are reported before anything is fetched.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from okr_sync.config.plan import Plan
-from okr_sync.config.settings import Settings
+from okr_sync.config.settings import Settings, check_url
 from okr_sync.connectors.jira import JiraClient
 from okr_sync.connectors.jira_source import JiraSource
 from okr_sync.connectors.slack import SlackClient
@@ -118,6 +119,16 @@ def check_routes(settings: Settings, plan: Plan) -> None:
         for target in targets:
             if target.slack is not None and settings.slack_bot_token is None:
                 problems.append(f"route {route}: Slack needs OKR_SYNC_SLACK_BOT_TOKEN")
+            if target.teams_workflow is not None:
+                name = target.teams_workflow.url_env
+                url = os.environ.get(name)
+                if not url:
+                    problems.append(f"route {route}: Teams Workflows URL variable {name} is unset")
+                else:
+                    try:
+                        check_url(url, what=name)
+                    except ValueError as error:
+                        problems.append(f"route {route}: {error}")
             if target.teams_bot is not None and not (
                 settings.teams_app_id and settings.teams_app_secret and settings.teams_tenant_id
             ):
@@ -150,7 +161,10 @@ class Runtime:
         if self.store is None or options.dry_run:
             return self.run_pass(options)
         with RunLock(self.settings.database_url, "run", wait=wait) as lock:
-            return self.run_pass(PassOptions(**{**options.__dict__, "holder": lock.holder}))
+            # Holding the lock proves no other pass is running: runs still marked as
+            # running were killed, and are closed as abandoned.
+            self.store.abandon_unfinished_runs()
+            return self.run_pass(replace(options, holder=lock.holder))
 
     def close(self) -> None:
         self.jira.reset_counts()
