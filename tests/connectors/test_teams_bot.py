@@ -20,7 +20,7 @@ from okr_sync.connectors.teams import (
     TeamsPayloadError,
     TeamsPermanentError,
     TeamsTransientError,
-    card_activity,
+    adaptive_card_attachment,
 )
 
 CONVERSATION = "19:enterprise-okrs@thread.tacv2"
@@ -43,6 +43,11 @@ def card(text: str = "CO-1 Win the enterprise segment: 0.53") -> dict[str, Any]:
         "body": [{"type": "TextBlock", "text": text, "wrap": True}],
         "msteams": {"width": "Full"},
     }
+
+
+def card_activity(card: dict[str, Any]) -> dict[str, Any]:
+    """A Bot Framework message activity carrying one Adaptive Card."""
+    return {"type": "message", "attachments": [adaptive_card_attachment(card)]}
 
 
 @pytest.fixture

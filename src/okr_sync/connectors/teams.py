@@ -10,10 +10,14 @@
 
 Microsoft asks bots to retry 429, 412, 502 and 504 with backoff; 503 joins
 them. Other statuses are permanent. ``Retry-After`` is always honoured.
+
+Exceptions from ``requests`` and MSAL are never chained or quoted: their text
+can hold the workflow URL (its ``sig``) or a request's headers.
 """
 
 from __future__ import annotations
 
+import ipaddress
 import logging
 import threading
 import time
@@ -41,6 +45,10 @@ BOT_FRAMEWORK_SCOPE = "https://api.botframework.com/.default"
 DEFAULT_AUTHORITY_HOST = "https://login.microsoftonline.com"
 TEAMS_RETRY_STATUSES = frozenset({412, 429, 502, 503, 504})
 TRANSIENT_OAUTH_ERRORS = frozenset({"temporarily_unavailable", "server_error"})
+#: MSAL replays a failed token request from its HTTP cache (an HTTP 400 for 60 s,
+#: a 5xx for its Retry-After): asking again sooner only gets the same failure.
+TOKEN_RETRY_AFTER = 60.0
+_LOOPBACK_NAMES = frozenset({"localhost"})
 
 
 class TeamsError(ConnectorError):
@@ -100,12 +108,30 @@ def workflow_envelope(card: Mapping[str, Any]) -> dict[str, Any]:
     return {"type": "message", "attachments": [adaptive_card_attachment(card)]}
 
 
-def card_activity(card: Mapping[str, Any], *, summary: str | None = None) -> dict[str, Any]:
-    """A Bot Framework message activity carrying one Adaptive Card."""
-    activity: dict[str, Any] = {"type": "message", "attachments": [adaptive_card_attachment(card)]}
-    if summary is not None:
-        activity["summary"] = summary
-    return activity
+def _is_loopback(host: str) -> bool:
+    if host in _LOOPBACK_NAMES:
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def checked_workflow_url(url: str) -> str:
+    """``url`` stripped, if it can be a Workflows webhook; ``ValueError`` (never quoting it)."""
+    url = url.strip()
+    try:
+        parts = urlsplit(url)
+        port = parts.port  # raises on a port out of range or not a number
+    except ValueError:
+        raise ValueError("the Teams Workflows URL is not a valid URL") from None
+    if port == 0:
+        raise ValueError("the Teams Workflows URL has an invalid port")
+    if parts.scheme not in ("https", "http") or not parts.hostname:
+        raise ValueError("the Teams Workflows URL must be an absolute https:// URL")
+    if parts.scheme == "http" and not _is_loopback(parts.hostname):
+        raise ValueError("the Teams Workflows URL must use https:// (http only for loopback)")
+    return url
 
 
 def redact_url(url: str) -> str:
@@ -193,15 +219,87 @@ def _send(
     session: requests.Session, method: str, url: str, *, body: Mapping[str, Any],
     headers: Mapping[str, str], timeout: float, operation: str, target: str,
 ) -> requests.Response:  # fmt: skip
+    # ``from None`` throughout: requests' own messages hold the URL, which may be
+    # the secret, and sometimes header values.
     try:
         return session.request(method, url, json=body, headers=dict(headers), timeout=timeout)
+    except requests.exceptions.SSLError:
+        # TLS setup (untrusted certificate, intercepting proxy), not weather;
+        # SSLError is a ConnectionError, so it is caught first.
+        raise _request_failed("tls_error", "SSLError", operation, target) from None
     except (requests.Timeout, requests.ConnectionError) as error:
         code = "timeout" if isinstance(error, requests.Timeout) else "connection_error"
-        # ``from None``: requests' own message holds the URL, which may be the secret.
         raise TeamsTransientError(
             f"Teams {operation} to {target} failed: {code}",
             code=code, operation=operation, target=target,
         ) from None  # fmt: skip
+    except (
+        requests.exceptions.ChunkedEncodingError,
+        requests.exceptions.ContentDecodingError,
+    ) as error:
+        # The reply broke off mid-body: the request arrived and may have worked.
+        raise TeamsTransientError(
+            f"Teams {operation} to {target} failed: incomplete_response "
+            f"({type(error).__name__})",
+            code="incomplete_response", operation=operation, target=target,
+        ) from None  # fmt: skip
+    except requests.RequestException as error:
+        # Invalid URL or header, too many redirects...: cannot work as set up.
+        raise _request_failed("request_error", type(error).__name__, operation, target) from None
+
+
+def _request_failed(code: str, kind: str, operation: str, target: str) -> TeamsPermanentError:
+    """A request that could not be sent as set up; ``kind`` is the exception's type name."""
+    return TeamsPermanentError(
+        f"Teams {operation} to {target} failed: {code} ({kind})",
+        code=code, operation=operation, target=target,
+    )  # fmt: skip
+
+
+class _RecordingHttpClient:
+    """The ``http_client`` MSAL uses, remembering the last response it got.
+
+    MSAL reports a refused tenant discovery (any 4xx, 429 included) as a bare
+    ``ValueError`` and a token-endpoint 5xx without the response; the recorded
+    status and headers tell a throttled or failing login host from a wrong
+    tenant without reading MSAL's text.
+    """
+
+    def __init__(self, inner: Any, timeout: float | None) -> None:
+        self._inner = inner
+        self._timeout = timeout
+        self.last: Any = None
+
+    def _call(self, verb: str, url: str, **kwargs: Any) -> Any:
+        self.last = None
+        if self._timeout is not None:
+            kwargs.setdefault("timeout", self._timeout)
+        response = getattr(self._inner, verb)(url, **kwargs)
+        self.last = response
+        return response
+
+    def get(self, url: str, **kwargs: Any) -> Any:
+        return self._call("get", url, **kwargs)
+
+    def post(self, url: str, **kwargs: Any) -> Any:
+        return self._call("post", url, **kwargs)
+
+    def close(self) -> None:
+        close = getattr(self._inner, "close", None)
+        if callable(close):
+            close()
+
+    def last_status(self) -> int | None:
+        status = getattr(self.last, "status_code", None)
+        return status if isinstance(status, int) else None
+
+    def last_retry_after(self) -> float | None:
+        headers = getattr(self.last, "headers", None)
+        if not isinstance(headers, Mapping):
+            return None
+        lowered = {str(k).lower(): v for k, v in headers.items()}
+        value = lowered.get("retry-after")
+        return parse_retry_after(value) if isinstance(value, str) else None
 
 
 class TeamsWorkflowClient:
@@ -217,9 +315,10 @@ class TeamsWorkflowClient:
         timeout: float | None = None,
         session: requests.Session | None = None,
     ) -> None:
-        self._url = url
-        self.target = redact_url(url.get_secret_value())
-        parts = urlsplit(url.get_secret_value())
+        checked = checked_workflow_url(url.get_secret_value())
+        self._url = SecretStr(checked)
+        self.target = redact_url(checked)
+        parts = urlsplit(checked)
         _SECRET_URLS.add(parts.path, parts.query)
         self.retrier = retrier or Retrier(policy=policy or RetryPolicy(), sleep=sleep)
         self.timeout = timeout if timeout is not None else self.retrier.policy.timeout
@@ -273,13 +372,20 @@ class TeamsBotClient:
         self.tenant_id = tenant_id
         self.service_url = service_url.rstrip("/")
         self.authority = f"{authority_host.rstrip('/')}/{tenant_id}"
-        self._secret = app_secret
-        self._http_client = http_client
+        # A secret read from an env var or a file often ends in a newline.
+        self._secret = SecretStr(app_secret.get_secret_value().strip())
         self.retrier = retrier or Retrier(
             policy=policy or RetryPolicy(retry_statuses=TEAMS_RETRY_STATUSES), sleep=sleep
         )
         self.timeout = timeout if timeout is not None else self.retrier.policy.timeout
         self._session = session or requests.Session()
+        self._login_session: requests.Session | None = None
+        if http_client is None:
+            self._login_session = requests.Session()
+        self._login = _RecordingHttpClient(
+            http_client if http_client is not None else self._login_session,
+            None if http_client is not None else self.timeout,
+        )
         self._app: msal.ConfidentialClientApplication | None = None
 
     def __repr__(self) -> str:
@@ -290,6 +396,8 @@ class TeamsBotClient:
 
     def close(self) -> None:
         self._session.close()
+        if self._login_session is not None:
+            self._login_session.close()
 
     def post_activity(self, conversation_id: str, activity: Mapping[str, Any]) -> str:
         """Send an activity to a conversation; returns the new activity id (keep it to edit)."""
@@ -308,7 +416,11 @@ class TeamsBotClient:
     def update_activity(
         self, conversation_id: str, activity_id: str, activity: Mapping[str, Any]
     ) -> str:
-        """Replace an activity in place; returns its id."""
+        """Replace an activity in place; returns its id.
+
+        An activity that is gone (deleted in Teams) raises
+        :class:`TeamsNotFoundError`: the caller posts a new one instead.
+        """
         url = f"{self._conversation_url(conversation_id)}/activities/{quote(activity_id, safe='')}"
         target = f"conversation {conversation_id} activity {activity_id}"
         body = {**activity, "id": activity_id}
@@ -356,13 +468,13 @@ class TeamsBotClient:
         if self._app is None:
             # The constructor fetches the tenant's OpenID configuration. Instance
             # discovery is skipped: the authority is single-tenant and fixed.
+            self._login.last = None
             self._app = msal.ConfidentialClientApplication(
                 self.app_id,
                 client_credential=self._secret.get_secret_value(),
                 authority=self.authority,
-                http_client=self._http_client,
+                http_client=self._login,
                 instance_discovery=False,
-                timeout=None if self._http_client is not None else self.timeout,
             )
         return self._app
 
@@ -372,9 +484,19 @@ class TeamsBotClient:
         secrets = [self._secret.get_secret_value()]
         try:
             app = self._msal_app()
+        except requests.exceptions.SSLError:
+            raise _request_failed("tls_error", "SSLError", operation, target) from None
         except ValueError:
             # MSAL raises ValueError when the authority is not https or tenant
-            # discovery is refused (unknown tenant); its text quotes the response.
+            # discovery is refused (any 4xx); its text quotes the response. A
+            # throttled or failing login host is weather, not a wrong tenant.
+            status = self._login.last_status()
+            if status is not None and (status == 429 or status >= 500):
+                raise TeamsTransientError(
+                    f"{where} failed: tenant discovery unavailable (HTTP {status})",
+                    code="tenant_discovery_unavailable", operation=operation, target=target,
+                    status=status, retry_after=self._login.last_retry_after(),
+                ) from None  # fmt: skip
             raise TeamsAuthError(
                 f"{where} failed: authority or tenant rejected",
                 code="tenant_discovery_failed", operation=operation, target=target,
@@ -383,14 +505,18 @@ class TeamsBotClient:
             raise TeamsTransientError(
                 f"{where} failed: tenant discovery unavailable",
                 code="tenant_discovery_unavailable", operation=operation, target=target,
+                status=self._login.last_status(), retry_after=self._login.last_retry_after(),
             ) from None  # fmt: skip
         try:
             result = app.acquire_token_for_client(scopes=[BOT_FRAMEWORK_SCOPE])
+        except requests.exceptions.SSLError:
+            raise _request_failed("tls_error", "SSLError", operation, target) from None
         except (requests.RequestException, MsalServiceError, ValueError):
             # 5xx, network failures and non-JSON answers from the token endpoint.
             raise TeamsTransientError(
                 f"{where} failed: token endpoint unavailable",
                 code="token_endpoint_unavailable", operation=operation, target=target,
+                retry_after=TOKEN_RETRY_AFTER,
             ) from None  # fmt: skip
         if not isinstance(result, dict):
             raise TeamsMalformedResponseError(
@@ -405,5 +531,8 @@ class TeamsBotClient:
         message = f"{where} failed: {error}"
         message += f" ({description.splitlines()[0][:300]})" if description else ""
         if error in TRANSIENT_OAUTH_ERRORS:
-            raise TeamsTransientError(message, code=error, operation=operation, target=target)
+            raise TeamsTransientError(
+                message, code=error, operation=operation, target=target,
+                retry_after=TOKEN_RETRY_AFTER,
+            )  # fmt: skip
         raise TeamsAuthError(message, code=error, operation=operation, target=target)
