@@ -8,7 +8,6 @@ accepted only for loopback hosts (the sandboxes and tests).
 from __future__ import annotations
 
 import ipaddress
-import os
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -87,11 +86,3 @@ class Settings(BaseSettings):
                 " (Jira Cloud basic auth)"
             )
         return self
-
-    def workflow_url(self, env_name: str) -> SecretStr | None:
-        """The secret Teams Workflows URL held by the environment variable ``env_name``."""
-        value = os.environ.get(env_name)
-        if not value:
-            return None
-        check_url(value, what=env_name)
-        return SecretStr(value)

@@ -151,8 +151,7 @@ def resync(
 ) -> None:
     """Manual resync: refetch ignoring cursors (named KRs, or all), recompute, push."""
     try:
-        _settings, loaded, runtime = _connect(plan)
-        runtime.close()
+        _path, loaded = resolve_plan(plan)
         owners = resync_owners(loaded, kr or [], objective or [])
     except UsageError as error:
         fail_usage(error)

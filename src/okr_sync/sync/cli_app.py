@@ -21,8 +21,6 @@ from okr_sync.sync.console import print_scorecard
 from okr_sync.sync.logs import register_secret
 from okr_sync.sync.timeparse import AsOfError, parse_as_of
 
-EXIT_OK = 0
-EXIT_PARTIAL = 1
 EXIT_USAGE = 2
 EXIT_LOCKED = 75
 

@@ -16,7 +16,6 @@ from rich.text import Text
 from okr_sync.config.plan import Plan
 from okr_sync.config.plan_loader import load_plan
 from okr_sync.sync.cli_app import (
-    EXIT_OK,
     UsageError,
     app,
     fail_usage,
@@ -24,7 +23,7 @@ from okr_sync.sync.cli_app import (
     stdout,
 )
 from okr_sync.sync.console import print_scorecard
-from okr_sync.sync.pipeline import PassOptions, PassResult
+from okr_sync.sync.pipeline import EXIT_OK, PassOptions, PassResult
 from okr_sync.sync.sandbox_world import DEMO_CHANNEL, SandboxWorld, sandbox_world
 
 

@@ -76,13 +76,15 @@ def _measures(plan: Plan) -> Iterable[tuple[str, JiraMeasure]]:
             yield kpi.id, kpi.measure
 
 
-def _uses_points(measure: JiraMeasure) -> bool:
+def uses_points(measure: JiraMeasure) -> bool:
+    """Whether a measure weighs items by story points."""
     if isinstance(measure, DoneRatioMeasure):
         return measure.unit == STORY_POINTS
     return isinstance(measure, SumMeasure) and measure.field == STORY_POINTS
 
 
-def _selector_projects(select: Selector, source: JiraSourceConfig) -> list[str]:
+def selector_projects(select: Selector, source: JiraSourceConfig) -> list[str]:
+    """The projects a structured selector covers (its own, else its source's)."""
     return select.values("project") or list(source.projects)
 
 
@@ -101,7 +103,7 @@ def build_fetch_plan(plan: Plan) -> dict[str, SourceFetchPlan]:
             if isinstance(measure, SumMeasure) and measure.field != STORY_POINTS:
                 fields[measure.field] = None
             if measure.select is not None:
-                for project in _selector_projects(measure.select, source):
+                for project in selector_projects(measure.select, source):
                     projects[project.upper()] = None
             elif measure.jql is not None:
                 mode: MembershipMode = "count" if measure.kind == "count" else "ids"
@@ -112,7 +114,7 @@ def build_fetch_plan(plan: Plan) -> dict[str, SourceFetchPlan]:
             source=source_name,
             projects=tuple(sorted(projects)),
             extra_fields=tuple(fields),
-            needs_story_points=any(_uses_points(m) for _, m in measures),
+            needs_story_points=any(uses_points(m) for _, m in measures),
             memberships=tuple(memberships),
         )
     return result
@@ -124,7 +126,7 @@ def _in_clause(field: str, values: list[str]) -> str:
 
 def selector_jql(select: Selector, source: JiraSourceConfig) -> str:
     """A JQL equivalent of a structured selector, for links that show its items in Jira."""
-    clauses = [_in_clause("project", _selector_projects(select, source))]
+    clauses = [_in_clause("project", selector_projects(select, source))]
     for key, field in (
         ("issuetype", "issuetype"),
         ("labels", "labels"),
@@ -154,5 +156,3 @@ def jira_filter_url(base_url: str, jql: str) -> str:
     return f"{base_url.rstrip('/')}/issues/?jql={quote(jql, safe='')}"
 
 
-def issue_url(base_url: str, key: str) -> str:
-    return f"{base_url.rstrip('/')}/browse/{quote(key, safe='')}"

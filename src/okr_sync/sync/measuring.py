@@ -9,10 +9,10 @@ warnings. Everything here is deterministic and does no I/O.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 
-from okr_sync.config.plan import DoneRatioMeasure, JiraMeasure, Plan, SumMeasure
+from okr_sync.config.plan import JiraMeasure, Plan
 from okr_sync.scoring.explain import (
     ItemState,
     change_reasons,
@@ -21,7 +21,6 @@ from okr_sync.scoring.explain import (
     measurement_warnings,
 )
 from okr_sync.scoring.measures import (
-    STORY_POINTS,
     Contribution,
     SelectorMatcher,
     WorkItem,
@@ -29,7 +28,7 @@ from okr_sync.scoring.measures import (
 )
 from okr_sync.scoring.rollup import MeasuredValue
 from okr_sync.scoring.scorecard import ItemCounts
-from okr_sync.sync.fetch_plan import jira_filter_url, measure_jql
+from okr_sync.sync.fetch_plan import jira_filter_url, measure_jql, uses_points
 
 
 @dataclass(frozen=True)
@@ -76,12 +75,6 @@ def _jira_measures(plan: Plan) -> list[tuple[str, JiraMeasure]]:
     return owners
 
 
-def _uses_points(spec: JiraMeasure) -> bool:
-    if isinstance(spec, DoneRatioMeasure):
-        return spec.unit == STORY_POINTS
-    return isinstance(spec, SumMeasure) and spec.field == STORY_POINTS
-
-
 def evaluate_measures(
     plan: Plan,
     sources: Mapping[str, SourceData],
@@ -124,7 +117,7 @@ def evaluate_measures(
         outcome = measure(spec, items, source, cycle_start=cycle_start)
         at_start = sum(1 for item in items if item.created < cycle_start)
         warnings = measurement_warnings(
-            outcome, uses_points=_uses_points(spec), frozen_at_start=at_start
+            outcome, uses_points=uses_points(spec), frozen_at_start=at_start
         )
         if spec.jql is not None and unread:
             warnings.append(f"{unread} issues of the JQL could not be read from Jira")
@@ -134,7 +127,7 @@ def evaluate_measures(
         if before is not None:
             projects_now = {i: item.project for i, item in data.issues.items() if i in before}
             reasons = change_reasons(
-                before, states, projects_now, track_points=_uses_points(spec)
+                before, states, projects_now, track_points=uses_points(spec)
             )
         results[owner] = Evaluation(
             owner=owner,
@@ -159,14 +152,9 @@ def _warn_double_counting(plan: Plan, results: dict[str, Evaluation]) -> None:
         ]
         for kr_id, messages in double_counting(krs).items():
             evaluation = results[kr_id]
-            assert evaluation.measured is not None
             measured = evaluation.measured
-            results[kr_id] = Evaluation(
-                evaluation.owner,
-                evaluation.jql,
-                MeasuredValue(measured.value, measured.items, measured.links,
-                              (*measured.warnings, *messages)),
-                evaluation.contributions,
-                evaluation.states,
-                evaluation.reasons,
+            assert measured is not None
+            results[kr_id] = replace(
+                evaluation,
+                measured=replace(measured, warnings=(*measured.warnings, *messages)),
             )

@@ -24,7 +24,7 @@ from okr_sync.scoring.diff import diff_scorecard, published_krs
 from okr_sync.scoring.rollup import CheckIn, MeasuredValue, ScoringInput, build_scorecard
 from okr_sync.scoring.rules import cycle_bounds
 from okr_sync.scoring.scorecard import Delivery, Scorecard, ScoringWarning
-from okr_sync.sync.fetch_plan import build_fetch_plan
+from okr_sync.sync.fetch_plan import build_fetch_plan, selector_projects
 from okr_sync.sync.measuring import Evaluation, SourceData, evaluate_measures
 from okr_sync.sync.messages import delivery_action
 from okr_sync.sync.pass_state import (
@@ -260,8 +260,7 @@ class SyncPass:
                 and measure.source == source_name
                 and measure.select is not None
             ):
-                projects = measure.select.values("project") or list(source.projects)
-                scopes[kr.id] = projects_jql(projects)
+                scopes[kr.id] = projects_jql(selector_projects(measure.select, source))
         return scopes
 
     def _source_data(self, pulled: PulledSource) -> SourceData:
@@ -355,8 +354,8 @@ class SyncPass:
         current = self.plan.cycle.name
         past: dict[str, list[float]] = {}
         for kr_id, by_cycle in self.store.final_scores_by_cycle().items():
-            # Cycles are ordered by name (2026-Q3 < 2026-Q4), the common convention.
-            past[kr_id] = [score for cycle, score in sorted(by_cycle.items()) if cycle != current]
+            # In the order the cycles were scored, so names need not sort ("FY26-H2").
+            past[kr_id] = [score for cycle, score in by_cycle.items() if cycle != current]
         return past
 
     def _commit(

@@ -303,14 +303,17 @@ class RunOps(StoreOps):
         self, kr_ids: Collection[str] | None = None
     ) -> dict[str, dict[str, float]]:
         """Each KR's last recorded score per cycle: ``{kr_id: {cycle: score}}`` (for
-        ``too_easy``: 1.0 in each of the last two cycles)."""
+        ``too_easy``: 1.0 in each of the last two cycles), cycles in the order they
+        were last scored (oldest first)."""
         h = kr_history
         latest = sa.select(sa.func.max(h.c.id).label("id")).group_by(h.c.kr_id, h.c.cycle)
         if kr_ids is not None:
             latest = latest.where(h.c.kr_id.in_(sorted(kr_ids)))
         # History is appended in time order, so the highest id of a (KR, cycle) is its latest.
-        query = sa.select(h.c.kr_id, h.c.cycle, h.c.score).where(
-            h.c.id.in_(latest.scalar_subquery())
+        query = (
+            sa.select(h.c.kr_id, h.c.cycle, h.c.score)
+            .where(h.c.id.in_(latest.scalar_subquery()))
+            .order_by(h.c.id)
         )
         result: dict[str, dict[str, float]] = {}
         with self._connection() as conn:
