@@ -25,6 +25,7 @@ from okr_sync.connectors.jira import (
     JiraApiRemovedError,
     JiraAuthError,
     JiraClient,
+    JiraIssueShapeError,
     JiraPageTokenError,
     JiraQueryError,
     JiraSource,
@@ -211,6 +212,47 @@ def test_search_given_body_that_is_not_json_retries_as_malformed(
     sleep = RecordingSleep()
     assert len(list(make_client(sleep=sleep).search("project = ENT"))) == 1
     assert len(sleep.waits) == 2
+
+
+def test_search_given_one_unreadable_issue_fails_at_once_naming_it(
+    rsps: responses.RequestsMock,
+) -> None:
+    rsps.get(SERVER_INFO, json=INFO)
+    broken = issue(2)
+    broken["fields"]["created"] = "not a date"
+    rsps.post(SEARCH_JQL, json={"issues": [issue(1), broken], "isLast": True})
+    sleep = RecordingSleep()
+    client = make_client(sleep=sleep)
+    with pytest.raises(JiraIssueShapeError, match="ENT-2") as caught:
+        list(client.search("project = ENT"))
+    assert isinstance(caught.value, PermanentError)
+    assert not isinstance(caught.value, TransientError)
+    assert caught.value.issue_id == "2"
+    assert sleep.waits == [] and client.request_count == 2
+
+
+def test_search_ids_given_issue_without_id_fails_at_once(rsps: responses.RequestsMock) -> None:
+    rsps.get(SERVER_INFO, json=INFO)
+    rsps.post(SEARCH_JQL, json={"issues": [{"id": "1"}, {"key": "ENT-9"}], "isLast": True})
+    client = make_client()
+    with pytest.raises(JiraIssueShapeError, match="ENT-9"):
+        client.search_ids("project = ENT")
+    assert client.request_count == 2
+
+
+def test_any_call_given_tls_failure_is_permanent_without_exception_text(
+    rsps: responses.RequestsMock,
+) -> None:
+    rsps.get(SERVER_INFO, body=requests.exceptions.SSLError(f"certificate verify failed {TOKEN}"))
+    sleep = RecordingSleep()
+    client = make_client(sleep=sleep)
+    with pytest.raises(PermanentError, match="SSLError") as caught:
+        client.server_info()
+    assert not isinstance(caught.value, TransientError)
+    assert "certificate verify failed" not in str(caught.value)
+    assert_no_secret(str(caught.value))
+    assert caught.value.__cause__ is None and caught.value.__suppress_context__
+    assert sleep.waits == [] and client.request_count == 1
 
 
 def test_search_given_always_malformed_raises_malformed_response(

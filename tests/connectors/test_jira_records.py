@@ -7,8 +7,8 @@ from typing import Any
 
 import pytest
 
-from okr_sync.connectors.errors import MalformedResponseError
-from okr_sync.connectors.jira_records import JiraIssue, parse_jira_datetime
+from okr_sync.connectors.errors import MalformedResponseError, PermanentError, TransientError
+from okr_sync.connectors.jira_records import JiraIssue, JiraIssueShapeError, parse_jira_datetime
 
 
 def issue_json(**fields: Any) -> dict[str, Any]:
@@ -126,16 +126,43 @@ def test_from_json_given_odd_story_point_values_reads_numbers_only(
     )
 
 
-def test_from_json_given_missing_created_raises_malformed() -> None:
+def test_from_json_given_missing_created_raises_permanent_shape_error_naming_issue() -> None:
     raw = issue_json()
     del raw["fields"]["created"]
-    with pytest.raises(MalformedResponseError, match="ENT-123"):
+    with pytest.raises(JiraIssueShapeError, match=r"ENT-123 \(id 20123\)") as raised:
         JiraIssue.from_json(raw)
+    assert isinstance(raised.value, PermanentError)
+    assert not isinstance(raised.value, TransientError)
+    assert (raised.value.issue_key, raised.value.issue_id) == ("ENT-123", "20123")
 
 
-def test_from_json_given_missing_fields_object_raises_malformed() -> None:
-    with pytest.raises(MalformedResponseError):
+def test_from_json_given_missing_fields_object_raises_shape_error() -> None:
+    with pytest.raises(JiraIssueShapeError, match="A-1"):
         JiraIssue.from_json({"id": "1", "key": "A-1"})
+
+
+@pytest.mark.parametrize(
+    "fields",
+    [
+        {"updated": "next tuesday"},
+        {"status": "Done"},
+        {"components": [{"id": "1"}]},
+        {"labels": 5},
+        {"project": None},
+    ],
+)
+def test_from_json_given_unreadable_field_raises_shape_error_naming_issue(
+    fields: dict[str, Any],
+) -> None:
+    with pytest.raises(JiraIssueShapeError) as raised:
+        JiraIssue.from_json(issue_json(**fields))
+    assert "ENT-123" in str(raised.value)
+
+
+def test_from_json_given_no_key_or_id_says_so() -> None:
+    with pytest.raises(JiraIssueShapeError, match="no key or id") as raised:
+        JiraIssue.from_json({"fields": {}})
+    assert (raised.value.issue_key, raised.value.issue_id) == (None, None)
 
 
 def test_jira_issue_given_frozen_record_is_hashable_and_immutable() -> None:

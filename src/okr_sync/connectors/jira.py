@@ -45,7 +45,12 @@ from okr_sync.connectors.jira_paging import (
     story_points_candidates,
     unique,
 )
-from okr_sync.connectors.jira_records import STANDARD_FIELDS, JiraIssue, parse_jira_datetime
+from okr_sync.connectors.jira_records import (
+    STANDARD_FIELDS,
+    JiraIssue,
+    JiraIssueShapeError,
+    parse_jira_datetime,
+)
 from okr_sync.connectors.jira_source import AUTO, JiraSource
 from okr_sync.connectors.retry import Retrier
 
@@ -56,6 +61,7 @@ __all__ = [
     "JiraAuthError",
     "JiraClient",
     "JiraIssue",
+    "JiraIssueShapeError",
     "JiraPageTokenError",
     "JiraPagingError",
     "JiraQueryError",
@@ -308,9 +314,10 @@ class JiraClient:
         )
 
     def _issue_id(self, raw: Mapping[str, Any]) -> str:
-        if "id" not in raw:
-            raise MalformedResponseError(f"Jira at {self.site} sent an issue without an id")
-        return str(raw["id"])
+        ident = raw.get("id")
+        if not isinstance(ident, str | int) or isinstance(ident, bool) or ident == "":
+            raise JiraIssueShapeError.of(raw, f"no id (from {self.site})")
+        return str(ident)
 
     def _pages(
         self,

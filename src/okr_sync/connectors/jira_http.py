@@ -252,9 +252,11 @@ class JiraTransport:
     ) -> T:
         """``parse`` of the decoded JSON of ``/rest/api/{version}/{path}``.
 
-        ``parse`` runs inside the retried operation, so a body of the wrong
-        shape (it raises :class:`MalformedResponseError`) is retried like a
-        body that is not JSON at all.
+        ``parse`` runs inside the retried operation: a body that is not JSON
+        at all, or a page of the wrong shape (:class:`MalformedResponseError`),
+        is retried; one issue that cannot be read
+        (:class:`~okr_sync.connectors.jira_records.JiraIssueShapeError`, a
+        permanent error) fails at once, as Jira would serve it the same again.
         """
 
         def attempt() -> T:
@@ -287,6 +289,13 @@ class JiraTransport:
             # The JIRAError (its text holds response headers and body) is
             # dropped on purpose: only status, headers and Jira's messages go on.
             raise self._from_jira_error(error, operation, query) from None
+        except requests.exceptions.SSLError:
+            # TLS setup (untrusted certificate, intercepting proxy), not weather;
+            # SSLError is a ConnectionError, so it is caught first.
+            raise PermanentError(
+                f"Jira at {self._site}: {operation} could not be sent (SSLError); check the "
+                "site's certificate and any proxy"
+            ) from None
         except _TRANSIENT_NETWORK_ERRORS as error:
             raise TransientError(
                 f"Jira at {self._site}: {operation} failed ({type(error).__name__}: {error})"

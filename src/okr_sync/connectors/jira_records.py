@@ -2,6 +2,12 @@
 
 Nothing here knows about OKRs: the record is what Jira says about an issue,
 normalised (names instead of nested objects, aware datetimes, tuples).
+
+An issue whose JSON cannot be read is a :class:`JiraIssueShapeError`, a
+*permanent* error: Jira serves the same issue the same way on every retry
+(a custom field of an unexpected type, a broken timestamp), so retrying the
+page only delays the failure. A body that is not JSON at all is a transport
+problem and stays transient (see ``jira_http``).
 """
 
 from __future__ import annotations
@@ -12,7 +18,7 @@ from datetime import datetime
 from types import MappingProxyType
 from typing import Any
 
-from okr_sync.connectors.errors import MalformedResponseError
+from okr_sync.connectors.errors import MalformedResponseError, PermanentError
 
 # Jira's timestamps carry an offset without a colon ("-0500"); some servers
 # omit the fraction. Both shapes are tried before ISO parsing.
@@ -36,6 +42,34 @@ STANDARD_FIELDS: tuple[str, ...] = (
 )
 
 STATUS_CATEGORY_UNDEFINED = "undefined"
+
+
+class JiraIssueShapeError(PermanentError):
+    """One issue in Jira's answer does not have the shape its API promises.
+
+    ``issue_key`` / ``issue_id`` name it when the JSON holds them.
+    """
+
+    def __init__(self, message: str, *, issue_key: str | None, issue_id: str | None) -> None:
+        super().__init__(message)
+        self.issue_key = issue_key
+        self.issue_id = issue_id
+
+    @classmethod
+    def of(cls, raw: Any, problem: str) -> JiraIssueShapeError:
+        key = raw.get("key") if isinstance(raw, Mapping) else None
+        ident = raw.get("id") if isinstance(raw, Mapping) else None
+        key_text = str(key)[:100] if isinstance(key, str | int) else None
+        id_text = str(ident)[:100] if isinstance(ident, str | int) else None
+        named = " ".join(
+            part for part in (key_text, f"(id {id_text})" if id_text else None) if part
+        )
+        return cls(
+            f"Jira sent issue {named or '(no key or id)'} in a shape that cannot be read: "
+            f"{problem[:300]}",
+            issue_key=key_text,
+            issue_id=id_text,
+        )
 
 
 def parse_jira_datetime(value: str) -> datetime:
@@ -100,14 +134,10 @@ class JiraIssue:
         """
         try:
             return _build(raw, story_points_fields, epic_link_field, extra_fields)
-        except MalformedResponseError:
-            raise
+        except MalformedResponseError as error:
+            raise JiraIssueShapeError.of(raw, str(error)) from None
         except (KeyError, TypeError, AttributeError, ValueError) as error:
-            ident = (raw.get("key") or raw.get("id")) if isinstance(raw, Mapping) else None
-            raise MalformedResponseError(
-                f"Jira sent an issue {ident!r} without the expected shape "
-                f"({type(error).__name__}: {error})"
-            ) from None
+            raise JiraIssueShapeError.of(raw, f"{type(error).__name__}: {error}") from None
 
 
 def _build(
