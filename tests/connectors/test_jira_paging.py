@@ -413,12 +413,13 @@ def test_reconcile_given_known_ids_splits_present_missing_and_new(
     rsps: responses.RequestsMock,
 ) -> None:
     serve_info(rsps)
-    expect_search(
-        rsps,
-        cloud_page([{"id": "1"}, {"id": "3"}], is_last=True),
-        jql='project in ("ENT")',
-        fields=["id"],
-    )
+    for _ in range(2):  # "2" is missing: a second run confirms it
+        expect_search(
+            rsps,
+            cloud_page([{"id": "1"}, {"id": "3"}], is_last=True),
+            jql='project in ("ENT") ORDER BY created ASC',
+            fields=["id"],
+        )
     result = make_client(cloud_source()).reconcile(["ENT"], ["1", "2"])
     assert result.present_ids == {"1"}
     assert result.missing_ids == {"2"}

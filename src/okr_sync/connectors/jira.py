@@ -35,7 +35,12 @@ from okr_sync.connectors.jira_http import (
     JiraTransport,
     QueryContext,
 )
-from okr_sync.connectors.jira_jql import incremental_jql, projects_jql
+from okr_sync.connectors.jira_jql import (
+    DEFAULT_ORDER_BY,
+    incremental_jql,
+    projects_jql,
+    split_order_by,
+)
 from okr_sync.connectors.jira_paging import (
     OffsetPage,
     TokenPage,
@@ -188,7 +193,6 @@ class JiraClient:
             info = self._transport.call(
                 "GET", "serverInfo", version=_SERVER_INFO_VERSION, parse=self._mapping
             )
-            self._jira.deploymentType = info.get("deploymentType")
             self._server_info = info
         return self._server_info
 
@@ -414,11 +418,12 @@ class JiraClient:
     ) -> PullResult:
         """Issues in ``scope`` updated since ``cursor - overlap`` (all of it without a cursor)."""
         jql = incremental_jql(scope, cursor, overlap, self.user_timezone())
-        latest: dict[str, JiraIssue] = {}
-        for issue in self.search(jql, fields, page_size=page_size, context=context):
-            known = latest.get(issue.id)
-            if known is None or issue.updated > known.updated:
-                latest[issue.id] = issue
+        # search() yields each id once; an issue updated again while the pages
+        # were read is newer than the cursor, so the next pull picks it up.
+        latest = {
+            issue.id: issue
+            for issue in self.search(jql, fields, page_size=page_size, context=context)
+        }
         newest = max((issue.updated for issue in latest.values()), default=None)
         candidates = [moment for moment in (cursor, newest) if moment is not None]
         high_water = max(candidates).astimezone(UTC) if candidates else None
@@ -427,8 +432,25 @@ class JiraClient:
     def reconcile(
         self, scope: str | Sequence[str], known_ids: Iterable[str], *, context: str | None = None
     ) -> ReconcileResult:
-        """Which known issue ids the scope still holds (deleted or moved-out ones go missing)."""
-        jql = scope if isinstance(scope, str) else projects_jql(scope)
-        current = frozenset(self.search_ids(jql, context=context))
+        """Which known issue ids the scope still holds (deleted or moved-out ones go missing).
+
+        The query is ordered (``created ASC`` unless the scope has its own
+        ORDER BY) so Data Center's offset paging is stable. Issues moving
+        while the pages are read can still shift an id past a page boundary,
+        so ids missing from the first run are confirmed by a second one:
+        only ids missing from both are reported, as deleting a live issue
+        from the mirror is worse than noticing a deletion one pass late.
+        """
+        condition, order_by = split_order_by(
+            scope if isinstance(scope, str) else projects_jql(scope)
+        )
+        if not condition:
+            raise ValueError(
+                "the reconcile scope has no condition (Jira refuses unbounded queries)"
+            )
+        jql = f"{condition} {order_by or DEFAULT_ORDER_BY}"
         known = frozenset(known_ids)
+        current = frozenset(self.search_ids(jql, context=context))
+        if known - current:
+            current |= frozenset(self.search_ids(jql, context=context))
         return ReconcileResult(known & current, known - current, current - known)
