@@ -30,15 +30,17 @@ import requests
 from msal.exceptions import MsalServiceError
 from pydantic import SecretStr
 
-from okr_sync.connectors.errors import (
-    AuthError,
-    ConnectorError,
-    MalformedResponseError,
-    PermanentError,
-    RateLimitedError,
-    TransientError,
-)
 from okr_sync.connectors.retry import Retrier, RetryPolicy, parse_retry_after
+from okr_sync.connectors.teams_errors import (
+    TeamsAuthError,
+    TeamsError,
+    TeamsMalformedResponseError,
+    TeamsNotFoundError,
+    TeamsPayloadError,
+    TeamsPermanentError,
+    TeamsRateLimitedError,
+    TeamsTransientError,
+)
 
 ADAPTIVE_CARD_CONTENT_TYPE = "application/vnd.microsoft.card.adaptive"
 BOT_FRAMEWORK_SCOPE = "https://api.botframework.com/.default"
@@ -51,52 +53,23 @@ TOKEN_RETRY_AFTER = 60.0
 _LOOPBACK_NAMES = frozenset({"localhost"})
 
 
-class TeamsError(ConnectorError):
-    """A failed Teams call. ``code`` is the service's error code or ``http_<status>``."""
 
-    def __init__(
-        self, message: str, *, code: str, operation: str, target: str,
-        status: int | None = None,
-    ) -> None:  # fmt: skip
-        super().__init__(message, status=status)
-        self.code = code
-        self.operation = operation
-        self.target = target
-
-
-class TeamsPermanentError(TeamsError, PermanentError):
-    """Retrying the same request cannot help."""
-
-
-class TeamsAuthError(TeamsPermanentError, AuthError):
-    """Bad app id, secret or tenant, a rejected token, or a refused webhook signature."""
-
-
-class TeamsNotFoundError(TeamsPermanentError):
-    """The conversation, activity or workflow does not exist (any more)."""
-
-
-class TeamsPayloadError(TeamsPermanentError):
-    """The service refused the content (400: invalid card or activity; 413: too large)."""
-
-
-class TeamsTransientError(TeamsError, TransientError):
-    """May succeed later (429, 412, 502, 503, 504, timeouts, dropped connections)."""
-
-    def __init__(
-        self, message: str, *, code: str, operation: str, target: str,
-        status: int | None = None, retry_after: float | None = None,
-    ) -> None:  # fmt: skip
-        super().__init__(message, code=code, operation=operation, target=target, status=status)
-        self.retry_after = retry_after
-
-
-class TeamsRateLimitedError(TeamsTransientError, RateLimitedError):
-    """HTTP 429: the service said to slow down."""
-
-
-class TeamsMalformedResponseError(TeamsTransientError, MalformedResponseError):
-    """The service answered with a body that is not what its API promises."""
+__all__ = [
+    "TEAMS_RETRY_STATUSES",
+    "TeamsAuthError",
+    "TeamsBotClient",
+    "TeamsError",
+    "TeamsMalformedResponseError",
+    "TeamsNotFoundError",
+    "TeamsPayloadError",
+    "TeamsPermanentError",
+    "TeamsRateLimitedError",
+    "TeamsTransientError",
+    "TeamsWorkflowClient",
+    "checked_workflow_url",
+    "redact_url",
+    "workflow_envelope",
+]
 
 
 def adaptive_card_attachment(card: Mapping[str, Any]) -> dict[str, Any]:

@@ -92,9 +92,9 @@ def workflow_from_env(env_name: str) -> TeamsWorkflowClient:
         )
     try:
         check_url(url, what=env_name)
+        return TeamsWorkflowClient(SecretStr(url))
     except ValueError as error:
         raise DeliveryConfigError(str(error)) from None
-    return TeamsWorkflowClient(SecretStr(url))
 
 
 def _action(row: OutboxRow, store: Store) -> str:
@@ -105,7 +105,8 @@ def _action(row: OutboxRow, store: Store) -> str:
 def retry_delay(attempts: int, retry_after: float | None) -> timedelta:
     delay: timedelta = min(RETRY_CAP, RETRY_BASE * (2 ** max(0, attempts - 1)))
     if retry_after is not None:
-        delay = max(delay, timedelta(seconds=retry_after))
+        # A server may ask for absurd waits; a day is as long as a row is held back.
+        delay = max(delay, timedelta(seconds=min(retry_after, 86400.0)))
     return delay
 
 
