@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import sqlite3
+import time
 from typing import Any
 
 import sqlalchemy as sa
@@ -11,6 +13,8 @@ from sqlalchemy.pool import NullPool
 
 #: How long a SQLite writer waits for another writer before failing (seconds).
 SQLITE_BUSY_TIMEOUT_S = 30.0
+#: Attempts (50 ms apart) to switch a new SQLite file to WAL while another opens it.
+WAL_SWITCH_ATTEMPTS = 200
 
 
 def create_store_engine(url: str | URL, **kwargs: Any) -> Engine:
@@ -49,6 +53,22 @@ def is_sqlite_memory(url: URL) -> bool:
     return database in ("", ":memory:") or "mode=memory" in database
 
 
+def _use_wal(cursor: Any) -> None:
+    """Switch a file database to WAL. Switching needs a moment of exclusive access, which
+    SQLite refuses at once (no busy wait) while another connection is opening the same
+    new file; WAL is persistent, so once any connection has switched, all is well."""
+    for _ in range(WAL_SWITCH_ATTEMPTS):
+        try:
+            cursor.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError:
+            mode = cursor.execute("PRAGMA journal_mode").fetchone()
+            if mode and str(mode[0]).lower() == "wal":
+                return
+            time.sleep(0.05)
+    cursor.execute("PRAGMA journal_mode=WAL")
+
+
 def _configure_sqlite(engine: Engine, *, memory: bool) -> None:
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_connection: Any, _record: Any) -> None:
@@ -57,7 +77,7 @@ def _configure_sqlite(engine: Engine, *, memory: bool) -> None:
         try:
             cursor.execute("PRAGMA foreign_keys=ON")
             if not memory:
-                cursor.execute("PRAGMA journal_mode=WAL")
+                _use_wal(cursor)
         finally:
             cursor.close()
 
