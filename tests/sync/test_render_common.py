@@ -67,8 +67,8 @@ def test_format_number_given_value_is_short_and_readable(
 
 
 def test_delta_points_given_move_is_signed() -> None:
-    assert delta_points(0.30, 0.42) == "+12 pts"
-    assert delta_points(0.42, 0.30) == "-12 pts"
+    assert delta_points(0.30, 0.42) == "+12 pp"
+    assert delta_points(0.42, 0.30) == "-12 pp"
 
 
 @pytest.mark.parametrize(
@@ -148,7 +148,7 @@ def test_objectives_in_tree_order_given_parent_cycle_lists_each_once() -> None:
 def test_change_view_given_transitions_lists_band_and_confidence_moves() -> None:
     change = Change("K", 0.3, 0.42, (), "missed", "progress", "off_track", "at_risk")
     view = ChangeView(change=change, kr=None)
-    assert view.score_text() == "30% → 42% (+12 pts)"
+    assert view.score_text() == "30% → 42% (+12 pp)"
     assert view.transitions() == ["band missed → progress", "off track → at risk"]
 
 

@@ -199,7 +199,7 @@ def test_render_slack_change_note_given_changes_lists_exactly_changed_krs_with_r
     body = "\n".join(mrkdwn_texts(payload.to_json()["blocks"]))
     listed = re.findall(r"^• \*([^*]+)\*", body, flags=re.MULTILINE)
     assert listed == ["CO-1.KR1", "IP-1.KR1", "LG-1.KR2"]
-    assert "30% → 42% (+12 pts)" in body
+    assert "30% → 42% (+12 pp)" in body
     assert "_+2 done, +1 added to scope_" in body
     assert "band missed → progress" in body and "off track → at risk" in body
     assert "_ENT-310 reopened_" in body and "0% (score unchanged)" in body
@@ -225,7 +225,7 @@ def test_render_slack_change_note_given_unknown_kr_shows_its_id() -> None:
     gone = replace(scorecard.changes[0], kr="OLD.KR9")
     payload = render_slack_change_note(scorecard, [gone])
     assert payload is not None
-    assert "• *OLD.KR9*: 30% → 42% (+12 pts)" in payload.blocks[1]["text"]["text"]
+    assert "• *OLD.KR9*: 30% → 42% (+12 pp)" in payload.blocks[1]["text"]["text"]
 
 
 def test_render_slack_checkin_reminder_given_manual_krs_gives_each_its_command() -> None:

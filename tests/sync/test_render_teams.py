@@ -229,7 +229,7 @@ def test_render_teams_change_card_given_changes_lists_exactly_changed_krs_with_r
     ids = [c["items"][0]["inlines"][0]["text"].strip() for c in containers]
     assert ids == ["CO-1.KR1", "IP-1.KR1", "LG-1.KR2"]
     first = " ".join(run["text"] for run in text_runs({"body": containers[0]["items"]}))
-    assert "30% → 42% (+12 pts)" in first
+    assert "30% → 42% (+12 pp)" in first
     assert "+2 done, +1 added to scope" in first
     assert "band missed → progress" in first
 

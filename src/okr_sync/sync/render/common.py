@@ -83,9 +83,9 @@ def percent(score: float | None) -> str:
 
 
 def delta_points(before: float, after: float) -> str:
-    """Signed difference in percentage points, e.g. ``"+12 pts"``."""
+    """Signed difference in percentage points, e.g. ``"+12 pp"`` (not story points)."""
     points = math.floor(after * 100 + 0.5) - math.floor(before * 100 + 0.5)
-    return f"{points:+d} pts"
+    return f"{points:+d} pp"
 
 
 def progress_bar(score: float | None, width: int = BAR_WIDTH) -> str:
