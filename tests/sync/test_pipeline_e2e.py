@@ -75,7 +75,9 @@ def test_pass_given_sandboxes_posts_once_stays_quiet_then_edits_and_notes_change
     third = runtime.run_locked(PassOptions())
     assert third.exit_code == 0, third.failures
     assert [c.kr for c in third.scorecard.changes] == ["OPS-1.KR2"]
-    assert third.scorecard.changes[0].reasons == ("+4 done", "band missed -> progress")
+    change = third.scorecard.changes[0]
+    assert change.reasons == ("+4 done",)
+    assert (change.from_band, change.to_band) == ("missed", "progress")
     assert sorted((d.target, d.action, d.status) for d in third.scorecard.deliveries) == sorted([
         ("slack:C0DEMO0001", "update", "sent"),
         ("teams_bot:19:demo@thread.tacv2", "update", "sent"),

@@ -58,17 +58,14 @@ def diff_scorecard(
         if min_delta == 0:
             moved = round(kr.score, 4) != round(before.score, 4)
         if moved or kr.band != before.band or kr.confidence != before.confidence:
-            why = list(reasons.get(kr.id, ()))
-            if kr.band != before.band:
-                why.append(f"band {before.band} -> {kr.band}")
-            if kr.confidence != before.confidence:
-                why.append(f"confidence {before.confidence} -> {kr.confidence}")
+            # Reasons say what happened to the work items; band and confidence moves
+            # travel in their own fields (and JSON keys), so they are not repeated here.
             changes.append(
                 Change(
                     kr.id,
                     before.score,
                     kr.score,
-                    tuple(why),
+                    tuple(reasons.get(kr.id, ())),
                     before.band,
                     kr.band,
                     before.confidence,
