@@ -320,6 +320,18 @@ class Plan(StrictModel):
     def key_results(self) -> list[tuple[Objective, KeyResult]]:
         return [(o, kr) for o in self.objectives for kr in o.key_results]
 
+    def jira_measures(self) -> list[tuple[str, JiraMeasure]]:
+        """Every KR and KPI measured from Jira, as (owner id, measure)."""
+        owners: list[tuple[str, JiraMeasure]] = [
+            (kr.id, kr.measure) for _, kr in self.key_results() if kr.measure.kind != "manual"
+        ]
+        owners += [
+            (kpi.id, kpi.measure)
+            for kpi in self.kpis
+            if kpi.measure is not None and kpi.measure.kind != "manual"
+        ]
+        return owners
+
     def objective(self, objective_id: str) -> Objective:
         for objective in self.objectives:
             if objective.id == objective_id:

@@ -9,7 +9,6 @@ membership queries for raw-``jql`` measures; approximate-count for raw-``jql``
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Literal
 from urllib.parse import quote
@@ -67,15 +66,6 @@ class SourceFetchPlan:
         return projects_jql(self.projects) if self.projects else None
 
 
-def _measures(plan: Plan) -> Iterable[tuple[str, JiraMeasure]]:
-    for _, kr in plan.key_results():
-        if kr.measure.kind != "manual":
-            yield kr.id, kr.measure
-    for kpi in plan.kpis:
-        if kpi.measure is not None and kpi.measure.kind != "manual":
-            yield kpi.id, kpi.measure
-
-
 def uses_points(measure: JiraMeasure) -> bool:
     """Whether a measure weighs items by story points."""
     if isinstance(measure, DoneRatioMeasure):
@@ -91,7 +81,7 @@ def selector_projects(select: Selector, source: JiraSourceConfig) -> list[str]:
 def build_fetch_plan(plan: Plan) -> dict[str, SourceFetchPlan]:
     """The queries each Jira source needs for this plan (sources with no measure are left out)."""
     by_source: dict[str, list[tuple[str, JiraMeasure]]] = {}
-    for owner, measure in _measures(plan):
+    for owner, measure in plan.jira_measures():
         by_source.setdefault(measure.source, []).append((owner, measure))
     result = {}
     for source_name, measures in by_source.items():

@@ -12,7 +12,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 
-from okr_sync.config.plan import JiraMeasure, Plan
+from okr_sync.config.plan import Plan
 from okr_sync.scoring.explain import (
     ItemState,
     change_reasons,
@@ -63,18 +63,6 @@ class Evaluation:
         return self.error is None
 
 
-def _jira_measures(plan: Plan) -> list[tuple[str, JiraMeasure]]:
-    owners: list[tuple[str, JiraMeasure]] = [
-        (kr.id, kr.measure) for _, kr in plan.key_results() if kr.measure.kind != "manual"
-    ]
-    owners += [
-        (kpi.id, kpi.measure)
-        for kpi in plan.kpis
-        if kpi.measure is not None and kpi.measure.kind != "manual"
-    ]
-    return owners
-
-
 def evaluate_measures(
     plan: Plan,
     sources: Mapping[str, SourceData],
@@ -89,7 +77,7 @@ def evaluate_measures(
     """
     previous = previous or {}
     results: dict[str, Evaluation] = {}
-    for owner, spec in _jira_measures(plan):
+    for owner, spec in plan.jira_measures():
         data = sources[spec.source]
         source = plan.jira[spec.source]
         jql = measure_jql(spec, source)

@@ -223,9 +223,10 @@ class Notifier:
         self.jira_base_url = jira_base_url
         self.deliverer = OutboxDeliverer(senders, clock)
 
-    def plan_messages(self, plan: Plan, scorecard: Scorecard, store: Store | None,
-                      first_pass: bool) -> list[OutboxItem]:
-        del first_pass  # message refs in the store tell which targets have a standing message
+    def plan_messages(
+        self, plan: Plan, scorecard: Scorecard, store: Store | None
+    ) -> list[OutboxItem]:
+        # Message refs and queued rows in the store tell which targets have a standing message.
         return plan_messages(plan, scorecard, store, jira_base_url=self.jira_base_url)
 
     def deliver(self, store: Store) -> list[Delivery]:

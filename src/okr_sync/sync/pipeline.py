@@ -62,7 +62,7 @@ class Deliverer(Protocol):
     """Plans messages for a new scorecard and delivers the outbox."""
 
     def plan_messages(
-        self, plan: Plan, scorecard: Scorecard, store: Store | None, first_pass: bool
+        self, plan: Plan, scorecard: Scorecard, store: Store | None
     ) -> list[OutboxItem]: ...
 
     def deliver(self, store: Store) -> list[Delivery]: ...
@@ -88,7 +88,6 @@ class PassResult:
     run_id: int | None = None
     jira_requests: int = 0
     issues_fetched: int = 0
-    explain: dict[str, Any] = field(default_factory=dict)
 
     @property
     def exit_code(self) -> int:
@@ -181,12 +180,10 @@ class SyncPass:
         )
         explain = explain_document(evaluations)
         result = PassResult(scorecard, failures, run_id, requests,
-                            sum(p.fetched for p in pulled.values()), explain)
+                            sum(p.fetched for p in pulled.values()))
         messages = []
         if self.deliverer is not None:
-            messages = self.deliverer.plan_messages(
-                self.plan, scorecard, self.store, published_doc is None
-            )
+            messages = self.deliverer.plan_messages(self.plan, scorecard, self.store)
         if self.options.dry_run or self.store is None:
             result.scorecard = replace(
                 scorecard,
@@ -310,8 +307,9 @@ class SyncPass:
         measured: dict[str, MeasuredValue] = {}
         warnings: list[ScoringWarning] = []
         failed_sources = {name for name, p in pulled.items() if p.source_error}
+        sources_of = {owner: measure.source for owner, measure in self.plan.jira_measures()}
         for owner, evaluation in evaluations.items():
-            source = self._owner_source(owner)
+            source = sources_of[owner]
             error = evaluation.error
             if source in failed_sources:
                 error = pulled[source].source_error
@@ -327,18 +325,6 @@ class SyncPass:
             else:
                 warnings.append(ScoringWarning(f"could not be measured: {error}", kr=owner))
         return measured, warnings
-
-    def _owner_source(self, owner: str) -> str:
-        for name, source_plan in self.fetch_plan.items():
-            if owner in {q.owner for q in source_plan.memberships}:
-                return name
-        for _, kr in self.plan.key_results():
-            if kr.id == owner and kr.measure.kind != "manual":
-                return kr.measure.source
-        for kpi in self.plan.kpis:
-            if kpi.id == owner and kpi.measure is not None and kpi.measure.kind != "manual":
-                return kpi.measure.source
-        return ""
 
     def _checkins(self) -> dict[str, CheckIn]:
         if self.store is None:
