@@ -23,8 +23,8 @@ import sqlalchemy as sa
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.pool import NullPool
 
-from okr_sync.sync.store import Store
-from okr_sync.sync.store_schema import upgrade
+from okr_sync.sync.store.schema import upgrade
+from okr_sync.sync.store.store import Store
 
 PG_URL_ENV = "OKR_SYNC_TEST_DATABASE_URL"
 

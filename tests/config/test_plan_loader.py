@@ -6,9 +6,9 @@ from pathlib import Path
 import pytest
 
 from okr_sync.config.plan_loader import PlanError, load_plan, load_plan_text, plan_json_schema
-from plan_builders import PlanBuilder, manual_kr, objective
+from support.paths import EXAMPLES
+from support.plan_builders import PlanBuilder, manual_kr, objective
 
-EXAMPLES = Path(__file__).parents[2] / "src" / "okr_sync" / "config" / "examples"
 ISSUE_LINE = re.compile(r"^(?P<file>[^:]+):(?P<line>\d+):(?P<col>\d+): (?P<path>\S+): (?P<msg>.+)$")
 
 

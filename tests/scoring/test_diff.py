@@ -4,7 +4,7 @@ from datetime import UTC, datetime
 
 from okr_sync.scoring.diff import PublishedKr, diff_scorecard, published_krs
 from okr_sync.scoring.rollup import ScoringInput, build_scorecard
-from plan_builders import PlanBuilder, manual_kr, objective
+from support.plan_builders import PlanBuilder, manual_kr, objective
 
 AS_OF = datetime(2026, 11, 16, tzinfo=UTC)
 

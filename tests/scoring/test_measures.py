@@ -4,7 +4,6 @@ from dataclasses import replace
 
 import pytest
 
-from issue_builders import AFTER_START, CYCLE_START, issue
 from okr_sync.config.plan import (
     CountMeasure,
     DoneRatioMeasure,
@@ -14,6 +13,7 @@ from okr_sync.config.plan import (
     SumMeasure,
 )
 from okr_sync.scoring.measures import SelectorMatcher, measure
+from support.issue_builders import AFTER_START, CYCLE_START, issue
 
 SOURCE = JiraSourceConfig(projects=["ENT", "SUP"])
 

@@ -9,7 +9,7 @@ from hypothesis import strategies as st
 
 from okr_sync.scoring.rollup import CheckIn, MeasuredValue, ScoringInput, build_scorecard
 from okr_sync.scoring.scorecard import ItemCounts
-from plan_builders import PlanBuilder, manual_kr, objective
+from support.plan_builders import PlanBuilder, manual_kr, objective
 
 AS_OF = datetime(2026, 11, 16, tzinfo=UTC)  # exactly half of 2026-Q4
 

@@ -22,9 +22,9 @@ from pathlib import Path
 import pytest
 
 from okr_sync.sync.sandbox_world import DEMO_CHANNEL, SandboxWorld, sandbox_world
-from okr_sync.sync.store import Store
+from okr_sync.sync.store.store import Store
+from support.paths import DEMO_PLAN
 
-DEMO_PLAN = Path(__file__).parents[2] / "src" / "okr_sync" / "config" / "examples" / "demo.yaml"
 KILLS = 30
 
 
@@ -45,14 +45,14 @@ def env(world: SandboxWorld, tmp_path: Path) -> dict[str, str]:
 
 def _start(env: dict[str, str], *args: str) -> subprocess.Popen[str]:
     return subprocess.Popen(
-        [sys.executable, "-c", "from okr_sync.sync.cli import main; main()", "run", *args],
+        [sys.executable, "-c", "from okr_sync.cli.main import main; main()", "run", *args],
         env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )
 
 
 def _run(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-c", "from okr_sync.sync.cli import main; main()", "run", *args],
+        [sys.executable, "-c", "from okr_sync.cli.main import main; main()", "run", *args],
         env=env, capture_output=True, text=True, timeout=120, check=False,
     )
 

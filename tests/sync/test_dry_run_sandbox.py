@@ -14,9 +14,9 @@ import pytest
 import yaml
 from typer.testing import CliRunner
 
-from okr_sync.connectors.sandbox.jira_data import generate_dataset
-from okr_sync.connectors.sandbox.jira_model import IssueRecord
-from okr_sync.sync.cli import app
+from okr_sync.cli.main import app
+from okr_sync.sandbox.jira.data import generate_dataset
+from okr_sync.sandbox.jira.model import IssueRecord
 from okr_sync.sync.sandbox_world import SandboxWorld, sandbox_world
 
 CYCLE_START = datetime(2026, 10, 1, tzinfo=UTC)

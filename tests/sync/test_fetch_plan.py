@@ -10,7 +10,7 @@ from okr_sync.sync.fetch_plan import (
     jira_filter_url,
     selector_jql,
 )
-from plan_builders import PlanBuilder, objective
+from support.plan_builders import PlanBuilder, objective
 
 
 def _kr(kr_id: str, measure: dict, **extra) -> dict:

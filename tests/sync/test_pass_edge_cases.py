@@ -17,8 +17,7 @@ from okr_sync.sync.sandbox_world import (
     SandboxWorld,
     sandbox_world,
 )
-
-DEMO_PLAN = Path(__file__).parents[2] / "src" / "okr_sync" / "config" / "examples" / "demo.yaml"
+from support.paths import DEMO_PLAN
 
 
 @pytest.fixture

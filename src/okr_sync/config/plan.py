@@ -120,6 +120,10 @@ class Selector(StrictModel):
         return [raw] if isinstance(raw, str) else list(raw)
 
 
+#: The unit and field name that weigh items by their story points (DESIGN.md A2).
+STORY_POINTS = "story_points"
+
+
 class _SelectedMeasure(StrictModel):
     source: str = DEFAULT_SOURCE
     select: Selector | None = None
@@ -346,3 +350,15 @@ class Plan(StrictModel):
 
     def children(self, objective_id: str) -> list[Objective]:
         return [o for o in self.objectives if o.parent == objective_id]
+
+
+def uses_points(measure: JiraMeasure) -> bool:
+    """Whether a measure weighs items by story points."""
+    if isinstance(measure, DoneRatioMeasure):
+        return measure.unit == STORY_POINTS
+    return isinstance(measure, SumMeasure) and measure.field == STORY_POINTS
+
+
+def selector_projects(select: Selector, source: JiraSourceConfig) -> list[str]:
+    """The projects a structured selector covers (its own, else its source's)."""
+    return select.values("project") or list(source.projects)

@@ -13,6 +13,7 @@ from datetime import datetime
 from typing import Any, Literal, Protocol
 
 from okr_sync.config.plan import (
+    STORY_POINTS,
     CountMeasure,
     DoneRatioMeasure,
     JiraMeasure,
@@ -21,8 +22,6 @@ from okr_sync.config.plan import (
     Selector,
     SumMeasure,
 )
-
-STORY_POINTS = "story_points"
 
 
 class WorkItem(Protocol):

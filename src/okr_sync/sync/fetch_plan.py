@@ -14,15 +14,16 @@ from typing import Literal
 from urllib.parse import quote
 
 from okr_sync.config.plan import (
-    DoneRatioMeasure,
+    STORY_POINTS,
     JiraMeasure,
     JiraSourceConfig,
     Plan,
     Selector,
     SumMeasure,
+    selector_projects,
+    uses_points,
 )
-from okr_sync.connectors.jira_jql import jql_string, projects_jql
-from okr_sync.scoring.measures import STORY_POINTS
+from okr_sync.connectors.jira.jql import jql_string, projects_jql
 
 MembershipMode = Literal["ids", "count"]
 
@@ -64,18 +65,6 @@ class SourceFetchPlan:
     def scope_jql(self) -> str | None:
         """The structured selectors' scope, or ``None`` when no KR uses ``select``."""
         return projects_jql(self.projects) if self.projects else None
-
-
-def uses_points(measure: JiraMeasure) -> bool:
-    """Whether a measure weighs items by story points."""
-    if isinstance(measure, DoneRatioMeasure):
-        return measure.unit == STORY_POINTS
-    return isinstance(measure, SumMeasure) and measure.field == STORY_POINTS
-
-
-def selector_projects(select: Selector, source: JiraSourceConfig) -> list[str]:
-    """The projects a structured selector covers (its own, else its source's)."""
-    return select.values("project") or list(source.projects)
 
 
 def build_fetch_plan(plan: Plan) -> dict[str, SourceFetchPlan]:
@@ -139,6 +128,16 @@ def measure_jql(measure: JiraMeasure, source: JiraSourceConfig) -> str:
         return measure.jql
     assert measure.select is not None
     return selector_jql(measure.select, source)
+
+
+def measure_jqls(plan: Plan, source_name: str) -> dict[str, str]:
+    """Owner -> the JQL that selects its items, for every measure of one source."""
+    source = plan.jira[source_name]
+    return {
+        owner: measure_jql(measure, source)
+        for owner, measure in plan.jira_measures()
+        if measure.source == source_name
+    }
 
 
 def jira_filter_url(base_url: str, jql: str) -> str:

@@ -17,17 +17,22 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
-from okr_sync.config.plan import Plan
-from okr_sync.connectors.jira import JiraClient
-from okr_sync.connectors.jira_jql import projects_jql
+from okr_sync.config.plan import Plan, selector_projects
+from okr_sync.connectors.jira.client import JiraClient
+from okr_sync.connectors.jira.jql import projects_jql
 from okr_sync.scoring.diff import diff_scorecard, published_krs
+from okr_sync.scoring.evaluate import Evaluation, SourceData, evaluate_measures
 from okr_sync.scoring.rollup import CheckIn, MeasuredValue, ScoringInput, build_scorecard
 from okr_sync.scoring.rules import cycle_bounds
 from okr_sync.scoring.scorecard import Delivery, Scorecard, ScoringWarning
-from okr_sync.sync.fetch_plan import build_fetch_plan, selector_projects
-from okr_sync.sync.measuring import Evaluation, SourceData, evaluate_measures
-from okr_sync.sync.messages import delivery_action
-from okr_sync.sync.pass_state import (
+from okr_sync.sync.delivery.messages import delivery_action
+from okr_sync.sync.fetch_plan import build_fetch_plan, jira_filter_url, measure_jqls
+from okr_sync.sync.pull import (
+    PulledSource,
+    PullOptions,
+    SourcePuller,
+)
+from okr_sync.sync.state import (
     explain_document,
     load_state,
     previous_states,
@@ -35,12 +40,7 @@ from okr_sync.sync.pass_state import (
     same_scores,
     write_source,
 )
-from okr_sync.sync.pull import (
-    PulledSource,
-    PullOptions,
-    SourcePuller,
-)
-from okr_sync.sync.store import (
+from okr_sync.sync.store.store import (
     HistoryEntry,
     OutboxItem,
     Outcome,
@@ -273,12 +273,14 @@ class SyncPass:
             def resolve(key: str) -> str | None:
                 return by_key.get(key.upper())
         base_url = getattr(self.jira, "base_url", None)
+        site = base_url(pulled.name) if callable(base_url) else None
         return SourceData(
             issues=pulled.issues,
             memberships=pulled.memberships,
             failures=pulled.failures,
             resolve_key=resolve,
-            base_url=base_url(pulled.name) if callable(base_url) else None,
+            jql=measure_jqls(self.plan, pulled.name),
+            link=(lambda jql: jira_filter_url(site, jql)) if site else None,
         )
 
     def _previous_documents(self) -> tuple[dict[str, Any] | None, dict[str, Any] | None]:

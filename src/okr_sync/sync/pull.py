@@ -15,9 +15,9 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from okr_sync.connectors.errors import ConnectorError, PermanentError
-from okr_sync.connectors.jira import DEFAULT_OVERLAP, JiraClient
-from okr_sync.connectors.jira_jql import incremental_jql, jql_datetime_literal
-from okr_sync.connectors.jira_records import JiraIssue, parse_jira_datetime
+from okr_sync.connectors.jira.client import DEFAULT_OVERLAP, JiraClient
+from okr_sync.connectors.jira.jql import incremental_jql, jql_datetime_literal
+from okr_sync.connectors.jira.records import JiraIssue, parse_jira_datetime
 from okr_sync.sync.fetch_plan import MembershipQuery, SourceFetchPlan
 
 #: A full reconcile runs at least this often, even without ``--full``.

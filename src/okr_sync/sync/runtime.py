@@ -15,15 +15,15 @@ from typing import Any
 
 from okr_sync.config.plan import Plan
 from okr_sync.config.settings import Settings, check_url
-from okr_sync.connectors.jira import JiraClient
-from okr_sync.connectors.jira_source import JiraSource
-from okr_sync.connectors.slack import SlackClient
-from okr_sync.connectors.teams import TeamsBotClient
+from okr_sync.connectors.jira.client import JiraClient
+from okr_sync.connectors.jira.source import JiraSource
+from okr_sync.connectors.slack.client import SlackClient
+from okr_sync.connectors.teams.client import TeamsBotClient
+from okr_sync.sync.delivery.outbox import Notifier, Senders, workflow_from_env
 from okr_sync.sync.fetch_plan import build_fetch_plan
-from okr_sync.sync.locks import RunLock
-from okr_sync.sync.outbox import Notifier, Senders, workflow_from_env
 from okr_sync.sync.pipeline import PassOptions, PassResult, SyncPass
-from okr_sync.sync.store import Store
+from okr_sync.sync.store.locks import RunLock
+from okr_sync.sync.store.store import Store
 
 
 class ConfigurationError(Exception):
@@ -196,7 +196,7 @@ def open_store(url: str, *, dry_run: bool = False) -> Store | None:
     """The state store; a dry run only reads one that already exists."""
     if not dry_run:
         return Store(url)
-    from okr_sync.sync.store import SchemaError
+    from okr_sync.sync.store.store import SchemaError
 
     try:
         return Store(url, ensure=False) if _has_schema(url) else None
@@ -208,7 +208,7 @@ def _has_schema(url: str) -> bool:
     """Whether ``url`` holds a state store at this code's schema (read-only check)."""
     import sqlalchemy as sa
 
-    from okr_sync.sync.store_schema import current_revision, head_revision
+    from okr_sync.sync.store.schema import current_revision, head_revision
 
     parsed = sa.engine.make_url(url)
     if parsed.get_backend_name() == "sqlite":

@@ -16,13 +16,13 @@ from pydantic import SecretStr
 
 from okr_sync.config.plan import Plan
 from okr_sync.config.settings import Settings
-from okr_sync.connectors.sandbox.jira import JiraSandbox
-from okr_sync.connectors.sandbox.jira_data import JiraDataset, generate_dataset
-from okr_sync.connectors.sandbox.slack import SlackSandbox
-from okr_sync.connectors.sandbox.teams import TeamsSandbox
-from okr_sync.connectors.slack import SlackClient
-from okr_sync.connectors.teams import TeamsBotClient, TeamsWorkflowClient
-from okr_sync.sync.outbox import Senders
+from okr_sync.connectors.slack.client import SlackClient
+from okr_sync.connectors.teams.client import TeamsBotClient, TeamsWorkflowClient
+from okr_sync.sandbox.jira.data import JiraDataset, generate_dataset
+from okr_sync.sandbox.jira.server import JiraSandbox
+from okr_sync.sandbox.slack.server import SlackSandbox
+from okr_sync.sandbox.teams.server import TeamsSandbox
+from okr_sync.sync.delivery.outbox import Senders
 from okr_sync.sync.runtime import Runtime, build_runtime
 
 DEMO_CHANNEL = "C0DEMO0001"

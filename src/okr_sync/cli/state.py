@@ -1,0 +1,297 @@
+"""Commands that read or write the state store: status, explain, checkin, db upgrade, report."""
+
+from __future__ import annotations
+
+import getpass
+import json
+import sys
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.table import Table
+from rich.text import Text
+
+from okr_sync.cli.common import (
+    EXIT_USAGE,
+    OutputFormat,
+    OutputOption,
+    PlanOption,
+    UsageError,
+    app,
+    fail_usage,
+    load_settings,
+    resolve_plan,
+    stderr,
+    stdout,
+)
+from okr_sync.cli.console import print_scorecard
+from okr_sync.scoring.scorecard import CONFIDENCE_ORDER, Confidence, scorecard_from_json
+from okr_sync.sync.delivery.render.report import render_html_report
+from okr_sync.sync.store.store import SchemaError, Store, upgrade
+
+db_app = typer.Typer(help="State store maintenance.", no_args_is_help=True)
+app.add_typer(db_app, name="db")
+
+
+def open_store(database_url: str | None = None) -> Store:
+    url = database_url or load_settings().database_url
+    try:
+        return Store(url)
+    except SchemaError as error:
+        raise UsageError(str(error)) from None
+
+
+def _age(moment: datetime | None, now: datetime) -> str:
+    if moment is None:
+        return "never"
+    seconds = int((now - moment).total_seconds())
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds >= size:
+            return f"{seconds // size}{unit} ago"
+    return f"{max(seconds, 0)}s ago"
+
+
+def status_document(store: Store, now: datetime) -> dict[str, Any]:
+    """What ``status --output json`` prints: the scorecard, its freshness and deliveries."""
+    snapshot = store.latest_snapshot()
+    scorecard = None
+    if snapshot is not None:
+        scorecard = {k: v for k, v in snapshot.document.items() if k not in ("explain", "fetch")}
+    runs = store.last_runs_by_outcome()
+    summary = store.delivery_summary()
+    return {
+        "scorecard": scorecard,
+        "freshness": {
+            "scored_at": snapshot.created_at.isoformat() if snapshot else None,
+            "sources": [
+                {
+                    "source": c.source,
+                    "high_water_mark": c.high_water_mark.isoformat() if c.high_water_mark else None,
+                    "last_full_reconcile": c.last_full_reconcile.isoformat()
+                    if c.last_full_reconcile
+                    else None,
+                    "updated_at": c.updated_at.isoformat(),
+                }
+                for c in store.list_cursors()
+            ],
+            "last_runs": {
+                outcome: {
+                    "id": run.id,
+                    "kind": run.kind,
+                    "started_at": run.started_at.isoformat(),
+                    "ended_at": run.ended_at.isoformat() if run.ended_at else None,
+                    "error": run.error_summary,
+                }
+                for outcome, run in runs.items()
+            },
+        },
+        "deliveries": {
+            "counts": summary.counts,
+            "pending": [
+                {"route": r.route, "target": r.target, "kind": r.kind, "attempts": r.attempts,
+                 "last_error": r.last_error}
+                for r in summary.pending
+            ],
+            "failed": [
+                {"route": r.route, "target": r.target, "kind": r.kind, "error": r.last_error}
+                for r in summary.failed
+            ],
+        },
+    }
+
+
+@app.command()
+def status(output: OutputOption = OutputFormat.text, plan: PlanOption = None) -> None:
+    """The last scorecard from the state store, with its freshness and deliveries.
+
+    ``--plan`` is accepted like on every command; status reads only the store.
+    """
+    del plan
+    try:
+        store = open_store()
+    except UsageError as error:
+        fail_usage(error)
+        return
+    with store:
+        now = datetime.now(UTC)
+        doc = status_document(store, now)
+    if output is OutputFormat.json:
+        sys.stdout.write(json.dumps(doc, ensure_ascii=False) + "\n")
+        return
+    if doc["scorecard"] is None:
+        stdout.print("no scorecard yet: run `okr-sync run` first", markup=False)
+    else:
+        print_scorecard(scorecard_from_json(doc["scorecard"]), stdout)
+    fresh = doc["freshness"]
+    scored = datetime.fromisoformat(fresh["scored_at"]) if fresh["scored_at"] else None
+    stdout.print(f"scored {_age(scored, now)}", markup=False)
+    for source in fresh["sources"]:
+        mark = source["high_water_mark"]
+        seen = datetime.fromisoformat(mark) if mark else None
+        stdout.print(f"source {source['source']}: Jira data up to {_age(seen, now)}", markup=False)
+    for outcome, run in sorted(fresh["last_runs"].items()):
+        stdout.print(f"last {outcome} run: #{run['id']} {run['kind']} at {run['started_at']}",
+                     markup=False)
+    deliveries = doc["deliveries"]
+    for row in deliveries["pending"]:
+        stdout.print(f"pending: {row['route']} -> {row['target']} ({row['kind']}, "
+                     f"{row['attempts']} attempts) {row['last_error'] or ''}", markup=False)
+    for row in deliveries["failed"]:
+        stdout.print(Text.assemble(("failed: ", "red"),
+                                   f"{row['route']} -> {row['target']} ({row['kind']}): "
+                                   f"{row['error']}"))
+
+
+@app.command()
+def explain(kr_id: Annotated[str, typer.Argument(help="key result id")],
+            plan: PlanOption = None) -> None:
+    """Which items make up a KR's value, and what changed it recently."""
+    try:
+        settings = load_settings()
+        _path, loaded = resolve_plan(plan, settings)
+        try:
+            kr = loaded.key_result(kr_id)
+        except KeyError:
+            raise UsageError(f"unknown key result {kr_id!r}") from None
+        store = open_store(settings.database_url)
+    except UsageError as error:
+        fail_usage(error)
+        return
+    with store:
+        snapshot = store.latest_snapshot()
+        history = store.get_history(kr_id, limit=10)
+        checkins = store.checkins(kr_id, limit=5)
+    stdout.print(Text.assemble((f"{kr.id} ", "bold"), kr.title))
+    card = scorecard_from_json(snapshot.document) if snapshot is not None else None
+    if snapshot is None or card is None or kr_id not in {k.id for k in card.key_results()}:
+        stdout.print("not scored yet: run `okr-sync run` first", markup=False)
+        return
+    scored = card.key_result(kr_id)
+    stdout.print(f"value {scored.value:g} (target {scored.target:g}), score {scored.score:.0%}, "
+                 f"{scored.band}, {scored.confidence}", markup=False)
+    entry = (snapshot.document.get("explain") or {}).get(kr_id)
+    if kr.measure.kind == "manual":
+        stdout.print("measured by hand: plan `current` or the latest check-in", markup=False)
+    elif entry is not None:
+        _print_items(kr.measure.kind, entry)
+    if history:
+        table = Table("as of", "value", "score", "band", "confidence", header_style="bold")
+        for record in history:
+            table.add_row(record.as_of.isoformat(), f"{record.value:g}" if record.value is not None
+                          else "-", f"{record.score:.0%}", record.band, record.confidence)
+        stdout.print(table)
+    for change in card.changes:
+        if change.kr == kr_id:
+            stdout.print(f"last change: {', '.join(change.reasons) or 'no item changes'}",
+                         markup=False)
+    for checkin in checkins:
+        stdout.print(f"check-in {checkin.at.isoformat()}: value={checkin.value} "
+                     f"confidence={checkin.confidence} {checkin.note or ''}", markup=False)
+
+
+def _print_items(kind: str, entry: dict[str, Any]) -> None:
+    stdout.print(Text(f"JQL: {entry['jql']}"))
+    if entry.get("error"):
+        stdout.print(Text.assemble(("not measured: ", "red"), entry["error"]))
+    if entry.get("count") is not None:
+        stdout.print(f"counted by Jira: {entry['count']} issues", markup=False)
+    if entry.get("reasons"):
+        stdout.print(f"changed since the last pass: {', '.join(entry['reasons'])}", markup=False)
+    items = entry.get("items") or []
+    if not items:
+        return
+    table = Table("key", "summary", "status", "points", "counted", header_style="bold")
+    for item in items:
+        points = "-" if item.get("points") is None else f"{item['points']:g}"
+        counted = item["counted"]
+        if kind == "sum":
+            counted = f"adds {item.get('amount') or 0:g}"
+        table.add_row(item["key"], Text(item["summary"]), Text(item["status"]), points, counted)
+    stdout.print(table)
+    stdout.print(f"{len(items)} items, {sum(1 for i in items if i['done'])} done", markup=False)
+
+
+@app.command()
+def checkin(
+    kr_id: Annotated[str, typer.Argument(help="key result id")],
+    value: Annotated[float | None, typer.Option("--value", help="the KR's current value")] = None,
+    confidence: Annotated[
+        str | None, typer.Option("--confidence", help="on_track, at_risk, off_track or blocked")
+    ] = None,
+    note: Annotated[str | None, typer.Option("--note", help="why")] = None,
+    plan: PlanOption = None,
+) -> None:
+    """Record a manual check-in: a value (manual KRs), a confidence, a note."""
+    try:
+        settings = load_settings()
+        _path, loaded = resolve_plan(plan, settings)
+        try:
+            kr = loaded.key_result(kr_id)
+        except KeyError:
+            raise UsageError(f"unknown key result {kr_id!r}") from None
+        if value is None and confidence is None and note is None:
+            raise UsageError("give at least one of --value, --confidence, --note")
+        if value is not None and kr.measure.kind != "manual":
+            raise UsageError(f"{kr_id} is measured from Jira ({kr.measure.kind}); "
+                             "only manual KRs take --value")
+        chosen = _confidence(confidence)
+        store = open_store(settings.database_url)
+    except UsageError as error:
+        fail_usage(error)
+        return
+    with store:
+        record = store.add_checkin(kr_id, value=value, confidence=chosen, note=note,
+                                   author=_author())
+    stdout.print(f"checked in {kr_id} at {record.at.isoformat()}", markup=False)
+
+
+def _confidence(text: str | None) -> Confidence | None:
+    if text is None:
+        return None
+    for option in CONFIDENCE_ORDER:
+        if option == text:
+            return option
+    raise UsageError(f"--confidence must be one of {', '.join(CONFIDENCE_ORDER)}")
+
+
+def _author() -> str | None:
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):
+        return None
+
+
+@db_app.command("upgrade")
+def db_upgrade(plan: PlanOption = None) -> None:
+    """Apply state-store migrations (``--plan`` is accepted and not needed)."""
+    del plan
+    try:
+        upgrade(load_settings().database_url)
+    except UsageError as error:
+        fail_usage(error)
+        return
+    except SchemaError as error:
+        stderr.print(str(error), markup=False)
+        raise typer.Exit(EXIT_USAGE) from None
+    stdout.print("state store is up to date", markup=False)
+
+
+@app.command()
+def report(output: Annotated[Path, typer.Option("--output", help="FILE.html")],
+           plan: PlanOption = None) -> None:
+    """Write a self-contained HTML scorecard from the last pass."""
+    del plan
+    try:
+        store = open_store()
+    except UsageError as error:
+        fail_usage(error)
+        return
+    with store:
+        snapshot = store.latest_snapshot()
+    if snapshot is None:
+        fail_usage(UsageError("no scorecard yet: run `okr-sync run` first"))
+        return
+    output.write_text(render_html_report(scorecard_from_json(snapshot.document)), "utf-8")
+    stdout.print(f"wrote {output}", markup=False)

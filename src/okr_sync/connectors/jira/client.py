@@ -1,0 +1,456 @@
+"""Jira connector: search, id-only membership, counts, incremental pulls.
+
+Built on the `jira` package (pycontribs) for the session, auth and headers,
+with its retries off so :class:`~okr_sync.connectors.http.Retrier` is the
+only retry layer. Paging is done here, on the wire protocol of the site:
+
+- Cloud: ``POST /rest/api/3/search/jql``, paging on ``nextPageToken`` until
+  it is absent or ``isLast`` (never on page length).
+- Data Center: ``GET /rest/api/2/search`` with ``startAt``, reading back the
+  server's ``maxResults`` (it may cap it) and ``total``.
+
+No OKR logic: plain data in (JQL, field ids), plain records out.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from types import TracebackType
+from typing import Any, NamedTuple, TypeVar
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from jira import JIRA
+
+from okr_sync.connectors.errors import MalformedResponseError
+from okr_sync.connectors.http import Retrier
+from okr_sync.connectors.jira.jql import (
+    DEFAULT_ORDER_BY,
+    incremental_jql,
+    projects_jql,
+    split_order_by,
+)
+from okr_sync.connectors.jira.paging import (
+    OffsetPage,
+    TokenPage,
+    epic_link_field_id,
+    field_catalog,
+    int_field,
+    story_points_candidates,
+    unique,
+)
+from okr_sync.connectors.jira.records import (
+    STANDARD_FIELDS,
+    JiraIssue,
+    JiraIssueShapeError,
+    parse_jira_datetime,
+)
+from okr_sync.connectors.jira.source import AUTO, JiraSource
+from okr_sync.connectors.jira.transport import (
+    JiraApiRemovedError,
+    JiraAuthError,
+    JiraPageTokenError,
+    JiraPagingError,
+    JiraQueryError,
+    JiraTransport,
+    QueryContext,
+)
+
+__all__ = [
+    "DEFAULT_OVERLAP",
+    "UNKNOWN_TIMEZONE_FALLBACK",
+    "JiraApiRemovedError",
+    "JiraAuthError",
+    "JiraClient",
+    "JiraIssue",
+    "JiraIssueShapeError",
+    "JiraPageTokenError",
+    "JiraPagingError",
+    "JiraQueryError",
+    "JiraSource",
+    "PullResult",
+    "ReconcileResult",
+    "incremental_jql",
+    "parse_jira_datetime",
+]
+
+DEFAULT_OVERLAP = timedelta(minutes=5)
+DEFAULT_PAGE_SIZE = 100
+CLOUD_ID_PAGE_SIZE = 5000
+# Data Center's default cap (jira.search.views.default.max); the server's
+# answer is read back anyway.
+DC_ID_PAGE_SIZE = 1000
+
+#: Used when /myself names no usable timezone: a literal read in the
+#: westernmost zone is never later than the instant under any other zone.
+UNKNOWN_TIMEZONE_FALLBACK = ZoneInfo("Etc/GMT+12")
+
+_SERVER_INFO_VERSION = "2"
+
+T = TypeVar("T")
+
+
+class PullResult(NamedTuple):
+    """An incremental pull: issues deduplicated by id, and the new high-water mark.
+
+    ``cursor`` is the latest ``updated`` seen (UTC), or the previous cursor
+    when nothing newer came back; the caller stores it after its commit.
+    """
+
+    issues: tuple[JiraIssue, ...]
+    cursor: datetime | None
+    jql: str
+
+
+class ReconcileResult(NamedTuple):
+    """Known ids split by whether the scope still holds them (by immutable id)."""
+
+    present_ids: frozenset[str]
+    missing_ids: frozenset[str]
+    new_ids: frozenset[str]
+
+
+@dataclass(frozen=True)
+class _FieldIds:
+    story_points: tuple[str, ...]
+    epic_link: str | None
+
+
+def _utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+class JiraClient:
+    """A connection to one Jira site. Not thread-safe; one per sync pass is typical."""
+
+    def __init__(
+        self,
+        source: JiraSource,
+        *,
+        sleep: Callable[[float], None] = time.sleep,
+        rng: random.Random | None = None,
+        clock: Callable[[], datetime] = _utc_now,
+    ) -> None:
+        self._source = source
+        auth: dict[str, Any]
+        if source.pat is not None:
+            auth = {"token_auth": source.pat.get_secret_value()}
+        else:
+            assert source.email is not None and source.api_token is not None
+            auth = {"basic_auth": (source.email, source.api_token.get_secret_value())}
+        # serverInfo is fetched through our retry layer below, not by the
+        # constructor, so the constructor does no I/O and retries stay single.
+        self._jira = JIRA(
+            source.base_url,
+            max_retries=0,
+            timeout=source.effective_timeout,
+            get_server_info=False,
+            options={"check_update": False},
+            **auth,
+        )
+        self.retrier = Retrier(policy=source.retry, sleep=sleep, rng=rng or random.Random())
+        self._transport = JiraTransport(self._jira._session, source.base_url, self.retrier, clock)
+        self._server_info: Mapping[str, Any] | None = None
+        self._timezone: ZoneInfo | None = None
+        self._field_ids: _FieldIds | None = None
+
+    def __repr__(self) -> str:
+        return f"JiraClient(site={self.site!r}, auth={self._source.auth_kind!r})"
+
+    __str__ = __repr__
+
+    # -- lifecycle -------------------------------------------------------
+    def close(self) -> None:
+        self._jira.close()  # type: ignore[no-untyped-call]
+
+    def __enter__(self) -> JiraClient:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    # -- site facts ------------------------------------------------------
+    @property
+    def site(self) -> str:
+        return self._transport.site
+
+    @property
+    def request_count(self) -> int:
+        """HTTP requests sent by this client, retries included."""
+        return self._transport.request_count
+
+    def server_info(self) -> Mapping[str, Any]:
+        """``GET /rest/api/2/serverInfo`` (once per client)."""
+        if self._server_info is None:
+            info = self._transport.call(
+                "GET", "serverInfo", version=_SERVER_INFO_VERSION, parse=self._mapping
+            )
+            self._server_info = info
+        return self._server_info
+
+    def _mapping(self, data: Any) -> Mapping[str, Any]:
+        if not isinstance(data, Mapping):
+            raise MalformedResponseError(f"Jira at {self.site} sent a malformed JSON object")
+        return data
+
+    @property
+    def is_cloud(self) -> bool:
+        return self.server_info().get("deploymentType") == "Cloud"
+
+    @property
+    def _api(self) -> str:
+        return "3" if self.is_cloud else "2"
+
+    def user_timezone(self) -> ZoneInfo:
+        """The calling user's profile timezone (``GET myself``), in which JQL dates are read."""
+        if self._timezone is None:
+            me = self._transport.call("GET", "myself", version=self._api, parse=self._mapping)
+            name = me.get("timeZone")
+            zone = UNKNOWN_TIMEZONE_FALLBACK
+            if isinstance(name, str) and name:
+                try:
+                    zone = ZoneInfo(name)
+                except (ZoneInfoNotFoundError, ValueError):
+                    zone = UNKNOWN_TIMEZONE_FALLBACK
+            self._timezone = zone
+        return self._timezone
+
+    # -- fields ----------------------------------------------------------
+    def _discover_fields(self) -> _FieldIds:
+        if self._field_ids is None:
+            catalog = self._transport.call(
+                "GET", "field", version=self._api, parse=lambda d: field_catalog(d, self.site)
+            )
+            self._field_ids = _FieldIds(
+                story_points=story_points_candidates(catalog),
+                epic_link=epic_link_field_id(catalog),
+            )
+        return self._field_ids
+
+    def story_points_fields(self) -> tuple[str, ...]:
+        """Candidate story-point field ids, preferred first (the configured one if explicit)."""
+        configured = self._source.story_points_field
+        if configured != AUTO:
+            return (configured,)
+        return self._discover_fields().story_points
+
+    def discover_story_points_field(self) -> str | None:
+        """The story-point field id: configured, else found via ``GET field``, else ``None``."""
+        candidates = self.story_points_fields()
+        return candidates[0] if candidates else None
+
+    def epic_link_field(self) -> str | None:
+        """Data Center's "Epic Link" field id (Cloud's ``parent`` covers epics)."""
+        configured = self._source.epic_link_field
+        if configured != AUTO:
+            return configured
+        if self.is_cloud:
+            return None
+        return self._discover_fields().epic_link
+
+    # -- search ----------------------------------------------------------
+    def search(
+        self,
+        jql: str,
+        fields: Sequence[str] = (),
+        *,
+        page_size: int = DEFAULT_PAGE_SIZE,
+        context: str | None = None,
+    ) -> Iterator[JiraIssue]:
+        """Every issue matching ``jql`` once, as records; ``fields`` are extra raw fields.
+
+        ``context`` names the caller's owner of the query (e.g. a KR id) in errors.
+        """
+        if page_size < 1:
+            raise ValueError("page_size must be at least 1")
+        points = self.story_points_fields()
+        epic_link = self.epic_link_field()
+        wanted = unique([*STANDARD_FIELDS, *points, *([epic_link] if epic_link else []), *fields])
+
+        def record(raw: Mapping[str, Any]) -> JiraIssue:
+            return JiraIssue.from_json(
+                raw, story_points_fields=points, epic_link_field=epic_link, extra_fields=fields
+            )
+
+        seen: set[str] = set()
+        for page in self._pages(jql, wanted, page_size, context, record):
+            for issue in page:
+                if issue.id not in seen:
+                    seen.add(issue.id)
+                    yield issue
+
+    def search_ids(self, jql: str, *, context: str | None = None) -> list[str]:
+        """Ids of the issues matching ``jql`` (id-only pages, up to 5000 on Cloud)."""
+        size = CLOUD_ID_PAGE_SIZE if self.is_cloud else DC_ID_PAGE_SIZE
+        ids: dict[str, None] = {}
+        for page in self._pages(jql, ["id"], size, context, self._issue_id):
+            ids.update(dict.fromkeys(page))
+        return list(ids)
+
+    def approximate_count(self, jql: str, *, context: str | None = None) -> int:
+        """Cloud ``search/approximate-count``; Data Center: the ``total`` of an empty page."""
+        query = QueryContext(jql, context)
+        if self.is_cloud:
+            return self._transport.call(
+                "POST",
+                "search/approximate-count",
+                version="3",
+                body={"jql": jql},
+                query=query,
+                parse=lambda data: int_field(data, "count", self.site),
+            )
+        params = {"jql": jql, "startAt": 0, "maxResults": 0, "fields": "id"}
+        return self._transport.call(
+            "GET",
+            "search",
+            version="2",
+            params=params,
+            query=query,
+            parse=lambda data: int_field(data, "total", self.site),
+        )
+
+    def _issue_id(self, raw: Mapping[str, Any]) -> str:
+        ident = raw.get("id")
+        if not isinstance(ident, str | int) or isinstance(ident, bool) or ident == "":
+            raise JiraIssueShapeError.of(raw, f"no id (from {self.site})")
+        return str(ident)
+
+    def _pages(
+        self,
+        jql: str,
+        fields: Sequence[str],
+        page_size: int,
+        context: str | None,
+        item: Callable[[Mapping[str, Any]], T],
+    ) -> Iterator[list[T]]:
+        if self.is_cloud:
+            return self._token_pages(jql, fields, page_size, context, item)
+        return self._offset_pages(jql, fields, page_size, context, item)
+
+    def _token_pages(
+        self,
+        jql: str,
+        fields: Sequence[str],
+        page_size: int,
+        context: str | None,
+        item: Callable[[Mapping[str, Any]], T],
+    ) -> Iterator[list[T]]:
+        token: str | None = None
+        used: set[str] = set()
+        for _ in range(self._source.max_pages):
+            body: dict[str, Any] = {"jql": jql, "fields": list(fields), "maxResults": page_size}
+            if token is not None:
+                body["nextPageToken"] = token
+            query = QueryContext(jql, context, page_token=token is not None)
+            page = self._transport.call(
+                "POST",
+                "search/jql",
+                version="3",
+                body=body,
+                query=query,
+                parse=lambda data: TokenPage.parse(data, item, self.site),
+            )
+            yield page.items
+            if page.is_last or page.next_token is None:
+                return
+            if page.next_token in used:
+                raise JiraPagingError(
+                    f"Jira at {self.site} repeated a page token while paging "
+                    f"{query.owner()}; JQL: {jql}"
+                )
+            used.add(page.next_token)
+            token = page.next_token
+        raise JiraPagingError(
+            f"Jira at {self.site}: paging {QueryContext(jql, context).owner()} did not end "
+            f"within {self._source.max_pages} pages; JQL: {jql}"
+        )
+
+    def _offset_pages(
+        self,
+        jql: str,
+        fields: Sequence[str],
+        page_size: int,
+        context: str | None,
+        item: Callable[[Mapping[str, Any]], T],
+    ) -> Iterator[list[T]]:
+        start, size = 0, page_size
+        query = QueryContext(jql, context)
+        for _ in range(self._source.max_pages):
+            params = {"jql": jql, "startAt": start, "maxResults": size, "fields": ",".join(fields)}
+            page = self._transport.call(
+                "GET",
+                "search",
+                version="2",
+                params=params,
+                query=query,
+                parse=lambda data: OffsetPage.parse(data, item, self.site),
+            )
+            yield page.items
+            # Advance by what arrived: the server may cap maxResults below the ask.
+            start += len(page.items)
+            if not page.items or start >= page.total:
+                return
+            if page.max_results is not None and 0 < page.max_results < size:
+                size = page.max_results
+        raise JiraPagingError(
+            f"Jira at {self.site}: paging {query.owner()} did not end within "
+            f"{self._source.max_pages} pages; JQL: {jql}"
+        )
+
+    # -- sync helpers ----------------------------------------------------
+    def pull_updated(
+        self,
+        scope: str | Sequence[str],
+        cursor: datetime | None,
+        *,
+        overlap: timedelta = DEFAULT_OVERLAP,
+        fields: Sequence[str] = (),
+        page_size: int = DEFAULT_PAGE_SIZE,
+        context: str | None = None,
+    ) -> PullResult:
+        """Issues in ``scope`` updated since ``cursor - overlap`` (all of it without a cursor)."""
+        jql = incremental_jql(scope, cursor, overlap, self.user_timezone())
+        # search() yields each id once; an issue updated again while the pages
+        # were read is newer than the cursor, so the next pull picks it up.
+        latest = {
+            issue.id: issue
+            for issue in self.search(jql, fields, page_size=page_size, context=context)
+        }
+        newest = max((issue.updated for issue in latest.values()), default=None)
+        candidates = [moment for moment in (cursor, newest) if moment is not None]
+        high_water = max(candidates).astimezone(UTC) if candidates else None
+        return PullResult(tuple(latest.values()), high_water, jql)
+
+    def reconcile(
+        self, scope: str | Sequence[str], known_ids: Iterable[str], *, context: str | None = None
+    ) -> ReconcileResult:
+        """Which known issue ids the scope still holds (deleted or moved-out ones go missing).
+
+        The query is ordered (``created ASC`` unless the scope has its own
+        ORDER BY) so Data Center's offset paging is stable. Issues moving
+        while the pages are read can still shift an id past a page boundary,
+        so ids missing from the first run are confirmed by a second one:
+        only ids missing from both are reported, as deleting a live issue
+        from the mirror is worse than noticing a deletion one pass late.
+        """
+        condition, order_by = split_order_by(
+            scope if isinstance(scope, str) else projects_jql(scope)
+        )
+        if not condition:
+            raise ValueError(
+                "the reconcile scope has no condition (Jira refuses unbounded queries)"
+            )
+        jql = f"{condition} {order_by or DEFAULT_ORDER_BY}"
+        known = frozenset(known_ids)
+        current = frozenset(self.search_ids(jql, context=context))
+        if known - current:
+            current |= frozenset(self.search_ids(jql, context=context))
+        return ReconcileResult(known & current, known - current, current - known)

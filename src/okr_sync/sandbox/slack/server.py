@@ -1,0 +1,476 @@
+"""A Slack Web API sandbox on loopback: the endpoints okr-sync uses, with Slack's shapes.
+
+Implements ``chat.postMessage``, ``chat.update``, ``conversations.history``,
+``conversations.replies`` and ``auth.test`` over JSON, form or query
+arguments; errors are HTTP 200 ``{"ok": false, "error": code}`` as on Slack,
+rate limits are HTTP 429 with ``Retry-After``. Blocks are checked against
+Block Kit's limits. Everything posted is recorded per channel (with edit
+history) for tests and the demo. Faults can be injected.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import math
+import threading
+import time
+from collections import Counter, deque
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from types import TracebackType
+from typing import Any
+
+from werkzeug.wrappers import Request, Response
+
+from okr_sync.sandbox.server import LoopbackServer
+from okr_sync.sandbox.slack.block_kit import block_problems
+
+DEFAULT_TOKEN = "xoxb-sandbox-token"  # noqa: S105 - the fixed credential of a local fake
+DEFAULT_CHANNEL = "C0123456789"
+MAX_TEXT = 40_000
+WRITE_METHODS = frozenset({"chat.postMessage", "chat.update"})
+JSON_ARGS = ("blocks", "metadata", "attachments")
+
+
+@dataclass
+class SandboxChannel:
+    id: str
+    name: str
+    archived: bool = False
+    member: bool = True
+
+
+@dataclass(frozen=True)
+class MessageVersion:
+    """An earlier version of an edited message."""
+
+    text: str
+    blocks: list[dict[str, Any]] | None
+    metadata: dict[str, Any] | None
+
+
+@dataclass
+class SandboxMessage:
+    """A message as the sandbox holds it (current version plus earlier ones)."""
+
+    channel: str
+    ts: str
+    text: str
+    blocks: list[dict[str, Any]] | None
+    thread_ts: str | None
+    metadata: dict[str, Any] | None
+    edits: list[MessageVersion] = field(default_factory=list)
+    edited_ts: str | None = None
+
+    @property
+    def edited(self) -> bool:
+        return bool(self.edits)
+
+    def as_json(self, *, with_metadata: bool = True) -> dict[str, Any]:
+        optional = {
+            "blocks": self.blocks, "thread_ts": self.thread_ts,
+            "edited": self.edited_ts and {"user": "U0SANDBOX", "ts": self.edited_ts},
+            "metadata": self.metadata if with_metadata else None,
+        }  # fmt: skip
+        data = {"type": "message", "user": "U0SANDBOX", "bot_id": "B0SANDBOX", "ts": self.ts,
+                "text": self.text}  # fmt: skip
+        return data | {key: value for key, value in optional.items() if value is not None}
+
+
+@dataclass(frozen=True)
+class SlackRequestRecord:
+    method: str
+    channel: str | None
+    status: int
+    error: str | None
+
+
+@dataclass
+class _Fault:
+    code: str
+    status: int
+    retry_after: int | None
+    method: str | None
+    after_processing: bool
+
+
+class SlackApiError(Exception):
+    """Internal: aborts a handler with Slack's error shape."""
+
+    def __init__(
+        self, code: str, *, status: int = 200, retry_after: int | None = None,
+        errors: list[str] | None = None,
+    ) -> None:  # fmt: skip
+        super().__init__(code)
+        self.code = code
+        self.status = status
+        self.retry_after = retry_after
+        self.errors = errors or []
+
+
+def _metadata(value: Any) -> dict[str, Any] | None:
+    if value is None:
+        return None
+    if (
+        not isinstance(value, dict)
+        or not isinstance(value.get("event_type"), str)
+        or not value["event_type"]
+        or not isinstance(value.get("event_payload", {}), dict)
+    ):
+        raise SlackApiError("invalid_metadata_format")
+    return {"event_type": value["event_type"], "event_payload": value.get("event_payload", {})}
+
+
+def _truthy(value: Any) -> bool:
+    return value is True or str(value).lower() in {"1", "true"}
+
+
+class SlackSandbox:
+    """Loopback Slack. ``api_url`` is what the Slack connector's ``SlackClient`` takes."""
+
+    def __init__(
+        self,
+        *,
+        token: str = DEFAULT_TOKEN,
+        channels: Iterable[str | SandboxChannel] = (DEFAULT_CHANNEL,),
+        channel_interval: float | None = None,
+        clock: Callable[[], float] = time.monotonic,
+        wall_clock: Callable[[], float] = time.time,
+        max_blocks_text: int | None = None,
+        page_cap: int = 999,
+    ) -> None:
+        self.token = token
+        self.channel_interval = channel_interval
+        self.max_blocks_text = max_blocks_text
+        self.page_cap = page_cap
+        self._clock = clock
+        self._wall_clock = wall_clock
+        self._lock = threading.RLock()
+        self._channels: dict[str, SandboxChannel] = {}
+        self._messages: dict[str, list[SandboxMessage]] = {}
+        self._last_ts_micros = 0
+        self._last_write: dict[str, float] = {}
+        self._faults: deque[_Fault] = deque()
+        self._every_nth: tuple[int, int] | None = None
+        self._writes = 0
+        self.requests: list[SlackRequestRecord] = []
+        self.counters: Counter[str] = Counter()
+        self._server: LoopbackServer | None = None
+        for channel in channels:
+            if isinstance(channel, SandboxChannel):
+                self._channels[channel.id] = channel
+            else:
+                self.add_channel(channel)
+
+    # -- setup ----------------------------------------------------------------
+
+    def add_channel(
+        self, channel_id: str, *, name: str | None = None, archived: bool = False,
+        member: bool = True,
+    ) -> SandboxChannel:  # fmt: skip
+        with self._lock:
+            channel = SandboxChannel(channel_id, name or channel_id.lower(), archived, member)
+            self._channels[channel_id] = channel
+            return channel
+
+    def inject_error(
+        self, code: str = "ratelimited", *, count: int = 1, status: int | None = None,
+        retry_after: int | None = None, method: str | None = None,
+        after_processing: bool = False,
+    ) -> None:  # fmt: skip
+        """The next ``count`` calls (of ``method``, if given) fail with ``code``.
+
+        ``ratelimited`` defaults to HTTP 429 with ``Retry-After: 1``; others to 200.
+        ``after_processing`` applies the call first, then answers with the error
+        (a lost reply: the caller cannot know the message went out).
+        """
+        limited = code == "ratelimited"
+        status = status if status is not None else (429 if limited else 200)
+        retry_after = retry_after if retry_after is not None else (1 if limited else None)
+        fault = _Fault(code, status, retry_after, method, after_processing)
+        with self._lock:
+            self._faults.extend(fault for _ in range(count))
+
+    def clear_faults(self) -> None:
+        """Drop every injected error that has not fired yet, and periodic rate limits."""
+        with self._lock:
+            self._faults.clear()
+            self._every_nth = None
+
+    def rate_limit_every(self, nth: int, *, retry_after: int = 1) -> None:
+        """Every ``nth`` write call (post or update) gets 429 ``ratelimited``."""
+        with self._lock:
+            self._every_nth = (nth, retry_after)
+
+    # -- lifecycle ------------------------------------------------------------
+
+    def start(self) -> SlackSandbox:
+        self._server = LoopbackServer(self.wsgi_app).start()
+        return self
+
+    def stop(self) -> None:
+        if self._server is not None:
+            self._server.stop()
+            self._server = None
+
+    def __enter__(self) -> SlackSandbox:
+        return self.start()
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:  # fmt: skip
+        self.stop()
+
+    @property
+    def url(self) -> str:
+        if self._server is None:
+            raise RuntimeError("the Slack sandbox is not running")
+        return self._server.url
+
+    @property
+    def api_url(self) -> str:
+        return f"{self.url}/api/"
+
+    # -- inspection -------------------------------------------------------------
+
+    def messages(self, channel: str) -> list[SandboxMessage]:
+        """Every message in ``channel`` (replies included), in posting order."""
+        with self._lock:
+            return list(self._messages.get(channel, []))
+
+    def top_level(self, channel: str) -> list[SandboxMessage]:
+        return [m for m in self.messages(channel) if m.thread_ts is None]
+
+    def replies(self, channel: str, thread_ts: str) -> list[SandboxMessage]:
+        return [m for m in self.messages(channel) if m.thread_ts == thread_ts]
+
+    def message(self, channel: str, ts: str) -> SandboxMessage:
+        for candidate in self.messages(channel):
+            if candidate.ts == ts:
+                return candidate
+        raise KeyError(f"no message {ts} in {channel}")
+
+    # -- WSGI -------------------------------------------------------------------
+
+    def wsgi_app(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Any:
+        request = Request(environ)
+        method = request.path.removeprefix("/api/") if request.path.startswith("/api/") else ""
+        channel: str | None = None
+        headers: dict[str, str] = {}
+        try:
+            args = self._arguments(request)
+            channel_arg = args.get("channel")
+            channel = channel_arg if isinstance(channel_arg, str) else None
+            with self._lock:
+                body = self._dispatch(method, request, args)
+            status = 200
+        except SlackApiError as error:
+            status = error.status
+            body = {"ok": False, "error": error.code}
+            if error.errors:
+                body["errors"] = error.errors
+                body["response_metadata"] = {"messages": [f"[ERROR] {e}" for e in error.errors]}
+            if error.retry_after is not None:
+                headers["Retry-After"] = str(error.retry_after)
+        with self._lock:
+            failed = None if body.get("ok") else str(body.get("error"))
+            self.requests.append(SlackRequestRecord(method, channel, status, failed))
+            self.counters[method] += 1
+            self.counters[f"{method}:{failed or 'ok'}"] += 1
+        response = Response(json.dumps(body), status=status, headers=headers)
+        response.content_type = "application/json; charset=utf-8"
+        return response(environ, start_response)
+
+    def _arguments(self, request: Request) -> dict[str, Any]:
+        if request.method == "GET":
+            return dict(request.args.items())
+        if request.mimetype == "application/json":
+            data = request.get_json(silent=True)
+            if data is None:
+                raise SlackApiError("invalid_json")
+            if not isinstance(data, dict):
+                raise SlackApiError("json_not_object")
+            return data
+        args: dict[str, Any] = dict(request.args.items())
+        args.update(request.form.items())
+        for name in JSON_ARGS:
+            if isinstance(args.get(name), str):
+                try:
+                    args[name] = json.loads(args[name])
+                except ValueError:
+                    raise SlackApiError("invalid_arguments") from None
+        return args
+
+    def _dispatch(self, method: str, request: Request, args: dict[str, Any]) -> dict[str, Any]:
+        handler = {
+            "chat.postMessage": self._post_message,
+            "chat.update": self._update,
+            "conversations.history": self._history,
+            "conversations.replies": self._replies,
+            "auth.test": self._auth_test,
+        }.get(method)
+        if handler is None:
+            raise SlackApiError("unknown_method", status=404)
+        self._check_token(request, args)
+        fault = self._maybe_fault(method, args)
+        result = handler(args)
+        if fault is not None:
+            raise SlackApiError(fault.code, status=fault.status, retry_after=fault.retry_after)
+        return result
+
+    def _check_token(self, request: Request, args: Mapping[str, Any]) -> None:
+        header = request.headers.get("Authorization", "")
+        token = header.removeprefix("Bearer ").strip() if header.startswith("Bearer ") else ""
+        if not token and request.mimetype != "application/json":
+            token = str(args.get("token") or "")
+        if not token:
+            raise SlackApiError("not_authed")
+        if token != self.token:
+            raise SlackApiError("invalid_auth")
+
+    def _maybe_fault(self, method: str, args: Mapping[str, Any]) -> _Fault | None:
+        """Raise an injected or rate-limit error, or return one due after processing."""
+        for fault in list(self._faults):
+            if fault.method in (None, method):
+                self._faults.remove(fault)
+                if fault.after_processing:
+                    return fault
+                raise SlackApiError(fault.code, status=fault.status, retry_after=fault.retry_after)
+        if method not in WRITE_METHODS:
+            return None
+        self._writes += 1
+        if self._every_nth is not None and self._writes % self._every_nth[0] == 0:
+            raise SlackApiError("ratelimited", status=429, retry_after=self._every_nth[1])
+        channel = self._channels.get(str(args.get("channel", "")).lstrip("#"))
+        if self.channel_interval is None or channel is None:
+            return None
+        now = self._clock()
+        last = self._last_write.get(channel.id)
+        if last is not None and now - last < self.channel_interval:
+            wait = math.ceil(self.channel_interval - (now - last))
+            raise SlackApiError("ratelimited", status=429, retry_after=max(1, wait))
+        self._last_write[channel.id] = now
+        return None
+
+    def _channel(self, args: Mapping[str, Any], *, write: bool) -> SandboxChannel:
+        wanted = args.get("channel")
+        if not isinstance(wanted, str) or not wanted:
+            raise SlackApiError("channel_not_found")
+        name = wanted.lstrip("#")
+        channel = self._channels.get(wanted) or next(
+            (c for c in self._channels.values() if c.name == name), None
+        )
+        if channel is None:
+            raise SlackApiError("channel_not_found")
+        if write and channel.archived:
+            raise SlackApiError("is_archived")
+        if not channel.member:
+            raise SlackApiError("not_in_channel")
+        return channel
+
+    def _content(self, args: Mapping[str, Any]) -> tuple[str, list[dict[str, Any]] | None]:
+        text = args.get("text")
+        text = text if isinstance(text, str) else ""
+        blocks = args.get("blocks")
+        cap = self.max_blocks_text
+        problems = None if blocks is None else block_problems(blocks, max_total_text=cap)
+        if problems is not None:
+            raise SlackApiError(problems.code, errors=problems.errors)
+        if not text and not blocks and not args.get("attachments"):
+            raise SlackApiError("no_text")
+        if len(text) > MAX_TEXT:
+            raise SlackApiError("msg_too_long")
+        return text, blocks
+
+    def _next_ts(self) -> str:
+        micros = max(self._last_ts_micros + 1, int(self._wall_clock() * 1_000_000))
+        self._last_ts_micros = micros
+        return f"{micros // 1_000_000}.{micros % 1_000_000:06d}"
+
+    def _post_message(self, args: dict[str, Any]) -> dict[str, Any]:
+        channel = self._channel(args, write=True)
+        text, blocks = self._content(args)
+        metadata = _metadata(args.get("metadata"))
+        thread_ts = args.get("thread_ts") or None
+        existing = self._messages.setdefault(channel.id, [])
+        if thread_ts is not None and not any(
+            m.ts == thread_ts and m.thread_ts is None for m in existing
+        ):
+            raise SlackApiError("thread_not_found")
+        message = SandboxMessage(channel.id, self._next_ts(), text, blocks, thread_ts, metadata)
+        existing.append(message)
+        return {"ok": True, "channel": channel.id, "ts": message.ts, "message": message.as_json()}
+
+    def _update(self, args: dict[str, Any]) -> dict[str, Any]:
+        channel = self._channel(args, write=True)
+        existing = self._messages.get(channel.id, [])
+        message = next((m for m in existing if m.ts == args.get("ts")), None)
+        if message is None:
+            raise SlackApiError("message_not_found")
+        text, blocks = self._content(args)
+        metadata = _metadata(args.get("metadata")) if "metadata" in args else message.metadata
+        message.edits.append(MessageVersion(message.text, message.blocks, message.metadata))
+        message.text, message.blocks, message.metadata = text, blocks, metadata
+        message.edited_ts = self._next_ts()
+        return {
+            "ok": True, "channel": channel.id, "ts": message.ts, "text": text,
+            "message": message.as_json(),
+        }  # fmt: skip
+
+    def _page(
+        self, found: list[SandboxMessage], args: Mapping[str, Any], key: str
+    ) -> dict[str, Any]:
+        try:
+            oldest = float(args.get("oldest") or 0)
+            latest = float(args["latest"]) if args.get("latest") else math.inf
+            limit = max(1, min(self.page_cap, int(args.get("limit") or 100)))
+        except ValueError:
+            raise SlackApiError("invalid_arguments") from None
+        found = [m for m in found if oldest < float(m.ts) <= latest]
+        start = 0
+        if args.get("cursor"):
+            try:
+                start = int(base64.b64decode(str(args["cursor"])).decode().removeprefix(key))
+            except ValueError:
+                raise SlackApiError("invalid_cursor") from None
+        page = found[start : start + limit]
+        more = start + limit < len(found)
+        cursor = base64.b64encode(f"{key}{start + limit}".encode()).decode() if more else ""
+        with_meta = _truthy(args.get("include_all_metadata"))
+        return {
+            "ok": True, "messages": [self._listed(m, with_meta) for m in page], "has_more": more,
+            "response_metadata": {"next_cursor": cursor},
+        }  # fmt: skip
+
+    def _listed(self, message: SandboxMessage, with_metadata: bool) -> dict[str, Any]:
+        data = message.as_json(with_metadata=with_metadata)
+        replies = [m for m in self._messages[message.channel] if m.thread_ts == message.ts]
+        if replies and message.thread_ts is None:
+            data.update(thread_ts=message.ts, reply_count=len(replies), latest_reply=replies[-1].ts)
+        return data
+
+    def _history(self, args: dict[str, Any]) -> dict[str, Any]:
+        channel = self._channel(args, write=False)
+        top = [m for m in self._messages.get(channel.id, []) if m.thread_ts is None]
+        body = self._page(list(reversed(top)), args, "history:")
+        body.update(pin_count=0, channel_actions_ts=None, channel_actions_count=0)
+        return body
+
+    def _replies(self, args: dict[str, Any]) -> dict[str, Any]:
+        channel = self._channel(args, write=False)
+        thread_ts = args.get("ts")
+        all_messages = self._messages.get(channel.id, [])
+        parent = next((m for m in all_messages if m.ts == thread_ts), None)
+        if parent is None:
+            raise SlackApiError("thread_not_found")
+        thread = [parent, *[m for m in all_messages if m.thread_ts == thread_ts]]
+        return self._page(thread, args, "replies:")
+
+    def _auth_test(self, args: dict[str, Any]) -> dict[str, Any]:
+        return {
+            "ok": True, "url": "https://okr-sync-sandbox.slack.com/", "team": "okr-sync sandbox",
+            "user": "okr-sync", "team_id": "T0SANDBOX", "user_id": "U0SANDBOX",
+            "bot_id": "B0SANDBOX", "is_enterprise_install": False,
+        }  # fmt: skip

@@ -1,0 +1,183 @@
+"""Which messages a new scorecard deserves, per route target (rendered, not yet sent).
+
+Quiet by design: a route gets its standing scorecard message when it has none
+yet or when one of its KRs changed (``notify.min_delta``, band or confidence),
+and a change note only for news. A pass with no change plans nothing.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Iterable
+from dataclasses import dataclass, replace
+from typing import Any
+
+from okr_sync.config.plan import Plan, RouteTarget
+from okr_sync.scoring.scorecard import Scorecard
+from okr_sync.sync.delivery.render import (
+    render_slack_change_note,
+    render_slack_checkin_reminder,
+    render_slack_digest,
+    render_slack_scorecard,
+    render_teams_change_card,
+    render_teams_checkin_reminder_card,
+    render_teams_digest_card,
+    render_teams_scorecard_card,
+)
+from okr_sync.sync.store.store import OutboxItem, OutboxKind, Store
+
+
+@dataclass(frozen=True)
+class TargetScope:
+    """One destination and the part of the scorecard it is told about.
+
+    Several routes may name the same target (one Slack channel for two teams): it
+    gets one standing message covering the objectives of all of them.
+    """
+
+    route: str
+    target: RouteTarget
+    scorecard: Scorecard
+
+
+def scope_scorecard(scorecard: Scorecard, objective_ids: Iterable[str]) -> Scorecard:
+    """Only the given objectives, their KRs' changes and warnings."""
+    wanted = set(objective_ids)
+    objectives = tuple(o for o in scorecard.objectives if o.id in wanted)
+    kr_ids = {kr.id for o in objectives for kr in o.key_results}
+    return replace(
+        scorecard,
+        objectives=objectives,
+        changes=tuple(c for c in scorecard.changes if c.kr in kr_ids),
+        warnings=tuple(w for w in scorecard.warnings if w.kr is None or w.kr in kr_ids),
+    )
+
+
+def target_scopes(plan: Plan, scorecard: Scorecard) -> list[TargetScope]:
+    routes_of: dict[str, list[str]] = {}
+    targets: dict[str, RouteTarget] = {}
+    for route, route_targets in plan.routes.items():
+        for target in route_targets:
+            targets.setdefault(target.key, target)
+            if route not in routes_of.setdefault(target.key, []):
+                routes_of[target.key].append(route)
+    scopes = []
+    for key, routes in routes_of.items():
+        objective_ids = [o.id for o in plan.objectives if set(routes) & set(o.notify)]
+        if objective_ids:
+            scopes.append(TargetScope(",".join(routes), targets[key],
+                                      scope_scorecard(scorecard, objective_ids)))
+    return scopes
+
+
+def delivery_action(kind: str, target: str, has_standing_message: bool) -> str:
+    """How a message reaches its target: ``post``, ``update`` (in place) or ``reply``."""
+    if kind == "scorecard" and not target.startswith("teams_workflow:"):
+        return "update" if has_standing_message else "post"
+    if kind == "change_note" and target.startswith("slack:"):
+        return "reply"
+    return "post"
+
+
+def idempotency_key(target: str, kind: str, scorecard: Scorecard, payload: Any) -> str:
+    """Stable for one message of one pass; differs for any other message."""
+    body = json.dumps(payload, sort_keys=True, default=str)
+    seed = f"{target}|{kind}|{scorecard.cycle.name}|{scorecard.cycle.as_of.isoformat()}|{body}"
+    return "okr-" + hashlib.sha256(seed.encode()).hexdigest()[:40]
+
+
+def _slack_payload(rendered: Any) -> dict[str, Any]:
+    return {"text": rendered.text, "blocks": list(rendered.blocks)}
+
+
+def render_for(target: RouteTarget, kind: OutboxKind, scorecard: Scorecard,
+               jira_base_url: str | None) -> dict[str, Any] | None:
+    """The payload of one message kind for one target, or ``None`` when there is no news."""
+    if target.slack is not None:
+        if kind == "scorecard":
+            return _slack_payload(render_slack_scorecard(scorecard, jira_base_url=jira_base_url))
+        if kind == "change_note":
+            note = render_slack_change_note(scorecard, scorecard.changes)
+            return None if note is None else _slack_payload(note)
+        if kind == "digest":
+            return _slack_payload(render_slack_digest(scorecard))
+        reminder = render_slack_checkin_reminder(scorecard)
+        return None if reminder is None else _slack_payload(reminder)
+    if kind == "scorecard":
+        card: dict[str, Any] | None = render_teams_scorecard_card(
+            scorecard, jira_base_url=jira_base_url)
+    elif kind == "change_note":
+        card = render_teams_change_card(scorecard, scorecard.changes)
+    elif kind == "digest":
+        card = render_teams_digest_card(scorecard)
+    else:
+        card = render_teams_checkin_reminder_card(scorecard)
+    return None if card is None else {"card": card}
+
+
+def _message(route: str, target: RouteTarget, kind: OutboxKind, scorecard: Scorecard,
+             jira_base_url: str | None) -> OutboxItem | None:
+    payload = render_for(target, kind, scorecard, jira_base_url)
+    if payload is None:
+        return None
+    return OutboxItem(
+        idempotency_key=idempotency_key(target.key, kind, scorecard, payload),
+        route=route,
+        target=target.key,
+        kind=kind,
+        payload=payload,
+    )
+
+
+def plan_messages(
+    plan: Plan,
+    scorecard: Scorecard,
+    store: Store | None,
+    *,
+    jira_base_url: str | None = None,
+) -> list[OutboxItem]:
+    """Messages a pass enqueues: standing scorecards where needed, change notes for news."""
+    messages: list[OutboxItem] = []
+    for scope in target_scopes(plan, scorecard):
+        target = scope.target
+        news = bool(scope.scorecard.changes)
+        has_standing = store is not None and _has_standing(store, target.key)
+        # A Workflows post cannot be edited: the scorecard goes out once, then news only.
+        editable = target.teams_workflow is None
+        if not has_standing or (news and editable):
+            item = _message(scope.route, target, "scorecard", scope.scorecard, jira_base_url)
+            if item is not None:
+                messages.append(item)
+        if news and has_standing:
+            note = _message(scope.route, target, "change_note", scope.scorecard, jira_base_url)
+            if note is not None:
+                messages.append(note)
+    return messages
+
+
+def plan_scheduled(plan: Plan, scorecard: Scorecard, kind: OutboxKind,
+                   jira_base_url: str | None = None) -> list[OutboxItem]:
+    """A weekly digest or a check-in reminder for every target (the service's schedule)."""
+    messages = []
+    for scope in target_scopes(plan, scorecard):
+        item = _message(scope.route, scope.target, kind, scope.scorecard, jira_base_url)
+        if item is not None:
+            messages.append(item)
+    return messages
+
+
+def _has_standing(store: Store, target: str) -> bool:
+    """Whether the target has (or is about to have) its standing scorecard message.
+
+    A queued one counts, so a slow target is not handed a second "first" scorecard;
+    so does one that failed for good, so a dead channel is not sent a new scorecard
+    every pass (its failure is shown by `status` until the plan or channel is fixed).
+    """
+    if store.get_message_ref(target, "scorecard") is not None:
+        return True
+    return any(
+        row.kind == "scorecard"
+        for status in ("pending", "sending", "failed")
+        for row in store.list_outbox(target=target, status=status, limit=None)
+    )

@@ -1,0 +1,298 @@
+"""Teams cards besides the standing scorecard: change card, weekly digest, check-in reminder."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from okr_sync.scoring.scorecard import Change, KeyResultScore, Scorecard
+from okr_sync.sync.delivery.render.common import (
+    change_views,
+    delta_points,
+    format_number,
+    kr_value_text,
+    manual_key_results,
+    objectives_in_tree_order,
+    percent,
+    plural,
+    progress_bar,
+    short_id,
+    truncate,
+)
+from okr_sync.sync.delivery.render.layout import (
+    MAX_ATTENTION,
+    MAX_CHANGES,
+    MAX_REMINDER_KRS,
+    DetailLevel,
+    movers,
+    needs_attention,
+    previous_objective_score,
+)
+from okr_sync.sync.delivery.render.slack_notes import CHECKIN_HINT, checkin_command
+from okr_sync.sync.delivery.render.teams import (
+    CONFIDENCE_COLOR,
+    KPI_EMOJI,
+    Card,
+    confidence_badge,
+    confidence_summary,
+    cycle_block,
+    fallback,
+    fit_card,
+    footer,
+)
+from okr_sync.sync.delivery.render.teams_elements import (
+    TEAMS_CARD_BUDGET,
+    Element,
+    adaptive_card,
+    container,
+    rich_text,
+    text_block,
+    text_run,
+)
+
+
+def _heading(text: str) -> Element:
+    return rich_text([text_run(truncate(text, 150), size="large", weight="bolder")])
+
+
+def _more(count: int, noun: str) -> Element:
+    return text_block(f"…and {plural(count, 'more ' + noun)}", subtle=True, spacing="small")
+
+
+def render_teams_change_card(
+    scorecard: Scorecard,
+    changes: Sequence[Change] | None = None,
+    *,
+    budget: int = TEAMS_CARD_BUDGET,
+) -> Card | None:
+    """News only, as a card: each changed KR with its move, reasons and transitions.
+
+    ``changes`` defaults to ``scorecard.changes``; returns None when there is none.
+    """
+    chosen = list(scorecard.changes if changes is None else changes)
+    if not chosen:
+        return None
+    views = change_views(scorecard, chosen)
+    title = f"{plural(len(chosen), 'key result')} changed · {scorecard.cycle.name}"
+
+    def build(level: DetailLevel) -> Card:
+        limit = min(MAX_CHANGES, level.max_items)
+        body: list[Element] = [_heading(title), cycle_block(scorecard)]
+        for view in views[:limit]:
+            color = CONFIDENCE_COLOR.get(view.change.to_confidence or "")
+            runs = [
+                text_run(f"{short_id(view.change.kr)} ", weight="bolder"),
+                text_run(truncate(view.title, level.kr_title_limit)),
+                text_run(f": {view.score_text()}", weight="bolder", color=color),
+            ]
+            for part in view.transitions():
+                runs.append(text_run(f" · {truncate(part, 120)}", subtle=True))
+            items = [rich_text(runs)]
+            if view.change.reasons:
+                reasons = truncate(", ".join(view.change.reasons), 300)
+                items.append(
+                    rich_text([text_run(reasons, italic=True, subtle=True)], spacing="none")
+                )
+            body.append(container(items, separator=True, spacing="small"))
+        if len(views) > limit:
+            body.append(_more(len(views) - limit, "change"))
+        body.append(footer(scorecard))
+        return adaptive_card(
+            body,
+            fallback_text=fallback(
+                title,
+                [
+                    f"{short_id(v.change.kr)} {truncate(v.title, 40)}: {v.score_text()}"
+                    for v in views
+                ],
+            ),
+        )
+
+    return fit_card(build, budget)
+
+
+def render_teams_digest_card(
+    scorecard: Scorecard,
+    previous: Scorecard | None = None,
+    *,
+    title: str | None = None,
+    budget: int = TEAMS_CARD_BUDGET,
+) -> Card:
+    """The weekly digest card; ``previous`` (a week-old scorecard) adds week-over-week moves."""
+    heading = title if title is not None else f"Weekly OKR digest · {scorecard.cycle.name}"
+    krs = scorecard.key_results()
+    ordered = objectives_in_tree_order(scorecard.objectives)
+    attention = needs_attention(scorecard)
+    moved = movers(scorecard, previous)
+    off_kpis = [kpi for kpi in scorecard.kpis if kpi.status != "green"]
+
+    def build(level: DetailLevel) -> Card:
+        body: list[Element] = [
+            _heading(heading),
+            cycle_block(scorecard),
+            text_block(
+                f"{plural(len(scorecard.objectives), 'objective')} · {confidence_summary(krs)}",
+                spacing="small",
+            ),
+        ]
+        limit = len(ordered) if level.max_objectives is None else level.max_objectives
+        rows: list[Element] = [text_block("Objectives", weight="bolder", heading=True)]
+        for depth, objective in ordered[:limit]:
+            before = previous_objective_score(objective, previous)
+            moved_text = (
+                f" ({delta_points(before, objective.score)} this week)"
+                if before is not None
+                else ""
+            )
+            rows.append(
+                rich_text(
+                    [
+                        text_run(f"{'↳ ' * min(depth, 3)}{progress_bar(objective.score)} "),
+                        text_run(
+                            percent(objective.score),
+                            weight="bolder",
+                            color=CONFIDENCE_COLOR.get(objective.confidence),
+                        ),
+                        text_run(
+                            f" {short_id(objective.id)} "
+                            + truncate(objective.title, level.objective_title_limit)
+                        ),
+                        text_run(moved_text, subtle=True),
+                    ],
+                    spacing="small",
+                )
+            )
+        if len(ordered) > limit:
+            rows.append(_more(len(ordered) - limit, "objective"))
+        body.append(container(rows, separator=True))
+        if attention:
+            shown = attention[: min(MAX_ATTENTION, level.max_items)]
+            rows = [text_block("Needs attention", weight="bolder", heading=True)]
+            rows += [
+                rich_text(
+                    [
+                        text_run(f"{confidence_badge(kr.confidence)} "),
+                        text_run(f"{short_id(kr.id)} ", weight="bolder"),
+                        text_run(truncate(kr.title, level.kr_title_limit)),
+                        text_run(
+                            f" — {percent(kr.score)} · {truncate(kr_value_text(kr), 120)}",
+                            subtle=True,
+                        ),
+                    ],
+                    spacing="small",
+                )
+                for kr in shown
+            ]
+            if len(attention) > len(shown):
+                rows.append(_more(len(attention) - len(shown), "key result"))
+            body.append(container(rows, separator=True))
+        if moved:
+            rows = [text_block("Biggest moves this week", weight="bolder", heading=True)]
+            rows += [
+                rich_text(
+                    [
+                        text_run(f"{short_id(m.kr.id)} ", weight="bolder"),
+                        text_run(truncate(m.kr.title, level.kr_title_limit)),
+                        text_run(
+                            f": {percent(m.before)} → {percent(m.kr.score)} "
+                            f"({delta_points(m.before, m.kr.score)})",
+                            weight="bolder",
+                        ),
+                    ],
+                    spacing="small",
+                )
+                for m in moved
+            ]
+            body.append(container(rows, separator=True))
+        if off_kpis:
+            rows = [text_block("KPIs off target", weight="bolder", heading=True)]
+            rows += [
+                rich_text(
+                    [
+                        text_run(
+                            f"{KPI_EMOJI.get(k.status, KPI_EMOJI[None])} {short_id(k.id)} ",
+                            weight="bolder",
+                        ),
+                        text_run(truncate(k.title, 80)),
+                        text_run(f": {format_number(k.value)}"),
+                    ],
+                    spacing="small",
+                )
+                for k in off_kpis[: level.max_facts]
+            ]
+            if len(off_kpis) > level.max_facts:
+                rows.append(_more(len(off_kpis) - level.max_facts, "KPI"))
+            body.append(container(rows, separator=True))
+        body.append(footer(scorecard))
+        return adaptive_card(
+            body,
+            fallback_text=fallback(
+                f"{heading}: {confidence_summary(krs)}",
+                [
+                    f"{short_id(o.id)} {truncate(o.title, 40)}: {percent(o.score)}"
+                    for _, o in ordered
+                ],
+            ),
+        )
+
+    return fit_card(build, budget)
+
+
+def render_teams_checkin_reminder_card(
+    scorecard: Scorecard,
+    manual_krs: Sequence[KeyResultScore] | None = None,
+    *,
+    budget: int = TEAMS_CARD_BUDGET,
+) -> Card | None:
+    """Ask for fresh values of manual KRs (default: every ``manual`` KR).
+
+    Returns None when there is none, so that nothing is posted.
+    """
+    chosen = list(manual_key_results(scorecard) if manual_krs is None else manual_krs)
+    if not chosen:
+        return None
+    title = f"Check-in time · {plural(len(chosen), 'manual key result')} need a fresh value"
+
+    def build(level: DetailLevel) -> Card:
+        shown = chosen[: min(MAX_REMINDER_KRS, level.max_items)]
+        body: list[Element] = [_heading(title), cycle_block(scorecard)]
+        for kr in shown:
+            body.append(
+                container(
+                    [
+                        rich_text(
+                            [
+                                text_run(f"{short_id(kr.id)} ", weight="bolder"),
+                                text_run(truncate(kr.title, level.kr_title_limit)),
+                                text_run(
+                                    f" — now {truncate(kr_value_text(kr), 120)} · "
+                                    f"{confidence_badge(kr.confidence)}",
+                                    subtle=True,
+                                ),
+                            ]
+                        ),
+                        rich_text(
+                            [text_run(truncate(checkin_command(kr), 300), monospace=True)],
+                            spacing="none",
+                        ),
+                    ],
+                    separator=True,
+                    spacing="small",
+                )
+            )
+        if len(chosen) > len(shown):
+            body.append(_more(len(chosen) - len(shown), "key result"))
+        body.append(
+            rich_text([text_run(CHECKIN_HINT.replace("`", ""), subtle=True)], spacing="medium")
+        )
+        return adaptive_card(
+            body,
+            fallback_text=fallback(
+                title,
+                [
+                    f"{short_id(kr.id)} {truncate(kr.title, 40)} — now {kr_value_text(kr)}"
+                    for kr in chosen
+                ],
+            ),
+        )
+
+    return fit_card(build, budget)

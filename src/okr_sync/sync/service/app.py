@@ -1,0 +1,231 @@
+"""``okr-sync serve``: scheduled syncs, webhooks, health and metrics, until SIGTERM.
+
+:func:`serve` wires the pieces: the :class:`~okr_sync.sync.service.loop.Scheduler`
+(on the calling thread), the HTTP server (:mod:`okr_sync.sync.service.http`, its own
+threads) and the signal handlers. The first SIGTERM or SIGINT stops the loop once
+the current step is done (a running pass finishes); a second one abandons the
+running pass (its run is recorded as failed, the transaction rolls back, outbox
+rows in flight are settled by the next pass as after a crash). Either way the run
+lock and the leadership are released, the HTTP server stops, and serve returns 0.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from types import FrameType
+
+from pydantic import SecretStr
+from sqlalchemy.engine import make_url
+
+from okr_sync.sync.logs import register_secret
+from okr_sync.sync.runtime import Runtime
+from okr_sync.sync.service.digests import DEFAULT_CATCH_UP
+from okr_sync.sync.service.http import DatabaseProbe, HttpServer, ServiceApp
+from okr_sync.sync.service.loop import (
+    DEFAULT_DEBOUNCE,
+    PassAbandoned,
+    Scheduler,
+    StatusView,
+)
+from okr_sync.sync.service.metrics import ServiceMetrics
+from okr_sync.sync.service.schedule import Schedule, ScheduleError, parse_duration
+from okr_sync.sync.service.webhooks import MAX_BODY_BYTES, JiraWebhookEndpoint
+from okr_sync.sync.store.locks import Leadership
+
+__all__ = [
+    "EXIT_OK",
+    "Schedule",
+    "ScheduleError",
+    "ServiceHandle",
+    "parse_duration",
+    "serve",
+]
+
+log = logging.getLogger("okr_sync.service")
+
+EXIT_OK = 0
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass(frozen=True)
+class ServiceHandle:
+    """Given to ``on_started`` once the HTTP server listens (e.g. to learn port 0's port)."""
+
+    host: str
+    port: int
+    scheduler: Scheduler
+    metrics: ServiceMetrics
+
+    @property
+    def url(self) -> str:
+        host = "127.0.0.1" if self.host in ("0.0.0.0", "") else self.host  # noqa: S104
+        return f"http://{host}:{self.port}"
+
+    def status(self) -> StatusView:
+        return self.scheduler.state.view()
+
+    def stop(self) -> None:
+        self.scheduler.stop()
+
+
+def serve(
+    runtime_factory: Callable[[], Runtime],
+    schedule: Schedule,
+    *,
+    port: int = 8080,
+    host: str = "0.0.0.0",  # noqa: S104 - a container service listens on all interfaces
+    webhook_secret: SecretStr | None = None,
+    clock: Callable[[], datetime] = utc_now,
+    sleep: Callable[[float], None] | None = None,
+    stop_event: threading.Event | None = None,
+    install_signal_handlers: bool = True,
+    debounce: timedelta = DEFAULT_DEBOUNCE,
+    poll: timedelta | None = None,
+    catch_up: timedelta = DEFAULT_CATCH_UP,
+    max_body: int = MAX_BODY_BYTES,
+    holder: str | None = None,
+    metrics: ServiceMetrics | None = None,
+    on_started: Callable[[ServiceHandle], None] | None = None,
+    max_ticks: int | None = None,
+) -> int:
+    """Run the service until stopped; returns the exit code (0 after a graceful stop).
+
+    ``runtime_factory`` connects (store, clients); it is called once, and its
+    errors (ConfigurationError, SchemaError) propagate for the CLI to report.
+    ``stop_event``, when given, stops the service when set (tests, embedding).
+    Signal handlers are installed only when called on the main thread. A busy
+    port raises OSError before anything runs.
+    """
+    runtime = runtime_factory()
+    try:
+        for secret in _secrets(runtime, webhook_secret):
+            register_secret(secret)
+        metrics = metrics if metrics is not None else ServiceMetrics()
+        leadership = Leadership(runtime.settings.database_url, "leader", holder=holder)
+        scheduler = Scheduler(
+            runtime, schedule, leadership=leadership, metrics=metrics, clock=clock,
+            debounce=debounce, poll=poll, catch_up=catch_up,
+        )
+        probe = DatabaseProbe(runtime.settings.database_url)
+        webhook = JiraWebhookEndpoint(
+            webhook_secret, scheduler.on_webhook, clock=clock, max_body=max_body,
+            on_result=lambda result: metrics.webhooks.labels(result).inc(),
+        )
+        app = ServiceApp(
+            status=scheduler.state.view,
+            period=lambda at: schedule.period(at.astimezone(runtime.plan.cycle.zone)),
+            metrics=metrics, webhook=webhook, database_probe=probe, clock=clock,
+        )
+        server = HttpServer(app, host=host, port=port)
+        try:
+            return _run(scheduler, server, schedule, webhook_secret, sleep=sleep,
+                        stop_event=stop_event, install_signal_handlers=install_signal_handlers,
+                        on_started=on_started, max_ticks=max_ticks)
+        finally:
+            probe.close()
+    finally:
+        runtime.close()
+
+
+def _run(
+    scheduler: Scheduler,
+    server: HttpServer,
+    schedule: Schedule,
+    webhook_secret: SecretStr | None,
+    *,
+    sleep: Callable[[float], None] | None,
+    stop_event: threading.Event | None,
+    install_signal_handlers: bool,
+    on_started: Callable[[ServiceHandle], None] | None,
+    max_ticks: int | None,
+) -> int:
+    server.start()
+    watcher = _watch(stop_event, scheduler) if stop_event is not None else None
+    try:
+        log.info("listening", extra={"host": server.host, "port": server.port,
+                                     "schedule": schedule.describe(),
+                                     "holder": scheduler.holder})
+        if webhook_secret is None:
+            log.warning("no webhook secret: POST /webhooks/jira accepts unsigned requests "
+                        "(set OKR_SYNC_WEBHOOK_SECRET)")
+        if on_started is not None:
+            on_started(ServiceHandle(server.host, server.port, scheduler, scheduler.metrics))
+        with _signals(scheduler, enabled=install_signal_handlers):
+            try:
+                scheduler.run(sleep, max_ticks=max_ticks)
+            except PassAbandoned:
+                log.warning("pass abandoned on a second stop signal")
+    finally:
+        scheduler.stop()
+        if watcher is not None:
+            watcher.join(timeout=5)
+        try:
+            scheduler.close()
+        finally:
+            server.stop()
+            log.info("stopped", extra={"holder": scheduler.holder})
+    return EXIT_OK
+
+
+def _watch(stop_event: threading.Event, scheduler: Scheduler) -> threading.Thread:
+    """Relay an external stop event to the scheduler (which also wakes its sleep)."""
+
+    def relay() -> None:
+        while not scheduler.stop_event.is_set():
+            if stop_event.wait(0.1):
+                scheduler.stop()
+                return
+
+    thread = threading.Thread(target=relay, name="okr-sync-stop", daemon=True)
+    thread.start()
+    return thread
+
+
+@contextmanager
+def _signals(scheduler: Scheduler, *, enabled: bool) -> Iterator[None]:
+    if not enabled or threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    received: list[int] = []
+
+    def handler(signum: int, frame: FrameType | None) -> None:
+        del frame
+        received.append(signum)
+        if len(received) == 1:
+            log.info("stopping: the current step finishes first (signal again to abandon)",
+                     extra={"signal": signal.Signals(signum).name})
+            scheduler.stop()
+        elif scheduler.pass_running:
+            raise PassAbandoned()
+
+    previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        yield
+    finally:
+        for sig, old in previous.items():
+            signal.signal(sig, old)
+
+
+def _secrets(runtime: Runtime, webhook_secret: SecretStr | None) -> list[str | SecretStr | None]:
+    """Every secret the service could come across, so log lines can mask it."""
+    settings = runtime.settings
+    secrets: list[str | SecretStr | None] = [
+        settings.jira_api_token, settings.jira_pat, settings.slack_bot_token,
+        settings.teams_app_secret, webhook_secret, settings.webhook_secret,
+        make_url(settings.database_url).password,
+    ]
+    for targets in runtime.plan.routes.values():
+        for target in targets:
+            if target.teams_workflow is not None:
+                secrets.append(os.environ.get(target.teams_workflow.url_env))
+    return secrets

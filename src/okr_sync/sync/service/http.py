@@ -1,0 +1,232 @@
+"""The service's HTTP side: ``/healthz``, ``/readyz``, ``/metrics``, ``POST /webhooks/jira``.
+
+Readiness (for a load balancer or Kubernetes): the database answers, and on the
+leader the last completed pass is at most three schedule periods old (before the
+first one completes: leadership began less than three periods ago). A follower
+runs no passes, so it is ready whenever the database answers.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sqlite3
+import threading
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+from urllib.parse import quote
+
+import sqlalchemy as sa
+from sqlalchemy.engine import make_url
+from sqlalchemy.pool import NullPool
+from werkzeug.exceptions import HTTPException, MethodNotAllowed, NotFound
+from werkzeug.routing import Map, Rule
+from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
+from werkzeug.wrappers import Request, Response
+
+from okr_sync.sync.service.loop import StatusView
+from okr_sync.sync.service.metrics import ServiceMetrics
+from okr_sync.sync.service.webhooks import JiraWebhookEndpoint
+from okr_sync.sync.store.database import is_sqlite_memory
+
+log = logging.getLogger("okr_sync.service")
+
+#: The leader is stale (not ready) when its last completed pass is this many periods old.
+STALE_PERIODS = 3
+DB_TIMEOUT_S = 3
+
+
+class DatabaseProbe:
+    """Whether the state store answers, on a connection of its own.
+
+    Not through the store's engine: its SQLite transactions begin IMMEDIATE and
+    would queue behind a pass that is writing. A SQLite file is opened read-write
+    without creating it, so a vanished database is reported, not silently re-made.
+    """
+
+    def __init__(self, database_url: str) -> None:
+        self._url = make_url(database_url)
+        self._engine: sa.Engine | None = None
+        if self._url.get_backend_name() != "sqlite":
+            self._engine = sa.create_engine(
+                self._url, poolclass=NullPool, isolation_level="AUTOCOMMIT",
+                connect_args={"connect_timeout": DB_TIMEOUT_S},
+            )
+
+    def __call__(self) -> str | None:
+        """None when reachable, else a short reason (no connection details)."""
+        try:
+            if self._engine is not None:
+                with self._engine.connect() as conn:
+                    conn.exec_driver_sql("SELECT 1")
+            elif not is_sqlite_memory(self._url):
+                path = quote(self._url.database or "")
+                conn3 = sqlite3.connect(f"file:{path}?mode=rw", uri=True, timeout=DB_TIMEOUT_S)
+                try:
+                    conn3.execute("SELECT 1 FROM sqlite_master LIMIT 1").fetchall()
+                finally:
+                    conn3.close()
+        except (sa.exc.SQLAlchemyError, sqlite3.Error, OSError) as error:
+            return f"database unreachable ({type(error).__name__})"
+        return None
+
+    def close(self) -> None:
+        if self._engine is not None:
+            self._engine.dispose()
+
+
+@dataclass(frozen=True)
+class Readiness:
+    ready: bool
+    reason: str | None = None
+
+
+def assess_readiness(
+    view: StatusView, now: datetime, period: timedelta, database_problem: str | None
+) -> Readiness:
+    """Pure readiness rule (see the module docstring)."""
+    if database_problem is not None:
+        return Readiness(False, database_problem)
+    if view.role == "stopped":
+        return Readiness(False, "stopping")
+    if view.role != "leader":
+        return Readiness(True)
+    limit = period * STALE_PERIODS
+    if view.last_success_at is not None and (
+        view.leader_since is None or view.last_success_at >= view.leader_since
+    ):
+        age = now - view.last_success_at
+        if age <= limit:
+            return Readiness(True)
+        return Readiness(False, f"last completed pass {age.total_seconds():.0f}s ago "
+                                f"(limit {limit.total_seconds():.0f}s)")
+    since = view.leader_since or view.started_at
+    if now - since < limit:
+        return Readiness(True)
+    return Readiness(False, f"no pass completed in {(now - since).total_seconds():.0f}s "
+                            f"(limit {limit.total_seconds():.0f}s)")
+
+
+def _json(status: int, body: dict[str, Any]) -> Response:
+    return Response(json.dumps(body), status=status, mimetype="application/json")
+
+
+def _iso(value: datetime | None) -> str | None:
+    return value.isoformat() if value is not None else None
+
+
+class ServiceApp:
+    """The WSGI application of ``okr-sync serve``."""
+
+    def __init__(
+        self,
+        *,
+        status: Callable[[], StatusView],
+        period: Callable[[datetime], timedelta],
+        metrics: ServiceMetrics,
+        webhook: JiraWebhookEndpoint,
+        database_probe: Callable[[], str | None],
+        clock: Callable[[], datetime],
+    ) -> None:
+        self.status = status
+        self.period = period
+        self.metrics = metrics
+        self.webhook = webhook
+        self.database_probe = database_probe
+        self.clock = clock
+        self.routes = Map([
+            Rule("/healthz", endpoint="healthz", methods=["GET"]),
+            Rule("/readyz", endpoint="readyz", methods=["GET"]),
+            Rule("/metrics", endpoint="metrics", methods=["GET"]),
+            Rule("/webhooks/jira", endpoint="webhook", methods=["POST"]),
+        ])
+
+    def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]
+                 ) -> Iterable[bytes]:
+        request = Request(environ)
+        response = self.dispatch(request)
+        result: Iterable[bytes] = response(environ, start_response)
+        return result
+
+    def dispatch(self, request: Request) -> Response:
+        try:
+            endpoint, _ = self.routes.bind_to_environ(request.environ).match()
+        except NotFound:
+            return _json(404, {"error": "not found"})
+        except MethodNotAllowed as error:
+            response = _json(405, {"error": "method not allowed"})
+            response.headers["Allow"] = ", ".join(error.valid_methods or [])
+            return response
+        except HTTPException as error:
+            return _json(error.code or 400, {"error": error.name})
+        try:
+            if endpoint == "healthz":
+                return _json(200, {"status": "ok"})
+            if endpoint == "readyz":
+                return self.readyz()
+            if endpoint == "metrics":
+                body, content_type = self.metrics.exposition()
+                return Response(body, status=200, content_type=content_type)
+            return self.webhook(request)
+        except Exception:
+            log.exception("request failed", extra={"path": request.path})
+            return _json(500, {"error": "internal error"})
+
+    def readyz(self) -> Response:
+        view = self.status()
+        now = self.clock()
+        result = assess_readiness(view, now, self.period(now), self.database_probe())
+        body = {
+            "status": "ready" if result.ready else "not ready",
+            "role": view.role,
+            "leader_since": _iso(view.leader_since),
+            "last_success": _iso(view.last_success_at),
+            "last_outcome": view.last_outcome,
+            "passes": view.passes,
+        }
+        if result.reason is not None:
+            body["reason"] = result.reason
+        return _json(200 if result.ready else 503, body)
+
+
+class _Handler(WSGIRequestHandler):
+    """Access lines go through logging (structured), not straight to stderr."""
+
+    def log_request(self, code: int | str = "-", size: int | str = "-") -> None:
+        log.debug("http request", extra={"method": self.command, "path": self.path,
+                                          "status": str(code)})
+
+    def log_error(self, format: str, *args: Any) -> None:
+        log.warning("http server: " + format % args)
+
+
+class HttpServer:
+    """Werkzeug's threaded server on ``host:port`` (0: any free port) in a thread."""
+
+    def __init__(self, app: ServiceApp, *, host: str, port: int) -> None:
+        self._server: BaseWSGIServer = make_server(
+            host, port, app, threaded=True, request_handler=_Handler
+        )
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, kwargs={"poll_interval": 0.1},
+            name="okr-sync-http", daemon=True,
+        )
+
+    @property
+    def host(self) -> str:
+        return str(self._server.server_address[0])
+
+    @property
+    def port(self) -> int:
+        return int(self._server.server_port)
+
+    def start(self) -> HttpServer:
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+        self._thread.join(timeout=5)

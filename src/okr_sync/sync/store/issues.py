@@ -1,0 +1,339 @@
+"""Store operations on what was pulled from Jira: issue mirror, key history,
+raw-JQL memberships and per-source cursors."""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Iterable
+from datetime import datetime
+from typing import Any
+
+import sqlalchemy as sa
+
+from okr_sync.sync.store.base import StoreOps, chunks, to_jsonable, upsert
+from okr_sync.sync.store.records import (
+    Cursor,
+    InvalidRecordError,
+    KeyChange,
+    Membership,
+    UpsertResult,
+    jql_hash,
+)
+from okr_sync.sync.store.tables import cursors, issue_key_history, issues, memberships
+
+_REQUIRED = ("id", "key", "project", "updated")
+
+
+def _parse_updated(value: Any) -> datetime:
+    if isinstance(value, str):
+        try:
+            value = datetime.fromisoformat(value)
+        except ValueError as exc:
+            raise InvalidRecordError(f"'updated' is not an ISO-8601 timestamp: {value!r}") from exc
+    if not isinstance(value, datetime):
+        raise InvalidRecordError(f"'updated' must be a datetime, got {type(value).__name__}")
+    if value.tzinfo is None or value.utcoffset() is None:
+        raise InvalidRecordError("'updated' must carry a UTC offset")
+    return value
+
+
+def _issue_row(source: str, record: Any, seen_at: datetime) -> dict[str, Any]:
+    fields = to_jsonable(record)
+    if not isinstance(fields, dict):
+        raise InvalidRecordError(f"an issue record must be a mapping, got {type(record).__name__}")
+    missing = [name for name in _REQUIRED if fields.get(name) in (None, "")]
+    if missing:
+        raise InvalidRecordError(f"issue record lacks {', '.join(missing)}")
+    for name in ("id", "key", "project"):
+        if not isinstance(fields[name], str | int) or isinstance(fields[name], bool):
+            raise InvalidRecordError(f"issue record field {name!r} must be a string")
+    return {
+        "source": source,
+        "issue_id": str(fields["id"]),
+        "key": str(fields["key"]),
+        "project": str(fields["project"]),
+        "updated": _parse_updated(fields["updated"]),
+        "fields": fields,
+        "deleted": False,
+        "deleted_at": None,
+        "seen_at": seen_at,
+    }
+
+
+def _cursor(row: sa.Row[Any]) -> Cursor:
+    return Cursor(row.source, row.high_water_mark, row.last_full_reconcile, row.updated_at)
+
+
+class IssueOps(StoreOps):
+    # -- issue mirror ------------------------------------------------------------------
+
+    def upsert_issues(
+        self, source: str, records: Iterable[Any], seen_at: datetime | None = None
+    ) -> UpsertResult:
+        """Insert or refresh issue records (mappings or dataclasses) in one statement batch.
+
+        Each record needs ``id``, ``key``, ``project`` and ``updated`` (an aware datetime
+        or ISO-8601 text); the whole record is kept as JSON and returned by
+        :meth:`get_issues`. Rows are keyed by the immutable issue id; a record older than
+        the mirrored one (``updated`` earlier) is skipped as stale; a refreshed row is no
+        longer deleted. Key changes (moves between projects) are detected and recorded in
+        the key history, and returned.
+        """
+        seen = self._now(seen_at)
+        latest: dict[str, dict[str, Any]] = {}
+        for record in records:
+            row = _issue_row(source, record, seen)
+            previous = latest.get(row["issue_id"])
+            if previous is None or row["updated"] >= previous["updated"]:
+                latest[row["issue_id"]] = row
+        if not latest:
+            return UpsertResult(0, 0, 0, ())
+        with self._connection() as conn:
+            existing: dict[str, tuple[str, datetime]] = {}
+            for ids in chunks(list(latest)):
+                query = sa.select(issues.c.issue_id, issues.c.key, issues.c.updated).where(
+                    issues.c.source == source, issues.c.issue_id.in_(ids)
+                )
+                existing.update({r.issue_id: (r.key, r.updated) for r in conn.execute(query)})
+            fresh = [
+                row
+                for issue_id, row in latest.items()
+                if issue_id not in existing or row["updated"] >= existing[issue_id][1]
+            ]
+            changes = tuple(
+                KeyChange(source, row["issue_id"], existing[row["issue_id"]][0], row["key"], seen)
+                for row in fresh
+                if row["issue_id"] in existing and existing[row["issue_id"]][0] != row["key"]
+            )
+            if fresh:
+                stmt = upsert(
+                    conn,
+                    issues,
+                    ["source", "issue_id"],
+                    ["key", "project", "updated", "fields", "deleted", "deleted_at", "seen_at"],
+                    # Re-checked in SQL so a concurrent newer write is never overwritten.
+                    where=lambda table, excluded: excluded.updated >= table.updated,
+                )
+                conn.execute(stmt, fresh)
+            if changes:
+                conn.execute(
+                    sa.insert(issue_key_history),
+                    [
+                        {
+                            "source": c.source,
+                            "issue_id": c.issue_id,
+                            "old_key": c.old_key,
+                            "new_key": c.new_key,
+                            "changed_at": c.changed_at,
+                        }
+                        for c in changes
+                    ],
+                )
+        inserted = sum(1 for row in fresh if row["issue_id"] not in existing)
+        return UpsertResult(inserted, len(fresh) - inserted, len(latest) - len(fresh), changes)
+
+    def mark_deleted(
+        self, source: str, issue_ids: Collection[str], at: datetime | None = None
+    ) -> int:
+        """Flag mirrored issues as deleted (gone from Jira or moved out of scope).
+
+        Returns how many rows changed (already-deleted rows keep their first deletion time).
+        """
+        when = self._now(at)
+        changed = 0
+        with self._connection() as conn:
+            for ids in chunks(sorted(set(issue_ids))):
+                result = conn.execute(
+                    sa.update(issues)
+                    .where(
+                        issues.c.source == source,
+                        issues.c.issue_id.in_(ids),
+                        issues.c.deleted.is_(False),
+                    )
+                    .values(deleted=True, deleted_at=when)
+                )
+                changed += result.rowcount
+        return changed
+
+    def get_issues(
+        self,
+        source: str,
+        *,
+        ids: Collection[str] | None = None,
+        include_deleted: bool = False,
+    ) -> list[dict[str, Any]]:
+        """The mirrored records of a source (as stored JSON: datetimes are ISO text),
+        ordered by issue id; optionally only ``ids``."""
+        base = sa.select(issues.c.fields).where(issues.c.source == source)
+        if not include_deleted:
+            base = base.where(issues.c.deleted.is_(False))
+        with self._connection() as conn:
+            if ids is None:
+                rows = list(conn.execute(base.order_by(issues.c.issue_id)).scalars())
+            else:
+                rows = []
+                for chunk in chunks(sorted(set(ids))):
+                    query = base.where(issues.c.issue_id.in_(chunk)).order_by(issues.c.issue_id)
+                    rows.extend(conn.execute(query).scalars())
+        return [dict(row) for row in rows]
+
+    def issue_ids(self, source: str, *, include_deleted: bool = False) -> set[str]:
+        """Ids of the mirrored issues of a source (for reconcile diffs)."""
+        query = sa.select(issues.c.issue_id).where(issues.c.source == source)
+        if not include_deleted:
+            query = query.where(issues.c.deleted.is_(False))
+        with self._connection() as conn:
+            return set(conn.execute(query).scalars())
+
+    # -- key history -------------------------------------------------------------------
+
+    def record_key_change(
+        self,
+        source: str,
+        issue_id: str,
+        old_key: str,
+        new_key: str,
+        at: datetime | None = None,
+    ) -> KeyChange:
+        """Append a key change seen outside :meth:`upsert_issues` (e.g. a webhook changelog).
+
+        :meth:`upsert_issues` already records the changes it sees; do not repeat them here.
+        """
+        change = KeyChange(source, issue_id, old_key, new_key, self._now(at))
+        with self._connection() as conn:
+            conn.execute(
+                sa.insert(issue_key_history).values(
+                    source=source,
+                    issue_id=issue_id,
+                    old_key=old_key,
+                    new_key=new_key,
+                    changed_at=change.changed_at,
+                )
+            )
+        return change
+
+    def key_history(self, source: str, issue_id: str | None = None) -> list[KeyChange]:
+        """Key changes of a source (or one issue), oldest first."""
+        query = sa.select(issue_key_history).where(issue_key_history.c.source == source)
+        if issue_id is not None:
+            query = query.where(issue_key_history.c.issue_id == issue_id)
+        query = query.order_by(issue_key_history.c.changed_at, issue_key_history.c.id)
+        with self._connection() as conn:
+            return [
+                KeyChange(r.source, r.issue_id, r.old_key, r.new_key, r.changed_at)
+                for r in conn.execute(query)
+            ]
+
+    def resolve_key(self, source: str, key: str) -> str | None:
+        """The id of the issue a key names now, or named before it moved; None if unknown."""
+        with self._connection() as conn:
+            current = conn.execute(
+                sa.select(issues.c.issue_id)
+                .where(issues.c.source == source, issues.c.key == key)
+                .order_by(issues.c.deleted, issues.c.updated.desc())
+                .limit(1)
+            ).scalar_one_or_none()
+            if current is not None:
+                return str(current)
+            former = conn.execute(
+                sa.select(issue_key_history.c.issue_id)
+                .where(issue_key_history.c.source == source, issue_key_history.c.old_key == key)
+                .order_by(issue_key_history.c.changed_at.desc(), issue_key_history.c.id.desc())
+                .limit(1)
+            ).scalar_one_or_none()
+        return None if former is None else str(former)
+
+    # -- raw-JQL memberships -----------------------------------------------------------
+
+    def set_membership(
+        self,
+        source: str,
+        kr_id: str,
+        *,
+        jql: str,
+        issue_ids: Iterable[str],
+        refreshed_at: datetime | None = None,
+    ) -> Membership:
+        """Replace the issue ids a raw-JQL KR selects (stored with the JQL's hash)."""
+        ids = tuple(sorted({str(i) for i in issue_ids}))
+        membership = Membership(source, kr_id, jql_hash(jql), ids, self._now(refreshed_at))
+        with self._connection() as conn:
+            conn.execute(
+                upsert(
+                    conn,
+                    memberships,
+                    ["source", "kr_id"],
+                    ["jql_hash", "issue_ids", "refreshed_at"],
+                ),
+                {
+                    "source": source,
+                    "kr_id": kr_id,
+                    "jql_hash": membership.jql_hash,
+                    "issue_ids": list(ids),
+                    "refreshed_at": membership.refreshed_at,
+                },
+            )
+        return membership
+
+    def get_membership(self, source: str, kr_id: str) -> Membership | None:
+        with self._connection() as conn:
+            row = conn.execute(
+                sa.select(memberships).where(
+                    memberships.c.source == source, memberships.c.kr_id == kr_id
+                )
+            ).first()
+        if row is None:
+            return None
+        return Membership(
+            row.source, row.kr_id, row.jql_hash, tuple(row.issue_ids), row.refreshed_at
+        )
+
+    def delete_memberships(self, source: str, *, keep: Collection[str]) -> int:
+        """Drop memberships of KRs no longer in the plan (all but ``keep``)."""
+        query = sa.delete(memberships).where(memberships.c.source == source)
+        if keep:
+            query = query.where(memberships.c.kr_id.not_in(sorted(keep)))
+        with self._connection() as conn:
+            return conn.execute(query).rowcount
+
+    # -- cursors -----------------------------------------------------------------------
+
+    def get_cursor(self, source: str) -> Cursor | None:
+        with self._connection() as conn:
+            row = conn.execute(sa.select(cursors).where(cursors.c.source == source)).first()
+        return None if row is None else _cursor(row)
+
+    def list_cursors(self) -> list[Cursor]:
+        """Every source's cursor (freshness per source, for ``status``)."""
+        with self._connection() as conn:
+            return [_cursor(r) for r in conn.execute(sa.select(cursors).order_by(cursors.c.source))]
+
+    def set_cursor(
+        self,
+        source: str,
+        *,
+        high_water_mark: datetime | None = None,
+        last_full_reconcile: datetime | None = None,
+        at: datetime | None = None,
+    ) -> Cursor:
+        """Set a source's high-water mark and/or last full reconcile; None leaves a field as is.
+
+        Call it in the same transaction as the snapshot it belongs to, so the cursor only
+        advances when the pass's results are committed.
+        """
+        if high_water_mark is None and last_full_reconcile is None:
+            raise InvalidRecordError("set_cursor needs high_water_mark or last_full_reconcile")
+        values: dict[str, Any] = {"source": source, "updated_at": self._now(at)}
+        if high_water_mark is not None:
+            values["high_water_mark"] = self._now(high_water_mark)
+        if last_full_reconcile is not None:
+            values["last_full_reconcile"] = self._now(last_full_reconcile)
+        update_columns = [name for name in values if name != "source"]
+        with self._connection() as conn:
+            conn.execute(upsert(conn, cursors, ["source"], update_columns), values)
+            row = conn.execute(sa.select(cursors).where(cursors.c.source == source)).one()
+        return _cursor(row)
+
+    def reset_cursor(self, source: str) -> bool:
+        """Forget a source's cursor (the next pull is a full one)."""
+        with self._connection() as conn:
+            return bool(conn.execute(sa.delete(cursors).where(cursors.c.source == source)).rowcount)

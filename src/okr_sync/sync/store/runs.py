@@ -1,0 +1,391 @@
+"""Store operations on what a pass produced: runs, scorecard snapshots, per-KR score
+history and check-ins."""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Iterable, Mapping
+from datetime import datetime
+from typing import Any, cast
+
+import sqlalchemy as sa
+
+from okr_sync.scoring.scorecard import Confidence
+from okr_sync.sync.store.base import StoreOps, to_jsonable, truncate
+from okr_sync.sync.store.records import (
+    Checkin,
+    HistoryEntry,
+    HistoryRecord,
+    InvalidRecordError,
+    InvalidStateError,
+    LatestCheckin,
+    NotFoundError,
+    Outcome,
+    RunCounts,
+    RunKind,
+    RunRecord,
+    Snapshot,
+)
+from okr_sync.sync.store.tables import (
+    CONFIDENCES,
+    RUN_KINDS,
+    RUN_OUTCOMES,
+    checkins,
+    kr_history,
+    runs,
+    snapshots,
+)
+
+ABANDONED = "abandoned: the process ended before finishing the pass"
+
+
+def _check_confidence(value: str) -> None:
+    if value not in CONFIDENCES:
+        raise InvalidRecordError(f"unknown confidence {value!r}")
+
+
+def _run(row: sa.Row[Any]) -> RunRecord:
+    counts = RunCounts(
+        row.jira_requests,
+        row.issues_fetched,
+        row.changes,
+        row.deliveries_sent,
+        row.deliveries_failed,
+    )
+    return RunRecord(
+        row.id,
+        row.kind,
+        row.holder,
+        row.started_at,
+        row.ended_at,
+        row.outcome,
+        counts,
+        row.error_summary,
+    )
+
+
+def _snapshot(row: sa.Row[Any]) -> Snapshot:
+    return Snapshot(
+        row.id, row.run_id, row.created_at, row.cycle, row.as_of, dict(row.document), row.published
+    )
+
+
+def _checkin(row: sa.Row[Any]) -> Checkin:
+    return Checkin(row.id, row.kr_id, row.at, row.value, row.confidence, row.note, row.author)
+
+
+class RunOps(StoreOps):
+    # -- runs --------------------------------------------------------------------------
+
+    def start_run(
+        self, kind: RunKind, *, holder: str | None = None, started_at: datetime | None = None
+    ) -> int:
+        """Record the start of a pass; returns its run id."""
+        if kind not in RUN_KINDS:
+            raise InvalidRecordError(f"unknown run kind {kind!r}")
+        with self._connection() as conn:
+            result = conn.execute(
+                sa.insert(runs)
+                .values(
+                    kind=kind,
+                    holder=holder,
+                    started_at=self._now(started_at),
+                    jira_requests=0,
+                    issues_fetched=0,
+                    changes=0,
+                    deliveries_sent=0,
+                    deliveries_failed=0,
+                )
+                .returning(runs.c.id)
+            )
+            return int(result.scalar_one())
+
+    def finish_run(
+        self,
+        run_id: int,
+        outcome: Outcome,
+        counts: RunCounts | None = None,
+        *,
+        error_summary: str | None = None,
+        ended_at: datetime | None = None,
+    ) -> RunRecord:
+        """Record how a pass ended. A run is finished once; a second finish is refused."""
+        if outcome not in RUN_OUTCOMES:
+            raise InvalidRecordError(f"unknown run outcome {outcome!r}")
+        c = counts or RunCounts()
+        with self._connection() as conn:
+            result = conn.execute(
+                sa.update(runs)
+                .where(runs.c.id == run_id, runs.c.outcome.is_(None))
+                .values(
+                    outcome=outcome,
+                    ended_at=self._now(ended_at),
+                    jira_requests=c.jira_requests,
+                    issues_fetched=c.issues_fetched,
+                    changes=c.changes,
+                    deliveries_sent=c.deliveries_sent,
+                    deliveries_failed=c.deliveries_failed,
+                    error_summary=truncate(error_summary),
+                )
+            )
+            row = conn.execute(sa.select(runs).where(runs.c.id == run_id)).first()
+        if row is None:
+            raise NotFoundError(f"no run {run_id}")
+        if result.rowcount == 0:
+            raise InvalidStateError(f"run {run_id} already finished ({row.outcome})")
+        return _run(row)
+
+    def abandon_unfinished_runs(self, at: datetime | None = None) -> int:
+        """Close runs left open by a process that died. Call only while holding the run
+        lock: then no open run can still be alive."""
+        with self._connection() as conn:
+            return conn.execute(
+                sa.update(runs)
+                .where(runs.c.outcome.is_(None))
+                .values(outcome="failed", ended_at=self._now(at), error_summary=ABANDONED)
+            ).rowcount
+
+    def get_run(self, run_id: int) -> RunRecord:
+        with self._connection() as conn:
+            row = conn.execute(sa.select(runs).where(runs.c.id == run_id)).first()
+        if row is None:
+            raise NotFoundError(f"no run {run_id}")
+        return _run(row)
+
+    def last_run(
+        self, *, outcome: Outcome | None = None, kind: RunKind | None = None
+    ) -> RunRecord | None:
+        """The latest run (optionally with a given outcome / kind)."""
+        query = sa.select(runs)
+        if outcome is not None:
+            query = query.where(runs.c.outcome == outcome)
+        if kind is not None:
+            query = query.where(runs.c.kind == kind)
+        with self._connection() as conn:
+            row = conn.execute(query.order_by(runs.c.id.desc()).limit(1)).first()
+        return None if row is None else _run(row)
+
+    def last_runs_by_outcome(self) -> dict[str, RunRecord]:
+        """The latest run of each outcome (``ok``, ``partial``, ``failed``, and ``running``
+        for a run without an end) - what ``status`` and ``/readyz`` report."""
+        latest = (
+            sa.select(sa.func.max(runs.c.id))
+            .group_by(sa.func.coalesce(runs.c.outcome, "running"))
+            .scalar_subquery()
+        )
+        with self._connection() as conn:
+            rows = conn.execute(sa.select(runs).where(runs.c.id.in_(latest))).all()
+        return {(row.outcome or "running"): _run(row) for row in rows}
+
+    # -- snapshots ---------------------------------------------------------------------
+
+    def save_snapshot(
+        self,
+        *,
+        cycle: str,
+        as_of: datetime,
+        document: Mapping[str, Any],
+        run_id: int | None = None,
+        published: bool = True,
+        created_at: datetime | None = None,
+    ) -> int:
+        """Store a scorecard document (the A5 JSON); returns the snapshot id.
+
+        ``published`` marks the snapshot that later passes diff against: save it in
+        the same transaction as the outbox rows announcing it.
+        """
+        with self._connection() as conn:
+            result = conn.execute(
+                sa.insert(snapshots)
+                .values(
+                    run_id=run_id,
+                    created_at=self._now(created_at),
+                    cycle=cycle,
+                    as_of=self._now(as_of),
+                    document=to_jsonable(document),
+                    published=published,
+                )
+                .returning(snapshots.c.id)
+            )
+            return int(result.scalar_one())
+
+    def mark_published(self, snapshot_id: int) -> None:
+        with self._connection() as conn:
+            result = conn.execute(
+                sa.update(snapshots).where(snapshots.c.id == snapshot_id).values(published=True)
+            )
+        if result.rowcount == 0:
+            raise NotFoundError(f"no snapshot {snapshot_id}")
+
+    def get_snapshot(self, snapshot_id: int) -> Snapshot:
+        with self._connection() as conn:
+            row = conn.execute(sa.select(snapshots).where(snapshots.c.id == snapshot_id)).first()
+        if row is None:
+            raise NotFoundError(f"no snapshot {snapshot_id}")
+        return _snapshot(row)
+
+    def last_published_snapshot(self) -> Snapshot | None:
+        """The snapshot the next pass diffs against (the newest published one)."""
+        return self._last_snapshot(published_only=True)
+
+    def latest_snapshot(self) -> Snapshot | None:
+        """The newest snapshot, published or not."""
+        return self._last_snapshot(published_only=False)
+
+    def _last_snapshot(self, *, published_only: bool) -> Snapshot | None:
+        query = sa.select(snapshots)
+        if published_only:
+            query = query.where(snapshots.c.published.is_(True))
+        with self._connection() as conn:
+            row = conn.execute(query.order_by(snapshots.c.id.desc()).limit(1)).first()
+        return None if row is None else _snapshot(row)
+
+    # -- per-KR score history ----------------------------------------------------------
+
+    def add_history(
+        self,
+        snapshot_id: int | None,
+        *,
+        cycle: str,
+        as_of: datetime,
+        entries: Iterable[HistoryEntry],
+    ) -> int:
+        """Append each KR's value, score, band and confidence at ``as_of``; returns the count."""
+        when = self._now(as_of)
+        entries = list(entries)
+        for entry in entries:
+            _check_confidence(entry.confidence)
+        rows = [
+            {
+                "kr_id": e.kr_id,
+                "cycle": cycle,
+                "as_of": when,
+                "value": e.value,
+                "score": e.score,
+                "band": e.band,
+                "confidence": e.confidence,
+                "snapshot_id": snapshot_id,
+            }
+            for e in entries
+        ]
+        if rows:
+            with self._connection() as conn:
+                conn.execute(sa.insert(kr_history), rows)
+        return len(rows)
+
+    def get_history(
+        self, kr_id: str, *, cycle: str | None = None, limit: int | None = None
+    ) -> list[HistoryRecord]:
+        """A KR's history, oldest first (the newest ``limit`` entries when given)."""
+        query = sa.select(kr_history).where(kr_history.c.kr_id == kr_id)
+        if cycle is not None:
+            query = query.where(kr_history.c.cycle == cycle)
+        query = query.order_by(kr_history.c.as_of.desc(), kr_history.c.id.desc())
+        if limit is not None:
+            query = query.limit(limit)
+        with self._connection() as conn:
+            rows = conn.execute(query).all()
+        return [
+            HistoryRecord(
+                r.id,
+                r.kr_id,
+                r.cycle,
+                r.as_of,
+                r.value,
+                r.score,
+                r.band,
+                r.confidence,
+                r.snapshot_id,
+            )
+            for r in reversed(rows)
+        ]
+
+    def final_scores_by_cycle(
+        self, kr_ids: Collection[str] | None = None
+    ) -> dict[str, dict[str, float]]:
+        """Each KR's last recorded score per cycle: ``{kr_id: {cycle: score}}`` (for
+        ``too_easy``: 1.0 in each of the last two cycles), cycles in the order they
+        were last scored (oldest first)."""
+        h = kr_history
+        latest = sa.select(sa.func.max(h.c.id).label("id")).group_by(h.c.kr_id, h.c.cycle)
+        if kr_ids is not None:
+            latest = latest.where(h.c.kr_id.in_(sorted(kr_ids)))
+        # History is appended in time order, so the highest id of a (KR, cycle) is its latest.
+        query = (
+            sa.select(h.c.kr_id, h.c.cycle, h.c.score)
+            .where(h.c.id.in_(latest.scalar_subquery()))
+            .order_by(h.c.id)
+        )
+        result: dict[str, dict[str, float]] = {}
+        with self._connection() as conn:
+            for row in conn.execute(query):
+                result.setdefault(row.kr_id, {})[row.cycle] = row.score
+        return result
+
+    # -- check-ins ---------------------------------------------------------------------
+
+    def add_checkin(
+        self,
+        kr_id: str,
+        *,
+        value: float | None = None,
+        confidence: Confidence | None = None,
+        note: str | None = None,
+        author: str | None = None,
+        at: datetime | None = None,
+    ) -> Checkin:
+        """Record a manual check-in (``okr-sync checkin``): a value, a confidence, a note."""
+        if value is None and confidence is None and note is None:
+            raise InvalidRecordError("a check-in needs a value, a confidence or a note")
+        if confidence is not None:
+            _check_confidence(confidence)
+        when = self._now(at)
+        with self._connection() as conn:
+            new_id = conn.execute(
+                sa.insert(checkins)
+                .values(
+                    kr_id=kr_id,
+                    at=when,
+                    value=value,
+                    confidence=confidence,
+                    note=note,
+                    author=author,
+                )
+                .returning(checkins.c.id)
+            ).scalar_one()
+        return Checkin(int(new_id), kr_id, when, value, confidence, note, author)
+
+    def checkins(self, kr_id: str, *, limit: int | None = None) -> list[Checkin]:
+        """A KR's check-ins, newest first."""
+        query = (
+            sa.select(checkins)
+            .where(checkins.c.kr_id == kr_id)
+            .order_by(checkins.c.at.desc(), checkins.c.id.desc())
+        )
+        if limit is not None:
+            query = query.limit(limit)
+        with self._connection() as conn:
+            return [_checkin(r) for r in conn.execute(query)]
+
+    def latest_checkins(
+        self, *, since: datetime | None = None, kr_ids: Collection[str] | None = None
+    ) -> dict[str, LatestCheckin]:
+        """Per KR, the latest value, confidence and note set by check-ins (at or after
+        ``since``, e.g. the cycle start)."""
+        query = sa.select(checkins).order_by(checkins.c.at, checkins.c.id)
+        if since is not None:
+            query = query.where(checkins.c.at >= self._now(since))
+        if kr_ids is not None:
+            query = query.where(checkins.c.kr_id.in_(sorted(kr_ids)))
+        state: dict[str, dict[str, Any]] = {}
+        with self._connection() as conn:
+            for row in conn.execute(query):
+                current = state.setdefault(row.kr_id, {"kr_id": row.kr_id})
+                if row.value is not None:
+                    current.update(value=row.value, value_at=row.at)
+                if row.confidence is not None:
+                    current.update(
+                        confidence=cast(Confidence, row.confidence), confidence_at=row.at
+                    )
+                if row.note is not None:
+                    current.update(note=row.note, note_at=row.at)
+        return {kr: LatestCheckin(**fields) for kr, fields in state.items()}

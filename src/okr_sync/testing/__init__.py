@@ -1,1 +1,0 @@
-"""Builders of realistic data for tests and demos (no I/O, no test-framework imports)."""

@@ -1,0 +1,1 @@
+"""Builders, golden helpers, hypothesis strategies and fakes shared by the tests."""
