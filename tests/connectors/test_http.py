@@ -1,12 +1,26 @@
 from __future__ import annotations
 
+import http.client
 import random
+import ssl
+import urllib.error
 from datetime import UTC, datetime
 
 import pytest
+import requests
 
 from okr_sync.connectors.errors import PermanentError, RateLimitedError, TransientError
-from okr_sync.connectors.http import Retrier, RetryPolicy, parse_retry_after
+from okr_sync.connectors.http import (
+    DEFAULT_ERROR_TABLE,
+    Action,
+    FailureType,
+    Problem,
+    Resolution,
+    Retrier,
+    RetryPolicy,
+    parse_retry_after,
+    redact,
+)
 
 
 def _failing(errors: list[Exception], result: str = "ok"):
@@ -115,3 +129,72 @@ def test_backoff_given_attempts_grows_and_caps() -> None:
 def test_parse_retry_after_given_header_returns_seconds(header, expected) -> None:
     now = datetime(2026, 11, 26, 20, 0, 0, tzinfo=UTC)
     assert parse_retry_after(header, now=now) == expected
+
+
+# -- the tables -----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("status", "action", "failure", "problem"),
+    [
+        (200, Action.IGNORE, None, Problem.NONE),
+        (302, Action.IGNORE, None, Problem.NONE),
+        (400, Action.FAIL, FailureType.PERMANENT, Problem.INVALID_REQUEST),
+        (401, Action.FAIL, FailureType.CONFIG, Problem.AUTH),
+        (403, Action.FAIL, FailureType.CONFIG, Problem.FORBIDDEN),
+        (404, Action.FAIL, FailureType.PERMANENT, Problem.NOT_FOUND),
+        (408, Action.RETRY, FailureType.TRANSIENT, Problem.TIMEOUT),
+        (410, Action.FAIL, FailureType.PERMANENT, Problem.GONE),
+        (413, Action.FAIL, FailureType.PERMANENT, Problem.PAYLOAD_TOO_LARGE),
+        (418, Action.FAIL, FailureType.PERMANENT, Problem.INVALID_REQUEST),
+        (429, Action.RATE_LIMITED, FailureType.TRANSIENT, Problem.RATE_LIMITED),
+        (500, Action.RETRY, FailureType.TRANSIENT, Problem.SERVER_ERROR),
+        (503, Action.RETRY, FailureType.TRANSIENT, Problem.SERVER_ERROR),
+        (599, Action.RETRY, FailureType.TRANSIENT, Problem.SERVER_ERROR),
+    ],
+)
+def test_error_table_for_status_given_status_resolves_by_row(status, action, failure,
+                                                             problem) -> None:
+    row = DEFAULT_ERROR_TABLE.for_status(status)
+    assert (row.action, row.failure, row.problem) == (action, failure, problem)
+
+
+@pytest.mark.parametrize(
+    ("error", "problem", "retries", "ambiguous"),
+    [
+        (requests.exceptions.SSLError("cert"), Problem.TLS, False, False),
+        (ssl.SSLError("cert"), Problem.TLS, False, False),
+        (requests.exceptions.ConnectTimeout("t"), Problem.CONNECT_TIMEOUT, True, False),
+        (requests.exceptions.ReadTimeout("t"), Problem.TIMEOUT, True, True),
+        (TimeoutError("t"), Problem.TIMEOUT, True, True),
+        (requests.exceptions.ConnectionError("reset"), Problem.CONNECTION, True, True),
+        (ConnectionResetError("reset"), Problem.CONNECTION, True, True),
+        (ConnectionRefusedError("refused"), Problem.CONNECTION, True, False),
+        (requests.exceptions.ChunkedEncodingError("cut"), Problem.INCOMPLETE_RESPONSE, True, True),
+        (http.client.IncompleteRead(b"x"), Problem.INCOMPLETE_RESPONSE, True, True),
+        (urllib.error.URLError(TimeoutError("t")), Problem.TIMEOUT, True, True),
+        (urllib.error.URLError(ssl.SSLError("cert")), Problem.TLS, False, False),
+        (requests.exceptions.InvalidURL("x"), Problem.REQUEST_SETUP, False, False),
+        (RuntimeError("unknown"), Problem.REQUEST_SETUP, False, False),
+    ],
+)
+def test_error_table_for_exception_given_exception_resolves_by_type(error, problem, retries,
+                                                                    ambiguous) -> None:
+    row = DEFAULT_ERROR_TABLE.for_exception(error)
+    assert (row.problem, row.retries, row.ambiguous) == (problem, retries, ambiguous)
+
+
+def test_error_table_given_connector_rows_overrides_only_those() -> None:
+    precondition = Resolution(Action.RETRY, FailureType.TRANSIENT, Problem.PRECONDITION)
+    table = DEFAULT_ERROR_TABLE.with_statuses({412: precondition}).with_codes(
+        {"ratelimited": DEFAULT_ERROR_TABLE.for_status(429)})
+    assert table.for_status(412) is precondition
+    assert table.for_status(404) == DEFAULT_ERROR_TABLE.for_status(404)
+    assert table.for_code("ratelimited").action is Action.RATE_LIMITED
+    assert table.for_code("channel_not_found") is None and table.for_code(None) is None
+    assert DEFAULT_ERROR_TABLE.for_status(412).action is Action.FAIL
+    assert 412 in table.retryable_statuses() and 404 not in table.retryable_statuses()
+
+
+def test_redact_given_overlapping_secrets_hides_each_whole() -> None:
+    assert redact("token abc123 and abc", ["abc", "abc123", ""]) == "token *** and ***"

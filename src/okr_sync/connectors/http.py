@@ -1,27 +1,42 @@
-"""One retry policy for every connector, kept as data.
+"""One HTTP policy for every connector, kept as data.
 
-The table :attr:`RetryPolicy.retry_statuses` says which HTTP statuses are
-worth another try; everything else is either success or a permanent error.
-Waits grow exponentially with jitter, are capped, and are **never shorter
-than the server's ``Retry-After``**. A server-requested wait longer than
-:attr:`RetryPolicy.max_delay` is not slept in-process: the error is re-raised
-at once (with its ``retry_after``) so the caller can reschedule the work
-instead of holding a worker, a lock or a pass for minutes. Sleeping is
-injectable so tests run instantly while still asserting the waits that would
-have happened.
+Two tables decide what a failed exchange means, in the manner of Airbyte's
+``default_error_mapping``: :data:`EXCEPTION_RESOLUTIONS` (exception type ->
+:class:`Resolution`, most specific first) and :data:`STATUS_RESOLUTIONS`
+(HTTP status -> :class:`Resolution`). A connector that knows more about its API
+(Slack's ``error`` codes, Teams' 412) extends them with
+:meth:`ErrorTable.with_statuses` / :meth:`ErrorTable.with_codes` instead of
+writing its own ``if`` ladder; it then turns a resolution into its own typed
+error by the resolution's :class:`Problem`, never by any text.
+
+The retry policy itself is data too: :class:`RetryPolicy` rows
+(:data:`REQUEST_POLICY` for one call, retried in-process; :data:`DELIVERY_POLICY`
+for an outbox row, retried on later passes). Waits grow exponentially with
+jitter, are capped, and are **never shorter than the server's ``Retry-After``**.
+A server-requested wait longer than :attr:`RetryPolicy.max_delay` is not slept
+in-process: the error is re-raised at once (with its ``retry_after``) so the
+caller can reschedule the work instead of holding a worker, a lock or a pass for
+minutes. Sleeping is injectable so tests run instantly while still asserting the
+waits that would have happened.
 """
 
 from __future__ import annotations
 
+import http.client
 import math
 import random
+import socket
+import ssl
 import time
-from collections.abc import Callable
-from dataclasses import dataclass, field
+import urllib.error
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
+from enum import StrEnum
 from typing import TypeVar
 
+import requests
 from tenacity import RetryCallState, Retrying, retry_if_exception, stop_after_attempt
 
 from okr_sync.connectors.errors import TransientError
@@ -29,6 +44,160 @@ from okr_sync.connectors.errors import TransientError
 T = TypeVar("T")
 
 DEFAULT_TIMEOUT_SECONDS = 30.0
+
+
+class Action(StrEnum):
+    """What to do about one answer or exception."""
+
+    RETRY = "retry"  # transient: try again after a backoff
+    RATE_LIMITED = "rate_limited"  # transient: try again, never before Retry-After
+    FAIL = "fail"  # retrying the same request cannot help
+    IGNORE = "ignore"  # not a failure (a 2xx/3xx status)
+
+
+class FailureType(StrEnum):
+    """Whose problem a failure is, which decides who is told and how."""
+
+    TRANSIENT = "transient"  # weather: a later attempt may work
+    CONFIG = "config"  # the operator's settings (credentials, URL, TLS) need fixing
+    PERMANENT = "permanent"  # this request cannot work (bad input, missing target)
+
+
+class Problem(StrEnum):
+    """The kind of failure; connectors map it onto their typed errors."""
+
+    NONE = "none"
+    AUTH = "auth"
+    FORBIDDEN = "forbidden"
+    NOT_FOUND = "not_found"
+    GONE = "gone"
+    INVALID_REQUEST = "invalid_request"
+    PAYLOAD_TOO_LARGE = "payload_too_large"
+    PRECONDITION = "precondition"
+    RATE_LIMITED = "rate_limited"
+    SERVER_ERROR = "server_error"
+    TIMEOUT = "timeout"
+    CONNECT_TIMEOUT = "connect_timeout"
+    CONNECTION = "connection_error"
+    INCOMPLETE_RESPONSE = "incomplete_response"
+    TLS = "tls_error"
+    REQUEST_SETUP = "request_error"
+
+
+@dataclass(frozen=True)
+class Resolution:
+    """One row of a table: the action, whose problem it is, and what kind.
+
+    ``ambiguous`` marks failures after which the request may have reached the
+    server and taken effect (a read timeout, a reply cut off mid-body): a
+    non-idempotent call such as posting a message must check before repeating.
+    """
+
+    action: Action
+    failure: FailureType | None
+    problem: Problem
+    ambiguous: bool = False
+
+    @property
+    def retries(self) -> bool:
+        return self.action in (Action.RETRY, Action.RATE_LIMITED)
+
+
+def _retry(problem: Problem, *, ambiguous: bool = False) -> Resolution:
+    return Resolution(Action.RETRY, FailureType.TRANSIENT, problem, ambiguous)
+
+
+def _fail(failure: FailureType, problem: Problem) -> Resolution:
+    return Resolution(Action.FAIL, failure, problem)
+
+
+SUCCESS = Resolution(Action.IGNORE, None, Problem.NONE)
+RATE_LIMITED = Resolution(Action.RATE_LIMITED, FailureType.TRANSIENT, Problem.RATE_LIMITED)
+SERVER_ERROR = _retry(Problem.SERVER_ERROR)
+
+#: HTTP status -> resolution. Statuses not listed: other 5xx retry, other 4xx fail.
+STATUS_RESOLUTIONS: Mapping[int, Resolution] = {
+    400: _fail(FailureType.PERMANENT, Problem.INVALID_REQUEST),
+    401: _fail(FailureType.CONFIG, Problem.AUTH),
+    403: _fail(FailureType.CONFIG, Problem.FORBIDDEN),
+    404: _fail(FailureType.PERMANENT, Problem.NOT_FOUND),
+    408: _retry(Problem.TIMEOUT),
+    410: _fail(FailureType.PERMANENT, Problem.GONE),
+    413: _fail(FailureType.PERMANENT, Problem.PAYLOAD_TOO_LARGE),
+    425: _retry(Problem.SERVER_ERROR),
+    429: RATE_LIMITED,
+    500: SERVER_ERROR,
+    502: SERVER_ERROR,
+    503: SERVER_ERROR,
+    504: SERVER_ERROR,
+}
+
+#: Exception type -> resolution, the first ``isinstance`` match wins (most specific
+#: first). Covers ``requests`` and the standard library (``urllib``, as used by
+#: ``slack_sdk``). TLS failures are setup, not weather; a connect timeout means
+#: nothing was sent, any later failure may have been after the server acted.
+EXCEPTION_RESOLUTIONS: tuple[tuple[type[BaseException], Resolution], ...] = (
+    (requests.exceptions.SSLError, _fail(FailureType.CONFIG, Problem.TLS)),
+    (ssl.SSLError, _fail(FailureType.CONFIG, Problem.TLS)),
+    (requests.exceptions.ConnectTimeout, _retry(Problem.CONNECT_TIMEOUT)),
+    (requests.exceptions.Timeout, _retry(Problem.TIMEOUT, ambiguous=True)),
+    (socket.timeout, _retry(Problem.TIMEOUT, ambiguous=True)),
+    (ConnectionRefusedError, _retry(Problem.CONNECTION)),
+    (requests.exceptions.ChunkedEncodingError, _retry(Problem.INCOMPLETE_RESPONSE, ambiguous=True)),
+    (requests.exceptions.ContentDecodingError, _retry(Problem.INCOMPLETE_RESPONSE, ambiguous=True)),
+    (http.client.IncompleteRead, _retry(Problem.INCOMPLETE_RESPONSE, ambiguous=True)),
+    (requests.exceptions.ConnectionError, _retry(Problem.CONNECTION, ambiguous=True)),
+    (ConnectionError, _retry(Problem.CONNECTION, ambiguous=True)),
+    (http.client.HTTPException, _retry(Problem.CONNECTION, ambiguous=True)),
+    (requests.exceptions.RequestException, _fail(FailureType.CONFIG, Problem.REQUEST_SETUP)),
+    (ValueError, _fail(FailureType.CONFIG, Problem.REQUEST_SETUP)),
+)
+
+
+@dataclass(frozen=True)
+class ErrorTable:
+    """Statuses, API error codes and exceptions -> :class:`Resolution`, for one connector."""
+
+    statuses: Mapping[int, Resolution] = field(default_factory=lambda: dict(STATUS_RESOLUTIONS))
+    #: API-level error codes (Slack's ``"error"`` field...), looked up before the status.
+    codes: Mapping[str, Resolution] = field(default_factory=dict)
+    exceptions: tuple[tuple[type[BaseException], Resolution], ...] = EXCEPTION_RESOLUTIONS
+
+    def with_statuses(self, rows: Mapping[int, Resolution]) -> ErrorTable:
+        return replace(self, statuses={**self.statuses, **rows})
+
+    def with_codes(self, rows: Mapping[str, Resolution]) -> ErrorTable:
+        return replace(self, codes={**self.codes, **rows})
+
+    def for_status(self, status: int) -> Resolution:
+        if 200 <= status < 400:
+            return SUCCESS
+        row = self.statuses.get(status)
+        if row is not None:
+            return row
+        if status >= 500:
+            return SERVER_ERROR
+        return _fail(FailureType.PERMANENT, Problem.INVALID_REQUEST)
+
+    def for_code(self, code: str | None) -> Resolution | None:
+        """The row of an API error code, ``None`` when the table does not know it."""
+        return self.codes.get(code) if code else None
+
+    def for_exception(self, error: BaseException) -> Resolution:
+        """The row of an exception raised while sending; unknown ones are request setup."""
+        if isinstance(error, urllib.error.URLError) and isinstance(error.reason, BaseException):
+            # urllib wraps the socket-level cause; the cause decides.
+            return self.for_exception(error.reason)
+        for kind, row in self.exceptions:
+            if isinstance(error, kind):
+                return row
+        return _fail(FailureType.CONFIG, Problem.REQUEST_SETUP)
+
+    def retryable_statuses(self) -> frozenset[int]:
+        return frozenset(status for status, row in self.statuses.items() if row.retries)
+
+
+DEFAULT_ERROR_TABLE = ErrorTable()
 
 
 @dataclass(frozen=True)
@@ -39,9 +208,8 @@ class RetryPolicy:
     base_delay: float = 0.5
     max_delay: float = 60.0
     jitter: float = 0.25
-    retry_statuses: frozenset[int] = field(
-        default_factory=lambda: frozenset({408, 425, 429, 500, 502, 503, 504})
-    )
+    # Being replaced by ErrorTable rows: connectors move to ``ErrorTable.for_status``.
+    retry_statuses: frozenset[int] = field(default_factory=DEFAULT_ERROR_TABLE.retryable_statuses)
     timeout: float = DEFAULT_TIMEOUT_SECONDS
 
     def is_retryable_status(self, status: int) -> bool:
@@ -66,6 +234,17 @@ class RetryPolicy:
             # retries_in_process hands them back to the caller.
             return float(max(retry_after, exponential))
         return float(exponential)
+
+
+#: One HTTP call, retried in-process.
+REQUEST_POLICY = RetryPolicy()
+
+
+def redact(text: str, secrets: Iterable[str]) -> str:
+    """``text`` with every non-empty secret replaced (longest first, so none shows in part)."""
+    for secret in sorted((s for s in secrets if s), key=len, reverse=True):
+        text = text.replace(secret, "***")
+    return text
 
 
 def parse_retry_after(value: str | None, *, now: datetime | None = None) -> float | None:
