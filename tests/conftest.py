@@ -25,6 +25,7 @@ from sqlalchemy.pool import NullPool
 
 from okr_sync.sync.store.schema import upgrade
 from okr_sync.sync.store.store import Store
+from support import hypothesis_profile  # noqa: F401  (loads the profile before any test)
 
 PG_URL_ENV = "OKR_SYNC_TEST_DATABASE_URL"
 

@@ -19,6 +19,9 @@ from okr_sync.sync.sandbox_world import DEMO_CHANNEL, SandboxWorld, sandbox_worl
 from okr_sync.sync.store.locks import RunLock
 from support.paths import DEMO_PLAN
 
+# Processes started and killed: long, so `-m 'not slow'` leaves them out locally.
+pytestmark = pytest.mark.slow
+
 
 @pytest.fixture
 def world(tmp_path: Path) -> Iterator[SandboxWorld]:

@@ -16,6 +16,7 @@ from okr_sync.connectors.jira.jql import (
     projects_jql,
     split_order_by,
 )
+from support.hypothesis_profile import examples
 
 NEW_YORK = ZoneInfo("America/New_York")
 KOLKATA = ZoneInfo("Asia/Kolkata")
@@ -117,7 +118,7 @@ def test_jql_datetime_literal_given_spring_forward_uses_the_new_offset() -> None
     assert jql_datetime_literal(at(2026, 3, 8, 7, 0), NEW_YORK) == '"2026/03/08 03:00"'
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=examples(300), deadline=None)
 @given(
     instant=st.datetimes(
         min_value=datetime(2020, 1, 1), max_value=datetime(2035, 12, 31), timezones=st.just(UTC)

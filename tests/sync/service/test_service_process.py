@@ -30,6 +30,9 @@ from okr_sync.sync.store.locks import Leadership, RunLock
 from okr_sync.sync.store.store import Store
 from support.paths import DEMO_PLAN
 
+# Processes started and killed: long, so `-m 'not slow'` leaves them out locally.
+pytestmark = pytest.mark.slow
+
 WAIT_S = 30.0
 T = TypeVar("T")
 
@@ -51,7 +54,6 @@ _SERVICE_SCRIPT = textwrap.dedent(
                    webhook_secret=settings.webhook_secret))
     """
 )
-
 
 def wait_for(what: str, probe: Callable[[], T | None], timeout: float = WAIT_S) -> T:
     deadline = time.monotonic() + timeout

@@ -144,6 +144,7 @@ def test_run_lock_acquire_given_holder_releases_while_waiting_gets_it(database_u
     waiter.release()
 
 
+@pytest.mark.slow
 def test_run_lock_given_holder_killed_with_sigkill_is_taken_over(database_url: str) -> None:
     with holder_process(database_url, "run") as child:
         assert RunLock(database_url).try_acquire() is False
@@ -173,6 +174,7 @@ def test_leadership_given_two_replicas_one_leads_and_the_other_takes_over_on_res
         assert (two.poll(), one.poll()) == (True, False)
 
 
+@pytest.mark.slow
 def test_leadership_given_leader_process_killed_follower_takes_over(database_url: str) -> None:
     follower = Leadership(database_url, "leader", holder="replica-2")
     with holder_process(database_url, "leader", mode="lead") as child:

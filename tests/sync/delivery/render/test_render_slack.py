@@ -27,6 +27,7 @@ from okr_sync.sync.delivery.render.common import text_units
 from okr_sync.sync.delivery.render.slack_blocks import mrkdwn_text
 from support import strategies
 from support.golden import assert_matches_golden
+from support.hypothesis_profile import examples
 from support.scorecards import (
     HOSTILE_TITLE,
     JIRA,
@@ -261,7 +262,7 @@ def test_render_slack_digest_given_no_previous_omits_week_over_week() -> None:
 
 
 @settings(
-    max_examples=40,
+    max_examples=examples(40),
     deadline=None,
     database=None,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],

@@ -29,6 +29,8 @@ from okr_sync.sync.delivery.render import (
 )
 from support import strategies
 from support.golden import assert_matches_golden
+from support.hypothesis_profile import examples
+from support.paths import REPO
 from support.scorecards import (
     HOSTILE_TITLE,
     JIRA,
@@ -41,7 +43,7 @@ from support.scorecards import (
 )
 
 GOLDEN = Path(__file__).parent / "golden"
-SCHEMA_PATH = Path("/work/shared/specs/adaptive-card-1.5.schema.json")
+SCHEMA_PATH = REPO.parent / "shared" / "specs" / "adaptive-card-1.5.schema.json"
 INJECTION = "[click](https://evil.example) **bold** _it_ <at>all</at> " + HOSTILE_TITLE
 #: A markdown control character not preceded by a backslash.
 UNESCAPED = re.compile(r"(?<!\\)[\[\]()*_`~<>#|!]")
@@ -257,7 +259,7 @@ def test_render_teams_checkin_reminder_card_given_no_manual_krs_returns_none() -
 
 
 @settings(
-    max_examples=25,
+    max_examples=examples(25),
     deadline=None,
     database=None,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
