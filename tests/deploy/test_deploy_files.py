@@ -189,10 +189,8 @@ def test_invocations_given_deploy_files_find_every_command_line() -> None:
     assert all(invocation.argv[0] == "okr-sync" for invocation in INVOCATIONS)
 
 
-@pytest.mark.parametrize("invocation", INVOCATIONS, ids=lambda i: i.source)
-def test_command_line_given_deploy_invocation_is_a_valid_okr_sync_command(
-    invocation: Invocation,
-) -> None:
+def assert_valid_command(invocation: Invocation) -> None:
+    """The command exists (its ``--help`` exits 0) and lists every option the line uses."""
     # The one place that knows where the app lives.
     from okr_sync.cli.main import app
 
@@ -202,6 +200,58 @@ def test_command_line_given_deploy_invocation_is_a_valid_okr_sync_command(
     known = set(re.findall(r"--[a-z][a-z-]*", result.output))
     used = {arg for arg in invocation.args if arg.startswith("--")}
     assert used <= known, f"{invocation.source}: unknown options {sorted(used - known)}"
+
+
+@pytest.mark.parametrize("invocation", INVOCATIONS, ids=lambda i: i.source)
+def test_command_line_given_deploy_invocation_is_a_valid_okr_sync_command(
+    invocation: Invocation,
+) -> None:
+    assert_valid_command(invocation)
+
+
+def readme_deploying() -> str:
+    text = (REPO / "README.md").read_text()
+    section = text.split("\n## Deploying\n", 1)[1]
+    return section.split("\n## ", 1)[0]
+
+
+#: How the README's Deploying section spells an okr-sync command line.
+README_COMMANDS = (
+    re.compile(r"`okr-sync ([^`]+)`"),
+    re.compile(r"okr-sync:0\.1\.0 ([a-z][^\n`\\]*)"),
+    re.compile(r"/opt/okr-sync/bin/okr-sync ([a-z][^\n`]*)"),
+    re.compile(r"docker exec okr-sync okr-sync ([^\n`]+)"),
+)
+
+
+def readme_invocations() -> list[Invocation]:
+    section = readme_deploying()
+    found = []
+    for pattern in README_COMMANDS:
+        for match in pattern.finditer(section):
+            args = shlex.split(match.group(1), comments=True)
+            found.append(Invocation(f"README:{match.group(0)}", ("okr-sync", *args)))
+    return found
+
+
+def test_readme_given_deploying_section_names_existing_deploy_files() -> None:
+    paths = set(re.findall(r"`(deploy/[\w./-]+)`", readme_deploying()))
+
+    assert paths
+    assert [path for path in sorted(paths) if not (REPO / path).exists()] == []
+
+
+def test_readme_given_deploying_section_finds_its_command_lines() -> None:
+    commands = {" ".join(invocation.args) for invocation in readme_invocations()}
+
+    assert {"db upgrade", "run --dry-run", "status", "resync --kr CO-1.KR1"} <= commands
+
+
+@pytest.mark.parametrize("invocation", readme_invocations(), ids=lambda i: i.source)
+def test_command_line_given_readme_deploying_invocation_is_a_valid_okr_sync_command(
+    invocation: Invocation,
+) -> None:
+    assert_valid_command(invocation)
 
 
 # --- Dockerfile and compose --------------------------------------------------------
