@@ -9,6 +9,7 @@ the row's :class:`~okr_sync.connectors.http.Problem`, through two small dicts.
 
 from __future__ import annotations
 
+import http.client
 from collections.abc import Mapping, Sequence
 from dataclasses import replace
 
@@ -82,8 +83,10 @@ SLACK_ERROR_TABLE: ErrorTable = replace(
     DEFAULT_ERROR_TABLE.with_codes(SLACK_CODES).with_statuses(
         {408: _SLACK_SLOW, 425: _SLACK_DOWN, **dict.fromkeys(range(500, 600), _SLACK_DOWN)}
     ),
-    # A reply body that does not decode arrived cut or garbled, after Slack got the call.
     exceptions=(
+        # An HTTPException (a dropped connection, in the default rows) but a setup error.
+        (http.client.InvalidURL, _fail(FailureType.CONFIG, Problem.REQUEST_SETUP)),
+        # A reply body that does not decode arrived cut or garbled, after Slack got the call.
         (
             UnicodeDecodeError,
             Resolution(
@@ -187,9 +190,8 @@ def error_for(
     ``by_code`` says a Slack error code (not only the status) chose the row.
     """
     message = _describe(method, channel, code, details)
-    kind = (_BY_CODE_PROBLEM.get(row.problem) if by_code else None) or _BY_PROBLEM.get(
-        row.problem
-    )
+    by_slack = _BY_CODE_PROBLEM.get(row.problem) if by_code else None
+    kind = by_slack or _BY_PROBLEM.get(row.problem)
     if row.retries:
         transient = kind if kind is not None and issubclass(kind, SlackTransientError) else None
         return (transient or SlackTransientError)(

@@ -92,7 +92,7 @@ class SlackTransport:
                 _describe(method, channel, "request_error",
                           ("the bot token holds characters a header cannot carry",)),
                 code="request_error", method=method, channel=channel,
-            )  # fmt: skip
+            ) from None  # fmt: skip
         try:
             response = self._web.api_call(
                 method,
@@ -127,7 +127,10 @@ def _api_error(method: str, channel: str | None, error: SlackApiError) -> SlackE
         decided_by_code = by_code is not None
         row = by_code or UNKNOWN_CODE
     elif 300 <= status < 400:
-        decided_by_code, row = False, _REDIRECTED
+        return error_for(
+            _REDIRECTED, code=_REDIRECTED.problem.value, method=method, channel=channel,
+            status=status, details=(f"HTTP {status} redirect not followed",),
+        )  # fmt: skip
     else:
         by_status = SLACK_ERROR_TABLE.for_status(status)
         # A server in trouble or asking to slow down is believed over any code in its body.
