@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 from pydantic import SecretStr
-from scripted_slack import Reply, ScriptedSlack, scripted
+from scripted_slack import Reply, ScriptedSlack, refused_url, scripted
 
 from okr_sync.connectors.errors import PermanentError
 from okr_sync.connectors.http import RetryPolicy
@@ -199,6 +199,29 @@ def test_logs_given_debug_level_and_uncertain_post_never_show_the_token(
     sdk_records = [r for r in caplog.records if r.name == "okr_sync.connectors.slack.sdk"]
     assert {r.levelno for r in sdk_records} >= {logging.DEBUG, logging.ERROR}
     assert TOKEN not in caplog.text
+
+
+@pytest.mark.parametrize(
+    ("no_proxy", "goes_direct"), [("127.0.0.1", True), ("", False)], ids=["bypassed", "proxied"]
+)
+def test_post_message_given_https_proxy_honours_no_proxy_for_the_api_host(
+    mocked: ScriptedSlack, sleeps: list[float], monkeypatch: pytest.MonkeyPatch,
+    no_proxy: str, goes_direct: bool,
+) -> None:  # fmt: skip
+    # slack_sdk hands HTTPS_PROXY to urllib, whose ProxyHandler honours NO_PROXY, as requests did.
+    for name in ("https_proxy", "http_proxy", "HTTP_PROXY", "no_proxy"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("HTTPS_PROXY", refused_url().removesuffix("/api/"))
+    monkeypatch.setenv("NO_PROXY", no_proxy)
+    client = make_client(sleeps, mocked.api_url, attempts=1)
+    if goes_direct:
+        mocked.expect(POST, body=OK_POST)
+        assert client.post_message(CHANNEL, text="hi") == SlackMessageRef(CHANNEL, POSTED_TS)
+    else:
+        with pytest.raises(SlackTransientError) as caught:
+            client.post_message(CHANNEL, text="hi")
+        assert caught.value.code == "connection_error"
+        assert mocked.calls == []
 
 
 # -- uncertain posts ------------------------------------------------------------------------

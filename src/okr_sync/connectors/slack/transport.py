@@ -25,8 +25,6 @@ import logging
 import math
 import re
 import urllib.error
-import urllib.parse
-import urllib.request
 from collections.abc import Mapping
 from dataclasses import replace
 from typing import Any
@@ -73,10 +71,6 @@ class SlackTransport:
             logger=SDK_LOGGER,
             retry_handlers=[],
         )
-        host = urllib.parse.urlsplit(api_url).hostname or ""
-        if self._web.proxy is not None and urllib.request.proxy_bypass(host):
-            # slack_sdk reads HTTPS_PROXY but not NO_PROXY; honour both, as requests did.
-            self._web.proxy = None
 
     def call(
         self,
