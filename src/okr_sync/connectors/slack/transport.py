@@ -35,7 +35,6 @@ from slack_sdk.errors import SlackApiError
 
 from okr_sync.connectors.http import Action, FailureType, Problem, Resolution, parse_retry_after
 from okr_sync.connectors.slack.errors import (
-    SLACK_CODES,
     SLACK_ERROR_TABLE,
     UNKNOWN_CODE,
     SlackError,
@@ -96,6 +95,7 @@ class SlackTransport:
         except SlackApiError as error:
             raise _api_error(method, channel, error) from None
         except AttributeError:
+            # slack_sdk's validate() calls .get() on the body: a JSON list or string.
             raise malformed(method, channel, "body is not a JSON object") from None
         except Exception as error:
             raise _exception_error(method, channel, error) from None
@@ -138,7 +138,7 @@ def _api_error(method: str, channel: str | None, error: SlackApiError) -> SlackE
         shown = code or f"http_{status}"
     return error_for(
         row, code=shown, method=method, channel=channel,
-        by_code=decided_by_code and code in SLACK_CODES, status=status,
+        by_code=decided_by_code, status=status,
         retry_after=retry_after, details=_details(data),
     )  # fmt: skip
 
