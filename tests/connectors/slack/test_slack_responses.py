@@ -1,18 +1,15 @@
-"""SlackClient edge cases the sandbox cannot produce (strict ``responses``, ordered)."""
+"""SlackClient edge cases the sandbox cannot produce (a strict scripted loopback Slack, ordered)."""
 
 from __future__ import annotations
 
-import json
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
+from email.message import Message
 from email.utils import format_datetime
 
 import pytest
-import requests
-import responses
 from pydantic import SecretStr
-from responses import matchers
-from responses.registries import OrderedRegistry
+from scripted_slack import HungPort, ScriptedSlack, scripted
 
 from okr_sync.connectors.http import RetryPolicy
 from okr_sync.connectors.slack.client import (
@@ -23,21 +20,21 @@ from okr_sync.connectors.slack.client import (
     SlackRateLimitedError,
 )
 
-API = "https://slack.test/api/"
-POST = API + "chat.postMessage"
-HISTORY = API + "conversations.history"
+POST = "chat.postMessage"
+HISTORY = "conversations.history"
 CHANNEL = "C0123456789"
 TOKEN = "xoxb-responses-secret"
 NOW = 1_790_000_000.0
 OK_POST = {"ok": True, "channel": CHANNEL, "ts": "1790000000.000100", "message": {}}
+# slack_sdk takes whole seconds; the shortest timeout it allows.
+TIMEOUT = 1.0
 
 
 @pytest.fixture
-def mocked() -> Iterator[responses.RequestsMock]:
-    with responses.RequestsMock(
-        assert_all_requests_are_fired=True, registry=OrderedRegistry
-    ) as rsps:
-        yield rsps
+def mocked() -> Iterator[ScriptedSlack]:
+    with scripted() as server:
+        yield server
+        server.assert_done()
 
 
 @pytest.fixture
@@ -45,23 +42,29 @@ def sleeps() -> list[float]:
     return []
 
 
-@pytest.fixture
-def client(sleeps: list[float]) -> SlackClient:
+def make_client(
+    api_url: str, sleeps: list[float], sleep: Callable[[float], None] | None = None
+) -> SlackClient:
     return SlackClient(
-        API,
+        api_url,
         SecretStr(TOKEN),
-        policy=RetryPolicy(max_attempts=3, timeout=5.0),
-        sleep=sleeps.append,
+        policy=RetryPolicy(max_attempts=3, timeout=TIMEOUT),
+        sleep=sleep or sleeps.append,
         channel_interval=0.0,
         wall_clock=lambda: NOW,
     )
 
 
+@pytest.fixture
+def client(mocked: ScriptedSlack, sleeps: list[float]) -> SlackClient:
+    return make_client(mocked.api_url, sleeps)
+
+
 def test_post_message_given_html_200_is_malformed_and_retried(
-    mocked: responses.RequestsMock, client: SlackClient
+    mocked: ScriptedSlack, client: SlackClient
 ) -> None:
-    mocked.post(POST, body="<html>maintenance</html>", status=200)
-    mocked.post(POST, json=OK_POST)
+    mocked.expect(POST, body="<html>maintenance</html>", content_type="text/html")
+    mocked.expect(POST, body=OK_POST)
 
     ref = client.post_message(CHANNEL, text="hi")
 
@@ -69,10 +72,22 @@ def test_post_message_given_html_200_is_malformed_and_retried(
 
 
 def test_post_message_given_ok_false_without_code_raises_malformed(
-    mocked: responses.RequestsMock, client: SlackClient
+    mocked: ScriptedSlack, client: SlackClient
 ) -> None:
     for _ in range(3):
-        mocked.post(POST, json={"ok": False})
+        mocked.expect(POST, body={"ok": False})
+
+    with pytest.raises(SlackMalformedResponseError) as raised:
+        client.post_message(CHANNEL, text="hi")
+
+    assert raised.value.code == "malformed_response"
+
+
+def test_post_message_given_json_list_body_raises_malformed(
+    mocked: ScriptedSlack, client: SlackClient
+) -> None:
+    for _ in range(3):
+        mocked.expect(POST, body=[{"ok": True}])
 
     with pytest.raises(SlackMalformedResponseError) as raised:
         client.post_message(CHANNEL, text="hi")
@@ -81,11 +96,11 @@ def test_post_message_given_ok_false_without_code_raises_malformed(
 
 
 def test_post_message_given_retry_after_http_date_waits_until_then(
-    mocked: responses.RequestsMock, client: SlackClient
+    mocked: ScriptedSlack, client: SlackClient
 ) -> None:
     later = format_datetime(datetime.now(UTC) + timedelta(seconds=50), usegmt=True)
-    mocked.post(POST, status=429, headers={"Retry-After": later}, json={"ok": False})
-    mocked.post(POST, json=OK_POST)
+    mocked.expect(POST, status=429, headers={"Retry-After": later}, body={"ok": False})
+    mocked.expect(POST, body=OK_POST)
 
     client.post_message(CHANNEL, text="hi")
 
@@ -93,9 +108,9 @@ def test_post_message_given_retry_after_http_date_waits_until_then(
 
 
 def test_post_message_given_retry_after_beyond_max_delay_raises_at_once(
-    mocked: responses.RequestsMock, client: SlackClient, sleeps: list[float]
+    mocked: ScriptedSlack, client: SlackClient, sleeps: list[float]
 ) -> None:
-    mocked.post(POST, status=429, headers={"Retry-After": "600"}, json={"ok": False})
+    mocked.expect(POST, status=429, headers={"Retry-After": "600"}, body={"ok": False})
 
     with pytest.raises(SlackRateLimitedError) as raised:
         client.post_message(CHANNEL, text="hi")
@@ -105,10 +120,10 @@ def test_post_message_given_retry_after_beyond_max_delay_raises_at_once(
 
 
 def test_post_message_given_429_without_body_is_rate_limited(
-    mocked: responses.RequestsMock, client: SlackClient
+    mocked: ScriptedSlack, client: SlackClient
 ) -> None:
     for _ in range(3):
-        mocked.post(POST, status=429, headers={"Retry-After": "2"}, body="")
+        mocked.expect(POST, status=429, headers={"Retry-After": "2"}, body="")
 
     with pytest.raises(SlackRateLimitedError) as raised:
         client.post_message(CHANNEL, text="hi")
@@ -119,26 +134,23 @@ def test_post_message_given_429_without_body_is_rate_limited(
 
 
 def test_post_message_given_read_timeout_with_key_checks_history_before_reposting(
-    mocked: responses.RequestsMock, client: SlackClient
+    mocked: ScriptedSlack, client: SlackClient
 ) -> None:
-    mocked.post(POST, body=requests.ReadTimeout("read timed out"))
+    mocked.expect(POST, body=OK_POST, delay=TIMEOUT + 0.5)
+    mocked.expect(HISTORY, body={"ok": True, "messages": [], "has_more": False})
+    mocked.expect(POST, body=OK_POST)
+
+    ref = client.post_message(CHANNEL, text="hi", idempotency_key="outbox-9")
+
+    assert ref.ts == "1790000000.000100"
     history_query = {
         "channel": CHANNEL,
         "include_all_metadata": "true",
         "oldest": f"{NOW - 900:.6f}",
         "limit": "200",
     }
-    mocked.get(
-        HISTORY,
-        json={"ok": True, "messages": [], "has_more": False},
-        match=[matchers.query_param_matcher(history_query)],
-    )
-    mocked.post(POST, json=OK_POST)
-
-    ref = client.post_message(CHANNEL, text="hi", idempotency_key="outbox-9")
-
-    assert ref.ts == "1790000000.000100"
-    sent = json.loads(mocked.calls[2].request.body or b"{}")
+    assert mocked.calls[1].form == history_query
+    sent = mocked.calls[2].json
     assert sent["metadata"] == {
         "event_type": "okr_sync_message",
         "event_payload": {"idempotency_key": "outbox-9"},
@@ -146,21 +158,38 @@ def test_post_message_given_read_timeout_with_key_checks_history_before_repostin
 
 
 def test_post_message_given_connect_timeout_retries_without_history_lookup(
-    mocked: responses.RequestsMock, client: SlackClient
+    sleeps: list[float],
 ) -> None:
     # Nothing was sent, so there is nothing to look for.
-    mocked.post(POST, body=requests.ConnectTimeout("connect timed out"))
-    mocked.post(POST, json=OK_POST)
+    hung = HungPort()
+    servers: list[ScriptedSlack] = []
 
-    client.post_message(CHANNEL, text="hi", idempotency_key="outbox-10")
+    def sleep(seconds: float) -> None:
+        # Between the attempts Slack comes back on the same port.
+        sleeps.append(seconds)
+        hung.close()
+        server = ScriptedSlack(port=hung.port).start()
+        server.expect(POST, body=OK_POST)
+        servers.append(server)
 
-    assert [call.request.method for call in mocked.calls] == ["POST", "POST"]
+    try:
+        client = make_client(hung.api_url, sleeps, sleep)
+        client.post_message(CHANNEL, text="hi", idempotency_key="outbox-10")
+    finally:
+        hung.close()
+        for server in servers:
+            server.stop()
+
+    [server] = servers
+    server.assert_done()
+    assert server.methods() == [POST]
+    assert len(sleeps) == 1
 
 
 def test_post_message_given_wrong_api_url_404_is_permanent(
-    mocked: responses.RequestsMock, client: SlackClient
+    mocked: ScriptedSlack, client: SlackClient
 ) -> None:
-    mocked.post(POST, status=404, body="<html>Not Found</html>")
+    mocked.expect(POST, status=404, body="<html>Not Found</html>", content_type="text/html")
 
     with pytest.raises(SlackPermanentError) as raised:
         client.post_message(CHANNEL, text="hi")
@@ -170,20 +199,18 @@ def test_post_message_given_wrong_api_url_404_is_permanent(
 
 
 def test_post_message_given_any_call_sends_bearer_token_and_json_charset(
-    mocked: responses.RequestsMock, client: SlackClient
+    mocked: ScriptedSlack, client: SlackClient
 ) -> None:
-    mocked.post(
-        POST,
-        json=OK_POST,
-        match=[
-            matchers.header_matcher(
-                {
-                    "Authorization": f"Bearer {TOKEN}",
-                    "Content-Type": "application/json; charset=utf-8",
-                }
-            ),
-            matchers.json_params_matcher({"channel": CHANNEL, "text": "hi"}),
-        ],
-    )
+    mocked.expect(POST, body=OK_POST)
 
     client.post_message(CHANNEL, text="hi")
+
+    [call] = mocked.calls
+    assert call.headers["Authorization"] == f"Bearer {TOKEN}"
+    # slack_sdk writes "application/json;charset=utf-8": the same media type and charset.
+    content_type = Message()
+    content_type["Content-Type"] = call.headers["Content-Type"]
+    assert (content_type.get_content_type(), content_type.get_param("charset")) == (
+        "application/json", "utf-8",
+    )  # fmt: skip
+    assert call.json == {"channel": CHANNEL, "text": "hi"}
