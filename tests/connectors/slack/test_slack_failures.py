@@ -197,7 +197,8 @@ def test_logs_given_debug_level_and_uncertain_post_never_show_the_token(
     client.post_message(CHANNEL, text="hi", idempotency_key="outbox-11")
 
     sdk_records = [r for r in caplog.records if r.name == "okr_sync.connectors.slack.sdk"]
-    assert {r.levelno for r in sdk_records} >= {logging.DEBUG, logging.ERROR}
+    # Traces at DEBUG; the dropped post is the caller's to report once, not slack_sdk's.
+    assert {r.levelno for r in sdk_records} == {logging.DEBUG}
     assert TOKEN not in caplog.text
 
 

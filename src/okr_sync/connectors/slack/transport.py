@@ -49,6 +49,15 @@ from okr_sync.connectors.slack.errors import (
 #: place the token travels.
 SDK_LOGGER = logging.getLogger("okr_sync.connectors.slack.sdk")
 
+
+def _below_error(record: logging.LogRecord) -> bool:
+    # A failed send becomes a typed error that its caller reports once; slack_sdk's
+    # own ERROR line about it would say the same thing a second time.
+    return record.levelno < logging.ERROR
+
+
+SDK_LOGGER.addFilter(_below_error)
+
 _SLACK_CODE = re.compile(r"[a-z0-9_]+")
 # What http.client refuses in a header value, and would quote (token and all) in its error.
 _ILLEGAL_HEADER_VALUE = re.compile(r"[\x00-\x1f\x7f]")
