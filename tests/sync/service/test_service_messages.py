@@ -149,11 +149,13 @@ def test_stored_scorecard_given_snapshot_without_measure_kinds_takes_them_from_t
     rebuilt = stored_scorecard(snapshot.document, runtime.plan)
     assert rebuilt.to_json() | {"deliveries": []} == result.scorecard.to_json() | {
         "deliveries": []}
-    legacy = dict(snapshot.document)
+    # A version 1 snapshot (the flat scorecard document) from before measure kinds.
+    stored_v1 = rebuilt.to_json()
+    legacy = dict(stored_v1)
     legacy["objectives"] = [
         o | {"key_results": [{k: v for k, v in kr.items() if k != "measure"}
                              for kr in o["key_results"]]}
-        for o in snapshot.document["objectives"]
+        for o in stored_v1["objectives"]
     ]
     kinds = {kr.id: kr.measure_kind for kr in stored_scorecard(legacy, runtime.plan).key_results()}
     assert kinds["CO-1.KR3"] == "manual" and kinds["CO-1.KR1"] == "done_ratio"
