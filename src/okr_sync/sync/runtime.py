@@ -184,8 +184,7 @@ class Runtime:
 
     def close(self) -> None:
         self.jira.reset_counts()
-        if self.store is not None:
-            self.store.close()
+        self.store.close()
 
 
 def build_runtime(
