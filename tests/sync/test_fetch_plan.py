@@ -40,12 +40,11 @@ def test_build_fetch_plan_given_many_krs_one_scope_per_source_and_needed_fields_
     assert main.projects == ("ENT", "SUP")
     assert main.scope_jql == 'project in ("ENT", "SUP")'
     assert main.extra_fields == ("customfield_10050",)
-    assert main.needs_story_points is False
     assert main.memberships == (
         MembershipQuery("D", "project = SUP AND priority = Highest", "count", False),
         MembershipQuery("E", "fixVersion = 2.0 AND updated >= -7d", "ids", True),
     )
-    assert dc.scope_jql == 'project in ("OPS")' and dc.needs_story_points
+    assert dc.scope_jql == 'project in ("OPS")'
 
 
 def test_build_fetch_plan_given_manual_plan_needs_no_source() -> None:

@@ -29,6 +29,7 @@ from okr_sync.cli.common import (
 from okr_sync.cli.console import print_scorecard
 from okr_sync.scoring.scorecard import CONFIDENCE_ORDER, Confidence, scorecard_from_json
 from okr_sync.sync.delivery.render.report import render_html_report
+from okr_sync.sync.state import Explanation, PassSnapshot
 from okr_sync.sync.store.store import SchemaError, Store, upgrade
 
 db_app = typer.Typer(help="State store maintenance.", no_args_is_help=True)
@@ -58,7 +59,7 @@ def status_document(store: Store, now: datetime) -> dict[str, Any]:
     snapshot = store.latest_snapshot()
     scorecard = None
     if snapshot is not None:
-        scorecard = {k: v for k, v in snapshot.document.items() if k not in ("explain", "fetch")}
+        scorecard = PassSnapshot.from_json(snapshot.document).scorecard.to_json()
     runs = store.last_runs_by_outcome()
     summary = store.delivery_summary()
     return {
@@ -164,14 +165,15 @@ def explain(kr_id: Annotated[str, typer.Argument(help="key result id")],
         history = store.get_history(kr_id, limit=10)
         checkins = store.checkins(kr_id, limit=5)
     stdout.print(Text.assemble((f"{kr.id} ", "bold"), kr.title))
-    card = scorecard_from_json(snapshot.document) if snapshot is not None else None
-    if snapshot is None or card is None or kr_id not in {k.id for k in card.key_results()}:
+    stored = PassSnapshot.from_json(snapshot.document) if snapshot is not None else None
+    card = stored.scorecard if stored is not None else None
+    if stored is None or card is None or kr_id not in {k.id for k in card.key_results()}:
         stdout.print("not scored yet: run `okr-sync run` first", markup=False)
         return
     scored = card.key_result(kr_id)
     stdout.print(f"value {scored.value:g} (target {scored.target:g}), score {scored.score:.0%}, "
                  f"{scored.band}, {scored.confidence}", markup=False)
-    entry = (snapshot.document.get("explain") or {}).get(kr_id)
+    entry = stored.explanations.get(kr_id)
     if kr.measure.kind == "manual":
         stdout.print("measured by hand: plan `current` or the latest check-in", markup=False)
     elif entry is not None:
@@ -191,26 +193,26 @@ def explain(kr_id: Annotated[str, typer.Argument(help="key result id")],
                      f"confidence={checkin.confidence} {checkin.note or ''}", markup=False)
 
 
-def _print_items(kind: str, entry: dict[str, Any]) -> None:
-    stdout.print(Text(f"JQL: {entry['jql']}"))
-    if entry.get("error"):
-        stdout.print(Text.assemble(("not measured: ", "red"), entry["error"]))
-    if entry.get("count") is not None:
-        stdout.print(f"counted by Jira: {entry['count']} issues", markup=False)
-    if entry.get("reasons"):
-        stdout.print(f"changed since the last pass: {', '.join(entry['reasons'])}", markup=False)
-    items = entry.get("items") or []
+def _print_items(kind: str, entry: Explanation) -> None:
+    stdout.print(Text(f"JQL: {entry.jql}"))
+    if entry.error:
+        stdout.print(Text.assemble(("not measured: ", "red"), entry.error))
+    if entry.count is not None:
+        stdout.print(f"counted by Jira: {entry.count} issues", markup=False)
+    if entry.reasons:
+        stdout.print(f"changed since the last pass: {', '.join(entry.reasons)}", markup=False)
+    items = entry.items
     if not items:
         return
     table = Table("key", "summary", "status", "points", "counted", header_style="bold")
     for item in items:
-        points = "-" if item.get("points") is None else f"{item['points']:g}"
-        counted = item["counted"]
+        points = "-" if item.points is None else f"{item.points:g}"
+        counted: str = item.counted
         if kind == "sum":
-            counted = f"adds {item.get('amount') or 0:g}"
-        table.add_row(item["key"], Text(item["summary"]), Text(item["status"]), points, counted)
+            counted = f"adds {item.amount or 0:g}"
+        table.add_row(item.key, Text(item.summary), Text(item.status), points, counted)
     stdout.print(table)
-    stdout.print(f"{len(items)} items, {sum(1 for i in items if i['done'])} done", markup=False)
+    stdout.print(f"{len(items)} items, {sum(1 for i in items if i.done)} done", markup=False)
 
 
 @app.command()
@@ -293,5 +295,6 @@ def report(output: Annotated[Path, typer.Option("--output", help="FILE.html")],
     if snapshot is None:
         fail_usage(UsageError("no scorecard yet: run `okr-sync run` first"))
         return
-    output.write_text(render_html_report(scorecard_from_json(snapshot.document)), "utf-8")
+    scorecard = PassSnapshot.from_json(snapshot.document).scorecard
+    output.write_text(render_html_report(scorecard), "utf-8")
     stdout.print(f"wrote {output}", markup=False)

@@ -8,6 +8,7 @@ decimals happens only in :meth:`Scorecard.to_json`.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Any, Literal
@@ -19,6 +20,23 @@ KpiStatus = Literal["green", "yellow", "red"]
 CONFIDENCE_ORDER: tuple[Confidence, ...] = ("blocked", "off_track", "at_risk", "on_track")
 
 REPORT_DECIMALS = 4
+
+#: Version of the stored scorecard codec (:func:`scorecard_to_json`). A document
+#: without a version is the plain A5 document, which version 1 is a superset of.
+SCORECARD_VERSION = 1
+
+
+class ScorecardFormatError(ValueError):
+    """A stored scorecard document does not have the scorecard shape."""
+
+
+class UnknownScorecardVersionError(ScorecardFormatError):
+    """A scorecard document written by a newer okr-sync (its version is unknown here)."""
+
+    def __init__(self, version: object) -> None:
+        super().__init__(f"scorecard document version {version!r} is newer than this "
+                         f"okr-sync reads (up to {SCORECARD_VERSION})")
+        self.version = version
 
 
 def rounded(value: float | None) -> float | int | None:
@@ -257,9 +275,34 @@ class Scorecard:
         }
 
 
-def scorecard_from_json(doc: dict[str, Any]) -> Scorecard:
-    """A scorecard back from its JSON document (as stored by the state store)."""
+def scorecard_to_json(scorecard: Scorecard) -> dict[str, Any]:
+    """The stored form of a scorecard: the A5 document with the codec's version."""
+    return {"version": SCORECARD_VERSION, **scorecard.to_json()}
 
+
+def scorecard_from_json(
+    doc: Mapping[str, Any], *, measure_kinds: Mapping[str, str] | None = None
+) -> Scorecard:
+    """A scorecard back from its stored document (:func:`scorecard_to_json`, or A5 JSON).
+
+    ``measure_kinds`` gives the measure kind of KRs stored before documents carried
+    it (default ``manual``). A malformed document raises :class:`ScorecardFormatError`,
+    one from a newer codec :class:`UnknownScorecardVersionError`.
+    """
+    version = doc.get("version", SCORECARD_VERSION)
+    if not isinstance(version, int) or isinstance(version, bool):
+        raise ScorecardFormatError(f"scorecard document version is not a number: {version!r}")
+    if version > SCORECARD_VERSION:
+        raise UnknownScorecardVersionError(version)
+    try:
+        return _scorecard_from_json(doc, measure_kinds or {})
+    except (KeyError, TypeError, ValueError, AttributeError) as error:
+        raise ScorecardFormatError(
+            f"not a scorecard document ({type(error).__name__})"
+        ) from None
+
+
+def _scorecard_from_json(doc: Mapping[str, Any], measure_kinds: Mapping[str, str]) -> Scorecard:
     def kr(d: dict[str, Any]) -> KeyResultScore:
         items = d.get("items")
         return KeyResultScore(
@@ -276,7 +319,7 @@ def scorecard_from_json(doc: dict[str, Any]) -> Scorecard:
             items=ItemCounts(items["selected"], items["done"]) if items else None,
             too_easy=bool(d.get("too_easy", False)),
             links=tuple(d.get("links", ())),
-            measure_kind=str(d.get("measure", "manual")),
+            measure_kind=str(d.get("measure") or measure_kinds.get(d["id"], "manual")),
         )
 
     cycle = doc["cycle"]

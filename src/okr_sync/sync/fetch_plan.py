@@ -21,7 +21,6 @@ from okr_sync.config.plan import (
     Selector,
     SumMeasure,
     selector_projects,
-    uses_points,
 )
 from okr_sync.connectors.jira.jql import jql_string, projects_jql
 
@@ -58,7 +57,6 @@ class SourceFetchPlan:
     source: str
     projects: tuple[str, ...]
     extra_fields: tuple[str, ...]
-    needs_story_points: bool
     memberships: tuple[MembershipQuery, ...]
 
     @property
@@ -93,7 +91,6 @@ def build_fetch_plan(plan: Plan) -> dict[str, SourceFetchPlan]:
             source=source_name,
             projects=tuple(sorted(projects)),
             extra_fields=tuple(fields),
-            needs_story_points=any(uses_points(m) for _, m in measures),
             memberships=tuple(memberships),
         )
     return result

@@ -4,7 +4,7 @@ The pass commits the new snapshot, its score history, the outbox rows, the
 mirror updates and the advanced cursors **in one transaction**, and only then
 delivers. A failing KR (bad JQL) or source keeps its last published value,
 is named in the result, and does not stop the rest. ``dry_run`` runs every
-step but writes and posts nothing.
+step but writes and posts nothing: it is handed a read-only store.
 """
 
 from __future__ import annotations
@@ -15,31 +15,35 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
-from typing import Any, Protocol
+from typing import Protocol
 
 from okr_sync.config.plan import Plan, selector_projects
 from okr_sync.connectors.jira.client import JiraClient
 from okr_sync.connectors.jira.jql import projects_jql
-from okr_sync.scoring.diff import diff_scorecard, published_krs
+from okr_sync.scoring.diff import diff_scorecard
 from okr_sync.scoring.evaluate import Evaluation, SourceData, evaluate_measures
 from okr_sync.scoring.rollup import CheckIn, MeasuredValue, ScoringInput, build_scorecard
 from okr_sync.scoring.rules import cycle_bounds
 from okr_sync.scoring.scorecard import Delivery, Scorecard, ScoringWarning
 from okr_sync.sync.delivery.messages import delivery_action
-from okr_sync.sync.fetch_plan import build_fetch_plan, jira_filter_url, measure_jqls
+from okr_sync.sync.fetch_plan import SourceFetchPlan, jira_filter_url, measure_jqls
 from okr_sync.sync.pull import (
     PulledSource,
     PullOptions,
     SourcePuller,
 )
 from okr_sync.sync.state import (
-    explain_document,
+    PassSnapshot,
+    explanations_of,
     load_state,
     previous_states,
     previous_values,
+    published_scores,
     same_scores,
+    save_snapshot,
     write_source,
 )
+from okr_sync.sync.store.reader import StoreReader
 from okr_sync.sync.store.store import (
     HistoryEntry,
     OutboxItem,
@@ -62,7 +66,7 @@ class Deliverer(Protocol):
     """Plans messages for a new scorecard and delivers the outbox."""
 
     def plan_messages(
-        self, plan: Plan, scorecard: Scorecard, store: Store | None
+        self, plan: Plan, scorecard: Scorecard, store: StoreReader
     ) -> list[OutboxItem]: ...
 
     def deliver(self, store: Store) -> list[Delivery]: ...
@@ -95,15 +99,25 @@ class PassResult:
         return EXIT_PARTIAL if self.failures or failed else EXIT_OK
 
 
+class ReadOnlyStoreError(TypeError):
+    """A pass that writes (not ``dry_run``) was handed a store it cannot write."""
+
+
 class SyncPass:
+    """One pass. ``store`` is only read when ``options.dry_run``; otherwise it must be a
+    writable :class:`Store`. ``fetch_plan`` is the plan's :func:`build_fetch_plan`,
+    computed once by the caller."""
+
     def __init__(
         self,
         plan: Plan,
-        store: Store | None,
+        store: Store | StoreReader,
         jira: JiraFactory,
         deliverer: Deliverer | None,
         options: PassOptions,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        *,
+        fetch_plan: Mapping[str, SourceFetchPlan],
     ) -> None:
         self.plan = plan
         self.store = store
@@ -111,15 +125,18 @@ class SyncPass:
         self.deliverer = deliverer
         self.options = options
         self.clock = clock
-        self.fetch_plan = build_fetch_plan(plan)
+        self.fetch_plan = fetch_plan
+
+    def _writable(self) -> Store:
+        if not isinstance(self.store, Store):
+            raise ReadOnlyStoreError("a pass that is not a dry run needs a writable store")
+        return self.store
 
     # -- steps -------------------------------------------------------------------------
     def run(self) -> PassResult:
-        writing = self.store is not None and not self.options.dry_run
         run_id = None
-        if writing:
-            assert self.store is not None
-            run_id = self.store.start_run(self.options.kind, holder=self.options.holder)
+        if not self.options.dry_run:
+            run_id = self._writable().start_run(self.options.kind, holder=self.options.holder)
         started = time.monotonic()
         log.info("pass started", extra={"run_id": run_id, "kind": self.options.kind,
                                         "dry_run": self.options.dry_run, "full": self.options.full})
@@ -127,9 +144,8 @@ class SyncPass:
             result = self._run(run_id)
         except BaseException as error:
             log.error("pass failed", extra={"run_id": run_id, "error": type(error).__name__})
-            if writing and run_id is not None:
-                assert self.store is not None
-                self.store.finish_run(run_id, "failed", error_summary=type(error).__name__)
+            if run_id is not None:
+                self._writable().finish_run(run_id, "failed", error_summary=type(error).__name__)
             raise
         for failure in result.failures:
             log.warning("not measured", extra={"run_id": run_id, "problem": failure})
@@ -150,19 +166,24 @@ class SyncPass:
     def _run(self, run_id: int | None) -> PassResult:
         now = self.clock()
         as_of = self.options.as_of or now
-        # Changes are told against the last *published* scorecard (the one people saw), so
-        # moves below notify.min_delta add up until they are news; counts and kept values
-        # come from the latest scorecard.
-        published_doc, latest_doc = self._previous_documents()
-        pulled, requests = self._pull(now, latest_doc)
+        # Step 1 (settings, plan, lock) is the runtime's. What the store remembers: changes
+        # are told against the last *published* snapshot (the one people saw), so moves
+        # below notify.min_delta add up until they are news; counts, kept values and
+        # fetch fingerprints come from the latest one.
+        published, latest = self._previous_snapshots()
+
+        # 2. Pull from Jira.
+        pulled, requests = self._pull(now, latest)
+
+        # 3. Measure and score.
         evaluations = evaluate_measures(
             self.plan,
             {name: self._source_data(p) for name, p in pulled.items()},
             cycle_start=self._cycle_start(),
-            previous=previous_states(published_doc),
+            previous=previous_states(published),
         )
         failures = [f"source {p.name}: {p.source_error}" for p in pulled.values() if p.source_error]
-        measured, warnings = self._measured(evaluations, pulled, latest_doc, failures)
+        measured, warnings = self._measured(evaluations, pulled, latest, failures)
         scorecard = build_scorecard(
             ScoringInput(
                 plan=self.plan,
@@ -172,59 +193,61 @@ class SyncPass:
                 past_cycle_scores=self._past_scores(),
             )
         )
+
+        # 4. Diff against the last published scorecard, plan messages, commit.
         reasons = {owner: e.reasons for owner, e in evaluations.items()}
-        previous = published_krs(published_doc) if published_doc is not None else None
+        previous = published_scores(published) if published is not None else None
         changes = diff_scorecard(previous, scorecard, self.plan.notify.min_delta, reasons)
         scorecard = replace(
             scorecard, changes=changes, warnings=(*scorecard.warnings, *warnings)
         )
-        explain = explain_document(evaluations)
         result = PassResult(scorecard, failures, run_id, requests,
                             sum(p.fetched for p in pulled.values()))
         messages = []
         if self.deliverer is not None:
             messages = self.deliverer.plan_messages(self.plan, scorecard, self.store)
-        if self.options.dry_run or self.store is None:
-            result.scorecard = replace(
-                scorecard,
-                deliveries=tuple(
-                    Delivery(m.route, m.target, self._planned_action(m), "dry_run")
-                    for m in messages
-                ),
-            )
+        if self.options.dry_run:
+            result.scorecard = replace(scorecard, deliveries=self._planned(messages))
             return result
-        publish = published_doc is None or bool(messages) or bool(scorecard.changes)
-        self._commit(run_id, now, scorecard, explain, pulled, messages, publish, latest_doc)
+        store = self._writable()
+        publish = published is None or bool(messages) or bool(scorecard.changes)
+        snapshot = PassSnapshot(scorecard, explanations_of(evaluations), self._fingerprints())
+        self._commit(store, run_id, now, snapshot, pulled, messages, publish, latest)
+
+        # 5. Deliver the outbox.
         deliveries: list[Delivery] = []
         if self.deliverer is not None:
-            deliveries = self.deliverer.deliver(self.store)
+            deliveries = self.deliverer.deliver(store)
         result.scorecard = replace(scorecard, deliveries=tuple(deliveries))
-        self._finish(result)
+        self._finish(store, result)
         return result
 
-    def _planned_action(self, message: OutboxItem) -> str:
-        standing = (
-            self.store is not None
-            and self.store.get_message_ref(message.target, "scorecard") is not None
+    def _planned(self, messages: list[OutboxItem]) -> tuple[Delivery, ...]:
+        """What a dry run would send, and how."""
+        known = self.store.target_messages({m.target for m in messages})
+        return tuple(
+            Delivery(m.route, m.target,
+                     delivery_action(m.kind, m.target, known[m.target].scorecard_ref is not None),
+                     "dry_run")
+            for m in messages
         )
-        return delivery_action(message.kind, message.target, standing)
 
     def _cycle_start(self) -> datetime:
         cycle = self.plan.cycle
         return cycle_bounds(cycle.start, cycle.end, cycle.zone)[0]
 
     def _pull(
-        self, now: datetime, previous_doc: Mapping[str, Any] | None
+        self, now: datetime, previous: PassSnapshot | None
     ) -> tuple[dict[str, PulledSource], int]:
         pulled: dict[str, PulledSource] = {}
         requests = 0
         for name, source_plan in self.fetch_plan.items():
             queries = {q.owner: q.jql for q in source_plan.memberships}
-            state = load_state(self.store, name, queries, previous_doc)
+            state = load_state(self.store, name, queries, previous)
             client = self.jira(name)
             # A plan that now needs other projects or fields than the mirror was built
             # for gets a full pull, or old issues would lack what the new measures read.
-            fetched_for = ((previous_doc or {}).get("fetch") or {}).get(name)
+            fetched_for = previous.fetch.get(name) if previous is not None else None
             try:
                 options = PullOptions(
                     now=now,
@@ -237,6 +260,9 @@ class SyncPass:
             finally:
                 requests += client.request_count
         return pulled, requests
+
+    def _fingerprints(self) -> dict[str, str]:
+        return {name: self._fingerprint(name) for name in self.fetch_plan}
 
     def _fingerprint(self, source_name: str) -> str:
         source_plan = self.fetch_plan[source_name]
@@ -261,17 +287,13 @@ class SyncPass:
         return scopes
 
     def _source_data(self, pulled: PulledSource) -> SourceData:
-        resolve = None
-        if self.store is not None:
-            store, source = self.store, pulled.name
+        store, source = self.store, pulled.name
+        by_key = {issue.key.upper(): issue.id for issue in pulled.issues.values()}
 
-            def resolve(key: str) -> str | None:
-                return store.resolve_key(source, key)
-        else:
-            by_key = {issue.key.upper(): issue.id for issue in pulled.issues.values()}
-
-            def resolve(key: str) -> str | None:
-                return by_key.get(key.upper())
+        def resolve(key: str) -> str | None:
+            # The store also knows keys issues had before they moved; what this pass
+            # pulled covers a store that does not exist yet (a first dry run).
+            return store.resolve_key(source, key) or by_key.get(key.upper())
         base_url = getattr(self.jira, "base_url", None)
         site = base_url(pulled.name) if callable(base_url) else None
         return SourceData(
@@ -283,15 +305,15 @@ class SyncPass:
             link=(lambda jql: jira_filter_url(site, jql)) if site else None,
         )
 
-    def _previous_documents(self) -> tuple[dict[str, Any] | None, dict[str, Any] | None]:
-        """The last published and the latest scorecard documents (None when none)."""
-        if self.store is None:
-            return None, None
+    def _previous_snapshots(self) -> tuple[PassSnapshot | None, PassSnapshot | None]:
+        """The last published and the latest snapshots of this cycle (None when none)."""
         # A new cycle starts from scratch: last cycle's scores are no baseline for news.
         cycle = self.plan.cycle.name
 
-        def this_cycle(snapshot: Snapshot | None) -> dict[str, Any] | None:
-            return snapshot.document if snapshot is not None and snapshot.cycle == cycle else None
+        def this_cycle(record: Snapshot | None) -> PassSnapshot | None:
+            if record is None or record.cycle != cycle:
+                return None
+            return PassSnapshot.from_json(record.document)
 
         return (
             this_cycle(self.store.last_published_snapshot()),
@@ -302,10 +324,10 @@ class SyncPass:
         self,
         evaluations: Mapping[str, Evaluation],
         pulled: Mapping[str, PulledSource],
-        previous_doc: Mapping[str, Any] | None,
+        previous: PassSnapshot | None,
         failures: list[str],
     ) -> tuple[dict[str, MeasuredValue], list[ScoringWarning]]:
-        kept_values = previous_values(previous_doc)
+        kept_values = previous_values(previous)
         measured: dict[str, MeasuredValue] = {}
         warnings: list[ScoringWarning] = []
         failed_sources = {name for name, p in pulled.items() if p.source_error}
@@ -329,16 +351,12 @@ class SyncPass:
         return measured, warnings
 
     def _checkins(self) -> dict[str, CheckIn]:
-        if self.store is None:
-            return {}
         return {
             kr_id: CheckIn(value=c.value, confidence=c.confidence, note=c.note)
             for kr_id, c in self.store.latest_checkins(since=self._cycle_start()).items()
         }
 
     def _past_scores(self) -> dict[str, list[float]]:
-        if self.store is None:
-            return {}
         current = self.plan.cycle.name
         past: dict[str, list[float]] = {}
         for kr_id, by_cycle in self.store.final_scores_by_cycle().items():
@@ -348,30 +366,24 @@ class SyncPass:
 
     def _commit(
         self,
+        store: Store,
         run_id: int | None,
         now: datetime,
-        scorecard: Scorecard,
-        explain: dict[str, Any],
+        snapshot: PassSnapshot,
         pulled: Mapping[str, PulledSource],
         messages: list[OutboxItem],
         publish: bool,
-        latest_doc: Mapping[str, Any] | None,
+        latest: PassSnapshot | None,
     ) -> None:
-        assert self.store is not None
-        document = scorecard.to_json()
-        document["explain"] = explain
-        document["fetch"] = {name: self._fingerprint(name) for name in self.fetch_plan}
-        with self.store.transaction() as tx:
+        scorecard = snapshot.scorecard
+        with store.transaction() as tx:
             for source in pulled.values():
                 write_source(tx, source, now)
-            if not publish and same_scores(document, latest_doc):
+            if not publish and same_scores(snapshot, latest):
                 # Nothing to remember: a quiet pass every few minutes must not grow
                 # the store. Runs and cursors still say when we last looked.
                 return
-            snapshot_id = tx.save_snapshot(
-                cycle=scorecard.cycle.name, as_of=scorecard.cycle.as_of, document=document,
-                run_id=run_id, published=publish,
-            )
+            snapshot_id = save_snapshot(tx, snapshot, run_id=run_id, published=publish)
             tx.add_history(
                 snapshot_id,
                 cycle=scorecard.cycle.name,
@@ -386,15 +398,15 @@ class SyncPass:
                 if outbox_id is not None and message.kind == "scorecard":
                     tx.supersede_pending(message.target, "scorecard", older_than=outbox_id)
 
-    def _finish(self, result: PassResult) -> None:
-        if self.store is None or result.run_id is None:
+    def _finish(self, store: Store, result: PassResult) -> None:
+        if result.run_id is None:
             return
         sent = sum(1 for d in result.scorecard.deliveries if d.status == "sent")
         failed = [d for d in result.scorecard.deliveries if d.status == "failed"]
         outcome: Outcome = "partial" if result.failures or failed else "ok"
         problems = result.failures + [f"{d.target}: {d.reason}" for d in failed]
         summary = "; ".join(problems) or None
-        self.store.finish_run(
+        store.finish_run(
             result.run_id,
             outcome,
             RunCounts(

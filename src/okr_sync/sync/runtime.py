@@ -7,10 +7,9 @@ ready clients. Missing settings are reported before anything is fetched.
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 from okr_sync.config.plan import Plan
@@ -20,9 +19,10 @@ from okr_sync.connectors.jira.source import JiraSource
 from okr_sync.connectors.slack.client import SlackClient
 from okr_sync.connectors.teams.client import TeamsBotClient
 from okr_sync.sync.delivery.outbox import Notifier, Senders, workflow_from_env
-from okr_sync.sync.fetch_plan import build_fetch_plan
+from okr_sync.sync.fetch_plan import SourceFetchPlan, build_fetch_plan
 from okr_sync.sync.pipeline import PassOptions, PassResult, SyncPass
 from okr_sync.sync.store.locks import RunLock
+from okr_sync.sync.store.reader import ReadOnlyStore, StoreReader, open_reader
 from okr_sync.sync.store.store import Store
 
 
@@ -56,13 +56,15 @@ class JiraConnections:
         self._clients.clear()
 
 
-def jira_sources(settings: Settings, plan: Plan) -> dict[str, JiraSource]:
-    """The Jira sources the plan measures from, with credentials from settings.
+def jira_sources(
+    settings: Settings, plan: Plan, needed: Mapping[str, SourceFetchPlan]
+) -> dict[str, JiraSource]:
+    """The Jira sources the plan measures from (``needed``: its fetch plan), with
+    credentials from settings.
 
     Settings (A4) describe one site, the source ``main``; a plan measuring from
     another source name is refused here rather than half-run.
     """
-    needed = build_fetch_plan(plan)
     if not needed:
         return {}
     unknown = sorted(set(needed) - {"main"})
@@ -142,23 +144,37 @@ def check_routes(settings: Settings, plan: Plan) -> None:
 
 @dataclass
 class Runtime:
-    """A connected okr-sync: settings, plan, store and clients, for one or many passes."""
+    """A connected okr-sync: settings, plan, store and clients, for one or many passes.
+
+    ``store`` is a writable :class:`Store`, or for dry runs a read-only reader of the
+    existing store (:func:`open_reader`).
+    """
 
     settings: Settings
     plan: Plan
-    store: Store | None
+    store: Store | StoreReader
     jira: JiraConnections
     notifier: Notifier | None
     clock: Callable[[], datetime] = field(default=lambda: datetime.now(UTC))
+    #: The plan's Jira queries, computed once for every pass of this runtime.
+    fetch_plan: Mapping[str, SourceFetchPlan] | None = None
+
+    def __post_init__(self) -> None:
+        if self.fetch_plan is None:
+            self.fetch_plan = build_fetch_plan(self.plan)
 
     def run_pass(self, options: PassOptions) -> PassResult:
         self.jira.reset_counts()
-        sync = SyncPass(self.plan, self.store, self.jira, self.notifier, options, self.clock)
+        assert self.fetch_plan is not None
+        sync = SyncPass(self.plan, self.store, self.jira, self.notifier, options, self.clock,
+                        fetch_plan=self.fetch_plan)
         return sync.run()
 
     def run_locked(self, options: PassOptions, *, wait: float = 0.0) -> PassResult:
         """One pass under the run lock; raises LockBusyError when another holds it."""
-        if self.store is None or options.dry_run:
+        if options.dry_run or not isinstance(self.store, Store):
+            # Nothing is written, so nothing to serialise with other passes; a pass
+            # that should write fails on the read-only store without the lock.
             return self.run_pass(options)
         with RunLock(self.settings.database_url, "run", wait=wait) as lock:
             # Holding the lock proves no other pass is running: runs still marked as
@@ -168,8 +184,7 @@ class Runtime:
 
     def close(self) -> None:
         self.jira.reset_counts()
-        if self.store is not None:
-            self.store.close()
+        self.store.close()
 
 
 def build_runtime(
@@ -181,45 +196,18 @@ def build_runtime(
     jira_make: Callable[[JiraSource], JiraClient] | None = None,
     **extra: Any,
 ) -> Runtime:
-    """Check settings against the plan, then connect (nothing is fetched yet)."""
-    sources = jira_sources(settings, plan)
+    """Check settings against the plan, then connect (nothing is fetched yet).
+
+    A dry run reads the existing store, if any, and never creates or writes one.
+    """
+    fetch_plan = build_fetch_plan(plan)
+    sources = jira_sources(settings, plan, fetch_plan)
     if not dry_run and senders is None:
         check_routes(settings, plan)
     jira = JiraConnections(sources, jira_make or JiraClient)
-    store = open_store(settings.database_url, dry_run=dry_run)
+    store: Store | ReadOnlyStore = (
+        open_reader(settings.database_url) if dry_run else Store(settings.database_url)
+    )
     notifier = Notifier(senders or senders_from_settings(settings),
                         jira_base_url=jira.base_url("main"))
-    return Runtime(settings, plan, store, jira, notifier, **extra)
-
-
-def open_store(url: str, *, dry_run: bool = False) -> Store | None:
-    """The state store; a dry run only reads one that already exists."""
-    if not dry_run:
-        return Store(url)
-    from okr_sync.sync.store.store import SchemaError
-
-    try:
-        return Store(url, ensure=False) if _has_schema(url) else None
-    except SchemaError:
-        return None
-
-
-def _has_schema(url: str) -> bool:
-    """Whether ``url`` holds a state store at this code's schema (read-only check)."""
-    import sqlalchemy as sa
-
-    from okr_sync.sync.store.schema import current_revision, head_revision
-
-    parsed = sa.engine.make_url(url)
-    if parsed.get_backend_name() == "sqlite":
-        # Connecting would create the file; a dry run must leave no trace.
-        database = parsed.database or ""
-        if database in ("", ":memory:") or not Path(database).exists():
-            return False
-    engine = sa.create_engine(url)
-    try:
-        return current_revision(engine) == head_revision()
-    except sa.exc.SQLAlchemyError:
-        return False
-    finally:
-        engine.dispose()
+    return Runtime(settings, plan, store, jira, notifier, fetch_plan=fetch_plan, **extra)

@@ -1,36 +1,228 @@
-"""What a pass reads back from the state store and writes to it, as plain documents.
+"""The pass snapshot: what a pass stores and the next pass (and ``status``,
+``explain``, ``report``, the digest) reads back, typed and versioned.
 
-The scorecard document (A5 JSON) is stored with an ``explain`` section: per KR or
-KPI, its JQL, the items behind its value and how each was counted. The next pass
-reads it back for change reasons, kept values and reusable counts.
+A :class:`PassSnapshot` holds the scorecard, per KR or KPI the explanation of its
+value (its JQL, the items behind it and how each was counted) and the fetch
+fingerprint each source's mirror was built for. :meth:`PassSnapshot.to_json` and
+:meth:`PassSnapshot.from_json` are the only code that knows the stored layout;
+documents of earlier versions are upgraded on read (:func:`upgrade_snapshot_v1`).
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, get_args
 
+from okr_sync.scoring.diff import PublishedKr
 from okr_sync.scoring.evaluate import Evaluation
 from okr_sync.scoring.explain import ItemState
-from okr_sync.scoring.scorecard import ItemCounts
+from okr_sync.scoring.measures import Contribution, Counted
+from okr_sync.scoring.scorecard import (
+    ItemCounts,
+    Scorecard,
+    ScorecardFormatError,
+    scorecard_from_json,
+    scorecard_to_json,
+)
 from okr_sync.sync.pull import PulledSource, SourceState, issue_from_record
+from okr_sync.sync.store.reader import StoreReader
 from okr_sync.sync.store.store import Store, StoreTransaction
+
+#: The layout :meth:`PassSnapshot.to_json` writes. Version 1 is the flat scorecard
+#: document with ``explain`` and ``fetch`` beside its keys (no version key).
+SNAPSHOT_VERSION = 2
+
+_COUNTED: tuple[str, ...] = get_args(Counted)
+
+
+class SnapshotError(ValueError):
+    """A stored snapshot cannot be read."""
+
+
+class SnapshotFormatError(SnapshotError):
+    """A stored snapshot document does not have the snapshot shape."""
+
+
+class UnknownSnapshotVersionError(SnapshotError):
+    """A snapshot written by a newer okr-sync: its layout is unknown here."""
+
+    def __init__(self, version: object) -> None:
+        super().__init__(f"snapshot version {version!r} is newer than this okr-sync reads "
+                         f"(up to {SNAPSHOT_VERSION}); upgrade okr-sync")
+        self.version = version
+
+
+@dataclass(frozen=True)
+class Explanation:
+    """Why a KR or KPI has its value: its JQL and the items behind it (``explain``)."""
+
+    jql: str
+    error: str | None = None
+    #: For raw-JQL ``count`` measures: the count Jira reported (no items behind it).
+    count: int | None = None
+    reasons: tuple[str, ...] = ()
+    items: tuple[Contribution, ...] = ()
+
+    @classmethod
+    def of(cls, evaluation: Evaluation) -> Explanation:
+        return cls(evaluation.jql, evaluation.error, evaluation.count, tuple(evaluation.reasons),
+                   tuple(evaluation.contributions))
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "jql": self.jql,
+            "error": self.error,
+            "count": self.count,
+            "reasons": list(self.reasons),
+            "items": [
+                {
+                    "id": c.id,
+                    "key": c.key,
+                    "summary": c.summary,
+                    "status": c.status,
+                    "project": c.project,
+                    "done": c.done,
+                    "points": c.points,
+                    "amount": c.amount,
+                    "counted": c.counted,
+                }
+                for c in self.items
+            ],
+        }
+
+    @classmethod
+    def from_json(cls, doc: Mapping[str, Any]) -> Explanation:
+        count = doc.get("count")
+        return cls(
+            jql=str(doc["jql"]),
+            error=None if doc.get("error") is None else str(doc["error"]),
+            count=None if count is None else int(count),
+            reasons=tuple(str(r) for r in doc.get("reasons") or ()),
+            items=tuple(_contribution(item) for item in doc.get("items") or ()),
+        )
+
+
+def _contribution(doc: Mapping[str, Any]) -> Contribution:
+    counted = doc["counted"]
+    if counted not in _COUNTED:
+        raise ValueError(f"unknown item count {counted!r}")
+    return Contribution(
+        id=str(doc["id"]),
+        key=str(doc["key"]),
+        summary=str(doc["summary"]),
+        status=str(doc["status"]),
+        project=str(doc["project"]),
+        done=bool(doc["done"]),
+        points=_number(doc.get("points")),
+        amount=_number(doc.get("amount")),
+        counted=counted,
+    )
+
+
+def _number(value: object) -> float | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise ValueError(f"not a number: {value!r}")
+    return float(value)
+
+
+@dataclass(frozen=True)
+class PassSnapshot:
+    """What one pass concluded, as stored for later passes and commands."""
+
+    scorecard: Scorecard
+    explanations: Mapping[str, Explanation] = field(default_factory=dict)
+    #: Per Jira source, what its mirror was fetched for (projects, fields): a plan that
+    #: needs more makes the next pull a full one.
+    fetch: Mapping[str, str] = field(default_factory=dict)
+    version: int = SNAPSHOT_VERSION
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "version": SNAPSHOT_VERSION,
+            "scorecard": scorecard_to_json(self.scorecard),
+            "explain": {owner: e.to_json() for owner, e in self.explanations.items()},
+            "fetch": dict(self.fetch),
+        }
+
+    @classmethod
+    def from_json(
+        cls, doc: Mapping[str, Any], *, measure_kinds: Mapping[str, str] | None = None
+    ) -> PassSnapshot:
+        """A stored snapshot of any known version.
+
+        ``measure_kinds`` (KR id -> measure kind, from the plan) fills in what
+        scorecards stored before they carried measure kinds lack.
+        """
+        version = doc.get("version", 1)
+        if isinstance(version, bool) or not isinstance(version, int):
+            raise SnapshotFormatError(f"snapshot version is not a number: {version!r}")
+        if version > SNAPSHOT_VERSION:
+            raise UnknownSnapshotVersionError(version)
+        if version < 2:
+            doc = upgrade_snapshot_v1(doc)
+        try:
+            scorecard = scorecard_from_json(doc["scorecard"], measure_kinds=measure_kinds)
+            explanations = {
+                str(owner): Explanation.from_json(entry)
+                for owner, entry in (doc.get("explain") or {}).items()
+            }
+            fetch = {str(source): str(mark) for source, mark in (doc.get("fetch") or {}).items()}
+        except ScorecardFormatError as error:
+            raise SnapshotFormatError(f"stored snapshot: {error}") from None
+        except (KeyError, TypeError, ValueError, AttributeError) as error:
+            raise SnapshotFormatError(
+                f"stored snapshot is not a snapshot document ({type(error).__name__})"
+            ) from None
+        return cls(scorecard, explanations, fetch)
+
+
+def upgrade_snapshot_v1(doc: Mapping[str, Any]) -> dict[str, Any]:
+    """A version 1 document (the scorecard's A5 keys, ``explain`` and ``fetch`` side by
+    side, with or without ``version: 1``) in the version 2 layout."""
+    if not isinstance(doc, Mapping):
+        raise SnapshotFormatError("stored snapshot is not a JSON object")
+    scorecard = {k: v for k, v in doc.items() if k not in ("version", "explain", "fetch")}
+    return {
+        "version": 2,
+        "scorecard": scorecard,
+        "explain": doc.get("explain") or {},
+        "fetch": doc.get("fetch") or {},
+    }
+
+
+def save_snapshot(
+    store: Store | StoreTransaction,
+    snapshot: PassSnapshot,
+    *,
+    run_id: int | None = None,
+    published: bool = True,
+) -> int:
+    """Store ``snapshot``; returns its id (``published``: the one later passes diff against)."""
+    cycle = snapshot.scorecard.cycle
+    return store.save_snapshot(cycle=cycle.name, as_of=cycle.as_of, document=snapshot.to_json(),
+                               run_id=run_id, published=published)
+
+
+def explanations_of(evaluations: Mapping[str, Evaluation]) -> dict[str, Explanation]:
+    """Per owner, the items behind its value: kept in the snapshot for ``explain``."""
+    return {owner: Explanation.of(evaluation) for owner, evaluation in evaluations.items()}
 
 
 def load_state(
-    store: Store | None,
+    store: StoreReader,
     source: str,
     queries: Mapping[str, str],
-    previous_doc: Mapping[str, Any] | None,
+    previous: PassSnapshot | None,
 ) -> SourceState:
     """The mirror, cursor and stored memberships of ``source``.
 
     ``queries`` maps raw-JQL owners to their JQL in the plan: a stored membership
     is offered for reuse only while it was computed for that same JQL.
     """
-    if store is None:
-        return SourceState(issues={})
     issues = {doc["id"]: issue_from_record(doc) for doc in store.get_issues(source)}
     cursor = store.get_cursor(source)
     memberships: dict[str, tuple[str, tuple[str, ...]]] = {}
@@ -39,9 +231,10 @@ def load_state(
         if stored is not None and stored.matches(jql):
             memberships[owner] = (jql, stored.issue_ids)
     counts: dict[str, tuple[str, int]] = {}
-    for owner, entry in ((previous_doc or {}).get("explain") or {}).items():
-        if owner in queries and entry.get("count") is not None and not entry.get("error"):
-            counts[owner] = (str(entry["jql"]), int(entry["count"]))
+    explanations = previous.explanations if previous is not None else {}
+    for owner, entry in explanations.items():
+        if owner in queries and entry.count is not None and not entry.error:
+            counts[owner] = (entry.jql, entry.count)
     return SourceState(
         issues=issues,
         cursor=cursor.high_water_mark if cursor else None,
@@ -50,6 +243,7 @@ def load_state(
         memberships=memberships,
         counts=counts,
     )
+
 
 def write_source(tx: StoreTransaction, source: PulledSource, now: datetime) -> None:
     if source.upserts:
@@ -66,60 +260,48 @@ def write_source(tx: StoreTransaction, source: PulledSource, now: datetime) -> N
             at=now,
         )
 
-def same_scores(document: Mapping[str, Any], other: Mapping[str, Any] | None) -> bool:
-    """Whether two scorecard documents agree on everything but the moment they were taken."""
+
+def same_scores(snapshot: PassSnapshot, other: PassSnapshot | None) -> bool:
+    """Whether two snapshots agree on everything but the moment they were taken."""
     if other is None:
         return False
-    keys = ("objectives", "perspectives", "kpis", "warnings", "explain", "fetch")
-    return all(document.get(key) == other.get(key) for key in keys)
+    # Compared as stored (rounded to 4 decimals): a wobble nobody can see is no change.
+    mine, theirs = snapshot.to_json(), other.to_json()
+    keys = ("objectives", "perspectives", "kpis", "warnings")
+    return (
+        all(mine["scorecard"][key] == theirs["scorecard"][key] for key in keys)
+        and mine["explain"] == theirs["explain"]
+        and mine["fetch"] == theirs["fetch"]
+    )
 
 
-def explain_document(evaluations: Mapping[str, Evaluation]) -> dict[str, Any]:
-    """Per owner, the items behind its value: kept in the snapshot for ``explain``."""
-    doc: dict[str, Any] = {}
-    for owner, evaluation in evaluations.items():
-        doc[owner] = {
-            "jql": evaluation.jql,
-            "error": evaluation.error,
-            "count": evaluation.count,
-            "reasons": list(evaluation.reasons),
-            "items": [
-                {
-                    "id": c.id,
-                    "key": c.key,
-                    "summary": c.summary,
-                    "status": c.status,
-                    "project": c.project,
-                    "done": c.done,
-                    "points": c.points,
-                    "amount": c.amount,
-                    "counted": c.counted,
-                }
-                for c in evaluation.contributions
-            ],
-        }
-    return doc
-
-def previous_states(doc: Mapping[str, Any] | None) -> dict[str, dict[str, ItemState]]:
-    if doc is None:
+def previous_states(snapshot: PassSnapshot | None) -> dict[str, dict[str, ItemState]]:
+    """Per owner measured without error, its items' states (for change reasons)."""
+    if snapshot is None:
         return {}
-    states: dict[str, dict[str, ItemState]] = {}
-    for owner, entry in (doc.get("explain") or {}).items():
-        if entry.get("error"):
-            continue
-        states[owner] = {item["id"]: ItemState.from_json(item) for item in entry.get("items", [])}
-    return states
+    return {
+        owner: {c.id: ItemState(c.key, c.project, c.done, c.points) for c in entry.items}
+        for owner, entry in snapshot.explanations.items()
+        if not entry.error
+    }
 
-def previous_values(doc: Mapping[str, Any] | None) -> dict[str, tuple[float, ItemCounts | None]]:
-    if doc is None:
+
+def previous_values(snapshot: PassSnapshot | None) -> dict[str, tuple[float, ItemCounts | None]]:
+    """Per KR and measured KPI, its value and item counts (kept when a measure fails)."""
+    if snapshot is None:
         return {}
-    values: dict[str, tuple[float, ItemCounts | None]] = {}
-    for objective in doc.get("objectives", []):
-        for kr in objective.get("key_results", []):
-            items = kr.get("items")
-            counts = ItemCounts(items["selected"], items["done"]) if items else None
-            values[kr["id"]] = (float(kr["value"]), counts)
-    for kpi in doc.get("kpis", []):
-        if kpi.get("value") is not None:
-            values[kpi["id"]] = (float(kpi["value"]), None)
+    values: dict[str, tuple[float, ItemCounts | None]] = {
+        kr.id: (kr.value, kr.items) for kr in snapshot.scorecard.key_results()
+    }
+    for kpi in snapshot.scorecard.kpis:
+        if kpi.value is not None:
+            values[kpi.id] = (float(kpi.value), None)
     return values
+
+
+def published_scores(snapshot: PassSnapshot) -> dict[str, PublishedKr]:
+    """What a published snapshot told people about each KR (the baseline for news)."""
+    return {
+        kr.id: PublishedKr(kr.score, kr.band, kr.confidence)
+        for kr in snapshot.scorecard.key_results()
+    }

@@ -29,6 +29,7 @@ from okr_sync.sync.service.loop import Scheduler, StatusView
 from okr_sync.sync.service.metrics import ServiceMetrics
 from okr_sync.sync.service.webhooks import JiraWebhookEndpoint
 from okr_sync.sync.store.locks import Leadership
+from okr_sync.sync.store.reader import ReadOnlyStore
 from support.paths import DEMO_PLAN
 
 _START = datetime(2026, 11, 3, 8, 0, tzinfo=UTC)
@@ -51,7 +52,7 @@ class ScriptedRuntime(Runtime):
 
     def __init__(self, database_url: str) -> None:
         super().__init__(Settings(_env_file=None, database_url=database_url),
-                         load_plan(DEMO_PLAN), None, JiraConnections({}), None)
+                         load_plan(DEMO_PLAN), ReadOnlyStore(), JiraConnections({}), None)
         self.failing = False
         self.passes = 0
 

@@ -18,6 +18,7 @@ from okr_sync.sync.service.loop import Scheduler
 from okr_sync.sync.service.metrics import ServiceMetrics
 from okr_sync.sync.service.schedule import Schedule
 from okr_sync.sync.store.locks import Leadership, RunLock
+from okr_sync.sync.store.reader import ReadOnlyStore
 from okr_sync.sync.store.store import Store
 from support.paths import DEMO_PLAN
 
@@ -45,7 +46,8 @@ class ScriptedRuntime(Runtime):
     def __init__(self, database_url: str, clock: FakeClock, store: Store | None = None,
                  failures: tuple[Exception | None, ...] = ()) -> None:
         super().__init__(Settings(_env_file=None, database_url=database_url),
-                         load_plan(DEMO_PLAN), store, JiraConnections({}), None)
+                         load_plan(DEMO_PLAN), store or ReadOnlyStore(),
+                         JiraConnections({}), None)
         self.fake_clock = clock
         self.at: list[datetime] = []
         self.failures = list(failures)

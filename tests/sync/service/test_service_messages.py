@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+import time_machine
 
 from okr_sync.config.plan_loader import load_plan
 from okr_sync.sync.runtime import Runtime
@@ -21,6 +23,7 @@ from okr_sync.sync.service.loop import Scheduler
 from okr_sync.sync.service.metrics import ServiceMetrics
 from okr_sync.sync.service.schedule import Schedule
 from okr_sync.sync.store.locks import Leadership, RunLock
+from okr_sync.sync.store.store import Store
 from support.paths import DEMO_PLAN
 
 MONDAY_9 = datetime(2026, 11, 2, 9, 0, tzinfo=UTC)  # demo plan: digest "0 9 * * MON", UTC
@@ -149,13 +152,67 @@ def test_stored_scorecard_given_snapshot_without_measure_kinds_takes_them_from_t
     rebuilt = stored_scorecard(snapshot.document, runtime.plan)
     assert rebuilt.to_json() | {"deliveries": []} == result.scorecard.to_json() | {
         "deliveries": []}
-    legacy = dict(snapshot.document)
+    # A version 1 snapshot (the flat scorecard document) from before measure kinds.
+    stored_v1 = rebuilt.to_json()
+    legacy = dict(stored_v1)
     legacy["objectives"] = [
         o | {"key_results": [{k: v for k, v in kr.items() if k != "measure"}
                              for kr in o["key_results"]]}
-        for o in snapshot.document["objectives"]
+        for o in stored_v1["objectives"]
     ]
     kinds = {kr.id: kr.measure_kind for kr in stored_scorecard(legacy, runtime.plan).key_results()}
     assert kinds["CO-1.KR3"] == "manual" and kinds["CO-1.KR1"] == "done_ratio"
     with pytest.raises(SnapshotFormatError):
         stored_scorecard({"cycle": {"name": "x"}}, runtime.plan)
+
+
+def _finish_on_call_work(world: SandboxWorld) -> None:
+    """Progress on the demo plan's on-call backlog (OPS-1.KR2), so its score moves."""
+    chosen = [
+        i.id for i in sorted(world.dataset.issues.values(), key=lambda i: i.id)
+        if i.project == "OPS" and "on-call" in i.labels and "infra" not in i.labels
+        and i.status_category != "done" and not i.is_subtask
+    ]
+    assert chosen
+    for issue_id in chosen[:4]:
+        world.dataset.transition(issue_id, "done")
+
+
+def _digest_after(world: SandboxWorld, runtime: Runtime, gap: timedelta) -> str:
+    """Publish, let ``gap`` pass, move a KR in Jira, publish again, send the digest:
+    the Slack digest's blocks as text."""
+    from okr_sync.sync.pipeline import PassOptions
+    from okr_sync.sync.service.digests import ScheduledMessages
+
+    with time_machine.travel(datetime.now(UTC), tick=True) as traveller:
+        assert runtime.run_locked(PassOptions(kind="serve")).exit_code == 0
+        traveller.shift(gap)
+        world.dataset.advance(gap)
+        _finish_on_call_work(world)
+        second = runtime.run_locked(PassOptions(kind="serve"))
+        assert [c.kr for c in second.scorecard.changes] == ["OPS-1.KR2"]
+        sent = ScheduledMessages(runtime, metrics=ServiceMetrics()).send(
+            "digest", datetime.now(UTC))
+    assert sent is not None and {d.status for d in sent.deliveries} == {"sent"}
+    assert isinstance(runtime.store, Store)
+    rows = [r for r in runtime.store.list_outbox(target=f"slack:{DEMO_CHANNEL}")
+            if r.kind == "digest"]
+    assert len(rows) == 1
+    return json.dumps(rows[0].payload["blocks"], ensure_ascii=False)
+
+
+def test_digest_given_scorecard_published_a_week_earlier_shows_the_biggest_moves(
+    world: SandboxWorld, runtime: Runtime
+) -> None:
+    blocks = _digest_after(world, runtime, timedelta(days=7, hours=1))
+
+    assert "Biggest moves this week" in blocks
+    assert "OPS-1.KR2" in blocks.split("Biggest moves this week", 1)[1]
+
+
+def test_digest_given_no_scorecard_published_a_week_earlier_leaves_the_moves_out(
+    world: SandboxWorld, runtime: Runtime
+) -> None:
+    blocks = _digest_after(world, runtime, timedelta(hours=1))
+
+    assert "Biggest moves this week" not in blocks

@@ -35,6 +35,7 @@ from okr_sync.sync.service.webhooks import (
     verify_signature,
 )
 from okr_sync.sync.store.locks import Leadership
+from okr_sync.sync.store.reader import ReadOnlyStore
 from support.paths import DEMO_PLAN
 
 SECRET = SecretStr("whsec-test-secret-1234")
@@ -165,7 +166,7 @@ class CountingRuntime(Runtime):
 
     def __init__(self, database_url: str) -> None:
         super().__init__(Settings(_env_file=None, database_url=database_url),
-                         load_plan(DEMO_PLAN), None, JiraConnections({}), None)
+                         load_plan(DEMO_PLAN), ReadOnlyStore(), JiraConnections({}), None)
         self.passes: list[PassOptions] = []
 
     def run_pass(self, options: PassOptions) -> PassResult:

@@ -262,3 +262,22 @@ def test_acquire_lease_given_holder_and_expiry_grants_one_holder_at_a_time(store
     assert store.get_lease("digest") is None
     with pytest.raises(InvalidRecordError):
         store.acquire_lease("digest", "a", timedelta(0))
+
+
+def test_target_messages_given_refs_and_queued_rows_reports_each_target(store: Store) -> None:
+    store.set_message_ref("slack:C1", channel="C1", message_id="1.0")
+    store.set_message_ref("slack:C4", "note", channel="C4", message_id="2.0")
+    store.enqueue(OutboxItem("k-2", "r", "slack:C2", "scorecard", {}))
+    store.enqueue(OutboxItem("k-3", "r", "slack:C3", "change_note", {}))
+
+    known = store.target_messages(["slack:C1", "slack:C2", "slack:C3", "slack:C4"])
+
+    assert {t: (m.scorecard_ref is not None, m.scorecard_queued, m.has_standing)
+            for t, m in known.items()} == {
+        "slack:C1": (True, False, True),
+        "slack:C2": (False, True, True),
+        "slack:C3": (False, False, False),
+        "slack:C4": (False, False, False),
+    }
+    assert store.target_messages([]) == {}
+

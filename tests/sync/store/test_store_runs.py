@@ -141,6 +141,25 @@ def test_save_snapshot_given_documents_tracks_last_published(store: Store) -> No
         store.mark_published(draft + 100)
 
 
+def test_published_snapshot_at_given_moment_returns_the_newest_published_by_then(
+    store: Store,
+) -> None:
+    week_ago = T0 - timedelta(days=7)
+    old = store.save_snapshot(cycle="2026-Q4", as_of=week_ago, document=scorecard(0.3),
+                              created_at=week_ago - timedelta(hours=1))
+    store.save_snapshot(cycle="2026-Q4", as_of=week_ago, document=scorecard(0.35),
+                        published=False, created_at=week_ago - timedelta(minutes=5))
+    store.save_snapshot(cycle="2026-Q3", as_of=week_ago, document=scorecard(0.9),
+                        created_at=week_ago - timedelta(minutes=1))
+    store.save_snapshot(cycle="2026-Q4", as_of=T0, document=scorecard(0.5), created_at=T0)
+
+    found = store.published_snapshot_at(week_ago, cycle="2026-Q4")
+    assert found is not None and found.id == old
+    any_cycle = store.published_snapshot_at(week_ago)
+    assert any_cycle is not None and any_cycle.cycle == "2026-Q3"
+    assert store.published_snapshot_at(week_ago - timedelta(hours=2)) is None
+
+
 def test_add_history_given_entries_returns_them_oldest_first(store: Store) -> None:
     snap = store.save_snapshot(cycle="2026-Q4", as_of=T0, document=scorecard(0.4))
     for day in range(3):

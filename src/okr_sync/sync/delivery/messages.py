@@ -25,7 +25,8 @@ from okr_sync.sync.delivery.render import (
     render_teams_digest_card,
     render_teams_scorecard_card,
 )
-from okr_sync.sync.store.store import OutboxItem, OutboxKind, Store
+from okr_sync.sync.store.reader import StoreReader
+from okr_sync.sync.store.store import OutboxItem, OutboxKind
 
 
 @dataclass(frozen=True)
@@ -92,8 +93,13 @@ def _slack_payload(rendered: Any) -> dict[str, Any]:
 
 
 def render_for(target: RouteTarget, kind: OutboxKind, scorecard: Scorecard,
-               jira_base_url: str | None) -> dict[str, Any] | None:
-    """The payload of one message kind for one target, or ``None`` when there is no news."""
+               jira_base_url: str | None, previous: Scorecard | None = None
+               ) -> dict[str, Any] | None:
+    """The payload of one message kind for one target, or ``None`` when there is no news.
+
+    ``previous`` (digests only) is the scorecard published a week earlier: the digest
+    then shows the week's biggest moves.
+    """
     if target.slack is not None:
         if kind == "scorecard":
             return _slack_payload(render_slack_scorecard(scorecard, jira_base_url=jira_base_url))
@@ -101,7 +107,7 @@ def render_for(target: RouteTarget, kind: OutboxKind, scorecard: Scorecard,
             note = render_slack_change_note(scorecard, scorecard.changes)
             return None if note is None else _slack_payload(note)
         if kind == "digest":
-            return _slack_payload(render_slack_digest(scorecard))
+            return _slack_payload(render_slack_digest(scorecard, previous))
         reminder = render_slack_checkin_reminder(scorecard)
         return None if reminder is None else _slack_payload(reminder)
     if kind == "scorecard":
@@ -110,15 +116,15 @@ def render_for(target: RouteTarget, kind: OutboxKind, scorecard: Scorecard,
     elif kind == "change_note":
         card = render_teams_change_card(scorecard, scorecard.changes)
     elif kind == "digest":
-        card = render_teams_digest_card(scorecard)
+        card = render_teams_digest_card(scorecard, previous)
     else:
         card = render_teams_checkin_reminder_card(scorecard)
     return None if card is None else {"card": card}
 
 
 def _message(route: str, target: RouteTarget, kind: OutboxKind, scorecard: Scorecard,
-             jira_base_url: str | None) -> OutboxItem | None:
-    payload = render_for(target, kind, scorecard, jira_base_url)
+             jira_base_url: str | None, previous: Scorecard | None = None) -> OutboxItem | None:
+    payload = render_for(target, kind, scorecard, jira_base_url, previous)
     if payload is None:
         return None
     return OutboxItem(
@@ -133,16 +139,26 @@ def _message(route: str, target: RouteTarget, kind: OutboxKind, scorecard: Score
 def plan_messages(
     plan: Plan,
     scorecard: Scorecard,
-    store: Store | None,
+    store: StoreReader,
     *,
     jira_base_url: str | None = None,
 ) -> list[OutboxItem]:
-    """Messages a pass enqueues: standing scorecards where needed, change notes for news."""
+    """Messages a pass enqueues: standing scorecards where needed, change notes for news.
+
+    A target has its standing scorecard when it was posted, and also while one is
+    queued, so a slow target is not handed a second "first" scorecard, or failed for
+    good, so a dead channel is not sent a new scorecard every pass (its failure is
+    shown by `status` until the plan or channel is fixed).
+    """
+    scopes = target_scopes(plan, scorecard)
+    # One read for every target: planning stays a constant number of queries however
+    # many routes the plan has.
+    known = store.target_messages([scope.target.key for scope in scopes])
     messages: list[OutboxItem] = []
-    for scope in target_scopes(plan, scorecard):
+    for scope in scopes:
         target = scope.target
         news = bool(scope.scorecard.changes)
-        has_standing = store is not None and _has_standing(store, target.key)
+        has_standing = known[target.key].has_standing
         # A Workflows post cannot be edited: the scorecard goes out once, then news only.
         editable = target.teams_workflow is None
         if not has_standing or (news and editable):
@@ -157,27 +173,14 @@ def plan_messages(
 
 
 def plan_scheduled(plan: Plan, scorecard: Scorecard, kind: OutboxKind,
-                   jira_base_url: str | None = None) -> list[OutboxItem]:
-    """A weekly digest or a check-in reminder for every target (the service's schedule)."""
+                   jira_base_url: str | None = None, *,
+                   previous: Scorecard | None = None) -> list[OutboxItem]:
+    """A weekly digest or a check-in reminder for every target (the service's schedule);
+    ``previous``: see :func:`render_for`."""
     messages = []
     for scope in target_scopes(plan, scorecard):
-        item = _message(scope.route, scope.target, kind, scope.scorecard, jira_base_url)
+        item = _message(scope.route, scope.target, kind, scope.scorecard, jira_base_url,
+                        previous)
         if item is not None:
             messages.append(item)
     return messages
-
-
-def _has_standing(store: Store, target: str) -> bool:
-    """Whether the target has (or is about to have) its standing scorecard message.
-
-    A queued one counts, so a slow target is not handed a second "first" scorecard;
-    so does one that failed for good, so a dead channel is not sent a new scorecard
-    every pass (its failure is shown by `status` until the plan or channel is fixed).
-    """
-    if store.get_message_ref(target, "scorecard") is not None:
-        return True
-    return any(
-        row.kind == "scorecard"
-        for status in ("pending", "sending", "failed")
-        for row in store.list_outbox(target=target, status=status, limit=None)
-    )

@@ -28,6 +28,7 @@ from okr_sync.connectors.teams.client import TeamsBotClient, TeamsNotFoundError,
 from okr_sync.scoring.scorecard import Delivery, Scorecard
 from okr_sync.sync.delivery.messages import delivery_action, plan_messages
 from okr_sync.sync.delivery.render import teams_bot_activity
+from okr_sync.sync.store.reader import StoreReader
 from okr_sync.sync.store.store import ClaimedDelivery, OutboxItem, OutboxRow, Store
 
 log = logging.getLogger(__name__)
@@ -224,7 +225,7 @@ class Notifier:
         self.deliverer = OutboxDeliverer(senders, clock)
 
     def plan_messages(
-        self, plan: Plan, scorecard: Scorecard, store: Store | None
+        self, plan: Plan, scorecard: Scorecard, store: StoreReader
     ) -> list[OutboxItem]:
         # Message refs and queued rows in the store tell which targets have a standing message.
         return plan_messages(plan, scorecard, store, jira_base_url=self.jira_base_url)

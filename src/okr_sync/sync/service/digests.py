@@ -22,19 +22,33 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from okr_sync.config.plan import Plan
-from okr_sync.scoring.scorecard import Delivery, Scorecard, scorecard_from_json
+from okr_sync.scoring.scorecard import Delivery, Scorecard
 from okr_sync.sync.delivery.messages import plan_scheduled
 from okr_sync.sync.runtime import Runtime
 from okr_sync.sync.service.metrics import ServiceMetrics
 from okr_sync.sync.service.schedule import ScheduleError, cron_latest
+from okr_sync.sync.state import PassSnapshot, SnapshotError, SnapshotFormatError
 from okr_sync.sync.store.locks import LockBusyError, RunLock
-from okr_sync.sync.store.store import OutboxKind
+from okr_sync.sync.store.store import OutboxKind, Store
+
+__all__ = [
+    "DEFAULT_CATCH_UP",
+    "DIGEST_LOOKBACK",
+    "RETRY_AFTER",
+    "ScheduledMessages",
+    "ScheduledResult",
+    "SnapshotFormatError",
+    "scheduled_key",
+    "stored_scorecard",
+]
 
 log = logging.getLogger("okr_sync.service")
 
 DEFAULT_CATCH_UP = timedelta(hours=1)
 #: After a failure (database down...), wait this long before trying the slot again.
 RETRY_AFTER = timedelta(minutes=1)
+#: The digest's moves are against the scorecard published this long before its slot.
+DIGEST_LOOKBACK = timedelta(days=7)
 
 
 def scheduled_key(kind: str, slot: datetime, target: str) -> str:
@@ -43,36 +57,15 @@ def scheduled_key(kind: str, slot: datetime, target: str) -> str:
     return f"okr-{kind}-" + hashlib.sha256(seed.encode()).hexdigest()[:40]
 
 
-class SnapshotFormatError(ValueError):
-    """A stored snapshot document does not have the scorecard shape."""
-
-
 def stored_scorecard(document: Mapping[str, Any], plan: Plan) -> Scorecard:
     """The scorecard of a stored snapshot, whichever replica stored it.
 
     Snapshots written before the document carried each KR's measure kind take it
-    from the plan (the check-in reminder needs to know the manual KRs).
+    from the plan (the check-in reminder needs to know the manual KRs). Raises a
+    :class:`~okr_sync.sync.state.SnapshotError` when the document cannot be read.
     """
-    try:
-        card = scorecard_from_json(dict(document))
-    except (KeyError, TypeError, ValueError) as error:
-        raise SnapshotFormatError(
-            f"stored snapshot is not a scorecard document ({type(error).__name__})"
-        ) from None
-    stored_kinds = {
-        kr.get("id") for o in document.get("objectives", []) for kr in o.get("key_results", [])
-        if "measure" in kr
-    }
     kinds = {kr.id: kr.measure.kind for _, kr in plan.key_results()}
-    objectives = tuple(
-        replace(o, key_results=tuple(
-            kr if kr.id in stored_kinds or kr.id not in kinds
-            else replace(kr, measure_kind=kinds[kr.id])
-            for kr in o.key_results
-        ))
-        for o in card.objectives
-    )
-    return replace(card, objectives=objectives)
+    return PassSnapshot.from_json(document, measure_kinds=kinds).scorecard
 
 
 @dataclass(frozen=True)
@@ -152,7 +145,7 @@ class ScheduledMessages:
     def send(self, kind: OutboxKind, slot: datetime) -> ScheduledResult | None:
         """Enqueue ``kind`` for ``slot`` to every route and deliver (under the run lock)."""
         store, notifier = self.runtime.store, self.runtime.notifier
-        if store is None or notifier is None:
+        if not isinstance(store, Store) or notifier is None:
             return None
         with RunLock(self.runtime.settings.database_url, "run", holder=self.holder):
             snapshot = store.last_published_snapshot()
@@ -162,14 +155,16 @@ class ScheduledMessages:
                 return None
             try:
                 scorecard = stored_scorecard(snapshot.document, self.runtime.plan)
-            except SnapshotFormatError:
+                previous = self._week_before(store, kind, slot, scorecard)
+            except SnapshotError:
                 log.exception("scheduled message skipped", extra={"kind": kind, "slot": slot})
                 return None
             items = [
                 replace(item, idempotency_key=scheduled_key(kind, slot, item.target),
                         snapshot_id=snapshot.id)
                 for item in plan_scheduled(self.runtime.plan, scorecard, kind,
-                                           jira_base_url=notifier.jira_base_url)
+                                           jira_base_url=notifier.jira_base_url,
+                                           previous=previous)
             ]
             with store.transaction() as tx:
                 enqueued = sum(1 for item in items if tx.enqueue(item) is not None)
@@ -183,3 +178,16 @@ class ScheduledMessages:
         )
         return ScheduledResult(kind, slot, enqueued, deliveries)
 
+    def _week_before(
+        self, store: Store, kind: OutboxKind, slot: datetime, scorecard: Scorecard
+    ) -> Scorecard | None:
+        """For a digest, the scorecard of this cycle published a week before its slot
+        (what people were told then); None when there was none yet."""
+        if kind != "digest":
+            return None
+        # The slot, not the clock: a digest sent late (catch-up) still covers its week.
+        snapshot = store.published_snapshot_at(slot - DIGEST_LOOKBACK,
+                                               cycle=scorecard.cycle.name)
+        if snapshot is None:
+            return None
+        return stored_scorecard(snapshot.document, self.runtime.plan)

@@ -29,6 +29,7 @@ from okr_sync.sync.service.metrics import ServiceMetrics
 from okr_sync.sync.service.schedule import Schedule
 from okr_sync.sync.service.webhooks import Debouncer, Trigger, WebhookEvent
 from okr_sync.sync.store.locks import Leadership, LockBusyError, RunLock
+from okr_sync.sync.store.store import Store
 
 log = logging.getLogger("okr_sync.service")
 
@@ -134,7 +135,7 @@ class Scheduler:
             self._wake.set()
             return
         store = self.runtime.store
-        if store is None:
+        if not isinstance(store, Store):
             return
         try:
             store.acquire_lease(WEBHOOK_LEASE, f"{self.holder} {event.project or '-'}",
@@ -238,7 +239,7 @@ class Scheduler:
     def _close_abandoned_runs(self) -> None:
         """Runs left open by a leader that died are closed (only safe under the run lock)."""
         store = self.runtime.store
-        if store is None:
+        if not isinstance(store, Store):
             return
         try:
             with RunLock(self.runtime.settings.database_url, "run", holder=self.holder):
@@ -253,7 +254,7 @@ class Scheduler:
 
     def _collect_forwarded(self, now: datetime) -> None:
         store = self.runtime.store
-        if store is None:
+        if not isinstance(store, Store):
             return
         try:
             lease = store.get_lease(WEBHOOK_LEASE)

@@ -3,6 +3,7 @@ delivery summary that ``status`` shows."""
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -21,6 +22,7 @@ from okr_sync.sync.store.records import (
     OutboxKind,
     OutboxRow,
     OutboxStatus,
+    TargetMessages,
 )
 from okr_sync.sync.store.tables import OUTBOX_KINDS, leases, message_refs, outbox
 
@@ -270,6 +272,35 @@ class OutboxOps(StoreOps):
         if row is None:
             return None
         return MessageRef(row.target, row.kind, row.channel, row.message_id, row.updated_at)
+
+    def target_messages(self, targets: Collection[str]) -> dict[str, TargetMessages]:
+        """Per target, its standing scorecard ref and whether a scorecard for it is queued
+        or failed: what planning messages reads, in two queries for any number of targets."""
+        wanted = sorted(set(targets))
+        refs: dict[str, MessageRef] = {}
+        queued: set[str] = set()
+        if wanted:
+            with self._connection() as conn:
+                for row in conn.execute(
+                    sa.select(message_refs).where(
+                        message_refs.c.target.in_(wanted), message_refs.c.kind == "scorecard"
+                    )
+                ):
+                    refs[row.target] = MessageRef(
+                        row.target, row.kind, row.channel, row.message_id, row.updated_at
+                    )
+                queued = set(
+                    conn.execute(
+                        sa.select(outbox.c.target)
+                        .where(
+                            outbox.c.target.in_(wanted),
+                            outbox.c.kind == "scorecard",
+                            outbox.c.status.in_((*_ACTIVE, "failed")),
+                        )
+                        .distinct()
+                    ).scalars()
+                )
+        return {t: TargetMessages(refs.get(t), t in queued) for t in wanted}
 
     def set_message_ref(
         self,

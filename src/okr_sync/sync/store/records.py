@@ -219,6 +219,21 @@ class MessageRef:
 
 
 @dataclass(frozen=True)
+class TargetMessages:
+    """What planning a target's messages needs to know about it."""
+
+    #: Where its standing scorecard message is, once posted.
+    scorecard_ref: MessageRef | None
+    #: Whether a scorecard message for it is queued (pending, sending) or failed for good.
+    scorecard_queued: bool
+
+    @property
+    def has_standing(self) -> bool:
+        """Whether the target has (or is about to have) its standing scorecard message."""
+        return self.scorecard_ref is not None or self.scorecard_queued
+
+
+@dataclass(frozen=True)
 class Lease:
     name: str
     holder: str

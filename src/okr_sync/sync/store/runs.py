@@ -231,6 +231,21 @@ class RunOps(StoreOps):
         """The newest snapshot, published or not."""
         return self._last_snapshot(published_only=False)
 
+    def published_snapshot_at(self, moment: datetime, *, cycle: str | None = None
+                              ) -> Snapshot | None:
+        """The newest snapshot published at or before ``moment`` (of ``cycle`` when given):
+        what people were shown then, e.g. a week ago for the digest's moves."""
+        query = sa.select(snapshots).where(
+            snapshots.c.published.is_(True), snapshots.c.created_at <= self._now(moment)
+        )
+        if cycle is not None:
+            query = query.where(snapshots.c.cycle == cycle)
+        with self._connection() as conn:
+            row = conn.execute(
+                query.order_by(snapshots.c.created_at.desc(), snapshots.c.id.desc()).limit(1)
+            ).first()
+        return None if row is None else _snapshot(row)
+
     def _last_snapshot(self, *, published_only: bool) -> Snapshot | None:
         query = sa.select(snapshots)
         if published_only:

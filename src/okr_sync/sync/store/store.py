@@ -57,6 +57,7 @@ from okr_sync.sync.store.records import (
     RunRecord,
     Snapshot,
     StoreError,
+    TargetMessages,
     UpsertResult,
     jql_hash,
 )
@@ -101,6 +102,7 @@ __all__ = [
     "Store",
     "StoreError",
     "StoreTransaction",
+    "TargetMessages",
     "UnversionedSchemaError",
     "UpsertResult",
     "ensure_schema",

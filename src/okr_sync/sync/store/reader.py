@@ -1,0 +1,144 @@
+"""Reading the state store without the power to write it: what a dry run gets.
+
+:class:`StoreReader` is every read a pass makes. :class:`Store` has them all (and
+the writes); :class:`ReadOnlyStore` has only them, so code handed one cannot
+write, which mypy checks. A dry run reads an existing store (for ``changes``)
+and must never create or change one: :func:`open_reader` opens the store only
+when it already exists at this code's schema, and otherwise reads as empty.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection
+from datetime import datetime
+from pathlib import Path
+from typing import Any, Protocol
+
+import sqlalchemy as sa
+
+from okr_sync.sync.store.records import (
+    Cursor,
+    LatestCheckin,
+    Membership,
+    Snapshot,
+    TargetMessages,
+)
+from okr_sync.sync.store.store import SchemaError, Store
+
+
+class StoreReader(Protocol):
+    """The reads of the state store a pass and its message planning make."""
+
+    def get_issues(
+        self, source: str, *, ids: Collection[str] | None = None, include_deleted: bool = False
+    ) -> list[dict[str, Any]]: ...
+
+    def get_cursor(self, source: str) -> Cursor | None: ...
+
+    def get_membership(self, source: str, kr_id: str) -> Membership | None: ...
+
+    def resolve_key(self, source: str, key: str) -> str | None: ...
+
+    def last_published_snapshot(self) -> Snapshot | None: ...
+
+    def latest_snapshot(self) -> Snapshot | None: ...
+
+    def latest_checkins(
+        self, *, since: datetime | None = None, kr_ids: Collection[str] | None = None
+    ) -> dict[str, LatestCheckin]: ...
+
+    def final_scores_by_cycle(
+        self, kr_ids: Collection[str] | None = None
+    ) -> dict[str, dict[str, float]]: ...
+
+    def target_messages(self, targets: Collection[str]) -> dict[str, TargetMessages]: ...
+
+    def close(self) -> None: ...
+
+
+class ReadOnlyStore:
+    """The reads of an existing :class:`Store`, or of an empty one when there is none.
+
+    It has no write methods at all: a pass given one can only plan.
+    """
+
+    def __init__(self, store: Store | None = None) -> None:
+        self._store = store
+
+    @property
+    def exists(self) -> bool:
+        """Whether it reads a real store (else everything reads as empty)."""
+        return self._store is not None
+
+    def get_issues(
+        self, source: str, *, ids: Collection[str] | None = None, include_deleted: bool = False
+    ) -> list[dict[str, Any]]:
+        if self._store is None:
+            return []
+        return self._store.get_issues(source, ids=ids, include_deleted=include_deleted)
+
+    def get_cursor(self, source: str) -> Cursor | None:
+        return None if self._store is None else self._store.get_cursor(source)
+
+    def get_membership(self, source: str, kr_id: str) -> Membership | None:
+        return None if self._store is None else self._store.get_membership(source, kr_id)
+
+    def resolve_key(self, source: str, key: str) -> str | None:
+        return None if self._store is None else self._store.resolve_key(source, key)
+
+    def last_published_snapshot(self) -> Snapshot | None:
+        return None if self._store is None else self._store.last_published_snapshot()
+
+    def latest_snapshot(self) -> Snapshot | None:
+        return None if self._store is None else self._store.latest_snapshot()
+
+    def latest_checkins(
+        self, *, since: datetime | None = None, kr_ids: Collection[str] | None = None
+    ) -> dict[str, LatestCheckin]:
+        if self._store is None:
+            return {}
+        return self._store.latest_checkins(since=since, kr_ids=kr_ids)
+
+    def final_scores_by_cycle(
+        self, kr_ids: Collection[str] | None = None
+    ) -> dict[str, dict[str, float]]:
+        return {} if self._store is None else self._store.final_scores_by_cycle(kr_ids)
+
+    def target_messages(self, targets: Collection[str]) -> dict[str, TargetMessages]:
+        if self._store is None:
+            return {t: TargetMessages(None, False) for t in targets}
+        return self._store.target_messages(targets)
+
+    def close(self) -> None:
+        if self._store is not None:
+            self._store.close()
+
+
+def open_reader(url: str) -> ReadOnlyStore:
+    """A reader of the store at ``url`` when one exists at this code's schema, else an
+    empty reader. Nothing is created or migrated."""
+    if not _has_schema(url):
+        return ReadOnlyStore()
+    try:
+        return ReadOnlyStore(Store(url, ensure=False))
+    except SchemaError:
+        return ReadOnlyStore()
+
+
+def _has_schema(url: str) -> bool:
+    """Whether ``url`` holds a state store at this code's schema (read-only check)."""
+    from okr_sync.sync.store.schema import current_revision, head_revision
+
+    parsed = sa.engine.make_url(url)
+    if parsed.get_backend_name() == "sqlite":
+        # Connecting would create the file; a dry run must leave no trace.
+        database = parsed.database or ""
+        if database in ("", ":memory:") or not Path(database).exists():
+            return False
+    engine = sa.create_engine(url)
+    try:
+        return current_revision(engine) == head_revision()
+    except sa.exc.SQLAlchemyError:
+        return False
+    finally:
+        engine.dispose()
