@@ -21,14 +21,14 @@ def test_diff_given_first_pass_reports_nothing() -> None:
 
 
 def test_diff_given_move_at_threshold_reports_it_with_reasons() -> None:
-    before = published_krs(_card(40).to_json())
+    before = published_krs(_card(40))
     changes = diff_scorecard(before, _card(45), 0.05, {"O.1": ("+5 done",)})
     assert [(c.kr, c.from_score, c.to_score, c.reasons) for c in changes] == [
         ("O.1", 0.4, 0.45, ("+5 done",))]
 
 
 def test_diff_given_small_move_without_band_or_confidence_change_is_quiet() -> None:
-    before = published_krs(_card(40).to_json())
+    before = published_krs(_card(40))
     assert diff_scorecard(before, _card(44), 0.05) == ()
 
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
 
 from okr_sync.scoring.scorecard import Change, Scorecard
 
@@ -18,13 +17,9 @@ class PublishedKr:
     confidence: str
 
 
-def published_krs(document: Mapping[str, Any]) -> dict[str, PublishedKr]:
-    """Read KR states back from a stored scorecard JSON document."""
-    result = {}
-    for objective in document.get("objectives", []):
-        for kr in objective.get("key_results", []):
-            result[kr["id"]] = PublishedKr(float(kr["score"]), kr["band"], kr["confidence"])
-    return result
+def published_krs(scorecard: Scorecard) -> dict[str, PublishedKr]:
+    """What a published scorecard told people about each KR (the baseline for news)."""
+    return {kr.id: PublishedKr(kr.score, kr.band, kr.confidence) for kr in scorecard.key_results()}
 
 
 def diff_scorecard(

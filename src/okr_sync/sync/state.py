@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, get_args
 
-from okr_sync.scoring.diff import PublishedKr
+from okr_sync.scoring.diff import PublishedKr, published_krs
 from okr_sync.scoring.evaluate import Evaluation
 from okr_sync.scoring.explain import ItemState
 from okr_sync.scoring.measures import Contribution, Counted
@@ -301,7 +301,4 @@ def previous_values(snapshot: PassSnapshot | None) -> dict[str, tuple[float, Ite
 
 def published_scores(snapshot: PassSnapshot) -> dict[str, PublishedKr]:
     """What a published snapshot told people about each KR (the baseline for news)."""
-    return {
-        kr.id: PublishedKr(kr.score, kr.band, kr.confidence)
-        for kr in snapshot.scorecard.key_results()
-    }
+    return published_krs(snapshot.scorecard)
