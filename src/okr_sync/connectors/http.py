@@ -73,7 +73,6 @@ class Problem(StrEnum):
     NOT_FOUND = "not_found"
     GONE = "gone"
     INVALID_REQUEST = "invalid_request"
-    BAD_QUERY = "bad_query"  # the query a request carried was refused (Jira's 400 on a search)
     PAYLOAD_TOO_LARGE = "payload_too_large"
     PRECONDITION = "precondition"
     RATE_LIMITED = "rate_limited"
@@ -84,6 +83,7 @@ class Problem(StrEnum):
     INCOMPLETE_RESPONSE = "incomplete_response"
     TLS = "tls_error"
     REQUEST_SETUP = "request_error"
+    UNLISTED = "unlisted"  # a 4xx/5xx the connector's table has no row for
 
 
 @dataclass(frozen=True)
@@ -116,6 +116,9 @@ def _fail(failure: FailureType, problem: Problem) -> Resolution:
 SUCCESS = Resolution(Action.IGNORE, None, Problem.NONE)
 RATE_LIMITED = Resolution(Action.RATE_LIMITED, FailureType.TRANSIENT, Problem.RATE_LIMITED)
 SERVER_ERROR = _retry(Problem.SERVER_ERROR)
+CLIENT_ERROR = _fail(FailureType.PERMANENT, Problem.INVALID_REQUEST)
+#: For tables whose API documents exactly which statuses to retry: any other fails.
+UNLISTED_FAILS = _fail(FailureType.PERMANENT, Problem.UNLISTED)
 
 #: HTTP status -> resolution. Statuses not listed: other 5xx retry, other 4xx fail.
 STATUS_RESOLUTIONS: Mapping[int, Resolution] = {
@@ -164,15 +167,16 @@ class ErrorTable:
     #: API-level error codes (Slack's ``"error"`` field...), looked up before the status.
     codes: Mapping[str, Resolution] = field(default_factory=dict)
     exceptions: tuple[tuple[type[BaseException], Resolution], ...] = EXCEPTION_RESOLUTIONS
-    #: The row of a 5xx status not listed in ``statuses``.
+    #: The rows of a 5xx / a 4xx status not listed in ``statuses``.
     other_server_errors: Resolution = SERVER_ERROR
+    other_client_errors: Resolution = CLIENT_ERROR
 
     def with_statuses(self, rows: Mapping[int, Resolution]) -> ErrorTable:
         return replace(self, statuses={**self.statuses, **rows})
 
-    def with_other_server_errors(self, row: Resolution) -> ErrorTable:
-        """This table with unlisted 5xx statuses resolved by ``row`` (e.g. failing at once)."""
-        return replace(self, other_server_errors=row)
+    def with_unlisted(self, row: Resolution) -> ErrorTable:
+        """This table with every 4xx/5xx status it has no row for resolved by ``row``."""
+        return replace(self, other_server_errors=row, other_client_errors=row)
 
     def with_codes(self, rows: Mapping[str, Resolution]) -> ErrorTable:
         return replace(self, codes={**self.codes, **rows})
@@ -183,9 +187,7 @@ class ErrorTable:
         row = self.statuses.get(status)
         if row is not None:
             return row
-        if status >= 500:
-            return self.other_server_errors
-        return _fail(FailureType.PERMANENT, Problem.INVALID_REQUEST)
+        return self.other_server_errors if status >= 500 else self.other_client_errors
 
     def for_code(self, code: str | None) -> Resolution | None:
         """The row of an API error code, ``None`` when the table does not know it."""

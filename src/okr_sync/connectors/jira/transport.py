@@ -28,11 +28,10 @@ from okr_sync.connectors.errors import (
 )
 from okr_sync.connectors.http import (
     DEFAULT_ERROR_TABLE,
+    UNLISTED_FAILS,
     Action,
     ErrorTable,
-    FailureType,
     Problem,
-    Resolution,
     Retrier,
     parse_retry_after,
 )
@@ -146,11 +145,10 @@ def retry_after_seconds(headers: Mapping[str, str], now: datetime) -> float | No
     return max(0.0, (when - now).total_seconds())
 
 
-#: Jira's rows where it differs from the default table: a 400 on a search is a
-#: refused query (bad JQL, expired page token), and only the listed 5xx retry.
-JIRA_ERROR_TABLE = DEFAULT_ERROR_TABLE.with_statuses(
-    {400: Resolution(Action.FAIL, FailureType.PERMANENT, Problem.BAD_QUERY)}
-).with_other_server_errors(Resolution(Action.FAIL, FailureType.PERMANENT, Problem.SERVER_ERROR))
+#: Where Jira differs from the default table: only the listed statuses retry, so
+#: an unlisted one (501, 418...) fails at once as a plain refusal, and a 400 is
+#: told apart from it (on a search it is a refused query: bad JQL, expired token).
+JIRA_ERROR_TABLE = DEFAULT_ERROR_TABLE.with_unlisted(UNLISTED_FAILS)
 
 
 @dataclass(frozen=True)
@@ -247,7 +245,7 @@ _STATUS_ERRORS: Mapping[Problem, Callable[[_Answer], ConnectorError]] = {
     Problem.FORBIDDEN: _auth_error,
     Problem.GONE: _gone,
     Problem.RATE_LIMITED: _rate_limited,
-    Problem.BAD_QUERY: _bad_query,
+    Problem.INVALID_REQUEST: _bad_query,
     Problem.NOT_FOUND: _not_found,
 }
 
