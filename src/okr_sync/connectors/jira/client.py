@@ -120,6 +120,24 @@ class _BearerAuth(requests.auth.AuthBase):
         return request
 
 
+class _BasicAuth(requests.auth.AuthBase):
+    """Cloud's email + API token as HTTP basic auth; the token stays a SecretStr at rest.
+
+    ``session.auth = (email, token)`` would work too, but a tuple shows the
+    token in any ``repr`` of the session's auth.
+    """
+
+    def __init__(self, email: str, token: SecretStr) -> None:
+        self._email = email
+        self._token = token
+
+    def __call__(self, request: requests.PreparedRequest) -> requests.PreparedRequest:
+        signed: requests.PreparedRequest = requests.auth.HTTPBasicAuth(
+            self._email, self._token.get_secret_value()
+        )(request)
+        return signed
+
+
 #: What Jira's REST API expects of a client (the headers the `jira` package sends).
 _HEADERS = {
     "Accept": "application/json,*/*;q=0.9",
@@ -137,7 +155,7 @@ def jira_session(source: JiraSource) -> requests.Session:
         session.auth = _BearerAuth(source.pat)
     else:
         assert source.email is not None and source.api_token is not None
-        session.auth = (source.email, source.api_token.get_secret_value())
+        session.auth = _BasicAuth(source.email, source.api_token)
     return session
 
 
