@@ -223,10 +223,10 @@ class RetryPolicy:
     base_delay: float = 0.5
     max_delay: float = 60.0
     jitter: float = 0.25
-    timeout: float = DEFAULT_TIMEOUT_SECONDS
-    max_retry_after: float | None = None
     # Transitional, for connectors/slack only: the others decide by ErrorTable rows.
     retry_statuses: frozenset[int] = field(default_factory=DEFAULT_ERROR_TABLE.retryable_statuses)
+    timeout: float = DEFAULT_TIMEOUT_SECONDS
+    max_retry_after: float | None = None
 
     def is_retryable_status(self, status: int) -> bool:
         return status in self.retry_statuses

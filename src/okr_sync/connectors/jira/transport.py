@@ -201,14 +201,14 @@ def _bad_query(answer: _Answer) -> ConnectorError:
     if query is None:
         return _refused(answer)
     reason = answer.detail or " (no reason given)"
-    kind = JiraPageTokenError if query.page_token else JiraQueryError
+    kind: type[JiraQueryError] = JiraQueryError
+    message = f"Jira at {answer.site} rejected {query.owner()}{reason}; JQL: {query.jql}"
     if query.page_token:
+        kind = JiraPageTokenError
         message = (
             f"Jira at {answer.site} rejected the nextPageToken while paging {query.owner()}"
             f"{reason}; page tokens expire after 7 days, re-run the search; JQL: {query.jql}"
         )
-    else:
-        message = f"Jira at {answer.site} rejected {query.owner()}{reason}; JQL: {query.jql}"
     return kind(
         message, jql=query.jql, messages=answer.messages, context=query.context,
         status=answer.status,
