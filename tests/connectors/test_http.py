@@ -12,6 +12,8 @@ import requests
 from okr_sync.connectors.errors import PermanentError, RateLimitedError, TransientError
 from okr_sync.connectors.http import (
     DEFAULT_ERROR_TABLE,
+    DELIVERY_POLICY,
+    UNLISTED_FAILS,
     Action,
     FailureType,
     Problem,
@@ -193,8 +195,38 @@ def test_error_table_given_connector_rows_overrides_only_those() -> None:
     assert table.for_code("ratelimited").action is Action.RATE_LIMITED
     assert table.for_code("channel_not_found") is None and table.for_code(None) is None
     assert DEFAULT_ERROR_TABLE.for_status(412).action is Action.FAIL
-    assert 412 in table.retryable_statuses() and 404 not in table.retryable_statuses()
+    assert table.for_status(412).retries and not table.for_status(404).retries
 
 
 def test_redact_given_overlapping_secrets_hides_each_whole() -> None:
     assert redact("token abc123 and abc", ["abc", "abc123", ""]) == "token *** and ***"
+
+
+def test_error_table_with_unlisted_given_statuses_without_rows_fails_them_only() -> None:
+    table = DEFAULT_ERROR_TABLE.with_unlisted(UNLISTED_FAILS)
+    for status in (501, 505, 418, 409):
+        row = table.for_status(status)
+        assert (row.action, row.failure, row.problem) == (
+            Action.FAIL, FailureType.PERMANENT, Problem.UNLISTED)
+    assert table.for_status(400).problem is Problem.INVALID_REQUEST
+    assert table.for_status(503) == DEFAULT_ERROR_TABLE.for_status(503)
+    assert table.for_status(204).action is Action.IGNORE
+
+
+def test_backoff_given_max_retry_after_clamps_the_servers_wait() -> None:
+    policy = RetryPolicy(base_delay=1, max_delay=5, jitter=0, max_retry_after=100)
+    assert policy.backoff(1, 10**9) == 100
+    assert policy.backoff(1, 50) == 50
+    assert policy.backoff(4, 2) == 5
+
+
+@pytest.mark.parametrize(
+    ("attempt", "retry_after", "expected"),
+    [(1, None, 30.0), (2, None, 60.0), (7, None, 1920.0), (8, None, 3600.0), (30, None, 3600.0),
+     (1, 10.0, 30.0), (1, 120.0, 120.0), (9, 7200.0, 7200.0), (1, 1e12, 86400.0)],
+)
+def test_delivery_policy_given_attempt_waits_exactly_as_the_outbox_always_did(
+    attempt: int, retry_after: float | None, expected: float
+) -> None:
+    # 30 s doubling to an hour, no jitter; a server's wait honoured up to a day.
+    assert DELIVERY_POLICY.backoff(attempt, retry_after) == expected

@@ -44,6 +44,7 @@ from okr_sync.connectors.errors import TransientError
 T = TypeVar("T")
 
 DEFAULT_TIMEOUT_SECONDS = 30.0
+_SHARED_RNG = random.Random()
 
 
 class Action(StrEnum):
@@ -82,6 +83,7 @@ class Problem(StrEnum):
     INCOMPLETE_RESPONSE = "incomplete_response"
     TLS = "tls_error"
     REQUEST_SETUP = "request_error"
+    UNLISTED = "unlisted"  # a 4xx/5xx the connector's table has no row for
 
 
 @dataclass(frozen=True)
@@ -114,6 +116,9 @@ def _fail(failure: FailureType, problem: Problem) -> Resolution:
 SUCCESS = Resolution(Action.IGNORE, None, Problem.NONE)
 RATE_LIMITED = Resolution(Action.RATE_LIMITED, FailureType.TRANSIENT, Problem.RATE_LIMITED)
 SERVER_ERROR = _retry(Problem.SERVER_ERROR)
+CLIENT_ERROR = _fail(FailureType.PERMANENT, Problem.INVALID_REQUEST)
+#: For tables whose API documents exactly which statuses to retry: any other fails.
+UNLISTED_FAILS = _fail(FailureType.PERMANENT, Problem.UNLISTED)
 
 #: HTTP status -> resolution. Statuses not listed: other 5xx retry, other 4xx fail.
 STATUS_RESOLUTIONS: Mapping[int, Resolution] = {
@@ -162,9 +167,16 @@ class ErrorTable:
     #: API-level error codes (Slack's ``"error"`` field...), looked up before the status.
     codes: Mapping[str, Resolution] = field(default_factory=dict)
     exceptions: tuple[tuple[type[BaseException], Resolution], ...] = EXCEPTION_RESOLUTIONS
+    #: The rows of a 5xx / a 4xx status not listed in ``statuses``.
+    other_server_errors: Resolution = SERVER_ERROR
+    other_client_errors: Resolution = CLIENT_ERROR
 
     def with_statuses(self, rows: Mapping[int, Resolution]) -> ErrorTable:
         return replace(self, statuses={**self.statuses, **rows})
+
+    def with_unlisted(self, row: Resolution) -> ErrorTable:
+        """This table with every 4xx/5xx status it has no row for resolved by ``row``."""
+        return replace(self, other_server_errors=row, other_client_errors=row)
 
     def with_codes(self, rows: Mapping[str, Resolution]) -> ErrorTable:
         return replace(self, codes={**self.codes, **rows})
@@ -175,9 +187,7 @@ class ErrorTable:
         row = self.statuses.get(status)
         if row is not None:
             return row
-        if status >= 500:
-            return SERVER_ERROR
-        return _fail(FailureType.PERMANENT, Problem.INVALID_REQUEST)
+        return self.other_server_errors if status >= 500 else self.other_client_errors
 
     def for_code(self, code: str | None) -> Resolution | None:
         """The row of an API error code, ``None`` when the table does not know it."""
@@ -193,8 +203,6 @@ class ErrorTable:
                 return row
         return _fail(FailureType.CONFIG, Problem.REQUEST_SETUP)
 
-    def retryable_statuses(self) -> frozenset[int]:
-        return frozenset(status for status, row in self.statuses.items() if row.retries)
 
 
 DEFAULT_ERROR_TABLE = ErrorTable()
@@ -202,18 +210,19 @@ DEFAULT_ERROR_TABLE = ErrorTable()
 
 @dataclass(frozen=True)
 class RetryPolicy:
-    """How often and how patiently to retry transient failures."""
+    """How often and how patiently to retry transient failures.
+
+    ``max_delay`` caps the exponential backoff; the server's ``Retry-After``
+    is a floor above it, itself clamped to ``max_retry_after`` when set (a
+    server may ask for absurd waits).
+    """
 
     max_attempts: int = 6
     base_delay: float = 0.5
     max_delay: float = 60.0
     jitter: float = 0.25
-    # Being replaced by ErrorTable rows: connectors move to ``ErrorTable.for_status``.
-    retry_statuses: frozenset[int] = field(default_factory=DEFAULT_ERROR_TABLE.retryable_statuses)
     timeout: float = DEFAULT_TIMEOUT_SECONDS
-
-    def is_retryable_status(self, status: int) -> bool:
-        return status in self.retry_statuses
+    max_retry_after: float | None = None
 
     def retries_in_process(self, error: BaseException) -> bool:
         """Whether ``error`` is worth another try here, now (not on a later pass).
@@ -225,19 +234,31 @@ class RetryPolicy:
             return False
         return error.retry_after is None or error.retry_after <= self.max_delay
 
-    def backoff(self, attempt: int, retry_after: float | None, rng: random.Random) -> float:
+    def backoff(
+        self, attempt: int, retry_after: float | None, rng: random.Random | None = None
+    ) -> float:
         """Seconds to wait before attempt ``attempt + 1`` (``attempt`` counts from 1)."""
-        exponential = min(self.max_delay, self.base_delay * (2 ** (attempt - 1)))
-        exponential *= 1 + rng.uniform(0, self.jitter)
+        exponential = min(self.max_delay, self.base_delay * (2 ** max(0, attempt - 1)))
+        if self.jitter:
+            exponential *= 1 + (rng or _SHARED_RNG).uniform(0, self.jitter)
         if retry_after is not None:
-            # The server's word is a floor. Waits above the cap never get here:
-            # retries_in_process hands them back to the caller.
+            if self.max_retry_after is not None:
+                retry_after = min(retry_after, self.max_retry_after)
+            # The server's word is a floor. In-process, waits above the cap never
+            # get here: retries_in_process hands them back to the caller.
             return float(max(retry_after, exponential))
         return float(exponential)
 
 
 #: One HTTP call, retried in-process.
 REQUEST_POLICY = RetryPolicy()
+
+#: One outbox row, retried on later passes (``attempt`` counts the row's tries):
+#: 30 s doubling to an hour, exact (no jitter: rows are already spread by the
+#: passes), and a server's wait honoured up to a day, as long as a row is held back.
+DELIVERY_POLICY = RetryPolicy(
+    base_delay=30.0, max_delay=3600.0, jitter=0.0, max_retry_after=86400.0
+)
 
 
 def redact(text: str, secrets: Iterable[str]) -> str:

@@ -15,11 +15,14 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from okr_sync.connectors.errors import ConnectorError, PermanentError
-from okr_sync.connectors.jira.client import DEFAULT_OVERLAP, JiraClient
+from okr_sync.connectors.jira.client import JiraClient
 from okr_sync.connectors.jira.jql import incremental_jql, jql_datetime_literal
 from okr_sync.connectors.jira.records import JiraIssue, parse_jira_datetime
 from okr_sync.sync.fetch_plan import MembershipQuery, SourceFetchPlan
 
+#: Searches re-read this much before the cursor: JQL dates have minute precision,
+#: and an update may become searchable a little after its timestamp.
+DEFAULT_OVERLAP = timedelta(minutes=5)
 #: A full reconcile runs at least this often, even without ``--full``.
 RECONCILE_EVERY = timedelta(hours=24)
 #: Progress is reported every this many issues.
@@ -108,6 +111,10 @@ class PullOptions:
     #: Called with (source, issues fetched so far) while long searches stream in.
     progress: Callable[[str, int], None] | None = None
 
+    def __post_init__(self) -> None:
+        if self.overlap < timedelta(0):
+            raise ValueError("the overlap must not be negative")
+
 
 class SourcePuller:
     """Pulls one source through a :class:`JiraClient`."""
@@ -132,8 +139,7 @@ class SourcePuller:
         if cursor is None:
             changed = True
             if self.plan.scope_jql is not None:
-                jql = incremental_jql(list(self.plan.projects), None, options.overlap,
-                                      self.client.user_timezone())
+                jql = incremental_jql(list(self.plan.projects), None, self.client.user_timezone())
                 newest = self._search_into(result, jql, options)
                 result.cursor = newest.astimezone(UTC) if newest else None
         else:
@@ -182,10 +188,11 @@ class SourcePuller:
         tz = self.client.user_timezone()
         changed = False
         if self.plan.scope_jql is not None:
-            since = jql_datetime_literal(cursor.astimezone(UTC) - options.overlap, tz)
             jql = incremental_jql(
-                f"{self.plan.scope_jql} AND updated >= {since}", None, options.overlap, tz
+                list(self.plan.projects), cursor.astimezone(UTC) - options.overlap, tz
             )
+            # search() yields each id once; an issue updated again while the pages
+            # were read is newer than the cursor, so the next pull picks it up.
             pulled = list(
                 self.client.search(jql, self.plan.extra_fields, context=f"source {self.name}")
             )
@@ -278,6 +285,7 @@ class SourcePuller:
 
 
 __all__ = [
+    "DEFAULT_OVERLAP",
     "PullOptions",
     "PulledSource",
     "SourcePuller",

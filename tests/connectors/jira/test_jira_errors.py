@@ -30,6 +30,7 @@ from okr_sync.connectors.jira.client import (
     JiraPageTokenError,
     JiraQueryError,
     JiraSource,
+    jira_session,
 )
 
 SITE = "https://acme.atlassian.net"
@@ -425,3 +426,25 @@ def test_source_given_loopback_http_and_plain_string_token_accepts_and_wraps() -
     assert source.base_url == "http://127.0.0.1:8080"
     assert isinstance(source.api_token, SecretStr)
     assert_no_secret(repr(source))
+
+
+# -- the session ---------------------------------------------------------------------
+@pytest.mark.parametrize(
+    ("source", "authorization"),
+    [
+        (cloud_source(), "Basic " + base64.b64encode(f"{EMAIL}:{TOKEN}".encode()).decode()),
+        (JiraSource(SITE, pat=SecretStr(PAT)), f"Bearer {PAT}"),
+    ],
+)
+def test_jira_session_given_source_signs_in_and_sends_the_headers_jira_expects(
+    rsps: responses.RequestsMock, source: JiraSource, authorization: str
+) -> None:
+    rsps.get(SERVER_INFO, json=INFO, match=[responses.matchers.header_matcher({
+        "Authorization": authorization,
+        "Accept": "application/json,*/*;q=0.9",
+        "Content-Type": "application/json",
+        "X-Atlassian-Token": "no-check",
+    })])  # fmt: skip
+    session = jira_session(source)
+    assert_no_secret(repr(session.auth))
+    assert make_client(source).server_info() == INFO

@@ -21,7 +21,6 @@ from support.hypothesis_profile import examples
 NEW_YORK = ZoneInfo("America/New_York")
 KOLKATA = ZoneInfo("Asia/Kolkata")
 UTC_ZONE = ZoneInfo("UTC")
-NO_OVERLAP = timedelta(0)
 
 
 def at(year: int, month: int, day: int, hour: int, minute: int, second: int = 0) -> datetime:
@@ -30,7 +29,7 @@ def at(year: int, month: int, day: int, hour: int, minute: int, second: int = 0)
 
 def test_incremental_jql_given_projects_without_cursor_returns_whole_scope() -> None:
     assert (
-        incremental_jql(["ENT", "SUP"], None, timedelta(minutes=5), UTC_ZONE)
+        incremental_jql(["ENT", "SUP"], None, UTC_ZONE)
         == 'project in ("ENT", "SUP") ORDER BY created ASC'
     )
 
@@ -38,7 +37,7 @@ def test_incremental_jql_given_projects_without_cursor_returns_whole_scope() -> 
 def test_incremental_jql_given_utc_user_floors_cursor_minus_overlap_to_the_minute() -> None:
     cursor = datetime(2026, 11, 15, 14, 7, 59, 999_000, tzinfo=UTC)
     assert (
-        incremental_jql(["ENT"], cursor, timedelta(minutes=2), UTC_ZONE)
+        incremental_jql(["ENT"], cursor - timedelta(minutes=2), UTC_ZONE)
         == 'project in ("ENT") AND updated >= "2026/11/15 14:05" ORDER BY created ASC'
     )
 
@@ -46,20 +45,20 @@ def test_incremental_jql_given_utc_user_floors_cursor_minus_overlap_to_the_minut
 def test_incremental_jql_given_cursor_on_minute_boundary_keeps_that_minute() -> None:
     cursor = at(2026, 11, 15, 14, 7, 0)
     assert (
-        incremental_jql(["ENT"], cursor, NO_OVERLAP, UTC_ZONE)
+        incremental_jql(["ENT"], cursor, UTC_ZONE)
         == 'project in ("ENT") AND updated >= "2026/11/15 14:07" ORDER BY created ASC'
     )
 
 
 def test_incremental_jql_given_one_millisecond_before_minute_floors_to_previous_minute() -> None:
     cursor = datetime(2026, 11, 15, 14, 6, 59, 999_000, tzinfo=UTC)
-    assert '"2026/11/15 14:06"' in incremental_jql(["ENT"], cursor, NO_OVERLAP, UTC_ZONE)
+    assert '"2026/11/15 14:06"' in incremental_jql(["ENT"], cursor, UTC_ZONE)
 
 
 def test_incremental_jql_given_new_york_user_writes_literal_in_eastern_time() -> None:
     cursor = at(2026, 11, 15, 14, 7, 30)  # EST = UTC-5
     assert (
-        incremental_jql(["ENT"], cursor, timedelta(minutes=2), NEW_YORK)
+        incremental_jql(["ENT"], cursor - timedelta(minutes=2), NEW_YORK)
         == 'project in ("ENT") AND updated >= "2026/11/15 09:05" ORDER BY created ASC'
     )
 
@@ -67,20 +66,20 @@ def test_incremental_jql_given_new_york_user_writes_literal_in_eastern_time() ->
 def test_incremental_jql_given_kolkata_user_applies_half_hour_offset() -> None:
     cursor = at(2026, 11, 15, 14, 0, 30)  # IST = UTC+5:30
     assert (
-        incremental_jql(["ENT", "SUP"], cursor, timedelta(minutes=2), KOLKATA)
+        incremental_jql(["ENT", "SUP"], cursor - timedelta(minutes=2), KOLKATA)
         == 'project in ("ENT", "SUP") AND updated >= "2026/11/15 19:28" ORDER BY created ASC'
     )
 
 
 def test_incremental_jql_given_overlap_crossing_midnight_rolls_the_date_back() -> None:
     cursor = at(2026, 1, 1, 0, 1)
-    assert '"2025/12/31 23:56"' in incremental_jql(["ENT"], cursor, timedelta(minutes=5), UTC_ZONE)
+    assert '"2025/12/31 23:56"' in incremental_jql(["ENT"], cursor - timedelta(minutes=5), UTC_ZONE)
 
 
 def test_incremental_jql_given_jql_scope_wraps_condition_and_keeps_its_order_by() -> None:
     scope = "project = ENT OR labels = okr ORDER BY key DESC"
     assert (
-        incremental_jql(scope, at(2026, 11, 15, 14, 7), NO_OVERLAP, UTC_ZONE)
+        incremental_jql(scope, at(2026, 11, 15, 14, 7), UTC_ZONE)
         == '(project = ENT OR labels = okr) AND updated >= "2026/11/15 14:07" ORDER BY key DESC'
     )
 
@@ -88,7 +87,7 @@ def test_incremental_jql_given_jql_scope_wraps_condition_and_keeps_its_order_by(
 def test_incremental_jql_given_order_by_inside_quotes_does_not_split_there() -> None:
     scope = 'summary ~ "order by me" AND project = ENT'
     assert (
-        incremental_jql(scope, None, NO_OVERLAP, UTC_ZONE)
+        incremental_jql(scope, None, UTC_ZONE)
         == '(summary ~ "order by me" AND project = ENT) ORDER BY created ASC'
     )
 
@@ -97,9 +96,10 @@ def test_incremental_jql_given_cursor_in_other_zone_uses_the_instant_not_the_wal
     # 03:02 EDT on the spring-forward day is 07:02 UTC; minus 5 minutes is
     # 06:57 UTC (01:57 EST). Wall-clock arithmetic would land in the gap.
     cursor = datetime(2026, 3, 8, 3, 2, tzinfo=NEW_YORK)
-    jql = incremental_jql(["ENT"], cursor, timedelta(minutes=5), UTC_ZONE)
+    since = cursor.astimezone(UTC) - timedelta(minutes=5)
+    jql = incremental_jql(["ENT"], since, UTC_ZONE)
     assert '"2026/03/08 06:57"' in jql
-    assert '"2026/03/08 01:57"' in incremental_jql(["ENT"], cursor, timedelta(minutes=5), NEW_YORK)
+    assert '"2026/03/08 01:57"' in incremental_jql(["ENT"], since, NEW_YORK)
 
 
 def test_jql_datetime_literal_given_ambiguous_fall_back_hour_moves_back_before_it() -> None:
@@ -139,19 +139,14 @@ def test_jql_datetime_literal_given_any_instant_is_never_later_and_at_most_an_ho
 
 def test_incremental_jql_given_naive_cursor_raises() -> None:
     with pytest.raises(ValueError, match="timezone-aware"):
-        incremental_jql(["ENT"], datetime(2026, 1, 1), NO_OVERLAP, UTC_ZONE)
-
-
-def test_incremental_jql_given_negative_overlap_raises() -> None:
-    with pytest.raises(ValueError, match="overlap"):
-        incremental_jql(["ENT"], at(2026, 1, 1, 0, 0), timedelta(minutes=-1), UTC_ZONE)
+        incremental_jql(["ENT"], datetime(2026, 1, 1), UTC_ZONE)
 
 
 def test_incremental_jql_given_no_scope_raises_instead_of_unbounded_query() -> None:
     with pytest.raises(ValueError):
-        incremental_jql([], None, NO_OVERLAP, UTC_ZONE)
+        incremental_jql([], None, UTC_ZONE)
     with pytest.raises(ValueError):
-        incremental_jql("ORDER BY key", None, NO_OVERLAP, UTC_ZONE)
+        incremental_jql("ORDER BY key", None, UTC_ZONE)
 
 
 def test_jql_string_given_quotes_and_backslashes_escapes_them() -> None:

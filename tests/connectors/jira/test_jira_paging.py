@@ -1,4 +1,4 @@
-"""JiraClient paging, discovery and incremental pulls against the real wire format.
+"""JiraClient paging, discovery and reconcile against the real wire format.
 
 ``responses`` is strict here: an unexpected request fails, and so does a
 registered one that was never made.
@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 import random
 from collections.abc import Iterator
-from datetime import UTC, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -361,54 +360,7 @@ def test_user_timezone_given_myself_payload_returns_zone(
     assert make_client(cloud_source()).user_timezone() == zone
 
 
-# -- incremental pull and reconcile ----------------------------------------------
-def test_pull_updated_given_user_timezone_builds_jql_and_returns_high_water_mark(
-    rsps: responses.RequestsMock,
-) -> None:
-    serve_info(rsps)
-    rsps.get(f"{SITE}/rest/api/3/myself", json={"timeZone": "America/New_York"})
-    expected_jql = 'project in ("ENT") AND updated >= "2026/11/15 08:55" ORDER BY created ASC'
-    expect_search(
-        rsps,
-        cloud_page(
-            [
-                issue(1, updated="2026-11-15T08:58:00.000-0500"),
-                issue(2, updated="2026-11-15T09:01:30.250-0500"),
-            ],
-            is_last=True,
-        ),
-        jql=expected_jql,
-    )
-    cursor = datetime(2026, 11, 15, 14, 0, 10, tzinfo=UTC)
-    result = make_client(cloud_source()).pull_updated(["ENT"], cursor, overlap=timedelta(minutes=5))
-    assert result.jql == expected_jql
-    assert [i.key for i in result.issues] == ["ENT-1", "ENT-2"]
-    assert result.cursor == datetime(2026, 11, 15, 14, 1, 30, 250_000, tzinfo=UTC)
-    assert result.cursor is not None
-    assert result.cursor.tzinfo == UTC
-
-
-def test_pull_updated_given_only_overlap_hits_keeps_previous_cursor(
-    rsps: responses.RequestsMock,
-) -> None:
-    serve_info(rsps)
-    rsps.get(f"{SITE}/rest/api/3/myself", json={"timeZone": "UTC"})
-    expect_search(rsps, cloud_page([issue(1, updated="2026-11-15T13:58:00.000+0000")]))
-    cursor = datetime(2026, 11, 15, 14, 0, tzinfo=UTC)
-    assert make_client(cloud_source()).pull_updated(["ENT"], cursor).cursor == cursor
-
-
-def test_pull_updated_given_nothing_and_no_cursor_returns_no_cursor(
-    rsps: responses.RequestsMock,
-) -> None:
-    serve_info(rsps)
-    rsps.get(f"{SITE}/rest/api/3/myself", json={"timeZone": "UTC"})
-    expect_search(rsps, cloud_page([], is_last=True), jql='project in ("ENT") ORDER BY created ASC')
-    result = make_client(cloud_source()).pull_updated(["ENT"], None)
-    assert result.issues == ()
-    assert result.cursor is None
-
-
+# -- reconcile ------------------------------------------------------------------
 def test_reconcile_given_known_ids_splits_present_missing_and_new(
     rsps: responses.RequestsMock,
 ) -> None:

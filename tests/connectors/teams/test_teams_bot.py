@@ -12,7 +12,6 @@ from pydantic import SecretStr
 from okr_sync.connectors.errors import AuthError, RateLimitedError, TransientError
 from okr_sync.connectors.http import RetryPolicy
 from okr_sync.connectors.teams.client import (
-    TEAMS_RETRY_STATUSES,
     TeamsAuthError,
     TeamsBotClient,
     TeamsNotFoundError,
@@ -70,7 +69,7 @@ def make_client(
         tenant_id or sandbox.tenant_id,
         sandbox.service_url,
         http_client=sandbox.msal_http_client(timeout=5.0),
-        policy=RetryPolicy(max_attempts=attempts, retry_statuses=TEAMS_RETRY_STATUSES, timeout=5.0),
+        policy=RetryPolicy(max_attempts=attempts, timeout=5.0),
         sleep=RecordingSleep(),
     )
 

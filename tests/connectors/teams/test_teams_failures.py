@@ -14,7 +14,6 @@ from responses.registries import OrderedRegistry
 from okr_sync.connectors.errors import PermanentError
 from okr_sync.connectors.http import RetryPolicy
 from okr_sync.connectors.teams.client import (
-    TEAMS_RETRY_STATUSES,
     TeamsAuthError,
     TeamsBotClient,
     TeamsPermanentError,
@@ -69,7 +68,7 @@ def expect_token(mocked: responses.RequestsMock) -> None:
 
 def bot(*, secret: str = SECRET, attempts: int = 3, max_delay: float = 60.0) -> TeamsBotClient:
     policy = RetryPolicy(
-        max_attempts=attempts, retry_statuses=TEAMS_RETRY_STATUSES, timeout=5.0,
+        max_attempts=attempts, timeout=5.0,
         max_delay=max_delay,
     )  # fmt: skip
     return TeamsBotClient(
@@ -265,7 +264,7 @@ def test_post_activity_given_throttled_tenant_discovery_is_transient_then_recove
         client = TeamsBotClient(
             sandbox.app_id, SecretStr(SECRET), sandbox.tenant_id, sandbox.service_url,
             http_client=sandbox.msal_http_client(timeout=5.0),
-            policy=RetryPolicy(max_attempts=2, retry_statuses=TEAMS_RETRY_STATUSES, timeout=5.0),
+            policy=RetryPolicy(max_attempts=2, timeout=5.0),
             sleep=lambda _s: None,
         )  # fmt: skip
 

@@ -13,7 +13,6 @@ from responses.registries import OrderedRegistry
 
 from okr_sync.connectors.http import RetryPolicy
 from okr_sync.connectors.teams.client import (
-    TEAMS_RETRY_STATUSES,
     TeamsBotClient,
     TeamsMalformedResponseError,
     TeamsPayloadError,
@@ -65,7 +64,7 @@ def bot() -> TeamsBotClient:
         SecretStr(SECRET),
         TENANT,
         SERVICE,
-        policy=RetryPolicy(max_attempts=3, retry_statuses=TEAMS_RETRY_STATUSES, timeout=5.0),
+        policy=RetryPolicy(max_attempts=3, timeout=5.0),
         sleep=lambda _seconds: None,
     )
 

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from okr_sync.config.plan_loader import load_plan
+from okr_sync.sync.delivery.outbox import retry_delay
 from okr_sync.sync.pipeline import PassOptions
 from okr_sync.sync.sandbox_world import DEMO_CHANNEL, SandboxWorld, sandbox_world
 from support.paths import DEMO_PLAN
@@ -92,3 +93,15 @@ def test_deliver_given_slack_down_keeps_row_pending_and_sends_later(world, tmp_p
     assert [(d.target, d.status) for d in second.scorecard.deliveries] == [
         ("slack:C0DEMO0001", "sent")]
     assert len(world.slack.top_level(DEMO_CHANNEL)) == 1
+
+
+@pytest.mark.parametrize(
+    ("attempts", "retry_after", "expected"),
+    [(1, None, timedelta(seconds=30)), (3, None, timedelta(minutes=2)),
+     (12, None, timedelta(hours=1)), (1, 90.0, timedelta(seconds=90)),
+     (1, 5e6, timedelta(days=1))],
+)
+def test_retry_delay_given_attempts_follows_the_delivery_policy_row(
+    attempts: int, retry_after: float | None, expected: timedelta
+) -> None:
+    assert retry_delay(attempts, retry_after) == expected

@@ -1,8 +1,9 @@
-"""Jira connector: search, id-only membership, counts, incremental pulls.
+"""Jira connector: search, id-only membership, counts, reconcile.
 
-Built on the `jira` package (pycontribs) for the session, auth and headers,
-with its retries off so :class:`~okr_sync.connectors.http.Retrier` is the
-only retry layer. Paging is done here, on the wire protocol of the site:
+Built on a plain :class:`requests.Session` (:func:`jira_session`: auth and the
+headers Jira expects), so :class:`~okr_sync.connectors.http.Retrier` is the only
+retry layer and every request is one we chose to send (the README says why the
+`jira` package is not used). Paging is done here, on the wire protocol of the site:
 
 - Cloud: ``POST /rest/api/3/search/jql``, paging on ``nextPageToken`` until
   it is absent or ``isLast`` (never on page length).
@@ -18,18 +19,18 @@ import random
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from types import TracebackType
 from typing import Any, NamedTuple, TypeVar
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from jira import JIRA
+import requests
+from pydantic import SecretStr
 
 from okr_sync.connectors.errors import MalformedResponseError
 from okr_sync.connectors.http import Retrier
 from okr_sync.connectors.jira.jql import (
     DEFAULT_ORDER_BY,
-    incremental_jql,
     projects_jql,
     split_order_by,
 )
@@ -60,7 +61,6 @@ from okr_sync.connectors.jira.transport import (
 )
 
 __all__ = [
-    "DEFAULT_OVERLAP",
     "UNKNOWN_TIMEZONE_FALLBACK",
     "JiraApiRemovedError",
     "JiraAuthError",
@@ -71,13 +71,11 @@ __all__ = [
     "JiraPagingError",
     "JiraQueryError",
     "JiraSource",
-    "PullResult",
     "ReconcileResult",
-    "incremental_jql",
+    "jira_session",
     "parse_jira_datetime",
 ]
 
-DEFAULT_OVERLAP = timedelta(minutes=5)
 DEFAULT_PAGE_SIZE = 100
 CLOUD_ID_PAGE_SIZE = 5000
 # Data Center's default cap (jira.search.views.default.max); the server's
@@ -91,18 +89,6 @@ UNKNOWN_TIMEZONE_FALLBACK = ZoneInfo("Etc/GMT+12")
 _SERVER_INFO_VERSION = "2"
 
 T = TypeVar("T")
-
-
-class PullResult(NamedTuple):
-    """An incremental pull: issues deduplicated by id, and the new high-water mark.
-
-    ``cursor`` is the latest ``updated`` seen (UTC), or the previous cursor
-    when nothing newer came back; the caller stores it after its commit.
-    """
-
-    issues: tuple[JiraIssue, ...]
-    cursor: datetime | None
-    jql: str
 
 
 class ReconcileResult(NamedTuple):
@@ -123,6 +109,56 @@ def _utc_now() -> datetime:
     return datetime.now(UTC)
 
 
+class _BearerAuth(requests.auth.AuthBase):
+    """Data Center's personal access token as ``Authorization: Bearer``."""
+
+    def __init__(self, token: SecretStr) -> None:
+        self._token = token
+
+    def __call__(self, request: requests.PreparedRequest) -> requests.PreparedRequest:
+        request.headers["Authorization"] = f"Bearer {self._token.get_secret_value()}"
+        return request
+
+
+class _BasicAuth(requests.auth.AuthBase):
+    """Cloud's email + API token as HTTP basic auth; the token stays a SecretStr at rest.
+
+    ``session.auth = (email, token)`` would work too, but a tuple shows the
+    token in any ``repr`` of the session's auth.
+    """
+
+    def __init__(self, email: str, token: SecretStr) -> None:
+        self._email = email
+        self._token = token
+
+    def __call__(self, request: requests.PreparedRequest) -> requests.PreparedRequest:
+        signed: requests.PreparedRequest = requests.auth.HTTPBasicAuth(
+            self._email, self._token.get_secret_value()
+        )(request)
+        return signed
+
+
+#: What Jira's REST API expects of a client (the headers the `jira` package sends).
+_HEADERS = {
+    "Accept": "application/json,*/*;q=0.9",
+    "Content-Type": "application/json",
+    "Cache-Control": "no-cache",
+    "X-Atlassian-Token": "no-check",
+}
+
+
+def jira_session(source: JiraSource) -> requests.Session:
+    """A session signed in to ``source``: basic auth (Cloud) or a bearer PAT (Data Center)."""
+    session = requests.Session()
+    session.headers.update(_HEADERS)
+    if source.pat is not None:
+        session.auth = _BearerAuth(source.pat)
+    else:
+        assert source.email is not None and source.api_token is not None
+        session.auth = _BasicAuth(source.email, source.api_token)
+    return session
+
+
 class JiraClient:
     """A connection to one Jira site. Not thread-safe; one per sync pass is typical."""
 
@@ -135,24 +171,13 @@ class JiraClient:
         clock: Callable[[], datetime] = _utc_now,
     ) -> None:
         self._source = source
-        auth: dict[str, Any]
-        if source.pat is not None:
-            auth = {"token_auth": source.pat.get_secret_value()}
-        else:
-            assert source.email is not None and source.api_token is not None
-            auth = {"basic_auth": (source.email, source.api_token.get_secret_value())}
-        # serverInfo is fetched through our retry layer below, not by the
-        # constructor, so the constructor does no I/O and retries stay single.
-        self._jira = JIRA(
-            source.base_url,
-            max_retries=0,
-            timeout=source.effective_timeout,
-            get_server_info=False,
-            options={"check_update": False},
-            **auth,
-        )
+        # No I/O here: serverInfo is fetched on first need, through the retry layer.
+        self._session = jira_session(source)
         self.retrier = Retrier(policy=source.retry, sleep=sleep, rng=rng or random.Random())
-        self._transport = JiraTransport(self._jira._session, source.base_url, self.retrier, clock)
+        self._transport = JiraTransport(
+            self._session, source.base_url, self.retrier, clock,
+            timeout=source.effective_timeout,
+        )  # fmt: skip
         self._server_info: Mapping[str, Any] | None = None
         self._timezone: ZoneInfo | None = None
         self._field_ids: _FieldIds | None = None
@@ -164,7 +189,7 @@ class JiraClient:
 
     # -- lifecycle -------------------------------------------------------
     def close(self) -> None:
-        self._jira.close()  # type: ignore[no-untyped-call]
+        self._session.close()
 
     def __enter__(self) -> JiraClient:
         return self
@@ -406,29 +431,6 @@ class JiraClient:
         )
 
     # -- sync helpers ----------------------------------------------------
-    def pull_updated(
-        self,
-        scope: str | Sequence[str],
-        cursor: datetime | None,
-        *,
-        overlap: timedelta = DEFAULT_OVERLAP,
-        fields: Sequence[str] = (),
-        page_size: int = DEFAULT_PAGE_SIZE,
-        context: str | None = None,
-    ) -> PullResult:
-        """Issues in ``scope`` updated since ``cursor - overlap`` (all of it without a cursor)."""
-        jql = incremental_jql(scope, cursor, overlap, self.user_timezone())
-        # search() yields each id once; an issue updated again while the pages
-        # were read is newer than the cursor, so the next pull picks it up.
-        latest = {
-            issue.id: issue
-            for issue in self.search(jql, fields, page_size=page_size, context=context)
-        }
-        newest = max((issue.updated for issue in latest.values()), default=None)
-        candidates = [moment for moment in (cursor, newest) if moment is not None]
-        high_water = max(candidates).astimezone(UTC) if candidates else None
-        return PullResult(tuple(latest.values()), high_water, jql)
-
     def reconcile(
         self, scope: str | Sequence[str], known_ids: Iterable[str], *, context: str | None = None
     ) -> ReconcileResult:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from zoneinfo import ZoneInfo
 
 JQL_DATETIME_FORMAT = "%Y/%m/%d %H:%M"
@@ -91,19 +91,14 @@ def jql_datetime_literal(instant: datetime, tz: ZoneInfo) -> str:
     raise ValueError(f"cannot express {instant.isoformat()} as a JQL date in {tz.key}")
 
 
-def incremental_jql(
-    scope: str | Sequence[str],
-    cursor: datetime | None,
-    overlap: timedelta,
-    tz: ZoneInfo,
-) -> str:
-    """JQL for issues in ``scope`` updated since ``cursor - overlap``.
+def incremental_jql(scope: str | Sequence[str], since: datetime | None, tz: ZoneInfo) -> str:
+    """JQL for issues in ``scope`` updated at or after ``since`` (read in ``tz``).
 
     ``scope`` is a JQL condition (its ``ORDER BY`` is kept) or a list of
-    project keys. Without a cursor the whole scope is returned (a full pull).
+    project keys. ``since`` is the earliest instant wanted: the caller moves
+    its cursor back by an overlap first. Without it the whole scope is
+    returned (a full pull).
     """
-    if overlap < timedelta(0):
-        raise ValueError("the overlap must not be negative")
     if isinstance(scope, str):
         condition, order_by = split_order_by(scope)
         if not condition:
@@ -111,9 +106,6 @@ def incremental_jql(
         condition = f"({condition})"
     else:
         condition, order_by = projects_jql(scope), None
-    if cursor is not None:
-        if cursor.tzinfo is None:
-            raise ValueError("the cursor must be timezone-aware")
-        since = jql_datetime_literal(cursor.astimezone(UTC) - overlap, tz)
-        condition = f"{condition} AND updated >= {since}"
+    if since is not None:
+        condition = f"{condition} AND updated >= {jql_datetime_literal(since, tz)}"
     return f"{condition} {order_by or DEFAULT_ORDER_BY}"

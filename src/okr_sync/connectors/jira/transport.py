@@ -1,9 +1,10 @@
 """One HTTP exchange with Jira: send, classify the outcome, retry (one layer).
 
-The `jira` package's :class:`~jira.resilientsession.ResilientSession` does
-the sending (auth, headers, timeout) with its own retries switched off; it
-raises ``JIRAError`` carrying ``status_code`` and ``response``, which is
-mapped here onto typed connector errors by status and headers only.
+A plain :class:`requests.Session` does the sending (see
+:func:`~okr_sync.connectors.jira.client.jira_session`); a refused answer or a
+raised exception is resolved by :data:`JIRA_ERROR_TABLE` (the shared table
+with Jira's rows) and turned into a typed error by the row's
+:class:`~okr_sync.connectors.http.Problem`, never by any text.
 """
 
 from __future__ import annotations
@@ -16,7 +17,6 @@ from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
 import requests
-from jira.exceptions import JIRAError
 
 from okr_sync.connectors.errors import (
     AuthError,
@@ -26,7 +26,15 @@ from okr_sync.connectors.errors import (
     RateLimitedError,
     TransientError,
 )
-from okr_sync.connectors.http import Retrier, RetryPolicy, parse_retry_after
+from okr_sync.connectors.http import (
+    DEFAULT_ERROR_TABLE,
+    UNLISTED_FAILS,
+    Action,
+    ErrorTable,
+    Problem,
+    Retrier,
+    parse_retry_after,
+)
 
 T = TypeVar("T")
 
@@ -40,14 +48,6 @@ def _as_is(data: Any) -> Any:
 _MAX_MESSAGE_CHARS = 500
 _MAX_MESSAGES = 5
 
-# Network failures worth another try; any other RequestException (bad URL,
-# bad TLS setup) is a configuration problem.
-_TRANSIENT_NETWORK_ERRORS: tuple[type[Exception], ...] = (
-    requests.ConnectionError,
-    requests.Timeout,
-    requests.exceptions.ChunkedEncodingError,
-    requests.exceptions.ContentDecodingError,
-)
 
 
 class JiraQueryError(PermanentError):
@@ -145,6 +145,111 @@ def retry_after_seconds(headers: Mapping[str, str], now: datetime) -> float | No
     return max(0.0, (when - now).total_seconds())
 
 
+#: Where Jira differs from the default table: only the listed statuses retry, so
+#: an unlisted one (501, 418...) fails at once as a plain refusal, and a 400 is
+#: told apart from it (on a search it is a refused query: bad JQL, expired token).
+JIRA_ERROR_TABLE = DEFAULT_ERROR_TABLE.with_unlisted(UNLISTED_FAILS)
+
+
+@dataclass(frozen=True)
+class _Answer:
+    """A refused answer, as the error builders below see it."""
+
+    status: int
+    headers: Mapping[str, str]
+    detail: str
+    messages: tuple[str, ...]
+    site: str
+    operation: str
+    query: QueryContext | None
+    now: datetime
+
+
+def _auth_error(answer: _Answer) -> ConnectorError:
+    reason = answer.headers.get("X-Authentication-Denied-Reason")
+    extra = f" ({reason[:_MAX_MESSAGE_CHARS]})" if reason else ""
+    what = (
+        "rejected the credentials"
+        if answer.status == 401
+        else "refused access: the credentials were rejected or lack permission"
+    )
+    return JiraAuthError(
+        f"Jira at {answer.site} {what} (HTTP {answer.status}, {answer.operation}){extra}; check "
+        "the configured email and API token (Cloud) or personal access token (Data Center)",
+        status=answer.status,
+    )
+
+
+def _gone(answer: _Answer) -> ConnectorError:
+    return JiraApiRemovedError(
+        f"Jira at {answer.site} says {answer.operation} was removed (HTTP 410){answer.detail}; "
+        "the client must migrate to the current API",
+        status=answer.status,
+    )
+
+
+def _rate_limited(answer: _Answer) -> ConnectorError:
+    return RateLimitedError(
+        f"Jira at {answer.site} rate-limited {answer.operation} (HTTP 429)",
+        status=answer.status,
+        retry_after=retry_after_seconds(answer.headers, answer.now),
+    )
+
+
+def _bad_query(answer: _Answer) -> ConnectorError:
+    query = answer.query
+    if query is None:
+        return _refused(answer)
+    reason = answer.detail or " (no reason given)"
+    kind: type[JiraQueryError] = JiraQueryError
+    message = f"Jira at {answer.site} rejected {query.owner()}{reason}; JQL: {query.jql}"
+    if query.page_token:
+        kind = JiraPageTokenError
+        message = (
+            f"Jira at {answer.site} rejected the nextPageToken while paging {query.owner()}"
+            f"{reason}; page tokens expire after 7 days, re-run the search; JQL: {query.jql}"
+        )
+    return kind(
+        message, jql=query.jql, messages=answer.messages, context=query.context,
+        status=answer.status,
+    )  # fmt: skip
+
+
+def _not_found(answer: _Answer) -> ConnectorError:
+    return PermanentError(
+        f"Jira at {answer.site} has no {answer.operation} (HTTP 404){answer.detail}; "
+        "check the base URL",
+        status=answer.status,
+    )
+
+
+def _refused(answer: _Answer) -> ConnectorError:
+    return PermanentError(
+        f"Jira at {answer.site} refused {answer.operation} (HTTP {answer.status}){answer.detail}",
+        status=answer.status,
+    )
+
+
+def _transient(answer: _Answer) -> ConnectorError:
+    return TransientError(
+        f"Jira at {answer.site} failed {answer.operation} (HTTP {answer.status}){answer.detail}",
+        status=answer.status,
+        retry_after=retry_after_seconds(answer.headers, answer.now),
+    )
+
+
+#: Problem -> the typed error of a refused answer. Retried rows not listed here
+#: are transient; failing rows not listed are a plain refusal.
+_STATUS_ERRORS: Mapping[Problem, Callable[[_Answer], ConnectorError]] = {
+    Problem.AUTH: _auth_error,
+    Problem.FORBIDDEN: _auth_error,
+    Problem.GONE: _gone,
+    Problem.RATE_LIMITED: _rate_limited,
+    Problem.INVALID_REQUEST: _bad_query,
+    Problem.NOT_FOUND: _not_found,
+}
+
+
 def classify_status(
     status: int,
     headers: Mapping[str, str],
@@ -153,73 +258,35 @@ def classify_status(
     site: str,
     operation: str,
     query: QueryContext | None,
-    policy: RetryPolicy,
     now: datetime,
+    table: ErrorTable = JIRA_ERROR_TABLE,
 ) -> ConnectorError:
-    """The typed error for a non-2xx Jira answer (decided by status and headers only)."""
+    """The typed error for a non-2xx Jira answer, by the table's row for ``status``."""
+    row = table.for_status(status)
     detail = f": {'; '.join(messages)}" if messages else ""
-    if status in (401, 403):
-        reason = headers.get("X-Authentication-Denied-Reason")
-        extra = f" ({reason[:_MAX_MESSAGE_CHARS]})" if reason else ""
-        what = (
-            "rejected the credentials"
-            if status == 401
-            else "refused access: the credentials were rejected or lack permission"
-        )
-        return JiraAuthError(
-            f"Jira at {site} {what} (HTTP {status}, {operation}){extra}; check the configured "
-            "email and API token (Cloud) or personal access token (Data Center)",
-            status=status,
-        )
-    if status == 410:
-        return JiraApiRemovedError(
-            f"Jira at {site} says {operation} was removed (HTTP 410){detail}; "
-            "the client must migrate to the current API",
-            status=status,
-        )
-    if status == 429:
-        return RateLimitedError(
-            f"Jira at {site} rate-limited {operation} (HTTP 429)",
-            status=status,
-            retry_after=retry_after_seconds(headers, now),
-        )
-    if policy.is_retryable_status(status):
-        return TransientError(
-            f"Jira at {site} failed {operation} (HTTP {status}){detail}",
-            status=status,
-            retry_after=retry_after_seconds(headers, now),
-        )
-    if status == 400 and query is not None:
-        reason = detail or " (no reason given)"
-        if query.page_token:
-            return JiraPageTokenError(
-                f"Jira at {site} rejected the nextPageToken while paging {query.owner()}"
-                f"{reason}; page tokens expire after 7 days, re-run the search; "
-                f"JQL: {query.jql}",
-                jql=query.jql,
-                messages=messages,
-                context=query.context,
-                status=status,
-            )
-        return JiraQueryError(
-            f"Jira at {site} rejected {query.owner()}{reason}; JQL: {query.jql}",
-            jql=query.jql,
-            messages=messages,
-            context=query.context,
-            status=status,
-        )
-    if status == 404:
+    answer = _Answer(status, headers, detail, messages, site, operation, query, now)
+    fallback = _transient if row.retries else _refused
+    return _STATUS_ERRORS.get(row.problem, fallback)(answer)
+
+
+def _exception_error(error: BaseException, site: str, operation: str) -> ConnectorError:
+    """The typed error for a request that raised, by the table's row for the exception."""
+    row = JIRA_ERROR_TABLE.for_exception(error)
+    kind = type(error).__name__
+    if row.retries:
+        return TransientError(f"Jira at {site}: {operation} failed ({kind}: {error})")
+    if row.problem is Problem.TLS:
+        # TLS setup (untrusted certificate, intercepting proxy), not weather: the
+        # type name only, as the exception's text may quote the request.
         return PermanentError(
-            f"Jira at {site} has no {operation} (HTTP 404){detail}; check the base URL",
-            status=status,
+            f"Jira at {site}: {operation} could not be sent ({kind}); check the "
+            "site's certificate and any proxy"
         )
-    return PermanentError(
-        f"Jira at {site} refused {operation} (HTTP {status}){detail}", status=status
-    )
+    return PermanentError(f"Jira at {site}: {operation} could not be sent ({kind})")
 
 
 class JiraTransport:
-    """Sends JSON requests over the `jira` client's session under one :class:`Retrier`."""
+    """Sends JSON requests over one :class:`requests.Session` under one :class:`Retrier`."""
 
     def __init__(
         self,
@@ -227,12 +294,15 @@ class JiraTransport:
         base_url: str,
         retrier: Retrier,
         clock: Callable[[], datetime],
+        *,
+        timeout: float | None = None,
     ) -> None:
         self._session = session
         self._base_url = base_url.rstrip("/")
         self._site = site_label(base_url)
         self._retrier = retrier
         self._clock = clock
+        self._timeout = timeout if timeout is not None else retrier.policy.timeout
         self.request_count = 0
 
     @property
@@ -284,25 +354,21 @@ class JiraTransport:
                 url,
                 params=dict(params) if params is not None else None,
                 data=json.dumps(body) if body is not None else None,
+                timeout=self._timeout,
             )
-        except JIRAError as error:
-            # The JIRAError (its text holds response headers and body) is
-            # dropped on purpose: only status, headers and Jira's messages go on.
-            raise self._from_jira_error(error, operation, query) from None
-        except requests.exceptions.SSLError:
-            # TLS setup (untrusted certificate, intercepting proxy), not weather;
-            # SSLError is a ConnectionError, so it is caught first.
-            raise PermanentError(
-                f"Jira at {self._site}: {operation} could not be sent (SSLError); check the "
-                "site's certificate and any proxy"
-            ) from None
-        except _TRANSIENT_NETWORK_ERRORS as error:
-            raise TransientError(
-                f"Jira at {self._site}: {operation} failed ({type(error).__name__}: {error})"
-            ) from None
         except requests.RequestException as error:
-            raise PermanentError(
-                f"Jira at {self._site}: {operation} could not be sent ({type(error).__name__})"
+            # ``from None``: the exception's context may hold the request.
+            raise _exception_error(error, self._site, operation) from None
+        if JIRA_ERROR_TABLE.for_status(response.status_code).action is not Action.IGNORE:
+            # ``from None`` like every connector error: nothing chained can carry the request.
+            raise classify_status(
+                response.status_code,
+                response.headers,
+                jira_messages(response),
+                site=self._site,
+                operation=operation,
+                query=query,
+                now=self._clock(),
             ) from None
         try:
             return response.json()
@@ -312,21 +378,3 @@ class JiraTransport:
                 f"(HTTP {response.status_code}, {len(response.content)} bytes)",
                 status=response.status_code,
             ) from None
-
-    def _from_jira_error(
-        self, error: JIRAError, operation: str, query: QueryContext | None
-    ) -> ConnectorError:
-        response: requests.Response | None = error.response
-        status = error.status_code
-        if status is None or response is None:
-            return TransientError(f"Jira at {self._site}: {operation} got no response")
-        return classify_status(
-            int(status),
-            response.headers,
-            jira_messages(response),
-            site=self._site,
-            operation=operation,
-            query=query,
-            policy=self._retrier.policy,
-            now=self._clock(),
-        )

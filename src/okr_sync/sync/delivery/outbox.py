@@ -23,6 +23,7 @@ from pydantic import SecretStr
 
 from okr_sync.config.plan import Plan
 from okr_sync.connectors.errors import PermanentError, TransientError
+from okr_sync.connectors.http import DELIVERY_POLICY
 from okr_sync.connectors.slack.client import SlackClient, SlackMessageGoneError
 from okr_sync.connectors.teams.client import TeamsBotClient, TeamsNotFoundError, TeamsWorkflowClient
 from okr_sync.scoring.scorecard import Delivery, Scorecard
@@ -33,9 +34,6 @@ from okr_sync.sync.store.store import ClaimedDelivery, OutboxItem, OutboxRow, St
 
 log = logging.getLogger(__name__)
 
-#: Transient failures wait this long, doubling per attempt, up to the cap.
-RETRY_BASE = timedelta(seconds=30)
-RETRY_CAP = timedelta(hours=1)
 #: A pass delivers at most this many rows (bounded loop); the rest wait for the next.
 MAX_ROWS_PER_PASS = 500
 
@@ -104,11 +102,8 @@ def _action(row: OutboxRow, store: Store) -> str:
 
 
 def retry_delay(attempts: int, retry_after: float | None) -> timedelta:
-    delay: timedelta = min(RETRY_CAP, RETRY_BASE * (2 ** max(0, attempts - 1)))
-    if retry_after is not None:
-        # A server may ask for absurd waits; a day is as long as a row is held back.
-        delay = max(delay, timedelta(seconds=min(retry_after, 86400.0)))
-    return delay
+    """How long a row waits after its ``attempts``-th failed try (:data:`DELIVERY_POLICY`)."""
+    return timedelta(seconds=DELIVERY_POLICY.backoff(attempts, retry_after))
 
 
 class OutboxDeliverer:
