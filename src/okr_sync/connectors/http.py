@@ -204,7 +204,6 @@ class ErrorTable:
         return _fail(FailureType.CONFIG, Problem.REQUEST_SETUP)
 
 
-
 DEFAULT_ERROR_TABLE = ErrorTable()
 
 
