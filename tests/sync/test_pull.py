@@ -39,7 +39,7 @@ def pull(
     scope: tuple[str, ...] = SCOPE,
 ) -> PulledSource:
     """One pull of ``scope`` from an empty mirror, with no reconcile due."""
-    plan = SourceFetchPlan("main", scope, (), False, ())
+    plan = SourceFetchPlan("main", scope, (), ())
     state = SourceState(issues={}, cursor=cursor, last_full_reconcile=_NOW)
     result = SourcePuller("main", client, plan).pull(state, PullOptions(_NOW, overlap=overlap))
     assert result.source_error is None, result.source_error
