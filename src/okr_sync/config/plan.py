@@ -284,16 +284,6 @@ class RouteTarget(StrictModel):
             raise ValueError("give exactly one of `slack`, `teams_workflow`, `teams_bot`")
         return self
 
-    @property
-    def key(self) -> str:
-        """A stable, secret-free name of the target, e.g. ``slack:C0123``."""
-        if self.slack is not None:
-            return f"slack:{self.slack.channel}"
-        if self.teams_workflow is not None:
-            return f"teams_workflow:{self.teams_workflow.url_env}"
-        assert self.teams_bot is not None
-        return f"teams_bot:{self.teams_bot.conversation_id}"
-
 
 class Notify(StrictModel):
     min_delta: float = Field(default=0.05, ge=0.0, le=1.0)

@@ -26,6 +26,7 @@ from okr_sync.scoring.rollup import CheckIn, MeasuredValue, ScoringInput, build_
 from okr_sync.scoring.rules import cycle_bounds
 from okr_sync.scoring.scorecard import Delivery, Scorecard, ScoringWarning
 from okr_sync.sync.delivery.messages import delivery_action
+from okr_sync.sync.delivery.targets import TargetRef
 from okr_sync.sync.fetch_plan import SourceFetchPlan, jira_filter_url, measure_jqls
 from okr_sync.sync.pull import (
     PulledSource,
@@ -227,7 +228,8 @@ class SyncPass:
         known = self.store.target_messages({m.target for m in messages})
         return tuple(
             Delivery(m.route, m.target,
-                     delivery_action(m.kind, m.target, known[m.target].scorecard_ref is not None),
+                     delivery_action(m.kind, TargetRef.parse(m.target),
+                                     known[m.target].scorecard_ref is not None),
                      "dry_run")
             for m in messages
         )

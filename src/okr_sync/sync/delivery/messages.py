@@ -25,6 +25,7 @@ from okr_sync.sync.delivery.render import (
     render_teams_digest_card,
     render_teams_scorecard_card,
 )
+from okr_sync.sync.delivery.targets import TargetRef
 from okr_sync.sync.store.reader import StoreReader
 from okr_sync.sync.store.store import OutboxItem, OutboxKind
 
@@ -40,6 +41,10 @@ class TargetScope:
     route: str
     target: RouteTarget
     scorecard: Scorecard
+
+    @property
+    def ref(self) -> TargetRef:
+        return TargetRef.for_route(self.target)
 
 
 def scope_scorecard(scorecard: Scorecard, objective_ids: Iterable[str]) -> Scorecard:
@@ -60,9 +65,10 @@ def target_scopes(plan: Plan, scorecard: Scorecard) -> list[TargetScope]:
     targets: dict[str, RouteTarget] = {}
     for route, route_targets in plan.routes.items():
         for target in route_targets:
-            targets.setdefault(target.key, target)
-            if route not in routes_of.setdefault(target.key, []):
-                routes_of[target.key].append(route)
+            key = TargetRef.for_route(target).key
+            targets.setdefault(key, target)
+            if route not in routes_of.setdefault(key, []):
+                routes_of[key].append(route)
     scopes = []
     for key, routes in routes_of.items():
         objective_ids = [o.id for o in plan.objectives if set(routes) & set(o.notify)]
@@ -72,11 +78,11 @@ def target_scopes(plan: Plan, scorecard: Scorecard) -> list[TargetScope]:
     return scopes
 
 
-def delivery_action(kind: str, target: str, has_standing_message: bool) -> str:
+def delivery_action(kind: str, target: TargetRef, has_standing_message: bool) -> str:
     """How a message reaches its target: ``post``, ``update`` (in place) or ``reply``."""
-    if kind == "scorecard" and not target.startswith("teams_workflow:"):
+    if kind == "scorecard" and target.edits_in_place:
         return "update" if has_standing_message else "post"
-    if kind == "change_note" and target.startswith("slack:"):
+    if kind == "change_note" and target.threads_notes:
         return "reply"
     return "post"
 
@@ -127,10 +133,11 @@ def _message(route: str, target: RouteTarget, kind: OutboxKind, scorecard: Score
     payload = render_for(target, kind, scorecard, jira_base_url, previous)
     if payload is None:
         return None
+    key = TargetRef.for_route(target).key
     return OutboxItem(
-        idempotency_key=idempotency_key(target.key, kind, scorecard, payload),
+        idempotency_key=idempotency_key(key, kind, scorecard, payload),
         route=route,
-        target=target.key,
+        target=key,
         kind=kind,
         payload=payload,
     )
@@ -153,15 +160,14 @@ def plan_messages(
     scopes = target_scopes(plan, scorecard)
     # One read for every target: planning stays a constant number of queries however
     # many routes the plan has.
-    known = store.target_messages([scope.target.key for scope in scopes])
+    known = store.target_messages([scope.ref.key for scope in scopes])
     messages: list[OutboxItem] = []
     for scope in scopes:
         target = scope.target
         news = bool(scope.scorecard.changes)
-        has_standing = known[target.key].has_standing
+        has_standing = known[scope.ref.key].has_standing
         # A Workflows post cannot be edited: the scorecard goes out once, then news only.
-        editable = target.teams_workflow is None
-        if not has_standing or (news and editable):
+        if not has_standing or (news and scope.ref.edits_in_place):
             item = _message(scope.route, target, "scorecard", scope.scorecard, jira_base_url)
             if item is not None:
                 messages.append(item)

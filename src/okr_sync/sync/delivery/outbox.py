@@ -29,6 +29,7 @@ from okr_sync.connectors.teams.client import TeamsBotClient, TeamsNotFoundError,
 from okr_sync.scoring.scorecard import Delivery, Scorecard
 from okr_sync.sync.delivery.messages import delivery_action, plan_messages
 from okr_sync.sync.delivery.render import teams_bot_activity
+from okr_sync.sync.delivery.targets import TargetKind, TargetRef, UnknownTargetError
 from okr_sync.sync.store.reader import StoreReader
 from okr_sync.sync.store.store import ClaimedDelivery, OutboxItem, OutboxRow, Store
 
@@ -96,9 +97,9 @@ def workflow_from_env(env_name: str) -> TeamsWorkflowClient:
         raise DeliveryConfigError(str(error)) from None
 
 
-def _action(row: OutboxRow, store: Store) -> str:
+def _action(row: OutboxRow, target: TargetRef, store: Store) -> str:
     standing = store.get_message_ref(row.target, "scorecard") is not None
-    return delivery_action(row.kind, row.target, standing)
+    return delivery_action(row.kind, target, standing)
 
 
 def retry_delay(attempts: int, retry_after: float | None) -> timedelta:
@@ -132,9 +133,14 @@ class OutboxDeliverer:
 
     def _settle(self, store: Store, claim: ClaimedDelivery) -> Delivery:
         row = claim.row
-        action = _action(row, store)
         try:
-            ref = self._send(store, claim)
+            target = TargetRef.parse(row.target)
+        except UnknownTargetError as error:  # a row written by a newer version
+            store.mark_failed(row.id, error=str(error))
+            return Delivery(row.route, row.target, "post", "failed", str(error))
+        action = _action(row, target, store)
+        try:
+            ref = self._send(store, claim, target)
         except PermanentError as error:
             store.mark_failed(row.id, error=str(error))
             return Delivery(row.route, row.target, action, "failed", str(error))
@@ -155,18 +161,19 @@ class OutboxDeliverer:
             tx.mark_sent(row.id, result_ref=":".join(ref) if ref else None)
         return Delivery(row.route, row.target, action, "sent")
 
-    def _send(self, store: Store, claim: ClaimedDelivery) -> tuple[str, str] | None:
+    def _send(
+        self, store: Store, claim: ClaimedDelivery, target: TargetRef
+    ) -> tuple[str, str] | None:
         row = claim.row
-        kind, _, name = row.target.partition(":")
-        if kind == "slack":
-            return self._send_slack(store, claim, name)
-        if kind == "teams_bot":
-            return self._send_bot(store, row, name)
-        if kind == "teams_workflow":
-            self.senders.workflow_client(name).post_card(row.payload["card"])
-            # Workflows cannot edit; remember that the standing card went out once.
-            return ("workflow", row.idempotency_key) if row.kind == "scorecard" else None
-        raise DeliveryConfigError(f"unknown delivery target {row.target!r}")
+        match target.kind:
+            case TargetKind.SLACK:
+                return self._send_slack(store, claim, target.name)
+            case TargetKind.TEAMS_BOT:
+                return self._send_bot(store, row, target.name)
+            case TargetKind.TEAMS_WORKFLOW:
+                self.senders.workflow_client(target.name).post_card(row.payload["card"])
+                # Workflows cannot edit; remember that the standing card went out once.
+                return ("workflow", row.idempotency_key) if row.kind == "scorecard" else None
 
     def _send_slack(self, store: Store, claim: ClaimedDelivery, channel: str) -> tuple[str, str]:
         row = claim.row
