@@ -26,25 +26,11 @@ from okr_sync.connectors.slack.client import (
     SlackTransientError,
 )
 from okr_sync.sandbox.slack.server import DEFAULT_CHANNEL, DEFAULT_TOKEN, SlackSandbox
+from support.clocks import FakeMonotonic as FakeClock
 
 CHANNEL = DEFAULT_CHANNEL
 OTHER_CHANNEL = "C0OTHER0001"
 TS_FORMAT = re.compile(r"^\d{10}\.\d{6}$")
-
-
-class FakeClock:
-    """A monotonic clock that only moves when the code under test sleeps."""
-
-    def __init__(self, start: float = 1_000.0) -> None:
-        self.now = start
-        self.sleeps: list[float] = []
-
-    def __call__(self) -> float:
-        return self.now
-
-    def sleep(self, seconds: float) -> None:
-        self.sleeps.append(seconds)
-        self.now += seconds
 
 
 def section(text: str) -> dict[str, Any]:

@@ -12,17 +12,10 @@ from slack_sdk.errors import SlackObjectFormationError
 from slack_sdk.models.blocks import Block
 
 from okr_sync.sandbox.slack.server import DEFAULT_CHANNEL, DEFAULT_TOKEN, SlackSandbox
+from support.clocks import FakeMonotonic as FakeClock
 
 AUTH = {"Authorization": f"Bearer {DEFAULT_TOKEN}"}
 TIMEOUT = 5.0
-
-
-class FakeClock:
-    def __init__(self) -> None:
-        self.now = 500.0
-
-    def __call__(self) -> float:
-        return self.now
 
 
 @pytest.fixture
@@ -225,7 +218,7 @@ def test_post_message_given_total_block_text_over_cap_is_msg_blocks_too_long() -
 
 
 def test_post_message_given_channel_interval_limits_same_channel_until_clock_moves() -> None:
-    clock = FakeClock()
+    clock = FakeClock(500.0)
     with SlackSandbox(channel_interval=1.0, clock=clock, channels=("C1", "C2")) as sandbox:
         first = post(sandbox, channel="C1", text="1")
         limited = call(sandbox, "chat.postMessage", {"channel": "C1", "text": "2"})

@@ -12,17 +12,10 @@ import requests
 
 from okr_sync.sandbox.teams.adaptive_cards import card_errors
 from okr_sync.sandbox.teams.server import BOT_FRAMEWORK_SCOPE, MAX_MESSAGE_BYTES, TeamsSandbox
+from support.clocks import FakeMonotonic as FakeClock
 
 TIMEOUT = 5.0
 WORKFLOW = "0123456789abcdef0123456789abcdef"
-
-
-class FakeClock:
-    def __init__(self) -> None:
-        self.now = 1_800_000_000.0
-
-    def __call__(self) -> float:
-        return self.now
 
 
 def card(text: str = "hello") -> dict[str, Any]:
@@ -185,7 +178,7 @@ def activity_url(sandbox: TeamsSandbox, conversation: str = "19:c@thread.tacv2")
 
 
 def test_activities_given_no_or_expired_token_answers_401_error_response() -> None:
-    clock = FakeClock()
+    clock = FakeClock(1_800_000_000.0)
     with TeamsSandbox(clock=clock, token_lifetime=60) as sandbox:
         token = get_token(sandbox).json()["access_token"]
         activity = {"type": "message", "text": "hi"}

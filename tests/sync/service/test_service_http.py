@@ -30,21 +30,11 @@ from okr_sync.sync.service.metrics import ServiceMetrics
 from okr_sync.sync.service.webhooks import JiraWebhookEndpoint
 from okr_sync.sync.store.locks import Leadership
 from okr_sync.sync.store.reader import ReadOnlyStore
+from support.clocks import FakeClock
 from support.paths import DEMO_PLAN
 
 _START = datetime(2026, 11, 3, 8, 0, tzinfo=UTC)
 TIMEOUT = 10
-
-
-class FakeClock:
-    def __init__(self) -> None:
-        self.now = _START
-
-    def __call__(self) -> datetime:
-        return self.now
-
-    def advance(self, **delta: float) -> None:
-        self.now += timedelta(**delta)
 
 
 class ScriptedRuntime(Runtime):
@@ -87,7 +77,7 @@ def db_path(tmp_path: Path, _sqlite_template: Path) -> Path:
 @pytest.fixture
 def service(db_path: Path) -> Iterator[Service]:
     url = f"sqlite:///{db_path}"
-    clock = FakeClock()
+    clock = FakeClock(_START)
     runtime = ScriptedRuntime(url)
     schedule = Schedule.parse("5m")
     scheduler = Scheduler(runtime, schedule, leadership=Leadership(url, holder="a"),

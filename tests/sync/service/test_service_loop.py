@@ -20,24 +20,10 @@ from okr_sync.sync.service.schedule import Schedule
 from okr_sync.sync.store.locks import Leadership, RunLock
 from okr_sync.sync.store.reader import ReadOnlyStore
 from okr_sync.sync.store.store import Store
+from support.clocks import FakeClock
 from support.paths import DEMO_PLAN
 
 _START = datetime(2026, 11, 3, 8, 0, tzinfo=UTC)  # a Tuesday: no digest or reminder due
-
-
-class FakeClock:
-    """Time that moves only when the loop sleeps (or the test says so)."""
-
-    def __init__(self, start: datetime = _START) -> None:
-        self.now = start
-        self.sleeps: list[float] = []
-
-    def __call__(self) -> datetime:
-        return self.now
-
-    def sleep(self, seconds: float) -> None:
-        self.sleeps.append(seconds)
-        self.now += timedelta(seconds=seconds)
 
 
 class ScriptedRuntime(Runtime):
@@ -92,7 +78,7 @@ def store(migrated_sqlite: str) -> Iterator[Store]:
 
 
 def test_loop_given_interval_runs_a_pass_each_interval_until_stopped(sqlite_url: str) -> None:
-    clock = FakeClock()
+    clock = FakeClock(_START)
     runtime = ScriptedRuntime(sqlite_url, clock)
     scheduler = make_scheduler(runtime, clock, "5m")
 
@@ -112,7 +98,7 @@ def test_loop_given_interval_runs_a_pass_each_interval_until_stopped(sqlite_url:
 
 
 def test_loop_given_stop_requested_before_start_runs_nothing(sqlite_url: str) -> None:
-    clock = FakeClock()
+    clock = FakeClock(_START)
     runtime = ScriptedRuntime(sqlite_url, clock)
     scheduler = make_scheduler(runtime, clock)
     scheduler.stop()
@@ -137,7 +123,7 @@ def test_loop_given_cron_waits_for_each_fire_time(sqlite_url: str) -> None:
 def test_loop_given_failing_pass_logs_counts_and_keeps_going(
     sqlite_url: str, caplog: pytest.LogCaptureFixture
 ) -> None:
-    clock = FakeClock()
+    clock = FakeClock(_START)
     runtime = ScriptedRuntime(sqlite_url, clock, failures=(RuntimeError("jira exploded"),))
     scheduler = make_scheduler(runtime, clock, "1m")
     with caplog.at_level("ERROR", logger="okr_sync.service"):
@@ -154,7 +140,7 @@ def test_loop_given_failing_pass_logs_counts_and_keeps_going(
 def test_tick_given_run_lock_held_elsewhere_skips_the_pass(
     migrated_sqlite: str, store: Store
 ) -> None:
-    clock = FakeClock()
+    clock = FakeClock(_START)
     runtime = ScriptedRuntime(migrated_sqlite, clock, store=store)
     scheduler = make_scheduler(runtime, clock)
     with RunLock(migrated_sqlite, "run", holder="cron-job"):
@@ -170,7 +156,7 @@ def test_tick_given_run_lock_held_elsewhere_skips_the_pass(
 def test_tick_given_another_leader_follows_then_takes_over_on_its_next_poll(
     sqlite_url: str,
 ) -> None:
-    clock = FakeClock()
+    clock = FakeClock(_START)
     runtime = ScriptedRuntime(sqlite_url, clock)
     scheduler = make_scheduler(runtime, clock, "10s", holder="follower")
     other = Leadership(sqlite_url, holder="leader")
@@ -193,7 +179,7 @@ def test_became_leader_given_run_left_open_by_dead_leader_closes_it(
     migrated_sqlite: str, store: Store
 ) -> None:
     orphan = store.start_run("serve", holder="dead:1")
-    clock = FakeClock()
+    clock = FakeClock(_START)
     scheduler = make_scheduler(ScriptedRuntime(migrated_sqlite, clock, store=store), clock)
     scheduler.tick()
     assert store.get_run(orphan).outcome == "failed"
@@ -205,7 +191,7 @@ def test_webhook_given_follower_forwards_it_to_the_leaders_next_tick(
 ) -> None:
     from okr_sync.sync.service.webhooks import WebhookEvent
 
-    clock = FakeClock()
+    clock = FakeClock(_START)
     leader_runtime = ScriptedRuntime(migrated_sqlite, clock, store=store)
     leader = make_scheduler(leader_runtime, clock, "1h", holder="leader")
     follower = make_scheduler(ScriptedRuntime(migrated_sqlite, clock, store=store), clock, "1h",

@@ -24,20 +24,10 @@ from okr_sync.sync.service.metrics import ServiceMetrics
 from okr_sync.sync.service.schedule import Schedule
 from okr_sync.sync.store.locks import Leadership, RunLock
 from okr_sync.sync.store.store import Store
+from support.clocks import FakeClock
 from support.paths import DEMO_PLAN
 
 MONDAY_9 = datetime(2026, 11, 2, 9, 0, tzinfo=UTC)  # demo plan: digest "0 9 * * MON", UTC
-
-
-class FakeClock:
-    def __init__(self, start: datetime) -> None:
-        self.now = start
-
-    def __call__(self) -> datetime:
-        return self.now
-
-    def set(self, when: datetime) -> None:
-        self.now = when
 
 
 @pytest.fixture

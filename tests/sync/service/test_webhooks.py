@@ -36,6 +36,7 @@ from okr_sync.sync.service.webhooks import (
 )
 from okr_sync.sync.store.locks import Leadership
 from okr_sync.sync.store.reader import ReadOnlyStore
+from support.clocks import FakeClock
 from support.paths import DEMO_PLAN
 
 SECRET = SecretStr("whsec-test-secret-1234")
@@ -60,17 +61,6 @@ def signed_headers(body: bytes, identifier: str | None = None) -> dict[str, str]
     if identifier is not None:
         headers[IDENTIFIER_HEADER] = identifier
     return headers
-
-
-class FakeClock:
-    def __init__(self, start: datetime = _NOW) -> None:
-        self.now = start
-
-    def __call__(self) -> datetime:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += timedelta(seconds=seconds)
 
 
 # -- pure parts -----------------------------------------------------------------------
@@ -190,7 +180,7 @@ class Service:
 
 @pytest.fixture
 def service(sqlite_url: str) -> Iterator[Service]:
-    clock = FakeClock()
+    clock = FakeClock(_NOW)
     runtime = CountingRuntime(sqlite_url)
     metrics = ServiceMetrics()
     scheduler = Scheduler(runtime, Schedule.parse("5m"), leadership=Leadership(sqlite_url),
@@ -287,7 +277,7 @@ def test_webhook_given_get_request_answers_405(service: Service) -> None:
 
 def test_webhook_endpoint_given_no_secret_accepts_unsigned_deliveries() -> None:
     events: list[WebhookEvent] = []
-    endpoint = JiraWebhookEndpoint(None, events.append, clock=FakeClock())
+    endpoint = JiraWebhookEndpoint(None, events.append, clock=FakeClock(_NOW))
     from werkzeug.test import EnvironBuilder
     from werkzeug.wrappers import Request
 

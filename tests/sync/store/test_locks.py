@@ -25,6 +25,7 @@ from okr_sync.sync.store.locks import (
     UnsupportedDatabaseError,
     lock_file_path,
 )
+from support.clocks import FakeMonotonic as FakeTime
 
 #: Bound on how long a test waits for the server/kernel to notice a dead holder.
 DEAD_HOLDER_WAIT_S = 30.0
@@ -45,21 +46,6 @@ _HOLDER_SCRIPT = textwrap.dedent(
     time.sleep(120)  # killed long before this ends
     """
 )
-
-
-class FakeTime:
-    """Monotonic clock that advances only when the code under test sleeps."""
-
-    def __init__(self) -> None:
-        self.now = 0.0
-        self.sleeps: list[float] = []
-
-    def clock(self) -> float:
-        return self.now
-
-    def sleep(self, seconds: float) -> None:
-        self.sleeps.append(seconds)
-        self.now += seconds
 
 
 @contextmanager
@@ -120,7 +106,7 @@ def test_run_lock_context_given_busy_lock_raises_busy_error_naming_holder(
 def test_run_lock_acquire_given_wait_polls_until_timeout_without_real_sleep(
     database_url: str,
 ) -> None:
-    fake = FakeTime()
+    fake = FakeTime(0.0)
     waiter = RunLock(database_url, wait=2.0, poll_interval=0.5, sleep=fake.sleep, clock=fake.clock)
 
     with RunLock(database_url), pytest.raises(LockBusyError):
