@@ -347,8 +347,9 @@ def _resolve(value: str) -> str:
 
 
 def _tag_refused(tag: str) -> str:
+    shown = "!!" + tag.removeprefix(_TAG) if tag.startswith(_TAG) else tag
     return (
-        f"tag {tag!r} is not allowed in a plan (only plain YAML values, mappings and lists;"
+        f"tag {shown} is not allowed in a plan (only plain YAML values, mappings and lists;"
         " nothing is constructed from tags)"
     )
 
