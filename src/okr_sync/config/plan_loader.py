@@ -43,7 +43,9 @@ class PlanIssue:
     message: str
 
     def __str__(self) -> str:
-        return f"{self.file}:{self.line}:{self.column}: {self.path}: {self.message}"
+        # One line per issue, whatever a YAML error message holds.
+        message = " ".join(self.message.splitlines())
+        return f"{self.file}:{self.line}:{self.column}: {self.path}: {message}"
 
 
 class PlanError(Exception):
@@ -250,6 +252,7 @@ def find_parent_cycles(parents: Mapping[str, str | None]) -> list[list[str]]:
     Linear in the number of objectives: every objective is walked over once, so a
     plan with a long chain of parents costs no more than a flat one.
     """
+    order = {objective_id: index for index, objective_id in enumerate(parents)}
     finished: set[str] = set()
     cycles: list[list[str]] = []
     for start in parents:
@@ -261,19 +264,14 @@ def find_parent_cycles(parents: Mapping[str, str | None]) -> list[list[str]]:
             if current in chain:
                 loop = list(chain)[chain[current]:]
                 if len(loop) > 1:
-                    cycles.append(_from_first(loop, parents))
+                    # Reported from the loop's objective that comes first in the plan.
+                    first = min(range(len(loop)), key=lambda i: order[loop[i]])
+                    cycles.append(loop[first:] + loop[:first])
                 break
             chain[current] = len(chain)
             current = parents[current]
         finished.update(chain)
     return cycles
-
-
-def _from_first(loop: list[str], parents: Mapping[str, str | None]) -> list[str]:
-    """The loop rotated to start at the objective that comes first in the plan."""
-    order = {objective_id: index for index, objective_id in enumerate(parents)}
-    first = min(range(len(loop)), key=lambda i: order[loop[i]])
-    return loop[first:] + loop[:first]
 
 
 def _as_date(value: Any) -> date | None:

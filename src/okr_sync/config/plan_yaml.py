@@ -87,14 +87,28 @@ class YamlProblem(Exception):
         super().__init__(message)
 
 
+_PLAIN_KEY = re.compile(r"^[\w@#$%&*+=/<>~^|!?()-]+$")
+
+
 def format_path(path: Iterable[PathPart]) -> str:
+    """``objectives[0].key_results[1].target``; an odd key is quoted, spaces escaped,
+    so that the path stays one word of ``FILE:LINE:COLUMN: path: message``."""
     text = ""
     for part in path:
         if isinstance(part, int):
             text += f"[{part}]"
+        elif _PLAIN_KEY.match(part):
+            text += f".{part}" if text else part
         else:
-            text += f".{part}" if text else str(part)
+            text += "[" + _quoted(part) + "]"
     return text or "(plan)"
+
+
+def _quoted(key: str) -> str:
+    escaped = "".join(
+        f"\\u{ord(c):04x}" if c.isspace() or not c.isprintable() else c for c in key
+    )
+    return f'"{escaped}"'
 
 
 @dataclass
