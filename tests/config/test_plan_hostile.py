@@ -384,3 +384,18 @@ def test_find_parent_cycles_given_loops_reports_each_once_from_its_first_objecti
     parents: dict[str, str | None] = {"A": "B", "B": "C", "C": "B", "D": "D", "E": None}
     assert find_parent_cycles(parents) == [["B", "C"]]
 
+
+
+def _load_calls(count: int) -> int:
+    builder = PlanBuilder()
+    for index in range(count):
+        builder.with_objective(objective(
+            f"O{index}", *(manual_kr(f"O{index}.{k}", target=3) for k in range(3)),
+            **({"parent": f"O{index - 1}"} if index else {})))
+    text = builder.yaml()
+    return _python_calls(lambda: load_plan_text(text))
+
+
+def test_load_plan_given_four_times_the_objectives_does_about_four_times_the_work() -> None:
+    small, large = _load_calls(25), _load_calls(100)
+    assert large <= 4.5 * small
