@@ -399,3 +399,9 @@ def _load_calls(count: int) -> int:
 def test_load_plan_given_four_times_the_objectives_does_about_four_times_the_work() -> None:
     small, large = _load_calls(25), _load_calls(100)
     assert large <= 4.5 * small
+
+
+def test_load_plan_given_anchor_redefined_inside_its_collection_uses_the_new_one() -> None:
+    text = _plan().replace("title: A\n", "title: A\n    notify: &r [&r ops, *r]\n", 1)
+    text += "routes: {ops: [{slack: {channel: C1}}]}\n"
+    assert load_plan_text(text).objectives[0].notify == ["ops", "ops"]

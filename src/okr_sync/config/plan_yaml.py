@@ -251,7 +251,15 @@ class _Reader:
         if event.tag is not None and event.tag not in (expected, "!"):
             raise YamlProblem(position, _tag_refused(event.tag), path)
         value: dict[str, Any] | list[Any] = {} if mapping else []
+        self._shadow(event.anchor)
         self.stack.append(_Collection(value, position, path, event.anchor))
+
+    def _shadow(self, anchor: str | None) -> None:
+        """An anchor defined again inside a collection holding it takes over the name
+        (as in YAML, where a node's anchor is set where the node starts)."""
+        for open_ in self.stack:
+            if anchor is not None and open_.anchor == anchor:
+                open_.anchor = None
 
     def _end(self) -> None:
         done = self.stack.pop()
@@ -283,6 +291,7 @@ class _Reader:
 
     def _add(self, node: _Node, position: Position, anchor: str | None) -> None:
         if anchor is not None:
+            self._shadow(anchor)
             self.anchors[anchor] = node
         if not self.stack:
             self.root = node
