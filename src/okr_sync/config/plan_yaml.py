@@ -457,7 +457,8 @@ def _timestamp(value: str, position: Position, path: tuple[PathPart, ...]) -> da
             int(parts["second"]), int(fraction), tzinfo=zone,
         )
     except ValueError as error:
-        raise YamlProblem(position, f"{value!r} is not a valid date ({error})", path) from None
+        what = "date" if parts["hour"] is None else "date and time"
+        raise YamlProblem(position, f"{value!r} is not a valid {what} ({error})", path) from None
 
 
 def read_yaml(text: str) -> YamlDocument:
