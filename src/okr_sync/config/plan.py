@@ -7,14 +7,46 @@ rules that concern one node at a time.
 
 from __future__ import annotations
 
-from datetime import date
+import re
+from datetime import UTC, date, datetime
 from typing import Annotated, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from croniter import croniter
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from croniter import CroniterError, croniter
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    field_validator,
+    model_validator,
+)
 
 DEFAULT_SOURCE = "main"
+
+#: Cycle dates are kept within these years: every pass adds a day to the end and
+#: turns dates into instants in the cycle's time zone, which overflows near year 9999.
+FIRST_CYCLE_YEAR, LAST_CYCLE_YEAR = 1970, 2200
+MAX_CYCLE_DAYS = 5 * 366
+#: Weights, baselines, targets and values stay within +-this, so that sums of
+#: weights and differences such as target - baseline stay finite and exact enough.
+MAX_PLAN_NUMBER = 1e12
+#: A schedule in the plan must fire within this many years (30 February never does).
+CRON_HORIZON_YEARS = 5
+
+_ISO_DATE = re.compile(r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$")
+
+
+def _bounded(value: float) -> float:
+    if abs(value) > MAX_PLAN_NUMBER:
+        raise ValueError(
+            f"{value:g} is out of range: numbers in a plan must be within +-1e12"
+            " (larger ones overflow weight sums and target - baseline)"
+        )
+    return value
+
+
+PlanNumber = Annotated[float, AfterValidator(_bounded)]
 
 StrOrList = str | list[str]
 
@@ -30,6 +62,40 @@ class Cycle(StrictModel):
     start: date
     end: date
     timezone: str = "UTC"
+
+    @field_validator("start", "end", mode="before")
+    @classmethod
+    def _date_not_datetime(cls, value: object) -> object:
+        # The cycle runs from `start` 00:00 to the end of `end` in its time zone; a
+        # time of day would be silently dropped, so it is refused.
+        if isinstance(value, datetime) or (
+            isinstance(value, str) and not _ISO_DATE.match(value)
+        ):
+            raise ValueError(
+                "give a date (YYYY-MM-DD), not a datetime: the cycle runs from the start"
+                " of `start` to the end of `end` in the cycle's time zone"
+            )
+        return value
+
+    @field_validator("start", "end")
+    @classmethod
+    def _representable(cls, value: date) -> date:
+        if not FIRST_CYCLE_YEAR <= value.year <= LAST_CYCLE_YEAR:
+            raise ValueError(
+                f"{value.isoformat()} is out of range: cycle dates must be in the years"
+                f" {FIRST_CYCLE_YEAR} to {LAST_CYCLE_YEAR}"
+            )
+        return value
+
+    @model_validator(mode="after")
+    def _bounded_length(self) -> Cycle:
+        days = (self.end - self.start).days
+        if days > MAX_CYCLE_DAYS:
+            raise ValueError(
+                f"the cycle lasts {days} days; a cycle may last at most 5 years"
+                f" ({MAX_CYCLE_DAYS} days)"
+            )
+        return self
 
     @field_validator("timezone")
     @classmethod
@@ -179,11 +245,11 @@ _KIND_DEFAULTS: dict[str, tuple[float, float | None]] = {
 class KeyResult(StrictModel):
     id: str = Field(min_length=1)
     title: str = Field(min_length=1)
-    weight: float = Field(default=1.0, ge=0.0)
+    weight: PlanNumber = Field(default=1.0, ge=0.0)
     measure: Measure
-    baseline: float | None = None
-    target: float | None = None
-    current: float | None = None
+    baseline: PlanNumber | None = None
+    target: PlanNumber | None = None
+    current: PlanNumber | None = None
     direction: Literal["at_least", "at_most"] | None = None
     owner: str | None = None
     description: str | None = None
@@ -222,7 +288,7 @@ class Objective(StrictModel):
     title: str = Field(min_length=1)
     perspective: str | None = None
     parent: str | None = None
-    weight: float = Field(default=1.0, ge=0.0)
+    weight: PlanNumber = Field(default=1.0, ge=0.0)
     notify: list[str] = Field(default_factory=list)
     owner: str | None = None
     description: str | None = None
@@ -230,8 +296,8 @@ class Objective(StrictModel):
 
 
 class KpiThresholds(StrictModel):
-    green: float
-    yellow: float
+    green: PlanNumber
+    yellow: PlanNumber
 
 
 class Kpi(StrictModel):
@@ -239,7 +305,7 @@ class Kpi(StrictModel):
     title: str = Field(min_length=1)
     perspective: str | None = None
     direction: Literal["increase", "decrease"] = "increase"
-    value: float | None = None
+    value: PlanNumber | None = None
     measure: Measure | None = None
     unit: str | None = None
     thresholds: KpiThresholds
@@ -293,8 +359,20 @@ class Notify(StrictModel):
     @field_validator("digest_cron", "checkin_reminder_cron")
     @classmethod
     def _valid_cron(cls, value: str | None) -> str | None:
-        if value is not None and not croniter.is_valid(value):
+        if value is None:
+            return value
+        if not croniter.is_valid(value):
             raise ValueError(f"{value!r} is not a cron expression (e.g. '0 9 * * MON')")
+        try:
+            # croniter gives up after this many years without a match: the search is bounded.
+            croniter(
+                value, datetime.now(UTC), max_years_between_matches=CRON_HORIZON_YEARS
+            ).get_next(datetime)
+        except (CroniterError, ValueError, OverflowError):
+            raise ValueError(
+                f"{value!r} never fires within {CRON_HORIZON_YEARS} years"
+                " (e.g. a day that does not exist, such as 30 February)"
+            ) from None
         return value
 
 

@@ -9,21 +9,27 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, datetime
 from pathlib import Path
 from typing import Any
 
 from pydantic import ValidationError
-from ruamel.yaml import YAML
-from ruamel.yaml.comments import CommentedMap, CommentedSeq
 from ruamel.yaml.error import MarkedYAMLError, YAMLError
 
 from okr_sync.config.plan import DEFAULT_SOURCE, JiraMeasure, Plan, default_perspectives
-
-PathPart = str | int
-Position = tuple[int, int]
+from okr_sync.config.plan_yaml import (
+    MAX_PLAN_BYTES,
+    PathPart,
+    PositionTree,
+    YamlDocument,
+    YamlProblem,
+    check_size,
+    decode_plan,
+    format_path,
+    read_yaml,
+)
 
 
 @dataclass(frozen=True)
@@ -37,7 +43,9 @@ class PlanIssue:
     message: str
 
     def __str__(self) -> str:
-        return f"{self.file}:{self.line}:{self.column}: {self.path}: {self.message}"
+        # One line per issue, whatever a YAML error message holds.
+        message = " ".join(self.message.splitlines())
+        return f"{self.file}:{self.line}:{self.column}: {self.path}: {message}"
 
 
 class PlanError(Exception):
@@ -46,53 +54,6 @@ class PlanError(Exception):
     def __init__(self, issues: list[PlanIssue]) -> None:
         self.issues = issues
         super().__init__("\n".join(str(issue) for issue in issues))
-
-
-def format_path(path: Iterable[PathPart]) -> str:
-    text = ""
-    for part in path:
-        if isinstance(part, int):
-            text += f"[{part}]"
-        else:
-            text += f".{part}" if text else str(part)
-    return text or "(plan)"
-
-
-class _Positions:
-    """Where each node of the YAML document starts, by its path."""
-
-    def __init__(self, root: Any) -> None:
-        self._positions: dict[tuple[PathPart, ...], Position] = {(): (0, 0)}
-        self._walk(root, ())
-
-    def _walk(self, node: Any, path: tuple[PathPart, ...]) -> None:
-        if isinstance(node, CommentedMap):
-            for key in node:
-                key_line, key_col = node.lc.key(key)
-                self._positions[(*path, str(key))] = (key_line, key_col)
-                self._walk(node[key], (*path, str(key)))
-        elif isinstance(node, CommentedSeq):
-            for index, item in enumerate(node):
-                line, col = node.lc.item(index)
-                self._positions[(*path, index)] = (line, col)
-                self._walk(item, (*path, index))
-
-    def at(self, path: Iterable[PathPart]) -> Position:
-        """Position of the deepest existing node on ``path`` (1-based)."""
-        parts = tuple(path)
-        while parts not in self._positions:
-            parts = parts[:-1]
-        line, col = self._positions[parts]
-        return line + 1, col + 1
-
-
-def _to_plain(node: Any) -> Any:
-    """ruamel's commented containers -> plain dicts and lists with string keys."""
-    if isinstance(node, CommentedMap):
-        return {str(key): _to_plain(value) for key, value in node.items()}
-    if isinstance(node, CommentedSeq):
-        return [_to_plain(item) for item in node]
-    return node
 
 
 _TYPE_TAG = re.compile(r"^(str|int|float|bool|date|list\[.*\]|literal\[.*\]|[a-z-]+\[.*\])$")
@@ -127,21 +88,15 @@ def _message(error: dict[str, Any]) -> str:
 class PlanLoader:
     """Parses one plan file and collects every problem in it."""
 
-    def __init__(self, path: Path, text: str | None = None) -> None:
+    def __init__(self, path: Path, text: str | bytes | None = None) -> None:
         self.path = path
         self.display = str(path)
         self._text = text
 
     def load(self) -> Plan:
-        try:
-            text = self._text if self._text is not None else self.path.read_text("utf-8")
-        except OSError as error:
-            raise PlanError(
-                [PlanIssue(self.display, 1, 1, "(plan)", f"cannot read: {error.strerror}")]
-            ) from None
-        document = self._parse_yaml(text)
-        positions = _Positions(document)
-        data = _to_plain(document)
+        document = self._read()
+        positions = document.positions
+        data = document.data
         if not isinstance(data, dict):
             raise PlanError(
                 [PlanIssue(self.display, 1, 1, "(plan)", "the plan must be a YAML mapping")]
@@ -164,19 +119,37 @@ class PlanLoader:
             raise PlanError(self._sorted(issues))
         return plan
 
-    def _parse_yaml(self, text: str) -> Any:
-        yaml = YAML(typ="rt")
+    def _read(self) -> YamlDocument:
         try:
-            return yaml.load(text)
+            text = self._text if self._text is not None else self._read_file()
+            if isinstance(text, bytes):
+                text = decode_plan(text)
+            return read_yaml(text)
+        except YamlProblem as problem:
+            path = format_path(problem.path) if problem.path else "(yaml)"
+            issue = PlanIssue(self.display, problem.line, problem.column, path, problem.message)
+            raise PlanError([issue]) from None
         except MarkedYAMLError as error:
             mark = error.problem_mark or error.context_mark
             line, col = (mark.line + 1, mark.column + 1) if mark else (1, 1)
-            problem = error.problem or error.context or "invalid YAML"
-            raise PlanError([PlanIssue(self.display, line, col, "(yaml)", problem)]) from None
+            problem_text = error.problem or error.context or "invalid YAML"
+            raise PlanError([PlanIssue(self.display, line, col, "(yaml)", problem_text)]) from None
         except YAMLError as error:
             raise PlanError([PlanIssue(self.display, 1, 1, "(yaml)", str(error))]) from None
 
-    def _issue(self, positions: _Positions, path: list[PathPart], message: str) -> PlanIssue:
+    def _read_file(self) -> bytes:
+        try:
+            with self.path.open("rb") as file:
+                # One byte over the limit is enough to refuse it, whatever the file's size.
+                raw = file.read(MAX_PLAN_BYTES + 1)
+        except OSError as error:
+            raise PlanError(
+                [PlanIssue(self.display, 1, 1, "(plan)", f"cannot read: {error.strerror}")]
+            ) from None
+        check_size(len(raw))
+        return raw
+
+    def _issue(self, positions: PositionTree, path: list[PathPart], message: str) -> PlanIssue:
         line, column = positions.at(path)
         return PlanIssue(self.display, line, column, format_path(path), message)
 
@@ -193,6 +166,11 @@ def load_plan(path: str | Path) -> Plan:
 
 def load_plan_text(text: str, *, name: str = "<plan>") -> Plan:
     return PlanLoader(Path(name), text).load()
+
+
+def load_plan_bytes(raw: bytes, *, name: str = "<plan>") -> Plan:
+    """As :func:`load_plan`, for a file's content already read (UTF-8 expected)."""
+    return PlanLoader(Path(name), raw).load()
 
 
 # --- cross-checks: rules that relate several nodes -------------------------------------
@@ -256,25 +234,50 @@ def _check_unique_ids(data: dict[str, Any]) -> Iterator[Problem]:
 
 def _check_parent_cycles(data: dict[str, Any]) -> Iterator[Problem]:
     objectives = _items(data, "objectives")
-    parents = {_str_field(o, "id"): _str_field(o, "parent") for _, o in objectives}
-    reported: set[str] = set()
+    parents: dict[str, str | None] = {}
+    first_index: dict[str, int] = {}
     for index, objective in objectives:
         own_id = _str_field(objective, "id")
-        if own_id is None or own_id in reported:
+        if own_id is not None and own_id not in parents:
+            parents[own_id] = _str_field(objective, "parent")
+            first_index[own_id] = index
+    for cycle in find_parent_cycles(parents):
+        loop = " -> ".join([*cycle, cycle[0]])
+        yield ["objectives", first_index[cycle[0]], "parent"], f"parent cycle: {loop}"
+
+
+def find_parent_cycles(parents: Mapping[str, str | None]) -> list[list[str]]:
+    """Each loop of ``parent`` links once, starting at its first objective (in plan order).
+
+    Linear in the number of objectives: every objective is walked over once, so a
+    plan with a long chain of parents costs no more than a flat one.
+    """
+    order = {objective_id: index for index, objective_id in enumerate(parents)}
+    finished: set[str] = set()
+    cycles: list[list[str]] = []
+    for start in parents:
+        if start in finished:
             continue
-        chain = [own_id]
-        current = parents.get(own_id)
-        # Bounded by the number of objectives: each step visits a new one or stops.
-        while current is not None and current in parents and current not in chain:
-            chain.append(current)
+        chain: dict[str, int] = {}
+        current: str | None = start
+        while current is not None and current in parents and current not in finished:
+            if current in chain:
+                loop = list(chain)[chain[current]:]
+                if len(loop) > 1:
+                    # Reported from the loop's objective that comes first in the plan.
+                    first = min(range(len(loop)), key=lambda i: order[loop[i]])
+                    cycles.append(loop[first:] + loop[:first])
+                break
+            chain[current] = len(chain)
             current = parents[current]
-        if current == own_id and len(chain) > 1:
-            reported |= set(chain)
-            loop = " -> ".join([*chain, own_id])
-            yield ["objectives", index, "parent"], f"parent cycle: {loop}"
+        finished.update(chain)
+    return cycles
 
 
 def _as_date(value: Any) -> date | None:
+    # A datetime is a date subclass, but not a valid cycle date (the model says why).
+    if isinstance(value, datetime):
+        return None
     if isinstance(value, date):
         return value
     if isinstance(value, str):
@@ -327,9 +330,14 @@ def _check_references(data: dict[str, Any]) -> Iterator[Problem]:
 
 
 def _check_contributors(plan: Plan) -> Iterator[Problem]:
+    # One pass to group children by parent: asking the plan per objective is quadratic.
+    child_weights: dict[str, list[float]] = {}
+    for child in plan.objectives:
+        if child.parent is not None:
+            child_weights.setdefault(child.parent, []).append(child.weight)
     for index, objective in enumerate(plan.objectives):
-        children = plan.children(objective.id)
-        weights = [kr.weight for kr in objective.key_results] + [c.weight for c in children]
+        weights = [kr.weight for kr in objective.key_results]
+        weights += child_weights.get(objective.id, [])
         path: list[PathPart] = ["objectives", index]
         if not weights:
             yield (
@@ -396,6 +404,7 @@ __all__ = [
     "PlanError",
     "PlanIssue",
     "load_plan",
+    "load_plan_bytes",
     "load_plan_text",
     "plan_json_schema",
     "plan_json_schema_text",
