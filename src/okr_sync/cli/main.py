@@ -21,3 +21,7 @@ def main(argv: list[str] | None = None) -> Any:
     # Commands print their results on stdout; logs go to stderr (JSON off a terminal).
     configure_logging(os.environ.get("OKR_SYNC_LOG_LEVEL", "WARNING"))
     return app(args=argv, prog_name="okr-sync")
+
+
+if __name__ == "__main__":
+    main()
