@@ -1,4 +1,10 @@
-"""Shared pieces of the ``okr-sync`` command line: the app, consoles, options, exit codes."""
+"""Shared pieces of the ``okr-sync`` command line: consoles, options, plan and settings loading.
+
+Every command module imports this one, including the commands that must start
+fast (``--help``, ``validate``, ``schema``): it imports only Typer, Rich's console
+and the standard library at module level; settings, the plan loader and the
+scorecard printer are imported by the functions that use them.
+"""
 
 from __future__ import annotations
 
@@ -7,30 +13,18 @@ import sys
 from datetime import UTC, datetime
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated, NoReturn
 
 import typer
-from pydantic import ValidationError
 from rich.console import Console
 
-from okr_sync.cli.console import print_scorecard
 from okr_sync.cli.timeparse import AsOfError, parse_as_of
-from okr_sync.config.plan import Plan
-from okr_sync.config.plan_loader import PlanError, load_plan
-from okr_sync.config.settings import Settings
-from okr_sync.scoring.scorecard import Scorecard
-from okr_sync.sync.logs import register_secret
+from okr_sync.exit_codes import ExitCode
 
-EXIT_USAGE = 2
-EXIT_LOCKED = 75
-
-app = typer.Typer(
-    name="okr-sync",
-    help="Keep OKR and Balanced Scorecard scores true to the work teams finish in Jira.",
-    no_args_is_help=True,
-    add_completion=False,
-    pretty_exceptions_enable=False,
-)
+if TYPE_CHECKING:
+    from okr_sync.config.plan import Plan
+    from okr_sync.config.settings import Settings
+    from okr_sync.scoring.scorecard import Scorecard
 
 # Piped output (cron mail, CI logs) gets a wide table instead of Rich's 80 columns.
 stdout = Console(soft_wrap=True, width=None if sys.stdout.isatty() else 140)
@@ -54,6 +48,11 @@ class UsageError(Exception):
 
 
 def load_settings() -> Settings:
+    from pydantic import ValidationError
+
+    from okr_sync.config.settings import Settings
+    from okr_sync.sync.logs import register_secret
+
     try:
         settings = Settings()
     except ValidationError as error:
@@ -70,6 +69,8 @@ def load_settings() -> Settings:
 
 
 def resolve_plan(plan_path: Path | None, settings: Settings | None = None) -> tuple[Path, Plan]:
+    from okr_sync.config.plan_loader import PlanError, load_plan
+
     path = plan_path if plan_path is not None else (settings or load_settings()).plan
     try:
         return path, load_plan(path)
@@ -87,14 +88,14 @@ def resolve_as_of(text: str | None, plan: Plan) -> datetime:
 
 
 def emit_scorecard(scorecard: Scorecard, output: OutputFormat) -> None:
+    from okr_sync.cli.console import print_scorecard
+
     if output is OutputFormat.json:
         sys.stdout.write(json.dumps(scorecard.to_json(), ensure_ascii=False) + "\n")
     else:
         print_scorecard(scorecard, stdout)
 
 
-def fail_usage(error: Exception) -> None:
+def fail_usage(error: Exception) -> NoReturn:
     stderr.print(str(error), markup=False, highlight=False)
-    raise typer.Exit(EXIT_USAGE)
-
-
+    raise typer.Exit(ExitCode.USAGE)

@@ -7,27 +7,24 @@ import tempfile
 from datetime import timedelta
 from importlib import resources
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.rule import Rule
 from rich.text import Text
 
-from okr_sync.cli.common import (
-    UsageError,
-    app,
-    fail_usage,
-    resolve_plan,
-    stdout,
-)
-from okr_sync.cli.console import print_scorecard
-from okr_sync.config.plan import Plan
-from okr_sync.config.plan_loader import load_plan
-from okr_sync.sync.pipeline import EXIT_OK, PassOptions, PassResult
-from okr_sync.sync.sandbox_world import DEMO_CHANNEL, SandboxWorld, sandbox_world
+from okr_sync.cli.common import UsageError, fail_usage, resolve_plan, stdout
+from okr_sync.exit_codes import ExitCode
+
+if TYPE_CHECKING:
+    from okr_sync.config.plan import Plan
+    from okr_sync.sync.pipeline import PassResult
+    from okr_sync.sync.sandbox_world import SandboxWorld
 
 
 def demo_plan() -> Plan:
+    from okr_sync.config.plan_loader import load_plan
+
     source = resources.files("okr_sync.config").joinpath("examples", "demo.yaml")
     with resources.as_file(source) as path:
         return load_plan(path)
@@ -70,19 +67,21 @@ def progress_in_jira(world: SandboxWorld) -> list[str]:
     return done
 
 
-@app.command()
-def demo(
+def demo_command(
     issues: Annotated[int, typer.Option("--issues", help="size of the sandbox dataset")] = 600,
     plan_path: Annotated[
         Path | None, typer.Option("--plan", help="plan to run instead of the built-in demo")
     ] = None,
 ) -> None:
     """Run the whole flow on the built-in sandbox: sync, change Jira, sync again."""
+    from okr_sync.cli.console import print_scorecard
+    from okr_sync.sync.pipeline import PassOptions
+    from okr_sync.sync.sandbox_world import DEMO_CHANNEL, sandbox_world
+
     try:
         plan = demo_plan() if plan_path is None else resolve_plan(plan_path)[1]
     except UsageError as error:
         fail_usage(error)
-        return
     with (
         tempfile.TemporaryDirectory(prefix="okr-sync-demo-") as workdir,
         sandbox_world(Path(workdir), issues=issues) as world,
@@ -122,7 +121,7 @@ def demo(
         finally:
             runtime.close()
     failures = first.failures + second.failures + third.failures
-    raise typer.Exit(EXIT_OK if not failures else third.exit_code or 1)
+    raise typer.Exit(ExitCode.OK if not failures else third.exit_code or ExitCode.FAILURES)
 
 
 def _pct(score: float | None) -> str:

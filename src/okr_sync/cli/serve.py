@@ -7,23 +7,10 @@ from typing import Annotated
 
 import typer
 
-from okr_sync.cli.common import (
-    PlanOption,
-    UsageError,
-    app,
-    fail_usage,
-    load_settings,
-    resolve_plan,
-)
-from okr_sync.sync.logs import configure_logging
-from okr_sync.sync.runtime import ConfigurationError, build_runtime
-from okr_sync.sync.service.app import serve as run_service
-from okr_sync.sync.service.schedule import Schedule, ScheduleError
-from okr_sync.sync.store.store import SchemaError
+from okr_sync.cli.common import PlanOption, UsageError, fail_usage, load_settings, resolve_plan
 
 
-@app.command()
-def serve(
+def serve_command(
     plan: PlanOption = None,
     interval: Annotated[
         str | None, typer.Option("--interval", help="sync every 30s, 5m, 1h... (default 5m)")
@@ -33,6 +20,12 @@ def serve(
     host: Annotated[str, typer.Option("--host", help="HTTP bind address")] = "0.0.0.0",  # noqa: S104 - a container service listens on all interfaces
 ) -> None:
     """Service: scheduled syncs, /healthz, /readyz, /metrics, POST /webhooks/jira."""
+    from okr_sync.sync.logs import configure_logging
+    from okr_sync.sync.runtime import ConfigurationError, build_runtime
+    from okr_sync.sync.service.app import serve as run_service
+    from okr_sync.sync.service.schedule import Schedule, ScheduleError
+    from okr_sync.sync.store.store import SchemaError
+
     configure_logging(os.environ.get("OKR_SYNC_LOG_LEVEL", "INFO"))
     try:
         schedule = Schedule.parse(interval, cron)
@@ -40,7 +33,6 @@ def serve(
         _path, loaded = resolve_plan(plan, settings)
     except (ScheduleError, UsageError) as error:
         fail_usage(error)
-        return
     try:
         code = run_service(
             lambda: build_runtime(settings, loaded),
@@ -51,5 +43,4 @@ def serve(
         )
     except (ConfigurationError, SchemaError, OSError) as error:
         fail_usage(error)
-        return
     raise typer.Exit(code)

@@ -7,36 +7,34 @@ import json
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.table import Table
 from rich.text import Text
 
 from okr_sync.cli.common import (
-    EXIT_USAGE,
     OutputFormat,
     OutputOption,
     PlanOption,
     UsageError,
-    app,
     fail_usage,
     load_settings,
     resolve_plan,
     stderr,
     stdout,
 )
-from okr_sync.cli.console import print_scorecard
-from okr_sync.scoring.scorecard import CONFIDENCE_ORDER, Confidence, scorecard_from_json
-from okr_sync.sync.delivery.render.report import render_html_report
-from okr_sync.sync.state import Explanation, PassSnapshot
-from okr_sync.sync.store.store import SchemaError, Store, upgrade
+from okr_sync.exit_codes import ExitCode
 
-db_app = typer.Typer(help="State store maintenance.", no_args_is_help=True)
-app.add_typer(db_app, name="db")
+if TYPE_CHECKING:
+    from okr_sync.scoring.scorecard import Confidence
+    from okr_sync.sync.state import Explanation
+    from okr_sync.sync.store.store import Store
 
 
 def open_store(database_url: str | None = None) -> Store:
+    from okr_sync.sync.store.store import SchemaError, Store
+
     url = database_url or load_settings().database_url
     try:
         return Store(url)
@@ -56,6 +54,8 @@ def _age(moment: datetime | None, now: datetime) -> str:
 
 def status_document(store: Store, now: datetime) -> dict[str, Any]:
     """What ``status --output json`` prints: the scorecard, its freshness and deliveries."""
+    from okr_sync.sync.state import PassSnapshot
+
     snapshot = store.latest_snapshot()
     scorecard = None
     if snapshot is not None:
@@ -103,18 +103,19 @@ def status_document(store: Store, now: datetime) -> dict[str, Any]:
     }
 
 
-@app.command()
-def status(output: OutputOption = OutputFormat.text, plan: PlanOption = None) -> None:
+def status_command(output: OutputOption = OutputFormat.text, plan: PlanOption = None) -> None:
     """The last scorecard from the state store, with its freshness and deliveries.
 
     ``--plan`` is accepted like on every command; status reads only the store.
     """
+    from okr_sync.cli.console import print_scorecard
+    from okr_sync.scoring.scorecard import scorecard_from_json
+
     del plan
     try:
         store = open_store()
     except UsageError as error:
         fail_usage(error)
-        return
     with store:
         now = datetime.now(UTC)
         doc = status_document(store, now)
@@ -145,10 +146,11 @@ def status(output: OutputOption = OutputFormat.text, plan: PlanOption = None) ->
                                    f"{row['error']}"))
 
 
-@app.command()
-def explain(kr_id: Annotated[str, typer.Argument(help="key result id")],
-            plan: PlanOption = None) -> None:
+def explain_command(kr_id: Annotated[str, typer.Argument(help="key result id")],
+                    plan: PlanOption = None) -> None:
     """Which items make up a KR's value, and what changed it recently."""
+    from okr_sync.sync.state import PassSnapshot
+
     try:
         settings = load_settings()
         _path, loaded = resolve_plan(plan, settings)
@@ -159,7 +161,6 @@ def explain(kr_id: Annotated[str, typer.Argument(help="key result id")],
         store = open_store(settings.database_url)
     except UsageError as error:
         fail_usage(error)
-        return
     with store:
         snapshot = store.latest_snapshot()
         history = store.get_history(kr_id, limit=10)
@@ -215,8 +216,7 @@ def _print_items(kind: str, entry: Explanation) -> None:
     stdout.print(f"{len(items)} items, {sum(1 for i in items if i.done)} done", markup=False)
 
 
-@app.command()
-def checkin(
+def checkin_command(
     kr_id: Annotated[str, typer.Argument(help="key result id")],
     value: Annotated[float | None, typer.Option("--value", help="the KR's current value")] = None,
     confidence: Annotated[
@@ -242,7 +242,6 @@ def checkin(
         store = open_store(settings.database_url)
     except UsageError as error:
         fail_usage(error)
-        return
     with store:
         record = store.add_checkin(kr_id, value=value, confidence=chosen, note=note,
                                    author=_author())
@@ -250,6 +249,8 @@ def checkin(
 
 
 def _confidence(text: str | None) -> Confidence | None:
+    from okr_sync.scoring.scorecard import CONFIDENCE_ORDER
+
     if text is None:
         return None
     for option in CONFIDENCE_ORDER:
@@ -265,36 +266,36 @@ def _author() -> str | None:
         return None
 
 
-@db_app.command("upgrade")
-def db_upgrade(plan: PlanOption = None) -> None:
+def db_upgrade_command(plan: PlanOption = None) -> None:
     """Apply state-store migrations (``--plan`` is accepted and not needed)."""
+    from okr_sync.sync.store.store import SchemaError, upgrade
+
     del plan
     try:
         upgrade(load_settings().database_url)
     except UsageError as error:
         fail_usage(error)
-        return
     except SchemaError as error:
         stderr.print(str(error), markup=False)
-        raise typer.Exit(EXIT_USAGE) from None
+        raise typer.Exit(ExitCode.USAGE) from None
     stdout.print("state store is up to date", markup=False)
 
 
-@app.command()
-def report(output: Annotated[Path, typer.Option("--output", help="FILE.html")],
-           plan: PlanOption = None) -> None:
+def report_command(output: Annotated[Path, typer.Option("--output", help="FILE.html")],
+                   plan: PlanOption = None) -> None:
     """Write a self-contained HTML scorecard from the last pass."""
+    from okr_sync.sync.delivery.render.report import render_html_report
+    from okr_sync.sync.state import PassSnapshot
+
     del plan
     try:
         store = open_store()
     except UsageError as error:
         fail_usage(error)
-        return
     with store:
         snapshot = store.latest_snapshot()
     if snapshot is None:
         fail_usage(UsageError("no scorecard yet: run `okr-sync run` first"))
-        return
-    scorecard = PassSnapshot.from_json(snapshot.document).scorecard
-    output.write_text(render_html_report(scorecard), "utf-8")
+    output.write_text(render_html_report(PassSnapshot.from_json(snapshot.document).scorecard),
+                      "utf-8")
     stdout.print(f"wrote {output}", markup=False)

@@ -20,6 +20,7 @@ from typing import Protocol
 from okr_sync.config.plan import Plan, selector_projects
 from okr_sync.connectors.jira.client import JiraClient
 from okr_sync.connectors.jira.jql import projects_jql
+from okr_sync.exit_codes import ExitCode
 from okr_sync.scoring.diff import diff_scorecard
 from okr_sync.scoring.evaluate import Evaluation, SourceData, evaluate_measures
 from okr_sync.scoring.rollup import CheckIn, MeasuredValue, ScoringInput, build_scorecard
@@ -55,8 +56,9 @@ from okr_sync.sync.store.store import (
     Store,
 )
 
-EXIT_OK = 0
-EXIT_PARTIAL = 1
+# Aliases of ExitCode, kept for code that imports them from here.
+EXIT_OK = ExitCode.OK
+EXIT_PARTIAL = ExitCode.FAILURES
 
 log = logging.getLogger(__name__)
 

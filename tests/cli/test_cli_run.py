@@ -1,15 +1,17 @@
-"""`okr-sync run --dry-run --output json` on a plan of manual KRs, checked against hand math."""
+"""`okr-sync run`: dry runs of manual KRs checked against hand math, passes against the
+sandboxes (JSON output, lock, settings, secrets), and the fetch progress display."""
 
 from __future__ import annotations
 
 import json
+import logging
 from pathlib import Path
 
 import pytest
 from typer.testing import CliRunner
 
 from okr_sync.cli.main import app
-from support.paths import EXAMPLES
+from okr_sync.sync.store.locks import RunLock
 from support.plan_builders import PlanBuilder, manual_kr, objective
 
 runner = CliRunner()
@@ -107,41 +109,88 @@ def test_run_given_bad_as_of_exits_2(tmp_path: Path) -> None:
     assert "--as-of" in result.stderr
 
 
-def test_validate_given_examples_exits_0() -> None:
-    examples = EXAMPLES
-    for name in ("okr.yaml", "bsc.yaml", "hybrid.yaml"):
-        result = runner.invoke(app, ["validate", "--plan", str(examples / name)])
-        assert result.exit_code == 0, result.output
+def _invoke(env: dict[str, str], *args: str):
+    return runner.invoke(app, list(args), env=env)
 
 
-def test_validate_given_broken_plan_exits_2_with_one_line_per_error(tmp_path: Path) -> None:
-    path = tmp_path / "bad.yaml"
-    path.write_text(
-        "version: 1\ncycle: {name: Q, start: 2026-10-01, end: 2026-12-31}\nobjectives:\n"
-        "  - {id: A, title: A, parent: B, key_results: [{id: K, title: k, measure: {kind: manual},"
-        " target: 1}]}\n"
-        "  - {id: B, title: B, parent: A, wat: 1, key_results: [{id: K, title: k,"
-        " measure: {kind: manual}, target: 1}]}\n"
-    )
-    result = runner.invoke(app, ["validate", "--plan", str(path)])
+def test_run_given_sandboxes_prints_one_json_document_and_posts(env, world) -> None:
+    result = _invoke(env, "run", "--output", "json")
+    assert result.exit_code == 0, result.stderr
+    doc = json.loads(result.stdout)
+    assert {"cycle", "objectives", "perspectives", "kpis", "changes", "warnings",
+            "deliveries"} <= set(doc)
+    assert {(d["target"], d["status"]) for d in doc["deliveries"]} == {
+        ("slack:C0DEMO0001", "sent"), ("teams_workflow:OKR_SYNC_DEMO_TEAMS_WORKFLOW_URL", "sent")}
+    assert len(world.slack.messages("C0DEMO0001")) == 1
+
+
+def test_run_given_another_holder_of_the_lock_exits_75(env) -> None:
+    assert _invoke(env, "db", "upgrade").exit_code == 0
+    with RunLock(env["OKR_SYNC_DATABASE_URL"], "run"):
+        result = _invoke(env, "run")
+    assert result.exit_code == 75
+    assert "another run holds the lock" in result.stderr
+
+
+def test_run_given_jira_settings_missing_exits_2_before_fetching(env, world) -> None:
+    broken = {k: v for k, v in env.items() if not k.startswith("OKR_SYNC_JIRA")}
+    world.jira.log.clear()
+    result = runner.invoke(app, ["run"], env={**broken, "OKR_SYNC_JIRA_URL": ""})
     assert result.exit_code == 2
-    lines = result.stderr.strip().splitlines()
-    assert len(lines) == 3
-    assert all(line.startswith(f"{path}:") for line in lines)
-    assert any("parent cycle" in line for line in lines)
-    assert any("duplicate id 'K'" in line for line in lines)
-    assert any(line.endswith("wat: unknown key") for line in lines)
+    assert len(world.jira.log) == 0
 
 
-def test_validate_given_yaml_syntax_error_exits_2(tmp_path: Path) -> None:
-    path = tmp_path / "bad.yaml"
-    path.write_text("version: 1\nobjectives: [\n")
-    result = runner.invoke(app, ["validate", "--plan", str(path)])
+def test_run_given_workflow_url_variable_unset_exits_2_before_fetching(env, world) -> None:
+    world.jira.log.clear()
+    result = _invoke({**env, "OKR_SYNC_DEMO_TEAMS_WORKFLOW_URL": ""}, "run")
     assert result.exit_code == 2
-    assert result.stderr.startswith(f"{path}:")
+    assert "OKR_SYNC_DEMO_TEAMS_WORKFLOW_URL is unset" in result.stderr
+    assert len(world.jira.log) == 0
 
 
-def test_schema_given_no_args_prints_json_schema() -> None:
-    result = runner.invoke(app, ["schema"])
+def test_run_given_dry_run_lists_what_it_would_post(env) -> None:
+    result = _invoke(env, "run", "--dry-run")
     assert result.exit_code == 0
-    assert json.loads(result.stdout)["title"] == "okr-sync plan"
+    assert "dry_run: post slack:C0DEMO0001 (route leadership)" in result.stdout
+
+
+def test_secrets_given_full_pass_never_reach_db_output_or_logs(env, caplog, tmp_path) -> None:
+    caplog.set_level(logging.DEBUG)
+    outputs = [_invoke(env, "run", "--output", "json"), _invoke(env, "status"),
+               _invoke(env, "explain", "CO-1.KR1")]
+    database = Path(env["OKR_SYNC_DATABASE_URL"].removeprefix("sqlite:///")).read_bytes()
+    secrets = [env["OKR_SYNC_JIRA_API_TOKEN"], env["OKR_SYNC_SLACK_BOT_TOKEN"],
+               env["OKR_SYNC_DEMO_TEAMS_WORKFLOW_URL"].split("sig=")[1]]
+    for secret in secrets:
+        assert secret.encode() not in database
+        assert secret not in caplog.text
+        for result in outputs:
+            assert secret not in result.stdout and secret not in result.stderr
+
+
+def test_fetch_progress_given_terminal_shows_issue_counts(monkeypatch) -> None:
+    import io
+
+    from rich.console import Console
+
+    from okr_sync.cli import run as cli
+
+    buffer = io.StringIO()
+    monkeypatch.setattr(cli, "stderr", Console(file=buffer, force_terminal=True, width=100))
+    with cli.fetch_progress() as progress:
+        assert progress is not None
+        progress("main", 500)
+        progress("main", 1200)
+    assert "Jira source main" in buffer.getvalue() and "1200 issues" in buffer.getvalue()
+
+
+def test_fetch_progress_given_no_terminal_stays_silent(monkeypatch) -> None:
+    import io
+
+    from rich.console import Console
+
+    from okr_sync.cli import run as cli
+
+    monkeypatch.setattr(cli, "stderr", Console(file=io.StringIO(), force_terminal=False))
+    with cli.fetch_progress() as progress:
+        assert progress is None

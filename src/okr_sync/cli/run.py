@@ -1,0 +1,168 @@
+"""``okr-sync run`` and ``okr-sync resync``: one sync pass, with a progress display.
+
+The pass machinery (runtime, store, connectors) is imported by the commands that
+run a pass, not by this module, so that ``okr-sync --help`` starts fast.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import replace
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+
+from okr_sync.cli.common import (
+    OutputFormat,
+    OutputOption,
+    PlanOption,
+    UsageError,
+    emit_scorecard,
+    fail_usage,
+    load_settings,
+    resolve_as_of,
+    resolve_plan,
+    stderr,
+)
+from okr_sync.exit_codes import ExitCode
+
+if TYPE_CHECKING:
+    from okr_sync.config.plan import Plan
+    from okr_sync.config.settings import Settings
+    from okr_sync.sync.pipeline import PassOptions
+    from okr_sync.sync.runtime import Runtime
+
+
+def _connect(plan_path: Path | None, *, dry_run: bool = False) -> tuple[Settings, Plan, Runtime]:
+    from okr_sync.sync.runtime import ConfigurationError, build_runtime
+    from okr_sync.sync.store.store import SchemaError
+
+    settings = load_settings()
+    _path, loaded = resolve_plan(plan_path, settings)
+    try:
+        return settings, loaded, build_runtime(settings, loaded, dry_run=dry_run)
+    except (ConfigurationError, SchemaError) as error:
+        raise UsageError(str(error)) from None
+
+
+def _pass(
+    plan: Path | None,
+    options: PassOptions,
+    output: OutputFormat,
+    *,
+    wait: float = 0.0,
+    as_of: str | None = None,
+) -> int:
+    from okr_sync.sync.store.locks import LockBusyError, LockError
+
+    try:
+        _settings, loaded, runtime = _connect(plan, dry_run=options.dry_run)
+        if as_of is not None:
+            options = replace(options, as_of=resolve_as_of(as_of, loaded))
+    except UsageError as error:
+        fail_usage(error)
+    try:
+        with fetch_progress() as progress:
+            result = runtime.run_locked(replace(options, progress=progress), wait=wait)
+    except LockBusyError as error:
+        stderr.print(f"another run holds the lock ({error}); try later", markup=False)
+        return ExitCode.LOCKED
+    except LockError as error:
+        stderr.print(f"cannot take the run lock: {error}", markup=False)
+        return ExitCode.USAGE
+    finally:
+        runtime.close()
+    emit_scorecard(result.scorecard, output)
+    for failure in result.failures:
+        stderr.print(f"failed: {failure}", markup=False, highlight=False)
+    for delivery in result.scorecard.deliveries:
+        if delivery.status == "failed":
+            stderr.print(
+                f"delivery failed: route {delivery.route} -> {delivery.target}: {delivery.reason}",
+                markup=False,
+                highlight=False,
+            )
+    return result.exit_code
+
+
+def run_command(
+    plan: PlanOption = None,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="fetch and score, write and post nothing")
+    ] = False,
+    full: Annotated[bool, typer.Option("--full", help="reconcile every issue")] = False,
+    as_of: Annotated[str | None, typer.Option("--as-of", help="ISO date or datetime")] = None,
+    output: OutputOption = OutputFormat.text,
+    wait: Annotated[
+        float, typer.Option("--wait", help="seconds to wait for another run's lock")
+    ] = 0.0,
+) -> None:
+    """One sync pass (the cron job)."""
+    from okr_sync.sync.pipeline import PassOptions
+
+    options = PassOptions(kind="run", dry_run=dry_run, full=full)
+    raise typer.Exit(_pass(plan, options, output, wait=wait, as_of=as_of))
+
+
+def resync_command(
+    plan: PlanOption = None,
+    kr: Annotated[list[str] | None, typer.Option("--kr", help="KR id (repeatable)")] = None,
+    objective: Annotated[
+        list[str] | None, typer.Option("--objective", help="objective id (repeatable)")
+    ] = None,
+    full: Annotated[bool, typer.Option("--full", help="also reconcile deletions")] = False,
+    output: OutputOption = OutputFormat.text,
+) -> None:
+    """Manual resync: refetch ignoring cursors (named KRs, or all), recompute, push."""
+    from okr_sync.sync.pipeline import PassOptions
+
+    try:
+        _path, loaded = resolve_plan(plan)
+        owners = resync_owners(loaded, kr or [], objective or [])
+    except UsageError as error:
+        fail_usage(error)
+    options = PassOptions(kind="resync", full=full or not owners, refetch=frozenset(owners))
+    raise typer.Exit(_pass(plan, options, output))
+
+
+def resync_owners(plan: Plan, krs: list[str], objectives: list[str]) -> set[str]:
+    known = {kr.id for _, kr in plan.key_results()}
+    unknown = [k for k in krs if k not in known]
+    objective_ids = {o.id for o in plan.objectives}
+    unknown += [o for o in objectives if o not in objective_ids]
+    if unknown:
+        raise UsageError(f"unknown key result or objective id: {', '.join(unknown)}")
+    owners = set(krs)
+    for objective_id in objectives:
+        owners |= {kr.id for kr in plan.objective(objective_id).key_results}
+    return owners
+
+
+@contextmanager
+def fetch_progress() -> Iterator[Callable[[str, int], None] | None]:
+    """A Rich progress display of issues fetched per source, on a terminal only."""
+    if not stderr.is_terminal:
+        yield None
+        return
+    from rich.progress import (
+        BarColumn,
+        Progress,
+        SpinnerColumn,
+        TaskID,
+        TextColumn,
+        TimeElapsedColumn,
+    )
+
+    columns = (SpinnerColumn(), TextColumn("{task.description}"), BarColumn(),
+               TextColumn("{task.completed} issues"), TimeElapsedColumn())
+    with Progress(*columns, console=stderr, transient=True) as progress:
+        tasks: dict[str, TaskID] = {}
+
+        def update(source: str, fetched: int) -> None:
+            if source not in tasks:
+                tasks[source] = progress.add_task(f"Jira source {source}", total=None)
+            progress.update(tasks[source], completed=fetched)
+
+        yield update
