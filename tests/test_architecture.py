@@ -25,8 +25,9 @@ ALLOWED: dict[str, set[str]] = {
     "connectors": set(),
     "scoring": {"config"},
     "sandbox": set(),
-    "sync": {"config", "connectors", "scoring", "sandbox"},
-    "cli": {"config", "connectors", "scoring", "sandbox", "sync"},
+    "exit_codes": set(),
+    "sync": {"config", "connectors", "scoring", "sandbox", "exit_codes"},
+    "cli": {"config", "connectors", "scoring", "sandbox", "sync", "exit_codes"},
 }
 
 

@@ -57,8 +57,6 @@ from okr_sync.sync.store.store import (
 )
 
 # Aliases of ExitCode, kept for code that imports them from here.
-EXIT_OK = ExitCode.OK
-EXIT_PARTIAL = ExitCode.FAILURES
 
 log = logging.getLogger(__name__)
 
@@ -99,7 +97,7 @@ class PassResult:
     @property
     def exit_code(self) -> int:
         failed = [d for d in self.scorecard.deliveries if d.status == "failed"]
-        return EXIT_PARTIAL if self.failures or failed else EXIT_OK
+        return ExitCode.FAILURES if self.failures or failed else ExitCode.OK
 
 
 class ReadOnlyStoreError(TypeError):

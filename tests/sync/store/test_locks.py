@@ -16,8 +16,8 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.pool import NullPool
 
+from okr_sync.exit_codes import ExitCode
 from okr_sync.sync.store.locks import (
-    EXIT_LOCK_BUSY,
     Leadership,
     LockBusyError,
     LockError,
@@ -98,7 +98,7 @@ def test_run_lock_context_given_busy_lock_raises_busy_error_naming_holder(
     ):
         pass
 
-    assert caught.value.exit_code == EXIT_LOCK_BUSY == 75
+    assert caught.value.exit_code == ExitCode.LOCKED == 75
     assert caught.value.holder is not None and "host-a:111" in caught.value.holder
     assert "host-a:111" in str(caught.value)
 

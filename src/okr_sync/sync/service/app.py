@@ -24,6 +24,7 @@ from types import FrameType
 from pydantic import SecretStr
 from sqlalchemy.engine import make_url
 
+from okr_sync.exit_codes import ExitCode
 from okr_sync.sync.logs import register_secret
 from okr_sync.sync.runtime import Runtime
 from okr_sync.sync.service.digests import DEFAULT_CATCH_UP
@@ -40,7 +41,6 @@ from okr_sync.sync.service.webhooks import MAX_BODY_BYTES, JiraWebhookEndpoint
 from okr_sync.sync.store.locks import Leadership
 
 __all__ = [
-    "EXIT_OK",
     "Schedule",
     "ScheduleError",
     "ServiceHandle",
@@ -50,7 +50,6 @@ __all__ = [
 
 log = logging.getLogger("okr_sync.service")
 
-EXIT_OK = 0
 
 
 def utc_now() -> datetime:
@@ -174,7 +173,7 @@ def _run(
         finally:
             server.stop()
             log.info("stopped", extra={"holder": scheduler.holder})
-    return EXIT_OK
+    return ExitCode.OK
 
 
 def _watch(stop_event: threading.Event, scheduler: Scheduler) -> threading.Thread:

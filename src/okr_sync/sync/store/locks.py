@@ -43,10 +43,10 @@ from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.pool import NullPool
 
+from okr_sync.exit_codes import ExitCode
 from okr_sync.sync.store.database import is_sqlite_memory
 
 #: Exit code of a command that found the run lock taken (EX_TEMPFAIL: try later).
-EXIT_LOCK_BUSY = 75
 
 _NAME = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,63}$")
 
@@ -56,9 +56,9 @@ class LockError(Exception):
 
 
 class LockBusyError(LockError):
-    """Another holder has the lock; the CLI exits with :data:`EXIT_LOCK_BUSY`."""
+    """Another holder has the lock; the CLI exits with ``ExitCode.LOCKED``."""
 
-    exit_code = EXIT_LOCK_BUSY
+    exit_code = ExitCode.LOCKED
 
     def __init__(self, name: str, holder: str | None) -> None:
         self.name = name
