@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import http.client
 import random
+import socket
 import ssl
 import urllib.error
 from datetime import UTC, datetime
@@ -177,6 +178,9 @@ def test_error_table_for_status_given_status_resolves_by_row(status, action, fai
         (urllib.error.URLError(TimeoutError("t")), Problem.TIMEOUT, True, True),
         (urllib.error.URLError(ssl.SSLError("cert")), Problem.TLS, False, False),
         (requests.exceptions.InvalidURL("x"), Problem.REQUEST_SETUP, False, False),
+        (socket.gaierror(-2, "Name or service not known"), Problem.CONNECTION, True, False),
+        (urllib.error.URLError(socket.gaierror(-2, "unknown")), Problem.CONNECTION, True, False),
+        (OSError(101, "Network is unreachable"), Problem.CONNECTION, True, False),
         (RuntimeError("unknown"), Problem.REQUEST_SETUP, False, False),
     ],
 )

@@ -67,7 +67,12 @@ def test_run_pass_given_sandbox_builds_the_fetch_plan_once(
     monkeypatch.setattr(pipeline_module, "build_fetch_plan", counting, raising=False)
     runtime = world.runtime(load_plan(DEMO_PLAN))
 
-    _run(runtime, PassOptions())
+    try:  # two passes of one runtime: built once for the runtime, not once per pass
+        for _ in range(2):
+            result = runtime.run_locked(PassOptions())
+            assert result.exit_code == 0, result.failures
+    finally:
+        runtime.close()
 
     assert len(calls) == 1
 

@@ -63,7 +63,7 @@ def test_pass_snapshot_given_v1_fixture_reads_what_the_old_code_showed() -> None
     snapshot = PassSnapshot.from_json(_v1())
     shown = _shown()
 
-    assert snapshot.version == SNAPSHOT_VERSION == 2
+    assert snapshot.to_json()["version"] == SNAPSHOT_VERSION == 2
     assert snapshot.scorecard.to_json() == shown["status_scorecard"]
     assert {
         k: [value, None if counts is None else [counts.selected, counts.done]]

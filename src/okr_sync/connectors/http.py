@@ -156,6 +156,9 @@ EXCEPTION_RESOLUTIONS: tuple[tuple[type[BaseException], Resolution], ...] = (
     (http.client.HTTPException, _retry(Problem.CONNECTION, ambiguous=True)),
     (requests.exceptions.RequestException, _fail(FailureType.CONFIG, Problem.REQUEST_SETUP)),
     (ValueError, _fail(FailureType.CONFIG, Problem.REQUEST_SETUP)),
+    # Last, as requests' exceptions are OSErrors too: DNS failures (socket.gaierror),
+    # unreachable networks and hosts from urllib (slack_sdk). Nothing was sent.
+    (OSError, _retry(Problem.CONNECTION)),
 )
 
 

@@ -56,8 +56,6 @@ from okr_sync.sync.store.store import (
     Store,
 )
 
-# Aliases of ExitCode, kept for code that imports them from here.
-
 log = logging.getLogger(__name__)
 
 JiraFactory = Callable[[str], JiraClient]

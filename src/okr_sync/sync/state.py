@@ -131,14 +131,17 @@ def _number(value: object) -> float | None:
 
 @dataclass(frozen=True)
 class PassSnapshot:
-    """What one pass concluded, as stored for later passes and commands."""
+    """What one pass concluded, as stored for later passes and commands.
+
+    In memory a snapshot is always of the current layout: older documents are
+    upgraded on read, and :meth:`to_json` writes :data:`SNAPSHOT_VERSION`.
+    """
 
     scorecard: Scorecard
     explanations: Mapping[str, Explanation] = field(default_factory=dict)
     #: Per Jira source, what its mirror was fetched for (projects, fields): a plan that
     #: needs more makes the next pull a full one.
     fetch: Mapping[str, str] = field(default_factory=dict)
-    version: int = SNAPSHOT_VERSION
 
     def to_json(self) -> dict[str, Any]:
         return {

@@ -166,3 +166,27 @@ def test_post_message_given_error_table_row_raises_its_error_after_its_requests_
     assert server.methods() == row.requests
     assert client.retrier.waits == pytest.approx(row.waits)
     assert sleeps == pytest.approx(row.waits)
+
+
+def test_post_message_given_name_resolution_fails_is_transient_without_lookup(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # DNS is the network edge: resolving fails before anything is sent, as for a
+    # mistyped or briefly unresolvable host. Nothing is looked up in the history.
+    import socket
+
+    def unresolvable(*_: object, **__: object) -> None:
+        raise socket.gaierror(socket.EAI_NONAME, "Name or service not known")
+
+    monkeypatch.setattr(socket, "getaddrinfo", unresolvable)
+    sleeps: list[float] = []
+    client = SlackClient(
+        refused_url(), SecretStr(TOKEN), policy=POLICY, sleep=sleeps.append,
+        channel_interval=0.0, wall_clock=lambda: 1_790_000_000.0,
+    )  # fmt: skip
+
+    with pytest.raises(SlackTransientError) as raised:
+        client.post_message(CHANNEL, text="hi", idempotency_key=KEY)
+
+    assert raised.value.code == "connection_error" and not raised.value.ambiguous
+    assert sleeps == pytest.approx([0.5, 1.0])

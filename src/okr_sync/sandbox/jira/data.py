@@ -1,4 +1,4 @@
-"""Jira sandbox datasets: the model (re-exported from :mod:`jira_model`) and a seeded generator.
+"""Jira sandbox datasets: the model (re-exported from :mod:`.model`) and a seeded generator.
 
 ``generate_dataset(seed=1, issues=5000)`` always builds the same issues for the same
 arguments: epics with children, stories/tasks/bugs, sub-tasks, story points with gaps, a

@@ -1,8 +1,8 @@
 """The Jira sandbox's data model: issue records, catalogues, a controllable clock, mutations.
 
-Records are plain data; :mod:`jira_render` turns them into Jira's wire JSON. Every mutation
+Records are plain data; :mod:`.render` turns them into Jira's wire JSON. Every mutation
 bumps ``updated`` to the sandbox clock, as Jira does, so incremental pulls can see it.
-Import from :mod:`jira_data`, which adds the seeded generator.
+Import from :mod:`.data`, which adds the seeded generator.
 """
 
 from __future__ import annotations

@@ -46,8 +46,6 @@ from sqlalchemy.pool import NullPool
 from okr_sync.exit_codes import ExitCode
 from okr_sync.sync.store.database import is_sqlite_memory
 
-#: Exit code of a command that found the run lock taken (EX_TEMPFAIL: try later).
-
 _NAME = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,63}$")
 
 

@@ -2,7 +2,7 @@
 
 SQLite by default, PostgreSQL for several replicas; schema by Alembic
 (:mod:`okr_sync.sync.store.schema`). Operations are grouped by concern
-(:mod:`store_issues`, :mod:`store_runs`, :mod:`store_outbox`); :class:`Store` offers
+(:mod:`.issues`, :mod:`.runs`, :mod:`.outbox`); :class:`Store` offers
 them all, each call in its own short transaction, and :meth:`Store.transaction`
 yields a :class:`StoreTransaction` with the same methods whose writes commit
 together or not at all::

@@ -20,7 +20,7 @@ from okr_sync.sync.store.tables import VERSION_TABLE, UTCDateTime, metadata
 
 def _render_item(type_: str, obj: Any, autogen_context: AutogenContext) -> str | Literal[False]:
     # Revisions stay frozen: they spell the column type the database sees, not our
-    # Python-side decorator, so later edits to store_models cannot change old revisions.
+    # Python-side decorator, so later edits to store/tables.py cannot change old revisions.
     if type_ == "type" and isinstance(obj, UTCDateTime):
         return "sa.DateTime(timezone=True)"
     return False
