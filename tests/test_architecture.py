@@ -1,8 +1,10 @@
 """The layout's rules, checked on the source (README "Layout"; DESIGN.md B).
 
-Module-level imports only: an import inside a function is how heavy modules load
-lazily, and it cannot make an import cycle at start-up. Imports under
-``if TYPE_CHECKING:`` are for the type checker and are left out too.
+Cycles are looked for in module-level imports: an import inside a function is how
+heavy modules load lazily, and it cannot make an import cycle at start-up. Imports
+under ``if TYPE_CHECKING:`` are for the type checker and are left out too. The layers
+that must know nothing of the rest (config, connectors, scoring, sandbox) are held to
+that in every import, lazy ones included.
 """
 
 from __future__ import annotations
@@ -65,6 +67,29 @@ def _top_level_imports(body: list[ast.stmt], module: str, is_package: bool) -> I
                 module, is_package)
 
 
+#: Layers whose every import, at any depth of the code, must stay inside ALLOWED.
+SELF_CONTAINED = ("config", "connectors", "scoring", "sandbox", "exit_codes")
+
+
+def _all_imports(tree: ast.Module, module: str, is_package: bool) -> Iterator[str]:
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import | ast.ImportFrom):
+            yield from _top_level_imports([node], module, is_package)
+
+
+@cache
+def _deep_graph() -> dict[str, set[str]]:
+    files = {_module_name(p): p for p in PACKAGE.rglob("*.py")}
+    graph: dict[str, set[str]] = {}
+    for name, path in files.items():
+        tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
+        graph[name] = {
+            imported for imported in _all_imports(tree, name, path.name == "__init__.py")
+            if imported in files and imported != name
+        }
+    return graph
+
+
 @cache
 def _graph() -> dict[str, set[str]]:
     files = {_module_name(p): p for p in PACKAGE.rglob("*.py")}
@@ -115,6 +140,17 @@ def test_layout_given_layer_imports_only_what_it_may(layer: str) -> None:
     assert wrong == []
 
 
+@pytest.mark.parametrize("layer", SELF_CONTAINED)
+def test_layout_given_self_contained_layer_imports_nothing_else_even_lazily(layer: str) -> None:
+    wrong = sorted(
+        f"{module} -> {imported}"
+        for module, imports in _deep_graph().items() if _layer(module) == layer
+        for imported in imports
+        if _layer(imported) not in {layer, "", *ALLOWED[layer]}
+    )
+    assert wrong == []
+
+
 def test_layout_given_source_files_each_stays_small() -> None:
     long_files = sorted(
         f"{path.relative_to(REPO)}: {lines} lines"
@@ -131,3 +167,8 @@ def test_layout_given_checker_sees_a_planted_cycle_and_a_wrong_layer(monkeypatch
         test_layout_given_source_tree_has_no_import_cycle()
     with pytest.raises(AssertionError):
         test_layout_given_layer_imports_only_what_it_may("scoring")
+    lazy = {"okr_sync.connectors.a": {"okr_sync.sync.b"}, "okr_sync.sync.b": set()}
+    monkeypatch.setattr(__import__(__name__, fromlist=["_deep_graph"]), "_deep_graph",
+                        lambda: lazy)
+    with pytest.raises(AssertionError):
+        test_layout_given_self_contained_layer_imports_nothing_else_even_lazily("connectors")

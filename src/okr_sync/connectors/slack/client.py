@@ -41,7 +41,6 @@ from okr_sync.connectors.slack.errors import (
     SlackRateLimitedError,
     SlackTransientError,
     _describe,
-    slack_error,
 )
 from okr_sync.connectors.slack.history import (
     SlackMessage,
@@ -72,7 +71,6 @@ __all__ = [
     "SlackPermanentError",
     "SlackRateLimitedError",
     "SlackTransientError",
-    "slack_error",
 ]
 
 

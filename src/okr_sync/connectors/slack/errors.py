@@ -204,23 +204,6 @@ def error_for(
     )
 
 
-def slack_error(
-    code: str,
-    *,
-    method: str,
-    channel: str | None,
-    status: int | None = None,
-    retry_after: float | None = None,
-    details: Sequence[str] = (),
-) -> SlackError:
-    """The typed error for a Slack error code (an unknown code is permanent)."""
-    row = SLACK_ERROR_TABLE.for_code(code) or UNKNOWN_CODE
-    return error_for(
-        row, code=code, method=method, channel=channel, by_code=code in SLACK_CODES,
-        status=status, retry_after=retry_after, details=details,
-    )  # fmt: skip
-
-
 def malformed(
     method: str, channel: str | None, why: str, status: int | None = None
 ) -> SlackMalformedResponseError:
