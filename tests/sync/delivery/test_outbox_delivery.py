@@ -87,6 +87,9 @@ def test_deliver_given_slack_down_keeps_row_pending_and_sends_later(world, tmp_p
     assert [d.status for d in slack] == ["retrying"]
     assert first.exit_code == 0  # transient: not a failure of the pass
     assert world.slack.top_level(DEMO_CHANNEL) == []
+    [row] = runtime.store.list_outbox(target=f"slack:{DEMO_CHANNEL}")
+    # The first failed try waits the policy's first step (30 s), not its second.
+    assert (row.attempts, row.next_attempt_at - now[0]) == (1, timedelta(seconds=30))
     world.slack.clear_faults()
     now[0] += timedelta(minutes=5)
     second = runtime.run_locked(PassOptions())

@@ -145,7 +145,8 @@ class OutboxDeliverer:
             store.mark_failed(row.id, error=str(error))
             return Delivery(row.route, row.target, action, "failed", str(error))
         except TransientError as error:
-            when = self.clock() + retry_delay(row.attempts + 1, error.retry_after)
+            # The claim has counted this try already: attempts is 1 after the first.
+            when = self.clock() + retry_delay(row.attempts, error.retry_after)
             store.mark_retry(row.id, next_attempt_at=when, error=str(error))
             return Delivery(row.route, row.target, action, "retrying", str(error))
         except Exception as error:  # one broken row must not block the rows behind it
