@@ -213,7 +213,13 @@ class RetryPolicy:
 
     ``max_delay`` caps the exponential backoff; the server's ``Retry-After``
     is a floor above it, itself clamped to ``max_retry_after`` when set (a
-    server may ask for absurd waits).
+    server may ask for absurd waits). ``max_total_wait`` bounds the sum of the
+    waits of one call: several ``Retry-After: 60`` in a row must not hold a
+    pass (and its lock) for minutes, so once the next wait would pass the
+    budget the error is re-raised for the caller to reschedule. ``deadline``
+    bounds one request from sending to the last byte of its body (a server
+    that drips its answer passes every per-read ``timeout``); transports that
+    stream their bodies honour it.
     """
 
     max_attempts: int = 6
@@ -222,6 +228,8 @@ class RetryPolicy:
     jitter: float = 0.25
     timeout: float = DEFAULT_TIMEOUT_SECONDS
     max_retry_after: float | None = None
+    max_total_wait: float | None = 90.0
+    deadline: float | None = 60.0
 
     def retries_in_process(self, error: BaseException) -> bool:
         """Whether ``error`` is worth another try here, now (not on a later pass).
@@ -256,7 +264,8 @@ REQUEST_POLICY = RetryPolicy()
 #: 30 s doubling to an hour, exact (no jitter: rows are already spread by the
 #: passes), and a server's wait honoured up to a day, as long as a row is held back.
 DELIVERY_POLICY = RetryPolicy(
-    base_delay=30.0, max_delay=3600.0, jitter=0.0, max_retry_after=86400.0
+    base_delay=30.0, max_delay=3600.0, jitter=0.0, max_retry_after=86400.0,
+    max_total_wait=None,
 )
 
 
@@ -312,9 +321,15 @@ class Retrier:
         if state.next_action is not None:
             self.waits.append(float(state.next_action.sleep))
 
+    def _over_budget(self, state: RetryCallState) -> bool:
+        # ``idle_for`` is what this call has slept so far; ``upcoming_sleep`` the
+        # wait tenacity just computed for the next attempt.
+        budget = self.policy.max_total_wait
+        return budget is not None and state.idle_for + state.upcoming_sleep > budget
+
     def call(self, operation: Callable[[], T]) -> T:
         retrying = Retrying(
-            stop=stop_after_attempt(self.policy.max_attempts),
+            stop=stop_after_attempt(self.policy.max_attempts) | self._over_budget,
             wait=self._wait,
             retry=retry_if_exception(self.policy.retries_in_process),
             sleep=self.sleep,
