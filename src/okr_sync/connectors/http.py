@@ -37,7 +37,13 @@ from enum import StrEnum
 from typing import TypeVar
 
 import requests
-from tenacity import RetryCallState, Retrying, retry_if_exception, stop_after_attempt
+import urllib3
+from tenacity import (
+    RetryCallState,
+    Retrying,
+    retry_if_exception,
+    stop_after_attempt,
+)
 
 from okr_sync.connectors.errors import TransientError
 
@@ -151,6 +157,12 @@ EXCEPTION_RESOLUTIONS: tuple[tuple[type[BaseException], Resolution], ...] = (
     (requests.exceptions.ChunkedEncodingError, _retry(Problem.INCOMPLETE_RESPONSE, ambiguous=True)),
     (requests.exceptions.ContentDecodingError, _retry(Problem.INCOMPLETE_RESPONSE, ambiguous=True)),
     (http.client.IncompleteRead, _retry(Problem.INCOMPLETE_RESPONSE, ambiguous=True)),
+    # urllib3's own, raised while a streamed body is read (requests wraps them
+    # only inside ``iter_content``).
+    (urllib3.exceptions.SSLError, _fail(FailureType.CONFIG, Problem.TLS)),
+    (urllib3.exceptions.ReadTimeoutError, _retry(Problem.TIMEOUT, ambiguous=True)),
+    (urllib3.exceptions.ProtocolError, _retry(Problem.INCOMPLETE_RESPONSE, ambiguous=True)),
+    (urllib3.exceptions.DecodeError, _retry(Problem.INCOMPLETE_RESPONSE, ambiguous=True)),
     (requests.exceptions.ConnectionError, _retry(Problem.CONNECTION, ambiguous=True)),
     (ConnectionError, _retry(Problem.CONNECTION, ambiguous=True)),
     (http.client.HTTPException, _retry(Problem.CONNECTION, ambiguous=True)),
@@ -207,6 +219,14 @@ class ErrorTable:
 DEFAULT_ERROR_TABLE = ErrorTable()
 
 
+class RequestDeadlineError(TransientError):
+    """One request took longer than :attr:`RetryPolicy.deadline` (a body dripping in).
+
+    Transient, but not retried in-process: another try could hold the pass as
+    long again; a later pass tries again.
+    """
+
+
 @dataclass(frozen=True)
 class RetryPolicy:
     """How often and how patiently to retry transient failures.
@@ -237,7 +257,7 @@ class RetryPolicy:
         A server asking for a longer wait than :attr:`max_delay` is honoured by
         the caller rescheduling, never by sleeping that long in-process.
         """
-        if not isinstance(error, TransientError):
+        if not isinstance(error, TransientError) or isinstance(error, RequestDeadlineError):
             return False
         return error.retry_after is None or error.retry_after <= self.max_delay
 
@@ -321,7 +341,9 @@ class Retrier:
         if state.next_action is not None:
             self.waits.append(float(state.next_action.sleep))
 
-    def _over_budget(self, state: RetryCallState) -> bool:
+    def _stop(self, state: RetryCallState) -> bool:
+        if stop_after_attempt(self.policy.max_attempts)(state):
+            return True
         # ``idle_for`` is what this call has slept so far; ``upcoming_sleep`` the
         # wait tenacity just computed for the next attempt.
         budget = self.policy.max_total_wait
@@ -329,7 +351,7 @@ class Retrier:
 
     def call(self, operation: Callable[[], T]) -> T:
         retrying = Retrying(
-            stop=stop_after_attempt(self.policy.max_attempts) | self._over_budget,
+            stop=self._stop,
             wait=self._wait,
             retry=retry_if_exception(self.policy.retries_in_process),
             sleep=self.sleep,
