@@ -7,13 +7,19 @@ end like a clean answer, or in one typed error or warning naming what is wrong.
 from __future__ import annotations
 
 import time
-from typing import Any
+from typing import Any, Literal
 
 import pytest
 from pydantic import SecretStr
 
 from okr_sync.connectors.http import RequestDeadlineError, RetryPolicy
-from okr_sync.connectors.jira.client import JiraClient, JiraSource
+from okr_sync.connectors.jira.client import (
+    UNKNOWN_TIMEZONE_FALLBACK,
+    JiraClient,
+    JiraSource,
+    is_cloud_site,
+)
+from okr_sync.connectors.jira.paging import STORY_POINTS_SCHEMA
 from okr_sync.sandbox.jira.data import generate_dataset
 from okr_sync.sandbox.jira.server import JiraSandbox
 
@@ -55,3 +61,93 @@ def test_request_given_slow_body_within_the_deadline_reads_it_whole(jira: JiraSa
     jira.faults.drip(0.001, paths="serverInfo")
     with _client(jira, retry=RetryPolicy(deadline=30.0)) as client:
         assert client.server_info()["deploymentType"] == "Cloud"
+
+
+# -- 1: a timeZone ZoneInfo cannot load -------------------------------------------------
+def _with(**changes: Any) -> Any:
+    def rewrite(payload: Any) -> Any:
+        return {**payload, **changes}
+
+    return rewrite
+
+
+@pytest.mark.parametrize(
+    "name",
+    ["America", "Europe/" + "x" * 300, "Etc/\x00UTC", "../../etc/passwd", "Mars/Olympus", 42],
+)
+def test_user_timezone_given_name_zoneinfo_cannot_load_falls_back_and_warns_once(
+    jira: JiraSandbox, name: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    jira.faults.rewrite(_with(timeZone=name), paths="myself")
+    with _client(jira) as client, caplog.at_level("WARNING"):
+        zone = client.user_timezone()
+        again = client.user_timezone()
+
+    assert zone is again is UNKNOWN_TIMEZONE_FALLBACK
+    warnings = [r for r in caplog.records if "no usable time zone" in r.getMessage()]
+    assert len(warnings) == 1
+
+
+def test_user_timezone_given_valid_name_uses_it_without_warning(
+    jira: JiraSandbox, caplog: pytest.LogCaptureFixture
+) -> None:
+    with _client(jira) as client, caplog.at_level("WARNING"):
+        assert client.user_timezone().key == "America/New_York"
+    assert not caplog.records
+
+
+# -- 2: /field entries without a usable id or name ---------------------------------------
+def test_story_points_fields_given_field_entries_without_id_or_name_skips_them(
+    jira: JiraSandbox,
+) -> None:
+    broken = [
+        {"name": "Story point estimate", "schema": {"custom": STORY_POINTS_SCHEMA}},
+        {"id": 10016, "name": "Story Points"},
+        {"id": "customfield_99", "name": None},
+        {"id": "", "name": "Story Points"},
+        "not an object",
+        None,
+    ]
+    jira.faults.rewrite(lambda catalog: [*broken, *catalog], paths="/field")
+    with _client(jira) as client:
+        assert client.story_points_fields() == ("customfield_10016",)
+        issues = list(client.search('project = "ENT"'))
+    assert issues and any(i.story_points is not None for i in issues)
+
+
+# -- 6: serverInfo without deploymentType --------------------------------------------------
+def _without_deployment_type(payload: Any) -> Any:
+    return {k: v for k, v in payload.items() if k != "deploymentType"}
+
+
+@pytest.mark.parametrize("deployment", ["cloud", "dc"])
+def test_is_cloud_given_server_info_without_deployment_type_tells_cloud_from_dc(
+    deployment: Literal["cloud", "dc"],
+) -> None:
+    with JiraSandbox(generate_dataset(seed=11, issues=30), deployment=deployment) as sandbox:
+        sandbox.faults.rewrite(_without_deployment_type, paths="serverInfo")
+        with _client(sandbox) as client:
+            assert client.is_cloud is (deployment == "cloud")
+            # The search runs on the matching API (v3 token paging / v2 offsets).
+            assert len(list(client.search('project = "ENT"'))) > 0
+
+
+@pytest.mark.parametrize(
+    ("url", "info", "cloud"),
+    [
+        ("https://acme.atlassian.net", {}, True),
+        ("https://acme.jira.com", {"versionNumbers": [9, 12, 0]}, True),
+        ("https://acme.jira-dev.com", {}, True),
+        ("https://jira.acme.example", {"displayUrl": "https://jira.acme.example"}, True),
+        ("https://jira.acme.example", {"versionNumbers": [1001, 0, 0]}, True),
+        ("https://jira.acme.example", {"versionNumbers": [9, 12, 15]}, False),
+        ("https://jira.acme.example", {}, False),
+        ("https://notatlassian.net", {}, False),
+        ("https://acme.atlassian.net", {"deploymentType": "Server"}, False),
+        ("https://jira.acme.example", {"deploymentType": "Cloud"}, True),
+    ],
+)
+def test_is_cloud_site_given_url_and_server_info_detects_cloud(
+    url: str, info: dict[str, Any], cloud: bool
+) -> None:
+    assert is_cloud_site(url, info) is cloud

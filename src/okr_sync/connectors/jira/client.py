@@ -15,6 +15,7 @@ No OKR logic: plain data in (JQL, field ids), plain records out.
 
 from __future__ import annotations
 
+import logging
 import random
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
@@ -22,6 +23,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from types import TracebackType
 from typing import Any, NamedTuple, TypeVar
+from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import requests
@@ -87,6 +89,15 @@ DC_ID_PAGE_SIZE = 1000
 UNKNOWN_TIMEZONE_FALLBACK = ZoneInfo("Etc/GMT+12")
 
 _SERVER_INFO_VERSION = "2"
+
+#: Hosts Atlassian serves Cloud sites on (production, legacy, development).
+CLOUD_HOST_SUFFIXES = (".atlassian.net", ".jira.com", ".jira-dev.com")
+#: serverInfo fields only Cloud returns (the v3 spec; Data Center has none of them).
+_CLOUD_ONLY_INFO = ("displayUrl", "displayUrlConfluence", "displayUrlServicedeskHelpCenter")
+# Cloud's version line is 1001.x; Data Center's majors are single or double digits.
+_CLOUD_MIN_MAJOR = 1000
+
+_log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
@@ -159,6 +170,43 @@ def jira_session(source: JiraSource) -> requests.Session:
     return session
 
 
+def load_timezone(name: Any) -> ZoneInfo | None:
+    """The zone ``name`` names, ``None`` for anything :class:`ZoneInfo` cannot load.
+
+    Not only unknown names: a tzdata folder (``"America"``) raises
+    ``IsADirectoryError``, a 300-byte name ``OSError`` (name too long), a NUL
+    ``ValueError``.
+    """
+    if not isinstance(name, str) or not name:
+        return None
+    try:
+        return ZoneInfo(name)
+    except (ZoneInfoNotFoundError, OSError, ValueError):
+        return None
+
+
+def _describe_zone(name: Any) -> str:
+    if not isinstance(name, str):
+        return "missing" if name is None else f"of type {type(name).__name__}"
+    return repr(name[:60] + ("..." if len(name) > 60 else ""))
+
+
+def is_cloud_site(base_url: str, info: Mapping[str, Any]) -> bool:
+    """Whether a site is Jira Cloud, from its URL and ``serverInfo`` answer."""
+    deployment = info.get("deploymentType")
+    if isinstance(deployment, str) and deployment:
+        return deployment.casefold() == "cloud"
+    host = (urlsplit(base_url).hostname or "").casefold()
+    if host.endswith(CLOUD_HOST_SUFFIXES):
+        return True
+    if any(name in info for name in _CLOUD_ONLY_INFO):
+        return True
+    numbers = info.get("versionNumbers")
+    if isinstance(numbers, list) and numbers and isinstance(numbers[0], int):
+        return numbers[0] >= _CLOUD_MIN_MAJOR
+    return False
+
+
 class JiraClient:
     """A connection to one Jira site. Not thread-safe; one per sync pass is typical."""
 
@@ -228,7 +276,9 @@ class JiraClient:
 
     @property
     def is_cloud(self) -> bool:
-        return self.server_info().get("deploymentType") == "Cloud"
+        """Cloud by ``deploymentType`` when sent (the spec makes it optional), else by the
+        host or by the fields only Cloud's serverInfo has."""
+        return is_cloud_site(self._source.base_url, self.server_info())
 
     @property
     def _api(self) -> str:
@@ -238,13 +288,15 @@ class JiraClient:
         """The calling user's profile timezone (``GET myself``), in which JQL dates are read."""
         if self._timezone is None:
             me = self._transport.call("GET", "myself", version=self._api, parse=self._mapping)
-            name = me.get("timeZone")
-            zone = UNKNOWN_TIMEZONE_FALLBACK
-            if isinstance(name, str) and name:
-                try:
-                    zone = ZoneInfo(name)
-                except (ZoneInfoNotFoundError, ValueError):
-                    zone = UNKNOWN_TIMEZONE_FALLBACK
+            zone = load_timezone(me.get("timeZone"))
+            if zone is None:
+                # Once per client: the zone is cached, so later passes do not repeat it.
+                _log.warning(
+                    "Jira at %s names no usable time zone for the user (timeZone %s); "
+                    "JQL dates are read in %s",
+                    self.site, _describe_zone(me.get("timeZone")), UNKNOWN_TIMEZONE_FALLBACK.key,
+                )
+                zone = UNKNOWN_TIMEZONE_FALLBACK
             self._timezone = zone
         return self._timezone
 
