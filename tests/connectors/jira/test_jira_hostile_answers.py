@@ -12,14 +12,16 @@ from typing import Any, Literal
 import pytest
 from pydantic import SecretStr
 
+from okr_sync.connectors.errors import MalformedResponseError, PermanentError
 from okr_sync.connectors.http import RequestDeadlineError, RetryPolicy
 from okr_sync.connectors.jira.client import (
     UNKNOWN_TIMEZONE_FALLBACK,
     JiraClient,
+    JiraMalformedCountError,
     JiraSource,
-    is_cloud_site,
 )
 from okr_sync.connectors.jira.paging import STORY_POINTS_SCHEMA
+from okr_sync.connectors.jira.site import is_cloud_site
 from okr_sync.sandbox.jira.data import generate_dataset
 from okr_sync.sandbox.jira.server import JiraSandbox
 
@@ -151,3 +153,31 @@ def test_is_cloud_site_given_url_and_server_info_detects_cloud(
     url: str, info: dict[str, Any], cloud: bool
 ) -> None:
     assert is_cloud_site(url, info) is cloud
+
+
+# -- 3: counts that cannot be counts -------------------------------------------------------
+@pytest.mark.parametrize("count", [-1, 1e30, 10**9 + 1, 10**30, 4.5, "12", True, None])
+@pytest.mark.parametrize("deployment", ["cloud", "dc"])
+def test_approximate_count_given_impossible_count_refuses_it_naming_the_query(
+    deployment: Literal["cloud", "dc"], count: Any
+) -> None:
+    name, path = ("count", "approximate-count") if deployment == "cloud" else ("total", "/search")
+    jql = "project = SUP AND priority = Highest"
+    with JiraSandbox(generate_dataset(seed=11, issues=30), deployment=deployment) as sandbox:
+        sandbox.faults.rewrite(_with(**{name: count}), paths=path)
+        with _client(sandbox) as client, pytest.raises(JiraMalformedCountError) as raised:
+            client.approximate_count(jql, context="CO-1.KR2")
+        # Refused once, not retried: Jira would count the same query the same way.
+        assert sandbox.log.count(path=path) == 1
+
+    error = raised.value
+    assert isinstance(error, MalformedResponseError) and isinstance(error, PermanentError)
+    assert "CO-1.KR2" in str(error) and error.context == "CO-1.KR2" and error.jql == jql
+
+
+@pytest.mark.parametrize("count", [0, 10**9])
+def test_approximate_count_given_count_at_the_bounds_returns_it(jira: JiraSandbox,
+                                                                count: int) -> None:
+    jira.faults.rewrite(_with(count=count), paths="approximate-count")
+    with _client(jira) as client:
+        assert client.approximate_count("project = SUP") == count

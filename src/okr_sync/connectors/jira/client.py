@@ -23,8 +23,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from types import TracebackType
 from typing import Any, NamedTuple, TypeVar
-from urllib.parse import urlsplit
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from zoneinfo import ZoneInfo
 
 import requests
 from pydantic import SecretStr
@@ -41,7 +40,6 @@ from okr_sync.connectors.jira.paging import (
     TokenPage,
     epic_link_field_id,
     field_catalog,
-    int_field,
     story_points_candidates,
     unique,
 )
@@ -51,10 +49,12 @@ from okr_sync.connectors.jira.records import (
     JiraIssueShapeError,
     parse_jira_datetime,
 )
+from okr_sync.connectors.jira.site import describe_zone, is_cloud_site, load_timezone
 from okr_sync.connectors.jira.source import AUTO, JiraSource
 from okr_sync.connectors.jira.transport import (
     JiraApiRemovedError,
     JiraAuthError,
+    JiraMalformedCountError,
     JiraPageTokenError,
     JiraPagingError,
     JiraQueryError,
@@ -69,6 +69,7 @@ __all__ = [
     "JiraClient",
     "JiraIssue",
     "JiraIssueShapeError",
+    "JiraMalformedCountError",
     "JiraPageTokenError",
     "JiraPagingError",
     "JiraQueryError",
@@ -83,19 +84,14 @@ CLOUD_ID_PAGE_SIZE = 5000
 # Data Center's default cap (jira.search.views.default.max); the server's
 # answer is read back anyway.
 DC_ID_PAGE_SIZE = 1000
+#: No Jira site holds more issues than this: a larger count is not a count.
+MAX_COUNT = 10**9
 
 #: Used when /myself names no usable timezone: a literal read in the
 #: westernmost zone is never later than the instant under any other zone.
 UNKNOWN_TIMEZONE_FALLBACK = ZoneInfo("Etc/GMT+12")
 
 _SERVER_INFO_VERSION = "2"
-
-#: Hosts Atlassian serves Cloud sites on (production, legacy, development).
-CLOUD_HOST_SUFFIXES = (".atlassian.net", ".jira.com", ".jira-dev.com")
-#: serverInfo fields only Cloud returns (the v3 spec; Data Center has none of them).
-_CLOUD_ONLY_INFO = ("displayUrl", "displayUrlConfluence", "displayUrlServicedeskHelpCenter")
-# Cloud's version line is 1001.x; Data Center's majors are single or double digits.
-_CLOUD_MIN_MAJOR = 1000
 
 _log = logging.getLogger(__name__)
 
@@ -168,43 +164,6 @@ def jira_session(source: JiraSource) -> requests.Session:
         assert source.email is not None and source.api_token is not None
         session.auth = _BasicAuth(source.email, source.api_token)
     return session
-
-
-def load_timezone(name: Any) -> ZoneInfo | None:
-    """The zone ``name`` names, ``None`` for anything :class:`ZoneInfo` cannot load.
-
-    Not only unknown names: a tzdata folder (``"America"``) raises
-    ``IsADirectoryError``, a 300-byte name ``OSError`` (name too long), a NUL
-    ``ValueError``.
-    """
-    if not isinstance(name, str) or not name:
-        return None
-    try:
-        return ZoneInfo(name)
-    except (ZoneInfoNotFoundError, OSError, ValueError):
-        return None
-
-
-def _describe_zone(name: Any) -> str:
-    if not isinstance(name, str):
-        return "missing" if name is None else f"of type {type(name).__name__}"
-    return repr(name[:60] + ("..." if len(name) > 60 else ""))
-
-
-def is_cloud_site(base_url: str, info: Mapping[str, Any]) -> bool:
-    """Whether a site is Jira Cloud, from its URL and ``serverInfo`` answer."""
-    deployment = info.get("deploymentType")
-    if isinstance(deployment, str) and deployment:
-        return deployment.casefold() == "cloud"
-    host = (urlsplit(base_url).hostname or "").casefold()
-    if host.endswith(CLOUD_HOST_SUFFIXES):
-        return True
-    if any(name in info for name in _CLOUD_ONLY_INFO):
-        return True
-    numbers = info.get("versionNumbers")
-    if isinstance(numbers, list) and numbers and isinstance(numbers[0], int):
-        return numbers[0] >= _CLOUD_MIN_MAJOR
-    return False
 
 
 class JiraClient:
@@ -294,7 +253,7 @@ class JiraClient:
                 _log.warning(
                     "Jira at %s names no usable time zone for the user (timeZone %s); "
                     "JQL dates are read in %s",
-                    self.site, _describe_zone(me.get("timeZone")), UNKNOWN_TIMEZONE_FALLBACK.key,
+                    self.site, describe_zone(me.get("timeZone")), UNKNOWN_TIMEZONE_FALLBACK.key,
                 )
                 zone = UNKNOWN_TIMEZONE_FALLBACK
             self._timezone = zone
@@ -375,24 +334,39 @@ class JiraClient:
     def approximate_count(self, jql: str, *, context: str | None = None) -> int:
         """Cloud ``search/approximate-count``; Data Center: the ``total`` of an empty page."""
         query = QueryContext(jql, context)
+        name = "count" if self.is_cloud else "total"
+        # The body's shape is checked inside the retried call (a broken answer
+        # may be weather), the number outside it: the same query gets the same count.
         if self.is_cloud:
-            return self._transport.call(
+            value = self._transport.call(
                 "POST",
                 "search/approximate-count",
                 version="3",
                 body={"jql": jql},
                 query=query,
-                parse=lambda data: int_field(data, "count", self.site),
+                parse=lambda data: self._mapping(data).get(name),
             )
-        params = {"jql": jql, "startAt": 0, "maxResults": 0, "fields": "id"}
-        return self._transport.call(
-            "GET",
-            "search",
-            version="2",
-            params=params,
-            query=query,
-            parse=lambda data: int_field(data, "total", self.site),
-        )
+        else:
+            params = {"jql": jql, "startAt": 0, "maxResults": 0, "fields": "id"}
+            value = self._transport.call(
+                "GET",
+                "search",
+                version="2",
+                params=params,
+                query=query,
+                parse=lambda data: self._mapping(data).get(name),
+            )
+        return self._count(value, name, query)
+
+    def _count(self, value: Any, name: str, query: QueryContext) -> int:
+        if isinstance(value, int) and not isinstance(value, bool) and 0 <= value <= MAX_COUNT:
+            return value
+        shown = repr(value)[:40] if value is not None else "nothing"
+        raise JiraMalformedCountError(
+            f"Jira at {self.site} answered the count of {query.owner()} with {name} {shown}, "
+            f"not a whole number from 0 to {MAX_COUNT:,}; JQL: {query.jql}",
+            jql=query.jql, context=query.context,
+        )  # fmt: skip
 
     def _issue_id(self, raw: Mapping[str, Any]) -> str:
         ident = raw.get("id")

@@ -82,6 +82,20 @@ class JiraPagingError(PermanentError):
     """Paging did not end within the hard page limit, or the server repeated a page."""
 
 
+class JiraMalformedCountError(MalformedResponseError, PermanentError):
+    """A count that cannot be one (negative, not an integer, absurdly large).
+
+    Malformed, and permanent too: Jira answers the same query the same way, so
+    it is not retried, and the owner of the query fails like a refused query
+    (its KR keeps its last value) instead of being scored on a made-up number.
+    """
+
+    def __init__(self, message: str, *, jql: str, context: str | None) -> None:
+        super().__init__(message)
+        self.jql = jql
+        self.context = context
+
+
 class JiraAuthError(AuthError):
     """Jira rejected the credentials (401) or refused access (403)."""
 
