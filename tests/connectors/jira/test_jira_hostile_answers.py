@@ -181,3 +181,26 @@ def test_approximate_count_given_count_at_the_bounds_returns_it(jira: JiraSandbo
     jira.faults.rewrite(_with(count=count), paths="approximate-count")
     with _client(jira) as client:
         assert client.approximate_count("project = SUP") == count
+
+
+# -- 7: credentials an HTTP header cannot carry --------------------------------------------
+@pytest.mark.parametrize(
+    ("credentials", "named"),
+    [
+        ({"email": "bot@example.com", "api_token": SecretStr("tok\u2019en-secret")}, "API token"),
+        ({"pat": SecretStr("\u201cpat-secret\u201d")}, "personal access token"),
+        ({"email": "b\u00f6t\u2014@example.com", "api_token": SecretStr("token")}, "email"),
+    ],
+)
+def test_source_given_credential_outside_latin1_refuses_at_start_naming_the_setting(
+    credentials: dict[str, Any], named: str
+) -> None:
+    with pytest.raises(ValueError, match=named) as raised:
+        JiraSource("https://acme.atlassian.net", **credentials)
+    assert "secret" not in str(raised.value)
+
+
+def test_source_given_latin1_credentials_accepts_them() -> None:
+    source = JiraSource("https://acme.atlassian.net", email="b\u00f6t@example.com",
+                        api_token=SecretStr("caf\u00e9-token"))
+    assert source.auth_kind == "basic"
