@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+from datetime import datetime, timedelta
 from typing import Any
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -50,3 +51,8 @@ def is_cloud_site(base_url: str, info: Mapping[str, Any]) -> bool:
     if isinstance(numbers, list) and numbers and isinstance(numbers[0], int):
         return numbers[0] >= _CLOUD_MIN_MAJOR
     return False
+
+
+def clamp_to_server_time(updated: datetime, server_now: datetime, skew: timedelta) -> datetime:
+    """``updated``, or the server's now plus ``skew`` when it claims to be later."""
+    return min(updated, server_now + skew)

@@ -14,6 +14,7 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
@@ -331,6 +332,8 @@ class JiraTransport:
         self._deadline = retrier.policy.deadline
         self._monotonic = time.monotonic
         self.request_count = 0
+        #: The ``Date`` header of the last answer (Jira's clock), when it had one.
+        self.server_date: datetime | None = None
 
     @property
     def site(self) -> str:
@@ -394,6 +397,7 @@ class JiraTransport:
             content = self._read_body(response, started, operation)
         finally:
             response.close()
+        self.server_date = _http_date(response.headers.get("Date")) or self.server_date
         if JIRA_ERROR_TABLE.for_status(response.status_code).action is not Action.IGNORE:
             # ``from None`` like every connector error: nothing chained can carry the request.
             raise classify_status(
@@ -432,6 +436,16 @@ class JiraTransport:
                 f"Jira at {self._site}: {operation} did not complete within the "
                 f"{self._deadline:g} s request deadline (the answer arrived too slowly)"
             )
+
+
+def _http_date(value: str | None) -> datetime | None:
+    if not value:
+        return None
+    try:
+        when = parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return when if when.tzinfo is not None else when.replace(tzinfo=UTC)
 
 
 def _json_or_none(content: bytes) -> Any:
