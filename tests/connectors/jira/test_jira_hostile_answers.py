@@ -6,7 +6,9 @@ end like a clean answer, or in one typed error or warning naming what is wrong.
 
 from __future__ import annotations
 
+import itertools
 import time
+from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
 import pytest
@@ -16,8 +18,10 @@ from okr_sync.connectors.errors import MalformedResponseError, PermanentError
 from okr_sync.connectors.http import RequestDeadlineError, RetryPolicy
 from okr_sync.connectors.jira.client import (
     UNKNOWN_TIMEZONE_FALLBACK,
+    UPDATED_SKEW,
     JiraClient,
     JiraMalformedCountError,
+    JiraPagingError,
     JiraSource,
 )
 from okr_sync.connectors.jira.paging import STORY_POINTS_SCHEMA
@@ -204,3 +208,129 @@ def test_source_given_latin1_credentials_accepts_them() -> None:
     source = JiraSource("https://acme.atlassian.net", email="b\u00f6t@example.com",
                         api_token=SecretStr("caf\u00e9-token"))
     assert source.auth_kind == "basic"
+
+
+# -- 4: story points no estimate can be ----------------------------------------------------
+def _first_issue(**changes: Any) -> Any:
+    def rewrite(payload: Any) -> Any:
+        issues = [dict(issue) for issue in payload["issues"]]
+        first = issues[0]
+        fields = dict(first.get("fields") or {})
+        for name, value in changes.items():
+            if name in ("id", "key"):
+                first[name] = value
+            elif value is _DROP:
+                fields.pop(name, None)
+            else:
+                fields[name] = value
+        first["fields"] = fields
+        return {**payload, "issues": [first, *issues[1:]]}
+
+    return rewrite
+
+
+_DROP = object()
+POINTS = "customfield_10016"
+
+
+@pytest.mark.parametrize(
+    "points",
+    [float("nan"), float("inf"), float("-inf"), 1e308, -1000, 10**400, "NaN", "1e999", "-3",
+     [5], {"value": 5}, True],
+)
+def test_search_given_story_points_no_estimate_can_be_reads_them_as_unset(
+    jira: JiraSandbox, points: Any
+) -> None:
+    jira.faults.rewrite(_first_issue(**{POINTS: points}), paths="search/jql")
+    with _client(jira) as client:
+        issues = list(client.search('project = "ENT"', [POINTS]))
+    assert issues[0].story_points is None
+    assert all(i.story_points is None or 0 <= i.story_points <= 1e6 for i in issues)
+
+
+@pytest.mark.parametrize("value", [float("nan"), float("inf")])
+def test_search_given_non_finite_raw_field_keeps_it_out_as_empty(
+    jira: JiraSandbox, value: float
+) -> None:
+    jira.faults.rewrite(_first_issue(customfield_20000=value), paths="search/jql")
+    with _client(jira) as client:
+        issues = list(client.search('project = "ENT"', ["customfield_20000"]))
+    assert issues[0].fields["customfield_20000"] is None
+
+
+def test_search_given_issue_without_status_reads_it_as_no_status_not_done(
+    jira: JiraSandbox,
+) -> None:
+    jira.faults.rewrite(_first_issue(status=_DROP), paths="search/jql")
+    with _client(jira) as client:
+        first = next(iter(client.search('project = "ENT"')))
+    assert first.status == "" and first.status_category == "undefined"
+
+
+# -- 5: ids and keys that are not what Jira promises -----------------------------------------
+@pytest.mark.parametrize(
+    "identity",
+    [{"key": "SUP-\u00b2"}, {"key": "SUP-\u0663"}, {"key": "sup-1"}, {"key": "SUP-1 OR x"},
+     {"id": "12 OR id > 0"}, {"id": "\u00b9\u00b2"}, {"id": -4}, {"id": "1.5"}],
+)
+def test_search_given_issue_with_unpromised_id_or_key_skips_and_counts_it(
+    jira: JiraSandbox, identity: dict[str, Any], caplog: pytest.LogCaptureFixture
+) -> None:
+    jira.faults.rewrite(_first_issue(**identity), paths="search/jql")
+    with _client(jira) as client, caplog.at_level("WARNING"):
+        issues = list(client.search('project = "ENT"'))
+        expected = sum(1 for r in jira.dataset if r.project == "ENT")
+    assert len(issues) == expected - 1
+    assert len(client.skipped_issues) == 1
+    assert all(i.id.isascii() and i.id.isdigit() for i in issues)
+    assert sum("skipped" in r.getMessage() for r in caplog.records) == 1
+
+
+@pytest.mark.parametrize("ident", ["12 OR id > 0", "\u00b2", "-4"])
+def test_search_ids_given_id_that_is_not_ascii_digits_never_returns_it(
+    jira: JiraSandbox, ident: str
+) -> None:
+    jira.faults.rewrite(_first_issue(id=ident), paths="search/jql")
+    with _client(jira) as client:
+        ids = client.search_ids('project = "ENT"')
+    assert ident not in ids and ids
+    assert all(i.isascii() and i.isdigit() for i in ids)
+    assert len(client.skipped_issues) == 1
+
+
+# -- 8: an issue updated in the future ------------------------------------------------------
+def test_high_water_mark_given_issue_updated_in_2099_clamps_to_server_time_and_warns_once(
+    jira: JiraSandbox, caplog: pytest.LogCaptureFixture
+) -> None:
+    jira.faults.rewrite(_first_issue(updated="2099-01-01T00:00:00.000+0000"), paths="search/jql")
+    with _client(jira) as client, caplog.at_level("WARNING"):
+        issues = list(client.search('project = "ENT"'))
+        mark = client.high_water_mark(i.updated for i in issues)
+        again = client.high_water_mark(i.updated for i in issues)
+    now = datetime.now(UTC)
+    assert mark is not None and mark == again
+    assert now - timedelta(minutes=2) < mark <= now + UPDATED_SKEW + timedelta(seconds=5)
+    assert sum("after the server's time" in r.getMessage() for r in caplog.records) == 1
+
+
+def test_high_water_mark_given_past_updates_returns_the_newest(jira: JiraSandbox) -> None:
+    with _client(jira) as client:
+        issues = list(client.search('project = "ENT"'))
+        assert client.high_water_mark(i.updated for i in issues) == max(
+            i.updated for i in issues)
+        assert client.high_water_mark([]) is None
+
+
+# -- 9b: pages that hand out tokens and no issues -------------------------------------------
+def test_search_given_empty_pages_with_new_tokens_stops_after_three_as_paging_error(
+    jira: JiraSandbox,
+) -> None:
+    tokens = itertools.count()
+
+    def empty(payload: Any) -> Any:
+        return {"issues": [], "nextPageToken": f"t{next(tokens)}", "isLast": False}
+
+    jira.faults.rewrite(empty, paths="search/jql")
+    with _client(jira) as client, pytest.raises(JiraPagingError, match="3 empty pages"):
+        list(client.search('project = "ENT"'))
+    assert jira.log.count(path="search/jql") == 3

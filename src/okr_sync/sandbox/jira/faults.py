@@ -172,7 +172,7 @@ class FaultInjector:
         self, transform: Callable[[Any], Any], *, paths: tuple[str, ...] | str | None = None,
         count: int | None = None, every: int | None = None, after: int = 0,
     ) -> None:
-        """Answer 200 with ``transform(payload)`` instead of the dataset's JSON.
+        """Answer 200 with ``transform(payload)`` instead of the dataset's JSON (or error).
 
         For answers a real Jira (or an OpenAPI-driven one) may give that the dataset never
         holds: a ``timeZone`` that is a tzdata folder, a field without ``id``, a negative
