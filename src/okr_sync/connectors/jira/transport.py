@@ -395,8 +395,13 @@ class JiraTransport:
             raise _exception_error(error, self._site, operation) from None
         try:
             content = self._read_body(response, started, operation)
-        finally:
+        except BaseException:
+            # A body left half-read: the connection cannot be reused.
             response.close()
+            raise
+        # Read to the end by hand (not through ``content``), so requests does not
+        # know it is consumed: hand the connection back to the pool for keep-alive.
+        response.raw.release_conn()
         self.server_date = _http_date(response.headers.get("Date")) or self.server_date
         if JIRA_ERROR_TABLE.for_status(response.status_code).action is not Action.IGNORE:
             # ``from None`` like every connector error: nothing chained can carry the request.
