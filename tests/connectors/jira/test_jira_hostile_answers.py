@@ -28,6 +28,8 @@ from okr_sync.connectors.jira.paging import STORY_POINTS_SCHEMA
 from okr_sync.connectors.jira.site import is_cloud_site
 from okr_sync.sandbox.jira.data import generate_dataset
 from okr_sync.sandbox.jira.server import JiraSandbox
+from okr_sync.sync.fetch_plan import MembershipQuery, SourceFetchPlan
+from okr_sync.sync.pull import PullOptions, SourcePuller, SourceState
 
 
 def _client(sandbox: JiraSandbox, **options: Any) -> JiraClient:
@@ -334,3 +336,25 @@ def test_search_given_empty_pages_with_new_tokens_stops_after_three_as_paging_er
     with _client(jira) as client, pytest.raises(JiraPagingError, match="3 empty pages"):
         list(client.search('project = "ENT"'))
     assert jira.log.count(path="search/jql") == 3
+
+
+def test_pull_given_negative_count_fails_only_that_kr_and_keeps_the_rest(
+    jira: JiraSandbox,
+) -> None:
+    # How sync/pull.py meets the refusal: the KR's query fails (it keeps its last value),
+    # the source and the other KR go through.
+    jira.faults.rewrite(_with(count=-40), paths="approximate-count", count=1)
+    queries = (
+        MembershipQuery("CO-1.KR2", "project = SUP AND priority = Highest", "count", False),
+        MembershipQuery("CO-1.KR4", "project = SUP", "count", False),
+    )
+    plan = SourceFetchPlan("main", ("ENT",), (), queries)
+    now = datetime.now(UTC)
+    with _client(jira) as client:
+        result = SourcePuller("main", client, plan).pull(
+            SourceState(issues={}, last_full_reconcile=now), PullOptions(now)
+        )
+    assert result.source_error is None
+    assert set(result.failures) == {"CO-1.KR2"} and "CO-1.KR2" in result.failures["CO-1.KR2"]
+    assert "CO-1.KR2" not in result.memberships
+    assert result.memberships["CO-1.KR4"] == sum(1 for r in jira.dataset if r.project == "SUP")
