@@ -14,6 +14,7 @@ from okr_sync.connectors.errors import PermanentError, RateLimitedError, Transie
 from okr_sync.connectors.http import (
     DEFAULT_ERROR_TABLE,
     DELIVERY_POLICY,
+    REQUEST_POLICY,
     UNLISTED_FAILS,
     Action,
     FailureType,
@@ -105,6 +106,37 @@ def test_retrier_given_long_wait_after_short_ones_records_only_the_short_ones() 
     assert raised.value.retry_after == 600
     assert calls["n"] == 2
     assert slept == [3.0] and retrier.waits == slept
+
+
+def test_retrier_given_retry_after_60_five_times_stops_once_the_wait_budget_would_pass() -> None:
+    slept: list[float] = []
+    retrier = Retrier(RetryPolicy(max_delay=60, jitter=0, max_total_wait=90), sleep=slept.append)
+    operation, calls = _failing([RateLimitedError("429", retry_after=60) for _ in range(5)])
+
+    with pytest.raises(RateLimitedError) as raised:
+        retrier.call(operation)
+
+    # One 60 s wait fits the 90 s budget, a second would not: the caller reschedules.
+    assert raised.value.retry_after == 60
+    assert calls["n"] == 2
+    assert slept == [60.0] and retrier.waits == slept
+
+
+def test_retrier_given_no_wait_budget_sleeps_every_allowed_retry() -> None:
+    slept: list[float] = []
+    retrier = Retrier(RetryPolicy(max_delay=60, jitter=0, max_total_wait=None),
+                      sleep=slept.append)
+    operation, calls = _failing([RateLimitedError("429", retry_after=60) for _ in range(3)])
+
+    assert retrier.call(operation) == "ok"
+
+    assert calls["n"] == 4 and slept == [60.0, 60.0, 60.0]
+
+
+def test_request_policy_given_defaults_bounds_waits_and_each_request() -> None:
+    assert REQUEST_POLICY.max_total_wait == 90.0
+    assert REQUEST_POLICY.deadline == 60.0
+    assert DELIVERY_POLICY.max_total_wait is None
 
 
 def test_backoff_given_attempts_grows_and_caps() -> None:

@@ -12,6 +12,7 @@ from okr_sync.config.plan import (
     Selector,
     SumMeasure,
 )
+from okr_sync.scoring.explain import measurement_warnings
 from okr_sync.scoring.measures import SelectorMatcher, measure
 from support.issue_builders import AFTER_START, CYCLE_START, issue
 
@@ -142,3 +143,50 @@ def test_measure_milestone_needs_every_selected_item_done() -> None:
     assert measure(spec, done, SOURCE, cycle_start=CYCLE_START).value == 1
     assert measure(spec, [*done, issue("ENT-3")], SOURCE, cycle_start=CYCLE_START).value == 0
     assert measure(spec, [], SOURCE, cycle_start=CYCLE_START).value == 0
+
+
+UNUSABLE = [float("nan"), float("inf"), float("-inf"), 1e308, -1000.0, 10**400]
+
+
+@pytest.mark.parametrize("bad", UNUSABLE)
+def test_measure_done_ratio_by_points_given_unusable_points_counts_them_as_unestimated(
+    bad: float,
+) -> None:
+    # Records built before the connector refused such values (a stored mirror) still hold them.
+    items = [issue("ENT-1", done=True, points=3), issue("ENT-2", points=bad),
+             issue("ENT-3", points=1)]
+    spec = DoneRatioMeasure(kind="done_ratio", unit="story_points", jql="x")
+    result = measure(spec, items, SOURCE, cycle_start=CYCLE_START)
+    assert result.value == pytest.approx(3 / 4)
+    assert result.unestimated == 1
+    assert result.contributions[1].points is None
+
+
+@pytest.mark.parametrize("bad", [*UNUSABLE, "NaN", "-5", "1e999", [1], {"value": float("nan")}])
+def test_measure_sum_given_unusable_values_counts_them_as_missing(bad: object) -> None:
+    numeric = isinstance(bad, float | int)
+    items = [issue("ENT-1", done=True, points=2, fields={"customfield_10050": 10}),
+             issue("ENT-2", points=bad if numeric else None, fields={"customfield_10050": bad})]
+    points = SumMeasure(kind="sum", field="story_points", jql="x")
+    custom = SumMeasure(kind="sum", field="customfield_10050", jql="x")
+    summed = measure(points, items, SOURCE, cycle_start=CYCLE_START)
+    assert (summed.value, summed.unestimated) == (2, 1)
+    assert measure(custom, items, SOURCE, cycle_start=CYCLE_START).value == 10
+
+
+def test_measure_given_items_without_status_counts_them_not_done_and_warns() -> None:
+    nameless = replace(issue("ENT-2"), status="", status_category="undefined")
+    items = [issue("ENT-1", done=True), nameless, issue("ENT-3")]
+    spec = DoneRatioMeasure(kind="done_ratio", jql="x")
+    result = measure(spec, items, SOURCE, cycle_start=CYCLE_START)
+    assert (result.value, result.no_status) == (pytest.approx(1 / 3), 1)
+    warnings = measurement_warnings(result, uses_points=False, frozen_at_start=None)
+    assert warnings == ["1 selected item has no status (counted as not done)"]
+    by_resolution = JiraSourceConfig(projects=["ENT"], done="resolution")
+    assert measure(spec, items, by_resolution, cycle_start=CYCLE_START).no_status == 0
+
+
+def test_measure_given_key_with_unicode_digits_orders_it_without_crashing() -> None:
+    items = [issue("SUP-\u00b2"), issue("SUP-1")]
+    result = measure(CountMeasure(kind="count", jql="x"), items, SOURCE, cycle_start=CYCLE_START)
+    assert [c.key for c in result.contributions] == ["SUP-\u00b2", "SUP-1"]

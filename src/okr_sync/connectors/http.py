@@ -37,7 +37,13 @@ from enum import StrEnum
 from typing import TypeVar
 
 import requests
-from tenacity import RetryCallState, Retrying, retry_if_exception, stop_after_attempt
+import urllib3
+from tenacity import (
+    RetryCallState,
+    Retrying,
+    retry_if_exception,
+    stop_after_attempt,
+)
 
 from okr_sync.connectors.errors import TransientError
 
@@ -151,6 +157,12 @@ EXCEPTION_RESOLUTIONS: tuple[tuple[type[BaseException], Resolution], ...] = (
     (requests.exceptions.ChunkedEncodingError, _retry(Problem.INCOMPLETE_RESPONSE, ambiguous=True)),
     (requests.exceptions.ContentDecodingError, _retry(Problem.INCOMPLETE_RESPONSE, ambiguous=True)),
     (http.client.IncompleteRead, _retry(Problem.INCOMPLETE_RESPONSE, ambiguous=True)),
+    # urllib3's own, raised while a streamed body is read (requests wraps them
+    # only inside ``iter_content``).
+    (urllib3.exceptions.SSLError, _fail(FailureType.CONFIG, Problem.TLS)),
+    (urllib3.exceptions.ReadTimeoutError, _retry(Problem.TIMEOUT, ambiguous=True)),
+    (urllib3.exceptions.ProtocolError, _retry(Problem.INCOMPLETE_RESPONSE, ambiguous=True)),
+    (urllib3.exceptions.DecodeError, _retry(Problem.INCOMPLETE_RESPONSE, ambiguous=True)),
     (requests.exceptions.ConnectionError, _retry(Problem.CONNECTION, ambiguous=True)),
     (ConnectionError, _retry(Problem.CONNECTION, ambiguous=True)),
     (http.client.HTTPException, _retry(Problem.CONNECTION, ambiguous=True)),
@@ -210,13 +222,27 @@ class ErrorTable:
 DEFAULT_ERROR_TABLE = ErrorTable()
 
 
+class RequestDeadlineError(TransientError):
+    """One request took longer than :attr:`RetryPolicy.deadline` (a body dripping in).
+
+    Transient, but not retried in-process: another try could hold the pass as
+    long again; a later pass tries again.
+    """
+
+
 @dataclass(frozen=True)
 class RetryPolicy:
     """How often and how patiently to retry transient failures.
 
     ``max_delay`` caps the exponential backoff; the server's ``Retry-After``
     is a floor above it, itself clamped to ``max_retry_after`` when set (a
-    server may ask for absurd waits).
+    server may ask for absurd waits). ``max_total_wait`` bounds the sum of the
+    waits of one call: several ``Retry-After: 60`` in a row must not hold a
+    pass (and its lock) for minutes, so once the next wait would pass the
+    budget the error is re-raised for the caller to reschedule. ``deadline``
+    bounds one request from sending to the last byte of its body (a server
+    that drips its answer passes every per-read ``timeout``); transports that
+    stream their bodies honour it.
     """
 
     max_attempts: int = 6
@@ -225,6 +251,8 @@ class RetryPolicy:
     jitter: float = 0.25
     timeout: float = DEFAULT_TIMEOUT_SECONDS
     max_retry_after: float | None = None
+    max_total_wait: float | None = 90.0
+    deadline: float | None = 60.0
 
     def retries_in_process(self, error: BaseException) -> bool:
         """Whether ``error`` is worth another try here, now (not on a later pass).
@@ -232,7 +260,7 @@ class RetryPolicy:
         A server asking for a longer wait than :attr:`max_delay` is honoured by
         the caller rescheduling, never by sleeping that long in-process.
         """
-        if not isinstance(error, TransientError):
+        if not isinstance(error, TransientError) or isinstance(error, RequestDeadlineError):
             return False
         return error.retry_after is None or error.retry_after <= self.max_delay
 
@@ -259,7 +287,8 @@ REQUEST_POLICY = RetryPolicy()
 #: 30 s doubling to an hour, exact (no jitter: rows are already spread by the
 #: passes), and a server's wait honoured up to a day, as long as a row is held back.
 DELIVERY_POLICY = RetryPolicy(
-    base_delay=30.0, max_delay=3600.0, jitter=0.0, max_retry_after=86400.0
+    base_delay=30.0, max_delay=3600.0, jitter=0.0, max_retry_after=86400.0,
+    max_total_wait=None,
 )
 
 
@@ -315,9 +344,17 @@ class Retrier:
         if state.next_action is not None:
             self.waits.append(float(state.next_action.sleep))
 
+    def _stop(self, state: RetryCallState) -> bool:
+        if stop_after_attempt(self.policy.max_attempts)(state):
+            return True
+        # ``idle_for`` is what this call has slept so far; ``upcoming_sleep`` the
+        # wait tenacity just computed for the next attempt.
+        budget = self.policy.max_total_wait
+        return budget is not None and state.idle_for + state.upcoming_sleep > budget
+
     def call(self, operation: Callable[[], T]) -> T:
         retrying = Retrying(
-            stop=stop_after_attempt(self.policy.max_attempts),
+            stop=self._stop,
             wait=self._wait,
             retry=retry_if_exception(self.policy.retries_in_process),
             sleep=self.sleep,

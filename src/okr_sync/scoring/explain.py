@@ -97,7 +97,8 @@ def change_reasons(
 
 def measurement_warnings(measurement: Measurement, *, uses_points: bool,
                          frozen_at_start: int | None) -> list[str]:
-    """Warnings about one KR's selection: empty scope, unestimated items, scope growth.
+    """Warnings about one KR's selection: empty scope, unestimated items, items without a
+    status, scope growth.
 
     ``frozen_at_start`` is how many of the selected items existed at cycle start.
     """
@@ -107,6 +108,11 @@ def measurement_warnings(measurement: Measurement, *, uses_points: bool,
     if uses_points and measurement.unestimated:
         noun = "item has" if measurement.unestimated == 1 else "items have"
         warnings.append(f"{measurement.unestimated} selected {noun} no story points")
+    if measurement.no_status:
+        noun = "item has" if measurement.no_status == 1 else "items have"
+        warnings.append(
+            f"{measurement.no_status} selected {noun} no status (counted as not done)"
+        )
     if frozen_at_start and measurement.selected > frozen_at_start * (1 + SCOPE_GROWTH_WARNING):
         growth = (measurement.selected - frozen_at_start) / frozen_at_start
         warnings.append(

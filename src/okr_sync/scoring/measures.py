@@ -7,6 +7,7 @@ connector. Items are identified by their immutable id, never their key.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -67,6 +68,14 @@ class WorkItem(Protocol):
 
 Counted = Literal["done", "open", "excluded_frozen"]
 
+#: No estimate is larger (the connector refuses such values too; a stored mirror
+#: from before it did may still hold them).
+MAX_POINTS = 1_000_000.0
+#: A summed field's largest usable value: sums of many stay exact in a float.
+MAX_AMOUNT = 1e15
+#: The status category Jira reports for an issue without one (and "No Category").
+NO_STATUS_CATEGORY = "undefined"
+
 
 @dataclass(frozen=True)
 class Contribution:
@@ -108,6 +117,8 @@ class Measurement:
     contributions: tuple[Contribution, ...]
     unestimated: int = 0
     frozen_scope_size: int | None = None
+    #: Selected items without a status (or status category): counted as not done.
+    no_status: int = 0
 
 
 KeyResolver = Callable[[str], str | None]
@@ -183,19 +194,39 @@ def _numeric(value: Any) -> float | None:
     if value is None or isinstance(value, bool):
         return None
     if isinstance(value, int | float):
-        return float(value)
+        return _usable(value, MAX_AMOUNT)
     if isinstance(value, Mapping) and "value" in value:
         return _numeric(value["value"])
     try:
-        return float(str(value))
+        return _usable(float(str(value)), MAX_AMOUNT)
     except ValueError:
         return None
 
 
+def _usable(value: float, limit: float) -> float | None:
+    # NaN, infinities, negatives and absurd values are data errors: summed they
+    # crash the pass (NaN has no JSON) or silently skew the KR (-1000 points
+    # turns a ratio to 0). They count as missing instead.
+    if isinstance(value, int) and abs(value) > limit:
+        return None  # before float(): a huge int overflows it
+    number = float(value)
+    return number if math.isfinite(number) and 0 <= number <= limit else None
+
+
+def story_points(item: WorkItem) -> float | None:
+    """The item's story points, ``None`` when unestimated or not a usable estimate."""
+    points = item.story_points
+    return None if points is None else _usable(points, MAX_POINTS)
+
+
 def field_amount(item: WorkItem, field: str) -> float | None:
     if field == STORY_POINTS:
-        return item.story_points
+        return story_points(item)
     return _numeric(item.fields.get(field))
+
+
+def has_no_status(item: WorkItem) -> bool:
+    return not item.status or item.status_category == NO_STATUS_CATEGORY
 
 
 def measure(
@@ -211,10 +242,12 @@ def measure(
     unit = spec.unit if isinstance(spec, DoneRatioMeasure) else None
     contributions = []
     numerator = denominator = 0.0
-    done_count = unestimated = frozen_size = 0
+    done_count = unestimated = frozen_size = no_status = 0
     for item in selected:
         done = is_done(item, source)
-        points = item.story_points
+        if source.done != "resolution" and has_no_status(item):
+            no_status += 1
+        points = story_points(item)
         counted: Counted = "done" if done else "open"
         amount: float | None = None
         if frozen and item.created >= cycle_start:
@@ -245,6 +278,7 @@ def measure(
         contributions=tuple(contributions),
         unestimated=unestimated,
         frozen_scope_size=frozen_size if frozen else None,
+        no_status=no_status,
     )
 
 
@@ -263,4 +297,5 @@ def _value(spec: JiraMeasure, numerator: float, denominator: float, selected: in
 
 def _key_number(key: str) -> int:
     _, _, number = key.rpartition("-")
-    return int(number) if number.isdigit() else 0
+    # isascii: "²" passes isdigit() but int() refuses it.
+    return int(number) if number.isascii() and number.isdigit() else 0

@@ -136,7 +136,7 @@ def test_search_given_429_with_only_rate_limit_reset_waits_until_reset(
     rsps.post(SEARCH_JQL, status=429, headers={"X-RateLimit-Reset": "2026-11-15T12:02Z"})
     rsps.post(SEARCH_JQL, json={"issues": [], "isLast": True})
     sleep = RecordingSleep()
-    policy = RetryPolicy(max_delay=300)
+    policy = RetryPolicy(max_delay=300, max_total_wait=None)
     list(make_client(cloud_source(retry=policy), sleep=sleep).search("project = ENT"))
     assert sleep.waits[0] >= 120
 

@@ -69,7 +69,7 @@ def make_client(
         tenant_id or sandbox.tenant_id,
         sandbox.service_url,
         http_client=sandbox.msal_http_client(timeout=5.0),
-        policy=RetryPolicy(max_attempts=attempts, timeout=5.0),
+        policy=RetryPolicy(max_attempts=attempts, timeout=5.0, max_total_wait=None),
         sleep=RecordingSleep(),
     )
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+import time
 from collections.abc import Iterator
 
 import pytest
@@ -120,3 +121,33 @@ def test_faults_given_rate_limit_and_burst_a_retrying_fetch_gets_identical_resul
     faulty = fetch_all()
     assert faulty == clean and len(clean) == 150
     assert jira.log.count(status=429) > 0 and jira.log.count(status=503) == 3
+
+
+def test_rewrite_given_transform_answers_its_json_once_then_the_dataset(jira: JiraSandbox) -> None:
+    jira.faults.rewrite(lambda me: {**me, "timeZone": "America"}, paths="/myself", count=1)
+    assert _myself(jira).json()["timeZone"] == "America"
+    assert _myself(jira).json()["timeZone"] == "America/New_York"
+    assert jira.log.count(fault="rewrite") == 1
+
+
+def test_rewrite_given_nan_writes_it_as_python_json_would(jira: JiraSandbox) -> None:
+    jira.faults.rewrite(lambda me: {**me, "points": float("nan")}, paths="/myself")
+    assert '"points":NaN' in _myself(jira).text
+
+
+def test_rewrite_given_a_refused_request_answers_200_with_the_rewrite(jira: JiraSandbox) -> None:
+    jira.faults.rewrite(lambda _: {"issues": [], "nextPageToken": "made-up"}, paths="/search/jql")
+    answer = requests.get(f"{jira.url}/rest/api/3/search/jql",
+                          params={"jql": "project = ENT", "nextPageToken": "no-such-token"},
+                          auth=jira.basic_auth, timeout=TIMEOUT)
+    assert answer.status_code == 200 and answer.json()["nextPageToken"] == "made-up"
+
+
+def test_drip_given_seconds_per_byte_sends_the_body_slowly_but_whole(jira: JiraSandbox) -> None:
+    jira.faults.drip(0.002, paths="/myself", count=1)
+    started = time.monotonic()
+    answer = _myself(jira)
+    elapsed = time.monotonic() - started
+    assert answer.json()["timeZone"] == "America/New_York"
+    assert elapsed >= 0.002 * len(answer.content) * 0.9
+    assert jira.log.count(fault="drip") == 1

@@ -15,17 +15,15 @@ No OKR logic: plain data in (JQL, field ids), plain records out.
 
 from __future__ import annotations
 
+import logging
 import random
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from types import TracebackType
 from typing import Any, NamedTuple, TypeVar
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
-
-import requests
-from pydantic import SecretStr
+from zoneinfo import ZoneInfo
 
 from okr_sync.connectors.errors import MalformedResponseError
 from okr_sync.connectors.http import Retrier
@@ -39,20 +37,29 @@ from okr_sync.connectors.jira.paging import (
     TokenPage,
     epic_link_field_id,
     field_catalog,
-    int_field,
     story_points_candidates,
     unique,
 )
 from okr_sync.connectors.jira.records import (
     STANDARD_FIELDS,
     JiraIssue,
+    JiraIssueIdentityError,
     JiraIssueShapeError,
+    issue_id_text,
     parse_jira_datetime,
+)
+from okr_sync.connectors.jira.session import jira_session
+from okr_sync.connectors.jira.site import (
+    clamp_to_server_time,
+    describe_zone,
+    is_cloud_site,
+    load_timezone,
 )
 from okr_sync.connectors.jira.source import AUTO, JiraSource
 from okr_sync.connectors.jira.transport import (
     JiraApiRemovedError,
     JiraAuthError,
+    JiraMalformedCountError,
     JiraPageTokenError,
     JiraPagingError,
     JiraQueryError,
@@ -67,6 +74,7 @@ __all__ = [
     "JiraClient",
     "JiraIssue",
     "JiraIssueShapeError",
+    "JiraMalformedCountError",
     "JiraPageTokenError",
     "JiraPagingError",
     "JiraQueryError",
@@ -81,12 +89,20 @@ CLOUD_ID_PAGE_SIZE = 5000
 # Data Center's default cap (jira.search.views.default.max); the server's
 # answer is read back anyway.
 DC_ID_PAGE_SIZE = 1000
+#: No Jira site holds more issues than this: a larger count is not a count.
+MAX_COUNT = 10**9
+#: Pages in a row with no issue but a next token: a server paging nothing forever.
+MAX_EMPTY_PAGES = 3
+#: How far past the server's clock an ``updated`` may be before it is not believed.
+UPDATED_SKEW = timedelta(minutes=5)
 
 #: Used when /myself names no usable timezone: a literal read in the
 #: westernmost zone is never later than the instant under any other zone.
 UNKNOWN_TIMEZONE_FALLBACK = ZoneInfo("Etc/GMT+12")
 
 _SERVER_INFO_VERSION = "2"
+
+_log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
@@ -107,56 +123,6 @@ class _FieldIds:
 
 def _utc_now() -> datetime:
     return datetime.now(UTC)
-
-
-class _BearerAuth(requests.auth.AuthBase):
-    """Data Center's personal access token as ``Authorization: Bearer``."""
-
-    def __init__(self, token: SecretStr) -> None:
-        self._token = token
-
-    def __call__(self, request: requests.PreparedRequest) -> requests.PreparedRequest:
-        request.headers["Authorization"] = f"Bearer {self._token.get_secret_value()}"
-        return request
-
-
-class _BasicAuth(requests.auth.AuthBase):
-    """Cloud's email + API token as HTTP basic auth; the token stays a SecretStr at rest.
-
-    ``session.auth = (email, token)`` would work too, but a tuple shows the
-    token in any ``repr`` of the session's auth.
-    """
-
-    def __init__(self, email: str, token: SecretStr) -> None:
-        self._email = email
-        self._token = token
-
-    def __call__(self, request: requests.PreparedRequest) -> requests.PreparedRequest:
-        signed: requests.PreparedRequest = requests.auth.HTTPBasicAuth(
-            self._email, self._token.get_secret_value()
-        )(request)
-        return signed
-
-
-#: What Jira's REST API expects of a client (the headers the `jira` package sends).
-_HEADERS = {
-    "Accept": "application/json,*/*;q=0.9",
-    "Content-Type": "application/json",
-    "Cache-Control": "no-cache",
-    "X-Atlassian-Token": "no-check",
-}
-
-
-def jira_session(source: JiraSource) -> requests.Session:
-    """A session signed in to ``source``: basic auth (Cloud) or a bearer PAT (Data Center)."""
-    session = requests.Session()
-    session.headers.update(_HEADERS)
-    if source.pat is not None:
-        session.auth = _BearerAuth(source.pat)
-    else:
-        assert source.email is not None and source.api_token is not None
-        session.auth = _BasicAuth(source.email, source.api_token)
-    return session
 
 
 class JiraClient:
@@ -181,6 +147,10 @@ class JiraClient:
         self._server_info: Mapping[str, Any] | None = None
         self._timezone: ZoneInfo | None = None
         self._field_ids: _FieldIds | None = None
+        self._clock = clock
+        self._warned_future = False
+        #: Issues skipped because their id or key is not what Jira promises, by id/key.
+        self.skipped_issues: dict[tuple[str | None, str | None], JiraIssueIdentityError] = {}
 
     def __repr__(self) -> str:
         return f"JiraClient(site={self.site!r}, auth={self._source.auth_kind!r})"
@@ -228,7 +198,9 @@ class JiraClient:
 
     @property
     def is_cloud(self) -> bool:
-        return self.server_info().get("deploymentType") == "Cloud"
+        """Cloud by ``deploymentType`` when sent (the spec makes it optional), else by the
+        host or by the fields only Cloud's serverInfo has."""
+        return is_cloud_site(self._source.base_url, self.server_info())
 
     @property
     def _api(self) -> str:
@@ -238,13 +210,15 @@ class JiraClient:
         """The calling user's profile timezone (``GET myself``), in which JQL dates are read."""
         if self._timezone is None:
             me = self._transport.call("GET", "myself", version=self._api, parse=self._mapping)
-            name = me.get("timeZone")
-            zone = UNKNOWN_TIMEZONE_FALLBACK
-            if isinstance(name, str) and name:
-                try:
-                    zone = ZoneInfo(name)
-                except (ZoneInfoNotFoundError, ValueError):
-                    zone = UNKNOWN_TIMEZONE_FALLBACK
+            zone = load_timezone(me.get("timeZone"))
+            if zone is None:
+                # Once per client: the zone is cached, so later passes do not repeat it.
+                _log.warning(
+                    "Jira at %s names no usable time zone for the user (timeZone %s); "
+                    "JQL dates are read in %s",
+                    self.site, describe_zone(me.get("timeZone")), UNKNOWN_TIMEZONE_FALLBACK.key,
+                )
+                zone = UNKNOWN_TIMEZONE_FALLBACK
             self._timezone = zone
         return self._timezone
 
@@ -300,15 +274,20 @@ class JiraClient:
         epic_link = self.epic_link_field()
         wanted = unique([*STANDARD_FIELDS, *points, *([epic_link] if epic_link else []), *fields])
 
-        def record(raw: Mapping[str, Any]) -> JiraIssue:
-            return JiraIssue.from_json(
-                raw, story_points_fields=points, epic_link_field=epic_link, extra_fields=fields
-            )
+        def record(raw: Mapping[str, Any]) -> JiraIssue | None:
+            try:
+                return JiraIssue.from_json(
+                    raw, story_points_fields=points, epic_link_field=epic_link,
+                    extra_fields=fields,
+                )  # fmt: skip
+            except JiraIssueIdentityError as error:
+                self._skip(error)
+                return None
 
         seen: set[str] = set()
         for page in self._pages(jql, wanted, page_size, context, record):
             for issue in page:
-                if issue.id not in seen:
+                if issue is not None and issue.id not in seen:
                     seen.add(issue.id)
                     yield issue
 
@@ -317,36 +296,85 @@ class JiraClient:
         size = CLOUD_ID_PAGE_SIZE if self.is_cloud else DC_ID_PAGE_SIZE
         ids: dict[str, None] = {}
         for page in self._pages(jql, ["id"], size, context, self._issue_id):
-            ids.update(dict.fromkeys(page))
+            ids.update(dict.fromkeys(i for i in page if i is not None))
         return list(ids)
 
     def approximate_count(self, jql: str, *, context: str | None = None) -> int:
         """Cloud ``search/approximate-count``; Data Center: the ``total`` of an empty page."""
         query = QueryContext(jql, context)
+        name = "count" if self.is_cloud else "total"
+        # The body's shape is checked inside the retried call (a broken answer
+        # may be weather), the number outside it: the same query gets the same count.
         if self.is_cloud:
-            return self._transport.call(
+            value = self._transport.call(
                 "POST",
                 "search/approximate-count",
                 version="3",
                 body={"jql": jql},
                 query=query,
-                parse=lambda data: int_field(data, "count", self.site),
+                parse=lambda data: self._mapping(data).get(name),
             )
-        params = {"jql": jql, "startAt": 0, "maxResults": 0, "fields": "id"}
-        return self._transport.call(
-            "GET",
-            "search",
-            version="2",
-            params=params,
-            query=query,
-            parse=lambda data: int_field(data, "total", self.site),
-        )
+        else:
+            params = {"jql": jql, "startAt": 0, "maxResults": 0, "fields": "id"}
+            value = self._transport.call(
+                "GET",
+                "search",
+                version="2",
+                params=params,
+                query=query,
+                parse=lambda data: self._mapping(data).get(name),
+            )
+        return self._count(value, name, query)
 
-    def _issue_id(self, raw: Mapping[str, Any]) -> str:
+    def _count(self, value: Any, name: str, query: QueryContext) -> int:
+        if isinstance(value, int) and not isinstance(value, bool) and 0 <= value <= MAX_COUNT:
+            return value
+        shown = repr(value)[:40] if value is not None else "nothing"
+        raise JiraMalformedCountError(
+            f"Jira at {self.site} answered the count of {query.owner()} with {name} {shown}, "
+            f"not a whole number from 0 to {MAX_COUNT:,}; JQL: {query.jql}",
+            jql=query.jql, context=query.context,
+        )  # fmt: skip
+
+    def _issue_id(self, raw: Mapping[str, Any]) -> str | None:
         ident = raw.get("id")
         if not isinstance(ident, str | int) or isinstance(ident, bool) or ident == "":
             raise JiraIssueShapeError.of(raw, f"no id (from {self.site})")
-        return str(ident)
+        text = issue_id_text(ident)
+        if text is None:
+            # Never put into ``id in (...)`` JQL: skipped and counted instead.
+            self._skip(JiraIssueIdentityError.of(raw, "its id is not a number (ASCII digits)"))
+        return text
+
+    def _skip(self, error: JiraIssueIdentityError) -> None:
+        ref = (error.issue_id, error.issue_key)
+        if ref not in self.skipped_issues:
+            self.skipped_issues[ref] = error
+            _log.warning("%s; it is skipped (from %s)", error, self.site)
+
+    # -- the incremental cursor ------------------------------------------
+    def server_now(self) -> datetime:
+        """Jira's clock: the ``Date`` of its last answer, else the time of the request."""
+        return self._transport.server_date or self._clock()
+
+    def high_water_mark(self, updates: Iterable[datetime]) -> datetime | None:
+        """The newest of ``updates``, never later than the server's now plus a small skew.
+
+        One issue ``updated`` in 2099 would move the cursor there and no newer
+        change would ever be asked for again; such a value is clamped (with one
+        warning per client) so the next pass still looks at the present.
+        """
+        newest = max(updates, default=None)
+        if newest is None:
+            return None
+        clamped = clamp_to_server_time(newest, self.server_now(), UPDATED_SKEW)
+        if clamped != newest and not self._warned_future:
+            self._warned_future = True
+            _log.warning(
+                "Jira at %s sent an issue updated at %s, after the server's time; "
+                "the sync cursor stays at %s", self.site, newest.isoformat(), clamped.isoformat(),
+            )
+        return clamped
 
     def _pages(
         self,
@@ -370,6 +398,7 @@ class JiraClient:
     ) -> Iterator[list[T]]:
         token: str | None = None
         used: set[str] = set()
+        empty = 0
         for _ in range(self._source.max_pages):
             body: dict[str, Any] = {"jql": jql, "fields": list(fields), "maxResults": page_size}
             if token is not None:
@@ -386,6 +415,12 @@ class JiraClient:
             yield page.items
             if page.is_last or page.next_token is None:
                 return
+            empty = 0 if page.items else empty + 1
+            if empty >= MAX_EMPTY_PAGES:
+                raise JiraPagingError(
+                    f"Jira at {self.site} sent {empty} empty pages in a row, each with a new "
+                    f"page token, while paging {query.owner()}; JQL: {jql}"
+                )
             if page.next_token in used:
                 raise JiraPagingError(
                     f"Jira at {self.site} repeated a page token while paging "

@@ -25,7 +25,7 @@ def _schema_custom(field: Any) -> str | None:
     return custom if isinstance(custom, str) else None
 
 
-def story_points_candidates(catalog: list[Any]) -> tuple[str, ...]:
+def story_points_candidates(catalog: list[Mapping[str, Any]]) -> tuple[str, ...]:
     by_schema = [str(f["id"]) for f in catalog if _schema_custom(f) == STORY_POINTS_SCHEMA]
     by_name = [
         str(f["id"])
@@ -82,11 +82,21 @@ class OffsetPage(Generic[T]):
         )
 
 
-def epic_link_field_id(catalog: list[Any]) -> str | None:
+def epic_link_field_id(catalog: list[Mapping[str, Any]]) -> str | None:
     return next((str(f["id"]) for f in catalog if _schema_custom(f) == EPIC_LINK_SCHEMA), None)
 
 
-def field_catalog(data: Any, site: str) -> list[Any]:
+def field_catalog(data: Any, site: str) -> list[Mapping[str, Any]]:
+    """The usable entries of ``GET field``: objects with a string ``id`` and ``name``.
+
+    An entry without them cannot name a field we could request, so it is
+    skipped rather than failing the discovery of every other field.
+    """
     if not isinstance(data, list):
         raise MalformedResponseError(f"Jira at {site} sent a malformed field list")
-    return data
+    return [
+        entry for entry in data
+        if isinstance(entry, Mapping)
+        and isinstance(entry.get("id"), str) and entry["id"]
+        and isinstance(entry.get("name"), str)
+    ]

@@ -12,11 +12,13 @@ problem and stays transient (see ``transport``).
 
 from __future__ import annotations
 
+import math
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from types import MappingProxyType
-from typing import Any
+from typing import Any, Self
 
 from okr_sync.connectors.errors import MalformedResponseError, PermanentError
 
@@ -43,6 +45,14 @@ STANDARD_FIELDS: tuple[str, ...] = (
 
 STATUS_CATEGORY_UNDEFINED = "undefined"
 
+#: What Jira promises of an issue's identity, in ASCII: ``str.isdigit`` would
+#: take "²" or "٣", and an id goes unquoted into ``id in (...)`` JQL.
+ISSUE_ID_PATTERN = re.compile(r"[0-9]+")
+ISSUE_KEY_PATTERN = re.compile(r"[A-Z][A-Z0-9_]*-[0-9]+")
+
+#: No estimate is larger; a bigger value (1e308...) is a data error, not work.
+MAX_STORY_POINTS = 1_000_000.0
+
 
 class JiraIssueShapeError(PermanentError):
     """One issue in Jira's answer does not have the shape its API promises.
@@ -56,7 +66,7 @@ class JiraIssueShapeError(PermanentError):
         self.issue_id = issue_id
 
     @classmethod
-    def of(cls, raw: Any, problem: str) -> JiraIssueShapeError:
+    def of(cls, raw: Any, problem: str) -> Self:
         key = raw.get("key") if isinstance(raw, Mapping) else None
         ident = raw.get("id") if isinstance(raw, Mapping) else None
         key_text = str(key)[:100] if isinstance(key, str | int) else None
@@ -70,6 +80,23 @@ class JiraIssueShapeError(PermanentError):
             issue_key=key_text,
             issue_id=id_text,
         )
+
+
+class JiraIssueIdentityError(JiraIssueShapeError):
+    """An issue whose id or key is not what Jira promises: it is skipped, never queried."""
+
+
+def issue_id_text(value: Any) -> str | None:
+    """An issue id as Jira promises it (ASCII digits, or a JSON integer), else ``None``."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        return str(value) if value >= 0 else None
+    if isinstance(value, str) and ISSUE_ID_PATTERN.fullmatch(value):
+        return value
+    return None
+
+
+def is_issue_key(value: Any) -> bool:
+    return isinstance(value, str) and ISSUE_KEY_PATTERN.fullmatch(value) is not None
 
 
 def parse_jira_datetime(value: str) -> datetime:
@@ -132,6 +159,11 @@ class JiraIssue:
         Center "Epic Link", a key only) fills ``parent_key`` when there is no
         ``parent``. ``extra_fields`` are copied raw into :attr:`fields`.
         """
+        ident = raw.get("id") if isinstance(raw, Mapping) else None
+        if issue_id_text(ident) is None:
+            raise JiraIssueIdentityError.of(raw, "its id is not a number (ASCII digits)")
+        if not is_issue_key(raw.get("key")):
+            raise JiraIssueIdentityError.of(raw, "its key is not PROJECT-NUMBER (ASCII)")
         try:
             return _build(raw, story_points_fields, epic_link_field, extra_fields)
         except MalformedResponseError as error:
@@ -157,7 +189,7 @@ def _build(
         parent_key = str(epic) if epic else None
     resolution_date = fields.get("resolutiondate")
     return JiraIssue(
-        id=str(raw["id"]),
+        id=str(issue_id_text(raw["id"])),
         key=str(raw["key"]),
         project=str(fields["project"]["key"]),
         issuetype=str(issuetype.get("name", "")),
@@ -176,7 +208,7 @@ def _build(
         story_points=_first_number(fields, story_points_fields),
         created=parse_jira_datetime(fields["created"]),
         updated=parse_jira_datetime(fields["updated"]),
-        fields=MappingProxyType({name: fields.get(name) for name in extra_fields}),
+        fields=MappingProxyType({name: _finite(fields.get(name)) for name in extra_fields}),
     )
 
 
@@ -205,13 +237,26 @@ def _first_number(fields: Mapping[str, Any], candidates: Sequence[str]) -> float
 def _as_number(value: Any) -> float | None:
     # A "Story Points" field found by name may be a text field on odd
     # instances; numeric text is honoured, anything else counts as unset.
+    # So does a number no estimate can be (NaN, infinite, negative, 1e308):
+    # summed, it would crash every pass or turn the KR into nonsense.
+    number: float | None = None
     if value is None or isinstance(value, bool):
         return None
     if isinstance(value, int | float):
-        return float(value)
-    if isinstance(value, str):
+        number = float(value) if abs(value) <= MAX_STORY_POINTS else None
+    elif isinstance(value, str):
         try:
-            return float(value)
+            number = float(value)
         except ValueError:
             return None
-    return None
+    if number is None or not math.isfinite(number) or not 0 <= number <= MAX_STORY_POINTS:
+        return None
+    return number
+
+
+def _finite(value: Any) -> Any:
+    # NaN and Infinity are not JSON, but Python's parser takes them: a raw
+    # field keeps them out, as if the field were empty.
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value

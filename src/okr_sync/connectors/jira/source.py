@@ -31,6 +31,18 @@ def _secret(value: SecretStr | str | None) -> SecretStr | None:
     return SecretStr(value)
 
 
+def _plain(secret: SecretStr | None) -> str | None:
+    return None if secret is None else secret.get_secret_value()
+
+
+def _latin1(text: str) -> bool:
+    try:
+        text.encode("latin-1")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
 @dataclass(frozen=True)
 class JiraSource:
     """A Jira site and its credentials.
@@ -72,6 +84,19 @@ class JiraSource:
             raise ValueError(
                 "configure exactly one Jira auth: email + API token (Cloud) or a PAT (Data Center)"
             )
+        for label, value in (
+            ("email", self.email),
+            ("API token", _plain(self.api_token)),
+            ("personal access token", _plain(self.pat)),
+        ):
+            if value is not None and not _latin1(value):
+                # Caught here, at start: requests would fail deep in http.client on
+                # every call. The value itself is never quoted, not even in part.
+                raise ValueError(
+                    f"the Jira {label} contains a character an HTTP header cannot carry "
+                    "(outside Latin-1, e.g. a typographic quote or dash pasted with it); "
+                    f"set the {label} again as issued"
+                )
         if self.timeout is not None and self.timeout <= 0:
             raise ValueError("the Jira timeout must be positive")
         if self.max_pages < 1:

@@ -10,13 +10,16 @@ with Jira's rows) and turned into a typed error by the row's
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
 import requests
+import urllib3
 
 from okr_sync.connectors.errors import (
     AuthError,
@@ -32,6 +35,7 @@ from okr_sync.connectors.http import (
     Action,
     ErrorTable,
     Problem,
+    RequestDeadlineError,
     Retrier,
     parse_retry_after,
 )
@@ -47,6 +51,9 @@ def _as_is(data: Any) -> Any:
 # runaway message must not flood logs.
 _MAX_MESSAGE_CHARS = 500
 _MAX_MESSAGES = 5
+# Bytes asked of one socket read while streaming a body: ``read1`` returns what
+# one read brings, so the deadline is checked between reads however slow they are.
+_READ_CHUNK = 64 * 1024
 
 
 
@@ -74,6 +81,20 @@ class JiraPageTokenError(JiraQueryError):
 
 class JiraPagingError(PermanentError):
     """Paging did not end within the hard page limit, or the server repeated a page."""
+
+
+class JiraMalformedCountError(MalformedResponseError, PermanentError):
+    """A count that cannot be one (negative, not an integer, absurdly large).
+
+    Malformed, and permanent too: Jira answers the same query the same way, so
+    it is not retried, and the owner of the query fails like a refused query
+    (its KR keeps its last value) instead of being scored on a made-up number.
+    """
+
+    def __init__(self, message: str, *, jql: str, context: str | None) -> None:
+        super().__init__(message)
+        self.jql = jql
+        self.context = context
 
 
 class JiraAuthError(AuthError):
@@ -112,6 +133,11 @@ def jira_messages(response: requests.Response | None) -> tuple[str, ...]:
         body = response.json()
     except ValueError:
         return ()
+    return jira_body_messages(body)
+
+
+def jira_body_messages(body: Any) -> tuple[str, ...]:
+    """Jira's ``errorMessages`` and ``errors`` from a decoded error body (best effort)."""
     if not isinstance(body, Mapping):
         return ()
     found: list[str] = []
@@ -303,7 +329,11 @@ class JiraTransport:
         self._retrier = retrier
         self._clock = clock
         self._timeout = timeout if timeout is not None else retrier.policy.timeout
+        self._deadline = retrier.policy.deadline
+        self._monotonic = time.monotonic
         self.request_count = 0
+        #: The ``Date`` header of the last answer (Jira's clock), when it had one.
+        self.server_date: datetime | None = None
 
     @property
     def site(self) -> str:
@@ -348,33 +378,83 @@ class JiraTransport:
         url = f"{self._base_url}/rest/api/{version}/{path}"
         operation = f"{method} /rest/api/{version}/{path}"
         self.request_count += 1
+        started = self._monotonic()
         try:
+            # Streamed, so the body is read under the overall deadline: requests'
+            # timeout bounds each socket read, not the whole answer.
             response = self._session.request(
                 method,
                 url,
                 params=dict(params) if params is not None else None,
                 data=json.dumps(body) if body is not None else None,
                 timeout=self._timeout,
+                stream=True,
             )
         except requests.RequestException as error:
             # ``from None``: the exception's context may hold the request.
             raise _exception_error(error, self._site, operation) from None
+        try:
+            content = self._read_body(response, started, operation)
+        except BaseException:
+            # A body left half-read: the connection cannot be reused.
+            response.close()
+            raise
+        # Read to the end by hand (not through ``content``), so requests does not
+        # know it is consumed: hand the connection back to the pool for keep-alive.
+        response.raw.release_conn()
+        self.server_date = _http_date(response.headers.get("Date")) or self.server_date
         if JIRA_ERROR_TABLE.for_status(response.status_code).action is not Action.IGNORE:
             # ``from None`` like every connector error: nothing chained can carry the request.
             raise classify_status(
                 response.status_code,
                 response.headers,
-                jira_messages(response),
+                jira_body_messages(_json_or_none(content)),
                 site=self._site,
                 operation=operation,
                 query=query,
                 now=self._clock(),
             ) from None
         try:
-            return response.json()
+            return json.loads(content)
         except ValueError:
             raise MalformedResponseError(
                 f"Jira at {self._site} answered {operation} with a body that is not JSON "
-                f"(HTTP {response.status_code}, {len(response.content)} bytes)",
+                f"(HTTP {response.status_code}, {len(content)} bytes)",
                 status=response.status_code,
             ) from None
+
+    def _read_body(self, response: requests.Response, started: float, operation: str) -> bytes:
+        chunks: list[bytes] = []
+        try:
+            while True:
+                self._check_deadline(started, operation)
+                chunk = response.raw.read1(_READ_CHUNK, decode_content=True)
+                if not chunk:
+                    return b"".join(chunks)
+                chunks.append(chunk)
+        except (urllib3.exceptions.HTTPError, requests.RequestException, OSError) as error:
+            raise _exception_error(error, self._site, operation) from None
+
+    def _check_deadline(self, started: float, operation: str) -> None:
+        if self._deadline is not None and self._monotonic() - started > self._deadline:
+            raise RequestDeadlineError(
+                f"Jira at {self._site}: {operation} did not complete within the "
+                f"{self._deadline:g} s request deadline (the answer arrived too slowly)"
+            )
+
+
+def _http_date(value: str | None) -> datetime | None:
+    if not value:
+        return None
+    try:
+        when = parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return when if when.tzinfo is not None else when.replace(tzinfo=UTC)
+
+
+def _json_or_none(content: bytes) -> Any:
+    try:
+        return json.loads(content)
+    except ValueError:
+        return None

@@ -23,7 +23,7 @@ class RequestRecord:
     params: dict[str, list[str]]
     body: Any  # parsed JSON, the raw text when it is not JSON, or None
     status: int
-    fault: str | None = None  # rate_limit | server_error | malformed | None
+    fault: str | None = None  # rate_limit | server_error | malformed | rewrite | drip | None
     auth: str | None = None  # "basic" | "bearer" | None; never the credential itself
     retry_after: int | None = None
 
@@ -80,6 +80,10 @@ class FaultDecision:
     headers: dict[str, str] = field(default_factory=dict)
     latency: float = 0.0
     malformed: bool = False
+    #: Rewrites of a successful answer's JSON, applied in order (answers Jira may give).
+    rewrites: list[Callable[[Any], Any]] = field(default_factory=list)
+    #: Seconds between the bytes of the body (a server that drips its answer); 0 = at once.
+    drip: float = 0.0
 
 
 @dataclass
@@ -93,6 +97,7 @@ class _Rule:
     retry_after: int | None = None
     seconds: float = 0.0
     reason: str = "jira-quota-based"
+    transform: Callable[[Any], Any] | None = None
     seen: int = 0
 
     def applies(self, path: str) -> bool:
@@ -163,6 +168,25 @@ class FaultInjector:
         """Answer 200 with the JSON body cut in half."""
         self._add(_Rule("malformed", _paths(paths), every, count, after))
 
+    def rewrite(
+        self, transform: Callable[[Any], Any], *, paths: tuple[str, ...] | str | None = None,
+        count: int | None = None, every: int | None = None, after: int = 0,
+    ) -> None:
+        """Answer 200 with ``transform(payload)`` instead of the dataset's JSON (or error).
+
+        For answers a real Jira (or an OpenAPI-driven one) may give that the dataset never
+        holds: a ``timeZone`` that is a tzdata folder, a field without ``id``, a negative
+        count, ``NaN`` story points.
+        """
+        self._add(_Rule("rewrite", _paths(paths), every, count, after, transform=transform))
+
+    def drip(
+        self, seconds_per_byte: float, *, count: int | None = None, every: int | None = None,
+        after: int = 0, paths: tuple[str, ...] | str | None = None,
+    ) -> None:
+        """Send the body one byte at a time, ``seconds_per_byte`` apart (real time)."""
+        self._add(_Rule("drip", _paths(paths), every, count, after, seconds=seconds_per_byte))
+
     def clear(self) -> None:
         with self._lock:
             self._rules.clear()
@@ -182,6 +206,10 @@ class FaultInjector:
                     decision.latency += rule.seconds
                 elif rule.kind == "malformed":
                     decision.malformed = True
+                elif rule.kind == "rewrite" and rule.transform is not None:
+                    decision.rewrites.append(rule.transform)
+                elif rule.kind == "drip":
+                    decision.drip = max(decision.drip, rule.seconds)
                 elif decision.status is None:
                     decision.status, decision.kind = rule.status, rule.kind
                     decision.retry_after = rule.retry_after

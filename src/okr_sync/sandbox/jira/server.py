@@ -17,7 +17,7 @@ import binascii
 import json
 import threading
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from datetime import UTC, datetime, timedelta
 from types import TracebackType
 from typing import Any, Literal
@@ -28,7 +28,12 @@ from werkzeug.routing import Map, Rule
 from werkzeug.wrappers import Request, Response
 
 from okr_sync.sandbox.jira.data import JiraDataset, generate_dataset
-from okr_sync.sandbox.jira.faults import FaultInjector, RequestLog, RequestRecord
+from okr_sync.sandbox.jira.faults import (
+    FaultDecision,
+    FaultInjector,
+    RequestLog,
+    RequestRecord,
+)
 from okr_sync.sandbox.jira.jql import JqlError
 from okr_sync.sandbox.jira.jql_eval import JqlContext
 from okr_sync.sandbox.jira.render import (
@@ -192,18 +197,25 @@ class JiraSandbox:
                 'Basic realm="protected-area"' if self.cloud else 'Bearer realm="jira"')
         else:
             status, payload = self._dispatch(request, body)
-        response = self._build(status, payload, headers, malformed=decision.malformed)
+            if decision.rewrites:
+                # Whatever the dataset would answer (even a refusal of a made-up page
+                # token), the rewritten answer is what this Jira says.
+                for transform in decision.rewrites:
+                    payload = transform(payload)
+                status = 200
+        response = self._build(status, payload, headers, malformed=decision.malformed,
+                               drip=decision.drip)
         with self._ids_lock:
             response.headers["X-AREQUESTID"] = str(next(self._request_ids))
         self.log.append(RequestRecord(
             method=request.method, path=request.path, params=request.args.to_dict(flat=False),
-            body=body, status=status, fault=decision.kind or (
-                "malformed" if decision.malformed else None),
+            body=body, status=status, fault=decision.kind or _fault_name(decision),
             auth=auth_kind, retry_after=decision.retry_after))
         return response
 
     def _build(
         self, status: int, payload: Any, headers: dict[str, str], *, malformed: bool,
+        drip: float = 0.0,
     ) -> Response:
         if payload is None and status >= 500:
             html = f"<html><body><h1>{status} Service Unavailable</h1></body></html>"
@@ -213,6 +225,10 @@ class JiraSandbox:
         data = json.dumps(payload, separators=(",", ":")).encode()
         if malformed:
             data = data[: max(1, len(data) // 2)]
+        if drip:
+            headers = {**headers, "Content-Length": str(len(data))}
+            return Response(_dripping(data, drip), status=status, headers=headers,
+                            content_type=_JSON, direct_passthrough=True)
         return Response(data, status=status, headers=headers, content_type=_JSON)
 
     def _authenticate(self, request: Request) -> tuple[str | None, bool]:
@@ -361,6 +377,20 @@ class JiraSandbox:
                 expand=args.get("expand", ""))
         return 200, self._searches.search_offset(
             req, self._ctx(), self._renderer(request, version), self.dc_max_results)
+
+
+def _fault_name(decision: FaultDecision) -> str | None:
+    if decision.malformed:
+        return "malformed"
+    if decision.drip:
+        return "drip"
+    return "rewrite" if decision.rewrites else None
+
+
+def _dripping(data: bytes, seconds_per_byte: float) -> Iterator[bytes]:
+    for index in range(len(data)):
+        time.sleep(seconds_per_byte)
+        yield data[index : index + 1]
 
 
 def _split_params(values: list[str]) -> list[str]:
