@@ -174,3 +174,21 @@ def test_pass_given_out_of_scope_non_member_updated_keeps_it_out_of_the_mirror(
     # It may have joined a JQL, so the memberships were re-run.
     assert world.jira.log.count(path="/search/jql") > 1
     _assert_matches_sandbox(world, result)
+
+
+def test_pass_given_outside_issue_joins_a_jql_takes_its_details_from_the_one_search(
+    world: SandboxWorld, runtime: Runtime,
+) -> None:
+    runtime.run_locked(PassOptions())
+    joiner = next(r for r in sorted(world.dataset.issues.values(), key=lambda r: r.id)
+                  if r.project == "OPS" and not _raw_member(r) and r.priority != "Low"
+                  and not r.is_subtask)
+    world.dataset.advance(timedelta(minutes=10))
+    world.dataset.update(joiner.id, labels=[*joiner.labels, "k8s"])
+    world.jira.log.clear()
+    result = runtime.run_locked(PassOptions())
+    assert result.exit_code == 0, result.failures
+    by_id = [r.body["jql"] for r in world.jira.log.matching(path="/search/jql")
+             if isinstance(r.body, dict) and str(r.body["jql"]).startswith("id in")]
+    assert by_id == []
+    _assert_matches_sandbox(world, result)

@@ -251,13 +251,19 @@ class SourcePuller:
                 unknown += issue.updated >= probed_since
         return self._merge(result, merged) + unknown
 
-    def _merge(self, result: PulledSource, issues: Iterable[JiraIssue]) -> int:
-        """Take newer records into the mirror; returns how many were new or changed."""
+    def _merge(self, result: PulledSource, issues: Iterable[JiraIssue], *,
+               just_read: bool = True) -> int:
+        """Take newer records into the mirror; returns how many were new or changed.
+
+        ``just_read`` is False for records read earlier in the pass (set aside),
+        which are counted once, when they were read.
+        """
         changed = 0
         for issue in issues:
             known = result.issues.get(issue.id)
-            result.fetched += 1
-            result.read.add(issue.id)
+            if just_read:
+                result.fetched += 1
+                result.read.add(issue.id)
             if known is not None and known == issue:
                 continue
             if known is None or issue.updated >= known.updated:
@@ -314,7 +320,8 @@ class SourcePuller:
             else:
                 ids = self.client.search_ids(query.jql, context=query.owner)
                 result.refreshed_memberships[query.owner] = (query.jql, ids)
-            self._merge(result, [result.aside.pop(i) for i in ids if i in result.aside])
+            self._merge(result, [result.aside.pop(i) for i in ids if i in result.aside],
+                        just_read=False)
             # A pass without a cursor read only the scope: mirrored members outside
             # it may be as old as the mirror, so it re-reads them (what --full repairs).
             reread = reread or query.owner in options.refetch
