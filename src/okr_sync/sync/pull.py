@@ -1,9 +1,12 @@
 """Step 2 of a pass: pull what changed in Jira into the issue mirror (in memory).
 
-Per source: one incremental search over the structured selectors' scope from the
-stored cursor minus an overlap; raw-JQL memberships re-run only when the source
-changed (one cheap probe) or the JQL is volatile; a reconcile (``--full`` and
-once a day) finds deleted and moved-out issues. Nothing is written here: the
+Per source: one incremental search from the stored cursor minus an overlap, over
+the structured selectors' scope, or over the whole site when raw-JQL members need
+details (it then keeps mirrored members outside the scope fresh and doubles as
+the change probe); raw-JQL memberships re-run only when the source changed or the
+JQL is volatile; a pass without a cursor (``--full``) re-reads every member
+outside the scope; a reconcile (``--full`` and once a day) finds deleted and
+moved-out issues. Nothing is written here: the
 pass commits the result together with the scorecard, then advances the cursor.
 """
 
@@ -16,7 +19,11 @@ from typing import Any
 
 from okr_sync.connectors.errors import ConnectorError, PermanentError
 from okr_sync.connectors.jira.client import JiraClient
-from okr_sync.connectors.jira.jql import incremental_jql, jql_datetime_literal
+from okr_sync.connectors.jira.jql import (
+    DEFAULT_ORDER_BY,
+    incremental_jql,
+    jql_datetime_literal,
+)
 from okr_sync.connectors.jira.records import JiraIssue, parse_jira_datetime
 from okr_sync.sync.fetch_plan import MembershipQuery, SourceFetchPlan
 
@@ -97,6 +104,10 @@ class PulledSource:
     reconciled_at: datetime | None = None
     source_error: str | None = None
     fetched: int = 0
+    #: Ids whose details were read from Jira this pass (these need no re-read).
+    read: set[str] = field(default_factory=set)
+    #: Issues outside the scope and the mirror that a search read, until a membership takes them.
+    aside: dict[str, JiraIssue] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -155,7 +166,8 @@ class SourcePuller:
         if self.plan.scope_jql is not None and (options.full or due):
             self._reconcile(result, options.now)
         for query in self.plan.memberships:
-            self._membership(query, state, options, changed, result)
+            self._membership(query, state, options, result, changed=changed,
+                             reread=cursor is None)
 
     def _search_into(self, result: PulledSource, jql: str, options: PullOptions,
                      context: str | None = None) -> datetime | None:
@@ -180,42 +192,78 @@ class SourcePuller:
                      probed_at: datetime | None) -> bool:
         """What changed since the last pass; returns whether anything did.
 
-        One search of the structured scope since ``cursor`` (minus the overlap) feeds
-        the mirror. Raw-JQL measures may also change through issues outside that
-        scope, so one approximate count over the rest of the site tells whether
-        their memberships must be re-run. A pass with nothing new makes one search.
+        One search since ``cursor`` (minus the overlap) feeds the mirror. Raw-JQL
+        members may lie outside the structured scope, and their details must be as
+        fresh as the scope's: with id memberships that search covers the whole site
+        and doubles as their change probe. Memberships that only count need no
+        details, so one approximate count over the rest of the site probes for them.
+        Either way a pass with nothing new makes one search.
         """
         tz = self.client.user_timezone()
+        since = cursor.astimezone(UTC) - options.overlap
+        # Issues outside the scope are not mirrored unless a membership takes them:
+        # one updated before the last look (minus the overlap) was already probed.
+        last_look = max(cursor, probed_at) if probed_at is not None else cursor
+        probed_since = last_look.astimezone(UTC) - options.overlap
+        needs_details = any(q.mode == "ids" for q in self.plan.memberships)
+        if needs_details:
+            jql = f"updated >= {jql_datetime_literal(since, tz)} {DEFAULT_ORDER_BY}"
+        elif self.plan.scope_jql is not None:
+            jql = incremental_jql(list(self.plan.projects), since, tz)
+        else:
+            jql = None
         changed = False
-        if self.plan.scope_jql is not None:
-            jql = incremental_jql(
-                list(self.plan.projects), cursor.astimezone(UTC) - options.overlap, tz
-            )
+        if jql is not None:
             # search() yields each id once; an issue updated again while the pages
             # were read is newer than the cursor, so the next pull picks it up.
             pulled = list(
                 self.client.search(jql, self.plan.extra_fields, context=f"source {self.name}")
             )
-            changed = self._merge(result, pulled) > 0
+            changed = self._merge_pulled(result, pulled, probed_since) > 0
             newest = max((i.updated for i in pulled), default=cursor)
             result.cursor = max(cursor, newest).astimezone(UTC)
         else:
             result.cursor = options.now
-        if self.plan.memberships:
-            last_look = max(cursor, probed_at) if probed_at is not None else cursor
-            since = jql_datetime_literal(last_look.astimezone(UTC) - options.overlap, tz)
-            outside = f"updated >= {since}"
+        if self.plan.memberships and not needs_details:
+            outside = f"updated >= {jql_datetime_literal(probed_since, tz)}"
             if self.plan.scope_jql is not None:
                 outside = f"{outside} AND NOT ({self.plan.scope_jql})"
             changed = changed or self.client.approximate_count(outside, context="change probe") > 0
         return changed
 
-    def _merge(self, result: PulledSource, issues: Iterable[JiraIssue]) -> int:
-        """Take newer records into the mirror; returns how many were new or changed."""
+    def _merge_pulled(self, result: PulledSource, pulled: Iterable[JiraIssue],
+                      probed_since: datetime) -> int:
+        """Merge a site-wide search: the scope and mirrored issues now, the rest on demand.
+
+        An unknown issue outside the scope is set aside rather than mirrored: it
+        matters only if a membership takes it in. Updated since the last probe, it
+        may have just joined one, so it counts as a change (as the count probe did).
+        """
+        merged: list[JiraIssue] = []
+        unknown = 0
+        for issue in pulled:
+            if issue.id in result.issues or issue.project.upper() in self.plan.projects:
+                merged.append(issue)
+            else:
+                result.aside[issue.id] = issue
+                result.read.add(issue.id)
+                result.fetched += 1
+                unknown += issue.updated >= probed_since
+        return self._merge(result, merged) + unknown
+
+    def _merge(self, result: PulledSource, issues: Iterable[JiraIssue], *,
+               just_read: bool = True) -> int:
+        """Take newer records into the mirror; returns how many were new or changed.
+
+        ``just_read`` is False for records read earlier in the pass (set aside),
+        which are counted once, when they were read.
+        """
         changed = 0
         for issue in issues:
             known = result.issues.get(issue.id)
-            result.fetched += 1
+            if just_read:
+                result.fetched += 1
+                result.read.add(issue.id)
             if known is not None and known == issue:
                 continue
             if known is None or issue.updated >= known.updated:
@@ -245,8 +293,10 @@ class SourcePuller:
         query: MembershipQuery,
         state: SourceState,
         options: PullOptions,
-        changed: bool,
         result: PulledSource,
+        *,
+        changed: bool,
+        reread: bool,
     ) -> None:
         fresh_enough = (
             not changed
@@ -270,7 +320,14 @@ class SourcePuller:
             else:
                 ids = self.client.search_ids(query.jql, context=query.owner)
                 result.refreshed_memberships[query.owner] = (query.jql, ids)
-            missing = [i for i in ids if i not in result.issues]
+            self._merge(result, [result.aside.pop(i) for i in ids if i in result.aside],
+                        just_read=False)
+            # A pass without a cursor read only the scope: mirrored members outside
+            # it may be as old as the mirror, so it re-reads them (what --full repairs).
+            reread = reread or query.owner in options.refetch
+            missing = [
+                i for i in ids if i not in result.issues or (reread and i not in result.read)
+            ]
             if missing:
                 self._fetch_ids(result, missing, query.owner)
             result.memberships[query.owner] = ids

@@ -139,8 +139,14 @@ class SlackSandbox:
         wall_clock: Callable[[], float] = time.time,
         max_blocks_text: int | None = None,
         page_cap: int = 999,
+        latency: float = 0.0,
     ) -> None:
         self.token = token
+        #: Seconds every call takes before it is answered (a far-away Slack).
+        self.latency = latency
+        #: Calls being answered right now, and the most there were at once.
+        self.in_flight = 0
+        self.max_in_flight = 0
         self.channel_interval = channel_interval
         self.max_blocks_text = max_blocks_text
         self.page_cap = page_cap
@@ -255,6 +261,18 @@ class SlackSandbox:
     # -- WSGI -------------------------------------------------------------------
 
     def wsgi_app(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Any:
+        with self._lock:
+            self.in_flight += 1
+            self.max_in_flight = max(self.max_in_flight, self.in_flight)
+        try:
+            if self.latency > 0:
+                time.sleep(self.latency)
+            return self._answer(environ, start_response)
+        finally:
+            with self._lock:
+                self.in_flight -= 1
+
+    def _answer(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Any:
         request = Request(environ)
         method = request.path.removeprefix("/api/") if request.path.startswith("/api/") else ""
         channel: str | None = None

@@ -7,14 +7,22 @@ errors). A row found ``sending`` by a later pass is *uncertain*: on Slack the
 channel's history is searched for the row's idempotency key before posting
 again. Teams offers no such lookup; an uncertain Teams post is sent again
 (a known, documented limit).
+
+Different targets are delivered in parallel by a small pool of workers: the
+store's claim hands out only the head row of a target that has none in flight,
+so each target's rows still go one after another, in order. Slack's pacing is
+per channel (one target) and locked, so it holds across workers.
 """
 
 from __future__ import annotations
 
 import logging
 import os
+import threading
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -31,12 +39,21 @@ from okr_sync.sync.delivery.messages import delivery_action, plan_messages
 from okr_sync.sync.delivery.render import teams_bot_activity
 from okr_sync.sync.delivery.targets import TargetKind, TargetRef, UnknownTargetError
 from okr_sync.sync.store.reader import StoreReader
-from okr_sync.sync.store.store import ClaimedDelivery, OutboxItem, OutboxRow, Store
+from okr_sync.sync.store.store import (
+    ClaimedDelivery,
+    MessageRef,
+    OutboxItem,
+    OutboxRow,
+    Store,
+    StoreTransaction,
+)
 
 log = logging.getLogger(__name__)
 
 #: A pass delivers at most this many rows (bounded loop); the rest wait for the next.
 MAX_ROWS_PER_PASS = 500
+#: Targets delivered at once: a few overlap the network waits without a burst.
+DELIVERY_WORKERS = 4
 
 
 class DeliveryConfigError(PermanentError):
@@ -51,33 +68,39 @@ class Senders:
     teams_bot: Callable[[], TeamsBotClient] | None = None
     teams_workflow: Callable[[str], TeamsWorkflowClient] | None = None
     _cache: dict[str, Any] = field(default_factory=dict)
+    # Delivery workers share the clients: one Slack client means one pacer per channel.
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
+
+    def _cached(self, key: str, make: Callable[[], Any]) -> Any:
+        with self._lock:
+            if key not in self._cache:
+                self._cache[key] = make()
+            return self._cache[key]
 
     def slack_client(self) -> SlackClient:
-        if self.slack is None:
+        factory = self.slack
+        if factory is None:
             raise DeliveryConfigError("Slack is not configured: set OKR_SYNC_SLACK_BOT_TOKEN")
-        if "slack" not in self._cache:
-            self._cache["slack"] = self.slack()
-        client: SlackClient = self._cache["slack"]
+        client: SlackClient = self._cached("slack", factory)
         return client
 
     def bot_client(self) -> TeamsBotClient:
-        if self.teams_bot is None:
+        factory = self.teams_bot
+        if factory is None:
             raise DeliveryConfigError(
                 "the Teams bot is not configured: set OKR_SYNC_TEAMS_APP_ID, "
                 "OKR_SYNC_TEAMS_APP_SECRET and OKR_SYNC_TEAMS_TENANT_ID"
             )
-        if "teams_bot" not in self._cache:
-            self._cache["teams_bot"] = self.teams_bot()
-        client: TeamsBotClient = self._cache["teams_bot"]
+        client: TeamsBotClient = self._cached("teams_bot", factory)
         return client
 
     def workflow_client(self, env_name: str) -> TeamsWorkflowClient:
-        key = f"workflow:{env_name}"
-        if key not in self._cache:
-            if self.teams_workflow is None:
-                raise DeliveryConfigError("Teams Workflows delivery is not configured")
-            self._cache[key] = self.teams_workflow(env_name)
-        client: TeamsWorkflowClient = self._cache[key]
+        factory = self.teams_workflow
+        if factory is None:
+            raise DeliveryConfigError("Teams Workflows delivery is not configured")
+        client: TeamsWorkflowClient = self._cached(
+            f"workflow:{env_name}", lambda: factory(env_name)
+        )
         return client
 
 
@@ -97,9 +120,57 @@ def workflow_from_env(env_name: str) -> TeamsWorkflowClient:
         raise DeliveryConfigError(str(error)) from None
 
 
-def _action(row: OutboxRow, target: TargetRef, store: Store) -> str:
+class SerialStore:
+    """The store operations delivery workers use, one at a time.
+
+    Sending overlaps; store calls do not: an in-memory SQLite store has a single
+    connection, and serial writes keep SQLite clear of lock contention.
+    """
+
+    def __init__(self, store: Store) -> None:
+        self._store = store
+        self._lock = threading.Lock()
+
+    def claim_deliverable(self, *, claimer: str, now: datetime,
+                          limit: int) -> list[ClaimedDelivery]:
+        with self._lock:
+            return self._store.claim_deliverable(claimer=claimer, now=now, limit=limit)
+
+    def get_message_ref(self, target: str, kind: str) -> MessageRef | None:
+        with self._lock:
+            return self._store.get_message_ref(target, kind)
+
+    def delete_message_ref(self, target: str, kind: str) -> None:
+        with self._lock:
+            self._store.delete_message_ref(target, kind)
+
+    def mark_failed(self, outbox_id: int, *, error: str) -> None:
+        with self._lock:
+            self._store.mark_failed(outbox_id, error=error)
+
+    def mark_retry(self, outbox_id: int, *, next_attempt_at: datetime, error: str) -> None:
+        with self._lock:
+            self._store.mark_retry(outbox_id, next_attempt_at=next_attempt_at, error=error)
+
+    @contextmanager
+    def transaction(self) -> Iterator[StoreTransaction]:
+        with self._lock, self._store.transaction() as tx:
+            yield tx
+
+
+def _action(row: OutboxRow, target: TargetRef, store: SerialStore) -> str:
     standing = store.get_message_ref(row.target, "scorecard") is not None
     return delivery_action(row.kind, target, standing)
+
+
+def _logged(delivery: Delivery) -> Delivery:
+    fields = {"route": delivery.route, "target": delivery.target,
+              "action": delivery.action, "status": delivery.status}
+    if delivery.status == "sent":
+        log.info("delivered", extra=fields)
+    else:
+        log.warning("delivery not sent", extra={**fields, "reason": delivery.reason})
+    return delivery
 
 
 def retry_delay(attempts: int, retry_after: float | None) -> timedelta:
@@ -110,28 +181,38 @@ def retry_delay(attempts: int, retry_after: float | None) -> timedelta:
 class OutboxDeliverer:
     """Sends claimed outbox rows through :class:`Senders` and settles them in the store."""
 
-    def __init__(self, senders: Senders, clock: Callable[[], datetime] | None = None) -> None:
+    def __init__(self, senders: Senders, clock: Callable[[], datetime] | None = None,
+                 *, workers: int = DELIVERY_WORKERS) -> None:
+        if workers < 1:
+            raise ValueError("delivery needs at least one worker")
         self.senders = senders
         self.clock = clock or (lambda: datetime.now(UTC))
+        self.workers = workers
 
     def deliver(self, store: Store) -> list[Delivery]:
+        """Deliver what is due, targets in parallel; the outcomes in outbox order."""
         claimer = f"deliver:{uuid.uuid4().hex}"
-        results: list[Delivery] = []
-        for _ in range(MAX_ROWS_PER_PASS):
-            claimed = store.claim_deliverable(claimer=claimer, now=self.clock(), limit=1)
-            if not claimed:
-                break
-            delivery = self._settle(store, claimed[0])
-            fields = {"route": delivery.route, "target": delivery.target,
-                      "action": delivery.action, "status": delivery.status}
-            if delivery.status == "sent":
-                log.info("delivered", extra=fields)
-            else:
-                log.warning("delivery not sent", extra={**fields, "reason": delivery.reason})
-            results.append(delivery)
-        return results
+        serial = SerialStore(store)
+        settled: list[tuple[int, Delivery]] = []
+        claimed = 0
+        with ThreadPoolExecutor(self.workers, thread_name_prefix="okr-sync-deliver") as pool:
+            running: dict[Future[Delivery], int] = {}
+            while True:
+                room = min(self.workers - len(running), MAX_ROWS_PER_PASS - claimed)
+                if room > 0:
+                    # A target with a row in flight under this claimer offers none.
+                    for claim in serial.claim_deliverable(claimer=claimer, now=self.clock(),
+                                                          limit=room):
+                        running[pool.submit(self._settle, serial, claim)] = claim.row.id
+                        claimed += 1
+                if not running:
+                    break
+                done, _ = wait(running, return_when=FIRST_COMPLETED)
+                for future in done:
+                    settled.append((running.pop(future), _logged(future.result())))
+        return [delivery for _, delivery in sorted(settled, key=lambda item: item[0])]
 
-    def _settle(self, store: Store, claim: ClaimedDelivery) -> Delivery:
+    def _settle(self, store: SerialStore, claim: ClaimedDelivery) -> Delivery:
         row = claim.row
         try:
             target = TargetRef.parse(row.target)
@@ -163,7 +244,7 @@ class OutboxDeliverer:
         return Delivery(row.route, row.target, action, "sent")
 
     def _send(
-        self, store: Store, claim: ClaimedDelivery, target: TargetRef
+        self, store: SerialStore, claim: ClaimedDelivery, target: TargetRef
     ) -> tuple[str, str] | None:
         row = claim.row
         match target.kind:
@@ -176,7 +257,9 @@ class OutboxDeliverer:
                 # Workflows cannot edit; remember that the standing card went out once.
                 return ("workflow", row.idempotency_key) if row.kind == "scorecard" else None
 
-    def _send_slack(self, store: Store, claim: ClaimedDelivery, channel: str) -> tuple[str, str]:
+    def _send_slack(
+        self, store: SerialStore, claim: ClaimedDelivery, channel: str
+    ) -> tuple[str, str]:
         row = claim.row
         client = self.senders.slack_client()
         text, blocks = row.payload["text"], row.payload.get("blocks")
@@ -205,7 +288,7 @@ class OutboxDeliverer:
                                   idempotency_key=row.idempotency_key)
         return ref.channel, ref.ts
 
-    def _send_bot(self, store: Store, row: OutboxRow, conversation: str) -> tuple[str, str]:
+    def _send_bot(self, store: SerialStore, row: OutboxRow, conversation: str) -> tuple[str, str]:
         client = self.senders.bot_client()
         activity = teams_bot_activity(row.payload["card"])
         standing = store.get_message_ref(row.target, "scorecard")
