@@ -324,3 +324,20 @@ def test_pull_given_nothing_and_no_cursor_starts_the_cursor_at_now(
     result = pull(client, None, scope=("ENT",))
     assert pulled(result) == []
     assert result.cursor == _NOW
+
+
+def test_pull_given_issue_updated_in_the_future_keeps_the_cursor_at_the_server_time(
+    rsps: responses.RequestsMock,
+) -> None:
+    client = mocked_client(rsps, "UTC")
+    page = {"issues": [issue(1, updated="2099-01-01T00:00:00.000+0000"),
+                       issue(2, updated="2026-11-15T14:02:00.000+0000")]}
+    rsps.post(SEARCH_JQL, json=page, headers={"Date": "Sun, 15 Nov 2026 14:10:00 GMT"})
+    cursor = datetime(2026, 11, 15, 14, 0, tzinfo=UTC)
+
+    result = pull(client, cursor, scope=("ENT",))
+
+    assert ids_of(pulled(result)) == ["10001", "10002"]
+    # The server's Date plus the allowed skew, never 2099: the next pull still asks
+    # for what changes from now on.
+    assert result.cursor == datetime(2026, 11, 15, 14, 15, tzinfo=UTC)

@@ -176,7 +176,8 @@ class SourcePuller:
         batch: list[JiraIssue] = []
         for issue in self.client.search(jql, self.plan.extra_fields,
                                         context=context or f"source {self.name}"):
-            newest = issue.updated if newest is None else max(newest, issue.updated)
+            newest = self.client.high_water_mark(
+                [issue.updated] if newest is None else [newest, issue.updated])
             batch.append(issue)
             if len(batch) >= PROGRESS_EVERY:
                 self._merge(result, batch)
@@ -220,7 +221,9 @@ class SourcePuller:
                 self.client.search(jql, self.plan.extra_fields, context=f"source {self.name}")
             )
             changed = self._merge_pulled(result, pulled, probed_since) > 0
-            newest = max((i.updated for i in pulled), default=cursor)
+            # A future `updated` (a bad clock, a bad import) never moves the cursor
+            # past the server's present: later changes would be missed for good.
+            newest = self.client.high_water_mark(i.updated for i in pulled) or cursor
             result.cursor = max(cursor, newest).astimezone(UTC)
         else:
             result.cursor = options.now
