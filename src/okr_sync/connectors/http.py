@@ -328,7 +328,7 @@ def parse_retry_after(value: str | None, *, now: datetime | None = None) -> floa
 class Retrier:
     """Runs a callable under a :class:`RetryPolicy`, retrying :class:`TransientError`."""
 
-    policy: RetryPolicy = field(default_factory=RetryPolicy)
+    policy: RetryPolicy = REQUEST_POLICY
     sleep: Callable[[float], None] = time.sleep
     rng: random.Random = field(default_factory=random.Random)
     waits: list[float] = field(default_factory=list)

@@ -8,7 +8,7 @@ from urllib.parse import urlsplit
 
 from pydantic import SecretStr
 
-from okr_sync.connectors.http import RetryPolicy
+from okr_sync.connectors.http import REQUEST_POLICY, RetryPolicy
 
 AUTO = "auto"
 DEFAULT_MAX_PAGES = 10_000
@@ -62,7 +62,7 @@ class JiraSource:
     story_points_field: str = AUTO
     epic_link_field: str | None = AUTO
     timeout: float | None = None
-    retry: RetryPolicy = field(default_factory=RetryPolicy)
+    retry: RetryPolicy = REQUEST_POLICY
     max_pages: int = DEFAULT_MAX_PAGES
 
     def __post_init__(self) -> None:

@@ -26,7 +26,7 @@ from typing import Any
 
 from pydantic import SecretStr
 
-from okr_sync.connectors.http import Retrier, RetryPolicy
+from okr_sync.connectors.http import REQUEST_POLICY, Retrier, RetryPolicy
 from okr_sync.connectors.slack.errors import (
     DEFAULT_API_URL,
     IDEMPOTENCY_FIELD,
@@ -92,7 +92,7 @@ class SlackClient:
         dedupe_lookback: float = 900.0,
     ) -> None:
         self.api_url = api_url if api_url.endswith("/") else api_url + "/"
-        self.retrier = retrier or Retrier(policy=policy or RetryPolicy(), sleep=sleep)
+        self.retrier = retrier or Retrier(policy=policy or REQUEST_POLICY, sleep=sleep)
         self.timeout = timeout if timeout is not None else self.retrier.policy.timeout
         self.pacer = ChannelPacer(channel_interval, clock=clock, sleep=sleep)
         self._wall_clock = wall_clock

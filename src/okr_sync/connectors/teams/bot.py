@@ -21,7 +21,7 @@ import requests
 from msal.exceptions import MsalServiceError
 from pydantic import SecretStr
 
-from okr_sync.connectors.http import Retrier, RetryPolicy, parse_retry_after, redact
+from okr_sync.connectors.http import REQUEST_POLICY, Retrier, RetryPolicy, parse_retry_after, redact
 from okr_sync.connectors.teams.errors import (
     TeamsAuthError,
     TeamsMalformedResponseError,
@@ -113,7 +113,7 @@ class TeamsBotClient:
         self.authority = f"{authority_host.rstrip('/')}/{tenant_id}"
         # A secret read from an env var or a file often ends in a newline.
         self._secret = SecretStr(app_secret.get_secret_value().strip())
-        self.retrier = retrier or Retrier(policy=policy or RetryPolicy(), sleep=sleep)
+        self.retrier = retrier or Retrier(policy=policy or REQUEST_POLICY, sleep=sleep)
         self.timeout = timeout if timeout is not None else self.retrier.policy.timeout
         self._session = session or requests.Session()
         self._login_session: requests.Session | None = None

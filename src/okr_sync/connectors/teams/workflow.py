@@ -16,7 +16,7 @@ from urllib.parse import urlsplit
 import requests
 from pydantic import SecretStr
 
-from okr_sync.connectors.http import Retrier, RetryPolicy
+from okr_sync.connectors.http import REQUEST_POLICY, Retrier, RetryPolicy
 from okr_sync.connectors.teams.transport import (
     SECRET_URLS,
     TEAMS_WORKFLOW_ERROR_TABLE,
@@ -87,7 +87,7 @@ class TeamsWorkflowClient:
         self.target = redact_url(checked)
         parts = urlsplit(checked)
         SECRET_URLS.add(parts.path, parts.query)
-        self.retrier = retrier or Retrier(policy=policy or RetryPolicy(), sleep=sleep)
+        self.retrier = retrier or Retrier(policy=policy or REQUEST_POLICY, sleep=sleep)
         self.timeout = timeout if timeout is not None else self.retrier.policy.timeout
         self._session = session or requests.Session()
 
