@@ -22,9 +22,11 @@ from okr_sync.cli.common import (
     emit_scorecard,
     fail_usage,
     load_settings,
+    open_database,
     resolve_as_of,
     resolve_plan,
     stderr,
+    unknown_id_message,
 )
 from okr_sync.exit_codes import ExitCode
 
@@ -42,7 +44,9 @@ def _connect(plan_path: Path | None, *, dry_run: bool = False) -> tuple[Settings
     settings = load_settings()
     _path, loaded = resolve_plan(plan_path, settings)
     try:
-        return settings, loaded, build_runtime(settings, loaded, dry_run=dry_run)
+        runtime = open_database(settings.database_url,
+                                lambda: build_runtime(settings, loaded, dry_run=dry_run))
+        return settings, loaded, runtime
     except (ConfigurationError, SchemaError) as error:
         raise UsageError(str(error)) from None
 
@@ -129,11 +133,12 @@ def resync_command(
 
 def resync_owners(plan: Plan, krs: list[str], objectives: list[str]) -> set[str]:
     known = {kr.id for _, kr in plan.key_results()}
-    unknown = [k for k in krs if k not in known]
     objective_ids = {o.id for o in plan.objectives}
-    unknown += [o for o in objectives if o not in objective_ids]
-    if unknown:
-        raise UsageError(f"unknown key result or objective id: {', '.join(unknown)}")
+    problems = [unknown_id_message("key result", k, known) for k in krs if k not in known]
+    problems += [unknown_id_message("objective", o, objective_ids)
+                 for o in objectives if o not in objective_ids]
+    if problems:
+        raise UsageError("\n".join(problems))
     owners = set(krs)
     for objective_id in objectives:
         owners |= {kr.id for kr in plan.objective(objective_id).key_results}

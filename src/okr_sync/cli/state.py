@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import getpass
 import json
+import math
+import os
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
@@ -19,10 +21,13 @@ from okr_sync.cli.common import (
     PlanOption,
     UsageError,
     fail_usage,
+    inert,
     load_settings,
+    open_database,
     resolve_plan,
     stderr,
     stdout,
+    unknown_id_message,
 )
 from okr_sync.exit_codes import ExitCode
 
@@ -37,7 +42,7 @@ def open_store(database_url: str | None = None) -> Store:
 
     url = database_url or load_settings().database_url
     try:
-        return Store(url)
+        return open_database(url, lambda: Store(url))
     except SchemaError as error:
         raise UsageError(str(error)) from None
 
@@ -157,7 +162,8 @@ def explain_command(kr_id: Annotated[str, typer.Argument(help="key result id")],
         try:
             kr = loaded.key_result(kr_id)
         except KeyError:
-            raise UsageError(f"unknown key result {kr_id!r}") from None
+            raise UsageError(unknown_id_message(
+                "key result", kr_id, (k.id for _, k in loaded.key_results()))) from None
         store = open_store(settings.database_url)
     except UsageError as error:
         fail_usage(error)
@@ -226,26 +232,54 @@ def checkin_command(
     plan: PlanOption = None,
 ) -> None:
     """Record a manual check-in: a value (manual KRs), a confidence, a note."""
+    from okr_sync.config.plan import MAX_PLAN_NUMBER
+
     try:
         settings = load_settings()
         _path, loaded = resolve_plan(plan, settings)
         try:
             kr = loaded.key_result(kr_id)
         except KeyError:
-            raise UsageError(f"unknown key result {kr_id!r}") from None
+            raise UsageError(unknown_id_message(
+                "key result", kr_id, (k.id for _, k in loaded.key_results()))) from None
         if value is None and confidence is None and note is None:
             raise UsageError("give at least one of --value, --confidence, --note")
         if value is not None and kr.measure.kind != "manual":
             raise UsageError(f"{kr_id} is measured from Jira ({kr.measure.kind}); "
                              "only manual KRs take --value")
+        if value is not None and not (math.isfinite(value) and abs(value) <= MAX_PLAN_NUMBER):
+            # inf would make every later pass fail; NaN would be stored as NULL.
+            raise UsageError(f"--value must be a finite number within +-{MAX_PLAN_NUMBER:g}, "
+                             f"not {value}")
         chosen = _confidence(confidence)
         store = open_store(settings.database_url)
     except UsageError as error:
         fail_usage(error)
+    if value is not None:
+        for warning in checkin_warnings(kr.effective_baseline, kr.effective_target, value):
+            stderr.print(f"warning: {kr_id}: {warning}", markup=False, highlight=False)
     with store:
         record = store.add_checkin(kr_id, value=value, confidence=chosen, note=note,
                                    author=_author())
     stdout.print(f"checked in {kr_id} at {record.at.isoformat()}", markup=False)
+
+
+def checkin_warnings(baseline: float, target: float | None, value: float) -> list[str]:
+    """Why a checked-in value looks like a typo (it is stored all the same): far outside
+    baseline..target (by more than their distance), or negative on a KR that starts and
+    ends at or above zero."""
+    if target is None:
+        return []
+    start = baseline
+    low, high = min(start, target), max(start, target)
+    span = high - low
+    warnings = []
+    if low >= 0 > value:
+        warnings.append(f"--value {value:g} is negative; baseline and target are not")
+    elif not low - span <= value <= high + span:
+        warnings.append(f"--value {value:g} is far outside baseline {start:g} .. target "
+                        f"{target:g} (accepted: {low - span:g} .. {high + span:g})")
+    return warnings
 
 
 def _confidence(text: str | None) -> Confidence | None:
@@ -272,7 +306,8 @@ def db_upgrade_command(plan: PlanOption = None) -> None:
 
     del plan
     try:
-        upgrade(load_settings().database_url)
+        url = load_settings().database_url
+        open_database(url, lambda: upgrade(url))
     except UsageError as error:
         fail_usage(error)
     except SchemaError as error:
@@ -289,6 +324,7 @@ def report_command(output: Annotated[Path, typer.Option("--output", help="FILE.h
 
     del plan
     try:
+        _check_writable(output)
         store = open_store()
     except UsageError as error:
         fail_usage(error)
@@ -296,6 +332,19 @@ def report_command(output: Annotated[Path, typer.Option("--output", help="FILE.h
         snapshot = store.latest_snapshot()
     if snapshot is None:
         fail_usage(UsageError("no scorecard yet: run `okr-sync run` first"))
-    output.write_text(render_html_report(PassSnapshot.from_json(snapshot.document).scorecard),
-                      "utf-8")
+    html = render_html_report(PassSnapshot.from_json(snapshot.document).scorecard)
+    try:
+        output.write_text(html, "utf-8")
+    except OSError as error:
+        fail_usage(UsageError(f"cannot write the report to {output}: {error.strerror or error}"))
     stdout.print(f"wrote {output}", markup=False)
+
+
+def _check_writable(path: Path) -> None:
+    folder = path.absolute().parent
+    if not folder.is_dir():
+        raise UsageError(f"cannot write the report to {path}: the folder {folder} does not exist")
+    if path.is_dir():
+        raise UsageError(f"cannot write the report to {path}: it is a folder")
+    if not os.access(path if path.exists() else folder, os.W_OK):
+        raise UsageError(f"cannot write the report to {path}: permission denied")

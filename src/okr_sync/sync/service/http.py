@@ -202,13 +202,21 @@ class _Handler(WSGIRequestHandler):
         log.warning("http server: " + format % args)
 
 
+class ListenError(OSError):
+    """The HTTP port cannot be opened (in use, not permitted): a usage error at the CLI."""
+
+
 class HttpServer:
     """Werkzeug's threaded server on ``host:port`` (0: any free port) in a thread."""
 
     def __init__(self, app: ServiceApp, *, host: str, port: int) -> None:
-        self._server: BaseWSGIServer = make_server(
-            host, port, app, threaded=True, request_handler=_Handler
-        )
+        try:
+            self._server: BaseWSGIServer = make_server(
+                host, port, app, threaded=True, request_handler=_Handler
+            )
+        except OSError as error:
+            raise ListenError(error.errno, f"cannot listen on {host} port {port}: "
+                              f"{error.strerror or error}") from error
         self._thread = threading.Thread(
             target=self._server.serve_forever, kwargs={"poll_interval": 0.1},
             name="okr-sync-http", daemon=True,
