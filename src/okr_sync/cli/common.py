@@ -29,9 +29,13 @@ if TYPE_CHECKING:
     from okr_sync.config.settings import Settings
     from okr_sync.scoring.scorecard import Scorecard
 
-# Piped output (cron mail, CI logs) gets a wide table instead of Rich's 80 columns.
-stdout = Console(soft_wrap=True, width=None if sys.stdout.isatty() else 140)
-stderr = Console(stderr=True, soft_wrap=True)
+# Piped output (cron mail, CI logs) gets a wide table instead of Rich's 80 columns. What we
+# print is mostly outside text (plan titles, Jira summaries, error messages naming
+# `plan.yaml:100:25`), so strings are never read as Rich markup or :emoji: codes; styles
+# come from rich.text.Text only.
+stdout = Console(soft_wrap=True, width=None if sys.stdout.isatty() else 140, markup=False,
+                 emoji=False, highlight=False)
+stderr = Console(stderr=True, soft_wrap=True, markup=False, emoji=False, highlight=False)
 
 
 class OutputFormat(StrEnum):
@@ -66,7 +70,8 @@ def inert(text: str) -> str:
 def unknown_id_message(what: str, given: str, known: Iterable[str]) -> str:
     """``unknown key result 'X'``, with a "did you mean" or the valid ids (a few)."""
     ids = sorted(known)
-    close = difflib.get_close_matches(given, ids, n=3)
+    by_folded = {i.casefold(): i for i in ids}
+    close = [by_folded[c] for c in difflib.get_close_matches(given.casefold(), by_folded, n=3)]
     if close:
         return f"unknown {what} {given!r}: did you mean {', '.join(close)}?"
     listed = ", ".join(ids[:MAX_LISTED_IDS]) + (", ..." if len(ids) > MAX_LISTED_IDS else "")
@@ -86,11 +91,12 @@ def describe_database_url(url: str) -> str:
 
 def _database_problem(url: str, error: BaseException) -> UsageError:
     from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError
 
     shown = describe_database_url(url)
     try:
         password = make_url(url).password
-    except Exception:  # noqa: BLE001 - an unparsable URL has no password to mask
+    except ArgumentError:  # an unparsable URL has no password to mask
         password = None
     detail = str(getattr(error, "orig", None) or error).strip().splitlines()
     reason = detail[0] if detail else type(error).__name__
@@ -195,5 +201,5 @@ def emit_scorecard(scorecard: Scorecard, output: OutputFormat) -> None:
 
 
 def fail_usage(error: Exception) -> NoReturn:
-    stderr.print(str(error), markup=False, highlight=False)
+    stderr.print(inert(str(error)), markup=False, highlight=False, emoji=False)
     raise typer.Exit(ExitCode.USAGE)

@@ -21,6 +21,7 @@ from okr_sync.cli.common import (
     UsageError,
     emit_scorecard,
     fail_usage,
+    inert,
     load_settings,
     open_database,
     resolve_as_of,
@@ -80,11 +81,12 @@ def _pass(
         runtime.close()
     emit_scorecard(result.scorecard, output)
     for failure in result.failures:
-        stderr.print(f"failed: {failure}", markup=False, highlight=False)
+        stderr.print(inert(f"failed: {failure}"), markup=False, highlight=False)
     for delivery in result.scorecard.deliveries:
         if delivery.status == "failed":
             stderr.print(
-                f"delivery failed: route {delivery.route} -> {delivery.target}: {delivery.reason}",
+                inert(f"delivery failed: route {delivery.route} -> {delivery.target}: "
+                      f"{delivery.reason}"),
                 markup=False,
                 highlight=False,
             )

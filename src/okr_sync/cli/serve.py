@@ -13,7 +13,8 @@ from okr_sync.cli.common import PlanOption, UsageError, fail_usage, load_setting
 def serve_command(
     plan: PlanOption = None,
     interval: Annotated[
-        str | None, typer.Option("--interval", help="sync every 30s, 5m, 1h, 1d (at most 7d; default 5m)")
+        str | None,
+        typer.Option("--interval", help="sync every 30s, 5m, 1h, 1d (at most 7d; default 5m)"),
     ] = None,
     cron: Annotated[str | None, typer.Option("--cron", help="sync on a cron schedule")] = None,
     port: Annotated[

@@ -137,18 +137,18 @@ def status_command(output: OutputOption = OutputFormat.text, plan: PlanOption = 
     for source in fresh["sources"]:
         mark = source["high_water_mark"]
         seen = datetime.fromisoformat(mark) if mark else None
-        stdout.print(f"source {source['source']}: Jira data up to {_age(seen, now)}", markup=False)
+        stdout.print(inert(f"source {source['source']}: Jira data up to {_age(seen, now)}"))
     for outcome, run in sorted(fresh["last_runs"].items()):
         stdout.print(f"last {outcome} run: #{run['id']} {run['kind']} at {run['started_at']}",
                      markup=False)
     deliveries = doc["deliveries"]
     for row in deliveries["pending"]:
-        stdout.print(f"pending: {row['route']} -> {row['target']} ({row['kind']}, "
-                     f"{row['attempts']} attempts) {row['last_error'] or ''}", markup=False)
+        stdout.print(inert(f"pending: {row['route']} -> {row['target']} ({row['kind']}, "
+                           f"{row['attempts']} attempts) {row['last_error'] or ''}"))
     for row in deliveries["failed"]:
         stdout.print(Text.assemble(("failed: ", "red"),
-                                   f"{row['route']} -> {row['target']} ({row['kind']}): "
-                                   f"{row['error']}"))
+                                   inert(f"{row['route']} -> {row['target']} ({row['kind']}): "
+                                         f"{row['error']}")))
 
 
 def explain_command(kr_id: Annotated[str, typer.Argument(help="key result id")],
@@ -171,15 +171,15 @@ def explain_command(kr_id: Annotated[str, typer.Argument(help="key result id")],
         snapshot = store.latest_snapshot()
         history = store.get_history(kr_id, limit=10)
         checkins = store.checkins(kr_id, limit=5)
-    stdout.print(Text.assemble((f"{kr.id} ", "bold"), kr.title))
+    stdout.print(Text.assemble((inert(f"{kr.id} "), "bold"), inert(kr.title)))
     stored = PassSnapshot.from_json(snapshot.document) if snapshot is not None else None
     card = stored.scorecard if stored is not None else None
     if stored is None or card is None or kr_id not in {k.id for k in card.key_results()}:
         stdout.print("not scored yet: run `okr-sync run` first", markup=False)
         return
     scored = card.key_result(kr_id)
-    stdout.print(f"value {scored.value:g} (target {scored.target:g}), score {scored.score:.0%}, "
-                 f"{scored.band}, {scored.confidence}", markup=False)
+    stdout.print(inert(f"value {scored.value:g} (target {scored.target:g}), "
+                       f"score {scored.score:.0%}, {scored.band}, {scored.confidence}"))
     entry = stored.explanations.get(kr_id)
     if kr.measure.kind == "manual":
         stdout.print("measured by hand: plan `current` or the latest check-in", markup=False)
@@ -189,25 +189,25 @@ def explain_command(kr_id: Annotated[str, typer.Argument(help="key result id")],
         table = Table("as of", "value", "score", "band", "confidence", header_style="bold")
         for record in history:
             table.add_row(record.as_of.isoformat(), f"{record.value:g}" if record.value is not None
-                          else "-", f"{record.score:.0%}", record.band, record.confidence)
+                          else "-", f"{record.score:.0%}", Text(inert(record.band)),
+                          Text(record.confidence))
         stdout.print(table)
     for change in card.changes:
         if change.kr == kr_id:
-            stdout.print(f"last change: {', '.join(change.reasons) or 'no item changes'}",
-                         markup=False)
+            stdout.print(inert(f"last change: {', '.join(change.reasons) or 'no item changes'}"))
     for checkin in checkins:
-        stdout.print(f"check-in {checkin.at.isoformat()}: value={checkin.value} "
-                     f"confidence={checkin.confidence} {checkin.note or ''}", markup=False)
+        stdout.print(inert(f"check-in {checkin.at.isoformat()}: value={checkin.value} "
+                           f"confidence={checkin.confidence} {checkin.note or ''}"))
 
 
 def _print_items(kind: str, entry: Explanation) -> None:
-    stdout.print(Text(f"JQL: {entry.jql}"))
+    stdout.print(Text(inert(f"JQL: {entry.jql}")))
     if entry.error:
-        stdout.print(Text.assemble(("not measured: ", "red"), entry.error))
+        stdout.print(Text.assemble(("not measured: ", "red"), inert(entry.error)))
     if entry.count is not None:
         stdout.print(f"counted by Jira: {entry.count} issues", markup=False)
     if entry.reasons:
-        stdout.print(f"changed since the last pass: {', '.join(entry.reasons)}", markup=False)
+        stdout.print(inert(f"changed since the last pass: {', '.join(entry.reasons)}"))
     items = entry.items
     if not items:
         return
@@ -217,7 +217,8 @@ def _print_items(kind: str, entry: Explanation) -> None:
         counted: str = item.counted
         if kind == "sum":
             counted = f"adds {item.amount or 0:g}"
-        table.add_row(item.key, Text(item.summary), Text(item.status), points, counted)
+        table.add_row(Text(inert(item.key)), Text(inert(item.summary)), Text(inert(item.status)),
+                      points, counted)
     stdout.print(table)
     stdout.print(f"{len(items)} items, {sum(1 for i in items if i.done)} done", markup=False)
 

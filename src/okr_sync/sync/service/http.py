@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import logging
+import socket
 import sqlite3
 import threading
 from collections.abc import Callable, Iterable
@@ -23,7 +24,13 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.pool import NullPool
 from werkzeug.exceptions import HTTPException, MethodNotAllowed, NotFound
 from werkzeug.routing import Map, Rule
-from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
+from werkzeug.serving import (
+    BaseWSGIServer,
+    WSGIRequestHandler,
+    get_sockaddr,
+    make_server,
+    select_address_family,
+)
 from werkzeug.wrappers import Request, Response
 
 from okr_sync.sync.service.loop import StatusView
@@ -210,10 +217,19 @@ class HttpServer:
     """Werkzeug's threaded server on ``host:port`` (0: any free port) in a thread."""
 
     def __init__(self, app: ServiceApp, *, host: str, port: int) -> None:
+        # The socket is bound here, not by Werkzeug, which prints a busy port's error
+        # and calls sys.exit(1) instead of raising.
+        family = select_address_family(host, port)
         try:
-            self._server: BaseWSGIServer = make_server(
-                host, port, app, threaded=True, request_handler=_Handler
-            )
+            with socket.socket(family, socket.SOCK_STREAM) as listener:
+                listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+                listener.bind(get_sockaddr(host, port, family))
+                listener.listen(socket.SOMAXCONN)
+                # Werkzeug duplicates the descriptor, so this one may close.
+                self._server: BaseWSGIServer = make_server(
+                    host, port, app, threaded=True, request_handler=_Handler,
+                    fd=listener.fileno(),
+                )
         except OSError as error:
             raise ListenError(error.errno, f"cannot listen on {host} port {port}: "
                               f"{error.strerror or error}") from error
@@ -228,7 +244,7 @@ class HttpServer:
 
     @property
     def port(self) -> int:
-        return int(self._server.server_port)
+        return int(self._server.port)
 
     def start(self) -> HttpServer:
         self._thread.start()
