@@ -105,7 +105,15 @@ def run_command(
         float, typer.Option("--wait", help="seconds to wait for another run's lock")
     ] = 0.0,
 ) -> None:
-    """One sync pass (the cron job)."""
+    """One sync pass (the cron job).
+
+    \b
+    Exit codes:
+      0   done
+      1   done with failures (some KRs or deliveries failed; the rest went through)
+      2   usage, plan or settings error (nothing fetched or posted)
+      75  another run holds the lock (try later)
+    """
     from okr_sync.sync.pipeline import PassOptions
 
     options = PassOptions(kind="run", dry_run=dry_run, full=full)

@@ -111,7 +111,7 @@ def status_document(store: Store, now: datetime) -> dict[str, Any]:
 def status_command(output: OutputOption = OutputFormat.text, plan: PlanOption = None) -> None:
     """The last scorecard from the state store, with its freshness and deliveries.
 
-    ``--plan`` is accepted like on every command; status reads only the store.
+    --plan is accepted like on every command; status reads only the store.
     """
     from okr_sync.cli.console import print_scorecard
     from okr_sync.scoring.scorecard import scorecard_from_json
@@ -302,7 +302,7 @@ def _author() -> str | None:
 
 
 def db_upgrade_command(plan: PlanOption = None) -> None:
-    """Apply state-store migrations (``--plan`` is accepted and not needed)."""
+    """Apply state-store migrations (--plan is accepted and not needed)."""
     from okr_sync.sync.store.store import SchemaError, upgrade
 
     del plan
