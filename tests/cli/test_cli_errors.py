@@ -214,3 +214,31 @@ def test_fail_usage_given_plan_position_prints_it_without_emoji(
     result = _invoke(plain_env, "validate", "--plan", str(plan))
     assert result.exit_code == 2
     assert f"{plan}:100:1:" in result.stderr and "💯" not in result.stderr
+
+
+@pytest.mark.parametrize("args", [["validate"], ["status"], ["db", "upgrade"]])
+def test_commands_given_misspelt_setting_exit_2_with_did_you_mean(
+    plain_env: dict[str, str], args: list[str],
+) -> None:
+    result = _invoke({**plain_env, "OKR_SYNC_DATABSE_URL": "sqlite:///x.db"}, *args)
+    _assert_usage(result, "OKR_SYNC_DATABSE_URL: did you mean OKR_SYNC_DATABASE_URL?")
+
+
+def test_commands_given_misspelt_setting_in_dotenv_exit_2(
+    plain_env: dict[str, str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / ".env").write_text("OKR_SYNC_SLAK_BOT_TOKEN=xoxb-1\n")
+    _assert_usage(_invoke(plain_env, "validate"), "did you mean OKR_SYNC_SLACK_BOT_TOKEN?")
+
+
+def test_validate_given_plan_naming_a_prefixed_url_env_accepts_that_variable(
+    plain_env: dict[str, str], tmp_path: Path,
+) -> None:
+    plan = tmp_path / "plan.yaml"
+    plan.write_text(DEMO_PLAN.read_text().replace(
+        "url_env: OKR_SYNC_DEMO_TEAMS_WORKFLOW_URL", "url_env: OKR_SYNC_WF_CUSTOM"))
+    env = {**plain_env, "OKR_SYNC_PLAN": str(plan), "OKR_SYNC_WF_CUSTOM": "https://x.test/wf",
+           "OKR_SYNC_JIRA__STAGING__URL": "https://staging.test"}
+    assert _invoke(env, "validate").exit_code == 0
+    assert _invoke(env, "status").exit_code == 0

@@ -173,12 +173,51 @@ def load_settings() -> Settings:
 
 
 def resolve_plan(plan_path: Path | None, settings: Settings | None = None) -> tuple[Path, Plan]:
+    """Load the plan, then refuse unknown ``OKR_SYNC_*`` variables (the plan may name some)."""
     from okr_sync.config.plan_loader import PlanError, load_plan
 
     path = plan_path if plan_path is not None else (settings or load_settings()).plan
     try:
-        return path, load_plan(path)
+        loaded = load_plan(path)
     except PlanError as error:
+        raise UsageError(str(error)) from None
+    check_setting_names(loaded)
+    return path, loaded
+
+
+def plan_variables(plan: Plan) -> set[str]:
+    """The environment variables the plan names (Teams Workflows ``url_env``)."""
+    return {target.teams_workflow.url_env
+            for targets in plan.routes.values() for target in targets
+            if target.teams_workflow is not None}
+
+
+def check_setting_names(plan: Plan | None, settings: Settings | None = None) -> None:
+    """Refuse ``OKR_SYNC_*`` variables (environment, ``.env``) that nothing reads.
+
+    Without a loaded plan (``status``, ``report``, ``db upgrade``), the variables of the
+    settings' plan file are allowed when it loads; a broken plan does not block them.
+    """
+    import os
+
+    from okr_sync.config.plan_loader import PlanError, load_plan
+    from okr_sync.config.settings import (
+        Settings,
+        UnknownVariableError,
+        check_variables,
+        prefixed_names,
+    )
+
+    if plan is None and settings is not None:
+        try:
+            plan = load_plan(settings.plan)
+        except (PlanError, OSError):
+            plan = None
+    env_file = Settings.model_config.get("env_file")
+    names = prefixed_names(os.environ, Path(str(env_file)) if env_file else None)
+    try:
+        check_variables(names, plan_variables(plan) if plan is not None else ())
+    except UnknownVariableError as error:
         raise UsageError(str(error)) from None
 
 

@@ -20,6 +20,7 @@ from okr_sync.cli.common import (
     OutputOption,
     PlanOption,
     UsageError,
+    check_setting_names,
     fail_usage,
     inert,
     load_settings,
@@ -40,7 +41,12 @@ if TYPE_CHECKING:
 def open_store(database_url: str | None = None) -> Store:
     from okr_sync.sync.store.store import SchemaError, Store
 
-    url = database_url or load_settings().database_url
+    if database_url is None:
+        # The commands that read only the store load no plan: names are checked here.
+        settings = load_settings()
+        check_setting_names(None, settings)
+        database_url = settings.database_url
+    url = database_url
     try:
         return open_database(url, lambda: Store(url))
     except SchemaError as error:
@@ -307,7 +313,9 @@ def db_upgrade_command(plan: PlanOption = None) -> None:
 
     del plan
     try:
-        url = load_settings().database_url
+        settings = load_settings()
+        check_setting_names(None, settings)
+        url = settings.database_url
         open_database(url, lambda: upgrade(url))
     except UsageError as error:
         fail_usage(error)
