@@ -31,6 +31,9 @@ from okr_sync.config.plan_yaml import (
     read_yaml,
 )
 
+#: Slack conversation ids: C (channel), G (private channel, older), D (direct message).
+_SLACK_CHANNEL_ID = re.compile(r"^[CGD][A-Z0-9]+$")
+
 
 @dataclass(frozen=True)
 class PlanIssue:
@@ -327,6 +330,22 @@ def _check_references(data: dict[str, Any]) -> Iterator[Problem]:
         perspective = _str_field(kpi, "perspective")
         if perspective is not None and perspective not in perspective_ids:
             yield ["kpis", index, "perspective"], f"unknown perspective {perspective!r}"
+    yield from _check_slack_channels(routes if isinstance(routes, dict) else {})
+
+
+def _check_slack_channels(routes: dict[Any, Any]) -> Iterator[Problem]:
+    # chat.postMessage takes a name too, but chat.update and the history lookup need the
+    # id, and a renamed channel would silently lose its standing message.
+    for name, targets in routes.items():
+        for t_index, target in enumerate(targets if isinstance(targets, list) else []):
+            slack = target.get("slack") if isinstance(target, dict) else None
+            channel = _str_field(slack, "channel") if isinstance(slack, dict) else None
+            if channel is not None and not _SLACK_CHANNEL_ID.match(channel):
+                yield (
+                    ["routes", name, t_index, "slack", "channel"],
+                    (f"{channel!r} is not a Slack channel id: use the channel id, e.g. "
+                     "C0123ABCD; find it in the channel's details"),
+                )
 
 
 def _check_contributors(plan: Plan) -> Iterator[Problem]:
@@ -367,6 +386,15 @@ def _check_sources(plan: Plan) -> Iterator[Problem]:
         source = plan.jira.get(measure.source)
         if source is None:
             yield [*path, "source"], f"unknown Jira source {measure.source!r}"
+            continue
+        if measure.source != DEFAULT_SOURCE:
+            # DESIGN A4 reserves OKR_SYNC_JIRA__<NAME>__* for further sources, but settings
+            # connect only `main` so far: say so now rather than when `run` connects.
+            yield (
+                [*path, "source"],
+                (f"Jira source {measure.source!r} cannot be connected: settings connect only "
+                 f"the source {DEFAULT_SOURCE!r} (OKR_SYNC_JIRA_URL and its credentials)"),
+            )
             continue
         if measure.select is None:
             continue
