@@ -102,3 +102,11 @@ def test_prefixed_names_given_environment_and_dotenv_reads_both_upper_cased(tmp_
     dotenv.write_text("okr_sync_plna=x.yaml\nOTHER=1\n")
     names = prefixed_names({"OKR_SYNC_PLAN": "p", "HOME": "/root"}, dotenv)
     assert names == ["OKR_SYNC_PLAN", "OKR_SYNC_PLNA"]
+
+
+def test_settings_given_allow_unsigned_webhooks_reads_it_and_defaults_to_false(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    assert Settings(_env_file=None).webhook_allow_unsigned is False
+    monkeypatch.setenv("OKR_SYNC_WEBHOOK_ALLOW_UNSIGNED", "true")
+    assert Settings(_env_file=None).webhook_allow_unsigned is True

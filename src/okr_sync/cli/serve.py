@@ -43,6 +43,7 @@ def serve_command(
             port=port,
             host=host,
             webhook_secret=settings.webhook_secret,
+            allow_unsigned_webhooks=settings.webhook_allow_unsigned,
         )
     except (ConfigurationError, SchemaError, OSError) as error:
         fail_usage(error)

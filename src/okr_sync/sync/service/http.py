@@ -35,7 +35,6 @@ from werkzeug.wrappers import Request, Response
 
 from okr_sync.sync.service.loop import StatusView
 from okr_sync.sync.service.metrics import ServiceMetrics
-from okr_sync.sync.service.webhooks import JiraWebhookEndpoint
 from okr_sync.sync.store.database import is_sqlite_memory
 
 log = logging.getLogger("okr_sync.service")
@@ -133,7 +132,7 @@ class ServiceApp:
         status: Callable[[], StatusView],
         period: Callable[[datetime], timedelta],
         metrics: ServiceMetrics,
-        webhook: JiraWebhookEndpoint,
+        webhook: Callable[[Request], Response],
         database_probe: Callable[[], str | None],
         clock: Callable[[], datetime],
     ) -> None:
@@ -207,6 +206,21 @@ class _Handler(WSGIRequestHandler):
 
     def log_error(self, format: str, *args: Any) -> None:
         log.warning("http server: " + format % args)
+
+
+class UnsignedWebhookRefusal:
+    """``POST /webhooks/jira`` when serve has no webhook secret and the operator did not
+    opt in to unsigned deliveries (DESIGN A4): 403, and no pass is triggered."""
+
+    def __init__(self, on_result: Callable[[str], None] | None = None) -> None:
+        self.on_result = on_result or (lambda result: None)
+
+    def __call__(self, request: Request) -> Response:
+        log.warning("webhook refused: no OKR_SYNC_WEBHOOK_SECRET is set",
+                    extra={"remote": request.remote_addr})
+        self.on_result("unsigned_refused")
+        return _json(403, {"error": "webhooks are refused: the service has no webhook secret "
+                                    "(OKR_SYNC_WEBHOOK_SECRET)"})
 
 
 class ListenError(OSError):
