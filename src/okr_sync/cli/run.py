@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import replace
+from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -64,10 +65,16 @@ def _pass(
 
     try:
         _settings, loaded, runtime = _connect(plan, dry_run=options.dry_run)
-        if as_of is not None:
-            options = replace(options, as_of=resolve_as_of(as_of, loaded))
     except UsageError as error:
         fail_usage(error)
+    if as_of is not None:
+        try:
+            options = replace(options, as_of=resolve_as_of(as_of, loaded))
+            if not options.dry_run:
+                check_as_of(runtime, as_of, options.as_of)
+        except UsageError as error:
+            runtime.close()
+            fail_usage(error)
     try:
         with fetch_progress() as progress:
             result = runtime.run_locked(replace(options, progress=progress), wait=wait)
@@ -91,6 +98,21 @@ def _pass(
                 highlight=False,
             )
     return result.exit_code
+
+
+def check_as_of(runtime: Runtime, text: str, moment: datetime | None) -> None:
+    """Refuse a real pass ``--as-of`` before the last published scorecard (DESIGN A5):
+    it would tell people an older state after a newer one."""
+    from okr_sync.sync.store.store import Store
+
+    if moment is None or not isinstance(runtime.store, Store):
+        return
+    published = runtime.store.last_published_snapshot()
+    if published is not None and moment < published.as_of:
+        raise UsageError(
+            f"--as-of {text} is before the last published scorecard "
+            f"({published.as_of.isoformat()}): use --dry-run to look at an earlier instant"
+        )
 
 
 def run_command(
