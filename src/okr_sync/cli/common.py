@@ -175,10 +175,11 @@ def load_settings() -> Settings:
 def resolve_plan(plan_path: Path | None, settings: Settings | None = None) -> tuple[Path, Plan]:
     """Load the plan, then refuse unknown ``OKR_SYNC_*`` variables (the plan may name some)."""
     from okr_sync.config.plan_loader import PlanError, load_plan
+    from okr_sync.config.settings import CONNECTED_SOURCES
 
     path = plan_path if plan_path is not None else (settings or load_settings()).plan
     try:
-        loaded = load_plan(path)
+        loaded = load_plan(path, connectable_sources=CONNECTED_SOURCES)
     except PlanError as error:
         raise UsageError(str(error)) from None
     check_setting_names(loaded)

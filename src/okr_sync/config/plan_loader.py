@@ -91,10 +91,17 @@ def _message(error: dict[str, Any]) -> str:
 class PlanLoader:
     """Parses one plan file and collects every problem in it."""
 
-    def __init__(self, path: Path, text: str | bytes | None = None) -> None:
+    def __init__(
+        self,
+        path: Path,
+        text: str | bytes | None = None,
+        *,
+        connectable_sources: frozenset[str] | None = None,
+    ) -> None:
         self.path = path
         self.display = str(path)
         self._text = text
+        self.connectable_sources = connectable_sources
 
     def load(self) -> Plan:
         document = self._read()
@@ -117,7 +124,8 @@ class PlanLoader:
                 seen_paths.add(format_path(path))
                 issues.append(self._issue(positions, path, _message(dict(e))))
             raise PlanError(self._sorted(issues)) from None
-        issues += [self._issue(positions, p, m) for p, m in cross_check(plan)]
+        issues += [self._issue(positions, p, m)
+                   for p, m in cross_check(plan, self.connectable_sources)]
         if issues:
             raise PlanError(self._sorted(issues))
         return plan
@@ -162,9 +170,13 @@ class PlanLoader:
         return sorted(unique.values(), key=lambda i: (i.line, i.column, i.path))
 
 
-def load_plan(path: str | Path) -> Plan:
-    """Load and fully validate a plan file; raise :class:`PlanError` listing every problem."""
-    return PlanLoader(Path(path)).load()
+def load_plan(path: str | Path, *, connectable_sources: frozenset[str] | None = None) -> Plan:
+    """Load and fully validate a plan file; raise :class:`PlanError` listing every problem.
+
+    ``connectable_sources``: the Jira sources settings can connect; a measure on another
+    is a plan issue at its position (the command line passes what settings offer).
+    """
+    return PlanLoader(Path(path), connectable_sources=connectable_sources).load()
 
 
 def load_plan_text(text: str, *, name: str = "<plan>") -> Plan:
@@ -181,10 +193,10 @@ def load_plan_bytes(raw: bytes, *, name: str = "<plan>") -> Plan:
 Problem = tuple[list[PathPart], str]
 
 
-def cross_check(plan: Plan) -> Iterator[Problem]:
+def cross_check(plan: Plan, connectable: frozenset[str] | None = None) -> Iterator[Problem]:
     """Rules that need the validated model (run only when the shape is valid)."""
     yield from _check_contributors(plan)
-    yield from _check_sources(plan)
+    yield from _check_sources(plan, connectable)
 
 
 def _items(data: dict[str, Any], key: str) -> list[tuple[int, dict[str, Any]]]:
@@ -381,19 +393,18 @@ def _measures(plan: Plan) -> Iterator[tuple[list[PathPart], JiraMeasure]]:
             yield ["kpis", index, "measure"], kpi.measure
 
 
-def _check_sources(plan: Plan) -> Iterator[Problem]:
+def _check_sources(plan: Plan, connectable: frozenset[str] | None) -> Iterator[Problem]:
     for path, measure in _measures(plan):
         source = plan.jira.get(measure.source)
         if source is None:
             yield [*path, "source"], f"unknown Jira source {measure.source!r}"
             continue
-        if measure.source != DEFAULT_SOURCE:
-            # DESIGN A4 reserves OKR_SYNC_JIRA__<NAME>__* for further sources, but settings
-            # connect only `main` so far: say so now rather than when `run` connects.
+        if connectable is not None and measure.source not in connectable:
+            # Said now rather than when `run` connects, after a validate that passed.
             yield (
                 [*path, "source"],
                 (f"Jira source {measure.source!r} cannot be connected: settings connect only "
-                 f"the source {DEFAULT_SOURCE!r} (OKR_SYNC_JIRA_URL and its credentials)"),
+                 f"{', '.join(repr(c) for c in sorted(connectable))}"),
             )
             continue
         if measure.select is None:

@@ -19,8 +19,12 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEFAULT_SECRETS_DIR = Path("/run/secrets")
 PREFIX = "OKR_SYNC_"
-#: Read outside :class:`Settings` (by the CLI's start, before settings load).
-OTHER_VARIABLES = frozenset({"OKR_SYNC_LOG_LEVEL"})
+#: The Jira sources settings can connect: the flat OKR_SYNC_JIRA_* describe `main`; the
+#: OKR_SYNC_JIRA__<NAME>__* that DESIGN A4 reserves for further sources are not wired yet.
+CONNECTED_SOURCES = frozenset({"main"})
+#: Read outside :class:`Settings`: the log level (by the CLI's start) and the Workflows
+#: URL of the built-in demo plan (its `url_env`, set by the sandbox world).
+OTHER_VARIABLES = frozenset({"OKR_SYNC_LOG_LEVEL", "OKR_SYNC_DEMO_TEAMS_WORKFLOW_URL"})
 #: The test-suite's own switches: never read by okr-sync, so never a typo of a setting.
 TEST_VARIABLES = frozenset({"OKR_SYNC_TEST_DATABASE_URL", "OKR_SYNC_UPDATE_GOLDEN"})
 #: DESIGN.md A4 reserves these for the plan's further Jira sources (``jira.<name>``).
