@@ -49,3 +49,32 @@ def test_version_given_no_installed_distribution_prints_package_version(
 def test_package_version_given_pyproject_is_the_same() -> None:
     project = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]
     assert okr_sync.__version__ == project["version"]
+
+
+def _command_paths(command, prefix: tuple[str, ...] = ()) -> list[tuple[str, ...]]:
+    paths = [prefix]
+    for name, sub in getattr(command, "commands", {}).items():
+        paths += _command_paths(sub, (*prefix, name))
+    return paths
+
+
+def test_help_given_every_command_shows_no_bool_metavar_and_no_rest_markup() -> None:
+    paths = _command_paths(get_command(app))
+    assert ("db", "upgrade") in paths and ("run",) in paths
+    for path in paths:
+        result = CliRunner().invoke(app, [*path, "--help"])
+        assert result.exit_code == 0, path
+        assert "<bool>" not in result.output, path
+        assert "``" not in result.output and ":class:" not in result.output, path
+
+
+def test_run_help_given_exit_codes_lists_all_four() -> None:
+    output = CliRunner().invoke(app, ["run", "--help"]).output
+    for code, meaning in (("0", "done"), ("1", "failures"), ("2", "usage"), ("75", "lock")):
+        assert any(line.split()[:1] == [code] and meaning in line
+                   for line in output.splitlines()), (code, output)
+
+
+def test_root_help_given_completion_enabled_offers_install_and_show() -> None:
+    output = CliRunner().invoke(app, ["--help"]).output
+    assert "--install-completion" in output and "--show-completion" in output

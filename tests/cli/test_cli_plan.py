@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 from typer.testing import CliRunner
@@ -11,6 +12,7 @@ from okr_sync.cli.main import app
 from support.paths import EXAMPLES
 
 runner = CliRunner()
+ISSUE_LINE = re.compile(r"^[^:\n]+:\d+:\d+: \S+: [^\n]+$")
 
 
 def test_validate_given_examples_exits_0() -> None:
@@ -51,3 +53,39 @@ def test_schema_given_no_args_prints_json_schema() -> None:
     result = runner.invoke(app, ["schema"])
     assert result.exit_code == 0
     assert json.loads(result.stdout)["title"] == "okr-sync plan"
+
+
+def _validate_changed(tmp_path: Path, *changes: tuple[str, str]):
+    from support.paths import DEMO_PLAN
+
+    text = DEMO_PLAN.read_text()
+    for old, new in changes:
+        assert old in text
+        text = text.replace(old, new)
+    path = tmp_path / "plan.yaml"
+    path.write_text(text)
+    return runner.invoke(app, ["validate", "--plan", str(path)])
+
+
+def test_validate_given_measure_on_a_source_other_than_main_exits_2_at_its_position(
+    tmp_path: Path,
+) -> None:
+    declare = ("jira:\n  main:", "jira:\n  staging: {projects: [OPS]}\n  main:")
+    result = _validate_changed(tmp_path, declare)
+    assert result.exit_code == 0, result.stderr  # declaring it alone is harmless
+    result = _validate_changed(tmp_path, declare, (
+        "measure: {kind: done_ratio, jql: 'project = OPS AND labels = on-call'}",
+        "measure: {kind: done_ratio, source: staging, jql: 'project = OPS AND labels = on-call'}"))
+    assert result.exit_code == 2
+    assert result.stderr.startswith(str(tmp_path / "plan.yaml"))
+    assert ": objectives[2].key_results[1].measure.source: Jira source 'staging'" in result.stderr
+
+
+def test_validate_given_slack_channel_name_exits_2_with_the_fix(tmp_path: Path) -> None:
+    result = _validate_changed(tmp_path, ("{slack: {channel: C0DEMO0001}}",
+                                          '{slack: {channel: "#platform"}}'))
+    assert result.exit_code == 2
+    line = result.stderr.strip()
+    assert ": routes.leadership[0].slack.channel: '#platform' is not a Slack channel id" in line
+    assert "use the channel id, e.g. C0123ABCD; find it in the channel's details" in line
+    assert ISSUE_LINE.match(line), line

@@ -194,3 +194,29 @@ def test_fetch_progress_given_no_terminal_stays_silent(monkeypatch) -> None:
     monkeypatch.setattr(cli, "stderr", Console(file=io.StringIO(), force_terminal=False))
     with cli.fetch_progress() as progress:
         assert progress is None
+
+
+def test_run_given_as_of_stores_history_and_snapshot_at_the_real_time(env) -> None:
+    from datetime import UTC, datetime, timedelta
+
+    from okr_sync.sync.store.store import Store
+
+    before = datetime.now(UTC)
+    result = runner.invoke(app, ["run", "--as-of", "2027-06-01", "--output", "json"], env=env)
+    assert result.exit_code == 0, result.stderr
+    assert json.loads(result.stdout)["cycle"]["as_of"] == "2027-06-01T00:00:00+00:00"
+    with Store(env["OKR_SYNC_DATABASE_URL"]) as store:
+        snapshot = store.latest_snapshot()
+        history = store.get_history("CO-1.KR1")
+    assert snapshot is not None and history
+    for stored in (snapshot.as_of, history[-1].as_of):
+        assert before - timedelta(seconds=1) <= stored <= datetime.now(UTC)
+
+
+def test_run_given_as_of_before_last_published_scorecard_refuses_a_real_pass(env) -> None:
+    assert runner.invoke(app, ["run"], env=env).exit_code == 0
+    refused = runner.invoke(app, ["run", "--as-of", "2026-10-15"], env=env)
+    assert refused.exit_code == 2
+    assert "--as-of 2026-10-15 is before the last published scorecard" in refused.stderr
+    dry = runner.invoke(app, ["run", "--dry-run", "--as-of", "2026-10-15"], env=env)
+    assert dry.exit_code == 0, dry.stderr

@@ -3,7 +3,12 @@ from __future__ import annotations
 import pytest
 from pydantic import ValidationError
 
-from okr_sync.config.settings import Settings
+from okr_sync.config.settings import (
+    Settings,
+    UnknownVariableError,
+    check_variables,
+    prefixed_names,
+)
 
 TOKEN = "xoxb-super-secret-token-123"
 
@@ -67,3 +72,41 @@ def test_settings_given_email_without_token_refuses(monkeypatch) -> None:
     monkeypatch.setenv("OKR_SYNC_JIRA_EMAIL", "bot@acme.test")
     with pytest.raises(ValidationError, match="go together"):
         Settings(_env_file=None)
+
+
+def test_check_variables_given_typo_refuses_with_did_you_mean() -> None:
+    with pytest.raises(UnknownVariableError) as error:
+        check_variables(["OKR_SYNC_DATABSE_URL", "OKR_SYNC_PLAN"])
+    assert str(error.value) == (
+        "unknown setting OKR_SYNC_DATABSE_URL: did you mean OKR_SYNC_DATABASE_URL?")
+
+
+@pytest.mark.parametrize("name", [
+    "OKR_SYNC_JIRA__STAGING__URL", "OKR_SYNC_JIRA__EU_SITE__API_TOKEN",
+    "OKR_SYNC_JIRA__DC__PAT", "OKR_SYNC_JIRA__DC__EMAIL",
+    "OKR_SYNC_TEST_DATABASE_URL", "OKR_SYNC_UPDATE_GOLDEN", "OKR_SYNC_LOG_LEVEL",
+    "OKR_SYNC_WEBHOOK_ALLOW_UNSIGNED", "OKR_SYNC_TEAMS_AUTHORITY_HOST",
+])
+def test_check_variables_given_known_reserved_or_test_names_accepts(name: str) -> None:
+    check_variables([name])
+
+
+def test_check_variables_given_name_the_plan_allows_accepts() -> None:
+    check_variables(["OKR_SYNC_WF_ENTERPRISE"], allowed=["OKR_SYNC_WF_ENTERPRISE"])
+    with pytest.raises(UnknownVariableError):
+        check_variables(["OKR_SYNC_WF_ENTERPRISE"])
+
+
+def test_prefixed_names_given_environment_and_dotenv_reads_both_upper_cased(tmp_path) -> None:
+    dotenv = tmp_path / ".env"
+    dotenv.write_text("okr_sync_plna=x.yaml\nOTHER=1\n")
+    names = prefixed_names({"OKR_SYNC_PLAN": "p", "HOME": "/root"}, dotenv)
+    assert names == ["OKR_SYNC_PLAN", "OKR_SYNC_PLNA"]
+
+
+def test_settings_given_allow_unsigned_webhooks_reads_it_and_defaults_to_false(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    assert Settings(_env_file=None).webhook_allow_unsigned is False
+    monkeypatch.setenv("OKR_SYNC_WEBHOOK_ALLOW_UNSIGNED", "true")
+    assert Settings(_env_file=None).webhook_allow_unsigned is True

@@ -62,7 +62,10 @@ def build_app() -> typer.Typer:
         name="okr-sync",
         help="Keep OKR and Balanced Scorecard scores true to the work teams finish in Jira.",
         no_args_is_help=True,
-        add_completion=False,
+        add_completion=True,
+        # Click's plain help: Typer's Rich panels print a `<bool>` type beside every flag,
+        # --help included, and no option of Typer's turns that off.
+        rich_markup_mode=None,
         pretty_exceptions_enable=False,
     )
     app.callback()(_root)
@@ -76,7 +79,8 @@ def build_app() -> typer.Typer:
     app.command("explain")(explain_command)
     app.command("checkin")(checkin_command)
     app.command("report")(report_command)
-    db_app = typer.Typer(help="State store maintenance.", no_args_is_help=True)
+    db_app = typer.Typer(help="State store maintenance.", no_args_is_help=True,
+                         rich_markup_mode=None)
     db_app.command("upgrade")(db_upgrade_command)
     app.add_typer(db_app, name="db")
     return app

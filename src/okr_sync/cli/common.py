@@ -8,12 +8,15 @@ scorecard printer are imported by the functions that use them.
 
 from __future__ import annotations
 
+import difflib
 import json
+import re
 import sys
+from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
 from enum import StrEnum
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, NoReturn
+from typing import TYPE_CHECKING, Annotated, NoReturn, TypeVar
 
 import typer
 from rich.console import Console
@@ -26,9 +29,13 @@ if TYPE_CHECKING:
     from okr_sync.config.settings import Settings
     from okr_sync.scoring.scorecard import Scorecard
 
-# Piped output (cron mail, CI logs) gets a wide table instead of Rich's 80 columns.
-stdout = Console(soft_wrap=True, width=None if sys.stdout.isatty() else 140)
-stderr = Console(stderr=True, soft_wrap=True)
+# Piped output (cron mail, CI logs) gets a wide table instead of Rich's 80 columns. What we
+# print is mostly outside text (plan titles, Jira summaries, error messages naming
+# `plan.yaml:100:25`), so strings are never read as Rich markup or :emoji: codes; styles
+# come from rich.text.Text only.
+stdout = Console(soft_wrap=True, width=None if sys.stdout.isatty() else 140, markup=False,
+                 emoji=False, highlight=False)
+stderr = Console(stderr=True, soft_wrap=True, markup=False, emoji=False, highlight=False)
 
 
 class OutputFormat(StrEnum):
@@ -45,6 +52,103 @@ OutputOption = Annotated[OutputFormat, typer.Option("--output", help="text or js
 
 class UsageError(Exception):
     """A plan, settings or argument problem: exit 2 before anything is fetched or posted."""
+
+
+_T = TypeVar("_T")
+# C0 and C1 control characters (ESC starts terminal escape sequences), except tab and newline.
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+#: How many valid ids an unknown-id message lists when nothing is close.
+MAX_LISTED_IDS = 10
+
+
+def inert(text: str) -> str:
+    """Outside text (Jira summaries, plan titles) with every control character removed,
+    so it cannot move the cursor, clear the screen or open a hyperlink on a terminal."""
+    return _CONTROL.sub("", text)
+
+
+def unknown_id_message(what: str, given: str, known: Iterable[str]) -> str:
+    """``unknown key result 'X'``, with a "did you mean" or the valid ids (a few)."""
+    ids = sorted(known)
+    by_folded = {i.casefold(): i for i in ids}
+    close = [by_folded[c] for c in difflib.get_close_matches(given.casefold(), by_folded, n=3)]
+    if close:
+        return f"unknown {what} {given!r}: did you mean {', '.join(close)}?"
+    listed = ", ".join(ids[:MAX_LISTED_IDS]) + (", ..." if len(ids) > MAX_LISTED_IDS else "")
+    return f"unknown {what} {given!r}; valid ids: {listed or 'none'}"
+
+
+def describe_database_url(url: str) -> str:
+    """The URL as it may be shown: the password masked; nothing when it does not parse."""
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError
+
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except ArgumentError:
+        return "(not a URL)"
+
+
+def _database_problem(url: str, error: BaseException) -> UsageError:
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError
+
+    shown = describe_database_url(url)
+    try:
+        password = make_url(url).password
+    except ArgumentError:  # an unparsable URL has no password to mask
+        password = None
+    detail = str(getattr(error, "orig", None) or error).strip().splitlines()
+    reason = detail[0] if detail else type(error).__name__
+    if password:
+        reason = reason.replace(str(password), "***")
+    return UsageError(f"OKR_SYNC_DATABASE_URL {shown}: cannot open the state store: {reason}")
+
+
+def check_database_url(url: str) -> None:
+    """Refuse a URL that cannot name a store before anything tries to connect."""
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError, NoSuchModuleError
+
+    examples = "e.g. sqlite:///okr-sync.db or postgresql+psycopg://USER:PASSWORD@HOST:5432/DB"
+    try:
+        parsed = make_url(url)
+    except ArgumentError:
+        raise UsageError(f"OKR_SYNC_DATABASE_URL is not a database URL ({examples})") from None
+    backend = parsed.get_backend_name()
+    if backend not in {"sqlite", "postgresql"}:
+        raise UsageError(
+            f"OKR_SYNC_DATABASE_URL {describe_database_url(url)}: unsupported database "
+            f"{backend!r}: use SQLite or PostgreSQL ({examples})"
+        )
+    try:
+        parsed.get_dialect()
+    except NoSuchModuleError:
+        raise UsageError(
+            f"OKR_SYNC_DATABASE_URL {describe_database_url(url)}: unknown driver "
+            f"{parsed.drivername!r} ({examples})"
+        ) from None
+    if backend == "sqlite" and parsed.database and parsed.database != ":memory:" \
+            and not parsed.database.startswith("file:"):
+        folder = Path(parsed.database).expanduser().absolute().parent
+        if not folder.is_dir():
+            raise UsageError(
+                f"OKR_SYNC_DATABASE_URL {describe_database_url(url)}: the folder {folder} "
+                "does not exist"
+            )
+
+
+def open_database(url: str, connect: Callable[[], _T]) -> _T:
+    """``connect()`` (build a store or runtime on ``url``), with every way the database
+    can be wrong or unreachable turned into one settings error."""
+    from sqlalchemy.exc import DBAPIError, NoSuchModuleError
+
+    check_database_url(url)
+    try:
+        return connect()
+    except (DBAPIError, NoSuchModuleError, ImportError) as error:
+        raise _database_problem(url, error) from None
+
 
 
 def load_settings() -> Settings:
@@ -69,12 +173,52 @@ def load_settings() -> Settings:
 
 
 def resolve_plan(plan_path: Path | None, settings: Settings | None = None) -> tuple[Path, Plan]:
+    """Load the plan, then refuse unknown ``OKR_SYNC_*`` variables (the plan may name some)."""
     from okr_sync.config.plan_loader import PlanError, load_plan
+    from okr_sync.config.settings import CONNECTED_SOURCES
 
     path = plan_path if plan_path is not None else (settings or load_settings()).plan
     try:
-        return path, load_plan(path)
+        loaded = load_plan(path, connectable_sources=CONNECTED_SOURCES)
     except PlanError as error:
+        raise UsageError(str(error)) from None
+    check_setting_names(loaded)
+    return path, loaded
+
+
+def plan_variables(plan: Plan) -> set[str]:
+    """The environment variables the plan names (Teams Workflows ``url_env``)."""
+    return {target.teams_workflow.url_env
+            for targets in plan.routes.values() for target in targets
+            if target.teams_workflow is not None}
+
+
+def check_setting_names(plan: Plan | None, settings: Settings | None = None) -> None:
+    """Refuse ``OKR_SYNC_*`` variables (environment, ``.env``) that nothing reads.
+
+    Without a loaded plan (``status``, ``report``, ``db upgrade``), the variables of the
+    settings' plan file are allowed when it loads; a broken plan does not block them.
+    """
+    import os
+
+    from okr_sync.config.plan_loader import PlanError, load_plan
+    from okr_sync.config.settings import (
+        Settings,
+        UnknownVariableError,
+        check_variables,
+        prefixed_names,
+    )
+
+    if plan is None and settings is not None:
+        try:
+            plan = load_plan(settings.plan)
+        except (PlanError, OSError):
+            plan = None
+    env_file = Settings.model_config.get("env_file")
+    names = prefixed_names(os.environ, Path(str(env_file)) if env_file else None)
+    try:
+        check_variables(names, plan_variables(plan) if plan is not None else ())
+    except UnknownVariableError as error:
         raise UsageError(str(error)) from None
 
 
@@ -97,5 +241,5 @@ def emit_scorecard(scorecard: Scorecard, output: OutputFormat) -> None:
 
 
 def fail_usage(error: Exception) -> NoReturn:
-    stderr.print(str(error), markup=False, highlight=False)
+    stderr.print(inert(str(error)), markup=False, highlight=False, emoji=False)
     raise typer.Exit(ExitCode.USAGE)

@@ -6,6 +6,7 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
+from okr_sync.cli.common import inert
 from okr_sync.scoring.scorecard import Scorecard
 
 _CONFIDENCE_STYLE = {
@@ -15,6 +16,11 @@ _CONFIDENCE_STYLE = {
     "blocked": "bold red",
 }
 _KPI_STYLE = {"green": "green", "yellow": "yellow", "red": "red"}
+
+
+def _text(value: str, style: str = "") -> Text:
+    """A cell or line of outside text: control characters gone, never markup or emoji."""
+    return Text(inert(value), style=style)
 
 
 def _number(value: float | None) -> str:
@@ -33,7 +39,7 @@ def print_scorecard(scorecard: Scorecard, console: Console) -> None:
     cycle = scorecard.cycle
     console.print(
         Text.assemble(
-            (cycle.name, "bold"),
+            _text(cycle.name, "bold"),
             f"  {cycle.start} .. {cycle.end}  as of {cycle.as_of.isoformat()}"
             f"  ({cycle.elapsed * 100:.0f}% elapsed)",
         )
@@ -49,23 +55,23 @@ def print_scorecard(scorecard: Scorecard, console: Console) -> None:
     for objective in scorecard.objectives:
         indent = "  " * depth[objective.id]
         table.add_row(
-            Text(indent + objective.id, style="bold"),
-            Text(objective.title, style="bold"),
+            _text(indent + objective.id, "bold"),
+            _text(objective.title, "bold"),
             "",
             "",
             _percent(objective.score),
-            objective.band,
+            _text(objective.band),
             Text(objective.confidence, style=_CONFIDENCE_STYLE[objective.confidence]),
         )
         for kr in objective.key_results:
             flags = " (too easy)" if kr.too_easy else ""
             table.add_row(
-                indent + "  " + kr.id,
-                Text(kr.title + flags),
+                _text(indent + "  " + kr.id),
+                _text(kr.title + flags),
                 _number(kr.value),
                 _number(kr.target),
                 _percent(kr.score),
-                kr.band,
+                _text(kr.band),
                 Text(kr.confidence, style=_CONFIDENCE_STYLE[kr.confidence]),
             )
     console.print(table)
@@ -73,19 +79,19 @@ def print_scorecard(scorecard: Scorecard, console: Console) -> None:
     if scored:
         perspectives = Table("Perspective", "Score", "Band", header_style="bold")
         for p in scorecard.perspectives:
-            perspectives.add_row(p.title, _percent(p.score), p.band or "-")
+            perspectives.add_row(_text(p.title), _percent(p.score), _text(p.band or "-"))
         console.print(perspectives)
     if scorecard.kpis:
         kpis = Table("KPI", "Title", "Value", "Status", header_style="bold")
         for kpi in scorecard.kpis:
             status = kpi.status or "-"
-            kpis.add_row(kpi.id, kpi.title, _number(kpi.value),
+            kpis.add_row(_text(kpi.id), _text(kpi.title), _number(kpi.value),
                          Text(status, style=_KPI_STYLE.get(status, "")))
         console.print(kpis)
     for change in scorecard.changes:
         reasons = f" ({', '.join(change.reasons)})" if change.reasons else ""
         console.print(
-            Text(
+            _text(
                 f"changed {change.kr}: {_percent(change.from_score)} -> "
                 f"{_percent(change.to_score)}{reasons}"
             )
@@ -93,12 +99,12 @@ def print_scorecard(scorecard: Scorecard, console: Console) -> None:
     for delivery in scorecard.deliveries:
         reason = f" ({delivery.reason})" if delivery.reason else ""
         console.print(
-            Text(f"{delivery.status}: {delivery.action} {delivery.target} "
-                 f"(route {delivery.route}){reason}")
+            _text(f"{delivery.status}: {delivery.action} {delivery.target} "
+                  f"(route {delivery.route}){reason}")
         )
     for warning in scorecard.warnings:
         where = f"{warning.kr}: " if warning.kr else ""
-        console.print(Text.assemble(("warning ", "yellow"), where + warning.message))
+        console.print(Text.assemble(("warning ", "yellow"), _text(where + warning.message)))
 
 
 def _depths(scorecard: Scorecard) -> dict[str, int]:

@@ -11,15 +11,23 @@ import os
 from typing import Any
 
 from okr_sync.cli.app import app
+from okr_sync.exit_codes import ExitCode
 
 __all__ = ["app", "main"]
 
 
 def main(argv: list[str] | None = None) -> Any:
-    from okr_sync.sync.logs import configure_logging
+    from okr_sync.cli.common import stderr
+    from okr_sync.sync.logs import LogLevelError, configure_logging, parse_level
 
     # Commands print their results on stdout; logs go to stderr (JSON off a terminal).
-    configure_logging(os.environ.get("OKR_SYNC_LOG_LEVEL", "WARNING"))
+    try:
+        level = parse_level(os.environ.get("OKR_SYNC_LOG_LEVEL", "WARNING"))
+    except LogLevelError as error:
+        # Outside the Typer app, so its exit would not be turned into a process exit.
+        stderr.print(str(error), markup=False, highlight=False)
+        raise SystemExit(ExitCode.USAGE) from None
+    configure_logging(level)
     return app(args=argv, prog_name="okr-sync")
 
 

@@ -4,7 +4,14 @@ from __future__ import annotations
 
 import sys
 
-from okr_sync.cli.common import PlanOption, UsageError, fail_usage, resolve_plan, stdout
+from okr_sync.cli.common import (
+    PlanOption,
+    UsageError,
+    fail_usage,
+    inert,
+    resolve_plan,
+    stdout,
+)
 
 
 def validate_command(plan: PlanOption = None) -> None:
@@ -15,8 +22,8 @@ def validate_command(plan: PlanOption = None) -> None:
         fail_usage(error)
     krs = len(loaded.key_results())
     stdout.print(
-        f"{path}: ok ({len(loaded.objectives)} objectives, {krs} key results, "
-        f"{len(loaded.kpis)} KPIs)",
+        inert(f"{path}: ok ({len(loaded.objectives)} objectives, {krs} key results, "
+        f"{len(loaded.kpis)} KPIs)"),
         markup=False,
     )
 

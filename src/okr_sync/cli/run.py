@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import replace
+from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -21,10 +22,13 @@ from okr_sync.cli.common import (
     UsageError,
     emit_scorecard,
     fail_usage,
+    inert,
     load_settings,
+    open_database,
     resolve_as_of,
     resolve_plan,
     stderr,
+    unknown_id_message,
 )
 from okr_sync.exit_codes import ExitCode
 
@@ -42,7 +46,9 @@ def _connect(plan_path: Path | None, *, dry_run: bool = False) -> tuple[Settings
     settings = load_settings()
     _path, loaded = resolve_plan(plan_path, settings)
     try:
-        return settings, loaded, build_runtime(settings, loaded, dry_run=dry_run)
+        runtime = open_database(settings.database_url,
+                                lambda: build_runtime(settings, loaded, dry_run=dry_run))
+        return settings, loaded, runtime
     except (ConfigurationError, SchemaError) as error:
         raise UsageError(str(error)) from None
 
@@ -59,10 +65,16 @@ def _pass(
 
     try:
         _settings, loaded, runtime = _connect(plan, dry_run=options.dry_run)
-        if as_of is not None:
-            options = replace(options, as_of=resolve_as_of(as_of, loaded))
     except UsageError as error:
         fail_usage(error)
+    if as_of is not None:
+        try:
+            options = replace(options, as_of=resolve_as_of(as_of, loaded))
+            if not options.dry_run:
+                check_as_of(runtime, as_of, options.as_of)
+        except UsageError as error:
+            runtime.close()
+            fail_usage(error)
     try:
         with fetch_progress() as progress:
             result = runtime.run_locked(replace(options, progress=progress), wait=wait)
@@ -76,15 +88,31 @@ def _pass(
         runtime.close()
     emit_scorecard(result.scorecard, output)
     for failure in result.failures:
-        stderr.print(f"failed: {failure}", markup=False, highlight=False)
+        stderr.print(inert(f"failed: {failure}"), markup=False, highlight=False)
     for delivery in result.scorecard.deliveries:
         if delivery.status == "failed":
             stderr.print(
-                f"delivery failed: route {delivery.route} -> {delivery.target}: {delivery.reason}",
+                inert(f"delivery failed: route {delivery.route} -> {delivery.target}: "
+                      f"{delivery.reason}"),
                 markup=False,
                 highlight=False,
             )
     return result.exit_code
+
+
+def check_as_of(runtime: Runtime, text: str, moment: datetime | None) -> None:
+    """Refuse a real pass ``--as-of`` before the last published scorecard (DESIGN A5):
+    it would tell people an older state after a newer one."""
+    from okr_sync.sync.store.store import Store
+
+    if moment is None or not isinstance(runtime.store, Store):
+        return
+    published = runtime.store.last_published_snapshot()
+    if published is not None and moment < published.as_of:
+        raise UsageError(
+            f"--as-of {text} is before the last published scorecard "
+            f"({published.as_of.isoformat()}): use --dry-run to look at an earlier instant"
+        )
 
 
 def run_command(
@@ -99,7 +127,15 @@ def run_command(
         float, typer.Option("--wait", help="seconds to wait for another run's lock")
     ] = 0.0,
 ) -> None:
-    """One sync pass (the cron job)."""
+    """One sync pass (the cron job).
+
+    \b
+    Exit codes:
+      0   done
+      1   done with failures (some KRs or deliveries failed; the rest went through)
+      2   usage, plan or settings error (nothing fetched or posted)
+      75  another run holds the lock (try later)
+    """
     from okr_sync.sync.pipeline import PassOptions
 
     options = PassOptions(kind="run", dry_run=dry_run, full=full)
@@ -129,11 +165,12 @@ def resync_command(
 
 def resync_owners(plan: Plan, krs: list[str], objectives: list[str]) -> set[str]:
     known = {kr.id for _, kr in plan.key_results()}
-    unknown = [k for k in krs if k not in known]
     objective_ids = {o.id for o in plan.objectives}
-    unknown += [o for o in objectives if o not in objective_ids]
-    if unknown:
-        raise UsageError(f"unknown key result or objective id: {', '.join(unknown)}")
+    problems = [unknown_id_message("key result", k, known) for k in krs if k not in known]
+    problems += [unknown_id_message("objective", o, objective_ids)
+                 for o in objectives if o not in objective_ids]
+    if problems:
+        raise UsageError("\n".join(problems))
     owners = set(krs)
     for objective_id in objectives:
         owners |= {kr.id for kr in plan.objective(objective_id).key_results}

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import getpass
 import json
+import math
+import os
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
@@ -18,11 +20,15 @@ from okr_sync.cli.common import (
     OutputOption,
     PlanOption,
     UsageError,
+    check_setting_names,
     fail_usage,
+    inert,
     load_settings,
+    open_database,
     resolve_plan,
     stderr,
     stdout,
+    unknown_id_message,
 )
 from okr_sync.exit_codes import ExitCode
 
@@ -35,9 +41,14 @@ if TYPE_CHECKING:
 def open_store(database_url: str | None = None) -> Store:
     from okr_sync.sync.store.store import SchemaError, Store
 
-    url = database_url or load_settings().database_url
+    if database_url is None:
+        # The commands that read only the store load no plan: names are checked here.
+        settings = load_settings()
+        check_setting_names(None, settings)
+        database_url = settings.database_url
+    url = database_url
     try:
-        return Store(url)
+        return open_database(url, lambda: Store(url))
     except SchemaError as error:
         raise UsageError(str(error)) from None
 
@@ -106,7 +117,7 @@ def status_document(store: Store, now: datetime) -> dict[str, Any]:
 def status_command(output: OutputOption = OutputFormat.text, plan: PlanOption = None) -> None:
     """The last scorecard from the state store, with its freshness and deliveries.
 
-    ``--plan`` is accepted like on every command; status reads only the store.
+    --plan is accepted like on every command; status reads only the store.
     """
     from okr_sync.cli.console import print_scorecard
     from okr_sync.scoring.scorecard import scorecard_from_json
@@ -132,18 +143,18 @@ def status_command(output: OutputOption = OutputFormat.text, plan: PlanOption = 
     for source in fresh["sources"]:
         mark = source["high_water_mark"]
         seen = datetime.fromisoformat(mark) if mark else None
-        stdout.print(f"source {source['source']}: Jira data up to {_age(seen, now)}", markup=False)
+        stdout.print(inert(f"source {source['source']}: Jira data up to {_age(seen, now)}"))
     for outcome, run in sorted(fresh["last_runs"].items()):
         stdout.print(f"last {outcome} run: #{run['id']} {run['kind']} at {run['started_at']}",
                      markup=False)
     deliveries = doc["deliveries"]
     for row in deliveries["pending"]:
-        stdout.print(f"pending: {row['route']} -> {row['target']} ({row['kind']}, "
-                     f"{row['attempts']} attempts) {row['last_error'] or ''}", markup=False)
+        stdout.print(inert(f"pending: {row['route']} -> {row['target']} ({row['kind']}, "
+                           f"{row['attempts']} attempts) {row['last_error'] or ''}"))
     for row in deliveries["failed"]:
         stdout.print(Text.assemble(("failed: ", "red"),
-                                   f"{row['route']} -> {row['target']} ({row['kind']}): "
-                                   f"{row['error']}"))
+                                   inert(f"{row['route']} -> {row['target']} ({row['kind']}): "
+                                         f"{row['error']}")))
 
 
 def explain_command(kr_id: Annotated[str, typer.Argument(help="key result id")],
@@ -157,7 +168,8 @@ def explain_command(kr_id: Annotated[str, typer.Argument(help="key result id")],
         try:
             kr = loaded.key_result(kr_id)
         except KeyError:
-            raise UsageError(f"unknown key result {kr_id!r}") from None
+            raise UsageError(unknown_id_message(
+                "key result", kr_id, (k.id for _, k in loaded.key_results()))) from None
         store = open_store(settings.database_url)
     except UsageError as error:
         fail_usage(error)
@@ -165,15 +177,15 @@ def explain_command(kr_id: Annotated[str, typer.Argument(help="key result id")],
         snapshot = store.latest_snapshot()
         history = store.get_history(kr_id, limit=10)
         checkins = store.checkins(kr_id, limit=5)
-    stdout.print(Text.assemble((f"{kr.id} ", "bold"), kr.title))
+    stdout.print(Text.assemble((inert(f"{kr.id} "), "bold"), inert(kr.title)))
     stored = PassSnapshot.from_json(snapshot.document) if snapshot is not None else None
     card = stored.scorecard if stored is not None else None
     if stored is None or card is None or kr_id not in {k.id for k in card.key_results()}:
         stdout.print("not scored yet: run `okr-sync run` first", markup=False)
         return
     scored = card.key_result(kr_id)
-    stdout.print(f"value {scored.value:g} (target {scored.target:g}), score {scored.score:.0%}, "
-                 f"{scored.band}, {scored.confidence}", markup=False)
+    stdout.print(inert(f"value {scored.value:g} (target {scored.target:g}), "
+                       f"score {scored.score:.0%}, {scored.band}, {scored.confidence}"))
     entry = stored.explanations.get(kr_id)
     if kr.measure.kind == "manual":
         stdout.print("measured by hand: plan `current` or the latest check-in", markup=False)
@@ -183,25 +195,25 @@ def explain_command(kr_id: Annotated[str, typer.Argument(help="key result id")],
         table = Table("as of", "value", "score", "band", "confidence", header_style="bold")
         for record in history:
             table.add_row(record.as_of.isoformat(), f"{record.value:g}" if record.value is not None
-                          else "-", f"{record.score:.0%}", record.band, record.confidence)
+                          else "-", f"{record.score:.0%}", Text(inert(record.band)),
+                          Text(record.confidence))
         stdout.print(table)
     for change in card.changes:
         if change.kr == kr_id:
-            stdout.print(f"last change: {', '.join(change.reasons) or 'no item changes'}",
-                         markup=False)
+            stdout.print(inert(f"last change: {', '.join(change.reasons) or 'no item changes'}"))
     for checkin in checkins:
-        stdout.print(f"check-in {checkin.at.isoformat()}: value={checkin.value} "
-                     f"confidence={checkin.confidence} {checkin.note or ''}", markup=False)
+        stdout.print(inert(f"check-in {checkin.at.isoformat()}: value={checkin.value} "
+                           f"confidence={checkin.confidence} {checkin.note or ''}"))
 
 
 def _print_items(kind: str, entry: Explanation) -> None:
-    stdout.print(Text(f"JQL: {entry.jql}"))
+    stdout.print(Text(inert(f"JQL: {entry.jql}")))
     if entry.error:
-        stdout.print(Text.assemble(("not measured: ", "red"), entry.error))
+        stdout.print(Text.assemble(("not measured: ", "red"), inert(entry.error)))
     if entry.count is not None:
         stdout.print(f"counted by Jira: {entry.count} issues", markup=False)
     if entry.reasons:
-        stdout.print(f"changed since the last pass: {', '.join(entry.reasons)}", markup=False)
+        stdout.print(inert(f"changed since the last pass: {', '.join(entry.reasons)}"))
     items = entry.items
     if not items:
         return
@@ -211,7 +223,8 @@ def _print_items(kind: str, entry: Explanation) -> None:
         counted: str = item.counted
         if kind == "sum":
             counted = f"adds {item.amount or 0:g}"
-        table.add_row(item.key, Text(item.summary), Text(item.status), points, counted)
+        table.add_row(Text(inert(item.key)), Text(inert(item.summary)), Text(inert(item.status)),
+                      points, counted)
     stdout.print(table)
     stdout.print(f"{len(items)} items, {sum(1 for i in items if i.done)} done", markup=False)
 
@@ -226,26 +239,54 @@ def checkin_command(
     plan: PlanOption = None,
 ) -> None:
     """Record a manual check-in: a value (manual KRs), a confidence, a note."""
+    from okr_sync.config.plan import MAX_PLAN_NUMBER
+
     try:
         settings = load_settings()
         _path, loaded = resolve_plan(plan, settings)
         try:
             kr = loaded.key_result(kr_id)
         except KeyError:
-            raise UsageError(f"unknown key result {kr_id!r}") from None
+            raise UsageError(unknown_id_message(
+                "key result", kr_id, (k.id for _, k in loaded.key_results()))) from None
         if value is None and confidence is None and note is None:
             raise UsageError("give at least one of --value, --confidence, --note")
         if value is not None and kr.measure.kind != "manual":
             raise UsageError(f"{kr_id} is measured from Jira ({kr.measure.kind}); "
                              "only manual KRs take --value")
+        if value is not None and not (math.isfinite(value) and abs(value) <= MAX_PLAN_NUMBER):
+            # inf would make every later pass fail; NaN would be stored as NULL.
+            raise UsageError(f"--value must be a finite number within +-{MAX_PLAN_NUMBER:g}, "
+                             f"not {value}")
         chosen = _confidence(confidence)
         store = open_store(settings.database_url)
     except UsageError as error:
         fail_usage(error)
+    if value is not None:
+        for warning in checkin_warnings(kr.effective_baseline, kr.effective_target, value):
+            stderr.print(f"warning: {kr_id}: {warning}", markup=False, highlight=False)
     with store:
         record = store.add_checkin(kr_id, value=value, confidence=chosen, note=note,
                                    author=_author())
     stdout.print(f"checked in {kr_id} at {record.at.isoformat()}", markup=False)
+
+
+def checkin_warnings(baseline: float, target: float | None, value: float) -> list[str]:
+    """Why a checked-in value looks like a typo (it is stored all the same): far outside
+    baseline..target (by more than their distance), or negative on a KR that starts and
+    ends at or above zero."""
+    if target is None:
+        return []
+    start = baseline
+    low, high = min(start, target), max(start, target)
+    span = high - low
+    warnings = []
+    if low >= 0 > value:
+        warnings.append(f"--value {value:g} is negative; baseline and target are not")
+    elif not low - span <= value <= high + span:
+        warnings.append(f"--value {value:g} is far outside baseline {start:g} .. target "
+                        f"{target:g} (accepted: {low - span:g} .. {high + span:g})")
+    return warnings
 
 
 def _confidence(text: str | None) -> Confidence | None:
@@ -267,12 +308,15 @@ def _author() -> str | None:
 
 
 def db_upgrade_command(plan: PlanOption = None) -> None:
-    """Apply state-store migrations (``--plan`` is accepted and not needed)."""
+    """Apply state-store migrations (--plan is accepted and not needed)."""
     from okr_sync.sync.store.store import SchemaError, upgrade
 
     del plan
     try:
-        upgrade(load_settings().database_url)
+        settings = load_settings()
+        check_setting_names(None, settings)
+        url = settings.database_url
+        open_database(url, lambda: upgrade(url))
     except UsageError as error:
         fail_usage(error)
     except SchemaError as error:
@@ -289,6 +333,7 @@ def report_command(output: Annotated[Path, typer.Option("--output", help="FILE.h
 
     del plan
     try:
+        _check_writable(output)
         store = open_store()
     except UsageError as error:
         fail_usage(error)
@@ -296,6 +341,19 @@ def report_command(output: Annotated[Path, typer.Option("--output", help="FILE.h
         snapshot = store.latest_snapshot()
     if snapshot is None:
         fail_usage(UsageError("no scorecard yet: run `okr-sync run` first"))
-    output.write_text(render_html_report(PassSnapshot.from_json(snapshot.document).scorecard),
-                      "utf-8")
+    html = render_html_report(PassSnapshot.from_json(snapshot.document).scorecard)
+    try:
+        output.write_text(html, "utf-8")
+    except OSError as error:
+        fail_usage(UsageError(f"cannot write the report to {output}: {error.strerror or error}"))
     stdout.print(f"wrote {output}", markup=False)
+
+
+def _check_writable(path: Path) -> None:
+    folder = path.absolute().parent
+    if not folder.is_dir():
+        raise UsageError(f"cannot write the report to {path}: the folder {folder} does not exist")
+    if path.is_dir():
+        raise UsageError(f"cannot write the report to {path}: it is a folder")
+    if not os.access(path if path.exists() else folder, os.W_OK):
+        raise UsageError(f"cannot write the report to {path}: permission denied")

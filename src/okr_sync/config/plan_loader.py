@@ -31,6 +31,9 @@ from okr_sync.config.plan_yaml import (
     read_yaml,
 )
 
+#: Slack conversation ids: C (channel), G (private channel, older), D (direct message).
+_SLACK_CHANNEL_ID = re.compile(r"^[CGD][A-Z0-9]+$")
+
 
 @dataclass(frozen=True)
 class PlanIssue:
@@ -88,10 +91,17 @@ def _message(error: dict[str, Any]) -> str:
 class PlanLoader:
     """Parses one plan file and collects every problem in it."""
 
-    def __init__(self, path: Path, text: str | bytes | None = None) -> None:
+    def __init__(
+        self,
+        path: Path,
+        text: str | bytes | None = None,
+        *,
+        connectable_sources: frozenset[str] | None = None,
+    ) -> None:
         self.path = path
         self.display = str(path)
         self._text = text
+        self.connectable_sources = connectable_sources
 
     def load(self) -> Plan:
         document = self._read()
@@ -114,7 +124,8 @@ class PlanLoader:
                 seen_paths.add(format_path(path))
                 issues.append(self._issue(positions, path, _message(dict(e))))
             raise PlanError(self._sorted(issues)) from None
-        issues += [self._issue(positions, p, m) for p, m in cross_check(plan)]
+        issues += [self._issue(positions, p, m)
+                   for p, m in cross_check(plan, self.connectable_sources)]
         if issues:
             raise PlanError(self._sorted(issues))
         return plan
@@ -159,9 +170,13 @@ class PlanLoader:
         return sorted(unique.values(), key=lambda i: (i.line, i.column, i.path))
 
 
-def load_plan(path: str | Path) -> Plan:
-    """Load and fully validate a plan file; raise :class:`PlanError` listing every problem."""
-    return PlanLoader(Path(path)).load()
+def load_plan(path: str | Path, *, connectable_sources: frozenset[str] | None = None) -> Plan:
+    """Load and fully validate a plan file; raise :class:`PlanError` listing every problem.
+
+    ``connectable_sources``: the Jira sources settings can connect; a measure on another
+    is a plan issue at its position (the command line passes what settings offer).
+    """
+    return PlanLoader(Path(path), connectable_sources=connectable_sources).load()
 
 
 def load_plan_text(text: str, *, name: str = "<plan>") -> Plan:
@@ -178,10 +193,10 @@ def load_plan_bytes(raw: bytes, *, name: str = "<plan>") -> Plan:
 Problem = tuple[list[PathPart], str]
 
 
-def cross_check(plan: Plan) -> Iterator[Problem]:
+def cross_check(plan: Plan, connectable: frozenset[str] | None = None) -> Iterator[Problem]:
     """Rules that need the validated model (run only when the shape is valid)."""
     yield from _check_contributors(plan)
-    yield from _check_sources(plan)
+    yield from _check_sources(plan, connectable)
 
 
 def _items(data: dict[str, Any], key: str) -> list[tuple[int, dict[str, Any]]]:
@@ -327,6 +342,22 @@ def _check_references(data: dict[str, Any]) -> Iterator[Problem]:
         perspective = _str_field(kpi, "perspective")
         if perspective is not None and perspective not in perspective_ids:
             yield ["kpis", index, "perspective"], f"unknown perspective {perspective!r}"
+    yield from _check_slack_channels(routes if isinstance(routes, dict) else {})
+
+
+def _check_slack_channels(routes: dict[Any, Any]) -> Iterator[Problem]:
+    # chat.postMessage takes a name too, but chat.update and the history lookup need the
+    # id, and a renamed channel would silently lose its standing message.
+    for name, targets in routes.items():
+        for t_index, target in enumerate(targets if isinstance(targets, list) else []):
+            slack = target.get("slack") if isinstance(target, dict) else None
+            channel = _str_field(slack, "channel") if isinstance(slack, dict) else None
+            if channel is not None and not _SLACK_CHANNEL_ID.match(channel):
+                yield (
+                    ["routes", name, t_index, "slack", "channel"],
+                    (f"{channel!r} is not a Slack channel id: use the channel id, e.g. "
+                     "C0123ABCD; find it in the channel's details"),
+                )
 
 
 def _check_contributors(plan: Plan) -> Iterator[Problem]:
@@ -362,11 +393,19 @@ def _measures(plan: Plan) -> Iterator[tuple[list[PathPart], JiraMeasure]]:
             yield ["kpis", index, "measure"], kpi.measure
 
 
-def _check_sources(plan: Plan) -> Iterator[Problem]:
+def _check_sources(plan: Plan, connectable: frozenset[str] | None) -> Iterator[Problem]:
     for path, measure in _measures(plan):
         source = plan.jira.get(measure.source)
         if source is None:
             yield [*path, "source"], f"unknown Jira source {measure.source!r}"
+            continue
+        if connectable is not None and measure.source not in connectable:
+            # Said now rather than when `run` connects, after a validate that passed.
+            yield (
+                [*path, "source"],
+                (f"Jira source {measure.source!r} cannot be connected: settings connect only "
+                 f"{', '.join(repr(c) for c in sorted(connectable))}"),
+            )
             continue
         if measure.select is None:
             continue

@@ -7,7 +7,10 @@ accepted only for loopback hosts (the sandboxes and tests).
 
 from __future__ import annotations
 
+import difflib
 import ipaddress
+import re
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -15,6 +18,17 @@ from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEFAULT_SECRETS_DIR = Path("/run/secrets")
+PREFIX = "OKR_SYNC_"
+#: The Jira sources settings can connect: the flat OKR_SYNC_JIRA_* describe `main`; the
+#: OKR_SYNC_JIRA__<NAME>__* that DESIGN A4 reserves for further sources are not wired yet.
+CONNECTED_SOURCES = frozenset({"main"})
+#: Read outside :class:`Settings`: the log level (by the CLI's start) and the Workflows
+#: URL of the built-in demo plan (its `url_env`, set by the sandbox world).
+OTHER_VARIABLES = frozenset({"OKR_SYNC_LOG_LEVEL", "OKR_SYNC_DEMO_TEAMS_WORKFLOW_URL"})
+#: The test-suite's own switches: never read by okr-sync, so never a typo of a setting.
+TEST_VARIABLES = frozenset({"OKR_SYNC_TEST_DATABASE_URL", "OKR_SYNC_UPDATE_GOLDEN"})
+#: DESIGN.md A4 reserves these for the plan's further Jira sources (``jira.<name>``).
+_NESTED_JIRA = re.compile(r"^OKR_SYNC_JIRA__[A-Z0-9_]+?__(URL|EMAIL|API_TOKEN|PAT)$")
 
 
 def is_loopback_host(host: str | None) -> bool:
@@ -69,6 +83,9 @@ class Settings(BaseSettings):
     webhook_secret: SecretStr | None = Field(
         default=None, description="shared secret of the Jira webhook (X-Hub-Signature)"
     )
+    webhook_allow_unsigned: bool = Field(
+        default=False, description="let serve accept Jira webhooks without a secret"
+    )
 
     @field_validator("jira_url", "slack_api_url", "teams_service_url", "teams_authority_host")
     @classmethod
@@ -86,3 +103,39 @@ class Settings(BaseSettings):
                 " (Jira Cloud basic auth)"
             )
         return self
+
+
+class UnknownVariableError(ValueError):
+    """An ``OKR_SYNC_*`` variable that no setting reads: most likely a typo (exit 2)."""
+
+
+def known_variables() -> frozenset[str]:
+    fields = frozenset(PREFIX + name.upper() for name in Settings.model_fields)
+    return fields | OTHER_VARIABLES | TEST_VARIABLES
+
+
+def prefixed_names(environ: Mapping[str, str], env_file: Path | None) -> list[str]:
+    """The ``OKR_SYNC_*`` names set in ``environ`` and in ``env_file`` (upper-cased, as
+    settings compare names case-insensitively)."""
+    from dotenv import dotenv_values
+
+    names = set(environ)
+    if env_file is not None and env_file.is_file():
+        names |= set(dotenv_values(env_file))
+    return sorted({n.upper() for n in names if n.upper().startswith(PREFIX)})
+
+
+def check_variables(names: Iterable[str], allowed: Iterable[str] = ()) -> None:
+    """Refuse every name that is neither a setting nor ``allowed`` (the variables a plan
+    names itself, such as a Teams Workflows ``url_env``), with a "did you mean"."""
+    known = known_variables()
+    extra = {a.upper() for a in allowed}
+    problems = []
+    for name in names:
+        if name in known or name in extra or _NESTED_JIRA.match(name):
+            continue
+        close = difflib.get_close_matches(name, sorted(known - TEST_VARIABLES), n=1)
+        hint = f": did you mean {close[0]}?" if close else ""
+        problems.append(f"unknown setting {name}{hint}")
+    if problems:
+        raise UnknownVariableError("; ".join(problems))

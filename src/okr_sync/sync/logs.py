@@ -30,6 +30,25 @@ _STANDARD_ATTRS = frozenset(
     vars(logging.LogRecord("x", logging.INFO, "x", 0, "x", None, None))
 ) | {"message", "asctime", "taskName"}
 
+#: The names ``OKR_SYNC_LOG_LEVEL`` takes (any case).
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+
+
+class LogLevelError(ValueError):
+    """``OKR_SYNC_LOG_LEVEL`` names no level (a settings error, exit 2)."""
+
+
+def parse_level(text: str) -> int:
+    """The level named by ``text`` (``debug``, ``INFO``...); numbers and aliases are refused
+    so a typo never silently means "log everything" or "log nothing"."""
+    name = text.strip().upper()
+    if name not in LOG_LEVELS:
+        raise LogLevelError(
+            f"OKR_SYNC_LOG_LEVEL {text!r} is not a log level: use one of {', '.join(LOG_LEVELS)}"
+        )
+    return logging.getLevelNamesMapping()[name]
+
+
 _secrets: set[str] = set()
 _secrets_guard = threading.Lock()
 
@@ -138,5 +157,5 @@ def configure_logging(
     for old in [h for h in root.handlers if isinstance(h, _OkrSyncHandler)]:
         root.removeHandler(old)
     root.addHandler(handler)
-    root.setLevel(level.upper() if isinstance(level, str) else level)
+    root.setLevel(parse_level(level) if isinstance(level, str) else level)
     return handler

@@ -383,11 +383,12 @@ class SyncPass:
                 # Nothing to remember: a quiet pass every few minutes must not grow
                 # the store. Runs and cursors still say when we last looked.
                 return
-            snapshot_id = save_snapshot(tx, snapshot, run_id=run_id, published=publish)
+            snapshot_id = save_snapshot(tx, snapshot, run_id=run_id, published=publish,
+                                        measured_at=now)
             tx.add_history(
                 snapshot_id,
                 cycle=scorecard.cycle.name,
-                as_of=scorecard.cycle.as_of,
+                as_of=now,  # the real measurement time, whatever --as-of said (A5)
                 entries=[
                     HistoryEntry(kr.id, kr.value, kr.score, kr.band, kr.confidence)
                     for kr in scorecard.key_results()

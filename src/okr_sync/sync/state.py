@@ -203,10 +203,16 @@ def save_snapshot(
     *,
     run_id: int | None = None,
     published: bool = True,
+    measured_at: datetime | None = None,
 ) -> int:
-    """Store ``snapshot``; returns its id (``published``: the one later passes diff against)."""
+    """Store ``snapshot``; returns its id (``published``: the one later passes diff against).
+
+    ``measured_at`` is the real time of the pass; ``--as-of`` only moves the scorecard's
+    elapsed time and confidence (A5), never when the store says it was measured.
+    """
     cycle = snapshot.scorecard.cycle
-    return store.save_snapshot(cycle=cycle.name, as_of=cycle.as_of, document=snapshot.to_json(),
+    when = measured_at if measured_at is not None else cycle.as_of
+    return store.save_snapshot(cycle=cycle.name, as_of=when, document=snapshot.to_json(),
                                run_id=run_id, published=published)
 
 

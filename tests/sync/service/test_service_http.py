@@ -214,3 +214,43 @@ def test_serve_given_stop_event_serves_http_then_stops_releasing_leadership(
     assert Leadership(url, holder="next").poll()
     with pytest.raises(requests.ConnectionError):
         requests.get(handle.url + "/healthz", timeout=TIMEOUT)
+
+
+@pytest.mark.parametrize(("allow", "expected"), [(False, 403), (True, 202)])
+def test_serve_given_no_webhook_secret_refuses_webhooks_unless_unsigned_allowed(
+    db_path: Path, allow: bool, expected: int,
+) -> None:
+    runtime = ScriptedRuntime(f"sqlite:///{db_path}")
+    stop, started = threading.Event(), threading.Event()
+    handles: list[ServiceHandle] = []
+
+    def on_started(handle: ServiceHandle) -> None:
+        handles.append(handle)
+        started.set()
+
+    thread = threading.Thread(target=lambda: serve(
+        lambda: runtime, Schedule.parse("1h"), host="127.0.0.1", port=0,
+        stop_event=stop, on_started=on_started, allow_unsigned_webhooks=allow,
+        debounce=timedelta(0)))
+    thread.start()
+    try:
+        assert started.wait(TIMEOUT)
+        handle = handles[0]
+        for _ in range(200):  # bounded: the first pass runs right after start
+            if runtime.passes:
+                break
+            time.sleep(0.05)
+        assert runtime.passes == 1
+        body = (b'{"webhookEvent": "jira:issue_updated", "timestamp": 1, '
+                b'"issue": {"id": "1", "key": "ENT-1", "fields": {"project": {"key": "ENT"}}}}')
+        response = requests.post(handle.url + "/webhooks/jira", data=body, timeout=TIMEOUT,
+                                 headers={"Content-Type": "application/json"})
+        assert response.status_code == expected, response.text
+        for _ in range(40):  # bounded: an accepted delivery triggers a pass within a second
+            if runtime.passes > 1:
+                break
+            time.sleep(0.05)
+    finally:
+        stop.set()
+        thread.join(TIMEOUT)
+    assert runtime.passes == (2 if allow else 1)

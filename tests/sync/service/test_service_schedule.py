@@ -81,3 +81,19 @@ def test_schedule_period_given_weekday_cron_is_the_current_gap() -> None:
     schedule = Schedule.parse(None, "0 9 * * MON-FRI")
     friday_noon = datetime(2026, 11, 6, 12, 0, tzinfo=UTC)
     assert schedule.period(friday_noon) == timedelta(days=3)
+
+
+@pytest.mark.parametrize("text", ["5", " 300 "])
+def test_schedule_parse_given_interval_without_unit_asks_for_one(text: str) -> None:
+    with pytest.raises(ScheduleError, match="give a unit: 5s, 5m, 1h"):
+        Schedule.parse(text, None)
+
+
+@pytest.mark.parametrize("text", ["8d", "169h", "99999999d", f"{10**12}s"])
+def test_parse_duration_given_more_than_7_days_refuses_naming_the_bound(text: str) -> None:
+    with pytest.raises(ScheduleError, match="7d"):
+        parse_duration(text)
+
+
+def test_parse_duration_given_exactly_7_days_accepts() -> None:
+    assert parse_duration("7d") == timedelta(days=7)

@@ -23,12 +23,18 @@ from types import FrameType
 
 from pydantic import SecretStr
 from sqlalchemy.engine import make_url
+from werkzeug.wrappers import Request, Response
 
 from okr_sync.exit_codes import ExitCode
 from okr_sync.sync.logs import register_secret
 from okr_sync.sync.runtime import Runtime
 from okr_sync.sync.service.digests import DEFAULT_CATCH_UP
-from okr_sync.sync.service.http import DatabaseProbe, HttpServer, ServiceApp
+from okr_sync.sync.service.http import (
+    DatabaseProbe,
+    HttpServer,
+    ServiceApp,
+    UnsignedWebhookRefusal,
+)
 from okr_sync.sync.service.loop import (
     DEFAULT_DEBOUNCE,
     PassAbandoned,
@@ -84,6 +90,7 @@ def serve(
     port: int = 8080,
     host: str = "0.0.0.0",  # noqa: S104 - a container service listens on all interfaces
     webhook_secret: SecretStr | None = None,
+    allow_unsigned_webhooks: bool = False,
     clock: Callable[[], datetime] = utc_now,
     sleep: Callable[[float], None] | None = None,
     stop_event: threading.Event | None = None,
@@ -116,9 +123,16 @@ def serve(
             debounce=debounce, poll=poll, catch_up=catch_up,
         )
         probe = DatabaseProbe(runtime.settings.database_url)
-        webhook = JiraWebhookEndpoint(
-            webhook_secret, scheduler.on_webhook, clock=clock, max_body=max_body,
-            on_result=lambda result: metrics.webhooks.labels(result).inc(),
+        counter = metrics.webhooks
+
+        def count_webhook(result: str) -> None:
+            counter.labels(result).inc()
+
+        webhook: Callable[[Request], Response] = (
+            UnsignedWebhookRefusal(count_webhook)
+            if webhook_secret is None and not allow_unsigned_webhooks
+            else JiraWebhookEndpoint(webhook_secret, scheduler.on_webhook, clock=clock,
+                                     max_body=max_body, on_result=count_webhook)
         )
         app = ServiceApp(
             status=scheduler.state.view,
@@ -127,7 +141,8 @@ def serve(
         )
         server = HttpServer(app, host=host, port=port)
         try:
-            return _run(scheduler, server, schedule, webhook_secret, sleep=sleep,
+            return _run(scheduler, server, schedule, webhook_secret,
+                        allow_unsigned_webhooks=allow_unsigned_webhooks, sleep=sleep,
                         stop_event=stop_event, install_signal_handlers=install_signal_handlers,
                         on_started=on_started, max_ticks=max_ticks)
         finally:
@@ -142,6 +157,7 @@ def _run(
     schedule: Schedule,
     webhook_secret: SecretStr | None,
     *,
+    allow_unsigned_webhooks: bool,
     sleep: Callable[[float], None] | None,
     stop_event: threading.Event | None,
     install_signal_handlers: bool,
@@ -154,9 +170,12 @@ def _run(
         log.info("listening", extra={"host": server.host, "port": server.port,
                                      "schedule": schedule.describe(),
                                      "holder": scheduler.holder})
-        if webhook_secret is None:
+        if webhook_secret is None and allow_unsigned_webhooks:
             log.warning("no webhook secret: POST /webhooks/jira accepts unsigned requests "
-                        "(set OKR_SYNC_WEBHOOK_SECRET)")
+                        "(OKR_SYNC_WEBHOOK_ALLOW_UNSIGNED=true)")
+        elif webhook_secret is None:
+            log.warning("no webhook secret: POST /webhooks/jira refuses every request "
+                        "(set OKR_SYNC_WEBHOOK_SECRET, or OKR_SYNC_WEBHOOK_ALLOW_UNSIGNED=true)")
         if on_started is not None:
             on_started(ServiceHandle(server.host, server.port, scheduler, scheduler.metrics))
         with _signals(scheduler, enabled=install_signal_handlers):

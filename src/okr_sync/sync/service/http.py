@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import logging
+import socket
 import sqlite3
 import threading
 from collections.abc import Callable, Iterable
@@ -23,12 +24,17 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.pool import NullPool
 from werkzeug.exceptions import HTTPException, MethodNotAllowed, NotFound
 from werkzeug.routing import Map, Rule
-from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
+from werkzeug.serving import (
+    BaseWSGIServer,
+    WSGIRequestHandler,
+    get_sockaddr,
+    make_server,
+    select_address_family,
+)
 from werkzeug.wrappers import Request, Response
 
 from okr_sync.sync.service.loop import StatusView
 from okr_sync.sync.service.metrics import ServiceMetrics
-from okr_sync.sync.service.webhooks import JiraWebhookEndpoint
 from okr_sync.sync.store.database import is_sqlite_memory
 
 log = logging.getLogger("okr_sync.service")
@@ -126,7 +132,7 @@ class ServiceApp:
         status: Callable[[], StatusView],
         period: Callable[[datetime], timedelta],
         metrics: ServiceMetrics,
-        webhook: JiraWebhookEndpoint,
+        webhook: Callable[[Request], Response],
         database_probe: Callable[[], str | None],
         clock: Callable[[], datetime],
     ) -> None:
@@ -202,13 +208,45 @@ class _Handler(WSGIRequestHandler):
         log.warning("http server: " + format % args)
 
 
+class UnsignedWebhookRefusal:
+    """``POST /webhooks/jira`` when serve has no webhook secret and the operator did not
+    opt in to unsigned deliveries (DESIGN A4): 403, and no pass is triggered."""
+
+    def __init__(self, on_result: Callable[[str], None] | None = None) -> None:
+        self.on_result = on_result or (lambda result: None)
+
+    def __call__(self, request: Request) -> Response:
+        log.warning("webhook refused: no OKR_SYNC_WEBHOOK_SECRET is set",
+                    extra={"remote": request.remote_addr})
+        self.on_result("unsigned_refused")
+        return _json(403, {"error": "webhooks are refused: the service has no webhook secret "
+                                    "(OKR_SYNC_WEBHOOK_SECRET)"})
+
+
+class ListenError(OSError):
+    """The HTTP port cannot be opened (in use, not permitted): a usage error at the CLI."""
+
+
 class HttpServer:
     """Werkzeug's threaded server on ``host:port`` (0: any free port) in a thread."""
 
     def __init__(self, app: ServiceApp, *, host: str, port: int) -> None:
-        self._server: BaseWSGIServer = make_server(
-            host, port, app, threaded=True, request_handler=_Handler
-        )
+        # The socket is bound here, not by Werkzeug, which prints a busy port's error
+        # and calls sys.exit(1) instead of raising.
+        family = select_address_family(host, port)
+        try:
+            with socket.socket(family, socket.SOCK_STREAM) as listener:
+                listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+                listener.bind(get_sockaddr(host, port, family))
+                listener.listen(socket.SOMAXCONN)
+                # Werkzeug duplicates the descriptor, so this one may close.
+                self._server: BaseWSGIServer = make_server(
+                    host, port, app, threaded=True, request_handler=_Handler,
+                    fd=listener.fileno(),
+                )
+        except OSError as error:
+            raise ListenError(error.errno, f"cannot listen on {host} port {port}: "
+                              f"{error.strerror or error}") from error
         self._thread = threading.Thread(
             target=self._server.serve_forever, kwargs={"poll_interval": 0.1},
             name="okr-sync-http", daemon=True,
@@ -220,7 +258,7 @@ class HttpServer:
 
     @property
     def port(self) -> int:
-        return int(self._server.server_port)
+        return int(self._server.port)
 
     def start(self) -> HttpServer:
         self._thread.start()

@@ -15,6 +15,9 @@ from croniter import CroniterBadCronError, croniter
 
 DEFAULT_INTERVAL = timedelta(minutes=5)
 MIN_INTERVAL = timedelta(seconds=1)
+#: A longer interval is a typo (a pass a week still keeps the scorecard roughly current),
+#: and a huge one would overflow the next run's datetime.
+MAX_INTERVAL = timedelta(days=7)
 
 _UNITS = {"d": 86400, "h": 3600, "m": 60, "s": 1}
 _DURATION = re.compile(r"(\d+)([dhms])")
@@ -41,6 +44,8 @@ def parse_duration(text: str) -> timedelta:
         if len(set(units)) != len(units):
             raise ScheduleError(f"invalid interval {text!r}: a unit appears twice")
         seconds = sum(int(n) * _UNITS[u] for n, u in parts)
+    if seconds > MAX_INTERVAL.total_seconds():
+        raise ScheduleError(f"interval {text!r} is longer than the maximum, 7d")
     duration = timedelta(seconds=seconds)
     if duration < MIN_INTERVAL:
         raise ScheduleError(f"interval {text!r} is shorter than {MIN_INTERVAL.total_seconds():g}s")
@@ -99,6 +104,9 @@ class Schedule:
         if cron is not None:
             return cls(interval=None, cron=check_cron(cron))
         if interval is not None:
+            if interval.strip().isdigit():
+                # "5" reads as five minutes to some and five seconds to others.
+                raise ScheduleError(f"--interval {interval.strip()}: give a unit: 5s, 5m, 1h, 1d")
             return cls(interval=parse_duration(interval))
         return cls()
 
