@@ -12,6 +12,7 @@ import pytest
 from typer.testing import CliRunner
 
 from okr_sync.cli.main import app, main
+from okr_sync.sync.sandbox_world import DEMO_CHANNEL
 from support.paths import DEMO_PLAN
 
 runner = CliRunner()
@@ -242,3 +243,24 @@ def test_validate_given_plan_naming_a_prefixed_url_env_accepts_that_variable(
            "OKR_SYNC_JIRA__STAGING__URL": "https://staging.test"}
     assert _invoke(env, "validate").exit_code == 0
     assert _invoke(env, "status").exit_code == 0
+
+
+def test_commands_given_snapshot_from_a_newer_version_exit_2_and_post_nothing(
+    world, env: dict[str, str],
+) -> None:
+    import sqlalchemy as sa
+
+    from okr_sync.sync.store.tables import snapshots
+
+    assert _invoke(env, "run").exit_code == 0
+    posted = len(world.slack.messages(DEMO_CHANNEL))
+    engine = sa.create_engine(env["OKR_SYNC_DATABASE_URL"])
+    with engine.begin() as conn:  # as a newer okr-sync would have written it
+        for row in conn.execute(sa.select(snapshots.c.id, snapshots.c.document)).all():
+            conn.execute(sa.update(snapshots).where(snapshots.c.id == row.id)
+                         .values(document={**row.document, "version": 99}))
+    engine.dispose()
+
+    for args in (["run"], ["status"], ["explain", "CO-1.KR1"], ["report", "--output", "r.html"]):
+        _assert_usage(_invoke(env, *args), "cannot be read", "snapshot version 99")
+    assert len(world.slack.messages(DEMO_CHANNEL)) == posted

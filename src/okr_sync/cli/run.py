@@ -61,6 +61,7 @@ def _pass(
     wait: float = 0.0,
     as_of: str | None = None,
 ) -> int:
+    from okr_sync.sync.state import SnapshotError
     from okr_sync.sync.store.locks import LockBusyError, LockError
 
     try:
@@ -83,6 +84,11 @@ def _pass(
         return ExitCode.LOCKED
     except LockError as error:
         stderr.print(f"cannot take the run lock: {error}", markup=False)
+        return ExitCode.USAGE
+    except SnapshotError as error:
+        # Written by a newer okr-sync (or damaged): nothing was posted or stored.
+        stderr.print(inert(f"the state store's last scorecard cannot be read: {error}"),
+                     markup=False, highlight=False)
         return ExitCode.USAGE
     finally:
         runtime.close()

@@ -7,6 +7,7 @@ import json
 import math
 import os
 import sys
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
@@ -34,7 +35,7 @@ from okr_sync.exit_codes import ExitCode
 
 if TYPE_CHECKING:
     from okr_sync.scoring.scorecard import Confidence
-    from okr_sync.sync.state import Explanation
+    from okr_sync.sync.state import Explanation, PassSnapshot
     from okr_sync.sync.store.store import Store
 
 
@@ -63,14 +64,22 @@ def _age(moment: datetime | None, now: datetime) -> str:
     return f"{max(seconds, 0)}s ago"
 
 
+def read_snapshot(document: Mapping[str, Any]) -> PassSnapshot:
+    """A stored snapshot, or a usage error (exit 2) when this version cannot read it."""
+    from okr_sync.sync.state import PassSnapshot, SnapshotError
+
+    try:
+        return PassSnapshot.from_json(document)
+    except SnapshotError as error:
+        raise UsageError(f"the state store's last scorecard cannot be read: {error}") from None
+
+
 def status_document(store: Store, now: datetime) -> dict[str, Any]:
     """What ``status --output json`` prints: the scorecard, its freshness and deliveries."""
-    from okr_sync.sync.state import PassSnapshot
-
     snapshot = store.latest_snapshot()
     scorecard = None
     if snapshot is not None:
-        scorecard = PassSnapshot.from_json(snapshot.document).scorecard.to_json()
+        scorecard = read_snapshot(snapshot.document).scorecard.to_json()
     runs = store.last_runs_by_outcome()
     summary = store.delivery_summary()
     return {
@@ -129,7 +138,10 @@ def status_command(output: OutputOption = OutputFormat.text, plan: PlanOption = 
         fail_usage(error)
     with store:
         now = datetime.now(UTC)
-        doc = status_document(store, now)
+        try:
+            doc = status_document(store, now)
+        except UsageError as error:
+            fail_usage(error)
     if output is OutputFormat.json:
         sys.stdout.write(json.dumps(doc, ensure_ascii=False) + "\n")
         return
@@ -160,8 +172,6 @@ def status_command(output: OutputOption = OutputFormat.text, plan: PlanOption = 
 def explain_command(kr_id: Annotated[str, typer.Argument(help="key result id")],
                     plan: PlanOption = None) -> None:
     """Which items make up a KR's value, and what changed it recently."""
-    from okr_sync.sync.state import PassSnapshot
-
     try:
         settings = load_settings()
         _path, loaded = resolve_plan(plan, settings)
@@ -178,7 +188,10 @@ def explain_command(kr_id: Annotated[str, typer.Argument(help="key result id")],
         history = store.get_history(kr_id, limit=10)
         checkins = store.checkins(kr_id, limit=5)
     stdout.print(Text.assemble((inert(f"{kr.id} "), "bold"), inert(kr.title)))
-    stored = PassSnapshot.from_json(snapshot.document) if snapshot is not None else None
+    try:
+        stored = read_snapshot(snapshot.document) if snapshot is not None else None
+    except UsageError as error:
+        fail_usage(error)
     card = stored.scorecard if stored is not None else None
     if stored is None or card is None or kr_id not in {k.id for k in card.key_results()}:
         stdout.print("not scored yet: run `okr-sync run` first", markup=False)
@@ -329,7 +342,6 @@ def report_command(output: Annotated[Path, typer.Option("--output", help="FILE.h
                    plan: PlanOption = None) -> None:
     """Write a self-contained HTML scorecard from the last pass."""
     from okr_sync.sync.delivery.render.report import render_html_report
-    from okr_sync.sync.state import PassSnapshot
 
     del plan
     try:
@@ -341,7 +353,10 @@ def report_command(output: Annotated[Path, typer.Option("--output", help="FILE.h
         snapshot = store.latest_snapshot()
     if snapshot is None:
         fail_usage(UsageError("no scorecard yet: run `okr-sync run` first"))
-    html = render_html_report(PassSnapshot.from_json(snapshot.document).scorecard)
+    try:
+        html = render_html_report(read_snapshot(snapshot.document).scorecard)
+    except UsageError as error:
+        fail_usage(error)
     try:
         output.write_text(html, "utf-8")
     except OSError as error:

@@ -14,7 +14,6 @@ from typing import Any
 
 import pytest
 from pydantic import SecretStr
-from scripted_slack import Reply, ScriptedSlack, refused_url, scripted
 
 from okr_sync.connectors.http import RetryPolicy
 from okr_sync.connectors.slack.client import (
@@ -28,6 +27,7 @@ from okr_sync.connectors.slack.client import (
     SlackRateLimitedError,
     SlackTransientError,
 )
+from support.scripted_slack import Reply, ScriptedSlack, refused_url, scripted
 
 POST = "chat.postMessage"
 HISTORY = "conversations.history"

@@ -8,7 +8,6 @@ from typing import Any
 
 import pytest
 from pydantic import SecretStr
-from scripted_slack import Reply, ScriptedSlack, refused_url, scripted
 
 from okr_sync.connectors.errors import PermanentError
 from okr_sync.connectors.http import RetryPolicy
@@ -19,6 +18,7 @@ from okr_sync.connectors.slack.client import (
     SlackTransientError,
 )
 from okr_sync.sandbox.slack.server import DEFAULT_CHANNEL, DEFAULT_TOKEN, SlackSandbox
+from support.scripted_slack import Reply, ScriptedSlack, refused_url, scripted
 
 POST = "chat.postMessage"
 HISTORY = "conversations.history"

@@ -9,7 +9,6 @@ from email.utils import format_datetime
 
 import pytest
 from pydantic import SecretStr
-from scripted_slack import HungPort, ScriptedSlack, scripted
 
 from okr_sync.connectors.http import RetryPolicy
 from okr_sync.connectors.slack.client import (
@@ -19,6 +18,7 @@ from okr_sync.connectors.slack.client import (
     SlackPermanentError,
     SlackRateLimitedError,
 )
+from support.scripted_slack import HungPort, ScriptedSlack, scripted
 
 POST = "chat.postMessage"
 HISTORY = "conversations.history"
