@@ -204,7 +204,9 @@ def _json(code: int, **body: Any) -> Response:
 class JiraWebhookEndpoint:
     """The handler of ``POST /webhooks/jira``; ``on_event`` is called for each new delivery.
 
-    Without a secret, deliveries are accepted unsigned (the service warns at start).
+    Without a secret this endpoint accepts deliveries unsigned; `serve` mounts it so only
+    when the operator opted in (``OKR_SYNC_WEBHOOK_ALLOW_UNSIGNED=true``) and answers 403
+    otherwise (see :mod:`okr_sync.sync.service.app`).
     Responses: 202 accepted, 200 duplicate, 400 not a JSON object, 401 bad or missing
     signature (when a secret is set), 413 body over ``max_body`` bytes.
     """
