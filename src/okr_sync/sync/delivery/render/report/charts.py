@@ -134,9 +134,17 @@ def cascade_svg(perspectives: Sequence[PerspectiveScore],
         x1, x2 = cx + cw / 2, px + pw / 2
         # From the edge of the child facing the parent to the facing edge of the parent.
         y1, y2 = (cy, py + BOX_H) if py < cy else (cy + BOX_H, py) if py > cy else (cy, py)
-        arrows.append(f'<line class="cascade" data-from="{escape(objective.id)}" '
-                      f'data-to="{escape(objective.parent)}" x1="{x1:.1f}" y1="{y1:.1f}" '
-                      f'x2="{x2:.1f}" y2="{y2:.1f}" stroke="#1e293b" stroke-width="2" '
+        # An arrow spanning rows bows sideways so it does not run through the boxes
+        # between (a cubic bows by 3/4 of its control offset); one within a row arcs
+        # above the row's boxes.
+        rows_apart = round(abs(py - cy) / ROW_H)
+        bow = 0.0 if rows_apart <= 1 else (min(cw, pw) / 2 + 16 * rows_apart) * 4 / 3
+        lift = 40.0 if rows_apart == 0 else 0.0
+        c1, c2 = (x1 + bow, y1 - lift), (x2 + bow, y2 - lift)
+        arrows.append(f'<path class="cascade" data-from="{escape(objective.id)}" '
+                      f'data-to="{escape(objective.parent)}" '
+                      f'd="M{x1:.1f},{y1:.1f} C{c1[0]:.1f},{c1[1]:.1f} {c2[0]:.1f},{c2[1]:.1f} '
+                      f'{x2:.1f},{y2:.1f}" fill="none" stroke="#1e293b" stroke-width="2" '
                       f'marker-end="url(#arrow)"/>')
     height = max(1, len(rows)) * ROW_H
     return (

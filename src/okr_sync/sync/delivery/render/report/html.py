@@ -11,10 +11,9 @@ from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from datetime import datetime
 from html import escape
-from typing import Any
 from urllib.parse import quote, urlsplit
 
-from okr_sync.scoring.scorecard import KeyResultScore, ObjectiveScore
+from okr_sync.scoring.scorecard import KeyResultScore, KpiScore, ObjectiveScore, PerspectiveScore
 from okr_sync.sync.delivery.render.report.charts import DASH, burnup_svg, cascade_svg, pct
 from okr_sync.sync.delivery.render.report.data import ReportData
 from okr_sync.sync.delivery.render.report.style import BAND_COLOURS, CSS, NEUTRAL
@@ -92,7 +91,7 @@ class _Renderer:
     # -- strategy map ----------------------------------------------------------------
 
     def strategy_map(self) -> str:
-        kpis_by: dict[str | None, list[Any]] = defaultdict(list)
+        kpis_by: dict[str | None, list[KpiScore]] = defaultdict(list)
         for kpi in self.card.kpis:
             kpis_by[kpi.perspective].append(kpi)
         bands = []
@@ -109,8 +108,8 @@ class _Renderer:
             bands.append(
                 f'<li class="band" data-perspective="{_attr(perspective.id)}" '
                 f'style="border-left-color:{self.colour(perspective.band)}"><header>'
-                f"<h3>{escape(perspective.title)}</h3><span>{pct(perspective.score)}</span>"
-                f"{_badge(perspective.band, self.colour(perspective.band))}</header>"
+                f"<h3>{escape(perspective.title)}</h3>{self.perspective_score(perspective)}"
+                "</header>"
                 + (f'<ul class="tiles" aria-label="KPIs">{tiles}</ul>' if tiles else "")
                 + (f'<ul class="chips" aria-label="Objectives">{chips}</ul>' if chips else "")
                 + "</li>"
@@ -123,7 +122,13 @@ class _Renderer:
         return (f'<section aria-labelledby="map-h"><h2 id="map-h">Strategy map</h2>{svg}'
                 f'<ul class="bands">{"".join(bands)}</ul></section>')
 
-    def kpi_tile(self, kpi: Any) -> str:
+    def perspective_score(self, perspective: PerspectiveScore) -> str:
+        if perspective.score is None:
+            return '<span class="muted">not scored</span>'
+        return (f"<span>{pct(perspective.score)}</span>"
+                f"{_badge(perspective.band, self.colour(perspective.band))}")
+
+    def kpi_tile(self, kpi: KpiScore) -> str:
         info = self.data.kpis.get(kpi.id)
         unit = f" {escape(info.unit)}" if info and info.unit else ""
         thresholds = ""
