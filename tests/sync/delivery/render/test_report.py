@@ -5,29 +5,19 @@ from __future__ import annotations
 import csv
 import io
 import json
-import xml.etree.ElementTree as ET
 from dataclasses import replace
 
-import html5lib
 import pytest
 
 from okr_sync.sync.delivery.render.report import render_html_report, report_csv, report_json
 from okr_sync.sync.delivery.render.report.html import band_colours, safe_link
 from okr_sync.sync.delivery.render.report.style import BAND_COLOURS
+from support.html import local
+from support.html import parse_strict as parse
 from support.reports import report_data
 from support.scorecards import JIRA, hostile_scorecard, key_result, objective
 
 HOSTILE = '<script>alert(1)</script>" onload="alert(2)'
-
-
-def parse(html: str) -> ET.Element:
-    """Strict HTML5 parse: any parse error raises."""
-    parser = html5lib.HTMLParser(strict=True, namespaceHTMLElements=False)
-    return parser.parse(html)
-
-
-def local(element: ET.Element) -> str:
-    return element.tag.rsplit("}", 1)[-1]
 
 
 def test_render_html_report_given_realistic_data_parses_without_html5_errors() -> None:
