@@ -32,7 +32,8 @@ def item(key: str, *, done: bool, points: float | None = 3, summary: str = "SSO 
 
 
 def report_data(**overrides: Any) -> ReportData:
-    """The realistic scorecard, each KR with a different number of history rows."""
+    """The realistic scorecard, each KR with a different number of history rows (the
+    first the most)."""
     card = realistic_scorecard()
     krs = card.key_results()
     base = ReportData(
@@ -45,7 +46,7 @@ def report_data(**overrides: Any) -> ReportData:
                        item("ENT-103", done=True, points=None))),
             "CO-1.KR2": Explanation(jql="project = SUP AND priority = Highest", count=12),
         },
-        history={kr.id: history(n + 1) for n, kr in enumerate(krs)},
+        history={kr.id: history(len(krs) - n, step=0.06) for n, kr in enumerate(krs)},
         checkins={"CO-1.KR3": (CheckinNote(AS_OF, value=4, note="two signed", author="ana"),)},
         krs={kr.id: KrInfo(owner="ana", unit="points" if kr.id == "CO-1.KR1" else None)
              for kr in krs},
