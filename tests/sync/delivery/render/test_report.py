@@ -195,3 +195,33 @@ def test_report_csv_given_formula_like_title_makes_it_inert() -> None:
                    objectives=(objective(title="=HYPERLINK(\"x\")", key_results=()),))
     rows = list(csv.DictReader(io.StringIO(report_csv(report_data(scorecard=card)))))
     assert next(r for r in rows if r["kind"] == "objective")["title"].startswith("'=")
+
+
+def test_render_html_report_given_never_measured_kr_shows_dashes_not_zero() -> None:
+    kr = replace(key_result(), value=None, score=None, band=None)
+    card = replace(report_data().scorecard, objectives=(objective(key_results=(kr,)),))
+    root = parse(render_html_report(report_data(scorecard=card, explanations={})))
+    section = next(s for s in root.iter("section") if s.get("data-kr") == kr.id)
+    text = "".join(section.itertext())
+    assert "score\u2013" in text and "not measured yet" in text
+    rows = list(csv.DictReader(io.StringIO(report_csv(report_data(scorecard=card)))))
+    assert next(r for r in rows if r["id"] == kr.id)["score"] == ""
+
+
+def test_render_html_report_given_stale_kr_shows_when_it_was_measured() -> None:
+    from dataclasses import dataclass
+    from datetime import datetime
+
+    from okr_sync.scoring.scorecard import KeyResultScore
+
+    @dataclass(frozen=True)
+    class MeasuredKr(KeyResultScore):  # the fields scoring is adding to KR scores
+        measured_at: datetime | None = None
+        stale: bool = False
+
+    kr = MeasuredKr(**{**key_result().__dict__, "measured_at": datetime(2026, 11, 2, 9, 30),
+                       "stale": True})
+    card = replace(report_data().scorecard, objectives=(objective(key_results=(kr,)),))
+    root = parse(render_html_report(report_data(scorecard=card)))
+    section = next(s for s in root.iter("section") if s.get("data-kr") == kr.id)
+    assert "2026-11-02T09:30 stale" in "".join(section.itertext())

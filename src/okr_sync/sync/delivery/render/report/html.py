@@ -74,6 +74,10 @@ def _bar(score: float | None, colour: str, label: str) -> str:
             f'<span style="width:{width:.0f}%;background:{colour}"></span></div>')
 
 
+def _missing(value: object) -> bool:
+    return value is None
+
+
 def _when(moment: datetime | None) -> str:
     return DASH if moment is None else escape(moment.isoformat(timespec="minutes"))
 
@@ -138,10 +142,16 @@ class _Renderer:
         trend = self.kpi_trend(kpi.id)
         return (
             f'<li class="tile" data-kpi="{_attr(kpi.id)}"><div><strong>{escape(kpi.id)}</strong> '
-            f"{escape(kpi.title)}</div><div class=\"v\">{num(kpi.value)}{unit} "
-            f"{_badge(kpi.status, STATUS_COLOURS.get(kpi.status or '', NEUTRAL))}</div>"
+            f"{escape(kpi.title)}</div><div class=\"v\">{self.kpi_value(kpi, unit)}</div>"
             f'<div class="muted">{thresholds or "no thresholds"}{trend}</div></li>'
         )
+
+    @staticmethod
+    def kpi_value(kpi: KpiScore, unit: str) -> str:
+        if kpi.value is None:
+            return '<span class="muted">not measured</span>'
+        status = _badge(kpi.status, STATUS_COLOURS.get(kpi.status or "", NEUTRAL))
+        return f"{num(kpi.value)}{unit} {status}"
 
     def kpi_trend(self, kpi_id: str) -> str:
         points = [p.value for p in self.data.history.get(kpi_id, ()) if p.value is not None]
@@ -190,6 +200,9 @@ class _Renderer:
         )
 
     def value_text(self, kr: KeyResultScore) -> str:
+        # Unmeasured is not zero (DESIGN A5): a KR never measured has no value.
+        if _missing(kr.value):
+            return "not measured yet"
         info = self.data.krs.get(kr.id)
         unit = info.unit if info else None
         entry = self.data.explanations.get(kr.id)
