@@ -77,3 +77,47 @@ def test_report_given_a_pass_writes_escaped_html(env, tmp_path: Path) -> None:
     html = out.read_text()
     assert html.startswith("<!doctype html>") and "Learning &amp; Growth" in html
     assert "<script" not in html
+
+
+def test_report_given_a_pass_writes_every_kr_of_the_plan_with_its_history(env, tmp_path) -> None:
+    from okr_sync.config.plan_loader import load_plan
+    from support.html import parse_strict
+
+    assert _invoke(env, "run").exit_code == 0
+    assert _invoke(env, "checkin", "CO-1.KR3", "--note", "two more in legal").exit_code == 0
+    out = tmp_path / "card.html"
+    result = _invoke(env, "report", "--output", str(out))
+    assert result.exit_code == 0, result.stderr
+    root = parse_strict(out.read_text())
+    plan = load_plan(Path(env["OKR_SYNC_PLAN"]))
+    shown = {e.get("data-kr") for e in root.iter() if e.get("data-kr")}
+    assert shown == {kr.id for _, kr in plan.key_results()}
+    points = [e.get("data-points") for e in root.iter() if e.get("data-points")]
+    assert points and set(points) == {"1"}  # one pass: one history row per KR
+    assert "two more in legal" in out.read_text()
+
+
+@pytest.mark.parametrize("fmt", ["json", "csv"])
+def test_report_given_format_writes_the_same_krs_as_data(env, tmp_path, fmt: str) -> None:
+    import csv
+    import io
+
+    assert _invoke(env, "run").exit_code == 0
+    status = json.loads(_invoke(env, "status", "--output", "json").stdout)["scorecard"]
+    expected = {k["id"]: k["value"] for o in status["objectives"] for k in o["key_results"]}
+    out = tmp_path / f"card.{fmt}"
+    assert _invoke(env, "report", "--output", str(out), "--format", fmt).exit_code == 0
+    text = out.read_text()
+    if fmt == "json":
+        rows = json.loads(text)["rows"]
+        values = {r["id"]: r["value"] for r in rows if r["kind"] == "key_result"}
+    else:
+        rows = list(csv.DictReader(io.StringIO(text)))
+        values = {r["id"]: json.loads(r["value"]) for r in rows if r["kind"] == "key_result"}
+    assert values == expected
+
+
+def test_report_given_no_pass_yet_exits_2_saying_so(env, tmp_path) -> None:
+    result = _invoke(env, "report", "--output", str(tmp_path / "card.html"))
+    assert result.exit_code == 2
+    assert "no scorecard yet" in result.stderr

@@ -9,6 +9,7 @@ import os
 import sys
 from collections.abc import Mapping
 from datetime import UTC, datetime
+from enum import StrEnum
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -338,27 +339,50 @@ def db_upgrade_command(plan: PlanOption = None) -> None:
     stdout.print("state store is up to date", markup=False)
 
 
-def report_command(output: Annotated[Path, typer.Option("--output", help="FILE.html")],
-                   plan: PlanOption = None) -> None:
-    """Write a self-contained HTML scorecard from the last pass."""
-    from okr_sync.sync.delivery.render.report import render_html_report
+class ReportFormat(StrEnum):
+    html = "html"
+    json = "json"
+    csv = "csv"
 
-    del plan
+
+def report_command(
+    output: Annotated[Path, typer.Option("--output", help="FILE.html (or .json, .csv)")],
+    fmt: Annotated[ReportFormat, typer.Option(
+        "--format", help="html: the scorecard page; json or csv: the same data for "
+                         "spreadsheets")] = ReportFormat.html,
+    plan: PlanOption = None,
+) -> None:
+    """Write a self-contained HTML scorecard from the last pass (or its data as JSON/CSV)."""
+    from okr_sync.sync.delivery.render.report import (
+        NoScorecardError,
+        load_report_data,
+        render_html_report,
+        report_csv,
+        report_json,
+    )
+    from okr_sync.sync.state import SnapshotError
+
     try:
         _check_writable(output)
-        store = open_store()
+        settings = load_settings()
+        path = plan if plan is not None else settings.plan
+        # The plan adds owners, units and thresholds; a report of the store alone
+        # is still worth having when the plan file is not at hand.
+        loaded = resolve_plan(plan, settings)[1] if path.exists() else None
+        store = open_store(settings.database_url if loaded is not None else None)
     except UsageError as error:
         fail_usage(error)
     with store:
-        snapshot = store.latest_snapshot()
-    if snapshot is None:
-        fail_usage(UsageError("no scorecard yet: run `okr-sync run` first"))
+        try:
+            data = load_report_data(store, loaded, jira_sites=[settings.jira_url or ""])
+        except NoScorecardError as error:
+            fail_usage(UsageError(str(error)))
+        except SnapshotError as error:
+            fail_usage(UsageError(f"the state store's last scorecard cannot be read: {error}"))
+    render = {ReportFormat.html: render_html_report, ReportFormat.json: report_json,
+              ReportFormat.csv: report_csv}[fmt]
     try:
-        html = render_html_report(read_snapshot(snapshot.document).scorecard)
-    except UsageError as error:
-        fail_usage(error)
-    try:
-        output.write_text(html, "utf-8")
+        output.write_text(render(data), "utf-8")
     except OSError as error:
         fail_usage(UsageError(f"cannot write the report to {output}: {error.strerror or error}"))
     stdout.print(f"wrote {output}", markup=False)

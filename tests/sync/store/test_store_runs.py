@@ -175,6 +175,19 @@ def test_add_history_given_entries_returns_them_oldest_first(store: Store) -> No
     assert store.add_history(None, cycle="2026-Q4", as_of=T0, entries=[]) == 0
 
 
+def test_history_for_cycle_given_several_krs_returns_each_oldest_first(store: Store) -> None:
+    for day in (2, 0, 1):
+        store.add_history(None, cycle="2026-Q4", as_of=T0 + timedelta(days=day),
+                          entries=[entry("KR1", day / 10), entry("KR2", day / 5)])
+    store.add_history(None, cycle="2026-Q3", as_of=T0, entries=[entry("KR1", 0.9)])
+
+    history = store.history_for_cycle("2026-Q4")
+    assert sorted(history) == ["KR1", "KR2"]
+    assert [h.score for h in history["KR1"]] == [0.0, 0.1, 0.2]
+    assert [h.score for h in history["KR2"]] == [0.0, 0.2, 0.4]
+    assert store.history_for_cycle("2025-Q1") == {}
+
+
 def test_add_history_given_unknown_confidence_refuses(store: Store) -> None:
     with pytest.raises(InvalidRecordError):
         store.add_history(None, cycle="c", as_of=T0, entries=[entry("KR1", 0.5, "fine")])

@@ -26,6 +26,7 @@ from sqlalchemy.engine import make_url
 from werkzeug.wrappers import Request, Response
 
 from okr_sync.exit_codes import ExitCode
+from okr_sync.sync.delivery.render.report import load_report_data, render_html_report
 from okr_sync.sync.logs import register_secret
 from okr_sync.sync.runtime import Runtime
 from okr_sync.sync.service.digests import DEFAULT_CATCH_UP
@@ -45,6 +46,7 @@ from okr_sync.sync.service.metrics import ServiceMetrics
 from okr_sync.sync.service.schedule import Schedule, ScheduleError, parse_duration
 from okr_sync.sync.service.webhooks import MAX_BODY_BYTES, JiraWebhookEndpoint
 from okr_sync.sync.store.locks import Leadership
+from okr_sync.sync.store.store import Store
 
 __all__ = [
     "Schedule",
@@ -138,6 +140,7 @@ def serve(
             status=scheduler.state.view,
             period=lambda at: schedule.period(at.astimezone(runtime.plan.cycle.zone)),
             metrics=metrics, webhook=webhook, database_probe=probe, clock=clock,
+            report=report_page(runtime),
         )
         server = HttpServer(app, host=host, port=port)
         try:
@@ -149,6 +152,19 @@ def serve(
             probe.close()
     finally:
         runtime.close()
+
+
+def report_page(runtime: Runtime) -> Callable[[], str] | None:
+    """``GET /report``: the HTML scorecard from the runtime's store (None without one)."""
+    store = runtime.store
+    if not isinstance(store, Store):
+        return None
+    sites = [runtime.settings.jira_url or ""]
+
+    def page() -> str:
+        return render_html_report(load_report_data(store, runtime.plan, jira_sites=sites))
+
+    return page
 
 
 def _run(

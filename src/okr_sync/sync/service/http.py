@@ -1,4 +1,5 @@
-"""The service's HTTP side: ``/healthz``, ``/readyz``, ``/metrics``, ``POST /webhooks/jira``.
+"""The service's HTTP side: ``/healthz``, ``/readyz``, ``/metrics``, ``POST /webhooks/jira``,
+and the HTML scorecard at ``GET /`` and ``GET /report``.
 
 Readiness (for a load balancer or Kubernetes): the database answers, and on the
 leader the last completed pass is at most three schedule periods old (before the
@@ -33,8 +34,10 @@ from werkzeug.serving import (
 )
 from werkzeug.wrappers import Request, Response
 
+from okr_sync.sync.delivery.render.report.data import NoScorecardError
 from okr_sync.sync.service.loop import StatusView
 from okr_sync.sync.service.metrics import ServiceMetrics
+from okr_sync.sync.state import SnapshotError
 from okr_sync.sync.store.database import is_sqlite_memory
 
 log = logging.getLogger("okr_sync.service")
@@ -135,8 +138,11 @@ class ServiceApp:
         webhook: Callable[[Request], Response],
         database_probe: Callable[[], str | None],
         clock: Callable[[], datetime],
+        report: Callable[[], str] | None = None,
     ) -> None:
         self.status = status
+        #: The HTML scorecard of the latest pass (raises NoScorecardError before one).
+        self.report = report
         self.period = period
         self.metrics = metrics
         self.webhook = webhook
@@ -147,6 +153,8 @@ class ServiceApp:
             Rule("/readyz", endpoint="readyz", methods=["GET"]),
             Rule("/metrics", endpoint="metrics", methods=["GET"]),
             Rule("/webhooks/jira", endpoint="webhook", methods=["POST"]),
+            Rule("/", endpoint="report", methods=["GET"]),
+            Rule("/report", endpoint="report", methods=["GET"]),
         ])
 
     def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]
@@ -175,10 +183,26 @@ class ServiceApp:
             if endpoint == "metrics":
                 body, content_type = self.metrics.exposition()
                 return Response(body, status=200, content_type=content_type)
+            if endpoint == "report":
+                return self.report_page()
             return self.webhook(request)
         except Exception:
             log.exception("request failed", extra={"path": request.path})
             return _json(500, {"error": "internal error"})
+
+    def report_page(self) -> Response:
+        if self.report is None:
+            return _json(404, {"error": "not found"})
+        try:
+            page = self.report()
+        except NoScorecardError as error:
+            return _json(404, {"error": str(error)})
+        except SnapshotError:
+            return _json(503, {"error": "the stored scorecard cannot be read by this version"})
+        response = Response(page, status=200, mimetype="text/html")
+        # The page is the state of the last pass: a cache must not serve an older one.
+        response.headers["Cache-Control"] = "no-store"
+        return response
 
     def readyz(self) -> Response:
         view = self.status()

@@ -314,6 +314,22 @@ class RunOps(StoreOps):
             for r in reversed(rows)
         ]
 
+    def history_for_cycle(self, cycle: str) -> dict[str, list[HistoryRecord]]:
+        """Every KR's history in ``cycle`` in one read: ``{kr_id: [oldest .. newest]}``
+        (the report's burn-up charts)."""
+        query = (
+            sa.select(kr_history)
+            .where(kr_history.c.cycle == cycle)
+            .order_by(kr_history.c.as_of, kr_history.c.id)
+        )
+        result: dict[str, list[HistoryRecord]] = {}
+        with self._connection() as conn:
+            for r in conn.execute(query):
+                result.setdefault(r.kr_id, []).append(HistoryRecord(
+                    r.id, r.kr_id, r.cycle, r.as_of, r.value, r.score, r.band, r.confidence,
+                    r.snapshot_id))
+        return result
+
     def final_scores_by_cycle(
         self, kr_ids: Collection[str] | None = None
     ) -> dict[str, dict[str, float]]:
