@@ -127,16 +127,28 @@ def _show_posted(world: SandboxWorld) -> None:
             stdout.print(Text(inert(line)))
 
 
-def _write_report(path: Path, scorecard: Scorecard) -> None:
+def report_html(scorecard: Scorecard) -> str:
+    """The HTML report of ``scorecard``: the demo's one call of the report renderer."""
     from okr_sync.sync.delivery.render.report import render_html_report
 
-    path.write_text(render_html_report(scorecard), "utf-8")
+    return render_html_report(scorecard)
 
 
 def _serve(world: SandboxWorld, plan: Plan, port: int) -> int:
-    """`serve` against the sandboxes, which stay up until it stops (Ctrl-C, SIGTERM)."""
+    """`serve` against the sandboxes, which stay up until it stops (Ctrl-C, SIGTERM), with
+    the HTML report of the latest pass on ``/`` and ``/report``."""
     from okr_sync.sync.service.app import ServiceHandle, serve
     from okr_sync.sync.service.schedule import Schedule
+    from okr_sync.sync.state import PassSnapshot
+    from okr_sync.sync.store.store import Store
+
+    reader = Store(world.database_url)
+
+    def report() -> str | None:
+        snapshot = reader.latest_snapshot()
+        if snapshot is None:
+            return None
+        return report_html(PassSnapshot.from_json(snapshot.document).scorecard)
 
     def started(handle: ServiceHandle) -> None:
         stdout.print(Rule("okr-sync serve on the sandboxes (Ctrl-C stops)"))
@@ -144,12 +156,15 @@ def _serve(world: SandboxWorld, plan: Plan, port: int) -> int:
             stdout.print(f"  {handle.url}{path}", markup=False)
         sys.stdout.flush()  # piped output is block-buffered; the URLs are wanted now
 
-    return serve(lambda: world.runtime(plan), Schedule.parse(None, None), port=port,
-                 host="127.0.0.1", on_started=started)
+    try:
+        return serve(lambda: world.runtime(plan), Schedule.parse(None, None), port=port,
+                     host="127.0.0.1", on_started=started, report=report)
+    finally:
+        reader.close()
 
 
-#: What `demo --serve` prints: the paths `serve` answers that a browser shows.
-SERVED_PATHS = ("/healthz", "/readyz", "/metrics")
+#: What `demo --serve` prints: the pages of `serve` worth opening in a browser.
+SERVED_PATHS = ("/", "/report", "/metrics", "/healthz")
 
 
 def demo_command(
@@ -217,7 +232,7 @@ def demo_command(
         finally:
             runtime.close()
         report = workdir / REPORT_FILE
-        _write_report(report, third.scorecard)
+        report.write_text(report_html(third.scorecard), "utf-8")
         stdout.print(Rule("what the demo left behind"))
         stdout.print(f"HTML report: {report}", markup=False)
         stdout.print(f"{NEXT_HEADING} {shlex.quote(str(folder))}/ (they read the state kept "

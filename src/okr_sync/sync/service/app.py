@@ -103,6 +103,7 @@ def serve(
     metrics: ServiceMetrics | None = None,
     on_started: Callable[[ServiceHandle], None] | None = None,
     max_ticks: int | None = None,
+    report: Callable[[], str | None] | None = None,
 ) -> int:
     """Run the service until stopped; returns the exit code (0 after a graceful stop).
 
@@ -110,7 +111,8 @@ def serve(
     errors (ConfigurationError, SchemaError) propagate for the CLI to report.
     ``stop_event``, when given, stops the service when set (tests, embedding).
     Signal handlers are installed only when called on the main thread. A busy
-    port raises OSError before anything runs.
+    port raises OSError before anything runs. ``report``, when given, serves the HTML
+    scorecard it returns on ``/`` and ``/report``.
     """
     runtime = runtime_factory()
     try:
@@ -138,6 +140,7 @@ def serve(
             status=scheduler.state.view,
             period=lambda at: schedule.period(at.astimezone(runtime.plan.cycle.zone)),
             metrics=metrics, webhook=webhook, database_probe=probe, clock=clock,
+            report=report,
         )
         server = HttpServer(app, host=host, port=port)
         try:

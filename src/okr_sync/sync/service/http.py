@@ -135,8 +135,12 @@ class ServiceApp:
         webhook: Callable[[Request], Response],
         database_probe: Callable[[], str | None],
         clock: Callable[[], datetime],
+        report: Callable[[], str | None] | None = None,
     ) -> None:
         self.status = status
+        # The HTML scorecard page, when the embedder gives one (``okr-sync demo --serve``):
+        # the latest scorecard's report, or None before the first pass.
+        self.report = report
         self.period = period
         self.metrics = metrics
         self.webhook = webhook
@@ -148,6 +152,9 @@ class ServiceApp:
             Rule("/metrics", endpoint="metrics", methods=["GET"]),
             Rule("/webhooks/jira", endpoint="webhook", methods=["POST"]),
         ])
+        if report is not None:
+            self.routes.add(Rule("/", endpoint="report", methods=["GET"]))
+            self.routes.add(Rule("/report", endpoint="report", methods=["GET"]))
 
     def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]
                  ) -> Iterable[bytes]:
@@ -175,6 +182,11 @@ class ServiceApp:
             if endpoint == "metrics":
                 body, content_type = self.metrics.exposition()
                 return Response(body, status=200, content_type=content_type)
+            if endpoint == "report" and self.report is not None:
+                html = self.report()
+                if html is None:
+                    return _json(404, {"error": "no scorecard yet"})
+                return Response(html, status=200, content_type="text/html; charset=utf-8")
             return self.webhook(request)
         except Exception:
             log.exception("request failed", extra={"path": request.path})
