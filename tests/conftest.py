@@ -12,6 +12,7 @@ earlier failures leak state (advisory locks are per database too).
 
 from __future__ import annotations
 
+import logging
 import os
 import shutil
 import uuid
@@ -134,3 +135,19 @@ def store(migrated_database_url: str) -> Iterator[Store]:
     """A store on a migrated database, on each backend."""
     with Store(migrated_database_url) as s:
         yield s
+
+
+@pytest.fixture(autouse=True)
+def _root_logging_restored() -> Iterator[None]:
+    """Each test leaves the root logger as it found it.
+
+    ``main()`` installs a handler on whatever ``sys.stderr`` is at the time; under
+    Typer's CliRunner that is a capture stream closed when the invocation ends, and a
+    later test's log record would be written into it ("I/O operation on closed file").
+    """
+    root = logging.getLogger()
+    handlers, level = list(root.handlers), root.level
+    yield
+    for handler in [h for h in root.handlers if h not in handlers]:
+        root.removeHandler(handler)
+    root.setLevel(level)
