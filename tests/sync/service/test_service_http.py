@@ -5,13 +5,14 @@ from __future__ import annotations
 import shutil
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 import pytest
 import requests
+from werkzeug.test import Client
 
 from okr_sync.config.plan_loader import load_plan
 from okr_sync.config.settings import Settings
@@ -23,6 +24,7 @@ from okr_sync.sync.service.http import (
     DatabaseProbe,
     HttpServer,
     ServiceApp,
+    UnsignedWebhookRefusal,
     assess_readiness,
 )
 from okr_sync.sync.service.loop import Scheduler, StatusView
@@ -254,3 +256,26 @@ def test_serve_given_no_webhook_secret_refuses_webhooks_unless_unsigned_allowed(
         stop.set()
         thread.join(TIMEOUT)
     assert runtime.passes == (2 if allow else 1)
+
+
+def _report_app(report: Callable[[], str] | None) -> Client:
+    app = ServiceApp(
+        status=lambda: StatusView(_START, "leader"), period=lambda at: timedelta(minutes=5),
+        metrics=ServiceMetrics(), webhook=UnsignedWebhookRefusal(), database_probe=lambda: None,
+        clock=lambda: _START, report=report,
+    )
+    return Client(app)
+
+
+def test_service_app_given_a_report_serves_it_as_html_on_root_and_report() -> None:
+    client = _report_app(lambda: "<html>CO-1</html>")
+    for path in ("/", "/report"):
+        response = client.get(path)
+        assert response.status_code == 200
+        assert response.mimetype == "text/html" and response.get_data(as_text=True) == \
+            "<html>CO-1</html>"
+
+
+def test_service_app_given_no_report_has_no_report_pages() -> None:
+    client = _report_app(None)
+    assert client.get("/").status_code == 404 and client.get("/report").status_code == 404

@@ -112,7 +112,8 @@ def serve(
     errors (ConfigurationError, SchemaError) propagate for the CLI to report.
     ``stop_event``, when given, stops the service when set (tests, embedding).
     Signal handlers are installed only when called on the main thread. A busy
-    port raises OSError before anything runs.
+    port raises OSError before anything runs. ``/`` and ``/report`` serve the HTML
+    scorecard of the runtime's store.
     """
     runtime = runtime_factory()
     try:
