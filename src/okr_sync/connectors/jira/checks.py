@@ -44,7 +44,7 @@ class JiraChecks:
 
     def myself(self: _Site) -> Mapping[str, Any]:
         """``GET myself``: the user the credentials sign in as."""
-        data = self._transport.call("GET", "myself", version=self._api)
+        data: Any = self._transport.call("GET", "myself", version=self._api)
         if not isinstance(data, Mapping):
             raise MalformedResponseError(f"Jira at {self.site} sent a malformed JSON object")
         return data
@@ -87,7 +87,8 @@ class JiraChecks:
             return found
         parsed = self._transport.call(
             "POST", "jql/parse", version="3", params={"validation": "strict"},
-            body={"queries": list(queries)}, parse=lambda data: _parsed(data, self.site, len(queries)),
+            body={"queries": list(queries)},
+            parse=lambda data: _parsed(data, self.site, len(queries)),
         )  # fmt: skip
         result = {}
         for jql, errors in zip(queries, parsed, strict=True):
