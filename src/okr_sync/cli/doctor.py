@@ -158,7 +158,8 @@ def jira_checks(settings: Settings, plan: Plan, connectors: Connectors) -> list[
                 checks.append(_jira_site(name, client, plan, fetch_plan[name]))
             except ConnectorError as error:
                 checks.append(Check(f"jira {name}", "fail", str(error)))
-                checks.append(Check(f"jira {name} jql", "skip", f"Jira {name} is not reachable"))
+                checks.append(Check(f"jira {name} jql", "skip",
+                                    f"needs a working connection to Jira {name}"))
                 continue
             checks.append(_jira_jql(name, client, fetch_plan[name]))
     return checks

@@ -4,7 +4,8 @@
 and okr-sync's connector use: ``serverInfo``, ``myself``, ``field``, ``project``,
 ``project/{key}``, ``issue/{idOrKey}``, Cloud ``jql/parse``, ``search/jql`` +
 ``search/approximate-count`` (the legacy ``search`` answers 410), Data Center
-``/rest/api/2/search`` with offset paging. Faults are injected through :attr:`JiraSandbox.faults`; every request lands in :attr:`JiraSandbox.log`.
+``/rest/api/2/search`` with offset paging. Faults are injected through
+:attr:`JiraSandbox.faults`; every request lands in :attr:`JiraSandbox.log`.
 
     with JiraSandbox(generate_dataset(seed=1, issues=1000)) as jira:
         requests.get(f"{jira.url}/rest/api/3/myself", auth=jira.basic_auth, timeout=5)
