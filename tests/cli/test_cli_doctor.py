@@ -216,3 +216,23 @@ def test_run_checks_given_teams_login_refuses_fails_the_bot_check(world) -> None
     assert bot.status == "fail" and "invalid_client" in bot.detail
     assert world.teams.app_secret not in bot.detail
 
+
+
+def test_doctor_given_no_jira_url_fails_the_jira_check_and_goes_on(env, world) -> None:
+    unset = {k: v for k, v in _migrated(env).items() if k != "OKR_SYNC_JIRA_URL"}
+    result = _doctor(unset)
+    assert result.exit_code == 1
+    lines = _lines(result.stdout)
+    assert lines["jira main"] == ("FAIL jira main: the plan measures from Jira: set "
+                                  "OKR_SYNC_JIRA_URL")
+    assert lines["slack auth"].startswith("ok   ")
+
+
+def test_doctor_given_bot_route_without_teams_settings_fails_naming_the_settings(
+    env, world,
+) -> None:
+    result = _doctor({**_migrated(env), "OKR_SYNC_PLAN": str(DEMO_PLAN)})
+    assert result.exit_code == 1
+    line = _lines(result.stdout)["teams bot"]
+    assert line.startswith("FAIL teams bot: routes leadership post through the Teams bot")
+    assert "OKR_SYNC_TEAMS_APP_SECRET" in line
