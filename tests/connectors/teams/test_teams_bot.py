@@ -304,3 +304,20 @@ def test_msal_http_client_given_other_host_refuses_to_contact_it(sandbox: TeamsS
 def test_repr_given_client_shows_ids_not_secret(client: TeamsBotClient) -> None:
     assert SECRET not in repr(client)
     assert client.tenant_id in repr(client)
+
+
+def test_acquire_token_given_valid_app_gets_a_token_and_posts_nothing(
+    client: TeamsBotClient, sandbox: TeamsSandbox
+) -> None:
+    client.acquire_token()
+    assert sandbox.token_requests == 1
+    assert sandbox.activities(CONVERSATION) == []
+
+
+def test_acquire_token_given_wrong_secret_raises_auth_error_without_the_secret(
+    sandbox: TeamsSandbox,
+) -> None:
+    wrong = "Wr0ng~secret-value_for-the-check"
+    with pytest.raises(TeamsAuthError) as raised:
+        make_client(sandbox, secret=wrong).acquire_token()
+    assert wrong not in str(raised.value) and SECRET not in str(raised.value)

@@ -123,3 +123,31 @@ def test_error_bodies_match_error_collection(jira: JiraSandbox) -> None:
     assert (bad_jql.status_code, legacy.status_code, anonymous.status_code) == (400, 410, 401)
     for response in (bad_jql, legacy, anonymous):
         _validate(response.json(), _error_schema())
+
+
+def test_jql_parse_given_valid_and_invalid_queries_matches_parsed_jql_queries(
+    jira: JiraSandbox,
+) -> None:
+    response = requests.post(f"{jira.url}/rest/api/3/jql/parse", params={"validation": "strict"},
+                             json={"queries": ["project = ENT", "project = "]},
+                             auth=jira.basic_auth, timeout=TIMEOUT)
+    body = response.json()
+    _validate(body, _response_schema("/rest/api/3/jql/parse", "post"))
+    assert [q["query"] for q in body["queries"]] == ["project = ENT", "project = "]
+    assert "errors" not in body["queries"][0] and body["queries"][1]["errors"]
+
+
+def test_jql_parse_given_no_validation_parameter_is_400(jira: JiraSandbox) -> None:
+    response = requests.post(f"{jira.url}/rest/api/3/jql/parse", json={"queries": ["x = 1"]},
+                             auth=jira.basic_auth, timeout=TIMEOUT)
+    assert response.status_code == 400
+    _validate(response.json(), _error_schema())
+
+
+def test_project_given_key_matches_project_and_unknown_key_is_404(jira: JiraSandbox) -> None:
+    found = _get(jira, "/rest/api/3/project/ENT")
+    _validate(found.json(), _response_schema("/rest/api/3/project/{projectIdOrKey}"))
+    assert found.json()["key"] == "ENT"
+    missing = _get(jira, "/rest/api/3/project/NOPE")
+    assert missing.status_code == 404
+    _validate(missing.json(), _error_schema())

@@ -27,11 +27,8 @@ from zoneinfo import ZoneInfo
 
 from okr_sync.connectors.errors import MalformedResponseError
 from okr_sync.connectors.http import Retrier
-from okr_sync.connectors.jira.jql import (
-    DEFAULT_ORDER_BY,
-    projects_jql,
-    split_order_by,
-)
+from okr_sync.connectors.jira.checks import JiraChecks
+from okr_sync.connectors.jira.jql import DEFAULT_ORDER_BY, projects_jql, split_order_by
 from okr_sync.connectors.jira.paging import (
     OffsetPage,
     TokenPage,
@@ -125,7 +122,7 @@ def _utc_now() -> datetime:
     return datetime.now(UTC)
 
 
-class JiraClient:
+class JiraClient(JiraChecks):
     """A connection to one Jira site. Not thread-safe; one per sync pass is typical."""
 
     def __init__(

@@ -101,6 +101,10 @@ class JiraAuthError(AuthError):
     """Jira rejected the credentials (401) or refused access (403)."""
 
 
+class JiraNotFoundError(PermanentError):
+    """Jira answered 404: no such resource (a project key, a path) for these credentials."""
+
+
 class JiraApiRemovedError(PermanentError):
     """Jira answered 410 Gone: the endpoint was removed and the client must migrate."""
 
@@ -242,7 +246,7 @@ def _bad_query(answer: _Answer) -> ConnectorError:
 
 
 def _not_found(answer: _Answer) -> ConnectorError:
-    return PermanentError(
+    return JiraNotFoundError(
         f"Jira at {answer.site} has no {answer.operation} (HTTP 404){answer.detail}; "
         "check the base URL",
         status=answer.status,

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from pydantic import SecretStr
@@ -41,6 +42,7 @@ from okr_sync.connectors.slack.errors import (
     SlackRateLimitedError,
     SlackTransientError,
     _describe,
+    malformed,
 )
 from okr_sync.connectors.slack.history import (
     SlackMessage,
@@ -61,6 +63,7 @@ __all__ = [
     "SlackAuthError",
     "SlackChannelError",
     "SlackClient",
+    "SlackConversation",
     "SlackError",
     "SlackMalformedResponseError",
     "SlackMessage",
@@ -72,6 +75,16 @@ __all__ = [
     "SlackRateLimitedError",
     "SlackTransientError",
 ]
+
+
+@dataclass(frozen=True)
+class SlackConversation:
+    """What ``conversations.info`` says of a channel, as far as posting to it goes."""
+
+    id: str
+    name: str
+    is_member: bool
+    is_archived: bool
 
 
 class SlackClient:
@@ -225,6 +238,21 @@ class SlackClient:
     def auth_test(self) -> dict[str, Any]:
         """Who the token belongs to (``auth.test``); raises SlackAuthError when it is bad."""
         return self.retrier.call(lambda: self._transport.call("auth.test", None))
+
+    def conversation_info(self, channel: str) -> SlackConversation:
+        """``conversations.info`` of a channel id (read-only; needs ``channels:read``, or
+        ``groups:read`` for a private one). A channel that does not exist, or a private
+        one the bot is not in, raises SlackChannelError (``channel_not_found``)."""
+        method = "conversations.info"
+        data = self.retrier.call(
+            lambda: self._transport.call(method, channel, params={"channel": channel}))
+        info = data.get("channel")
+        if not isinstance(info, Mapping) or not isinstance(info.get("id"), str):
+            raise malformed(method, channel, "no channel object")
+        return SlackConversation(
+            id=info["id"], name=str(info.get("name") or ""),
+            is_member=info.get("is_member") is True, is_archived=info.get("is_archived") is True,
+        )  # fmt: skip
 
     # -- the uncertain post ---------------------------------------------------
 

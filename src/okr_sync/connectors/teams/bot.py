@@ -136,6 +136,11 @@ class TeamsBotClient:
         if self._login_session is not None:
             self._login_session.close()
 
+    def acquire_token(self) -> None:
+        """Get a Bot Framework token from the login host, posting nothing (``okr-sync
+        doctor``); a TeamsError says why not. The token stays in MSAL's cache."""
+        self._token("token check", "login")
+
     def post_activity(self, conversation_id: str, activity: Mapping[str, Any]) -> str:
         """Send an activity to a conversation; returns the new activity id (keep it to edit)."""
         url = f"{self._conversation_url(conversation_id)}/activities"

@@ -13,7 +13,8 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from okr_sync.sandbox.jira.jql_eval import JqlContext, search
+from okr_sync.sandbox.jira.jql import JqlError, parse_jql
+from okr_sync.sandbox.jira.jql_eval import JqlContext, compile_query, search
 from okr_sync.sandbox.jira.render import FieldSelection, IssueRenderer
 
 __all__ = ["ApiError", "SearchService", "error_body"]
@@ -28,6 +29,7 @@ _SEARCH_JQL_BODY = {
     "properties": list, "fieldsByKeys": bool, "reconcileIssues": list,
 }
 _COUNT_BODY = {"jql": str}
+_PARSE_VALIDATION = ("strict", "warn", "none")
 _DC_SEARCH_BODY = {
     "jql": str, "startAt": int, "maxResults": int, "fields": list, "expand": (list, str),
     "validateQuery": (str, bool), "fieldsByKeys": bool, "properties": list,
@@ -210,3 +212,28 @@ def dc_body(body: Any) -> dict[str, Any]:
 def search_jql_body(body: Any) -> dict[str, Any]:
     return validate_body(body, _SEARCH_JQL_BODY, "SearchAndReconcileRequestBean")
 
+
+
+def parse_queries(body: Any, validation: str | None, ctx: JqlContext) -> dict[str, Any]:
+    """``POST jql/parse``: each query's syntax errors, and with ``strict`` or ``warn`` its
+    validation errors too (unknown fields and values). The syntax tree Jira adds for a
+    valid query (``structure``, optional in the schema) is left out."""
+    if validation not in _PARSE_VALIDATION:
+        raise ApiError(400, "The 'validation' parameter must be one of strict, warn, none.")
+    if not isinstance(body, dict) or set(body) != {"queries"}:
+        raise ApiError(400, "The request body must have exactly the property 'queries'.")
+    queries = body["queries"]
+    if not isinstance(queries, list) or not queries or not all(
+            isinstance(q, str) and q for q in queries):
+        raise ApiError(400, "'queries' must be a non-empty list of non-empty strings.")
+    answers = []
+    for text in queries:
+        errors: list[str] = []
+        try:
+            query = parse_jql(text)
+            if validation != "none":
+                compile_query(query, ctx)
+        except JqlError as error:
+            errors = error.messages
+        answers.append({"query": text, "errors": errors} if errors else {"query": text})
+    return {"queries": answers}

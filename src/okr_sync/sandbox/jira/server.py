@@ -2,9 +2,10 @@
 
 ``JiraSandbox`` is a WSGI app (Werkzeug) that speaks the wire protocol the ``jira`` client
 and okr-sync's connector use: ``serverInfo``, ``myself``, ``field``, ``project``,
-``issue/{idOrKey}``, Cloud ``search/jql`` + ``search/approximate-count`` (the legacy
-``search`` answers 410), Data Center ``/rest/api/2/search`` with offset paging. Faults are
-injected through :attr:`JiraSandbox.faults`; every request lands in :attr:`JiraSandbox.log`.
+``project/{key}``, ``issue/{idOrKey}``, Cloud ``jql/parse``, ``search/jql`` +
+``search/approximate-count`` (the legacy ``search`` answers 410), Data Center
+``/rest/api/2/search`` with offset paging. Faults are injected through
+:attr:`JiraSandbox.faults`; every request lands in :attr:`JiraSandbox.log`.
 
     with JiraSandbox(generate_dataset(seed=1, issues=1000)) as jira:
         requests.get(f"{jira.url}/rest/api/3/myself", auth=jira.basic_auth, timeout=5)
@@ -49,6 +50,7 @@ from okr_sync.sandbox.jira.search import (
     dc_body,
     error_body,
     param_int,
+    parse_queries,
     search_jql_body,
 )
 from okr_sync.sandbox.server import LoopbackServer
@@ -70,6 +72,8 @@ _URLS = Map([
     Rule("/rest/api/<ver>/myself", endpoint="myself", methods=["GET"]),
     Rule("/rest/api/<ver>/field", endpoint="field", methods=["GET"]),
     Rule("/rest/api/<ver>/project", endpoint="projects", methods=["GET"]),
+    Rule("/rest/api/<ver>/project/<ref>", endpoint="project", methods=["GET"]),
+    Rule("/rest/api/<ver>/jql/parse", endpoint="jql_parse", methods=["POST"]),
     Rule("/rest/api/<ver>/issue/<ref>", endpoint="issue", methods=["GET"]),
     Rule("/rest/api/<ver>/search/jql", endpoint="search_jql", methods=["GET", "POST"]),
     Rule("/rest/api/<ver>/search/approximate-count", endpoint="count", methods=["POST"]),
@@ -257,7 +261,7 @@ class JiraSandbox:
         version = args.pop("ver")
         if version not in ("2", "3", "latest") or (not self.cloud and version == "3"):
             return self._not_found(request)
-        if not self.cloud and endpoint in ("search_jql", "count"):
+        if not self.cloud and endpoint in ("search_jql", "count", "jql_parse"):
             return self._not_found(request)
         handler: Callable[..., _Result] = getattr(self, f"_{endpoint}")
         try:
@@ -324,6 +328,17 @@ class JiraSandbox:
             {"self": f"{base}/rest/api/{version}/project/{p.id}", "id": str(p.id),
              "key": p.key, "name": p.name, "projectTypeKey": "software", "simplified": False}
             for p in self.dataset.projects.values()]
+
+    def _project(self, request: Request, body: Any, version: str, ref: str) -> _Result:
+        status, listed = self._projects(request, body, version)
+        found = next((p for p in listed if ref in (p["id"], p["key"])), None)
+        if found is None:
+            # Jira says the same for a project that exists but this user may not browse.
+            return 404, error_body(f"No project could be found with key '{ref}'.")
+        return status, found
+
+    def _jql_parse(self, request: Request, body: Any, version: str) -> _Result:
+        return 200, parse_queries(body, request.args.get("validation"), self._ctx())
 
     def _issue(self, request: Request, body: Any, version: str, ref: str) -> _Result:
         with self.dataset.lock:

@@ -1,7 +1,7 @@
 """A Slack Web API sandbox on loopback: the endpoints okr-sync uses, with Slack's shapes.
 
 Implements ``chat.postMessage``, ``chat.update``, ``conversations.history``,
-``conversations.replies`` and ``auth.test`` over JSON, form or query
+``conversations.replies``, ``conversations.info`` and ``auth.test`` over JSON, form or query
 arguments; errors are HTTP 200 ``{"ok": false, "error": code}`` as on Slack,
 rate limits are HTTP 429 with ``Retry-After``. Blocks are checked against
 Block Kit's limits. Everything posted is recorded per channel (with edit
@@ -25,20 +25,13 @@ from werkzeug.wrappers import Request, Response
 
 from okr_sync.sandbox.server import LoopbackServer
 from okr_sync.sandbox.slack.block_kit import block_problems
+from okr_sync.sandbox.slack.conversations import AUTH_TEST, SandboxChannel, conversation_info
 
 DEFAULT_TOKEN = "xoxb-sandbox-token"  # noqa: S105 - the fixed credential of a local fake
 DEFAULT_CHANNEL = "C0123456789"
 MAX_TEXT = 40_000
 WRITE_METHODS = frozenset({"chat.postMessage", "chat.update"})
 JSON_ARGS = ("blocks", "metadata", "attachments")
-
-
-@dataclass
-class SandboxChannel:
-    id: str
-    name: str
-    archived: bool = False
-    member: bool = True
 
 
 @dataclass(frozen=True)
@@ -328,6 +321,7 @@ class SlackSandbox:
             "conversations.history": self._history,
             "conversations.replies": self._replies,
             "auth.test": self._auth_test,
+            "conversations.info": self._info,
         }.get(method)
         if handler is None:
             raise SlackApiError("unknown_method", status=404)
@@ -487,8 +481,11 @@ class SlackSandbox:
         return self._page(thread, args, "replies:")
 
     def _auth_test(self, args: dict[str, Any]) -> dict[str, Any]:
-        return {
-            "ok": True, "url": "https://okr-sync-sandbox.slack.com/", "team": "okr-sync sandbox",
-            "user": "okr-sync", "team_id": "T0SANDBOX", "user_id": "U0SANDBOX",
-            "bot_id": "B0SANDBOX", "is_enterprise_install": False,
-        }  # fmt: skip
+        return dict(AUTH_TEST)
+
+    def _info(self, args: dict[str, Any]) -> dict[str, Any]:
+        wanted = args.get("channel")
+        channel = self._channels.get(wanted) if isinstance(wanted, str) else None
+        if channel is None:
+            raise SlackApiError("channel_not_found")
+        return conversation_info(channel)
