@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -10,19 +9,6 @@ import pytest
 
 from okr_sync.sync.sandbox_world import SandboxWorld, sandbox_world
 from support.paths import DEMO_PLAN
-
-
-@pytest.fixture(autouse=True)
-def _root_logging_restored() -> Iterator[None]:
-    # `serve` installs its log handler on the stderr CliRunner captures and closes after
-    # the call; left in place, a later test's error log would write into the closed stream
-    # and put "--- Logging error ---" (a traceback) on that test's stderr.
-    root = logging.getLogger()
-    handlers, level = list(root.handlers), root.level
-    yield
-    for handler in [h for h in root.handlers if h not in handlers]:
-        root.removeHandler(handler)
-    root.setLevel(level)
 
 
 @pytest.fixture
