@@ -202,14 +202,21 @@ class SyncPass:
         )
         result = PassResult(scorecard, failures, run_id, requests,
                             sum(p.fetched for p in pulled.values()))
+        # A first scorecard in which no Jira KR could be measured would tell people
+        # nothing true: post nothing and publish nothing, so the first pass that
+        # measures is the one people see first.
+        nothing_measured = published is None and self._nothing_measured(scorecard)
         messages = []
-        if self.deliverer is not None:
+        if self.deliverer is not None and not nothing_measured:
             messages = self.deliverer.plan_messages(self.plan, scorecard, self.store)
+        if nothing_measured and not failures:
+            failures.append("no Jira key result could be measured")
         if self.options.dry_run:
             result.scorecard = replace(scorecard, deliveries=self._planned(messages))
             return result
         store = self._writable()
-        publish = published is None or bool(messages) or bool(scorecard.changes)
+        publish = not nothing_measured and (
+            published is None or bool(messages) or bool(scorecard.changes))
         snapshot = PassSnapshot(scorecard, explanations_of(evaluations), self._fingerprints())
         self._commit(store, run_id, now, snapshot, pulled, messages, publish, latest)
 
@@ -220,6 +227,12 @@ class SyncPass:
         result.scorecard = replace(scorecard, deliveries=tuple(deliveries))
         self._finish(store, result)
         return result
+
+    def _nothing_measured(self, scorecard: Scorecard) -> bool:
+        """Whether the plan has Jira-measured KRs and none of them holds a measured value."""
+        jira_krs = {owner for owner, _ in self.plan.jira_measures()}
+        krs = [kr for kr in scorecard.key_results() if kr.id in jira_krs]
+        return bool(krs) and all(kr.score is None for kr in krs)
 
     def _planned(self, messages: list[OutboxItem]) -> tuple[Delivery, ...]:
         """What a dry run would send, and how."""
@@ -336,16 +349,19 @@ class SyncPass:
             source = sources_of[owner]
             error = evaluation.error
             if source in failed_sources:
-                error = pulled[source].source_error
+                # The source's one failure line says it all: not once per KR and KPI.
+                error = "source unavailable"
+            elif evaluation.error is not None:
+                failures.append(f"{owner}: {evaluation.error}")
             if error is None and evaluation.measured is not None:
                 measured[owner] = evaluation.measured
                 continue
-            if evaluation.error is not None:
-                failures.append(f"{owner}: {evaluation.error}")
             kept = kept_values.get(owner)
             if kept is not None:
-                measured[owner] = MeasuredValue(kept[0], kept[1], (),
-                                                (f"not refreshed, kept last value: {error}",))
+                measured[owner] = MeasuredValue(
+                    kept.value, kept.items, (), (f"not refreshed, kept last value: {error}",),
+                    measured_at=kept.measured_at, stale=True,
+                )
             else:
                 warnings.append(ScoringWarning(f"could not be measured: {error}", kr=owner))
         return measured, warnings
@@ -389,9 +405,12 @@ class SyncPass:
                 snapshot_id,
                 cycle=scorecard.cycle.name,
                 as_of=now,  # the real measurement time, whatever --as-of said (A5)
+                # History is what was measured: a stale or unmeasured KR adds nothing.
                 entries=[
                     HistoryEntry(kr.id, kr.value, kr.score, kr.band, kr.confidence)
                     for kr in scorecard.key_results()
+                    if kr.score is not None and kr.band is not None
+                    and kr.confidence is not None and not kr.stale
                 ],
             )
             for message in messages:

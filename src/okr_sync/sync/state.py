@@ -295,16 +295,28 @@ def previous_states(snapshot: PassSnapshot | None) -> dict[str, dict[str, ItemSt
     }
 
 
-def previous_values(snapshot: PassSnapshot | None) -> dict[str, tuple[float, ItemCounts | None]]:
-    """Per KR and measured KPI, its value and item counts (kept when a measure fails)."""
+@dataclass(frozen=True)
+class KeptValue:
+    """A KR's or KPI's last measured value, kept (stale) when this pass's measure fails."""
+
+    value: float
+    items: ItemCounts | None
+    #: When it was really measured: a stale value keeps the time of its measurement.
+    measured_at: datetime | None
+
+
+def previous_values(snapshot: PassSnapshot | None) -> dict[str, KeptValue]:
+    """Per measured KR and KPI, its value, item counts and measurement time."""
     if snapshot is None:
         return {}
-    values: dict[str, tuple[float, ItemCounts | None]] = {
-        kr.id: (kr.value, kr.items) for kr in snapshot.scorecard.key_results()
+    values: dict[str, KeptValue] = {
+        kr.id: KeptValue(kr.value, kr.items, kr.measured_at)
+        for kr in snapshot.scorecard.key_results()
+        if kr.value is not None
     }
     for kpi in snapshot.scorecard.kpis:
         if kpi.value is not None:
-            values[kpi.id] = (float(kpi.value), None)
+            values[kpi.id] = KeptValue(float(kpi.value), None, snapshot.scorecard.cycle.as_of)
     return values
 
 

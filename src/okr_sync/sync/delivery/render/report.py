@@ -32,7 +32,9 @@ def _num(value: float | None) -> str:
     return str(int(value)) if float(value).is_integer() else f"{value:.4g}"
 
 
-def _bar(score: float) -> str:
+def _bar(score: float | None) -> str:
+    if score is None:  # not measured: no bar at all, an empty one would read as 0
+        return ""
     width = max(0.0, min(1.0, score)) * 100
     return f'<span class="bar"><span style="width:{width:.0f}%"></span></span>'
 
@@ -43,8 +45,8 @@ def _objective_row(objective: ObjectiveScore, depth: int) -> str:
         f'<tr class="objective"><td style="padding-left:{pad + 0.5}rem">{escape(objective.id)}'
         f" {escape(objective.title)}</td><td></td><td></td>"
         f'<td class="num">{_pct(objective.score)} {_bar(objective.score)}</td>'
-        f"<td>{escape(objective.band)}</td>"
-        f'<td class="{objective.confidence}">{escape(objective.confidence)}</td></tr>'
+        f"<td>{escape(objective.band or 'not measured')}</td>"
+        f'<td class="{objective.confidence}">{escape(objective.confidence or "")}</td></tr>'
     )
 
 
@@ -53,8 +55,9 @@ def _kr_row(kr: KeyResultScore, depth: int) -> str:
     return (
         f'<tr><td style="padding-left:{pad + 0.5}rem">{escape(kr.id)} {escape(kr.title)}</td>'
         f'<td class="num">{_num(kr.value)}</td><td class="num">{_num(kr.target)}</td>'
-        f'<td class="num">{_pct(kr.score)} {_bar(kr.score)}</td><td>{escape(kr.band)}</td>'
-        f'<td class="{kr.confidence}">{escape(kr.confidence)}</td></tr>'
+        f'<td class="num">{_pct(kr.score)} {_bar(kr.score)}</td>'
+        f'<td>{escape(kr.band or "not measured")}</td>'
+        f'<td class="{kr.confidence}">{escape(kr.confidence or "")}</td></tr>'
     )
 
 
