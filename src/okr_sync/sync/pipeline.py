@@ -91,6 +91,11 @@ class PassResult:
     run_id: int | None = None
     jira_requests: int = 0
     issues_fetched: int = 0
+    #: The failure lines of Jira sources that were unreachable or refused the credentials.
+    source_failures: list[str] = field(default_factory=list)
+    #: Whether the pass measured something from Jira (or the plan measures nothing there):
+    #: only such a pass is a success for ``/readyz`` and ``last_success``.
+    measured: bool = True
 
     @property
     def exit_code(self) -> int:
@@ -181,7 +186,11 @@ class SyncPass:
             cycle_start=self._cycle_start(),
             previous=previous_states(published),
         )
-        failures = [f"source {p.name}: {p.source_error}" for p in pulled.values() if p.source_error]
+        # One line per failed source, never one per KR and KPI of it.
+        source_failures = [
+            f"source {p.name}: {p.source_error}" for p in pulled.values() if p.source_error
+        ]
+        failures = list(source_failures)
         measured, warnings = self._measured(evaluations, pulled, latest, failures)
         scorecard = build_scorecard(
             ScoringInput(
@@ -200,8 +209,11 @@ class SyncPass:
         scorecard = replace(
             scorecard, changes=changes, warnings=(*scorecard.warnings, *warnings)
         )
-        result = PassResult(scorecard, failures, run_id, requests,
-                            sum(p.fetched for p in pulled.values()))
+        result = PassResult(
+            scorecard, failures, run_id, requests, sum(p.fetched for p in pulled.values()),
+            source_failures=source_failures,
+            measured=self._measured_any(evaluations, pulled),
+        )
         # A first scorecard in which no Jira KR could be measured would tell people
         # nothing true: post nothing and publish nothing, so the first pass that
         # measures is the one people see first.
@@ -227,6 +239,16 @@ class SyncPass:
         result.scorecard = replace(scorecard, deliveries=tuple(deliveries))
         self._finish(store, result)
         return result
+
+    def _measured_any(
+        self, evaluations: Mapping[str, Evaluation], pulled: Mapping[str, PulledSource]
+    ) -> bool:
+        """Whether some Jira measure was evaluated this pass (true for a plan with none)."""
+        sources_of = {owner: measure.source for owner, measure in self.plan.jira_measures()}
+        return not evaluations or any(
+            e.ok and e.measured is not None and not pulled[sources_of[owner]].source_error
+            for owner, e in evaluations.items()
+        )
 
     def _nothing_measured(self, scorecard: Scorecard) -> bool:
         """Whether the plan has Jira-measured KRs and none of them holds a measured value."""
@@ -362,7 +384,9 @@ class SyncPass:
                     kept.value, kept.items, (), (f"not refreshed, kept last value: {error}",),
                     measured_at=kept.measured_at, stale=True,
                 )
-            else:
+            elif source not in failed_sources:
+                # A failed source is named once by its failure line; scoring itself
+                # says "not measured" of each KR it leaves without a value.
                 warnings.append(ScoringWarning(f"could not be measured: {error}", kr=owner))
         return measured, warnings
 

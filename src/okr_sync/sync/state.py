@@ -276,12 +276,26 @@ def same_scores(snapshot: PassSnapshot, other: PassSnapshot | None) -> bool:
         return False
     # Compared as stored (rounded to 4 decimals): a wobble nobody can see is no change.
     mine, theirs = snapshot.to_json(), other.to_json()
-    keys = ("objectives", "perspectives", "kpis", "warnings")
+    keys = ("perspectives", "kpis", "warnings")
     return (
         all(mine["scorecard"][key] == theirs["scorecard"][key] for key in keys)
+        and _timeless(mine["scorecard"]["objectives"]) == _timeless(
+            theirs["scorecard"]["objectives"])
         and mine["explain"] == theirs["explain"]
         and mine["fetch"] == theirs["fetch"]
     )
+
+
+def _timeless(objectives: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Objectives without their KRs' ``measured_at``: re-measuring the same value is no
+    change. A quiet pass stores nothing, so a stored ``measured_at`` is the first time
+    that value was measured since it last changed (an age that errs on the old side)."""
+    return [
+        {**o, "key_results": [
+            {k: v for k, v in kr.items() if k != "measured_at"} for kr in o["key_results"]
+        ]}
+        for o in objectives
+    ]
 
 
 def previous_states(snapshot: PassSnapshot | None) -> dict[str, dict[str, ItemState]]:
