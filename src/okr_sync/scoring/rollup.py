@@ -128,7 +128,6 @@ class _Scorer:
         if (
             measured_at is not None
             and stale_after is not None
-            and kr.measure.kind != "manual"
             and now - measured_at > stale_after
         ):
             stale = True

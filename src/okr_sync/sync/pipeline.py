@@ -2,8 +2,9 @@
 
 The pass commits the new snapshot, its score history, the outbox rows, the
 mirror updates and the advanced cursors **in one transaction**, and only then
-delivers. A failing KR (bad JQL) or source keeps its last published value,
-is named in the result, and does not stop the rest. ``dry_run`` runs every
+delivers. Unmeasured is not zero: a failing KR (bad JQL) or source keeps its
+last measured value marked stale (never news), one never measured is null, a
+failed source is named once in the result, and none of it stops the rest. ``dry_run`` runs every
 step but writes and posts nothing: it is handed a read-only store.
 """
 
@@ -198,6 +199,7 @@ class SyncPass:
                 as_of=as_of,
                 measured=measured,
                 checkins=self._checkins(),
+                measured_at=now,
                 past_cycle_scores=self._past_scores(),
             )
         )
@@ -392,7 +394,7 @@ class SyncPass:
 
     def _checkins(self) -> dict[str, CheckIn]:
         return {
-            kr_id: CheckIn(value=c.value, confidence=c.confidence, note=c.note)
+            kr_id: CheckIn(value=c.value, confidence=c.confidence, note=c.note, at=c.at)
             for kr_id, c in self.store.latest_checkins(since=self._cycle_start()).items()
         }
 
