@@ -141,3 +141,14 @@ def test_build_scorecard_given_no_contributor_measured_objective_and_perspective
     assert (card.objective("O").score, card.objective("O").band) == (None, None)
     customer = next(p for p in card.perspectives if p.id == "customer")
     assert (customer.score, customer.band) == (None, None)
+
+
+def test_build_scorecard_given_manual_kr_is_measured_at_its_checkin_and_stale_after_it() -> None:
+    plan = (PlanBuilder().with_objective(objective("O", manual_kr("O.1", target=10, current=1)))
+            .set("notify", {"stale_after": "2d"}).build())
+    old = AS_OF - timedelta(days=5)
+    card = build_scorecard(ScoringInput(plan, AS_OF, checkins={"O.1": CheckIn(value=4, at=old)}))
+    kr = card.key_result("O.1")
+    assert (kr.value, kr.measured_at, kr.stale) == (4, old, True)
+    from_plan = build_scorecard(ScoringInput(plan, AS_OF)).key_result("O.1")
+    assert (from_plan.measured_at, from_plan.stale) == (AS_OF, False)
