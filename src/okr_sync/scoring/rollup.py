@@ -10,7 +10,6 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any
 
 from okr_sync.config.plan import KeyResult, Objective, Plan
 from okr_sync.scoring.rules import (
@@ -163,7 +162,7 @@ class _Scorer:
             return cached
         key_results = tuple(self.key_result(kr) for kr in objective.key_results)
         children = [self.objective(child) for child in self.plan.children(objective.id)]
-        everything: list[Any] = [*key_results, *children]
+        everything: list[KeyResultScore | ObjectiveScore] = [*key_results, *children]
         contributors: list[tuple[float, float, Confidence]] = [
             (c.score, c.weight, c.confidence)
             for c in everything
