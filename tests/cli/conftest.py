@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -9,6 +10,19 @@ import pytest
 
 from okr_sync.sync.sandbox_world import SandboxWorld, sandbox_world
 from support.paths import DEMO_PLAN
+
+
+@pytest.fixture(autouse=True)
+def _restore_logging() -> Iterator[None]:
+    """A command run in-process installs its log handler on the root logger, bound to the
+    runner's stderr that is closed afterwards: undo it, or later tests log into a closed
+    file (and see records at a level they did not ask for)."""
+    root = logging.getLogger()
+    handlers, level = list(root.handlers), root.level
+    yield
+    for handler in [h for h in root.handlers if h not in handlers]:
+        root.removeHandler(handler)
+    root.setLevel(level)
 
 
 @pytest.fixture

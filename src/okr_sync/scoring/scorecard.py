@@ -318,7 +318,12 @@ def scorecard_from_json(
 
 
 def _optional_float(value: object) -> float | None:
-    return None if value is None else float(value)  # type: ignore[arg-type]
+    """A stored number, or None (never measured); anything else is a malformed document."""
+    if value is None:
+        return None
+    if not isinstance(value, int | float | str):
+        raise TypeError(f"not a number: {type(value).__name__}")
+    return float(value)
 
 
 def _scorecard_from_json(doc: Mapping[str, Any], measure_kinds: Mapping[str, str]) -> Scorecard:
