@@ -191,3 +191,19 @@ def test_load_plan_given_unusable_values_refuses_them(change, expected: str) -> 
     change(builder)
     errors = _errors(builder.yaml())
     assert any(expected in line for line in errors), errors
+
+
+@pytest.mark.parametrize("value", ["5", "2 days", "0d", "soon"])
+def test_load_plan_given_bad_stale_after_names_it_with_its_position(value: str) -> None:
+    builder = PlanBuilder().with_objective(objective("O-1", manual_kr("O-1.KR1", target=10)))
+    builder.set("notify", {"stale_after": value})
+    errors = _errors(builder.yaml())
+    assert any("notify.stale_after" in line for line in errors), errors
+    assert all(ISSUE_LINE.match(line) for line in errors), errors
+
+
+def test_load_plan_given_stale_after_reads_days_hours_and_minutes() -> None:
+    builder = PlanBuilder().with_objective(objective("O-1", manual_kr("O-1.KR1", target=10)))
+    plan = load_plan_text(builder.set("notify", {"stale_after": "1d12h30m"}).yaml(), name="p")
+    assert plan.notify.stale_after is not None
+    assert plan.notify.stale_after.total_seconds() == (36 * 60 + 30) * 60

@@ -1,7 +1,7 @@
 from __future__ import annotations
 
 from dataclasses import replace
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from hypothesis import given
@@ -98,3 +98,57 @@ def test_scorecard_json_given_round_trip_keeps_everything_renderers_use() -> Non
     assert again.key_result("O.2").links == ("https://jira.test/issues/?jql=x",)
     assert again.key_result("O.2").measure_kind == "count"
     assert again.changes[0].to_confidence == "on_track"
+
+
+def _jira_kr(kr_id: str, **extra: object) -> dict[str, object]:
+    return {"id": kr_id, "title": "t", "measure": {"kind": "done_ratio", "jql": "project = ENT"},
+            **extra}
+
+
+def test_build_scorecard_given_stale_after_flags_a_measurement_older_than_it() -> None:
+    plan = (PlanBuilder().with_objective(objective("O", _jira_kr("O.1"), _jira_kr("O.2")))
+            .set("notify", {"stale_after": "2d"}).build())
+    measured = {
+        "O.1": MeasuredValue(0.5, measured_at=AS_OF - timedelta(days=3)),
+        "O.2": MeasuredValue(0.5, measured_at=AS_OF - timedelta(days=1)),
+    }
+    card = build_scorecard(ScoringInput(plan, AS_OF, measured=measured))
+    assert card.key_result("O.1").stale and not card.key_result("O.2").stale
+    assert card.key_result("O.1").to_json()["measured_at"] == "2026-11-13T00:00:00+00:00"
+    assert [(w.kr, w.message) for w in card.warnings] == [
+        ("O.1", "measured 3d ago, older than notify.stale_after")]
+    # A stale KR still counts with its last value: it is known, only old.
+    assert card.objective("O").score == 0.5
+
+
+def test_build_scorecard_given_jira_kr_never_measured_is_null_and_left_out_of_the_mean() -> None:
+    plan = PlanBuilder().with_objective(
+        objective("O", _jira_kr("O.1"), _jira_kr("O.2", weight=3))).build()
+    card = build_scorecard(ScoringInput(plan, AS_OF, measured={"O.1": MeasuredValue(0.8)}))
+    doc = card.to_json()["objectives"][0]
+    missing = doc["key_results"][1]
+    assert (missing["value"], missing["score"], missing["band"], missing["confidence"],
+            missing["measured_at"], missing["stale"]) == (None, None, None, None, None, False)
+    assert doc["score"] == 0.8 and doc["band"] == "strong"
+    assert ("O", "mean leaves out, not measured: O.2") in [
+        (w.kr, w.message) for w in card.warnings]
+
+
+def test_build_scorecard_given_no_contributor_measured_objective_and_perspective_are_null() -> None:
+    plan = PlanBuilder().with_objective(
+        objective("O", _jira_kr("O.1"), perspective="customer")).build()
+    card = build_scorecard(ScoringInput(plan, AS_OF))
+    assert (card.objective("O").score, card.objective("O").band) == (None, None)
+    customer = next(p for p in card.perspectives if p.id == "customer")
+    assert (customer.score, customer.band) == (None, None)
+
+
+def test_build_scorecard_given_manual_kr_is_measured_at_its_checkin_and_stale_after_it() -> None:
+    plan = (PlanBuilder().with_objective(objective("O", manual_kr("O.1", target=10, current=1)))
+            .set("notify", {"stale_after": "2d"}).build())
+    old = AS_OF - timedelta(days=5)
+    card = build_scorecard(ScoringInput(plan, AS_OF, checkins={"O.1": CheckIn(value=4, at=old)}))
+    kr = card.key_result("O.1")
+    assert (kr.value, kr.measured_at, kr.stale) == (4, old, True)
+    from_plan = build_scorecard(ScoringInput(plan, AS_OF)).key_result("O.1")
+    assert (from_plan.measured_at, from_plan.stale) == (AS_OF, False)

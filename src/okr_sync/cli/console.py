@@ -31,6 +31,12 @@ def _number(value: float | None) -> str:
     return f"{value:.4g}"
 
 
+def _confidence(confidence: str | None) -> Text:
+    if confidence is None:
+        return Text("-")
+    return Text(confidence, style=_CONFIDENCE_STYLE[confidence])
+
+
 def _percent(score: float | None) -> str:
     return "-" if score is None else f"{score * 100:.0f}%"
 
@@ -51,6 +57,9 @@ def print_scorecard(scorecard: Scorecard, console: Console) -> None:
             justify="right" if column in {"Value", "Target", "Score"} else "left",
             no_wrap=column in {"Id", "Score", "Band", "Confidence"},
         )
+    # Imported here: the renderers are not needed for --help, --version or validate.
+    from okr_sync.sync.delivery.render.common import freshness_text
+
     depth = _depths(scorecard)
     for objective in scorecard.objectives:
         indent = "  " * depth[objective.id]
@@ -60,19 +69,22 @@ def print_scorecard(scorecard: Scorecard, console: Console) -> None:
             "",
             "",
             _percent(objective.score),
-            _text(objective.band),
-            Text(objective.confidence, style=_CONFIDENCE_STYLE[objective.confidence]),
+            _text(objective.band or "not measured"),
+            _confidence(objective.confidence),
         )
         for kr in objective.key_results:
             flags = " (too easy)" if kr.too_easy else ""
+            freshness = freshness_text(kr, scorecard.cycle.as_of)
+            if freshness is not None:
+                flags += f" ({freshness})"
             table.add_row(
                 _text(indent + "  " + kr.id),
                 _text(kr.title + flags),
                 _number(kr.value),
                 _number(kr.target),
                 _percent(kr.score),
-                _text(kr.band),
-                Text(kr.confidence, style=_CONFIDENCE_STYLE[kr.confidence]),
+                _text(kr.band or "not measured"),
+                _confidence(kr.confidence),
             )
     console.print(table)
     scored = [p for p in scorecard.perspectives if p.score is not None]

@@ -8,7 +8,7 @@ rules that concern one node at a time.
 from __future__ import annotations
 
 import re
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from typing import Annotated, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -351,10 +351,34 @@ class RouteTarget(StrictModel):
         return self
 
 
+_STALE_AFTER = re.compile(r"(?:(\d+)d)?(?:(\d+)h)?(?:(\d+)m)?")
+
+
 class Notify(StrictModel):
     min_delta: float = Field(default=0.05, ge=0.0, le=1.0)
     digest_cron: str | None = "0 9 * * MON"
     checkin_reminder_cron: str | None = "0 9 * * FRI"
+    #: A KR whose measurement is older than this is flagged stale (``"2d"``, ``"12h"``,
+    #: ``"1d12h"``, ``"90m"``); unset: only a failed measure makes a KR stale.
+    stale_after: timedelta | None = None
+
+    @field_validator("stale_after", mode="before")
+    @classmethod
+    def _duration(cls, value: object) -> object:
+        if value is None or isinstance(value, timedelta):
+            return value
+        # A bare number would have to guess its unit; YAML reads "2d" as text.
+        match = _STALE_AFTER.fullmatch(value) if isinstance(value, str) else None
+        if match is None or not any(match.groups()):
+            raise ValueError(f"{value!r} is not a duration: use days, hours or minutes, "
+                             "e.g. 2d, 12h, 1d12h, 90m")
+        days, hours, minutes = (int(part or 0) for part in match.groups())
+        if days > 3660:
+            raise ValueError(f"{value!r} is longer than a cycle can be")
+        duration = timedelta(days=days, hours=hours, minutes=minutes)
+        if duration <= timedelta(0):
+            raise ValueError(f"{value!r} must be longer than zero")
+        return duration
 
     @field_validator("digest_cron", "checkin_reminder_cron")
     @classmethod

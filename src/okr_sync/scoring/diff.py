@@ -19,7 +19,11 @@ class PublishedKr:
 
 def published_krs(scorecard: Scorecard) -> dict[str, PublishedKr]:
     """What a published scorecard told people about each KR (the baseline for news)."""
-    return {kr.id: PublishedKr(kr.score, kr.band, kr.confidence) for kr in scorecard.key_results()}
+    return {
+        kr.id: PublishedKr(kr.score, kr.band, kr.confidence)
+        for kr in scorecard.key_results()
+        if kr.score is not None and kr.band is not None and kr.confidence is not None
+    }
 
 
 def diff_scorecard(
@@ -31,7 +35,8 @@ def diff_scorecard(
     """KRs whose score moved by at least ``min_delta`` or whose band or confidence changed.
 
     With no previous scorecard (the first pass) nothing is news: the standing
-    scorecard message itself shows the starting point.
+    scorecard message itself shows the starting point. A KR that is not measured, or
+    stale (its measure failed), is never news: a failure must not read as a move.
     """
     if previous is None:
         return ()
@@ -41,6 +46,8 @@ def diff_scorecard(
     # float wobble below what anyone can see is never news.
     epsilon = 1e-9
     for kr in current.key_results():
+        if kr.score is None or kr.stale:
+            continue
         before = previous.get(kr.id)
         if before is None:
             changes.append(

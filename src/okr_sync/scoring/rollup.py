@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from okr_sync.config.plan import KeyResult, Objective, Plan
 from okr_sync.scoring.rules import (
@@ -43,6 +43,10 @@ class MeasuredValue:
     items: ItemCounts | None = None
     links: tuple[str, ...] = ()
     warnings: tuple[str, ...] = ()
+    #: When it was measured; None: by this pass (``ScoringInput.measured_at``).
+    measured_at: datetime | None = None
+    #: A value kept from an earlier pass because this pass's measure failed.
+    stale: bool = False
 
 
 @dataclass(frozen=True)
@@ -52,6 +56,8 @@ class CheckIn:
     value: float | None = None
     confidence: Confidence | None = None
     note: str | None = None
+    #: When it was recorded (a manual KR's value is measured by its check-in).
+    at: datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -61,6 +67,8 @@ class ScoringInput:
     measured: Mapping[str, MeasuredValue] = field(default_factory=dict)
     checkins: Mapping[str, CheckIn] = field(default_factory=dict)
     past_cycle_scores: Mapping[str, Sequence[float]] = field(default_factory=dict)
+    #: The real time of the pass (``as_of`` may be moved by ``--as-of``); default ``as_of``.
+    measured_at: datetime | None = None
 
 
 def manual_value(kr: KeyResult, checkin: CheckIn | None) -> float | None:
@@ -86,28 +94,47 @@ class _Scorer:
         baseline = kr.effective_baseline
         target = kr.effective_target
         assert target is not None  # guaranteed by plan validation
+        now = self.data.measured_at or self.data.as_of
         items = None
         links: tuple[str, ...] = ()
+        value: float | None
+        measured_at: datetime | None = now
+        stale = False
         if kr.measure.kind == "manual":
+            # A manual KR is measured by the plan (read by this pass) or its check-in.
             value = manual_value(kr, checkin)
+            if checkin is not None and checkin.value is not None and checkin.at is not None:
+                measured_at = checkin.at
             if value is None:
                 self.warnings.append(
                     ScoringWarning(kr=kr.id, message="no current value yet: counted at baseline")
                 )
                 value = baseline
         elif measured is None:
-            self.warnings.append(
-                ScoringWarning(kr=kr.id, message="not measured: counted at baseline")
-            )
-            value = baseline
+            # Unmeasured is not zero: a baseline score would be a false message.
+            self.warnings.append(ScoringWarning(kr=kr.id, message="not measured yet"))
+            value = None
+            measured_at = None
         else:
             value = measured.value
+            measured_at = measured.measured_at or now
+            stale = measured.stale
         if measured is not None:
             items = measured.items
             links = measured.links
             self.warnings.extend(ScoringWarning(kr=kr.id, message=m) for m in measured.warnings)
-        score = kr_score(value, baseline, target, kr.direction)
-        confidence = kr_confidence(
+        stale_after = self.plan.notify.stale_after
+        if (
+            measured_at is not None
+            and stale_after is not None
+            and now - measured_at > stale_after
+        ):
+            stale = True
+            self.warnings.append(ScoringWarning(
+                kr=kr.id, message=f"measured {_age(now - measured_at)} ago, older than "
+                                  f"notify.stale_after"))
+        score = None if value is None else kr_score(value, baseline, target, kr.direction)
+        confidence = None if score is None else kr_confidence(
             score, self.elapsed, self.bands, checkin.confidence if checkin else None
         )
         return KeyResultScore(
@@ -117,7 +144,7 @@ class _Scorer:
             baseline=None if kr.direction else baseline,
             target=target,
             score=score,
-            band=band_for(score, self.bands),
+            band=None if score is None else band_for(score, self.bands),
             confidence=confidence,
             weight=kr.weight,
             direction=kr.direction,
@@ -125,6 +152,8 @@ class _Scorer:
             too_easy=is_too_easy(self.data.past_cycle_scores.get(kr.id, ())),
             links=links,
             measure_kind=kr.measure.kind,
+            measured_at=measured_at,
+            stale=stale,
         )
 
     def objective(self, objective: Objective) -> ObjectiveScore:
@@ -133,20 +162,34 @@ class _Scorer:
             return cached
         key_results = tuple(self.key_result(kr) for kr in objective.key_results)
         children = [self.objective(child) for child in self.plan.children(objective.id)]
+        everything: list[KeyResultScore | ObjectiveScore] = [*key_results, *children]
         contributors: list[tuple[float, float, Confidence]] = [
-            (kr.score, kr.weight, kr.confidence) for kr in key_results
-        ] + [(child.score, child.weight, child.confidence) for child in children]
+            (c.score, c.weight, c.confidence)
+            for c in everything
+            if c.score is not None and c.confidence is not None
+        ]
+        # Weights renormalise over what was measured; the objective says what it left out.
+        left_out = [c.id for c in everything if c.score is None and c.weight > 0]
         score = weighted_mean((s, w) for s, w, _ in contributors)
-        if score is None:  # plan validation guarantees a positive weight sum
+        if score is None and not left_out:  # plan validation guarantees a positive weight sum
             raise ValueError(f"objective {objective.id} has no weighted contributors")
-        confidence = worst_confidence(c for _, w, c in contributors if w > 0)
+        if left_out:
+            self.warnings.append(ScoringWarning(
+                kr=objective.id,
+                message=("mean leaves out, not measured: " if score is not None
+                         else "nothing measured, no score: ") + ", ".join(left_out),
+            ))
+        confidence = (
+            worst_confidence(c for _, w, c in contributors if w > 0) if score is not None
+            else None
+        )
         result = ObjectiveScore(
             id=objective.id,
             title=objective.title,
             perspective=objective.perspective,
             parent=objective.parent,
             score=score,
-            band=band_for(score, self.bands),
+            band=None if score is None else band_for(score, self.bands),
             confidence=confidence,
             weight=objective.weight,
             key_results=key_results,
@@ -158,7 +201,7 @@ class _Scorer:
         results = []
         for perspective in self.plan.perspectives:
             tagged = [o for o in objectives if o.perspective == perspective.id]
-            score = weighted_mean((o.score, o.weight) for o in tagged)
+            score = weighted_mean((o.score, o.weight) for o in tagged if o.score is not None)
             band = band_for(score, self.bands) if score is not None else None
             results.append(PerspectiveScore(perspective.id, perspective.title, score, band))
         return tuple(results)
@@ -196,6 +239,14 @@ class _Scorer:
             kpis=self.kpis(),
             warnings=tuple(self.warnings),
         )
+
+
+def _age(age: timedelta) -> str:
+    if age >= timedelta(days=2):
+        return f"{age.days}d"
+    if age >= timedelta(hours=1):
+        return f"{int(age.total_seconds() // 3600)}h"
+    return f"{int(age.total_seconds() // 60)}m"
 
 
 def build_scorecard(data: ScoringInput) -> Scorecard:

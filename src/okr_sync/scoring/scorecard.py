@@ -23,6 +23,8 @@ REPORT_DECIMALS = 4
 
 #: Version of the stored scorecard codec (:func:`scorecard_to_json`). A document
 #: without a version is the plain A5 document, which version 1 is a superset of.
+#: KRs' ``measured_at`` and ``stale`` were added within version 1 (tests pin it): a
+#: document without them reads as measured at its ``as_of``, not stale.
 SCORECARD_VERSION = 1
 
 
@@ -64,18 +66,28 @@ class ItemCounts:
 class KeyResultScore:
     id: str
     title: str
-    value: float
+    #: None (with score, band and confidence) when never measured: unmeasured is not zero.
+    value: float | None
     baseline: float | None
     target: float
-    score: float
-    band: str
-    confidence: Confidence
+    score: float | None
+    band: str | None
+    confidence: Confidence | None
     weight: float = 1.0
     direction: str | None = None
     items: ItemCounts | None = None
     too_easy: bool = False
     links: tuple[str, ...] = ()
     measure_kind: str = "manual"
+    #: When the value was measured (for a stale KR: its last good measurement).
+    measured_at: datetime | None = None
+    #: The value is not this pass's: its measure failed, or it is older than
+    #: ``notify.stale_after``.
+    stale: bool = False
+
+    @property
+    def measured(self) -> bool:
+        return self.score is not None
 
     def to_json(self) -> dict[str, Any]:
         doc: dict[str, Any] = {
@@ -89,6 +101,8 @@ class KeyResultScore:
             "confidence": self.confidence,
             "weight": rounded(self.weight),
             "measure": self.measure_kind,
+            "measured_at": self.measured_at.isoformat() if self.measured_at else None,
+            "stale": self.stale,
         }
         if self.links:
             doc["links"] = list(self.links)
@@ -107,9 +121,10 @@ class ObjectiveScore:
     title: str
     perspective: str | None
     parent: str | None
-    score: float
-    band: str
-    confidence: Confidence
+    #: None when none of its contributors is measured.
+    score: float | None
+    band: str | None
+    confidence: Confidence | None
     weight: float = 1.0
     key_results: tuple[KeyResultScore, ...] = ()
 
@@ -302,18 +317,35 @@ def scorecard_from_json(
         ) from None
 
 
+def _optional_float(value: object) -> float | None:
+    """A stored number, or None (never measured); anything else is a malformed document."""
+    if value is None:
+        return None
+    if not isinstance(value, int | float | str):
+        raise TypeError(f"not a number: {type(value).__name__}")
+    return float(value)
+
+
 def _scorecard_from_json(doc: Mapping[str, Any], measure_kinds: Mapping[str, str]) -> Scorecard:
+    cycle = doc["cycle"]
+    as_of = datetime.fromisoformat(cycle["as_of"])
+
     def kr(d: dict[str, Any]) -> KeyResultScore:
         items = d.get("items")
+        # Documents written before KRs carried their freshness were all measured by
+        # the pass that wrote them.
+        measured_at = d["measured_at"] if "measured_at" in d else cycle["as_of"]
         return KeyResultScore(
             id=d["id"],
             title=d["title"],
-            value=float(d["value"]),
+            value=_optional_float(d["value"]),
             baseline=None if d.get("baseline") is None else float(d["baseline"]),
             target=float(d["target"]),
-            score=float(d["score"]),
+            score=_optional_float(d["score"]),
             band=d["band"],
             confidence=d["confidence"],
+            measured_at=None if measured_at is None else datetime.fromisoformat(measured_at),
+            stale=bool(d.get("stale", False)),
             weight=float(d.get("weight", 1)),
             direction=d.get("direction"),
             items=ItemCounts(items["selected"], items["done"]) if items else None,
@@ -322,13 +354,12 @@ def _scorecard_from_json(doc: Mapping[str, Any], measure_kinds: Mapping[str, str
             measure_kind=str(d.get("measure") or measure_kinds.get(d["id"], "manual")),
         )
 
-    cycle = doc["cycle"]
     return Scorecard(
         cycle=CycleInfo(
             name=cycle["name"],
             start=date.fromisoformat(cycle["start"]),
             end=date.fromisoformat(cycle["end"]),
-            as_of=datetime.fromisoformat(cycle["as_of"]),
+            as_of=as_of,
             elapsed=float(cycle["elapsed"]),
         ),
         objectives=tuple(
@@ -337,7 +368,7 @@ def _scorecard_from_json(doc: Mapping[str, Any], measure_kinds: Mapping[str, str
                 title=o["title"],
                 perspective=o.get("perspective"),
                 parent=o.get("parent"),
-                score=float(o["score"]),
+                score=_optional_float(o["score"]),
                 band=o["band"],
                 confidence=o["confidence"],
                 weight=float(o.get("weight", 1)),

@@ -2,8 +2,9 @@
 
 The pass commits the new snapshot, its score history, the outbox rows, the
 mirror updates and the advanced cursors **in one transaction**, and only then
-delivers. A failing KR (bad JQL) or source keeps its last published value,
-is named in the result, and does not stop the rest. ``dry_run`` runs every
+delivers. Unmeasured is not zero: a failing KR (bad JQL) or source keeps its
+last measured value marked stale (never news), one never measured is null, a
+failed source is named once in the result, and none of it stops the rest. ``dry_run`` runs every
 step but writes and posts nothing: it is handed a read-only store.
 """
 
@@ -91,6 +92,11 @@ class PassResult:
     run_id: int | None = None
     jira_requests: int = 0
     issues_fetched: int = 0
+    #: The failure lines of Jira sources that were unreachable or refused the credentials.
+    source_failures: list[str] = field(default_factory=list)
+    #: Whether the pass measured something from Jira (or the plan measures nothing there):
+    #: only such a pass is a success for ``/readyz`` and ``last_success``.
+    measured: bool = True
 
     @property
     def exit_code(self) -> int:
@@ -181,7 +187,11 @@ class SyncPass:
             cycle_start=self._cycle_start(),
             previous=previous_states(published),
         )
-        failures = [f"source {p.name}: {p.source_error}" for p in pulled.values() if p.source_error]
+        # One line per failed source, never one per KR and KPI of it.
+        source_failures = [
+            f"source {p.name}: {p.source_error}" for p in pulled.values() if p.source_error
+        ]
+        failures = list(source_failures)
         measured, warnings = self._measured(evaluations, pulled, latest, failures)
         scorecard = build_scorecard(
             ScoringInput(
@@ -189,6 +199,7 @@ class SyncPass:
                 as_of=as_of,
                 measured=measured,
                 checkins=self._checkins(),
+                measured_at=now,
                 past_cycle_scores=self._past_scores(),
             )
         )
@@ -200,16 +211,26 @@ class SyncPass:
         scorecard = replace(
             scorecard, changes=changes, warnings=(*scorecard.warnings, *warnings)
         )
-        result = PassResult(scorecard, failures, run_id, requests,
-                            sum(p.fetched for p in pulled.values()))
+        result = PassResult(
+            scorecard, failures, run_id, requests, sum(p.fetched for p in pulled.values()),
+            source_failures=source_failures,
+            measured=self._measured_any(evaluations, pulled),
+        )
+        # A first scorecard in which no Jira KR could be measured would tell people
+        # nothing true: post nothing and publish nothing, so the first pass that
+        # measures is the one people see first.
+        nothing_measured = published is None and self._nothing_measured(scorecard)
         messages = []
-        if self.deliverer is not None:
+        if self.deliverer is not None and not nothing_measured:
             messages = self.deliverer.plan_messages(self.plan, scorecard, self.store)
+        if nothing_measured and not failures:
+            failures.append("no Jira key result could be measured")
         if self.options.dry_run:
             result.scorecard = replace(scorecard, deliveries=self._planned(messages))
             return result
         store = self._writable()
-        publish = published is None or bool(messages) or bool(scorecard.changes)
+        publish = not nothing_measured and (
+            published is None or bool(messages) or bool(scorecard.changes))
         snapshot = PassSnapshot(scorecard, explanations_of(evaluations), self._fingerprints())
         self._commit(store, run_id, now, snapshot, pulled, messages, publish, latest)
 
@@ -220,6 +241,22 @@ class SyncPass:
         result.scorecard = replace(scorecard, deliveries=tuple(deliveries))
         self._finish(store, result)
         return result
+
+    def _measured_any(
+        self, evaluations: Mapping[str, Evaluation], pulled: Mapping[str, PulledSource]
+    ) -> bool:
+        """Whether some Jira measure was evaluated this pass (true for a plan with none)."""
+        sources_of = {owner: measure.source for owner, measure in self.plan.jira_measures()}
+        return not evaluations or any(
+            e.ok and e.measured is not None and not pulled[sources_of[owner]].source_error
+            for owner, e in evaluations.items()
+        )
+
+    def _nothing_measured(self, scorecard: Scorecard) -> bool:
+        """Whether the plan has Jira-measured KRs and none of them holds a measured value."""
+        jira_krs = {owner for owner, _ in self.plan.jira_measures()}
+        krs = [kr for kr in scorecard.key_results() if kr.id in jira_krs]
+        return bool(krs) and all(kr.score is None for kr in krs)
 
     def _planned(self, messages: list[OutboxItem]) -> tuple[Delivery, ...]:
         """What a dry run would send, and how."""
@@ -336,23 +373,28 @@ class SyncPass:
             source = sources_of[owner]
             error = evaluation.error
             if source in failed_sources:
-                error = pulled[source].source_error
+                # The source's one failure line says it all: not once per KR and KPI.
+                error = "source unavailable"
+            elif evaluation.error is not None:
+                failures.append(f"{owner}: {evaluation.error}")
             if error is None and evaluation.measured is not None:
                 measured[owner] = evaluation.measured
                 continue
-            if evaluation.error is not None:
-                failures.append(f"{owner}: {evaluation.error}")
             kept = kept_values.get(owner)
             if kept is not None:
-                measured[owner] = MeasuredValue(kept[0], kept[1], (),
-                                                (f"not refreshed, kept last value: {error}",))
-            else:
+                measured[owner] = MeasuredValue(
+                    kept.value, kept.items, (), (f"not refreshed, kept last value: {error}",),
+                    measured_at=kept.measured_at, stale=True,
+                )
+            elif source not in failed_sources:
+                # A failed source is named once by its failure line; scoring itself
+                # says "not measured" of each KR it leaves without a value.
                 warnings.append(ScoringWarning(f"could not be measured: {error}", kr=owner))
         return measured, warnings
 
     def _checkins(self) -> dict[str, CheckIn]:
         return {
-            kr_id: CheckIn(value=c.value, confidence=c.confidence, note=c.note)
+            kr_id: CheckIn(value=c.value, confidence=c.confidence, note=c.note, at=c.value_at)
             for kr_id, c in self.store.latest_checkins(since=self._cycle_start()).items()
         }
 
@@ -389,9 +431,12 @@ class SyncPass:
                 snapshot_id,
                 cycle=scorecard.cycle.name,
                 as_of=now,  # the real measurement time, whatever --as-of said (A5)
+                # History is what was measured: a stale or unmeasured KR adds nothing.
                 entries=[
                     HistoryEntry(kr.id, kr.value, kr.score, kr.band, kr.confidence)
                     for kr in scorecard.key_results()
+                    if kr.score is not None and kr.band is not None
+                    and kr.confidence is not None and not kr.stale
                 ],
             )
             for message in messages:

@@ -276,12 +276,26 @@ def same_scores(snapshot: PassSnapshot, other: PassSnapshot | None) -> bool:
         return False
     # Compared as stored (rounded to 4 decimals): a wobble nobody can see is no change.
     mine, theirs = snapshot.to_json(), other.to_json()
-    keys = ("objectives", "perspectives", "kpis", "warnings")
+    keys = ("perspectives", "kpis", "warnings")
     return (
         all(mine["scorecard"][key] == theirs["scorecard"][key] for key in keys)
+        and _timeless(mine["scorecard"]["objectives"]) == _timeless(
+            theirs["scorecard"]["objectives"])
         and mine["explain"] == theirs["explain"]
         and mine["fetch"] == theirs["fetch"]
     )
+
+
+def _timeless(objectives: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Objectives without their KRs' ``measured_at``: re-measuring the same value is no
+    change. A quiet pass stores nothing, so a stored ``measured_at`` is the first time
+    that value was measured since it last changed (an age that errs on the old side)."""
+    return [
+        {**o, "key_results": [
+            {k: v for k, v in kr.items() if k != "measured_at"} for kr in o["key_results"]
+        ]}
+        for o in objectives
+    ]
 
 
 def previous_states(snapshot: PassSnapshot | None) -> dict[str, dict[str, ItemState]]:
@@ -295,16 +309,28 @@ def previous_states(snapshot: PassSnapshot | None) -> dict[str, dict[str, ItemSt
     }
 
 
-def previous_values(snapshot: PassSnapshot | None) -> dict[str, tuple[float, ItemCounts | None]]:
-    """Per KR and measured KPI, its value and item counts (kept when a measure fails)."""
+@dataclass(frozen=True)
+class KeptValue:
+    """A KR's or KPI's last measured value, kept (stale) when this pass's measure fails."""
+
+    value: float
+    items: ItemCounts | None
+    #: When it was really measured: a stale value keeps the time of its measurement.
+    measured_at: datetime | None
+
+
+def previous_values(snapshot: PassSnapshot | None) -> dict[str, KeptValue]:
+    """Per measured KR and KPI, its value, item counts and measurement time."""
     if snapshot is None:
         return {}
-    values: dict[str, tuple[float, ItemCounts | None]] = {
-        kr.id: (kr.value, kr.items) for kr in snapshot.scorecard.key_results()
+    values: dict[str, KeptValue] = {
+        kr.id: KeptValue(kr.value, kr.items, kr.measured_at)
+        for kr in snapshot.scorecard.key_results()
+        if kr.value is not None
     }
     for kpi in snapshot.scorecard.kpis:
         if kpi.value is not None:
-            values[kpi.id] = (float(kpi.value), None)
+            values[kpi.id] = KeptValue(float(kpi.value), None, snapshot.scorecard.cycle.as_of)
     return values
 
 

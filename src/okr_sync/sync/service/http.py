@@ -3,8 +3,9 @@ and the HTML scorecard at ``GET /`` and ``GET /report``.
 
 Readiness (for a load balancer or Kubernetes): the database answers, and on the
 leader the last completed pass is at most three schedule periods old (before the
-first one completes: leadership began less than three periods ago). A follower
-runs no passes, so it is ready whenever the database answers.
+first one completes: leadership began less than three periods ago), and that
+pass measured something: while its Jira sources fail it is not ready, with the
+reason. A follower runs no passes, so it is ready whenever the database answers.
 """
 
 from __future__ import annotations
@@ -102,6 +103,9 @@ def assess_readiness(
         return Readiness(False, "stopping")
     if view.role != "leader":
         return Readiness(True)
+    if view.source_problem is not None:
+        # Serving the last scorecard as if current would be a false message.
+        return Readiness(False, f"Jira sources failing: {view.source_problem}"[:500])
     limit = period * STALE_PERIODS
     if view.last_success_at is not None and (
         view.leader_since is None or view.last_success_at >= view.leader_since

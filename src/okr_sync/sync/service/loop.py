@@ -60,6 +60,8 @@ class StatusView:
     last_outcome: str | None = None
     passes: int = 0
     pass_running: bool = False
+    #: Why the last pass measured nothing (its Jira sources failed); None once one did.
+    source_problem: str | None = None
 
 
 class ServiceState:
@@ -293,12 +295,19 @@ class Scheduler:
         duration = self.timer() - started
         outcome = "ok" if result.exit_code == 0 else "partial"
         completed = self.clock()
+        # last_success means a pass that measured: one whose Jira sources all failed
+        # scored nothing new, however cleanly it finished.
         self.metrics.record_pass(outcome, duration, jira_requests=result.jira_requests,
-                                 completed_at=completed)
+                                 completed_at=completed if result.measured else None)
         self.metrics.record_scores(result.scorecard)
         self.metrics.record_deliveries(result.scorecard.deliveries)
-        self.state.update(last_success_at=completed, last_outcome=outcome,
-                          passes=self.state.view().passes + 1)
+        if result.measured:
+            self.state.update(last_success_at=completed, last_outcome=outcome,
+                              source_problem=None, passes=self.state.view().passes + 1)
+        else:
+            problem = "; ".join(result.source_failures) or "no Jira measure could be evaluated"
+            self.state.update(last_outcome=outcome, source_problem=problem,
+                              passes=self.state.view().passes + 1)
         log.info(
             "pass finished",
             extra=context | {

@@ -100,10 +100,13 @@ class ServiceMetrics:
         """The scores of the last pass; KRs and objectives no longer in the plan disappear."""
         self.kr_score.clear()
         self.objective_score.clear()
+        # An unmeasured KR or objective has no score series: a 0 would be a false one.
         for objective in scorecard.objectives:
-            self.objective_score.labels(objective.id).set(objective.score)
+            if objective.score is not None:
+                self.objective_score.labels(objective.id).set(objective.score)
             for kr in objective.key_results:
-                self.kr_score.labels(kr.id).set(kr.score)
+                if kr.score is not None:
+                    self.kr_score.labels(kr.id).set(kr.score)
 
     def record_deliveries(self, deliveries: Iterable[Delivery]) -> None:
         for delivery in deliveries:

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import copy
+import json
 import re
 from collections.abc import Callable, Iterator
 from dataclasses import replace
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -303,3 +305,20 @@ def test_render_slack_scorecard_given_link_with_query_escapes_ampersand_in_targe
     scorecard = replace(realistic_scorecard(), objectives=(objective(key_results=(kr,)),))
     text = "\n".join(mrkdwn_texts(list(render_slack_scorecard(scorecard).blocks)))
     assert f"<{JIRA}/issues/?jql=a&amp;filter=2|Jira filter>" in text
+
+
+def _freshness_scorecard() -> Scorecard:
+    as_of = realistic_scorecard().cycle.as_of
+    stale = key_result(stale=True, measured_at=as_of - timedelta(hours=3))
+    never = key_result(id="CO-1.KR2", title="Cut P1 bugs", value=None, score=None, band=None,
+                       confidence=None, items=None, links=())
+    return replace(realistic_scorecard(), objectives=(objective(key_results=(stale, never)),))
+
+
+def test_render_slack_scorecard_given_stale_and_never_measured_krs_says_so() -> None:
+    text = json.dumps(render_slack_scorecard(_freshness_scorecard()).blocks, ensure_ascii=False)
+    assert "stale · measured 3h ago" in text
+    line = next(part for part in text.split("\\n") if "Cut P1 bugs" in part)
+    assert "not measured" in line
+    assert "%" not in line and "missed" not in line
+    assert "▰" not in line and "▱" not in line

@@ -6,6 +6,7 @@ import json
 import re
 from collections.abc import Callable, Iterator
 from dataclasses import replace
+from datetime import timedelta
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -283,3 +284,30 @@ def test_render_teams_given_any_scorecard_validates_under_28kb_and_stays_inert(
 @given(text=st.text())
 def test_escape_teams_markdown_given_any_text_leaves_no_bare_control_character(text: str) -> None:
     assert not UNESCAPED.search(escape_teams_markdown(text))
+
+
+def _elements(node: Any) -> Iterator[dict[str, Any]]:
+    """Every element of a card, depth first (the innermost last)."""
+    if isinstance(node, dict):
+        yield node
+        for value in node.values():
+            yield from _elements(value)
+    elif isinstance(node, list):
+        for value in node:
+            yield from _elements(value)
+
+
+def test_render_teams_scorecard_card_given_stale_and_never_measured_krs_says_so() -> None:
+    as_of = realistic_scorecard().cycle.as_of
+    stale = key_result(stale=True, measured_at=as_of - timedelta(days=3))
+    never = key_result(id="CO-1.KR2", title="Cut P1 bugs", value=None, score=None, band=None,
+                       confidence=None, items=None, links=())
+    card = render_teams_scorecard_card(
+        replace(realistic_scorecard(), objectives=(objective(key_results=(stale, never)),)))
+    text = json.dumps(card, ensure_ascii=False)
+    assert f"stale · measured {(as_of - timedelta(days=3)).date().isoformat()}" in text
+    row = next(e for e in _elements(card) if e.get("type") == "RichTextBlock"
+               and "Cut P1 bugs" in json.dumps(e, ensure_ascii=False))
+    shown = json.dumps(row, ensure_ascii=False)
+    assert "not measured" in shown and "%" not in shown and "missed" not in shown
+    assert "▰" not in shown and "▱" not in shown

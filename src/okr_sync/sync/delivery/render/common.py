@@ -10,7 +10,7 @@ import math
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from urllib.parse import quote, urljoin, urlsplit
 
 from okr_sync.scoring.scorecard import (
@@ -75,6 +75,10 @@ def short_id(value: str) -> str:
     return truncate(value, ID_LIMIT)
 
 
+#: What a KR or objective with no measured value shows instead of a score.
+NOT_MEASURED = "not measured"
+
+
 def percent(score: float | None) -> str:
     """``0.5333`` -> ``"53%"`` (half up, so 0.005 steps never flap with banker's rounding)."""
     if score is None:
@@ -82,8 +86,10 @@ def percent(score: float | None) -> str:
     return f"{math.floor(score * 100 + 0.5)}%"
 
 
-def delta_points(before: float, after: float) -> str:
+def delta_points(before: float, after: float | None) -> str:
     """Signed difference in percentage points, e.g. ``"+12 pp"`` (not story points)."""
+    if after is None:
+        return NOT_MEASURED
     points = math.floor(after * 100 + 0.5) - math.floor(before * 100 + 0.5)
     return f"{points:+d} pp"
 
@@ -115,8 +121,29 @@ def confidence_label(confidence: str | None) -> str:
     return CONFIDENCE_LABELS.get(confidence, confidence.replace("_", " "))
 
 
+def measured_ago(measured_at: datetime, now: datetime) -> str:
+    """``3h ago``, ``25m ago``, or the date for anything two days old or more."""
+    age = now - measured_at
+    if age >= timedelta(days=2):
+        return measured_at.date().isoformat()
+    if age >= timedelta(hours=1):
+        return f"{int(age.total_seconds() // 3600)}h ago"
+    return f"{max(0, int(age.total_seconds() // 60))}m ago"
+
+
+def freshness_text(kr: KeyResultScore, now: datetime) -> str | None:
+    """The stale marker of a KR (``stale · measured 3h ago``), or None when it is fresh."""
+    if not kr.stale:
+        return None
+    if kr.measured_at is None:
+        return "stale"
+    return f"stale · measured {measured_ago(kr.measured_at, now)}"
+
+
 def kr_value_text(kr: KeyResultScore) -> str:
     """What the KR measures now, against its target, in the KR's own terms."""
+    if kr.value is None:
+        return NOT_MEASURED
     items = ""
     if kr.items is not None:
         items = f"{format_number(kr.items.done)} of {format_number(kr.items.selected)} items"
@@ -246,14 +273,19 @@ def objectives_in_tree_order(
 def worst_first(krs: Iterable[KeyResultScore]) -> list[KeyResultScore]:
     """KRs ordered by confidence (blocked first), then by score, then by id."""
     rank = {name: index for index, name in enumerate(CONFIDENCE_ORDER)}
-    return sorted(krs, key=lambda kr: (rank.get(kr.confidence, 0), kr.score, kr.id))
+    # Unmeasured KRs go last: nothing about them is known to be bad.
+    return sorted(krs, key=lambda kr: (
+        kr.score is None,
+        rank.get(kr.confidence, 0) if kr.confidence else 0,
+        kr.score or 0.0, kr.id))
 
 
 def confidence_counts(krs: Iterable[KeyResultScore]) -> dict[str, int]:
     """How many KRs are at each confidence, best first, zeros omitted."""
     counts = {name: 0 for name in reversed(CONFIDENCE_ORDER)}
     for kr in krs:
-        counts[kr.confidence] = counts.get(kr.confidence, 0) + 1
+        if kr.confidence is not None:
+            counts[kr.confidence] = counts.get(kr.confidence, 0) + 1
     return {name: count for name, count in counts.items() if count}
 
 

@@ -60,7 +60,7 @@ class Mover:
 
     @property
     def delta(self) -> float:
-        return self.kr.score - self.before
+        return (self.kr.score or 0.0) - self.before
 
 
 def movers(
@@ -69,11 +69,13 @@ def movers(
     """KRs whose score moved since ``previous``, biggest moves first (ties by id)."""
     if previous is None:
         return []
-    before = {kr.id: kr.score for kr in previous.key_results()}
+    # Only measured, fresh KRs move: a failure or a first measurement is no move.
+    before = {kr.id: kr.score for kr in previous.key_results() if kr.score is not None}
     moved = [
         Mover(kr=kr, before=before[kr.id])
         for kr in scorecard.key_results()
-        if kr.id in before and round(kr.score - before[kr.id], 4) != 0
+        if kr.id in before and kr.score is not None and not kr.stale
+        and round(kr.score - before[kr.id], 4) != 0
     ]
     moved.sort(key=lambda mover: (-round(abs(mover.delta), 4), mover.kr.id))
     return moved[:limit]

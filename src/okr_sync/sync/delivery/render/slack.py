@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from datetime import datetime
 
 from okr_sync.scoring.scorecard import KeyResultScore, ObjectiveScore, Scorecard
 from okr_sync.sync.delivery.render.common import (
+    NOT_MEASURED,
     confidence_counts,
     confidence_label,
     cycle_line,
     epoch_seconds,
     format_as_of,
     format_number,
+    freshness_text,
     kr_links,
     kr_value_text,
     objectives_in_tree_order,
@@ -58,8 +61,9 @@ KPI_EMOJI: dict[str | None, str] = {
 _FIXED_BLOCKS = 9
 
 
-def confidence_badge(confidence: str) -> str:
-    return f"{CONFIDENCE_EMOJI.get(confidence, ':white_circle:')} {confidence_label(confidence)}"
+def confidence_badge(confidence: str | None) -> str:
+    emoji = CONFIDENCE_EMOJI.get(confidence or "", ":white_circle:")
+    return f"{emoji} {confidence_label(confidence)}"
 
 
 def confidence_summary(krs: list[KeyResultScore]) -> str:
@@ -88,7 +92,13 @@ def fit_slack(build: Callable[[DetailLevel], SlackPayload]) -> SlackPayload:
     return build(DETAIL_LEVELS[-1])
 
 
-def kr_line(kr: KeyResultScore, level: DetailLevel, jira_base_url: str | None) -> str:
+def kr_line(
+    kr: KeyResultScore, level: DetailLevel, jira_base_url: str | None, now: datetime
+) -> str:
+    title = f"{mrkdwn_id(kr.id)} {mrkdwn_text(kr.title, level.kr_title_limit)}"
+    if kr.score is None or kr.band is None or kr.confidence is None:
+        # Unmeasured is not zero: no bar, no score, no band to misread.
+        return f"• {title} — _{NOT_MEASURED}_"
     parts = [
         f"*{percent(kr.score)}*",
         f"{mrkdwn_id(kr.id)} {mrkdwn_text(kr.title, level.kr_title_limit)}",
@@ -100,6 +110,9 @@ def kr_line(kr: KeyResultScore, level: DetailLevel, jira_base_url: str | None) -
         mrkdwn_text(kr.band, 40),
         confidence_badge(kr.confidence),
     ]
+    freshness = freshness_text(kr, now)
+    if freshness is not None:
+        detail.append(f":hourglass: {freshness}")
     if kr.weight == 0:
         detail.append("weight 0, not counted")
     if kr.too_easy:
@@ -111,7 +124,8 @@ def kr_line(kr: KeyResultScore, level: DetailLevel, jira_base_url: str | None) -
 
 
 def objective_section(
-    depth: int, objective: ObjectiveScore, level: DetailLevel, jira_base_url: str | None
+    depth: int, objective: ObjectiveScore, level: DetailLevel, jira_base_url: str | None,
+    now: datetime,
 ) -> Block:
     indent = "↳ " * min(depth, 3)
     name = mrkdwn_text(objective.title, level.objective_title_limit)
@@ -120,7 +134,8 @@ def objective_section(
         f"{progress_bar(objective.score)} *{percent(objective.score)}*",
         mrkdwn_text(objective.band, 40),
         confidence_badge(objective.confidence),
-    ]
+    ] if objective.score is not None and objective.band is not None and (
+        objective.confidence is not None) else [f"_{NOT_MEASURED}_"]
     if depth > 0 and objective.parent is not None:
         status.append(f"contributes to {mrkdwn_text(objective.parent, 60)}")
     if objective.weight == 0:
@@ -132,7 +147,7 @@ def objective_section(
             heading += "\n" + mrkdwn_text(confidence_summary(krs), 300)
         return section_block(heading)
     listed = krs if level.max_krs is None else krs[: level.max_krs]
-    lines = [kr_line(kr, level, jira_base_url) for kr in listed]
+    lines = [kr_line(kr, level, jira_base_url, now) for kr in listed]
     packed = pack_lines(
         lines,
         SLACK_SECTION_TEXT_LIMIT,
@@ -194,7 +209,7 @@ def warnings_block(scorecard: Scorecard, level: DetailLevel) -> list[Block]:
 def scorecard_fallback(scorecard: Scorecard, head: str) -> str:
     items = [
         f"{mrkdwn_id(o.id)} {mrkdwn_text(o.title, 80)}: {percent(o.score)}, "
-        f"{mrkdwn_text(o.band, 40)}, {confidence_label(o.confidence)}"
+        f"{mrkdwn_text(o.band or NOT_MEASURED, 40)}, {confidence_label(o.confidence)}"
         for _, o in objectives_in_tree_order(scorecard.objectives)
     ]
     return fallback_text(head, items, "objective")
@@ -236,7 +251,8 @@ def render_slack_scorecard(
         blocks.append(divider_block())
         room = SLACK_MAX_BLOCKS - _FIXED_BLOCKS
         limit = room if level.max_objectives is None else min(room, level.max_objectives)
-        blocks += [objective_section(d, o, level, jira_base_url) for d, o in ordered[:limit]]
+        blocks += [objective_section(d, o, level, jira_base_url, scorecard.cycle.as_of)
+                   for d, o in ordered[:limit]]
         if len(ordered) > limit:
             blocks.append(context_block([f"…and {plural(len(ordered) - limit, 'more objective')}"]))
         kpis = kpis_block(scorecard, level)

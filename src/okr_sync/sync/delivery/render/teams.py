@@ -3,16 +3,19 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from datetime import datetime
 from typing import Any
 
 from okr_sync.scoring.scorecard import KeyResultScore, ObjectiveScore, Scorecard
 from okr_sync.sync.delivery.render.common import (
     ID_LIMIT,
+    NOT_MEASURED,
     confidence_counts,
     confidence_label,
     cycle_line,
     format_as_of,
     format_number,
+    freshness_text,
     kr_links,
     kr_value_text,
     objectives_in_tree_order,
@@ -58,8 +61,8 @@ KPI_EMOJI: dict[str | None, str] = {"green": "🟢", "yellow": "🟡", "red": "�
 Card = dict[str, Any]
 
 
-def confidence_badge(confidence: str) -> str:
-    return f"{CONFIDENCE_EMOJI.get(confidence, '⚪')} {confidence_label(confidence)}"
+def confidence_badge(confidence: str | None) -> str:
+    return f"{CONFIDENCE_EMOJI.get(confidence or '', '⚪')} {confidence_label(confidence)}"
 
 
 def confidence_summary(krs: list[KeyResultScore]) -> str:
@@ -91,20 +94,32 @@ def cycle_block(scorecard: Scorecard) -> Element:
     )
 
 
-def kr_row(kr: KeyResultScore, level: DetailLevel, jira_base_url: str | None) -> Element:
+def kr_row(
+    kr: KeyResultScore, level: DetailLevel, jira_base_url: str | None, now: datetime
+) -> Element:
+    if kr.score is None:
+        # Unmeasured is not zero: no bar, no score, no band to misread.
+        return rich_text([
+            text_run(f"{short_id(kr.id)} {truncate(kr.title, level.kr_title_limit)}"),
+            text_run(f" — {NOT_MEASURED}", subtle=True, italic=True),
+        ], spacing="small")
     runs = [
         text_run(
-            f"{percent(kr.score)} ", weight="bolder", color=CONFIDENCE_COLOR.get(kr.confidence)
+            f"{percent(kr.score)} ", weight="bolder",
+            color=CONFIDENCE_COLOR.get(kr.confidence or ""),
         ),
         text_run(f"{short_id(kr.id)} {truncate(kr.title, level.kr_title_limit)}"),
     ]
     detail = [
         truncate(kr_value_text(kr), 120),
-        truncate(kr.band, 40),
+        truncate(kr.band or NOT_MEASURED, 40),
         confidence_badge(kr.confidence),
     ]
     if level.kr_bar:
         detail.insert(0, progress_bar(kr.score))
+    freshness = freshness_text(kr, now)
+    if freshness is not None:
+        detail.append(f"⏳ {freshness}")
     if kr.weight == 0:
         detail.append("weight 0, not counted")
     if kr.too_easy:
@@ -118,7 +133,8 @@ def kr_row(kr: KeyResultScore, level: DetailLevel, jira_base_url: str | None) ->
 
 
 def objective_container(
-    depth: int, objective: ObjectiveScore, level: DetailLevel, jira_base_url: str | None
+    depth: int, objective: ObjectiveScore, level: DetailLevel, jira_base_url: str | None,
+    now: datetime,
 ) -> Element:
     title = truncate(objective.title, level.objective_title_limit)
     name = f"{'↳ ' * min(depth, 3)}{short_id(objective.id)} · {title}"
@@ -126,7 +142,7 @@ def objective_container(
         progress_bar(objective.score),
         truncate(objective.band, 40),
         confidence_badge(objective.confidence),
-    ]
+    ] if objective.score is not None and objective.band is not None else [NOT_MEASURED]
     if depth > 0 and objective.parent is not None:
         status.append(f"contributes to {truncate(objective.parent, 60)}")
     if objective.weight == 0:
@@ -138,7 +154,7 @@ def objective_container(
                 text_block(
                     percent(objective.score),
                     weight="bolder",
-                    color=CONFIDENCE_COLOR.get(objective.confidence),
+                    color=CONFIDENCE_COLOR.get(objective.confidence or ""),
                 )
             ],
         ),
@@ -150,7 +166,7 @@ def objective_container(
             items.append(text_block(confidence_summary(krs), subtle=True, spacing="small"))
     else:
         listed = krs if level.max_krs is None else krs[: level.max_krs]
-        items += [kr_row(kr, level, jira_base_url) for kr in listed]
+        items += [kr_row(kr, level, jira_base_url, now) for kr in listed]
         if len(listed) < len(krs):
             more = plural(len(krs) - len(listed), "more key result")
             items.append(text_block(f"…and {more}", subtle=True, spacing="small"))
@@ -260,7 +276,8 @@ def render_teams_scorecard_card(
         ]
         body += perspectives_section(scorecard, level)
         limit = len(ordered) if level.max_objectives is None else level.max_objectives
-        body += [objective_container(d, o, level, jira_base_url) for d, o in ordered[:limit]]
+        body += [objective_container(d, o, level, jira_base_url, scorecard.cycle.as_of)
+                 for d, o in ordered[:limit]]
         if len(ordered) > limit:
             body.append(
                 text_block(f"…and {plural(len(ordered) - limit, 'more objective')}", subtle=True)

@@ -150,7 +150,7 @@ def render_teams_digest_card(
                         text_run(
                             percent(objective.score),
                             weight="bolder",
-                            color=CONFIDENCE_COLOR.get(objective.confidence),
+                            color=CONFIDENCE_COLOR.get(objective.confidence or ""),
                         ),
                         text_run(
                             f" {short_id(objective.id)} "

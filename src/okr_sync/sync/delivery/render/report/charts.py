@@ -113,7 +113,7 @@ def cascade_svg(perspectives: Sequence[PerspectiveScore],
             x = LABEL_W + GAP + n * (width + GAP)
             y = top + (ROW_H - BOX_H) / 2
             boxes[objective.id] = (x, y, width)
-            colour = colour_of.get(objective.band, "#475569")
+            colour = colour_of.get(objective.band or "", "#475569")
             chars = max(6, int(width / 8))
             parts.append(
                 f'<g class="node" data-objective="{escape(objective.id)}">'

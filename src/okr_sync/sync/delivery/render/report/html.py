@@ -62,6 +62,13 @@ def _dom_id(prefix: str, text: str) -> str:
     return prefix + "-" + "".join(c if c.isalnum() or c in "-_." else "_" for c in text)
 
 
+def _confidence(confidence: str | None) -> str:
+    """The confidence as people read it; a KR never measured has none."""
+    if confidence is None:
+        return "not measured"
+    return escape(CONFIDENCE_LABELS.get(confidence, confidence))
+
+
 def _badge(text: str | None, colour: str) -> str:
     if not text:
         return f'<span class="muted">{DASH}</span>'
@@ -194,7 +201,7 @@ class _Renderer:
             f"<h3>{escape(o.id)} {escape(o.title)}</h3>"
             f"{_bar(o.score, self.colour(o.band), o.id)}"
             f'<p class="meta">{pct(o.score)} {_badge(o.band, self.colour(o.band))} · '
-            f"{escape(CONFIDENCE_LABELS.get(o.confidence, o.confidence))}"
+            f"{_confidence(o.confidence)}"
             f"{' · owner ' + escape(owner) if owner else ''}{parent}</p>"
             f'{"".join(self.key_result(kr) for kr in o.key_results)}</article>'
         )
@@ -224,13 +231,12 @@ class _Renderer:
     def key_result(self, kr: KeyResultScore) -> str:
         info = self.data.krs.get(kr.id)
         colour = self.colour(kr.band)
-        # Fields the scoring side is adding; read defensively so older snapshots render.
-        measured = getattr(kr, "measured_at", None) or self.data.scored_at
-        stale = bool(getattr(kr, "stale", False))
+        measured = kr.measured_at or self.data.scored_at
+        stale = kr.stale
         fresh = _when(measured) + (' <span class="stale">stale</span>' if stale else "")
         facts = [("value", escape(self.value_text(kr))), ("score", pct(kr.score)),
                  ("band", _badge(kr.band, colour)),
-                 ("confidence", escape(CONFIDENCE_LABELS.get(kr.confidence, kr.confidence))),
+                 ("confidence", _confidence(kr.confidence)),
                  ("owner", escape(info.owner) if info and info.owner else DASH),
                  ("measured", fresh)]
         if kr.too_easy:
