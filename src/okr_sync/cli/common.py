@@ -25,7 +25,7 @@ from okr_sync.cli.timeparse import AsOfError, parse_as_of
 from okr_sync.exit_codes import ExitCode
 
 if TYPE_CHECKING:
-    from okr_sync.config.plan import Plan
+    from okr_sync.config.plan import KeyResult, Plan
     from okr_sync.config.settings import Settings
     from okr_sync.scoring.scorecard import Scorecard
 
@@ -76,6 +76,15 @@ def unknown_id_message(what: str, given: str, known: Iterable[str]) -> str:
         return f"unknown {what} {given!r}: did you mean {', '.join(close)}?"
     listed = ", ".join(ids[:MAX_LISTED_IDS]) + (", ..." if len(ids) > MAX_LISTED_IDS else "")
     return f"unknown {what} {given!r}; valid ids: {listed or 'none'}"
+
+
+def key_result_of(plan: Plan, kr_id: str) -> KeyResult:
+    """The plan's KR ``kr_id``, or a usage error with a "did you mean"."""
+    try:
+        return plan.key_result(kr_id)
+    except KeyError:
+        raise UsageError(unknown_id_message(
+            "key result", kr_id, (kr.id for _, kr in plan.key_results()))) from None
 
 
 def describe_database_url(url: str) -> str:

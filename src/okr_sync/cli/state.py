@@ -25,12 +25,12 @@ from okr_sync.cli.common import (
     check_setting_names,
     fail_usage,
     inert,
+    key_result_of,
     load_settings,
     open_database,
     resolve_plan,
     stderr,
     stdout,
-    unknown_id_message,
 )
 from okr_sync.exit_codes import ExitCode
 
@@ -176,11 +176,7 @@ def explain_command(kr_id: Annotated[str, typer.Argument(help="key result id")],
     try:
         settings = load_settings()
         _path, loaded = resolve_plan(plan, settings)
-        try:
-            kr = loaded.key_result(kr_id)
-        except KeyError:
-            raise UsageError(unknown_id_message(
-                "key result", kr_id, (k.id for _, k in loaded.key_results()))) from None
+        kr = key_result_of(loaded, kr_id)
         store = open_store(settings.database_url)
     except UsageError as error:
         fail_usage(error)
@@ -258,11 +254,7 @@ def checkin_command(
     try:
         settings = load_settings()
         _path, loaded = resolve_plan(plan, settings)
-        try:
-            kr = loaded.key_result(kr_id)
-        except KeyError:
-            raise UsageError(unknown_id_message(
-                "key result", kr_id, (k.id for _, k in loaded.key_results()))) from None
+        kr = key_result_of(loaded, kr_id)
         if value is None and confidence is None and note is None:
             raise UsageError("give at least one of --value, --confidence, --note")
         if value is not None and kr.measure.kind != "manual":
