@@ -28,7 +28,8 @@ from okr_sync.sync.runtime import Runtime
 from okr_sync.sync.service.metrics import ServiceMetrics
 from okr_sync.sync.service.schedule import ScheduleError, cron_latest
 from okr_sync.sync.state import PassSnapshot, SnapshotError, SnapshotFormatError
-from okr_sync.sync.store.locks import LockBusyError, RunLock
+from okr_sync.sync.store.fencing import fenced_run_lock
+from okr_sync.sync.store.locks import LockBusyError
 from okr_sync.sync.store.store import OutboxKind, Store
 
 __all__ = [
@@ -147,7 +148,8 @@ class ScheduledMessages:
         store, notifier = self.runtime.store, self.runtime.notifier
         if not isinstance(store, Store) or notifier is None:
             return None
-        with RunLock(self.runtime.settings.database_url, "run", holder=self.holder):
+        with fenced_run_lock(store, self.runtime.settings.database_url,
+                             holder=self.holder) as fence:
             snapshot = store.last_published_snapshot()
             if snapshot is None:
                 log.warning("no scorecard yet: scheduled message skipped",
@@ -166,9 +168,9 @@ class ScheduledMessages:
                                            jira_base_url=notifier.jira_base_url,
                                            previous=previous)
             ]
-            with store.transaction() as tx:
+            with store.transaction(fence=fence) as tx:
                 enqueued = sum(1 for item in items if tx.enqueue(item) is not None)
-            deliveries = tuple(notifier.deliver(store))
+            deliveries = tuple(notifier.deliver(store, fence=fence))
         self.metrics.scheduled_messages.labels(kind).inc(enqueued)
         self.metrics.record_deliveries(deliveries)
         log.info(

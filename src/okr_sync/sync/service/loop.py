@@ -28,7 +28,8 @@ from okr_sync.sync.service.digests import DEFAULT_CATCH_UP, ScheduledMessages
 from okr_sync.sync.service.metrics import ServiceMetrics
 from okr_sync.sync.service.schedule import Schedule
 from okr_sync.sync.service.webhooks import Debouncer, Trigger, WebhookEvent
-from okr_sync.sync.store.locks import Leadership, LockBusyError, RunLock
+from okr_sync.sync.store.fencing import fenced_run_lock
+from okr_sync.sync.store.locks import Leadership, LockBusyError
 from okr_sync.sync.store.store import Store
 
 log = logging.getLogger("okr_sync.service")
@@ -244,7 +245,7 @@ class Scheduler:
         if not isinstance(store, Store):
             return
         try:
-            with RunLock(self.runtime.settings.database_url, "run", holder=self.holder):
+            with fenced_run_lock(store, self.runtime.settings.database_url, holder=self.holder):
                 closed = store.abandon_unfinished_runs()
         except LockBusyError:
             return

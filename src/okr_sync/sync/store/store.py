@@ -30,6 +30,7 @@ from sqlalchemy.engine import URL, Engine
 
 from okr_sync.sync.store.base import utc_now
 from okr_sync.sync.store.database import create_store_engine
+from okr_sync.sync.store.fencing import Fence, FencingOps, check_fence
 from okr_sync.sync.store.issues import IssueOps
 from okr_sync.sync.store.outbox import OutboxOps
 from okr_sync.sync.store.records import (
@@ -77,6 +78,7 @@ __all__ = [
     "ClaimedDelivery",
     "Cursor",
     "DeliverySummary",
+    "Fence",
     "HistoryEntry",
     "HistoryRecord",
     "InvalidRecordError",
@@ -112,7 +114,7 @@ __all__ = [
 ]
 
 
-class _Operations(IssueOps, RunOps, OutboxOps):
+class _Operations(IssueOps, RunOps, OutboxOps, FencingOps):
     """Every store operation, over whatever connection :meth:`_connection` provides."""
 
 
@@ -180,13 +182,19 @@ class Store(_Operations):
             yield conn
 
     @contextmanager
-    def transaction(self) -> Iterator[StoreTransaction]:
-        """Several operations, committed together or not at all."""
+    def transaction(self, *, fence: Fence | None = None) -> Iterator[StoreTransaction]:
+        """Several operations, committed together or not at all.
+
+        With a ``fence`` the transaction first checks, and holds until it ends, that
+        no other holder has taken the lock since (:class:`LockLostError` otherwise,
+        before anything is written).
+        """
         if getattr(self._local, "in_transaction", False):
             raise StoreError("transactions do not nest")
         self._local.in_transaction = True
         try:
             with self.engine.begin() as conn:
+                check_fence(conn, fence)
                 tx = StoreTransaction(conn, self._clock)
                 try:
                     yield tx
