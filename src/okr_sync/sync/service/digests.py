@@ -29,7 +29,7 @@ from okr_sync.sync.service.metrics import ServiceMetrics
 from okr_sync.sync.service.schedule import ScheduleError, cron_latest
 from okr_sync.sync.state import PassSnapshot, SnapshotError, SnapshotFormatError
 from okr_sync.sync.store.fencing import fenced_run_lock
-from okr_sync.sync.store.locks import LockBusyError
+from okr_sync.sync.store.locks import LockBusyError, LockLostError
 from okr_sync.sync.store.store import OutboxKind, Store
 
 __all__ = [
@@ -128,7 +128,7 @@ class ScheduledMessages:
         for kind, slot in self.due(now):
             try:
                 result = self.send(kind, slot)
-            except LockBusyError as error:
+            except (LockBusyError, LockLostError) as error:
                 log.info("scheduled message waits: another run holds the lock",
                          extra={"kind": kind, "slot": slot, "holder": error.holder})
                 continue

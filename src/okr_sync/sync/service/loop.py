@@ -29,7 +29,7 @@ from okr_sync.sync.service.metrics import ServiceMetrics
 from okr_sync.sync.service.schedule import Schedule
 from okr_sync.sync.service.webhooks import Debouncer, Trigger, WebhookEvent
 from okr_sync.sync.store.fencing import fenced_run_lock
-from okr_sync.sync.store.locks import Leadership, LockBusyError
+from okr_sync.sync.store.locks import Leadership, LockBusyError, LockLostError
 from okr_sync.sync.store.store import Store
 
 log = logging.getLogger("okr_sync.service")
@@ -283,6 +283,13 @@ class Scheduler:
             self.metrics.record_pass("skipped", None)
             log.info("pass skipped: another run holds the lock",
                      extra=context | {"holder": error.holder})
+            return None
+        except LockLostError as error:
+            # Not a crash: the lock's session ended and another holder took over; this
+            # pass stopped before writing or posting more.
+            self.metrics.record_pass("skipped", None)
+            log.warning("pass stopped: another run took over the lock",
+                        extra=context | {"error": str(error), "holder": error.holder})
             return None
         except Exception as error:
             duration = self.timer() - started
