@@ -87,6 +87,16 @@ class Settings(BaseSettings):
         default=False, description="let serve accept Jira webhooks without a secret"
     )
 
+    retention_days: int = Field(
+        default=30, ge=8, le=36500,
+        description="days of runs, snapshots and delivered outbox rows kept in full "
+                    "(`db prune`, and serve once a day); at least 8, so the weekly "
+                    "digest's comparison with a week earlier stays exact",
+    )
+    serve_prune: bool = Field(
+        default=True, description="let serve prune the store once a day (retention_days)"
+    )
+
     @field_validator("jira_url", "slack_api_url", "teams_service_url", "teams_authority_host")
     @classmethod
     def _safe_url(cls, value: str | None, info: object) -> str | None:

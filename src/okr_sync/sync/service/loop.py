@@ -26,6 +26,7 @@ from okr_sync.sync.pipeline import PassOptions, PassResult
 from okr_sync.sync.runtime import Runtime
 from okr_sync.sync.service.digests import DEFAULT_CATCH_UP, ScheduledMessages
 from okr_sync.sync.service.metrics import ServiceMetrics
+from okr_sync.sync.service.prune import DailyPrune
 from okr_sync.sync.service.schedule import Schedule
 from okr_sync.sync.service.webhooks import Debouncer, Trigger, WebhookEvent
 from okr_sync.sync.store.fencing import fenced_run_lock
@@ -112,6 +113,7 @@ class Scheduler:
         self.messages = ScheduledMessages(
             runtime, metrics=metrics, holder=self.holder, catch_up=catch_up
         )
+        self.prune = DailyPrune(runtime, holder=self.holder)
         self.state = ServiceState(clock())
         self.poll = poll if poll is not None else default_poll(schedule, self._local(clock()))
         self.stop_event = threading.Event()
@@ -185,6 +187,8 @@ class Scheduler:
                 self._next_pass = self._following(now, self.clock())
         if not self.stop_event.is_set():
             self.messages.run_due(self.clock())
+        if not self.stop_event.is_set():
+            self.prune.run_due(self.clock())
         now = self.clock()
         wakes = [now + self.poll, self._next_pass, self.debouncer.due_at()]
         return min(w for w in wakes if w is not None)

@@ -62,6 +62,7 @@ from okr_sync.sync.store.records import (
     UpsertResult,
     jql_hash,
 )
+from okr_sync.sync.store.retention import PruneCounts, RetentionOps
 from okr_sync.sync.store.runs import RunOps
 from okr_sync.sync.store.schema import (
     SchemaError,
@@ -94,6 +95,7 @@ __all__ = [
     "OutboxRow",
     "OutboxStatus",
     "Outcome",
+    "PruneCounts",
     "RunCounts",
     "RunKind",
     "RunRecord",
@@ -140,7 +142,7 @@ class StoreTransaction(_Operations):
         self._open = False
 
 
-class Store(_Operations):
+class Store(_Operations, RetentionOps):
     """The state store. Construct from a database URL (or an engine made by
     :func:`~okr_sync.sync.store.database.create_store_engine`).
 
