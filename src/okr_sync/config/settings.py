@@ -105,6 +105,21 @@ class Settings(BaseSettings):
         field_name = getattr(info, "field_name", "url")
         return check_url(value, what=f"OKR_SYNC_{str(field_name).upper()}")
 
+    @field_validator("slack_bot_token")
+    @classmethod
+    def _header_safe(cls, value: SecretStr | None) -> SecretStr | None:
+        # The token travels in an HTTP header, which carries Latin-1 only: a pasted
+        # curly quote would fail every delivery with an encoding error instead.
+        if value is not None:
+            try:
+                value.get_secret_value().encode("latin-1")
+            except UnicodeEncodeError:
+                raise ValueError(
+                    "OKR_SYNC_SLACK_BOT_TOKEN has a character that cannot be sent in an HTTP "
+                    "header (a curly quote or dash pasted with it?)"
+                ) from None
+        return value
+
     @model_validator(mode="after")
     def _jira_auth_pairs(self) -> Settings:
         if (self.jira_email is None) != (self.jira_api_token is None):
