@@ -107,7 +107,8 @@ def test_pass_given_lock_session_killed_mid_post_posts_once_and_the_old_holder_s
     try:
         assert held.arrived.wait(HOLD_LIMIT_S), "the first pass never posted"
         assert _terminate_lock_session(world.database_url, default_holder()) == 1
-        result = second.run_locked(PassOptions())  # takes the lock: epoch 2
+        # The terminated backend ends asynchronously: poll for its lock.
+        result = second.run_locked(PassOptions(), wait=60)  # takes the lock: epoch 2
     finally:
         held.release()
         thread.join(HOLD_LIMIT_S)
@@ -141,7 +142,7 @@ def test_cli_run_given_lock_session_killed_mid_post_exits_75_with_one_line_and_p
         assert held.arrived.wait(HOLD_LIMIT_S), "the run never posted"
         holder = f"{default_holder().rsplit(':', 1)[0]}:{process.pid}"
         assert _terminate_lock_session(world.database_url, holder) == 1
-        result = second.run_locked(PassOptions())
+        result = second.run_locked(PassOptions(), wait=60)
     finally:
         held.release()
         _out, err = process.communicate(timeout=HOLD_LIMIT_S)
