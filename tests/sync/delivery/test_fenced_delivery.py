@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -66,3 +67,28 @@ def test_deliver_given_current_fence_delivers_everything(
 
     assert [d.status for d in deliveries] == ["sent", "sent"]
     assert len(slack.messages(CHANNEL)) == 2
+
+
+def test_deliver_given_takeover_during_history_lookup_posts_nothing_and_keeps_row_uncertain(
+    store: Store, slack: SlackSandbox, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    _enqueue(store, 1)
+    # A sender that died mid-send an hour ago left the row uncertain.
+    store.claim_deliverable(claimer="deliver:gone", now=datetime.now(UTC) - timedelta(hours=1))
+    fence = store.advance_epoch(RUN_LOCK, "host:1")
+    answer: Callable[..., Any] = slack._answer
+
+    def lookup_then_taken_over(environ: dict[str, Any], start_response: Callable[..., Any]) -> Any:
+        response = answer(environ, start_response)
+        if str(environ.get("PATH_INFO", "")).endswith("/conversations.history"):
+            store.advance_epoch(RUN_LOCK, "host:2")
+        return response
+
+    monkeypatch.setattr(slack, "_answer", lookup_then_taken_over)
+
+    with pytest.raises(LockLostError):
+        _deliverer(slack).deliver(store, fence)
+
+    assert slack.messages(CHANNEL) == []
+    row = store.list_outbox()[0]
+    assert row.status == "sending"  # the next holder looks it up again before any post

@@ -6,7 +6,10 @@ later with backoff (transient errors), or failed with the reason (permanent
 errors). A row found ``sending`` by a later pass is *uncertain*: on Slack the
 channel's history is searched for the row's idempotency key before posting
 again. Teams offers no such lookup; an uncertain Teams post is sent again
-(a known, documented limit).
+(a known, documented limit). A row whose sender may still be posting (its process
+lives: it lost the run lock; or it ran on another host) is not claimed at all until
+:data:`IN_FLIGHT_GRACE` has passed, and a pass holding a fence (the run lock's epoch,
+:mod:`okr_sync.sync.store.fencing`) checks it before every claim and every send.
 
 Different targets are delivered in parallel by a small pool of workers: the
 store's claim hands out only the head row of a target that has none in flight,
@@ -245,13 +248,14 @@ class OutboxDeliverer:
         action = _action(row, target, store)
         try:
             store.check_fence()
-        except LockLostError:
-            # Not sent, and known not to be: the next holder may send it at once.
-            store.mark_retry(row.id, next_attempt_at=self.clock(),
-                             error="not sent: this pass lost the run lock")
-            raise
-        try:
             ref = self._send(store, claim, target)
+        except LockLostError:
+            if not claim.uncertain:
+                # Not sent by us, and no one else tried: the next holder may send it at once.
+                # An uncertain row stays ``sending``, so that it is looked up before any post.
+                store.mark_retry(row.id, next_attempt_at=self.clock(),
+                                 error="not sent: this pass lost the run lock")
+            raise
         except PermanentError as error:
             store.mark_failed(row.id, error=str(error))
             return Delivery(row.route, row.target, action, "failed", str(error))
@@ -315,6 +319,7 @@ class OutboxDeliverer:
             )
             if found is not None:
                 return found.channel, found.ts
+            store.check_fence()  # the lookup took a while: still ours to post?
         ref = client.post_message(channel, text=text, blocks=blocks, thread_ts=thread_ts,
                                   idempotency_key=row.idempotency_key)
         return ref.channel, ref.ts
