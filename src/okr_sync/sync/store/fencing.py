@@ -35,6 +35,7 @@ from __future__ import annotations
 import os
 import socket
 import threading
+import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -151,8 +152,6 @@ _ACTIVE_GUARD = threading.Lock()
 @contextmanager
 def active_claimer(prefix: str = "deliver") -> Iterator[str]:
     """A new claimer name (``deliver:<n>@<process>``), known to be sending until exit."""
-    import uuid
-
     claimer = f"{prefix}:{uuid.uuid4().hex}@{process_identity()}"
     with _ACTIVE_GUARD:
         _ACTIVE.add(claimer)
