@@ -246,6 +246,16 @@ class RunOps(StoreOps):
             ).first()
         return None if row is None else _snapshot(row)
 
+    def first_published_at(self) -> datetime | None:
+        """When the first published scorecard was measured (its ``as_of``); None before.
+        Scheduled messages count only slots after it."""
+        with self._connection() as conn:
+            value = conn.execute(
+                sa.select(sa.func.min(snapshots.c.as_of))
+                .where(snapshots.c.published.is_(True))
+            ).scalar_one_or_none()
+        return cast(datetime | None, value)
+
     def _last_snapshot(self, *, published_only: bool) -> Snapshot | None:
         query = sa.select(snapshots)
         if published_only:
