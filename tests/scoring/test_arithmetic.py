@@ -11,7 +11,7 @@ import pytest
 
 from okr_sync.config.plan import DoneRatioMeasure, Plan
 from okr_sync.config.plan_loader import load_plan
-from okr_sync.scoring.arithmetic import MeasureTrace, explain_scorecard, num
+from okr_sync.scoring.arithmetic import Arithmetic, MeasureTrace, explain_scorecard, num
 from okr_sync.scoring.measures import measure
 from okr_sync.scoring.rollup import CheckIn, MeasuredValue, ScoringInput, build_scorecard
 from okr_sync.scoring.scorecard import ItemCounts, Scorecard
@@ -82,7 +82,7 @@ def test_explain_scorecard_given_example_plan_matches_the_scorecard_numbers(
         _assert_same_numbers(card, arithmetic)
 
 
-def _assert_same_numbers(card: Scorecard, arithmetic) -> None:  # type: ignore[no-untyped-def]
+def _assert_same_numbers(card: Scorecard, arithmetic: Arithmetic) -> None:
     assert arithmetic.elapsed == card.cycle.elapsed
     krs = list(card.key_results())
     assert set(arithmetic.key_results) == {kr.id for kr in krs}
@@ -91,10 +91,10 @@ def _assert_same_numbers(card: Scorecard, arithmetic) -> None:  # type: ignore[n
         assert (mine.value, mine.score, mine.band, mine.confidence) == (
             kr.value, kr.score, kr.band, kr.confidence), kr.id
         assert mine.notes == ()  # nothing differs from the scorecard
-    for objective in card.objectives:
-        mine = arithmetic.objectives[objective.id]
+    for scored in card.objectives:
+        mine = arithmetic.objectives[scored.id]
         assert (mine.score, mine.band, mine.confidence) == (
-            objective.score, objective.band, objective.confidence), objective.id
+            scored.score, scored.band, scored.confidence), scored.id
     assert [(p.id, p.score, p.band) for p in card.perspectives] == [
         (p.id, p.score, p.band) for p in arithmetic.perspectives.values()]
     assert [(k.id, k.value, k.status) for k in card.kpis] == [

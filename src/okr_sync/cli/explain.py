@@ -87,7 +87,8 @@ def explain_document(store: Store, plan: Plan, kind: str, item_id: str) -> dict[
     record = store.latest_snapshot()
     head: dict[str, Any] = {"kind": kind, "id": item_id}
     if record is None:
-        return head | {"scored": False, "message": NOT_SCORED}
+        return head | {"title": _title(plan, kind, item_id), "scored": False,
+                       "message": NOT_SCORED}
     stored = _read(record, plan)
     card = stored.scorecard
     start, _end = cycle_bounds(plan.cycle.start, plan.cycle.end, plan.cycle.zone)
@@ -106,6 +107,15 @@ def explain_document(store: Store, plan: Plan, kind: str, item_id: str) -> dict[
     if kind == "kpi":
         return head | arithmetic.kpis[item_id].to_json() | _warnings(card, item_id)
     return head | _key_result(store, plan, record, stored, arithmetic, item_id)
+
+
+def _title(plan: Plan, kind: str, item_id: str) -> str:
+    if kind == "key_result":
+        return plan.key_result(item_id).title
+    if kind == "objective":
+        return plan.objective(item_id).title
+    things = plan.kpis if kind == "kpi" else plan.perspectives
+    return next(t.title for t in things if t.id == item_id)
 
 
 def _warnings(card: Any, owner: str) -> dict[str, Any]:
