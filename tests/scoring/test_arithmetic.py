@@ -80,6 +80,13 @@ def test_explain_scorecard_given_example_plan_matches_the_scorecard_numbers(
         card = build_scorecard(ScoringInput(plan, as_of, measured, checkins))
         arithmetic = explain_scorecard(plan, card, traces, checkins)
         _assert_same_numbers(card, arithmetic)
+        for owner, kr in arithmetic.key_results.items():
+            if owner in traces and traces[owner].error:
+                assert kr.value_formula.startswith(f"kept value {num(kr.value or 0)}")
+                assert kr.value_formula.endswith("(stale: this pass's measure failed: "
+                                                 "JQL refused)")
+            elif kr.value is None:
+                assert kr.value_formula.startswith("not measured yet")
 
 
 def _assert_same_numbers(card: Scorecard, arithmetic: Arithmetic) -> None:

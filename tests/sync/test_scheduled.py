@@ -214,3 +214,26 @@ def test_serve_given_it_was_down_over_the_slot_sends_the_digest_late_once(
         finally:
             scheduler.close()
     assert len(_digests(world)) == 1
+
+
+def test_run_given_progress_since_the_previous_week_digest_shows_the_biggest_moves(
+    world: SandboxWorld, runtime: Runtime
+) -> None:
+    import json
+
+    with time_machine.travel(MONDAY_9 - timedelta(minutes=10), tick=True) as traveller:
+        _run(runtime)  # published a week before the next Monday's slot
+        traveller.move_to(MONDAY_9 + timedelta(days=7, minutes=5))
+        world.dataset.advance(timedelta(days=7))
+        on_call = [i.id for i in sorted(world.dataset.issues.values(), key=lambda i: i.id)
+                   if i.project == "OPS" and "on-call" in i.labels and "infra" not in i.labels
+                   and i.status_category != "done" and not i.is_subtask]
+        for issue_id in on_call[:4]:
+            world.dataset.transition(issue_id, "done")
+        _run(runtime)
+    rows = [r for r in _store(runtime).list_outbox(target=f"slack:{DEMO_CHANNEL}")
+            if r.kind == "digest"]
+    assert [r.idempotency_key for r in rows] == [
+        scheduled_key("digest", MONDAY_9 + timedelta(days=7), f"slack:{DEMO_CHANNEL}")]
+    blocks = json.dumps(rows[0].payload["blocks"], ensure_ascii=False)
+    assert "OPS-1.KR2" in blocks.split("Biggest moves this week", 1)[1]

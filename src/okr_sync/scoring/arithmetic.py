@@ -211,13 +211,13 @@ class _Explainer:
     def key_result(self, kr: KeyResult) -> KrArithmetic:
         stored = self.stored.get(kr.id)
         checkin = self.checkins.get(kr.id)
-        value, formula, terms, notes = self._value(kr, stored, checkin)
+        value, formula, terms = self._value(kr, stored, checkin)
         baseline, target = kr.effective_baseline, kr.effective_target
         assert target is not None  # plan validation
         if value is None:
             result = KrArithmetic(kr.id, kr.title, kr.weight, None, formula,
                                   None, "no value, no score", None, None,
-                                  "no score, no confidence", notes=tuple(notes))
+                                  "no score, no confidence")
         else:
             score = kr_score(value, baseline, target, kr.direction)
             trace = confidence_trace(score, self.elapsed, self.bands,
@@ -227,40 +227,43 @@ class _Explainer:
                 _score_formula(value, baseline, target, kr.direction, score),
                 band_for(score, self.bands), trace.confidence,
                 self._confidence_formula(score, trace), terms, trace,
-                tuple(notes + _differs(stored, value, score)),
+                _differs(stored, value, score),
             )
         self.key_results[kr.id] = result
         return result
 
     def _value(self, kr: KeyResult, stored: KeyResultScore | None, checkin: CheckIn | None
-               ) -> tuple[float | None, str, ValueTerms | None, list[str]]:
+               ) -> tuple[float | None, str, ValueTerms | None]:
         measure = kr.measure
         if measure.kind == "manual":
             value = manual_value(kr, checkin)
             if value is None:
                 return (kr.effective_baseline,
                         f"manual, no current value yet: counted at baseline "
-                        f"{num(kr.effective_baseline)}", None, [])
+                        f"{num(kr.effective_baseline)}", None)
             if checkin is not None and checkin.value is not None:
                 when = f" of {checkin.at.date().isoformat()}" if checkin.at else ""
-                return value, f"manual: check-in value{when} = {num(value)}", None, []
-            return value, f"manual: plan current = {num(value)}", None, []
+                return value, f"manual: check-in value{when} = {num(value)}", None
+            return value, f"manual: plan current = {num(value)}", None
         trace = self.traces.get(kr.id)
         if stored is None or stored.value is None:
             why = f" ({trace.error})" if trace is not None and trace.error else ""
-            return None, f"not measured yet{why}: left out of its objective's mean", None, []
-        if stored.stale or trace is None or trace.error is not None:
-            measured = stored.measured_at.isoformat() if stored.measured_at else "unknown"
-            why = (f"this pass's measure failed: {trace.error}" if trace and trace.error
-                   else "the items behind it were not stored" if trace is None
-                   else "older than notify.stale_after")
+            return None, f"not measured yet{why}: left out of its objective's mean", None
+        measured = stored.measured_at.isoformat() if stored.measured_at else "an unknown time"
+        if trace is None:
+            return (stored.value, f"value {num(stored.value)} measured at {measured} (the "
+                    "items behind it were not stored with this pass)", None)
+        if trace.error is not None:
             return (stored.value, f"kept value {num(stored.value)}, measured at {measured} "
-                    f"(stale: {why})", None, [])
+                    f"(stale: this pass's measure failed: {trace.error})", None)
+        aged = (f" (stale: measured at {measured}, older than notify.stale_after)"
+                if stored.stale else "")
         if trace.count is not None:
-            return float(trace.count), f"Jira counts {trace.count} issues for the JQL", None, []
+            return (float(trace.count), f"Jira counts {trace.count} issues for the JQL{aged}",
+                    None)
         assert not isinstance(measure, ManualMeasure)
         terms = value_terms(measure, trace.items)
-        return terms.value, _value_formula(measure, terms), terms, []
+        return terms.value, _value_formula(measure, terms) + aged, terms
 
     def _confidence_formula(self, score: float, trace: ConfidenceTrace) -> str:
         f = num(self.elapsed)
@@ -444,10 +447,10 @@ def _maybe(value: float | None) -> str:
     return "no score" if value is None else num(value)
 
 
-def _differs(stored: KeyResultScore | None, value: float, score: float) -> list[str]:
+def _differs(stored: KeyResultScore | None, value: float, score: float) -> tuple[str, ...]:
     if stored is None or stored.value is None:
-        return []
+        return ()
     if rounded(stored.value) != rounded(value) or rounded(stored.score) != rounded(score):
-        return [f"the stored scorecard says value {num(stored.value)}, score "
-                f"{_maybe(stored.score)}: the plan or check-ins changed since the last pass"]
-    return []
+        return (f"the stored scorecard says value {num(stored.value)}, score "
+                f"{_maybe(stored.score)}: the plan or check-ins changed since the last pass",)
+    return ()
