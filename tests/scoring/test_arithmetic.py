@@ -87,6 +87,12 @@ def test_explain_scorecard_given_example_plan_matches_the_scorecard_numbers(
                                                  "JQL refused)")
             elif kr.value is None:
                 assert kr.value_formula.startswith("not measured yet")
+        for kpi_id, kpi in arithmetic.kpis.items():
+            trace = traces.get(kpi_id)
+            if trace is not None and trace.count is not None:
+                assert kpi.value_formula == f"Jira counts {trace.count} issues for the JQL"
+            elif kpi_id not in {owner for owner, _ in plan.jira_measures()}:
+                assert kpi.value_formula == f"plan value = {num(kpi.value or 0)}"
 
 
 def _assert_same_numbers(card: Scorecard, arithmetic: Arithmetic) -> None:

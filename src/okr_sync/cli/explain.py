@@ -196,8 +196,9 @@ def print_explanation(doc: Mapping[str, Any]) -> None:
     if kind == "kpi":
         unit = f" {doc['unit']}" if doc.get("unit") else ""
         value = "not measured" if doc["value"] is None else f"{doc['value']:g}{unit}"
-        _line("value", f"{value}; thresholds green {doc['thresholds']['green']:g}, "
-                       f"yellow {doc['thresholds']['yellow']:g} ({doc['direction']})")
+        _line("value", f"{value}: {doc['value_formula']}")
+        _line("thresholds", f"green {doc['thresholds']['green']:g}, "
+                            f"yellow {doc['thresholds']['yellow']:g} ({doc['direction']})")
         _line("status", doc["formula"])
     elif kind == "key_result":
         _line("value", doc["value"]["formula"])

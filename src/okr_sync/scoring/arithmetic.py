@@ -173,9 +173,11 @@ class KpiArithmetic:
     yellow: float
     status: KpiStatus | None
     formula: str
+    value_formula: str = ""
 
     def to_json(self) -> dict[str, Any]:
         return {"kind": "kpi", "id": self.id, "title": self.title, "value": rounded(self.value),
+                "value_formula": self.value_formula,
                 "unit": self.unit, "direction": self.direction,
                 "thresholds": {"green": rounded(self.green), "yellow": rounded(self.yellow)},
                 "status": self.status, "formula": self.formula}
@@ -342,7 +344,21 @@ class _Explainer:
         green, yellow = kpi.thresholds.green, kpi.thresholds.yellow
         status = kpi_status(value, green, yellow, kpi.direction)
         return KpiArithmetic(kpi.id, kpi.title, value, kpi.unit, kpi.direction, green, yellow,
-                             status, _kpi_formula(value, green, yellow, kpi.direction, status))
+                             status, _kpi_formula(value, green, yellow, kpi.direction, status),
+                             self._kpi_value(kpi, value))
+
+    def _kpi_value(self, kpi: Kpi, value: float | None) -> str:
+        if kpi.measure is None or isinstance(kpi.measure, ManualMeasure):
+            return f"plan value = {_maybe(value)}"
+        trace = self.traces.get(kpi.id)
+        if value is None:
+            why = f" ({trace.error})" if trace is not None and trace.error else ""
+            return f"not measured{why}"
+        if trace is None or trace.error is not None:
+            return f"value {num(value)} from an earlier measurement"
+        if trace.count is not None:
+            return f"Jira counts {trace.count} issues for the JQL"
+        return _value_formula(kpi.measure, value_terms(kpi.measure, trace.items))
 
 
 def explain_scorecard(
