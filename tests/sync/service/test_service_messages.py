@@ -82,7 +82,7 @@ def test_digest_given_its_cron_time_is_enqueued_and_delivered_once_per_target(
     assert len(slack_texts(world)) == 2
     scheduler.close()
 
-    # Another replica (or a restart) within the catch-up window sends nothing again.
+    # Another replica (or a restart) finds the slot sent in the store: nothing again.
     clock.set(MONDAY_9 + timedelta(minutes=10))
     successor = make_scheduler(runtime, clock, "second")
     successor.tick()
