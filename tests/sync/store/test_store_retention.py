@@ -125,3 +125,27 @@ def test_prune_given_only_the_latest_snapshots_keeps_them_whatever_their_age(
 
     assert store_has_snapshot(store, published) and store_has_snapshot(store, latest)
     assert store.prune(before=NOW).total == 0  # nothing more to forget
+
+
+def test_prune_given_monthly_digest_keeps_each_targets_newest_scheduled_row(
+    store: Store,
+) -> None:
+    _, snapshot = _pass(store, NOW - timedelta(days=70), published=True)
+
+    def digest(key: str, target: str, days: int) -> None:
+        at = NOW - timedelta(days=days)
+        row_id = store.enqueue(OutboxItem(key, "r", target, "digest", {"text": key},
+                                          snapshot_id=snapshot), at=at)
+        assert row_id is not None
+        store.claim_deliverable(claimer=f"c-{key}", now=at)
+        store.mark_sent(row_id, at=at)
+
+    digest("digest-oct", "slack:C1", 65)
+    digest("digest-nov", "slack:C1", 35)  # the latest monthly slot: sent 35 days ago
+    digest("digest-nov-teams", "teams_workflow:T", 35)
+
+    store.prune(before=CUTOFF)
+
+    kept = {r.idempotency_key for r in store.list_outbox(limit=None)}
+    assert kept == {"digest-nov", "digest-nov-teams"}
+    assert store.existing_keys({"digest-nov"}) == {"digest-nov"}  # the slot stays sent

@@ -7,7 +7,10 @@ older than the cut-off:
 
 * **outbox rows** that are done: ``sent`` or ``superseded``. Pending, sending and
   failed rows stay whatever their age (``status`` reports them, and a failed
-  scorecard row tells message planning the target still lacks its scorecard).
+  scorecard row tells message planning the target still lacks its scorecard), and so
+  does the newest digest and reminder row of each target: its idempotency key is how
+  a scheduled slot is known to be sent (a monthly digest's row can be a month old, and
+  without it the slot would be sent again).
 * **snapshots**, except: the latest and the last published one (what the next pass
   diffs against and keeps stale values from), every one an outbox row still points
   at, and of older published ones the last of each day per cycle, so "what were
@@ -35,6 +38,8 @@ from okr_sync.sync.store.base import StoreOps, chunks
 from okr_sync.sync.store.tables import kr_history, outbox, runs, snapshots
 
 _DONE = ("sent", "superseded")
+#: Kinds sent once per cron slot: their newest row per target marks the slot as sent.
+_SCHEDULED = ("digest", "reminder")
 
 
 @dataclass(frozen=True)
@@ -95,8 +100,15 @@ def _delete_ids(conn: sa.Connection, table: sa.Table, ids: Iterable[int]) -> int
 
 
 def _prune(conn: sa.Connection, cutoff: datetime) -> PruneCounts:
+    newest_scheduled = [
+        int(i) for i in conn.execute(
+            sa.select(sa.func.max(outbox.c.id)).where(outbox.c.kind.in_(_SCHEDULED))
+            .group_by(outbox.c.kind, outbox.c.target)
+        ).scalars()
+    ]
     done_outbox = conn.execute(
-        sa.delete(outbox).where(outbox.c.status.in_(_DONE), outbox.c.created_at < cutoff)
+        sa.delete(outbox).where(outbox.c.status.in_(_DONE), outbox.c.created_at < cutoff,
+                                outbox.c.id.not_in(newest_scheduled))
     ).rowcount
     _, doomed = _kept_snapshots(conn, cutoff)
     for part in chunks(sorted(doomed)):
