@@ -39,6 +39,8 @@ def _row(store: Store, key: str, at: datetime, snapshot_id: int, status: str) ->
 
 def _seeded(store: Store) -> dict[str, int]:
     ids: dict[str, int] = {}
+    # The first published scorecard stays (scheduled messages count slots after it).
+    ids["run45"], ids["snap45"] = _pass(store, NOW - timedelta(days=45), published=True)
     day40 = NOW - timedelta(days=40)
     # Day 40: three passes, two published; the last published of the day stays.
     ids["run40a"], ids["snap40a"] = _pass(store, day40, published=True)
@@ -66,7 +68,8 @@ def test_prune_given_passes_over_two_months_keeps_what_commands_need(store: Stor
     counts = store.prune(before=CUTOFF)
 
     snapshot_ids = {s for s in ids.values() if store_has_snapshot(store, s)}
-    assert snapshot_ids >= {ids["snap40c"], ids["snap35"], ids["snap5"], ids["snap1"]}
+    assert snapshot_ids >= {ids["snap45"], ids["snap40c"], ids["snap35"], ids["snap5"],
+                            ids["snap1"]}
     assert not store_has_snapshot(store, ids["snap40a"])  # an earlier one of its day
     assert not store_has_snapshot(store, ids["snap40b"])  # unpublished, old, unreferenced
     assert {r.idempotency_key for r in store.list_outbox(limit=None)} == {"failed35", "sent5"}
@@ -75,8 +78,10 @@ def test_prune_given_passes_over_two_months_keeps_what_commands_need(store: Stor
     assert runs == {ids["run40c"], ids["run35"], ids["failed_run"], ids["run5"], ids["run1"]}
     assert (counts.runs, counts.snapshots, counts.outbox) == (2, 2, 1)
     after = store.row_counts()
-    assert after["kr_history"] == before["kr_history"] == 6  # score history all stays
-    assert [h.snapshot_id for h in store.get_history("KR1")][:2] == [None, None]
+    assert after["kr_history"] == before["kr_history"] == 7  # score history all stays
+    assert store.first_published_at() == NOW - timedelta(days=45)
+    links = [h.snapshot_id for h in store.get_history("KR1")]
+    assert links[:3] == [ids["snap45"], None, None]  # pruned snapshots' rows stay, unlinked
     assert store.last_published_snapshot() is not None
     assert store.last_published_snapshot().id == ids["snap5"]  # type: ignore[union-attr]
     assert store.latest_snapshot().id == ids["snap1"]  # type: ignore[union-attr]

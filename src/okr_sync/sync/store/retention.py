@@ -12,10 +12,11 @@ older than the cut-off:
   a scheduled slot is known to be sent (a monthly digest's row can be a month old, and
   without it the slot would be sent again).
 * **snapshots**, except: the latest and the last published one (what the next pass
-  diffs against and keeps stale values from), every one an outbox row still points
-  at, and of older published ones the last of each day per cycle, so "what were
-  people told on day X" (the digest's comparison with a week earlier, a past cycle's
-  final scorecard) keeps an answer at a day's resolution.
+  diffs against and keeps stale values from), the first published one (scheduled
+  messages count only slots after it), every one an outbox row still points at, and
+  of older published ones the last of each day per cycle, so "what were people told
+  on day X" (the digest's comparison with a week earlier, a past cycle's final
+  scorecard) keeps an answer at a day's resolution.
 * **runs** that have finished, except the latest of each outcome (``status``,
   ``/readyz``) and those a kept snapshot names.
 
@@ -76,9 +77,10 @@ def _kept_snapshots(conn: sa.Connection, cutoff: datetime) -> tuple[set[int], se
     keep: set[int] = set()
     newest = conn.execute(sa.select(sa.func.max(snapshots.c.id))).scalar_one_or_none()
     published = conn.execute(
-        sa.select(sa.func.max(snapshots.c.id)).where(snapshots.c.published.is_(True))
-    ).scalar_one_or_none()
-    keep |= {i for i in (newest, published) if i is not None}
+        sa.select(sa.func.max(snapshots.c.id), sa.func.min(snapshots.c.id))
+        .where(snapshots.c.published.is_(True))
+    ).one()
+    keep |= {i for i in (newest, *published) if i is not None}
     keep |= set(conn.execute(
         sa.select(outbox.c.snapshot_id).where(outbox.c.snapshot_id.is_not(None)).distinct()
     ).scalars())
