@@ -143,7 +143,7 @@ def analyse(jql: str) -> LocalJql:
         if kind == "project":
             named |= {o.text.upper() for o in clause.operands if isinstance(o, Literal_)}
     projects = _restriction(query.where)
-    if not projects:
+    if projects is None:
         raise NotLocal("no top-level `project =` / `project in` restriction")
     return LocalJql(jql, query.where, projects, frozenset(named), frozenset(fields))
 
