@@ -111,8 +111,6 @@ class PulledSource:
     read: set[str] = field(default_factory=set)
     #: Issues outside the scope and the mirror that a search read, until a membership takes them.
     aside: dict[str, JiraIssue] = field(default_factory=dict)
-    #: Raw-JQL owners answered on the mirror this pass.
-    local: set[str] = field(default_factory=set)
     #: Comparisons with Jira made this pass: owner -> (jql, verdict, detail).
     jql_checks: dict[str, JqlCheckResult] = field(default_factory=dict)
 

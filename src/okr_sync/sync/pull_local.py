@@ -107,8 +107,6 @@ def local_membership(
     if stored is None or stored[0] != query.jql or set(stored[1]) != set(ids):
         result.refreshed_memberships[owner] = (query.jql, ids)
     result.memberships[owner] = len(ids) if query.mode == "count" else ids
-    if result.jql_checks.get(owner, (None, "match"))[1] == "match":
-        result.local.add(owner)
     return True
 
 
