@@ -33,6 +33,8 @@ PROJECTS = ("ENT", "SUP", "OPS")
 LABELS = ("sso", "Backend", "on-call", "tech-debt", "42", "k8s")
 COMPONENTS = ("Auth", "Billing", "Admin Console", "CI/CD")
 VERSIONS = ("2026.10", "2026.11", "v2")
+ACCOUNTS = ("5b10ac8d82e05b22cc7d4ef5", "557058:f58131cb-b67d-43c7-b30d-6b58d40bd077",
+            "712020:0e3f1c9a-1111-4a2b-9c3d-123456789abc")
 #: Zones with no clock change between these dates (so every wall time is unambiguous).
 ZONES = ("UTC", "America/New_York", "Asia/Kolkata", "Europe/Berlin", "Pacific/Chatham")
 START = datetime(2026, 10, 5, tzinfo=UTC)
@@ -96,6 +98,8 @@ def worlds(draw: st.DrawFn) -> World:
             parent_id=parent,
             resolution=draw(st.sampled_from([r.name for r in RESOLUTIONS])) if done else None,
             resolutiondate=_instant(updated) if done else None,
+            assignee=draw(st.none() | st.sampled_from(ACCOUNTS)),
+            reporter=draw(st.none() | st.sampled_from(ACCOUNTS)),
         ))
     dataset = JiraDataset(_catalog(), records, clock=SandboxClock(START + timedelta(days=30)))
     tz = ZoneInfo(draw(st.sampled_from(ZONES)))
@@ -103,7 +107,8 @@ def worlds(draw: st.DrawFn) -> World:
     every = FieldSelection.parse(["*all"], "id")
     mirror = {}
     for record in records:
-        item = JiraIssue.from_json(renderer.issue(record, every))
+        item = JiraIssue.from_json(renderer.issue(record, every),
+                                   extra_fields=("assignee", "reporter"))
         mirror[item.id] = item
     return World(dataset, mirror, tz)
 
@@ -137,16 +142,18 @@ def _names(field: str, world_keys: list[str], world_ids: list[str]) -> list[str]
         "fixVersion": list(VERSIONS),
         "parent": world_keys + world_ids,
         '"Epic Link"': world_keys + world_ids,
+        "assignee": list(ACCOUNTS),
+        "reporter": list(ACCOUNTS),
     }[field]
 
 
 _FIELDS = ("project", "issuetype", "status", "priority", "resolution", "statusCategory", "labels",
-           "component", "fixVersion", "parent", '"Epic Link"')
+           "component", "fixVersion", "parent", '"Epic Link"', "assignee", "reporter")
 _ALIASES = {"issuetype": ["issuetype", "type"], "labels": ["labels"], "component": ["component"],
             "fixVersion": ["fixVersion", "fixversion"], '"Epic Link"': ['"Epic Link"',
                                                                            "'epic link'"]}
 _EMPTIABLE = {"priority", "resolution", "labels", "component", "fixVersion", "parent",
-              '"Epic Link"'}
+              '"Epic Link"', "assignee", "reporter"}
 _DATES = {"created": ["created", "createdDate"], "updated": ["updated", "updatedDate"],
           "resolved": ["resolved", "resolutionDate"]}
 
@@ -179,7 +186,8 @@ def _clause(draw: st.DrawFn, keys: list[str], ids: list[str]) -> str:
         if field in _EMPTIABLE and draw(st.integers(0, 6)) == 0:
             return _cased(draw, "empty")
         text = draw(st.sampled_from(values))
-        if field not in ("parent", '"Epic Link"', "statusCategory", "project"):
+        if field not in ("parent", '"Epic Link"', "statusCategory", "project", "assignee",
+                         "reporter"):
             text = draw(st.sampled_from([text, text.lower(), text.upper()]))
         return _value(draw, text)
     if op in ("in", "not in"):

@@ -21,7 +21,7 @@ from okr_sync.cli.main import app
 from okr_sync.config.plan import Plan
 from okr_sync.sandbox.jira import jql_eval
 from okr_sync.sandbox.jira.data import generate_dataset
-from okr_sync.sandbox.jira.model import IssueRecord
+from okr_sync.sandbox.jira.model import IssueRecord, JiraDataset
 from okr_sync.sync.fetch_plan import build_fetch_plan
 from okr_sync.sync.pipeline import PassOptions, PassResult
 from okr_sync.sync.runtime import Runtime
@@ -34,7 +34,9 @@ COUNT = "project = SUP AND issuetype = Bug AND statusCategory != Done"
 SUM = ('project in (ENT, OPS) AND NOT labels in (sso) AND resolution != Unresolved '
        'AND created >= "2026/01/01 00:00" ORDER BY created DESC')
 REMOTE = "project = ENT AND summary ~ SSO"  # text search: always Jira's
-LOCAL_OWNERS = {"RATIO", "COUNT", "SUM", "EPIC"}
+ALICE = "557058:f58131cb-b67d-43c7-b30d-6b58d40bd077"
+MINE = f'project in (ENT, SUP) AND (assignee = "{ALICE}" OR reporter = "{ALICE}")'
+LOCAL_OWNERS = {"RATIO", "COUNT", "SUM", "EPIC", "MINE"}
 
 
 def _plan(epic_key: str) -> Plan:
@@ -53,6 +55,7 @@ def _plan(epic_key: str) -> Plan:
                target=5000),
             kr("EPIC", {"kind": "milestone",
                         "jql": f'project = ENT AND "Epic Link" = {epic_key}'}),
+            kr("MINE", {"kind": "done_ratio", "jql": MINE}),
             kr("REMOTE", {"kind": "done_ratio", "jql": REMOTE}),
         ))
         .build()
@@ -70,10 +73,17 @@ def worlds(tmp_path: Path) -> Iterator[tuple[SandboxWorld, SandboxWorld]]:
     (tmp_path / "local").mkdir()
     (tmp_path / "jira").mkdir()
     with (
-        sandbox_world(tmp_path / "local", dataset=generate_dataset(seed=11, issues=900)) as one,
-        sandbox_world(tmp_path / "jira", dataset=generate_dataset(seed=11, issues=900)) as two,
+        sandbox_world(tmp_path / "local", dataset=_dataset()) as one,
+        sandbox_world(tmp_path / "jira", dataset=_dataset()) as two,
     ):
         yield one, two
+
+
+def _dataset() -> JiraDataset:
+    data = generate_dataset(seed=11, issues=900)
+    for record in sorted(data.issues.values(), key=lambda r: r.id)[::7]:
+        record.assignee = ALICE  # as found in Jira before the first pass
+    return data
 
 
 def _runtime(world: SandboxWorld, *, local: bool) -> Runtime:
@@ -120,6 +130,10 @@ def _change(world: SandboxWorld) -> None:
     sso = next(r for r in records if r.project == "ENT" and "sso" not in r.labels
                and r.status_category == "done" and not r.is_subtask)
     data.update(sso.id, labels=[*sso.labels, "sso"])
+    assigned = [r for r in records if r.assignee == ALICE and r.project == "ENT"]
+    data.update(assigned[0].id, assignee=None)
+    data.update(assigned[1].id, reporter=ALICE, assignee=None)
+    data.update(records[3].id, assignee=ALICE)
 
 
 def test_pass_given_changes_answers_local_jql_without_requests_and_equals_jira(
@@ -130,6 +144,8 @@ def test_pass_given_changes_answers_local_jql_without_requests_and_equals_jira(
     assert local.fetch_plan is not None
     assert {q.owner for q in local.fetch_plan["main"].memberships
             if q.local is not None} == LOCAL_OWNERS
+    # The mirror keeps the people the local JQL reads.
+    assert set(local.fetch_plan["main"].extra_fields) == {"assignee", "reporter"}
     first, first_jira = local.run_locked(PassOptions()), remote.run_locked(PassOptions())
     assert first.exit_code == 0 and first_jira.exit_code == 0, first.failures
     assert _values(first) == _values(first_jira)
@@ -148,7 +164,7 @@ def test_pass_given_changes_answers_local_jql_without_requests_and_equals_jira(
     # Only the text search went to Jira; the other raw JQL cost nothing.
     assert _id_only_jqls(local_world) == [REMOTE]
     assert _counts(local_world) == []
-    assert set(_id_only_jqls(jira_world)) == {RATIO, SUM, REMOTE, _plan(
+    assert set(_id_only_jqls(jira_world)) == {RATIO, SUM, REMOTE, MINE, _plan(
         _epic(jira_world).key).key_result("EPIC").measure.jql}
     assert _counts(jira_world) == [COUNT]
     # A pass with nothing new reuses every membership: one search in all.
@@ -194,7 +210,8 @@ def test_pass_given_jira_disagrees_switches_that_measure_back_to_jira_and_report
     assert _values(full)["COUNT"] == truth  # Jira's answer is used at once
     assert isinstance(runtime.store, Store)
     verdicts = {c.kr_id: c.verdict for c in runtime.store.jql_checks("main")}
-    assert verdicts == {"RATIO": "match", "SUM": "match", "EPIC": "match", "COUNT": "mismatch"}
+    assert verdicts == {"RATIO": "match", "SUM": "match", "EPIC": "match", "MINE": "match",
+                        "COUNT": "mismatch"}
     # Later passes ask Jira for it (a count), and do not log it again.
     caplog.clear()
     _change(world)
@@ -214,6 +231,7 @@ def test_pass_given_jira_disagrees_switches_that_measure_back_to_jira_and_report
     mismatches = doc["local_jql"]["mismatches"]
     assert [(m["owner"], m["source"]) for m in mismatches] == [("COUNT", "main")]
     assert "only Jira" in mismatches[0]["detail"] or "only the mirror" in mismatches[0]["detail"]
-    assert {c["owner"] for c in doc["local_jql"]["confirmed"]} == {"RATIO", "SUM", "EPIC"}
+    assert {c["owner"] for c in doc["local_jql"]["confirmed"]} == {"RATIO", "SUM", "EPIC",
+                                                                  "MINE"}
     text = CliRunner().invoke(app, ["status"], env=env).stdout
     assert "raw JQL asked from Jira: COUNT (source main)" in text

@@ -108,6 +108,7 @@ def build_fetch_plan(plan: Plan, *, local_jql: bool = True) -> dict[str, SourceF
             local = _local(jql, known) if local_jql else None
             if local is not None:
                 projects.update(dict.fromkeys(sorted(local.projects)))
+                fields.update(dict.fromkeys(sorted(local.jira_fields)))
             mode: MembershipMode = "count" if measure.kind == "count" else "ids"
             memberships.append(MembershipQuery(owner, jql, mode, is_volatile_jql(jql), local))
         result[source_name] = SourceFetchPlan(

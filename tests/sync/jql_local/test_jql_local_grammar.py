@@ -13,15 +13,19 @@ from support.issue_builders import by_id, issue
 
 UTC_ZONE = ZoneInfo("UTC")
 
-EPIC = issue("ENT-1", id="1", issuetype="Epic")
+NOBODY = {"assignee": None, "reporter": None}
+EPIC = issue("ENT-1", id="1", issuetype="Epic", fields=NOBODY)
+ALICE = "557058:f58131cb-b67d-43c7-b30d-6b58d40bd077"
+BOB = "5b10ac8d82e05b22cc7d4ef5"
 STORY = issue("ENT-2", id="2", parent_id="1", parent_key="ENT-1", labels=("sso", "Backend"),
-              priority="High", components=("Auth",), fix_versions=("2026.10",))
+              priority="High", components=("Auth",), fix_versions=("2026.10",),
+              fields={"assignee": {"accountId": ALICE}, "reporter": {"accountId": BOB}})
 SUBTASK = issue("ENT-3", id="3", issuetype="Sub-task", is_subtask=True, parent_id="2",
-                parent_key="ENT-2", priority=None)
+                parent_key="ENT-2", priority=None, fields=NOBODY)
 DONE = issue("ENT-4", id="4", done=True, status="Won't Do", labels=("sso",),
              created=datetime(2026, 10, 5, 9, 30, tzinfo=UTC),
-             resolution_date=datetime(2026, 10, 10, 12, 0, tzinfo=UTC))
-OTHER = issue("SUP-1", id="5", labels=("sso",))
+             resolution_date=datetime(2026, 10, 10, 12, 0, tzinfo=UTC), fields=NOBODY)
+OTHER = issue("SUP-1", id="5", labels=("sso",), fields=NOBODY)
 MIRROR = by_id(EPIC, STORY, SUBTASK, DONE, OTHER)
 
 
@@ -87,6 +91,11 @@ def _keys(jql: str, *, tz: ZoneInfo = UTC_ZONE, cloud: bool = True,
     ('project = ENT AND resolved <= "2026-10-10 12:00"', ["ENT-4"]),
     ('project = ENT AND NOT resolutiondate > "2020/01/01"', []),
     ("project = ENT AND resolved IS EMPTY", ["ENT-1", "ENT-2", "ENT-3"]),
+    # People by account id (Cloud).
+    (f'project = ENT AND assignee = "{ALICE}"', ["ENT-2"]),
+    (f"project = ENT AND reporter in ({BOB}, EMPTY) AND labels = sso", ["ENT-2", "ENT-4"]),
+    (f'project = ENT AND assignee != "{ALICE}"', []),
+    ("project = ENT AND assignee IS EMPTY", ["ENT-1", "ENT-3", "ENT-4"]),
     # ORDER BY changes no membership.
     ("project = ENT AND labels = sso ORDER BY created DESC, key", ["ENT-2", "ENT-4"]),
 ])
@@ -118,6 +127,8 @@ def test_local_jql_given_date_literal_reads_it_in_the_users_zone() -> None:
     "project = ENT AND summary ~ sso",  # text search
     "project = ENT AND labels ~ sso",
     "project = ENT AND assignee = currentUser()",  # functions
+    'project = ENT AND assignee = "alice@example.com"',  # not an account id
+    "project = ENT AND reporter = jsmith",
     "project = ENT AND issuetype in standardIssueTypes()",
     "project = ENT AND created > -7d",  # relative dates
     "project = ENT AND created > startOfWeek()",
@@ -161,9 +172,10 @@ def test_compile_matcher_given_wall_time_skipped_or_repeated_leaves_it_to_jira()
         compile_matcher(analyse('project = ENT AND updated > "2026-03-08"'), tz=None, cloud=True)
 
 
-def test_compile_matcher_given_data_center_leaves_parent_and_epic_link_to_jira() -> None:
-    with pytest.raises(NotLocal):
-        compile_matcher(analyse("project = ENT AND parent = ENT-1"), tz=UTC_ZONE, cloud=False)
+def test_compile_matcher_given_data_center_leaves_parent_epic_link_people_to_jira() -> None:
+    for jql in ("project = ENT AND parent = ENT-1", f'project = ENT AND assignee = "{ALICE}"'):
+        with pytest.raises(NotLocal):
+            compile_matcher(analyse(jql), tz=UTC_ZONE, cloud=False)
     assert _keys("project = ENT AND labels = sso", cloud=False) == ["ENT-2", "ENT-4"]
 
 
@@ -173,6 +185,12 @@ def test_matcher_given_epic_link_parent_outside_the_mirror_leaves_it_to_jira() -
         _keys('project = ENT AND "Epic Link" = ENT-777', mirror=by_id(orphan))
 
 
+def test_matcher_given_issue_mirrored_without_people_leaves_it_to_jira() -> None:
+    # Mirrored before the plan asked for assignees: unknown is not "unassigned".
+    with pytest.raises(NotLocal):
+        _keys("project = ENT AND assignee IS EMPTY", mirror=by_id(issue("ENT-8", id="8")))
+
+
 def test_analyse_given_query_reports_restriction_named_projects_and_fields() -> None:
     local = analyse("project in (ent, SUP) AND project = ENT AND NOT project = OPS "
                     "AND resolved > 2026-10-01")
@@ -180,3 +198,5 @@ def test_analyse_given_query_reports_restriction_named_projects_and_fields() -> 
     assert local.named_projects == {"ENT", "SUP", "OPS"}
     assert local.fields == {"project", "resolved"}
     assert local.mirror_attributes == {"project", "resolution_date"}
+    assert local.jira_fields == set()
+    assert analyse(f"project = ENT AND reporter = {BOB}").jira_fields == {"reporter"}

@@ -11,6 +11,8 @@ from the issue fields the mirror keeps:
 - ``labels``, ``component``, ``fixVersion`` (names; several values per issue);
 - ``parent`` and ``"Epic Link"`` (an issue key or id; Jira Cloud only, where
   ``parent`` covers epics: on Data Center the mirror cannot tell them apart);
+- ``assignee`` and ``reporter`` by account id (Jira Cloud; the fetch then asks for
+  those fields, see :attr:`LocalJql.jira_fields`);
 - ``created``/``createdDate``, ``updated``/``updatedDate``, ``resolved``/``resolutionDate``
   compared (``<``, ``<=``, ``>``, ``>=``) with an absolute date ``yyyy/MM/dd``,
   ``yyyy-MM-dd``, ``yyyy/MM/dd HH:mm`` or ``yyyy-MM-dd HH:mm`` read in the Jira user's
@@ -49,7 +51,7 @@ from okr_sync.sync.jql_local.syntax import (
 
 __all__ = ["LocalJql", "Matcher", "NotLocal", "analyse", "compile_matcher"]
 
-Kind = Literal["project", "name", "category", "multi", "ref", "date"]
+Kind = Literal["project", "name", "category", "multi", "ref", "date", "user"]
 
 #: Clause names (lower-cased, aliases included) -> (canonical field, kind).
 _FIELDS: dict[str, tuple[str, Kind]] = {
@@ -65,6 +67,8 @@ _FIELDS: dict[str, tuple[str, Kind]] = {
     "fixversion": ("fixVersion", "multi"),
     "parent": ("parent", "ref"),
     "epic link": ("Epic Link", "ref"),
+    "assignee": ("assignee", "user"),
+    "reporter": ("reporter", "user"),
     "created": ("created", "date"),
     "createddate": ("created", "date"),
     "updated": ("updated", "date"),
@@ -81,9 +85,13 @@ MIRROR_ATTRIBUTES: dict[str, tuple[str, ...]] = {
     "parent": ("parent_id", "parent_key"),
     "Epic Link": ("parent_id", "parent_key", "is_subtask", "issuetype"),
     "created": ("created",), "updated": ("updated",), "resolved": ("resolution_date",),
+    "assignee": ("fields",), "reporter": ("fields",),
 }
+#: Raw Jira fields (beyond what every search reads) a canonical field needs in the mirror.
+JIRA_FIELDS: dict[str, str] = {"assignee": "assignee", "reporter": "reporter"}
 _CAN_BE_EMPTY = frozenset({"priority", "resolution", "labels", "component", "fixVersion",
-                           "parent", "Epic Link", "resolved"})
+                           "parent", "Epic Link", "resolved", "assignee", "reporter"})
+_CLOUD_ONLY = frozenset({"parent", "Epic Link", "assignee", "reporter"})
 _ORDERABLE = frozenset({*_FIELDS, "key", "issuekey", "id", "rank"}) - {"labels"}
 _CATEGORIES = {
     "new": "new", "to do": "new", "2": "new",
@@ -91,6 +99,9 @@ _CATEGORIES = {
     "done": "done", "3": "done",
 }
 _ISSUE_KEY = re.compile(r"[A-Za-z][A-Za-z0-9_]*-[0-9]+")
+# Cloud account ids: 24 hex digits (older accounts) or "<number>:<uuid>".
+_ACCOUNT_ID = re.compile(r"[0-9a-f]{24}|[0-9]+:[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-"
+                         r"[0-9a-f]{12}")
 _DATE = re.compile(r"(\d{4})([/-])(\d{2})\2(\d{2})(?: (\d{2}):(\d{2}))?")
 _NEGATED: dict[Operator, Operator] = {
     "=": "!=", "!=": "=", "in": "not in", "not in": "in", "is": "is not", "is not": "is",
@@ -120,7 +131,12 @@ class LocalJql:
 
     @property
     def needs_cloud(self) -> bool:
-        return bool(self.fields & {"parent", "Epic Link"})
+        return bool(self.fields & _CLOUD_ONLY)
+
+    @property
+    def jira_fields(self) -> frozenset[str]:
+        """Jira fields to request beyond the standard ones (kept raw in ``JiraIssue.fields``)."""
+        return frozenset(JIRA_FIELDS[f] for f in self.fields if f in JIRA_FIELDS)
 
     @property
     def mirror_attributes(self) -> frozenset[str]:
@@ -208,6 +224,9 @@ def _check_value(field: str, kind: Kind, text: str) -> None:
     if kind == "category":
         if text.lower() not in _CATEGORIES:
             raise NotLocal(f"the status category {text!r}")
+    elif kind == "user":
+        if not _ACCOUNT_ID.fullmatch(text):
+            raise NotLocal(f"{field} = {text!r} (not an account id)")
     elif kind == "ref":
         if not (text.isascii() and (text.isdigit() or _ISSUE_KEY.fullmatch(text))):
             raise NotLocal(f"{field} = {text!r} (not an issue key or id)")
@@ -249,7 +268,7 @@ def compile_matcher(local: LocalJql, *, tz: ZoneInfo | None, cloud: bool) -> Mat
     date is then left to Jira, which knows how it reads it).
     """
     if local.needs_cloud and not cloud:
-        raise NotLocal("parent / Epic Link on Data Center")
+        raise NotLocal("parent, Epic Link, assignee or reporter on Data Center")
     return _compile(_push_not(local.where, negate=False), tz)
 
 
@@ -307,6 +326,8 @@ def _clause(clause: Clause, tz: ZoneInfo | None) -> _Pred:
 def _canonical(kind: Kind, field: str, text: str) -> str:
     if kind == "project" or kind == "ref":
         return text.upper()
+    if kind == "user":
+        return text
     if kind == "category":
         return _CATEGORIES[text.lower()]
     return text.lower()
@@ -351,6 +372,17 @@ def _epic(issue: JiraIssue, mirror: Mapping[str, JiraIssue]) -> tuple[str, ...]:
     return _parent(issue, mirror) if parent.issuetype.lower() == "epic" else ()
 
 
+def _user(name: str) -> Callable[[JiraIssue, Mapping[str, JiraIssue]], tuple[str, ...]]:
+    def values(issue: JiraIssue, _: Mapping[str, JiraIssue]) -> tuple[str, ...]:
+        if name not in issue.fields:
+            # Mirrored before the plan needed this field: never guess it empty.
+            raise NotLocal(f"{issue.key} was mirrored without {name}")
+        person = issue.fields[name]
+        account = person.get("accountId") if isinstance(person, Mapping) else None
+        return (str(account),) if account else ()
+    return values
+
+
 _VALUES: dict[str, Callable[[JiraIssue, Mapping[str, JiraIssue]], tuple[str, ...]]] = {
     "project": lambda i, _: (i.project.upper(),),
     "issuetype": lambda i, _: _one(i.issuetype),
@@ -363,4 +395,6 @@ _VALUES: dict[str, Callable[[JiraIssue, Mapping[str, JiraIssue]], tuple[str, ...
     "fixVersion": lambda i, _: tuple(v.lower() for v in i.fix_versions),
     "parent": _parent,
     "Epic Link": _epic,
+    "assignee": _user("assignee"),
+    "reporter": _user("reporter"),
 }
