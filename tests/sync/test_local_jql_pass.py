@@ -235,3 +235,74 @@ def test_pass_given_jira_disagrees_switches_that_measure_back_to_jira_and_report
                                                                   "MINE"}
     text = CliRunner().invoke(app, ["status"], env=env).stdout
     assert "raw JQL asked from Jira: COUNT (source main)" in text
+
+
+def _miss_changes(world: SandboxWorld) -> tuple[IssueRecord, IssueRecord]:
+    """Behind the cursor's back (no `updated` change, as eventual consistency can do):
+    one RATIO member finished, one deleted."""
+    members = sorted((r for r in world.dataset.issues.values() if r.project == "OPS"
+                      and {"infra", "k8s"} & set(r.labels) and r.priority not in (None, "Low")
+                      and not r.is_subtask), key=lambda r: r.id)
+    missed = next(r for r in members if r.status_category != "done" and r.story_points)
+    missed.status, missed.resolution = "Done", "Done"
+    gone = next(r for r in members if r.id != missed.id and r.story_points)
+    with world.dataset.lock:
+        world.dataset.deleted[gone.id] = world.dataset.issues.pop(gone.id)
+    return missed, gone
+
+
+def test_resync_kr_given_mirror_missed_changes_rereads_the_difference_without_mismatch(
+    worlds: tuple[SandboxWorld, SandboxWorld], caplog: pytest.LogCaptureFixture,
+) -> None:
+    world, jira_world = worlds
+    runtime, remote = _runtime(world, local=True), _runtime(jira_world, local=False)
+    assert runtime.run_locked(PassOptions()).exit_code == 0
+    assert remote.run_locked(PassOptions()).exit_code == 0
+    missed, gone = _miss_changes(world)
+    _miss_changes(jira_world)
+    stale = runtime.run_locked(PassOptions())
+    world.jira.log.clear()
+    resync_kr = PassOptions(kind="resync", refetch=frozenset({"RATIO"}))
+    with caplog.at_level(logging.WARNING, logger="okr_sync.sync.pull_local"):
+        resync = runtime.run_locked(resync_kr)
+    assert resync.exit_code == 0, resync.failures
+    truth = remote.run_locked(resync_kr)
+    assert _values(resync)["RATIO"] == _values(truth)["RATIO"] != _values(stale)["RATIO"]
+    # Its members were read again (the missed change), one comparison; no mismatch.
+    assert _id_only_jqls(world) == [RATIO]
+    reads = " ".join(str(r.body["jql"]) for r in world.jira.log.matching(path="/search/jql")
+                     if isinstance(r.body, dict) and str(r.body["jql"]).startswith("id in"))
+    assert str(missed.id) in reads and str(gone.id) in reads
+    assert [r for r in caplog.records if r.name == "okr_sync.sync.pull_local"] == []
+    assert isinstance(runtime.store, Store)
+    assert {c.kr_id: c.verdict for c in runtime.store.jql_checks("main")}["RATIO"] == "match"
+    assert str(gone.id) not in {doc["id"] for doc in runtime.store.get_issues("main")}
+
+
+def test_daily_reconcile_given_mirror_missed_a_joiner_rereads_it_and_agrees_with_jira(
+    worlds: tuple[SandboxWorld, SandboxWorld], caplog: pytest.LogCaptureFixture,
+) -> None:
+    world, jira_world = worlds
+    runtime, remote = _runtime(world, local=True), _runtime(jira_world, local=False)
+    assert runtime.run_locked(PassOptions()).exit_code == 0
+    assert remote.run_locked(PassOptions()).exit_code == 0
+    for each in worlds:  # joins RATIO without an `updated` change
+        joiner = next(r for r in sorted(each.dataset.issues.values(), key=lambda r: r.id)
+                      if r.project == "OPS" and not {"infra", "k8s"} & set(r.labels)
+                      and r.priority not in (None, "Low") and r.story_points)
+        joiner.labels = [*joiner.labels, "k8s"]
+    stale = runtime.run_locked(PassOptions())
+    for each in worlds:
+        each.dataset.advance(timedelta(hours=25))  # the daily reconcile is due
+    world.jira.log.clear()
+    with caplog.at_level(logging.WARNING, logger="okr_sync.sync.pull_local"):
+        daily = runtime.run_locked(PassOptions())
+    truth = remote.run_locked(PassOptions(kind="resync", refetch=frozenset({"RATIO"})))
+    assert daily.exit_code == 0 and truth.exit_code == 0, daily.failures
+    assert _values(daily)["RATIO"] == _values(truth)["RATIO"] != _values(stale)["RATIO"]
+    reads = [str(r.body["jql"]) for r in world.jira.log.matching(path="/search/jql")
+             if isinstance(r.body, dict) and str(r.body["jql"]).startswith("id in")]
+    assert reads == [f"id in ({joiner.id})"]
+    assert [r for r in caplog.records if r.name == "okr_sync.sync.pull_local"] == []
+    assert isinstance(runtime.store, Store)
+    assert {c.verdict for c in runtime.store.jql_checks("main")} == {"match"}

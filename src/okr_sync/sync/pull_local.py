@@ -5,8 +5,9 @@ request: its members are the mirrored issues its predicate accepts, patched on a
 pass with changes (only updated, added and deleted issues are looked at) once Jira
 has confirmed the query. Jira is asked once for its answer (one id-only search)
 when the query is new to the store, on ``--full``, on the daily reconcile and on
-``resync --kr``. If the answers differ, the issues they differ on are read again
-(a change may have landed between the two reads) and compared again; a difference
+``resync --kr`` (which also reads its members again). If the answers differ, the
+issues they differ on are read again (a change may have landed between the two
+reads) and compared again; a difference
 that stays is a *mismatch*: the pass uses Jira's answer, the verdict is stored (so
 later passes ask Jira for as long as the JQL is unchanged), logged once, and shown
 by ``okr-sync status``.
@@ -92,6 +93,10 @@ def local_membership(
         and query.local is not None and "Epic Link" not in query.local.fields
     )
     try:
+        if owner in options.refetch:
+            # `resync --kr`: its members' details are read again, as for a Jira answer.
+            unread = [i for i in _evaluate(result.issues, matcher) if i not in result.read]
+            _reread(puller, result, unread, owner)
         if incremental:
             assert stored is not None
             ids = _patched(stored[1], result, matcher)
