@@ -87,9 +87,12 @@ def local_membership(
     confirmed = state.jql_checks.get(owner) == "match"
     verify = verify or not confirmed or owner in options.refetch
     stored = state.memberships.get(owner)
+    # Patching the stored answer is exact once Jira confirmed it (the daily comparison
+    # then checks the patched answer); a query that reads other issues (an epic's
+    # type) is evaluated in full.
     incremental = (
-        stored is not None and stored[0] == query.jql and confirmed and not verify
-        and not reread and not options.full
+        stored is not None and stored[0] == query.jql and confirmed
+        and not reread and not options.full and owner not in options.refetch
         and query.local is not None and "Epic Link" not in query.local.fields
     )
     try:
