@@ -62,6 +62,9 @@ class MembershipQuery:
 @dataclass(frozen=True)
 class SourceFetchPlan:
     source: str
+    #: The mirrored scope. With raw JQL answered locally, every issue of these projects
+    #: (sub-tasks included) must stay in the mirror with :attr:`local_attributes`: a
+    #: local answer is only right if the mirror holds every issue that could match.
     projects: tuple[str, ...]
     extra_fields: tuple[str, ...]
     memberships: tuple[MembershipQuery, ...]

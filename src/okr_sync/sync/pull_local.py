@@ -125,6 +125,8 @@ def _evaluate(issues: Mapping[str, JiraIssue], matcher: Matcher) -> list[str]:
 def _patched(stored: Iterable[str], result: PulledSource, matcher: Matcher) -> list[str]:
     """The stored members, redone for the issues this pass added, updated or deleted."""
     touched = {issue.id for issue in result.upserts} | result.deleted
+    if not touched:
+        return list(stored)
     members = {i for i in stored if i not in touched}
     for issue_id in touched:
         issue = result.issues.get(issue_id)
