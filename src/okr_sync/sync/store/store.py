@@ -32,6 +32,7 @@ from okr_sync.sync.store.base import utc_now
 from okr_sync.sync.store.database import create_store_engine
 from okr_sync.sync.store.fencing import Fence, FencingOps, check_fence
 from okr_sync.sync.store.issues import IssueOps
+from okr_sync.sync.store.jql_checks import JqlCheckOps
 from okr_sync.sync.store.outbox import OutboxOps
 from okr_sync.sync.store.records import (
     Checkin,
@@ -42,6 +43,7 @@ from okr_sync.sync.store.records import (
     HistoryRecord,
     InvalidRecordError,
     InvalidStateError,
+    JqlCheck,
     KeyChange,
     LatestCheckin,
     Lease,
@@ -84,6 +86,7 @@ __all__ = [
     "HistoryRecord",
     "InvalidRecordError",
     "InvalidStateError",
+    "JqlCheck",
     "KeyChange",
     "LatestCheckin",
     "Lease",
@@ -116,7 +119,7 @@ __all__ = [
 ]
 
 
-class _Operations(IssueOps, RunOps, OutboxOps, FencingOps):
+class _Operations(IssueOps, JqlCheckOps, RunOps, OutboxOps, FencingOps):
     """Every store operation, over whatever connection :meth:`_connection` provides."""
 
 
