@@ -20,7 +20,6 @@ import random
 import re
 import sqlite3
 import time
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
@@ -177,7 +176,8 @@ def _soak(tmp_path: Path, seconds: float, seed: int, max_rounds: int) -> SoakLog
                 assert last.get("outcome") in ("ok", "partial"), (log.events, last)
                 expected = _recomputed_scores(world, plan, tmp_path)
                 wait_for("the service's scores to equal the recomputation",
-                         lambda: _service_scores(url) == pytest.approx(expected, abs=1e-9),
+                         lambda want=expected: _service_scores(url) == pytest.approx(
+                             want, abs=1e-9),
                          timeout=TIMEOUT)
                 log.compared += 1
                 sample = _sample(service.proc.pid, database)
