@@ -126,7 +126,8 @@ def test_serve_http_given_slow_loris_heads_drops_them_after_the_header_timeout(
 def test_serve_http_given_more_waiting_connections_than_the_cap_drops_the_oldest(
     harness_factory: Callable[[ConnectionLimits], Harness],
 ) -> None:
-    harness = harness_factory(ConnectionLimits(workers=WORKERS, pending=40))
+    # A long header timeout: only the cap may close connections here, even on a slow machine.
+    harness = harness_factory(ConnectionLimits(workers=WORKERS, pending=40, header_timeout=120))
     with ExitStack() as stack:
         first = [stack.enter_context(harness.connect()) for _ in range(40)]
         later = [stack.enter_context(harness.connect()) for _ in range(40)]
