@@ -3,7 +3,8 @@
 An issue either maps to a record that keeps the promises the rest of okr-sync relies on
 (ASCII-digit id, PROJECT-NUMBER key, finite story points, aware timestamps), or is refused
 with a typed error naming it: an id or key Jira never promises is skipped and counted
-(:class:`JiraIssueIdentityError`), any other shape fails its source with a
+(:class:`JiraIssueIdentityError`) and named in the pass's warnings; any other shape fails
+its source with a
 :class:`JiraIssueShapeError` - never a ``KeyError``/``TypeError`` traceback. Through the
 client and the sandbox Jira too: the good issues of a page still arrive, the skipped
 ones are counted once each.
@@ -14,6 +15,7 @@ from __future__ import annotations
 import copy
 import math
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -21,6 +23,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from pydantic import SecretStr
 
+from okr_sync.config.plan_loader import load_plan
 from okr_sync.connectors.errors import ConnectorError, PermanentError
 from okr_sync.connectors.jira.client import JiraClient
 from okr_sync.connectors.jira.records import (
@@ -32,7 +35,10 @@ from okr_sync.connectors.jira.records import (
 from okr_sync.connectors.jira.source import JiraSource
 from okr_sync.sandbox.jira.data import generate_dataset
 from okr_sync.sandbox.jira.server import JiraSandbox
+from okr_sync.sync.pipeline import PassOptions
+from okr_sync.sync.sandbox_world import sandbox_world
 from support.hypothesis_profile import examples
+from support.paths import DEMO_PLAN
 
 POINTS = "customfield_10016"
 
@@ -196,3 +202,28 @@ def test_search_given_page_with_fuzzed_issues_keeps_the_good_ones_and_counts_ski
     finally:
         jira.faults.clear()
         client.close()
+
+
+# -- a whole pass: the skipped issue is counted and reported ---------------------------
+
+
+def test_pass_given_issue_with_unpromised_key_skips_it_and_reports_it_in_the_scorecard(
+    tmp_path: Path,
+) -> None:
+    def bad_key(payload: Any) -> Any:
+        issues = payload.get("issues") if isinstance(payload, dict) else None
+        if not issues:
+            return payload
+        first = dict(issues[0])
+        first["key"] = "SUP-\u00b2"
+        return {**payload, "issues": [first, *issues[1:]]}
+
+    with sandbox_world(tmp_path, issues=120, seed=9) as world:
+        world.jira.faults.rewrite(bad_key, paths="search/jql", count=1)
+        runtime = world.runtime(load_plan(DEMO_PLAN))
+        result = runtime.run_locked(PassOptions())
+    assert result.exit_code == 0, result.failures
+    skipped = [w.message for w in result.scorecard.warnings if "skipped" in w.message]
+    assert len(skipped) == 1, skipped
+    assert skipped[0].startswith("source main: 1 issue skipped, id or key not what Jira "
+                                 "promises: 'SUP-\u00b2' (id ")
