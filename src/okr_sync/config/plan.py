@@ -251,7 +251,7 @@ class KeyResult(StrictModel):
     target: PlanNumber | None = None
     current: PlanNumber | None = None
     direction: Literal["at_least", "at_most"] | None = None
-    owner: str | None = None
+    owner: str | None = Field(default=None, min_length=1, max_length=200)
     description: str | None = None
 
     @model_validator(mode="after")
@@ -290,7 +290,7 @@ class Objective(StrictModel):
     parent: str | None = None
     weight: PlanNumber = Field(default=1.0, ge=0.0)
     notify: list[str] = Field(default_factory=list)
-    owner: str | None = None
+    owner: str | None = Field(default=None, min_length=1, max_length=200)
     description: str | None = None
     key_results: list[KeyResult] = Field(default_factory=list)
 
@@ -361,6 +361,10 @@ class Notify(StrictModel):
     #: A KR whose measurement is older than this is flagged stale (``"2d"``, ``"12h"``,
     #: ``"1d12h"``, ``"90m"``); unset: only a failed measure makes a KR stale.
     stale_after: timedelta | None = None
+    #: Where scoring warnings (double counting, scope growth, missing points...) are
+    #: shown: ``status`` (``status``, ``explain`` and the report only) or ``channel``
+    #: (also in the Slack and Teams messages).
+    warnings: Literal["status", "channel"] = "status"
 
     @field_validator("stale_after", mode="before")
     @classmethod
@@ -400,6 +404,42 @@ class Notify(StrictModel):
         return value
 
 
+#: A Slack member id (``U...``; ``W...`` on Enterprise Grid), as in ``<@U123ABC>``.
+_SLACK_USER_ID = re.compile(r"^[UW][A-Z0-9]{2,}$")
+#: A Microsoft Entra (AAD) object id: a GUID.
+_AAD_OBJECT_ID = re.compile(
+    r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$"
+)
+
+
+class Person(StrictModel):
+    """Someone an ``owner:`` may name (by the key of ``people``), with the ids that
+    let change notes and reminders mention them."""
+
+    #: The name people read; default: the key.
+    name: str | None = Field(default=None, min_length=1, max_length=200)
+    #: Slack member id (profile -> ⋮ -> "Copy member ID"), e.g. ``U012AB3CD``.
+    slack: str | None = None
+    #: Teams: the person's Microsoft Entra object id (a GUID).
+    teams: str | None = None
+
+    @field_validator("slack")
+    @classmethod
+    def _slack_id(cls, value: str | None) -> str | None:
+        if value is not None and not _SLACK_USER_ID.match(value):
+            raise ValueError(f"{value!r} is not a Slack member id (U or W and capitals or "
+                             "digits, e.g. U012AB3CD; not a @name or an e-mail)")
+        return value
+
+    @field_validator("teams")
+    @classmethod
+    def _teams_id(cls, value: str | None) -> str | None:
+        if value is not None and not _AAD_OBJECT_ID.match(value):
+            raise ValueError(f"{value!r} is not a Microsoft Entra object id (a GUID such as "
+                             "00000000-0000-0000-0000-000000000000)")
+        return value
+
+
 class Plan(StrictModel):
     version: Literal[1]
     cycle: Cycle
@@ -412,6 +452,26 @@ class Plan(StrictModel):
     objectives: list[Objective] = Field(min_length=1)
     routes: dict[str, list[RouteTarget]] = Field(default_factory=dict)
     notify: Notify = Field(default_factory=Notify)
+    #: Owners by key: ``owner: alice`` shows ``people.alice.name`` and may mention them.
+    people: dict[str, Person] = Field(default_factory=dict)
+
+    def person(self, owner: str | None) -> Person | None:
+        """The ``people`` entry an owner names, or None for free text (or no owner)."""
+        return None if owner is None else self.people.get(owner)
+
+    def owner_name(self, owner: str | None) -> str | None:
+        """An owner as people read it: their ``people`` name, else the owner text."""
+        person = self.person(owner)
+        if person is not None and person.name is not None:
+            return person.name
+        return owner
+
+    def kr_owner(self, kr_id: str) -> str | None:
+        """The plan's owner of a KR: its own ``owner``, else its objective's."""
+        for objective, kr in self.key_results():
+            if kr.id == kr_id:
+                return kr.owner or objective.owner
+        raise KeyError(kr_id)
 
     def key_results(self) -> list[tuple[Objective, KeyResult]]:
         return [(o, kr) for o in self.objectives for kr in o.key_results]

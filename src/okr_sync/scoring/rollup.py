@@ -11,7 +11,14 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from okr_sync.config.plan import KeyResult, Objective, Plan
+from okr_sync.config.plan import (
+    STORY_POINTS,
+    KeyResult,
+    ManualMeasure,
+    Objective,
+    Plan,
+    uses_points,
+)
 from okr_sync.scoring.rules import (
     band_for,
     elapsed_fraction,
@@ -58,6 +65,8 @@ class CheckIn:
     note: str | None = None
     #: When it was recorded (a manual KR's value is measured by its check-in).
     at: datetime | None = None
+    #: When the note was written (a later check-in may have set only a value).
+    note_at: datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -88,7 +97,7 @@ class _Scorer:
         self.warnings: list[ScoringWarning] = []
         self._objectives: dict[str, ObjectiveScore] = {}
 
-    def key_result(self, kr: KeyResult) -> KeyResultScore:
+    def key_result(self, kr: KeyResult, objective: Objective) -> KeyResultScore:
         checkin = self.data.checkins.get(kr.id)
         measured = self.data.measured.get(kr.id)
         baseline = kr.effective_baseline
@@ -154,13 +163,18 @@ class _Scorer:
             measure_kind=kr.measure.kind,
             measured_at=measured_at,
             stale=stale,
+            owner=self.plan.owner_name(kr.owner or objective.owner),
+            unit=STORY_POINTS if not isinstance(kr.measure, ManualMeasure)
+            and uses_points(kr.measure) else None,
+            checkin_note=checkin.note if checkin is not None else None,
+            checkin_note_at=checkin.note_at if checkin is not None else None,
         )
 
     def objective(self, objective: Objective) -> ObjectiveScore:
         cached = self._objectives.get(objective.id)
         if cached is not None:
             return cached
-        key_results = tuple(self.key_result(kr) for kr in objective.key_results)
+        key_results = tuple(self.key_result(kr, objective) for kr in objective.key_results)
         children = [self.objective(child) for child in self.plan.children(objective.id)]
         everything: list[KeyResultScore | ObjectiveScore] = [*key_results, *children]
         contributors: list[tuple[float, float, Confidence]] = [
@@ -193,6 +207,7 @@ class _Scorer:
             confidence=confidence,
             weight=objective.weight,
             key_results=key_results,
+            owner=self.plan.owner_name(objective.owner),
         )
         self._objectives[objective.id] = result
         return result

@@ -394,7 +394,8 @@ class SyncPass:
 
     def _checkins(self) -> dict[str, CheckIn]:
         return {
-            kr_id: CheckIn(value=c.value, confidence=c.confidence, note=c.note, at=c.value_at)
+            kr_id: CheckIn(value=c.value, confidence=c.confidence, note=c.note, at=c.value_at,
+                           note_at=c.note_at)
             for kr_id, c in self.store.latest_checkins(since=self._cycle_start()).items()
         }
 

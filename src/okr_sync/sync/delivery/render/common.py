@@ -6,13 +6,16 @@ renderer escapes at the last moment, with the rules of its own surface.
 
 from __future__ import annotations
 
+import functools
 import math
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import Any
 from urllib.parse import quote, urljoin, urlsplit
 
+from okr_sync.scoring import display
 from okr_sync.scoring.scorecard import (
     CONFIDENCE_ORDER,
     Change,
@@ -46,24 +49,86 @@ def text_units(text: str) -> int:
     return len(text.encode("utf-16-le")) // 2
 
 
+#: Bidi controls that open an embedding, override or isolate, and what closes each.
+_BIDI_CLOSER_OF = {
+    "\u202a": "\u202c", "\u202b": "\u202c", "\u202d": "\u202c", "\u202e": "\u202c",
+    "\u2066": "\u2069", "\u2067": "\u2069", "\u2068": "\u2069",
+}
+_BIDI_CLOSERS = frozenset(_BIDI_CLOSER_OF.values())
+
+
+def _bidi_step(stack: list[str], char: str) -> bool:
+    """Track one character's effect on the open bidi controls; False: drop it."""
+    closer = _BIDI_CLOSER_OF.get(char)
+    if closer is not None:
+        stack.append(closer)
+    elif char in _BIDI_CLOSERS:
+        if not stack or stack[-1] != char:
+            return False  # closes nothing of this text: it would close the surface's own
+        stack.pop()
+    return True
+
+
+def balance_bidi(text: str) -> str:
+    """``text`` with every bidi embedding, override and isolate it opens closed at its end.
+
+    An unclosed RIGHT-TO-LEFT OVERRIDE (U+202E) in a title would otherwise reverse
+    everything after it on the line (the score, the next title); a stray closer is
+    dropped, since it could only close something of the message around it.
+    """
+    if not any(char in _BIDI_CLOSER_OF or char in _BIDI_CLOSERS for char in text):
+        return text
+    stack: list[str] = []
+    kept = [char for char in text if _bidi_step(stack, char)]
+    return "".join(kept) + "".join(reversed(stack))
+
+
+@functools.cache
+def _grapheme_cluster() -> Any:
+    # `regex` is imported on first use: only a cut needs it.
+    import regex
+
+    return regex.compile(r"\X")
+
+
+def graphemes(text: str) -> list[str]:
+    """User-perceived characters: an emoji ZWJ sequence, a flag, a skin tone or a letter
+    with its combining marks is one, and is never cut apart."""
+    found: list[str] = _grapheme_cluster().findall(text)
+    return found
+
+
+def cut_graphemes(text: str, limit: int, render: Callable[[str], str] = str) -> str:
+    """Whole grapheme clusters of ``text`` (each shown as ``render`` makes it) within
+    ``limit`` units, an ellipsis, and the closers of any bidi control left open."""
+    pieces: list[str] = []
+    stack: list[str] = []
+    used = text_units(ELLIPSIS)
+    for cluster in graphemes(text):
+        trial = list(stack)
+        kept = "".join(c for c in cluster if _bidi_step(trial, c))
+        piece = render(kept)
+        if used + text_units(piece) + len(trial) > limit:
+            break
+        pieces.append(piece)
+        stack = trial
+        used += text_units(piece)
+    return "".join(pieces).rstrip() + "".join(reversed(stack)) + ELLIPSIS
+
+
 def truncate(text: str, limit: int) -> str:
     """Cut ``text`` to at most ``limit`` UTF-16 units, ending in an ellipsis if cut.
 
     Whitespace runs (including newlines) collapse to one space first: titles
     are shown on one line and a newline in a plan title must not break layout.
+    The cut falls between grapheme clusters, and bidi controls opened in ``text``
+    are closed at its end (:func:`balance_bidi`), so that nothing after the field
+    is reversed.
     """
-    flat = " ".join(text.split())
+    flat = balance_bidi(" ".join(text.split()))
     if text_units(flat) <= limit:
         return flat
-    kept: list[str] = []
-    used = text_units(ELLIPSIS)
-    for char in flat:
-        size = text_units(char)
-        if used + size > limit:
-            break
-        kept.append(char)
-        used += size
-    return "".join(kept).rstrip() + ELLIPSIS
+    return cut_graphemes(flat, limit)
 
 
 ID_LIMIT = 40
@@ -80,18 +145,15 @@ NOT_MEASURED = "not measured"
 
 
 def percent(score: float | None) -> str:
-    """``0.5333`` -> ``"53%"`` (half up, so 0.005 steps never flap with banker's rounding)."""
-    if score is None:
-        return "—"
-    return f"{math.floor(score * 100 + 0.5)}%"
+    """``0.5333`` -> ``"53%"``: the one rounding rule (half up) of every surface."""
+    return display.percent(score)
 
 
 def delta_points(before: float, after: float | None) -> str:
     """Signed difference in percentage points, e.g. ``"+12 pp"`` (not story points)."""
     if after is None:
         return NOT_MEASURED
-    points = math.floor(after * 100 + 0.5) - math.floor(before * 100 + 0.5)
-    return f"{points:+d} pp"
+    return f"{display.delta_points(before, after):+d} pp"
 
 
 def progress_bar(score: float | None, width: int = BAR_WIDTH) -> str:
@@ -140,27 +202,93 @@ def freshness_text(kr: KeyResultScore, now: datetime) -> str | None:
     return f"stale · measured {measured_ago(kr.measured_at, now)}"
 
 
+STORY_POINTS_UNIT = "story_points"
+
+
+def points_text(done: float, total: float) -> str:
+    """``"65 of 144 pts"``: story points, never called items."""
+    return f"{format_number(done)} of {format_number(total)} pts"
+
+
+def _counted_text(kr: KeyResultScore) -> str | None:
+    """What a KR's items add up to: points for a KR in story points, else items."""
+    items = kr.items
+    if kr.unit == STORY_POINTS_UNIT:
+        if items is not None and items.points_done is not None and items.points_total is not None:
+            return points_text(items.points_done, items.points_total)
+        return None  # stored before points were kept: the items would be the wrong unit
+    if items is None:
+        return None
+    return f"{format_number(items.done)} of {format_number(items.selected)} items"
+
+
 def kr_value_text(kr: KeyResultScore) -> str:
     """What the KR measures now, against its target, in the KR's own terms."""
     if kr.value is None:
         return NOT_MEASURED
-    items = ""
-    if kr.items is not None:
-        items = f"{format_number(kr.items.done)} of {format_number(kr.items.selected)} items"
+    counted = _counted_text(kr)
+    points = " pts" if kr.unit == STORY_POINTS_UNIT else ""
     if kr.measure_kind == "done_ratio":
-        main = f"{percent(kr.value)} done"
-        return f"{main} ({items})" if items else main
+        if counted is not None:
+            return f"{counted} done"
+        return f"{percent(kr.value)} of {'points' if points else 'items'} done"
     if kr.measure_kind == "milestone":
         main = "reached" if kr.value >= 1 else "not reached"
-        return f"{main} ({items} done)" if items else main
+        return f"{main} ({counted} done)" if counted else main
+    value = format_number(kr.value) + points
     if kr.direction == "at_least":
-        return f"{format_number(kr.value)} (target ≥ {format_number(kr.target)})"
+        return f"{value} (target ≥ {format_number(kr.target)}{points})"
     if kr.direction == "at_most":
-        return f"{format_number(kr.value)} (target ≤ {format_number(kr.target)})"
+        return f"{value} (target ≤ {format_number(kr.target)}{points})"
     if kr.baseline is not None and kr.baseline != 0:
-        span = f"{format_number(kr.baseline)} → {format_number(kr.target)}"
-        return f"{format_number(kr.value)} ({span})"
-    return f"{format_number(kr.value)} / {format_number(kr.target)}"
+        span = f"{format_number(kr.baseline)} → {format_number(kr.target)}{points}"
+        return f"{value} ({span})"
+    return f"{value} / {format_number(kr.target)}{points}"
+
+
+def pace_text(score: float | None, elapsed: float, *, binary: bool = False) -> str | None:
+    """Where the score should be by now on an even pace: ``"expected 67% by now"``.
+
+    None when there is no pace to tell: nothing measured, a yes/no KR (a milestone,
+    a stay-above/below target), the target already reached, or the cycle over.
+    """
+    if score is None or binary or elapsed >= 1:
+        return None
+    if score >= 1:
+        return "target reached"
+    return f"expected {percent(max(0.0, elapsed))} by now"
+
+
+def kr_pace_text(kr: KeyResultScore, elapsed: float) -> str | None:
+    binary = kr.measure_kind == "milestone" or kr.direction is not None
+    return pace_text(kr.score, elapsed, binary=binary)
+
+
+def band_shown(band: str | None, cycle: CycleInfo) -> str | None:
+    """The band name, once the cycle is over; None before.
+
+    Mid-cycle a band measures distance from the final target, so the lowest one
+    (``missed``) would read "failed" beside a healthy confidence: messages lead with
+    confidence and pace instead, and the band becomes the grade at the end.
+    """
+    return band if cycle.elapsed >= 1 else None
+
+
+def owner_text(owner: str | None) -> str | None:
+    return None if owner is None else f"owner {owner}"
+
+
+@dataclass(frozen=True)
+class Contact:
+    """Who a change note or reminder may mention about a KR: their name and chat ids."""
+
+    name: str
+    slack: str | None = None
+    teams: str | None = None
+
+
+#: KR (or objective) id -> the contact of its owner; only owners found in ``people``.
+Contacts = Mapping[str, Contact]
 
 
 def format_as_of(moment: datetime) -> str:
@@ -314,10 +442,15 @@ class ChangeView:
         moved = delta_points(change.from_score, change.to_score)
         return f"{percent(change.from_score)} → {percent(change.to_score)} ({moved})"
 
-    def transitions(self) -> list[str]:
+    def transitions(self, cycle: CycleInfo | None = None) -> list[str]:
+        """Confidence moves, and band moves once the cycle is over (``band_shown``)."""
         change = self.change
         parts: list[str] = []
-        if None not in (change.from_band, change.to_band) and change.from_band != change.to_band:
+        if (
+            None not in (change.from_band, change.to_band)
+            and change.from_band != change.to_band
+            and (cycle is None or band_shown(change.to_band, cycle) is not None)
+        ):
             parts.append(f"band {change.from_band} → {change.to_band}")
         if (
             None not in (change.from_confidence, change.to_confidence)
@@ -327,6 +460,18 @@ class ChangeView:
             after = confidence_label(change.to_confidence)
             parts.append(f"{before} → {after}")
         return parts
+
+    def note_text(self) -> str | None:
+        """The KR's latest check-in note, dated: ``check-in 2026-11-14: text``."""
+        kr = self.kr
+        if kr is None or kr.checkin_note is None:
+            return None
+        when = f" {kr.checkin_note_at.date().isoformat()}" if kr.checkin_note_at else ""
+        return f"check-in{when}: {kr.checkin_note}"
+
+    def summary(self) -> str:
+        """One line for a notification: ``CO-1.KR1 Ship SSO: 30% → 42% (+12 pp)``."""
+        return f"{self.change.kr} {self.title}".strip() + f": {self.score_text()}"
 
 
 def change_views(scorecard: Scorecard, changes: Iterable[Change]) -> list[ChangeView]:
