@@ -22,6 +22,8 @@ from pydantic import (
     model_validator,
 )
 
+from okr_sync.config.people import Person
+
 DEFAULT_SOURCE = "main"
 
 #: Cycle dates are kept within these years: every pass adds a day to the end and
@@ -401,42 +403,6 @@ class Notify(StrictModel):
                 f"{value!r} never fires within {CRON_HORIZON_YEARS} years"
                 " (e.g. a day that does not exist, such as 30 February)"
             ) from None
-        return value
-
-
-#: A Slack member id (``U...``; ``W...`` on Enterprise Grid), as in ``<@U123ABC>``.
-_SLACK_USER_ID = re.compile(r"^[UW][A-Z0-9]{2,}$")
-#: A Microsoft Entra (AAD) object id: a GUID.
-_AAD_OBJECT_ID = re.compile(
-    r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$"
-)
-
-
-class Person(StrictModel):
-    """Someone an ``owner:`` may name (by the key of ``people``), with the ids that
-    let change notes and reminders mention them."""
-
-    #: The name people read; default: the key.
-    name: str | None = Field(default=None, min_length=1, max_length=200)
-    #: Slack member id (profile -> ⋮ -> "Copy member ID"), e.g. ``U012AB3CD``.
-    slack: str | None = None
-    #: Teams: the person's Microsoft Entra object id (a GUID).
-    teams: str | None = None
-
-    @field_validator("slack")
-    @classmethod
-    def _slack_id(cls, value: str | None) -> str | None:
-        if value is not None and not _SLACK_USER_ID.match(value):
-            raise ValueError(f"{value!r} is not a Slack member id (U or W and capitals or "
-                             "digits, e.g. U012AB3CD; not a @name or an e-mail)")
-        return value
-
-    @field_validator("teams")
-    @classmethod
-    def _teams_id(cls, value: str | None) -> str | None:
-        if value is not None and not _AAD_OBJECT_ID.match(value):
-            raise ValueError(f"{value!r} is not a Microsoft Entra object id (a GUID such as "
-                             "00000000-0000-0000-0000-000000000000)")
         return value
 
 

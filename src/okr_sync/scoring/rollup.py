@@ -7,7 +7,7 @@ KPIs, bands, confidence and the ``too_easy`` flag.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
@@ -121,7 +121,7 @@ class _Scorer:
                 value = baseline
         elif measured is None:
             # Unmeasured is not zero: a baseline score would be a false message.
-            self.warnings.append(ScoringWarning(kr=kr.id, message="not measured yet"))
+            self.warnings.append(ScoringWarning(kr=kr.id, message=NOT_MEASURED_YET))
             value = None
             measured_at = None
         else:
@@ -252,7 +252,7 @@ class _Scorer:
             objectives=objectives,
             perspectives=self.perspectives(objectives),
             kpis=self.kpis(),
-            warnings=tuple(self.warnings),
+            warnings=unique_warnings(self.warnings),
         )
 
 
@@ -262,6 +262,30 @@ def _age(age: timedelta) -> str:
     if age >= timedelta(hours=1):
         return f"{int(age.total_seconds() // 3600)}h"
     return f"{int(age.total_seconds() // 60)}m"
+
+
+#: The scorer's warning for a KR without a value; a pass that knows why says that instead.
+NOT_MEASURED_YET = "not measured yet"
+
+
+def unique_warnings(warnings: Iterable[ScoringWarning]) -> tuple[ScoringWarning, ...]:
+    """Each warning once per pass, in first-seen order.
+
+    Exact repeats are dropped, and a KR whose pass said why it could not be measured
+    ("could not be measured: ...") does not also say "not measured yet".
+    """
+    listed = list(warnings)
+    explained = {w.kr for w in listed if w.message != NOT_MEASURED_YET
+                 and w.message.startswith("could not be measured")}
+    seen: set[tuple[str | None, str]] = set()
+    kept: list[ScoringWarning] = []
+    for warning in listed:
+        key = (warning.kr, warning.message)
+        if key in seen or (warning.message == NOT_MEASURED_YET and warning.kr in explained):
+            continue
+        seen.add(key)
+        kept.append(warning)
+    return tuple(kept)
 
 
 def build_scorecard(data: ScoringInput) -> Scorecard:

@@ -23,6 +23,7 @@ from okr_sync.sync.delivery.render.common import (
 from okr_sync.sync.delivery.render.layout import DETAIL_LEVELS, movers, needs_attention
 from support.scorecards import (
     JIRA,
+    cycle,
     key_result,
     objective,
     previous_week,
@@ -74,7 +75,11 @@ def test_delta_points_given_move_is_signed() -> None:
 @pytest.mark.parametrize(
     ("overrides", "expected"),
     [
-        ({}, "42% done (5 of 12 items)"),
+        ({}, "5 of 12 items done"),
+        ({"unit": "story_points", "items": ItemCounts(12, 5, 65, 144)}, "65 of 144 pts done"),
+        ({"unit": "story_points", "items": ItemCounts(12, 5)}, "42% of points done"),
+        ({"measure_kind": "sum", "unit": "story_points", "value": 78.5, "target": 120,
+          "items": ItemCounts(30, 19)}, "78.5 of 120 pts"),
         ({"measure_kind": "milestone", "value": 0}, "not reached (5 of 12 items done)"),
         ({"measure_kind": "count", "value": 12, "baseline": 40, "target": 5}, "12 (40 → 5)"),
         ({"measure_kind": "manual", "value": 4, "target": 10, "items": None}, "4 / 10"),
@@ -150,6 +155,9 @@ def test_change_view_given_transitions_lists_band_and_confidence_moves() -> None
     view = ChangeView(change=change, kr=None)
     assert view.score_text() == "30% → 42% (+12 pp)"
     assert view.transitions() == ["band missed → progress", "off track → at risk"]
+    # Mid-cycle a band move is no news of its own; at the end it is the grade.
+    assert view.transitions(cycle(elapsed=0.5)) == ["off track → at risk"]
+    assert view.transitions(cycle(elapsed=1.0))[0] == "band missed → progress"
 
 
 def test_change_view_given_new_kr_says_new() -> None:
@@ -188,4 +196,4 @@ def test_detail_levels_given_order_only_ever_reduce_detail() -> None:
 
 def test_kr_value_text_given_items_without_done_shows_counts() -> None:
     kr = key_result(items=ItemCounts(selected=3, done=0))
-    assert kr_value_text(kr) == "42% done (0 of 3 items)"
+    assert kr_value_text(kr) == "0 of 3 items done"

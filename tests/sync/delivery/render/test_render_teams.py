@@ -234,7 +234,9 @@ def test_render_teams_change_card_given_changes_lists_exactly_changed_krs_with_r
     first = " ".join(run["text"] for run in text_runs({"body": containers[0]["items"]}))
     assert "30% → 42% (+12 pp)" in first
     assert "+2 done, +1 added to scope" in first
-    assert "band missed → progress" in first
+    assert "band missed" not in first and "off track → at risk" in first
+    assert "expected 49% by now" in first
+    assert "check-in 2026-11-14: SSO beta live with 3 customers" in first
 
 
 def test_render_teams_change_card_given_no_changes_returns_none() -> None:

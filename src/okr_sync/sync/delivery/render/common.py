@@ -6,13 +6,11 @@ renderer escapes at the last moment, with the rules of its own surface.
 
 from __future__ import annotations
 
-import functools
 import math
 import re
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any
 from urllib.parse import quote, urljoin, urlsplit
 
 from okr_sync.scoring import display
@@ -25,7 +23,14 @@ from okr_sync.scoring.scorecard import (
     Scorecard,
 )
 
-ELLIPSIS = "…"
+# Re-exported: the renderers (and their tests) take every text helper from here.
+from okr_sync.sync.delivery.render.text import ELLIPSIS as ELLIPSIS
+from okr_sync.sync.delivery.render.text import balance_bidi as balance_bidi
+from okr_sync.sync.delivery.render.text import cut_graphemes as cut_graphemes
+from okr_sync.sync.delivery.render.text import graphemes as graphemes
+from okr_sync.sync.delivery.render.text import text_units as text_units
+from okr_sync.sync.delivery.render.text import truncate as truncate
+
 BAR_WIDTH = 10
 BAR_FULL = "▰"
 BAR_EMPTY = "▱"
@@ -42,93 +47,6 @@ _ISSUE_PATH = re.compile(r"/browse/([A-Z][A-Z0-9_]+-[1-9][0-9]*)/?$")
 #: Characters percent-encoded in a link target. Chat link syntaxes end a URL at
 #: `|`, `>` or `)`, so leaving them raw would let a URL smuggle in its own label.
 _URL_UNSAFE = "".join(chr(c) for c in range(0x21)) + "\x7f <>|()\"'`[]{}\\^"
-
-
-def text_units(text: str) -> int:
-    """Length as counted by a JavaScript/UTF-16 backend: never less than ``len``."""
-    return len(text.encode("utf-16-le")) // 2
-
-
-#: Bidi controls that open an embedding, override or isolate, and what closes each.
-_BIDI_CLOSER_OF = {
-    "\u202a": "\u202c", "\u202b": "\u202c", "\u202d": "\u202c", "\u202e": "\u202c",
-    "\u2066": "\u2069", "\u2067": "\u2069", "\u2068": "\u2069",
-}
-_BIDI_CLOSERS = frozenset(_BIDI_CLOSER_OF.values())
-
-
-def _bidi_step(stack: list[str], char: str) -> bool:
-    """Track one character's effect on the open bidi controls; False: drop it."""
-    closer = _BIDI_CLOSER_OF.get(char)
-    if closer is not None:
-        stack.append(closer)
-    elif char in _BIDI_CLOSERS:
-        if not stack or stack[-1] != char:
-            return False  # closes nothing of this text: it would close the surface's own
-        stack.pop()
-    return True
-
-
-def balance_bidi(text: str) -> str:
-    """``text`` with every bidi embedding, override and isolate it opens closed at its end.
-
-    An unclosed RIGHT-TO-LEFT OVERRIDE (U+202E) in a title would otherwise reverse
-    everything after it on the line (the score, the next title); a stray closer is
-    dropped, since it could only close something of the message around it.
-    """
-    if not any(char in _BIDI_CLOSER_OF or char in _BIDI_CLOSERS for char in text):
-        return text
-    stack: list[str] = []
-    kept = [char for char in text if _bidi_step(stack, char)]
-    return "".join(kept) + "".join(reversed(stack))
-
-
-@functools.cache
-def _grapheme_cluster() -> Any:
-    # `regex` is imported on first use: only a cut needs it.
-    import regex
-
-    return regex.compile(r"\X")
-
-
-def graphemes(text: str) -> list[str]:
-    """User-perceived characters: an emoji ZWJ sequence, a flag, a skin tone or a letter
-    with its combining marks is one, and is never cut apart."""
-    found: list[str] = _grapheme_cluster().findall(text)
-    return found
-
-
-def cut_graphemes(text: str, limit: int, render: Callable[[str], str] = str) -> str:
-    """Whole grapheme clusters of ``text`` (each shown as ``render`` makes it) within
-    ``limit`` units, an ellipsis, and the closers of any bidi control left open."""
-    pieces: list[str] = []
-    stack: list[str] = []
-    used = text_units(ELLIPSIS)
-    for cluster in graphemes(text):
-        trial = list(stack)
-        kept = "".join(c for c in cluster if _bidi_step(trial, c))
-        piece = render(kept)
-        if used + text_units(piece) + len(trial) > limit:
-            break
-        pieces.append(piece)
-        stack = trial
-        used += text_units(piece)
-    return "".join(pieces).rstrip() + "".join(reversed(stack)) + ELLIPSIS
-
-
-def truncate(text: str, limit: int) -> str:
-    """Cut ``text`` to at most ``limit`` UTF-16 units, ending in an ellipsis if cut.
-
-    Whitespace runs (including newlines) collapse to one space first: titles
-    are shown on one line and a newline in a plan title must not break layout.
-    The cut falls between grapheme clusters, and bidi controls opened in ``text``
-    are closed at its end (:func:`balance_bidi`), so that nothing after the field
-    is reversed.
-    """
-    flat = balance_bidi(" ".join(text.split()))
-    if text_units(flat) <= limit:
-        return flat
-    return cut_graphemes(flat, limit)
 
 
 ID_LIMIT = 40
@@ -235,15 +153,17 @@ def kr_value_text(kr: KeyResultScore) -> str:
     if kr.measure_kind == "milestone":
         main = "reached" if kr.value >= 1 else "not reached"
         return f"{main} ({counted} done)" if counted else main
-    value = format_number(kr.value) + points
+    value = format_number(kr.value)
     if kr.direction == "at_least":
-        return f"{value} (target ≥ {format_number(kr.target)}{points})"
+        return f"{value}{points} (target ≥ {format_number(kr.target)}{points})"
     if kr.direction == "at_most":
-        return f"{value} (target ≤ {format_number(kr.target)}{points})"
+        return f"{value}{points} (target ≤ {format_number(kr.target)}{points})"
     if kr.baseline is not None and kr.baseline != 0:
         span = f"{format_number(kr.baseline)} → {format_number(kr.target)}{points}"
-        return f"{value} ({span})"
-    return f"{value} / {format_number(kr.target)}{points}"
+        return f"{value}{points} ({span})"
+    if points:
+        return points_text(kr.value, kr.target)
+    return f"{value} / {format_number(kr.target)}"
 
 
 def pace_text(score: float | None, elapsed: float, *, binary: bool = False) -> str | None:

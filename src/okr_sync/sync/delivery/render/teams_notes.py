@@ -8,6 +8,8 @@ from okr_sync.scoring.scorecard import Change, KeyResultScore, Scorecard
 from okr_sync.sync.delivery.render.common import (
     Contacts,
     change_views,
+    confidence_counts,
+    confidence_label,
     delta_points,
     format_number,
     kr_pace_text,
@@ -352,3 +354,20 @@ def render_teams_checkin_reminder_card(
         )
 
     return fit_card(build, budget)
+
+
+def teams_summary(kind: str, scorecard: Scorecard) -> str:
+    """The plain-text ``summary`` of a Teams message of ``kind``, for notifications."""
+    counts = ", ".join(
+        f"{count} {confidence_label(name)}"
+        for name, count in confidence_counts(scorecard.key_results()).items()
+    )
+    cycle = scorecard.cycle.name
+    if kind == "change_note":
+        return change_summary(scorecard)
+    if kind == "reminder":
+        manual = len(manual_key_results(scorecard))
+        return f"Check-in time · {cycle}: {plural(manual, 'manual key result')} need a fresh value"
+    if kind == "digest":
+        return f"Weekly OKR digest · {cycle}: {counts or 'no key results'}"
+    return f"OKR scorecard · {cycle}: {counts or 'no key results'}"
