@@ -95,6 +95,13 @@ def test_pass_given_sandboxes_posts_once_stays_quiet_then_edits_and_notes_change
     activities = world.teams.activities(DEMO_CONVERSATION)
     assert len(activities) == 2 and activities[0].updated
     assert len(world.teams.workflow_posts(world.workflow_id)) == 2
+    # What people read: owners by name (the standing message pings nobody), a change
+    # note naming what moved, and bot activities whose notifications say something.
+    standing = top[0].text + json.dumps(top[0].blocks)
+    assert "owner Alice Ng" in standing and "<@" not in standing
+    assert "owner Platform team" in note and "expected" in note
+    assert activities[0].activity["summary"].startswith("OKR scorecard · 2026-Q4: ")
+    assert activities[1].activity["summary"].startswith("1 key result changed: OPS-1.KR2 ")
 
 
 def test_pass_given_small_moves_adds_them_up_until_they_are_news(world: SandboxWorld) -> None:

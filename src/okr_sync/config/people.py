@@ -24,9 +24,11 @@ class Person(BaseModel):
     #: The name people read; default: the key.
     name: str | None = Field(default=None, min_length=1, max_length=200)
     #: Slack member id (profile -> ⋮ -> "Copy member ID"), e.g. ``U012AB3CD``.
-    slack: str | None = None
+    slack: str | None = Field(default=None,
+                              json_schema_extra={"pattern": _SLACK_USER_ID.pattern})
     #: Teams: the person's Microsoft Entra object id (a GUID).
-    teams: str | None = None
+    teams: str | None = Field(default=None,
+                              json_schema_extra={"pattern": _AAD_OBJECT_ID.pattern})
 
     @field_validator("slack")
     @classmethod

@@ -12,6 +12,7 @@ from collections.abc import Iterable, Sequence
 from datetime import datetime
 from urllib.parse import quote, urlsplit
 
+from okr_sync.scoring.display import percent_points
 from okr_sync.scoring.scorecard import KeyResultScore, KpiScore, ObjectiveScore, PerspectiveScore
 from okr_sync.sync.delivery.render.common import points_text
 from okr_sync.sync.delivery.render.report.charts import (
@@ -82,9 +83,9 @@ def _badge(text: str | None, colour: str) -> str:
 
 
 def _bar(score: float | None, colour: str, label: str) -> str:
-    width = 0.0 if score is None else max(0.0, min(1.0, score)) * 100
+    width = 0 if score is None else percent_points(max(0.0, min(1.0, score)))
     return (f'<div class="bar" role="img" aria-label="{_attr(label)}: {pct(score)}">'
-            f'<span style="width:{width:.0f}%;background:{colour}"></span></div>')
+            f'<span style="width:{width}%;background:{colour}"></span></div>')
 
 
 def _missing(value: object) -> bool:
