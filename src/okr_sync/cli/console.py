@@ -76,16 +76,18 @@ def print_scorecard(scorecard: Scorecard, console: Console) -> None:
         )
         for kr in objective.key_results:
             flags = " (too easy)" if kr.too_easy else ""
+            worded = kr.value is not None and (
+                kr.unit is not None or kr.measure_kind in ("done_ratio", "milestone"))
             freshness = freshness_text(kr, scorecard.cycle.as_of)
             if freshness is not None:
                 flags += f" ({freshness})"
             table.add_row(
                 _text(indent + "  " + kr.id),
                 _text(kr.title + flags),
-                # Points say points ("65 of 144 pts done"), not a 0..1 ratio.
-                _text(kr_value_text(kr)) if kr.unit is not None else _number(kr.value),
-                _number(kr.target) if kr.unit is None or kr.measure_kind != "done_ratio"
-                else "",
+                # In the KR's own terms: "65 of 144 pts done", "12 of 28 items done",
+                # "140 of 150 pts" (with its target), not a 0..1 ratio.
+                _text(kr_value_text(kr)) if worded else _number(kr.value),
+                "" if worded else _number(kr.target),
                 _percent(kr.score),
                 _text(kr.band or "not measured"),
                 _confidence(kr.confidence),
