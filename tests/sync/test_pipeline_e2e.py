@@ -155,3 +155,30 @@ def test_resync_given_update_the_cursor_missed_refetches_named_kr(world: Sandbox
     assert before.items is not None and after.items is not None
     assert after.items.done == before.items.done + 1
     assert ("OPS-1.KR1", "+1 done") in [(c.kr, c.reasons[0]) for c in resync.scorecard.changes]
+
+
+def test_pass_given_checkin_with_note_notes_it_and_mentions_the_owner(
+    world: SandboxWorld,
+) -> None:
+    plan = load_plan(DEMO_PLAN)  # CO-1.KR3 is bob's: people.bob.slack = U0DEMOBOB
+    runtime = world.runtime(plan)
+    assert runtime.run_locked(PassOptions()).exit_code == 0
+    assert runtime.store is not None
+    runtime.store.add_checkin("CO-1.KR3", value=8, note="Two more signed this week",
+                              confidence="on_track")
+
+    second = runtime.run_locked(PassOptions())
+
+    assert second.exit_code == 0, second.failures
+    assert [c.kr for c in second.scorecard.changes] == ["CO-1.KR3"]
+    top = world.slack.top_level(DEMO_CHANNEL)
+    standing = top[0].text + json.dumps(top[0].blocks)
+    assert "owner Bob Ray" in standing and "<@" not in standing  # the standing message
+    (reply,) = world.slack.replies(DEMO_CHANNEL, top[0].ts)
+    note = json.dumps(reply.blocks, ensure_ascii=False)
+    assert "40% → 80% (+40 pp)" in note and "at risk → on track" in note
+    assert "Two more signed this week" in note
+    assert "owner <@U0DEMOBOB>" in note
+    latest = world.teams.activities(DEMO_CONVERSATION)[-1].activity
+    assert latest["summary"].startswith("1 key result changed: CO-1.KR3 Sign 10 lighthouse")
+    assert "Two more signed this week" in json.dumps(latest, ensure_ascii=False)

@@ -209,6 +209,7 @@ def test_kr_value_text_given_items_without_done_shows_counts() -> None:
     [
         ({}, 0.67, "expected 67% by now"),
         ({}, 1.0, None),  # the cycle is over: the band is the grade now
+        ({}, 0.0, None),
         ({"score": 1.0}, 0.5, "target reached"),
         ({"score": None}, 0.5, None),
         ({"measure_kind": "milestone"}, 0.5, None),

@@ -170,13 +170,16 @@ def pace_text(score: float | None, elapsed: float, *, binary: bool = False) -> s
     """Where the score should be by now on an even pace: ``"expected 67% by now"``.
 
     None when there is no pace to tell: nothing measured, a yes/no KR (a milestone,
-    a stay-above/below target), the target already reached, or the cycle over.
+    a stay-above/below target), the cycle not started or over. "target reached"
+    once the score is complete.
     """
     if score is None or binary or elapsed >= 1:
         return None
     if score >= 1:
         return "target reached"
-    return f"expected {percent(max(0.0, elapsed))} by now"
+    if elapsed <= 0:
+        return None  # before the cycle starts nothing is expected yet
+    return f"expected {percent(elapsed)} by now"
 
 
 def kr_pace_text(kr: KeyResultScore, elapsed: float) -> str | None:
