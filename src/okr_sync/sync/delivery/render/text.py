@@ -71,7 +71,8 @@ def cut_graphemes(text: str, limit: int, render: Callable[[str], str] = str) -> 
     pieces: list[str] = []
     stack: list[str] = []
     used = text_units(ELLIPSIS)
-    for cluster in graphemes(text):
+    for match in _grapheme_cluster().finditer(text):  # lazily: a cut stops early
+        cluster: str = match.group()
         trial = list(stack)
         kept = "".join(c for c in cluster if _bidi_step(trial, c))
         piece = render(kept)
