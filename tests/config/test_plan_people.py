@@ -38,7 +38,6 @@ def test_load_plan_given_people_resolves_owner_names_and_ids() -> None:
     assert person.teams == "8f0c2a4e-5b1d-4c7a-9e3f-1a2b3c4d5e6f"
     assert plan.owner_name("alice") == "Alice Ng"
     assert plan.owner_name("Platform team") == "Platform team"  # free text as written
-    assert plan.kr_owner("K1") == "alice"  # inherited from the objective
 
 
 @pytest.mark.parametrize(

@@ -432,13 +432,6 @@ class Plan(StrictModel):
             return person.name
         return owner
 
-    def kr_owner(self, kr_id: str) -> str | None:
-        """The plan's owner of a KR: its own ``owner``, else its objective's."""
-        for objective, kr in self.key_results():
-            if kr.id == kr_id:
-                return kr.owner or objective.owner
-        raise KeyError(kr_id)
-
     def key_results(self) -> list[tuple[Objective, KeyResult]]:
         return [(o, kr) for o in self.objectives for kr in o.key_results]
 
