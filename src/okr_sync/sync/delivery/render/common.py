@@ -187,6 +187,12 @@ def kr_pace_text(kr: KeyResultScore, elapsed: float) -> str | None:
     return pace_text(kr.score, elapsed, binary=binary)
 
 
+def pace_suffix(kr: KeyResultScore, elapsed: float) -> str:
+    """``", expected 49% by now"`` to put after a score, or nothing without a pace."""
+    pace = kr_pace_text(kr, elapsed)
+    return "" if pace is None else f", {pace}"
+
+
 def band_shown(band: str | None, cycle: CycleInfo) -> str | None:
     """The band name, once the cycle is over; None before.
 

@@ -18,6 +18,7 @@ from okr_sync.sync.delivery.render.common import (
     manual_key_results,
     objectives_in_tree_order,
     owner_text,
+    pace_suffix,
     percent,
     plural,
     progress_bar,
@@ -187,7 +188,8 @@ def render_slack_digest(
         if attention:
             lines = ["*Needs attention*"] + [
                 f"• {confidence_badge(kr.confidence)} *{mrkdwn_id(kr.id)}* "
-                f"{mrkdwn_text(kr.title, level.kr_title_limit)} — {percent(kr.score)} · "
+                f"{mrkdwn_text(kr.title, level.kr_title_limit)} — {percent(kr.score)}"
+                f"{pace_suffix(kr, scorecard.cycle.elapsed)} · "
                 f"{mrkdwn_text(kr_value_text(kr), 120)}"
                 for kr in attention[: min(MAX_ATTENTION, level.max_items)]
             ]

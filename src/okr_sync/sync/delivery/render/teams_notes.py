@@ -17,6 +17,7 @@ from okr_sync.sync.delivery.render.common import (
     manual_key_results,
     objectives_in_tree_order,
     owner_text,
+    pace_suffix,
     percent,
     plural,
     progress_bar,
@@ -224,7 +225,8 @@ def render_teams_digest_card(
                         text_run(f"{short_id(kr.id)} ", weight="bolder"),
                         text_run(truncate(kr.title, level.kr_title_limit)),
                         text_run(
-                            f" — {percent(kr.score)} · {truncate(kr_value_text(kr), 120)}",
+                            f" — {percent(kr.score)}{pace_suffix(kr, scorecard.cycle.elapsed)}"
+                            f" · {truncate(kr_value_text(kr), 120)}",
                             subtle=True,
                         ),
                     ],
