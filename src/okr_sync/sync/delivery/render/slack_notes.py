@@ -191,6 +191,7 @@ def render_slack_digest(
                 f"{mrkdwn_text(kr.title, level.kr_title_limit)} — {percent(kr.score)}"
                 f"{pace_suffix(kr, scorecard.cycle.elapsed)} · "
                 f"{mrkdwn_text(kr_value_text(kr), 120)}"
+                + (f" · {mrkdwn_text(owner, 120)}" if (owner := owner_text(kr.owner)) else "")
                 for kr in attention[: min(MAX_ATTENTION, level.max_items)]
             ]
             groups.append((lines, "key result", len(attention) + 1 - len(lines)))

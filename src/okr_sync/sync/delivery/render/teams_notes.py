@@ -226,7 +226,9 @@ def render_teams_digest_card(
                         text_run(truncate(kr.title, level.kr_title_limit)),
                         text_run(
                             f" — {percent(kr.score)}{pace_suffix(kr, scorecard.cycle.elapsed)}"
-                            f" · {truncate(kr_value_text(kr), 120)}",
+                            f" · {truncate(kr_value_text(kr), 120)}"
+                            + (f" · {truncate(owner, 120)}"
+                               if (owner := owner_text(kr.owner)) else ""),
                             subtle=True,
                         ),
                     ],
