@@ -47,6 +47,7 @@ _ISSUE_PATH = re.compile(r"/browse/([A-Z][A-Z0-9_]+-[1-9][0-9]*)/?$")
 #: Characters percent-encoded in a link target. Chat link syntaxes end a URL at
 #: `|`, `>` or `)`, so leaving them raw would let a URL smuggle in its own label.
 _URL_UNSAFE = "".join(chr(c) for c in range(0x21)) + "\x7f <>|()\"'`[]{}\\^"
+_URL_SAFE = "".join(chr(c) for c in range(0x21, 0x7F) if chr(c) not in _URL_UNSAFE)
 
 
 ID_LIMIT = 40
@@ -247,7 +248,7 @@ class Link:
 
 def safe_url(url: str) -> str:
     """Percent-encode the characters that would end or break a chat link target."""
-    return quote(url, safe="".join(chr(c) for c in range(0x21, 0x7F) if chr(c) not in _URL_UNSAFE))
+    return quote(url, safe=_URL_SAFE)
 
 
 def resolve_link(link: str, jira_base_url: str | None) -> Link | None:

@@ -41,11 +41,12 @@ SLACK_FALLBACK_TEXT_LIMIT = 3000
 Block = dict[str, Any]
 
 _ESCAPES = {"&": "&amp;", "<": "&lt;", ">": "&gt;"}
+_ESCAPE_TABLE = str.maketrans(_ESCAPES)
 
 
 def escape_mrkdwn(text: str) -> str:
     """Escape text for Slack mrkdwn: only ``&``, ``<`` and ``>``, as Slack requires."""
-    return "".join(_ESCAPES.get(char, char) for char in text)
+    return text.translate(_ESCAPE_TABLE)
 
 
 def mrkdwn_text(text: str, limit: int) -> str:

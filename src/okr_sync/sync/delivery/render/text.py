@@ -5,6 +5,7 @@ truncation and balanced bidi controls. Everything returns raw text (not escaped)
 from __future__ import annotations
 
 import functools
+import re
 from collections.abc import Callable
 from typing import Any
 
@@ -22,6 +23,7 @@ _BIDI_CLOSER_OF = {
     "\u2066": "\u2069", "\u2067": "\u2069", "\u2068": "\u2069",
 }
 _BIDI_CLOSERS = frozenset(_BIDI_CLOSER_OF.values())
+_BIDI_CONTROL = re.compile("[\u202a-\u202e\u2066-\u2069]")
 
 
 def _bidi_step(stack: list[str], char: str) -> bool:
@@ -43,7 +45,7 @@ def balance_bidi(text: str) -> str:
     everything after it on the line (the score, the next title); a stray closer is
     dropped, since it could only close something of the message around it.
     """
-    if not any(char in _BIDI_CLOSER_OF or char in _BIDI_CLOSERS for char in text):
+    if _BIDI_CONTROL.search(text) is None:  # the common case, checked in C
         return text
     stack: list[str] = []
     kept = [char for char in text if _bidi_step(stack, char)]
@@ -67,20 +69,29 @@ def graphemes(text: str) -> list[str]:
 
 def cut_graphemes(text: str, limit: int, render: Callable[[str], str] = str) -> str:
     """Whole grapheme clusters of ``text`` (each shown as ``render`` makes it) within
-    ``limit`` units, an ellipsis, and the closers of any bidi control left open."""
+    ``limit`` units, an ellipsis, and the closers of any bidi control left open.
+
+    ``render`` never shortens a cluster (it escapes), so at most ``limit`` code points
+    are kept; a boundary depends only on the characters around it, so segmenting the
+    first ``limit + 1`` of them finds the same clusters as the whole text would.
+    """
+    head = text[: max(0, limit) + 1]
     pieces: list[str] = []
     stack: list[str] = []
     used = text_units(ELLIPSIS)
-    for match in _grapheme_cluster().finditer(text):  # lazily: a cut stops early
-        cluster: str = match.group()
-        trial = list(stack)
-        kept = "".join(c for c in cluster if _bidi_step(trial, c))
-        piece = render(kept)
-        if used + text_units(piece) + len(trial) > limit:
+    bidi = _BIDI_CONTROL.search(head) is not None
+    for cluster in _grapheme_cluster().findall(head):
+        trial = stack
+        if bidi and _BIDI_CONTROL.search(cluster) is not None:
+            trial = list(stack)
+            cluster = "".join(c for c in cluster if _bidi_step(trial, c))
+        piece = cluster if render is str else render(cluster)
+        size = text_units(piece)
+        if used + size + len(trial) > limit:
             break
         pieces.append(piece)
         stack = trial
-        used += text_units(piece)
+        used += size
     return "".join(pieces).rstrip() + "".join(reversed(stack)) + ELLIPSIS
 
 
