@@ -62,7 +62,7 @@ def _pass(
     as_of: str | None = None,
 ) -> int:
     from okr_sync.sync.state import SnapshotError
-    from okr_sync.sync.store.locks import LockBusyError, LockError
+    from okr_sync.sync.store.locks import LockBusyError, LockError, LockLostError
 
     try:
         _settings, loaded, runtime = _connect(plan, dry_run=options.dry_run)
@@ -82,6 +82,11 @@ def _pass(
                                         scheduled=options.kind == "run")
     except LockBusyError as error:
         stderr.print(f"another run holds the lock ({error}); try later", markup=False)
+        return ExitCode.LOCKED
+    except LockLostError as error:
+        # 75, not 1: another run holds the lock now and carries on from what this pass
+        # committed; nothing is lost, and a retry later is the right reaction.
+        stderr.print(inert(f"another run took over: {error}"), markup=False, highlight=False)
         return ExitCode.LOCKED
     except LockError as error:
         stderr.print(f"cannot take the run lock: {error}", markup=False)
@@ -141,7 +146,7 @@ def run_command(
       0   done
       1   done with failures (some KRs or deliveries failed; the rest went through)
       2   usage, plan or settings error (nothing fetched or posted)
-      75  another run holds the lock (try later)
+      75  another run holds the lock (try later), or took it over mid-pass
     """
     from okr_sync.sync.pipeline import PassOptions
 

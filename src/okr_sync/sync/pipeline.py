@@ -55,6 +55,7 @@ from okr_sync.sync.state import (
 )
 from okr_sync.sync.store.reader import StoreReader
 from okr_sync.sync.store.store import (
+    Fence,
     HistoryEntry,
     OutboxItem,
     Outcome,
@@ -62,6 +63,7 @@ from okr_sync.sync.store.store import (
     RunKind,
     Snapshot,
     Store,
+    StoreError,
 )
 
 log = logging.getLogger(__name__)
@@ -76,7 +78,7 @@ class Deliverer(Protocol):
         self, plan: Plan, scorecard: Scorecard, store: StoreReader
     ) -> list[OutboxItem]: ...
 
-    def deliver(self, store: Store) -> list[Delivery]: ...
+    def deliver(self, store: Store, *, fence: Fence | None = None) -> list[Delivery]: ...
 
 
 @dataclass(frozen=True)
@@ -88,6 +90,9 @@ class PassOptions:
     #: KR/KPI ids whose Jira queries are re-run ignoring cursors (``resync --kr``).
     refetch: frozenset[str] = frozenset()
     holder: str | None = None
+    #: The run lock's epoch this pass holds: its commit and every outbox claim check it
+    #: (None: unfenced, e.g. a dry run or a test without the lock).
+    fence: Fence | None = None
     #: Called with (source, issues fetched so far) during long fetches.
     progress: Callable[[str, int], None] | None = None
 
@@ -157,7 +162,13 @@ class SyncPass:
         except BaseException as error:
             log.error("pass failed", extra={"run_id": run_id, "error": type(error).__name__})
             if run_id is not None:
-                self._writable().finish_run(run_id, "failed", error_summary=type(error).__name__)
+                try:
+                    self._writable().finish_run(run_id, "failed",
+                                                error_summary=type(error).__name__)
+                except StoreError:
+                    # The next holder closed it already (this pass lost its lock), or the
+                    # store is gone: the original error is the one to report.
+                    log.warning("could not record the failed pass", extra={"run_id": run_id})
             raise
         for failure in result.failures:
             log.warning("not measured", extra={"run_id": run_id, "problem": failure})
@@ -246,7 +257,7 @@ class SyncPass:
         # 5. Deliver the outbox.
         deliveries: list[Delivery] = []
         if self.deliverer is not None:
-            deliveries = self.deliverer.deliver(store)
+            deliveries = self.deliverer.deliver(store, fence=self.options.fence)
         result.scorecard = replace(scorecard, deliveries=tuple(deliveries))
         self._finish(store, result)
         return result
@@ -428,7 +439,8 @@ class SyncPass:
         latest: PassSnapshot | None,
     ) -> None:
         scorecard = snapshot.scorecard
-        with store.transaction() as tx:
+        # Fenced: a pass that lost its run lock writes nothing (LockLostError).
+        with store.transaction(fence=self.options.fence) as tx:
             for source in pulled.values():
                 write_source(tx, source, now)
             if not publish and same_scores(snapshot, latest):

@@ -178,6 +178,8 @@ def test_serve_given_second_sigterm_abandons_the_pass_and_still_exits_0(
         service.proc.send_signal(signal.SIGTERM)
         wait_for("the stop to be acknowledged", lambda: any(
             m.startswith("stopping") for m in service.messages()))
+        # Abandon it inside its (slow) Jira fetch, not while it takes the lock and epoch.
+        wait_for("the pass to be under way", lambda: "pass started" in service.messages())
         service.proc.send_signal(signal.SIGTERM)
         assert service.proc.wait(timeout=WAIT_S) == 0
     assert "pass abandoned on a second stop signal" in service.messages()

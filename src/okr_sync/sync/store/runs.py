@@ -35,7 +35,7 @@ from okr_sync.sync.store.tables import (
     snapshots,
 )
 
-ABANDONED = "abandoned: the process ended before finishing the pass"
+ABANDONED = "abandoned: its process ended, or lost the run lock, before finishing the pass"
 
 
 def _check_confidence(value: str) -> None:

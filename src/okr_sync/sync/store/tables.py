@@ -222,6 +222,9 @@ outbox = sa.Table(
     sa.Column("created_at", UTCDateTime(), nullable=False),
     sa.Column("sent_at", UTCDateTime(), nullable=True),
     sa.Column("result_ref", sa.String(255), nullable=True),
+    #: When the row was last claimed: a post may be in flight until the sender's own
+    #: deadline has passed (see ``sync.store.fencing``).
+    sa.Column("claimed_at", UTCDateTime(), nullable=True),
     _check_in("kind", OUTBOX_KINDS, "kind"),
     _check_in("status", OUTBOX_STATUSES, "status"),
     sa.Index(None, "status", "target", "id"),
@@ -244,6 +247,16 @@ leases = sa.Table(
     sa.Column("holder", sa.String(255), nullable=False),
     sa.Column("acquired_at", UTCDateTime(), nullable=False),
     sa.Column("expires_at", UTCDateTime(), nullable=False),
+)
+
+lock_epochs = sa.Table(
+    "lock_epochs",
+    metadata,
+    sa.Column("name", sa.String(128), primary_key=True),
+    # Fencing tokens: one more at every acquisition of the lock ``name``.
+    sa.Column("epoch", sa.BigInteger(), nullable=False),
+    sa.Column("holder", sa.String(255), nullable=False),
+    sa.Column("acquired_at", UTCDateTime(), nullable=False),
 )
 
 #: Every table the store owns (an unversioned database holding any of them is refused).
