@@ -63,6 +63,7 @@ def env(world: SandboxWorld, tmp_path: Path) -> dict[str, str]:
 
 
 def _run(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
+    """A plain ``okr-sync run`` (hit 0 of a point never comes; Slack unpaced like the rest)."""
     return subprocess.run(killpoints.command("jira.page", 0, "run", *args), env=env,
                           capture_output=True, text=True, timeout=WAIT_S, check=False)
 
