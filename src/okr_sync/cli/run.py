@@ -20,6 +20,7 @@ from okr_sync.cli.common import (
     OutputOption,
     PlanOption,
     UsageError,
+    describe_database_url,
     emit_scorecard,
     fail_usage,
     inert,
@@ -28,6 +29,7 @@ from okr_sync.cli.common import (
     resolve_as_of,
     resolve_plan,
     stderr,
+    store_problem,
     unknown_id_message,
 )
 from okr_sync.exit_codes import ExitCode
@@ -61,11 +63,13 @@ def _pass(
     wait: float = 0.0,
     as_of: str | None = None,
 ) -> int:
+    from sqlalchemy.exc import SQLAlchemyError
+
     from okr_sync.sync.state import SnapshotError
     from okr_sync.sync.store.locks import LockBusyError, LockError, LockLostError
 
     try:
-        _settings, loaded, runtime = _connect(plan, dry_run=options.dry_run)
+        settings, loaded, runtime = _connect(plan, dry_run=options.dry_run)
     except UsageError as error:
         fail_usage(error)
     if as_of is not None:
@@ -96,6 +100,16 @@ def _pass(
         stderr.print(inert(f"the state store's last scorecard cannot be read: {error}"),
                      markup=False, highlight=False)
         return ExitCode.USAGE
+    except SQLAlchemyError as error:
+        # The store went away mid-pass (a dropped database, a deleted or read-only
+        # file). What was committed stays; delivery records a claim before it sends,
+        # so nothing was sent that the store does not know of.
+        url = settings.database_url
+        stderr.print(inert(
+            f"the state store failed during the pass ({describe_database_url(url)}): "
+            f"{store_problem(url, error)}; nothing more was sent, run again once the store "
+            "is back"), markup=False, highlight=False)
+        return ExitCode.FAILURES
     finally:
         runtime.close()
     emit_scorecard(result.scorecard, output)
