@@ -140,6 +140,9 @@ def main(argv: list[str] | None = None) -> int:
     RESULTS_DIR.mkdir(exist_ok=True)
     meta_path = RESULTS_DIR / "machine.json"
     if not args.report_only:
+        # The machine first, so a run cut short still says where it was measured.
+        old_meta = json.loads(meta_path.read_text()) if meta_path.exists() else {}
+        _save(meta_path, old_meta | {"machine": machine()})
         done = load_results()
         for size in (int(s) for s in args.sizes.split(",") if s.strip()):
             if done.get(size, {}).get("complete") and not args.force:
