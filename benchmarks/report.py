@@ -95,7 +95,8 @@ def _size_section(data: dict[str, Any]) -> list[str]:
     issues = data["issues"]
     lines = [f"## {issues:,} issues", ""]
     state = "complete" if data.get("complete") else "PARTIAL (interrupted; what finished)"
-    lines.append(f"Measured {data.get('started', '?')} to {data.get('finished', '?')}, {state}; "
+    lines.append(f"okr-sync at {data.get('commit', 'an unrecorded commit')}; measured "
+                 f"{data.get('started', '?')} to {data.get('finished', '?')}, {state}; "
                  f"load average before {data.get('load_before')}, after "
                  f"{data.get('load_after', 'not measured')}. okr-sync passes: medians of "
                  f"{len(data.get('repeats', []))} repeat(s); naive: {len(data.get('naive', []))} "

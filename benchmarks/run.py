@@ -56,6 +56,7 @@ def measure_size(issues: int, args: argparse.Namespace) -> dict[str, Any]:
         "issues": issues, "seed": args.seed, "latency_s": args.latency,
         "key_results": FULL_SHAPE.key_results, "routes": FULL_SHAPE.routes,
         "started": datetime.now(UTC).isoformat(timespec="seconds"),
+        "commit": machine()["commit"],
         "load_before": [round(x, 2) for x in os.getloadavg()],
         "repeats": [], "naive": [], "webhooks": None, "complete": False,
     }
