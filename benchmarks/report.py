@@ -261,7 +261,38 @@ def _targets(results: dict[int, dict[str, Any]], meta: dict[str, Any]) -> list[s
     return [*lines, ""]
 
 
-def render(results: dict[int, dict[str, Any]], meta: dict[str, Any], analysis: str) -> str:
+def _baseline(baseline: dict[int, dict[str, Any]], name: str) -> list[str]:
+    """The medians of an earlier measurement kept in ``results/<name>/``, for comparison."""
+    lines = [f"## Baseline: `results/{name}/`", "",
+             "An earlier measurement of the same workload, kept to compare against "
+             "(its files give the commit and the load).", "",
+             "| issues | scenario | Jira requests | CPU s (process) | map+score CPU s | "
+             "peak RSS MB | wall s |", "|---|---|---|---|---|---|---|"]
+    for size in measured_sizes(baseline):
+        data = baseline[size]
+        for key, title in SCENARIOS:
+            m = scenario_medians(data, key)
+            if m["n"]:
+                lines.append(f"| {size:,} | {title} | {_fmt(m['jira_total'])} | "
+                             f"{_fmt(m['cpu_s'])} | {_fmt(m['measure_cpu_s'], 3)} | "
+                             f"{_fmt(m['peak_rss_mb'], 0)} | {_fmt(m['wall_s'])} |")
+        hooks = data.get("webhooks") or {}
+        if hooks.get("passes"):
+            lines.append(f"| {size:,} | webhook pass (mean of {hooks['passes']}) | "
+                         f"{_fmt(hooks['jira_mean'])} | {_fmt(hooks['cpu_s_mean'], 3)} | "
+                         f"{_fmt(hooks['measure_cpu_s_median'], 4)} | "
+                         f"{_fmt(hooks['peak_rss_mb'], 0)} | "
+                         f"{_fmt(hooks['duration_s_median'])} |")
+        naive = naive_medians(data)
+        if naive:
+            lines.append(f"| {size:,} | naive script | {_fmt(naive['jira_total'])} | "
+                         f"{_fmt(naive['cpu_s'])} | - | {_fmt(naive['peak_rss_mb'], 0)} | "
+                         f"{_fmt(naive['wall_s'])} |")
+    return [*lines, ""]
+
+
+def render(results: dict[int, dict[str, Any]], meta: dict[str, Any], analysis: str,
+           baselines: dict[str, dict[int, dict[str, Any]]] | None = None) -> str:
     m = meta.get("machine", {})
     lines = [
         "# Benchmark results",
@@ -292,6 +323,8 @@ def render(results: dict[int, dict[str, Any]], meta: dict[str, Any], analysis: s
         lines += _growth(results)
     if measured_sizes(results):
         lines += _targets(results, meta)
+    for name, baseline in sorted((baselines or {}).items()):
+        lines += _baseline(baseline, name)
     lines += [analysis, ""]
     start = meta.get("startup")
     if start:
@@ -309,9 +342,10 @@ def render(results: dict[int, dict[str, Any]], meta: dict[str, Any], analysis: s
     return "\n".join(lines)
 
 
-def write_report(results: dict[int, dict[str, Any]], meta: dict[str, Any], path: Path) -> Path:
+def write_report(results: dict[int, dict[str, Any]], meta: dict[str, Any], path: Path,
+                 baselines: dict[str, dict[int, dict[str, Any]]] | None = None) -> Path:
     old = path.read_text(encoding="utf-8") if path.exists() else ""
     found = _ANALYSIS.search(old)
     analysis = found.group(0) if found else "<!-- analysis -->\n<!-- /analysis -->"
-    path.write_text(render(results, meta, analysis), encoding="utf-8")
+    path.write_text(render(results, meta, analysis, baselines), encoding="utf-8")
     return path

@@ -10,7 +10,8 @@ pass, a no-change pass, a 1 %-changed pass and ``resync --full``; the naive scri
 results go to ``benchmarks/results/size-N.json`` as soon as a phase ends, so an interrupted
 run keeps what it measured; a size whose file is complete is skipped unless ``--force``.
 ``benchmarks/RESULTS.md`` is rewritten from every results file at the end (``--report-only``
-rewrites it without measuring).
+rewrites it without measuring); an earlier measurement moved to ``results/<name>/`` is
+shown as a baseline to compare against.
 """
 
 from __future__ import annotations
@@ -158,7 +159,8 @@ def main(argv: list[str] | None = None) -> int:
                 "measured": datetime.now(UTC).isoformat(timespec="seconds")}
         _save(meta_path, meta)
     meta = json.loads(meta_path.read_text()) if meta_path.exists() else {}
-    report = write_report(load_results(), meta, HERE / "RESULTS.md")
+    baselines = {d.name: load_results(d) for d in sorted(RESULTS_DIR.iterdir()) if d.is_dir()}
+    report = write_report(load_results(), meta, HERE / "RESULTS.md", baselines)
     print(f"wrote {report}")
     return 0
 
