@@ -18,6 +18,7 @@ import sqlalchemy as sa
 
 from okr_sync.sync.store.records import (
     Cursor,
+    JqlCheck,
     LatestCheckin,
     Membership,
     Snapshot,
@@ -36,6 +37,8 @@ class StoreReader(Protocol):
     def get_cursor(self, source: str) -> Cursor | None: ...
 
     def get_membership(self, source: str, kr_id: str) -> Membership | None: ...
+
+    def jql_checks(self, source: str | None = None) -> list[JqlCheck]: ...
 
     def resolve_key(self, source: str, key: str) -> str | None: ...
 
@@ -82,6 +85,9 @@ class ReadOnlyStore:
 
     def get_membership(self, source: str, kr_id: str) -> Membership | None:
         return None if self._store is None else self._store.get_membership(source, kr_id)
+
+    def jql_checks(self, source: str | None = None) -> list[JqlCheck]:
+        return [] if self._store is None else self._store.jql_checks(source)
 
     def resolve_key(self, source: str, key: str) -> str | None:
         return None if self._store is None else self._store.resolve_key(source, key)

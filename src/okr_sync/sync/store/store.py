@@ -31,6 +31,7 @@ from sqlalchemy.engine import URL, Engine
 from okr_sync.sync.store.base import utc_now
 from okr_sync.sync.store.database import create_store_engine
 from okr_sync.sync.store.issues import IssueOps
+from okr_sync.sync.store.jql_checks import JqlCheckOps
 from okr_sync.sync.store.outbox import OutboxOps
 from okr_sync.sync.store.records import (
     Checkin,
@@ -41,6 +42,7 @@ from okr_sync.sync.store.records import (
     HistoryRecord,
     InvalidRecordError,
     InvalidStateError,
+    JqlCheck,
     KeyChange,
     LatestCheckin,
     Lease,
@@ -81,6 +83,7 @@ __all__ = [
     "HistoryRecord",
     "InvalidRecordError",
     "InvalidStateError",
+    "JqlCheck",
     "KeyChange",
     "LatestCheckin",
     "Lease",
@@ -112,7 +115,7 @@ __all__ = [
 ]
 
 
-class _Operations(IssueOps, RunOps, OutboxOps):
+class _Operations(IssueOps, JqlCheckOps, RunOps, OutboxOps):
     """Every store operation, over whatever connection :meth:`_connection` provides."""
 
 
