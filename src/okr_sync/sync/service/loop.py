@@ -307,7 +307,8 @@ class Scheduler:
         # last_success means a pass that measured: one whose Jira sources all failed
         # scored nothing new, however cleanly it finished.
         self.metrics.record_pass(outcome, duration, jira_requests=result.jira_requests,
-                                 completed_at=completed if result.measured else None)
+                                 completed_at=completed if result.measured else None,
+                                 measure_cpu=result.measure_cpu_seconds)
         self.metrics.record_scores(result.scorecard)
         self.metrics.record_deliveries(result.scorecard.deliveries)
         if result.measured:
@@ -322,6 +323,7 @@ class Scheduler:
             extra=context | {
                 "outcome": outcome, "duration_s": round(duration, 3),
                 "jira_requests": result.jira_requests, "issues_fetched": result.issues_fetched,
+                "measure_cpu_s": round(result.measure_cpu_seconds, 4),
                 "changes": [c.kr for c in result.scorecard.changes],
                 "deliveries": [f"{d.target}:{d.status}" for d in result.scorecard.deliveries],
                 "failures": result.failures,
