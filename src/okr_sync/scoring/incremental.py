@@ -115,8 +115,8 @@ def _cf(value: str) -> str:
 def _filing(matcher: SelectorMatcher) -> list[Filing]:
     """Conditions any item ``matcher`` selects meets at least one of."""
     if matcher.epic_keys is not None:
-        return [("parent_key", k) for k in matcher.epic_keys] + [
-            ("parent_id", i) for i in matcher.epic_ids]
+        by_key: list[Filing] = [("parent_key", k) for k in matcher.epic_keys]
+        return by_key + [("parent_id", i) for i in matcher.epic_ids]
     for name, values in (("label", matcher.labels), ("component", matcher.components),
                          ("fix_version", matcher.fix_versions)):
         if values is not None:

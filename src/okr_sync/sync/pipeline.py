@@ -23,7 +23,13 @@ from okr_sync.connectors.jira.client import JiraClient
 from okr_sync.connectors.jira.jql import projects_jql
 from okr_sync.exit_codes import ExitCode
 from okr_sync.scoring.diff import diff_scorecard
-from okr_sync.scoring.evaluate import Evaluation, SourceData, evaluate_measures
+from okr_sync.scoring.evaluate import (
+    Evaluation,
+    SourceData,
+    evaluate_measures,
+    measure_states,
+)
+from okr_sync.scoring.incremental import MeasureState
 from okr_sync.scoring.rollup import CheckIn, MeasuredValue, ScoringInput, build_scorecard
 from okr_sync.scoring.rules import cycle_bounds
 from okr_sync.scoring.scorecard import Delivery, Scorecard, ScoringWarning
@@ -41,8 +47,10 @@ from okr_sync.sync.state import (
     load_state,
     previous_states,
     previous_values,
+    prior_measure_states,
     published_scores,
     same_scores,
+    save_measure_states,
     save_snapshot,
     write_source,
 )
@@ -180,12 +188,18 @@ class SyncPass:
         # 2. Pull from Jira.
         pulled, requests = self._pull(now, latest)
 
-        # 3. Measure and score.
+        # 3. Measure and score: incrementally, from the stored measure states and what
+        # this pull changed (scoring.incremental), exactly what a full measurement gives.
+        sources = {name: self._source_data(p) for name, p in pulled.items()}
+        before, pulled_changes = prior_measure_states(self.store, pulled)
+        states = measure_states(self.plan, sources, cycle_start=self._cycle_start(),
+                                before=before, changes=pulled_changes)
         evaluations = evaluate_measures(
             self.plan,
-            {name: self._source_data(p) for name, p in pulled.items()},
+            sources,
             cycle_start=self._cycle_start(),
             previous=previous_states(published),
+            states=states,
         )
         # One line per failed source, never one per KR and KPI of it.
         source_failures = [
@@ -232,7 +246,8 @@ class SyncPass:
         publish = not nothing_measured and (
             published is None or bool(messages) or bool(scorecard.changes))
         snapshot = PassSnapshot(scorecard, explanations_of(evaluations), self._fingerprints())
-        self._commit(store, run_id, now, snapshot, pulled, messages, publish, latest)
+        self._commit(store, run_id, now, snapshot, pulled, messages, publish, latest,
+                     (before, states))
 
         # 5. Deliver the outbox.
         deliveries: list[Delivery] = []
@@ -325,7 +340,8 @@ class SyncPass:
 
     def _source_data(self, pulled: PulledSource) -> SourceData:
         store, source = self.store, pulled.name
-        by_key = {issue.key.upper(): issue.id for issue in pulled.issues.values()}
+        # Only what this pass pulled: the store resolves everything it already holds.
+        by_key = {issue.key.upper(): issue.id for issue in pulled.upserts}
 
         def resolve(key: str) -> str | None:
             # The store also knows keys issues had before they moved; what this pass
@@ -340,6 +356,7 @@ class SyncPass:
             resolve_key=resolve,
             jql=measure_jqls(self.plan, pulled.name),
             link=(lambda jql: jira_filter_url(site, jql)) if site else None,
+            read=getattr(pulled.issues, "read", None),
         )
 
     def _previous_snapshots(self) -> tuple[PassSnapshot | None, PassSnapshot | None]:
@@ -416,11 +433,15 @@ class SyncPass:
         messages: list[OutboxItem],
         publish: bool,
         latest: PassSnapshot | None,
+        measured: tuple[Mapping[str, MeasureState], Mapping[str, MeasureState]],
     ) -> None:
         scorecard = snapshot.scorecard
+        before, states = measured
+        sources_of = {owner: measure.source for owner, measure in self.plan.jira_measures()}
         with store.transaction() as tx:
             for source in pulled.values():
                 write_source(tx, source, now)
+                save_measure_states(tx, source.name, before, states, sources_of, now)
             if not publish and same_scores(snapshot, latest):
                 # Nothing to remember: a quiet pass every few minutes must not grow
                 # the store. Runs and cursors still say when we last looked.

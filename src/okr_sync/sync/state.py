@@ -18,6 +18,7 @@ from typing import Any, get_args
 from okr_sync.scoring.diff import PublishedKr, published_krs
 from okr_sync.scoring.evaluate import Evaluation
 from okr_sync.scoring.explain import ItemState
+from okr_sync.scoring.incremental import Changes, MeasureState
 from okr_sync.scoring.measures import Contribution, Counted
 from okr_sync.scoring.scorecard import (
     ItemCounts,
@@ -26,7 +27,8 @@ from okr_sync.scoring.scorecard import (
     scorecard_from_json,
     scorecard_to_json,
 )
-from okr_sync.sync.pull import PulledSource, SourceState, issue_from_record
+from okr_sync.sync.mirror import MirrorView
+from okr_sync.sync.pull import PulledSource, SourceState
 from okr_sync.sync.store.reader import StoreReader
 from okr_sync.sync.store.store import Store, StoreTransaction
 
@@ -232,7 +234,8 @@ def load_state(
     ``queries`` maps raw-JQL owners to their JQL in the plan: a stored membership
     is offered for reuse only while it was computed for that same JQL.
     """
-    issues = {doc["id"]: issue_from_record(doc) for doc in store.get_issues(source)}
+    # A view of the stored mirror, read on demand: a pass never loads it whole.
+    issues = MirrorView(store, source)
     cursor = store.get_cursor(source)
     memberships: dict[str, tuple[str, tuple[str, ...]]] = {}
     for owner, jql in queries.items():
@@ -252,6 +255,47 @@ def load_state(
         memberships=memberships,
         counts=counts,
     )
+
+
+def prior_measure_states(
+    store: StoreReader, pulled: Mapping[str, PulledSource]
+) -> tuple[dict[str, MeasureState], dict[str, Changes]]:
+    """The stored measure states and, per source that has them, how this pull changed
+    the mirror they were computed on (for :func:`~okr_sync.scoring.evaluate.measure_states`).
+
+    A source without usable states gets no changes: its measures are measured in full.
+    """
+    before: dict[str, MeasureState] = {}
+    changes: dict[str, Changes] = {}
+    for name, source in pulled.items():
+        stored = store.get_measure_states(name)
+        if stored is None:
+            continue
+        for owner, (_, document) in stored.items():
+            try:
+                before[owner] = MeasureState.from_json(document)
+            except (KeyError, TypeError, ValueError):
+                continue  # unreadable (hand-edited, truncated): that measure is rebuilt
+        gone = frozenset(source.deleted)
+        changed = {i.id: source.issues[i.id] for i in source.upserts
+                   if i.id not in gone and i.id in source.issues}
+        changes[name] = Changes(changed, gone)
+    return before, changes
+
+
+def save_measure_states(
+    tx: StoreTransaction,
+    source: str,
+    before: Mapping[str, MeasureState],
+    states: Mapping[str, MeasureState],
+    sources_of: Mapping[str, str],
+    now: datetime,
+) -> None:
+    """Store the states of ``source``'s measures that changed, with the mirror's mark."""
+    mine = {owner: state for owner, state in states.items() if sources_of.get(owner) == source}
+    changed = {owner: (state.key, state.to_json()) for owner, state in mine.items()
+               if before.get(owner) is not state}
+    tx.save_measure_states(source, changed, keep=set(mine), at=now)
 
 
 def write_source(tx: StoreTransaction, source: PulledSource, now: datetime) -> None:

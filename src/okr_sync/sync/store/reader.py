@@ -9,7 +9,7 @@ when it already exists at this code's schema, and otherwise reads as empty.
 
 from __future__ import annotations
 
-from collections.abc import Collection
+from collections.abc import Collection, Iterator, Mapping
 from datetime import datetime
 from pathlib import Path
 from typing import Any, Protocol
@@ -32,6 +32,16 @@ class StoreReader(Protocol):
     def get_issues(
         self, source: str, *, ids: Collection[str] | None = None, include_deleted: bool = False
     ) -> list[dict[str, Any]]: ...
+
+    def iter_issues(self, source: str) -> Iterator[dict[str, Any]]: ...
+
+    def mirrored_ids(self, source: str) -> set[str]: ...
+
+    def issue_records(self, source: str, ids: Collection[str]) -> dict[str, dict[str, Any]]: ...
+
+    def get_measure_states(
+        self, source: str
+    ) -> dict[str, tuple[str, Mapping[str, Any]]] | None: ...
 
     def get_cursor(self, source: str) -> Cursor | None: ...
 
@@ -76,6 +86,21 @@ class ReadOnlyStore:
         if self._store is None:
             return []
         return self._store.get_issues(source, ids=ids, include_deleted=include_deleted)
+
+    def iter_issues(self, source: str) -> Iterator[dict[str, Any]]:
+        if self._store is not None:
+            yield from self._store.iter_issues(source)
+
+    def mirrored_ids(self, source: str) -> set[str]:
+        return set() if self._store is None else self._store.mirrored_ids(source)
+
+    def issue_records(self, source: str, ids: Collection[str]) -> dict[str, dict[str, Any]]:
+        return {} if self._store is None else self._store.issue_records(source, ids)
+
+    def get_measure_states(
+        self, source: str
+    ) -> dict[str, tuple[str, Mapping[str, Any]]] | None:
+        return None if self._store is None else self._store.get_measure_states(source)
 
     def get_cursor(self, source: str) -> Cursor | None:
         return None if self._store is None else self._store.get_cursor(source)
