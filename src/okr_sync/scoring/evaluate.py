@@ -173,7 +173,7 @@ def evaluate_measures(
             )
             continue
         state = states[owner]
-        outcome = combine(spec, state.facts.values())
+        outcome = combine(spec, state.facts.values(), presorted=True)
         at_start = sum(1 for fact in state.facts.values() if fact.at_start)
         warnings = measurement_warnings(
             outcome, uses_points=uses_points(spec), frozen_at_start=at_start

@@ -82,16 +82,19 @@ def _fact_to_json(fact: ItemFact) -> list[Any]:
 
 
 def _fact_from_json(row: Sequence[Any]) -> ItemFact:
+    # Rows are this module's own output (a foreign shape fails to unpack or is refused
+    # below, and the caller then rebuilds the measure): read without per-field copies.
     (ident, key, summary, status, project, done, points, amount, counted, at_start,
      no_status, unestimated) = row
-    if counted not in ("done", "open", "excluded_frozen"):
-        raise ValueError(f"unknown item count {counted!r}")
+    if counted not in _COUNTED or not isinstance(ident, str):
+        raise ValueError(f"not a stored item fact: {row!r}"[:200])
     return ItemFact(
-        Contribution(str(ident), str(key), str(summary), str(status), str(project),
-                     bool(done), None if points is None else float(points),
-                     None if amount is None else float(amount), counted),
-        bool(at_start), bool(no_status), bool(unestimated),
+        Contribution(ident, key, summary, status, project, done, points, amount, counted),
+        at_start, no_status, unestimated,
     )
+
+
+_COUNTED = frozenset({"done", "open", "excluded_frozen"})
 
 
 def measure_key(spec: JiraMeasure, source: JiraSourceConfig, *, cycle_start: datetime,

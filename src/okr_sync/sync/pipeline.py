@@ -369,10 +369,12 @@ class SyncPass:
                 return None
             return PassSnapshot.from_json(record.document)
 
-        return (
-            this_cycle(self.store.last_published_snapshot()),
-            this_cycle(self.store.latest_snapshot()),
-        )
+        published_record = self.store.last_published_snapshot()
+        published = this_cycle(published_record)
+        # Usually the latest snapshot is the published one: read and parse it once.
+        if published_record is not None and published_record.id == self.store.latest_snapshot_id():
+            return published, published
+        return published, this_cycle(self.store.latest_snapshot())
 
     def _measured(
         self,

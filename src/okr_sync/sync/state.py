@@ -238,8 +238,9 @@ def load_state(
     issues = MirrorView(store, source)
     cursor = store.get_cursor(source)
     memberships: dict[str, tuple[str, tuple[str, ...]]] = {}
+    stored_memberships = store.get_memberships(source) if queries else {}
     for owner, jql in queries.items():
-        stored = store.get_membership(source, owner)
+        stored = stored_memberships.get(owner)
         if stored is not None and stored.matches(jql):
             memberships[owner] = (jql, stored.issue_ids)
     counts: dict[str, tuple[str, int]] = {}
@@ -318,15 +319,16 @@ def same_scores(snapshot: PassSnapshot, other: PassSnapshot | None) -> bool:
     """Whether two snapshots agree on everything but the moment they were taken."""
     if other is None:
         return False
-    # Compared as stored (rounded to 4 decimals): a wobble nobody can see is no change.
-    mine, theirs = snapshot.to_json(), other.to_json()
+    # Scores compared as stored (rounded to 4 decimals): a wobble nobody can see is no
+    # change. Explanations hold exact values that survive the JSON round trip, so they
+    # are compared as objects, without writing every KR's items out twice a pass.
+    mine, theirs = scorecard_to_json(snapshot.scorecard), scorecard_to_json(other.scorecard)
     keys = ("perspectives", "kpis", "warnings")
     return (
-        all(mine["scorecard"][key] == theirs["scorecard"][key] for key in keys)
-        and _timeless(mine["scorecard"]["objectives"]) == _timeless(
-            theirs["scorecard"]["objectives"])
-        and mine["explain"] == theirs["explain"]
-        and mine["fetch"] == theirs["fetch"]
+        all(mine[key] == theirs[key] for key in keys)
+        and _timeless(mine["objectives"]) == _timeless(theirs["objectives"])
+        and dict(snapshot.fetch) == dict(other.fetch)
+        and dict(snapshot.explanations) == dict(other.explanations)
     )
 
 

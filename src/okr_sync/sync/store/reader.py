@@ -47,11 +47,15 @@ class StoreReader(Protocol):
 
     def get_membership(self, source: str, kr_id: str) -> Membership | None: ...
 
+    def get_memberships(self, source: str) -> dict[str, Membership]: ...
+
     def resolve_key(self, source: str, key: str) -> str | None: ...
 
     def last_published_snapshot(self) -> Snapshot | None: ...
 
     def latest_snapshot(self) -> Snapshot | None: ...
+
+    def latest_snapshot_id(self) -> int | None: ...
 
     def latest_checkins(
         self, *, since: datetime | None = None, kr_ids: Collection[str] | None = None
@@ -108,6 +112,9 @@ class ReadOnlyStore:
     def get_membership(self, source: str, kr_id: str) -> Membership | None:
         return None if self._store is None else self._store.get_membership(source, kr_id)
 
+    def get_memberships(self, source: str) -> dict[str, Membership]:
+        return {} if self._store is None else self._store.get_memberships(source)
+
     def resolve_key(self, source: str, key: str) -> str | None:
         return None if self._store is None else self._store.resolve_key(source, key)
 
@@ -116,6 +123,9 @@ class ReadOnlyStore:
 
     def latest_snapshot(self) -> Snapshot | None:
         return None if self._store is None else self._store.latest_snapshot()
+
+    def latest_snapshot_id(self) -> int | None:
+        return None if self._store is None else self._store.latest_snapshot_id()
 
     def latest_checkins(
         self, *, since: datetime | None = None, kr_ids: Collection[str] | None = None

@@ -231,6 +231,12 @@ class RunOps(StoreOps):
         """The newest snapshot, published or not."""
         return self._last_snapshot(published_only=False)
 
+    def latest_snapshot_id(self) -> int | None:
+        """The newest snapshot's id, without reading its document."""
+        with self._connection() as conn:
+            found = conn.execute(sa.select(sa.func.max(snapshots.c.id))).scalar_one_or_none()
+        return None if found is None else int(found)
+
     def published_snapshot_at(self, moment: datetime, *, cycle: str | None = None
                               ) -> Snapshot | None:
         """The newest snapshot published at or before ``moment`` (of ``cycle`` when given):
