@@ -33,36 +33,67 @@ def _comparable(result: Any) -> dict[str, Any]:
     return {key: doc[key] for key in ("objectives", "perspectives", "kpis", "warnings")}
 
 
-def test_pass_given_no_change_never_reads_the_mirror_whole(
-    world: SandboxWorld, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    runtime = world.runtime(load_plan(DEMO_PLAN))
-    runtime.run_locked(PassOptions())
-    reads: list[str] = []
-    records: list[int] = []
-    for name in ("iter_issues", "get_issues"):
+def _spy(monkeypatch: pytest.MonkeyPatch, names: tuple[str, ...]) -> list[tuple[str, int]]:
+    """Record calls of these Store methods: (name, how many ids when given ids)."""
+    calls: list[tuple[str, int]] = []
+    for name in names:
         original = getattr(Store, name)
 
         def spy(self: Store, *args: Any, _name: str = name, _orig: Any = original,
                 **kwargs: Any) -> Any:
-            reads.append(_name)
+            ids = args[1] if _name == "issue_records" else ()
+            calls.append((_name, len(ids)))
             return _orig(self, *args, **kwargs)
 
         monkeypatch.setattr(Store, name, spy)
-    original_records = Store.issue_records
+    return calls
 
-    def records_spy(self: Store, source: str, ids: Any) -> Any:
-        records.append(len(ids))
-        return original_records(self, source, ids)
 
-    monkeypatch.setattr(Store, "issue_records", records_spy)
+READS = ("iter_issues", "get_issues", "issue_records", "get_measure_states", "get_snapshot",
+         "latest_snapshot", "last_published_snapshot")
+
+
+def test_pass_given_no_change_reads_no_mirror_no_state_and_no_snapshot_items(
+    world: SandboxWorld, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    runtime = world.runtime(load_plan(DEMO_PLAN))
+    runtime.run_locked(PassOptions())
+    second = runtime.run_locked(PassOptions())  # its reasons are told against the first
+    calls = _spy(monkeypatch, READS)
 
     quiet = runtime.run_locked(PassOptions())
 
     assert quiet.scorecard.changes == ()
-    assert reads == []
+    assert _comparable(quiet) == _comparable(second)
     # Only the issues Jira sent again in the overlap are read back, to compare them.
-    assert sum(records) <= quiet.issues_fetched < 600
+    assert {name for name, _ in calls} <= {"issue_records"}
+    assert sum(n for _, n in calls) <= quiet.issues_fetched < 600
+
+
+def test_pass_given_plan_edit_without_jira_change_measures_the_edited_kr(
+    world: SandboxWorld, tmp_path: Path
+) -> None:
+    runtime = world.runtime(load_plan(DEMO_PLAN))
+    for _ in range(3):
+        before = runtime.run_locked(PassOptions())
+    text = DEMO_PLAN.read_text(encoding="utf-8")
+    edited = tmp_path / "edited.yaml"
+    edited.write_text(text.replace("labels: [sso, security]", "labels: [sso]"), encoding="utf-8")
+    plan = load_plan(edited)
+    runtime.close()
+
+    incremental = world.runtime(plan).run_locked(PassOptions())
+    store = Store(world.database_url)
+    with store.engine.begin() as conn:
+        conn.execute(sa.delete(measure_marks))
+    store.close()
+    full = world.runtime(plan, dry_run=True).run_locked(PassOptions(dry_run=True))
+
+    assert _comparable(full) == _comparable(incremental)
+    measured = {kr.id: kr.items for kr in incremental.scorecard.key_results()}
+    measured_before = {kr.id: kr.items for kr in before.scorecard.key_results()}
+    assert measured["CO-1.KR1"] != measured_before["CO-1.KR1"]
+    assert measured["SUP-1.KR2"] == measured_before["SUP-1.KR2"]
 
 
 def test_pass_given_changes_equals_a_full_measurement(world: SandboxWorld) -> None:
@@ -75,7 +106,9 @@ def test_pass_given_changes_equals_a_full_measurement(world: SandboxWorld) -> No
         world.dataset.transition(issue_id, "done")
         if step % 3 == 0:
             world.dataset.advance(timedelta(minutes=1))
-        incremental = runtime.run_locked(PassOptions())
+        runtime.run_locked(PassOptions())
+        runtime.run_locked(PassOptions())
+        incremental = runtime.run_locked(PassOptions())  # reuses the stored evaluations
         store = runtime.store
         assert isinstance(store, Store)
         assert store.get_measure_states("main") is not None

@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
+from typing import Any
 
 from okr_sync.config.plan import Plan, uses_points
 from okr_sync.scoring.explain import (
@@ -227,3 +228,56 @@ def _warn_double_counting(plan: Plan, results: dict[str, Evaluation]) -> None:
                 evaluation,
                 measured=replace(measured, warnings=(*measured.warnings, *messages)),
             )
+
+
+def measure_keys(plan: Plan, sources: Mapping[str, SourceData], *, cycle_start: datetime
+                 ) -> dict[str, str]:
+    """Owner -> :func:`~okr_sync.scoring.incremental.measure_key` of every item-selecting
+    measure this pass (not failed, not counts)."""
+    return {
+        owner: measured.key
+        for by_owner in _measured(plan, sources, cycle_start).values()
+        for owner, measured in by_owner.items()
+    }
+
+
+def evaluation_summary(evaluation: Evaluation) -> dict[str, Any]:
+    """An evaluation without its items: what a pass with nothing new needs of it."""
+    measured = evaluation.measured
+    return {
+        "jql": evaluation.jql,
+        "error": evaluation.error,
+        "count": evaluation.count,
+        "reasons": list(evaluation.reasons),
+        "measured": None if measured is None else {
+            "value": measured.value,
+            "items": None if measured.items is None else [measured.items.selected,
+                                                           measured.items.done],
+            "links": list(measured.links),
+            "warnings": list(measured.warnings),
+        },
+    }
+
+
+def evaluation_from_summary(owner: str, doc: Mapping[str, Any]) -> Evaluation:
+    """The evaluation :func:`evaluation_summary` describes, without items (``contributions``
+    and ``states`` empty): the items are those of the pass that stored it."""
+    measured = doc["measured"]
+    value = None
+    if measured is not None:
+        items = measured["items"]
+        value = MeasuredValue(
+            float(measured["value"]),
+            None if items is None else ItemCounts(int(items[0]), int(items[1])),
+            tuple(str(link) for link in measured["links"]),
+            tuple(str(w) for w in measured["warnings"]),
+        )
+    count = doc["count"]
+    return Evaluation(
+        owner=owner,
+        jql=str(doc["jql"]),
+        measured=value,
+        reasons=tuple(str(r) for r in doc["reasons"]),
+        error=None if doc["error"] is None else str(doc["error"]),
+        count=None if count is None else int(count),
+    )

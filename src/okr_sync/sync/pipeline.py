@@ -16,41 +16,40 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
-from typing import Protocol
+from typing import Any, Protocol
 
 from okr_sync.config.plan import Plan, selector_projects
 from okr_sync.connectors.jira.client import JiraClient
 from okr_sync.connectors.jira.jql import projects_jql
 from okr_sync.exit_codes import ExitCode
 from okr_sync.scoring.diff import diff_scorecard
-from okr_sync.scoring.evaluate import (
-    Evaluation,
-    SourceData,
-    evaluate_measures,
-    measure_states,
-)
-from okr_sync.scoring.incremental import MeasureState
+from okr_sync.scoring.evaluate import Evaluation, SourceData
 from okr_sync.scoring.rollup import CheckIn, MeasuredValue, ScoringInput, build_scorecard
 from okr_sync.scoring.rules import cycle_bounds
 from okr_sync.scoring.scorecard import Delivery, Scorecard, ScoringWarning
 from okr_sync.sync.delivery.messages import delivery_action
 from okr_sync.sync.delivery.targets import TargetRef
 from okr_sync.sync.fetch_plan import SourceFetchPlan, jira_filter_url, measure_jqls
+from okr_sync.sync.measuring import (
+    Measurements,
+    measure,
+    previous_snapshots,
+    save_measurements,
+)
 from okr_sync.sync.pull import (
     PulledSource,
     PullOptions,
     SourcePuller,
 )
 from okr_sync.sync.state import (
+    Explanation,
     PassSnapshot,
     explanations_of,
     load_state,
     previous_states,
     previous_values,
-    prior_measure_states,
     published_scores,
     same_scores,
-    save_measure_states,
     save_snapshot,
     write_source,
 )
@@ -61,7 +60,6 @@ from okr_sync.sync.store.store import (
     Outcome,
     RunCounts,
     RunKind,
-    Snapshot,
     Store,
 )
 
@@ -183,24 +181,27 @@ class SyncPass:
         # are told against the last *published* snapshot (the one people saw), so moves
         # below notify.min_delta add up until they are news; counts, kept values and
         # fetch fingerprints come from the latest one.
-        published, latest = self._previous_snapshots()
+        published_id, published, latest = self._previous_snapshots()
+        summaries = {name: self.store.get_measure_summary(name) for name in self.fetch_plan}
 
         # 2. Pull from Jira.
-        pulled, requests = self._pull(now, latest)
+        pulled, requests = self._pull(now, latest, summaries)
 
         # 3. Measure and score: incrementally, from the stored measure states and what
-        # this pull changed (scoring.incremental), exactly what a full measurement gives.
+        # this pull changed (scoring.incremental), exactly what a full measurement gives;
+        # a pass that found nothing new reuses the last evaluations (sync.measuring).
         sources = {name: self._source_data(p) for name, p in pulled.items()}
-        before, pulled_changes = prior_measure_states(self.store, pulled)
-        states = measure_states(self.plan, sources, cycle_start=self._cycle_start(),
-                                before=before, changes=pulled_changes)
-        evaluations = evaluate_measures(
-            self.plan,
-            sources,
+        sites = {name: self._site(name) for name in pulled}
+        measurements = measure(
+            self.plan, self.store, pulled, sources,
             cycle_start=self._cycle_start(),
-            previous=previous_states(published),
-            states=states,
+            published_id=published_id,
+            previous=lambda: previous_states(published),
+            sites=sites,
+            summaries=summaries,
+            may_reuse=latest is not None and not self.options.full and not self.options.refetch,
         )
+        evaluations = measurements.evaluations
         # One line per failed source, never one per KR and KPI of it.
         source_failures = [
             f"source {p.name}: {p.source_error}" for p in pulled.values() if p.source_error
@@ -245,9 +246,14 @@ class SyncPass:
         store = self._writable()
         publish = not nothing_measured and (
             published is None or bool(messages) or bool(scorecard.changes))
-        snapshot = PassSnapshot(scorecard, explanations_of(evaluations), self._fingerprints())
+        if measurements.unchanged and latest is not None:
+            # Nothing new: the items behind these evaluations are the latest snapshot's.
+            explanations: Mapping[str, Explanation] = latest.explanations
+        else:
+            explanations = explanations_of(evaluations)
+        snapshot = PassSnapshot(scorecard, explanations, self._fingerprints())
         self._commit(store, run_id, now, snapshot, pulled, messages, publish, latest,
-                     (before, states))
+                     (measurements, published_id, sites))
 
         # 5. Deliver the outbox.
         deliveries: list[Delivery] = []
@@ -289,13 +295,14 @@ class SyncPass:
         return cycle_bounds(cycle.start, cycle.end, cycle.zone)[0]
 
     def _pull(
-        self, now: datetime, previous: PassSnapshot | None
+        self, now: datetime, previous: PassSnapshot | None,
+        summaries: Mapping[str, Mapping[str, Any] | None],
     ) -> tuple[dict[str, PulledSource], int]:
         pulled: dict[str, PulledSource] = {}
         requests = 0
         for name, source_plan in self.fetch_plan.items():
             queries = {q.owner: q.jql for q in source_plan.memberships}
-            state = load_state(self.store, name, queries, previous)
+            state = load_state(self.store, name, queries, previous, summaries.get(name))
             client = self.jira(name)
             # A plan that now needs other projects or fields than the mirror was built
             # for gets a full pull, or old issues would lack what the new measures read.
@@ -347,8 +354,7 @@ class SyncPass:
             # The store also knows keys issues had before they moved; what this pass
             # pulled covers a store that does not exist yet (a first dry run).
             return store.resolve_key(source, key) or by_key.get(key.upper())
-        base_url = getattr(self.jira, "base_url", None)
-        site = base_url(pulled.name) if callable(base_url) else None
+        site = self._site(pulled.name)
         return SourceData(
             issues=pulled.issues,
             memberships=pulled.memberships,
@@ -359,22 +365,16 @@ class SyncPass:
             read=getattr(pulled.issues, "read", None),
         )
 
-    def _previous_snapshots(self) -> tuple[PassSnapshot | None, PassSnapshot | None]:
-        """The last published and the latest snapshots of this cycle (None when none)."""
-        # A new cycle starts from scratch: last cycle's scores are no baseline for news.
-        cycle = self.plan.cycle.name
+    def _site(self, source: str) -> str | None:
+        """The Jira site's address (for links), when the client factory knows it."""
+        base_url = getattr(self.jira, "base_url", None)
+        site = base_url(source) if callable(base_url) else None
+        return site if isinstance(site, str) else None
 
-        def this_cycle(record: Snapshot | None) -> PassSnapshot | None:
-            if record is None or record.cycle != cycle:
-                return None
-            return PassSnapshot.from_json(record.document)
-
-        published_record = self.store.last_published_snapshot()
-        published = this_cycle(published_record)
-        # Usually the latest snapshot is the published one: read and parse it once.
-        if published_record is not None and published_record.id == self.store.latest_snapshot_id():
-            return published, published
-        return published, this_cycle(self.store.latest_snapshot())
+    def _previous_snapshots(
+        self,
+    ) -> tuple[int | None, PassSnapshot | None, PassSnapshot | None]:
+        return previous_snapshots(self.store, self.plan.cycle.name)
 
     def _measured(
         self,
@@ -435,16 +435,21 @@ class SyncPass:
         messages: list[OutboxItem],
         publish: bool,
         latest: PassSnapshot | None,
-        measured: tuple[Mapping[str, MeasureState], Mapping[str, MeasureState]],
+        measured: tuple[Measurements, int | None, Mapping[str, str | None]],
     ) -> None:
         scorecard = snapshot.scorecard
-        before, states = measured
-        sources_of = {owner: measure.source for owner, measure in self.plan.jira_measures()}
+        measurements, published_id, sites = measured
+        # Decided before the transaction: it may read stored explanations.
+        quiet = not publish and same_scores(snapshot, latest,
+                                            same_explanations=measurements.unchanged)
+        if not quiet:
+            snapshot = replace(snapshot, explanations=dict(snapshot.explanations))
         with store.transaction() as tx:
             for source in pulled.values():
                 write_source(tx, source, now)
-                save_measure_states(tx, source.name, before, states, sources_of, now)
-            if not publish and same_scores(snapshot, latest):
+            save_measurements(tx, self.plan, pulled, measurements,
+                              published_id=published_id, sites=sites, now=now)
+            if quiet:
                 # Nothing to remember: a quiet pass every few minutes must not grow
                 # the store. Runs and cursors still say when we last looked.
                 return

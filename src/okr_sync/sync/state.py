@@ -10,7 +10,7 @@ documents of earlier versions are upgraded on read (:func:`upgrade_snapshot_v1`)
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, get_args
@@ -131,6 +131,34 @@ def _number(value: object) -> float | None:
     return float(value)
 
 
+class LazyExplanations(Mapping[str, "Explanation"]):
+    """A stored snapshot's explanations, read from the store the first time they are
+    needed: most of a large snapshot is its items, and a quiet pass needs none of them."""
+
+    def __init__(self, load: Callable[[], Mapping[str, Explanation]]) -> None:
+        self._load = load
+        self._loaded: dict[str, Explanation] | None = None
+
+    def _all(self) -> dict[str, Explanation]:
+        if self._loaded is None:
+            self._loaded = dict(self._load())
+        return self._loaded
+
+    def __getitem__(self, owner: str) -> Explanation:
+        return self._all()[owner]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._all())
+
+    def __len__(self) -> int:
+        return len(self._all())
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Mapping) and self._all() == dict(other)
+
+    __hash__ = None  # type: ignore[assignment]
+
+
 @dataclass(frozen=True)
 class PassSnapshot:
     """What one pass concluded, as stored for later passes and commands.
@@ -228,6 +256,7 @@ def load_state(
     source: str,
     queries: Mapping[str, str],
     previous: PassSnapshot | None,
+    summary: Mapping[str, Any] | None = None,
 ) -> SourceState:
     """The mirror, cursor and stored memberships of ``source``.
 
@@ -244,10 +273,16 @@ def load_state(
         if stored is not None and stored.matches(jql):
             memberships[owner] = (jql, stored.issue_ids)
     counts: dict[str, tuple[str, int]] = {}
-    explanations = previous.explanations if previous is not None else {}
-    for owner, entry in explanations.items():
-        if owner in queries and entry.count is not None and not entry.error:
-            counts[owner] = (entry.jql, entry.count)
+    if summary is not None:
+        # The pass that wrote the summary had the latest snapshot's explanations.
+        for owner, entry in summary["evaluations"].items():
+            if owner in queries and entry["count"] is not None and not entry["error"]:
+                counts[owner] = (str(entry["jql"]), int(entry["count"]))
+    else:
+        explanations = previous.explanations if previous is not None else {}
+        for owner, explanation in explanations.items():
+            if owner in queries and explanation.count is not None and not explanation.error:
+                counts[owner] = (explanation.jql, explanation.count)
     return SourceState(
         issues=issues,
         cursor=cursor.high_water_mark if cursor else None,
@@ -291,12 +326,15 @@ def save_measure_states(
     states: Mapping[str, MeasureState],
     sources_of: Mapping[str, str],
     now: datetime,
+    *,
+    summary: Mapping[str, Any] | None = None,
 ) -> None:
-    """Store the states of ``source``'s measures that changed, with the mirror's mark."""
+    """Store the states of ``source``'s measures that changed, with the mirror's mark
+    (and the pass's summary, see :mod:`okr_sync.sync.measuring`)."""
     mine = {owner: state for owner, state in states.items() if sources_of.get(owner) == source}
     changed = {owner: (state.key, state.to_json()) for owner, state in mine.items()
                if before.get(owner) is not state}
-    tx.save_measure_states(source, changed, keep=set(mine), at=now)
+    tx.save_measure_states(source, changed, keep=set(mine), at=now, summary=summary)
 
 
 def write_source(tx: StoreTransaction, source: PulledSource, now: datetime) -> None:
@@ -315,8 +353,13 @@ def write_source(tx: StoreTransaction, source: PulledSource, now: datetime) -> N
         )
 
 
-def same_scores(snapshot: PassSnapshot, other: PassSnapshot | None) -> bool:
-    """Whether two snapshots agree on everything but the moment they were taken."""
+def same_scores(snapshot: PassSnapshot, other: PassSnapshot | None, *,
+                same_explanations: bool = False) -> bool:
+    """Whether two snapshots agree on everything but the moment they were taken.
+
+    ``same_explanations``: the caller knows the explanations agree (a pass that found
+    nothing new), so they are not read to be compared.
+    """
     if other is None:
         return False
     # Scores compared as stored (rounded to 4 decimals): a wobble nobody can see is no
@@ -328,7 +371,7 @@ def same_scores(snapshot: PassSnapshot, other: PassSnapshot | None) -> bool:
         all(mine[key] == theirs[key] for key in keys)
         and _timeless(mine["objectives"]) == _timeless(theirs["objectives"])
         and dict(snapshot.fetch) == dict(other.fetch)
-        and dict(snapshot.explanations) == dict(other.explanations)
+        and (same_explanations or dict(snapshot.explanations) == dict(other.explanations))
     )
 
 

@@ -40,31 +40,46 @@ class MeasureOps(StoreOps):
         with self._connection() as conn:
             return set(conn.execute(query).scalars())
 
+    def _mirror_mark(self, conn: sa.Connection, source: str) -> sa.Row[Any] | None:
+        """The source's mark, when no mirror row was written after it."""
+        mark = conn.execute(
+            sa.select(measure_marks).where(measure_marks.c.source == source)
+        ).first()
+        if mark is None:
+            return None
+        newest = conn.execute(
+            sa.select(sa.func.max(issues.c.seen_at)).where(issues.c.source == source)
+        ).scalar_one_or_none()
+        deleted = conn.execute(
+            sa.select(sa.func.max(issues.c.deleted_at)).where(issues.c.source == source)
+        ).scalar_one_or_none()
+        written = [w for w in (newest, deleted) if w is not None]
+        if written and max(_aware(w) for w in written) > _aware(mark.mirror_at):
+            return None
+        return mark
+
     def get_measure_states(
         self, source: str
     ) -> dict[str, tuple[str, Mapping[str, Any]]] | None:
         """Owner -> (measure key, state document), or ``None`` when there are none that
         were computed on the mirror as it is (never stored, or the mirror written since)."""
         with self._connection() as conn:
-            mark = conn.execute(
-                sa.select(measure_marks.c.mirror_at).where(measure_marks.c.source == source)
-            ).scalar_one_or_none()
-            if mark is None:
-                return None
-            newest = conn.execute(
-                sa.select(sa.func.max(issues.c.seen_at)).where(issues.c.source == source)
-            ).scalar_one_or_none()
-            deleted = conn.execute(
-                sa.select(sa.func.max(issues.c.deleted_at)).where(issues.c.source == source)
-            ).scalar_one_or_none()
-            written = [w for w in (newest, deleted) if w is not None]
-            if written and max(_aware(w) for w in written) > _aware(mark):
+            if self._mirror_mark(conn, source) is None:
                 return None
             rows = conn.execute(
                 sa.select(measure_states.c.owner, measure_states.c.measure_key,
                           measure_states.c.state).where(measure_states.c.source == source)
             )
             return {row.owner: (row.measure_key, row.state) for row in rows}
+
+    def get_measure_summary(self, source: str) -> dict[str, Any] | None:
+        """What the pass that stored the measure states measured (no items), when they
+        still match the mirror; else ``None``."""
+        with self._connection() as conn:
+            mark = self._mirror_mark(conn, source)
+        if mark is None or not isinstance(mark.summary, dict):
+            return None
+        return dict(mark.summary)
 
     def save_measure_states(
         self,
@@ -73,6 +88,7 @@ class MeasureOps(StoreOps):
         *,
         keep: Collection[str],
         at: datetime,
+        summary: Mapping[str, Any] | None = None,
     ) -> None:
         """Write ``states`` (owner -> (key, document)), drop owners not in ``keep``, and
         mark the source's mirror as the one they were computed on (at ``at``)."""
@@ -92,8 +108,9 @@ class MeasureOps(StoreOps):
                         for owner, (key, document) in states.items()
                     ],
                 )
-            conn.execute(upsert(conn, measure_marks, ["source"], ["mirror_at"]),
-                         {"source": source, "mirror_at": when})
+            conn.execute(upsert(conn, measure_marks, ["source"], ["mirror_at", "summary"]),
+                         {"source": source, "mirror_at": when,
+                          "summary": None if summary is None else dict(summary)})
 
     def issue_records(self, source: str, ids: Collection[str]) -> dict[str, dict[str, Any]]:
         """The mirrored (not deleted) records of ``ids`` by id (absent ids are not mirrored)."""

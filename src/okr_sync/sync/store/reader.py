@@ -57,6 +57,12 @@ class StoreReader(Protocol):
 
     def latest_snapshot_id(self) -> int | None: ...
 
+    def snapshot_head(self, *, published_only: bool) -> Snapshot | None: ...
+
+    def get_snapshot(self, snapshot_id: int) -> Snapshot: ...
+
+    def get_measure_summary(self, source: str) -> dict[str, Any] | None: ...
+
     def latest_checkins(
         self, *, since: datetime | None = None, kr_ids: Collection[str] | None = None
     ) -> dict[str, LatestCheckin]: ...
@@ -126,6 +132,19 @@ class ReadOnlyStore:
 
     def latest_snapshot_id(self) -> int | None:
         return None if self._store is None else self._store.latest_snapshot_id()
+
+    def snapshot_head(self, *, published_only: bool) -> Snapshot | None:
+        if self._store is None:
+            return None
+        return self._store.snapshot_head(published_only=published_only)
+
+    def get_snapshot(self, snapshot_id: int) -> Snapshot:
+        if self._store is None:
+            raise KeyError(snapshot_id)
+        return self._store.get_snapshot(snapshot_id)
+
+    def get_measure_summary(self, source: str) -> dict[str, Any] | None:
+        return None if self._store is None else self._store.get_measure_summary(source)
 
     def latest_checkins(
         self, *, since: datetime | None = None, kr_ids: Collection[str] | None = None

@@ -119,6 +119,8 @@ measure_marks = sa.Table(
     metadata,
     sa.Column("source", sa.String(64), primary_key=True),
     sa.Column("mirror_at", UTCDateTime(), nullable=False),
+    #: What that pass measured, per KR or KPI, without the items (a quiet pass's shortcut).
+    sa.Column("summary", sa.JSON(), nullable=True),
 )
 
 issue_key_history = sa.Table(

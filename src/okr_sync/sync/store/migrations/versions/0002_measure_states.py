@@ -32,6 +32,7 @@ def upgrade() -> None:
         "measure_marks",
         sa.Column("source", sa.String(length=64), nullable=False),
         sa.Column("mirror_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("summary", sa.JSON(), nullable=True),
         sa.PrimaryKeyConstraint("source", name=op.f("pk_measure_marks")),
     )
     op.create_index(op.f("ix_issues_source_seen_at"), "issues", ["source", "seen_at"])
