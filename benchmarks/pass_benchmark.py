@@ -5,7 +5,7 @@
 Prints one JSON document: for a first (full) pass, a pass with no change, and a
 pass after a burst of Jira updates, the wall time, the CPU of the pass's own thread
 (``thread_time``: okr-sync's work, not the in-process sandbox servers'), the CPU of
-mapping and scoring alone (``evaluate_measures``), the requests each made and the
+mapping and scoring alone (``measure`` and ``build_scorecard``), the requests each made and the
 process's peak RSS after it. ``--krs N`` replaces the demo plan by a generated one
 with N structured and raw-JQL KRs over the sandbox's projects. Timings are for
 comparison on one machine, not assertions.
@@ -96,22 +96,28 @@ def generated_plan(dataset: JiraDataset, krs: int, workdir: Path, seed: int = 3)
 
 @contextmanager
 def _timed_evaluation() -> Iterator[list[float]]:
-    """CPU seconds spent in ``evaluate_measures`` (mapping and scoring) while active."""
+    """CPU seconds spent measuring (``sync.measuring.measure``: measure states, mapping,
+    evaluation) and scoring (``build_scorecard``) while active."""
     spent: list[float] = []
-    original: Callable[..., Any] = pipeline.evaluate_measures
+    originals: dict[str, Callable[..., Any]] = {
+        name: getattr(pipeline, name) for name in ("measure", "build_scorecard")}
 
-    def timed(*args: Any, **kwargs: Any) -> Any:
-        started = time.thread_time()
-        try:
-            return original(*args, **kwargs)
-        finally:
-            spent.append(time.thread_time() - started)
+    def timed(original: Callable[..., Any]) -> Callable[..., Any]:
+        def run(*args: Any, **kwargs: Any) -> Any:
+            started = time.thread_time()
+            try:
+                return original(*args, **kwargs)
+            finally:
+                spent.append(time.thread_time() - started)
+        return run
 
-    pipeline.evaluate_measures = timed  # type: ignore[assignment]
+    for name, original in originals.items():
+        setattr(pipeline, name, timed(original))
     try:
         yield spent
     finally:
-        pipeline.evaluate_measures = original  # type: ignore[assignment]
+        for name, original in originals.items():
+            setattr(pipeline, name, original)
 
 
 def _peak_rss_mb() -> float:
