@@ -174,7 +174,7 @@ def test_checkin_given_value_within_range_does_not_warn(plain_env: dict[str, str
     ("args", "message"),
     [(["explain", "CO-1.KR9"], "did you mean CO-1.KR"),
      (["checkin", "co-1.kr3", "--note", "x"], "did you mean CO-1.KR3"),
-     (["explain", "NOPE"], "valid ids: CO-1.KR1, CO-1.KR2"),
+     (["explain", "NOPE"], "valid ids: CO-1, CO-1.KR1, CO-1.KR2"),
      (["resync", "--kr", "NOPE"], "valid ids: CO-1.KR1"),
      (["resync", "--objective", "CO1"], "did you mean CO-1"),
      (["resync", "--objective", "NOPE"], "valid ids: CO-1, OPS-1, SUP-1")],

@@ -220,3 +220,23 @@ def test_run_given_as_of_before_last_published_scorecard_refuses_a_real_pass(env
     assert "--as-of 2026-10-15 is before the last published scorecard" in refused.stderr
     dry = runner.invoke(app, ["run", "--dry-run", "--as-of", "2026-10-15"], env=env)
     assert dry.exit_code == 0, dry.stderr
+
+
+def test_run_given_cron_digest_time_passed_posts_one_digest_over_several_runs(env, world) -> None:
+    from datetime import UTC, datetime, timedelta
+
+    import time_machine
+
+    monday_9 = datetime(2026, 11, 2, 9, 0, tzinfo=UTC)  # the demo plan's digest: 0 9 * * MON
+    docs = []
+    with time_machine.travel(monday_9 - timedelta(minutes=10), tick=True) as traveller:
+        assert _invoke(env, "run").exit_code == 0  # before the digest time: none
+        for minutes in (1, 11, 21):
+            traveller.move_to(monday_9 + timedelta(minutes=minutes))
+            result = _invoke(env, "run", "--output", "json")
+            assert result.exit_code == 0, result.stderr
+            docs.append(json.loads(result.stdout))
+    texts = [m.text for m in world.slack.messages("C0DEMO0001")]
+    assert sum(1 for t in texts if t.startswith("Weekly OKR digest")) == 1
+    # The run that sent it lists its deliveries (one JSON document); the later ones do not.
+    assert [len(d["deliveries"]) for d in docs] == [2, 0, 0]

@@ -62,7 +62,7 @@ def test_checkin_given_manual_kr_value_is_used_by_next_run(env) -> None:
     [(["checkin", "NOPE", "--value", "1"], "unknown key result 'NOPE'"),
      (["checkin", "OPS-1.KR2", "--value", "1"], "only manual KRs take --value"),
      (["checkin", "CO-1.KR3", "--confidence", "great"], "--confidence must be one of"),
-     (["explain", "NOPE"], "unknown key result 'NOPE'")],
+     (["explain", "NOPE"], "unknown id 'NOPE'")],
 )
 def test_cli_given_bad_arguments_exits_2_naming_the_problem(env, args, message) -> None:
     result = _invoke(env, *args)

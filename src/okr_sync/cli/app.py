@@ -14,13 +14,13 @@ import typer
 
 from okr_sync.cli.demo import demo_command
 from okr_sync.cli.doctor import doctor_command
+from okr_sync.cli.explain import explain_command
 from okr_sync.cli.plan import schema_command, validate_command
 from okr_sync.cli.run import resync_command, run_command
 from okr_sync.cli.serve import serve_command
 from okr_sync.cli.state import (
     checkin_command,
     db_upgrade_command,
-    explain_command,
     report_command,
     status_command,
 )

@@ -78,13 +78,43 @@ def unknown_id_message(what: str, given: str, known: Iterable[str]) -> str:
     return f"unknown {what} {given!r}; valid ids: {listed or 'none'}"
 
 
+#: What ``explain`` explains, in the order an id is looked up (perspective ids may
+#: repeat another id: the contract keeps only objective, KR and KPI ids unique).
+ID_KINDS = ("key_result", "objective", "kpi", "perspective")
+_KIND_NAMES = {"key_result": "key result", "objective": "objective", "kpi": "KPI",
+               "perspective": "perspective"}
+
+
+def plan_ids(plan: Plan, kind: str) -> list[str]:
+    if kind == "key_result":
+        return [kr.id for _, kr in plan.key_results()]
+    if kind == "objective":
+        return [o.id for o in plan.objectives]
+    if kind == "kpi":
+        return [k.id for k in plan.kpis]
+    return [p.id for p in plan.perspectives]
+
+
+def id_kind_of(plan: Plan, given: str, kinds: Iterable[str] = ID_KINDS) -> str:
+    """Which of ``kinds`` the plan id ``given`` is, or a usage error with a "did you mean"
+    over the ids of those kinds."""
+    wanted = list(kinds)
+    for kind in wanted:
+        if given in plan_ids(plan, kind):
+            return kind
+    names = [_KIND_NAMES[k] for k in wanted]
+    what = names[0] if len(names) == 1 else "id"
+    known = {i for kind in wanted for i in plan_ids(plan, kind)}
+    message = unknown_id_message(what, given, known)
+    if len(names) > 1:
+        message += f" (ids of a {', '.join(names[:-1])} or {names[-1]})"
+    raise UsageError(message)
+
+
 def key_result_of(plan: Plan, kr_id: str) -> KeyResult:
     """The plan's KR ``kr_id``, or a usage error with a "did you mean"."""
-    try:
-        return plan.key_result(kr_id)
-    except KeyError:
-        raise UsageError(unknown_id_message(
-            "key result", kr_id, (kr.id for _, kr in plan.key_results()))) from None
+    id_kind_of(plan, kr_id, ("key_result",))
+    return plan.key_result(kr_id)
 
 
 def describe_database_url(url: str) -> str:

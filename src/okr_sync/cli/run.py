@@ -78,7 +78,8 @@ def _pass(
             fail_usage(error)
     try:
         with fetch_progress() as progress:
-            result = runtime.run_locked(replace(options, progress=progress), wait=wait)
+            result = runtime.run_locked(replace(options, progress=progress), wait=wait,
+                                        scheduled=options.kind == "run")
     except LockBusyError as error:
         stderr.print(f"another run holds the lock ({error}); try later", markup=False)
         return ExitCode.LOCKED

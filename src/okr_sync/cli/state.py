@@ -14,7 +14,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-from rich.table import Table
 from rich.text import Text
 
 from okr_sync.cli.common import (
@@ -36,7 +35,7 @@ from okr_sync.exit_codes import ExitCode
 
 if TYPE_CHECKING:
     from okr_sync.scoring.scorecard import Confidence
-    from okr_sync.sync.state import Explanation, PassSnapshot
+    from okr_sync.sync.state import PassSnapshot
     from okr_sync.sync.store.store import Store
 
 
@@ -168,75 +167,6 @@ def status_command(output: OutputOption = OutputFormat.text, plan: PlanOption = 
         stdout.print(Text.assemble(("failed: ", "red"),
                                    inert(f"{row['route']} -> {row['target']} ({row['kind']}): "
                                          f"{row['error']}")))
-
-
-def explain_command(kr_id: Annotated[str, typer.Argument(help="key result id")],
-                    plan: PlanOption = None) -> None:
-    """Which items make up a KR's value, and what changed it recently."""
-    try:
-        settings = load_settings()
-        _path, loaded = resolve_plan(plan, settings)
-        kr = key_result_of(loaded, kr_id)
-        store = open_store(settings.database_url)
-    except UsageError as error:
-        fail_usage(error)
-    with store:
-        snapshot = store.latest_snapshot()
-        history = store.get_history(kr_id, limit=10)
-        checkins = store.checkins(kr_id, limit=5)
-    stdout.print(Text.assemble((inert(f"{kr.id} "), "bold"), inert(kr.title)))
-    try:
-        stored = read_snapshot(snapshot.document) if snapshot is not None else None
-    except UsageError as error:
-        fail_usage(error)
-    card = stored.scorecard if stored is not None else None
-    if stored is None or card is None or kr_id not in {k.id for k in card.key_results()}:
-        stdout.print("not scored yet: run `okr-sync run` first", markup=False)
-        return
-    scored = card.key_result(kr_id)
-    stdout.print(inert(f"value {scored.value:g} (target {scored.target:g}), "
-                       f"score {scored.score:.0%}, {scored.band}, {scored.confidence}"))
-    entry = stored.explanations.get(kr_id)
-    if kr.measure.kind == "manual":
-        stdout.print("measured by hand: plan `current` or the latest check-in", markup=False)
-    elif entry is not None:
-        _print_items(kr.measure.kind, entry)
-    if history:
-        table = Table("as of", "value", "score", "band", "confidence", header_style="bold")
-        for record in history:
-            table.add_row(record.as_of.isoformat(), f"{record.value:g}" if record.value is not None
-                          else "-", f"{record.score:.0%}", Text(inert(record.band)),
-                          Text(record.confidence))
-        stdout.print(table)
-    for change in card.changes:
-        if change.kr == kr_id:
-            stdout.print(inert(f"last change: {', '.join(change.reasons) or 'no item changes'}"))
-    for checkin in checkins:
-        stdout.print(inert(f"check-in {checkin.at.isoformat()}: value={checkin.value} "
-                           f"confidence={checkin.confidence} {checkin.note or ''}"))
-
-
-def _print_items(kind: str, entry: Explanation) -> None:
-    stdout.print(Text(inert(f"JQL: {entry.jql}")))
-    if entry.error:
-        stdout.print(Text.assemble(("not measured: ", "red"), inert(entry.error)))
-    if entry.count is not None:
-        stdout.print(f"counted by Jira: {entry.count} issues", markup=False)
-    if entry.reasons:
-        stdout.print(inert(f"changed since the last pass: {', '.join(entry.reasons)}"))
-    items = entry.items
-    if not items:
-        return
-    table = Table("key", "summary", "status", "points", "counted", header_style="bold")
-    for item in items:
-        points = "-" if item.points is None else f"{item.points:g}"
-        counted: str = item.counted
-        if kind == "sum":
-            counted = f"adds {item.amount or 0:g}"
-        table.add_row(Text(inert(item.key)), Text(inert(item.summary)), Text(inert(item.status)),
-                      points, counted)
-    stdout.print(table)
-    stdout.print(f"{len(items)} items, {sum(1 for i in items if i.done)} done", markup=False)
 
 
 def checkin_command(

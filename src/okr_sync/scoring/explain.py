@@ -43,6 +43,66 @@ def item_states(contributions: Iterable[Contribution]) -> dict[str, ItemState]:
     return {c.id: ItemState(c.key, c.project, c.done, c.points) for c in contributions}
 
 
+@dataclass(frozen=True)
+class ItemChanges:
+    """Which items of one KR changed between two passes, by id (``explain`` lists them)."""
+
+    added: tuple[str, ...] = ()
+    done: tuple[str, ...] = ()
+    reopened: tuple[str, ...] = ()
+    #: Left the selection (re-labelled, deleted...) or moved to another project.
+    removed: tuple[str, ...] = ()
+    moved: tuple[str, ...] = ()
+    points_changed: tuple[str, ...] = ()
+
+    @property
+    def left(self) -> tuple[str, ...]:
+        return self.removed + self.moved
+
+    def __bool__(self) -> bool:
+        return bool(self.added or self.done or self.reopened or self.left
+                    or self.points_changed)
+
+
+def item_changes(
+    before: Mapping[str, ItemState],
+    after: Mapping[str, ItemState],
+    current_projects: Mapping[str, str] | None = None,
+    *,
+    track_points: bool = True,
+) -> ItemChanges:
+    """The items that were added, got done, reopened or left between two passes' item
+    states of one KR (see :func:`change_reasons`)."""
+    current_projects = current_projects or {}
+    added: list[str] = []
+    done: list[str] = []
+    reopened: list[str] = []
+    points: list[str] = []
+    removed: list[str] = []
+    moved: list[str] = []
+    for item_id, now in after.items():
+        was = before.get(item_id)
+        if was is None:
+            added.append(item_id)
+            continue
+        if now.done and not was.done:
+            done.append(item_id)
+        elif was.done and not now.done:
+            reopened.append(item_id)
+        if track_points and now.points != was.points:
+            points.append(item_id)
+    for item_id, was in before.items():
+        if item_id in after:
+            continue
+        project_now = current_projects.get(item_id)
+        if project_now is not None and project_now.casefold() != was.project.casefold():
+            moved.append(item_id)
+        else:
+            removed.append(item_id)
+    return ItemChanges(tuple(added), tuple(done), tuple(reopened), tuple(removed),
+                       tuple(moved), tuple(points))
+
+
 def change_reasons(
     before: Mapping[str, ItemState],
     after: Mapping[str, ItemState],
@@ -57,40 +117,19 @@ def change_reasons(
     told apart from one that was merely re-labelled or deleted. ``track_points``
     is off for measures that do not weigh items by points.
     """
-    current_projects = current_projects or {}
-    newly_done = reopened = added = removed = moved = 0
-    points_changed = False
-    for item_id, now in after.items():
-        was = before.get(item_id)
-        if was is None:
-            added += 1
-            continue
-        if now.done and not was.done:
-            newly_done += 1
-        elif was.done and not now.done:
-            reopened += 1
-        if track_points and now.points != was.points:
-            points_changed = True
-    for item_id, was in before.items():
-        if item_id in after:
-            continue
-        project_now = current_projects.get(item_id)
-        if project_now is not None and project_now.casefold() != was.project.casefold():
-            moved += 1
-        else:
-            removed += 1
+    changes = item_changes(before, after, current_projects, track_points=track_points)
     reasons = []
-    if newly_done:
-        reasons.append(f"+{newly_done} done")
-    if reopened:
-        reasons.append(f"-{reopened} reopened")
-    if added:
-        reasons.append(f"+{added} added to scope")
-    if removed:
-        reasons.append(f"-{removed} removed from scope")
-    if moved:
-        reasons.append(f"{moved} moved out")
-    if points_changed:
+    if changes.done:
+        reasons.append(f"+{len(changes.done)} done")
+    if changes.reopened:
+        reasons.append(f"-{len(changes.reopened)} reopened")
+    if changes.added:
+        reasons.append(f"+{len(changes.added)} added to scope")
+    if changes.removed:
+        reasons.append(f"-{len(changes.removed)} removed from scope")
+    if changes.moved:
+        reasons.append(f"{len(changes.moved)} moved out")
+    if changes.points_changed:
         reasons.append("points changed")
     return tuple(reasons)
 

@@ -299,43 +299,71 @@ def combine(spec: JiraMeasure, facts: Iterable[ItemFact], *, presorted: bool = F
     """
     ordered = list(facts) if presorted else sorted(facts, key=lambda fact: fact.order)
     frozen = isinstance(spec, DoneRatioMeasure) and spec.scope == "frozen"
-    unit = spec.unit if isinstance(spec, DoneRatioMeasure) else None
-    numerator = denominator = 0.0
     done_count = unestimated = frozen_size = no_status = 0
     for fact in ordered:
         c = fact.contribution
         no_status += fact.no_status
         unestimated += fact.unestimated
-        if isinstance(spec, SumMeasure):
-            numerator += c.amount or 0.0
-        elif c.counted != "excluded_frozen":
+        if not isinstance(spec, SumMeasure) and c.counted != "excluded_frozen":
             frozen_size += 1
-            weight = 1.0 if unit != STORY_POINTS else (c.points or 0.0)
-            denominator += weight
-            numerator += weight if c.done else 0.0
         done_count += c.done
-    value = _value(spec, numerator, denominator, len(ordered), done_count)
+    contributions = tuple(fact.contribution for fact in ordered)
     return Measurement(
-        value=value,
+        value=value_terms(spec, contributions).value,
         selected=len(ordered),
         done=done_count,
-        contributions=tuple(fact.contribution for fact in ordered),
+        contributions=contributions,
         unestimated=unestimated,
         frozen_scope_size=frozen_size if frozen else None,
         no_status=no_status,
     )
 
 
-def _value(spec: JiraMeasure, numerator: float, denominator: float, selected: int,
-           done: int) -> float:
+@dataclass(frozen=True)
+class ValueTerms:
+    """The arithmetic of a Jira measure's value over its items (A2), for ``explain``."""
+
+    value: float
+    #: done_ratio: done weight (items or points); sum: the sum; count, milestone: None.
+    numerator: float | None
+    #: done_ratio: total weight over the counted items; otherwise None.
+    denominator: float | None
+    selected: int
+    done: int
+    #: done_ratio with ``scope: frozen``: items created after the cycle start, not counted.
+    excluded: int = 0
+    #: Items weighed by story points that have none (they count 0).
+    unestimated: int = 0
+
+
+def value_terms(spec: JiraMeasure, contributions: Sequence[Contribution]) -> ValueTerms:
+    """A measure's value from the items behind it, with the terms it is made of.
+
+    The one implementation of A2's formulas: :func:`measure` takes its value from here,
+    and ``explain`` shows these terms for the items stored with a pass.
+    """
+    selected = len(contributions)
+    done = sum(1 for c in contributions if c.done)
     if isinstance(spec, DoneRatioMeasure):
-        return numerator / denominator if denominator > 0 else 0.0
+        points = spec.unit == STORY_POINTS
+        counted = [c for c in contributions if c.counted != "excluded_frozen"]
+        weights = [((c.points or 0.0) if points else 1.0, c.done) for c in counted]
+        denominator = sum(weight for weight, _ in weights)
+        numerator = sum(weight for weight, is_done in weights if is_done)
+        return ValueTerms(
+            value=numerator / denominator if denominator > 0 else 0.0,
+            numerator=numerator, denominator=denominator, selected=selected, done=done,
+            excluded=selected - len(counted),
+            unestimated=sum(1 for c in counted if c.points is None) if points else 0,
+        )
     if isinstance(spec, CountMeasure):
-        return float(selected)
+        return ValueTerms(float(selected), None, None, selected, done)
     if isinstance(spec, SumMeasure):
-        return numerator
+        total = sum(c.amount or 0.0 for c in contributions)
+        return ValueTerms(total, total, None, selected, done)
     if isinstance(spec, MilestoneMeasure):
-        return 1.0 if selected > 0 and done == selected else 0.0
+        return ValueTerms(1.0 if selected > 0 and done == selected else 0.0, None, None,
+                          selected, done)
     raise TypeError(f"not a Jira measure: {spec!r}")
 
 

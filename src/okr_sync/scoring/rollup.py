@@ -7,9 +7,10 @@ KPIs, bands, confidence and the ``too_easy`` flag.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import Literal, Protocol
 
 from okr_sync.config.plan import KeyResult, Objective, Plan
 from okr_sync.scoring.rules import (
@@ -76,6 +77,56 @@ def manual_value(kr: KeyResult, checkin: CheckIn | None) -> float | None:
     if checkin is not None and checkin.value is not None:
         return checkin.value
     return kr.current
+
+
+class Scored(Protocol):
+    """A KR or objective as a contributor to its objective or perspective."""
+
+    @property
+    def id(self) -> str: ...
+    @property
+    def score(self) -> float | None: ...
+    @property
+    def weight(self) -> float: ...
+    @property
+    def confidence(self) -> Confidence | None: ...
+
+
+ContributorState = Literal["counted", "weight_0", "not_measured"]
+
+
+def contributor_state(contributor: Scored) -> ContributorState:
+    """Whether a contributor counts in its parent's mean (A3: weight 0 is shown, left out;
+    unmeasured is not zero, left out)."""
+    if contributor.score is None or contributor.confidence is None:
+        return "not_measured"
+    return "counted" if contributor.weight > 0 else "weight_0"
+
+
+@dataclass(frozen=True)
+class ObjectiveRollup:
+    score: float | None
+    confidence: Confidence | None
+    #: Contributors of positive weight that are not measured (left out of the mean).
+    left_out: tuple[str, ...]
+
+
+def objective_rollup(contributors: Sequence[Scored]) -> ObjectiveRollup:
+    """An objective's score (weighted mean of its measured contributors; weights
+    renormalise over them) and confidence (the worst of those with a positive weight)."""
+    counted = [c for c in contributors if contributor_state(c) == "counted"]
+    score = weighted_mean((c.score, c.weight) for c in counted if c.score is not None)
+    confidence = (
+        worst_confidence(c.confidence for c in counted if c.confidence is not None)
+        if score is not None else None
+    )
+    left_out = tuple(c.id for c in contributors if c.score is None and c.weight > 0)
+    return ObjectiveRollup(score, confidence, left_out)
+
+
+def perspective_score(objectives: Iterable[Scored]) -> float | None:
+    """Weighted mean (by objective weight) of the measured objectives tagged with it."""
+    return weighted_mean((o.score, o.weight) for o in objectives if o.score is not None)
 
 
 class _Scorer:
@@ -169,14 +220,8 @@ class _Scorer:
         key_results = tuple(self.key_result(kr) for kr in objective.key_results)
         children = [self.objective(child) for child in self._children.get(objective.id, ())]
         everything: list[KeyResultScore | ObjectiveScore] = [*key_results, *children]
-        contributors: list[tuple[float, float, Confidence]] = [
-            (c.score, c.weight, c.confidence)
-            for c in everything
-            if c.score is not None and c.confidence is not None
-        ]
-        # Weights renormalise over what was measured; the objective says what it left out.
-        left_out = [c.id for c in everything if c.score is None and c.weight > 0]
-        score = weighted_mean((s, w) for s, w, _ in contributors)
+        rolled = objective_rollup(everything)
+        score, confidence, left_out = rolled.score, rolled.confidence, rolled.left_out
         if score is None and not left_out:  # plan validation guarantees a positive weight sum
             raise ValueError(f"objective {objective.id} has no weighted contributors")
         if left_out:
@@ -185,10 +230,6 @@ class _Scorer:
                 message=("mean leaves out, not measured: " if score is not None
                          else "nothing measured, no score: ") + ", ".join(left_out),
             ))
-        confidence = (
-            worst_confidence(c for _, w, c in contributors if w > 0) if score is not None
-            else None
-        )
         result = ObjectiveScore(
             id=objective.id,
             title=objective.title,
@@ -206,8 +247,7 @@ class _Scorer:
     def perspectives(self, objectives: Sequence[ObjectiveScore]) -> tuple[PerspectiveScore, ...]:
         results = []
         for perspective in self.plan.perspectives:
-            tagged = [o for o in objectives if o.perspective == perspective.id]
-            score = weighted_mean((o.score, o.weight) for o in tagged if o.score is not None)
+            score = perspective_score(o for o in objectives if o.perspective == perspective.id)
             band = band_for(score, self.bands) if score is not None else None
             results.append(PerspectiveScore(perspective.id, perspective.title, score, band))
         return tuple(results)

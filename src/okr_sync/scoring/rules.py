@@ -7,7 +7,9 @@ when a scorecard is turned into JSON.
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
+from typing import Literal
 from zoneinfo import ZoneInfo
 
 from okr_sync.config.plan import Band
@@ -85,6 +87,48 @@ def elapsed_fraction(start: date, end: date, zone: ZoneInfo, as_of: datetime) ->
     return clamp(done / total)
 
 
+ConfidenceRule = Literal["checkin", "score_reached", "early", "projected"]
+
+
+@dataclass(frozen=True)
+class ConfidenceTrace:
+    """How :func:`kr_confidence` decided: the rule that applied and its numbers."""
+
+    confidence: Confidence
+    rule: ConfidenceRule
+    #: ``min(1, score / elapsed)``, for the ``projected`` rule only.
+    projected: float | None = None
+    #: The minimum of the top band and of the band below it (``projected`` compares with them).
+    on_track_min: float | None = None
+    at_risk_min: float | None = None
+
+
+def confidence_trace(
+    score: float,
+    elapsed: float,
+    bands: Sequence[Band],
+    checkin: Confidence | None = None,
+) -> ConfidenceTrace:
+    """A KR's confidence at an elapsed fraction ``elapsed`` of the cycle (A3), with why."""
+    if checkin is not None:
+        return ConfidenceTrace(checkin, "checkin")
+    if score >= 1:
+        return ConfidenceTrace("on_track", "score_reached")
+    if elapsed <= EARLY_CYCLE_FRACTION:
+        return ConfidenceTrace("on_track", "early")
+    projected = min(1.0, score / elapsed)
+    mins = sorted(band.min for band in bands)
+    top = mins[-1]
+    below = mins[-2] if len(mins) >= 2 else None
+    if projected >= top:
+        chosen: Confidence = "on_track"
+    elif below is not None and projected >= below:
+        chosen = "at_risk"
+    else:
+        chosen = "off_track"
+    return ConfidenceTrace(chosen, "projected", projected, top, below)
+
+
 def kr_confidence(
     score: float,
     elapsed: float,
@@ -92,17 +136,7 @@ def kr_confidence(
     checkin: Confidence | None = None,
 ) -> Confidence:
     """A KR's confidence at an elapsed fraction ``elapsed`` of the cycle (A3)."""
-    if checkin is not None:
-        return checkin
-    if score >= 1 or elapsed <= EARLY_CYCLE_FRACTION:
-        return "on_track"
-    projected = min(1.0, score / elapsed)
-    mins = sorted(band.min for band in bands)
-    if projected >= mins[-1]:
-        return "on_track"
-    if len(mins) >= 2 and projected >= mins[-2]:
-        return "at_risk"
-    return "off_track"
+    return confidence_trace(score, elapsed, bands, checkin).confidence
 
 
 def worst_confidence(values: Iterable[Confidence]) -> Confidence:

@@ -21,6 +21,7 @@ from okr_sync.connectors.teams.client import TeamsBotClient
 from okr_sync.sync.delivery.outbox import Notifier, Senders, workflow_from_env
 from okr_sync.sync.fetch_plan import SourceFetchPlan, build_fetch_plan
 from okr_sync.sync.pipeline import PassOptions, PassResult, SyncPass
+from okr_sync.sync.scheduled import send_due
 from okr_sync.sync.store.locks import RunLock
 from okr_sync.sync.store.reader import ReadOnlyStore, StoreReader, open_reader
 from okr_sync.sync.store.store import Store
@@ -170,8 +171,13 @@ class Runtime:
                         fetch_plan=self.fetch_plan)
         return sync.run()
 
-    def run_locked(self, options: PassOptions, *, wait: float = 0.0) -> PassResult:
-        """One pass under the run lock; raises LockBusyError when another holds it."""
+    def run_locked(self, options: PassOptions, *, wait: float = 0.0,
+                   scheduled: bool = False) -> PassResult:
+        """One pass under the run lock; raises LockBusyError when another holds it.
+
+        ``scheduled``: then, still under the lock, send the digest and reminder slots that
+        are due (:mod:`okr_sync.sync.scheduled`); their deliveries join the scorecard's.
+        """
         if options.dry_run or not isinstance(self.store, Store):
             # Nothing is written, so nothing to serialise with other passes; a pass
             # that should write fails on the read-only store without the lock.
@@ -180,7 +186,15 @@ class Runtime:
             # Holding the lock proves no other pass is running: runs still marked as
             # running were killed, and are closed as abandoned.
             self.store.abandon_unfinished_runs()
-            return self.run_pass(replace(options, holder=lock.holder))
+            result = self.run_pass(replace(options, holder=lock.holder))
+            if not scheduled or self.notifier is None:
+                return result
+            sent = send_due(self.plan, self.store, self.notifier, self.clock())
+        deliveries = tuple(d for r in sent for d in r.deliveries)
+        if not deliveries:
+            return result
+        card = result.scorecard
+        return replace(result, scorecard=replace(card, deliveries=card.deliveries + deliveries))
 
     def close(self) -> None:
         self.jira.reset_counts()

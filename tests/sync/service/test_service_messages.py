@@ -18,10 +18,11 @@ from okr_sync.sync.sandbox_world import (
     SandboxWorld,
     sandbox_world,
 )
-from okr_sync.sync.service.digests import SnapshotFormatError, scheduled_key, stored_scorecard
+from okr_sync.sync.scheduled import scheduled_key, stored_scorecard
 from okr_sync.sync.service.loop import Scheduler
 from okr_sync.sync.service.metrics import ServiceMetrics
 from okr_sync.sync.service.schedule import Schedule
+from okr_sync.sync.state import SnapshotFormatError
 from okr_sync.sync.store.locks import Leadership, RunLock
 from okr_sync.sync.store.store import Store
 from support.clocks import FakeClock
@@ -46,6 +47,8 @@ def runtime(world: SandboxWorld) -> Iterator[Runtime]:
 
 
 def make_scheduler(runtime: Runtime, clock: FakeClock, holder: str) -> Scheduler:
+    # Passes measure at the scheduler's time too: a slot counts only after the first pass.
+    runtime.clock = clock
     return Scheduler(runtime, Schedule.parse("5m"),
                      leadership=Leadership(runtime.settings.database_url, holder=holder),
                      metrics=ServiceMetrics(), clock=clock)
@@ -79,7 +82,7 @@ def test_digest_given_its_cron_time_is_enqueued_and_delivered_once_per_target(
     assert len(slack_texts(world)) == 2
     scheduler.close()
 
-    # Another replica (or a restart) within the catch-up window sends nothing again.
+    # Another replica (or a restart) finds the slot sent in the store: nothing again.
     clock.set(MONDAY_9 + timedelta(minutes=10))
     successor = make_scheduler(runtime, clock, "second")
     successor.tick()
@@ -104,7 +107,7 @@ def test_reminder_given_friday_slot_asks_for_manual_check_ins(
     scheduler.close()
 
 
-def test_digest_given_slot_older_than_the_catch_up_window_is_not_sent(
+def test_digest_given_slot_before_the_first_pass_is_not_sent(
     world: SandboxWorld, runtime: Runtime
 ) -> None:
     clock = FakeClock(MONDAY_9 + timedelta(hours=2))
@@ -174,7 +177,8 @@ def _digest_after(world: SandboxWorld, runtime: Runtime, gap: timedelta) -> str:
     from okr_sync.sync.pipeline import PassOptions
     from okr_sync.sync.service.digests import ScheduledMessages
 
-    with time_machine.travel(datetime.now(UTC), tick=True) as traveller:
+    # A fixed start: elapsed time (hence confidence) then moves the same way on any day.
+    with time_machine.travel(MONDAY_9 + timedelta(hours=1), tick=True) as traveller:
         assert runtime.run_locked(PassOptions(kind="serve")).exit_code == 0
         traveller.shift(gap)
         world.dataset.advance(gap)

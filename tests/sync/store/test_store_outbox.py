@@ -281,3 +281,10 @@ def test_target_messages_given_refs_and_queued_rows_reports_each_target(store: S
     }
     assert store.target_messages([]) == {}
 
+
+
+def test_existing_keys_given_some_enqueued_returns_only_those(store: Store) -> None:
+    store.enqueue(item("k-1"))
+    store.enqueue(item("k-2", kind="digest"))
+    assert store.existing_keys({"k-1", "k-2", "k-3"}) == {"k-1", "k-2"}
+    assert store.existing_keys(set()) == set()

@@ -236,3 +236,25 @@ def test_add_checkin_given_nothing_or_bad_confidence_refuses(store: Store) -> No
         store.add_checkin("KR3", confidence="great")  # type: ignore[arg-type]
 
     assert store.checkins("KR3") == []
+
+
+def test_first_published_at_given_drafts_and_published_returns_the_oldest_published_as_of(
+    store: Store,
+) -> None:
+    assert store.first_published_at() is None
+    store.save_snapshot(cycle="2026-Q4", as_of=T0 - timedelta(days=2), document=scorecard(0.1),
+                        published=False)
+    first = store.save_snapshot(cycle="2026-Q4", as_of=T0 - timedelta(days=1),
+                                document=scorecard(0.2))
+    store.save_snapshot(cycle="2026-Q4", as_of=T0, document=scorecard(0.3))
+    assert store.first_published_at() == T0 - timedelta(days=1)
+    previous = store.snapshot_before(first + 1)
+    assert previous is not None and previous.id == first
+    assert store.snapshot_before(first - 1) is None
+
+
+def test_latest_checkins_given_until_leaves_out_later_checkins(store: Store) -> None:
+    store.add_checkin("KR3", value=2, at=T0)
+    store.add_checkin("KR3", value=5, confidence="blocked", at=T0 + timedelta(hours=1))
+    seen = store.latest_checkins(until=T0 + timedelta(minutes=30))
+    assert (seen["KR3"].value, seen["KR3"].confidence) == (2, None)

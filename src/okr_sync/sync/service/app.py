@@ -29,7 +29,6 @@ from okr_sync.exit_codes import ExitCode
 from okr_sync.sync.delivery.render.report import load_report_data, render_html_report
 from okr_sync.sync.logs import register_secret
 from okr_sync.sync.runtime import Runtime
-from okr_sync.sync.service.digests import DEFAULT_CATCH_UP
 from okr_sync.sync.service.http import (
     DatabaseProbe,
     HttpServer,
@@ -99,7 +98,6 @@ def serve(
     install_signal_handlers: bool = True,
     debounce: timedelta = DEFAULT_DEBOUNCE,
     poll: timedelta | None = None,
-    catch_up: timedelta = DEFAULT_CATCH_UP,
     max_body: int = MAX_BODY_BYTES,
     holder: str | None = None,
     metrics: ServiceMetrics | None = None,
@@ -123,7 +121,7 @@ def serve(
         leadership = Leadership(runtime.settings.database_url, "leader", holder=holder)
         scheduler = Scheduler(
             runtime, schedule, leadership=leadership, metrics=metrics, clock=clock,
-            debounce=debounce, poll=poll, catch_up=catch_up,
+            debounce=debounce, poll=poll,
         )
         probe = DatabaseProbe(runtime.settings.database_url)
         counter = metrics.webhooks

@@ -24,7 +24,7 @@ from typing import Literal
 
 from okr_sync.sync.pipeline import PassOptions, PassResult
 from okr_sync.sync.runtime import Runtime
-from okr_sync.sync.service.digests import DEFAULT_CATCH_UP, ScheduledMessages
+from okr_sync.sync.service.digests import ScheduledMessages
 from okr_sync.sync.service.metrics import ServiceMetrics
 from okr_sync.sync.service.schedule import Schedule
 from okr_sync.sync.service.webhooks import Debouncer, Trigger, WebhookEvent
@@ -97,7 +97,6 @@ class Scheduler:
         clock: Callable[[], datetime],
         debounce: timedelta = DEFAULT_DEBOUNCE,
         poll: timedelta | None = None,
-        catch_up: timedelta = DEFAULT_CATCH_UP,
         timer: Callable[[], float] = time.perf_counter,
     ) -> None:
         self.runtime = runtime
@@ -108,9 +107,7 @@ class Scheduler:
         self.timer = timer
         self.holder = leadership.holder
         self.debouncer = Debouncer(debounce)
-        self.messages = ScheduledMessages(
-            runtime, metrics=metrics, holder=self.holder, catch_up=catch_up
-        )
+        self.messages = ScheduledMessages(runtime, metrics=metrics, holder=self.holder)
         self.state = ServiceState(clock())
         self.poll = poll if poll is not None else default_poll(schedule, self._local(clock()))
         self.stop_event = threading.Event()

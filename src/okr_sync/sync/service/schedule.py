@@ -11,7 +11,11 @@ import re
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from croniter import CroniterBadCronError, croniter
+from croniter import croniter
+
+from okr_sync.sync.cron import ScheduleError, cron_latest, cron_next
+
+__all__ = ["Schedule", "ScheduleError", "check_cron", "cron_latest", "cron_next", "parse_duration"]
 
 DEFAULT_INTERVAL = timedelta(minutes=5)
 MIN_INTERVAL = timedelta(seconds=1)
@@ -21,10 +25,6 @@ MAX_INTERVAL = timedelta(days=7)
 
 _UNITS = {"d": 86400, "h": 3600, "m": 60, "s": 1}
 _DURATION = re.compile(r"(\d+)([dhms])")
-
-
-class ScheduleError(ValueError):
-    """An interval or cron expression that cannot be used (exit 2 at the CLI)."""
 
 
 def parse_duration(text: str) -> timedelta:
@@ -58,29 +58,6 @@ def check_cron(expression: str) -> str:
     if not expr or len(expr.split()) not in (5, 6) or not croniter.is_valid(expr):
         raise ScheduleError(f"invalid cron expression {expression!r}")
     return expr
-
-
-def cron_next(expression: str, after: datetime) -> datetime:
-    """The first fire time strictly after ``after`` (in ``after``'s time zone)."""
-    try:
-        result: datetime = croniter(expression, after).get_next(datetime)
-    except (CroniterBadCronError, ValueError, KeyError) as error:
-        raise ScheduleError(f"invalid cron expression {expression!r}") from error
-    return result
-
-
-def cron_latest(expression: str, now: datetime) -> datetime:
-    """The latest fire time at or before ``now`` (in ``now``'s time zone)."""
-    # croniter's get_prev is strictly before its start; a slot falling exactly on
-    # ``now`` is found by looking forward from just before it.
-    candidate = cron_next(expression, now - timedelta(seconds=1))
-    if candidate <= now:
-        return candidate
-    try:
-        result: datetime = croniter(expression, now).get_prev(datetime)
-    except (CroniterBadCronError, ValueError, KeyError) as error:
-        raise ScheduleError(f"invalid cron expression {expression!r}") from error
-    return result
 
 
 @dataclass(frozen=True)

@@ -235,6 +235,15 @@ class OutboxOps(StoreOps):
         with self._connection() as conn:
             return [_row(r) for r in conn.execute(query)]
 
+    def existing_keys(self, keys: Collection[str]) -> set[str]:
+        """Which of ``keys`` are idempotency keys of outbox rows (whatever their status)."""
+        if not keys:
+            return set()
+        with self._connection() as conn:
+            rows = conn.execute(sa.select(outbox.c.idempotency_key)
+                                .where(outbox.c.idempotency_key.in_(list(keys))))
+            return {str(r.idempotency_key) for r in rows}
+
     def delivery_summary(self, *, limit: int = 20) -> DeliverySummary:
         """Counts per status, the oldest undelivered rows and the newest failures."""
         with self._connection() as conn:

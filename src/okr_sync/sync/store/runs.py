@@ -274,6 +274,26 @@ class RunOps(StoreOps):
             ).first()
         return None if row is None else _snapshot(row)
 
+    def snapshot_before(self, snapshot_id: int) -> Snapshot | None:
+        """The snapshot stored just before ``snapshot_id`` (published or not): the pass
+        ``explain`` compares item states with."""
+        with self._connection() as conn:
+            row = conn.execute(
+                sa.select(snapshots).where(snapshots.c.id < snapshot_id)
+                .order_by(snapshots.c.id.desc()).limit(1)
+            ).first()
+        return None if row is None else _snapshot(row)
+
+    def first_published_at(self) -> datetime | None:
+        """When the first published scorecard was measured (its ``as_of``); None before.
+        Scheduled messages count only slots after it."""
+        with self._connection() as conn:
+            value = conn.execute(
+                sa.select(sa.func.min(snapshots.c.as_of))
+                .where(snapshots.c.published.is_(True))
+            ).scalar_one_or_none()
+        return cast(datetime | None, value)
+
     def _last_snapshot(self, *, published_only: bool) -> Snapshot | None:
         query = sa.select(snapshots)
         if published_only:
@@ -426,13 +446,16 @@ class RunOps(StoreOps):
             return [_checkin(r) for r in conn.execute(query)]
 
     def latest_checkins(
-        self, *, since: datetime | None = None, kr_ids: Collection[str] | None = None
+        self, *, since: datetime | None = None, kr_ids: Collection[str] | None = None,
+        until: datetime | None = None,
     ) -> dict[str, LatestCheckin]:
         """Per KR, the latest value, confidence and note set by check-ins (at or after
-        ``since``, e.g. the cycle start)."""
+        ``since``, e.g. the cycle start; at or before ``until``, e.g. what a pass saw)."""
         query = sa.select(checkins).order_by(checkins.c.at, checkins.c.id)
         if since is not None:
             query = query.where(checkins.c.at >= self._now(since))
+        if until is not None:
+            query = query.where(checkins.c.at <= self._now(until))
         if kr_ids is not None:
             query = query.where(checkins.c.kr_id.in_(sorted(kr_ids)))
         state: dict[str, dict[str, Any]] = {}
