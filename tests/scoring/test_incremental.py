@@ -160,7 +160,7 @@ def _scorecard_json(plan: Plan, evaluations: dict[str, Any]) -> dict[str, Any]:
         plan=plan, as_of=as_of, measured=measured, checkins={}, measured_at=as_of)))
 
 
-@settings(max_examples=examples(200))
+@settings(max_examples=examples(100))
 @given(st.lists(steps, min_size=1, max_size=25))
 def test_measure_states_given_random_mutations_equal_full_recomputation_after_every_step(
     mutations: list[tuple[Any, ...]],
