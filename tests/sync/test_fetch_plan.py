@@ -35,7 +35,7 @@ def test_build_fetch_plan_given_many_krs_one_scope_per_source_and_needed_fields_
         ))
         .build()
     )
-    fetch = build_fetch_plan(plan)
+    fetch = build_fetch_plan(plan, local_jql=False)
     main, dc = fetch["main"], fetch["dc"]
     assert main.projects == ("ENT", "SUP")
     assert main.scope_jql == 'project in ("ENT", "SUP")'
@@ -45,6 +45,34 @@ def test_build_fetch_plan_given_many_krs_one_scope_per_source_and_needed_fields_
         MembershipQuery("E", "fixVersion = 2.0 AND updated >= -7d", "ids", True),
     )
     assert dc.scope_jql == 'project in ("OPS")'
+
+
+def test_build_fetch_plan_given_raw_jql_on_plan_projects_answers_it_on_the_mirror() -> None:
+    plan = (
+        PlanBuilder()
+        .set("jira", {"main": {"projects": ["ENT", "SUP", "OPS"]}})
+        .with_objective(objective(
+            "O",
+            _kr("A", {"kind": "done_ratio", "select": {"project": "ENT"}}),
+            _kr("B", {"kind": "count", "jql": "project = sup AND priority = Highest"},
+                baseline=40, target=5),
+            _kr("C", {"kind": "done_ratio", "jql": "project = HR AND labels = x"}),
+            _kr("D", {"kind": "done_ratio", "jql": "project = ENT AND summary ~ sso"}),
+            _kr("E", {"kind": "done_ratio", "jql": "labels = x AND project in (ENT, OPS)"}),
+        ))
+        .build()
+    )
+    main = build_fetch_plan(plan)["main"]
+    local = {q.owner: q.local for q in main.memberships}
+    assert local["B"] is not None and local["B"].projects == {"SUP"}
+    assert local["C"] is None  # HR is not a project of the plan: not known to be mirrored
+    assert local["D"] is None  # text search
+    assert local["E"] is not None and local["E"].projects == {"ENT", "OPS"}
+    # The projects local JQL reads join the mirrored scope; OPS and SUP via raw JQL only.
+    assert main.projects == ("ENT", "OPS", "SUP")
+    assert {"priority", "labels", "project"} <= main.local_attributes
+    assert all(q.local is None for q in build_fetch_plan(plan, local_jql=False)["main"].memberships)
+    assert build_fetch_plan(plan, local_jql=False)["main"].projects == ("ENT",)
 
 
 def test_build_fetch_plan_given_manual_plan_needs_no_source() -> None:

@@ -82,6 +82,7 @@ def status_document(store: Store, now: datetime) -> dict[str, Any]:
         scorecard = read_snapshot(snapshot.document).scorecard.to_json()
     runs = store.last_runs_by_outcome()
     summary = store.delivery_summary()
+    checks = store.jql_checks()
     return {
         "scorecard": scorecard,
         "freshness": {
@@ -118,6 +119,19 @@ def status_document(store: Store, now: datetime) -> dict[str, Any]:
             "failed": [
                 {"route": r.route, "target": r.target, "kind": r.kind, "error": r.last_error}
                 for r in summary.failed
+            ],
+        },
+        # Raw JQL answered on the issue mirror (confirmed by Jira), and raw JQL sent back
+        # to Jira because the mirror's answer differed from Jira's.
+        "local_jql": {
+            "confirmed": [
+                {"source": c.source, "owner": c.kr_id, "checked_at": c.checked_at.isoformat()}
+                for c in checks if c.verdict == "match"
+            ],
+            "mismatches": [
+                {"source": c.source, "owner": c.kr_id, "checked_at": c.checked_at.isoformat(),
+                 "detail": c.detail}
+                for c in checks if c.verdict == "mismatch"
             ],
         },
     }
@@ -167,6 +181,11 @@ def status_command(output: OutputOption = OutputFormat.text, plan: PlanOption = 
         stdout.print(Text.assemble(("failed: ", "red"),
                                    inert(f"{row['route']} -> {row['target']} ({row['kind']}): "
                                          f"{row['error']}")))
+    for row in doc["local_jql"]["mismatches"]:
+        stdout.print(Text.assemble(
+            ("raw JQL asked from Jira: ", "yellow"),
+            inert(f"{row['owner']} (source {row['source']}): the issue mirror's answer differed "
+                  f"from Jira's at {row['checked_at']}: {row['detail']}")))
 
 
 def checkin_command(

@@ -4,6 +4,10 @@ Per source: one incremental search over the union of the structured selectors'
 scope (not one per KR), requesting only the fields the measures need; id-only
 membership queries for raw-``jql`` measures; approximate-count for raw-``jql``
 ``count`` measures, which need nothing but a number.
+
+A raw JQL that :mod:`okr_sync.sync.jql_local` reads exactly, restricted to projects
+of the plan (a selector's or the source's ``projects``), is answered on the mirror
+instead: its projects join the mirrored scope, and it costs no request of its own.
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ from okr_sync.config.plan import (
     selector_projects,
 )
 from okr_sync.connectors.jira.jql import jql_string, projects_jql
+from okr_sync.sync.jql_local import LocalJql, NotLocal, analyse
 
 MembershipMode = Literal["ids", "count"]
 
@@ -50,14 +55,26 @@ class MembershipQuery:
     jql: str
     mode: MembershipMode
     volatile: bool
+    #: Set when the mirror can answer it (its projects are in the mirrored scope).
+    local: LocalJql | None = None
 
 
 @dataclass(frozen=True)
 class SourceFetchPlan:
     source: str
+    #: The mirrored scope. With raw JQL answered locally, every issue of these projects
+    #: (sub-tasks included) must stay in the mirror with :attr:`local_attributes`: a
+    #: local answer is only right if the mirror holds every issue that could match.
     projects: tuple[str, ...]
     extra_fields: tuple[str, ...]
     memberships: tuple[MembershipQuery, ...]
+
+    @property
+    def local_attributes(self) -> frozenset[str]:
+        """The mirror attributes raw JQL answered locally reads (the mirror must keep them)."""
+        return frozenset(
+            a for q in self.memberships if q.local is not None for a in q.local.mirror_attributes
+        )
 
     @property
     def scope_jql(self) -> str | None:
@@ -65,8 +82,11 @@ class SourceFetchPlan:
         return projects_jql(self.projects) if self.projects else None
 
 
-def build_fetch_plan(plan: Plan) -> dict[str, SourceFetchPlan]:
-    """The queries each Jira source needs for this plan (sources with no measure are left out)."""
+def build_fetch_plan(plan: Plan, *, local_jql: bool = True) -> dict[str, SourceFetchPlan]:
+    """The queries each Jira source needs for this plan (sources with no measure are left out).
+
+    ``local_jql=False`` asks Jira for every raw JQL (as before local evaluation).
+    """
     by_source: dict[str, list[tuple[str, JiraMeasure]]] = {}
     for owner, measure in plan.jira_measures():
         by_source.setdefault(measure.source, []).append((owner, measure))
@@ -75,7 +95,7 @@ def build_fetch_plan(plan: Plan) -> dict[str, SourceFetchPlan]:
         source = plan.jira[source_name]
         projects: dict[str, None] = {}
         fields: dict[str, None] = {}
-        memberships = []
+        raw: list[tuple[str, JiraMeasure, str]] = []
         for owner, measure in measures:
             if isinstance(measure, SumMeasure) and measure.field != STORY_POINTS:
                 fields[measure.field] = None
@@ -83,10 +103,17 @@ def build_fetch_plan(plan: Plan) -> dict[str, SourceFetchPlan]:
                 for project in selector_projects(measure.select, source):
                     projects[project.upper()] = None
             elif measure.jql is not None:
-                mode: MembershipMode = "count" if measure.kind == "count" else "ids"
-                memberships.append(
-                    MembershipQuery(owner, measure.jql, mode, is_volatile_jql(measure.jql))
-                )
+                raw.append((owner, measure, measure.jql))
+        # Keys the plan names as projects: a JQL value among them is a key, not a name.
+        known = {*projects, *(p.upper() for p in source.projects)}
+        memberships = []
+        for owner, measure, jql in raw:
+            local = _local(jql, known) if local_jql else None
+            if local is not None:
+                projects.update(dict.fromkeys(sorted(local.projects)))
+                fields.update(dict.fromkeys(sorted(local.jira_fields)))
+            mode: MembershipMode = "count" if measure.kind == "count" else "ids"
+            memberships.append(MembershipQuery(owner, jql, mode, is_volatile_jql(jql), local))
         result[source_name] = SourceFetchPlan(
             source=source_name,
             projects=tuple(sorted(projects)),
@@ -94,6 +121,16 @@ def build_fetch_plan(plan: Plan) -> dict[str, SourceFetchPlan]:
             memberships=tuple(memberships),
         )
     return result
+
+
+def _local(jql: str, known_projects: set[str]) -> LocalJql | None:
+    try:
+        local = analyse(jql)
+    except NotLocal:
+        return None
+    if not (local.projects | local.named_projects) <= known_projects:
+        return None
+    return local
 
 
 def _in_clause(field: str, values: list[str]) -> str:

@@ -26,6 +26,7 @@ from okr_sync.connectors.jira.jql import (
 )
 from okr_sync.connectors.jira.records import JiraIssue, parse_jira_datetime
 from okr_sync.sync.fetch_plan import MembershipQuery, SourceFetchPlan
+from okr_sync.sync.pull_local import JqlCheckResult, local_matchers, local_membership
 
 #: Searches re-read this much before the cursor: JQL dates have minute precision,
 #: and an update may become searchable a little after its timestamp.
@@ -87,6 +88,8 @@ class SourceState:
     probed_at: datetime | None = None
     #: Counts of raw-JQL ``count`` measures at the last published pass: owner -> (jql, count).
     counts: Mapping[str, tuple[str, int]] = field(default_factory=dict)
+    #: Jira's verdict on raw JQL answered on the mirror, for its current JQL: owner -> verdict.
+    jql_checks: Mapping[str, str] = field(default_factory=dict)
 
 
 @dataclass
@@ -109,6 +112,8 @@ class PulledSource:
     read: set[str] = field(default_factory=set)
     #: Issues outside the scope and the mirror that a search read, until a membership takes them.
     aside: dict[str, JiraIssue] = field(default_factory=dict)
+    #: Comparisons with Jira made this pass: owner -> (jql, verdict, detail).
+    jql_checks: dict[str, JqlCheckResult] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -153,6 +158,8 @@ class SourcePuller:
 
     def _pull(self, state: SourceState, options: PullOptions, result: PulledSource) -> None:
         cursor = None if options.full else state.cursor
+        matchers = local_matchers(self.client, self.plan, state)
+        remote = tuple(q for q in self.plan.memberships if q.owner not in matchers)
         if cursor is None:
             changed = True
             if self.plan.scope_jql is not None:
@@ -160,7 +167,7 @@ class SourcePuller:
                 newest = self._search_into(result, jql, options)
                 result.cursor = newest.astimezone(UTC) if newest else None
         else:
-            changed = self._incremental(cursor, options, result, state.probed_at)
+            changed = self._incremental(cursor, options, result, state.probed_at, remote)
         if result.cursor is None:
             # Nothing in scope yet: the next pull's overlap covers clock skew.
             result.cursor = options.now
@@ -172,6 +179,12 @@ class SourcePuller:
         if self.plan.scope_jql is not None and (options.full or due):
             self._reconcile(result, options.now)
         for query in self.plan.memberships:
+            matcher = matchers.get(query.owner)
+            if matcher is not None and local_membership(
+                self, query, matcher, state, options, result,
+                reread=cursor is None, verify=options.full or due,
+            ):
+                continue
             self._membership(query, state, options, result, changed=changed,
                              reread=cursor is None)
 
@@ -196,7 +209,7 @@ class SourcePuller:
         return newest
 
     def _incremental(self, cursor: datetime, options: PullOptions, result: PulledSource,
-                     probed_at: datetime | None) -> bool:
+                     probed_at: datetime | None, remote: tuple[MembershipQuery, ...]) -> bool:
         """What changed since the last pass; returns whether anything did.
 
         One search since ``cursor`` (minus the overlap) feeds the mirror. Raw-JQL
@@ -204,7 +217,8 @@ class SourcePuller:
         fresh as the scope's: with id memberships that search covers the whole site
         and doubles as their change probe. Memberships that only count need no
         details, so one approximate count over the rest of the site probes for them.
-        Either way a pass with nothing new makes one search.
+        Either way a pass with nothing new makes one search. ``remote`` are the
+        memberships asked from Jira (those answered on the mirror need no probe).
         """
         tz = self.client.user_timezone()
         since = cursor.astimezone(UTC) - options.overlap
@@ -212,7 +226,7 @@ class SourcePuller:
         # one updated before the last look (minus the overlap) was already probed.
         last_look = max(cursor, probed_at) if probed_at is not None else cursor
         probed_since = last_look.astimezone(UTC) - options.overlap
-        needs_details = any(q.mode == "ids" for q in self.plan.memberships)
+        needs_details = any(q.mode == "ids" for q in remote)
         if needs_details:
             jql = f"updated >= {jql_datetime_literal(since, tz)} {DEFAULT_ORDER_BY}"
         elif self.plan.scope_jql is not None:
@@ -233,7 +247,7 @@ class SourcePuller:
             result.cursor = max(cursor, newest).astimezone(UTC)
         else:
             result.cursor = options.now
-        if self.plan.memberships and not needs_details:
+        if remote and not needs_details:
             outside = f"updated >= {jql_datetime_literal(probed_since, tz)}"
             if self.plan.scope_jql is not None:
                 outside = f"{outside} AND NOT ({self.plan.scope_jql})"

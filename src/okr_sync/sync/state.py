@@ -272,6 +272,11 @@ def load_state(
         stored = stored_memberships.get(owner)
         if stored is not None and stored.matches(jql):
             memberships[owner] = (jql, stored.issue_ids)
+    checks = {
+        check.kr_id: check.verdict
+        for check in store.jql_checks(source)
+        if check.kr_id in queries and check.matches(queries[check.kr_id])
+    }
     counts: dict[str, tuple[str, int]] = {}
     if summary is not None:
         # The pass that wrote the summary had the latest snapshot's explanations.
@@ -290,6 +295,7 @@ def load_state(
         probed_at=cursor.updated_at if cursor else None,
         memberships=memberships,
         counts=counts,
+        jql_checks=checks,
     )
 
 
@@ -344,6 +350,9 @@ def write_source(tx: StoreTransaction, source: PulledSource, now: datetime) -> N
         tx.mark_deleted(source.name, source.deleted, at=now)
     for owner, (jql, ids) in source.refreshed_memberships.items():
         tx.set_membership(source.name, owner, jql=jql, issue_ids=ids, refreshed_at=now)
+    for owner, (jql, verdict, detail) in source.jql_checks.items():
+        tx.set_jql_check(source.name, owner, jql=jql, verdict=verdict, detail=detail,
+                         checked_at=now)
     if source.source_error is None:
         tx.set_cursor(
             source.name,

@@ -210,7 +210,7 @@ def test_upgrade_given_previous_revision_with_data_keeps_it_and_adds_measure_sta
 ) -> None:
     from okr_sync.sync.store.store import Store
 
-    upgrade(database_url, "0001")
+    upgrade(database_url, "0002")
     engine = create_store_engine(database_url)
     try:
         with engine.begin() as conn:

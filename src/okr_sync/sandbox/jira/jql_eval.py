@@ -211,6 +211,9 @@ def _field(name: str, ctx: JqlContext) -> _Field:
         "updated": _Field("updated", "date", lambda i: i.updated),
         "resolutiondate": _Field("resolved", "date", lambda i: i.resolutiondate),
         "summary": _Field("summary", "text", lambda i: i.summary),
+        # Cloud names people by account id only (exact, as Jira stores it).
+        "assignee": _Field("assignee", "user", lambda i: i.assignee),
+        "reporter": _Field("reporter", "user", lambda i: i.reporter),
     }
     aliases = {"id": "issuekey", "key": "issuekey", "issue": "issuekey", "type": "issuetype",
                "createddate": "created", "updateddate": "updated", "resolved": "resolutiondate",
@@ -332,6 +335,8 @@ def _resolve(f: _Field, operand: Operand, ctx: JqlContext) -> set[Hashable]:
         return {_date(f, text, ctx)}
     if f.kind == "number":
         return {_number(f, text)}
+    if f.kind == "user":
+        return {text}
     if f.kind == "choice":
         assert f.values is not None
         canonical = f.values(text.lower())

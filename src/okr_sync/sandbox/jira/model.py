@@ -140,6 +140,9 @@ class IssueRecord:
     resolution: str | None = None
     resolutiondate: datetime | None = None
     key_history: list[str] = field(default_factory=list)
+    #: Account ids (Cloud), or None when nobody is assigned / the reporter is unknown.
+    assignee: str | None = None
+    reporter: str | None = None
 
     @property
     def status_category(self) -> str:
@@ -336,8 +339,10 @@ class JiraDataset:
             return issue
 
     def update(self, issue_id: int, **changes: object) -> IssueRecord:
-        """Change plain fields (summary, priority, labels, components, fix_versions, parent_id)."""
-        allowed = {"summary", "priority", "labels", "components", "fix_versions", "parent_id"}
+        """Change plain fields (summary, priority, labels, components, fix_versions, parent_id,
+        assignee, reporter)."""
+        allowed = {"summary", "priority", "labels", "components", "fix_versions", "parent_id",
+                   "assignee", "reporter"}
         unknown = set(changes) - allowed
         if unknown:
             raise ValueError(f"cannot update {sorted(unknown)}")

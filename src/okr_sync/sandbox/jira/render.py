@@ -100,6 +100,8 @@ class FieldSetup:
                    {"type": "array", "items": "component"}),
             system("fixVersions", "Fix versions", ["fixVersion"],
                    {"type": "array", "items": "version"}),
+            system("assignee", "Assignee", ["assignee"], {"type": "user"}),
+            system("reporter", "Reporter", ["reporter"], {"type": "user"}),
             system("parent", "Parent", ["parent"], None, orderable=False, searchable=False),
             system("created", "Created", ["created", "createdDate"], {"type": "datetime"},
                    orderable=False),
@@ -122,7 +124,8 @@ class FieldSetup:
     def renderable(self) -> list[str]:
         """Field ids ``*all`` / ``*navigable`` return, in Jira's usual order."""
         ids = ["summary", "issuetype", "project", "status", "priority", "labels", "components",
-               "fixVersions", "parent", "created", "updated", "resolutiondate", "resolution",
+               "fixVersions", "parent", "assignee", "reporter", "created", "updated",
+               "resolutiondate", "resolution",
                self.story_points_id, self.epic_link_id]
         if self.decoy_story_points_id:
             ids.append(self.decoy_story_points_id)
@@ -238,7 +241,17 @@ class IssueRenderer:
             return None if value is None else format_jira_datetime(value, self.tz)
         if fid == "resolution":
             return self._resolution(r.resolution)
+        if fid in ("assignee", "reporter"):
+            return self._user(getattr(r, fid))
         raise KeyError(fid)
+
+    def _user(self, account_id: str | None) -> dict[str, Any] | None:
+        if account_id is None:
+            return None
+        return {"self": f"{self.base_url}/rest/api/{self.api_version}/user?accountId="
+                        f"{account_id}",
+                "accountId": account_id, "displayName": f"User {account_id[-4:]}",
+                "active": True, "accountType": "atlassian"}
 
     def _issuetype(self, name: str) -> dict[str, Any]:
         t = issue_type_named(name)

@@ -18,6 +18,7 @@ import sqlalchemy as sa
 
 from okr_sync.sync.store.records import (
     Cursor,
+    JqlCheck,
     LatestCheckin,
     Membership,
     Snapshot,
@@ -48,6 +49,8 @@ class StoreReader(Protocol):
     def get_membership(self, source: str, kr_id: str) -> Membership | None: ...
 
     def get_memberships(self, source: str) -> dict[str, Membership]: ...
+
+    def jql_checks(self, source: str | None = None) -> list[JqlCheck]: ...
 
     def resolve_key(self, source: str, key: str) -> str | None: ...
 
@@ -120,6 +123,9 @@ class ReadOnlyStore:
 
     def get_memberships(self, source: str) -> dict[str, Membership]:
         return {} if self._store is None else self._store.get_memberships(source)
+
+    def jql_checks(self, source: str | None = None) -> list[JqlCheck]:
+        return [] if self._store is None else self._store.jql_checks(source)
 
     def resolve_key(self, source: str, key: str) -> str | None:
         return None if self._store is None else self._store.resolve_key(source, key)

@@ -78,6 +78,25 @@ class Membership:
         return self.jql_hash == jql_hash(jql)
 
 
+JqlVerdict = Literal["match", "mismatch"]
+
+
+@dataclass(frozen=True)
+class JqlCheck:
+    """What Jira answered when a raw JQL evaluated on the mirror was compared with it."""
+
+    source: str
+    kr_id: str
+    jql_hash: str
+    verdict: JqlVerdict
+    detail: str
+    checked_at: datetime
+
+    def matches(self, jql: str) -> bool:
+        """Whether this check was made for ``jql`` (whitespace-insensitive)."""
+        return self.jql_hash == jql_hash(jql)
+
+
 @dataclass(frozen=True)
 class RunCounts:
     jira_requests: int = 0

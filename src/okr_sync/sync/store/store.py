@@ -31,6 +31,7 @@ from sqlalchemy.engine import URL, Engine
 from okr_sync.sync.store.base import utc_now
 from okr_sync.sync.store.database import create_store_engine
 from okr_sync.sync.store.issues import IssueOps
+from okr_sync.sync.store.jql_checks import JqlCheckOps
 from okr_sync.sync.store.measures import MeasureOps
 from okr_sync.sync.store.outbox import OutboxOps
 from okr_sync.sync.store.records import (
@@ -42,6 +43,7 @@ from okr_sync.sync.store.records import (
     HistoryRecord,
     InvalidRecordError,
     InvalidStateError,
+    JqlCheck,
     KeyChange,
     LatestCheckin,
     Lease,
@@ -82,6 +84,7 @@ __all__ = [
     "HistoryRecord",
     "InvalidRecordError",
     "InvalidStateError",
+    "JqlCheck",
     "KeyChange",
     "LatestCheckin",
     "Lease",
@@ -113,7 +116,7 @@ __all__ = [
 ]
 
 
-class _Operations(IssueOps, MeasureOps, RunOps, OutboxOps):
+class _Operations(IssueOps, MeasureOps, JqlCheckOps, RunOps, OutboxOps):
     """Every store operation, over whatever connection :meth:`_connection` provides."""
 
 

@@ -146,6 +146,19 @@ memberships = sa.Table(
     sa.Column("refreshed_at", UTCDateTime(), nullable=False),
 )
 
+#: Raw-JQL measures answered on the mirror, and what Jira said when they were compared.
+jql_checks = sa.Table(
+    "jql_checks",
+    metadata,
+    sa.Column("source", sa.String(64), primary_key=True),
+    sa.Column("kr_id", sa.String(128), primary_key=True),
+    sa.Column("jql_hash", sa.String(64), nullable=False),
+    sa.Column("verdict", sa.String(16), nullable=False),
+    sa.Column("detail", sa.Text(), nullable=False),
+    sa.Column("checked_at", UTCDateTime(), nullable=False),
+    _check_in("verdict", ("match", "mismatch"), "verdict"),
+)
+
 cursors = sa.Table(
     "cursors",
     metadata,

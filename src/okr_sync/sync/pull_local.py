@@ -1,0 +1,209 @@
+"""Raw-JQL memberships answered on the issue mirror, and the check that keeps them honest.
+
+A raw JQL the fetch plan marked local (:mod:`okr_sync.sync.jql_local`) costs no
+request: its members are the mirrored issues its predicate accepts, patched on a
+pass with changes (only updated, added and deleted issues are looked at) once Jira
+has confirmed the query. Jira is asked once for its answer (one id-only search)
+when the query is new to the store, on ``--full``, on the daily reconcile and on
+``resync --kr`` (which also reads its members again). If the answers differ, the
+issues they differ on are read again (a change may have landed between the two
+reads) and compared again; a difference
+that stays is a *mismatch*: the pass uses Jira's answer, the verdict is stored (so
+later passes ask Jira for as long as the JQL is unchanged), logged once, and shown
+by ``okr-sync status``.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable, Mapping
+from typing import TYPE_CHECKING, Literal, Protocol
+
+from okr_sync.connectors.errors import PermanentError
+from okr_sync.connectors.jira.client import UNKNOWN_TIMEZONE_FALLBACK, JiraClient
+from okr_sync.connectors.jira.records import JiraIssue
+from okr_sync.sync.fetch_plan import MembershipQuery, SourceFetchPlan
+from okr_sync.sync.jql_local import Matcher, NotLocal, compile_matcher
+
+if TYPE_CHECKING:
+    from okr_sync.sync.pull import PulledSource, PullOptions, SourceState
+
+log = logging.getLogger(__name__)
+
+Verdict = Literal["match", "mismatch"]
+#: A comparison with Jira: (jql, verdict, what differed).
+JqlCheckResult = tuple[str, Verdict, str]
+
+#: Issue keys named in a mismatch's description, at most.
+_SHOWN = 5
+
+
+class _Puller(Protocol):
+    name: str
+    client: JiraClient
+
+    def _merge(self, result: PulledSource, issues: Iterable[JiraIssue], *,
+               just_read: bool = True) -> int: ...
+
+    def _fetch_ids(self, result: PulledSource, ids: list[str], context: str) -> None: ...
+
+
+def local_matchers(
+    client: JiraClient, plan: SourceFetchPlan, state: SourceState
+) -> dict[str, Matcher]:
+    """Owner -> predicate, for the raw JQL this pass answers on the mirror."""
+    queries = [
+        q for q in plan.memberships
+        if q.local is not None and state.jql_checks.get(q.owner) != "mismatch"
+    ]
+    if not queries:
+        return {}
+    zone = client.user_timezone()
+    tz = None if zone.key == UNKNOWN_TIMEZONE_FALLBACK.key else zone
+    cloud = client.is_cloud
+    matchers = {}
+    for query in queries:
+        assert query.local is not None
+        try:
+            matchers[query.owner] = compile_matcher(query.local, tz=tz, cloud=cloud)
+        except NotLocal:
+            continue
+    return matchers
+
+
+def local_membership(
+    puller: _Puller,
+    query: MembershipQuery,
+    matcher: Matcher,
+    state: SourceState,
+    options: PullOptions,
+    result: PulledSource,
+    *,
+    reread: bool,
+    verify: bool,
+) -> bool:
+    """Answer ``query`` on the mirror; False when the mirror cannot (ask Jira instead)."""
+    owner = query.owner
+    confirmed = state.jql_checks.get(owner) == "match"
+    verify = verify or not confirmed or owner in options.refetch
+    stored = state.memberships.get(owner)
+    # Patching the stored answer is exact once Jira confirmed it (the daily comparison
+    # then checks the patched answer); a query that reads other issues (an epic's
+    # type) is evaluated in full.
+    incremental = (
+        stored is not None and stored[0] == query.jql and confirmed
+        and not reread and not options.full and owner not in options.refetch
+        and query.local is not None and "Epic Link" not in query.local.fields
+    )
+    try:
+        if owner in options.refetch:
+            # `resync --kr`: its members' details are read again, as for a Jira answer.
+            unread = [i for i in _evaluate(result.issues, matcher) if i not in result.read]
+            _reread(puller, result, unread, owner)
+        if incremental:
+            assert stored is not None
+            ids = _patched(stored[1], result, matcher)
+        else:
+            ids = _evaluate(result.issues, matcher)
+        if verify:
+            checked = _verify(puller, query, matcher, result, ids)
+            if checked is None:
+                return True
+            ids = checked
+    except NotLocal:
+        return False
+    if stored is None or stored[0] != query.jql or set(stored[1]) != set(ids):
+        result.refreshed_memberships[owner] = (query.jql, ids)
+    result.memberships[owner] = len(ids) if query.mode == "count" else ids
+    return True
+
+
+def _evaluate(issues: Mapping[str, JiraIssue], matcher: Matcher) -> list[str]:
+    return sorted((i for i, issue in issues.items() if matcher(issue, issues)), key=_id_order)
+
+
+def _patched(stored: Iterable[str], result: PulledSource, matcher: Matcher) -> list[str]:
+    """The stored members, redone for the issues this pass added, updated or deleted."""
+    touched = {issue.id for issue in result.upserts} | result.deleted
+    if not touched:
+        return list(stored)
+    members = {i for i in stored if i not in touched}
+    for issue_id in touched:
+        issue = result.issues.get(issue_id)
+        if issue is not None and matcher(issue, result.issues):
+            members.add(issue_id)
+    return sorted(members, key=_id_order)
+
+
+def _id_order(issue_id: str) -> tuple[int, str]:
+    return (len(issue_id), issue_id)
+
+
+def _verify(
+    puller: _Puller, query: MembershipQuery, matcher: Matcher, result: PulledSource,
+    ids: list[str],
+) -> list[str] | None:
+    """Compare with Jira's answer; returns the members to use (None: Jira refused)."""
+    owner = query.owner
+    try:
+        jira_ids = puller.client.search_ids(query.jql, context=owner)
+        if set(jira_ids) == set(ids):
+            result.jql_checks[owner] = (query.jql, "match", "")
+            return ids
+        # The two reads were not at the same instant: read the issues they differ
+        # on again, and compare once more before calling it a disagreement.
+        differ = sorted(set(jira_ids) ^ set(ids), key=_id_order)
+        _reread(puller, result, differ, owner)
+        ids = _evaluate(result.issues, matcher)
+        if set(jira_ids) == set(ids):
+            result.jql_checks[owner] = (query.jql, "match", "")
+            return ids
+    except PermanentError as error:
+        result.failures[owner] = str(error)
+        _mismatch(puller, result, query, f"Jira refused the query: {error}")
+        return None
+    _mismatch(puller, result, query, _describe(ids, jira_ids, result.issues))
+    missing = [i for i in jira_ids if i not in result.issues]
+    if missing:
+        puller._fetch_ids(result, missing, owner)
+    result.refreshed_memberships[owner] = (query.jql, jira_ids)
+    return jira_ids
+
+
+def _reread(puller: _Puller, result: PulledSource, ids: list[str], owner: str) -> None:
+    found: set[str] = set()
+    for start in range(0, len(ids), 100):
+        batch = ids[start : start + 100]
+        issues = list(puller.client.search(f"id in ({', '.join(batch)})", context=owner))
+        found.update(issue.id for issue in issues)
+        puller._merge(result, issues)
+    for issue_id in ids:
+        if issue_id not in found and issue_id in result.issues:
+            # Jira no longer shows it (deleted, or out of the user's sight).
+            del result.issues[issue_id]
+            result.deleted.add(issue_id)
+
+
+def _mismatch(puller: _Puller, result: PulledSource, query: MembershipQuery,
+              detail: str) -> None:
+    result.jql_checks[query.owner] = (query.jql, "mismatch", detail)
+    log.warning(
+        "source %s: the raw JQL of %s gave another answer on the mirror than on Jira (%s); "
+        "it is asked from Jira from now on: %s",
+        puller.name, query.owner, detail, query.jql,
+    )
+
+
+def _describe(local: list[str], jira: list[str], issues: Mapping[str, JiraIssue]) -> str:
+    def named(ids: set[str]) -> str:
+        shown = sorted((issues[i].key if i in issues else f"id {i}") for i in ids)
+        more = f" and {len(shown) - _SHOWN} more" if len(shown) > _SHOWN else ""
+        return ", ".join(shown[:_SHOWN]) + more
+
+    only_local, only_jira = set(local) - set(jira), set(jira) - set(local)
+    parts = [f"mirror {len(set(local))} issues, Jira {len(set(jira))}"]
+    if only_jira:
+        parts.append(f"only Jira: {named(only_jira)}")
+    if only_local:
+        parts.append(f"only the mirror: {named(only_local)}")
+    return "; ".join(parts)
