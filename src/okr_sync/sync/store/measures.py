@@ -17,21 +17,34 @@ import sqlalchemy as sa
 from okr_sync.sync.store.base import StoreOps, chunks, upsert
 from okr_sync.sync.store.tables import issues, measure_marks, measure_states
 
-#: Rows fetched at a time while streaming the mirror.
+#: Rows read at a time while streaming the mirror.
 STREAM_BATCH = 1000
 
 
 class MeasureOps(StoreOps):
     def iter_issues(self, source: str) -> Iterator[dict[str, Any]]:
-        """The mirrored (not deleted) records of a source, streamed in batches."""
-        query = (
-            sa.select(issues.c.fields)
-            .where(issues.c.source == source, issues.c.deleted.is_(False))
-            .execution_options(yield_per=STREAM_BATCH)
-        )
-        with self._connection() as conn:
-            for record in conn.execute(query).scalars():
-                yield dict(record)
+        """The mirrored (not deleted) records of a source, streamed a page at a time.
+
+        Each page is its own short read (keyset paging by issue id): no connection is
+        held while the caller works on the rows, so it may use the store meanwhile (on
+        SQLite every connection of the store takes the write lock).
+        """
+        after = ""
+        while True:
+            query = (
+                sa.select(issues.c.issue_id, issues.c.fields)
+                .where(issues.c.source == source, issues.c.deleted.is_(False),
+                       issues.c.issue_id > after)
+                .order_by(issues.c.issue_id)
+                .limit(STREAM_BATCH)
+            )
+            with self._connection() as conn:
+                page = [(row.issue_id, dict(row.fields)) for row in conn.execute(query)]
+            for _, record in page:
+                yield record
+            if len(page) < STREAM_BATCH:
+                return
+            after = page[-1][0]
 
     def mirrored_ids(self, source: str) -> set[str]:
         """Ids of the mirrored (not deleted) issues of a source."""
