@@ -22,6 +22,8 @@ from pydantic import (
     model_validator,
 )
 
+from okr_sync.config.people import Person
+
 DEFAULT_SOURCE = "main"
 
 #: Cycle dates are kept within these years: every pass adds a day to the end and
@@ -251,7 +253,7 @@ class KeyResult(StrictModel):
     target: PlanNumber | None = None
     current: PlanNumber | None = None
     direction: Literal["at_least", "at_most"] | None = None
-    owner: str | None = None
+    owner: str | None = Field(default=None, min_length=1, max_length=200)
     description: str | None = None
 
     @model_validator(mode="after")
@@ -290,7 +292,7 @@ class Objective(StrictModel):
     parent: str | None = None
     weight: PlanNumber = Field(default=1.0, ge=0.0)
     notify: list[str] = Field(default_factory=list)
-    owner: str | None = None
+    owner: str | None = Field(default=None, min_length=1, max_length=200)
     description: str | None = None
     key_results: list[KeyResult] = Field(default_factory=list)
 
@@ -361,6 +363,10 @@ class Notify(StrictModel):
     #: A KR whose measurement is older than this is flagged stale (``"2d"``, ``"12h"``,
     #: ``"1d12h"``, ``"90m"``); unset: only a failed measure makes a KR stale.
     stale_after: timedelta | None = None
+    #: Where scoring warnings (double counting, scope growth, missing points...) are
+    #: shown: ``status`` (``status``, ``explain`` and the report only) or ``channel``
+    #: (also in the Slack and Teams messages).
+    warnings: Literal["status", "channel"] = "status"
 
     @field_validator("stale_after", mode="before")
     @classmethod
@@ -412,6 +418,19 @@ class Plan(StrictModel):
     objectives: list[Objective] = Field(min_length=1)
     routes: dict[str, list[RouteTarget]] = Field(default_factory=dict)
     notify: Notify = Field(default_factory=Notify)
+    #: Owners by key: ``owner: alice`` shows ``people.alice.name`` and may mention them.
+    people: dict[str, Person] = Field(default_factory=dict)
+
+    def person(self, owner: str | None) -> Person | None:
+        """The ``people`` entry an owner names, or None for free text (or no owner)."""
+        return None if owner is None else self.people.get(owner)
+
+    def owner_name(self, owner: str | None) -> str | None:
+        """An owner as people read it: their ``people`` name, else the owner text."""
+        person = self.person(owner)
+        if person is not None and person.name is not None:
+            return person.name
+        return owner
 
     def key_results(self) -> list[tuple[Objective, KeyResult]]:
         return [(o, kr) for o in self.objectives for kr in o.key_results]

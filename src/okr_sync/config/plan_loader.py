@@ -7,6 +7,7 @@ user fixes the file in one go. Nothing is fetched or posted before this passes.
 
 from __future__ import annotations
 
+import difflib
 import json
 import re
 from collections.abc import Iterator, Mapping
@@ -218,6 +219,7 @@ def structure_check(data: dict[str, Any]) -> Iterator[Problem]:
     yield from _check_unique_ids(data)
     yield from _check_references(data)
     yield from _check_parent_cycles(data)
+    yield from _check_owners(data)
 
 
 def _check_unique_ids(data: dict[str, Any]) -> Iterator[Problem]:
@@ -343,6 +345,30 @@ def _check_references(data: dict[str, Any]) -> Iterator[Problem]:
         if perspective is not None and perspective not in perspective_ids:
             yield ["kpis", index, "perspective"], f"unknown perspective {perspective!r}"
     yield from _check_slack_channels(routes if isinstance(routes, dict) else {})
+
+
+def _check_owners(data: dict[str, Any]) -> Iterator[Problem]:
+    """An owner that is not a key of ``people`` is free text, unless it is so close to
+    a key that it is surely a typo of it (``alcie``, ``Alice`` for ``alice``)."""
+    people = data.get("people")
+    keys = [key for key in people if isinstance(key, str)] if isinstance(people, dict) else []
+    if not keys:
+        return
+    folded = {key.casefold(): key for key in keys}
+
+    def check(owner: str | None, path: list[PathPart]) -> Iterator[Problem]:
+        if owner is None or owner in keys:
+            return
+        close = difflib.get_close_matches(owner.casefold(), list(folded), n=1, cutoff=0.8)
+        if close:
+            yield path, (f"unknown person {owner!r}: did you mean {folded[close[0]]!r}? "
+                         "(an owner is a key of `people`, or free text shown as written)")
+
+    for index, objective in _items(data, "objectives"):
+        path: list[PathPart] = ["objectives", index]
+        yield from check(_str_field(objective, "owner"), [*path, "owner"])
+        for k_index, kr in _items(objective, "key_results"):
+            yield from check(_str_field(kr, "owner"), [*path, "key_results", k_index, "owner"])
 
 
 def _check_slack_channels(routes: dict[Any, Any]) -> Iterator[Problem]:

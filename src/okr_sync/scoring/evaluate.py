@@ -176,8 +176,11 @@ def evaluate_measures(
         state = states[owner]
         outcome = combine(spec, state.facts.values(), presorted=True)
         at_start = sum(1 for fact in state.facts.values() if fact.at_start)
+        # A count KR's scope is what it counts (open bugs...): its growth is the value
+        # moving, not a warning.
         warnings = measurement_warnings(
-            outcome, uses_points=uses_points(spec), frozen_at_start=at_start
+            outcome, uses_points=uses_points(spec),
+            frozen_at_start=None if spec.kind == "count" else at_start,
         )
         unread = 0 if state.members is None else len(state.members) - len(state.facts)
         if spec.jql is not None and unread:
@@ -194,7 +197,10 @@ def evaluate_measures(
             owner=owner,
             jql=jql,
             measured=MeasuredValue(
-                outcome.value, ItemCounts(outcome.selected, outcome.done), links, tuple(warnings)
+                outcome.value,
+                ItemCounts(outcome.selected, outcome.done, outcome.points_done,
+                           outcome.points_total),
+                links, tuple(warnings),
             ),
             contributions=outcome.contributions,
             states=after,
@@ -251,12 +257,21 @@ def evaluation_summary(evaluation: Evaluation) -> dict[str, Any]:
         "reasons": list(evaluation.reasons),
         "measured": None if measured is None else {
             "value": measured.value,
-            "items": None if measured.items is None else [measured.items.selected,
-                                                           measured.items.done],
+            "items": None if measured.items is None else [
+                measured.items.selected, measured.items.done,
+                measured.items.points_done, measured.items.points_total,
+            ],
             "links": list(measured.links),
             "warnings": list(measured.warnings),
         },
     }
+
+
+def _item_counts(items: Sequence[Any]) -> ItemCounts:
+    # Summaries stored before points were kept hold [selected, done] only.
+    points = [None if p is None else float(p) for p in items[2:4]]
+    done_points, total_points = [*points, None, None][:2]
+    return ItemCounts(int(items[0]), int(items[1]), done_points, total_points)
 
 
 def evaluation_from_summary(owner: str, doc: Mapping[str, Any]) -> Evaluation:
@@ -268,7 +283,7 @@ def evaluation_from_summary(owner: str, doc: Mapping[str, Any]) -> Evaluation:
         items = measured["items"]
         value = MeasuredValue(
             float(measured["value"]),
-            None if items is None else ItemCounts(int(items[0]), int(items[1])),
+            None if items is None else _item_counts(items),
             tuple(str(link) for link in measured["links"]),
             tuple(str(w) for w in measured["warnings"]),
         )

@@ -119,6 +119,9 @@ class Measurement:
     frozen_scope_size: int | None = None
     #: Selected items without a status (or status category): counted as not done.
     no_status: int = 0
+    #: For a ``done_ratio`` in story points: the points done and in (frozen) scope.
+    points_done: float | None = None
+    points_total: float | None = None
 
 
 KeyResolver = Callable[[str], str | None]
@@ -308,14 +311,18 @@ def combine(spec: JiraMeasure, facts: Iterable[ItemFact], *, presorted: bool = F
             frozen_size += 1
         done_count += c.done
     contributions = tuple(fact.contribution for fact in ordered)
+    terms = value_terms(spec, contributions)
+    points = isinstance(spec, DoneRatioMeasure) and spec.unit == STORY_POINTS
     return Measurement(
-        value=value_terms(spec, contributions).value,
+        value=terms.value,
         selected=len(ordered),
         done=done_count,
         contributions=contributions,
         unestimated=unestimated,
         frozen_scope_size=frozen_size if frozen else None,
         no_status=no_status,
+        points_done=terms.numerator if points else None,
+        points_total=terms.denominator if points else None,
     )
 
 
