@@ -94,6 +94,33 @@ issues = sa.Table(
     sa.Column("seen_at", UTCDateTime(), nullable=False),
     sa.Index(None, "source", "key"),
     sa.Index(None, "source", "project"),
+    # The newest write to a source's mirror (max seen_at) tells whether the stored
+    # measure states were computed on it (see measure_marks).
+    sa.Index(None, "source", "seen_at"),
+    sa.Index(None, "source", "deleted_at"),
+)
+
+#: Per KR or KPI that selects items, its selected items' facts (incremental measuring:
+#: okr_sync.scoring.incremental), keyed by a hash of the measure.
+measure_states = sa.Table(
+    "measure_states",
+    metadata,
+    sa.Column("source", sa.String(64), primary_key=True),
+    sa.Column("owner", sa.String(128), primary_key=True),
+    sa.Column("measure_key", sa.String(64), nullable=False),
+    sa.Column("state", sa.JSON(), nullable=False),
+    sa.Column("updated_at", UTCDateTime(), nullable=False),
+)
+
+#: Per source, the mirror the stored measure states were computed on: the time of the
+#: pass that wrote both. A mirror written later by anything else makes them void.
+measure_marks = sa.Table(
+    "measure_marks",
+    metadata,
+    sa.Column("source", sa.String(64), primary_key=True),
+    sa.Column("mirror_at", UTCDateTime(), nullable=False),
+    #: What that pass measured, per KR or KPI, without the items (a quiet pass's shortcut).
+    sa.Column("summary", sa.JSON(), nullable=True),
 )
 
 issue_key_history = sa.Table(
