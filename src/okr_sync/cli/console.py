@@ -7,7 +7,7 @@ from rich.table import Table
 from rich.text import Text
 
 from okr_sync.cli.common import inert
-from okr_sync.scoring.scorecard import Scorecard
+from okr_sync.scoring.scorecard import Scorecard, TargetRange
 
 _CONFIDENCE_STYLE = {
     "on_track": "green",
@@ -81,7 +81,8 @@ def print_scorecard(scorecard: Scorecard, console: Console) -> None:
                 _text(indent + "  " + kr.id),
                 _text(kr.title + flags),
                 _number(kr.value),
-                _number(kr.target),
+                (f"{_number(kr.target.min)}..{_number(kr.target.max)}"
+                 if isinstance(kr.target, TargetRange) else _number(kr.target)),
                 _percent(kr.score),
                 _text(kr.band or "not measured"),
                 _confidence(kr.confidence),

@@ -22,6 +22,15 @@ from pydantic import (
     model_validator,
 )
 
+from okr_sync.config.kr_types import (
+    MAX_SCORE_CAP,
+    MILESTONES_TEXT,
+    RANGE_SCORE_TEXT,
+    SCORE_CAP_TEXT,
+    Milestone,
+    RangeTarget,
+)
+
 DEFAULT_SOURCE = "main"
 
 #: Cycle dates are kept within these years: every pass adds a day to the end and
@@ -126,6 +135,9 @@ def _default_bands() -> list[Band]:
 
 class Scoring(StrictModel):
     bands: list[Band] = Field(default_factory=_default_bands, min_length=1)
+    cap_objectives: bool = Field(default=True, description=(
+        "Objective means count each contributor's score at most 1, so a KR's score_cap"
+        " shows over-achievement on the KR only; false lets it raise the objective."))
 
     @field_validator("bands")
     @classmethod
@@ -248,9 +260,16 @@ class KeyResult(StrictModel):
     weight: PlanNumber = Field(default=1.0, ge=0.0)
     measure: Measure
     baseline: PlanNumber | None = None
-    target: PlanNumber | None = None
+    target: PlanNumber | RangeTarget | None = Field(
+        default=None, description="A number, or {min, max} with direction: range.")
     current: PlanNumber | None = None
-    direction: Literal["at_least", "at_most"] | None = None
+    direction: Literal["at_least", "at_most", "range"] | None = Field(
+        default=None, description="at_least / at_most: 1 or 0 by a threshold. "
+        + RANGE_SCORE_TEXT)
+    tolerance: PlanNumber | None = Field(default=None, gt=0.0, description=RANGE_SCORE_TEXT)
+    milestones: list[Milestone] | None = Field(default=None, min_length=1,
+                                               description=MILESTONES_TEXT)
+    score_cap: float = Field(default=1.0, ge=1.0, le=MAX_SCORE_CAP, description=SCORE_CAP_TEXT)
     owner: str | None = None
     description: str | None = None
 
@@ -258,17 +277,29 @@ class KeyResult(StrictModel):
     def _coherent_target(self) -> KeyResult:
         if self.current is not None and self.measure.kind != "manual":
             raise ValueError("`current` is only for `manual` measures; others are measured")
+        if (self.direction == "range") != isinstance(self.target, RangeTarget):
+            raise ValueError("direction: range takes `target: {min, max}`, and a {min, max}"
+                             " target needs direction: range")
+        if self.tolerance is not None and self.direction != "range":
+            raise ValueError("`tolerance` is only for direction: range")
         if self.direction is not None:
             if self.target is None:
                 raise ValueError(f"direction {self.direction} needs a `target`")
             if self.baseline is not None:
                 raise ValueError(f"direction {self.direction} takes only a `target`, no `baseline`")
+            if self.milestones or self.score_cap != 1.0:
+                raise ValueError(f"direction {self.direction} scores by a threshold: "
+                                 "`milestones` and `score_cap` are for linear KRs")
             return self
         if self.effective_target is None:
             raise ValueError(f"a `{self.measure.kind}` measure needs a `target`")
         if self.effective_baseline == self.effective_target:
             raise ValueError("baseline and target are equal, so progress cannot be measured")
         return self
+
+    @property
+    def range_target(self) -> RangeTarget | None:
+        return self.target if isinstance(self.target, RangeTarget) else None
 
     @property
     def effective_baseline(self) -> float:
@@ -278,6 +309,9 @@ class KeyResult(StrictModel):
 
     @property
     def effective_target(self) -> float | None:
+        """The numeric target (None for a range KR: see :attr:`range_target`)."""
+        if isinstance(self.target, RangeTarget):
+            return None
         if self.target is not None:
             return self.target
         return _KIND_DEFAULTS[self.measure.kind][1]

@@ -18,6 +18,7 @@ from typing import Any
 from pydantic import ValidationError
 from ruamel.yaml.error import MarkedYAMLError, YAMLError
 
+from okr_sync.config.kr_types import milestone_problems
 from okr_sync.config.plan import DEFAULT_SOURCE, JiraMeasure, Plan, default_perspectives
 from okr_sync.config.plan_yaml import (
     MAX_PLAN_BYTES,
@@ -60,7 +61,7 @@ class PlanError(Exception):
 
 
 _TYPE_TAG = re.compile(r"^(str|int|float|bool|date|list\[.*\]|literal\[.*\]|[a-z-]+\[.*\])$")
-_MEASURE_TAGS = {"done_ratio", "count", "sum", "milestone", "manual"}
+_MEASURE_TAGS = {"done_ratio", "count", "sum", "milestone", "manual", "RangeTarget"}
 
 
 def _pydantic_path(loc: tuple[int | str, ...]) -> list[PathPart]:
@@ -86,6 +87,22 @@ def _message(error: dict[str, Any]) -> str:
         return f"unknown measure kind {tag!r} (expected one of {expected})"
     message = str(error.get("msg", "invalid value"))
     return message.removeprefix("Value error, ")
+
+
+def _drop_number_for_mapping(errors: list[Any]) -> list[Any]:
+    """A mapping where a number or a mapping fits (``target``: a number or {min, max}) is
+    judged as the mapping: "not a number" is left out when the mapping's own errors say
+    more about the same place."""
+    paths = [format_path(_pydantic_path(e["loc"])) for e in errors]
+
+    def redundant(index: int) -> bool:
+        e = errors[index]
+        if e.get("type") != "float_type" or not isinstance(e.get("input"), dict):
+            return False
+        return any(other == paths[index] or other.startswith(paths[index] + ".")
+                   for j, other in enumerate(paths) if j != index)
+
+    return [e for index, e in enumerate(errors) if not redundant(index)]
 
 
 class PlanLoader:
@@ -116,7 +133,8 @@ class PlanLoader:
             plan = Plan.model_validate(data)
         except ValidationError as error:
             seen_paths: set[str] = set()
-            for e in error.errors():
+            errors = _drop_number_for_mapping(error.errors())
+            for e in errors:
                 path = _pydantic_path(e["loc"])
                 # A value that fits no member of a union is reported once, not per member.
                 if format_path(path) in seen_paths:
@@ -197,6 +215,7 @@ def cross_check(plan: Plan, connectable: frozenset[str] | None = None) -> Iterat
     """Rules that need the validated model (run only when the shape is valid)."""
     yield from _check_contributors(plan)
     yield from _check_sources(plan, connectable)
+    yield from milestone_problems(plan)
 
 
 def _items(data: dict[str, Any], key: str) -> list[tuple[int, dict[str, Any]]]:

@@ -16,10 +16,12 @@ from okr_sync.config.plan import KeyResult, Objective, Plan
 from okr_sync.scoring.rules import (
     band_for,
     elapsed_fraction,
+    expected_score,
     is_too_easy,
     kpi_status,
     kr_confidence,
-    kr_score,
+    objective_share,
+    score_key_result,
     weighted_mean,
     worst_confidence,
 )
@@ -33,6 +35,7 @@ from okr_sync.scoring.scorecard import (
     PerspectiveScore,
     Scorecard,
     ScoringWarning,
+    TargetRange,
 )
 
 
@@ -111,11 +114,13 @@ class ObjectiveRollup:
     left_out: tuple[str, ...]
 
 
-def objective_rollup(contributors: Sequence[Scored]) -> ObjectiveRollup:
+def objective_rollup(contributors: Sequence[Scored], capped: bool = True) -> ObjectiveRollup:
     """An objective's score (weighted mean of its measured contributors; weights
-    renormalise over them) and confidence (the worst of those with a positive weight)."""
+    renormalise over them) and confidence (the worst of those with a positive weight).
+    ``capped`` (``scoring.cap_objectives``): each score counts at most 1."""
     counted = [c for c in contributors if contributor_state(c) == "counted"]
-    score = weighted_mean((c.score, c.weight) for c in counted if c.score is not None)
+    score = weighted_mean(
+        (objective_share(c.score, capped), c.weight) for c in counted if c.score is not None)
     confidence = (
         worst_confidence(c.confidence for c in counted if c.confidence is not None)
         if score is not None else None
@@ -143,7 +148,9 @@ class _Scorer:
         checkin = self.data.checkins.get(kr.id)
         measured = self.data.measured.get(kr.id)
         baseline = kr.effective_baseline
-        target = kr.effective_target
+        span = kr.range_target
+        target: float | TargetRange | None = (
+            TargetRange(span.min, span.max) if span is not None else kr.effective_target)
         assert target is not None  # guaranteed by plan validation
         now = self.data.measured_at or self.data.as_of
         items = None
@@ -184,9 +191,11 @@ class _Scorer:
             self.warnings.append(ScoringWarning(
                 kr=kr.id, message=f"measured {_age(now - measured_at)} ago, older than "
                                   f"notify.stale_after"))
-        score = None if value is None else kr_score(value, baseline, target, kr.direction)
+        score = None if value is None else score_key_result(kr, value)
+        expected = expected_score(kr, self.plan.cycle, self.data.as_of)
         confidence = None if score is None else kr_confidence(
-            score, self.elapsed, self.bands, checkin.confidence if checkin else None
+            score, self.elapsed, self.bands, checkin.confidence if checkin else None,
+            None if expected is None else expected[1],
         )
         return KeyResultScore(
             id=kr.id,
@@ -205,6 +214,10 @@ class _Scorer:
             measure_kind=kr.measure.kind,
             measured_at=measured_at,
             stale=stale,
+            tolerance=kr.tolerance,
+            score_cap=kr.score_cap,
+            milestones=tuple((m.date, m.target) for m in kr.milestones or ()),
+            expected=None if expected is None else expected[0],
         )
 
     def objective(self, objective: Objective) -> ObjectiveScore:
@@ -214,7 +227,7 @@ class _Scorer:
         key_results = tuple(self.key_result(kr) for kr in objective.key_results)
         children = [self.objective(child) for child in self.plan.children(objective.id)]
         everything: list[KeyResultScore | ObjectiveScore] = [*key_results, *children]
-        rolled = objective_rollup(everything)
+        rolled = objective_rollup(everything, self.plan.scoring.cap_objectives)
         score, confidence, left_out = rolled.score, rolled.confidence, rolled.left_out
         if score is None and not left_out:  # plan validation guarantees a positive weight sum
             raise ValueError(f"objective {objective.id} has no weighted contributors")

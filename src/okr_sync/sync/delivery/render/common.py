@@ -20,6 +20,7 @@ from okr_sync.scoring.scorecard import (
     KeyResultScore,
     ObjectiveScore,
     Scorecard,
+    TargetRange,
 )
 
 ELLIPSIS = "…"
@@ -149,18 +150,31 @@ def kr_value_text(kr: KeyResultScore) -> str:
         items = f"{format_number(kr.items.done)} of {format_number(kr.items.selected)} items"
     if kr.measure_kind == "done_ratio":
         main = f"{percent(kr.value)} done"
-        return f"{main} ({items})" if items else main
+        main = f"{main} ({items})" if items else main
+        if kr.expected is not None:
+            main += f", {percent(kr.expected)} expected by now"
+        return main
     if kr.measure_kind == "milestone":
         main = "reached" if kr.value >= 1 else "not reached"
         return f"{main} ({items} done)" if items else main
+    if isinstance(kr.target, TargetRange):
+        span = f"{format_number(kr.target.min)} to {format_number(kr.target.max)}"
+        return f"{format_number(kr.value)} (stay within {span})"
     if kr.direction == "at_least":
         return f"{format_number(kr.value)} (target ≥ {format_number(kr.target)})"
     if kr.direction == "at_most":
         return f"{format_number(kr.value)} (target ≤ {format_number(kr.target)})"
     if kr.baseline is not None and kr.baseline != 0:
         span = f"{format_number(kr.baseline)} → {format_number(kr.target)}"
-        return f"{format_number(kr.value)} ({span})"
-    return f"{format_number(kr.value)} / {format_number(kr.target)}"
+        return f"{format_number(kr.value)} ({span}){_expected(kr)}"
+    return f"{format_number(kr.value)} / {format_number(kr.target)}{_expected(kr)}"
+
+
+def _expected(kr: KeyResultScore) -> str:
+    """A phased KR's milestone path: what it should be at by now."""
+    if kr.expected is None:
+        return ""
+    return f", {format_number(kr.expected)} expected by now"
 
 
 def format_as_of(moment: datetime) -> str:

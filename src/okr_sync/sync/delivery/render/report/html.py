@@ -13,7 +13,13 @@ from datetime import datetime
 from html import escape
 from urllib.parse import quote, urlsplit
 
-from okr_sync.scoring.scorecard import KeyResultScore, KpiScore, ObjectiveScore, PerspectiveScore
+from okr_sync.scoring.scorecard import (
+    KeyResultScore,
+    KpiScore,
+    ObjectiveScore,
+    PerspectiveScore,
+    TargetRange,
+)
 from okr_sync.sync.delivery.render.report.charts import DASH, burnup_svg, cascade_svg, pct
 from okr_sync.sync.delivery.render.report.data import ReportData
 from okr_sync.sync.delivery.render.report.style import BAND_COLOURS, CSS, NEUTRAL
@@ -221,12 +227,16 @@ class _Renderer:
         if kr.measure_kind == "done_ratio" and kr.items is not None:
             return f"{kr.items.done} of {kr.items.selected} issues done"
         suffix = f" {unit}" if unit else ""
+        if isinstance(kr.target, TargetRange):
+            return (f"{num(kr.value)}{suffix} (stay within {num(kr.target.min)} to "
+                    f"{num(kr.target.max)})")
         if kr.direction == "at_most":
             return f"{num(kr.value)}{suffix} (at most {num(kr.target)})"
         if kr.direction == "at_least":
             return f"{num(kr.value)}{suffix} (at least {num(kr.target)})"
         start = "" if kr.baseline in (None, 0) else f", from {num(kr.baseline)}"
-        return f"{num(kr.value)} of {num(kr.target)}{suffix}{start}"
+        expected = "" if kr.expected is None else f", {num(kr.expected)} expected by now"
+        return f"{num(kr.value)} of {num(kr.target)}{suffix}{start}{expected}"
 
     def key_result(self, kr: KeyResultScore) -> str:
         info = self.data.krs.get(kr.id)
