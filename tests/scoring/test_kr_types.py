@@ -43,8 +43,9 @@ def _plan(*key_results: dict[str, Any], **scoring: Any) -> Plan:
 
 
 def _range_kr(kr_id: str, current: float, **extra: Any) -> dict[str, Any]:
-    return manual_kr(kr_id, target={"min": 10, "max": 20}, current=current,  # type: ignore[arg-type]
-                     direction="range", **extra)
+    kr = manual_kr(kr_id, target=0, current=current, direction="range", **extra)
+    kr["target"] = {"min": 10, "max": 20}
+    return kr
 
 
 # -- range ---------------------------------------------------------------------------------

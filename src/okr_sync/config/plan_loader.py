@@ -66,11 +66,14 @@ _MEASURE_TAGS = {"done_ratio", "count", "sum", "milestone", "manual", "RangeTarg
 
 def _pydantic_path(loc: tuple[int | str, ...]) -> list[PathPart]:
     """Drop pydantic's union-member and discriminator tags so the path matches the YAML."""
-    return [
-        part
-        for part in loc
-        if not (isinstance(part, str) and (part in _MEASURE_TAGS or _TYPE_TAG.match(part)))
-    ]
+    path: list[PathPart] = []
+    for part in loc:
+        # A milestone's `date` key is a field, not the `date` tag of a union member.
+        is_key = part == "date" and len(path) >= 2 and path[-2] == "milestones"
+        if is_key or not (isinstance(part, str)
+                          and (part in _MEASURE_TAGS or _TYPE_TAG.match(part))):
+            path.append(part)
+    return path
 
 
 def _message(error: dict[str, Any]) -> str:
