@@ -18,6 +18,7 @@ from okr_sync.scoring.rules import (
     confidence_trace,
     expected_score,
     expected_value,
+    is_too_easy,
     kr_score,
     milestone_path,
     range_score,
@@ -215,3 +216,9 @@ def test_explain_scorecard_given_checkin_on_phased_kr_keeps_checkin_rule() -> No
     card = build_scorecard(ScoringInput(plan, MID_NOVEMBER, checkins=checkins))
     kr = explain_scorecard(plan, card, checkins=checkins).key_results["O.m"]
     assert (kr.confidence, card.key_result("O.m").confidence) == ("blocked", "blocked")
+
+
+def test_is_too_easy_given_over_achievement_twice_flags() -> None:
+    assert is_too_easy([1.25, 1.0])
+    assert is_too_easy([1.1, 1.25])
+    assert not is_too_easy([1.25, 0.9])

@@ -263,8 +263,9 @@ def kpi_status(
 
 
 def is_too_easy(past_cycle_scores: Sequence[float]) -> bool:
-    """True when a KR scored exactly 1.0 in each of the last two cycles.
+    """True when a KR scored 1.0 in each of the last two cycles (A3's "exactly 1.0";
+    a score above 1, over-achievement allowed by ``score_cap``, is as easy or easier).
 
     ``past_cycle_scores`` are the final scores of earlier cycles, oldest first.
     """
-    return len(past_cycle_scores) >= 2 and all(s == 1.0 for s in past_cycle_scores[-2:])
+    return len(past_cycle_scores) >= 2 and all(s >= 1.0 for s in past_cycle_scores[-2:])

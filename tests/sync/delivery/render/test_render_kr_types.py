@@ -69,3 +69,8 @@ def test_report_rows_given_range_kr_writes_min_max_in_one_cell() -> None:
     kr_id = next(o for o in card.objectives if o.key_results).key_results[0].id
     first = next(r for r in rows if r["id"] == kr_id)
     assert (first["target"], first["baseline"]) == ("10..20", None)
+
+
+def test_kr_value_text_given_range_on_a_ratio_shows_percentages() -> None:
+    kr = replace(RANGE, value=0.93, target=TargetRange(0.9, 0.95), measure_kind="done_ratio")
+    assert kr_value_text(kr) == "93% (stay within 90% to 95%)"

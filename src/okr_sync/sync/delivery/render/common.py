@@ -148,6 +148,10 @@ def kr_value_text(kr: KeyResultScore) -> str:
     items = ""
     if kr.items is not None:
         items = f"{format_number(kr.items.done)} of {format_number(kr.items.selected)} items"
+    if isinstance(kr.target, TargetRange):
+        shown = percent if kr.measure_kind == "done_ratio" else format_number
+        span = f"{shown(kr.target.min)} to {shown(kr.target.max)}"
+        return f"{shown(kr.value)} (stay within {span})"
     if kr.measure_kind == "done_ratio":
         main = f"{percent(kr.value)} done"
         main = f"{main} ({items})" if items else main
@@ -157,9 +161,6 @@ def kr_value_text(kr: KeyResultScore) -> str:
     if kr.measure_kind == "milestone":
         main = "reached" if kr.value >= 1 else "not reached"
         return f"{main} ({items} done)" if items else main
-    if isinstance(kr.target, TargetRange):
-        span = f"{format_number(kr.target.min)} to {format_number(kr.target.max)}"
-        return f"{format_number(kr.value)} (stay within {span})"
     if kr.direction == "at_least":
         return f"{format_number(kr.value)} (target ≥ {format_number(kr.target)})"
     if kr.direction == "at_most":
