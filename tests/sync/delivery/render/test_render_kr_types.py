@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import replace
+from datetime import date
 
 from okr_sync.scoring.scorecard import KeyResultScore, Scorecard, TargetRange
 from okr_sync.sync.delivery.render.common import kr_value_text
@@ -74,3 +75,14 @@ def test_report_rows_given_range_kr_writes_min_max_in_one_cell() -> None:
 def test_kr_value_text_given_range_on_a_ratio_shows_percentages() -> None:
     kr = replace(RANGE, value=0.93, target=TargetRange(0.9, 0.95), measure_kind="done_ratio")
     assert kr_value_text(kr) == "93% (stay within 90% to 95%)"
+
+
+def test_render_html_report_given_phased_kr_bends_the_burnup_pace_at_milestones() -> None:
+    phased = replace(PHASED, measure_kind="sum", baseline=0,
+                     milestones=((date(2026, 10, 30), 40), (date(2026, 11, 30), 70)))
+    html = render_html_report(report_data(scorecard=_with_first_kr(phased)))
+    # 272 x 72 plot from (24, 24): due 2026-10-31 00:00 is day 30 of 92, score 0.4;
+    # due 2026-12-01 00:00 day 61, score 0.7.
+    assert ('<polyline class="pace" points="24.0,96.0 112.7,67.2 204.3,45.6 296.0,24.0"'
+            in html)
+    assert html.count('<line class="pace"') == len(realistic_scorecard().key_results()) - 1
