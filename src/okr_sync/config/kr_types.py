@@ -86,6 +86,27 @@ class Milestone(_Strict):
         return value
 
 
+def kr_type_problem(direction: str | None, target: object, baseline: float | None,
+                    tolerance: float | None, linear_only: bool) -> str | None:
+    """Why a KR's direction, target and type options do not fit together, if they don't.
+    ``linear_only``: the KR has milestones or a score_cap (meaningful on linear KRs only)."""
+    if (direction == "range") != isinstance(target, RangeTarget):
+        return ("direction: range takes `target: {min, max}`, and a {min, max} target needs"
+                " direction: range")
+    if tolerance is not None and direction != "range":
+        return "`tolerance` is only for direction: range"
+    if direction is None:
+        return None
+    if target is None:
+        return f"direction {direction} needs a `target`"
+    if baseline is not None:
+        return f"direction {direction} takes only a `target`, no `baseline`"
+    if linear_only:
+        return (f"direction {direction} scores by a threshold: `milestones` and `score_cap`"
+                " are for linear KRs")
+    return None
+
+
 PathPart = int | str
 Problem = tuple[list[PathPart], str]
 

@@ -29,6 +29,7 @@ from okr_sync.config.kr_types import (
     SCORE_CAP_TEXT,
     Milestone,
     RangeTarget,
+    kr_type_problem,
 )
 
 DEFAULT_SOURCE = "main"
@@ -277,19 +278,11 @@ class KeyResult(StrictModel):
     def _coherent_target(self) -> KeyResult:
         if self.current is not None and self.measure.kind != "manual":
             raise ValueError("`current` is only for `manual` measures; others are measured")
-        if (self.direction == "range") != isinstance(self.target, RangeTarget):
-            raise ValueError("direction: range takes `target: {min, max}`, and a {min, max}"
-                             " target needs direction: range")
-        if self.tolerance is not None and self.direction != "range":
-            raise ValueError("`tolerance` is only for direction: range")
+        problem = kr_type_problem(self.direction, self.target, self.baseline, self.tolerance,
+                                  bool(self.milestones) or self.score_cap != 1.0)
+        if problem is not None:
+            raise ValueError(problem)
         if self.direction is not None:
-            if self.target is None:
-                raise ValueError(f"direction {self.direction} needs a `target`")
-            if self.baseline is not None:
-                raise ValueError(f"direction {self.direction} takes only a `target`, no `baseline`")
-            if self.milestones or self.score_cap != 1.0:
-                raise ValueError(f"direction {self.direction} scores by a threshold: "
-                                 "`milestones` and `score_cap` are for linear KRs")
             return self
         if self.effective_target is None:
             raise ValueError(f"a `{self.measure.kind}` measure needs a `target`")
