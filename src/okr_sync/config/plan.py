@@ -136,6 +136,8 @@ def _default_bands() -> list[Band]:
 
 class Scoring(StrictModel):
     bands: list[Band] = Field(default_factory=_default_bands, min_length=1)
+    guardrail_confidence: Literal["at_risk", "off_track"] = Field(default="at_risk", description=(
+        "The best confidence an objective can have while one of its guardrail KPIs is red."))
     cap_objectives: bool = Field(default=True, description=(
         "Objective means count each contributor's score at most 1, so a KR's score_cap"
         " shows over-achievement on the KR only; false lets it raise the objective."))
@@ -320,6 +322,9 @@ class Objective(StrictModel):
     owner: str | None = None
     description: str | None = None
     key_results: list[KeyResult] = Field(default_factory=list)
+    guardrails: list[str] = Field(default_factory=list, description=(
+        "KPI ids that must hold while the objective is pursued: a red one caps the"
+        " objective's confidence at scoring.guardrail_confidence."))
 
 
 class KpiThresholds(StrictModel):

@@ -345,8 +345,13 @@ def _check_references(data: dict[str, Any]) -> Iterator[Problem]:
     )
     routes = data.get("routes")
     route_names = set(routes) if isinstance(routes, dict) else set()
+    kpi_ids = {_str_field(k, "id") for _, k in _items(data, "kpis")}
     for index, objective in objectives:
         path: list[PathPart] = ["objectives", index]
+        guardrails = objective.get("guardrails")
+        for g_index, kpi in enumerate(guardrails if isinstance(guardrails, list) else []):
+            if isinstance(kpi, str) and kpi not in kpi_ids:
+                yield [*path, "guardrails", g_index], f"unknown KPI {kpi!r}"
         parent = _str_field(objective, "parent")
         if parent is not None:
             if parent == _str_field(objective, "id"):

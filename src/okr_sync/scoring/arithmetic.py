@@ -49,6 +49,7 @@ from okr_sync.scoring.rules import (
     confidence_trace,
     elapsed_fraction,
     expected_score,
+    guardrail_confidence,
     kpi_status,
     score_key_result,
 )
@@ -316,14 +317,21 @@ class _Explainer:
         if stored is not None and rounded(stored.score) != rounded(rolled.score):
             notes.append(f"the stored scorecard says {_maybe(stored.score)}: the plan or "
                          "check-ins changed since the last pass")
+        confidence, confidence_formula = rolled.confidence, (
+            f"worst of {', '.join(str(t.confidence) for t in counted)} = {rolled.confidence}"
+            if rolled.confidence is not None else "nothing measured, no confidence")
+        kpis = {k.id: k for k in self.plan.kpis}
+        red = [k for k in objective.guardrails if self.kpi(kpis[k]).status == "red"]
+        if red and confidence is not None:
+            cap = self.plan.scoring.guardrail_confidence
+            confidence = guardrail_confidence(confidence, red, cap)
+            confidence_formula += (f"; guardrail KPI {', '.join(red)} red: at best {cap} "
+                                   f"-> {confidence}")
         result = MeanArithmetic(
             "objective", objective.id, objective.title, objective.weight, rolled.score,
             _mean_formula(counted, rolled.score, capped),
             None if rolled.score is None else band_for(rolled.score, self.bands),
-            rolled.confidence,
-            (f"worst of {', '.join(str(t.confidence) for t in counted)} = {rolled.confidence}"
-             if rolled.confidence is not None else "nothing measured, no confidence"),
-            terms, tuple(notes),
+            confidence, confidence_formula, terms, tuple(notes),
         )
         self.objectives[objective.id] = result
         return result

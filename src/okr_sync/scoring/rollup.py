@@ -17,6 +17,7 @@ from okr_sync.scoring.rules import (
     band_for,
     elapsed_fraction,
     expected_score,
+    guardrail_confidence,
     is_too_easy,
     kpi_status,
     kr_confidence,
@@ -143,6 +144,7 @@ class _Scorer:
         self.elapsed = elapsed_fraction(cycle.start, cycle.end, cycle.zone, data.as_of)
         self.warnings: list[ScoringWarning] = []
         self._objectives: dict[str, ObjectiveScore] = {}
+        self._kpi_status: dict[str, str | None] = {}
 
     def key_result(self, kr: KeyResult) -> KeyResultScore:
         checkin = self.data.checkins.get(kr.id)
@@ -237,6 +239,14 @@ class _Scorer:
                 message=("mean leaves out, not measured: " if score is not None
                          else "nothing measured, no score: ") + ", ".join(left_out),
             ))
+        red = tuple(k for k in objective.guardrails if self._kpi_status.get(k) == "red")
+        if red and confidence is not None:
+            cap = self.plan.scoring.guardrail_confidence
+            capped = guardrail_confidence(confidence, red, cap)
+            if capped != confidence:
+                self.warnings.append(ScoringWarning(kr=objective.id, message=(
+                    f"confidence capped at {cap}: guardrail KPI {', '.join(red)} is red")))
+            confidence = capped
         result = ObjectiveScore(
             id=objective.id,
             title=objective.title,
@@ -247,6 +257,7 @@ class _Scorer:
             confidence=confidence,
             weight=objective.weight,
             key_results=key_results,
+            red_guardrails=red,
         )
         self._objectives[objective.id] = result
         return result
@@ -277,7 +288,14 @@ class _Scorer:
         return tuple(results)
 
     def scorecard(self) -> Scorecard:
+        # KPIs first (guardrails need their status), their warnings after the objectives'.
+        before = len(self.warnings)
+        kpis = self.kpis()
+        kpi_warnings = self.warnings[before:]
+        del self.warnings[before:]
+        self._kpi_status = {k.id: k.status for k in kpis}
         objectives = tuple(self.objective(o) for o in self.plan.objectives)
+        self.warnings.extend(kpi_warnings)
         cycle = self.plan.cycle
         return Scorecard(
             cycle=CycleInfo(
@@ -289,7 +307,7 @@ class _Scorer:
             ),
             objectives=objectives,
             perspectives=self.perspectives(objectives),
-            kpis=self.kpis(),
+            kpis=kpis,
             warnings=tuple(self.warnings),
         )
 

@@ -235,6 +235,12 @@ def kr_confidence(
     return confidence_trace(score, elapsed, bands, checkin, expected).confidence
 
 
+def guardrail_confidence(confidence: Confidence, red_guardrails: Sequence[str],
+                         cap: Confidence) -> Confidence:
+    """An objective's confidence while guardrail KPIs are red: at best ``cap``."""
+    return worst_confidence((confidence, cap)) if red_guardrails else confidence
+
+
 def worst_confidence(values: Iterable[Confidence]) -> Confidence:
     """The worst confidence: ``blocked`` < ``off_track`` < ``at_risk`` < ``on_track``."""
     ranked = [CONFIDENCE_ORDER.index(value) for value in values]

@@ -154,9 +154,11 @@ class ObjectiveScore:
     confidence: Confidence | None
     weight: float = 1.0
     key_results: tuple[KeyResultScore, ...] = ()
+    #: Guardrail KPIs that are red (they cap the confidence).
+    red_guardrails: tuple[str, ...] = ()
 
     def to_json(self) -> dict[str, Any]:
-        return {
+        doc: dict[str, Any] = {
             "id": self.id,
             "title": self.title,
             "perspective": self.perspective,
@@ -167,6 +169,9 @@ class ObjectiveScore:
             "confidence": self.confidence,
             "key_results": [kr.to_json() for kr in self.key_results],
         }
+        if self.red_guardrails:
+            doc["red_guardrails"] = list(self.red_guardrails)
+        return doc
 
 
 @dataclass(frozen=True)
@@ -414,6 +419,7 @@ def _scorecard_from_json(doc: Mapping[str, Any], measure_kinds: Mapping[str, str
                 confidence=o["confidence"],
                 weight=float(o.get("weight", 1)),
                 key_results=tuple(kr(k) for k in o.get("key_results", [])),
+                red_guardrails=tuple(o.get("red_guardrails", ())),
             )
             for o in doc.get("objectives", [])
         ),
