@@ -90,3 +90,11 @@ objectives:
         load_plan_text(text, name="plan.yaml")
     assert [str(i) for i in caught.value.issues] == [
         "plan.yaml:6:18: objectives[0].guardrails[0]: unknown KPI 'NOPE'"]
+
+
+def test_render_slack_scorecard_given_red_guardrail_shows_the_reason() -> None:
+    from okr_sync.sync.delivery.render.slack import render_slack_scorecard
+
+    card = build_scorecard(ScoringInput(_plan(escalations=12), AS_OF))
+    blocks = str(render_slack_scorecard(card).to_json()["blocks"])
+    assert "confidence capped at at_risk: guardrail KPI ESC is red" in blocks
