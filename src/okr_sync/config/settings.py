@@ -14,7 +14,7 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic import Field, SecretStr, field_serializer, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEFAULT_SECRETS_DIR = Path("/run/secrets")
@@ -95,6 +95,18 @@ class Settings(BaseSettings):
         field_name = getattr(info, "field_name", "url")
         return check_url(value, what=f"OKR_SYNC_{str(field_name).upper()}")
 
+    def __repr_args__(self) -> Iterable[tuple[str | None, object]]:
+        # The database URL is a plain string (every store call takes it) that may carry
+        # a password: repr and str show it masked, like the SecretStr settings.
+        for name, value in super().__repr_args__():
+            if name == "database_url" and isinstance(value, str):
+                value = mask_url_password(value)
+            yield name, value
+
+    @field_serializer("database_url", when_used="json")
+    def _database_url_json(self, value: str) -> str:
+        return mask_url_password(value)
+
     @model_validator(mode="after")
     def _jira_auth_pairs(self) -> Settings:
         if (self.jira_email is None) != (self.jira_api_token is None):
@@ -103,6 +115,19 @@ class Settings(BaseSettings):
                 " (Jira Cloud basic auth)"
             )
         return self
+
+
+def mask_url_password(url: str) -> str:
+    """``url`` with the password of its ``user:password@`` part shown as ``***``."""
+    scheme, sep, rest = url.partition("://")
+    if not sep:
+        return url
+    authority, slash, tail = rest.partition("/")
+    userinfo, at, host = authority.rpartition("@")
+    if not at or ":" not in userinfo:
+        return url
+    user = userinfo.partition(":")[0]
+    return f"{scheme}://{user}:***@{host}{slash}{tail}"
 
 
 class UnknownVariableError(ValueError):

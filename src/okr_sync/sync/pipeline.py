@@ -34,6 +34,7 @@ from okr_sync.sync.pull import (
     PulledSource,
     PullOptions,
     SourcePuller,
+    skipped_warnings,
 )
 from okr_sync.sync.state import (
     PassSnapshot,
@@ -193,6 +194,7 @@ class SyncPass:
         ]
         failures = list(source_failures)
         measured, warnings = self._measured(evaluations, pulled, latest, failures)
+        warnings += skipped_warnings(pulled.values())
         scorecard = build_scorecard(
             ScoringInput(
                 plan=self.plan,

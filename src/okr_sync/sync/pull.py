@@ -25,6 +25,7 @@ from okr_sync.connectors.jira.jql import (
     jql_datetime_literal,
 )
 from okr_sync.connectors.jira.records import JiraIssue, parse_jira_datetime
+from okr_sync.scoring.scorecard import ScoringWarning
 from okr_sync.sync.fetch_plan import MembershipQuery, SourceFetchPlan
 from okr_sync.sync.pull_local import JqlCheckResult, local_matchers, local_membership
 
@@ -111,6 +112,8 @@ class PulledSource:
     read: set[str] = field(default_factory=set)
     #: Issues outside the scope and the mirror that a search read, until a membership takes them.
     aside: dict[str, JiraIssue] = field(default_factory=dict)
+    #: Issues this pass skipped, their id or key not what Jira promises (as shown).
+    skipped: list[str] = field(default_factory=list)
     #: Comparisons with Jira made this pass: owner -> (jql, verdict, detail).
     jql_checks: dict[str, JqlCheckResult] = field(default_factory=dict)
 
@@ -142,12 +145,17 @@ class SourcePuller:
 
     def pull(self, state: SourceState, options: PullOptions) -> PulledSource:
         result = PulledSource(self.name, dict(state.issues), cursor=state.cursor)
+        # Counted per pass (a client may serve many): what this pass skipped is reported.
+        self.client.skipped_issues.clear()
         try:
             self._pull(state, options, result)
         except PermanentError as error:
             result.source_error = str(error)
         except ConnectorError as error:
             result.source_error = f"Jira stayed unavailable: {error}"
+        result.skipped = sorted(
+            f"{key!r} (id {ident})" if key and ident else repr(key) if key else f"id {ident!r}"
+            for ident, key in self.client.skipped_issues)
         return result
 
     def _pull(self, state: SourceState, options: PullOptions, result: PulledSource) -> None:
@@ -358,6 +366,21 @@ class SourcePuller:
             self._merge(result, self.client.search(jql, self.plan.extra_fields, context=context))
 
 
+def skipped_warnings(pulled: Iterable[PulledSource]) -> list[ScoringWarning]:
+    """One warning per source whose search skipped issues Jira sent with an id or key it
+    never promises (never queried, so not counted in any KR): counted and named."""
+    warnings = []
+    for source in pulled:
+        if source.skipped:
+            shown = ", ".join(source.skipped[:5])
+            more = f" and {len(source.skipped) - 5} more" if len(source.skipped) > 5 else ""
+            count = len(source.skipped)
+            warnings.append(ScoringWarning(
+                f"source {source.name}: {count} issue{'s' if count != 1 else ''} skipped, "
+                f"id or key not what Jira promises: {shown}{more}"))
+    return warnings
+
+
 __all__ = [
     "DEFAULT_OVERLAP",
     "PullOptions",
@@ -366,4 +389,5 @@ __all__ = [
     "SourceState",
     "issue_from_record",
     "parse_jira_datetime",
+    "skipped_warnings",
 ]

@@ -26,18 +26,13 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.pool import NullPool
 from werkzeug.exceptions import HTTPException, MethodNotAllowed, NotFound
 from werkzeug.routing import Map, Rule
-from werkzeug.serving import (
-    BaseWSGIServer,
-    WSGIRequestHandler,
-    get_sockaddr,
-    make_server,
-    select_address_family,
-)
+from werkzeug.serving import WSGIRequestHandler, get_sockaddr, select_address_family
 from werkzeug.wrappers import Request, Response
 
 from okr_sync.sync.delivery.render.report.data import NoScorecardError
 from okr_sync.sync.service.loop import StatusView
 from okr_sync.sync.service.metrics import ServiceMetrics
+from okr_sync.sync.service.server import BoundedWSGIServer, ConnectionLimits
 from okr_sync.sync.state import SnapshotError
 from okr_sync.sync.store.database import is_sqlite_memory
 
@@ -235,6 +230,11 @@ class _Handler(WSGIRequestHandler):
     def log_error(self, format: str, *args: Any) -> None:
         log.warning("http server: " + format % args)
 
+    def connection_dropped(self, error: BaseException, environ: Any = None) -> None:
+        # A client that goes away is routine on a public port: one line, no traceback.
+        log.info("http client disconnected", extra={"path": self.path,
+                                                    "error": type(error).__name__})
+
 
 class UnsignedWebhookRefusal:
     """``POST /webhooks/jira`` when serve has no webhook secret and the operator did not
@@ -256,9 +256,11 @@ class ListenError(OSError):
 
 
 class HttpServer:
-    """Werkzeug's threaded server on ``host:port`` (0: any free port) in a thread."""
+    """A bounded Werkzeug server (:mod:`okr_sync.sync.service.server`) on ``host:port``
+    (0: any free port), accepting in a thread of its own."""
 
-    def __init__(self, app: ServiceApp, *, host: str, port: int) -> None:
+    def __init__(self, app: ServiceApp, *, host: str, port: int,
+                 limits: ConnectionLimits | None = None) -> None:
         # The socket is bound here, not by Werkzeug, which prints a busy port's error
         # and calls sys.exit(1) instead of raising.
         family = select_address_family(host, port)
@@ -268,9 +270,8 @@ class HttpServer:
                 listener.bind(get_sockaddr(host, port, family))
                 listener.listen(socket.SOMAXCONN)
                 # Werkzeug duplicates the descriptor, so this one may close.
-                self._server: BaseWSGIServer = make_server(
-                    host, port, app, threaded=True, request_handler=_Handler,
-                    fd=listener.fileno(),
+                self._server = BoundedWSGIServer(
+                    host, port, app, handler=_Handler, fd=listener.fileno(), limits=limits,
                 )
         except OSError as error:
             raise ListenError(error.errno, f"cannot listen on {host} port {port}: "

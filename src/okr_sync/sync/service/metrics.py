@@ -22,6 +22,8 @@ WEBHOOK_RESULTS = (
     "unauthorized",
     "invalid",
     "too_large",
+    "disconnected",
+    "unsigned_refused",
 )
 SCHEDULED_KINDS = ("digest", "reminder")
 

@@ -24,7 +24,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from pydantic import SecretStr
-from werkzeug.exceptions import RequestEntityTooLarge
+from werkzeug.exceptions import ClientDisconnected, RequestEntityTooLarge
 from werkzeug.wrappers import Request, Response
 
 log = logging.getLogger(__name__)
@@ -207,7 +207,8 @@ class JiraWebhookEndpoint:
     Without a secret this endpoint accepts deliveries unsigned; `serve` mounts it so only
     when the operator opted in (``OKR_SYNC_WEBHOOK_ALLOW_UNSIGNED=true``) and answers 403
     otherwise (see :mod:`okr_sync.sync.service.app`).
-    Responses: 202 accepted, 200 duplicate, 400 not a JSON object, 401 bad or missing
+    Responses: 202 accepted, 200 duplicate, 400 not a JSON object or a body cut short (the
+    client disconnected or stalled), 401 bad or missing
     signature (when a secret is set), 413 body over ``max_body`` bytes.
     """
 
@@ -244,6 +245,12 @@ class JiraWebhookEndpoint:
             body = request.get_data(cache=False)
         except RequestEntityTooLarge:
             return too_large
+        except (ClientDisconnected, OSError) as error:
+            # The client left (or stalled past the read timeout) mid-body: routine on a
+            # public port, so one line and no traceback; nothing was received to act on.
+            log.info("webhook client disconnected before sending its whole body",
+                     extra={"remote": request.remote_addr, "error": type(error).__name__})
+            return _json(400, error="incomplete body"), "disconnected"
         if len(body) > self.max_body:
             return too_large
         if self.secret is not None and not verify_signature(

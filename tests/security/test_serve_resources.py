@@ -1,0 +1,181 @@
+"""``serve``'s HTTP side under hostile clients, over real sockets on loopback.
+
+Stalled and slow-loris connections cost no thread and are dropped; ``/healthz`` keeps
+answering; a webhook client that disconnects mid-body leaves one log line, no
+traceback, and no pass. Every wait is bounded and polled; nothing asserts a duration.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import socket
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack
+from datetime import UTC, datetime, timedelta
+
+import pytest
+import requests
+from pydantic import SecretStr
+
+from okr_sync.sync.service.http import HttpServer, ServiceApp
+from okr_sync.sync.service.loop import StatusView
+from okr_sync.sync.service.metrics import ServiceMetrics
+from okr_sync.sync.service.server import ConnectionLimits
+from okr_sync.sync.service.webhooks import SIGNATURE_HEADER, JiraWebhookEndpoint, WebhookEvent, sign
+
+_NOW = datetime(2026, 11, 3, 10, 0, tzinfo=UTC)
+SECRET = SecretStr("whsec-resources-secret")
+TIMEOUT = 30.0
+WORKERS = 8
+
+
+def wait_until(what: str, probe: Callable[[], bool], timeout: float = TIMEOUT) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if probe():
+            return
+        time.sleep(0.05)
+    pytest.fail(f"timed out waiting for {what}")
+
+
+class Harness:
+    def __init__(self, limits: ConnectionLimits) -> None:
+        self.events: list[WebhookEvent] = []
+        self.metrics = ServiceMetrics()
+        endpoint = JiraWebhookEndpoint(
+            SECRET, self.events.append, clock=lambda: _NOW,
+            on_result=lambda r: self.metrics.webhooks.labels(r).inc())
+        app = ServiceApp(
+            status=lambda: StatusView(started_at=_NOW, role="follower"),
+            period=lambda at: timedelta(minutes=5), metrics=self.metrics, webhook=endpoint,
+            database_probe=lambda: None, clock=lambda: _NOW)
+        self.server = HttpServer(app, host="127.0.0.1", port=0, limits=limits)
+        self.address = ("127.0.0.1", self.server.port)
+        self.url = f"http://127.0.0.1:{self.server.port}"
+
+    def connect(self) -> socket.socket:
+        conn = socket.create_connection(self.address, timeout=TIMEOUT)
+        return conn
+
+    def healthz(self) -> int:
+        return requests.get(self.url + "/healthz", timeout=TIMEOUT).status_code
+
+
+@pytest.fixture
+def harness_factory() -> Iterator[Callable[[ConnectionLimits], Harness]]:
+    started: list[Harness] = []
+
+    def start(limits: ConnectionLimits) -> Harness:
+        harness = Harness(limits)
+        harness.server.start()
+        started.append(harness)
+        return harness
+
+    yield start
+    for harness in started:
+        harness.server.stop()
+
+
+def _server_threads() -> int:
+    return sum(1 for t in threading.enumerate() if t.name.startswith("okr-sync-http"))
+
+
+def _closed_by_server(conn: socket.socket) -> bool:
+    """Whether the server closed ``conn`` (reads EOF or a reset; blocks at most TIMEOUT)."""
+    conn.settimeout(TIMEOUT)
+    try:
+        while conn.recv(4096):
+            pass
+    except ConnectionResetError:
+        return True
+    except TimeoutError:
+        return False
+    return True
+
+
+def test_serve_http_given_200_stalled_connections_answers_healthz_with_bounded_threads(
+    harness_factory: Callable[[ConnectionLimits], Harness],
+) -> None:
+    harness = harness_factory(ConnectionLimits(workers=WORKERS))
+    with ExitStack() as stack:
+        for _ in range(200):
+            stack.enter_context(harness.connect())
+        # Werkzeug's threaded server held one thread per stalled connection (803 for 800).
+        assert harness.healthz() == 200
+        assert _server_threads() <= WORKERS + 1  # the workers and the accepting thread
+        assert [harness.healthz() for _ in range(5)] == [200] * 5
+
+
+def test_serve_http_given_slow_loris_heads_drops_them_after_the_header_timeout(
+    harness_factory: Callable[[ConnectionLimits], Harness],
+) -> None:
+    harness = harness_factory(ConnectionLimits(workers=WORKERS, header_timeout=1.0))
+    with ExitStack() as stack:
+        loris = [stack.enter_context(harness.connect()) for _ in range(50)]
+        for conn in loris:  # a request head that never ends
+            conn.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Slow: ")
+        assert harness.healthz() == 200
+        assert _server_threads() <= WORKERS + 1
+        assert all(_closed_by_server(conn) for conn in loris)
+        assert harness.healthz() == 200
+
+
+def test_serve_http_given_more_waiting_connections_than_the_cap_drops_the_oldest(
+    harness_factory: Callable[[ConnectionLimits], Harness],
+) -> None:
+    # A long header timeout: only the cap may close connections here, even on a slow machine.
+    harness = harness_factory(ConnectionLimits(workers=WORKERS, pending=40, header_timeout=120))
+    with ExitStack() as stack:
+        first = [stack.enter_context(harness.connect()) for _ in range(40)]
+        later = [stack.enter_context(harness.connect()) for _ in range(40)]
+        assert harness.healthz() == 200
+        # The first ones made room for the later ones and for the health check.
+        assert all(_closed_by_server(conn) for conn in first[:30])
+        for conn in later[-5:]:
+            conn.sendall(b"GET /healthz HTTP/1.0\r\n\r\n")
+            assert conn.recv(64).startswith(b"HTTP/1.1 200")
+
+
+def test_serve_http_given_body_dripped_past_the_deadline_drops_the_request(
+    harness_factory: Callable[[ConnectionLimits], Harness],
+) -> None:
+    harness = harness_factory(ConnectionLimits(workers=WORKERS, request_deadline=1.0))
+    with harness.connect() as conn:
+        conn.sendall(b"POST /webhooks/jira HTTP/1.1\r\nHost: x\r\nContent-Length: 100000\r\n"
+                     b"Content-Type: application/json\r\n\r\n{")
+        dropped = False
+        for _ in range(int(TIMEOUT / 0.2)):
+            try:
+                conn.sendall(b" ")
+            except OSError:
+                dropped = True
+                break
+            time.sleep(0.2)
+        assert dropped or _closed_by_server(conn)
+    assert harness.events == []
+    assert harness.healthz() == 200
+
+
+def test_serve_http_given_webhook_client_leaving_mid_body_logs_one_line_no_traceback(
+    harness_factory: Callable[[ConnectionLimits], Harness], caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    harness = harness_factory(ConnectionLimits(workers=WORKERS))
+    body = json.dumps({"webhookEvent": "jira:issue_updated"}).encode()
+    with harness.connect() as conn:
+        conn.sendall(b"POST /webhooks/jira HTTP/1.1\r\nHost: x\r\nContent-Length: 5000\r\n"
+                     b"Content-Type: application/json\r\n"
+                     + f"{SIGNATURE_HEADER}: {sign(SECRET, body)}\r\n\r\n".encode() + body)
+    line = "webhook client disconnected before sending its whole body"
+    wait_until("the disconnect to be logged",
+               lambda: any(r.getMessage() == line for r in caplog.records))
+    assert harness.healthz() == 200
+    assert [r for r in caplog.records if r.exc_info] == []
+    assert "Traceback" not in caplog.text
+    assert [r.getMessage() for r in caplog.records].count(line) == 1
+    assert harness.events == []
+    exposition = harness.metrics.exposition()[0].decode()
+    assert 'okr_sync_webhooks_total{result="disconnected"} 1.0' in exposition
