@@ -86,3 +86,11 @@ def test_run_given_kr_types_scores_and_shows_them(typed_env: dict[str, str],
     score = phased["score"]["value"]
     assert phased["confidence"]["formula"].startswith(
         f"milestones expect 69 by now (score e = 0.46); projected = min(1, {score}/0.46) = ")
+
+
+def test_status_given_range_kr_shows_its_range_as_target(typed_env: dict[str, str]) -> None:
+    assert runner.invoke(app, ["run", "--as-of", AS_OF], env=typed_env).exit_code == 0
+    status = runner.invoke(app, ["status"], env={**typed_env, "COLUMNS": "200"})
+    assert status.exit_code == 0, status.stderr
+    line = next(line for line in status.stdout.splitlines() if "SUP-1.KR1" in line)
+    assert "1..2" in line
