@@ -96,3 +96,36 @@ def test_evaluate_measures_given_person_worthy_situations_warns() -> None:
     assert "scope grew 40% since the cycle started (5 -> 7 items)" in epic_warnings
     assert ("5 items are also counted by PTS of the same objective (double counting)"
             in result["EPIC"].measured.warnings)
+
+
+def test_evaluate_measures_given_count_kr_does_not_warn_of_scope_growth() -> None:
+    # A count KR's scope is what it counts (open bugs): its growth is the value moving.
+    plan = (
+        PlanBuilder()
+        .set("jira", {"main": {"projects": ["SUP"]}})
+        .with_objective(objective(
+            "O",
+            _kr("OPEN", {"kind": "count", "select": {"project": "SUP"}}, baseline=10, target=0),
+            _kr("RATIO", {"kind": "done_ratio", "select": {"project": "SUP"}}),
+        ))
+        .build()
+    )
+    old = [issue(f"SUP-{n}") for n in range(1, 6)]
+    new = [issue(f"SUP-{n}", created=AFTER_START) for n in range(6, 9)]
+    result = evaluate_measures(plan, {"main": SourceData(by_id(*old, *new))},
+                               cycle_start=CYCLE_START)
+    assert not [w for w in result["OPEN"].measured.warnings if "scope grew" in w]
+    assert [w for w in result["RATIO"].measured.warnings if "scope grew" in w]
+
+
+def test_evaluate_measures_given_story_point_ratio_keeps_points_done_and_total() -> None:
+    plan = _plan()
+    items = [issue("ENT-1", labels=("sso",), points=5, done=True),
+             issue("ENT-2", labels=("sso",), points=8),
+             issue("ENT-3", labels=("sso",), points=None, done=True)]
+    result = evaluate_measures(plan, {"main": SourceData(
+        by_id(*items), memberships={"BUGS": 0, "RAW": []})}, cycle_start=CYCLE_START)
+    counts = result["PTS"].measured.items
+    assert (counts.points_done, counts.points_total) == (5.0, 13.0)
+    assert (counts.selected, counts.done) == (3, 2)
+    assert result["EPIC"].measured.items.points_done is None  # counted in issues

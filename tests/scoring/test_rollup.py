@@ -152,3 +152,59 @@ def test_build_scorecard_given_manual_kr_is_measured_at_its_checkin_and_stale_af
     assert (kr.value, kr.measured_at, kr.stale) == (4, old, True)
     from_plan = build_scorecard(ScoringInput(plan, AS_OF)).key_result("O.1")
     assert (from_plan.measured_at, from_plan.stale) == (AS_OF, False)
+
+
+def test_build_scorecard_given_owners_people_points_and_note_carries_them_round_trip() -> None:
+    from okr_sync.scoring.scorecard import scorecard_from_json
+
+    noted = datetime(2026, 11, 14, 16, 0, tzinfo=UTC)
+    plan = (
+        PlanBuilder()
+        .set("people", {"alice": {"name": "Alice Ng", "slack": "U0ALICE01"}})
+        .with_objective(objective(
+            "O",
+            manual_kr("O.1", target=10, current=4),
+            _jira_kr("O.2", owner="Ops guild"),
+            {"id": "O.3", "title": "pts", "target": 1,
+             "measure": {"kind": "done_ratio", "unit": "story_points", "jql": "project = ENT"}},
+            owner="alice"))
+        .build()
+    )
+    card = build_scorecard(ScoringInput(plan, AS_OF, measured={
+        "O.2": MeasuredValue(0.5, ItemCounts(4, 2)),
+        "O.3": MeasuredValue(65 / 144, ItemCounts(20, 9, 65, 144)),
+    }, checkins={"O.1": CheckIn(note="vendor signed", note_at=noted)}))
+
+    assert card.objective("O").owner == "Alice Ng"  # the people name, not the key
+    assert [kr.owner for kr in card.key_results()] == ["Alice Ng", "Ops guild", "Alice Ng"]
+    assert card.key_result("O.3").unit == "story_points"
+    assert card.key_result("O.2").unit is None
+    assert card.key_result("O.1").checkin_note == "vendor signed"
+    doc = card.to_json()
+    assert doc["objectives"][0]["owner"] == "Alice Ng"
+    assert doc["objectives"][0]["key_results"][2]["items"]["points"] == {"done": 65,
+                                                                        "total": 144}
+    again = scorecard_from_json(doc)
+    assert again.to_json() == doc
+    assert again.key_result("O.1").checkin_note_at == noted
+    assert again.key_result("O.3").items == ItemCounts(20, 9, 65, 144)
+
+
+def test_unique_warnings_given_repeats_and_explained_unmeasured_keeps_each_once() -> None:
+    from okr_sync.scoring.rollup import NOT_MEASURED_YET, unique_warnings
+    from okr_sync.scoring.scorecard import ScoringWarning
+
+    warnings = [
+        ScoringWarning("3 selected items have no story points", kr="A"),
+        ScoringWarning(NOT_MEASURED_YET, kr="B"),
+        ScoringWarning("3 selected items have no story points", kr="A"),
+        ScoringWarning("could not be measured: JQL refused", kr="B"),
+        ScoringWarning(NOT_MEASURED_YET, kr="C"),
+        ScoringWarning("3 selected items have no story points", kr="D"),
+    ]
+    assert unique_warnings(warnings) == (
+        ScoringWarning("3 selected items have no story points", kr="A"),
+        ScoringWarning("could not be measured: JQL refused", kr="B"),
+        ScoringWarning(NOT_MEASURED_YET, kr="C"),
+        ScoringWarning("3 selected items have no story points", kr="D"),
+    )

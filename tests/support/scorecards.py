@@ -72,7 +72,8 @@ def objective(**overrides: Any) -> ObjectiveScore:
 def realistic_scorecard() -> Scorecard:
     """Several objectives with a cascading parent, every measure kind, BSC, KPIs, changes."""
     co1_krs = (
-        key_result(),
+        key_result(owner="Alice Ng", checkin_note="SSO beta live with 3 customers",
+                   checkin_note_at=datetime(2026, 11, 14, 16, 30, tzinfo=UTC)),
         key_result(
             id="CO-1.KR2",
             title="Cut open P1 bugs from 40 to 5",
@@ -82,6 +83,7 @@ def realistic_scorecard() -> Scorecard:
             score=0.8,
             band="strong",
             confidence="on_track",
+            owner="Alice Ng",
             items=ItemCounts(selected=12, done=0),
             links=(f"{JIRA}/browse/SUP-17", f"{JIRA}/browse/SUP-21", "SUP-30"),
             measure_kind="count",
@@ -95,6 +97,7 @@ def realistic_scorecard() -> Scorecard:
             score=0.4,
             band="progress",
             confidence="at_risk",
+            owner="Bob Ray",
             items=None,
             links=(),
             measure_kind="manual",
@@ -141,6 +144,7 @@ def realistic_scorecard() -> Scorecard:
             items=ItemCounts(selected=30, done=19),
             links=(),
             measure_kind="sum",
+            unit="story_points",
         ),
     )
     lg1_krs = (
@@ -182,7 +186,8 @@ def realistic_scorecard() -> Scorecard:
             confidence="off_track",
             key_results=(),
         ),
-        objective(parent="CO-0", key_results=co1_krs, score=0.5533, confidence="at_risk"),
+        objective(parent="CO-0", key_results=co1_krs, score=0.5533, confidence="at_risk",
+                  owner="Alice Ng"),
         objective(
             id="IP-1",
             title="Make releases boring",

@@ -95,6 +95,13 @@ def test_pass_given_sandboxes_posts_once_stays_quiet_then_edits_and_notes_change
     activities = world.teams.activities(DEMO_CONVERSATION)
     assert len(activities) == 2 and activities[0].updated
     assert len(world.teams.workflow_posts(world.workflow_id)) == 2
+    # What people read: owners by name (the standing message pings nobody), a change
+    # note naming what moved, and bot activities whose notifications say something.
+    standing = top[0].text + json.dumps(top[0].blocks)
+    assert "owner Alice Ng" in standing and "<@" not in standing
+    assert "owner Platform team" in note and "expected" in note
+    assert activities[0].activity["summary"].startswith("OKR scorecard · 2026-Q4: ")
+    assert activities[1].activity["summary"].startswith("1 key result changed: OPS-1.KR2 ")
 
 
 def test_pass_given_small_moves_adds_them_up_until_they_are_news(world: SandboxWorld) -> None:
@@ -148,3 +155,30 @@ def test_resync_given_update_the_cursor_missed_refetches_named_kr(world: Sandbox
     assert before.items is not None and after.items is not None
     assert after.items.done == before.items.done + 1
     assert ("OPS-1.KR1", "+1 done") in [(c.kr, c.reasons[0]) for c in resync.scorecard.changes]
+
+
+def test_pass_given_checkin_with_note_notes_it_and_mentions_the_owner(
+    world: SandboxWorld,
+) -> None:
+    plan = load_plan(DEMO_PLAN)  # CO-1.KR3 is bob's: people.bob.slack = U0DEMOBOB
+    runtime = world.runtime(plan)
+    assert runtime.run_locked(PassOptions()).exit_code == 0
+    assert runtime.store is not None
+    runtime.store.add_checkin("CO-1.KR3", value=8, note="Two more signed this week",
+                              confidence="on_track")
+
+    second = runtime.run_locked(PassOptions())
+
+    assert second.exit_code == 0, second.failures
+    assert [c.kr for c in second.scorecard.changes] == ["CO-1.KR3"]
+    top = world.slack.top_level(DEMO_CHANNEL)
+    standing = top[0].text + json.dumps(top[0].blocks)
+    assert "owner Bob Ray" in standing and "<@" not in standing  # the standing message
+    (reply,) = world.slack.replies(DEMO_CHANNEL, top[0].ts)
+    note = json.dumps(reply.blocks, ensure_ascii=False)
+    assert "40% → 80% (+40 pp)" in note and "at risk → on track" in note
+    assert "Two more signed this week" in note
+    assert "owner <@U0DEMOBOB>" in note
+    latest = world.teams.activities(DEMO_CONVERSATION)[-1].activity
+    assert latest["summary"].startswith("1 key result changed: CO-1.KR3 Sign 10 lighthouse")
+    assert "Two more signed this week" in json.dumps(latest, ensure_ascii=False)

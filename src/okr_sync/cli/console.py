@@ -7,6 +7,7 @@ from rich.table import Table
 from rich.text import Text
 
 from okr_sync.cli.common import inert
+from okr_sync.scoring.display import percent
 from okr_sync.scoring.scorecard import Scorecard, TargetRange
 
 _CONFIDENCE_STYLE = {
@@ -31,6 +32,12 @@ def _number(value: float | None) -> str:
     return f"{value:.4g}"
 
 
+def _target(target: float | TargetRange) -> str:
+    if isinstance(target, TargetRange):
+        return f"{_number(target.min)}..{_number(target.max)}"
+    return _number(target)
+
+
 def _confidence(confidence: str | None) -> Text:
     if confidence is None:
         return Text("-")
@@ -38,7 +45,7 @@ def _confidence(confidence: str | None) -> Text:
 
 
 def _percent(score: float | None) -> str:
-    return "-" if score is None else f"{score * 100:.0f}%"
+    return percent(score, missing="-")
 
 
 def print_scorecard(scorecard: Scorecard, console: Console) -> None:
@@ -47,18 +54,18 @@ def print_scorecard(scorecard: Scorecard, console: Console) -> None:
         Text.assemble(
             _text(cycle.name, "bold"),
             f"  {cycle.start} .. {cycle.end}  as of {cycle.as_of.isoformat()}"
-            f"  ({cycle.elapsed * 100:.0f}% elapsed)",
+            f"  ({percent(cycle.elapsed)} elapsed)",
         )
     )
     table = Table(show_lines=False, header_style="bold")
-    for column in ("Id", "Title", "Value", "Target", "Score", "Band", "Confidence"):
+    for column in ("Id", "Title", "Value", "Target", "Score", "Band", "Confidence", "Owner"):
         table.add_column(
             column,
             justify="right" if column in {"Value", "Target", "Score"} else "left",
             no_wrap=column in {"Id", "Score", "Band", "Confidence"},
         )
     # Imported here: the renderers are not needed for --help, --version or validate.
-    from okr_sync.sync.delivery.render.common import freshness_text
+    from okr_sync.sync.delivery.render.common import freshness_text, kr_value_text
 
     depth = _depths(scorecard)
     for objective in scorecard.objectives:
@@ -71,21 +78,26 @@ def print_scorecard(scorecard: Scorecard, console: Console) -> None:
             _percent(objective.score),
             _text(objective.band or "not measured"),
             _confidence(objective.confidence),
+            _text(objective.owner or ""),
         )
         for kr in objective.key_results:
             flags = " (too easy)" if kr.too_easy else ""
+            worded = kr.value is not None and (
+                kr.unit is not None or kr.measure_kind in ("done_ratio", "milestone"))
             freshness = freshness_text(kr, scorecard.cycle.as_of)
             if freshness is not None:
                 flags += f" ({freshness})"
             table.add_row(
                 _text(indent + "  " + kr.id),
                 _text(kr.title + flags),
-                _number(kr.value),
-                (f"{_number(kr.target.min)}..{_number(kr.target.max)}"
-                 if isinstance(kr.target, TargetRange) else _number(kr.target)),
+                # In the KR's own terms: "65 of 144 pts done", "12 of 28 items done",
+                # "140 of 150 pts" (with its target), not a 0..1 ratio.
+                _text(kr_value_text(kr)) if worded else _number(kr.value),
+                "" if worded else _target(kr.target),
                 _percent(kr.score),
                 _text(kr.band or "not measured"),
                 _confidence(kr.confidence),
+                _text(kr.owner if kr.owner and kr.owner != objective.owner else ""),
             )
     console.print(table)
     scored = [p for p in scorecard.perspectives if p.score is not None]

@@ -16,6 +16,7 @@ from rich.text import Text
 
 from okr_sync.cli.common import UsageError, fail_usage, inert, resolve_plan, stdout
 from okr_sync.exit_codes import ExitCode
+from okr_sync.scoring.display import percent
 
 if TYPE_CHECKING:
     from okr_sync.config.plan import Plan
@@ -255,5 +256,5 @@ def _user_plan_text(path: Path) -> str:
 
 
 def _pct(score: float | None) -> str:
-    return "new" if score is None else f"{score * 100:.0f}%"
+    return percent(score, missing="new")
 

@@ -30,6 +30,7 @@ from okr_sync.cli.common import (
     resolve_plan,
     stdout,
 )
+from okr_sync.scoring.display import percent
 
 if TYPE_CHECKING:
     from okr_sync.config.plan import Plan
@@ -263,7 +264,8 @@ def _print_items(doc: Mapping[str, Any]) -> None:
         table = Table("as of", "value", "score", "band", "confidence", header_style="bold")
         for h in history:
             table.add_row(h["as_of"], "-" if h["value"] is None else f"{h['value']:g}",
-                          f"{h['score']:.0%}", Text(inert(h["band"])), h["confidence"])
+                          percent(h["score"], missing="-"), Text(inert(h["band"])),
+                          h["confidence"])
         stdout.print(table)
     if doc["last_change"] is not None:
         stdout.print(inert(f"last change: {', '.join(doc['last_change']) or 'no item changes'}"))

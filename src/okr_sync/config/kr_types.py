@@ -9,9 +9,9 @@ run by the loader's cross-checks so each problem is reported at its own line.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import date, datetime
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, field_validator, model_validator
 
@@ -109,6 +109,23 @@ def kr_type_problem(direction: str | None, target: object, baseline: float | Non
 
 PathPart = int | str
 Problem = tuple[list[PathPart], str]
+
+
+def drop_number_for_mapping(
+    errors: list[Any], path_of: Callable[[tuple[int | str, ...]], list[PathPart]]
+) -> list[Any]:
+    """Pydantic errors, less "not a number" for a mapping where a number or a mapping fits
+    (``target``: a number or {min, max}) when the mapping's own errors say more about the
+    same place (``path_of``: an error's location as the YAML path)."""
+    paths = [path_of(e["loc"]) for e in errors]
+
+    def redundant(index: int) -> bool:
+        e, mine = errors[index], paths[index]
+        if e.get("type") != "float_type" or not isinstance(e.get("input"), dict):
+            return False
+        return any(other[:len(mine)] == mine for j, other in enumerate(paths) if j != index)
+
+    return [e for index, e in enumerate(errors) if not redundant(index)]
 
 
 def milestone_problems(plan: Plan) -> Iterator[Problem]:

@@ -8,20 +8,22 @@ rules that concern one node at a time.
 from __future__ import annotations
 
 import re
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Annotated, Literal
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from croniter import CroniterError, croniter
 from pydantic import (
     AfterValidator,
-    BaseModel,
-    ConfigDict,
     Field,
     field_validator,
     model_validator,
 )
 
+from okr_sync.config.cycle import FIRST_CYCLE_YEAR as FIRST_CYCLE_YEAR
+from okr_sync.config.cycle import LAST_CYCLE_YEAR as LAST_CYCLE_YEAR
+from okr_sync.config.cycle import MAX_CYCLE_DAYS as MAX_CYCLE_DAYS
+from okr_sync.config.cycle import Cycle as Cycle
+from okr_sync.config.cycle import StrictModel
 from okr_sync.config.kr_types import (
     MAX_SCORE_CAP,
     MILESTONES_TEXT,
@@ -31,20 +33,15 @@ from okr_sync.config.kr_types import (
     RangeTarget,
     kr_type_problem,
 )
+from okr_sync.config.people import Person
 
 DEFAULT_SOURCE = "main"
 
-#: Cycle dates are kept within these years: every pass adds a day to the end and
-#: turns dates into instants in the cycle's time zone, which overflows near year 9999.
-FIRST_CYCLE_YEAR, LAST_CYCLE_YEAR = 1970, 2200
-MAX_CYCLE_DAYS = 5 * 366
 #: Weights, baselines, targets and values stay within +-this, so that sums of
 #: weights and differences such as target - baseline stay finite and exact enough.
 MAX_PLAN_NUMBER = 1e12
 #: A schedule in the plan must fire within this many years (30 February never does).
 CRON_HORIZON_YEARS = 5
-
-_ISO_DATE = re.compile(r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$")
 
 
 def _bounded(value: float) -> float:
@@ -59,66 +56,6 @@ def _bounded(value: float) -> float:
 PlanNumber = Annotated[float, AfterValidator(_bounded)]
 
 StrOrList = str | list[str]
-
-
-class StrictModel(BaseModel):
-    """Unknown keys are errors: a typo must never be silently ignored."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
-
-
-class Cycle(StrictModel):
-    name: str = Field(min_length=1)
-    start: date
-    end: date
-    timezone: str = "UTC"
-
-    @field_validator("start", "end", mode="before")
-    @classmethod
-    def _date_not_datetime(cls, value: object) -> object:
-        # The cycle runs from `start` 00:00 to the end of `end` in its time zone; a
-        # time of day would be silently dropped, so it is refused.
-        if isinstance(value, datetime) or (
-            isinstance(value, str) and not _ISO_DATE.match(value)
-        ):
-            raise ValueError(
-                "give a date (YYYY-MM-DD), not a datetime: the cycle runs from the start"
-                " of `start` to the end of `end` in the cycle's time zone"
-            )
-        return value
-
-    @field_validator("start", "end")
-    @classmethod
-    def _representable(cls, value: date) -> date:
-        if not FIRST_CYCLE_YEAR <= value.year <= LAST_CYCLE_YEAR:
-            raise ValueError(
-                f"{value.isoformat()} is out of range: cycle dates must be in the years"
-                f" {FIRST_CYCLE_YEAR} to {LAST_CYCLE_YEAR}"
-            )
-        return value
-
-    @model_validator(mode="after")
-    def _bounded_length(self) -> Cycle:
-        days = (self.end - self.start).days
-        if days > MAX_CYCLE_DAYS:
-            raise ValueError(
-                f"the cycle lasts {days} days; a cycle may last at most 5 years"
-                f" ({MAX_CYCLE_DAYS} days)"
-            )
-        return self
-
-    @field_validator("timezone")
-    @classmethod
-    def _known_timezone(cls, value: str) -> str:
-        try:
-            ZoneInfo(value)
-        except (ZoneInfoNotFoundError, ValueError) as error:
-            raise ValueError(f"unknown time zone {value!r}") from error
-        return value
-
-    @property
-    def zone(self) -> ZoneInfo:
-        return ZoneInfo(self.timezone)
 
 
 class Band(StrictModel):
@@ -273,7 +210,7 @@ class KeyResult(StrictModel):
     milestones: list[Milestone] | None = Field(default=None, min_length=1,
                                                description=MILESTONES_TEXT)
     score_cap: float = Field(default=1.0, ge=1.0, le=MAX_SCORE_CAP, description=SCORE_CAP_TEXT)
-    owner: str | None = None
+    owner: str | None = Field(default=None, min_length=1, max_length=200)
     description: str | None = None
 
     @model_validator(mode="after")
@@ -319,7 +256,7 @@ class Objective(StrictModel):
     parent: str | None = None
     weight: PlanNumber = Field(default=1.0, ge=0.0)
     notify: list[str] = Field(default_factory=list)
-    owner: str | None = None
+    owner: str | None = Field(default=None, min_length=1, max_length=200)
     description: str | None = None
     key_results: list[KeyResult] = Field(default_factory=list)
     guardrails: list[str] = Field(default_factory=list, description=(
@@ -393,6 +330,10 @@ class Notify(StrictModel):
     #: A KR whose measurement is older than this is flagged stale (``"2d"``, ``"12h"``,
     #: ``"1d12h"``, ``"90m"``); unset: only a failed measure makes a KR stale.
     stale_after: timedelta | None = None
+    #: Where scoring warnings (double counting, scope growth, missing points...) are
+    #: shown: ``status`` (``status``, ``explain`` and the report only) or ``channel``
+    #: (also in the Slack and Teams messages).
+    warnings: Literal["status", "channel"] = "status"
 
     @field_validator("stale_after", mode="before")
     @classmethod
@@ -444,6 +385,19 @@ class Plan(StrictModel):
     objectives: list[Objective] = Field(min_length=1)
     routes: dict[str, list[RouteTarget]] = Field(default_factory=dict)
     notify: Notify = Field(default_factory=Notify)
+    #: Owners by key: ``owner: alice`` shows ``people.alice.name`` and may mention them.
+    people: dict[str, Person] = Field(default_factory=dict)
+
+    def person(self, owner: str | None) -> Person | None:
+        """The ``people`` entry an owner names, or None for free text (or no owner)."""
+        return None if owner is None else self.people.get(owner)
+
+    def owner_name(self, owner: str | None) -> str | None:
+        """An owner as people read it: their ``people`` name, else the owner text."""
+        person = self.person(owner)
+        if person is not None and person.name is not None:
+            return person.name
+        return owner
 
     def key_results(self) -> list[tuple[Objective, KeyResult]]:
         return [(o, kr) for o in self.objectives for kr in o.key_results]

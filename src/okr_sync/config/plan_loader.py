@@ -7,6 +7,7 @@ user fixes the file in one go. Nothing is fetched or posted before this passes.
 
 from __future__ import annotations
 
+import difflib
 import json
 import re
 from collections.abc import Iterator, Mapping
@@ -18,7 +19,7 @@ from typing import Any
 from pydantic import ValidationError
 from ruamel.yaml.error import MarkedYAMLError, YAMLError
 
-from okr_sync.config.kr_types import milestone_problems
+from okr_sync.config.kr_types import drop_number_for_mapping, milestone_problems
 from okr_sync.config.plan import DEFAULT_SOURCE, JiraMeasure, Plan, default_perspectives
 from okr_sync.config.plan_yaml import (
     MAX_PLAN_BYTES,
@@ -92,22 +93,6 @@ def _message(error: dict[str, Any]) -> str:
     return message.removeprefix("Value error, ")
 
 
-def _drop_number_for_mapping(errors: list[Any]) -> list[Any]:
-    """A mapping where a number or a mapping fits (``target``: a number or {min, max}) is
-    judged as the mapping: "not a number" is left out when the mapping's own errors say
-    more about the same place."""
-    paths = [format_path(_pydantic_path(e["loc"])) for e in errors]
-
-    def redundant(index: int) -> bool:
-        e = errors[index]
-        if e.get("type") != "float_type" or not isinstance(e.get("input"), dict):
-            return False
-        return any(other == paths[index] or other.startswith(paths[index] + ".")
-                   for j, other in enumerate(paths) if j != index)
-
-    return [e for index, e in enumerate(errors) if not redundant(index)]
-
-
 class PlanLoader:
     """Parses one plan file and collects every problem in it."""
 
@@ -136,7 +121,7 @@ class PlanLoader:
             plan = Plan.model_validate(data)
         except ValidationError as error:
             seen_paths: set[str] = set()
-            errors = _drop_number_for_mapping(error.errors())
+            errors = drop_number_for_mapping(error.errors(), _pydantic_path)
             for e in errors:
                 path = _pydantic_path(e["loc"])
                 # A value that fits no member of a union is reported once, not per member.
@@ -240,6 +225,7 @@ def structure_check(data: dict[str, Any]) -> Iterator[Problem]:
     yield from _check_unique_ids(data)
     yield from _check_references(data)
     yield from _check_parent_cycles(data)
+    yield from _check_owners(data)
 
 
 def _check_unique_ids(data: dict[str, Any]) -> Iterator[Problem]:
@@ -370,6 +356,30 @@ def _check_references(data: dict[str, Any]) -> Iterator[Problem]:
         if perspective is not None and perspective not in perspective_ids:
             yield ["kpis", index, "perspective"], f"unknown perspective {perspective!r}"
     yield from _check_slack_channels(routes if isinstance(routes, dict) else {})
+
+
+def _check_owners(data: dict[str, Any]) -> Iterator[Problem]:
+    """An owner that is not a key of ``people`` is free text, unless it is so close to
+    a key that it is surely a typo of it (``alcie``, ``Alice`` for ``alice``)."""
+    people = data.get("people")
+    keys = [key for key in people if isinstance(key, str)] if isinstance(people, dict) else []
+    if not keys:
+        return
+    folded = {key.casefold(): key for key in keys}
+
+    def check(owner: str | None, path: list[PathPart]) -> Iterator[Problem]:
+        if owner is None or owner in keys:
+            return
+        close = difflib.get_close_matches(owner.casefold(), list(folded), n=1, cutoff=0.8)
+        if close:
+            yield path, (f"unknown person {owner!r}: did you mean {folded[close[0]]!r}? "
+                         "(an owner is a key of `people`, or free text shown as written)")
+
+    for index, objective in _items(data, "objectives"):
+        path: list[PathPart] = ["objectives", index]
+        yield from check(_str_field(objective, "owner"), [*path, "owner"])
+        for k_index, kr in _items(objective, "key_results"):
+            yield from check(_str_field(kr, "owner"), [*path, "key_results", k_index, "owner"])
 
 
 def _check_slack_channels(routes: dict[Any, Any]) -> Iterator[Problem]:

@@ -106,8 +106,11 @@ def evaluate_measures(
             unread = len(member_ids) - len(items)
         outcome = measure(spec, items, source, cycle_start=cycle_start)
         at_start = sum(1 for item in items if item.created < cycle_start)
+        # A count KR's scope is what it counts (open bugs...): its growth is the value
+        # moving, not a warning.
         warnings = measurement_warnings(
-            outcome, uses_points=uses_points(spec), frozen_at_start=at_start
+            outcome, uses_points=uses_points(spec),
+            frozen_at_start=None if spec.kind == "count" else at_start,
         )
         if spec.jql is not None and unread:
             warnings.append(f"{unread} issues of the JQL could not be read from Jira")
@@ -123,7 +126,10 @@ def evaluate_measures(
             owner=owner,
             jql=jql,
             measured=MeasuredValue(
-                outcome.value, ItemCounts(outcome.selected, outcome.done), links, tuple(warnings)
+                outcome.value,
+                ItemCounts(outcome.selected, outcome.done, outcome.points_done,
+                           outcome.points_total),
+                links, tuple(warnings),
             ),
             contributions=outcome.contributions,
             states=states,

@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
+from okr_sync.scoring.display import percent
 from okr_sync.scoring.measures import Contribution, Measurement
 
 #: Scope growth above this fraction of the cycle-start scope earns a warning.
@@ -155,7 +156,7 @@ def measurement_warnings(measurement: Measurement, *, uses_points: bool,
     if frozen_at_start and measurement.selected > frozen_at_start * (1 + SCOPE_GROWTH_WARNING):
         growth = (measurement.selected - frozen_at_start) / frozen_at_start
         warnings.append(
-            f"scope grew {growth:.0%} since the cycle started "
+            f"scope grew {percent(growth)} since the cycle started "
             f"({frozen_at_start} -> {measurement.selected} items)"
         )
     return warnings

@@ -119,6 +119,9 @@ class Measurement:
     frozen_scope_size: int | None = None
     #: Selected items without a status (or status category): counted as not done.
     no_status: int = 0
+    #: For a ``done_ratio`` in story points: the points done and in (frozen) scope.
+    points_done: float | None = None
+    points_total: float | None = None
 
 
 KeyResolver = Callable[[str], str | None]
@@ -265,14 +268,17 @@ def measure(
             Contribution(item.id, item.key, item.summary, item.status, item.project, done,
                          points, amount, counted)
         )
+    terms = value_terms(spec, contributions)
     return Measurement(
-        value=value_terms(spec, contributions).value,
+        value=terms.value,
         selected=len(selected),
         done=done_count,
         contributions=tuple(contributions),
         unestimated=unestimated,
         frozen_scope_size=frozen_size if frozen else None,
         no_status=no_status,
+        points_done=terms.numerator if unit == STORY_POINTS else None,
+        points_total=terms.denominator if unit == STORY_POINTS else None,
     )
 
 

@@ -12,7 +12,14 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Literal, Protocol
 
-from okr_sync.config.plan import KeyResult, Objective, Plan
+from okr_sync.config.plan import (
+    STORY_POINTS,
+    KeyResult,
+    ManualMeasure,
+    Objective,
+    Plan,
+    uses_points,
+)
 from okr_sync.scoring.rules import (
     band_for,
     elapsed_fraction,
@@ -63,6 +70,8 @@ class CheckIn:
     note: str | None = None
     #: When it was recorded (a manual KR's value is measured by its check-in).
     at: datetime | None = None
+    #: When the note was written (a later check-in may have set only a value).
+    note_at: datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -146,7 +155,7 @@ class _Scorer:
         self._objectives: dict[str, ObjectiveScore] = {}
         self._kpi_status: dict[str, str | None] = {}
 
-    def key_result(self, kr: KeyResult) -> KeyResultScore:
+    def key_result(self, kr: KeyResult, objective: Objective) -> KeyResultScore:
         checkin = self.data.checkins.get(kr.id)
         measured = self.data.measured.get(kr.id)
         baseline = kr.effective_baseline
@@ -172,7 +181,7 @@ class _Scorer:
                 value = baseline
         elif measured is None:
             # Unmeasured is not zero: a baseline score would be a false message.
-            self.warnings.append(ScoringWarning(kr=kr.id, message="not measured yet"))
+            self.warnings.append(ScoringWarning(kr=kr.id, message=NOT_MEASURED_YET))
             value = None
             measured_at = None
         else:
@@ -220,13 +229,18 @@ class _Scorer:
             score_cap=kr.score_cap,
             milestones=tuple((m.date, m.target) for m in kr.milestones or ()),
             expected=None if expected is None else expected[0],
+            owner=self.plan.owner_name(kr.owner or objective.owner),
+            unit=STORY_POINTS if not isinstance(kr.measure, ManualMeasure)
+            and uses_points(kr.measure) else None,
+            checkin_note=checkin.note if checkin is not None else None,
+            checkin_note_at=checkin.note_at if checkin is not None else None,
         )
 
     def objective(self, objective: Objective) -> ObjectiveScore:
         cached = self._objectives.get(objective.id)
         if cached is not None:
             return cached
-        key_results = tuple(self.key_result(kr) for kr in objective.key_results)
+        key_results = tuple(self.key_result(kr, objective) for kr in objective.key_results)
         children = [self.objective(child) for child in self.plan.children(objective.id)]
         everything: list[KeyResultScore | ObjectiveScore] = [*key_results, *children]
         rolled = objective_rollup(everything, self.plan.scoring.cap_objectives)
@@ -258,6 +272,7 @@ class _Scorer:
             weight=objective.weight,
             key_results=key_results,
             red_guardrails=red,
+            owner=self.plan.owner_name(objective.owner),
         )
         self._objectives[objective.id] = result
         return result
@@ -308,7 +323,7 @@ class _Scorer:
             objectives=objectives,
             perspectives=self.perspectives(objectives),
             kpis=kpis,
-            warnings=tuple(self.warnings),
+            warnings=unique_warnings(self.warnings),
         )
 
 
@@ -318,6 +333,30 @@ def _age(age: timedelta) -> str:
     if age >= timedelta(hours=1):
         return f"{int(age.total_seconds() // 3600)}h"
     return f"{int(age.total_seconds() // 60)}m"
+
+
+#: The scorer's warning for a KR without a value; a pass that knows why says that instead.
+NOT_MEASURED_YET = "not measured yet"
+
+
+def unique_warnings(warnings: Iterable[ScoringWarning]) -> tuple[ScoringWarning, ...]:
+    """Each warning once per pass, in first-seen order.
+
+    Exact repeats are dropped, and a KR whose pass said why it could not be measured
+    ("could not be measured: ...") does not also say "not measured yet".
+    """
+    listed = list(warnings)
+    explained = {w.kr for w in listed if w.message != NOT_MEASURED_YET
+                 and w.message.startswith("could not be measured")}
+    seen: set[tuple[str | None, str]] = set()
+    kept: list[ScoringWarning] = []
+    for warning in listed:
+        key = (warning.kr, warning.message)
+        if key in seen or (warning.message == NOT_MEASURED_YET and warning.kr in explained):
+            continue
+        seen.add(key)
+        kept.append(warning)
+    return tuple(kept)
 
 
 def build_scorecard(data: ScoringInput) -> Scorecard:

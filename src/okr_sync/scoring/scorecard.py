@@ -57,9 +57,26 @@ class ItemCounts:
 
     selected: int
     done: int
+    #: Story points done and in scope, for ``done_ratio`` KRs counted in points
+    #: (the frozen scope's, when ``scope: frozen``); None otherwise.
+    points_done: float | None = None
+    points_total: float | None = None
 
-    def to_json(self) -> dict[str, int]:
-        return {"selected": self.selected, "done": self.done}
+    def to_json(self) -> dict[str, Any]:
+        doc: dict[str, Any] = {"selected": self.selected, "done": self.done}
+        if self.points_done is not None and self.points_total is not None:
+            doc["points"] = {"done": rounded(self.points_done),
+                             "total": rounded(self.points_total)}
+        return doc
+
+    @classmethod
+    def from_json(cls, doc: Mapping[str, Any]) -> ItemCounts:
+        points = doc.get("points")
+        return cls(
+            int(doc["selected"]), int(doc["done"]),
+            None if not points else float(points["done"]),
+            None if not points else float(points["total"]),
+        )
 
 
 @dataclass(frozen=True)
@@ -102,6 +119,15 @@ class KeyResultScore:
     #: Phased targets: (date, target) per milestone, and the value expected by ``as_of``.
     milestones: tuple[tuple[date, float], ...] = ()
     expected: float | None = None
+    #: Who answers for the KR as people read it (the plan's ``people`` name, or the
+    #: ``owner`` text; a KR without one inherits its objective's).
+    owner: str | None = None
+    #: ``story_points`` when the value counts story points (``done_ratio`` by points,
+    #: a ``sum`` of story points); None for issues, other fields and manual values.
+    unit: str | None = None
+    #: The latest check-in note of the cycle and when it was written.
+    checkin_note: str | None = None
+    checkin_note_at: datetime | None = None
 
     @property
     def measured(self) -> bool:
@@ -139,6 +165,15 @@ class KeyResultScore:
             doc["milestones"] = [{"date": when.isoformat(), "target": rounded(target)}
                                  for when, target in self.milestones]
             doc["expected"] = rounded(self.expected)
+        if self.owner is not None:
+            doc["owner"] = self.owner
+        if self.unit is not None:
+            doc["unit"] = self.unit
+        if self.checkin_note is not None:
+            doc["checkin_note"] = {
+                "text": self.checkin_note,
+                "at": self.checkin_note_at.isoformat() if self.checkin_note_at else None,
+            }
         return doc
 
 
@@ -156,6 +191,7 @@ class ObjectiveScore:
     key_results: tuple[KeyResultScore, ...] = ()
     #: Guardrail KPIs that are red (they cap the confidence).
     red_guardrails: tuple[str, ...] = ()
+    owner: str | None = None
 
     def to_json(self) -> dict[str, Any]:
         doc: dict[str, Any] = {
@@ -167,10 +203,12 @@ class ObjectiveScore:
             "score": rounded(self.score),
             "band": self.band,
             "confidence": self.confidence,
-            "key_results": [kr.to_json() for kr in self.key_results],
         }
         if self.red_guardrails:
             doc["red_guardrails"] = list(self.red_guardrails)
+        if self.owner is not None:
+            doc["owner"] = self.owner
+        doc["key_results"] = [kr.to_json() for kr in self.key_results]
         return doc
 
 
@@ -376,6 +414,7 @@ def _scorecard_from_json(doc: Mapping[str, Any], measure_kinds: Mapping[str, str
         # Documents written before KRs carried their freshness were all measured by
         # the pass that wrote them.
         measured_at = d["measured_at"] if "measured_at" in d else cycle["as_of"]
+        note = d.get("checkin_note")
         return KeyResultScore(
             id=d["id"],
             title=d["title"],
@@ -394,10 +433,15 @@ def _scorecard_from_json(doc: Mapping[str, Any], measure_kinds: Mapping[str, str
             stale=bool(d.get("stale", False)),
             weight=float(d.get("weight", 1)),
             direction=d.get("direction"),
-            items=ItemCounts(items["selected"], items["done"]) if items else None,
+            items=ItemCounts.from_json(items) if items else None,
             too_easy=bool(d.get("too_easy", False)),
             links=tuple(d.get("links", ())),
             measure_kind=str(d.get("measure") or measure_kinds.get(d["id"], "manual")),
+            owner=d.get("owner"),
+            unit=d.get("unit"),
+            checkin_note=note.get("text") if note else None,
+            checkin_note_at=(datetime.fromisoformat(note["at"])
+                             if note and note.get("at") else None),
         )
 
     return Scorecard(
@@ -420,6 +464,7 @@ def _scorecard_from_json(doc: Mapping[str, Any], measure_kinds: Mapping[str, str
                 weight=float(o.get("weight", 1)),
                 key_results=tuple(kr(k) for k in o.get("key_results", [])),
                 red_guardrails=tuple(o.get("red_guardrails", ())),
+                owner=o.get("owner"),
             )
             for o in doc.get("objectives", [])
         ),

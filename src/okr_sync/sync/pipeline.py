@@ -24,7 +24,13 @@ from okr_sync.connectors.jira.jql import projects_jql
 from okr_sync.exit_codes import ExitCode
 from okr_sync.scoring.diff import diff_scorecard
 from okr_sync.scoring.evaluate import Evaluation, SourceData, evaluate_measures
-from okr_sync.scoring.rollup import CheckIn, MeasuredValue, ScoringInput, build_scorecard
+from okr_sync.scoring.rollup import (
+    CheckIn,
+    MeasuredValue,
+    ScoringInput,
+    build_scorecard,
+    unique_warnings,
+)
 from okr_sync.scoring.rules import cycle_bounds
 from okr_sync.scoring.scorecard import Delivery, Scorecard, ScoringWarning
 from okr_sync.sync.delivery.messages import delivery_action
@@ -211,7 +217,8 @@ class SyncPass:
         previous = published_scores(published) if published is not None else None
         changes = diff_scorecard(previous, scorecard, self.plan.notify.min_delta, reasons)
         scorecard = replace(
-            scorecard, changes=changes, warnings=(*scorecard.warnings, *warnings)
+            scorecard, changes=changes,
+            warnings=unique_warnings((*scorecard.warnings, *warnings)),
         )
         result = PassResult(
             scorecard, failures, run_id, requests, sum(p.fetched for p in pulled.values()),
@@ -396,7 +403,8 @@ class SyncPass:
 
     def _checkins(self) -> dict[str, CheckIn]:
         return {
-            kr_id: CheckIn(value=c.value, confidence=c.confidence, note=c.note, at=c.value_at)
+            kr_id: CheckIn(value=c.value, confidence=c.confidence, note=c.note, at=c.value_at,
+                           note_at=c.note_at)
             for kr_id, c in self.store.latest_checkins(since=self._cycle_start()).items()
         }
 

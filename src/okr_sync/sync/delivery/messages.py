@@ -16,6 +16,8 @@ from typing import Any
 from okr_sync.config.plan import Plan, RouteTarget
 from okr_sync.scoring.scorecard import Scorecard
 from okr_sync.sync.delivery.render import (
+    Contact,
+    Contacts,
     render_slack_change_note,
     render_slack_checkin_reminder,
     render_slack_digest,
@@ -24,6 +26,7 @@ from okr_sync.sync.delivery.render import (
     render_teams_checkin_reminder_card,
     render_teams_digest_card,
     render_teams_scorecard_card,
+    teams_summary,
 )
 from okr_sync.sync.delivery.targets import TargetRef
 from okr_sync.sync.store.reader import StoreReader
@@ -47,17 +50,45 @@ class TargetScope:
         return TargetRef.for_route(self.target)
 
 
-def scope_scorecard(scorecard: Scorecard, objective_ids: Iterable[str]) -> Scorecard:
-    """Only the given objectives, their KRs' changes and warnings."""
+def scope_scorecard(scorecard: Scorecard, objective_ids: Iterable[str], *,
+                    warnings: bool = True) -> Scorecard:
+    """Only the given objectives, their KRs' changes and warnings (none unless
+    ``warnings``: see :func:`channel_warnings`)."""
     wanted = set(objective_ids)
     objectives = tuple(o for o in scorecard.objectives if o.id in wanted)
-    kr_ids = {kr.id for o in objectives for kr in o.key_results}
+    kr_ids = {kr.id for o in objectives for kr in o.key_results} | wanted
     return replace(
         scorecard,
         objectives=objectives,
         changes=tuple(c for c in scorecard.changes if c.kr in kr_ids),
-        warnings=tuple(w for w in scorecard.warnings if w.kr is None or w.kr in kr_ids),
+        warnings=tuple(w for w in scorecard.warnings if w.kr is None or w.kr in kr_ids)
+        if warnings else (),
     )
+
+
+def channel_warnings(plan: Plan) -> bool:
+    """Whether Slack and Teams messages carry the scoring warnings.
+
+    Warnings (double counting, scope growth, items without points, stale or failed
+    measures...) are for the people who run the plan: ``status``, ``explain`` and the
+    report show them. Leadership channels get them only when the plan opts in with
+    ``notify.warnings: channel``; a stale or unmeasured KR is marked on its own line
+    either way.
+    """
+    return plan.notify.warnings == "channel"
+
+
+def plan_contacts(plan: Plan) -> Contacts:
+    """KR id -> its owner's contact, for the owners ``people`` gives chat ids."""
+    contacts: dict[str, Contact] = {}
+    for objective, kr in plan.key_results():
+        owner = kr.owner or objective.owner
+        person = plan.person(owner)
+        if owner is None or person is None or (person.slack is None and person.teams is None):
+            continue
+        contacts[kr.id] = Contact(name=person.name or owner, slack=person.slack,
+                                  teams=person.teams)
+    return contacts
 
 
 def target_scopes(plan: Plan, scorecard: Scorecard) -> list[TargetScope]:
@@ -70,11 +101,13 @@ def target_scopes(plan: Plan, scorecard: Scorecard) -> list[TargetScope]:
             if route not in routes_of.setdefault(key, []):
                 routes_of[key].append(route)
     scopes = []
+    warnings = channel_warnings(plan)
     for key, routes in routes_of.items():
         objective_ids = [o.id for o in plan.objectives if set(routes) & set(o.notify)]
         if objective_ids:
             scopes.append(TargetScope(",".join(routes), targets[key],
-                                      scope_scorecard(scorecard, objective_ids)))
+                                      scope_scorecard(scorecard, objective_ids,
+                                                      warnings=warnings)))
     return scopes
 
 
@@ -99,38 +132,44 @@ def _slack_payload(rendered: Any) -> dict[str, Any]:
 
 
 def render_for(target: RouteTarget, kind: OutboxKind, scorecard: Scorecard,
-               jira_base_url: str | None, previous: Scorecard | None = None
-               ) -> dict[str, Any] | None:
+               jira_base_url: str | None, previous: Scorecard | None = None, *,
+               contacts: Contacts | None = None) -> dict[str, Any] | None:
     """The payload of one message kind for one target, or ``None`` when there is no news.
 
     ``previous`` (digests only) is the scorecard published a week earlier: the digest
-    then shows the week's biggest moves.
+    then shows the week's biggest moves. ``contacts`` mention owners in change notes
+    and reminders only: the standing scorecard is edited on every sync and must not
+    ping anyone. A Teams payload carries the ``summary`` its bot activity shows in
+    notifications.
     """
     if target.slack is not None:
         if kind == "scorecard":
             return _slack_payload(render_slack_scorecard(scorecard, jira_base_url=jira_base_url))
         if kind == "change_note":
-            note = render_slack_change_note(scorecard, scorecard.changes)
+            note = render_slack_change_note(scorecard, scorecard.changes, contacts=contacts)
             return None if note is None else _slack_payload(note)
         if kind == "digest":
             return _slack_payload(render_slack_digest(scorecard, previous))
-        reminder = render_slack_checkin_reminder(scorecard)
+        reminder = render_slack_checkin_reminder(scorecard, contacts=contacts)
         return None if reminder is None else _slack_payload(reminder)
     if kind == "scorecard":
         card: dict[str, Any] | None = render_teams_scorecard_card(
             scorecard, jira_base_url=jira_base_url)
     elif kind == "change_note":
-        card = render_teams_change_card(scorecard, scorecard.changes)
+        card = render_teams_change_card(scorecard, scorecard.changes, contacts=contacts)
     elif kind == "digest":
         card = render_teams_digest_card(scorecard, previous)
     else:
-        card = render_teams_checkin_reminder_card(scorecard)
-    return None if card is None else {"card": card}
+        card = render_teams_checkin_reminder_card(scorecard, contacts=contacts)
+    if card is None:
+        return None
+    return {"card": card, "summary": teams_summary(kind, scorecard)}
 
 
 def _message(route: str, target: RouteTarget, kind: OutboxKind, scorecard: Scorecard,
-             jira_base_url: str | None, previous: Scorecard | None = None) -> OutboxItem | None:
-    payload = render_for(target, kind, scorecard, jira_base_url, previous)
+             jira_base_url: str | None, previous: Scorecard | None = None, *,
+             contacts: Contacts | None = None) -> OutboxItem | None:
+    payload = render_for(target, kind, scorecard, jira_base_url, previous, contacts=contacts)
     if payload is None:
         return None
     key = TargetRef.for_route(target).key
@@ -161,6 +200,7 @@ def plan_messages(
     # One read for every target: planning stays a constant number of queries however
     # many routes the plan has.
     known = store.target_messages([scope.ref.key for scope in scopes])
+    contacts = plan_contacts(plan)
     messages: list[OutboxItem] = []
     for scope in scopes:
         target = scope.target
@@ -172,7 +212,8 @@ def plan_messages(
             if item is not None:
                 messages.append(item)
         if news and has_standing:
-            note = _message(scope.route, target, "change_note", scope.scorecard, jira_base_url)
+            note = _message(scope.route, target, "change_note", scope.scorecard, jira_base_url,
+                            contacts=contacts)
             if note is not None:
                 messages.append(note)
     return messages
@@ -184,9 +225,10 @@ def plan_scheduled(plan: Plan, scorecard: Scorecard, kind: OutboxKind,
     """A weekly digest or a check-in reminder for every target (the service's schedule);
     ``previous``: see :func:`render_for`."""
     messages = []
+    contacts = plan_contacts(plan) if kind == "reminder" else None
     for scope in target_scopes(plan, scorecard):
         item = _message(scope.route, scope.target, kind, scope.scorecard, jira_base_url,
-                        previous)
+                        previous, contacts=contacts)
         if item is not None:
             messages.append(item)
     return messages

@@ -290,7 +290,7 @@ class OutboxDeliverer:
 
     def _send_bot(self, store: SerialStore, row: OutboxRow, conversation: str) -> tuple[str, str]:
         client = self.senders.bot_client()
-        activity = teams_bot_activity(row.payload["card"])
+        activity = teams_bot_activity(row.payload["card"], row.payload.get("summary"))
         standing = store.get_message_ref(row.target, "scorecard")
         if row.kind == "scorecard" and standing is not None:
             try:

@@ -3,15 +3,20 @@
 from __future__ import annotations
 
 import itertools
+import json
 from dataclasses import replace
 
 import pytest
 
 from okr_sync.scoring.scorecard import Change, ItemCounts
+from okr_sync.sync.delivery.render import render_slack_change_note, render_slack_scorecard
 from okr_sync.sync.delivery.render.common import (
     ChangeView,
+    Contact,
+    band_shown,
     delta_points,
     format_number,
+    kr_pace_text,
     kr_value_text,
     objectives_in_tree_order,
     percent,
@@ -23,6 +28,7 @@ from okr_sync.sync.delivery.render.common import (
 from okr_sync.sync.delivery.render.layout import DETAIL_LEVELS, movers, needs_attention
 from support.scorecards import (
     JIRA,
+    cycle,
     key_result,
     objective,
     previous_week,
@@ -74,7 +80,11 @@ def test_delta_points_given_move_is_signed() -> None:
 @pytest.mark.parametrize(
     ("overrides", "expected"),
     [
-        ({}, "42% done (5 of 12 items)"),
+        ({}, "5 of 12 items done"),
+        ({"unit": "story_points", "items": ItemCounts(12, 5, 65, 144)}, "65 of 144 pts done"),
+        ({"unit": "story_points", "items": ItemCounts(12, 5)}, "42% of points done"),
+        ({"measure_kind": "sum", "unit": "story_points", "value": 78.5, "target": 120,
+          "items": ItemCounts(30, 19)}, "78.5 of 120 pts"),
         ({"measure_kind": "milestone", "value": 0}, "not reached (5 of 12 items done)"),
         ({"measure_kind": "count", "value": 12, "baseline": 40, "target": 5}, "12 (40 → 5)"),
         ({"measure_kind": "manual", "value": 4, "target": 10, "items": None}, "4 / 10"),
@@ -150,6 +160,9 @@ def test_change_view_given_transitions_lists_band_and_confidence_moves() -> None
     view = ChangeView(change=change, kr=None)
     assert view.score_text() == "30% → 42% (+12 pp)"
     assert view.transitions() == ["band missed → progress", "off track → at risk"]
+    # Mid-cycle a band move is no news of its own; at the end it is the grade.
+    assert view.transitions(cycle(elapsed=0.5)) == ["off track → at risk"]
+    assert view.transitions(cycle(elapsed=1.0))[0] == "band missed → progress"
 
 
 def test_change_view_given_new_kr_says_new() -> None:
@@ -188,4 +201,50 @@ def test_detail_levels_given_order_only_ever_reduce_detail() -> None:
 
 def test_kr_value_text_given_items_without_done_shows_counts() -> None:
     kr = key_result(items=ItemCounts(selected=3, done=0))
-    assert kr_value_text(kr) == "42% done (0 of 3 items)"
+    assert kr_value_text(kr) == "0 of 3 items done"
+
+
+@pytest.mark.parametrize(
+    ("overrides", "elapsed", "expected"),
+    [
+        ({}, 0.67, "expected 67% by now"),
+        ({}, 1.0, None),  # the cycle is over: the band is the grade now
+        ({}, 0.0, None),
+        ({"score": 1.0}, 0.5, "target reached"),
+        ({"score": None}, 0.5, None),
+        ({"measure_kind": "milestone"}, 0.5, None),
+        ({"direction": "at_most"}, 0.5, None),
+    ],
+)
+def test_kr_pace_text_given_kr_and_elapsed_says_where_it_should_be(
+    overrides: dict[str, object], elapsed: float, expected: str | None
+) -> None:
+    assert kr_pace_text(key_result(**overrides), elapsed) == expected
+
+
+def test_band_shown_given_cycle_running_hides_the_band_until_the_end() -> None:
+    assert band_shown("missed", cycle(elapsed=0.5)) is None
+    assert band_shown("missed", cycle(elapsed=1.0)) == "missed"
+
+
+def test_render_slack_scorecard_given_failed_band_mid_cycle_leads_with_confidence() -> None:
+    kr = key_result(score=0.3, value=0.3, band="missed", confidence="on_track")
+    card = replace(realistic_scorecard(), objectives=(objective(key_results=(kr,)),),
+                   cycle=cycle(elapsed=0.45))
+    text = json.dumps(render_slack_scorecard(card).to_json(), ensure_ascii=False)
+    assert "missed" not in text
+    assert ":large_green_circle: on track · expected 45% by now" in text
+    ended = replace(card, cycle=cycle(elapsed=1.0))
+    assert "missed" in json.dumps(render_slack_scorecard(ended).to_json())
+
+
+def test_render_slack_change_note_given_contacts_mentions_owner_by_id() -> None:
+    scorecard = realistic_scorecard()
+    note = render_slack_change_note(
+        scorecard, contacts={"CO-1.KR1": Contact("Alice Ng", slack="U0ALICE01")})
+    assert note is not None
+    body = json.dumps(note.to_json())
+    assert "owner <@U0ALICE01>" in body
+    plain = render_slack_change_note(scorecard)
+    assert plain is not None and "<@" not in json.dumps(plain.to_json())
+    assert "owner Alice Ng" in json.dumps(plain.to_json())

@@ -8,7 +8,7 @@ from dataclasses import replace
 from datetime import date
 
 from okr_sync.scoring.scorecard import KeyResultScore, Scorecard, TargetRange
-from okr_sync.sync.delivery.render.common import kr_value_text
+from okr_sync.sync.delivery.render.common import kr_pace_text, kr_value_text
 from okr_sync.sync.delivery.render.report.html import render_html_report
 from okr_sync.sync.delivery.render.report.tabular import report_rows
 from okr_sync.sync.delivery.render.slack import render_slack_scorecard
@@ -36,10 +36,13 @@ def test_kr_value_text_given_range_kr_shows_the_range() -> None:
     assert kr_value_text(RANGE) == "23 (stay within 10 to 20)"
 
 
-def test_kr_value_text_given_phased_kr_shows_the_value_expected_by_now() -> None:
-    assert kr_value_text(PHASED) == "36 / 100, 55 expected by now"
-    ratio = key_result(expected=0.55)
-    assert kr_value_text(ratio) == "42% done (5 of 12 items), 55% expected by now"
+def test_kr_pace_text_given_phased_kr_follows_its_milestones_not_the_even_pace() -> None:
+    # 55 of 100 expected by the milestone path while the even pace says 49 %.
+    assert kr_pace_text(PHASED, 0.4891) == "expected 55% by now"
+    assert kr_pace_text(replace(PHASED, expected=None), 0.4891) == "expected 49% by now"
+    decreasing = replace(PHASED, baseline=40, target=0, value=37, expected=30)
+    assert kr_pace_text(decreasing, 0.4891) == "expected 25% by now"
+    assert kr_pace_text(RANGE, 0.4891) is None  # stay-between: no pace
 
 
 def test_kr_value_text_given_over_achievement_shows_the_value() -> None:

@@ -204,8 +204,11 @@ def test_render_slack_change_note_given_changes_lists_exactly_changed_krs_with_r
     assert listed == ["CO-1.KR1", "IP-1.KR1", "LG-1.KR2"]
     assert "30% → 42% (+12 pp)" in body
     assert "_+2 done, +1 added to scope_" in body
-    assert "band missed → progress" in body and "off track → at risk" in body
+    # Mid-cycle the band move is left out: confidence and pace say how the KR is doing.
+    assert "band missed" not in body and "off track → at risk" in body
+    assert "expected 49% by now" in body
     assert "_ENT-310 reopened_" in body and "0% (score unchanged)" in body
+    assert ":memo: check-in 2026-11-14: SSO beta live with 3 customers" in body
 
 
 def test_render_slack_change_note_given_explicit_changes_uses_only_those() -> None:

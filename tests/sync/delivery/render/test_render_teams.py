@@ -19,6 +19,7 @@ from jsonschema import Draft6Validator
 from okr_sync.scoring.scorecard import Scorecard
 from okr_sync.sync.delivery.render import (
     TEAMS_MAX_BYTES,
+    Contact,
     escape_teams_markdown,
     payload_bytes,
     render_teams_change_card,
@@ -234,7 +235,9 @@ def test_render_teams_change_card_given_changes_lists_exactly_changed_krs_with_r
     first = " ".join(run["text"] for run in text_runs({"body": containers[0]["items"]}))
     assert "30% → 42% (+12 pp)" in first
     assert "+2 done, +1 added to scope" in first
-    assert "band missed → progress" in first
+    assert "band missed" not in first and "off track → at risk" in first
+    assert "expected 49% by now" in first
+    assert "check-in 2026-11-14: SSO beta live with 3 customers" in first
 
 
 def test_render_teams_change_card_given_no_changes_returns_none() -> None:
@@ -311,3 +314,31 @@ def test_render_teams_scorecard_card_given_stale_and_never_measured_krs_says_so(
     shown = json.dumps(row, ensure_ascii=False)
     assert "not measured" in shown and "%" not in shown and "missed" not in shown
     assert "▰" not in shown and "▱" not in shown
+
+
+def test_teams_bot_activity_given_summary_puts_it_on_the_activity() -> None:
+    card = render_teams_scorecard_card(realistic_scorecard())
+    activity = teams_bot_activity(card, "1 key result changed: CO-1.KR1 " + "x" * 400)
+    assert activity["summary"].startswith("1 key result changed: CO-1.KR1 ")
+    assert len(activity["summary"]) <= 200 and activity["summary"].endswith("…")
+    assert activity["attachments"][0]["content"] == card
+
+
+def test_render_teams_change_card_given_contacts_mentions_owner_with_entity() -> None:
+    scorecard = realistic_scorecard()
+    aad = "8f0c2a4e-5b1d-4c7a-9e3f-1a2b3c4d5e6f"
+    contacts = {"CO-1.KR1": Contact("Alice <b>Ng</b>", slack="U0ALICE01", teams=aad)}
+
+    for card in (render_teams_change_card(scorecard, contacts=contacts),
+                 render_teams_checkin_reminder_card(
+                     scorecard, [scorecard.key_result("CO-1.KR1")], contacts=contacts)):
+        assert card is not None
+        entities = card["msteams"]["entities"]
+        assert entities == [{"type": "mention", "text": "<at>Alice \\<b\\>Ng\\</b\\></at>",
+                             "mentioned": {"id": aad, "name": "Alice <b>Ng</b>"}}]
+        texts = [n["text"] for n in walk(card["body"]) if n.get("type") == "TextBlock"]
+        assert f"owner {entities[0]['text']}" in texts
+        # Teams strips its own `msteams` key; the rest is a valid 1.5 card.
+        assert_valid_card({k: v for k, v in card.items() if k != "msteams"})
+    standing = render_teams_scorecard_card(scorecard)
+    assert "msteams" not in standing and "<at>" not in json.dumps(standing)

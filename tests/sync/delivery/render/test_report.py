@@ -116,7 +116,7 @@ def test_render_html_report_given_items_collapses_them_with_table_headers() -> N
                                                       "Counted"]
     assert all(th.get("scope") == "col" for th in details.iter("th"))
     text = "".join(kr1.itertext())
-    assert "5 of 13 points done" in text  # done points of the counted items, in the KR's unit
+    assert "5 of 13 pts done" in text  # done points of the counted items, in the KR's unit
     assert "+2 done" in text and "owner" in text
 
 

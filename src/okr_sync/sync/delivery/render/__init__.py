@@ -6,6 +6,7 @@ comes from the plan or Jira is made inert for its surface (see
 and every message stays within its platform's limits by summarising a big plan.
 """
 
+from okr_sync.sync.delivery.render.common import Contact, Contacts
 from okr_sync.sync.delivery.render.slack import render_slack_scorecard
 from okr_sync.sync.delivery.render.slack_blocks import SlackPayload, escape_mrkdwn
 from okr_sync.sync.delivery.render.slack_notes import (
@@ -25,10 +26,13 @@ from okr_sync.sync.delivery.render.teams_notes import (
     render_teams_change_card,
     render_teams_checkin_reminder_card,
     render_teams_digest_card,
+    teams_summary,
 )
 
 __all__ = [
     "TEAMS_MAX_BYTES",
+    "Contact",
+    "Contacts",
     "SlackPayload",
     "escape_mrkdwn",
     "escape_teams_markdown",
@@ -43,4 +47,5 @@ __all__ = [
     "render_teams_scorecard_card",
     "teams_bot_activity",
     "teams_message_envelope",
+    "teams_summary",
 ]

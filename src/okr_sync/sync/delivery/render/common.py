@@ -8,11 +8,12 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from urllib.parse import quote, urljoin, urlsplit
 
+from okr_sync.scoring import display
 from okr_sync.scoring.scorecard import (
     CONFIDENCE_ORDER,
     Change,
@@ -23,7 +24,14 @@ from okr_sync.scoring.scorecard import (
     TargetRange,
 )
 
-ELLIPSIS = "…"
+# Re-exported: the renderers (and their tests) take every text helper from here.
+from okr_sync.sync.delivery.render.text import ELLIPSIS as ELLIPSIS
+from okr_sync.sync.delivery.render.text import balance_bidi as balance_bidi
+from okr_sync.sync.delivery.render.text import cut_graphemes as cut_graphemes
+from okr_sync.sync.delivery.render.text import graphemes as graphemes
+from okr_sync.sync.delivery.render.text import text_units as text_units
+from okr_sync.sync.delivery.render.text import truncate as truncate
+
 BAR_WIDTH = 10
 BAR_FULL = "▰"
 BAR_EMPTY = "▱"
@@ -40,31 +48,7 @@ _ISSUE_PATH = re.compile(r"/browse/([A-Z][A-Z0-9_]+-[1-9][0-9]*)/?$")
 #: Characters percent-encoded in a link target. Chat link syntaxes end a URL at
 #: `|`, `>` or `)`, so leaving them raw would let a URL smuggle in its own label.
 _URL_UNSAFE = "".join(chr(c) for c in range(0x21)) + "\x7f <>|()\"'`[]{}\\^"
-
-
-def text_units(text: str) -> int:
-    """Length as counted by a JavaScript/UTF-16 backend: never less than ``len``."""
-    return len(text.encode("utf-16-le")) // 2
-
-
-def truncate(text: str, limit: int) -> str:
-    """Cut ``text`` to at most ``limit`` UTF-16 units, ending in an ellipsis if cut.
-
-    Whitespace runs (including newlines) collapse to one space first: titles
-    are shown on one line and a newline in a plan title must not break layout.
-    """
-    flat = " ".join(text.split())
-    if text_units(flat) <= limit:
-        return flat
-    kept: list[str] = []
-    used = text_units(ELLIPSIS)
-    for char in flat:
-        size = text_units(char)
-        if used + size > limit:
-            break
-        kept.append(char)
-        used += size
-    return "".join(kept).rstrip() + ELLIPSIS
+_URL_SAFE = "".join(chr(c) for c in range(0x21, 0x7F) if chr(c) not in _URL_UNSAFE)
 
 
 ID_LIMIT = 40
@@ -81,18 +65,15 @@ NOT_MEASURED = "not measured"
 
 
 def percent(score: float | None) -> str:
-    """``0.5333`` -> ``"53%"`` (half up, so 0.005 steps never flap with banker's rounding)."""
-    if score is None:
-        return "—"
-    return f"{math.floor(score * 100 + 0.5)}%"
+    """``0.5333`` -> ``"53%"``: the one rounding rule (half up) of every surface."""
+    return display.percent(score)
 
 
 def delta_points(before: float, after: float | None) -> str:
     """Signed difference in percentage points, e.g. ``"+12 pp"`` (not story points)."""
     if after is None:
         return NOT_MEASURED
-    points = math.floor(after * 100 + 0.5) - math.floor(before * 100 + 0.5)
-    return f"{points:+d} pp"
+    return f"{display.delta_points(before, after):+d} pp"
 
 
 def progress_bar(score: float | None, width: int = BAR_WIDTH) -> str:
@@ -141,41 +122,117 @@ def freshness_text(kr: KeyResultScore, now: datetime) -> str | None:
     return f"stale · measured {measured_ago(kr.measured_at, now)}"
 
 
+STORY_POINTS_UNIT = "story_points"
+
+
+def points_text(done: float, total: float) -> str:
+    """``"65 of 144 pts"``: story points, never called items."""
+    return f"{format_number(done)} of {format_number(total)} pts"
+
+
+def _counted_text(kr: KeyResultScore) -> str | None:
+    """What a KR's items add up to: points for a KR in story points, else items."""
+    items = kr.items
+    if kr.unit == STORY_POINTS_UNIT:
+        if items is not None and items.points_done is not None and items.points_total is not None:
+            return points_text(items.points_done, items.points_total)
+        return None  # stored before points were kept: the items would be the wrong unit
+    if items is None:
+        return None
+    return f"{format_number(items.done)} of {format_number(items.selected)} items"
+
+
 def kr_value_text(kr: KeyResultScore) -> str:
     """What the KR measures now, against its target, in the KR's own terms."""
     if kr.value is None:
         return NOT_MEASURED
-    items = ""
-    if kr.items is not None:
-        items = f"{format_number(kr.items.done)} of {format_number(kr.items.selected)} items"
+    counted = _counted_text(kr)
+    points = " pts" if kr.unit == STORY_POINTS_UNIT else ""
     if isinstance(kr.target, TargetRange):
         shown = percent if kr.measure_kind == "done_ratio" else format_number
         span = f"{shown(kr.target.min)} to {shown(kr.target.max)}"
         return f"{shown(kr.value)} (stay within {span})"
     if kr.measure_kind == "done_ratio":
-        main = f"{percent(kr.value)} done"
-        main = f"{main} ({items})" if items else main
-        if kr.expected is not None:
-            main += f", {percent(kr.expected)} expected by now"
-        return main
+        if counted is not None:
+            return f"{counted} done"
+        return f"{percent(kr.value)} of {'points' if points else 'items'} done"
     if kr.measure_kind == "milestone":
         main = "reached" if kr.value >= 1 else "not reached"
-        return f"{main} ({items} done)" if items else main
+        return f"{main} ({counted} done)" if counted else main
+    value = format_number(kr.value)
     if kr.direction == "at_least":
-        return f"{format_number(kr.value)} (target ≥ {format_number(kr.target)})"
+        return f"{value}{points} (target ≥ {format_number(kr.target)}{points})"
     if kr.direction == "at_most":
-        return f"{format_number(kr.value)} (target ≤ {format_number(kr.target)})"
+        return f"{value}{points} (target ≤ {format_number(kr.target)}{points})"
     if kr.baseline is not None and kr.baseline != 0:
-        span = f"{format_number(kr.baseline)} → {format_number(kr.target)}"
-        return f"{format_number(kr.value)} ({span}){_expected(kr)}"
-    return f"{format_number(kr.value)} / {format_number(kr.target)}{_expected(kr)}"
+        span = f"{format_number(kr.baseline)} → {format_number(kr.target)}{points}"
+        return f"{value}{points} ({span})"
+    if points:
+        return points_text(kr.value, kr.target)
+    return f"{value} / {format_number(kr.target)}"
 
 
-def _expected(kr: KeyResultScore) -> str:
-    """A phased KR's milestone path: what it should be at by now."""
-    if kr.expected is None:
-        return ""
-    return f", {format_number(kr.expected)} expected by now"
+def pace_text(score: float | None, elapsed: float, *, binary: bool = False) -> str | None:
+    """Where the score should be by now on an even pace: ``"expected 67% by now"``.
+
+    None when there is no pace to tell: nothing measured, a yes/no KR (a milestone,
+    a stay-above/below target), the cycle not started or over. "target reached"
+    once the score is complete.
+    """
+    if score is None or binary or elapsed >= 1:
+        return None
+    if score >= 1:
+        return "target reached"
+    if elapsed <= 0:
+        return None  # before the cycle starts nothing is expected yet
+    return f"expected {percent(elapsed)} by now"
+
+
+def kr_pace_text(kr: KeyResultScore, elapsed: float) -> str | None:
+    binary = kr.measure_kind == "milestone" or kr.direction is not None
+    return pace_text(kr.score, expected_fraction(kr, elapsed), binary=binary)
+
+
+def expected_fraction(kr: KeyResultScore, elapsed: float) -> float:
+    """The score expected by now: a phased KR's milestone path (the score of its
+    ``expected`` value), else the elapsed fraction of the even pace."""
+    if kr.expected is None or kr.baseline is None or isinstance(kr.target, TargetRange):
+        return elapsed
+    span = kr.target - kr.baseline  # A3's linear score, either direction
+    return max(0.0, min(1.0, (kr.expected - kr.baseline) / span)) if span else elapsed
+
+
+def pace_suffix(kr: KeyResultScore, elapsed: float) -> str:
+    """``", expected 49% by now"`` to put after a score, or nothing without a pace."""
+    pace = kr_pace_text(kr, elapsed)
+    return "" if pace is None else f", {pace}"
+
+
+def band_shown(band: str | None, cycle: CycleInfo) -> str | None:
+    """The band name, once the cycle is over; None before.
+
+    Mid-cycle a band measures distance from the final target, so the lowest one
+    (``missed``) would read "failed" beside a healthy confidence: messages lead with
+    confidence and pace instead, and the band becomes the grade at the end.
+    """
+    return band if cycle.elapsed >= 1 else None
+
+
+def owner_text(owner: str | None) -> str | None:
+    return None if owner is None else f"owner {owner}"
+
+
+@dataclass(frozen=True)
+class Contact:
+    """Who a change note or reminder may mention about a KR: their name and chat ids."""
+
+    name: str
+    slack: str | None = None
+    teams: str | None = None
+
+
+#: KR (or objective) id -> the contact of its owner; only owners found in ``people``.
+Contacts = Mapping[str, Contact]
 
 
 def format_as_of(moment: datetime) -> str:
@@ -205,7 +262,7 @@ class Link:
 
 def safe_url(url: str) -> str:
     """Percent-encode the characters that would end or break a chat link target."""
-    return quote(url, safe="".join(chr(c) for c in range(0x21, 0x7F) if chr(c) not in _URL_UNSAFE))
+    return quote(url, safe=_URL_SAFE)
 
 
 def resolve_link(link: str, jira_base_url: str | None) -> Link | None:
@@ -329,10 +386,15 @@ class ChangeView:
         moved = delta_points(change.from_score, change.to_score)
         return f"{percent(change.from_score)} → {percent(change.to_score)} ({moved})"
 
-    def transitions(self) -> list[str]:
+    def transitions(self, cycle: CycleInfo | None = None) -> list[str]:
+        """Confidence moves, and band moves once the cycle is over (``band_shown``)."""
         change = self.change
         parts: list[str] = []
-        if None not in (change.from_band, change.to_band) and change.from_band != change.to_band:
+        if (
+            None not in (change.from_band, change.to_band)
+            and change.from_band != change.to_band
+            and (cycle is None or band_shown(change.to_band, cycle) is not None)
+        ):
             parts.append(f"band {change.from_band} → {change.to_band}")
         if (
             None not in (change.from_confidence, change.to_confidence)
@@ -342,6 +404,18 @@ class ChangeView:
             after = confidence_label(change.to_confidence)
             parts.append(f"{before} → {after}")
         return parts
+
+    def note_text(self) -> str | None:
+        """The KR's latest check-in note, dated: ``check-in 2026-11-14: text``."""
+        kr = self.kr
+        if kr is None or kr.checkin_note is None:
+            return None
+        when = f" {kr.checkin_note_at.date().isoformat()}" if kr.checkin_note_at else ""
+        return f"check-in{when}: {kr.checkin_note}"
+
+    def summary(self) -> str:
+        """One line for a notification: ``CO-1.KR1 Ship SSO: 30% → 42% (+12 pp)``."""
+        return f"{self.change.kr} {self.title}".strip() + f": {self.score_text()}"
 
 
 def change_views(scorecard: Scorecard, changes: Iterable[Change]) -> list[ChangeView]:

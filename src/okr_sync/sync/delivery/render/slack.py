@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import datetime
 
-from okr_sync.scoring.scorecard import KeyResultScore, ObjectiveScore, Scorecard
+from okr_sync.scoring.scorecard import CycleInfo, KeyResultScore, ObjectiveScore, Scorecard
 from okr_sync.sync.delivery.render.common import (
     NOT_MEASURED,
+    band_shown,
     confidence_counts,
     confidence_label,
     cycle_line,
@@ -16,8 +16,11 @@ from okr_sync.sync.delivery.render.common import (
     format_number,
     freshness_text,
     kr_links,
+    kr_pace_text,
     kr_value_text,
     objectives_in_tree_order,
+    owner_text,
+    pace_text,
     percent,
     plural,
     progress_bar,
@@ -93,7 +96,8 @@ def fit_slack(build: Callable[[DetailLevel], SlackPayload]) -> SlackPayload:
 
 
 def kr_line(
-    kr: KeyResultScore, level: DetailLevel, jira_base_url: str | None, now: datetime
+    kr: KeyResultScore, level: DetailLevel, jira_base_url: str | None, cycle: CycleInfo,
+    objective_owner: str | None = None,
 ) -> str:
     title = f"{mrkdwn_id(kr.id)} {mrkdwn_text(kr.title, level.kr_title_limit)}"
     if kr.score is None or kr.band is None or kr.confidence is None:
@@ -105,14 +109,21 @@ def kr_line(
     ]
     if level.kr_bar:
         parts.insert(0, progress_bar(kr.score))
-    detail = [
-        mrkdwn_text(kr_value_text(kr), 120),
-        mrkdwn_text(kr.band, 40),
-        confidence_badge(kr.confidence),
-    ]
-    freshness = freshness_text(kr, now)
+    # Confidence and pace first: they say whether the KR is fine (see band_shown).
+    detail = [confidence_badge(kr.confidence)]
+    pace = kr_pace_text(kr, cycle.elapsed)
+    if pace is not None:
+        detail.append(pace)
+    detail.append(mrkdwn_text(kr_value_text(kr), 120))
+    band = band_shown(kr.band, cycle)
+    if band is not None:
+        detail.append(mrkdwn_text(band, 40))
+    freshness = freshness_text(kr, cycle.as_of)
     if freshness is not None:
         detail.append(f":hourglass: {freshness}")
+    owner = owner_text(kr.owner) if kr.owner != objective_owner else None
+    if owner is not None:
+        detail.append(mrkdwn_text(owner, 120))
     if kr.weight == 0:
         detail.append("weight 0, not counted")
     if kr.too_easy:
@@ -123,19 +134,33 @@ def kr_line(
     return "• " + " ".join(parts) + " — " + " · ".join(detail)
 
 
+def objective_status(objective: ObjectiveScore, cycle: CycleInfo) -> list[str]:
+    """Score, confidence, pace, (final band) and owner of an objective, as mrkdwn."""
+    if objective.score is None or objective.band is None or objective.confidence is None:
+        status = [f"_{NOT_MEASURED}_"]
+    else:
+        status = [f"{progress_bar(objective.score)} *{percent(objective.score)}*",
+                  confidence_badge(objective.confidence)]
+        pace = pace_text(objective.score, cycle.elapsed)
+        if pace is not None:
+            status.append(pace)
+        band = band_shown(objective.band, cycle)
+        if band is not None:
+            status.append(mrkdwn_text(band, 40))
+    owner = owner_text(objective.owner)
+    if owner is not None:
+        status.append(mrkdwn_text(owner, 120))
+    return status
+
+
 def objective_section(
     depth: int, objective: ObjectiveScore, level: DetailLevel, jira_base_url: str | None,
-    now: datetime,
+    cycle: CycleInfo,
 ) -> Block:
     indent = "↳ " * min(depth, 3)
     name = mrkdwn_text(objective.title, level.objective_title_limit)
     title = f"{indent}*{mrkdwn_id(objective.id)} · {name}*"
-    status = [
-        f"{progress_bar(objective.score)} *{percent(objective.score)}*",
-        mrkdwn_text(objective.band, 40),
-        confidence_badge(objective.confidence),
-    ] if objective.score is not None and objective.band is not None and (
-        objective.confidence is not None) else [f"_{NOT_MEASURED}_"]
+    status = objective_status(objective, cycle)
     if depth > 0 and objective.parent is not None:
         status.append(f"contributes to {mrkdwn_text(objective.parent, 60)}")
     if objective.weight == 0:
@@ -147,7 +172,7 @@ def objective_section(
             heading += "\n" + mrkdwn_text(confidence_summary(krs), 300)
         return section_block(heading)
     listed = krs if level.max_krs is None else krs[: level.max_krs]
-    lines = [kr_line(kr, level, jira_base_url, now) for kr in listed]
+    lines = [kr_line(kr, level, jira_base_url, cycle, objective.owner) for kr in listed]
     packed = pack_lines(
         lines,
         SLACK_SECTION_TEXT_LIMIT,
@@ -165,7 +190,9 @@ def perspectives_block(scorecard: Scorecard, level: DetailLevel) -> list[Block]:
     name_limit = min(80, level.objective_title_limit)
     fields = [
         f"*{mrkdwn_text(p.title, name_limit)}*\n{progress_bar(p.score)} {percent(p.score)}"
-        + (f" · {mrkdwn_text(p.band, 40)}" if p.band is not None else " · no objectives")
+        + (" · no objectives" if p.band is None
+           else f" · {mrkdwn_text(p.band, 40)}" if band_shown(p.band, scorecard.cycle)
+           else "")
         for p in shown
     ]
     more = len(scorecard.perspectives) - len(shown)
@@ -208,8 +235,9 @@ def warnings_block(scorecard: Scorecard, level: DetailLevel) -> list[Block]:
 
 def scorecard_fallback(scorecard: Scorecard, head: str) -> str:
     items = [
-        f"{mrkdwn_id(o.id)} {mrkdwn_text(o.title, 80)}: {percent(o.score)}, "
-        f"{mrkdwn_text(o.band or NOT_MEASURED, 40)}, {confidence_label(o.confidence)}"
+        f"{mrkdwn_id(o.id)} {mrkdwn_text(o.title, 80)}: "
+        + (f"{percent(o.score)}, {confidence_label(o.confidence)}" if o.score is not None
+           else NOT_MEASURED)
         for _, o in objectives_in_tree_order(scorecard.objectives)
     ]
     return fallback_text(head, items, "objective")
@@ -251,7 +279,7 @@ def render_slack_scorecard(
         blocks.append(divider_block())
         room = SLACK_MAX_BLOCKS - _FIXED_BLOCKS
         limit = room if level.max_objectives is None else min(room, level.max_objectives)
-        blocks += [objective_section(d, o, level, jira_base_url, scorecard.cycle.as_of)
+        blocks += [objective_section(d, o, level, jira_base_url, scorecard.cycle)
                    for d, o in ordered[:limit]]
         if len(ordered) > limit:
             blocks.append(context_block([f"…and {plural(len(ordered) - limit, 'more objective')}"]))

@@ -18,6 +18,8 @@ from okr_sync.sync.delivery.render.common import (
     ELLIPSIS,
     ID_LIMIT,
     Link,
+    balance_bidi,
+    cut_graphemes,
     plural,
     text_units,
     truncate,
@@ -39,11 +41,12 @@ SLACK_FALLBACK_TEXT_LIMIT = 3000
 Block = dict[str, Any]
 
 _ESCAPES = {"&": "&amp;", "<": "&lt;", ">": "&gt;"}
+_ESCAPE_TABLE = str.maketrans(_ESCAPES)
 
 
 def escape_mrkdwn(text: str) -> str:
     """Escape text for Slack mrkdwn: only ``&``, ``<`` and ``>``, as Slack requires."""
-    return "".join(_ESCAPES.get(char, char) for char in text)
+    return text.translate(_ESCAPE_TABLE)
 
 
 def mrkdwn_text(text: str, limit: int) -> str:
@@ -51,22 +54,15 @@ def mrkdwn_text(text: str, limit: int) -> str:
 
     Cutting after escaping could split an entity (``&am…``); cutting before could
     overflow the limit, since one ``&`` becomes five characters. So the cut is
-    made on whole escaped characters. Whitespace runs collapse to one space.
+    made on whole escaped grapheme clusters (never inside an emoji sequence), and
+    bidi controls the text opens are closed at its end. Whitespace runs collapse
+    to one space.
     """
-    flat = " ".join(text.split())
+    flat = balance_bidi(" ".join(text.split()))
     escaped = escape_mrkdwn(flat)
     if text_units(escaped) <= limit:
         return escaped
-    pieces: list[str] = []
-    used = text_units(ELLIPSIS)
-    for char in flat:
-        piece = _ESCAPES.get(char, char)
-        size = text_units(piece)
-        if used + size > limit:
-            break
-        pieces.append(piece)
-        used += size
-    return "".join(pieces).rstrip() + ELLIPSIS
+    return cut_graphemes(flat, limit, escape_mrkdwn)
 
 
 def mrkdwn_id(value: str) -> str:

@@ -7,14 +7,18 @@ from collections.abc import Sequence
 
 from okr_sync.scoring.scorecard import Change, KeyResultScore, Scorecard
 from okr_sync.sync.delivery.render.common import (
+    Contacts,
     change_views,
     cycle_line,
     delta_points,
     format_as_of,
     format_number,
+    kr_pace_text,
     kr_value_text,
     manual_key_results,
     objectives_in_tree_order,
+    owner_text,
+    pace_suffix,
     percent,
     plural,
     progress_bar,
@@ -56,29 +60,57 @@ CHECKIN_HINT = (
 )
 
 
+def slack_owner(kr: KeyResultScore | None, contacts: Contacts | None) -> str | None:
+    """``owner <@U123>`` when the plan gives the owner's Slack id, else ``owner Name``.
+
+    Only change notes and reminders call this with ``contacts``: the standing message
+    is edited on every sync and must not ping anyone each time.
+    """
+    if kr is None:
+        return None
+    contact = (contacts or {}).get(kr.id)
+    if contact is not None and contact.slack is not None:
+        # The id was checked by the plan loader (U/W and capitals or digits only).
+        return f"owner <@{contact.slack}>"
+    owner = owner_text(kr.owner)
+    return None if owner is None else mrkdwn_text(owner, 120)
+
+
 def render_slack_change_note(
-    scorecard: Scorecard, changes: Sequence[Change] | None = None
+    scorecard: Scorecard, changes: Sequence[Change] | None = None, *,
+    contacts: Contacts | None = None,
 ) -> SlackPayload | None:
-    """News only: each changed KR with its move, its reasons and band/confidence transitions.
+    """News only: each changed KR with its move, confidence, pace, reasons and check-in note.
 
     Meant as a thread reply under the standing message (the sender sets
-    ``thread_ts``). ``changes`` defaults to ``scorecard.changes``. Returns None
-    when there is no change, so that nothing is posted.
+    ``thread_ts``). ``changes`` defaults to ``scorecard.changes``; ``contacts`` (KR id
+    -> owner's contact) turns owners into mentions. Returns None when there is no
+    change, so that nothing is posted.
     """
     chosen = list(scorecard.changes if changes is None else changes)
     if not chosen:
         return None
     views = change_views(scorecard, chosen)
+    cycle = scorecard.cycle
     lines: list[str] = []
     for view in views[:MAX_CHANGES]:
         line = f"• *{mrkdwn_id(view.change.kr)}*"
         if view.title:
             line += f" {mrkdwn_text(view.title, 120)}"
         line += f": {view.score_text()}"
-        for part in view.transitions():
+        for part in view.transitions(cycle):
             line += f" · {mrkdwn_text(part, 120)}"
+        pace = None if view.kr is None else kr_pace_text(view.kr, cycle.elapsed)
+        if pace is not None:
+            line += f" · {pace}"
+        owner = slack_owner(view.kr, contacts)
+        if owner is not None:
+            line += f" · {owner}"
         if view.change.reasons:
             line += f"\n      _{mrkdwn_text(', '.join(view.change.reasons), 300)}_"
+        note = view.note_text()
+        if note is not None:
+            line += f"\n      :memo: {mrkdwn_text(note, 300)}"
         lines.append(line)
     heading = (
         f"*{plural(len(chosen), 'key result')} changed* · "
@@ -156,8 +188,10 @@ def render_slack_digest(
         if attention:
             lines = ["*Needs attention*"] + [
                 f"• {confidence_badge(kr.confidence)} *{mrkdwn_id(kr.id)}* "
-                f"{mrkdwn_text(kr.title, level.kr_title_limit)} — {percent(kr.score)} · "
+                f"{mrkdwn_text(kr.title, level.kr_title_limit)} — {percent(kr.score)}"
+                f"{pace_suffix(kr, scorecard.cycle.elapsed)} · "
                 f"{mrkdwn_text(kr_value_text(kr), 120)}"
+                + (f" · {mrkdwn_text(owner, 120)}" if (owner := owner_text(kr.owner)) else "")
                 for kr in attention[: min(MAX_ATTENTION, level.max_items)]
             ]
             groups.append((lines, "key result", len(attention) + 1 - len(lines)))
@@ -191,12 +225,14 @@ def checkin_command(kr: KeyResultScore) -> str:
 
 
 def render_slack_checkin_reminder(
-    scorecard: Scorecard, manual_krs: Sequence[KeyResultScore] | None = None
+    scorecard: Scorecard, manual_krs: Sequence[KeyResultScore] | None = None, *,
+    contacts: Contacts | None = None,
 ) -> SlackPayload | None:
     """Ask for fresh values of manual KRs, each with its current value and check-in command.
 
     ``manual_krs`` defaults to every KR of the scorecard whose measure is
-    ``manual``. Returns None when there is none, so that nothing is posted.
+    ``manual``; ``contacts`` mentions their owners. Returns None when there is none,
+    so that nothing is posted.
     """
     chosen = list(manual_key_results(scorecard) if manual_krs is None else manual_krs)
     if not chosen:
@@ -205,12 +241,15 @@ def render_slack_checkin_reminder(
         f"*:memo: Check-in time* · {plural(len(chosen), 'manual key result')} in "
         f"{mrkdwn_text(scorecard.cycle.name, 80)} need a fresh value"
     )
-    lines = [
-        f"• *{mrkdwn_id(kr.id)}* {mrkdwn_text(kr.title, 120)} — now "
-        f"{mrkdwn_text(kr_value_text(kr), 120)} · {confidence_badge(kr.confidence)}\n"
-        f"      `{mrkdwn_text(checkin_command(kr), 300)}`"
-        for kr in chosen[:MAX_REMINDER_KRS]
-    ]
+    lines = []
+    for kr in chosen[:MAX_REMINDER_KRS]:
+        owner = slack_owner(kr, contacts)
+        lines.append(
+            f"• *{mrkdwn_id(kr.id)}* {mrkdwn_text(kr.title, 120)} — now "
+            f"{mrkdwn_text(kr_value_text(kr), 120)} · {confidence_badge(kr.confidence)}"
+            + (f" · {owner}" if owner is not None else "")
+            + f"\n      `{mrkdwn_text(checkin_command(kr), 300)}`"
+        )
     blocks = [section_block(heading)]
     blocks += spread_lines(
         lines,

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import datetime
 from typing import Any
 
-from okr_sync.scoring.scorecard import KeyResultScore, ObjectiveScore, Scorecard
+from okr_sync.scoring.scorecard import CycleInfo, KeyResultScore, ObjectiveScore, Scorecard
 from okr_sync.sync.delivery.render.common import (
     ID_LIMIT,
     NOT_MEASURED,
+    band_shown,
     confidence_counts,
     confidence_label,
     cycle_line,
@@ -17,8 +17,11 @@ from okr_sync.sync.delivery.render.common import (
     format_number,
     freshness_text,
     kr_links,
+    kr_pace_text,
     kr_value_text,
     objectives_in_tree_order,
+    owner_text,
+    pace_text,
     percent,
     plural,
     progress_bar,
@@ -95,7 +98,8 @@ def cycle_block(scorecard: Scorecard) -> Element:
 
 
 def kr_row(
-    kr: KeyResultScore, level: DetailLevel, jira_base_url: str | None, now: datetime
+    kr: KeyResultScore, level: DetailLevel, jira_base_url: str | None, cycle: CycleInfo,
+    objective_owner: str | None = None,
 ) -> Element:
     if kr.score is None:
         # Unmeasured is not zero: no bar, no score, no band to misread.
@@ -110,16 +114,23 @@ def kr_row(
         ),
         text_run(f"{short_id(kr.id)} {truncate(kr.title, level.kr_title_limit)}"),
     ]
-    detail = [
-        truncate(kr_value_text(kr), 120),
-        truncate(kr.band or NOT_MEASURED, 40),
-        confidence_badge(kr.confidence),
-    ]
+    # Confidence and pace first: they say whether the KR is fine (see band_shown).
+    detail = [confidence_badge(kr.confidence)]
+    pace = kr_pace_text(kr, cycle.elapsed)
+    if pace is not None:
+        detail.append(pace)
+    detail.append(truncate(kr_value_text(kr), 120))
+    band = band_shown(kr.band, cycle)
+    if band is not None:
+        detail.append(truncate(band, 40))
     if level.kr_bar:
         detail.insert(0, progress_bar(kr.score))
-    freshness = freshness_text(kr, now)
+    freshness = freshness_text(kr, cycle.as_of)
     if freshness is not None:
         detail.append(f"⏳ {freshness}")
+    owner = owner_text(kr.owner) if kr.owner != objective_owner else None
+    if owner is not None:
+        detail.append(truncate(owner, 120))
     if kr.weight == 0:
         detail.append("weight 0, not counted")
     if kr.too_easy:
@@ -132,17 +143,31 @@ def kr_row(
     return rich_text(runs, spacing="small")
 
 
+def objective_status(objective: ObjectiveScore, cycle: CycleInfo) -> list[str]:
+    """Bar, confidence, pace, (final band) and owner of an objective, as plain text."""
+    if objective.score is None or objective.band is None:
+        status = [NOT_MEASURED]
+    else:
+        status = [progress_bar(objective.score), confidence_badge(objective.confidence)]
+        pace = pace_text(objective.score, cycle.elapsed)
+        if pace is not None:
+            status.append(pace)
+        band = band_shown(objective.band, cycle)
+        if band is not None:
+            status.append(truncate(band, 40))
+    owner = owner_text(objective.owner)
+    if owner is not None:
+        status.append(truncate(owner, 120))
+    return status
+
+
 def objective_container(
     depth: int, objective: ObjectiveScore, level: DetailLevel, jira_base_url: str | None,
-    now: datetime,
+    cycle: CycleInfo,
 ) -> Element:
     title = truncate(objective.title, level.objective_title_limit)
     name = f"{'↳ ' * min(depth, 3)}{short_id(objective.id)} · {title}"
-    status = [
-        progress_bar(objective.score),
-        truncate(objective.band, 40),
-        confidence_badge(objective.confidence),
-    ] if objective.score is not None and objective.band is not None else [NOT_MEASURED]
+    status = objective_status(objective, cycle)
     if depth > 0 and objective.parent is not None:
         status.append(f"contributes to {truncate(objective.parent, 60)}")
     if objective.weight == 0:
@@ -166,7 +191,7 @@ def objective_container(
             items.append(text_block(confidence_summary(krs), subtle=True, spacing="small"))
     else:
         listed = krs if level.max_krs is None else krs[: level.max_krs]
-        items += [kr_row(kr, level, jira_base_url, now) for kr in listed]
+        items += [kr_row(kr, level, jira_base_url, cycle, objective.owner) for kr in listed]
         if len(listed) < len(krs):
             more = plural(len(krs) - len(listed), "more key result")
             items.append(text_block(f"…and {more}", subtle=True, spacing="small"))
@@ -180,8 +205,10 @@ def perspectives_section(scorecard: Scorecard, level: DetailLevel) -> list[Eleme
     facts = [
         (
             safe_markdown(p.title, min(80, level.objective_title_limit)),
-            f"{progress_bar(p.score)} {percent(p.score)} · "
-            + (safe_markdown(p.band, 40) if p.band is not None else "no objectives"),
+            f"{progress_bar(p.score)} {percent(p.score)}"
+            + (" · no objectives" if p.band is None
+               else f" · {safe_markdown(p.band, 40)}" if band_shown(p.band, scorecard.cycle)
+               else ""),
         )
         for p in shown
     ]
@@ -276,7 +303,7 @@ def render_teams_scorecard_card(
         ]
         body += perspectives_section(scorecard, level)
         limit = len(ordered) if level.max_objectives is None else level.max_objectives
-        body += [objective_container(d, o, level, jira_base_url, scorecard.cycle.as_of)
+        body += [objective_container(d, o, level, jira_base_url, scorecard.cycle)
                  for d, o in ordered[:limit]]
         if len(ordered) > limit:
             body.append(

@@ -9,8 +9,10 @@ markdown-parsed fields are the only choice (FactSet, ``fallbackText``),
 :func:`escape_teams_markdown` backslash-escapes every markdown control character
 (CommonMark escapes), so ``[x](https://evil)`` cannot become a link. Links are
 made by us only, as ``Action.OpenUrl`` on a TextRun, with http(s) targets.
-Teams shows ``<at>`` mentions only when the activity declares a mention entity,
-which we never do, so ``<!channel>``-style text pings nobody there.
+Teams shows ``<at>`` mentions only when the card declares a mention entity
+(``msteams.entities``): we declare one only for an owner the plan maps to a Teams
+(Entra) id, in change notes and reminders, and plan or Jira text never reaches a
+TextBlock unescaped, so ``<at>``/``<!channel>``-style text in it pings nobody.
 """
 
 from __future__ import annotations
@@ -138,8 +140,20 @@ def columns(main: list[Element], side: list[Element]) -> Element:
     }
 
 
+def mention(name: str, teams_id: str, limit: int = 80) -> tuple[str, Element]:
+    """The ``<at>name</at>`` text to put in a TextBlock and its mention entity.
+
+    The entity's ``text`` must equal the text in the card, so both use the same
+    escaped name; ``teams_id`` is the person's Entra object id (checked by the plan).
+    """
+    text = f"<at>{safe_markdown(name, limit)}</at>"
+    return text, {"type": "mention", "text": text,
+                  "mentioned": {"id": teams_id, "name": truncate(name, limit)}}
+
+
 def adaptive_card(
-    body: list[Element], *, fallback_text: str, actions: list[Element] | None = None
+    body: list[Element], *, fallback_text: str, actions: list[Element] | None = None,
+    mentions: list[Element] | None = None,
 ) -> dict[str, Any]:
     card: dict[str, Any] = {
         "$schema": CARD_SCHEMA,
@@ -150,6 +164,10 @@ def adaptive_card(
     }
     if actions:
         card["actions"] = actions
+    if mentions:
+        # Teams' extension of the card (outside the 1.5 schema, which Teams strips).
+        unique = {(m["text"], m["mentioned"]["id"]): m for m in mentions}
+        card["msteams"] = {"entities": list(unique.values())}
     return card
 
 
@@ -166,9 +184,22 @@ def teams_message_envelope(card: dict[str, Any]) -> dict[str, Any]:
     return {"type": "message", "attachments": [_attachment(card, with_content_url=True)]}
 
 
-def teams_bot_activity(card: dict[str, Any]) -> dict[str, Any]:
-    """A Bot Framework message activity carrying the card (to post, or to PUT as an update)."""
-    return {"type": "message", "attachments": [_attachment(card, with_content_url=False)]}
+#: Bot Framework activity ``summary``: what a notification or the activity feed shows
+#: for a card (instead of "sent a card").
+SUMMARY_LIMIT = 200
+
+
+def teams_bot_activity(card: dict[str, Any], summary: str | None = None) -> dict[str, Any]:
+    """A Bot Framework message activity carrying the card (to post, or to PUT as an update).
+
+    ``summary`` (plain text, cut to :data:`SUMMARY_LIMIT`) is the activity's
+    ``summary``, the text Teams notifications show for it.
+    """
+    activity: dict[str, Any] = {"type": "message"}
+    if summary:
+        activity["summary"] = truncate(summary, SUMMARY_LIMIT)
+    activity["attachments"] = [_attachment(card, with_content_url=False)]
+    return activity
 
 
 def payload_bytes(payload: dict[str, Any]) -> int:

@@ -6,12 +6,18 @@ from collections.abc import Sequence
 
 from okr_sync.scoring.scorecard import Change, KeyResultScore, Scorecard
 from okr_sync.sync.delivery.render.common import (
+    Contacts,
     change_views,
+    confidence_counts,
+    confidence_label,
     delta_points,
     format_number,
+    kr_pace_text,
     kr_value_text,
     manual_key_results,
     objectives_in_tree_order,
+    owner_text,
+    pace_suffix,
     percent,
     plural,
     progress_bar,
@@ -44,6 +50,7 @@ from okr_sync.sync.delivery.render.teams_elements import (
     Element,
     adaptive_card,
     container,
+    mention,
     rich_text,
     text_block,
     text_run,
@@ -58,13 +65,35 @@ def _more(count: int, noun: str) -> Element:
     return text_block(f"…and {plural(count, 'more ' + noun)}", subtle=True, spacing="small")
 
 
+def owner_element(
+    kr: KeyResultScore | None, contacts: Contacts | None
+) -> tuple[Element | None, Element | None]:
+    """The owner line of a KR in a change or reminder card, and its mention entity.
+
+    An owner the plan maps to a Teams id is mentioned (``<at>``, with the entity the
+    card must declare); any other owner is named as plain text.
+    """
+    if kr is None:
+        return None, None
+    contact = (contacts or {}).get(kr.id)
+    if contact is not None and contact.teams is not None:
+        text, entity = mention(contact.name, contact.teams)
+        return text_block(f"owner {text}", subtle=True, size="small", spacing="none"), entity
+    owner = owner_text(kr.owner)
+    if owner is None:
+        return None, None
+    return rich_text([text_run(truncate(owner, 120), subtle=True)], spacing="none"), None
+
+
 def render_teams_change_card(
     scorecard: Scorecard,
     changes: Sequence[Change] | None = None,
     *,
     budget: int = TEAMS_CARD_BUDGET,
+    contacts: Contacts | None = None,
 ) -> Card | None:
-    """News only, as a card: each changed KR with its move, reasons and transitions.
+    """News only, as a card: each changed KR with its move, confidence, pace, reasons,
+    check-in note and owner (mentioned when ``contacts`` has their Teams id).
 
     ``changes`` defaults to ``scorecard.changes``; returns None when there is none.
     """
@@ -72,11 +101,13 @@ def render_teams_change_card(
     if not chosen:
         return None
     views = change_views(scorecard, chosen)
+    cycle = scorecard.cycle
     title = f"{plural(len(chosen), 'key result')} changed · {scorecard.cycle.name}"
 
     def build(level: DetailLevel) -> Card:
         limit = min(MAX_CHANGES, level.max_items)
         body: list[Element] = [_heading(title), cycle_block(scorecard)]
+        mentions: list[Element] = []
         for view in views[:limit]:
             color = CONFIDENCE_COLOR.get(view.change.to_confidence or "")
             runs = [
@@ -84,14 +115,26 @@ def render_teams_change_card(
                 text_run(truncate(view.title, level.kr_title_limit)),
                 text_run(f": {view.score_text()}", weight="bolder", color=color),
             ]
-            for part in view.transitions():
+            for part in view.transitions(cycle):
                 runs.append(text_run(f" · {truncate(part, 120)}", subtle=True))
+            pace = None if view.kr is None else kr_pace_text(view.kr, cycle.elapsed)
+            if pace is not None:
+                runs.append(text_run(f" · {pace}", subtle=True))
             items = [rich_text(runs)]
             if view.change.reasons:
                 reasons = truncate(", ".join(view.change.reasons), 300)
                 items.append(
                     rich_text([text_run(reasons, italic=True, subtle=True)], spacing="none")
                 )
+            note = view.note_text()
+            if note is not None:
+                items.append(rich_text([text_run("📝 " + truncate(note, 300), subtle=True)],
+                                       spacing="none"))
+            owner, entity = owner_element(view.kr, contacts)
+            if owner is not None:
+                items.append(owner)
+            if entity is not None:
+                mentions.append(entity)
             body.append(container(items, separator=True, spacing="small"))
         if len(views) > limit:
             body.append(_more(len(views) - limit, "change"))
@@ -105,9 +148,17 @@ def render_teams_change_card(
                     for v in views
                 ],
             ),
+            mentions=mentions,
         )
 
     return fit_card(build, budget)
+
+
+def change_summary(scorecard: Scorecard, changes: Sequence[Change] | None = None) -> str:
+    """The notification text of a change card: how many moved, and the first moves."""
+    views = change_views(scorecard, list(scorecard.changes if changes is None else changes))
+    head = f"{plural(len(views), 'key result')} changed"
+    return head + ": " + "; ".join(view.summary() for view in views[:3]) if views else head
 
 
 def render_teams_digest_card(
@@ -174,7 +225,10 @@ def render_teams_digest_card(
                         text_run(f"{short_id(kr.id)} ", weight="bolder"),
                         text_run(truncate(kr.title, level.kr_title_limit)),
                         text_run(
-                            f" — {percent(kr.score)} · {truncate(kr_value_text(kr), 120)}",
+                            f" — {percent(kr.score)}{pace_suffix(kr, scorecard.cycle.elapsed)}"
+                            f" · {truncate(kr_value_text(kr), 120)}"
+                            + (f" · {truncate(owner, 120)}"
+                               if (owner := owner_text(kr.owner)) else ""),
                             subtle=True,
                         ),
                     ],
@@ -242,8 +296,10 @@ def render_teams_checkin_reminder_card(
     manual_krs: Sequence[KeyResultScore] | None = None,
     *,
     budget: int = TEAMS_CARD_BUDGET,
+    contacts: Contacts | None = None,
 ) -> Card | None:
-    """Ask for fresh values of manual KRs (default: every ``manual`` KR).
+    """Ask for fresh values of manual KRs (default: every ``manual`` KR), mentioning
+    their owners when ``contacts`` has their Teams ids.
 
     Returns None when there is none, so that nothing is posted.
     """
@@ -255,7 +311,11 @@ def render_teams_checkin_reminder_card(
     def build(level: DetailLevel) -> Card:
         shown = chosen[: min(MAX_REMINDER_KRS, level.max_items)]
         body: list[Element] = [_heading(title), cycle_block(scorecard)]
+        mentions: list[Element] = []
         for kr in shown:
+            owner, entity = owner_element(kr, contacts)
+            if entity is not None:
+                mentions.append(entity)
             body.append(
                 container(
                     [
@@ -270,6 +330,7 @@ def render_teams_checkin_reminder_card(
                                 ),
                             ]
                         ),
+                        *([owner] if owner is not None else []),
                         rich_text(
                             [text_run(truncate(checkin_command(kr), 300), monospace=True)],
                             spacing="none",
@@ -293,6 +354,24 @@ def render_teams_checkin_reminder_card(
                     for kr in chosen
                 ],
             ),
+            mentions=mentions,
         )
 
     return fit_card(build, budget)
+
+
+def teams_summary(kind: str, scorecard: Scorecard) -> str:
+    """The plain-text ``summary`` of a Teams message of ``kind``, for notifications."""
+    counts = ", ".join(
+        f"{count} {confidence_label(name)}"
+        for name, count in confidence_counts(scorecard.key_results()).items()
+    )
+    cycle = scorecard.cycle.name
+    if kind == "change_note":
+        return change_summary(scorecard)
+    if kind == "reminder":
+        manual = len(manual_key_results(scorecard))
+        return f"Check-in time · {cycle}: {plural(manual, 'manual key result')} need a fresh value"
+    if kind == "digest":
+        return f"Weekly OKR digest · {cycle}: {counts or 'no key results'}"
+    return f"OKR scorecard · {cycle}: {counts or 'no key results'}"

@@ -7,13 +7,21 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import UTC, date, datetime, time, timedelta
-from html import escape
+from html import escape as html_escape
 
+from okr_sync.scoring.display import percent
 from okr_sync.scoring.scorecard import CycleInfo, ObjectiveScore, PerspectiveScore
 from okr_sync.sync.delivery.render.report.data import HistoryPoint
+from okr_sync.sync.delivery.render.text import balance_bidi
 
 BURNUP_W, BURNUP_H, PAD = 320, 120, 24
 DASH = "\u2013"
+
+
+def escape(text: str, quote: bool = True) -> str:
+    """HTML-escape outside text and close the bidi controls it opens, so an unclosed
+    RIGHT-TO-LEFT OVERRIDE in a title cannot reverse the rest of the report's line."""
+    return html_escape(balance_bidi(text), quote=quote)
 
 
 def _instant(day: date, like: datetime) -> datetime:
@@ -28,7 +36,8 @@ def _fraction(moment: datetime, start: datetime, end: datetime) -> float:
 
 
 def pct(score: float | None) -> str:
-    return DASH if score is None else f"{score * 100:.0f}%"
+    """The one rounding rule of every surface (half up: 32.5 % -> "33%")."""
+    return percent(score, missing=DASH)
 
 
 def burnup_svg(dom_id: str, label: str, cycle: CycleInfo, points: Sequence[HistoryPoint],
@@ -52,7 +61,7 @@ def burnup_svg(dom_id: str, label: str, cycle: CycleInfo, points: Sequence[Histo
     now_x = xy(cycle.as_of, 0)[0]
     last = points[-1].score if points else None
     desc = (f"{len(points)} measurements; latest score {pct(last)}; "
-            f"{cycle.elapsed * 100:.0f}% of the cycle elapsed")
+            f"{pct(cycle.elapsed)} of the cycle elapsed")
     title_id, desc_id = f"{dom_id}-t", f"{dom_id}-d"
     if milestones:
         corners = [(start, 0.0)]

@@ -100,11 +100,11 @@ def kr_unit(plan: Plan, kr_id: str) -> str | None:
 
 
 def plan_facts(plan: Plan) -> tuple[dict[str, KrInfo], dict[str, KpiInfo], dict[str, str]]:
-    krs = {kr.id: KrInfo(kr.owner or objective.owner, kr_unit(plan, kr.id))
+    krs = {kr.id: KrInfo(plan.owner_name(kr.owner or objective.owner), kr_unit(plan, kr.id))
            for objective, kr in plan.key_results()}
     kpis = {k.id: KpiInfo(k.unit, k.direction, k.thresholds.green, k.thresholds.yellow)
             for k in plan.kpis}
-    owners = {o.id: o.owner for o in plan.objectives if o.owner}
+    owners = {o.id: name for o in plan.objectives if (name := plan.owner_name(o.owner))}
     return krs, kpis, owners
 
 

@@ -1,0 +1,34 @@
+"""The console scorecard of `run` and `status` (text output)."""
+
+from __future__ import annotations
+
+import io
+
+from rich.console import Console
+
+from okr_sync.cli.console import print_scorecard
+from okr_sync.scoring.scorecard import ItemCounts, Scorecard
+from support.scorecards import cycle, key_result, objective
+
+
+def _printed(card: Scorecard) -> str:
+    out = io.StringIO()
+    print_scorecard(card, Console(file=out, width=220, color_system=None))
+    return out.getvalue()
+
+
+def test_print_scorecard_given_owners_and_points_shows_them() -> None:
+    points = key_result(id="K-1", unit="story_points", value=65 / 144, score=65 / 144,
+                        items=ItemCounts(30, 12, 65, 144), owner="Alice Ng")
+    issues = key_result(id="K-2", owner="Bob Ray")
+    card = Scorecard(cycle=cycle(), objectives=(
+        objective(owner="Alice Ng", key_results=(points, issues)),))
+
+    text = _printed(card)
+
+    assert "65 of 144 pts done" in text  # points, not a 0.4514 ratio or items
+    assert "0.4514" not in text
+    rows = {line.split()[1]: line for line in text.splitlines() if line.startswith("│")}
+    assert "Alice Ng" in rows["CO-1"]
+    assert "Bob Ray" in rows["K-2"]
+    assert "Alice Ng" not in rows["K-1"]  # inherited from its objective: said once
