@@ -25,7 +25,7 @@ def test_build_app_given_composition_registers_every_command_in_help_order() -> 
                                     "status", "explain", "checkin", "report", "doctor", "db"]
     db = group.commands["db"]
     assert isinstance(db, typer.core.TyperGroup)
-    assert list(db.commands) == ["upgrade"]
+    assert list(db.commands) == ["upgrade", "prune"]
 
 
 def test_version_given_installed_distribution_prints_its_version() -> None:

@@ -48,8 +48,9 @@ def _heavy(modules: list[str]) -> list[str]:
         (["--version"], "okr-sync "),
         (["validate", "--plan", str(DEMO_PLAN)], ": ok ("),
         (["schema"], '"title": "okr-sync plan"'),
+        (["db", "prune", "--help"], "--older-than"),
     ],
-    ids=["help", "version", "validate", "schema"],
+    ids=["help", "version", "validate", "schema", "db-prune-help"],
 )
 def test_main_given_light_command_works_without_importing_heavy_modules(
     tmp_path: Path, args: list[str], expected: str

@@ -129,3 +129,19 @@ def test_evaluate_measures_given_story_point_ratio_keeps_points_done_and_total()
     assert (counts.points_done, counts.points_total) == (5.0, 13.0)
     assert (counts.selected, counts.done) == (3, 2)
     assert result["EPIC"].measured.items.points_done is None  # counted in issues
+
+
+def test_evaluation_summary_given_story_point_ratio_keeps_points_for_a_quiet_pass() -> None:
+    from okr_sync.scoring.evaluate import evaluation_from_summary, evaluation_summary
+
+    plan = _plan()
+    items = [issue("ENT-1", labels=("sso",), points=5, done=True),
+             issue("ENT-2", labels=("sso",), points=8)]
+    result = evaluate_measures(plan, {"main": SourceData(
+        by_id(*items), memberships={"BUGS": 0, "RAW": []})}, cycle_start=CYCLE_START)
+    again = evaluation_from_summary("PTS", evaluation_summary(result["PTS"]))
+    assert again.measured is not None and result["PTS"].measured is not None
+    assert again.measured.items == result["PTS"].measured.items
+    old = {**evaluation_summary(result["PTS"])}
+    old["measured"] = {**old["measured"], "items": old["measured"]["items"][:2]}
+    assert evaluation_from_summary("PTS", old).measured.items.points_done is None

@@ -154,6 +154,29 @@ def test_build_scorecard_given_manual_kr_is_measured_at_its_checkin_and_stale_af
     assert (from_plan.measured_at, from_plan.stale) == (AS_OF, False)
 
 
+def test_build_scorecard_given_deep_cascade_finds_children_without_scanning_per_objective(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from okr_sync.config.plan import Plan
+
+    root = objective("O0", manual_kr("O0.KR1", target=10, current=5))
+    builder = PlanBuilder().with_objective(root)
+    for n in range(1, 30):
+        kr = manual_kr(f"O{n}.KR1", target=10, current=n % 10)
+        builder = builder.with_objective(objective(f"O{n}", kr, parent=f"O{n - 1}"))
+    plan = builder.build()
+    expected = build_scorecard(ScoringInput(plan=plan, as_of=AS_OF))
+
+    def scan(self: Plan, objective_id: str) -> list[object]:
+        raise AssertionError("Plan.children scans every objective: quadratic in a roll-up")
+
+    monkeypatch.setattr(Plan, "children", scan)
+    scorecard = build_scorecard(ScoringInput(plan=plan, as_of=AS_OF))
+
+    assert scorecard == expected
+    assert scorecard.objectives[0].score is not None
+
+
 def test_build_scorecard_given_owners_people_points_and_note_carries_them_round_trip() -> None:
     from okr_sync.scoring.scorecard import scorecard_from_json
 

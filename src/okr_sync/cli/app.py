@@ -12,6 +12,7 @@ from typing import Annotated
 
 import typer
 
+from okr_sync.cli.db import db_prune_command
 from okr_sync.cli.demo import demo_command
 from okr_sync.cli.doctor import doctor_command
 from okr_sync.cli.explain import explain_command
@@ -84,6 +85,7 @@ def build_app() -> typer.Typer:
     db_app = typer.Typer(help="State store maintenance.", no_args_is_help=True,
                          rich_markup_mode=None)
     db_app.command("upgrade")(db_upgrade_command)
+    db_app.command("prune")(db_prune_command)
     app.add_typer(db_app, name="db")
     return app
 

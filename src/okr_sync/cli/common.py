@@ -128,11 +128,11 @@ def describe_database_url(url: str) -> str:
         return "(not a URL)"
 
 
-def _database_problem(url: str, error: BaseException) -> UsageError:
+def store_problem(url: str, error: BaseException) -> str:
+    """A database error in one line: no SQL or parameters, the URL's password masked."""
     from sqlalchemy.engine import make_url
     from sqlalchemy.exc import ArgumentError
 
-    shown = describe_database_url(url)
     try:
         password = make_url(url).password
     except ArgumentError:  # an unparsable URL has no password to mask
@@ -141,6 +141,12 @@ def _database_problem(url: str, error: BaseException) -> UsageError:
     reason = detail[0] if detail else type(error).__name__
     if password:
         reason = reason.replace(str(password), "***")
+    return reason
+
+
+def _database_problem(url: str, error: BaseException) -> UsageError:
+    shown = describe_database_url(url)
+    reason = store_problem(url, error)
     return UsageError(f"OKR_SYNC_DATABASE_URL {shown}: cannot open the state store: {reason}")
 
 

@@ -20,6 +20,7 @@ from okr_sync.cli.common import (
     OutputOption,
     PlanOption,
     UsageError,
+    describe_database_url,
     emit_scorecard,
     fail_usage,
     inert,
@@ -28,6 +29,7 @@ from okr_sync.cli.common import (
     resolve_as_of,
     resolve_plan,
     stderr,
+    store_problem,
     unknown_id_message,
 )
 from okr_sync.exit_codes import ExitCode
@@ -61,11 +63,13 @@ def _pass(
     wait: float = 0.0,
     as_of: str | None = None,
 ) -> int:
+    from sqlalchemy.exc import SQLAlchemyError
+
     from okr_sync.sync.state import SnapshotError
-    from okr_sync.sync.store.locks import LockBusyError, LockError
+    from okr_sync.sync.store.locks import LockBusyError, LockError, LockLostError
 
     try:
-        _settings, loaded, runtime = _connect(plan, dry_run=options.dry_run)
+        settings, loaded, runtime = _connect(plan, dry_run=options.dry_run)
     except UsageError as error:
         fail_usage(error)
     if as_of is not None:
@@ -83,6 +87,11 @@ def _pass(
     except LockBusyError as error:
         stderr.print(f"another run holds the lock ({error}); try later", markup=False)
         return ExitCode.LOCKED
+    except LockLostError as error:
+        # 75, not 1: another run holds the lock now and carries on from what this pass
+        # committed; nothing is lost, and a retry later is the right reaction.
+        stderr.print(inert(f"another run took over: {error}"), markup=False, highlight=False)
+        return ExitCode.LOCKED
     except LockError as error:
         stderr.print(f"cannot take the run lock: {error}", markup=False)
         return ExitCode.USAGE
@@ -91,6 +100,16 @@ def _pass(
         stderr.print(inert(f"the state store's last scorecard cannot be read: {error}"),
                      markup=False, highlight=False)
         return ExitCode.USAGE
+    except SQLAlchemyError as error:
+        # The store went away mid-pass (a dropped database, a deleted or read-only
+        # file). What was committed stays; delivery records a claim before it sends,
+        # so nothing was sent that the store does not know of.
+        url = settings.database_url
+        stderr.print(inert(
+            f"the state store failed during the pass ({describe_database_url(url)}): "
+            f"{store_problem(url, error)}; nothing more was sent, run again once the store "
+            "is back"), markup=False, highlight=False)
+        return ExitCode.FAILURES
     finally:
         runtime.close()
     emit_scorecard(result.scorecard, output)
@@ -141,7 +160,7 @@ def run_command(
       0   done
       1   done with failures (some KRs or deliveries failed; the rest went through)
       2   usage, plan or settings error (nothing fetched or posted)
-      75  another run holds the lock (try later)
+      75  another run holds the lock (try later), or took it over mid-pass
     """
     from okr_sync.sync.pipeline import PassOptions
 

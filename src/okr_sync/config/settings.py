@@ -87,6 +87,16 @@ class Settings(BaseSettings):
         default=False, description="let serve accept Jira webhooks without a secret"
     )
 
+    retention_days: int = Field(
+        default=30, ge=8, le=36500,
+        description="days of runs, snapshots and delivered outbox rows kept in full "
+                    "(`db prune`, and serve once a day); at least 8, so the weekly "
+                    "digest's comparison with a week earlier stays exact",
+    )
+    serve_prune: bool = Field(
+        default=True, description="let serve prune the store once a day (retention_days)"
+    )
+
     @field_validator("jira_url", "slack_api_url", "teams_service_url", "teams_authority_host")
     @classmethod
     def _safe_url(cls, value: str | None, info: object) -> str | None:
@@ -94,6 +104,21 @@ class Settings(BaseSettings):
             return None
         field_name = getattr(info, "field_name", "url")
         return check_url(value, what=f"OKR_SYNC_{str(field_name).upper()}")
+
+    @field_validator("slack_bot_token")
+    @classmethod
+    def _header_safe(cls, value: SecretStr | None) -> SecretStr | None:
+        # The token travels in an HTTP header, which carries Latin-1 only: a pasted
+        # curly quote would fail every delivery with an encoding error instead.
+        if value is not None:
+            try:
+                value.get_secret_value().encode("latin-1")
+            except UnicodeEncodeError:
+                raise ValueError(
+                    "OKR_SYNC_SLACK_BOT_TOKEN has a character that cannot be sent in an HTTP "
+                    "header (a curly quote or dash pasted with it?)"
+                ) from None
+        return value
 
     def __repr_args__(self) -> Iterable[tuple[str | None, object]]:
         # The database URL is a plain string (every store call takes it) that may carry

@@ -8,9 +8,10 @@ warnings. Everything here is deterministic and does no I/O.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
+from typing import Any
 
 from okr_sync.config.plan import Plan, uses_points
 from okr_sync.scoring.explain import (
@@ -20,11 +21,20 @@ from okr_sync.scoring.explain import (
     item_states,
     measurement_warnings,
 )
+from okr_sync.scoring.incremental import (
+    Changes,
+    Measured,
+    MeasureState,
+    full_states,
+    measure_key,
+    needed_items,
+    update_states,
+)
 from okr_sync.scoring.measures import (
     Contribution,
     SelectorMatcher,
     WorkItem,
-    measure,
+    combine,
 )
 from okr_sync.scoring.rollup import MeasuredValue
 from okr_sync.scoring.scorecard import ItemCounts
@@ -44,6 +54,9 @@ class SourceData:
     jql: Mapping[str, str] = field(default_factory=dict)
     #: JQL -> a link to Jira's issue navigator, when the site's address is known.
     link: Callable[[str], str] | None = None
+    #: Reads some mirrored items by id at once (absent ids are not mirrored); without
+    #: it they are looked up in ``issues`` one by one.
+    read: Callable[[Collection[str]], Mapping[str, WorkItem]] | None = None
 
 
 @dataclass(frozen=True)
@@ -65,23 +78,87 @@ class Evaluation:
         return self.error is None
 
 
+def _measured(plan: Plan, sources: Mapping[str, SourceData], cycle_start: datetime,
+              ) -> dict[str, dict[str, Measured]]:
+    """Per source, the measures that select items this pass (not failed, not counts)."""
+    result: dict[str, dict[str, Measured]] = {}
+    for owner, spec in plan.jira_measures():
+        data = sources[spec.source]
+        source = plan.jira[spec.source]
+        membership = data.memberships.get(owner)
+        if owner in data.failures or (spec.jql is not None and isinstance(membership, int)):
+            continue
+        if spec.select is not None:
+            matcher = SelectorMatcher(spec.select, source, data.resolve_key)
+            key = measure_key(spec, source, cycle_start=cycle_start, epic_ids=matcher.epic_ids)
+            measured = Measured(spec, source, key, matcher=matcher)
+        else:
+            members = tuple(membership) if isinstance(membership, Sequence) else ()
+            key = measure_key(spec, source, cycle_start=cycle_start)
+            measured = Measured(spec, source, key, members=members)
+        result.setdefault(spec.source, {})[owner] = measured
+    return result
+
+
+def measure_states(
+    plan: Plan,
+    sources: Mapping[str, SourceData],
+    *,
+    cycle_start: datetime,
+    before: Mapping[str, MeasureState] | None = None,
+    changes: Mapping[str, Changes] | None = None,
+) -> dict[str, MeasureState]:
+    """Each item-selecting measure's state (its selected items' facts) this pass.
+
+    Without ``before`` and ``changes`` every measure is measured in full over its
+    source's ``issues``. With them, ``before`` must be the states computed on the
+    mirror that ``changes[source]`` turns into this pass's: a measure whose stored
+    state has its key is brought up to date from the changes alone, the rest (and
+    every measure of a source without changes) in one pass over the mirror.
+    """
+    before = before or {}
+    changes = changes or {}
+    states: dict[str, MeasureState] = {}
+    for source_name, measures in _measured(plan, sources, cycle_start).items():
+        data = sources[source_name]
+        source_changes = changes.get(source_name)
+        kept = {
+            owner: m for owner, m in measures.items()
+            if source_changes is not None and owner in before and before[owner].key == m.key
+        }
+        fresh = {owner: m for owner, m in measures.items() if owner not in kept}
+        if kept:
+            assert source_changes is not None
+            wanted = needed_items(kept, before, source_changes)
+            read = data.read(wanted) if data.read is not None else {
+                i: data.issues[i] for i in wanted if i in data.issues}
+            states.update(update_states(kept, before, source_changes, read,
+                                        cycle_start=cycle_start))
+        if fresh:
+            states.update(full_states(fresh, data.issues.values(), cycle_start=cycle_start))
+    return states
+
+
 def evaluate_measures(
     plan: Plan,
     sources: Mapping[str, SourceData],
     *,
     cycle_start: datetime,
     previous: Mapping[str, Mapping[str, ItemState]] | None = None,
+    states: Mapping[str, MeasureState] | None = None,
 ) -> dict[str, Evaluation]:
     """Measure every Jira-measured KR and KPI of ``plan``.
 
     ``previous`` holds each owner's item states at the last published pass, so
     the reasons for a change can be told (``+2 done``, ``1 moved out``...).
+    ``states`` are this pass's :func:`measure_states` (computed in full when absent).
     """
     previous = previous or {}
+    if states is None:
+        states = measure_states(plan, sources, cycle_start=cycle_start)
     results: dict[str, Evaluation] = {}
     for owner, spec in plan.jira_measures():
         data = sources[spec.source]
-        source = plan.jira[spec.source]
         jql = data.jql.get(owner, "")
         links = (data.link(jql),) if data.link is not None and jql else ()
         if owner in data.failures:
@@ -96,31 +173,25 @@ def evaluate_measures(
                 count=membership,
             )
             continue
-        unread = 0
-        if spec.select is not None:
-            matcher = SelectorMatcher(spec.select, source, data.resolve_key)
-            items = [item for item in data.issues.values() if matcher(item)]
-        else:
-            member_ids = membership if isinstance(membership, Sequence) else ()
-            items = [data.issues[i] for i in member_ids if i in data.issues]
-            unread = len(member_ids) - len(items)
-        outcome = measure(spec, items, source, cycle_start=cycle_start)
-        at_start = sum(1 for item in items if item.created < cycle_start)
+        state = states[owner]
+        outcome = combine(spec, state.facts.values(), presorted=True)
+        at_start = sum(1 for fact in state.facts.values() if fact.at_start)
         # A count KR's scope is what it counts (open bugs...): its growth is the value
         # moving, not a warning.
         warnings = measurement_warnings(
             outcome, uses_points=uses_points(spec),
             frozen_at_start=None if spec.kind == "count" else at_start,
         )
+        unread = 0 if state.members is None else len(state.members) - len(state.facts)
         if spec.jql is not None and unread:
             warnings.append(f"{unread} issues of the JQL could not be read from Jira")
-        states = item_states(outcome.contributions)
+        after = item_states(outcome.contributions)
         before = previous.get(owner)
         reasons: tuple[str, ...] = ()
         if before is not None:
-            projects_now = {i: item.project for i, item in data.issues.items() if i in before}
             reasons = change_reasons(
-                before, states, projects_now, track_points=uses_points(spec)
+                before, after, _projects_now(data, [i for i in before if i not in after]),
+                track_points=uses_points(spec),
             )
         results[owner] = Evaluation(
             owner=owner,
@@ -132,11 +203,20 @@ def evaluate_measures(
                 links, tuple(warnings),
             ),
             contributions=outcome.contributions,
-            states=states,
+            states=after,
             reasons=reasons,
         )
     _warn_double_counting(plan, results)
     return results
+
+
+def _projects_now(data: SourceData, ids: Sequence[str]) -> dict[str, str]:
+    """The current project of those ``ids`` that are still mirrored (for "moved out")."""
+    if not ids:
+        return {}
+    if data.read is not None:
+        return {i: item.project for i, item in data.read(ids).items()}
+    return {i: data.issues[i].project for i in ids if i in data.issues}
 
 
 def _warn_double_counting(plan: Plan, results: dict[str, Evaluation]) -> None:
@@ -154,3 +234,65 @@ def _warn_double_counting(plan: Plan, results: dict[str, Evaluation]) -> None:
                 evaluation,
                 measured=replace(measured, warnings=(*measured.warnings, *messages)),
             )
+
+
+def measure_keys(plan: Plan, sources: Mapping[str, SourceData], *, cycle_start: datetime
+                 ) -> dict[str, str]:
+    """Owner -> :func:`~okr_sync.scoring.incremental.measure_key` of every item-selecting
+    measure this pass (not failed, not counts)."""
+    return {
+        owner: measured.key
+        for by_owner in _measured(plan, sources, cycle_start).values()
+        for owner, measured in by_owner.items()
+    }
+
+
+def evaluation_summary(evaluation: Evaluation) -> dict[str, Any]:
+    """An evaluation without its items: what a pass with nothing new needs of it."""
+    measured = evaluation.measured
+    return {
+        "jql": evaluation.jql,
+        "error": evaluation.error,
+        "count": evaluation.count,
+        "reasons": list(evaluation.reasons),
+        "measured": None if measured is None else {
+            "value": measured.value,
+            "items": None if measured.items is None else [
+                measured.items.selected, measured.items.done,
+                measured.items.points_done, measured.items.points_total,
+            ],
+            "links": list(measured.links),
+            "warnings": list(measured.warnings),
+        },
+    }
+
+
+def _item_counts(items: Sequence[Any]) -> ItemCounts:
+    # Summaries stored before points were kept hold [selected, done] only.
+    points = [None if p is None else float(p) for p in items[2:4]]
+    done_points, total_points = [*points, None, None][:2]
+    return ItemCounts(int(items[0]), int(items[1]), done_points, total_points)
+
+
+def evaluation_from_summary(owner: str, doc: Mapping[str, Any]) -> Evaluation:
+    """The evaluation :func:`evaluation_summary` describes, without items (``contributions``
+    and ``states`` empty): the items are those of the pass that stored it."""
+    measured = doc["measured"]
+    value = None
+    if measured is not None:
+        items = measured["items"]
+        value = MeasuredValue(
+            float(measured["value"]),
+            None if items is None else _item_counts(items),
+            tuple(str(link) for link in measured["links"]),
+            tuple(str(w) for w in measured["warnings"]),
+        )
+    count = doc["count"]
+    return Evaluation(
+        owner=owner,
+        jql=str(doc["jql"]),
+        measured=value,
+        reasons=tuple(str(r) for r in doc["reasons"]),
+        error=None if doc["error"] is None else str(doc["error"]),
+        count=None if count is None else int(count),
+    )

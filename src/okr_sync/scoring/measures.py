@@ -232,6 +232,53 @@ def has_no_status(item: WorkItem) -> bool:
     return not item.status or item.status_category == NO_STATUS_CATEGORY
 
 
+@dataclass(frozen=True)
+class ItemFact:
+    """What one selected item adds to one measure: everything :func:`combine` reads.
+
+    A fact depends only on the item, the measure, its source's settings and the
+    cycle start, so an unchanged item keeps its fact from pass to pass: this is what
+    incremental measuring (:mod:`okr_sync.scoring.incremental`) keeps per measure.
+    """
+
+    contribution: Contribution
+    #: Created before the cycle started (the frozen-scope warning counts these).
+    at_start: bool
+    no_status: bool
+    unestimated: bool
+
+    @property
+    def order(self) -> tuple[str, int, str]:
+        """Where the item comes in a measure's items (and in its sums)."""
+        c = self.contribution
+        return (c.project, _key_number(c.key), c.id)
+
+
+def item_fact(
+    spec: JiraMeasure, item: WorkItem, source: JiraSourceConfig, *, cycle_start: datetime
+) -> ItemFact:
+    """How ``spec`` counts one of its selected items."""
+    done = is_done(item, source)
+    no_status = source.done != "resolution" and has_no_status(item)
+    points = story_points(item)
+    counted: Counted = "done" if done else "open"
+    frozen = isinstance(spec, DoneRatioMeasure) and spec.scope == "frozen"
+    if frozen and item.created >= cycle_start:
+        counted = "excluded_frozen"
+    amount: float | None = None
+    unestimated = False
+    if isinstance(spec, SumMeasure):
+        raw_amount = field_amount(item, spec.field)
+        unestimated = raw_amount is None and spec.field == STORY_POINTS
+        amount = (raw_amount or 0.0) if (done or not spec.done_only) else 0.0
+    elif counted != "excluded_frozen":
+        unit = spec.unit if isinstance(spec, DoneRatioMeasure) else None
+        unestimated = unit == STORY_POINTS and points is None
+    contribution = Contribution(item.id, item.key, item.summary, item.status, item.project,
+                                done, points, amount, counted)
+    return ItemFact(contribution, item.created < cycle_start, no_status, unestimated)
+
+
 def measure(
     spec: JiraMeasure,
     items: Iterable[WorkItem],
@@ -240,45 +287,42 @@ def measure(
     cycle_start: datetime,
 ) -> Measurement:
     """Value of ``spec`` over ``items`` (already the selected ones)."""
-    selected = sorted(items, key=lambda i: (i.project, _key_number(i.key), i.id))
+    return combine(spec, [item_fact(spec, item, source, cycle_start=cycle_start)
+                          for item in items])
+
+
+def combine(spec: JiraMeasure, facts: Iterable[ItemFact], *, presorted: bool = False
+            ) -> Measurement:
+    """Value of ``spec`` over its selected items' facts.
+
+    Items are taken in one fixed order (project, key number, id), whatever order the
+    facts come in, so the sums are the same float operations however the facts were
+    gathered: a full and an incremental measurement agree to the last bit.
+    ``presorted`` says the facts already come in that order (a measure state's do).
+    """
+    ordered = list(facts) if presorted else sorted(facts, key=lambda fact: fact.order)
     frozen = isinstance(spec, DoneRatioMeasure) and spec.scope == "frozen"
-    unit = spec.unit if isinstance(spec, DoneRatioMeasure) else None
-    contributions = []
     done_count = unestimated = frozen_size = no_status = 0
-    for item in selected:
-        done = is_done(item, source)
-        if source.done != "resolution" and has_no_status(item):
-            no_status += 1
-        points = story_points(item)
-        counted: Counted = "done" if done else "open"
-        amount: float | None = None
-        if frozen and item.created >= cycle_start:
-            counted = "excluded_frozen"
-        if isinstance(spec, SumMeasure):
-            raw_amount = field_amount(item, spec.field)
-            if raw_amount is None and spec.field == STORY_POINTS:
-                unestimated += 1
-            amount = (raw_amount or 0.0) if (done or not spec.done_only) else 0.0
-        elif counted != "excluded_frozen":
+    for fact in ordered:
+        c = fact.contribution
+        no_status += fact.no_status
+        unestimated += fact.unestimated
+        if not isinstance(spec, SumMeasure) and c.counted != "excluded_frozen":
             frozen_size += 1
-            if unit == STORY_POINTS and points is None:
-                unestimated += 1
-        done_count += done
-        contributions.append(
-            Contribution(item.id, item.key, item.summary, item.status, item.project, done,
-                         points, amount, counted)
-        )
+        done_count += c.done
+    contributions = tuple(fact.contribution for fact in ordered)
     terms = value_terms(spec, contributions)
+    points = isinstance(spec, DoneRatioMeasure) and spec.unit == STORY_POINTS
     return Measurement(
         value=terms.value,
-        selected=len(selected),
+        selected=len(ordered),
         done=done_count,
-        contributions=tuple(contributions),
+        contributions=contributions,
         unestimated=unestimated,
         frozen_scope_size=frozen_size if frozen else None,
         no_status=no_status,
-        points_done=terms.numerator if unit == STORY_POINTS else None,
-        points_total=terms.denominator if unit == STORY_POINTS else None,
+        points_done=terms.numerator if points else None,
+        points_total=terms.denominator if points else None,
     )
 
 

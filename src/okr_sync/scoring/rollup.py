@@ -154,6 +154,12 @@ class _Scorer:
         self.warnings: list[ScoringWarning] = []
         self._objectives: dict[str, ObjectiveScore] = {}
         self._kpi_status: dict[str, str | None] = {}
+        # Children by parent, in plan order: one pass over the objectives instead of
+        # one Plan.children scan per objective (quadratic in the number of objectives).
+        self._children: dict[str, list[Objective]] = {}
+        for candidate in self.plan.objectives:
+            if candidate.parent is not None:
+                self._children.setdefault(candidate.parent, []).append(candidate)
 
     def key_result(self, kr: KeyResult, objective: Objective) -> KeyResultScore:
         checkin = self.data.checkins.get(kr.id)
@@ -241,7 +247,7 @@ class _Scorer:
         if cached is not None:
             return cached
         key_results = tuple(self.key_result(kr, objective) for kr in objective.key_results)
-        children = [self.objective(child) for child in self.plan.children(objective.id)]
+        children = [self.objective(child) for child in self._children.get(objective.id, ())]
         everything: list[KeyResultScore | ObjectiveScore] = [*key_results, *children]
         rolled = objective_rollup(everything, self.plan.scoring.cap_objectives)
         score, confidence, left_out = rolled.score, rolled.confidence, rolled.left_out

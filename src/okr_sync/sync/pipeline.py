@@ -16,14 +16,14 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
-from typing import Protocol
+from typing import Any, Protocol
 
 from okr_sync.config.plan import Plan, selector_projects
 from okr_sync.connectors.jira.client import JiraClient
 from okr_sync.connectors.jira.jql import projects_jql
 from okr_sync.exit_codes import ExitCode
 from okr_sync.scoring.diff import diff_scorecard
-from okr_sync.scoring.evaluate import Evaluation, SourceData, evaluate_measures
+from okr_sync.scoring.evaluate import Evaluation, SourceData
 from okr_sync.scoring.rollup import (
     CheckIn,
     MeasuredValue,
@@ -36,6 +36,12 @@ from okr_sync.scoring.scorecard import Delivery, Scorecard, ScoringWarning
 from okr_sync.sync.delivery.messages import delivery_action
 from okr_sync.sync.delivery.targets import TargetRef
 from okr_sync.sync.fetch_plan import SourceFetchPlan, jira_filter_url, measure_jqls
+from okr_sync.sync.measuring import (
+    Measurements,
+    measure,
+    previous_snapshots,
+    save_measurements,
+)
 from okr_sync.sync.pull import (
     PulledSource,
     PullOptions,
@@ -43,6 +49,7 @@ from okr_sync.sync.pull import (
     skipped_warnings,
 )
 from okr_sync.sync.state import (
+    Explanation,
     PassSnapshot,
     explanations_of,
     load_state,
@@ -55,13 +62,14 @@ from okr_sync.sync.state import (
 )
 from okr_sync.sync.store.reader import StoreReader
 from okr_sync.sync.store.store import (
+    Fence,
     HistoryEntry,
     OutboxItem,
     Outcome,
     RunCounts,
     RunKind,
-    Snapshot,
     Store,
+    StoreError,
 )
 
 log = logging.getLogger(__name__)
@@ -76,7 +84,7 @@ class Deliverer(Protocol):
         self, plan: Plan, scorecard: Scorecard, store: StoreReader
     ) -> list[OutboxItem]: ...
 
-    def deliver(self, store: Store) -> list[Delivery]: ...
+    def deliver(self, store: Store, *, fence: Fence | None = None) -> list[Delivery]: ...
 
 
 @dataclass(frozen=True)
@@ -88,6 +96,9 @@ class PassOptions:
     #: KR/KPI ids whose Jira queries are re-run ignoring cursors (``resync --kr``).
     refetch: frozenset[str] = frozenset()
     holder: str | None = None
+    #: The run lock's epoch this pass holds: its commit and every outbox claim check it
+    #: (None: unfenced, e.g. a dry run or a test without the lock).
+    fence: Fence | None = None
     #: Called with (source, issues fetched so far) during long fetches.
     progress: Callable[[str, int], None] | None = None
 
@@ -104,6 +115,8 @@ class PassResult:
     #: Whether the pass measured something from Jira (or the plan measures nothing there):
     #: only such a pass is a success for ``/readyz`` and ``last_success``.
     measured: bool = True
+    #: CPU seconds this pass spent measuring, scoring and diffing (step 3).
+    measure_cpu_seconds: float = 0.0
 
     @property
     def exit_code(self) -> int:
@@ -157,7 +170,13 @@ class SyncPass:
         except BaseException as error:
             log.error("pass failed", extra={"run_id": run_id, "error": type(error).__name__})
             if run_id is not None:
-                self._writable().finish_run(run_id, "failed", error_summary=type(error).__name__)
+                try:
+                    self._writable().finish_run(run_id, "failed",
+                                                error_summary=type(error).__name__)
+                except StoreError:
+                    # The next holder closed it already (this pass lost its lock), or the
+                    # store is gone: the original error is the one to report.
+                    log.warning("could not record the failed pass", extra={"run_id": run_id})
             raise
         for failure in result.failures:
             log.warning("not measured", extra={"run_id": run_id, "problem": failure})
@@ -168,6 +187,7 @@ class SyncPass:
                 "seconds": round(time.monotonic() - started, 3),
                 "jira_requests": result.jira_requests,
                 "issues_fetched": result.issues_fetched,
+                "measure_cpu_s": round(result.measure_cpu_seconds, 4),
                 "changes": len(result.scorecard.changes),
                 "deliveries": len(result.scorecard.deliveries),
                 "exit_code": result.exit_code,
@@ -182,18 +202,30 @@ class SyncPass:
         # are told against the last *published* snapshot (the one people saw), so moves
         # below notify.min_delta add up until they are news; counts, kept values and
         # fetch fingerprints come from the latest one.
-        published, latest = self._previous_snapshots()
+        published_id, published, latest = self._previous_snapshots()
+        summaries = {name: self.store.get_measure_summary(name) for name in self.fetch_plan}
 
         # 2. Pull from Jira.
-        pulled, requests = self._pull(now, latest)
+        pulled, requests = self._pull(now, latest, summaries)
 
-        # 3. Measure and score.
-        evaluations = evaluate_measures(
-            self.plan,
-            {name: self._source_data(p) for name, p in pulled.items()},
+        # 3. Measure and score: incrementally, from the stored measure states and what
+        # this pull changed (scoring.incremental), exactly what a full measurement gives;
+        # a pass that found nothing new reuses the last evaluations (sync.measuring).
+        # Its CPU (this thread's, so serve's other threads do not count) is reported
+        # apart from the pull: it is what grows with the mirror.
+        measure_started = time.thread_time()
+        sources = {name: self._source_data(p) for name, p in pulled.items()}
+        sites = {name: self._site(name) for name in pulled}
+        measurements = measure(
+            self.plan, self.store, pulled, sources,
             cycle_start=self._cycle_start(),
-            previous=previous_states(published),
+            published_id=published_id,
+            previous=lambda: previous_states(published),
+            sites=sites,
+            summaries=summaries,
+            may_reuse=latest is not None and not self.options.full and not self.options.refetch,
         )
+        evaluations = measurements.evaluations
         # One line per failed source, never one per KR and KPI of it.
         source_failures = [
             f"source {p.name}: {p.source_error}" for p in pulled.values() if p.source_error
@@ -216,6 +248,7 @@ class SyncPass:
         reasons = {owner: e.reasons for owner, e in evaluations.items()}
         previous = published_scores(published) if published is not None else None
         changes = diff_scorecard(previous, scorecard, self.plan.notify.min_delta, reasons)
+        measure_cpu = time.thread_time() - measure_started
         scorecard = replace(
             scorecard, changes=changes,
             warnings=unique_warnings((*scorecard.warnings, *warnings)),
@@ -224,6 +257,7 @@ class SyncPass:
             scorecard, failures, run_id, requests, sum(p.fetched for p in pulled.values()),
             source_failures=source_failures,
             measured=self._measured_any(evaluations, pulled),
+            measure_cpu_seconds=measure_cpu,
         )
         # A first scorecard in which no Jira KR could be measured would tell people
         # nothing true: post nothing and publish nothing, so the first pass that
@@ -240,13 +274,19 @@ class SyncPass:
         store = self._writable()
         publish = not nothing_measured and (
             published is None or bool(messages) or bool(scorecard.changes))
-        snapshot = PassSnapshot(scorecard, explanations_of(evaluations), self._fingerprints())
-        self._commit(store, run_id, now, snapshot, pulled, messages, publish, latest)
+        if measurements.unchanged and latest is not None:
+            # Nothing new: the items behind these evaluations are the latest snapshot's.
+            explanations: Mapping[str, Explanation] = latest.explanations
+        else:
+            explanations = explanations_of(evaluations)
+        snapshot = PassSnapshot(scorecard, explanations, self._fingerprints())
+        self._commit(store, run_id, now, snapshot, pulled, messages, publish, latest,
+                     (measurements, published_id, sites))
 
         # 5. Deliver the outbox.
         deliveries: list[Delivery] = []
         if self.deliverer is not None:
-            deliveries = self.deliverer.deliver(store)
+            deliveries = self.deliverer.deliver(store, fence=self.options.fence)
         result.scorecard = replace(scorecard, deliveries=tuple(deliveries))
         self._finish(store, result)
         return result
@@ -283,13 +323,14 @@ class SyncPass:
         return cycle_bounds(cycle.start, cycle.end, cycle.zone)[0]
 
     def _pull(
-        self, now: datetime, previous: PassSnapshot | None
+        self, now: datetime, previous: PassSnapshot | None,
+        summaries: Mapping[str, Mapping[str, Any] | None],
     ) -> tuple[dict[str, PulledSource], int]:
         pulled: dict[str, PulledSource] = {}
         requests = 0
         for name, source_plan in self.fetch_plan.items():
             queries = {q.owner: q.jql for q in source_plan.memberships}
-            state = load_state(self.store, name, queries, previous)
+            state = load_state(self.store, name, queries, previous, summaries.get(name))
             client = self.jira(name)
             # A plan that now needs other projects or fields than the mirror was built
             # for gets a full pull, or old issues would lack what the new measures read.
@@ -334,14 +375,14 @@ class SyncPass:
 
     def _source_data(self, pulled: PulledSource) -> SourceData:
         store, source = self.store, pulled.name
-        by_key = {issue.key.upper(): issue.id for issue in pulled.issues.values()}
+        # Only what this pass pulled: the store resolves everything it already holds.
+        by_key = {issue.key.upper(): issue.id for issue in pulled.upserts}
 
         def resolve(key: str) -> str | None:
             # The store also knows keys issues had before they moved; what this pass
             # pulled covers a store that does not exist yet (a first dry run).
             return store.resolve_key(source, key) or by_key.get(key.upper())
-        base_url = getattr(self.jira, "base_url", None)
-        site = base_url(pulled.name) if callable(base_url) else None
+        site = self._site(pulled.name)
         return SourceData(
             issues=pulled.issues,
             memberships=pulled.memberships,
@@ -349,22 +390,19 @@ class SyncPass:
             resolve_key=resolve,
             jql=measure_jqls(self.plan, pulled.name),
             link=(lambda jql: jira_filter_url(site, jql)) if site else None,
+            read=getattr(pulled.issues, "read", None),
         )
 
-    def _previous_snapshots(self) -> tuple[PassSnapshot | None, PassSnapshot | None]:
-        """The last published and the latest snapshots of this cycle (None when none)."""
-        # A new cycle starts from scratch: last cycle's scores are no baseline for news.
-        cycle = self.plan.cycle.name
+    def _site(self, source: str) -> str | None:
+        """The Jira site's address (for links), when the client factory knows it."""
+        base_url = getattr(self.jira, "base_url", None)
+        site = base_url(source) if callable(base_url) else None
+        return site if isinstance(site, str) else None
 
-        def this_cycle(record: Snapshot | None) -> PassSnapshot | None:
-            if record is None or record.cycle != cycle:
-                return None
-            return PassSnapshot.from_json(record.document)
-
-        return (
-            this_cycle(self.store.last_published_snapshot()),
-            this_cycle(self.store.latest_snapshot()),
-        )
+    def _previous_snapshots(
+        self,
+    ) -> tuple[int | None, PassSnapshot | None, PassSnapshot | None]:
+        return previous_snapshots(self.store, self.plan.cycle.name)
 
     def _measured(
         self,
@@ -426,12 +464,22 @@ class SyncPass:
         messages: list[OutboxItem],
         publish: bool,
         latest: PassSnapshot | None,
+        measured: tuple[Measurements, int | None, Mapping[str, str | None]],
     ) -> None:
         scorecard = snapshot.scorecard
-        with store.transaction() as tx:
+        measurements, published_id, sites = measured
+        # Decided before the transaction: it may read stored explanations.
+        quiet = not publish and same_scores(snapshot, latest,
+                                            same_explanations=measurements.unchanged)
+        if not quiet:
+            snapshot = replace(snapshot, explanations=dict(snapshot.explanations))
+        # Fenced: a pass that lost its run lock writes nothing (LockLostError).
+        with store.transaction(fence=self.options.fence) as tx:
             for source in pulled.values():
                 write_source(tx, source, now)
-            if not publish and same_scores(snapshot, latest):
+            save_measurements(tx, self.plan, pulled, measurements,
+                              published_id=published_id, sites=sites, now=now)
+            if quiet:
                 # Nothing to remember: a quiet pass every few minutes must not grow
                 # the store. Runs and cursors still say when we last looked.
                 return

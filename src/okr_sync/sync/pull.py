@@ -12,7 +12,7 @@ pass commits the result together with the scorecard, then advances the cursor.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, MutableMapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -98,7 +98,8 @@ class PulledSource:
     """The mirror of one source after this pass's pull, and what to write back."""
 
     name: str
-    issues: dict[str, JiraIssue]
+    #: The mirror as this pass leaves it (the store's view, or a plain dict in tests).
+    issues: MutableMapping[str, JiraIssue]
     upserts: list[JiraIssue] = field(default_factory=list)
     deleted: set[str] = field(default_factory=set)
     memberships: dict[str, list[str] | int] = field(default_factory=dict)
@@ -144,7 +145,12 @@ class SourcePuller:
         self.plan = plan
 
     def pull(self, state: SourceState, options: PullOptions) -> PulledSource:
-        result = PulledSource(self.name, dict(state.issues), cursor=state.cursor)
+        # A mutable view of the store (sync.mirror) is the pass's own: it is changed in
+        # place, never copied, so the mirror is never held in memory whole.
+        issues = (state.issues
+                  if isinstance(state.issues, MutableMapping) and not isinstance(state.issues, dict)
+                  else dict(state.issues))
+        result = PulledSource(self.name, issues, cursor=state.cursor)
         # Counted per pass (a client may serve many): what this pass skipped is reported.
         self.client.skipped_issues.clear()
         try:
@@ -284,8 +290,10 @@ class SourcePuller:
         which are counted once, when they were read.
         """
         changed = 0
-        for issue in issues:
-            known = result.issues.get(issue.id)
+        batch = list(issues)
+        known_of = _known(result.issues, [issue.id for issue in batch])
+        for issue in batch:
+            known = known_of.get(issue.id)
             if just_read:
                 result.fetched += 1
                 result.read.add(issue.id)
@@ -293,6 +301,7 @@ class SourcePuller:
                 continue
             if known is None or issue.updated >= known.updated:
                 result.issues[issue.id] = issue
+                known_of[issue.id] = issue
                 result.upserts.append(issue)
                 result.deleted.discard(issue.id)
                 changed += 1
@@ -364,6 +373,15 @@ class SourcePuller:
             batch = ids[start : start + DETAIL_BATCH]
             jql = f"id in ({', '.join(batch)})"
             self._merge(result, self.client.search(jql, self.plan.extra_fields, context=context))
+
+
+def _known(issues: Mapping[str, JiraIssue], ids: list[str]) -> dict[str, JiraIssue]:
+    """The mirrored records of ``ids``, read at once when the mirror is a store view."""
+    read = getattr(issues, "read", None)
+    if callable(read):
+        found: dict[str, JiraIssue] = read(ids)
+        return found
+    return {i: issues[i] for i in ids if i in issues}
 
 
 def skipped_warnings(pulled: Iterable[PulledSource]) -> list[ScoringWarning]:

@@ -22,7 +22,7 @@ from okr_sync.sync.delivery.outbox import Notifier, Senders, workflow_from_env
 from okr_sync.sync.fetch_plan import SourceFetchPlan, build_fetch_plan
 from okr_sync.sync.pipeline import PassOptions, PassResult, SyncPass
 from okr_sync.sync.scheduled import send_due
-from okr_sync.sync.store.locks import RunLock
+from okr_sync.sync.store.fencing import fenced_run_lock
 from okr_sync.sync.store.reader import ReadOnlyStore, StoreReader, open_reader
 from okr_sync.sync.store.store import Store
 
@@ -182,14 +182,14 @@ class Runtime:
             # Nothing is written, so nothing to serialise with other passes; a pass
             # that should write fails on the read-only store without the lock.
             return self.run_pass(options)
-        with RunLock(self.settings.database_url, "run", wait=wait) as lock:
-            # Holding the lock proves no other pass is running: runs still marked as
-            # running were killed, and are closed as abandoned.
+        with fenced_run_lock(self.store, self.settings.database_url, wait=wait) as fence:
+            # Holding the lock (and its new epoch) fences every earlier holder: runs still
+            # marked as running were killed or lost the lock, and are closed as abandoned.
             self.store.abandon_unfinished_runs()
-            result = self.run_pass(replace(options, holder=lock.holder))
+            result = self.run_pass(replace(options, holder=fence.holder, fence=fence))
             if not scheduled or self.notifier is None:
                 return result
-            sent = send_due(self.plan, self.store, self.notifier, self.clock())
+            sent = send_due(self.plan, self.store, self.notifier, self.clock(), fence=fence)
         deliveries = tuple(d for r in sent for d in r.deliveries)
         if not deliveries:
             return result

@@ -33,7 +33,7 @@ from okr_sync.sync.delivery.messages import plan_scheduled
 from okr_sync.sync.delivery.outbox import Notifier
 from okr_sync.sync.delivery.targets import TargetRef
 from okr_sync.sync.state import PassSnapshot
-from okr_sync.sync.store.store import OutboxKind, Store
+from okr_sync.sync.store.store import Fence, OutboxKind, Store
 
 log = logging.getLogger("okr_sync.scheduled")
 
@@ -110,9 +110,11 @@ def due_slots(plan: Plan, store: Store, now: datetime) -> list[tuple[OutboxKind,
 
 
 def send_slot(plan: Plan, store: Store, notifier: Notifier, kind: OutboxKind,
-              slot: datetime) -> ScheduledResult | None:
+              slot: datetime, *, fence: Fence | None = None) -> ScheduledResult | None:
     """Enqueue ``kind`` for ``slot`` to every target and deliver. The caller holds the
-    run lock (delivery assumes one live claimer). None without a published scorecard.
+    run lock (delivery assumes one live claimer) and passes its ``fence`` (the lock's
+    epoch), so that a caller that lost the lock enqueues and sends nothing more
+    (LockLostError). None without a published scorecard.
 
     Raises :class:`~okr_sync.sync.state.SnapshotError` when the stored scorecard cannot
     be read.
@@ -130,21 +132,21 @@ def send_slot(plan: Plan, store: Store, notifier: Notifier, kind: OutboxKind,
         for item in plan_scheduled(plan, scorecard, kind, jira_base_url=notifier.jira_base_url,
                                    previous=previous)
     ]
-    with store.transaction() as tx:
+    with store.transaction(fence=fence) as tx:
         enqueued = sum(1 for item in items if tx.enqueue(item) is not None)
-    deliveries = tuple(notifier.deliver(store))
+    deliveries = tuple(notifier.deliver(store, fence=fence))
     log.info("scheduled messages sent",
              extra={"kind": kind, "slot": slot, "enqueued": enqueued,
                     "deliveries": [f"{d.target}:{d.status}" for d in deliveries]})
     return ScheduledResult(kind, slot, enqueued, deliveries)
 
 
-def send_due(plan: Plan, store: Store, notifier: Notifier, now: datetime
-             ) -> list[ScheduledResult]:
+def send_due(plan: Plan, store: Store, notifier: Notifier, now: datetime, *,
+             fence: Fence | None = None) -> list[ScheduledResult]:
     """Send every due slot (see :func:`due_slots`); the caller holds the run lock."""
     results = []
     for kind, slot in due_slots(plan, store, now):
-        result = send_slot(plan, store, notifier, kind, slot)
+        result = send_slot(plan, store, notifier, kind, slot, fence=fence)
         if result is not None:
             results.append(result)
     return results

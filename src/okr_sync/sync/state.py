@@ -10,7 +10,7 @@ documents of earlier versions are upgraded on read (:func:`upgrade_snapshot_v1`)
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, get_args
@@ -18,6 +18,7 @@ from typing import Any, get_args
 from okr_sync.scoring.diff import PublishedKr, published_krs
 from okr_sync.scoring.evaluate import Evaluation
 from okr_sync.scoring.explain import ItemState
+from okr_sync.scoring.incremental import Changes, MeasureState
 from okr_sync.scoring.measures import Contribution, Counted
 from okr_sync.scoring.scorecard import (
     ItemCounts,
@@ -26,7 +27,8 @@ from okr_sync.scoring.scorecard import (
     scorecard_from_json,
     scorecard_to_json,
 )
-from okr_sync.sync.pull import PulledSource, SourceState, issue_from_record
+from okr_sync.sync.mirror import MirrorView
+from okr_sync.sync.pull import PulledSource, SourceState
 from okr_sync.sync.store.reader import StoreReader
 from okr_sync.sync.store.store import Store, StoreTransaction
 
@@ -129,6 +131,34 @@ def _number(value: object) -> float | None:
     return float(value)
 
 
+class LazyExplanations(Mapping[str, "Explanation"]):
+    """A stored snapshot's explanations, read from the store the first time they are
+    needed: most of a large snapshot is its items, and a quiet pass needs none of them."""
+
+    def __init__(self, load: Callable[[], Mapping[str, Explanation]]) -> None:
+        self._load = load
+        self._loaded: dict[str, Explanation] | None = None
+
+    def _all(self) -> dict[str, Explanation]:
+        if self._loaded is None:
+            self._loaded = dict(self._load())
+        return self._loaded
+
+    def __getitem__(self, owner: str) -> Explanation:
+        return self._all()[owner]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._all())
+
+    def __len__(self) -> int:
+        return len(self._all())
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Mapping) and self._all() == dict(other)
+
+    __hash__ = None  # type: ignore[assignment]
+
+
 @dataclass(frozen=True)
 class PassSnapshot:
     """What one pass concluded, as stored for later passes and commands.
@@ -226,17 +256,20 @@ def load_state(
     source: str,
     queries: Mapping[str, str],
     previous: PassSnapshot | None,
+    summary: Mapping[str, Any] | None = None,
 ) -> SourceState:
     """The mirror, cursor and stored memberships of ``source``.
 
     ``queries`` maps raw-JQL owners to their JQL in the plan: a stored membership
     is offered for reuse only while it was computed for that same JQL.
     """
-    issues = {doc["id"]: issue_from_record(doc) for doc in store.get_issues(source)}
+    # A view of the stored mirror, read on demand: a pass never loads it whole.
+    issues = MirrorView(store, source)
     cursor = store.get_cursor(source)
     memberships: dict[str, tuple[str, tuple[str, ...]]] = {}
+    stored_memberships = store.get_memberships(source) if queries else {}
     for owner, jql in queries.items():
-        stored = store.get_membership(source, owner)
+        stored = stored_memberships.get(owner)
         if stored is not None and stored.matches(jql):
             memberships[owner] = (jql, stored.issue_ids)
     checks = {
@@ -245,10 +278,16 @@ def load_state(
         if check.kr_id in queries and check.matches(queries[check.kr_id])
     }
     counts: dict[str, tuple[str, int]] = {}
-    explanations = previous.explanations if previous is not None else {}
-    for owner, entry in explanations.items():
-        if owner in queries and entry.count is not None and not entry.error:
-            counts[owner] = (entry.jql, entry.count)
+    if summary is not None:
+        # The pass that wrote the summary had the latest snapshot's explanations.
+        for owner, entry in summary["evaluations"].items():
+            if owner in queries and entry["count"] is not None and not entry["error"]:
+                counts[owner] = (str(entry["jql"]), int(entry["count"]))
+    else:
+        explanations = previous.explanations if previous is not None else {}
+        for owner, explanation in explanations.items():
+            if owner in queries and explanation.count is not None and not explanation.error:
+                counts[owner] = (explanation.jql, explanation.count)
     return SourceState(
         issues=issues,
         cursor=cursor.high_water_mark if cursor else None,
@@ -258,6 +297,50 @@ def load_state(
         counts=counts,
         jql_checks=checks,
     )
+
+
+def prior_measure_states(
+    store: StoreReader, pulled: Mapping[str, PulledSource]
+) -> tuple[dict[str, MeasureState], dict[str, Changes]]:
+    """The stored measure states and, per source that has them, how this pull changed
+    the mirror they were computed on (for :func:`~okr_sync.scoring.evaluate.measure_states`).
+
+    A source without usable states gets no changes: its measures are measured in full.
+    """
+    before: dict[str, MeasureState] = {}
+    changes: dict[str, Changes] = {}
+    for name, source in pulled.items():
+        stored = store.get_measure_states(name)
+        if stored is None:
+            continue
+        for owner, (_, document) in stored.items():
+            try:
+                before[owner] = MeasureState.from_json(document)
+            except (KeyError, TypeError, ValueError):
+                continue  # unreadable (hand-edited, truncated): that measure is rebuilt
+        gone = frozenset(source.deleted)
+        changed = {i.id: source.issues[i.id] for i in source.upserts
+                   if i.id not in gone and i.id in source.issues}
+        changes[name] = Changes(changed, gone)
+    return before, changes
+
+
+def save_measure_states(
+    tx: StoreTransaction,
+    source: str,
+    before: Mapping[str, MeasureState],
+    states: Mapping[str, MeasureState],
+    sources_of: Mapping[str, str],
+    now: datetime,
+    *,
+    summary: Mapping[str, Any] | None = None,
+) -> None:
+    """Store the states of ``source``'s measures that changed, with the mirror's mark
+    (and the pass's summary, see :mod:`okr_sync.sync.measuring`)."""
+    mine = {owner: state for owner, state in states.items() if sources_of.get(owner) == source}
+    changed = {owner: (state.key, state.to_json()) for owner, state in mine.items()
+               if before.get(owner) is not state}
+    tx.save_measure_states(source, changed, keep=set(mine), at=now, summary=summary)
 
 
 def write_source(tx: StoreTransaction, source: PulledSource, now: datetime) -> None:
@@ -279,19 +362,25 @@ def write_source(tx: StoreTransaction, source: PulledSource, now: datetime) -> N
         )
 
 
-def same_scores(snapshot: PassSnapshot, other: PassSnapshot | None) -> bool:
-    """Whether two snapshots agree on everything but the moment they were taken."""
+def same_scores(snapshot: PassSnapshot, other: PassSnapshot | None, *,
+                same_explanations: bool = False) -> bool:
+    """Whether two snapshots agree on everything but the moment they were taken.
+
+    ``same_explanations``: the caller knows the explanations agree (a pass that found
+    nothing new), so they are not read to be compared.
+    """
     if other is None:
         return False
-    # Compared as stored (rounded to 4 decimals): a wobble nobody can see is no change.
-    mine, theirs = snapshot.to_json(), other.to_json()
+    # Scores compared as stored (rounded to 4 decimals): a wobble nobody can see is no
+    # change. Explanations hold exact values that survive the JSON round trip, so they
+    # are compared as objects, without writing every KR's items out twice a pass.
+    mine, theirs = scorecard_to_json(snapshot.scorecard), scorecard_to_json(other.scorecard)
     keys = ("perspectives", "kpis", "warnings")
     return (
-        all(mine["scorecard"][key] == theirs["scorecard"][key] for key in keys)
-        and _timeless(mine["scorecard"]["objectives"]) == _timeless(
-            theirs["scorecard"]["objectives"])
-        and mine["explain"] == theirs["explain"]
-        and mine["fetch"] == theirs["fetch"]
+        all(mine[key] == theirs[key] for key in keys)
+        and _timeless(mine["objectives"]) == _timeless(theirs["objectives"])
+        and dict(snapshot.fetch) == dict(other.fetch)
+        and (same_explanations or dict(snapshot.explanations) == dict(other.explanations))
     )
 
 

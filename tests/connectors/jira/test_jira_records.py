@@ -148,6 +148,8 @@ def test_from_json_given_missing_fields_object_raises_shape_error() -> None:
         {"status": "Done"},
         {"components": [{"id": "1"}]},
         {"labels": 5},
+        {"labels": "okr"},  # iterable, but not labels o, k and r
+        {"labels": {"okr": True}},
         {"project": None},
     ],
 )

@@ -151,3 +151,35 @@ def test_drip_given_seconds_per_byte_sends_the_body_slowly_but_whole(jira: JiraS
     assert answer.json()["timeZone"] == "America/New_York"
     assert elapsed >= 0.002 * len(answer.content) * 0.9
     assert jira.log.count(fault="drip") == 1
+
+
+def test_reset_given_two_drops_the_connection_twice_without_an_answer(jira: JiraSandbox) -> None:
+    jira.faults.reset(2, paths="/search/jql")
+    for _ in range(2):
+        with pytest.raises(requests.ConnectionError):
+            _search(jira)
+    assert _search(jira).status_code == 200
+    assert jira.log.count(fault="reset") == 2
+
+
+def test_garbage_given_one_answers_200_with_a_body_that_is_not_json_once(
+    jira: JiraSandbox,
+) -> None:
+    jira.faults.garbage(1)
+    response = _search(jira)
+    assert response.status_code == 200
+    with pytest.raises(json.JSONDecodeError):
+        json.loads(response.text)
+    assert _search(jira).json()["issues"]
+    assert jira.log.count(fault="garbage") == 1
+
+
+def test_revoke_given_after_one_answers_401_from_the_second_request_on(
+    jira: JiraSandbox,
+) -> None:
+    jira.faults.revoke(after=1, paths="/search/jql")
+    assert _search(jira).status_code == 200
+    refused = [_search(jira) for _ in range(2)]
+    assert [r.status_code for r in refused] == [401, 401]
+    assert refused[0].json()["errorMessages"]
+    assert _myself(jira).status_code == 200  # only the paths named

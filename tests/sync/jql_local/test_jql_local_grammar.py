@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, datetime
 from zoneinfo import ZoneInfo
 
 import pytest
 
-from okr_sync.connectors.jira.records import JiraIssue
+from okr_sync.connectors.jira.records import STATUS_CATEGORY_UNDEFINED, JiraIssue
 from okr_sync.sync.jql_local import NotLocal, analyse, compile_matcher
 from support.issue_builders import by_id, issue
 
@@ -189,6 +190,16 @@ def test_matcher_given_issue_mirrored_without_people_leaves_it_to_jira() -> None
     # Mirrored before the plan asked for assignees: unknown is not "unassigned".
     with pytest.raises(NotLocal):
         _keys("project = ENT AND assignee IS EMPTY", mirror=by_id(issue("ENT-8", id="8")))
+
+
+@pytest.mark.parametrize("jql", ["project = ENT AND statusCategory != Done",
+                                 'project = ENT AND status = "To Do"'])
+def test_matcher_given_issue_mirrored_without_status_leaves_it_to_jira(jql: str) -> None:
+    # Jira sent it without a status: "not Done" would be a guess that changes a count.
+    statusless = replace(issue("ENT-7", id="7"), status="",
+                         status_category=STATUS_CATEGORY_UNDEFINED)
+    with pytest.raises(NotLocal):
+        _keys(jql, mirror=by_id(statusless))
 
 
 def test_analyse_given_query_reports_restriction_named_projects_and_fields() -> None:

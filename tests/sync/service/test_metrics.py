@@ -70,6 +70,8 @@ def test_metrics_given_a_pass_expose_duration_outcomes_requests_deliveries_score
     assert found[("okr_sync_passes_total", (("outcome", "ok"),))] == 2
     assert found[("okr_sync_passes_total", (("outcome", "failed"),))] == 0
     assert found[("okr_sync_pass_duration_seconds_count", ())] == 2
+    assert found[("okr_sync_pass_measure_cpu_seconds_count", ())] == 2
+    assert found[("okr_sync_pass_measure_cpu_seconds_sum", ())] > 0
     assert found[("okr_sync_jira_requests_total", ())] >= 2
     assert found[("okr_sync_deliveries_total", (("outcome", "sent"),))] == 3
     assert found[("okr_sync_leader", ())] == 1

@@ -17,7 +17,7 @@ from okr_sync.sync.runtime import JiraConnections, Runtime
 from okr_sync.sync.service.loop import Scheduler
 from okr_sync.sync.service.metrics import ServiceMetrics
 from okr_sync.sync.service.schedule import Schedule
-from okr_sync.sync.store.locks import Leadership, RunLock
+from okr_sync.sync.store.locks import Leadership, LockLostError, RunLock
 from okr_sync.sync.store.reader import ReadOnlyStore
 from okr_sync.sync.store.store import Store
 from support.clocks import FakeClock
@@ -134,6 +134,26 @@ def test_loop_given_failing_pass_logs_counts_and_keeps_going(
     failed = [r for r in caplog.records if r.getMessage() == "pass failed"]
     assert len(failed) == 1 and failed[0].__dict__["error"] == "RuntimeError"
     assert failed[0].exc_info is not None
+    scheduler.close()
+
+
+def test_loop_given_pass_that_lost_its_lock_warns_once_without_traceback_and_goes_on(
+    sqlite_url: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    clock = FakeClock(_START)
+    lost = LockLostError("run", 4, 5, "replica-2")
+    runtime = ScriptedRuntime(sqlite_url, clock, failures=(lost,))
+    scheduler = make_scheduler(runtime, clock, "1m")
+    with caplog.at_level("WARNING", logger="okr_sync.service"):
+        scheduler.run(clock.sleep, max_ticks=40)
+    assert len(runtime.at) >= 2
+    assert metric(scheduler, "okr_sync_passes_total", outcome="skipped") == 1
+    assert not metric(scheduler, "okr_sync_passes_total", outcome="failed")
+    stopped = [r for r in caplog.records
+               if r.getMessage() == "pass stopped: another run took over the lock"]
+    assert len(stopped) == 1 and stopped[0].exc_info is None
+    assert stopped[0].__dict__["holder"] == "replica-2"
+    assert not [r for r in caplog.records if r.getMessage() == "pass failed"]
     scheduler.close()
 
 

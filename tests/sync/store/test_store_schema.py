@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib
 import threading
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -202,3 +203,31 @@ def test_create_store_engine_given_many_first_connections_at_once_never_reports_
         for thread in threads:
             thread.join(timeout=60)
     assert errors == []
+
+
+def test_upgrade_given_previous_revision_with_data_keeps_it_and_adds_measure_states(
+    database_url: str,
+) -> None:
+    from okr_sync.sync.store.store import Store
+
+    upgrade(database_url, "0003")
+    engine = create_store_engine(database_url)
+    try:
+        with engine.begin() as conn:
+            conn.execute(sa.text(
+                "INSERT INTO issues (source, issue_id, key, project, updated, fields, deleted,"
+                " seen_at) VALUES ('main', '7', 'ENT-7', 'ENT', :at, :fields, false, :at)"
+            ), {"at": "2026-11-01 10:00:00", "fields": '{"id": "7", "key": "ENT-7"}'})
+    finally:
+        engine.dispose()
+
+    upgrade(database_url)
+
+    with Store(database_url) as store:
+        assert [r["key"] for r in store.get_issues("main")] == ["ENT-7"]
+        assert store.mirrored_ids("main") == {"7"}
+        assert store.get_measure_states("main") is None
+        at = datetime(2026, 11, 2, tzinfo=UTC)
+        store.save_measure_states("main", {"KR": ("k", {"key": "k", "facts": []})},
+                                  keep={"KR"}, at=at)
+        assert store.get_measure_states("main") == {"KR": ("k", {"key": "k", "facts": []})}

@@ -202,7 +202,7 @@ def _build(
         resolution=_name(fields.get("resolution")),
         resolution_date=parse_jira_datetime(resolution_date) if resolution_date else None,
         priority=_name(fields.get("priority")),
-        labels=tuple(str(label) for label in fields.get("labels") or ()),
+        labels=_labels(fields.get("labels")),
         components=_names(fields.get("components")),
         fix_versions=_names(fields.get("fixVersions")),
         story_points=_first_number(fields, story_points_fields),
@@ -220,6 +220,15 @@ def _name(value: Any) -> str | None:
     if not value:
         return None
     return str(value["name"])
+
+
+def _labels(value: Any) -> tuple[str, ...]:
+    # A string is iterable too: "okr" would become the labels o, k and r.
+    if value is None:
+        return ()
+    if not isinstance(value, list):
+        raise TypeError(f"labels is {type(value).__name__}, not a list")
+    return tuple(str(label) for label in value)
 
 
 def _names(values: Any) -> tuple[str, ...]:

@@ -23,7 +23,8 @@ class RequestRecord:
     params: dict[str, list[str]]
     body: Any  # parsed JSON, the raw text when it is not JSON, or None
     status: int
-    fault: str | None = None  # rate_limit | server_error | malformed | rewrite | drip | None
+    #: rate_limit | server_error | revoked | malformed | garbage | reset | rewrite | drip
+    fault: str | None = None
     auth: str | None = None  # "basic" | "bearer" | None; never the credential itself
     retry_after: int | None = None
 
@@ -80,6 +81,10 @@ class FaultDecision:
     headers: dict[str, str] = field(default_factory=dict)
     latency: float = 0.0
     malformed: bool = False
+    #: Answer 200 with a body that is not JSON at all (a proxy's error page).
+    garbage: bool = False
+    #: Drop the connection without an answer (a reset by a proxy or load balancer).
+    reset: bool = False
     #: Rewrites of a successful answer's JSON, applied in order (answers Jira may give).
     rewrites: list[Callable[[Any], Any]] = field(default_factory=list)
     #: Seconds between the bytes of the body (a server that drips its answer); 0 = at once.
@@ -168,6 +173,24 @@ class FaultInjector:
         """Answer 200 with the JSON body cut in half."""
         self._add(_Rule("malformed", _paths(paths), every, count, after))
 
+    def garbage(
+        self, count: int | None = 1, *, every: int | None = None, after: int = 0,
+        paths: tuple[str, ...] | str | None = None,
+    ) -> None:
+        """Answer 200 with a JSON content type and a body that is not JSON."""
+        self._add(_Rule("garbage", _paths(paths), every, count, after))
+
+    def reset(
+        self, count: int | None = 1, *, every: int | None = None, after: int = 0,
+        paths: tuple[str, ...] | str | None = None,
+    ) -> None:
+        """Drop the connection after reading the request, without any answer."""
+        self._add(_Rule("reset", _paths(paths), every, count, after))
+
+    def revoke(self, *, after: int = 0, paths: tuple[str, ...] | str | None = None) -> None:
+        """401 for every matching request after the first ``after``: the token was revoked."""
+        self._add(_Rule("revoked", _paths(paths), None, None, after, 401))
+
     def rewrite(
         self, transform: Callable[[Any], Any], *, paths: tuple[str, ...] | str | None = None,
         count: int | None = None, every: int | None = None, after: int = 0,
@@ -206,6 +229,10 @@ class FaultInjector:
                     decision.latency += rule.seconds
                 elif rule.kind == "malformed":
                     decision.malformed = True
+                elif rule.kind == "garbage":
+                    decision.garbage = True
+                elif rule.kind == "reset":
+                    decision.reset = True
                 elif rule.kind == "rewrite" and rule.transform is not None:
                     decision.rewrites.append(rule.transform)
                 elif rule.kind == "drip":
@@ -215,7 +242,7 @@ class FaultInjector:
                     decision.retry_after = rule.retry_after
                     decision.headers = self._headers(rule)
         if decision.status is not None:
-            decision.malformed = False
+            decision.malformed = decision.garbage = False
         return decision
 
     def _headers(self, rule: _Rule) -> dict[str, str]:

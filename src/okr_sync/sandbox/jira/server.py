@@ -16,6 +16,8 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+import socket
+import struct
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
@@ -189,12 +191,21 @@ class JiraSandbox:
         decision = self.faults.decide(request.path)
         if decision.latency:
             time.sleep(decision.latency)
+        if decision.reset:
+            _drop_connection(request)
+            self.log.append(RequestRecord(
+                method=request.method, path=request.path,
+                params=request.args.to_dict(flat=False), body=body, status=0, fault="reset",
+                auth=auth_kind))
+            return Response(b"", status=200)
         status: int
         payload: Any
         headers: dict[str, str] = {}
         if decision.status is not None:
             status, headers = decision.status, dict(decision.headers)
             payload = error_body("Rate limit exceeded.") if status == 429 else None
+            if decision.kind == "revoked":
+                payload = error_body(NOT_AUTHENTICATED)
         elif not authenticated and not (auth_kind is None and _anonymous(request.path)):
             status, payload = 401, error_body(NOT_AUTHENTICATED)
             headers["WWW-Authenticate"] = (
@@ -208,7 +219,7 @@ class JiraSandbox:
                     payload = transform(payload)
                 status = 200
         response = self._build(status, payload, headers, malformed=decision.malformed,
-                               drip=decision.drip)
+                               drip=decision.drip, garbage=decision.garbage)
         with self._ids_lock:
             response.headers["X-AREQUESTID"] = str(next(self._request_ids))
         self.log.append(RequestRecord(
@@ -219,7 +230,7 @@ class JiraSandbox:
 
     def _build(
         self, status: int, payload: Any, headers: dict[str, str], *, malformed: bool,
-        drip: float = 0.0,
+        drip: float = 0.0, garbage: bool = False,
     ) -> Response:
         if payload is None and status >= 500:
             html = f"<html><body><h1>{status} Service Unavailable</h1></body></html>"
@@ -229,6 +240,8 @@ class JiraSandbox:
         data = json.dumps(payload, separators=(",", ":")).encode()
         if malformed:
             data = data[: max(1, len(data) // 2)]
+        if garbage:
+            data = b"<html><body>upstream connect error</body></html>"
         if drip:
             headers = {**headers, "Content-Length": str(len(data))}
             return Response(_dripping(data, drip), status=status, headers=headers,
@@ -394,9 +407,23 @@ class JiraSandbox:
             req, self._ctx(), self._renderer(request, version), self.dc_max_results)
 
 
+def _drop_connection(request: Request) -> None:
+    """Close the client's connection with a reset (linger 0), before any answer.
+
+    The server's later write to it fails as a dropped connection, which it ignores.
+    """
+    connection = request.environ.get("werkzeug.socket")
+    if not isinstance(connection, socket.socket):
+        raise RuntimeError("a connection reset needs the werkzeug development server")
+    connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    connection.shutdown(socket.SHUT_RDWR)
+
+
 def _fault_name(decision: FaultDecision) -> str | None:
     if decision.malformed:
         return "malformed"
+    if decision.garbage:
+        return "garbage"
     if decision.drip:
         return "drip"
     return "rewrite" if decision.rewrites else None

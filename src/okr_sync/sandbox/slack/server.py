@@ -83,7 +83,8 @@ class SlackRequestRecord:
 class _Fault:
     code: str
     status: int
-    retry_after: int | None
+    #: A number, or any text: a server may send a Retry-After no client can read.
+    retry_after: float | str | None
     method: str | None
     after_processing: bool
 
@@ -92,7 +93,7 @@ class SlackApiError(Exception):
     """Internal: aborts a handler with Slack's error shape."""
 
     def __init__(
-        self, code: str, *, status: int = 200, retry_after: int | None = None,
+        self, code: str, *, status: int = 200, retry_after: float | str | None = None,
         errors: list[str] | None = None,
     ) -> None:  # fmt: skip
         super().__init__(code)
@@ -175,7 +176,7 @@ class SlackSandbox:
 
     def inject_error(
         self, code: str = "ratelimited", *, count: int = 1, status: int | None = None,
-        retry_after: int | None = None, method: str | None = None,
+        retry_after: float | str | None = None, method: str | None = None,
         after_processing: bool = False,
     ) -> None:  # fmt: skip
         """The next ``count`` calls (of ``method``, if given) fail with ``code``.

@@ -96,7 +96,8 @@ class TeamsRequestRecord:
 class _Fault:
     kind: str
     status: int
-    retry_after: int | None
+    #: A number, or any text: a server may send a Retry-After no client can read.
+    retry_after: float | str | None
     code: str | None
 
 
@@ -229,7 +230,8 @@ class TeamsSandbox:
                 self._known_conversations.add(conversation_id)
 
     def inject_status(self, kind: str, status: int, *, count: int = 1,
-                      retry_after: int | None = None, code: str | None = None) -> None:  # fmt: skip
+                      retry_after: float | str | None = None, code: str | None = None,
+                      ) -> None:  # fmt: skip
         """The next ``count`` requests of ``kind`` fail with ``status``.
 
         ``kind`` is ``workflow``, ``openid``, ``token`` or ``activity`` (posts and updates).
@@ -336,7 +338,8 @@ class TeamsSandbox:
         for fault in list(self._faults):
             if fault.kind == family:
                 self._faults.remove(fault)
-                headers = {"Retry-After": str(fault.retry_after)} if fault.retry_after else {}
+                headers = ({"Retry-After": str(fault.retry_after)}
+                           if fault.retry_after is not None else {})
                 if family in {"token", "openid"}:
                     error = fault.code or "temporarily_unavailable"
                     reply = _oauth_error(fault.status, error, 50196, "injected failure")

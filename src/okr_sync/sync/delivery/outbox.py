@@ -6,7 +6,10 @@ later with backoff (transient errors), or failed with the reason (permanent
 errors). A row found ``sending`` by a later pass is *uncertain*: on Slack the
 channel's history is searched for the row's idempotency key before posting
 again. Teams offers no such lookup; an uncertain Teams post is sent again
-(a known, documented limit).
+(a known, documented limit). A row whose sender may still be posting (its process
+lives: it lost the run lock; or it ran on another host) is not claimed at all until
+:data:`IN_FLIGHT_GRACE` has passed, and a pass holding a fence (the run lock's epoch,
+:mod:`okr_sync.sync.store.fencing`) checks it before every claim and every send.
 
 Different targets are delivered in parallel by a small pool of workers: the
 store's claim hands out only the head row of a target that has none in flight,
@@ -19,7 +22,6 @@ from __future__ import annotations
 import logging
 import os
 import threading
-import uuid
 from collections.abc import Callable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from contextlib import contextmanager
@@ -38,9 +40,12 @@ from okr_sync.scoring.scorecard import Delivery, Scorecard
 from okr_sync.sync.delivery.messages import delivery_action, plan_messages
 from okr_sync.sync.delivery.render import teams_bot_activity
 from okr_sync.sync.delivery.targets import TargetKind, TargetRef, UnknownTargetError
+from okr_sync.sync.store.fencing import active_claimer
+from okr_sync.sync.store.locks import LockLostError
 from okr_sync.sync.store.reader import StoreReader
 from okr_sync.sync.store.store import (
     ClaimedDelivery,
+    Fence,
     MessageRef,
     OutboxItem,
     OutboxRow,
@@ -54,6 +59,10 @@ log = logging.getLogger(__name__)
 MAX_ROWS_PER_PASS = 500
 #: Targets delivered at once: a few overlap the network waits without a burst.
 DELIVERY_WORKERS = 4
+#: How long a row left ``sending`` by a live (or unverifiable) sender is left alone: longer
+#: than one send can take under REQUEST_POLICY (6 tries of at most a 60 s deadline, 90 s
+#: of waits, the history lookups around them). After it, the post has landed or died.
+IN_FLIGHT_GRACE = timedelta(minutes=15)
 
 
 class DeliveryConfigError(PermanentError):
@@ -127,14 +136,24 @@ class SerialStore:
     connection, and serial writes keep SQLite clear of lock contention.
     """
 
-    def __init__(self, store: Store) -> None:
+    def __init__(self, store: Store, claimer: str, fence: Fence | None = None) -> None:
         self._store = store
         self._lock = threading.Lock()
+        self.claimer = claimer
+        self.fence = fence
 
-    def claim_deliverable(self, *, claimer: str, now: datetime,
-                          limit: int) -> list[ClaimedDelivery]:
+    def claim_deliverable(self, *, now: datetime, limit: int) -> list[ClaimedDelivery]:
         with self._lock:
-            return self._store.claim_deliverable(claimer=claimer, now=now, limit=limit)
+            return self._store.claim_deliverable(
+                claimer=self.claimer, now=now, limit=limit, fence=self.fence,
+                in_flight_grace=IN_FLIGHT_GRACE,
+            )
+
+    def check_fence(self) -> None:
+        """Raise LockLostError when another holder has taken the run lock since."""
+        if self.fence is not None:
+            with self._lock:
+                self._store.check_fence(self.fence)
 
     def get_message_ref(self, target: str, kind: str) -> MessageRef | None:
         with self._lock:
@@ -146,11 +165,12 @@ class SerialStore:
 
     def mark_failed(self, outbox_id: int, *, error: str) -> None:
         with self._lock:
-            self._store.mark_failed(outbox_id, error=error)
+            self._store.mark_failed(outbox_id, error=error, claimer=self.claimer)
 
     def mark_retry(self, outbox_id: int, *, next_attempt_at: datetime, error: str) -> None:
         with self._lock:
-            self._store.mark_retry(outbox_id, next_attempt_at=next_attempt_at, error=error)
+            self._store.mark_retry(outbox_id, next_attempt_at=next_attempt_at, error=error,
+                                   claimer=self.claimer)
 
     @contextmanager
     def transaction(self) -> Iterator[StoreTransaction]:
@@ -189,10 +209,17 @@ class OutboxDeliverer:
         self.clock = clock or (lambda: datetime.now(UTC))
         self.workers = workers
 
-    def deliver(self, store: Store) -> list[Delivery]:
-        """Deliver what is due, targets in parallel; the outcomes in outbox order."""
-        claimer = f"deliver:{uuid.uuid4().hex}"
-        serial = SerialStore(store)
+    def deliver(self, store: Store, fence: Fence | None = None) -> list[Delivery]:
+        """Deliver what is due, targets in parallel; the outcomes in outbox order.
+
+        With a ``fence`` (the run lock's epoch), every claim and every send first checks
+        that no other holder took the lock: a pass that lost it raises LockLostError
+        once the sends already on the wire are settled, and posts nothing more.
+        """
+        with active_claimer() as claimer:
+            return self._deliver(SerialStore(store, claimer, fence))
+
+    def _deliver(self, serial: SerialStore) -> list[Delivery]:
         settled: list[tuple[int, Delivery]] = []
         claimed = 0
         with ThreadPoolExecutor(self.workers, thread_name_prefix="okr-sync-deliver") as pool:
@@ -201,8 +228,7 @@ class OutboxDeliverer:
                 room = min(self.workers - len(running), MAX_ROWS_PER_PASS - claimed)
                 if room > 0:
                     # A target with a row in flight under this claimer offers none.
-                    for claim in serial.claim_deliverable(claimer=claimer, now=self.clock(),
-                                                          limit=room):
+                    for claim in serial.claim_deliverable(now=self.clock(), limit=room):
                         running[pool.submit(self._settle, serial, claim)] = claim.row.id
                         claimed += 1
                 if not running:
@@ -221,7 +247,15 @@ class OutboxDeliverer:
             return Delivery(row.route, row.target, "post", "failed", str(error))
         action = _action(row, target, store)
         try:
+            store.check_fence()
             ref = self._send(store, claim, target)
+        except LockLostError:
+            if not claim.uncertain:
+                # Not sent by us, and no one else tried: the next holder may send it at once.
+                # An uncertain row stays ``sending``, so that it is looked up before any post.
+                store.mark_retry(row.id, next_attempt_at=self.clock(),
+                                 error="not sent: this pass lost the run lock")
+            raise
         except PermanentError as error:
             store.mark_failed(row.id, error=str(error))
             return Delivery(row.route, row.target, action, "failed", str(error))
@@ -240,7 +274,8 @@ class OutboxDeliverer:
             if ref is not None and row.kind == "scorecard":
                 channel, message_id = ref
                 tx.set_message_ref(row.target, "scorecard", channel=channel, message_id=message_id)
-            tx.mark_sent(row.id, result_ref=":".join(ref) if ref else None)
+            tx.mark_sent(row.id, result_ref=":".join(ref) if ref else None,
+                         claimer=store.claimer)
         return Delivery(row.route, row.target, action, "sent")
 
     def _send(
@@ -284,6 +319,7 @@ class OutboxDeliverer:
             )
             if found is not None:
                 return found.channel, found.ts
+            store.check_fence()  # the lookup took a while: still ours to post?
         ref = client.post_message(channel, text=text, blocks=blocks, thread_ts=thread_ts,
                                   idempotency_key=row.idempotency_key)
         return ref.channel, ref.ts
@@ -316,5 +352,5 @@ class Notifier:
         # Message refs and queued rows in the store tell which targets have a standing message.
         return plan_messages(plan, scorecard, store, jira_base_url=self.jira_base_url)
 
-    def deliver(self, store: Store) -> list[Delivery]:
-        return self.deliverer.deliver(store)
+    def deliver(self, store: Store, *, fence: Fence | None = None) -> list[Delivery]:
+        return self.deliverer.deliver(store, fence)

@@ -35,7 +35,7 @@ from datetime import datetime
 from typing import Literal
 from zoneinfo import ZoneInfo
 
-from okr_sync.connectors.jira.records import JiraIssue
+from okr_sync.connectors.jira.records import STATUS_CATEGORY_UNDEFINED, JiraIssue
 from okr_sync.sync.jql_local.syntax import (
     And,
     Clause,
@@ -372,6 +372,18 @@ def _epic(issue: JiraIssue, mirror: Mapping[str, JiraIssue]) -> tuple[str, ...]:
     return _parent(issue, mirror) if parent.issuetype.lower() == "epic" else ()
 
 
+def _status(issue: JiraIssue, _: Mapping[str, JiraIssue]) -> tuple[str, ...]:
+    if issue.status_category == STATUS_CATEGORY_UNDEFINED:
+        # Jira sent the issue without its status: whether it matches is Jira's to say.
+        raise NotLocal(f"{issue.key} was mirrored without a status")
+    return _one(issue.status)
+
+
+def _status_category(issue: JiraIssue, _: Mapping[str, JiraIssue]) -> tuple[str, ...]:
+    _status(issue, _)
+    return (issue.status_category,)
+
+
 def _user(name: str) -> Callable[[JiraIssue, Mapping[str, JiraIssue]], tuple[str, ...]]:
     def values(issue: JiraIssue, _: Mapping[str, JiraIssue]) -> tuple[str, ...]:
         if name not in issue.fields:
@@ -386,10 +398,10 @@ def _user(name: str) -> Callable[[JiraIssue, Mapping[str, JiraIssue]], tuple[str
 _VALUES: dict[str, Callable[[JiraIssue, Mapping[str, JiraIssue]], tuple[str, ...]]] = {
     "project": lambda i, _: (i.project.upper(),),
     "issuetype": lambda i, _: _one(i.issuetype),
-    "status": lambda i, _: _one(i.status),
+    "status": _status,
     "priority": lambda i, _: _one(i.priority),
     "resolution": lambda i, _: _one(i.resolution),
-    "statusCategory": lambda i, _: (i.status_category,),
+    "statusCategory": _status_category,
     "labels": lambda i, _: tuple(v.lower() for v in i.labels),
     "component": lambda i, _: tuple(v.lower() for v in i.components),
     "fixVersion": lambda i, _: tuple(v.lower() for v in i.fix_versions),

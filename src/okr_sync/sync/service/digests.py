@@ -16,7 +16,8 @@ from okr_sync.sync.runtime import Runtime
 from okr_sync.sync.scheduled import ScheduledResult, due_slots, send_slot
 from okr_sync.sync.service.metrics import ServiceMetrics
 from okr_sync.sync.state import SnapshotError
-from okr_sync.sync.store.locks import LockBusyError, RunLock
+from okr_sync.sync.store.fencing import fenced_run_lock
+from okr_sync.sync.store.locks import LockBusyError, LockLostError
 from okr_sync.sync.store.store import OutboxKind, Store
 
 log = logging.getLogger("okr_sync.service")
@@ -61,7 +62,7 @@ class ScheduledMessages:
         for kind, slot in self.due(now):
             try:
                 result = self.send(kind, slot)
-            except LockBusyError as error:
+            except (LockBusyError, LockLostError) as error:
                 log.info("scheduled message waits: another run holds the lock",
                          extra={"kind": kind, "slot": slot, "holder": error.holder})
                 continue
@@ -85,8 +86,9 @@ class ScheduledMessages:
         store, notifier = self.runtime.store, self.runtime.notifier
         if not isinstance(store, Store) or notifier is None:
             return None
-        with RunLock(self.runtime.settings.database_url, "run", holder=self.holder):
-            result = send_slot(self.runtime.plan, store, notifier, kind, slot)
+        with fenced_run_lock(store, self.runtime.settings.database_url,
+                             holder=self.holder) as fence:
+            result = send_slot(self.runtime.plan, store, notifier, kind, slot, fence=fence)
         if result is not None:
             self.metrics.scheduled_messages.labels(kind).inc(result.enqueued)
             self.metrics.record_deliveries(result.deliveries)

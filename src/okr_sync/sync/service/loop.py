@@ -26,9 +26,11 @@ from okr_sync.sync.pipeline import PassOptions, PassResult
 from okr_sync.sync.runtime import Runtime
 from okr_sync.sync.service.digests import ScheduledMessages
 from okr_sync.sync.service.metrics import ServiceMetrics
+from okr_sync.sync.service.prune import DailyPrune
 from okr_sync.sync.service.schedule import Schedule
 from okr_sync.sync.service.webhooks import Debouncer, Trigger, WebhookEvent
-from okr_sync.sync.store.locks import Leadership, LockBusyError, RunLock
+from okr_sync.sync.store.fencing import fenced_run_lock
+from okr_sync.sync.store.locks import Leadership, LockBusyError, LockLostError
 from okr_sync.sync.store.store import Store
 
 log = logging.getLogger("okr_sync.service")
@@ -108,6 +110,7 @@ class Scheduler:
         self.holder = leadership.holder
         self.debouncer = Debouncer(debounce)
         self.messages = ScheduledMessages(runtime, metrics=metrics, holder=self.holder)
+        self.prune = DailyPrune(runtime, holder=self.holder)
         self.state = ServiceState(clock())
         self.poll = poll if poll is not None else default_poll(schedule, self._local(clock()))
         self.stop_event = threading.Event()
@@ -181,6 +184,8 @@ class Scheduler:
                 self._next_pass = self._following(now, self.clock())
         if not self.stop_event.is_set():
             self.messages.run_due(self.clock())
+        if not self.stop_event.is_set():
+            self.prune.run_due(self.clock())
         now = self.clock()
         wakes = [now + self.poll, self._next_pass, self.debouncer.due_at()]
         return min(w for w in wakes if w is not None)
@@ -241,7 +246,7 @@ class Scheduler:
         if not isinstance(store, Store):
             return
         try:
-            with RunLock(self.runtime.settings.database_url, "run", holder=self.holder):
+            with fenced_run_lock(store, self.runtime.settings.database_url, holder=self.holder):
                 closed = store.abandon_unfinished_runs()
         except LockBusyError:
             return
@@ -280,6 +285,13 @@ class Scheduler:
             log.info("pass skipped: another run holds the lock",
                      extra=context | {"holder": error.holder})
             return None
+        except LockLostError as error:
+            # Not a crash: the lock's session ended and another holder took over; this
+            # pass stopped before writing or posting more.
+            self.metrics.record_pass("skipped", None)
+            log.warning("pass stopped: another run took over the lock",
+                        extra=context | {"error": str(error), "holder": error.holder})
+            return None
         except Exception as error:
             duration = self.timer() - started
             self.metrics.record_pass("failed", duration)
@@ -295,7 +307,8 @@ class Scheduler:
         # last_success means a pass that measured: one whose Jira sources all failed
         # scored nothing new, however cleanly it finished.
         self.metrics.record_pass(outcome, duration, jira_requests=result.jira_requests,
-                                 completed_at=completed if result.measured else None)
+                                 completed_at=completed if result.measured else None,
+                                 measure_cpu=result.measure_cpu_seconds)
         self.metrics.record_scores(result.scorecard)
         self.metrics.record_deliveries(result.scorecard.deliveries)
         if result.measured:
@@ -310,6 +323,7 @@ class Scheduler:
             extra=context | {
                 "outcome": outcome, "duration_s": round(duration, 3),
                 "jira_requests": result.jira_requests, "issues_fetched": result.issues_fetched,
+                "measure_cpu_s": round(result.measure_cpu_seconds, 4),
                 "changes": [c.kr for c in result.scorecard.changes],
                 "deliveries": [f"{d.target}:{d.status}" for d in result.scorecard.deliveries],
                 "failures": result.failures,

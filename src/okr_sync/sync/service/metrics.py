@@ -28,6 +28,8 @@ WEBHOOK_RESULTS = (
 SCHEDULED_KINDS = ("digest", "reminder")
 
 #: Passes take from well under a second (nothing changed) to minutes (a full reconcile).
+#: Measuring and scoring takes milliseconds for a webhook's pass, seconds on a large mirror.
+MEASURE_CPU_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
 PASS_BUCKETS = (0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0, 600.0)
 
 
@@ -40,6 +42,11 @@ class ServiceMetrics:
         self.pass_duration = Histogram(
             "okr_sync_pass_duration_seconds", "Duration of sync passes", buckets=PASS_BUCKETS,
             registry=r,
+        )
+        self.measure_cpu = Histogram(
+            "okr_sync_pass_measure_cpu_seconds",
+            "CPU seconds a pass spent measuring and scoring (mapping, scores, diff)",
+            buckets=MEASURE_CPU_BUCKETS, registry=r,
         )
         self.passes = Counter(
             "okr_sync_passes", "Sync passes by outcome (skipped: another run held the lock)",
@@ -87,12 +94,14 @@ class ServiceMetrics:
 
     def record_pass(
         self, outcome: str, duration: float | None, *, jira_requests: int = 0,
-        completed_at: datetime | None = None,
+        completed_at: datetime | None = None, measure_cpu: float | None = None,
     ) -> None:
         """One pass; ``duration`` None for a pass that did not run (``skipped``)."""
         self.passes.labels(outcome).inc()
         if duration is not None:
             self.pass_duration.observe(max(0.0, duration))
+        if measure_cpu is not None:
+            self.measure_cpu.observe(max(0.0, measure_cpu))
         if jira_requests:
             self.jira_requests.inc(jira_requests)
         if completed_at is not None:

@@ -287,6 +287,16 @@ class IssueOps(StoreOps):
             row.source, row.kr_id, row.jql_hash, tuple(row.issue_ids), row.refreshed_at
         )
 
+    def get_memberships(self, source: str) -> dict[str, Membership]:
+        """Every stored membership of a source by owner, in one read."""
+        with self._connection() as conn:
+            rows = conn.execute(sa.select(memberships).where(memberships.c.source == source))
+            return {
+                row.kr_id: Membership(row.source, row.kr_id, row.jql_hash,
+                                      tuple(row.issue_ids), row.refreshed_at)
+                for row in rows
+            }
+
     def delete_memberships(self, source: str, *, keep: Collection[str]) -> int:
         """Drop memberships of KRs no longer in the plan (all but ``keep``)."""
         query = sa.delete(memberships).where(memberships.c.source == source)

@@ -65,6 +65,28 @@ class LockBusyError(LockError):
         super().__init__(f"lock {name!r} is held{by}; try again later")
 
 
+class LockLostError(LockError):
+    """Another holder took the lock while we held it (PostgreSQL: our session ended).
+
+    Raised by the fencing check (:mod:`okr_sync.sync.store.fencing`) before anything
+    more is written or posted. The CLI exits with ``ExitCode.LOCKED``: another run
+    holds the lock now and carries on from the committed state.
+    """
+
+    exit_code = ExitCode.LOCKED
+
+    def __init__(self, name: str, epoch: int, current: int | None, holder: str | None) -> None:
+        self.name = name
+        self.epoch = epoch
+        self.current = current
+        self.holder = holder
+        now = f"epoch {current}" + (f", {holder}" if holder else "") if current else "unknown"
+        super().__init__(
+            f"lost the {name!r} lock (our epoch {epoch}, now {now}): "
+            "stopped without writing or posting more"
+        )
+
+
 class UnsupportedDatabaseError(LockError):
     """The database URL names a backend the locks do not support."""
 

@@ -10,6 +10,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from okr_sync.sync.store.base import StoreOps, insert_ignore, to_jsonable, truncate, upsert
+from okr_sync.sync.store.fencing import Fence, check_fence, may_be_in_flight
 from okr_sync.sync.store.records import (
     ClaimedDelivery,
     DeliverySummary,
@@ -46,6 +47,7 @@ def _row(r: sa.Row[Any]) -> OutboxRow:
         created_at=r.created_at,
         sent_at=r.sent_at,
         result_ref=r.result_ref,
+        claimed_at=r.claimed_at,
     )
 
 
@@ -102,7 +104,13 @@ class OutboxOps(StoreOps):
             ).rowcount
 
     def claim_deliverable(
-        self, *, claimer: str, now: datetime | None = None, limit: int | None = None
+        self,
+        *,
+        claimer: str,
+        now: datetime | None = None,
+        limit: int | None = None,
+        fence: Fence | None = None,
+        in_flight_grace: timedelta = timedelta(0),
     ) -> list[ClaimedDelivery]:
         """Claim the next row of every target that is due, marking it ``sending``.
 
@@ -110,10 +118,15 @@ class OutboxOps(StoreOps):
         pass). Per-target order: only a target's oldest undelivered row can be
         claimed. A head row in flight under this claimer, or waiting for its retry
         time, holds back the rows behind it; a head left ``sending`` by another
-        claimer (a process that died mid-send; the run lock rules out a live one) is
-        claimed again as ``uncertain``. Claim again after settling each row
-        (mark_sent / mark_retry / mark_failed) to get the next one. Call it outside a
-        transaction, so the claim is committed before anything is sent.
+        claimer (a process that died mid-send) is claimed again as ``uncertain``,
+        unless its post may still be in flight: a claimer whose process lives (a holder
+        that lost its lock) or cannot be checked (another host) keeps the row, and the
+        rows behind it, until ``in_flight_grace`` has passed since its claim. Claim
+        again after settling each row (mark_sent / mark_retry / mark_failed) to get the
+        next one. Call it outside a
+        transaction, so the claim is committed before anything is sent. With a
+        ``fence``, the claim is refused (:class:`LockLostError`) once another holder has
+        taken the run lock.
         """
         if not claimer:
             raise InvalidRecordError("claim_deliverable needs a claimer")
@@ -141,7 +154,12 @@ class OutboxOps(StoreOps):
             query = query.limit(limit)
         claimed: list[ClaimedDelivery] = []
         with self._connection() as conn:
+            check_fence(conn, fence)
             for row in conn.execute(query).all():
+                if row.status == "sending" and may_be_in_flight(
+                    row.claimed_by, row.claimed_at, when, in_flight_grace
+                ):
+                    continue  # its sender may still be posting: the target waits
                 # Compare-and-set: only a caller that still sees the row as we read it moves it.
                 moved = conn.execute(
                     sa.update(outbox)
@@ -150,7 +168,8 @@ class OutboxOps(StoreOps):
                         outbox.c.status == row.status,
                         outbox.c.attempts == row.attempts,
                     )
-                    .values(status="sending", attempts=row.attempts + 1, claimed_by=claimer)
+                    .values(status="sending", attempts=row.attempts + 1, claimed_by=claimer,
+                            claimed_at=when)
                 ).rowcount
                 if moved:
                     fresh = conn.execute(sa.select(outbox).where(outbox.c.id == row.id)).one()
@@ -158,12 +177,23 @@ class OutboxOps(StoreOps):
         return claimed
 
     def mark_sent(
-        self, outbox_id: int, *, result_ref: str | None = None, at: datetime | None = None
+        self,
+        outbox_id: int,
+        *,
+        result_ref: str | None = None,
+        at: datetime | None = None,
+        claimer: str | None = None,
     ) -> None:
-        """A claimed row reached its target (``result_ref``: e.g. ``C123:1700000000.1``)."""
+        """A claimed row reached its target (``result_ref``: e.g. ``C123:1700000000.1``).
+
+        With ``claimer``, only while the row is still claimed by it: what a sender
+        learnt about its own post is recorded even after it lost the run lock (the
+        next holder left the row alone meanwhile, see :meth:`claim_deliverable`).
+        """
         self._settle(
             outbox_id,
             ("sending",),
+            claimer,
             status="sent",
             sent_at=self._now(at),
             result_ref=result_ref,
@@ -171,42 +201,52 @@ class OutboxOps(StoreOps):
             last_error=None,
         )
 
-    def mark_retry(self, outbox_id: int, *, next_attempt_at: datetime, error: str) -> None:
+    def mark_retry(
+        self, outbox_id: int, *, next_attempt_at: datetime, error: str,
+        claimer: str | None = None,
+    ) -> None:
         """A claimed row failed transiently: back to pending until ``next_attempt_at``."""
         self._settle(
             outbox_id,
             ("sending",),
+            claimer,
             status="pending",
             next_attempt_at=self._now(next_attempt_at),
             last_error=truncate(error),
         )
 
-    def mark_failed(self, outbox_id: int, *, error: str) -> None:
+    def mark_failed(self, outbox_id: int, *, error: str, claimer: str | None = None) -> None:
         """A row cannot be delivered (permanent error): failed, with the reason kept."""
         self._settle(
             outbox_id,
-            _ACTIVE,
+            ("sending",) if claimer else _ACTIVE,
+            claimer,
             status="failed",
             next_attempt_at=None,
             last_error=truncate(error),
         )
 
-    def _settle(self, outbox_id: int, allowed: tuple[str, ...], **values: Any) -> None:
+    def _settle(
+        self, outbox_id: int, allowed: tuple[str, ...], claimer: str | None, **values: Any
+    ) -> None:
+        mine = [] if claimer is None else [outbox.c.claimed_by == claimer]
         with self._connection() as conn:
             moved = conn.execute(
                 sa.update(outbox)
-                .where(outbox.c.id == outbox_id, outbox.c.status.in_(allowed))
+                .where(outbox.c.id == outbox_id, outbox.c.status.in_(allowed), *mine)
                 .values(**values)
             ).rowcount
             if moved:
                 return
-            status = conn.execute(
-                sa.select(outbox.c.status).where(outbox.c.id == outbox_id)
-            ).scalar_one_or_none()
-        if status is None:
+            row = conn.execute(
+                sa.select(outbox.c.status, outbox.c.claimed_by).where(outbox.c.id == outbox_id)
+            ).first()
+        if row is None:
             raise NotFoundError(f"no outbox row {outbox_id}")
+        if claimer is not None and row.status in allowed:
+            raise InvalidStateError(f"outbox row {outbox_id} is claimed by another sender")
         raise InvalidStateError(
-            f"outbox row {outbox_id} is {status}, expected {' or '.join(allowed)}"
+            f"outbox row {outbox_id} is {row.status}, expected {' or '.join(allowed)}"
         )
 
     def get_outbox(self, outbox_id: int) -> OutboxRow:

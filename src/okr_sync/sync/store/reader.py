@@ -9,7 +9,7 @@ when it already exists at this code's schema, and otherwise reads as empty.
 
 from __future__ import annotations
 
-from collections.abc import Collection
+from collections.abc import Collection, Iterator, Mapping
 from datetime import datetime
 from pathlib import Path
 from typing import Any, Protocol
@@ -34,9 +34,21 @@ class StoreReader(Protocol):
         self, source: str, *, ids: Collection[str] | None = None, include_deleted: bool = False
     ) -> list[dict[str, Any]]: ...
 
+    def iter_issues(self, source: str) -> Iterator[dict[str, Any]]: ...
+
+    def mirrored_ids(self, source: str) -> set[str]: ...
+
+    def issue_records(self, source: str, ids: Collection[str]) -> dict[str, dict[str, Any]]: ...
+
+    def get_measure_states(
+        self, source: str
+    ) -> dict[str, tuple[str, Mapping[str, Any]]] | None: ...
+
     def get_cursor(self, source: str) -> Cursor | None: ...
 
     def get_membership(self, source: str, kr_id: str) -> Membership | None: ...
+
+    def get_memberships(self, source: str) -> dict[str, Membership]: ...
 
     def jql_checks(self, source: str | None = None) -> list[JqlCheck]: ...
 
@@ -45,6 +57,14 @@ class StoreReader(Protocol):
     def last_published_snapshot(self) -> Snapshot | None: ...
 
     def latest_snapshot(self) -> Snapshot | None: ...
+
+    def latest_snapshot_id(self) -> int | None: ...
+
+    def snapshot_head(self, *, published_only: bool) -> Snapshot | None: ...
+
+    def get_snapshot(self, snapshot_id: int) -> Snapshot: ...
+
+    def get_measure_summary(self, source: str) -> dict[str, Any] | None: ...
 
     def latest_checkins(
         self, *, since: datetime | None = None, kr_ids: Collection[str] | None = None
@@ -80,11 +100,29 @@ class ReadOnlyStore:
             return []
         return self._store.get_issues(source, ids=ids, include_deleted=include_deleted)
 
+    def iter_issues(self, source: str) -> Iterator[dict[str, Any]]:
+        if self._store is not None:
+            yield from self._store.iter_issues(source)
+
+    def mirrored_ids(self, source: str) -> set[str]:
+        return set() if self._store is None else self._store.mirrored_ids(source)
+
+    def issue_records(self, source: str, ids: Collection[str]) -> dict[str, dict[str, Any]]:
+        return {} if self._store is None else self._store.issue_records(source, ids)
+
+    def get_measure_states(
+        self, source: str
+    ) -> dict[str, tuple[str, Mapping[str, Any]]] | None:
+        return None if self._store is None else self._store.get_measure_states(source)
+
     def get_cursor(self, source: str) -> Cursor | None:
         return None if self._store is None else self._store.get_cursor(source)
 
     def get_membership(self, source: str, kr_id: str) -> Membership | None:
         return None if self._store is None else self._store.get_membership(source, kr_id)
+
+    def get_memberships(self, source: str) -> dict[str, Membership]:
+        return {} if self._store is None else self._store.get_memberships(source)
 
     def jql_checks(self, source: str | None = None) -> list[JqlCheck]:
         return [] if self._store is None else self._store.jql_checks(source)
@@ -97,6 +135,22 @@ class ReadOnlyStore:
 
     def latest_snapshot(self) -> Snapshot | None:
         return None if self._store is None else self._store.latest_snapshot()
+
+    def latest_snapshot_id(self) -> int | None:
+        return None if self._store is None else self._store.latest_snapshot_id()
+
+    def snapshot_head(self, *, published_only: bool) -> Snapshot | None:
+        if self._store is None:
+            return None
+        return self._store.snapshot_head(published_only=published_only)
+
+    def get_snapshot(self, snapshot_id: int) -> Snapshot:
+        if self._store is None:
+            raise KeyError(snapshot_id)
+        return self._store.get_snapshot(snapshot_id)
+
+    def get_measure_summary(self, source: str) -> dict[str, Any] | None:
+        return None if self._store is None else self._store.get_measure_summary(source)
 
     def latest_checkins(
         self, *, since: datetime | None = None, kr_ids: Collection[str] | None = None

@@ -211,6 +211,7 @@ class OutboxRow:
     created_at: datetime
     sent_at: datetime | None
     result_ref: str | None
+    claimed_at: datetime | None = None
 
 
 @dataclass(frozen=True)

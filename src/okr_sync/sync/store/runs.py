@@ -35,7 +35,7 @@ from okr_sync.sync.store.tables import (
     snapshots,
 )
 
-ABANDONED = "abandoned: the process ended before finishing the pass"
+ABANDONED = "abandoned: its process ended, or lost the run lock, before finishing the pass"
 
 
 def _check_confidence(value: str) -> None:
@@ -230,6 +230,34 @@ class RunOps(StoreOps):
     def latest_snapshot(self) -> Snapshot | None:
         """The newest snapshot, published or not."""
         return self._last_snapshot(published_only=False)
+
+    def snapshot_head(self, *, published_only: bool) -> Snapshot | None:
+        """The last (published) snapshot with its scorecard and fetch marks but without
+        its explanations (every KR's items: most of a large document). Documents of
+        another layout version come whole."""
+        doc = snapshots.c.document
+        query = sa.select(
+            snapshots.c.id, snapshots.c.run_id, snapshots.c.created_at, snapshots.c.cycle,
+            snapshots.c.as_of, snapshots.c.published, doc["version"].label("version"),
+            doc["scorecard"].label("scorecard"), doc["fetch"].label("fetch"),
+        )
+        if published_only:
+            query = query.where(snapshots.c.published.is_(True))
+        with self._connection() as conn:
+            row = conn.execute(query.order_by(snapshots.c.id.desc()).limit(1)).first()
+        if row is None:
+            return None
+        if row.version != 2 or not isinstance(row.scorecard, dict):
+            return self.get_snapshot(row.id)
+        document = {"version": row.version, "scorecard": row.scorecard, "fetch": row.fetch or {}}
+        return Snapshot(row.id, row.run_id, row.created_at, row.cycle, row.as_of, document,
+                        row.published)
+
+    def latest_snapshot_id(self) -> int | None:
+        """The newest snapshot's id, without reading its document."""
+        with self._connection() as conn:
+            found = conn.execute(sa.select(sa.func.max(snapshots.c.id))).scalar_one_or_none()
+        return None if found is None else int(found)
 
     def published_snapshot_at(self, moment: datetime, *, cycle: str | None = None
                               ) -> Snapshot | None:

@@ -30,8 +30,10 @@ from sqlalchemy.engine import URL, Engine
 
 from okr_sync.sync.store.base import utc_now
 from okr_sync.sync.store.database import create_store_engine
+from okr_sync.sync.store.fencing import Fence, FencingOps, check_fence
 from okr_sync.sync.store.issues import IssueOps
 from okr_sync.sync.store.jql_checks import JqlCheckOps
+from okr_sync.sync.store.measures import MeasureOps
 from okr_sync.sync.store.outbox import OutboxOps
 from okr_sync.sync.store.records import (
     Checkin,
@@ -63,6 +65,7 @@ from okr_sync.sync.store.records import (
     UpsertResult,
     jql_hash,
 )
+from okr_sync.sync.store.retention import PruneCounts, RetentionOps
 from okr_sync.sync.store.runs import RunOps
 from okr_sync.sync.store.schema import (
     SchemaError,
@@ -79,6 +82,7 @@ __all__ = [
     "ClaimedDelivery",
     "Cursor",
     "DeliverySummary",
+    "Fence",
     "HistoryEntry",
     "HistoryRecord",
     "InvalidRecordError",
@@ -95,6 +99,7 @@ __all__ = [
     "OutboxRow",
     "OutboxStatus",
     "Outcome",
+    "PruneCounts",
     "RunCounts",
     "RunKind",
     "RunRecord",
@@ -115,7 +120,7 @@ __all__ = [
 ]
 
 
-class _Operations(IssueOps, JqlCheckOps, RunOps, OutboxOps):
+class _Operations(IssueOps, MeasureOps, JqlCheckOps, RunOps, OutboxOps, FencingOps):
     """Every store operation, over whatever connection :meth:`_connection` provides."""
 
 
@@ -141,7 +146,7 @@ class StoreTransaction(_Operations):
         self._open = False
 
 
-class Store(_Operations):
+class Store(_Operations, RetentionOps):
     """The state store. Construct from a database URL (or an engine made by
     :func:`~okr_sync.sync.store.database.create_store_engine`).
 
@@ -183,13 +188,19 @@ class Store(_Operations):
             yield conn
 
     @contextmanager
-    def transaction(self) -> Iterator[StoreTransaction]:
-        """Several operations, committed together or not at all."""
+    def transaction(self, *, fence: Fence | None = None) -> Iterator[StoreTransaction]:
+        """Several operations, committed together or not at all.
+
+        With a ``fence`` the transaction first checks, and holds until it ends, that
+        no other holder has taken the lock since (:class:`LockLostError` otherwise,
+        before anything is written).
+        """
         if getattr(self._local, "in_transaction", False):
             raise StoreError("transactions do not nest")
         self._local.in_transaction = True
         try:
             with self.engine.begin() as conn:
+                check_fence(conn, fence)
                 tx = StoreTransaction(conn, self._clock)
                 try:
                     yield tx

@@ -94,6 +94,33 @@ issues = sa.Table(
     sa.Column("seen_at", UTCDateTime(), nullable=False),
     sa.Index(None, "source", "key"),
     sa.Index(None, "source", "project"),
+    # The newest write to a source's mirror (max seen_at) tells whether the stored
+    # measure states were computed on it (see measure_marks).
+    sa.Index(None, "source", "seen_at"),
+    sa.Index(None, "source", "deleted_at"),
+)
+
+#: Per KR or KPI that selects items, its selected items' facts (incremental measuring:
+#: okr_sync.scoring.incremental), keyed by a hash of the measure.
+measure_states = sa.Table(
+    "measure_states",
+    metadata,
+    sa.Column("source", sa.String(64), primary_key=True),
+    sa.Column("owner", sa.String(128), primary_key=True),
+    sa.Column("measure_key", sa.String(64), nullable=False),
+    sa.Column("state", sa.JSON(), nullable=False),
+    sa.Column("updated_at", UTCDateTime(), nullable=False),
+)
+
+#: Per source, the mirror the stored measure states were computed on: the time of the
+#: pass that wrote both. A mirror written later by anything else makes them void.
+measure_marks = sa.Table(
+    "measure_marks",
+    metadata,
+    sa.Column("source", sa.String(64), primary_key=True),
+    sa.Column("mirror_at", UTCDateTime(), nullable=False),
+    #: What that pass measured, per KR or KPI, without the items (a quiet pass's shortcut).
+    sa.Column("summary", sa.JSON(), nullable=True),
 )
 
 issue_key_history = sa.Table(
@@ -222,6 +249,9 @@ outbox = sa.Table(
     sa.Column("created_at", UTCDateTime(), nullable=False),
     sa.Column("sent_at", UTCDateTime(), nullable=True),
     sa.Column("result_ref", sa.String(255), nullable=True),
+    #: When the row was last claimed: a post may be in flight until the sender's own
+    #: deadline has passed (see ``sync.store.fencing``).
+    sa.Column("claimed_at", UTCDateTime(), nullable=True),
     _check_in("kind", OUTBOX_KINDS, "kind"),
     _check_in("status", OUTBOX_STATUSES, "status"),
     sa.Index(None, "status", "target", "id"),
@@ -244,6 +274,16 @@ leases = sa.Table(
     sa.Column("holder", sa.String(255), nullable=False),
     sa.Column("acquired_at", UTCDateTime(), nullable=False),
     sa.Column("expires_at", UTCDateTime(), nullable=False),
+)
+
+lock_epochs = sa.Table(
+    "lock_epochs",
+    metadata,
+    sa.Column("name", sa.String(128), primary_key=True),
+    # Fencing tokens: one more at every acquisition of the lock ``name``.
+    sa.Column("epoch", sa.BigInteger(), nullable=False),
+    sa.Column("holder", sa.String(255), nullable=False),
+    sa.Column("acquired_at", UTCDateTime(), nullable=False),
 )
 
 #: Every table the store owns (an unversioned database holding any of them is refused).

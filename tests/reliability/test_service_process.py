@@ -28,6 +28,7 @@ import requests
 from okr_sync.sync.sandbox_world import DEMO_CHANNEL, SandboxWorld, sandbox_world
 from okr_sync.sync.store.locks import Leadership, RunLock
 from okr_sync.sync.store.store import Store
+from support import killpoints
 from support.paths import DEMO_PLAN
 
 # Processes started and killed: long, so `-m 'not slow'` leaves them out locally.
@@ -38,7 +39,8 @@ T = TypeVar("T")
 
 _SERVICE_SCRIPT = textwrap.dedent(
     """
-    import sys
+    import runpy, sys
+    from pathlib import Path
     from okr_sync.config.plan_loader import load_plan
     from okr_sync.config.settings import Settings
     from okr_sync.sync.logs import configure_logging
@@ -46,6 +48,10 @@ _SERVICE_SCRIPT = textwrap.dedent(
     from okr_sync.sync.service.app import Schedule, serve
 
     interval, holder = sys.argv[1], sys.argv[2]
+    if len(sys.argv) > 3:  # pause at a named point: KILLPOINTS POINT N DIR
+        points = runpy.run_path(sys.argv[3])
+        points["install"](points["KillSwitch"](sys.argv[4], int(sys.argv[5]),
+                                               Path(sys.argv[6])))
     configure_logging("INFO")  # stderr is a file here: JSON lines
     settings = Settings()
     plan = load_plan(settings.plan)
@@ -105,7 +111,8 @@ def plan_without_teams_bot(tmp_path: Path) -> Path:
 
 @contextmanager
 def service_process(world: SandboxWorld, workdir: Path, *, interval: str, holder: str,
-                    database_url: str | None = None) -> Iterator[ServiceProcess]:
+                    database_url: str | None = None,
+                    pause_at: tuple[str, int, Path] | None = None) -> Iterator[ServiceProcess]:
     env = dict(os.environ) | world.environment() | {
         "OKR_SYNC_PLAN": str(plan_without_teams_bot(workdir)),
         "OKR_SYNC_WEBHOOK_SECRET": "process-test-webhook-secret",
@@ -113,9 +120,13 @@ def service_process(world: SandboxWorld, workdir: Path, *, interval: str, holder
     if database_url is not None:
         env["OKR_SYNC_DATABASE_URL"] = database_url
     log_path = workdir / f"{holder}.log"
+    pause_args = []
+    if pause_at is not None:
+        point, n, pause_dir = pause_at
+        pause_args = [killpoints.__file__, point, str(n), str(pause_dir)]
     with log_path.open("wb") as log_file:
         proc = subprocess.Popen(
-            [sys.executable, "-c", _SERVICE_SCRIPT, interval, holder],
+            [sys.executable, "-c", _SERVICE_SCRIPT, interval, holder, *pause_args],
             cwd=workdir, env=env, stdout=subprocess.DEVNULL, stderr=log_file,
         )
     service = ServiceProcess(proc, log_path, holder)
@@ -178,6 +189,8 @@ def test_serve_given_second_sigterm_abandons_the_pass_and_still_exits_0(
         service.proc.send_signal(signal.SIGTERM)
         wait_for("the stop to be acknowledged", lambda: any(
             m.startswith("stopping") for m in service.messages()))
+        # Abandon it inside its (slow) Jira fetch, not while it takes the lock and epoch.
+        wait_for("the pass to be under way", lambda: "pass started" in service.messages())
         service.proc.send_signal(signal.SIGTERM)
         assert service.proc.wait(timeout=WAIT_S) == 0
     assert "pass abandoned on a second stop signal" in service.messages()
@@ -259,3 +272,39 @@ def test_serve_given_two_replicas_on_postgres_one_leads_and_the_other_takes_over
     with Store(postgres_url) as store:
         sent = [r.idempotency_key for r in store.list_outbox(status="sent")]
         assert len(sent) == len(set(sent))
+
+
+@pytest.mark.postgres
+def test_serve_given_leader_killed_between_a_post_and_its_ref_the_follower_posts_nothing_twice(
+    world: SandboxWorld, tmp_path: Path, postgres_url: str
+) -> None:
+    Store(postgres_url).close()  # migrate once up front
+    pause = tmp_path / "pause"
+    pause.mkdir()
+    with service_process(world, tmp_path, interval="2s", holder="replica-a",
+                         database_url=postgres_url,
+                         pause_at=("slack.after_post", 1, pause)) as leader:
+        # The leader posted the standing message; its ref is not committed yet.
+        wait_for("the leader to post", (pause / "reached").exists)
+        assert leader.ready()["role"] == "leader"
+        with service_process(world, tmp_path, interval="2s", holder="replica-b",
+                             database_url=postgres_url) as follower:
+            wait_for("the follower to start following", lambda: follower.ready()["role"]
+                     == "follower")
+            leader.proc.send_signal(signal.SIGKILL)
+            leader.proc.wait(timeout=WAIT_S)
+
+            def took_over() -> dict[str, Any] | None:
+                body = follower.ready()
+                return body if body["role"] == "leader" and body["last_success"] else None
+
+            wait_for("the follower to lead and complete a pass", took_over)
+            assert follower.proc.poll() is None
+
+    messages = world.slack.messages(DEMO_CHANNEL)
+    assert len(messages) == 1  # the leader's post, found again by its key, not repeated
+    with Store(postgres_url) as store:
+        rows = store.list_outbox(limit=None)
+        ref = store.get_message_ref(f"slack:{DEMO_CHANNEL}", "scorecard")
+    assert {r.status for r in rows if r.target == f"slack:{DEMO_CHANNEL}"} == {"sent"}
+    assert ref is not None and ref.message_id == messages[0].ts

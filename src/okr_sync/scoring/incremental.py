@@ -1,0 +1,297 @@
+"""Incremental measuring: each measure's selected items kept between passes.
+
+A measure's value is a function of its selected items' facts (:class:`ItemFact`),
+and an item's fact depends only on the item, the measure, its source's settings
+and the cycle start. So per measure we keep its facts (:class:`MeasureState`),
+keyed by a hash of everything but the items (:func:`measure_key`), and a pass
+with changes recomputes only what the changed items touch:
+
+- a structured measure drops the facts of changed and removed items and adds the
+  facts of changed items its selector matches; every other item is unchanged, so
+  its membership and fact are too;
+- a raw-JQL measure rebuilds its facts from its (possibly new) member ids, taking
+  unchanged members' facts from before and reading only members it did not hold.
+
+:func:`combine` then recomputes the value over the facts in one fixed order, the
+same float operations a full measurement makes, so the result is exactly a full
+recomputation's. A measure whose key changed (plan edit, new cycle start, an epic
+key resolving to another issue) or that has no state is measured in full, in one
+pass over the mirror shared by all such measures. :class:`MeasureIndex` files each
+structured measure under one condition its items must meet, so an item is tested
+only against the measures filed under its own attributes. Pure: no I/O.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Collection, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from okr_sync.config.plan import JiraMeasure, JiraSourceConfig
+from okr_sync.scoring.measures import (
+    Contribution,
+    ItemFact,
+    SelectorMatcher,
+    WorkItem,
+    item_fact,
+)
+
+#: Bumped whenever what a fact holds or how it is computed changes: older states
+#: then no longer match any measure and are rebuilt.
+FACT_VERSION = 1
+
+Filing = tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class MeasureState:
+    """One measure's selected items, as of the mirror it was computed on."""
+
+    #: :func:`measure_key` of the measure it was computed for.
+    key: str
+    #: Selected items that could be read, by id, in :meth:`ItemFact.order`.
+    facts: Mapping[str, ItemFact]
+    #: Raw-JQL measures: the member ids the facts were computed for (unread ones too).
+    members: tuple[str, ...] | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "key": self.key,
+            "members": None if self.members is None else list(self.members),
+            "facts": [_fact_to_json(f) for f in self.facts.values()],
+        }
+
+    @classmethod
+    def from_json(cls, doc: Mapping[str, Any]) -> MeasureState:
+        members = doc.get("members")
+        facts = (_fact_from_json(row) for row in doc["facts"])
+        return cls(
+            key=str(doc["key"]),
+            facts={f.contribution.id: f for f in facts},
+            members=None if members is None else tuple(str(m) for m in members),
+        )
+
+
+def _fact_to_json(fact: ItemFact) -> list[Any]:
+    c = fact.contribution
+    return [c.id, c.key, c.summary, c.status, c.project, c.done, c.points, c.amount,
+            c.counted, fact.at_start, fact.no_status, fact.unestimated]
+
+
+def _fact_from_json(row: Sequence[Any]) -> ItemFact:
+    # Rows are this module's own output (a foreign shape fails to unpack or is refused
+    # below, and the caller then rebuilds the measure): read without per-field copies.
+    (ident, key, summary, status, project, done, points, amount, counted, at_start,
+     no_status, unestimated) = row
+    if counted not in _COUNTED or not isinstance(ident, str):
+        raise ValueError(f"not a stored item fact: {row!r}"[:200])
+    return ItemFact(
+        Contribution(ident, key, summary, status, project, done, points, amount, counted),
+        at_start, no_status, unestimated,
+    )
+
+
+_COUNTED = frozenset({"done", "open", "excluded_frozen"})
+
+
+def measure_key(spec: JiraMeasure, source: JiraSourceConfig, *, cycle_start: datetime,
+                epic_ids: Collection[str] = ()) -> str:
+    """A hash of everything a measure's facts and selection depend on besides the items."""
+    document = {
+        "version": FACT_VERSION,
+        "spec": spec.model_dump(mode="json"),
+        "source": source.model_dump(mode="json"),
+        "cycle_start": cycle_start.isoformat(),
+        "epic_ids": sorted(epic_ids),
+    }
+    text = json.dumps(document, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def _cf(value: str) -> str:
+    return value.casefold()
+
+
+def _filing(matcher: SelectorMatcher) -> list[Filing]:
+    """Conditions any item ``matcher`` selects meets at least one of."""
+    if matcher.epic_keys is not None:
+        by_key: list[Filing] = [("parent_key", k) for k in matcher.epic_keys]
+        return by_key + [("parent_id", i) for i in matcher.epic_ids]
+    for name, values in (("label", matcher.labels), ("component", matcher.components),
+                         ("fix_version", matcher.fix_versions)):
+        if values is not None:
+            return [(name, v) for v in values]
+    for name, values in (("issuetype", matcher.issuetypes), ("priority", matcher.priorities),
+                         ("category", matcher.categories)):
+        if values is not None:
+            return [(name, p, v) for p in matcher.projects for v in values]
+    return [("project", p) for p in matcher.projects]
+
+
+def _item_filings(item: WorkItem) -> list[Filing]:
+    project = _cf(item.project)
+    keys: list[Filing] = [
+        ("project", project),
+        ("issuetype", project, _cf(item.issuetype)),
+        ("priority", project, _cf(item.priority or "")),
+        ("category", project, _cf(item.status_category)),
+    ]
+    if item.parent_key is not None:
+        keys.append(("parent_key", _cf(item.parent_key)))
+    if item.parent_id is not None:
+        keys.append(("parent_id", item.parent_id))
+    keys += [("label", _cf(v)) for v in item.labels]
+    keys += [("component", _cf(v)) for v in item.components]
+    keys += [("fix_version", _cf(v)) for v in item.fix_versions]
+    return keys
+
+
+class MeasureIndex:
+    """Structured measures filed by a condition each of their items meets."""
+
+    def __init__(self, matchers: Mapping[str, SelectorMatcher]) -> None:
+        self.matchers = matchers
+        self._filed: dict[Filing, list[str]] = {}
+        for owner, matcher in matchers.items():
+            for filing in _filing(matcher):
+                self._filed.setdefault(filing, []).append(owner)
+
+    def matching(self, item: WorkItem) -> set[str]:
+        """The measures that select ``item`` (each confirmed by its own matcher)."""
+        candidates: set[str] = set()
+        for filing in _item_filings(item):
+            candidates.update(self._filed.get(filing, ()))
+        return {owner for owner in candidates if self.matchers[owner](item)}
+
+
+@dataclass(frozen=True)
+class Measured:
+    """What :func:`update_states` needs of one measure."""
+
+    spec: JiraMeasure
+    source: JiraSourceConfig
+    key: str
+    #: Structured measures: their selector; raw-JQL ones: ``None``.
+    matcher: SelectorMatcher | None = None
+    #: Raw-JQL measures: the member ids this pass.
+    members: tuple[str, ...] | None = None
+
+
+@dataclass(frozen=True)
+class Changes:
+    """How the mirror differs from the one the previous states were computed on."""
+
+    #: Added or updated items, as they are now.
+    changed: Mapping[str, WorkItem]
+    #: Ids no longer in the mirror (deleted, moved out of reach).
+    removed: Collection[str] = frozenset()
+
+
+def _ordered(facts: Iterable[ItemFact]) -> dict[str, ItemFact]:
+    return {f.contribution.id: f for f in sorted(facts, key=lambda f: f.order)}
+
+
+def full_states(
+    measures: Mapping[str, Measured], items: Iterable[WorkItem], *, cycle_start: datetime
+) -> dict[str, MeasureState]:
+    """Measure ``measures`` from scratch in one pass over ``items`` (the whole mirror)."""
+    index = MeasureIndex({o: m.matcher for o, m in measures.items() if m.matcher is not None})
+    wanted: dict[str, list[str]] = {}
+    for owner, m in measures.items():
+        for member in m.members or ():
+            wanted.setdefault(member, []).append(owner)
+    facts: dict[str, list[ItemFact]] = {owner: [] for owner in measures}
+    for item in items:
+        owners = index.matching(item)
+        owners.update(wanted.get(item.id, ()))
+        for owner in owners:
+            m = measures[owner]
+            facts[owner].append(item_fact(m.spec, item, m.source, cycle_start=cycle_start))
+    return {
+        owner: MeasureState(m.key, _ordered(facts[owner]),
+                            None if m.members is None else _unique(m.members))
+        for owner, m in measures.items()
+    }
+
+
+def _unique(ids: Iterable[str]) -> tuple[str, ...]:
+    return tuple(dict.fromkeys(ids))
+
+
+def needed_items(
+    measures: Mapping[str, Measured], previous: Mapping[str, MeasureState], changes: Changes
+) -> set[str]:
+    """Ids :func:`update_states` needs read from the mirror: raw-JQL members that are
+    new to their measure and did not change (changed ones come with ``changes``)."""
+    needed: set[str] = set()
+    for owner, m in measures.items():
+        before = previous.get(owner)
+        if m.members is None or before is None or before.members is None:
+            continue
+        known = set(before.members)
+        needed.update(i for i in m.members if i not in known and i not in changes.changed)
+    return needed
+
+
+def update_states(
+    measures: Mapping[str, Measured],
+    previous: Mapping[str, MeasureState],
+    changes: Changes,
+    read: Mapping[str, WorkItem],
+    *,
+    cycle_start: datetime,
+) -> dict[str, MeasureState]:
+    """Each measure's state after ``changes``, from its state before them.
+
+    Every measure in ``measures`` must have a state in ``previous`` with its key.
+    ``read`` holds the mirror's items for :func:`needed_items` (absent: not mirrored).
+    An unaffected measure keeps its state object (the caller need not store it again).
+    """
+    touched = set(changes.changed) | set(changes.removed)
+    index = MeasureIndex({o: m.matcher for o, m in measures.items() if m.matcher is not None})
+    joining: dict[str, list[WorkItem]] = {}
+    for item in changes.changed.values():
+        for owner in index.matching(item):
+            joining.setdefault(owner, []).append(item)
+    result: dict[str, MeasureState] = {}
+    for owner, m in measures.items():
+        before = previous[owner]
+        if before.key != m.key:
+            raise ValueError(f"{owner}: the stored state is of another measure")
+        if m.members is None:
+            result[owner] = _update_selected(m, before, touched, joining.get(owner, ()),
+                                             cycle_start)
+        else:
+            result[owner] = _update_members(m, before, touched, changes, read, cycle_start)
+    return result
+
+
+def _update_selected(m: Measured, before: MeasureState, touched: set[str],
+                     joining: Sequence[WorkItem], cycle_start: datetime) -> MeasureState:
+    left = [i for i in touched if i in before.facts]
+    if not left and not joining:
+        return before
+    kept = [f for i, f in before.facts.items() if i not in touched]
+    new = [item_fact(m.spec, item, m.source, cycle_start=cycle_start) for item in joining]
+    return MeasureState(m.key, _ordered([*kept, *new]))
+
+
+def _update_members(m: Measured, before: MeasureState, touched: set[str], changes: Changes,
+                    read: Mapping[str, WorkItem], cycle_start: datetime) -> MeasureState:
+    members = _unique(m.members or ())
+    if members == before.members and not any(i in touched for i in members):
+        return before
+    known = set(before.members or ())
+    facts = []
+    for member in members:
+        item = changes.changed.get(member)
+        if item is None and member not in known and member not in changes.removed:
+            item = read.get(member)
+        if item is not None:
+            facts.append(item_fact(m.spec, item, m.source, cycle_start=cycle_start))
+        elif member in known and member not in touched and member in before.facts:
+            facts.append(before.facts[member])
+    return MeasureState(m.key, _ordered(facts), members)

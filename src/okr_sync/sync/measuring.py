@@ -1,0 +1,219 @@
+"""Step 3 of a pass, measuring: incremental, and nothing at all when nothing is new.
+
+Measures are brought up to date from the stored measure states and what the pull
+changed (:mod:`okr_sync.scoring.incremental`). Beside the states, each pass stores a
+*summary* per source: every KR's and KPI's evaluation without its items, with what it
+was computed from (measure keys, raw-JQL member ids, counts, the published snapshot its
+reasons are told against, the site its links point to). A later pass whose pull brought
+nothing new (no update, deletion or membership change, no failure, the same plan, the
+same published snapshot) has, by construction, the same evaluations: it takes them from
+the summary and reads no issue, no measure state and no snapshot's items. The items
+behind them are those of the latest snapshot (that pass stored it, or its scores and
+explanations equalled that snapshot's, or it was such a quiet pass itself).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from datetime import datetime
+from typing import Any
+
+from okr_sync.config.plan import Plan
+from okr_sync.scoring.evaluate import (
+    Evaluation,
+    SourceData,
+    evaluate_measures,
+    evaluation_from_summary,
+    evaluation_summary,
+    measure_keys,
+    measure_states,
+)
+from okr_sync.scoring.explain import ItemState
+from okr_sync.scoring.incremental import MeasureState
+from okr_sync.sync.pull import PulledSource
+from okr_sync.sync.state import (
+    Explanation,
+    LazyExplanations,
+    PassSnapshot,
+    prior_measure_states,
+    save_measure_states,
+)
+from okr_sync.sync.store.reader import StoreReader
+from okr_sync.sync.store.records import Snapshot
+from okr_sync.sync.store.store import StoreTransaction
+
+#: The layout of a stored summary; another one is ignored (the pass measures instead).
+SUMMARY_VERSION = 1
+
+
+@dataclass(frozen=True)
+class Measurements:
+    """This pass's evaluations, and the measure states to store with them."""
+
+    evaluations: dict[str, Evaluation]
+    #: Taken from the stored summaries: nothing was new, no state changed.
+    unchanged: bool = False
+    before: Mapping[str, MeasureState] = field(default_factory=dict)
+    states: Mapping[str, MeasureState] = field(default_factory=dict)
+
+
+def members_hash(ids: Sequence[str]) -> str:
+    return hashlib.sha256("\n".join(ids).encode()).hexdigest()
+
+
+def measure(
+    plan: Plan,
+    store: StoreReader,
+    pulled: Mapping[str, PulledSource],
+    sources: Mapping[str, SourceData],
+    *,
+    cycle_start: datetime,
+    published_id: int | None,
+    previous: Callable[[], Mapping[str, Mapping[str, ItemState]]],
+    sites: Mapping[str, str | None],
+    summaries: Mapping[str, Mapping[str, Any] | None],
+    may_reuse: bool,
+) -> Measurements:
+    """Evaluate every Jira measure. ``published_id`` is the published snapshot's id;
+    ``previous`` reads its item states (for the reasons), only when they are needed."""
+    if may_reuse:
+        reused = _unchanged(plan, pulled, sources, cycle_start=cycle_start,
+                            published_id=published_id, sites=sites, summaries=summaries)
+        if reused is not None:
+            return Measurements(reused, unchanged=True)
+    before, changes = prior_measure_states(store, pulled)
+    states = measure_states(plan, sources, cycle_start=cycle_start, before=before,
+                            changes=changes)
+    evaluations = evaluate_measures(plan, sources, cycle_start=cycle_start,
+                                    previous=previous(), states=states)
+    return Measurements(evaluations, False, before, states)
+
+
+def _unchanged(
+    plan: Plan,
+    pulled: Mapping[str, PulledSource],
+    sources: Mapping[str, SourceData],
+    *,
+    cycle_start: datetime,
+    published_id: int | None,
+    sites: Mapping[str, str | None],
+    summaries: Mapping[str, Mapping[str, Any] | None],
+) -> dict[str, Evaluation] | None:
+    """The stored evaluations, when this pass would compute exactly them; else None."""
+    owners_of: dict[str, set[str]] = {}
+    for owner, spec in plan.jira_measures():
+        owners_of.setdefault(spec.source, set()).add(owner)
+    if set(owners_of) != set(pulled):
+        return None
+    for name, source in pulled.items():
+        summary = summaries.get(name)
+        if (
+            summary is None
+            or summary.get("version") != SUMMARY_VERSION
+            or source.source_error or source.upserts or source.deleted or source.failures
+            or summary.get("published") != published_id
+            or summary.get("site") != sites.get(name)
+            or set(summary["evaluations"]) != owners_of[name]
+        ):
+            return None
+        jql = sources[name].jql
+        for owner, entry in summary["evaluations"].items():
+            if entry["error"] is not None or entry["jql"] != jql.get(owner, ""):
+                return None
+        for owner, membership in source.memberships.items():
+            expected = (membership if isinstance(membership, int)
+                        else members_hash(membership))
+            if summary["memberships"].get(owner) != expected:
+                return None
+    keys = measure_keys(plan, sources, cycle_start=cycle_start)
+    evaluations: dict[str, Evaluation] = {}
+    for name in pulled:
+        summary = summaries[name]
+        assert summary is not None
+        mine = {owner: key for owner, key in keys.items() if owner in owners_of[name]}
+        if summary["keys"] != mine:
+            return None
+        evaluations.update(
+            (owner, evaluation_from_summary(owner, entry))
+            for owner, entry in summary["evaluations"].items()
+        )
+    return evaluations
+
+
+def save_measurements(
+    tx: StoreTransaction,
+    plan: Plan,
+    pulled: Mapping[str, PulledSource],
+    measurements: Measurements,
+    *,
+    published_id: int | None,
+    sites: Mapping[str, str | None],
+    now: datetime,
+) -> None:
+    """Store the changed measure states and each source's summary (nothing when the
+    evaluations were themselves the stored ones)."""
+    if measurements.unchanged:
+        return
+    sources_of = {owner: spec.source for owner, spec in plan.jira_measures()}
+    for name, source in pulled.items():
+        save_measure_states(tx, name, measurements.before, measurements.states, sources_of,
+                            now, summary=_summary(name, source, measurements, sources_of,
+                                                  published_id, sites.get(name)))
+
+
+def _summary(
+    name: str,
+    source: PulledSource,
+    measurements: Measurements,
+    sources_of: Mapping[str, str],
+    published_id: int | None,
+    site: str | None,
+) -> dict[str, Any] | None:
+    mine = {owner: e for owner, e in measurements.evaluations.items()
+            if sources_of.get(owner) == name}
+    if source.source_error or source.failures or any(not e.ok for e in mine.values()):
+        return None  # the next pass measures: a failure is never taken as "unchanged"
+    return {
+        "version": SUMMARY_VERSION,
+        "published": published_id,
+        "site": site,
+        "keys": {owner: state.key for owner, state in measurements.states.items()
+                 if owner in mine},
+        "memberships": {
+            owner: membership if isinstance(membership, int) else members_hash(membership)
+            for owner, membership in source.memberships.items()
+        },
+        "evaluations": {owner: evaluation_summary(e) for owner, e in mine.items()},
+    }
+
+
+def previous_snapshots(
+    store: StoreReader, cycle: str
+) -> tuple[int | None, PassSnapshot | None, PassSnapshot | None]:
+    """The published snapshot's id, and the last published and the latest snapshots of
+    ``cycle`` (None when none). Their explanations (every KR's items: most of a large
+    document) are read from the store only when something asks for them."""
+
+    def this_cycle(record: Snapshot | None) -> PassSnapshot | None:
+        # A new cycle starts from scratch: last cycle's scores are no baseline for news.
+        if record is None or record.cycle != cycle:
+            return None
+        snapshot = PassSnapshot.from_json(record.document)
+        if "explain" in record.document:
+            return snapshot
+        snapshot_id = record.id
+
+        def load() -> Mapping[str, Explanation]:
+            return PassSnapshot.from_json(store.get_snapshot(snapshot_id).document).explanations
+
+        return replace(snapshot, explanations=LazyExplanations(load))
+
+    published_record = store.snapshot_head(published_only=True)
+    published = this_cycle(published_record)
+    published_id = published_record.id if published is not None and published_record else None
+    # Usually the latest snapshot is the published one: read it once.
+    if published_record is not None and published_record.id == store.latest_snapshot_id():
+        return published_id, published, published
+    return published_id, published, this_cycle(store.snapshot_head(published_only=False))

@@ -1,0 +1,105 @@
+"""One source's issue mirror as a pass sees it, without a copy of it in memory.
+
+:class:`MirrorView` is a mutable mapping of issue id -> :class:`JiraIssue`: the
+stored rows, read on demand by id and streamed when iterated, overlaid by what
+this pass pulled (and less what it found deleted). Memory holds the stored ids
+and this pass's changes, never the whole mirror.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection, ItemsView, Iterator, MutableMapping, ValuesView
+
+from okr_sync.connectors.jira.records import JiraIssue
+from okr_sync.sync.pull import issue_from_record
+from okr_sync.sync.store.reader import StoreReader
+
+
+class MirrorView(MutableMapping[str, JiraIssue]):
+    def __init__(self, store: StoreReader, source: str) -> None:
+        self._store = store
+        self._source = source
+        self._ids: set[str] | None = None
+        self._over: dict[str, JiraIssue] = {}
+        self._gone: set[str] = set()
+
+    def _stored(self) -> set[str]:
+        if self._ids is None:
+            self._ids = self._store.mirrored_ids(self._source)
+        return self._ids
+
+    def _stored_here(self, issue_id: str) -> bool:
+        return (issue_id not in self._over and issue_id not in self._gone
+                and issue_id in self._stored())
+
+    def __getitem__(self, issue_id: str) -> JiraIssue:
+        if issue_id in self._over:
+            return self._over[issue_id]
+        found = self.read([issue_id])
+        if issue_id not in found:
+            raise KeyError(issue_id)
+        return found[issue_id]
+
+    def __setitem__(self, issue_id: str, issue: JiraIssue) -> None:
+        self._over[issue_id] = issue
+        self._gone.discard(issue_id)
+
+    def __delitem__(self, issue_id: str) -> None:
+        if issue_id not in self:
+            raise KeyError(issue_id)
+        self._over.pop(issue_id, None)
+        self._gone.add(issue_id)
+
+    def __contains__(self, issue_id: object) -> bool:
+        if not isinstance(issue_id, str):
+            return False
+        return issue_id in self._over or self._stored_here(issue_id)
+
+    def __iter__(self) -> Iterator[str]:
+        yield from self._over
+        yield from (i for i in self._stored() if i not in self._over and i not in self._gone)
+
+    def __len__(self) -> int:
+        stored = sum(1 for i in self._stored() if i not in self._over and i not in self._gone)
+        return len(self._over) + stored
+
+    def read(self, ids: Collection[str]) -> dict[str, JiraIssue]:
+        """The issues of ``ids`` that are in the mirror, in one store read."""
+        found = {i: self._over[i] for i in ids if i in self._over}
+        wanted = [i for i in ids if self._stored_here(i)]
+        if wanted:
+            records = self._store.issue_records(self._source, wanted)
+            found.update({i: issue_from_record(doc) for i, doc in records.items()})
+        return found
+
+    def stream(self) -> Iterator[JiraIssue]:
+        """Every issue, the stored ones streamed from the store."""
+        for doc in self._store.iter_issues(self._source):
+            issue_id = str(doc["id"])
+            if issue_id not in self._over and issue_id not in self._gone:
+                yield issue_from_record(doc)
+        yield from self._over.values()
+
+    def values(self) -> ValuesView[JiraIssue]:
+        return _StreamedValues(self)
+
+    def items(self) -> ItemsView[str, JiraIssue]:
+        return _StreamedItems(self)
+
+
+class _StreamedValues(ValuesView[JiraIssue]):
+    def __init__(self, mirror: MirrorView) -> None:
+        super().__init__(mirror)
+        self._mirror = mirror
+
+    def __iter__(self) -> Iterator[JiraIssue]:
+        return self._mirror.stream()
+
+
+class _StreamedItems(ItemsView[str, JiraIssue]):
+    def __init__(self, mirror: MirrorView) -> None:
+        super().__init__(mirror)
+        self._mirror = mirror
+
+    def __iter__(self) -> Iterator[tuple[str, JiraIssue]]:
+        return ((issue.id, issue) for issue in self._mirror.stream())

@@ -1,0 +1,141 @@
+"""Store operations for incremental measuring: per-measure states and the streamed mirror.
+
+The states are only trusted on the mirror they were computed on: the pass that
+writes them marks the source with its time (``measure_marks``), in the same
+transaction as the mirror's rows, and :meth:`MeasureOps.get_measure_states`
+returns nothing when any row of the mirror was written after that mark.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Iterator, Mapping
+from datetime import UTC, datetime
+from typing import Any
+
+import sqlalchemy as sa
+
+from okr_sync.sync.store.base import StoreOps, chunks, upsert
+from okr_sync.sync.store.tables import issues, measure_marks, measure_states
+
+#: Rows read at a time while streaming the mirror.
+STREAM_BATCH = 1000
+
+
+class MeasureOps(StoreOps):
+    def iter_issues(self, source: str) -> Iterator[dict[str, Any]]:
+        """The mirrored (not deleted) records of a source, streamed a page at a time.
+
+        Each page is its own short read (keyset paging by issue id): no connection is
+        held while the caller works on the rows, so it may use the store meanwhile (on
+        SQLite every connection of the store takes the write lock).
+        """
+        after = ""
+        while True:
+            query = (
+                sa.select(issues.c.issue_id, issues.c.fields)
+                .where(issues.c.source == source, issues.c.deleted.is_(False),
+                       issues.c.issue_id > after)
+                .order_by(issues.c.issue_id)
+                .limit(STREAM_BATCH)
+            )
+            with self._connection() as conn:
+                page = [(row.issue_id, dict(row.fields)) for row in conn.execute(query)]
+            for _, record in page:
+                yield record
+            if len(page) < STREAM_BATCH:
+                return
+            after = page[-1][0]
+
+    def mirrored_ids(self, source: str) -> set[str]:
+        """Ids of the mirrored (not deleted) issues of a source."""
+        query = sa.select(issues.c.issue_id).where(
+            issues.c.source == source, issues.c.deleted.is_(False))
+        with self._connection() as conn:
+            return set(conn.execute(query).scalars())
+
+    def _mirror_mark(self, conn: sa.Connection, source: str) -> sa.Row[Any] | None:
+        """The source's mark, when no mirror row was written after it."""
+        mark = conn.execute(
+            sa.select(measure_marks).where(measure_marks.c.source == source)
+        ).first()
+        if mark is None:
+            return None
+        newest = conn.execute(
+            sa.select(sa.func.max(issues.c.seen_at)).where(issues.c.source == source)
+        ).scalar_one_or_none()
+        deleted = conn.execute(
+            sa.select(sa.func.max(issues.c.deleted_at)).where(issues.c.source == source)
+        ).scalar_one_or_none()
+        written = [w for w in (newest, deleted) if w is not None]
+        if written and max(_aware(w) for w in written) > _aware(mark.mirror_at):
+            return None
+        return mark
+
+    def get_measure_states(
+        self, source: str
+    ) -> dict[str, tuple[str, Mapping[str, Any]]] | None:
+        """Owner -> (measure key, state document), or ``None`` when there are none that
+        were computed on the mirror as it is (never stored, or the mirror written since)."""
+        with self._connection() as conn:
+            if self._mirror_mark(conn, source) is None:
+                return None
+            rows = conn.execute(
+                sa.select(measure_states.c.owner, measure_states.c.measure_key,
+                          measure_states.c.state).where(measure_states.c.source == source)
+            )
+            return {row.owner: (row.measure_key, row.state) for row in rows}
+
+    def get_measure_summary(self, source: str) -> dict[str, Any] | None:
+        """What the pass that stored the measure states measured (no items), when they
+        still match the mirror; else ``None``."""
+        with self._connection() as conn:
+            mark = self._mirror_mark(conn, source)
+        if mark is None or not isinstance(mark.summary, dict):
+            return None
+        return dict(mark.summary)
+
+    def save_measure_states(
+        self,
+        source: str,
+        states: Mapping[str, tuple[str, Mapping[str, Any]]],
+        *,
+        keep: Collection[str],
+        at: datetime,
+        summary: Mapping[str, Any] | None = None,
+    ) -> None:
+        """Write ``states`` (owner -> (key, document)), drop owners not in ``keep``, and
+        mark the source's mirror as the one they were computed on (at ``at``)."""
+        when = self._now(at)
+        with self._connection() as conn:
+            stale = sa.delete(measure_states).where(measure_states.c.source == source)
+            if keep:
+                stale = stale.where(measure_states.c.owner.not_in(sorted(keep)))
+            conn.execute(stale)
+            if states:
+                conn.execute(
+                    upsert(conn, measure_states, ["source", "owner"],
+                           ["measure_key", "state", "updated_at"]),
+                    [
+                        {"source": source, "owner": owner, "measure_key": key,
+                         "state": dict(document), "updated_at": when}
+                        for owner, (key, document) in states.items()
+                    ],
+                )
+            conn.execute(upsert(conn, measure_marks, ["source"], ["mirror_at", "summary"]),
+                         {"source": source, "mirror_at": when,
+                          "summary": None if summary is None else dict(summary)})
+
+    def issue_records(self, source: str, ids: Collection[str]) -> dict[str, dict[str, Any]]:
+        """The mirrored (not deleted) records of ``ids`` by id (absent ids are not mirrored)."""
+        found: dict[str, dict[str, Any]] = {}
+        with self._connection() as conn:
+            for chunk in chunks(sorted(set(ids))):
+                query = sa.select(issues.c.issue_id, issues.c.fields).where(
+                    issues.c.source == source, issues.c.deleted.is_(False),
+                    issues.c.issue_id.in_(chunk))
+                found.update({row.issue_id: dict(row.fields) for row in conn.execute(query)})
+        return found
+
+
+def _aware(value: datetime) -> datetime:
+    return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
