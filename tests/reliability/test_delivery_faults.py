@@ -55,6 +55,8 @@ class DeliveryFault:
     target: str
     #: What becomes of the faulted target's rows of the pass.
     outcome: Outcome
+    #: The clients' read timeout (seconds) in both passes; ``None``: the default.
+    timeout: float | None = None
 
 
 def _slack(code: str, *, count: int = 1, **options: object) -> Callable[[SandboxWorld], None]:
@@ -65,6 +67,21 @@ def _teams(kind: str, status: int, *, count: int = 1,
            retry_after: float | str | None = None) -> Callable[[SandboxWorld], None]:
     return lambda world: world.teams.inject_status(kind, status, count=count,
                                                    retry_after=retry_after)
+
+
+#: Timeout rows: the clients give up after CLIENT_TIMEOUT, the sandbox answers REPLY_DELAY
+#: late (cut short when it stops). Far apart, so a loaded machine cannot blur them.
+CLIENT_TIMEOUT = 1.0
+REPLY_DELAY = 5.0
+
+
+def _slack_late(method: str | None, *, count: int = 1) -> Callable[[SandboxWorld], None]:
+    # Slack acts, then answers too late: the post may have gone through.
+    return lambda world: world.slack.delay_replies(REPLY_DELAY, count=count, method=method)
+
+
+def _teams_late(kind: str, *, count: int = 1) -> Callable[[SandboxWorld], None]:
+    return lambda world: world.teams.delay_replies(kind, REPLY_DELAY, count=count)
 
 
 FAULTS = [
@@ -96,6 +113,21 @@ FAULTS = [
     DeliveryFault("teams workflow 429 Retry-After -1",
                   _teams("workflow", 429, count=2, retry_after=-1), WORKFLOW, "sent"),
     DeliveryFault("teams workflow 413", _teams("workflow", 413, count=1000), WORKFLOW, "failed"),
+    # Read timeouts. Slack's come after it acted: the history lookup must find the post.
+    DeliveryFault("slack chat.postMessage timeout once", _slack_late("chat.postMessage"),
+                  SLACK, "sent", CLIENT_TIMEOUT),
+    DeliveryFault("slack chat.update timeout once", _slack_late("chat.update"),
+                  SLACK, "sent", CLIENT_TIMEOUT),
+    DeliveryFault("slack timeout forever", _slack_late(None, count=1000),
+                  SLACK, "pending", CLIENT_TIMEOUT),
+    DeliveryFault("teams bot timeout once", _teams_late("activity"), BOT, "sent",
+                  CLIENT_TIMEOUT),
+    DeliveryFault("teams bot timeout forever", _teams_late("activity", count=1000), BOT,
+                  "pending", CLIENT_TIMEOUT),
+    DeliveryFault("teams workflow timeout once", _teams_late("workflow"), WORKFLOW, "sent",
+                  CLIENT_TIMEOUT),
+    DeliveryFault("teams workflow timeout forever", _teams_late("workflow", count=1000),
+                  WORKFLOW, "pending", CLIENT_TIMEOUT),
 ]
 
 
@@ -105,7 +137,7 @@ def world(tmp_path: Path) -> Iterator[SandboxWorld]:
         yield w
 
 
-def _senders(world: SandboxWorld, waits: list[float]) -> Senders:
+def _senders(world: SandboxWorld, waits: list[float], timeout: float | None) -> Senders:
     """The sandbox clients, with every wait recorded instead of slept."""
     settings = world.settings()
     assert settings.slack_bot_token is not None and settings.teams_app_secret is not None
@@ -113,17 +145,18 @@ def _senders(world: SandboxWorld, waits: list[float]) -> Senders:
     workflow_url = SecretStr(world.teams.workflow_url(world.workflow_id))
     return Senders(
         slack=lambda: SlackClient(settings.slack_api_url, slack_token, channel_interval=0.0,
-                                  sleep=waits.append),
+                                  sleep=waits.append, timeout=timeout),
         teams_bot=lambda: TeamsBotClient(
             world.teams.app_id, secret, world.teams.tenant_id, world.teams.service_url,
-            http_client=world.teams.msal_http_client(), sleep=waits.append),
-        teams_workflow=lambda _env: TeamsWorkflowClient(workflow_url, sleep=waits.append),
+            http_client=world.teams.msal_http_client(), sleep=waits.append, timeout=timeout),
+        teams_workflow=lambda _env: TeamsWorkflowClient(workflow_url, sleep=waits.append,
+                                                        timeout=timeout),
     )
 
 
-def _run(world: SandboxWorld, waits: list[float]) -> PassResult:
+def _run(world: SandboxWorld, waits: list[float], timeout: float | None = None) -> PassResult:
     runtime = build_runtime(world.settings(), load_plan(DEMO_PLAN),
-                            senders=_senders(world, waits))
+                            senders=_senders(world, waits, timeout))
     try:
         return runtime.run_locked(PassOptions())
     finally:
@@ -150,7 +183,7 @@ def test_delivery_given_fault_sends_each_update_once_or_status_reports_it(
     world: SandboxWorld, fault: DeliveryFault
 ) -> None:
     waits: list[float] = []
-    assert _run(world, waits).exit_code == 0
+    assert _run(world, waits, fault.timeout).exit_code == 0
     with Store(world.database_url) as store:
         seen = max(r.id for r in store.list_outbox(limit=None))
     _progress(world)
@@ -158,9 +191,12 @@ def test_delivery_given_fault_sends_each_update_once_or_status_reports_it(
     world.slack.requests.clear()
     world.teams.requests.clear()
     fault.inject(world)
-    result = _run(world, waits)
-    # The fault did happen: the faulted sandbox answered with an error.
-    if fault.target == SLACK:
+    result = _run(world, waits, fault.timeout)
+    # The fault did happen: the faulted sandbox answered late, or with an error.
+    if fault.timeout is not None:
+        sandbox = world.slack if fault.target == SLACK else world.teams
+        assert sandbox.counters["delayed"] >= 1
+    elif fault.target == SLACK:
         assert any(r.status >= 400 or r.error for r in world.slack.requests)
     else:
         assert any(r.status >= 400 for r in world.teams.requests)

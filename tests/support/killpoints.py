@@ -114,8 +114,8 @@ def install(switch: KillSwitch) -> None:
     transaction = Store.transaction
 
     @contextmanager
-    def committed(self: Store) -> Iterator[Any]:
-        with transaction(self) as tx:
+    def committed(self: Store, **kwargs: Any) -> Iterator[Any]:
+        with transaction(self, **kwargs) as tx:
             yield tx
             switch.hit("store.before_commit")
         switch.hit("store.after_commit")

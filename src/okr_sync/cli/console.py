@@ -8,7 +8,7 @@ from rich.text import Text
 
 from okr_sync.cli.common import inert
 from okr_sync.scoring.display import percent
-from okr_sync.scoring.scorecard import Scorecard
+from okr_sync.scoring.scorecard import Scorecard, TargetRange
 
 _CONFIDENCE_STYLE = {
     "on_track": "green",
@@ -30,6 +30,12 @@ def _number(value: float | None) -> str:
     if float(value).is_integer():
         return str(int(value))
     return f"{value:.4g}"
+
+
+def _target(target: float | TargetRange) -> str:
+    if isinstance(target, TargetRange):
+        return f"{_number(target.min)}..{_number(target.max)}"
+    return _number(target)
 
 
 def _confidence(confidence: str | None) -> Text:
@@ -87,7 +93,7 @@ def print_scorecard(scorecard: Scorecard, console: Console) -> None:
                 # In the KR's own terms: "65 of 144 pts done", "12 of 28 items done",
                 # "140 of 150 pts" (with its target), not a 0..1 ratio.
                 _text(kr_value_text(kr)) if worded else _number(kr.value),
-                "" if worded else _number(kr.target),
+                "" if worded else _target(kr.target),
                 _percent(kr.score),
                 _text(kr.band or "not measured"),
                 _confidence(kr.confidence),

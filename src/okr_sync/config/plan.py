@@ -8,35 +8,40 @@ rules that concern one node at a time.
 from __future__ import annotations
 
 import re
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Annotated, Literal
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from croniter import CroniterError, croniter
 from pydantic import (
     AfterValidator,
-    BaseModel,
-    ConfigDict,
     Field,
     field_validator,
     model_validator,
 )
 
+from okr_sync.config.cycle import FIRST_CYCLE_YEAR as FIRST_CYCLE_YEAR
+from okr_sync.config.cycle import LAST_CYCLE_YEAR as LAST_CYCLE_YEAR
+from okr_sync.config.cycle import MAX_CYCLE_DAYS as MAX_CYCLE_DAYS
+from okr_sync.config.cycle import Cycle as Cycle
+from okr_sync.config.cycle import StrictModel
+from okr_sync.config.kr_types import (
+    MAX_SCORE_CAP,
+    MILESTONES_TEXT,
+    RANGE_SCORE_TEXT,
+    SCORE_CAP_TEXT,
+    Milestone,
+    RangeTarget,
+    kr_type_problem,
+)
 from okr_sync.config.people import Person
 
 DEFAULT_SOURCE = "main"
 
-#: Cycle dates are kept within these years: every pass adds a day to the end and
-#: turns dates into instants in the cycle's time zone, which overflows near year 9999.
-FIRST_CYCLE_YEAR, LAST_CYCLE_YEAR = 1970, 2200
-MAX_CYCLE_DAYS = 5 * 366
 #: Weights, baselines, targets and values stay within +-this, so that sums of
 #: weights and differences such as target - baseline stay finite and exact enough.
 MAX_PLAN_NUMBER = 1e12
 #: A schedule in the plan must fire within this many years (30 February never does).
 CRON_HORIZON_YEARS = 5
-
-_ISO_DATE = re.compile(r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$")
 
 
 def _bounded(value: float) -> float:
@@ -51,66 +56,6 @@ def _bounded(value: float) -> float:
 PlanNumber = Annotated[float, AfterValidator(_bounded)]
 
 StrOrList = str | list[str]
-
-
-class StrictModel(BaseModel):
-    """Unknown keys are errors: a typo must never be silently ignored."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
-
-
-class Cycle(StrictModel):
-    name: str = Field(min_length=1)
-    start: date
-    end: date
-    timezone: str = "UTC"
-
-    @field_validator("start", "end", mode="before")
-    @classmethod
-    def _date_not_datetime(cls, value: object) -> object:
-        # The cycle runs from `start` 00:00 to the end of `end` in its time zone; a
-        # time of day would be silently dropped, so it is refused.
-        if isinstance(value, datetime) or (
-            isinstance(value, str) and not _ISO_DATE.match(value)
-        ):
-            raise ValueError(
-                "give a date (YYYY-MM-DD), not a datetime: the cycle runs from the start"
-                " of `start` to the end of `end` in the cycle's time zone"
-            )
-        return value
-
-    @field_validator("start", "end")
-    @classmethod
-    def _representable(cls, value: date) -> date:
-        if not FIRST_CYCLE_YEAR <= value.year <= LAST_CYCLE_YEAR:
-            raise ValueError(
-                f"{value.isoformat()} is out of range: cycle dates must be in the years"
-                f" {FIRST_CYCLE_YEAR} to {LAST_CYCLE_YEAR}"
-            )
-        return value
-
-    @model_validator(mode="after")
-    def _bounded_length(self) -> Cycle:
-        days = (self.end - self.start).days
-        if days > MAX_CYCLE_DAYS:
-            raise ValueError(
-                f"the cycle lasts {days} days; a cycle may last at most 5 years"
-                f" ({MAX_CYCLE_DAYS} days)"
-            )
-        return self
-
-    @field_validator("timezone")
-    @classmethod
-    def _known_timezone(cls, value: str) -> str:
-        try:
-            ZoneInfo(value)
-        except (ZoneInfoNotFoundError, ValueError) as error:
-            raise ValueError(f"unknown time zone {value!r}") from error
-        return value
-
-    @property
-    def zone(self) -> ZoneInfo:
-        return ZoneInfo(self.timezone)
 
 
 class Band(StrictModel):
@@ -128,6 +73,11 @@ def _default_bands() -> list[Band]:
 
 class Scoring(StrictModel):
     bands: list[Band] = Field(default_factory=_default_bands, min_length=1)
+    guardrail_confidence: Literal["at_risk", "off_track"] = Field(default="at_risk", description=(
+        "The best confidence an objective can have while one of its guardrail KPIs is red."))
+    cap_objectives: bool = Field(default=True, description=(
+        "Objective means count each contributor's score at most 1, so a KR's score_cap"
+        " shows over-achievement on the KR only; false lets it raise the objective."))
 
     @field_validator("bands")
     @classmethod
@@ -250,9 +200,16 @@ class KeyResult(StrictModel):
     weight: PlanNumber = Field(default=1.0, ge=0.0)
     measure: Measure
     baseline: PlanNumber | None = None
-    target: PlanNumber | None = None
+    target: PlanNumber | RangeTarget | None = Field(
+        default=None, description="A number, or {min, max} with direction: range.")
     current: PlanNumber | None = None
-    direction: Literal["at_least", "at_most"] | None = None
+    direction: Literal["at_least", "at_most", "range"] | None = Field(
+        default=None, description="at_least / at_most: 1 or 0 by a threshold. "
+        + RANGE_SCORE_TEXT)
+    tolerance: PlanNumber | None = Field(default=None, gt=0.0, description=RANGE_SCORE_TEXT)
+    milestones: list[Milestone] | None = Field(default=None, min_length=1,
+                                               description=MILESTONES_TEXT)
+    score_cap: float = Field(default=1.0, ge=1.0, le=MAX_SCORE_CAP, description=SCORE_CAP_TEXT)
     owner: str | None = Field(default=None, min_length=1, max_length=200)
     description: str | None = None
 
@@ -260,17 +217,21 @@ class KeyResult(StrictModel):
     def _coherent_target(self) -> KeyResult:
         if self.current is not None and self.measure.kind != "manual":
             raise ValueError("`current` is only for `manual` measures; others are measured")
+        problem = kr_type_problem(self.direction, self.target, self.baseline, self.tolerance,
+                                  bool(self.milestones) or self.score_cap != 1.0)
+        if problem is not None:
+            raise ValueError(problem)
         if self.direction is not None:
-            if self.target is None:
-                raise ValueError(f"direction {self.direction} needs a `target`")
-            if self.baseline is not None:
-                raise ValueError(f"direction {self.direction} takes only a `target`, no `baseline`")
             return self
         if self.effective_target is None:
             raise ValueError(f"a `{self.measure.kind}` measure needs a `target`")
         if self.effective_baseline == self.effective_target:
             raise ValueError("baseline and target are equal, so progress cannot be measured")
         return self
+
+    @property
+    def range_target(self) -> RangeTarget | None:
+        return self.target if isinstance(self.target, RangeTarget) else None
 
     @property
     def effective_baseline(self) -> float:
@@ -280,6 +241,9 @@ class KeyResult(StrictModel):
 
     @property
     def effective_target(self) -> float | None:
+        """The numeric target (None for a range KR: see :attr:`range_target`)."""
+        if isinstance(self.target, RangeTarget):
+            return None
         if self.target is not None:
             return self.target
         return _KIND_DEFAULTS[self.measure.kind][1]
@@ -295,6 +259,9 @@ class Objective(StrictModel):
     owner: str | None = Field(default=None, min_length=1, max_length=200)
     description: str | None = None
     key_results: list[KeyResult] = Field(default_factory=list)
+    guardrails: list[str] = Field(default_factory=list, description=(
+        "KPI ids that must hold while the objective is pursued: a red one caps the"
+        " objective's confidence at scoring.guardrail_confidence."))
 
 
 class KpiThresholds(StrictModel):

@@ -19,6 +19,7 @@ from typing import Any
 from pydantic import ValidationError
 from ruamel.yaml.error import MarkedYAMLError, YAMLError
 
+from okr_sync.config.kr_types import drop_number_for_mapping, milestone_problems
 from okr_sync.config.plan import DEFAULT_SOURCE, JiraMeasure, Plan, default_perspectives
 from okr_sync.config.plan_yaml import (
     MAX_PLAN_BYTES,
@@ -61,16 +62,19 @@ class PlanError(Exception):
 
 
 _TYPE_TAG = re.compile(r"^(str|int|float|bool|date|list\[.*\]|literal\[.*\]|[a-z-]+\[.*\])$")
-_MEASURE_TAGS = {"done_ratio", "count", "sum", "milestone", "manual"}
+_MEASURE_TAGS = {"done_ratio", "count", "sum", "milestone", "manual", "RangeTarget"}
 
 
 def _pydantic_path(loc: tuple[int | str, ...]) -> list[PathPart]:
     """Drop pydantic's union-member and discriminator tags so the path matches the YAML."""
-    return [
-        part
-        for part in loc
-        if not (isinstance(part, str) and (part in _MEASURE_TAGS or _TYPE_TAG.match(part)))
-    ]
+    path: list[PathPart] = []
+    for part in loc:
+        # A milestone's `date` key is a field, not the `date` tag of a union member.
+        is_key = part == "date" and len(path) >= 2 and path[-2] == "milestones"
+        if is_key or not (isinstance(part, str)
+                          and (part in _MEASURE_TAGS or _TYPE_TAG.match(part))):
+            path.append(part)
+    return path
 
 
 def _message(error: dict[str, Any]) -> str:
@@ -117,7 +121,8 @@ class PlanLoader:
             plan = Plan.model_validate(data)
         except ValidationError as error:
             seen_paths: set[str] = set()
-            for e in error.errors():
+            errors = drop_number_for_mapping(error.errors(), _pydantic_path)
+            for e in errors:
                 path = _pydantic_path(e["loc"])
                 # A value that fits no member of a union is reported once, not per member.
                 if format_path(path) in seen_paths:
@@ -198,6 +203,7 @@ def cross_check(plan: Plan, connectable: frozenset[str] | None = None) -> Iterat
     """Rules that need the validated model (run only when the shape is valid)."""
     yield from _check_contributors(plan)
     yield from _check_sources(plan, connectable)
+    yield from milestone_problems(plan)
 
 
 def _items(data: dict[str, Any], key: str) -> list[tuple[int, dict[str, Any]]]:
@@ -325,8 +331,13 @@ def _check_references(data: dict[str, Any]) -> Iterator[Problem]:
     )
     routes = data.get("routes")
     route_names = set(routes) if isinstance(routes, dict) else set()
+    kpi_ids = {_str_field(k, "id") for _, k in _items(data, "kpis")}
     for index, objective in objectives:
         path: list[PathPart] = ["objectives", index]
+        guardrails = objective.get("guardrails")
+        for g_index, kpi in enumerate(guardrails if isinstance(guardrails, list) else []):
+            if isinstance(kpi, str) and kpi not in kpi_ids:
+                yield [*path, "guardrails", g_index], f"unknown KPI {kpi!r}"
         parent = _str_field(objective, "parent")
         if parent is not None:
             if parent == _str_field(objective, "id"):

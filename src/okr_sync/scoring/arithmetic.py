@@ -32,6 +32,7 @@ from okr_sync.config.plan import (
     Plan,
     SumMeasure,
 )
+from okr_sync.scoring.formulas import num, score_formula, share_text
 from okr_sync.scoring.measures import Contribution, ValueTerms, value_terms
 from okr_sync.scoring.rollup import (
     CheckIn,
@@ -47,8 +48,10 @@ from okr_sync.scoring.rules import (
     band_for,
     confidence_trace,
     elapsed_fraction,
+    expected_score,
+    guardrail_confidence,
     kpi_status,
-    kr_score,
+    score_key_result,
 )
 from okr_sync.scoring.scorecard import (
     Confidence,
@@ -60,13 +63,7 @@ from okr_sync.scoring.scorecard import (
 
 Kind = Literal["key_result", "objective", "perspective", "kpi"]
 
-
-def num(value: float) -> str:
-    """A number as explain writes it: at most 4 decimals (A3), no trailing zeros."""
-    shown = rounded(value)
-    if isinstance(shown, int):
-        return str(shown)
-    return f"{shown:.4f}".rstrip("0").rstrip(".") if shown is not None else "-"
+__all__ = ["Arithmetic", "MeasureTrace", "explain_scorecard", "num"]
 
 
 @dataclass(frozen=True)
@@ -202,8 +199,8 @@ class _Explainer:
         self.traces = traces
         self.checkins = checkins
         cycle = plan.cycle
-        self.elapsed = elapsed_fraction(cycle.start, cycle.end, cycle.zone,
-                                        scorecard.cycle.as_of)
+        self.as_of = scorecard.cycle.as_of
+        self.elapsed = elapsed_fraction(cycle.start, cycle.end, cycle.zone, self.as_of)
         self.bands = plan.scoring.bands
         self.key_results: dict[str, KrArithmetic] = {}
         self.objectives: dict[str, MeanArithmetic] = {}
@@ -214,21 +211,21 @@ class _Explainer:
         stored = self.stored.get(kr.id)
         checkin = self.checkins.get(kr.id)
         value, formula, terms = self._value(kr, stored, checkin)
-        baseline, target = kr.effective_baseline, kr.effective_target
-        assert target is not None  # plan validation
         if value is None:
             result = KrArithmetic(kr.id, kr.title, kr.weight, None, formula,
                                   None, "no value, no score", None, None,
                                   "no score, no confidence")
         else:
-            score = kr_score(value, baseline, target, kr.direction)
+            score = score_key_result(kr, value)
+            expected = expected_score(kr, self.plan.cycle, self.as_of)
             trace = confidence_trace(score, self.elapsed, self.bands,
-                                     checkin.confidence if checkin else None)
+                                     checkin.confidence if checkin else None,
+                                     None if expected is None else expected[1])
             result = KrArithmetic(
                 kr.id, kr.title, kr.weight, value, formula, score,
-                _score_formula(value, baseline, target, kr.direction, score),
+                score_formula(kr, value, score),
                 band_for(score, self.bands), trace.confidence,
-                self._confidence_formula(score, trace), terms, trace,
+                self._confidence_formula(score, trace, expected), terms, trace,
                 _differs(stored, value, score),
             )
         self.key_results[kr.id] = result
@@ -267,7 +264,8 @@ class _Explainer:
         terms = value_terms(measure, trace.items)
         return terms.value, _value_formula(measure, terms) + aged, terms
 
-    def _confidence_formula(self, score: float, trace: ConfidenceTrace) -> str:
+    def _confidence_formula(self, score: float, trace: ConfidenceTrace,
+                            expected: tuple[float, float] | None = None) -> str:
         f = num(self.elapsed)
         if trace.rule == "checkin":
             return f"set by check-in: {trace.confidence} (a check-in's confidence wins)"
@@ -277,8 +275,15 @@ class _Explainer:
             return (f"elapsed f = {f} <= {num(EARLY_CYCLE_FRACTION)}: too early to tell "
                     f"-> on_track")
         assert trace.projected is not None and trace.on_track_min is not None
-        head = (f"elapsed f = {f}; projected = min(1, {num(score)}/{f}) = "
-                f"{num(trace.projected)}")
+        if expected is not None:
+            value, e = num(expected[0]), num(expected[1])
+            ratio = (f"min(1, {num(score)}/{e})" if expected[1] > 0
+                     else "nothing expected yet: 1")
+            head = (f"milestones expect {value} by now (score e = {e}); projected = "
+                    f"{ratio} = {num(trace.projected)}")
+        else:
+            head = (f"elapsed f = {f}; projected = min(1, {num(score)}/{f}) = "
+                    f"{num(trace.projected)}")
         top = f"{num(trace.on_track_min)} ({self._band_at(trace.on_track_min)})"
         if trace.confidence == "on_track":
             return f"{head} >= {top} -> on_track"
@@ -302,7 +307,8 @@ class _Explainer:
         parts = [("key_result", self.key_result(kr)) for kr in objective.key_results]
         parts += [("objective", self.objective(c)) for c in self.plan.children(objective.id)]
         contributors = [part for _, part in parts]
-        rolled = objective_rollup(contributors)
+        capped = self.plan.scoring.cap_objectives
+        rolled = objective_rollup(contributors, capped)
         terms = tuple(Term(p.id, kind, p.weight, p.score, p.confidence, contributor_state(p))
                       for kind, p in parts)
         counted = [t for t in terms if t.state == "counted"]
@@ -311,14 +317,21 @@ class _Explainer:
         if stored is not None and rounded(stored.score) != rounded(rolled.score):
             notes.append(f"the stored scorecard says {_maybe(stored.score)}: the plan or "
                          "check-ins changed since the last pass")
+        confidence, confidence_formula = rolled.confidence, (
+            f"worst of {', '.join(str(t.confidence) for t in counted)} = {rolled.confidence}"
+            if rolled.confidence is not None else "nothing measured, no confidence")
+        kpis = {k.id: k for k in self.plan.kpis}
+        red = [k for k in objective.guardrails if self.kpi(kpis[k]).status == "red"]
+        if red and confidence is not None:
+            cap = self.plan.scoring.guardrail_confidence
+            confidence = guardrail_confidence(confidence, red, cap)
+            confidence_formula += (f"; guardrail KPI {', '.join(red)} red: at best {cap} "
+                                   f"-> {confidence}")
         result = MeanArithmetic(
             "objective", objective.id, objective.title, objective.weight, rolled.score,
-            _mean_formula(counted, rolled.score),
+            _mean_formula(counted, rolled.score, capped),
             None if rolled.score is None else band_for(rolled.score, self.bands),
-            rolled.confidence,
-            (f"worst of {', '.join(str(t.confidence) for t in counted)} = {rolled.confidence}"
-             if rolled.confidence is not None else "nothing measured, no confidence"),
-            terms, tuple(notes),
+            confidence, confidence_formula, terms, tuple(notes),
         )
         self.objectives[objective.id] = result
         return result
@@ -408,28 +421,10 @@ def _value_formula(measure: object, terms: ValueTerms) -> str:
     raise TypeError(f"not a Jira measure: {measure!r}")
 
 
-def _score_formula(value: float, baseline: float, target: float, direction: str | None,
-                   score: float) -> str:
-    v, b, t = num(value), num(baseline), num(target)
-    if direction == "at_least":
-        return f"at_least: {v} >= {t} -> 1" if score == 1 else f"at_least: {v} < {t} -> 0"
-    if direction == "at_most":
-        return f"at_most: {v} <= {t} -> 1" if score == 1 else f"at_most: {v} > {t} -> 0"
-    if target > baseline:
-        raw = (value - baseline) / (target - baseline)
-        text = f"(v - b)/(t - b) = ({v} - {b})/({t} - {b}) = {num(raw)}"
-    else:
-        raw = (baseline - value) / (baseline - target)
-        text = f"(b - v)/(b - t) = ({b} - {v})/({b} - {t}) = {num(raw)} (decrease)"
-    if raw != score:
-        text += f", clamped to [0, 1] = {num(score)}"
-    return text
-
-
-def _mean_formula(counted: Sequence[Term], score: float | None) -> str:
+def _mean_formula(counted: Sequence[Term], score: float | None, capped: bool = False) -> str:
     if score is None:
         return "nothing measured: no score"
-    parts = " + ".join(f"{num(t.score or 0)}*{num(t.weight)}" for t in counted)
+    parts = " + ".join(f"{share_text(t.score or 0, capped)}*{num(t.weight)}" for t in counted)
     weights = " + ".join(num(t.weight) for t in counted)
     return f"({parts}) / ({weights}) = {num(score)}"
 

@@ -23,10 +23,13 @@ from okr_sync.config.plan import (
 from okr_sync.scoring.rules import (
     band_for,
     elapsed_fraction,
+    expected_score,
+    guardrail_confidence,
     is_too_easy,
     kpi_status,
     kr_confidence,
-    kr_score,
+    objective_share,
+    score_key_result,
     weighted_mean,
     worst_confidence,
 )
@@ -40,6 +43,7 @@ from okr_sync.scoring.scorecard import (
     PerspectiveScore,
     Scorecard,
     ScoringWarning,
+    TargetRange,
 )
 
 
@@ -120,11 +124,13 @@ class ObjectiveRollup:
     left_out: tuple[str, ...]
 
 
-def objective_rollup(contributors: Sequence[Scored]) -> ObjectiveRollup:
+def objective_rollup(contributors: Sequence[Scored], capped: bool = True) -> ObjectiveRollup:
     """An objective's score (weighted mean of its measured contributors; weights
-    renormalise over them) and confidence (the worst of those with a positive weight)."""
+    renormalise over them) and confidence (the worst of those with a positive weight).
+    ``capped`` (``scoring.cap_objectives``): each score counts at most 1."""
     counted = [c for c in contributors if contributor_state(c) == "counted"]
-    score = weighted_mean((c.score, c.weight) for c in counted if c.score is not None)
+    score = weighted_mean(
+        (objective_share(c.score, capped), c.weight) for c in counted if c.score is not None)
     confidence = (
         worst_confidence(c.confidence for c in counted if c.confidence is not None)
         if score is not None else None
@@ -147,6 +153,7 @@ class _Scorer:
         self.elapsed = elapsed_fraction(cycle.start, cycle.end, cycle.zone, data.as_of)
         self.warnings: list[ScoringWarning] = []
         self._objectives: dict[str, ObjectiveScore] = {}
+        self._kpi_status: dict[str, str | None] = {}
         # Children by parent, in plan order: one pass over the objectives instead of
         # one Plan.children scan per objective (quadratic in the number of objectives).
         self._children: dict[str, list[Objective]] = {}
@@ -158,7 +165,9 @@ class _Scorer:
         checkin = self.data.checkins.get(kr.id)
         measured = self.data.measured.get(kr.id)
         baseline = kr.effective_baseline
-        target = kr.effective_target
+        span = kr.range_target
+        target: float | TargetRange | None = (
+            TargetRange(span.min, span.max) if span is not None else kr.effective_target)
         assert target is not None  # guaranteed by plan validation
         now = self.data.measured_at or self.data.as_of
         items = None
@@ -199,9 +208,11 @@ class _Scorer:
             self.warnings.append(ScoringWarning(
                 kr=kr.id, message=f"measured {_age(now - measured_at)} ago, older than "
                                   f"notify.stale_after"))
-        score = None if value is None else kr_score(value, baseline, target, kr.direction)
+        score = None if value is None else score_key_result(kr, value)
+        expected = expected_score(kr, self.plan.cycle, self.data.as_of)
         confidence = None if score is None else kr_confidence(
-            score, self.elapsed, self.bands, checkin.confidence if checkin else None
+            score, self.elapsed, self.bands, checkin.confidence if checkin else None,
+            None if expected is None else expected[1],
         )
         return KeyResultScore(
             id=kr.id,
@@ -220,6 +231,10 @@ class _Scorer:
             measure_kind=kr.measure.kind,
             measured_at=measured_at,
             stale=stale,
+            tolerance=kr.tolerance,
+            score_cap=kr.score_cap,
+            milestones=tuple((m.date, m.target) for m in kr.milestones or ()),
+            expected=None if expected is None else expected[0],
             owner=self.plan.owner_name(kr.owner or objective.owner),
             unit=STORY_POINTS if not isinstance(kr.measure, ManualMeasure)
             and uses_points(kr.measure) else None,
@@ -234,7 +249,7 @@ class _Scorer:
         key_results = tuple(self.key_result(kr, objective) for kr in objective.key_results)
         children = [self.objective(child) for child in self._children.get(objective.id, ())]
         everything: list[KeyResultScore | ObjectiveScore] = [*key_results, *children]
-        rolled = objective_rollup(everything)
+        rolled = objective_rollup(everything, self.plan.scoring.cap_objectives)
         score, confidence, left_out = rolled.score, rolled.confidence, rolled.left_out
         if score is None and not left_out:  # plan validation guarantees a positive weight sum
             raise ValueError(f"objective {objective.id} has no weighted contributors")
@@ -244,6 +259,14 @@ class _Scorer:
                 message=("mean leaves out, not measured: " if score is not None
                          else "nothing measured, no score: ") + ", ".join(left_out),
             ))
+        red = tuple(k for k in objective.guardrails if self._kpi_status.get(k) == "red")
+        if red and confidence is not None:
+            cap = self.plan.scoring.guardrail_confidence
+            capped = guardrail_confidence(confidence, red, cap)
+            if capped != confidence:
+                self.warnings.append(ScoringWarning(kr=objective.id, message=(
+                    f"confidence capped at {cap}: guardrail KPI {', '.join(red)} is red")))
+            confidence = capped
         result = ObjectiveScore(
             id=objective.id,
             title=objective.title,
@@ -254,6 +277,7 @@ class _Scorer:
             confidence=confidence,
             weight=objective.weight,
             key_results=key_results,
+            red_guardrails=red,
             owner=self.plan.owner_name(objective.owner),
         )
         self._objectives[objective.id] = result
@@ -285,7 +309,14 @@ class _Scorer:
         return tuple(results)
 
     def scorecard(self) -> Scorecard:
+        # KPIs first (guardrails need their status), their warnings after the objectives'.
+        before = len(self.warnings)
+        kpis = self.kpis()
+        kpi_warnings = self.warnings[before:]
+        del self.warnings[before:]
+        self._kpi_status = {k.id: k.status for k in kpis}
         objectives = tuple(self.objective(o) for o in self.plan.objectives)
+        self.warnings.extend(kpi_warnings)
         cycle = self.plan.cycle
         return Scorecard(
             cycle=CycleInfo(
@@ -297,7 +328,7 @@ class _Scorer:
             ),
             objectives=objectives,
             perspectives=self.perspectives(objectives),
-            kpis=self.kpis(),
+            kpis=kpis,
             warnings=unique_warnings(self.warnings),
         )
 

@@ -80,13 +80,24 @@ class ItemCounts:
 
 
 @dataclass(frozen=True)
+class TargetRange:
+    """The target of a ``direction: range`` KR: stay between ``min`` and ``max``."""
+
+    min: float
+    max: float
+
+    def to_json(self) -> dict[str, float | int | None]:
+        return {"min": rounded(self.min), "max": rounded(self.max)}
+
+
+@dataclass(frozen=True)
 class KeyResultScore:
     id: str
     title: str
     #: None (with score, band and confidence) when never measured: unmeasured is not zero.
     value: float | None
     baseline: float | None
-    target: float
+    target: float | TargetRange
     score: float | None
     band: str | None
     confidence: Confidence | None
@@ -101,6 +112,13 @@ class KeyResultScore:
     #: The value is not this pass's: its measure failed, or it is older than
     #: ``notify.stale_after``.
     stale: bool = False
+    #: Range KRs: how far outside the range the score falls to 0 (None: 0 outside).
+    tolerance: float | None = None
+    #: The highest score the KR can show (over-achievement above 1).
+    score_cap: float = 1.0
+    #: Phased targets: (date, target) per milestone, and the value expected by ``as_of``.
+    milestones: tuple[tuple[date, float], ...] = ()
+    expected: float | None = None
     #: Who answers for the KR as people read it (the plan's ``people`` name, or the
     #: ``owner`` text; a KR without one inherits its objective's).
     owner: str | None = None
@@ -121,7 +139,8 @@ class KeyResultScore:
             "title": self.title,
             "value": rounded(self.value),
             "baseline": rounded(self.baseline),
-            "target": rounded(self.target),
+            "target": (self.target.to_json() if isinstance(self.target, TargetRange)
+                       else rounded(self.target)),
             "score": rounded(self.score),
             "band": self.band,
             "confidence": self.confidence,
@@ -138,6 +157,14 @@ class KeyResultScore:
             doc["items"] = self.items.to_json()
         if self.too_easy:
             doc["too_easy"] = True
+        if self.tolerance is not None:
+            doc["tolerance"] = rounded(self.tolerance)
+        if self.score_cap != 1.0:
+            doc["score_cap"] = rounded(self.score_cap)
+        if self.milestones:
+            doc["milestones"] = [{"date": when.isoformat(), "target": rounded(target)}
+                                 for when, target in self.milestones]
+            doc["expected"] = rounded(self.expected)
         if self.owner is not None:
             doc["owner"] = self.owner
         if self.unit is not None:
@@ -162,6 +189,8 @@ class ObjectiveScore:
     confidence: Confidence | None
     weight: float = 1.0
     key_results: tuple[KeyResultScore, ...] = ()
+    #: Guardrail KPIs that are red (they cap the confidence).
+    red_guardrails: tuple[str, ...] = ()
     owner: str | None = None
 
     def to_json(self) -> dict[str, Any]:
@@ -175,6 +204,8 @@ class ObjectiveScore:
             "band": self.band,
             "confidence": self.confidence,
         }
+        if self.red_guardrails:
+            doc["red_guardrails"] = list(self.red_guardrails)
         if self.owner is not None:
             doc["owner"] = self.owner
         doc["key_results"] = [kr.to_json() for kr in self.key_results]
@@ -365,6 +396,15 @@ def _optional_float(value: object) -> float | None:
     return float(value)
 
 
+def _target(value: object) -> float | TargetRange:
+    """A stored target: a number, or ``{min, max}`` for a range KR."""
+    if isinstance(value, Mapping):
+        return TargetRange(float(value["min"]), float(value["max"]))
+    if not isinstance(value, int | float | str):
+        raise TypeError(f"not a target: {type(value).__name__}")
+    return float(value)
+
+
 def _scorecard_from_json(doc: Mapping[str, Any], measure_kinds: Mapping[str, str]) -> Scorecard:
     cycle = doc["cycle"]
     as_of = datetime.fromisoformat(cycle["as_of"])
@@ -380,8 +420,13 @@ def _scorecard_from_json(doc: Mapping[str, Any], measure_kinds: Mapping[str, str
             title=d["title"],
             value=_optional_float(d["value"]),
             baseline=None if d.get("baseline") is None else float(d["baseline"]),
-            target=float(d["target"]),
+            target=_target(d["target"]),
             score=_optional_float(d["score"]),
+            tolerance=_optional_float(d.get("tolerance")),
+            score_cap=float(d.get("score_cap", 1)),
+            milestones=tuple((date.fromisoformat(m["date"]), float(m["target"]))
+                             for m in d.get("milestones", ())),
+            expected=_optional_float(d.get("expected")),
             band=d["band"],
             confidence=d["confidence"],
             measured_at=None if measured_at is None else datetime.fromisoformat(measured_at),
@@ -418,6 +463,7 @@ def _scorecard_from_json(doc: Mapping[str, Any], measure_kinds: Mapping[str, str
                 confidence=o["confidence"],
                 weight=float(o.get("weight", 1)),
                 key_results=tuple(kr(k) for k in o.get("key_results", [])),
+                red_guardrails=tuple(o.get("red_guardrails", ())),
                 owner=o.get("owner"),
             )
             for o in doc.get("objectives", [])

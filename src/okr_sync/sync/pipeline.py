@@ -14,14 +14,13 @@ import json
 import logging
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from datetime import UTC, datetime
-from typing import Any, Protocol
+from typing import Any
 
 from okr_sync.config.plan import Plan, selector_projects
 from okr_sync.connectors.jira.client import JiraClient
 from okr_sync.connectors.jira.jql import projects_jql
-from okr_sync.exit_codes import ExitCode
 from okr_sync.scoring.diff import diff_scorecard
 from okr_sync.scoring.evaluate import Evaluation, SourceData
 from okr_sync.scoring.rollup import (
@@ -41,6 +40,12 @@ from okr_sync.sync.measuring import (
     measure,
     previous_snapshots,
     save_measurements,
+)
+from okr_sync.sync.pass_types import (
+    Deliverer,
+    PassOptions,
+    PassResult,
+    ReadOnlyStoreError,
 )
 from okr_sync.sync.pull import (
     PulledSource,
@@ -62,70 +67,20 @@ from okr_sync.sync.state import (
 )
 from okr_sync.sync.store.reader import StoreReader
 from okr_sync.sync.store.store import (
-    Fence,
     HistoryEntry,
     OutboxItem,
     Outcome,
     RunCounts,
-    RunKind,
     Store,
     StoreError,
 )
 
+__all__ = ["Deliverer", "JiraFactory", "PassOptions", "PassResult", "ReadOnlyStoreError",
+           "SyncPass"]
+
 log = logging.getLogger(__name__)
 
 JiraFactory = Callable[[str], JiraClient]
-
-
-class Deliverer(Protocol):
-    """Plans messages for a new scorecard and delivers the outbox."""
-
-    def plan_messages(
-        self, plan: Plan, scorecard: Scorecard, store: StoreReader
-    ) -> list[OutboxItem]: ...
-
-    def deliver(self, store: Store, *, fence: Fence | None = None) -> list[Delivery]: ...
-
-
-@dataclass(frozen=True)
-class PassOptions:
-    kind: RunKind = "run"
-    dry_run: bool = False
-    full: bool = False
-    as_of: datetime | None = None
-    #: KR/KPI ids whose Jira queries are re-run ignoring cursors (``resync --kr``).
-    refetch: frozenset[str] = frozenset()
-    holder: str | None = None
-    #: The run lock's epoch this pass holds: its commit and every outbox claim check it
-    #: (None: unfenced, e.g. a dry run or a test without the lock).
-    fence: Fence | None = None
-    #: Called with (source, issues fetched so far) during long fetches.
-    progress: Callable[[str, int], None] | None = None
-
-
-@dataclass
-class PassResult:
-    scorecard: Scorecard
-    failures: list[str] = field(default_factory=list)
-    run_id: int | None = None
-    jira_requests: int = 0
-    issues_fetched: int = 0
-    #: The failure lines of Jira sources that were unreachable or refused the credentials.
-    source_failures: list[str] = field(default_factory=list)
-    #: Whether the pass measured something from Jira (or the plan measures nothing there):
-    #: only such a pass is a success for ``/readyz`` and ``last_success``.
-    measured: bool = True
-    #: CPU seconds this pass spent measuring, scoring and diffing (step 3).
-    measure_cpu_seconds: float = 0.0
-
-    @property
-    def exit_code(self) -> int:
-        failed = [d for d in self.scorecard.deliveries if d.status == "failed"]
-        return ExitCode.FAILURES if self.failures or failed else ExitCode.OK
-
-
-class ReadOnlyStoreError(TypeError):
-    """A pass that writes (not ``dry_run``) was handed a store it cannot write."""
 
 
 class SyncPass:

@@ -265,3 +265,26 @@ def test_requests_log_given_calls_records_method_channel_and_error(sandbox: Slac
         ("chat.postMessage", "C0MISSING", "channel_not_found"),
     ]
     assert sandbox.counters["chat.postMessage:channel_not_found"] == 1
+
+
+@pytest.mark.parametrize("after_processing", [True, False])
+def test_delay_replies_given_short_client_timeout_times_out_and_posts_only_if_processed_first(
+    sandbox: SlackSandbox, after_processing: bool
+) -> None:
+    # The delay far exceeds the client's timeout; stopping the sandbox cuts it short.
+    sandbox.delay_replies(30.0, method="chat.postMessage", after_processing=after_processing)
+    body = {"channel": DEFAULT_CHANNEL, "text": "late"}
+
+    with pytest.raises(requests.exceptions.ReadTimeout):
+        requests.post(sandbox.api_url + "chat.postMessage", json=body, headers=AUTH, timeout=0.5)
+
+    assert sandbox.counters["delayed"] == 1
+    # The next call is answered at once; the delayed one went out only if processed first.
+    assert post(sandbox, text="on time")["ok"] is True
+    texts = [m.text for m in sandbox.messages(DEFAULT_CHANNEL)]
+    assert texts == (["late", "on time"] if after_processing else ["on time"])
+
+
+def test_delay_replies_given_infinite_seconds_refuses() -> None:
+    with pytest.raises(ValueError, match="finite"):
+        SlackSandbox().delay_replies(float("inf"))

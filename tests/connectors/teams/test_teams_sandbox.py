@@ -263,3 +263,25 @@ def test_card_errors_given_rich_valid_card_with_msteams_returns_nothing() -> Non
     }  # fmt: skip
 
     assert card_errors(rich) == []
+
+
+def test_delay_replies_given_short_client_timeout_times_out_before_taking_the_post(
+    sandbox: TeamsSandbox,
+) -> None:
+    # The delay far exceeds the client's timeout; stopping the sandbox cuts it short.
+    sandbox.delay_replies("workflow", 30.0)
+    url = sandbox.workflow_url(WORKFLOW)
+
+    with pytest.raises(requests.exceptions.ReadTimeout):
+        requests.post(url, json=envelope(card("late")), timeout=0.5)
+
+    assert sandbox.counters["delayed"] == 1
+    assert requests.post(url, json=envelope(card("on time")), timeout=TIMEOUT).status_code == 202
+    assert [c["body"][0]["text"] for c in sandbox.workflow_cards(WORKFLOW)] == ["on time"]
+
+
+def test_delay_replies_given_unknown_kind_or_infinite_seconds_refuses() -> None:
+    with pytest.raises(ValueError, match="kind"):
+        TeamsSandbox().delay_replies("bot", 1.0)
+    with pytest.raises(ValueError, match="finite"):
+        TeamsSandbox().delay_replies("workflow", float("inf"))

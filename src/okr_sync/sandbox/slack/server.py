@@ -15,9 +15,8 @@ import json
 import math
 import threading
 import time
-from collections import Counter, deque
+from collections import Counter
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field
 from types import TracebackType
 from typing import Any
 
@@ -26,81 +25,18 @@ from werkzeug.wrappers import Request, Response
 from okr_sync.sandbox.server import LoopbackServer
 from okr_sync.sandbox.slack.block_kit import block_problems
 from okr_sync.sandbox.slack.conversations import AUTH_TEST, SandboxChannel, conversation_info
+from okr_sync.sandbox.slack.faults import (
+    Delay,
+    Fault,
+    SlackApiError,
+    SlackFaults,
+)
+from okr_sync.sandbox.slack.messages import MessageVersion, SandboxMessage, SlackRequestRecord
 
 DEFAULT_TOKEN = "xoxb-sandbox-token"  # noqa: S105 - the fixed credential of a local fake
 DEFAULT_CHANNEL = "C0123456789"
 MAX_TEXT = 40_000
-WRITE_METHODS = frozenset({"chat.postMessage", "chat.update"})
 JSON_ARGS = ("blocks", "metadata", "attachments")
-
-
-@dataclass(frozen=True)
-class MessageVersion:
-    """An earlier version of an edited message."""
-
-    text: str
-    blocks: list[dict[str, Any]] | None
-    metadata: dict[str, Any] | None
-
-
-@dataclass
-class SandboxMessage:
-    """A message as the sandbox holds it (current version plus earlier ones)."""
-
-    channel: str
-    ts: str
-    text: str
-    blocks: list[dict[str, Any]] | None
-    thread_ts: str | None
-    metadata: dict[str, Any] | None
-    edits: list[MessageVersion] = field(default_factory=list)
-    edited_ts: str | None = None
-
-    @property
-    def edited(self) -> bool:
-        return bool(self.edits)
-
-    def as_json(self, *, with_metadata: bool = True) -> dict[str, Any]:
-        optional = {
-            "blocks": self.blocks, "thread_ts": self.thread_ts,
-            "edited": self.edited_ts and {"user": "U0SANDBOX", "ts": self.edited_ts},
-            "metadata": self.metadata if with_metadata else None,
-        }  # fmt: skip
-        data = {"type": "message", "user": "U0SANDBOX", "bot_id": "B0SANDBOX", "ts": self.ts,
-                "text": self.text}  # fmt: skip
-        return data | {key: value for key, value in optional.items() if value is not None}
-
-
-@dataclass(frozen=True)
-class SlackRequestRecord:
-    method: str
-    channel: str | None
-    status: int
-    error: str | None
-
-
-@dataclass
-class _Fault:
-    code: str
-    status: int
-    #: A number, or any text: a server may send a Retry-After no client can read.
-    retry_after: float | str | None
-    method: str | None
-    after_processing: bool
-
-
-class SlackApiError(Exception):
-    """Internal: aborts a handler with Slack's error shape."""
-
-    def __init__(
-        self, code: str, *, status: int = 200, retry_after: float | str | None = None,
-        errors: list[str] | None = None,
-    ) -> None:  # fmt: skip
-        super().__init__(code)
-        self.code = code
-        self.status = status
-        self.retry_after = retry_after
-        self.errors = errors or []
 
 
 def _metadata(value: Any) -> dict[str, Any] | None:
@@ -141,19 +77,17 @@ class SlackSandbox:
         #: Calls being answered right now, and the most there were at once.
         self.in_flight = 0
         self.max_in_flight = 0
-        self.channel_interval = channel_interval
         self.max_blocks_text = max_blocks_text
         self.page_cap = page_cap
-        self._clock = clock
         self._wall_clock = wall_clock
         self._lock = threading.RLock()
         self._channels: dict[str, SandboxChannel] = {}
         self._messages: dict[str, list[SandboxMessage]] = {}
         self._last_ts_micros = 0
-        self._last_write: dict[str, float] = {}
-        self._faults: deque[_Fault] = deque()
-        self._every_nth: tuple[int, int] | None = None
-        self._writes = 0
+        self._stopping = threading.Event()
+        self._faults = SlackFaults(
+            clock=clock, channel_interval=channel_interval, stopping=self._stopping
+        )
         self.requests: list[SlackRequestRecord] = []
         self.counters: Counter[str] = Counter()
         self._server: LoopbackServer | None = None
@@ -188,28 +122,55 @@ class SlackSandbox:
         limited = code == "ratelimited"
         status = status if status is not None else (429 if limited else 200)
         retry_after = retry_after if retry_after is not None else (1 if limited else None)
-        fault = _Fault(code, status, retry_after, method, after_processing)
+        fault = Fault(code, status, retry_after, method, after_processing)
         with self._lock:
-            self._faults.extend(fault for _ in range(count))
+            self._faults.add(fault, count)
+
+    def delay_replies(
+        self, seconds: float, *, count: int = 1, method: str | None = None,
+        after_processing: bool = True,
+    ) -> None:  # fmt: skip
+        """The next ``count`` calls (of ``method``, if given) are answered ``seconds`` late.
+
+        A client whose read timeout is shorter sees a timeout. By default the call is
+        applied first (Slack acted, its answer is late: the caller cannot know the
+        message went out); ``after_processing=False`` holds it before anything happens.
+        Every delay ends when the sandbox stops.
+        """
+        if not 0 <= seconds < math.inf:
+            raise ValueError(f"a reply delay must be a finite number of seconds, not {seconds}")
+        with self._lock:
+            self._faults.add_delay(Delay(seconds, method, after_processing), count)
 
     def clear_faults(self) -> None:
-        """Drop every injected error that has not fired yet, and periodic rate limits."""
+        """Drop every injected error and delay not yet due, and periodic rate limits."""
         with self._lock:
             self._faults.clear()
-            self._every_nth = None
 
     def rate_limit_every(self, nth: int, *, retry_after: int = 1) -> None:
         """Every ``nth`` write call (post or update) gets 429 ``ratelimited``."""
         with self._lock:
-            self._every_nth = (nth, retry_after)
+            self._faults.every(nth, retry_after)
+
+    @property
+    def channel_interval(self) -> float | None:
+        """Seconds Slack wants between writes to one channel (``None``: no pacing)."""
+        return self._faults.channel_interval
+
+    @channel_interval.setter
+    def channel_interval(self, value: float | None) -> None:
+        with self._lock:
+            self._faults.channel_interval = value
 
     # -- lifecycle ------------------------------------------------------------
 
     def start(self) -> SlackSandbox:
+        self._stopping.clear()
         self._server = LoopbackServer(self.wsgi_app).start()
         return self
 
     def stop(self) -> None:
+        self._stopping.set()
         if self._server is not None:
             self._server.stop()
             self._server = None
@@ -271,6 +232,13 @@ class SlackSandbox:
         method = request.path.removeprefix("/api/") if request.path.startswith("/api/") else ""
         channel: str | None = None
         headers: dict[str, str] = {}
+        with self._lock:
+            delay = self._faults.take_delay(method)
+        if delay is not None:
+            with self._lock:
+                self.counters["delayed"] += 1
+        if delay is not None and not delay.after_processing:
+            self._faults.wait(delay.seconds)
         try:
             args = self._arguments(request)
             channel_arg = args.get("channel")
@@ -291,6 +259,8 @@ class SlackSandbox:
             self.requests.append(SlackRequestRecord(method, channel, status, failed))
             self.counters[method] += 1
             self.counters[f"{method}:{failed or 'ok'}"] += 1
+        if delay is not None and delay.after_processing:
+            self._faults.wait(delay.seconds)
         response = Response(json.dumps(body), status=status, headers=headers)
         response.content_type = "application/json; charset=utf-8"
         return response(environ, start_response)
@@ -327,7 +297,7 @@ class SlackSandbox:
         if handler is None:
             raise SlackApiError("unknown_method", status=404)
         self._check_token(request, args)
-        fault = self._maybe_fault(method, args)
+        fault = self._faults.check(method, args, self._channels)
         result = handler(args)
         if fault is not None:
             raise SlackApiError(fault.code, status=fault.status, retry_after=fault.retry_after)
@@ -342,30 +312,6 @@ class SlackSandbox:
             raise SlackApiError("not_authed")
         if token != self.token:
             raise SlackApiError("invalid_auth")
-
-    def _maybe_fault(self, method: str, args: Mapping[str, Any]) -> _Fault | None:
-        """Raise an injected or rate-limit error, or return one due after processing."""
-        for fault in list(self._faults):
-            if fault.method in (None, method):
-                self._faults.remove(fault)
-                if fault.after_processing:
-                    return fault
-                raise SlackApiError(fault.code, status=fault.status, retry_after=fault.retry_after)
-        if method not in WRITE_METHODS:
-            return None
-        self._writes += 1
-        if self._every_nth is not None and self._writes % self._every_nth[0] == 0:
-            raise SlackApiError("ratelimited", status=429, retry_after=self._every_nth[1])
-        channel = self._channels.get(str(args.get("channel", "")).lstrip("#"))
-        if self.channel_interval is None or channel is None:
-            return None
-        now = self._clock()
-        last = self._last_write.get(channel.id)
-        if last is not None and now - last < self.channel_interval:
-            wait = math.ceil(self.channel_interval - (now - last))
-            raise SlackApiError("ratelimited", status=429, retry_after=max(1, wait))
-        self._last_write[channel.id] = now
-        return None
 
     def _channel(self, args: Mapping[str, Any], *, write: bool) -> SandboxChannel:
         wanted = args.get("channel")

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import base64
 import json
+import math
 import secrets
 import threading
 import time
@@ -28,7 +29,6 @@ from dataclasses import dataclass, field
 from types import TracebackType
 from typing import Any
 
-import requests
 from werkzeug.datastructures import MultiDict
 from werkzeug.exceptions import HTTPException
 from werkzeug.routing import Map, Rule
@@ -39,8 +39,8 @@ from okr_sync.sandbox.teams.adaptive_cards import (
     ADAPTIVE_CARD,
     attachment_errors,
 )
+from okr_sync.sandbox.teams.login import AUTHORITY_HOST, SandboxLoginHttpClient
 
-AUTHORITY_HOST = "https://login.microsoftonline.com"
 BOT_FRAMEWORK_SCOPE = "https://api.botframework.com/.default"
 MAX_MESSAGE_BYTES = 28 * 1024
 DEFAULT_APP_ID = "00000000-0000-4000-8000-0000000000b0"
@@ -125,45 +125,6 @@ def _oauth_error(status: int, error: str, aadsts: int, description: str) -> _Rep
     return _Reply(status, body, code=error)
 
 
-class SandboxLoginHttpClient:
-    """An MSAL ``http_client`` that sends ``authority_host`` requests to the sandbox.
-
-    MSAL accepts only https authorities, so the client keeps the real login
-    host in its configuration and this object reroutes it to loopback. Any
-    other host is refused loudly rather than contacted.
-    """
-
-    def __init__(
-        self, sandbox_url: str, *, authority_host: str = AUTHORITY_HOST, timeout: float = 10.0,
-        session: requests.Session | None = None,
-    ) -> None:  # fmt: skip
-        self._sandbox_url = sandbox_url.rstrip("/")
-        self._authority_host = authority_host.rstrip("/")
-        self._timeout = timeout
-        self._session = session or requests.Session()
-        self.calls: list[tuple[str, str]] = []
-
-    def _rewrite(self, method: str, url: str) -> str:
-        if not url.startswith(self._authority_host + "/"):
-            raise RuntimeError(f"the sandbox login client only reaches {self._authority_host}")
-        self.calls.append((method, url.split("?")[0]))
-        return self._sandbox_url + url[len(self._authority_host) :]
-
-    def get(self, url: str, params: Any = None, headers: Any = None, **kwargs: Any) -> Any:
-        kwargs.setdefault("timeout", self._timeout)
-        target = self._rewrite("GET", url)
-        return self._session.get(target, params=params, headers=headers, **kwargs)
-
-    def post(self, url: str, params: Any = None, data: Any = None, headers: Any = None,
-             **kwargs: Any) -> Any:  # fmt: skip
-        kwargs.setdefault("timeout", self._timeout)
-        target = self._rewrite("POST", url)
-        return self._session.post(target, params=params, data=data, headers=headers, **kwargs)
-
-    def close(self) -> None:
-        self._session.close()
-
-
 class TeamsSandbox:
     """Loopback Teams: Workflows webhooks, an Entra token endpoint and the Bot Connector."""
 
@@ -191,6 +152,8 @@ class TeamsSandbox:
         self._activities: dict[str, list[SandboxActivity]] = {}
         self._tokens: dict[str, float] = {}
         self._faults: deque[_Fault] = deque()
+        self._delays: deque[tuple[str, float]] = deque()
+        self._stopping = threading.Event()
         self._last_activity_id = 0
         self.requests: list[TeamsRequestRecord] = []
         self.counters: Counter[str] = Counter()
@@ -241,6 +204,19 @@ class TeamsSandbox:
         with self._lock:
             self._faults.extend(_Fault(kind, status, retry_after, code) for _ in range(count))
 
+    def delay_replies(self, kind: str, seconds: float, *, count: int = 1) -> None:
+        """The next ``count`` requests of ``kind`` wait ``seconds`` before anything happens.
+
+        A client whose read timeout is shorter sees a timeout, and nothing was posted.
+        A delay ends early when the sandbox stops, so a hang never outlives it.
+        """
+        if kind not in {"workflow", "openid", "token", "activity"}:
+            raise ValueError(f"unknown request kind {kind!r}")
+        if not 0 <= seconds < math.inf:
+            raise ValueError(f"a reply delay must be a finite number of seconds, not {seconds}")
+        with self._lock:
+            self._delays.extend((kind, seconds) for _ in range(count))
+
     def revoke_tokens(self) -> None:
         """Forget every issued access token (the next bot call gets 401)."""
         with self._lock:
@@ -249,10 +225,12 @@ class TeamsSandbox:
     # -- lifecycle --------------------------------------------------------------
 
     def start(self) -> TeamsSandbox:
+        self._stopping.clear()
         self._server = LoopbackServer(self.wsgi_app).start()
         return self
 
     def stop(self) -> None:
+        self._stopping.set()
         if self._server is not None:
             self._server.stop()
             self._server = None
@@ -315,6 +293,7 @@ class TeamsSandbox:
         try:
             endpoint, values = self._routes.bind_to_environ(environ).match()
             kind = str(endpoint)
+            self._maybe_delay(kind)
             with self._lock:
                 self._maybe_fault(kind)
                 handler = getattr(self, "_" + kind.replace(".", "_"))
@@ -332,6 +311,16 @@ class TeamsSandbox:
         if body:
             response.content_type = "application/json; charset=utf-8"
         return response(environ, start_response)
+
+    def _maybe_delay(self, kind: str) -> None:
+        family = "activity" if kind.startswith("activity") else kind
+        with self._lock:
+            due = next((d for d in self._delays if d[0] == family), None)
+            if due is not None:
+                self._delays.remove(due)
+                self.counters["delayed"] += 1
+        if due is not None:  # slept without the lock: other calls go on meanwhile
+            self._stopping.wait(due[1])
 
     def _maybe_fault(self, kind: str) -> None:
         family = "activity" if kind.startswith("activity") else kind

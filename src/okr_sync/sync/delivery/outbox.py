@@ -30,6 +30,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from pydantic import SecretStr
+from sqlalchemy.exc import SQLAlchemyError
 
 from okr_sync.config.plan import Plan
 from okr_sync.connectors.errors import PermanentError, TransientError
@@ -264,6 +265,10 @@ class OutboxDeliverer:
             when = self.clock() + retry_delay(row.attempts, error.retry_after)
             store.mark_retry(row.id, next_attempt_at=when, error=str(error))
             return Delivery(row.route, row.target, action, "retrying", str(error))
+        except SQLAlchemyError:
+            # The state store failing (gone, read-only) is the pass's failure, reported
+            # once by the caller, not a crash of this row: nothing more can be recorded.
+            raise
         except Exception as error:  # one broken row must not block the rows behind it
             # Only the type: an unexpected error's text may quote a payload or a URL.
             reason = f"unexpected {type(error).__name__} while sending"

@@ -21,6 +21,7 @@ from okr_sync.scoring.scorecard import (
     KeyResultScore,
     ObjectiveScore,
     Scorecard,
+    TargetRange,
 )
 
 # Re-exported: the renderers (and their tests) take every text helper from here.
@@ -147,6 +148,10 @@ def kr_value_text(kr: KeyResultScore) -> str:
         return NOT_MEASURED
     counted = _counted_text(kr)
     points = " pts" if kr.unit == STORY_POINTS_UNIT else ""
+    if isinstance(kr.target, TargetRange):
+        shown = percent if kr.measure_kind == "done_ratio" else format_number
+        span = f"{shown(kr.target.min)} to {shown(kr.target.max)}"
+        return f"{shown(kr.value)} (stay within {span})"
     if kr.measure_kind == "done_ratio":
         if counted is not None:
             return f"{counted} done"
@@ -185,7 +190,16 @@ def pace_text(score: float | None, elapsed: float, *, binary: bool = False) -> s
 
 def kr_pace_text(kr: KeyResultScore, elapsed: float) -> str | None:
     binary = kr.measure_kind == "milestone" or kr.direction is not None
-    return pace_text(kr.score, elapsed, binary=binary)
+    return pace_text(kr.score, expected_fraction(kr, elapsed), binary=binary)
+
+
+def expected_fraction(kr: KeyResultScore, elapsed: float) -> float:
+    """The score expected by now: a phased KR's milestone path (the score of its
+    ``expected`` value), else the elapsed fraction of the even pace."""
+    if kr.expected is None or kr.baseline is None or isinstance(kr.target, TargetRange):
+        return elapsed
+    span = kr.target - kr.baseline  # A3's linear score, either direction
+    return max(0.0, min(1.0, (kr.expected - kr.baseline) / span)) if span else elapsed
 
 
 def pace_suffix(kr: KeyResultScore, elapsed: float) -> str:

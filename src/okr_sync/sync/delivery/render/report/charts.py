@@ -41,9 +41,10 @@ def pct(score: float | None) -> str:
 
 
 def burnup_svg(dom_id: str, label: str, cycle: CycleInfo, points: Sequence[HistoryPoint],
-               colour: str) -> str:
+               colour: str, milestones: Sequence[tuple[date, float]] = ()) -> str:
     """The KR's score over the cycle (one marker per history row) against the even
-    pace from 0 at the start to 1 at the end."""
+    pace from 0 at the start to 1 at the end, or, for a phased KR, against the path
+    through its ``milestones`` (due date, score expected then)."""
     start = _instant(cycle.start, cycle.as_of)
     end = _instant(cycle.end + timedelta(days=1), cycle.as_of)
     inner_w, inner_h = BURNUP_W - 2 * PAD, BURNUP_H - 2 * PAD
@@ -62,6 +63,17 @@ def burnup_svg(dom_id: str, label: str, cycle: CycleInfo, points: Sequence[Histo
     desc = (f"{len(points)} measurements; latest score {pct(last)}; "
             f"{pct(cycle.elapsed)} of the cycle elapsed")
     title_id, desc_id = f"{dom_id}-t", f"{dom_id}-d"
+    if milestones:
+        corners = [(start, 0.0)]
+        corners += [(_instant(day + timedelta(days=1), cycle.as_of), score)
+                    for day, score in milestones]
+        corners.append((end, 1.0))
+        path = " ".join(f"{x},{y}" for x, y in (xy(t, s) for t, s in corners))
+        pace = (f'<polyline class="pace" points="{path}" fill="none" stroke="#475569" '
+                f'stroke-dasharray="4 3"/>')
+    else:
+        pace = (f'<line class="pace" x1="{PAD}" y1="{PAD + inner_h}" x2="{PAD + inner_w}" '
+                f'y2="{PAD}" stroke="#475569" stroke-dasharray="4 3"/>')
     markers = "".join(f'<circle class="pt" cx="{x}" cy="{y}" r="2.5" fill="{colour}"/>'
                       for x, y in coords)
     return (
@@ -71,8 +83,7 @@ def burnup_svg(dom_id: str, label: str, cycle: CycleInfo, points: Sequence[Histo
         f'<desc id="{desc_id}">{escape(desc)}</desc>'
         f'<rect x="{PAD}" y="{PAD}" width="{inner_w}" height="{inner_h}" fill="#f8fafc" '
         f'stroke="#cbd5e1"/>'
-        f'<line class="pace" x1="{PAD}" y1="{PAD + inner_h}" x2="{PAD + inner_w}" y2="{PAD}" '
-        f'stroke="#475569" stroke-dasharray="4 3"/>'
+        f"{pace}"
         f'<line x1="{now_x}" y1="{PAD}" x2="{now_x}" y2="{PAD + inner_h}" stroke="#94a3b8"/>'
         f'<polyline class="actual" points="{joined}" fill="none" stroke="{colour}" '
         f'stroke-width="2"/>{markers}'

@@ -11,7 +11,7 @@ import io
 import json
 from typing import Any
 
-from okr_sync.scoring.scorecard import rounded
+from okr_sync.scoring.scorecard import TargetRange, rounded
 from okr_sync.sync.delivery.render.report.data import ReportData
 
 CSV_COLUMNS = ("kind", "id", "title", "perspective", "parent", "value", "unit", "baseline",
@@ -41,7 +41,7 @@ def report_rows(data: ReportData) -> list[dict[str, Any]]:
             rows.append({
                 "kind": "key_result", "id": kr.id, "title": kr.title, "perspective": o.perspective,
                 "parent": o.id, "value": rounded(kr.value), "unit": info.unit if info else None,
-                "baseline": rounded(kr.baseline), "target": rounded(kr.target),
+                "baseline": rounded(kr.baseline), "target": _target(kr.target),
                 "score": rounded(kr.score), "band": kr.band, "status": kr.confidence,
                 "owner": info.owner if info else None,
                 "measured_at": measured.isoformat() if measured else None,
@@ -49,6 +49,13 @@ def report_rows(data: ReportData) -> list[dict[str, Any]]:
                 "history_points": len(data.history.get(kr.id, ())),
             })
     return [{column: row.get(column) for column in CSV_COLUMNS} for row in rows]
+
+
+def _target(target: float | TargetRange) -> float | int | str | None:
+    """A range KR's target as ``min..max`` (one cell, as spreadsheets want it)."""
+    if isinstance(target, TargetRange):
+        return f"{rounded(target.min)}..{rounded(target.max)}"
+    return rounded(target)
 
 
 def report_json(data: ReportData) -> str:
