@@ -99,11 +99,6 @@ def _spoil(field: str, value: Any) -> Callable[[JiraSandbox], None]:
 _MISSING = object()
 
 
-_STALE_LOCAL_ANSWER = (
-    "a raw-JQL count that fell back to Jira (an issue mirrored without a status) is not "
-    "stored; the next pass with nothing new reuses the older local answer, unwarned"
-)
-
 FAULTS = [
     JiraFault("429 storm with Retry-After",
               lambda j: j.faults.rate_limit(count=3, retry_after=7, paths="/search"),
@@ -129,10 +124,8 @@ FAULTS = [
     JiraFault("page token loops", _loop_page_token, "fails", names="repeated a page token"),
     # An issue without a status counts as not done, and a story-points value that is
     # not a number as no estimate: both said in a warning on each KR they change.
-    JiraFault("status missing", _spoil("status", _MISSING), "warns", names="no status",
-              known_bug=_STALE_LOCAL_ANSWER),
-    JiraFault("status null", _spoil("status", None), "warns", names="no status",
-              known_bug=_STALE_LOCAL_ANSWER),
+    JiraFault("status missing", _spoil("status", _MISSING), "warns", names="no status"),
+    JiraFault("status null", _spoil("status", None), "warns", names="no status"),
     JiraFault("story points text", _spoil("customfield_10016", "five"), "warns",
               names="no story points"),
     # A string is not a list of labels (it read as the labels o, k and r).

@@ -104,6 +104,9 @@ class PulledSource:
     deleted: set[str] = field(default_factory=set)
     memberships: dict[str, list[str] | int] = field(default_factory=dict)
     refreshed_memberships: dict[str, tuple[str, list[str]]] = field(default_factory=dict)
+    #: Stored memberships no longer the latest answer (the mirror could not answer and
+    #: Jira did, without its ids): dropped, so no later pass patches them.
+    forgotten_memberships: set[str] = field(default_factory=set)
     failures: dict[str, str] = field(default_factory=dict)
     cursor: datetime | None = None
     reconciled_at: datetime | None = None

@@ -111,6 +111,10 @@ def local_membership(
                 return True
             ids = checked
     except NotLocal:
+        # Jira answers this pass. The stored answer is now older than the one used: a
+        # later pass must not patch it (with nothing new, it would be taken as it is).
+        if stored is not None:
+            result.forgotten_memberships.add(owner)
         return False
     if stored is None or stored[0] != query.jql or set(stored[1]) != set(ids):
         result.refreshed_memberships[owner] = (query.jql, ids)

@@ -348,6 +348,8 @@ def write_source(tx: StoreTransaction, source: PulledSource, now: datetime) -> N
         tx.upsert_issues(source.name, source.upserts, seen_at=now)
     if source.deleted:
         tx.mark_deleted(source.name, source.deleted, at=now)
+    for owner in sorted(source.forgotten_memberships - set(source.refreshed_memberships)):
+        tx.forget_membership(source.name, owner)
     for owner, (jql, ids) in source.refreshed_memberships.items():
         tx.set_membership(source.name, owner, jql=jql, issue_ids=ids, refreshed_at=now)
     for owner, (jql, verdict, detail) in source.jql_checks.items():

@@ -217,6 +217,18 @@ def test_delete_memberships_given_keep_list_drops_the_others(store: Store) -> No
     assert [store.get_membership("main", kr) is not None for kr in "ABC"] == [False, True, False]
 
 
+def test_forget_membership_given_one_owner_drops_only_that_one(store: Store) -> None:
+    for kr in ("A", "B"):
+        store.set_membership("main", kr, jql="project = X", issue_ids=["1"])
+    store.set_membership("other", "A", jql="project = X", issue_ids=["1"])
+
+    assert store.forget_membership("main", "A") is True
+    assert store.forget_membership("main", "A") is False
+    assert store.get_membership("main", "A") is None
+    assert store.get_membership("main", "B") is not None
+    assert store.get_membership("other", "A") is not None
+
+
 def test_set_cursor_given_partial_updates_keeps_other_field(store: Store) -> None:
     assert store.get_cursor("main") is None
 

@@ -297,6 +297,13 @@ class IssueOps(StoreOps):
                 for row in rows
             }
 
+    def forget_membership(self, source: str, kr_id: str) -> bool:
+        """Drop one stored membership (the next pass computes it afresh); True if one was."""
+        query = sa.delete(memberships).where(
+            memberships.c.source == source, memberships.c.kr_id == kr_id)
+        with self._connection() as conn:
+            return bool(conn.execute(query).rowcount)
+
     def delete_memberships(self, source: str, *, keep: Collection[str]) -> int:
         """Drop memberships of KRs no longer in the plan (all but ``keep``)."""
         query = sa.delete(memberships).where(memberships.c.source == source)
