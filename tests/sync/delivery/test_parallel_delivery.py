@@ -17,7 +17,7 @@ from okr_sync.sync.store.store import OutboxItem, Store
 
 CHANNELS = tuple(f"C0PAR{index:04d}" for index in range(6))
 #: The client paces each channel at this interval (Slack's is about a second) ...
-INTERVAL = 0.3
+INTERVAL = 0.6
 #: ... and the sandbox refuses a second write to a channel sooner than this (429),
 #: leaving room for the jitter of a loaded machine between pacing and arrival.
 REFUSED_WITHIN = 0.15
