@@ -26,7 +26,7 @@ from sqlalchemy.pool import NullPool
 from okr_sync.sync.sandbox_world import DEMO_CHANNEL, SandboxWorld, sandbox_world
 from okr_sync.sync.store.store import Store
 from support import killpoints
-from support.paths import DEMO_PLAN
+from support.paths import slack_only_demo_plan
 
 # Processes started and held: long, so `-m 'not slow'` leaves them out locally.
 pytestmark = pytest.mark.slow
@@ -55,10 +55,7 @@ def world(tmp_path: Path) -> Iterator[SandboxWorld]:
 
 @pytest.fixture
 def env(world: SandboxWorld, tmp_path: Path) -> dict[str, str]:
-    lines = [line for line in DEMO_PLAN.read_text().splitlines(keepends=True)
-             if "teams_bot:" not in line and "teams_workflow:" not in line]
-    plan = tmp_path / "plan.yaml"
-    plan.write_text("".join(lines))
+    plan = slack_only_demo_plan(tmp_path)
     return {**os.environ, **world.environment(), "OKR_SYNC_PLAN": str(plan)}
 
 

@@ -31,7 +31,7 @@ from okr_sync.sync.sandbox_world import DEMO_CHANNEL, SandboxWorld, sandbox_worl
 from okr_sync.sync.store.locks import LockLostError, default_holder
 from okr_sync.sync.store.store import Store
 from support.held_posts import HOLD_LIMIT_S, hold_next_post
-from support.paths import DEMO_PLAN
+from support.paths import slack_only_demo_plan
 
 pytestmark = pytest.mark.postgres
 
@@ -44,12 +44,7 @@ def world(tmp_path: Path, postgres_url: str) -> Iterator[SandboxWorld]:
 
 @pytest.fixture
 def plan_path(tmp_path: Path) -> Path:
-    # Slack only: it can be asked what was posted (Teams cannot).
-    lines = [line for line in DEMO_PLAN.read_text().splitlines(keepends=True)
-             if "teams_bot:" not in line and "teams_workflow:" not in line]
-    path = tmp_path / "plan.yaml"
-    path.write_text("".join(lines))
-    return path
+    return slack_only_demo_plan(tmp_path)
 
 
 @pytest.fixture
