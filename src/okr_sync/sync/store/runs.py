@@ -327,6 +327,8 @@ class RunOps(StoreOps):
                 "band": e.band,
                 "confidence": e.confidence,
                 "snapshot_id": snapshot_id,
+                "done": e.done,
+                "total": e.total,
             }
             for e in entries
         ]
@@ -358,6 +360,8 @@ class RunOps(StoreOps):
                 r.band,
                 r.confidence,
                 r.snapshot_id,
+                r.done,
+                r.total,
             )
             for r in reversed(rows)
         ]
@@ -375,7 +379,7 @@ class RunOps(StoreOps):
             for r in conn.execute(query):
                 result.setdefault(r.kr_id, []).append(HistoryRecord(
                     r.id, r.kr_id, r.cycle, r.as_of, r.value, r.score, r.band, r.confidence,
-                    r.snapshot_id))
+                    r.snapshot_id, r.done, r.total))
         return result
 
     def final_scores_by_cycle(
