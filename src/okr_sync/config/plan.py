@@ -78,7 +78,7 @@ class ForecastSettings(StrictModel):
         "on_track when the probability of reaching the top band's min is at least this."))
     at_risk: float = Field(default=0.4, ge=0.0, le=1.0, description=(
         "at_risk when that probability is at least this (and below on_track), else off_track."))
-    runs: int = Field(default=2000, ge=100, le=100_000, description=(
+    runs: int = Field(default=1000, ge=100, le=100_000, description=(
         "Monte Carlo runs per KR (the seed is fixed per cycle and KR: passes reproduce)."))
 
     @model_validator(mode="after")

@@ -30,8 +30,9 @@ from itertools import pairwise
 from zoneinfo import ZoneInfo
 
 from okr_sync.config.plan import Band, Cycle, KeyResult
-from okr_sync.scoring.display import percent, percent_points
+from okr_sync.scoring.forecast_record import EN_DASH as EN_DASH
 from okr_sync.scoring.forecast_record import Forecast, Model
+from okr_sync.scoring.forecast_record import forecast_text as forecast_text
 from okr_sync.scoring.rules import cycle_bounds, kr_score, score_key_result
 from okr_sync.scoring.scorecard import Confidence, ItemCounts
 
@@ -120,7 +121,7 @@ def forecast_confidence(p_top_band: float, on_track: float, at_risk: float) -> C
 
 
 def percentile(ordered: Sequence[float], fraction: float) -> float:
-    """Nearest-rank percentile of an ascending sequence (p10 of 2000 runs: the 200th)."""
+    """Nearest-rank percentile of an ascending sequence (p10 of 1000 runs: the 100th)."""
     rank = max(1, math.ceil(fraction * len(ordered)))
     return ordered[rank - 1]
 
@@ -234,15 +235,3 @@ def forecast_key_result(kr: KeyResult, cycle: Cycle, as_of: datetime,
         mean_daily_scope=(math.fsum(throughput.scope_deltas) / len(deltas)
                           if throughput.model == "done_and_scope" else None),
         threshold=threshold, horizon=horizon, seed=seed)
-
-
-#: The en dash of "p10-p90 62-95%" as people read it.
-EN_DASH = "\u2013"
-
-
-def forecast_text(forecast: Forecast) -> str:
-    """What people read: "likely to land at 80% (p10-p90 62-95%)", with en dashes, every
-    number rounded as :func:`~okr_sync.scoring.display.percent` rounds."""
-    return (f"likely to land at {percent(forecast.expected_score)} "
-            f"(p10{EN_DASH}p90 {percent_points(forecast.p10)}{EN_DASH}"
-            f"{percent(forecast.p90)})")

@@ -11,6 +11,8 @@ from dataclasses import dataclass
 from datetime import date
 from typing import Any, Literal
 
+from okr_sync.scoring.display import percent, percent_points
+
 Model = Literal["done_and_scope", "value"]
 
 
@@ -62,3 +64,15 @@ class Forecast:
             int(doc["remaining_days"]), doc["model"], float(doc["mean_daily"]),
             None if scope is None else float(scope), float(doc["threshold"]),
             date.fromisoformat(doc["horizon"]), int(doc["seed"]))
+
+
+#: The en dash of "p10-p90 62-95%" as people read it.
+EN_DASH = "\u2013"
+
+
+def forecast_text(forecast: Forecast) -> str:
+    """What people read: "likely to land at 80% (p10-p90 62-95%)", with en dashes, every
+    number rounded as :func:`~okr_sync.scoring.display.percent` rounds."""
+    return (f"likely to land at {percent(forecast.expected_score)} "
+            f"(p10{EN_DASH}p90 {percent_points(forecast.p10)}{EN_DASH}"
+            f"{percent(forecast.p90)})")
