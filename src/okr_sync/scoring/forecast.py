@@ -235,3 +235,25 @@ def forecast_key_result(kr: KeyResult, cycle: Cycle, as_of: datetime,
         mean_daily_scope=(math.fsum(throughput.scope_deltas) / len(deltas)
                           if throughput.model == "done_and_scope" else None),
         threshold=threshold, horizon=horizon, seed=seed)
+
+
+def forecast_formula(forecast: Forecast, on_track: float, at_risk: float) -> str:
+    """``explain``'s account of a forecast confidence, with its numbers."""
+    from okr_sync.scoring.formulas import num
+
+    if forecast.model == "done_and_scope":
+        pace = (f"done {num(forecast.mean_daily)}/day, scope "
+                f"{num(forecast.mean_daily_scope or 0)}/day on average")
+    else:
+        pace = f"value {num(forecast.mean_daily)}/day on average"
+    p = forecast.p_top_band
+    confidence = forecast_confidence(p, on_track, at_risk)
+    verdict = (f">= {num(on_track)} -> on_track" if confidence == "on_track"
+               else f"< {num(on_track)}, >= {num(at_risk)} -> at_risk"
+               if confidence == "at_risk" else f"< {num(at_risk)} -> off_track")
+    return (f"forecast: {forecast.runs} runs (seed {forecast.seed}) each draw "
+            f"{forecast.remaining_days} remaining days from {forecast.history_days - 1} "
+            f"observed daily deltas of {forecast.history_days} days of history ({pace}); "
+            f"P(score >= {num(forecast.threshold)} by {forecast.horizon.isoformat()}) = "
+            f"{num(p)} {verdict}; lands at {num(forecast.expected_score)} expected, "
+            f"p10 {num(forecast.p10)}, p90 {num(forecast.p90)}")
