@@ -168,10 +168,9 @@ def draft_text(source: str, plan: Plan, results: Sequence[Recommendation | NoRec
                ) -> str:
     """NEXT.yaml's text with each recommended target written in, and comments."""
     from ruamel.yaml import YAML
+    from ruamel.yaml.util import load_yaml_guess_indent
 
     from okr_sync.scoring.recommend import Recommendation
-
-    from ruamel.yaml.util import load_yaml_guess_indent
 
     # The draft keeps NEXT.yaml's layout: its indentation, and long lines left unwrapped.
     _data, indent, offset = load_yaml_guess_indent(source)
