@@ -108,6 +108,12 @@ def test_run_given_forecast_plan_and_daily_history_forecasts_jira_krs(
     assert explained["confidence"]["rule"] == "forecast"
     assert explained["confidence"]["formula"].startswith("forecast: 500 runs (seed ")
     assert explained["confidence"]["value"] == krs["CO-1.KR1"]["confidence"]
+    for kr_id, kr in krs.items():  # explain never disagrees with the scorecard
+        doc = json.loads(_invoke(forecast_env, "explain", kr_id, "--output", "json").stdout)
+        assert doc["confidence"]["value"] == kr["confidence"], kr_id
+        assert (doc["confidence"]["rule"] == "forecast") == (kr["forecast"] is not None)
+        if kr.get("forecast_note"):
+            assert doc["confidence"]["formula"].startswith(f"no forecast ({kr['forecast_note']})")
     text = _invoke(forecast_env, "explain", "CO-1.KR1").stdout
     assert "remaining days from" in text and "p10" in text
 
@@ -140,7 +146,8 @@ def test_messages_given_forecast_show_likely_landing(
 
 
 def test_kpi_given_daily_passes_has_history_trend_and_explain(
-        passes: list[Any], forecast_env: dict[str, str], world: SandboxWorld) -> None:
+        passes: list[Any], forecast_env: dict[str, str], world: SandboxWorld,
+        tmp_path: Path) -> None:
     with Store(world.database_url) as store:
         history = store.get_kpi_history("ESC")
         nrr = store.get_kpi_history("NRR")
@@ -160,3 +167,17 @@ def test_kpi_given_daily_passes_has_history_trend_and_explain(
     assert "trend" in text and "since last measured" in text
     status_text = _invoke(forecast_env, "status").stdout
     assert "since last measured" in status_text
+    # Slack, Teams and the report show the same trend text beside the KPI.
+    from okr_sync.scoring.kpi_trend import trend_text
+    from okr_sync.sync.delivery.render.common import format_number
+    from okr_sync.sync.delivery.render.slack import render_slack_scorecard
+    from okr_sync.sync.delivery.render.teams import render_teams_scorecard_card
+
+    card = passes[-1].scorecard
+    shown = trend_text(card.kpis[1].trend, format_number)
+    assert shown is not None and card.kpis[1].id == "ESC"
+    assert shown in json.dumps(render_slack_scorecard(card).to_json(), ensure_ascii=False)
+    assert shown in json.dumps(render_teams_scorecard_card(card), ensure_ascii=False)
+    report = tmp_path / "report.html"
+    assert _invoke(forecast_env, "report", "--output", str(report)).exit_code == 0
+    assert "since last measured" in report.read_text()

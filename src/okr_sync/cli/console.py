@@ -89,7 +89,7 @@ def print_scorecard(scorecard: Scorecard, console: Console) -> None:
             if freshness is not None:
                 flags += f" ({freshness})"
             if kr.forecast is not None:
-                flags += f" ({forecast_text(kr.forecast)})"
+                flags += f" · {forecast_text(kr.forecast)}"
             table.add_row(
                 _text(indent + "  " + kr.id),
                 _text(kr.title + flags),
