@@ -128,6 +128,8 @@ class KeyResultScore:
     #: The latest check-in note of the cycle and when it was written.
     checkin_note: str | None = None
     checkin_note_at: datetime | None = None
+    #: Who wrote it, as people read it (their ``people`` name).
+    checkin_note_by: str | None = None
 
     @property
     def measured(self) -> bool:
@@ -174,6 +176,8 @@ class KeyResultScore:
                 "text": self.checkin_note,
                 "at": self.checkin_note_at.isoformat() if self.checkin_note_at else None,
             }
+            if self.checkin_note_by is not None:
+                doc["checkin_note"]["by"] = self.checkin_note_by
         return doc
 
 
@@ -442,6 +446,7 @@ def _scorecard_from_json(doc: Mapping[str, Any], measure_kinds: Mapping[str, str
             checkin_note=note.get("text") if note else None,
             checkin_note_at=(datetime.fromisoformat(note["at"])
                              if note and note.get("at") else None),
+            checkin_note_by=note.get("by") if note else None,
         )
 
     return Scorecard(
