@@ -125,10 +125,9 @@ class KeyResultScore:
     #: ``story_points`` when the value counts story points (``done_ratio`` by points,
     #: a ``sum`` of story points); None for issues, other fields and manual values.
     unit: str | None = None
-    #: The latest check-in note of the cycle and when it was written.
+    #: The latest check-in note of the cycle, when and by whom (as people read the name).
     checkin_note: str | None = None
     checkin_note_at: datetime | None = None
-    #: Who wrote it, as people read it (their ``people`` name).
     checkin_note_by: str | None = None
 
     @property
@@ -172,12 +171,8 @@ class KeyResultScore:
         if self.unit is not None:
             doc["unit"] = self.unit
         if self.checkin_note is not None:
-            doc["checkin_note"] = {
-                "text": self.checkin_note,
-                "at": self.checkin_note_at.isoformat() if self.checkin_note_at else None,
-            }
-            if self.checkin_note_by is not None:
-                doc["checkin_note"]["by"] = self.checkin_note_by
+            at = self.checkin_note_at.isoformat() if self.checkin_note_at else None
+            doc["checkin_note"] = {"text": self.checkin_note, "at": at, "by": self.checkin_note_by}
         return doc
 
 
