@@ -22,7 +22,7 @@ def test_validate_checkin_given_chat_names_refuses_like_the_cli_naming_the_field
             validate_checkin(kr, value=bad, confidence=None, note=None, names=CHAT_FIELDS)
         assert caught.value.field == "value"
         assert str(caught.value).startswith("value must be a finite number")
-    with pytest.raises(CheckinError, match="^--confidence must be one of"):
+    with pytest.raises(CheckinError, match=r"^--confidence must be one of"):
         validate_checkin(kr, value=None, confidence="great", note=None)
     valid = validate_checkin(kr, value=25, confidence="at_risk", note="n", names=CHAT_FIELDS)
     assert valid.warnings == ("value 25 is far outside baseline 0 .. target 10 "

@@ -76,8 +76,9 @@ from okr_sync.sync.store.store import Store
 
 log = logging.getLogger("okr_sync.service.slack")
 
-#: Slack's requests are small forms; anything larger is not Slack's.
-MAX_BODY_BYTES = 64 * 1024
+#: A button's request carries the whole message it sits in (a change note's blocks, URL
+#: encoded: tens of KB); a body past this is not Slack's.
+MAX_BODY_BYTES = 1024 * 1024
 #: Work waiting for the background thread; past this, people are asked to try again.
 MAX_PENDING_WORK = 200
 NO_SCORECARD = "No scorecard yet: the first pass has not completed."
@@ -280,7 +281,8 @@ class SlackInteractions:
                 self.work.submit(lambda: self.ports.respond(url, message))
             return _ack()
         assert open_view is not None
-        # views.open first in the queue: the trigger expires three seconds after the click.
+        # Queued behind earlier work only (one thread, in order): the trigger expires three
+        # seconds after the click, and views.open is tried once (SlackClient.open_view).
         view = self.modal(kr_id)
         return _ack() if self.work.submit(lambda: open_view(trigger, view)) else self._busy()
 
