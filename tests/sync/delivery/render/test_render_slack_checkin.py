@@ -60,3 +60,18 @@ def test_checkin_modal_given_a_jira_measured_kr_has_no_value_input() -> None:
     assert inputs(manual) == ["value", "confidence", "note"]
     assert inputs(measured) == ["confidence", "note"]
     assert manual["private_metadata"] == "K1" and manual["callback_id"] == "okr_checkin_view"
+
+
+def test_block_problems_given_a_button_beyond_slacks_limits_names_it() -> None:
+    long_text = {"type": "actions", "elements": [
+        {"type": "button", "text": {"type": "plain_text", "text": "x" * 76}, "action_id": "a"}]}
+    twice = {"type": "actions", "elements": [
+        {"type": "button", "text": {"type": "plain_text", "text": "b"}, "action_id": "a"},
+        {"type": "button", "text": {"type": "plain_text", "text": "c"}, "action_id": "a"}]}
+    problems = block_problems([long_text])
+    assert problems is not None
+    assert problems.errors == [
+        "must be less than 76 characters [json-pointer:/blocks/0/elements/0/text/text]"]
+    duplicated = block_problems([twice])
+    assert duplicated is not None and duplicated.errors == [
+        "action_id must be unique [json-pointer:/blocks]"]
