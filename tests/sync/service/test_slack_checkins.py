@@ -72,6 +72,17 @@ def test_button_given_owner_opens_the_modal_and_its_submission_is_stored(
     top = world.slack.top_level(DEMO_CHANNEL)[0]
     change_note = world.slack.replies(DEMO_CHANNEL, top.ts)[-1]
 
+    # Alice may not check in Bob's KR: no form, an ephemeral refusal instead.
+    refused = driver.button_click(service.interactions_url, change_note.as_json(),
+                                  "okr_checkin:CO-1.KR3", user_id=ALICE,
+                                  channel_id=DEMO_CHANNEL)
+    assert (send(refused).status, send(refused).status) == (200, 401)  # the 2nd: a replay
+    wait_for(lambda: driver.responses_to(refused))
+    (refusal,) = driver.responses_to(refused)
+    assert refusal["response_type"] == "ephemeral" and refusal["replace_original"] is False
+    assert refusal["text"].startswith("Not checked in: only CO-1.KR3's owner (Bob Ray)")
+    assert driver.views == {}
+
     click = driver.button_click(service.interactions_url, change_note.as_json(),
                                 "okr_checkin:CO-1.KR3", user_id=BOB, channel_id=DEMO_CHANNEL)
     assert send(click).status == 200
@@ -82,6 +93,10 @@ def test_button_given_owner_opens_the_modal_and_its_submission_is_stored(
     assert [b["block_id"] for b in modal["blocks"] if b["type"] == "input"] == [
         "value", "confidence", "note"]
 
+    stranger = send(driver.view_submission(service.interactions_url, view_id,
+                                           {"value": "9"}, user_id=ALICE))
+    assert stranger.json()["response_action"] == "errors"
+    assert stranger.json()["errors"]["note"].startswith("Not checked in: only CO-1.KR3's")
     bad = send(driver.view_submission(service.interactions_url, view_id,
                                       {"value": "inf"}, user_id=BOB))
     assert bad.status == 200

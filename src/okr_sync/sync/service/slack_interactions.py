@@ -345,7 +345,7 @@ class SlackInteractions:
 
     def _errors(self, errors: dict[str, str]) -> Response:
         return _json(200, {"response_action": "errors",
-                           "errors": {k: v[:150] for k, v in errors.items()}})
+                           "errors": errors})
 
     def _busy(self) -> Response:
         return _json(200, _ephemeral("okr-sync is busy: try again in a moment."))
