@@ -42,3 +42,12 @@ def test_may_check_in_given_owners_allowed_and_anyone_follows_the_plan() -> None
     assert not may_check_in(allowed, "CO-1.KR3", None)
     anyone = load_plan_text(text + "\ncheckins: {allowed: [anyone]}\n")
     assert may_check_in(anyone, "CO-1.KR3", None)
+
+
+def test_validate_checkin_given_note_over_3000_characters_refuses_it_naming_the_note() -> None:
+    kr = load_plan(DEMO_PLAN).key_result("CO-1.KR3")
+    assert validate_checkin(kr, value=None, confidence=None, note="n" * 3000).note
+    with pytest.raises(CheckinError) as caught:
+        validate_checkin(kr, value=None, confidence=None, note="n" * 3001, names=CHAT_FIELDS)
+    assert caught.value.field == "note"
+    assert str(caught.value) == "note is longer than 3000 characters"
