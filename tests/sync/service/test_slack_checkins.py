@@ -5,14 +5,23 @@ and asks for a pass against the Jira sandbox; the change note carries the note."
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from pydantic import SecretStr
 
 from okr_sync.config.plan_loader import load_plan
-from okr_sync.sandbox.slack.interactions import SignedRequest, send
+from okr_sync.sandbox.slack.interactions import DEFAULT_SIGNING_SECRET, SignedRequest, send
+from okr_sync.sync.runtime import build_runtime
 from okr_sync.sync.sandbox_world import DEMO_CHANNEL, SandboxWorld, sandbox_world
+from okr_sync.sync.service.loop import Scheduler
+from okr_sync.sync.service.metrics import ServiceMetrics
+from okr_sync.sync.service.schedule import Schedule
+from okr_sync.sync.store.locks import Leadership
+from support.clocks import FakeClock
 from support.paths import DEMO_PLAN
 from support.slack_serve import RunningServe, slack_serve, wait_for
 
@@ -160,8 +169,6 @@ def test_slack_endpoints_given_expired_replayed_or_forged_requests_answer_401_st
     def checkin(**signing: object) -> SignedRequest:
         return driver.slash_command(url, "checkin CO-1.KR3 8", user_id=BOB, **signing)
 
-    import time
-
     refused = {
         "expired": checkin(timestamp=int(time.time()) - 301),
         "from the future": checkin(timestamp=int(time.time()) + 301),
@@ -216,3 +223,42 @@ def test_status_and_explain_given_a_scorecard_answer_the_asker_only(
     assert unknown.startswith("Sorry: unknown key result 'CO-1.KR9': did you mean")
     helped = send(driver.slash_command(service.commands_url, "help", user_id=ALICE)).json()
     assert "/okr checkin KR" in helped["text"]
+
+
+def test_reminder_button_given_friday_slot_opens_the_modal_and_stores_the_check_in(
+    world: SandboxWorld,
+) -> None:
+    plan = load_plan(DEMO_PLAN)
+    friday_9 = datetime(2026, 11, 6, 9, 0, tzinfo=UTC)  # demo plan: reminder "0 9 * * FRI"
+    settings = world.settings().model_copy(
+        update={"slack_signing_secret": SecretStr(DEFAULT_SIGNING_SECRET)})
+    runtime = build_runtime(settings, plan, senders=world.senders())
+    clock = FakeClock(friday_9 - timedelta(minutes=1))
+    runtime.clock = clock
+    scheduler = Scheduler(runtime, Schedule.parse("5m"), clock=clock, metrics=ServiceMetrics(),
+                          leadership=Leadership(settings.database_url, holder="cron"))
+    try:
+        scheduler.tick()
+        clock.set(friday_9 + timedelta(seconds=5))
+        scheduler.tick()
+    finally:
+        scheduler.close()
+        runtime.close()
+    reminder = world.slack.top_level(DEMO_CHANNEL)[-1]
+    assert reminder.text.startswith("Check-in time")
+    assert "okr-sync checkin" not in json.dumps(reminder.blocks)  # the button replaces it
+
+    with slack_serve(world, plan) as service:
+        driver = world.slack.interactions
+        click = driver.button_click(service.interactions_url, reminder.as_json(),
+                                    "okr_checkin:CO-1.KR3", user_id=BOB,
+                                    channel_id=DEMO_CHANNEL)
+        assert send(click).status == 200
+        wait_for(lambda: driver.views)
+        (view_id,) = driver.views
+        done = send(driver.view_submission(service.interactions_url, view_id,
+                                           {"value": "5", "note": "one more"}, user_id=BOB))
+        assert (done.status, done.body) == (200, b"")
+        wait_for(lambda: service.store.checkins("CO-1.KR3"))
+        (stored,) = service.store.checkins("CO-1.KR3")
+        assert (stored.value, stored.note, stored.author) == (5, "one more", "bob")
