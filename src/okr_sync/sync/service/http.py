@@ -1,5 +1,6 @@
 """The service's HTTP side: ``/healthz``, ``/readyz``, ``/metrics``, ``POST /webhooks/jira``,
-and the HTML scorecard at ``GET /`` and ``GET /report``.
+the HTML scorecard at ``GET /`` and ``GET /report``, and Slack's ``POST /slack/commands``
+and ``/slack/interactions`` (:mod:`.slack_interactions`).
 
 Readiness (for a load balancer or Kubernetes): the database answers, and on the
 leader the last completed pass is at most three schedule periods old (before the

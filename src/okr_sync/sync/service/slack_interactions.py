@@ -445,5 +445,7 @@ def build_slack_endpoint(runtime: Runtime, on_checkin: Callable[[str], None], *,
             log.warning("slack response_url post failed", extra={"error": str(error)})
 
     ports = SlackPorts(open_view=open_view, respond=respond, on_checkin=on_checkin)
+    log.info("slack check-ins: POST /slack/commands and /slack/interactions answer",
+             extra={"modal": open_view is not None})
     return SlackInteractions(runtime.plan, runtime.store, SlackVerifier(secret, clock=clock),
                              ports, clock=clock)
