@@ -315,7 +315,7 @@ def report_command(
         fail_usage(error)
     with store:
         try:
-            data = load_report_data(store, loaded, jira_sites=[settings.jira_url or ""])
+            data = load_report_data(store, loaded, jira_sites=settings.jira_sites())
         except NoScorecardError as error:
             fail_usage(UsageError(str(error)))
         except SnapshotError as error:

@@ -158,7 +158,7 @@ def report_page(runtime: Runtime) -> Callable[[], str] | None:
     store = runtime.store
     if not isinstance(store, Store):
         return None
-    sites = [runtime.settings.jira_url or ""]
+    sites = runtime.settings.jira_sites()
 
     def page() -> str:
         return render_html_report(load_report_data(store, runtime.plan, jira_sites=sites))
@@ -253,9 +253,7 @@ def _secrets(runtime: Runtime, webhook_secret: SecretStr | None) -> list[str | S
     """Every secret the service could come across, so log lines can mask it."""
     settings = runtime.settings
     secrets: list[str | SecretStr | None] = [
-        settings.jira_api_token, settings.jira_pat, settings.slack_bot_token,
-        settings.teams_app_secret, webhook_secret, settings.webhook_secret,
-        make_url(settings.database_url).password,
+        *settings.secret_values(), webhook_secret, make_url(settings.database_url).password,
     ]
     for targets in runtime.plan.routes.values():
         for target in targets:
