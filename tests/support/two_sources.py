@@ -76,13 +76,17 @@ class TwoSources:
     def plan(self) -> Plan:
         return load_plan(self.plan_path)
 
-    def settings(self, *, legacy_pat: str | None = None) -> Settings:
+    def settings(self, *, legacy_pat: str | None = None,
+                 webhook_secrets: tuple[str | None, str | None] = (None, None)) -> Settings:
+        """``webhook_secrets``: the service-wide one and legacy's own."""
         email, token = self.cloud.basic_auth
-        legacy = JiraSourceSettings(url=self.dc.url, pat=SecretStr(legacy_pat or self.dc.pat))
+        shared, own = (SecretStr(s) if s is not None else None for s in webhook_secrets)
+        legacy = JiraSourceSettings(url=self.dc.url, pat=SecretStr(legacy_pat or self.dc.pat),
+                                    webhook_secret=own)
         return Settings(
             _env_file=None, plan=self.plan_path, database_url=self.database_url,
             jira_url=self.cloud.url, jira_email=email, jira_api_token=SecretStr(token),
-            jira={"legacy": legacy},
+            jira={"legacy": legacy}, webhook_secret=shared,
             slack_bot_token=SecretStr(self.slack.token), slack_api_url=self.slack.api_url,
         )
 
@@ -101,9 +105,10 @@ class TwoSources:
             "OKR_SYNC_SLACK_API_URL": self.slack.api_url,
         }
 
-    def runtime(self, *, legacy_pat: str | None = None) -> Runtime:
+    def runtime(self, *, legacy_pat: str | None = None,
+                webhook_secrets: tuple[str | None, str | None] = (None, None)) -> Runtime:
         """A runtime whose Jira retries do not sleep, so a failing source fails fast."""
-        settings = self.settings(legacy_pat=legacy_pat)
+        settings = self.settings(legacy_pat=legacy_pat, webhook_secrets=webhook_secrets)
         token = settings.slack_bot_token
         assert token is not None
 

@@ -129,11 +129,15 @@ def serve(
         def count_webhook(result: str) -> None:
             counter.labels(result).inc()
 
+        source_secrets = webhook_secrets(runtime)
         webhook: Callable[[Request], Response] = (
             UnsignedWebhookRefusal(count_webhook)
-            if webhook_secret is None and not allow_unsigned_webhooks
+            if webhook_secret is None and not allow_unsigned_webhooks and not source_secrets
             else JiraWebhookEndpoint(webhook_secret, scheduler.on_webhook, clock=clock,
-                                     max_body=max_body, on_result=count_webhook)
+                                     max_body=max_body, on_result=count_webhook,
+                                     source_secrets=source_secrets,
+                                     sources=set(runtime.plan.jira) | {"main"},
+                                     allow_unsigned=allow_unsigned_webhooks)
         )
         app = ServiceApp(
             status=scheduler.state.view,
@@ -151,6 +155,17 @@ def serve(
             probe.close()
     finally:
         runtime.close()
+
+
+def webhook_secrets(runtime: Runtime) -> dict[str, SecretStr]:
+    """The plan's sources that sign their webhooks with a secret of their own
+    (``OKR_SYNC_JIRA__<NAME>__WEBHOOK_SECRET``); the others use OKR_SYNC_WEBHOOK_SECRET."""
+    secrets = {}
+    for name in runtime.plan.jira:
+        connection = runtime.settings.jira.get(name.lower())
+        if connection is not None and connection.webhook_secret is not None:
+            secrets[name] = connection.webhook_secret
+    return secrets
 
 
 def report_page(runtime: Runtime) -> Callable[[], str] | None:

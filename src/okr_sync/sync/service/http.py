@@ -33,6 +33,7 @@ from okr_sync.sync.delivery.render.report.data import NoScorecardError
 from okr_sync.sync.service.loop import StatusView
 from okr_sync.sync.service.metrics import ServiceMetrics
 from okr_sync.sync.service.server import BoundedWSGIServer, ConnectionLimits
+from okr_sync.sync.service.webhooks import MAIN_SOURCE, SOURCE_ENVIRON_KEY
 from okr_sync.sync.state import SnapshotError
 from okr_sync.sync.store.database import is_sqlite_memory
 
@@ -152,6 +153,7 @@ class ServiceApp:
             Rule("/readyz", endpoint="readyz", methods=["GET"]),
             Rule("/metrics", endpoint="metrics", methods=["GET"]),
             Rule("/webhooks/jira", endpoint="webhook", methods=["POST"]),
+            Rule("/webhooks/jira/<source>", endpoint="webhook", methods=["POST"]),
             Rule("/", endpoint="report", methods=["GET"]),
             Rule("/report", endpoint="report", methods=["GET"]),
         ])
@@ -165,7 +167,7 @@ class ServiceApp:
 
     def dispatch(self, request: Request) -> Response:
         try:
-            endpoint, _ = self.routes.bind_to_environ(request.environ).match()
+            endpoint, arguments = self.routes.bind_to_environ(request.environ).match()
         except NotFound:
             return _json(404, {"error": "not found"})
         except MethodNotAllowed as error:
@@ -184,6 +186,8 @@ class ServiceApp:
                 return Response(body, status=200, content_type=content_type)
             if endpoint == "report":
                 return self.report_page()
+            # The webhook handler reads the source its path names (webhooks.source_of).
+            request.environ[SOURCE_ENVIRON_KEY] = arguments.get("source", MAIN_SOURCE)
             return self.webhook(request)
         except Exception:
             log.exception("request failed", extra={"path": request.path})
@@ -217,6 +221,11 @@ class ServiceApp:
         }
         if result.reason is not None:
             body["reason"] = result.reason
+        if view.failing_sources:
+            # One Jira source down does not make the service unready while another's KRs
+            # are measured; it is named, so an operator sees which site to look at.
+            body["failing_sources"] = list(view.failing_sources)
+            body["source_failures"] = [line[:300] for line in view.source_failures]
         return _json(200 if result.ready else 503, body)
 
 
