@@ -211,7 +211,7 @@ class ServiceApp:
         view = self.status()
         now = self.clock()
         result = assess_readiness(view, now, self.period(now), self.database_probe())
-        body = {
+        body: dict[str, Any] = {
             "status": "ready" if result.ready else "not ready",
             "role": view.role,
             "leader_since": _iso(view.leader_since),
