@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from okr_sync.sync.pipeline import PassOptions
+from okr_sync.sync.store.store import Store
 from support.two_sources import LEGACY_KRS, MAIN_KR, TwoSources, kr_docs, two_sources
 
 
@@ -72,8 +73,12 @@ def test_pass_given_data_center_source_refusing_its_token_measures_and_posts_the
         assert not [w for w in result.scorecard.warnings if w.kr == kr_id and "legacy" in
                     w.message], "the source's failure is told once, not per KR"
     store = runtime.store
+    assert isinstance(store, Store)
     assert store.get_cursor("main") is not None
     assert store.get_cursor("legacy") is None
+    health = {h.source: h for h in store.sources_health()}
+    assert health["legacy"].failing and health["legacy"].last_success_at is None
+    assert not health["main"].failing and health["main"].last_success_at is not None
     runtime.close()
 
 
