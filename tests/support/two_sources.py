@@ -129,14 +129,17 @@ def kr_docs(doc: dict[str, Any]) -> dict[str, dict[str, Any]]:
 
 
 @contextmanager
-def two_sources(workdir: Path) -> Iterator[TwoSources]:
+def two_sources(workdir: Path, *, dc_pat: str = "sandbox-pat",
+                database_url: str | None = None) -> Iterator[TwoSources]:
+    """The sandboxes (stopped on exit); ``dc_pat``: the token the Data Center accepts."""
     cloud_data = generate_dataset(seed=11, issues=80, projects=("ENT",))
     dc_data = generate_dataset(seed=12, issues=80, projects=("OPS",))
     plan_path = workdir / "okr-plan.yaml"
     plan_path.write_text(PLAN_YAML, "utf-8")
     with (
         JiraSandbox(cloud_data) as cloud,
-        JiraSandbox(dc_data, deployment="dc") as dc,
+        JiraSandbox(dc_data, deployment="dc", pat=dc_pat) as dc,
         SlackSandbox(channels=(CHANNEL,)) as slack,
     ):
-        yield TwoSources(cloud, dc, slack, plan_path, f"sqlite:///{workdir / 'okr-sync.db'}")
+        yield TwoSources(cloud, dc, slack, plan_path,
+                         database_url or f"sqlite:///{workdir / 'okr-sync.db'}")
