@@ -6,7 +6,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 
-from okr_sync.config.plan import JiraMeasure, Plan
+from okr_sync.config.plan import SOURCE_NAME_PATTERN, JiraMeasure, Plan
 from okr_sync.config.plan_yaml import PathPart
 
 Problem = tuple[list[PathPart], str]
@@ -23,9 +23,7 @@ def _measures(plan: Plan) -> Iterator[tuple[list[PathPart], JiraMeasure]]:
             yield ["kpis", index, "measure"], kpi.measure
 
 
-#: A source name becomes part of variable names (OKR_SYNC_JIRA__<NAME>__URL) and of the
-#: webhook path (/webhooks/jira/<name>): letters, digits and single underscores.
-_SOURCE_NAME = re.compile(r"^[A-Za-z0-9]+(_[A-Za-z0-9]+)*$")
+_SOURCE_NAME = re.compile(SOURCE_NAME_PATTERN)
 
 
 def _check_source_names(plan: Plan) -> Iterator[Problem]:
