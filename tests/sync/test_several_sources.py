@@ -42,6 +42,9 @@ def test_pass_given_cloud_and_data_center_sources_measures_each_from_its_own_sit
     assert world.cloud.log.count(path="/rest/api/2/search") == 0
     store = runtime.store
     assert store.get_cursor("main") is not None and store.get_cursor("legacy") is not None
+    # The raw JQL of legacy is answered on legacy's mirror, checked against legacy's Jira.
+    assert [(c.source, c.kr_id, c.verdict) for c in store.jql_checks()] == [
+        ("legacy", LEGACY_KRS[1], "match")]
     dc_key = next(iter(world.dc.dataset)).key
     assert store.resolve_key("legacy", dc_key) is not None
     assert store.resolve_key("main", dc_key) is None
