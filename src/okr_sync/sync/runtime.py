@@ -78,7 +78,8 @@ def jira_sources(
         url_var, email_var, token_var, pat_var = _variables(name)
         connection = settings.jira_source(name)
         if connection is None or not connection.url:
-            problems.append(f"the plan measures from Jira source {name!r}: set {url_var}")
+            what = "Jira" if name == MAIN_SOURCE else f"Jira source {name!r}"
+            problems.append(f"the plan measures from {what}: set {url_var}")
             continue
         if connection.pat is None and connection.api_token is None:
             problems.append(f"no credentials for Jira source {name!r}: set {email_var} + "
