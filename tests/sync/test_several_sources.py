@@ -85,8 +85,9 @@ def test_pass_given_data_center_source_refusing_its_token_measures_and_posts_the
     runtime.close()
 
 
+@pytest.mark.parametrize("down", ["503", "stopped"])
 def test_pass_given_data_center_down_after_a_good_pass_keeps_its_krs_stale_and_cursor(
-    world: TwoSources,
+    world: TwoSources, down: str,
 ) -> None:
     runtime = world.runtime()
     first = runtime.run_locked(PassOptions())
@@ -95,7 +96,10 @@ def test_pass_given_data_center_down_after_a_good_pass_keeps_its_krs_stale_and_c
     main_cursor = runtime.store.get_cursor("main")
     world.cloud.dataset.advance(timedelta(hours=2))
     world.dc.dataset.advance(timedelta(hours=2))
-    world.dc.faults.server_errors(count=None)
+    if down == "503":
+        world.dc.faults.server_errors(count=None)
+    else:
+        world.dc.stop()  # nothing listens any more: connections are refused
 
     second = runtime.run_locked(PassOptions())
 
