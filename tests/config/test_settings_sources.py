@@ -92,3 +92,18 @@ def test_check_variables_given_named_source_keys_accepts_them_and_refuses_typos(
         "unknown setting OKR_SYNC_JIRA__LEGACY__PATT: did you mean OKR_SYNC_JIRA__LEGACY__PAT?; "
         "unknown setting OKR_SYNC_JIRA_EMIAL: did you mean OKR_SYNC_JIRA_EMAIL?"
     )
+
+
+def test_settings_given_named_source_in_secrets_dir_reads_it_below_the_environment(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    secrets = tmp_path / "secrets"
+    secrets.mkdir()
+    (secrets / "OKR_SYNC_JIRA__LEGACY__PAT").write_text(PAT + "\n")
+    (secrets / "OKR_SYNC_JIRA__LEGACY__URL").write_text("https://from-file.example.com")
+    monkeypatch.setenv("OKR_SYNC_JIRA__LEGACY__URL", "https://jira.acme.internal")
+
+    legacy = Settings(_env_file=None, _secrets_dir=secrets).jira_source("legacy")
+
+    assert legacy is not None and legacy.url == "https://jira.acme.internal"
+    assert legacy.pat is not None and legacy.pat.get_secret_value() == PAT

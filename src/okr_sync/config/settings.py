@@ -12,6 +12,7 @@ import ipaddress
 import re
 from collections.abc import Iterable, Mapping
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit
 
 from pydantic import (
@@ -23,7 +24,11 @@ from pydantic import (
     field_validator,
     model_validator,
 )
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+)
 
 DEFAULT_SECRETS_DIR = Path("/run/secrets")
 PREFIX = "OKR_SYNC_"
@@ -79,6 +84,32 @@ class JiraSourceSettings(BaseModel):
 
     def secrets(self) -> list[SecretStr]:
         return [s for s in (self.api_token, self.pat, self.webhook_secret) if s is not None]
+
+
+class NestedJiraSecrets(PydanticBaseSettingsSource):
+    """Files ``OKR_SYNC_JIRA__<NAME>__<KEY>`` in the secrets directory: the secrets source
+    of pydantic-settings reads only flat names, so a further Jira source's PAT mounted as
+    a Docker or Kubernetes secret would otherwise be ignored."""
+
+    def __init__(self, settings_cls: type[BaseSettings], secrets: PydanticBaseSettingsSource,
+                 ) -> None:
+        super().__init__(settings_cls)
+        directory = getattr(secrets, "secrets_dir", None)
+        self.directory = Path(directory) if isinstance(directory, (str, Path)) else None
+
+    def get_field_value(self, field: Any, field_name: str) -> tuple[Any, str, bool]:
+        return None, field_name, False  # everything is read in __call__
+
+    def __call__(self) -> dict[str, Any]:
+        if self.directory is None or not self.directory.is_dir():
+            return {}
+        sources: dict[str, dict[str, str]] = {}
+        for path in sorted(self.directory.iterdir()):
+            match = _NESTED_JIRA.match(path.name.upper())
+            if match and path.is_file():
+                key = match.group(2).lower()
+                sources.setdefault(match.group(1).lower(), {})[key] = path.read_text().strip()
+        return {"jira": sources} if sources else {}
 
 
 class Settings(BaseSettings):
@@ -189,6 +220,19 @@ class Settings(BaseSettings):
                 raise ValueError(f"{prefix}EMAIL and {prefix}API_TOKEN go together"
                                  " (Jira Cloud basic auth)")
         return self
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        # The usual order, and after the flat secrets the nested ones (lowest priority).
+        nested = NestedJiraSecrets(settings_cls, file_secret_settings)
+        return init_settings, env_settings, dotenv_settings, file_secret_settings, nested
 
     def jira_source(self, name: str) -> JiraSourceSettings | None:
         """The settings of the plan's Jira source ``name`` (None: settings do not name it).
