@@ -7,6 +7,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import timedelta
 from pathlib import Path
 
@@ -31,11 +32,12 @@ def world(tmp_path: Path) -> Iterator[TwoSources]:
         yield w
 
 
-@pytest.fixture
-def service(world: TwoSources) -> Iterator[ServiceHandle]:
-    """serve() on port 0 with legacy's Data Center refusing its token."""
-    runtime = world.runtime(legacy_pat="revoked-pat",
-                            webhook_secrets=(SHARED_SECRET, LEGACY_SECRET))
+@contextmanager
+def _serving(world: TwoSources, secrets: tuple[str | None, str | None]
+             ) -> Iterator[ServiceHandle]:
+    """serve() on port 0 with legacy's Data Center refusing its token; ``secrets``: the
+    shared webhook secret and legacy's own."""
+    runtime = world.runtime(legacy_pat="revoked-pat", webhook_secrets=secrets)
     stop, started = threading.Event(), threading.Event()
     handles: list[ServiceHandle] = []
 
@@ -61,6 +63,12 @@ def service(world: TwoSources) -> Iterator[ServiceHandle]:
         stop.set()
         thread.join(TIMEOUT)
     assert not thread.is_alive()
+
+
+@pytest.fixture
+def service(world: TwoSources) -> Iterator[ServiceHandle]:
+    with _serving(world, (SHARED_SECRET, LEGACY_SECRET)) as handle:
+        yield handle
 
 
 def _post(handle: ServiceHandle, path: str, secret: str | None, delivery: str) -> int:
@@ -99,3 +107,13 @@ def test_readyz_given_one_source_failing_names_it_while_the_other_is_measured(
     assert body["failing_sources"] == ["legacy"]
     assert body["source_failures"][0].startswith("source legacy: ")
     assert body["last_success"] is not None
+
+
+def test_webhook_given_only_legacy_has_a_secret_accepts_legacy_and_refuses_unsigned_main(
+    world: TwoSources,
+) -> None:
+    with _serving(world, (None, LEGACY_SECRET)) as handle:
+        assert _post(handle, "/webhooks/jira/legacy", LEGACY_SECRET, "e1") == 202
+        assert _post(handle, "/webhooks/jira/legacy", None, "e2") == 401
+        assert _post(handle, "/webhooks/jira", None, "e3") == 403
+        assert _post(handle, "/webhooks/jira/main", LEGACY_SECRET, "e4") == 403

@@ -148,7 +148,8 @@ def serve(
         server = HttpServer(app, host=host, port=port)
         try:
             return _run(scheduler, server, schedule, webhook_secret,
-                        allow_unsigned_webhooks=allow_unsigned_webhooks, sleep=sleep,
+                        allow_unsigned_webhooks=allow_unsigned_webhooks,
+                        own_secrets=sorted(source_secrets), sleep=sleep,
                         stop_event=stop_event, install_signal_handlers=install_signal_handlers,
                         on_started=on_started, max_ticks=max_ticks)
         finally:
@@ -188,6 +189,7 @@ def _run(
     webhook_secret: SecretStr | None,
     *,
     allow_unsigned_webhooks: bool,
+    own_secrets: list[str],
     sleep: Callable[[float], None] | None,
     stop_event: threading.Event | None,
     install_signal_handlers: bool,
@@ -203,6 +205,9 @@ def _run(
         if webhook_secret is None and allow_unsigned_webhooks:
             log.warning("no webhook secret: POST /webhooks/jira accepts unsigned requests "
                         "(OKR_SYNC_WEBHOOK_ALLOW_UNSIGNED=true)")
+        elif webhook_secret is None and own_secrets:
+            log.warning("no OKR_SYNC_WEBHOOK_SECRET: only the Jira sources with a webhook "
+                        "secret of their own accept webhooks", extra={"sources": own_secrets})
         elif webhook_secret is None:
             log.warning("no webhook secret: POST /webhooks/jira refuses every request "
                         "(set OKR_SYNC_WEBHOOK_SECRET, or OKR_SYNC_WEBHOOK_ALLOW_UNSIGNED=true)")
