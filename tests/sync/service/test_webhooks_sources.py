@@ -107,6 +107,9 @@ def test_readyz_given_one_source_failing_names_it_while_the_other_is_measured(
     assert body["failing_sources"] == ["legacy"]
     assert body["source_failures"][0].startswith("source legacy: ")
     assert body["last_success"] is not None
+    metrics = requests.get(service.url + "/metrics", timeout=TIMEOUT).text
+    assert 'okr_sync_jira_source_up{source="legacy"} 0.0' in metrics
+    assert 'okr_sync_jira_source_up{source="main"} 1.0' in metrics
 
 
 def test_webhook_given_only_legacy_has_a_secret_accepts_legacy_and_refuses_unsigned_main(

@@ -315,6 +315,8 @@ class Scheduler:
                                  measure_cpu=result.measure_cpu_seconds)
         self.metrics.record_scores(result.scorecard)
         self.metrics.record_deliveries(result.scorecard.deliveries)
+        self.metrics.record_sources(getattr(self.runtime, "fetch_plan", None) or (),
+                                    result.failed_sources)
         failing = {"failing_sources": result.failed_sources,
                    "source_failures": tuple(result.source_failures)}
         if result.measured:
