@@ -128,9 +128,10 @@ class KeyResultScore:
     #: ``story_points`` when the value counts story points (``done_ratio`` by points,
     #: a ``sum`` of story points); None for issues, other fields and manual values.
     unit: str | None = None
-    #: The latest check-in note of the cycle and when it was written.
+    #: The latest check-in note of the cycle, when and by whom (as people read the name).
     checkin_note: str | None = None
     checkin_note_at: datetime | None = None
+    checkin_note_by: str | None = None
     #: ``scoring.confidence: forecast``: the forecast, or (None and) why there is none.
     forecast: Forecast | None = None
     forecast_note: str | None = None
@@ -176,10 +177,8 @@ class KeyResultScore:
         if self.unit is not None:
             doc["unit"] = self.unit
         if self.checkin_note is not None:
-            doc["checkin_note"] = {
-                "text": self.checkin_note,
-                "at": self.checkin_note_at.isoformat() if self.checkin_note_at else None,
-            }
+            at = self.checkin_note_at.isoformat() if self.checkin_note_at else None
+            doc["checkin_note"] = {"text": self.checkin_note, "at": at, "by": self.checkin_note_by}
         if self.forecast is not None or self.forecast_note is not None:
             doc["forecast"] = self.forecast.to_json() if self.forecast else None
             doc["forecast_note"] = self.forecast_note
@@ -445,6 +444,7 @@ def _scorecard_from_json(doc: Mapping[str, Any], measure_kinds: Mapping[str, str
             checkin_note=note.get("text") if note else None,
             checkin_note_at=(datetime.fromisoformat(note["at"])
                              if note and note.get("at") else None),
+            checkin_note_by=note.get("by") if note else None,
             forecast=Forecast.from_json(d["forecast"]) if d.get("forecast") else None,
             forecast_note=d.get("forecast_note"),
         )
