@@ -181,3 +181,29 @@ def test_kpi_given_daily_passes_has_history_trend_and_explain(
     report = tmp_path / "report.html"
     assert _invoke(forecast_env, "report", "--output", str(report)).exit_code == 0
     assert "since last measured" in report.read_text()
+
+
+def test_run_given_backfilled_history_forecasts_from_it(
+        world: SandboxWorld, forecast_env: dict[str, str]) -> None:
+    # Rows as `okr-sync backfill` writes them: no snapshot, no done/total.
+    from okr_sync.sync.store.store import HistoryEntry
+
+    runtime = world.runtime(load_plan(Path(forecast_env["OKR_SYNC_PLAN"])))
+    try:
+        with Store(world.database_url) as store:
+            for day, value in enumerate((0.0, 10.0, 20.0)):
+                store.add_history(None, cycle="2026-Q4", as_of=START - timedelta(days=3 - day),
+                                  entries=[HistoryEntry("SUP-1.KR2", value, value / 150,
+                                                        "missed", "on_track")])
+        with time_machine.travel(START, tick=False):
+            result = runtime.run_locked(PassOptions())
+    finally:
+        runtime.close()
+
+    kr = result.scorecard.key_result("SUP-1.KR2")
+    assert kr.forecast is not None, kr.forecast_note
+    assert (kr.forecast.history_days, kr.forecast.model) == (4, "value")
+    assert kr.value is not None
+    assert kr.forecast.mean_daily == pytest.approx(kr.value / 3)
+    # A KR without backfilled rows has only this pass's day: pace, and why.
+    assert result.scorecard.key_result("SUP-1.KR1").forecast is None
