@@ -45,3 +45,16 @@ class Person(BaseModel):
             raise ValueError(f"{value!r} is not a Microsoft Entra object id (a GUID such as "
                              "00000000-0000-0000-0000-000000000000)")
         return value
+
+
+class CheckinPolicy(BaseModel):
+    """``checkins:`` in the plan: who may check in a KR from chat (Teams, Slack).
+
+    A KR's owner (its own ``owner``, else its objective's) may always check it in;
+    ``allowed`` names further people (keys of ``people``) who may check in any KR.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    #: Keys of ``people`` who may check in every KR, besides each KR's owner.
+    allowed: list[str] = Field(default_factory=list, max_length=1000)
