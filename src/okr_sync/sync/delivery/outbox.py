@@ -347,15 +347,19 @@ class Notifier:
     """Plans the messages of a pass and delivers the outbox (the pipeline's Deliverer)."""
 
     def __init__(self, senders: Senders, *, jira_base_url: str | None = None,
-                 clock: Callable[[], datetime] | None = None) -> None:
+                 clock: Callable[[], datetime] | None = None,
+                 teams_checkin_form: bool = False) -> None:
         self.jira_base_url = jira_base_url
+        #: Bot cards carry check-in forms (serve answers them at /api/messages).
+        self.teams_checkin_form = teams_checkin_form
         self.deliverer = OutboxDeliverer(senders, clock)
 
     def plan_messages(
         self, plan: Plan, scorecard: Scorecard, store: StoreReader
     ) -> list[OutboxItem]:
         # Message refs and queued rows in the store tell which targets have a standing message.
-        return plan_messages(plan, scorecard, store, jira_base_url=self.jira_base_url)
+        return plan_messages(plan, scorecard, store, jira_base_url=self.jira_base_url,
+                             checkin_form=self.teams_checkin_form)
 
     def deliver(self, store: Store, *, fence: Fence | None = None) -> list[Delivery]:
         return self.deliverer.deliver(store, fence)
