@@ -25,10 +25,12 @@ from pydantic import SecretStr
 from sqlalchemy.engine import make_url
 from werkzeug.wrappers import Request, Response
 
+from okr_sync.connectors.teams.bot_auth import BotFrameworkKeys, BotTokenValidator
 from okr_sync.exit_codes import ExitCode
 from okr_sync.sync.delivery.render.report import load_report_data, render_html_report
 from okr_sync.sync.logs import register_secret
 from okr_sync.sync.runtime import Runtime
+from okr_sync.sync.service.bot_framework import BotMessagingEndpoint
 from okr_sync.sync.service.http import (
     DatabaseProbe,
     HttpServer,
@@ -139,7 +141,7 @@ def serve(
             status=scheduler.state.view,
             period=lambda at: schedule.period(at.astimezone(runtime.plan.cycle.zone)),
             metrics=metrics, webhook=webhook, database_probe=probe, clock=clock,
-            report=report_page(runtime),
+            report=report_page(runtime), bot=bot_endpoint(runtime, clock),
         )
         server = HttpServer(app, host=host, port=port)
         try:
@@ -151,6 +153,19 @@ def serve(
             probe.close()
     finally:
         runtime.close()
+
+
+def bot_endpoint(runtime: Runtime, clock: Callable[[], datetime] = utc_now,
+                 keys: BotFrameworkKeys | None = None) -> BotMessagingEndpoint | None:
+    """``POST /api/messages`` when the bot's check-ins are on (OKR_SYNC_TEAMS_BOT_CHECKINS)."""
+    settings = runtime.settings
+    store = runtime.store
+    if not settings.teams_bot_checkins or settings.teams_app_id is None or \
+            not isinstance(store, Store):
+        return None
+    keys = keys or BotFrameworkKeys(settings.teams_openid_metadata_url)
+    return BotMessagingEndpoint(BotTokenValidator(settings.teams_app_id, keys),
+                                plan=runtime.plan, store=store, clock=clock)
 
 
 def report_page(runtime: Runtime) -> Callable[[], str] | None:

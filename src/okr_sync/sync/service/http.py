@@ -1,5 +1,5 @@
 """The service's HTTP side: ``/healthz``, ``/readyz``, ``/metrics``, ``POST /webhooks/jira``,
-and the HTML scorecard at ``GET /`` and ``GET /report``.
+the HTML scorecard at ``GET /`` and ``GET /report``, and the Teams bot's ``POST /api/messages``.
 
 Readiness (for a load balancer or Kubernetes): the database answers, and on the
 leader the last completed pass is at most three schedule periods old (before the
@@ -138,8 +138,11 @@ class ServiceApp:
         database_probe: Callable[[], str | None],
         clock: Callable[[], datetime],
         report: Callable[[], str] | None = None,
+        bot: Callable[[Request], Response] | None = None,
     ) -> None:
         self.status = status
+        #: ``POST /api/messages``, the Teams bot's messaging endpoint (None: 404).
+        self.bot = bot
         #: The HTML scorecard of the latest pass (raises NoScorecardError before one).
         self.report = report
         self.period = period
@@ -154,6 +157,7 @@ class ServiceApp:
             Rule("/webhooks/jira", endpoint="webhook", methods=["POST"]),
             Rule("/", endpoint="report", methods=["GET"]),
             Rule("/report", endpoint="report", methods=["GET"]),
+            Rule("/api/messages", endpoint="bot", methods=["POST"]),
         ])
 
     def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]
@@ -184,6 +188,8 @@ class ServiceApp:
                 return Response(body, status=200, content_type=content_type)
             if endpoint == "report":
                 return self.report_page()
+            if endpoint == "bot":
+                return self.bot(request) if self.bot else _json(404, {"error": "not found"})
             return self.webhook(request)
         except Exception:
             log.exception("request failed", extra={"path": request.path})
