@@ -37,6 +37,8 @@ BOB = "0b0b0b0b-1111-4222-8333-444444444444"
 CAROL = "ca401ca4-0000-4000-8000-00000000ca40"
 MALLORY = "3a11035e-0000-4000-8000-000000000666"
 CARD_TYPE = "application/vnd.microsoft.card.adaptive"
+#: ``Bot.invoke``'s default: a fresh, valid token signed by the sandbox.
+FRESH_TOKEN = "fresh"
 
 
 def checkin_plan(folder: Path) -> Path:
@@ -72,14 +74,14 @@ class Bot:
         assert card["body"][0]["inlines"][0]["text"].startswith("Check-in time")
         return card
 
-    def invoke(self, data: dict[str, Any], *, aad: str, token: str | None = "valid",
+    def invoke(self, data: dict[str, Any], *, aad: str, token: str | None = FRESH_TOKEN,
                activity: dict[str, Any] | None = None) -> InvokeReply:
         teams = self.world.teams
         issuer = teams.bot_framework
         activity = activity or issuer.invoke_activity(
             data, aad_object_id=aad, service_url=teams.service_url,
             conversation_id=DEMO_CONVERSATION)
-        if token == "valid":
+        if token == FRESH_TOKEN:
             token = issuer.token(service_url=teams.service_url)
         return issuer.send(self.url, activity, token=token)
 
