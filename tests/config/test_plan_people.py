@@ -88,20 +88,3 @@ def test_plan_json_schema_given_people_describes_id_patterns() -> None:
     assert "people" in schema["properties"]
     assert schema["$defs"]["Notify"]["properties"]["warnings"]["enum"] == ["status", "channel"]
 
-
-def test_load_plan_given_checkins_allowed_people_accepts_them() -> None:
-    plan = load_plan_text(_plan_with("people:\n  alice: {name: Alice Ng}\n  coach: {}\n")
-                          + "checkins: {allowed: [coach]}\n")
-    assert plan.checkins.allowed == ["coach"]
-    assert load_plan_text(_plan_with("")).checkins.allowed == []
-
-
-def test_load_plan_given_checkins_allowed_unknown_person_names_it() -> None:
-    errors = _errors(_plan_with("people:\n  alice: {}\n") + "checkins: {allowed: [bobby]}\n")
-    assert any("'bobby'" in e and "not a key of `people`" in e for e in errors), errors
-
-
-def test_plan_json_schema_given_checkins_describes_allowed() -> None:
-    schema = plan_json_schema()
-    assert "checkins" in schema["properties"]
-    assert "allowed" in schema["$defs"]["CheckinPolicy"]["properties"]

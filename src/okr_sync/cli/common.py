@@ -8,6 +8,7 @@ scorecard printer are imported by the functions that use them.
 
 from __future__ import annotations
 
+import difflib
 import json
 import re
 import sys
@@ -22,7 +23,6 @@ from rich.console import Console
 
 from okr_sync.cli.timeparse import AsOfError, parse_as_of
 from okr_sync.exit_codes import ExitCode
-from okr_sync.sync.checkin_input import unknown_id_message
 
 if TYPE_CHECKING:
     from okr_sync.config.plan import KeyResult, Plan
@@ -57,12 +57,25 @@ class UsageError(Exception):
 _T = TypeVar("_T")
 # C0 and C1 control characters (ESC starts terminal escape sequences), except tab and newline.
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+#: How many valid ids an unknown-id message lists when nothing is close.
+MAX_LISTED_IDS = 10
 
 
 def inert(text: str) -> str:
     """Outside text (Jira summaries, plan titles) with every control character removed,
     so it cannot move the cursor, clear the screen or open a hyperlink on a terminal."""
     return _CONTROL.sub("", text)
+
+
+def unknown_id_message(what: str, given: str, known: Iterable[str]) -> str:
+    """``unknown key result 'X'``, with a "did you mean" or the valid ids (a few)."""
+    ids = sorted(known)
+    by_folded = {i.casefold(): i for i in ids}
+    close = [by_folded[c] for c in difflib.get_close_matches(given.casefold(), by_folded, n=3)]
+    if close:
+        return f"unknown {what} {given!r}: did you mean {', '.join(close)}?"
+    listed = ", ".join(ids[:MAX_LISTED_IDS]) + (", ..." if len(ids) > MAX_LISTED_IDS else "")
+    return f"unknown {what} {given!r}; valid ids: {listed or 'none'}"
 
 
 #: What ``explain`` explains, in the order an id is looked up (perspective ids may

@@ -30,9 +30,9 @@ from okr_sync.cli.common import (
     resolve_plan,
     stderr,
     store_problem,
+    unknown_id_message,
 )
 from okr_sync.exit_codes import ExitCode
-from okr_sync.sync.checkin_input import unknown_id_message
 
 if TYPE_CHECKING:
     from okr_sync.config.plan import Plan

@@ -23,6 +23,7 @@ from okr_sync.cli.common import (
     check_setting_names,
     fail_usage,
     inert,
+    key_result_of,
     load_settings,
     open_database,
     resolve_plan,
@@ -195,35 +196,25 @@ def checkin_command(
     plan: PlanOption = None,
 ) -> None:
     """Record a manual check-in: a value (manual KRs), a confidence, a note."""
-    from okr_sync.sync.checkin_input import CheckinInputError, validate_checkin
+    from okr_sync.sync.checkins import CheckinError, validate_checkin
 
     try:
         settings = load_settings()
         _path, loaded = resolve_plan(plan, settings)
+        kr = key_result_of(loaded, kr_id)
         try:
-            checked = validate_checkin(loaded, kr_id, value=value, confidence=confidence,
-                                       note=note)
-        except CheckinInputError as error:
+            valid = validate_checkin(kr, value=value, confidence=confidence, note=note)
+        except CheckinError as error:
             raise UsageError(str(error)) from None
-        kr = loaded.key_result(kr_id)
         store = open_store(settings.database_url)
     except UsageError as error:
         fail_usage(error)
-    if checked.value is not None:
-        for warning in checkin_warnings(kr.effective_baseline, kr.effective_target,
-                                        checked.value):
-            stderr.print(f"warning: {kr_id}: {warning}", markup=False, highlight=False)
+    for warning in valid.warnings:
+        stderr.print(f"warning: {kr_id}: {warning}", markup=False, highlight=False)
     with store:
-        record = store.add_checkin(kr_id, value=checked.value, confidence=checked.confidence,
-                                   note=checked.note, author=_author())
+        record = store.add_checkin(kr_id, value=valid.value, confidence=valid.confidence,
+                                   note=valid.note, author=_author())
     stdout.print(f"checked in {kr_id} at {record.at.isoformat()}", markup=False)
-
-
-def checkin_warnings(baseline: float, target: float | None, value: float) -> list[str]:
-    """Why a checked-in value looks like a typo (see :mod:`okr_sync.sync.checkin_input`)."""
-    from okr_sync.sync.checkin_input import checkin_warnings as warnings_of
-
-    return warnings_of(baseline, target, value)
 
 
 def _author() -> str | None:

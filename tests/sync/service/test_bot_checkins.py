@@ -41,14 +41,14 @@ CARD_TYPE = "application/vnd.microsoft.card.adaptive"
 FRESH_TOKEN = "fresh"
 
 
-def checkin_plan(folder: Path) -> Path:
+def checkin_plan(folder: Path, allowed: str = "carol") -> Path:
     """The demo plan, with bob (owner of the manual CO-1.KR3) and carol (a coach allowed
     to check in every KR) known to Teams."""
     text = DEMO_PLAN.read_text(encoding="utf-8")
     text = text.replace("  bob: {name: Bob Ray, slack: U0DEMOBOB}\n",
                         f"  bob: {{name: Bob Ray, slack: U0DEMOBOB, teams: {BOB}}}\n"
                         f"  carol: {{name: Carol Coach, teams: {CAROL}}}\n")
-    text += "\ncheckins: {allowed: [carol]}\n"
+    text += f"\ncheckins: {{allowed: [{allowed}]}}\n"
     path = folder / "plan.yaml"
     path.write_text(text, encoding="utf-8")
     return path
@@ -87,13 +87,14 @@ class Bot:
 
 
 @pytest.fixture
-def bot(tmp_path: Path) -> Iterator[Bot]:
+def bot(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Bot]:
+    allowed = getattr(request, "param", "carol")
     with sandbox_world(tmp_path, issues=200, seed=7) as world:
         settings = world.settings().model_copy(update={
             "teams_bot_checkins": True,
             "teams_openid_metadata_url": world.teams.openid_metadata_url,
         })
-        runtime = build_runtime(settings, load_plan(checkin_plan(tmp_path)),
+        runtime = build_runtime(settings, load_plan(checkin_plan(tmp_path, allowed)),
                                 senders=world.senders())
         clock = FakeMonotonic()
         endpoint = bot_endpoint(runtime, keys=BotFrameworkKeys(
@@ -177,6 +178,13 @@ def test_bot_checkin_given_refused_input_answers_why_and_stores_nothing(
     text = answered_text(bot.invoke(data, aad=aad))
     assert "Check-in not saved" in text and shown in text
     assert bot.store.latest_checkins() == {}
+
+
+@pytest.mark.parametrize("bot", ["anyone"], indirect=True)
+def test_bot_checkin_given_anyone_allowed_stores_a_stranger_by_teams_id(bot: Bot) -> None:
+    reply = bot.invoke({"kr": "CO-1.KR3", "note.CO-1.KR3": "heard from sales"}, aad=MALLORY)
+    assert "Checked in CO-1.KR3" in answered_text(reply)
+    assert [c.author for c in bot.store.checkins("CO-1.KR3")] == [f"teams:{MALLORY}"]
 
 
 def _tokens(bot: Bot) -> dict[str, str | None]:
@@ -277,3 +285,54 @@ def test_serve_given_bot_checkins_setting_mounts_api_messages(
             stop.set()
             thread.join(TIMEOUT)
         assert not thread.is_alive()
+
+
+def test_serve_given_teams_checkin_runs_a_pass_whose_change_note_has_the_note(
+    tmp_path: Path,
+) -> None:
+    with sandbox_world(tmp_path, issues=50, seed=7) as world:
+        settings = world.settings().model_copy(update={
+            "teams_bot_checkins": True,
+            "teams_openid_metadata_url": world.teams.openid_metadata_url,
+        })
+        runtime = build_runtime(settings, load_plan(DEMO_PLAN), senders=world.senders())
+        stop, started = threading.Event(), threading.Event()
+        handles: list[ServiceHandle] = []
+
+        def on_started(handle: ServiceHandle) -> None:
+            handles.append(handle)
+            started.set()
+
+        thread = threading.Thread(target=lambda: serve(
+            lambda: runtime, Schedule.parse("1h"), host="127.0.0.1", port=0,
+            stop_event=stop, on_started=on_started, install_signal_handlers=False,
+            debounce=timedelta(0)))
+        thread.start()
+        try:
+            assert started.wait(TIMEOUT)
+            handle = handles[0]
+            for _ in range(200):  # bounded: the first pass runs right after start
+                if handle.status().passes:
+                    break
+                time.sleep(0.05)
+            assert handle.status().passes == 1
+            issuer = world.teams.bot_framework
+            activity = issuer.invoke_activity(
+                {"kr": "CO-1.KR1", "confidence.CO-1.KR1": "blocked",
+                 "note.CO-1.KR1": "Waiting on the IdP vendor"},
+                aad_object_id=ALICE, service_url=world.teams.service_url,
+                conversation_id=DEMO_CONVERSATION)
+            reply = issuer.send(handle.url + "/api/messages", activity,
+                                token=issuer.token(service_url=world.teams.service_url))
+            assert "by Alice Ng: blocked" in answered_text(reply)
+            for _ in range(200):  # bounded: the check-in asks for a pass
+                if handle.status().passes >= 2:
+                    break
+                time.sleep(0.05)
+        finally:
+            stop.set()
+            thread.join(TIMEOUT)
+        assert not thread.is_alive()
+        note = world.teams.activities(DEMO_CONVERSATION)[-1].activity
+        assert note["summary"].startswith("1 key result changed: CO-1.KR1")
+        assert "Waiting on the IdP vendor" in json.dumps(note, ensure_ascii=False)

@@ -45,7 +45,7 @@ from okr_sync.sync.service.loop import (
 )
 from okr_sync.sync.service.metrics import ServiceMetrics
 from okr_sync.sync.service.schedule import Schedule, ScheduleError, parse_duration
-from okr_sync.sync.service.webhooks import MAX_BODY_BYTES, JiraWebhookEndpoint
+from okr_sync.sync.service.webhooks import MAX_BODY_BYTES, JiraWebhookEndpoint, WebhookEvent
 from okr_sync.sync.store.locks import Leadership
 from okr_sync.sync.store.store import Store
 
@@ -137,11 +137,15 @@ def serve(
             else JiraWebhookEndpoint(webhook_secret, scheduler.on_webhook, clock=clock,
                                      max_body=max_body, on_result=count_webhook)
         )
+        # A check-in from Teams asks for a pass (debounced like a webhook), so the change
+        # note with its note follows within moments rather than at the next scheduled pass.
+        bot = bot_endpoint(runtime, clock, on_checkin=lambda kr: scheduler.on_webhook(
+            WebhookEvent(f"teams-checkin:{kr}")))
         app = ServiceApp(
             status=scheduler.state.view,
             period=lambda at: schedule.period(at.astimezone(runtime.plan.cycle.zone)),
             metrics=metrics, webhook=webhook, database_probe=probe, clock=clock,
-            report=report_page(runtime), bot=bot_endpoint(runtime, clock),
+            report=report_page(runtime), bot=bot,
         )
         server = HttpServer(app, host=host, port=port)
         try:
@@ -151,12 +155,16 @@ def serve(
                         on_started=on_started, max_ticks=max_ticks)
         finally:
             probe.close()
+            if bot is not None:
+                bot.close()
     finally:
         runtime.close()
 
 
 def bot_endpoint(runtime: Runtime, clock: Callable[[], datetime] = utc_now,
-                 keys: BotFrameworkKeys | None = None) -> BotMessagingEndpoint | None:
+                 keys: BotFrameworkKeys | None = None,
+                 on_checkin: Callable[[str], None] | None = None,
+                 ) -> BotMessagingEndpoint | None:
     """``POST /api/messages`` when the bot's check-ins are on (OKR_SYNC_TEAMS_BOT_CHECKINS)."""
     settings = runtime.settings
     store = runtime.store
@@ -165,7 +173,8 @@ def bot_endpoint(runtime: Runtime, clock: Callable[[], datetime] = utc_now,
         return None
     keys = keys or BotFrameworkKeys(settings.teams_openid_metadata_url)
     return BotMessagingEndpoint(BotTokenValidator(settings.teams_app_id, keys),
-                                plan=runtime.plan, store=store, clock=clock)
+                                plan=runtime.plan, store=store, clock=clock,
+                                on_checkin=on_checkin)
 
 
 def report_page(runtime: Runtime) -> Callable[[], str] | None:

@@ -6,9 +6,11 @@ token (401 otherwise, 503 while the signing keys cannot be fetched). An ``invoke
 named ``adaptiveCard/action`` with the verb ``okr.checkin`` (the form that
 :mod:`okr_sync.sync.delivery.render.teams_checkin` puts on the bot's cards) is a
 check-in: the person pressing it (``from.aadObjectId``) must be in the plan's
-``people`` (their ``teams`` id), and be the KR's owner (its own, else its
-objective's) or listed in ``checkins.allowed``; the values are checked as the
-``checkin`` command checks them (:mod:`okr_sync.sync.checkin_input`). The answer
+``people`` (their ``teams`` id) and be the KR's owner (its own, else its
+objective's) or listed in ``checkins.allowed`` (or that lists ``anyone``); the
+values are checked as the ``checkin`` command checks them
+(:mod:`okr_sync.sync.checkins`). The stored check-in's author is the person's
+``people`` key (``teams:<object id>`` for someone ``anyone`` lets in). The answer
 is an Adaptive Card invoke response: the refreshed card saying what was stored,
 or why nothing was. Other activities (messages, installs) get 200 and no action.
 An activity id already answered (a resent request within its token's life) is
@@ -17,6 +19,7 @@ not stored twice.
 
 from __future__ import annotations
 
+import difflib
 import json
 import logging
 from collections.abc import Callable, Mapping
@@ -33,14 +36,7 @@ from okr_sync.connectors.teams.bot_auth import (
     BotKeysUnavailableError,
     BotTokenValidator,
 )
-from okr_sync.sync.checkin_input import (
-    CheckinInputError,
-    FieldNames,
-    checkin_warnings,
-    find_key_result,
-    parse_value_text,
-    validate_checkin,
-)
+from okr_sync.sync.checkins import CHAT_FIELDS, CheckinError, may_check_in, validate_checkin
 from okr_sync.sync.delivery.render.teams_checkin import (
     CHECKIN_VERB,
     checkin_refused_card,
@@ -55,7 +51,6 @@ log = logging.getLogger("okr_sync.service")
 
 INVOKE_ACTION = "adaptiveCard/action"
 MAX_ACTIVITY_BYTES = 256 * 1024
-FORM_FIELDS = FieldNames("value", "confidence", "note")
 
 
 class CheckinRefused(Exception):
@@ -68,29 +63,42 @@ class CheckinRefused(Exception):
 
 @dataclass(frozen=True)
 class Author:
-    key: str
+    #: The ``people`` key (None: someone the plan does not know).
+    key: str | None
+    #: What the check-in records and the answering card shows.
+    stored: str
     name: str
 
 
-def author_of(plan: Plan, aad_object_id: str | None) -> Author | None:
-    """The ``people`` entry whose ``teams`` id is ``aad_object_id`` (GUIDs: any case)."""
-    if not aad_object_id:
-        return None
-    wanted = aad_object_id.casefold()
+def author_of(plan: Plan, aad_object_id: str | None) -> Author:
+    """Who pressed the button: the ``people`` entry whose ``teams`` id is
+    ``aad_object_id`` (GUIDs compare in any case), else an unknown person."""
+    wanted = (aad_object_id or "").casefold()
     for key, person in plan.people.items():
-        if person.teams is not None and person.teams.casefold() == wanted:
-            return Author(key, person.name or key)
-    return None
+        if wanted and person.teams is not None and person.teams.casefold() == wanted:
+            return Author(key, key, person.name or key)
+    unknown = f"teams:{aad_object_id or 'unknown'}"
+    return Author(None, unknown, unknown)
 
 
-def may_check_in(plan: Plan, author: Author, kr_id: str) -> bool:
-    """The KR's owner (its own, else its objective's) or someone in ``checkins.allowed``."""
-    if author.key in plan.checkins.allowed:
-        return True
-    for objective, kr in plan.key_results():
-        if kr.id == kr_id:
-            return (kr.owner or objective.owner) == author.key
-    return False
+def find_key_result(plan: Plan, kr_id: str) -> KeyResult:
+    """The plan's KR ``kr_id``, or CheckinRefused with a "did you mean"."""
+    ids = [kr.id for _, kr in plan.key_results()]
+    if kr_id not in ids:
+        close = difflib.get_close_matches(kr_id, ids, n=1, cutoff=0.6)
+        hint = f": did you mean {close[0]}?" if close else ""
+        raise CheckinRefused(f"unknown key result {kr_id[:128]!r}{hint}")
+    return plan.key_result(kr_id)
+
+
+def _number(text: str | None) -> float | None:
+    if text is None:
+        return None
+    try:
+        return float(text)
+    except ValueError:
+        raise CheckinError(f"value must be a number, not {text[:40]!r}",
+                           field="value") from None
 
 
 def _invoke_card(card: dict[str, Any]) -> Response:
@@ -110,6 +118,7 @@ class BotMessagingEndpoint:
         clock: Callable[[], datetime],
         cache: DeliveryCache | None = None,
         max_body: int = MAX_ACTIVITY_BYTES,
+        on_checkin: Callable[[str], None] | None = None,
     ) -> None:
         self.validator = validator
         self.plan = plan
@@ -117,6 +126,11 @@ class BotMessagingEndpoint:
         self.clock = clock
         self.cache = cache if cache is not None else DeliveryCache()
         self.max_body = max_body
+        #: Called with the KR id after a check-in is stored (serve: ask for a pass soon).
+        self.on_checkin = on_checkin
+
+    def close(self) -> None:
+        self.validator.keys.close()
 
     def __call__(self, request: Request) -> Response:
         if request.content_length is not None and request.content_length > self.max_body:
@@ -185,35 +199,29 @@ class BotMessagingEndpoint:
 
     def _store_checkin(self, kr_id: str, data: Mapping[str, Any],
                        aad_object_id: str | None) -> dict[str, Any]:
-        try:
-            kr = find_key_result(self.plan, kr_id)
-        except CheckinInputError as error:
-            raise CheckinRefused(str(error)) from None
+        kr = find_key_result(self.plan, kr_id)
         author = author_of(self.plan, aad_object_id)
-        if author is None:
-            raise CheckinRefused("You are not in the plan's people (no `teams` id matches "
-                                 "yours), so okr-sync cannot tell who is checking in.", kr)
-        if not may_check_in(self.plan, author, kr.id):
+        if not may_check_in(self.plan, kr.id, author.key):
+            if author.key is None:
+                raise CheckinRefused("You are not in the plan's people (no `teams` id matches "
+                                     "yours), so okr-sync cannot tell who is checking in.", kr)
             raise CheckinRefused(f"Only the owner of {kr.id} (or someone the plan's "
                                  "checkins.allowed names) may check it in.", kr)
-        raw_value = form_field(data, "value", kr.id)
         try:
-            number = None if raw_value is None else parse_value_text(raw_value, FORM_FIELDS)
-            checked = validate_checkin(
-                self.plan, kr.id, value=number, names=FORM_FIELDS,
+            valid = validate_checkin(
+                kr, value=_number(form_field(data, "value", kr.id)), names=CHAT_FIELDS,
                 confidence=form_field(data, "confidence", kr.id),
                 note=form_field(data, "note", kr.id),
             )
-        except CheckinInputError as error:
+        except CheckinError as error:
             raise CheckinRefused(str(error), kr) from None
-        warnings = ([] if checked.value is None else checkin_warnings(
-            kr.effective_baseline, kr.effective_target, checked.value, FORM_FIELDS))
-        record = self.store.add_checkin(kr.id, value=checked.value,
-                                        confidence=checked.confidence, note=checked.note,
-                                        author=author.key)
-        log.info("check-in stored", extra={"kr": kr.id, "author": author.key,
-                                           "checkin": record.id, "via": "teams"})
+        record = self.store.add_checkin(kr.id, value=valid.value, confidence=valid.confidence,
+                                        note=valid.note, author=author.stored)
+        log.info("check-in stored from teams", extra={"kr": kr.id, "author": author.stored,
+                                                      "checkin": record.id})
+        if self.on_checkin is not None:
+            self.on_checkin(kr.id)
         return checkin_saved_card(
-            kr.id, kr.title, author=author.name, value=checked.value,
-            confidence=checked.confidence, note=checked.note,
-            manual=kr.measure.kind == "manual", warnings=warnings)
+            kr.id, kr.title, author=author.name, value=valid.value,
+            confidence=valid.confidence, note=valid.note,
+            manual=kr.measure.kind == "manual", warnings=list(valid.warnings))
