@@ -126,6 +126,10 @@ def serve(
             debounce=debounce, poll=poll,
         )
         probe = DatabaseProbe(runtime.settings.database_url)
+        # A check-in from Teams asks for a pass (debounced like a webhook), so the change
+        # note with its note follows within moments rather than at the next scheduled pass.
+        bot = bot_endpoint(runtime, clock, on_checkin=lambda kr: scheduler.on_webhook(
+            WebhookEvent(f"teams-checkin:{kr}")))
         counter = metrics.webhooks
 
         def count_webhook(result: str) -> None:
@@ -137,15 +141,11 @@ def serve(
             else JiraWebhookEndpoint(webhook_secret, scheduler.on_webhook, clock=clock,
                                      max_body=max_body, on_result=count_webhook)
         )
-        # A check-in from Teams asks for a pass (debounced like a webhook), so the change
-        # note with its note follows within moments rather than at the next scheduled pass.
-        bot = bot_endpoint(runtime, clock, on_checkin=lambda kr: scheduler.on_webhook(
-            WebhookEvent(f"teams-checkin:{kr}")))
         app = ServiceApp(
-            status=scheduler.state.view,
+            status=scheduler.state.view, bot=bot,
             period=lambda at: schedule.period(at.astimezone(runtime.plan.cycle.zone)),
             metrics=metrics, webhook=webhook, database_probe=probe, clock=clock,
-            report=report_page(runtime), bot=bot,
+            report=report_page(runtime),
         )
         server = HttpServer(app, host=host, port=port)
         try:
@@ -154,9 +154,9 @@ def serve(
                         stop_event=stop_event, install_signal_handlers=install_signal_handlers,
                         on_started=on_started, max_ticks=max_ticks)
         finally:
-            probe.close()
             if bot is not None:
                 bot.close()
+            probe.close()
     finally:
         runtime.close()
 

@@ -137,8 +137,8 @@ class ServiceApp:
         webhook: Callable[[Request], Response],
         database_probe: Callable[[], str | None],
         clock: Callable[[], datetime],
-        report: Callable[[], str] | None = None,
         bot: Callable[[Request], Response] | None = None,
+        report: Callable[[], str] | None = None,
     ) -> None:
         self.status = status
         #: ``POST /api/messages``, the Teams bot's messaging endpoint (None: 404).
@@ -181,6 +181,8 @@ class ServiceApp:
         try:
             if endpoint == "healthz":
                 return _json(200, {"status": "ok"})
+            if endpoint == "bot":
+                return self.bot(request) if self.bot else _json(404, {"error": "not found"})
             if endpoint == "readyz":
                 return self.readyz()
             if endpoint == "metrics":
@@ -188,8 +190,6 @@ class ServiceApp:
                 return Response(body, status=200, content_type=content_type)
             if endpoint == "report":
                 return self.report_page()
-            if endpoint == "bot":
-                return self.bot(request) if self.bot else _json(404, {"error": "not found"})
             return self.webhook(request)
         except Exception:
             log.exception("request failed", extra={"path": request.path})
