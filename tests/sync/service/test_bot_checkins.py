@@ -118,6 +118,7 @@ def bot(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Bot]:
 def answered_text(reply: InvokeReply) -> str:
     assert reply.status == 200, reply
     assert reply.body["statusCode"] == 200 and reply.body["type"] == CARD_TYPE
+    assert reply.card_problems == []  # Teams shows it: a valid Adaptive Card 1.5
     return json.dumps(reply.body["value"], ensure_ascii=False)
 
 
@@ -224,7 +225,7 @@ def test_bot_checkin_given_replayed_request_stores_once_and_refuses_it_once_expi
     assert "Checked in" in answered_text(bot.invoke({}, aad=BOB, token=token, activity=activity))
     # The same request again (its token still valid): answered, not stored twice.
     again = answered_text(bot.invoke({}, aad=BOB, token=token, activity=activity))
-    assert "already received" in again
+    assert "already received; it is stored once" in again
     # A captured request replayed with its token long expired: refused outright.
     old = issuer.token(issued_at=time.time() - 3600 - CLOCK_SKEW_SECONDS - 60,
                        service_url=teams.service_url)
@@ -336,3 +337,25 @@ def test_serve_given_teams_checkin_runs_a_pass_whose_change_note_has_the_note(
         note = world.teams.activities(DEMO_CONVERSATION)[-1].activity
         assert note["summary"].startswith("1 key result changed: CO-1.KR1")
         assert "Waiting on the IdP vendor" in json.dumps(note, ensure_ascii=False)
+
+
+def test_bot_checkin_given_store_failure_answers_500_and_a_repeat_is_stored(
+    bot: Bot, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import sqlalchemy as sa
+
+    teams = bot.world.teams
+    issuer = teams.bot_framework
+    activity = issuer.invoke_activity({"kr": "CO-1.KR3", "note.CO-1.KR3": "after the outage"},
+                                      aad_object_id=BOB, service_url=teams.service_url,
+                                      conversation_id=DEMO_CONVERSATION)
+    real = bot.store.add_checkin
+
+    def failing(*args: Any, **kwargs: Any) -> Any:
+        raise sa.exc.OperationalError("INSERT", {}, Exception("database is locked"))
+
+    monkeypatch.setattr(bot.store, "add_checkin", failing)
+    assert bot.invoke({}, aad=BOB, activity=activity).status == 500
+    monkeypatch.setattr(bot.store, "add_checkin", real)
+    assert "Checked in" in answered_text(bot.invoke({}, aad=BOB, activity=activity))
+    assert [c.note for c in bot.store.checkins("CO-1.KR3")] == ["after the outage"]

@@ -26,6 +26,8 @@ import requests
 from cryptography.hazmat.primitives.asymmetric import rsa
 from jwt.algorithms import RSAAlgorithm
 
+from okr_sync.sandbox.teams.adaptive_cards import ADAPTIVE_CARD, card_errors
+
 BOT_FRAMEWORK_ISSUER = "https://api.botframework.com"
 INVOKE_NAME = "adaptiveCard/action"
 OPENID_PATH = "/botframework/v1/.well-known/openidconfiguration"
@@ -43,6 +45,22 @@ class InvokeReply:
 
     status: int
     body: Any
+
+    @property
+    def card(self) -> dict[str, Any] | None:
+        """The Adaptive Card of an invoke response (``statusCode`` 200), else None."""
+        body = self.body
+        if isinstance(body, dict) and body.get("type") == ADAPTIVE_CARD:
+            value = body.get("value")
+            return value if isinstance(value, dict) else None
+        return None
+
+    @property
+    def card_problems(self) -> list[str]:
+        """Why Teams would not show the answering card (the 1.5 schema, as for posts)."""
+        if not isinstance(self.body, dict) or self.body.get("statusCode") != 200:
+            return ["not an invoke response with statusCode 200"]
+        return card_errors(self.card) if self.card is not None else ["no Adaptive Card"]
 
 
 class BotFrameworkIssuer:

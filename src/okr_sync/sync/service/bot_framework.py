@@ -40,6 +40,7 @@ from okr_sync.sync.checkins import CHAT_FIELDS, CheckinError, may_check_in, vali
 from okr_sync.sync.delivery.render.teams_checkin import (
     CHECKIN_VERB,
     checkin_refused_card,
+    checkin_repeated_card,
     checkin_saved_card,
     form_field,
 )
@@ -170,11 +171,17 @@ class BotMessagingEndpoint:
         if activity.get("name") != INVOKE_ACTION:
             return Response(status=501)
         activity_id = activity.get("id")
-        if isinstance(activity_id, str) and activity_id and \
-                self.cache.seen_before(f"bot:{activity_id}", self.clock()):
+        key = f"bot:{activity_id}" if isinstance(activity_id, str) and activity_id else None
+        if key is not None and self.cache.seen_before(key, self.clock()):
             log.info("bot invoke already answered", extra={"activity": activity_id})
-            return _invoke_card(checkin_refused_card("This check-in was already received."))
-        return _invoke_card(self._checkin(activity))
+            return _invoke_card(checkin_repeated_card())
+        try:
+            return _invoke_card(self._checkin(activity))
+        except Exception:
+            # Not stored (the store failed): a repeat of this request may be stored.
+            if key is not None:
+                self.cache.forget(key)
+            raise
 
     def _checkin(self, activity: Mapping[str, Any]) -> dict[str, Any]:
         value = activity.get("value")

@@ -115,3 +115,11 @@ def checkin_refused_card(message: str, *, kr_id: str | None = None, title: str |
     if kr_id is not None:
         items.append(checkin_form(kr_id, title or kr_id, manual=manual))
     return adaptive_card([container(items)], fallback_text="Check-in not saved")
+
+
+def checkin_repeated_card() -> Card:
+    """The answer to a request already answered (the same activity sent again)."""
+    return adaptive_card(
+        [rich_text([text_run("This check-in was already received; it is stored once.",
+                             subtle=True)])],
+        fallback_text="Check-in already received")
