@@ -66,8 +66,9 @@ class CheckinRefused(Exception):
 class Author:
     #: The ``people`` key (None: someone the plan does not know).
     key: str | None
-    #: What the check-in records and the answering card shows.
+    #: What the check-in records as its author.
     stored: str
+    #: What the answering card shows.
     name: str
 
 
@@ -78,7 +79,7 @@ def author_of(plan: Plan, aad_object_id: str | None) -> Author:
     for key, person in plan.people.items():
         if wanted and person.teams is not None and person.teams.casefold() == wanted:
             return Author(key, key, person.name or key)
-    unknown = f"teams:{aad_object_id or 'unknown'}"
+    unknown = f"teams:{(aad_object_id or 'unknown')[:128]}"  # the author column holds 255
     return Author(None, unknown, unknown)
 
 
