@@ -104,6 +104,14 @@ class BotFrameworkKeys:
     def close(self) -> None:
         self._session.close()
 
+    def refresh(self) -> int:
+        """Fetch the keys now (``okr-sync doctor``); how many are listed."""
+        with self._lock:
+            self._keys = self._fetch()
+            self._fetched_at = self._clock()
+            self.fetches += 1
+            return len(self._keys)
+
     def key(self, kid: str) -> SigningKey | None:
         """The key ``kid``, fetching the keys when stale, or when ``kid`` is unknown and
         the last fetch is at least the refresh interval old; None when not listed."""
