@@ -397,3 +397,23 @@ def test_render_teams_change_card_given_measured_kr_form_has_no_value_input() ->
     assert changed
     numbers = {n["id"].split(".", 1)[1] for n in walk(card) if n.get("type") == "Input.Number"}
     assert not numbers & changed
+
+
+def test_render_teams_checkin_answers_given_hostile_text_validate_and_stay_inert() -> None:
+    from okr_sync.sync.delivery.render.teams_checkin import (
+        checkin_refused_card,
+        checkin_saved_card,
+    )
+
+    cards = [
+        checkin_saved_card("CO-1.KR3", INJECTION, author=INJECTION, value=8.5,
+                           confidence="at_risk", note=INJECTION, manual=True,
+                           warnings=[INJECTION]),
+        checkin_refused_card(INJECTION, kr_id="CO-1.KR1", title=INJECTION),
+        checkin_refused_card("okr-sync does not know this action."),
+    ]
+    for card in cards:
+        assert_valid_card(card)
+        assert all(not UNESCAPED.search(text) for text in markdown_texts(card))
+    assert "by " + INJECTION[:20] in json.dumps(cards[0], ensure_ascii=False)
+    assert execute_actions(cards[0])[0]["data"] == {"kr": "CO-1.KR3"}
