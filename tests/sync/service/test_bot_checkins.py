@@ -141,7 +141,7 @@ def test_bot_checkin_given_owner_presses_the_reminder_form_stores_it_and_notes_i
     assert [c.kr for c in second.scorecard.changes] == ["CO-1.KR3"]
     note = bot.world.teams.activities(DEMO_CONVERSATION)[-1].activity
     assert note["summary"].startswith("1 key result changed: CO-1.KR3")
-    assert "Two more signed this week" in json.dumps(note, ensure_ascii=False)
+    assert "by Bob Ray: Two more signed this week" in json.dumps(note, ensure_ascii=False)
 
 
 def test_bot_checkin_given_reminder_card_its_form_is_action_execute_with_the_kr(
@@ -336,7 +336,7 @@ def test_serve_given_teams_checkin_runs_a_pass_whose_change_note_has_the_note(
         assert not thread.is_alive()
         note = world.teams.activities(DEMO_CONVERSATION)[-1].activity
         assert note["summary"].startswith("1 key result changed: CO-1.KR1")
-        assert "Waiting on the IdP vendor" in json.dumps(note, ensure_ascii=False)
+        assert "by Alice Ng: Waiting on the IdP vendor" in json.dumps(note, ensure_ascii=False)
 
 
 def test_bot_checkin_given_store_failure_answers_500_and_a_repeat_is_stored(

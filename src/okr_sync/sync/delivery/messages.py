@@ -134,6 +134,7 @@ def _slack_payload(rendered: Any) -> dict[str, Any]:
 def render_for(target: RouteTarget, kind: OutboxKind, scorecard: Scorecard,
                jira_base_url: str | None, previous: Scorecard | None = None, *,
                contacts: Contacts | None = None,
+               slack_buttons: bool = False,
                checkin_form: bool = False) -> dict[str, Any] | None:
     """The payload of one message kind for one target, or ``None`` when there is no news.
 
@@ -141,19 +142,23 @@ def render_for(target: RouteTarget, kind: OutboxKind, scorecard: Scorecard,
     then shows the week's biggest moves. ``contacts`` mention owners in change notes
     and reminders only: the standing scorecard is edited on every sync and must not
     ping anyone. A Teams payload carries the ``summary`` its bot activity shows in
-    notifications. ``checkin_form``: a bot's change notes and reminders carry check-in
-    forms (only the bot can answer them: a Workflows post has no messaging endpoint).
+    notifications. ``slack_buttons``: Slack change notes and reminders carry "Check in"
+    buttons (only when serve answers the Slack app's interactivity). ``checkin_form``: a
+    bot's change notes and reminders carry check-in forms (only the bot can answer them:
+    a Workflows post has no messaging endpoint).
     """
     form = checkin_form and target.teams_bot is not None
     if target.slack is not None:
         if kind == "scorecard":
             return _slack_payload(render_slack_scorecard(scorecard, jira_base_url=jira_base_url))
         if kind == "change_note":
-            note = render_slack_change_note(scorecard, scorecard.changes, contacts=contacts)
+            note = render_slack_change_note(scorecard, scorecard.changes, contacts=contacts,
+                                            checkin_buttons=slack_buttons)
             return None if note is None else _slack_payload(note)
         if kind == "digest":
             return _slack_payload(render_slack_digest(scorecard, previous))
-        reminder = render_slack_checkin_reminder(scorecard, contacts=contacts)
+        reminder = render_slack_checkin_reminder(scorecard, contacts=contacts,
+                                                 checkin_buttons=slack_buttons)
         return None if reminder is None else _slack_payload(reminder)
     if kind == "scorecard":
         card: dict[str, Any] | None = render_teams_scorecard_card(
@@ -173,9 +178,10 @@ def render_for(target: RouteTarget, kind: OutboxKind, scorecard: Scorecard,
 
 def _message(route: str, target: RouteTarget, kind: OutboxKind, scorecard: Scorecard,
              jira_base_url: str | None, previous: Scorecard | None = None, *,
-             contacts: Contacts | None = None, checkin_form: bool = False) -> OutboxItem | None:
+             contacts: Contacts | None = None, slack_buttons: bool = False,
+             checkin_form: bool = False) -> OutboxItem | None:
     payload = render_for(target, kind, scorecard, jira_base_url, previous, contacts=contacts,
-                         checkin_form=checkin_form)
+                         slack_buttons=slack_buttons, checkin_form=checkin_form)
     if payload is None:
         return None
     key = TargetRef.for_route(target).key
@@ -194,6 +200,7 @@ def plan_messages(
     store: StoreReader,
     *,
     jira_base_url: str | None = None,
+    slack_buttons: bool = False,
     checkin_form: bool = False,
 ) -> list[OutboxItem]:
     """Messages a pass enqueues: standing scorecards where needed, change notes for news.
@@ -220,7 +227,8 @@ def plan_messages(
                 messages.append(item)
         if news and has_standing:
             note = _message(scope.route, target, "change_note", scope.scorecard, jira_base_url,
-                            contacts=contacts, checkin_form=checkin_form)
+                            contacts=contacts, slack_buttons=slack_buttons,
+                            checkin_form=checkin_form)
             if note is not None:
                 messages.append(note)
     return messages
@@ -229,6 +237,7 @@ def plan_messages(
 def plan_scheduled(plan: Plan, scorecard: Scorecard, kind: OutboxKind,
                    jira_base_url: str | None = None, *,
                    previous: Scorecard | None = None,
+                   slack_buttons: bool = False,
                    checkin_form: bool = False) -> list[OutboxItem]:
     """A weekly digest or a check-in reminder for every target (the service's schedule);
     ``previous``: see :func:`render_for`."""
@@ -236,7 +245,8 @@ def plan_scheduled(plan: Plan, scorecard: Scorecard, kind: OutboxKind,
     contacts = plan_contacts(plan) if kind == "reminder" else None
     for scope in target_scopes(plan, scorecard):
         item = _message(scope.route, scope.target, kind, scope.scorecard, jira_base_url,
-                        previous, contacts=contacts, checkin_form=checkin_form)
+                        previous, contacts=contacts, slack_buttons=slack_buttons,
+                        checkin_form=checkin_form)
         if item is not None:
             messages.append(item)
     return messages

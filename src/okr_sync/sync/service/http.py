@@ -1,5 +1,7 @@
 """The service's HTTP side: ``/healthz``, ``/readyz``, ``/metrics``, ``POST /webhooks/jira``,
-the HTML scorecard at ``GET /`` and ``GET /report``, and the Teams bot's ``POST /api/messages``.
+the HTML scorecard at ``GET /`` and ``GET /report``, Slack's ``POST /slack/commands``
+and ``/slack/interactions`` (:mod:`.slack_interactions`), and the Teams bot's
+``POST /api/messages`` (:mod:`.bot_framework`).
 
 Readiness (for a load balancer or Kubernetes): the database answers, and on the
 leader the last completed pass is at most three schedule periods old (before the
@@ -139,6 +141,7 @@ class ServiceApp:
         clock: Callable[[], datetime],
         bot: Callable[[Request], Response] | None = None,
         report: Callable[[], str] | None = None,
+        slack: Callable[[Request], Response] | None = None,
     ) -> None:
         self.status = status
         #: ``POST /api/messages``, the Teams bot's messaging endpoint (None: 404).
@@ -150,7 +153,12 @@ class ServiceApp:
         self.webhook = webhook
         self.database_probe = database_probe
         self.clock = clock
+        #: ``/slack/commands`` and ``/slack/interactions`` (slack_interactions.py), when
+        #: a Slack signing secret is set; else they are not found.
+        self.slack = slack
         self.routes = Map([
+            Rule("/slack/commands", endpoint="slack", methods=["POST"]),
+            Rule("/slack/interactions", endpoint="slack", methods=["POST"]),
             Rule("/healthz", endpoint="healthz", methods=["GET"]),
             Rule("/readyz", endpoint="readyz", methods=["GET"]),
             Rule("/metrics", endpoint="metrics", methods=["GET"]),
@@ -190,6 +198,8 @@ class ServiceApp:
                 return Response(body, status=200, content_type=content_type)
             if endpoint == "report":
                 return self.report_page()
+            if endpoint == "slack":
+                return self.slack(request) if self.slack else _json(404, {"error": "not found"})
             return self.webhook(request)
         except Exception:
             log.exception("request failed", extra={"path": request.path})
