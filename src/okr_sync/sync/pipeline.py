@@ -211,6 +211,7 @@ class SyncPass:
         result = PassResult(
             scorecard, failures, run_id, requests, sum(p.fetched for p in pulled.values()),
             source_failures=source_failures,
+            failed_sources=tuple(sorted(n for n, p in pulled.items() if p.source_error)),
             measured=self._measured_any(evaluations, pulled),
             measure_cpu_seconds=measure_cpu,
         )

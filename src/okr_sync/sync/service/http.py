@@ -35,6 +35,7 @@ from okr_sync.sync.delivery.render.report.data import NoScorecardError
 from okr_sync.sync.service.loop import StatusView
 from okr_sync.sync.service.metrics import ServiceMetrics
 from okr_sync.sync.service.server import BoundedWSGIServer, ConnectionLimits
+from okr_sync.sync.service.webhooks import MAIN_SOURCE, SOURCE_ENVIRON_KEY
 from okr_sync.sync.state import SnapshotError
 from okr_sync.sync.store.database import is_sqlite_memory
 
@@ -163,6 +164,7 @@ class ServiceApp:
             Rule("/readyz", endpoint="readyz", methods=["GET"]),
             Rule("/metrics", endpoint="metrics", methods=["GET"]),
             Rule("/webhooks/jira", endpoint="webhook", methods=["POST"]),
+            Rule("/webhooks/jira/<source>", endpoint="webhook", methods=["POST"]),
             Rule("/", endpoint="report", methods=["GET"]),
             Rule("/report", endpoint="report", methods=["GET"]),
             Rule("/api/messages", endpoint="bot", methods=["POST"]),
@@ -177,7 +179,7 @@ class ServiceApp:
 
     def dispatch(self, request: Request) -> Response:
         try:
-            endpoint, _ = self.routes.bind_to_environ(request.environ).match()
+            endpoint, arguments = self.routes.bind_to_environ(request.environ).match()
         except NotFound:
             return _json(404, {"error": "not found"})
         except MethodNotAllowed as error:
@@ -200,6 +202,8 @@ class ServiceApp:
                 return self.report_page()
             if endpoint == "slack":
                 return self.slack(request) if self.slack else _json(404, {"error": "not found"})
+            # The webhook handler reads the source its path names (webhooks.source_of).
+            request.environ[SOURCE_ENVIRON_KEY] = arguments.get("source", MAIN_SOURCE)
             return self.webhook(request)
         except Exception:
             log.exception("request failed", extra={"path": request.path})
@@ -223,7 +227,7 @@ class ServiceApp:
         view = self.status()
         now = self.clock()
         result = assess_readiness(view, now, self.period(now), self.database_probe())
-        body = {
+        body: dict[str, Any] = {
             "status": "ready" if result.ready else "not ready",
             "role": view.role,
             "leader_since": _iso(view.leader_since),
@@ -233,6 +237,11 @@ class ServiceApp:
         }
         if result.reason is not None:
             body["reason"] = result.reason
+        if view.failing_sources:
+            # One Jira source down does not make the service unready while another's KRs
+            # are measured; it is named, so an operator sees which site to look at.
+            body["failing_sources"] = list(view.failing_sources)
+            body["source_failures"] = [line[:300] for line in view.source_failures]
         return _json(200 if result.ready else 503, body)
 
 
