@@ -95,7 +95,7 @@ def test_read_changelogs_given_rate_limit_retries_through_the_transport(
 def test_read_changelogs_given_bad_credentials_fails_and_does_not_fall_back(
     data: JiraDataset,
 ) -> None:
-    with JiraSandbox(data, api_token="other") as sandbox:  # noqa: S106
+    with JiraSandbox(data, api_token="other") as sandbox:
         source = JiraSource(sandbox.url, email=sandbox.email, api_token=SecretStr("wrong"))
         with pytest.raises(AuthError):
             read_changelogs(JiraClient(source, sleep=lambda _: None), _ids(data))

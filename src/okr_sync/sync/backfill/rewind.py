@@ -168,6 +168,10 @@ def states_before(
         if record.created >= cutoff or gone:
             out[cutoff] = None
             continue
+        if not entries:
+            # Most issues: nothing changed that the plan reads; the record is the state.
+            out[cutoff] = record if cutoff > anchor else replace(record, updated=record.created)
+            continue
         state = _State(record, categories, roles)
         updated = record.updated
         if cutoff > anchor:
