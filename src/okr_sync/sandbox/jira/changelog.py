@@ -18,6 +18,11 @@ as space-separated strings; one ``Component`` / ``Fix Version`` item per value a
 removed; story points as the custom field (strings only); the parent as Cloud's
 ``IssueParentAssociation`` (fieldId ``parent``) or Data Center's ``Epic Link`` custom
 field for epic children.
+
+Creation and deletion leave no history, as in Jira: an issue's creation is its
+``created``; a deleted issue's changelog goes with it (bulkfetch leaves it out, the
+per-issue endpoint answers 404). Histories carry the dataset clock's time of the
+mutation (:class:`~.model.SandboxClock`, which tests set and advance).
 """
 
 from __future__ import annotations
