@@ -36,6 +36,10 @@ def _kr(kr_id: str, measure: dict[str, object], **extra: object) -> dict[str, ob
 
 
 def backfill_plan(epic_key: str) -> Plan:
+    return backfill_plan_builder(epic_key).build()
+
+
+def backfill_plan_builder(epic_key: str) -> PlanBuilder:
     """KRs of every kind, over ENT and SUP (OPS is outside: moving there leaves)."""
     return (
         PlanBuilder()
@@ -62,7 +66,6 @@ def backfill_plan(epic_key: str) -> Plan:
                            "jql": "project = SUP AND statusCategory = Done"}, target=40),
             _kr("O2.KR4", {"kind": "manual"}, target=10, current=3),
         ))
-        .build()
     )
 
 
@@ -72,6 +75,7 @@ class Simulation:
     jira: JiraSandbox
     runtime: Runtime
     clock: FakeClock
+    epic_key: str
     #: Day -> KR id -> what that day's live pass measured.
     live: dict[date, dict[str, DayResult]] = field(default_factory=dict)
     deleted: list[int] = field(default_factory=list)
@@ -155,7 +159,7 @@ def simulation(tmp_path: Path, *, deployment: str = "cloud", days: int = 32,
             jira_pat=SecretStr(jira.pat) if deployment == "dc" else None)
         clock = FakeClock(start)
         runtime = build_runtime(settings, plan, senders=Senders(), clock=clock)
-        sim = Simulation(dataset, jira, runtime, clock)
+        sim = Simulation(dataset, jira, runtime, clock, epic.key)
         rng = random.Random(seed)
         touched: set[int] = set()
         try:
