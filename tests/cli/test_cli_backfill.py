@@ -54,3 +54,12 @@ def test_backfill_given_manual_kr_or_date_outside_cycle_exits_2(env: dict[str, s
     assert outside.exit_code == 2 and "outside the cycle 2026-Q4" in outside.stderr
     garbage = _invoke(env, "backfill", "--from", "yesterday")
     assert garbage.exit_code == 2 and "YYYY-MM-DD" in garbage.stderr
+
+
+def test_backfill_given_no_pass_yet_refuses_rather_than_rebuild_an_empty_mirror(
+    env: dict[str, str], world: SandboxWorld
+) -> None:
+    result = _invoke(env, "backfill")
+    assert result.exit_code == 2
+    assert "run `okr-sync run` first" in result.stderr
+    assert not [r for r in world.jira.log.records if "changelog" in r.path]

@@ -24,9 +24,14 @@ from okr_sync.connectors.jira.records import JiraIssue
 from okr_sync.scoring.evaluate import SourceData, evaluate_measures
 from okr_sync.scoring.rollup import CheckIn, MeasuredValue, ScoringInput, build_scorecard
 from okr_sync.scoring.rules import cycle_bounds
-from okr_sync.sync.backfill.days import Day, backfill_days, chosen_krs
+from okr_sync.sync.backfill.days import BackfillInputError, Day, backfill_days, chosen_krs
 from okr_sync.sync.backfill.rewind import FieldRoles, IssueTimeline, states_before
-from okr_sync.sync.fetch_plan import SourceFetchPlan, build_fetch_plan, measure_jqls
+from okr_sync.sync.fetch_plan import (
+    SourceFetchPlan,
+    build_fetch_plan,
+    fetch_fingerprint,
+    measure_jqls,
+)
 from okr_sync.sync.jql_local import Matcher, NotLocal, compile_matcher
 from okr_sync.sync.pull import issue_from_record
 from okr_sync.sync.store.records import HistoryEntry
@@ -170,6 +175,22 @@ def _load_source(store: Store, client: JiraClient, plan: Plan, name: str,
                    lambda key: store.resolve_key(name, key))
 
 
+def check_mirror(plan: Plan, store: Store, fetch_plan: Mapping[str, SourceFetchPlan]) -> None:
+    """Refuse to rewind a mirror that is not there, or was fetched for another scope:
+    every day would be measured on missing issues (a false number, not a history)."""
+    latest = store.snapshot_head(published_only=False)
+    fetched = latest.document.get("fetch") if latest is not None else None
+    for name, source_plan in fetch_plan.items():
+        if store.get_cursor(name) is None or not isinstance(fetched, Mapping):
+            raise BackfillInputError(
+                f"no pass has mirrored Jira source {name!r} yet: run `okr-sync run` first "
+                "(backfill rewinds the issues a pass mirrored)")
+        if fetched.get(name) != fetch_fingerprint(plan, source_plan):
+            raise BackfillInputError(
+                f"the mirror of Jira source {name!r} was fetched for other projects or "
+                "fields than this plan needs: run `okr-sync run` with this plan first")
+
+
 def backfill(
     plan: Plan,
     store: Store,
@@ -185,9 +206,11 @@ def backfill(
     result = BackfillResult(cycle.name, [d.day for d in days])
     if not days or not krs:
         return result
+    fetch_plan = build_fetch_plan(plan)
+    check_mirror(plan, store, fetch_plan)
     sources = [
         _load_source(store, jira(name), plan, name, source_plan, result, options.progress)
-        for name, source_plan in build_fetch_plan(plan).items()
+        for name, source_plan in fetch_plan.items()
     ]
     cycle_start = cycle_bounds(cycle.start, cycle.end, cycle.zone)[0]
     past = {kr_id: [s for c, s in by_cycle.items() if c != cycle.name]
