@@ -70,3 +70,16 @@ def test_states_before_given_creation_and_deletion_exists_only_between() -> None
     states = states_before(timeline, [_at(d) for d in (2, 3, 4, 5)], CATEGORIES, ROLES)
     # Gone at the end of the day a pass saw it gone (as that pass measured it).
     assert [states[_at(d)] is not None for d in (2, 3, 4, 5)] == [False, True, True, False]
+
+
+def test_states_before_given_move_without_key_item_takes_the_project_by_id() -> None:
+    # A field filter (or a Jira that sends no fieldId for "Key") may leave only the
+    # project item of a move: its ids name the projects.
+    roles = FieldRoles(projects={"10000": "ENT", "10001": "SUP"})
+    move = _entry(3, ChangeItem("project", "project", "10000", "Enterprise", "10001",
+                                "Customer Support"))
+    record = issue("SUP-4", created=T0, updated=_at(3))
+    states = states_before(IssueTimeline(record, (move,)), [_at(1), _at(3)], CATEGORIES, roles)
+    before, after = states[_at(1)], states[_at(3)]
+    assert before is not None and before.project == "ENT"
+    assert after is not None and after.project == "SUP"

@@ -27,7 +27,8 @@ from okr_sync.connectors.jira.records import issue_id_text, parse_jira_datetime
 from okr_sync.connectors.jira.transport import QueryContext
 
 __all__ = ["BULK_MAX_FIELDS", "BULK_MAX_ISSUES", "ChangeEntry", "ChangeItem",
-           "ChangelogTruncatedError", "Changelogs", "read_changelogs", "status_categories"]
+           "ChangelogTruncatedError", "Changelogs", "project_keys", "read_changelogs",
+           "status_categories"]
 
 BULK_MAX_ISSUES = 1000
 BULK_MAX_FIELDS = 10
@@ -115,7 +116,9 @@ def _chunks(ids: Sequence[str], size: int) -> Iterable[list[str]]:
 def _keep(entry: ChangeEntry, field_ids: frozenset[str] | None) -> ChangeEntry | None:
     if field_ids is None:
         return entry
-    items = tuple(i for i in entry.items if i.field_id in field_ids)
+    # An item without a fieldId (Jira sends some, e.g. a move's "Key") cannot be told
+    # apart by id: it is kept, and the reader decides by its name.
+    items = tuple(i for i in entry.items if i.field_id is None or i.field_id in field_ids)
     return ChangeEntry(entry.id, entry.created, items) if items else None
 
 
@@ -306,4 +309,18 @@ def status_categories(client: JiraClient) -> dict[str, str]:
         return out
 
     return client.transport.call("GET", "status", version="3" if client.is_cloud else "2",
+                                 parse=parse)
+
+
+def project_keys(client: JiraClient) -> dict[str, str]:
+    """``GET project``: project id -> key (a move's ``project`` item names ids)."""
+
+    def parse(data: Any) -> dict[str, str]:
+        if not isinstance(data, list):
+            raise MalformedResponseError(f"Jira at {client.site} sent a malformed project list")
+        return {str(p["id"]): str(p["key"]) for p in data
+                if isinstance(p, Mapping) and p.get("id") is not None
+                and isinstance(p.get("key"), str)}
+
+    return client.transport.call("GET", "project", version="3" if client.is_cloud else "2",
                                  parse=parse)

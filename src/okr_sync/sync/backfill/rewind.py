@@ -16,7 +16,7 @@ which is exactly what the live passes measured of it after they last read it.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
 
@@ -35,6 +35,9 @@ class FieldRoles:
     story_points: frozenset[str] = frozenset()
     epic_link: str | None = None
     extra: frozenset[str] = frozenset()
+    #: Project id -> key: a move's ``project`` item names ids (used when its history
+    #: has no ``Key`` item, which a field filter may leave out).
+    projects: Mapping[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -50,6 +53,8 @@ def _role(item: ChangeItem, roles: FieldRoles) -> str | None:
     name = item.field.casefold()
     if fid == "issuekey" or (fid is None and name == "key"):
         return "key"
+    if fid == "project" or (fid is None and name == "project"):
+        return "project"
     if fid in ("status", "resolution", "priority", "issuetype", "summary", "labels"):
         return fid
     if fid is None and name in ("status", "resolution", "priority", "issuetype", "summary",
@@ -95,7 +100,10 @@ class _State:
 
     def change(self, entry: ChangeEntry, forward: bool) -> None:
         items = entry.items if forward else tuple(reversed(entry.items))
+        keyed = any(_role(item, self.roles) == "key" for item in items)
         for item in items:
+            if keyed and _role(item, self.roles) == "project":
+                continue  # the key names the project (and the key number)
             self._item(item, entry, forward)
 
     def _item(self, item: ChangeItem, entry: ChangeEntry, forward: bool) -> None:
@@ -105,6 +113,8 @@ class _State:
         if role == "key" and text:
             self.values["key"] = text
             self.values["project"] = text.rpartition("-")[0]
+        elif role == "project" and ident is not None and ident in self.roles.projects:
+            self.values["project"] = self.roles.projects[ident]
         elif role == "status":
             self.values["status"] = text or ""
             category = (self.categories.get(ident or "")

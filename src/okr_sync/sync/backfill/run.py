@@ -18,7 +18,11 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, time
 
 from okr_sync.config.plan import Plan
-from okr_sync.connectors.jira.changelog import read_changelogs, status_categories
+from okr_sync.connectors.jira.changelog import (
+    project_keys,
+    read_changelogs,
+    status_categories,
+)
 from okr_sync.connectors.jira.client import UNKNOWN_TIMEZONE_FALLBACK, JiraClient
 from okr_sync.connectors.jira.records import JiraIssue
 from okr_sync.scoring.evaluate import SourceData, evaluate_measures
@@ -151,7 +155,7 @@ def _load_source(store: Store, client: JiraClient, plan: Plan, name: str,
     rows = store.mirror_with_deletions(name)
     records = [(issue_from_record(doc), deleted_at) for doc, deleted_at in rows]
     roles = FieldRoles(frozenset(client.story_points_fields()), client.epic_link_field(),
-                       frozenset(source_plan.extra_fields))
+                       frozenset(source_plan.extra_fields), project_keys(client))
     fields = _field_ids(plan, name, source_plan, roles, client.is_cloud)
     total = len(records)
 
