@@ -233,7 +233,7 @@ def test_upgrade_given_previous_revision_with_data_keeps_it_and_adds_measure_sta
         assert store.get_measure_states("main") == {"KR": ("k", {"key": "k", "facts": []})}
 
 
-def test_upgrade_given_0004_history_marks_it_live_and_downgrade_drops_backfilled_rows(
+def test_upgrade_given_0005_history_marks_it_live_and_downgrade_drops_backfilled_rows(
     database_url: str,
 ) -> None:
     from alembic import command
@@ -242,7 +242,7 @@ def test_upgrade_given_0004_history_marks_it_live_and_downgrade_drops_backfilled
     from okr_sync.sync.store.schema import alembic_config
     from okr_sync.sync.store.store import Store
 
-    upgrade(database_url, "0004")
+    upgrade(database_url, "0005")
     engine = create_store_engine(database_url)
     try:
         with engine.begin() as conn:
@@ -264,7 +264,7 @@ def test_upgrade_given_0004_history_marks_it_live_and_downgrade_drops_backfilled
     engine = create_store_engine(database_url)
     try:
         with engine.begin() as conn:
-            command.downgrade(alembic_config(conn), "0004")
+            command.downgrade(alembic_config(conn), "0005")
         with engine.begin() as conn:
             assert conn.execute(sa.text("SELECT count(*) FROM kr_history")).scalar_one() == 1
     finally:
