@@ -185,16 +185,19 @@ def test_kpi_given_daily_passes_has_history_trend_and_explain(
 
 def test_run_given_backfilled_history_forecasts_from_it(
         world: SandboxWorld, forecast_env: dict[str, str]) -> None:
-    # Rows as `okr-sync backfill` writes them: no snapshot, no done/total.
+    # Rows as `okr-sync backfill` writes them (backfilled, no snapshot, no done/total),
+    # one per day at the day's end.
     from okr_sync.sync.store.store import HistoryEntry
 
     runtime = world.runtime(load_plan(Path(forecast_env["OKR_SYNC_PLAN"])))
+    days = [(START - timedelta(days=3 - day), [HistoryEntry("SUP-1.KR2", value, value / 150,
+                                                            "missed", "on_track")])
+            for day, value in enumerate((0.0, 10.0, 20.0))]
     try:
         with Store(world.database_url) as store:
-            for day, value in enumerate((0.0, 10.0, 20.0)):
-                store.add_history(None, cycle="2026-Q4", as_of=START - timedelta(days=3 - day),
-                                  entries=[HistoryEntry("SUP-1.KR2", value, value / 150,
-                                                        "missed", "on_track")])
+            store.replace_backfilled(cycle="2026-Q4", kr_ids=["SUP-1.KR2"],
+                                     since=days[0][0], days=days)
+            assert all(h.backfilled for h in store.get_history("SUP-1.KR2"))
         with time_machine.travel(START, tick=False):
             result = runtime.run_locked(PassOptions())
     finally:

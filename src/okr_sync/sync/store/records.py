@@ -154,6 +154,8 @@ class HistoryRecord:
     band: str
     confidence: Confidence
     snapshot_id: int | None
+    #: Reconstructed by ``okr-sync backfill`` from Jira's changelog (never notified).
+    backfilled: bool = False
     done: float | None = None
     total: float | None = None
 

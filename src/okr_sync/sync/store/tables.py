@@ -225,6 +225,8 @@ kr_history = sa.Table(
     sa.Column("band", sa.String(64), nullable=False),
     sa.Column("confidence", sa.String(16), nullable=False),
     sa.Column("snapshot_id", sa.Integer(), sa.ForeignKey("snapshots.id"), nullable=True),
+    #: Reconstructed from Jira's changelog by ``okr-sync backfill`` (sync.store.history).
+    sa.Column("backfilled", sa.Boolean(), nullable=False, server_default=sa.false()),
     #: What the value is the ratio of (done and total items or points), where the measure
     #: gives them: forecasts draw daily deltas of done and of scope from them.
     sa.Column("done", sa.Double(), nullable=True),
