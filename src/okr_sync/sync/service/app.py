@@ -29,6 +29,7 @@ from okr_sync.exit_codes import ExitCode
 from okr_sync.sync.delivery.render.report import load_report_data, render_html_report
 from okr_sync.sync.logs import register_secret
 from okr_sync.sync.runtime import Runtime
+from okr_sync.sync.service.framing import MAX_HEAD_BYTES
 from okr_sync.sync.service.http import (
     DatabaseProbe,
     HttpServer,
@@ -43,6 +44,7 @@ from okr_sync.sync.service.loop import (
 )
 from okr_sync.sync.service.metrics import ServiceMetrics
 from okr_sync.sync.service.schedule import Schedule, ScheduleError, parse_duration
+from okr_sync.sync.service.server import ConnectionLimits
 from okr_sync.sync.service.webhooks import MAX_BODY_BYTES, JiraWebhookEndpoint
 from okr_sync.sync.store.locks import Leadership
 from okr_sync.sync.store.store import Store
@@ -141,7 +143,12 @@ def serve(
             metrics=metrics, webhook=webhook, database_probe=probe, clock=clock,
             report=report_page(runtime),
         )
-        server = HttpServer(app, host=host, port=port)
+        # The server reads a body before a worker runs: up to the webhook's own limit.
+        limits = ConnectionLimits(max_body=max_body, buffer_budget=max(
+            ConnectionLimits.buffer_budget, 4 * (max_body + MAX_HEAD_BYTES)))
+        server = HttpServer(app, host=host, port=port, limits=limits,
+                            on_cut_short=lambda path: count_webhook("disconnected")
+                            if path == "/webhooks/jira" else None)
         try:
             return _run(scheduler, server, schedule, webhook_secret,
                         allow_unsigned_webhooks=allow_unsigned_webhooks, sleep=sleep,
