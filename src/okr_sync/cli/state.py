@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import getpass
 import json
-import math
 import os
 import sys
 from collections.abc import Mapping
@@ -34,7 +33,6 @@ from okr_sync.cli.common import (
 from okr_sync.exit_codes import ExitCode
 
 if TYPE_CHECKING:
-    from okr_sync.scoring.scorecard import Confidence
     from okr_sync.sync.state import PassSnapshot
     from okr_sync.sync.store.store import Store
 
@@ -198,61 +196,25 @@ def checkin_command(
     plan: PlanOption = None,
 ) -> None:
     """Record a manual check-in: a value (manual KRs), a confidence, a note."""
-    from okr_sync.config.plan import MAX_PLAN_NUMBER
+    from okr_sync.sync.checkins import CheckinError, validate_checkin
 
     try:
         settings = load_settings()
         _path, loaded = resolve_plan(plan, settings)
         kr = key_result_of(loaded, kr_id)
-        if value is None and confidence is None and note is None:
-            raise UsageError("give at least one of --value, --confidence, --note")
-        if value is not None and kr.measure.kind != "manual":
-            raise UsageError(f"{kr_id} is measured from Jira ({kr.measure.kind}); "
-                             "only manual KRs take --value")
-        if value is not None and not (math.isfinite(value) and abs(value) <= MAX_PLAN_NUMBER):
-            # inf would make every later pass fail; NaN would be stored as NULL.
-            raise UsageError(f"--value must be a finite number within +-{MAX_PLAN_NUMBER:g}, "
-                             f"not {value}")
-        chosen = _confidence(confidence)
+        try:
+            valid = validate_checkin(kr, value=value, confidence=confidence, note=note)
+        except CheckinError as error:
+            raise UsageError(str(error)) from None
         store = open_store(settings.database_url)
     except UsageError as error:
         fail_usage(error)
-    if value is not None:
-        for warning in checkin_warnings(kr.effective_baseline, kr.effective_target, value):
-            stderr.print(f"warning: {kr_id}: {warning}", markup=False, highlight=False)
+    for warning in valid.warnings:
+        stderr.print(f"warning: {kr_id}: {warning}", markup=False, highlight=False)
     with store:
-        record = store.add_checkin(kr_id, value=value, confidence=chosen, note=note,
-                                   author=_author())
+        record = store.add_checkin(kr_id, value=valid.value, confidence=valid.confidence,
+                                   note=valid.note, author=_author())
     stdout.print(f"checked in {kr_id} at {record.at.isoformat()}", markup=False)
-
-
-def checkin_warnings(baseline: float, target: float | None, value: float) -> list[str]:
-    """Why a checked-in value looks like a typo (it is stored all the same): far outside
-    baseline..target (by more than their distance), or negative on a KR that starts and
-    ends at or above zero."""
-    if target is None:
-        return []
-    start = baseline
-    low, high = min(start, target), max(start, target)
-    span = high - low
-    warnings = []
-    if low >= 0 > value:
-        warnings.append(f"--value {value:g} is negative; baseline and target are not")
-    elif not low - span <= value <= high + span:
-        warnings.append(f"--value {value:g} is far outside baseline {start:g} .. target "
-                        f"{target:g} (accepted: {low - span:g} .. {high + span:g})")
-    return warnings
-
-
-def _confidence(text: str | None) -> Confidence | None:
-    from okr_sync.scoring.scorecard import CONFIDENCE_ORDER
-
-    if text is None:
-        return None
-    for option in CONFIDENCE_ORDER:
-        if option == text:
-            return option
-    raise UsageError(f"--confidence must be one of {', '.join(CONFIDENCE_ORDER)}")
 
 
 def _author() -> str | None:

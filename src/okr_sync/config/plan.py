@@ -32,7 +32,7 @@ from okr_sync.config.kr_types import (
     RangeTarget,
     kr_type_problem,
 )
-from okr_sync.config.people import Person
+from okr_sync.config.people import CheckinPolicy, Person
 
 DEFAULT_SOURCE = "main"
 
@@ -390,6 +390,8 @@ class Plan(StrictModel):
     notify: Notify = Field(default_factory=Notify)
     #: Owners by key: ``owner: alice`` shows ``people.alice.name`` and may mention them.
     people: dict[str, Person] = Field(default_factory=dict)
+    #: Who may check in from Slack or Teams besides each KR's owners.
+    checkins: CheckinPolicy = Field(default_factory=CheckinPolicy)
 
     def person(self, owner: str | None) -> Person | None:
         """The ``people`` entry an owner names, or None for free text (or no owner)."""

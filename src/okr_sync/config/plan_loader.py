@@ -22,6 +22,7 @@ from pydantic import ValidationError
 from yaml import MarkedYAMLError, YAMLError
 
 from okr_sync.config.kr_types import drop_number_for_mapping, milestone_problems
+from okr_sync.config.people import checkin_policy_problems
 from okr_sync.config.plan import DEFAULT_SOURCE, JiraMeasure, Plan, default_perspectives
 from okr_sync.config.plan_issues import (
     MAX_LISTED_ISSUES,
@@ -193,6 +194,8 @@ def cross_check(plan: Plan, connectable: frozenset[str] | None = None) -> Iterat
     yield from _check_contributors(plan)
     yield from _check_sources(plan, connectable)
     yield from milestone_problems(plan)
+    for index, message in checkin_policy_problems(plan.checkins, plan.people):
+        yield ["checkins", "allowed", index], message
 
 
 def _items(data: dict[str, Any], key: str) -> list[tuple[int, dict[str, Any]]]:

@@ -73,6 +73,11 @@ class Settings(BaseSettings):
 
     slack_bot_token: SecretStr | None = None
     slack_api_url: str = "https://slack.com/api/"
+    slack_signing_secret: SecretStr | None = Field(
+        default=None,
+        description="the Slack app's signing secret: serve answers its slash command and "
+                    "interactivity (check-ins from Slack), and messages carry Check in buttons",
+    )
 
     teams_app_id: str | None = None
     teams_app_secret: SecretStr | None = None

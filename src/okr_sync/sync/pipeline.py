@@ -397,7 +397,7 @@ class SyncPass:
     def _checkins(self) -> dict[str, CheckIn]:
         return {
             kr_id: CheckIn(value=c.value, confidence=c.confidence, note=c.note, at=c.value_at,
-                           note_at=c.note_at)
+                           note_at=c.note_at, note_by=c.note_by)
             for kr_id, c in self.store.latest_checkins(since=self._cycle_start()).items()
         }
 

@@ -223,5 +223,6 @@ def build_runtime(
         open_reader(settings.database_url) if dry_run else Store(settings.database_url)
     )
     notifier = Notifier(senders or senders_from_settings(settings),
-                        jira_base_url=jira.base_url("main"))
+                        jira_base_url=jira.base_url("main"),
+                        slack_buttons=settings.slack_signing_secret is not None)
     return Runtime(settings, plan, store, jira, notifier, fetch_plan=fetch_plan, **extra)

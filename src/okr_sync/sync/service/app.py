@@ -45,7 +45,8 @@ from okr_sync.sync.service.loop import (
 from okr_sync.sync.service.metrics import ServiceMetrics
 from okr_sync.sync.service.schedule import Schedule, ScheduleError, parse_duration
 from okr_sync.sync.service.server import ConnectionLimits
-from okr_sync.sync.service.webhooks import MAX_BODY_BYTES, JiraWebhookEndpoint
+from okr_sync.sync.service.slack_interactions import build_slack_endpoint
+from okr_sync.sync.service.webhooks import MAX_BODY_BYTES, JiraWebhookEndpoint, WebhookEvent
 from okr_sync.sync.store.locks import Leadership
 from okr_sync.sync.store.store import Store
 
@@ -137,11 +138,16 @@ def serve(
             else JiraWebhookEndpoint(webhook_secret, scheduler.on_webhook, clock=clock,
                                      max_body=max_body, on_result=count_webhook)
         )
+        # A check-in from Slack asks for a pass (debounced like a webhook), so its value
+        # and note reach the scorecard and the change note without waiting for the schedule.
+        slack = build_slack_endpoint(
+            runtime, lambda kr: scheduler.on_webhook(WebhookEvent(f"slack-checkin:{kr}")),
+            clock=clock)
         app = ServiceApp(
             status=scheduler.state.view,
             period=lambda at: schedule.period(at.astimezone(runtime.plan.cycle.zone)),
             metrics=metrics, webhook=webhook, database_probe=probe, clock=clock,
-            report=report_page(runtime),
+            report=report_page(runtime), slack=slack,
         )
         # The server reads a body before a worker runs: up to the webhook's own limit.
         limits = ConnectionLimits(max_body=max_body, buffer_budget=max(
@@ -156,6 +162,8 @@ def serve(
                         on_started=on_started, max_ticks=max_ticks)
         finally:
             probe.close()
+            if slack is not None:
+                slack.close()
     finally:
         runtime.close()
 
@@ -261,6 +269,7 @@ def _secrets(runtime: Runtime, webhook_secret: SecretStr | None) -> list[str | S
     settings = runtime.settings
     secrets: list[str | SecretStr | None] = [
         settings.jira_api_token, settings.jira_pat, settings.slack_bot_token,
+        settings.slack_signing_secret,
         settings.teams_app_secret, webhook_secret, settings.webhook_secret,
         make_url(settings.database_url).password,
     ]

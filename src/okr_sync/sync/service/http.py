@@ -1,5 +1,6 @@
 """The service's HTTP side: ``/healthz``, ``/readyz``, ``/metrics``, ``POST /webhooks/jira``,
-and the HTML scorecard at ``GET /`` and ``GET /report``.
+the HTML scorecard at ``GET /`` and ``GET /report``, and Slack's ``POST /slack/commands``
+and ``/slack/interactions`` (:mod:`.slack_interactions`).
 
 Readiness (for a load balancer or Kubernetes): the database answers, and on the
 leader the last completed pass is at most three schedule periods old (before the
@@ -138,6 +139,7 @@ class ServiceApp:
         database_probe: Callable[[], str | None],
         clock: Callable[[], datetime],
         report: Callable[[], str] | None = None,
+        slack: Callable[[Request], Response] | None = None,
     ) -> None:
         self.status = status
         #: The HTML scorecard of the latest pass (raises NoScorecardError before one).
@@ -147,7 +149,12 @@ class ServiceApp:
         self.webhook = webhook
         self.database_probe = database_probe
         self.clock = clock
+        #: ``/slack/commands`` and ``/slack/interactions`` (slack_interactions.py), when
+        #: a Slack signing secret is set; else they are not found.
+        self.slack = slack
         self.routes = Map([
+            Rule("/slack/commands", endpoint="slack", methods=["POST"]),
+            Rule("/slack/interactions", endpoint="slack", methods=["POST"]),
             Rule("/healthz", endpoint="healthz", methods=["GET"]),
             Rule("/readyz", endpoint="readyz", methods=["GET"]),
             Rule("/metrics", endpoint="metrics", methods=["GET"]),
@@ -184,6 +191,8 @@ class ServiceApp:
                 return Response(body, status=200, content_type=content_type)
             if endpoint == "report":
                 return self.report_page()
+            if endpoint == "slack":
+                return self.slack(request) if self.slack else _json(404, {"error": "not found"})
             return self.webhook(request)
         except Exception:
             log.exception("request failed", extra={"path": request.path})
