@@ -84,8 +84,10 @@ def head_complete(data: bytes | bytearray) -> bool:
     return head_end(data) is not None
 
 
-def head_end(data: bytes | bytearray) -> int | None:
-    found = HEAD_END.search(data, 0, MAX_HEAD_BYTES)
+def head_end(data: bytes | bytearray, start: int = 0) -> int | None:
+    """Where the head ends (just past its empty line); ``start``: where to look from (a
+    head dripped byte by byte is searched once, not once per byte from its beginning)."""
+    found = HEAD_END.search(data, max(0, start - 2), MAX_HEAD_BYTES)
     if found is not None:
         return found.end()
     return MAX_HEAD_BYTES if len(data) >= MAX_HEAD_BYTES else None

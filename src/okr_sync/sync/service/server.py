@@ -95,6 +95,7 @@ class _Incoming:
     accepted_at: float
     data: bytearray = field(default_factory=bytearray)
     head_end: int | None = None
+    head_scanned: int = 0  # bytes already searched for the head's end
     body_end: int | None = None  # with Content-Length: where the request ends
     chunks: ChunkScan | None = None  # with Transfer-Encoding: chunked
     continue_sent: bool = False
@@ -252,8 +253,9 @@ class BoundedWSGIServer(BaseWSGIServer):
         """Look at what has arrived: hand a whole request to a worker, refuse, or wait."""
         data = incoming.data
         if incoming.head_end is None:
-            incoming.head_end = head_end(data)
+            incoming.head_end = head_end(data, incoming.head_scanned)
             if incoming.head_end is None:
+                incoming.head_scanned = len(data)
                 return
             if not self._plan_body(incoming):
                 self._dispatch(selector, incoming, len(data))
