@@ -147,12 +147,14 @@ def jira_checks(settings: Settings, plan: Plan, connectors: Connectors) -> list[
     fetch_plan = build_fetch_plan(plan)
     if not fetch_plan:
         return [Check("jira", "skip", "the plan measures nothing from Jira")]
-    try:
-        sources = jira_sources(settings, plan, fetch_plan)
-    except ConfigurationError as error:
-        return [Check(f"jira {name}", "fail", str(error)) for name in sorted(fetch_plan)]
     checks = []
-    for name, source in sources.items():
+    # Each source on its own: one without settings, or unreachable, is its line only.
+    for name in sorted(fetch_plan):
+        try:
+            source = jira_sources(settings, plan, {name: fetch_plan[name]})[name]
+        except ConfigurationError as error:
+            checks.append(Check(f"jira {name}", "fail", str(error)))
+            continue
         with connectors.jira(source) as client:
             try:
                 checks.append(_jira_site(name, client, plan, fetch_plan[name]))
@@ -297,8 +299,31 @@ def _all_routes(by_key: dict[str, list[str]]) -> list[str]:
 # -- Teams -----------------------------------------------------------------------------
 
 def teams_checks(settings: Settings, plan: Plan, connectors: Connectors) -> list[Check]:
-    """The bot's token (when configured or routed to), each Workflows URL's shape."""
-    return [_teams_bot(plan, connectors), *_teams_workflows(plan)]
+    """The bot's token (when configured or routed to), the keys that sign Teams check-ins
+    (when on), each Workflows URL's shape."""
+    return [_teams_bot(plan, connectors), *_teams_checkin_keys(settings),
+            *_teams_workflows(plan)]
+
+
+def _teams_checkin_keys(settings: Settings) -> list[Check]:
+    """Whether serve could check Bot Framework requests (OKR_SYNC_TEAMS_BOT_CHECKINS)."""
+    from okr_sync.connectors.teams.bot_auth import BotAuthError, BotFrameworkKeys
+
+    if not settings.teams_bot_checkins:
+        return []
+    keys = BotFrameworkKeys(settings.teams_openid_metadata_url)
+    try:
+        count = keys.refresh()
+    except BotAuthError as error:
+        return [Check("teams check-ins", "fail", f"signing keys unavailable: {error}")]
+    finally:
+        keys.close()
+    if count == 0:
+        return [Check("teams check-ins", "fail",
+                      f"{settings.teams_openid_metadata_url} lists no usable signing key")]
+    return [Check("teams check-ins", "ok",
+                  f"{count} signing key{'s' if count != 1 else ''} from "
+                  f"{settings.teams_openid_metadata_url}")]
 
 
 def _teams_bot(plan: Plan, connectors: Connectors) -> Check:

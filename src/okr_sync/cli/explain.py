@@ -131,6 +131,13 @@ def _key_result(store: Store, plan: Plan, record: Snapshot, stored: PassSnapshot
     kr = plan.key_result(kr_id)
     doc = arithmetic.key_results[kr_id].to_json()
     doc["measure"] = kr.measure.kind
+    # The Jira source it is measured from, and that source's health when it fails.
+    doc["source"] = None if isinstance(kr.measure, ManualMeasure) else kr.measure.source
+    failing = next((h for h in store.sources_health()
+                    if h.source == doc["source"] and h.failing), None)
+    doc["source_failing"] = None if failing is None else {
+        "since": failing.failing_since.isoformat() if failing.failing_since else None,
+        "error": failing.last_error}
     entry = stored.explanations.get(kr_id)
     doc["jql"] = entry.jql if entry is not None else None
     doc["error"] = entry.error if entry is not None else None
@@ -163,7 +170,7 @@ def _key_result(store: Store, plan: Plan, record: Snapshot, stored: PassSnapshot
                                if c.kr == kr_id), None)
     doc["history"] = [
         {"as_of": h.as_of.isoformat(), "value": h.value, "score": h.score, "band": h.band,
-         "confidence": h.confidence}
+         "confidence": h.confidence, "backfilled": h.backfilled}
         for h in store.get_history(kr_id, limit=10)
     ]
     doc["checkins"] = [
@@ -234,6 +241,14 @@ def _print_contributors(terms: Sequence[Mapping[str, Any]]) -> None:
 def _print_items(doc: Mapping[str, Any]) -> None:
     if doc["measure"] == "manual":
         stdout.print("measured by hand: plan `current` or the latest check-in", markup=False)
+    if doc.get("source"):
+        stdout.print(inert(f"Jira source: {doc['source']}"))
+    failing = doc.get("source_failing")
+    if failing:
+        stdout.print(Text.assemble(
+            ("source failing: ", "red"),
+            inert(f"since {failing['since']}: {failing['error']} (the value shown is the "
+                  "last one measured)")))
     if doc["jql"]:
         stdout.print(Text(inert(f"JQL: {doc['jql']}")))
     if doc["error"]:
@@ -263,7 +278,9 @@ def _print_items(doc: Mapping[str, Any]) -> None:
     if history:
         table = Table("as of", "value", "score", "band", "confidence", header_style="bold")
         for h in history:
-            table.add_row(h["as_of"], "-" if h["value"] is None else f"{h['value']:g}",
+            # A day rebuilt from Jira's changelog (okr-sync backfill) says so.
+            as_of = f"{h['as_of']} (backfilled)" if h.get("backfilled") else h["as_of"]
+            table.add_row(as_of, "-" if h["value"] is None else f"{h['value']:g}",
                           percent(h["score"], missing="-"), Text(inert(h["band"])),
                           h["confidence"])
         stdout.print(table)

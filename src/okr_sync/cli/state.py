@@ -85,17 +85,7 @@ def status_document(store: Store, now: datetime) -> dict[str, Any]:
         "scorecard": scorecard,
         "freshness": {
             "scored_at": snapshot.created_at.isoformat() if snapshot else None,
-            "sources": [
-                {
-                    "source": c.source,
-                    "high_water_mark": c.high_water_mark.isoformat() if c.high_water_mark else None,
-                    "last_full_reconcile": c.last_full_reconcile.isoformat()
-                    if c.last_full_reconcile
-                    else None,
-                    "updated_at": c.updated_at.isoformat(),
-                }
-                for c in store.list_cursors()
-            ],
+            "sources": source_freshness(store),
             "last_runs": {
                 outcome: {
                     "id": run.id,
@@ -135,6 +125,30 @@ def status_document(store: Store, now: datetime) -> dict[str, Any]:
     }
 
 
+def _iso(moment: datetime | None) -> str | None:
+    return moment.isoformat() if moment is not None else None
+
+
+def source_freshness(store: Store) -> list[dict[str, Any]]:
+    """Per Jira source: how far its mirror reaches (cursor), when it was last read, and
+    since when it fails and why; one failing source leaves the others' freshness alone."""
+    cursors = {c.source: c for c in store.list_cursors()}
+    health = {h.source: h for h in store.sources_health()}
+    rows = []
+    for name in sorted(set(cursors) | set(health)):
+        cursor, state = cursors.get(name), health.get(name)
+        rows.append({
+            "source": name,
+            "high_water_mark": _iso(cursor.high_water_mark) if cursor else None,
+            "last_full_reconcile": _iso(cursor.last_full_reconcile) if cursor else None,
+            "updated_at": _iso(cursor.updated_at) if cursor else None,
+            "last_read_at": _iso(state.last_success_at) if state else None,
+            "failing_since": _iso(state.failing_since) if state else None,
+            "last_error": state.last_error if state else None,
+        })
+    return rows
+
+
 def status_command(output: OutputOption = OutputFormat.text, plan: PlanOption = None) -> None:
     """The last scorecard from the state store, with its freshness and deliveries.
 
@@ -167,7 +181,15 @@ def status_command(output: OutputOption = OutputFormat.text, plan: PlanOption = 
     for source in fresh["sources"]:
         mark = source["high_water_mark"]
         seen = datetime.fromisoformat(mark) if mark else None
-        stdout.print(inert(f"source {source['source']}: Jira data up to {_age(seen, now)}"))
+        line = f"source {source['source']}: Jira data up to {_age(seen, now)}"
+        if source["failing_since"]:
+            since = datetime.fromisoformat(source["failing_since"])
+            stdout.print(Text.assemble(
+                ("failing: ", "red"),
+                inert(f"{line}; failing since {_age(since, now)}: {source['last_error']} "
+                      "(its KRs keep their last values, marked stale)")))
+        else:
+            stdout.print(inert(line))
     for outcome, run in sorted(fresh["last_runs"].items()):
         stdout.print(f"last {outcome} run: #{run['id']} {run['kind']} at {run['started_at']}",
                      markup=False)
@@ -277,7 +299,7 @@ def report_command(
         fail_usage(error)
     with store:
         try:
-            data = load_report_data(store, loaded, jira_sites=[settings.jira_url or ""])
+            data = load_report_data(store, loaded, jira_sites=settings.jira_sites())
         except NoScorecardError as error:
             fail_usage(UsageError(str(error)))
         except SnapshotError as error:

@@ -35,6 +35,9 @@ from okr_sync.config.kr_types import (
 from okr_sync.config.people import CheckinPolicy, Person
 
 DEFAULT_SOURCE = "main"
+#: A source name is part of variable names (OKR_SYNC_JIRA__<NAME>__URL) and of the webhook
+#: path (/webhooks/jira/<name>): letters, digits and single underscores.
+SOURCE_NAME_PATTERN = r"^[A-Za-z0-9]+(_[A-Za-z0-9]+)*$"
 
 #: Weights, baselines, targets and values stay within +-this, so that sums of
 #: weights and differences such as target - baseline stay finite and exact enough.
@@ -142,7 +145,11 @@ STORY_POINTS = "story_points"
 
 
 class _SelectedMeasure(StrictModel):
-    source: str = DEFAULT_SOURCE
+    source: str = Field(
+        default=DEFAULT_SOURCE,
+        description="the Jira source (a key of `jira:`) this measure reads; default main",
+        json_schema_extra={"pattern": SOURCE_NAME_PATTERN},
+    )
     select: Selector | None = None
     jql: str | None = Field(default=None, min_length=1)
 
@@ -381,7 +388,11 @@ class Plan(StrictModel):
     cycle: Cycle
     scoring: Scoring = Field(default_factory=Scoring)
     jira: dict[str, JiraSourceConfig] = Field(
-        default_factory=lambda: {DEFAULT_SOURCE: JiraSourceConfig()}
+        default_factory=lambda: {DEFAULT_SOURCE: JiraSourceConfig()},
+        description="Jira sources by name (default: one named main). Settings connect each: "
+                    "OKR_SYNC_JIRA_* the source main, OKR_SYNC_JIRA__<NAME>__URL, __EMAIL, "
+                    "__API_TOKEN, __PAT (and __WEBHOOK_SECRET) the others.",
+        json_schema_extra={"propertyNames": {"pattern": SOURCE_NAME_PATTERN}},
     )
     perspectives: list[Perspective] = Field(default_factory=default_perspectives)
     kpis: list[Kpi] = Field(default_factory=list)

@@ -48,13 +48,15 @@ from okr_sync.config.yaml_values import (
     SEQ_TAG,
     STR_TAG,
     WORDS,
-    PathPart,
-    Position,
-    YamlProblem,
     construct,
     resolve,
     tag_refused,
 )
+
+# Re-exported: they lived here before the scalar rules moved to yaml_values.
+from okr_sync.config.yaml_values import PathPart as PathPart
+from okr_sync.config.yaml_values import Position as Position
+from okr_sync.config.yaml_values import YamlProblem as YamlProblem
 
 #: The event parser: libyaml's when PyYAML has it (a plan's positions are the same).
 _PARSER_LOADER: Any = getattr(yaml, "CBaseLoader", yaml.BaseLoader)

@@ -25,10 +25,12 @@ from pydantic import SecretStr
 from sqlalchemy.engine import make_url
 from werkzeug.wrappers import Request, Response
 
+from okr_sync.connectors.teams.bot_auth import BotFrameworkKeys, BotTokenValidator
 from okr_sync.exit_codes import ExitCode
 from okr_sync.sync.delivery.render.report import load_report_data, render_html_report
 from okr_sync.sync.logs import register_secret
 from okr_sync.sync.runtime import Runtime
+from okr_sync.sync.service.bot_framework import BotMessagingEndpoint
 from okr_sync.sync.service.framing import MAX_HEAD_BYTES
 from okr_sync.sync.service.http import (
     DatabaseProbe,
@@ -127,16 +129,24 @@ def serve(
             debounce=debounce, poll=poll,
         )
         probe = DatabaseProbe(runtime.settings.database_url)
+        # A check-in from Teams asks for a pass (debounced like a webhook), so the change
+        # note with its note follows within moments rather than at the next scheduled pass.
+        bot = bot_endpoint(runtime, clock, on_checkin=lambda kr: scheduler.on_webhook(
+            WebhookEvent(f"teams-checkin:{kr}")))
         counter = metrics.webhooks
 
         def count_webhook(result: str) -> None:
             counter.labels(result).inc()
 
+        source_secrets = webhook_secrets(runtime)
         webhook: Callable[[Request], Response] = (
             UnsignedWebhookRefusal(count_webhook)
-            if webhook_secret is None and not allow_unsigned_webhooks
+            if webhook_secret is None and not allow_unsigned_webhooks and not source_secrets
             else JiraWebhookEndpoint(webhook_secret, scheduler.on_webhook, clock=clock,
-                                     max_body=max_body, on_result=count_webhook)
+                                     max_body=max_body, on_result=count_webhook,
+                                     source_secrets=source_secrets,
+                                     sources=set(runtime.plan.jira) | {"main"},
+                                     allow_unsigned=allow_unsigned_webhooks)
         )
         # A check-in from Slack asks for a pass (debounced like a webhook), so its value
         # and note reach the scorecard and the change note without waiting for the schedule.
@@ -144,7 +154,7 @@ def serve(
             runtime, lambda kr: scheduler.on_webhook(WebhookEvent(f"slack-checkin:{kr}")),
             clock=clock)
         app = ServiceApp(
-            status=scheduler.state.view,
+            status=scheduler.state.view, bot=bot,
             period=lambda at: schedule.period(at.astimezone(runtime.plan.cycle.zone)),
             metrics=metrics, webhook=webhook, database_probe=probe, clock=clock,
             report=report_page(runtime), slack=slack,
@@ -157,10 +167,13 @@ def serve(
                             if path == "/webhooks/jira" else None)
         try:
             return _run(scheduler, server, schedule, webhook_secret,
-                        allow_unsigned_webhooks=allow_unsigned_webhooks, sleep=sleep,
+                        allow_unsigned_webhooks=allow_unsigned_webhooks,
+                        own_secrets=sorted(source_secrets), sleep=sleep,
                         stop_event=stop_event, install_signal_handlers=install_signal_handlers,
                         on_started=on_started, max_ticks=max_ticks)
         finally:
+            if bot is not None:
+                bot.close()
             probe.close()
             if slack is not None:
                 slack.close()
@@ -168,12 +181,39 @@ def serve(
         runtime.close()
 
 
+def bot_endpoint(runtime: Runtime, clock: Callable[[], datetime] = utc_now,
+                 keys: BotFrameworkKeys | None = None,
+                 on_checkin: Callable[[str], None] | None = None,
+                 ) -> BotMessagingEndpoint | None:
+    """``POST /api/messages`` when the bot's check-ins are on (OKR_SYNC_TEAMS_BOT_CHECKINS)."""
+    settings = runtime.settings
+    store = runtime.store
+    if not settings.teams_bot_checkins or settings.teams_app_id is None or \
+            not isinstance(store, Store):
+        return None
+    keys = keys or BotFrameworkKeys(settings.teams_openid_metadata_url)
+    return BotMessagingEndpoint(BotTokenValidator(settings.teams_app_id, keys),
+                                plan=runtime.plan, store=store, clock=clock,
+                                on_checkin=on_checkin)
+
+
+def webhook_secrets(runtime: Runtime) -> dict[str, SecretStr]:
+    """The plan's sources that sign their webhooks with a secret of their own
+    (``OKR_SYNC_JIRA__<NAME>__WEBHOOK_SECRET``); the others use OKR_SYNC_WEBHOOK_SECRET."""
+    secrets = {}
+    for name in runtime.plan.jira:
+        connection = runtime.settings.jira.get(name.lower())
+        if connection is not None and connection.webhook_secret is not None:
+            secrets[name] = connection.webhook_secret
+    return secrets
+
+
 def report_page(runtime: Runtime) -> Callable[[], str] | None:
     """``GET /report``: the HTML scorecard from the runtime's store (None without one)."""
     store = runtime.store
     if not isinstance(store, Store):
         return None
-    sites = [runtime.settings.jira_url or ""]
+    sites = runtime.settings.jira_sites()
 
     def page() -> str:
         return render_html_report(load_report_data(store, runtime.plan, jira_sites=sites))
@@ -188,6 +228,7 @@ def _run(
     webhook_secret: SecretStr | None,
     *,
     allow_unsigned_webhooks: bool,
+    own_secrets: list[str],
     sleep: Callable[[float], None] | None,
     stop_event: threading.Event | None,
     install_signal_handlers: bool,
@@ -203,6 +244,9 @@ def _run(
         if webhook_secret is None and allow_unsigned_webhooks:
             log.warning("no webhook secret: POST /webhooks/jira accepts unsigned requests "
                         "(OKR_SYNC_WEBHOOK_ALLOW_UNSIGNED=true)")
+        elif webhook_secret is None and own_secrets:
+            log.warning("no OKR_SYNC_WEBHOOK_SECRET: only the Jira sources with a webhook "
+                        "secret of their own accept webhooks", extra={"sources": own_secrets})
         elif webhook_secret is None:
             log.warning("no webhook secret: POST /webhooks/jira refuses every request "
                         "(set OKR_SYNC_WEBHOOK_SECRET, or OKR_SYNC_WEBHOOK_ALLOW_UNSIGNED=true)")
@@ -268,10 +312,7 @@ def _secrets(runtime: Runtime, webhook_secret: SecretStr | None) -> list[str | S
     """Every secret the service could come across, so log lines can mask it."""
     settings = runtime.settings
     secrets: list[str | SecretStr | None] = [
-        settings.jira_api_token, settings.jira_pat, settings.slack_bot_token,
-        settings.slack_signing_secret,
-        settings.teams_app_secret, webhook_secret, settings.webhook_secret,
-        make_url(settings.database_url).password,
+        *settings.secret_values(), webhook_secret, make_url(settings.database_url).password,
     ]
     for targets in runtime.plan.routes.values():
         for target in targets:

@@ -1,6 +1,7 @@
 """The service's HTTP side: ``/healthz``, ``/readyz``, ``/metrics``, ``POST /webhooks/jira``,
-the HTML scorecard at ``GET /`` and ``GET /report``, and Slack's ``POST /slack/commands``
-and ``/slack/interactions`` (:mod:`.slack_interactions`).
+the HTML scorecard at ``GET /`` and ``GET /report``, Slack's ``POST /slack/commands``
+and ``/slack/interactions`` (:mod:`.slack_interactions`), and the Teams bot's
+``POST /api/messages`` (:mod:`.bot_framework`).
 
 Readiness (for a load balancer or Kubernetes): the database answers, and on the
 leader the last completed pass is at most three schedule periods old (before the
@@ -34,6 +35,7 @@ from okr_sync.sync.delivery.render.report.data import NoScorecardError
 from okr_sync.sync.service.loop import StatusView
 from okr_sync.sync.service.metrics import ServiceMetrics
 from okr_sync.sync.service.server import BoundedWSGIServer, ConnectionLimits
+from okr_sync.sync.service.webhooks import MAIN_SOURCE, SOURCE_ENVIRON_KEY
 from okr_sync.sync.state import SnapshotError
 from okr_sync.sync.store.database import is_sqlite_memory
 
@@ -138,10 +140,13 @@ class ServiceApp:
         webhook: Callable[[Request], Response],
         database_probe: Callable[[], str | None],
         clock: Callable[[], datetime],
+        bot: Callable[[Request], Response] | None = None,
         report: Callable[[], str] | None = None,
         slack: Callable[[Request], Response] | None = None,
     ) -> None:
         self.status = status
+        #: ``POST /api/messages``, the Teams bot's messaging endpoint (None: 404).
+        self.bot = bot
         #: The HTML scorecard of the latest pass (raises NoScorecardError before one).
         self.report = report
         self.period = period
@@ -159,8 +164,10 @@ class ServiceApp:
             Rule("/readyz", endpoint="readyz", methods=["GET"]),
             Rule("/metrics", endpoint="metrics", methods=["GET"]),
             Rule("/webhooks/jira", endpoint="webhook", methods=["POST"]),
+            Rule("/webhooks/jira/<source>", endpoint="webhook", methods=["POST"]),
             Rule("/", endpoint="report", methods=["GET"]),
             Rule("/report", endpoint="report", methods=["GET"]),
+            Rule("/api/messages", endpoint="bot", methods=["POST"]),
         ])
 
     def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]
@@ -172,7 +179,7 @@ class ServiceApp:
 
     def dispatch(self, request: Request) -> Response:
         try:
-            endpoint, _ = self.routes.bind_to_environ(request.environ).match()
+            endpoint, arguments = self.routes.bind_to_environ(request.environ).match()
         except NotFound:
             return _json(404, {"error": "not found"})
         except MethodNotAllowed as error:
@@ -184,6 +191,8 @@ class ServiceApp:
         try:
             if endpoint == "healthz":
                 return _json(200, {"status": "ok"})
+            if endpoint == "bot":
+                return self.bot(request) if self.bot else _json(404, {"error": "not found"})
             if endpoint == "readyz":
                 return self.readyz()
             if endpoint == "metrics":
@@ -193,6 +202,8 @@ class ServiceApp:
                 return self.report_page()
             if endpoint == "slack":
                 return self.slack(request) if self.slack else _json(404, {"error": "not found"})
+            # The webhook handler reads the source its path names (webhooks.source_of).
+            request.environ[SOURCE_ENVIRON_KEY] = arguments.get("source", MAIN_SOURCE)
             return self.webhook(request)
         except Exception:
             log.exception("request failed", extra={"path": request.path})
@@ -216,7 +227,7 @@ class ServiceApp:
         view = self.status()
         now = self.clock()
         result = assess_readiness(view, now, self.period(now), self.database_probe())
-        body = {
+        body: dict[str, Any] = {
             "status": "ready" if result.ready else "not ready",
             "role": view.role,
             "leader_since": _iso(view.leader_since),
@@ -226,6 +237,11 @@ class ServiceApp:
         }
         if result.reason is not None:
             body["reason"] = result.reason
+        if view.failing_sources:
+            # One Jira source down does not make the service unready while another's KRs
+            # are measured; it is named, so an operator sees which site to look at.
+            body["failing_sources"] = list(view.failing_sources)
+            body["source_failures"] = [line[:300] for line in view.source_failures]
         return _json(200 if result.ready else 503, body)
 
 

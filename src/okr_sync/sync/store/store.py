@@ -31,6 +31,7 @@ from sqlalchemy.engine import URL, Engine
 from okr_sync.sync.store.base import utc_now
 from okr_sync.sync.store.database import create_store_engine
 from okr_sync.sync.store.fencing import Fence, FencingOps, check_fence
+from okr_sync.sync.store.history import HistoryOps
 from okr_sync.sync.store.issues import IssueOps
 from okr_sync.sync.store.jql_checks import JqlCheckOps
 from okr_sync.sync.store.measures import MeasureOps
@@ -76,6 +77,7 @@ from okr_sync.sync.store.schema import (
     head_revision,
     upgrade,
 )
+from okr_sync.sync.store.source_health import SourceHealth, SourceHealthOps
 
 __all__ = [
     "Checkin",
@@ -107,6 +109,7 @@ __all__ = [
     "SchemaOutdatedError",
     "SchemaTooNewError",
     "Snapshot",
+    "SourceHealth",
     "Store",
     "StoreError",
     "StoreTransaction",
@@ -120,7 +123,8 @@ __all__ = [
 ]
 
 
-class _Operations(IssueOps, MeasureOps, JqlCheckOps, RunOps, OutboxOps, FencingOps):
+class _Operations(IssueOps, MeasureOps, JqlCheckOps, SourceHealthOps, RunOps, HistoryOps,
+                  OutboxOps, FencingOps):
     """Every store operation, over whatever connection :meth:`_connection` provides."""
 
 

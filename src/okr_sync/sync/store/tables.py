@@ -168,6 +168,18 @@ cursors = sa.Table(
     sa.Column("updated_at", UTCDateTime(), nullable=False),
 )
 
+#: Per Jira source, how its last passes went: when it was last read, and since when it
+#: fails and why (status, /readyz). A source's failure never stops another's KRs.
+source_health = sa.Table(
+    "source_health",
+    metadata,
+    sa.Column("source", sa.String(64), primary_key=True),
+    sa.Column("last_success_at", UTCDateTime(), nullable=True),
+    sa.Column("failing_since", UTCDateTime(), nullable=True),
+    sa.Column("last_error", sa.Text(), nullable=True),
+    sa.Column("updated_at", UTCDateTime(), nullable=False),
+)
+
 runs = sa.Table(
     "runs",
     metadata,
@@ -213,6 +225,8 @@ kr_history = sa.Table(
     sa.Column("band", sa.String(64), nullable=False),
     sa.Column("confidence", sa.String(16), nullable=False),
     sa.Column("snapshot_id", sa.Integer(), sa.ForeignKey("snapshots.id"), nullable=True),
+    #: Reconstructed from Jira's changelog by ``okr-sync backfill`` (sync.store.history).
+    sa.Column("backfilled", sa.Boolean(), nullable=False, server_default=sa.false()),
     _check_in("confidence", CONFIDENCES, "confidence"),
     sa.Index(None, "kr_id", "cycle", "as_of"),
 )
