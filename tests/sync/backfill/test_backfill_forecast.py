@@ -9,12 +9,12 @@ import sqlalchemy as sa
 
 from okr_sync.config.plan import Plan
 from okr_sync.scoring.forecast import (
-    Forecast,
     Measurement,
     NoForecast,
     daily_series,
     forecast_key_result,
 )
+from okr_sync.scoring.forecast_record import Forecast
 from okr_sync.sync.backfill.run import BackfillOptions, backfill
 from okr_sync.sync.store.records import HistoryRecord
 from okr_sync.sync.store.store import Store
