@@ -267,6 +267,25 @@ def check_setting_names(plan: Plan | None, settings: Settings | None = None) -> 
         raise UsageError(str(error)) from None
 
 
+def check_variables_for(plans: Iterable[Plan]) -> None:
+    """As :func:`check_setting_names`, for the plans of ``serve --plans`` together."""
+    import os
+
+    from okr_sync.config.settings import (
+        Settings,
+        UnknownVariableError,
+        check_variables,
+        prefixed_names,
+    )
+
+    env_file = Settings.model_config.get("env_file")
+    names = prefixed_names(os.environ, Path(str(env_file)) if env_file else None)
+    try:
+        check_variables(names, {name for plan in plans for name in plan_variables(plan)})
+    except UnknownVariableError as error:
+        raise UsageError(str(error)) from None
+
+
 def resolve_as_of(text: str | None, plan: Plan) -> datetime:
     if text is None:
         return datetime.now(UTC)

@@ -9,6 +9,7 @@ two processes that find the same empty database do not both create it.
 from __future__ import annotations
 
 import functools
+import threading
 from pathlib import Path
 
 import sqlalchemy as sa
@@ -23,6 +24,11 @@ from okr_sync.sync.store.locks import RunLock
 from okr_sync.sync.store.tables import TABLE_NAMES, VERSION_TABLE
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
+
+#: Alembic runs a migration through module-level proxies (``alembic.context``,
+#: ``alembic.op``): two threads migrating at once (``serve --plans`` setting up several
+#: plans' stores) would trample each other, so one migration runs at a time per process.
+_ALEMBIC_GUARD = threading.Lock()
 
 #: How long a migration waits for another process that is migrating the same database.
 MIGRATE_LOCK_TIMEOUT_S = 120.0
@@ -117,7 +123,8 @@ def _upgrade_locked(engine: Engine, revision: str) -> None:
     current = current_revision(engine)
     if current is not None and current not in _known_revisions():
         raise SchemaTooNewError(current)
-    with RunLock(engine.url, "migrate", wait=MIGRATE_LOCK_TIMEOUT_S), engine.begin() as conn:
+    with RunLock(engine.url, "migrate", wait=MIGRATE_LOCK_TIMEOUT_S), _ALEMBIC_GUARD, \
+            engine.begin() as conn:
         command.upgrade(alembic_config(conn), revision)
 
 
@@ -142,7 +149,7 @@ def ensure_schema(engine: Engine) -> str:
                 present = sorted(TABLE_NAMES & set(sa.inspect(engine).get_table_names()))
                 if present:
                     raise UnversionedSchemaError(present)
-                with engine.begin() as conn:
+                with _ALEMBIC_GUARD, engine.begin() as conn:
                     command.upgrade(alembic_config(conn), "head")
                 return head
     if current == head:

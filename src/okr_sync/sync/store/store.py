@@ -35,6 +35,7 @@ from okr_sync.sync.store.issues import IssueOps
 from okr_sync.sync.store.jql_checks import JqlCheckOps
 from okr_sync.sync.store.measures import MeasureOps
 from okr_sync.sync.store.outbox import OutboxOps
+from okr_sync.sync.store.plan_leases import PlanLeaseOps
 from okr_sync.sync.store.records import (
     Checkin,
     ClaimedDelivery,
@@ -120,7 +121,8 @@ __all__ = [
 ]
 
 
-class _Operations(IssueOps, MeasureOps, JqlCheckOps, RunOps, OutboxOps, FencingOps):
+class _Operations(IssueOps, MeasureOps, JqlCheckOps, RunOps, OutboxOps, FencingOps,
+                  PlanLeaseOps):
     """Every store operation, over whatever connection :meth:`_connection` provides."""
 
 
