@@ -86,11 +86,13 @@ class PlanLeaseOps(StoreOps):
             raise InvalidRecordError("a lease needs a positive ttl")
         when = self._now(now)
         with self._connection() as conn:
+            # RETURNING, not rowcount: PostgreSQL's driver reports no count for
+            # ``ON CONFLICT DO NOTHING``.
             inserted = conn.execute(
-                insert_ignore(conn, plan_leases, ["plan"]),
+                insert_ignore(conn, plan_leases, ["plan"]).returning(plan_leases.c.plan),
                 {"plan": plan, "replica": replica[:255], "epoch": 1, "acquired_at": when,
                  "expires_at": when + ttl},
-            ).rowcount
+            ).first() is not None
             if not inserted:
                 taken = conn.execute(
                     sa.update(plan_leases)
