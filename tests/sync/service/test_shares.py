@@ -6,7 +6,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from okr_sync.sync.service.shares import fair_share, lease_ttl, plan_moves
+from okr_sync.sync.service.shares import fair_share, heartbeat_period, lease_ttl, plan_moves
 from okr_sync.sync.store.plan_leases import PlanLease
 
 NOW = datetime(2026, 12, 6, 12, 0, tzinfo=UTC)
@@ -71,9 +71,10 @@ def test_plan_moves_given_its_own_heartbeat_missing_still_counts_itself() -> Non
 
 
 def test_lease_ttl_given_short_and_long_periods_lets_a_takeover_fit_in_two_periods() -> None:
-    for period_s in (2, 4, 10, 60, 300, 3600):
+    for period_s in (1, 2, 4, 10, 30, 60, 300, 3600):
         period = timedelta(seconds=period_s)
-        heartbeat = max(timedelta(milliseconds=200), min(timedelta(seconds=5), period / 2))
+        heartbeat = heartbeat_period(period)
         ttl = lease_ttl(period, heartbeat)
         assert ttl >= heartbeat * 3
-        assert ttl + heartbeat <= period * 2
+        # Leaves a quarter period (or more) for the round that takes the plan over.
+        assert ttl + heartbeat <= period * 1.25 or ttl + heartbeat <= period / 2

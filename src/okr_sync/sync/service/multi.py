@@ -30,12 +30,12 @@ from pathlib import Path
 
 from okr_sync.config.settings import Settings
 from okr_sync.sync.runtime import Runtime
-from okr_sync.sync.service.loop import DEFAULT_DEBOUNCE, default_poll
+from okr_sync.sync.service.loop import DEFAULT_DEBOUNCE
 from okr_sync.sync.service.plan_metrics import PlanMetrics
 from okr_sync.sync.service.plan_worker import PlanWorker, install_plan_log_field
 from okr_sync.sync.service.plans import FolderPlan, PlanFolder, scan_plans
 from okr_sync.sync.service.schedule import Schedule
-from okr_sync.sync.service.shares import lease_ttl, plan_moves
+from okr_sync.sync.service.shares import heartbeat_period, lease_ttl, plan_moves
 from okr_sync.sync.service.webhooks import WebhookEvent
 from okr_sync.sync.store.database import create_plan_schema, plan_store_url
 from okr_sync.sync.store.locks import default_holder
@@ -88,8 +88,10 @@ class PlanCoordinator:
         self.replica = replica or replica_id()
         self.debounce = debounce
         now = clock()
-        self.heartbeat = poll if poll is not None else default_poll(schedule, now)
+        self.heartbeat = poll if poll is not None else heartbeat_period(schedule.period(now))
         self.ttl = lease_ttl(schedule.period(now), self.heartbeat)
+        #: The plans' schedulers poll their leadership as in a single-plan serve.
+        self._worker_poll = poll
         self.metrics = metrics if metrics is not None else PlanMetrics()
         self._runtime_factory = runtime_factory
         self._check = check
@@ -104,6 +106,7 @@ class PlanCoordinator:
         self._guard = threading.Lock()
         self.view = CoordinatorView(self.replica)
         self._forward_stores: dict[str, Store] = {}
+        self._announced = False
         install_plan_log_field()
 
     # -- a round ---------------------------------------------------------------------------
@@ -158,6 +161,12 @@ class PlanCoordinator:
             self.workers[plan].stop()
         live = store.live_replicas(now=now)
         leases = store.plan_leases()
+        if not self._announced:
+            # The very first round only announces this replica: replicas started together
+            # then see each other before taking plans, instead of one taking them all.
+            self._announced = True
+            self._finish_round(now, live, leases)
+            return
         moves = plan_moves(self.replica, self.folder.plans, leases, live, now,
                            releasing=self.releasing | self.lost)
         for plan in moves.release:
@@ -177,6 +186,10 @@ class PlanCoordinator:
                 leases[plan] = lease
                 self._start(self.folder.plans[plan], lease.epoch)
         self._restart_changed()
+        self._finish_round(now, live, leases)
+
+    def _finish_round(self, now: datetime, live: set[str], leases: dict[str, PlanLease]
+                      ) -> None:
         with self._guard:
             self.view.live_replicas = len(live | {self.replica})
             self.view.leases = leases
@@ -193,7 +206,7 @@ class PlanCoordinator:
             runtime_factory=lambda p: self._runtime_factory(self._plan_settings(p), p),
             database_url=plan_url, schedule=self.schedule,
             metrics=self.metrics.for_plan(plan.id), replica=self.replica, clock=self.clock,
-            debounce=self.debounce, poll=self.heartbeat,
+            debounce=self.debounce, poll=self._worker_poll,
         )
         with self._guard:
             self.workers[plan.id] = worker

@@ -24,6 +24,8 @@ from okr_sync.sync.store.plan_leases import PlanLease
 
 #: A lease outlives at least this many missed heartbeats, so one slow poll keeps it.
 HEARTBEATS_PER_LEASE = 3
+MIN_HEARTBEAT = timedelta(milliseconds=200)
+MAX_HEARTBEAT = timedelta(seconds=5)
 #: A lease never lasts longer than this, however long the schedule's interval.
 MAX_LEASE = timedelta(seconds=30)
 
@@ -41,11 +43,17 @@ def fair_share(plans: int, live_replicas: int) -> int:
     return math.ceil(plans / max(1, live_replicas))
 
 
+def heartbeat_period(period: timedelta) -> timedelta:
+    """How often a replica renews its heartbeat and leases: a quarter of the schedule's
+    period, between 0.2 and 5 seconds."""
+    return max(MIN_HEARTBEAT, min(MAX_HEARTBEAT, period / 4))
+
+
 def lease_ttl(period: timedelta, heartbeat: timedelta) -> timedelta:
     """How long a lease lasts unless renewed: one schedule period (at most 30 s) but no
     less than three heartbeats. A dead replica's plans are then free after at most
-    ``ttl`` and taken at the next heartbeat: within two periods for periods of 2 s and
-    more (heartbeats are half a period, up to 5 s)."""
+    ``ttl`` and taken at a survivor's next heartbeat: within 1.25 periods for periods of
+    1 s to 30 s, within 35 s for longer ones - two periods either way."""
     return max(heartbeat * HEARTBEATS_PER_LEASE, min(period, MAX_LEASE))
 
 
