@@ -30,6 +30,7 @@ from okr_sync.cli.common import (
     resolve_plan,
     stderr,
     stdout,
+    store_settings,
 )
 from okr_sync.exit_codes import ExitCode
 
@@ -52,6 +53,15 @@ def open_store(database_url: str | None = None) -> Store:
         return open_database(url, lambda: Store(url))
     except SchemaError as error:
         raise UsageError(str(error)) from None
+
+
+def _plan_store_url(plan: Path) -> str | None:
+    """The store of ``plan`` when it belongs to the plans folder, else None (the default)."""
+    settings = load_settings()
+    if settings.plans is None:
+        return None
+    check_setting_names(None, settings)
+    return store_settings(settings, plan).database_url
 
 
 def _age(moment: datetime | None, now: datetime) -> str:
@@ -140,14 +150,14 @@ def status_document(store: Store, now: datetime) -> dict[str, Any]:
 def status_command(output: OutputOption = OutputFormat.text, plan: PlanOption = None) -> None:
     """The last scorecard from the state store, with its freshness and deliveries.
 
-    --plan is accepted like on every command; status reads only the store.
+    status reads only the store: --plan matters only for a plan of the OKR_SYNC_PLANS
+    folder, whose store is its own.
     """
     from okr_sync.cli.console import print_scorecard
     from okr_sync.scoring.scorecard import scorecard_from_json
 
-    del plan
     try:
-        store = open_store()
+        store = open_store(None if plan is None else _plan_store_url(plan))
     except UsageError as error:
         fail_usage(error)
     with store:
@@ -202,7 +212,8 @@ def checkin_command(
 
     try:
         settings = load_settings()
-        _path, loaded = resolve_plan(plan, settings)
+        path, loaded = resolve_plan(plan, settings)
+        settings = store_settings(settings, path)
         kr = key_result_of(loaded, kr_id)
         if value is None and confidence is None and note is None:
             raise UsageError("give at least one of --value, --confidence, --note")
