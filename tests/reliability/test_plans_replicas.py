@@ -10,6 +10,8 @@ was taken by a live one within two intervals of the dead replica's last heartbea
 
 from __future__ import annotations
 
+import itertools
+import json
 import os
 import signal
 import subprocess
@@ -59,8 +61,6 @@ class Replica:
     log: Path
 
     def replica_id(self) -> str | None:
-        import json
-
         for line in self.log.read_text(encoding="utf-8", errors="replace").splitlines():
             try:
                 record = json.loads(line)
@@ -107,7 +107,7 @@ def _assert_one_writer_at_a_time(url: str, plan: str) -> int:
                                 .order_by(runs.c.started_at)).all()
     finally:
         engine.dispose()
-    for before, after in zip(rows, rows[1:], strict=False):
+    for before, after in itertools.pairwise(rows):
         assert before.ended_at is not None and before.ended_at <= after.started_at, (
             f"{plan}: run of {before.holder} ({before.started_at}..{before.ended_at}) "
             f"overlaps run of {after.holder} from {after.started_at}")

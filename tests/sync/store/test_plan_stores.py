@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -35,7 +36,7 @@ def test_plan_stores_given_postgresql_keep_each_plan_in_its_schema_with_its_own_
         create_plan_schema(postgres_url, url)
         create_plan_schema(postgres_url, url)  # again: already there is fine
     with Store(sales) as sales_store, Store(ops) as ops_store:
-        sales_store.heartbeat_replica("only-in-sales", __import__("datetime").timedelta(1))
+        sales_store.heartbeat_replica("only-in-sales", timedelta(days=1))
         assert ops_store.live_replicas() == set()
         assert sales_store.live_replicas() == {"only-in-sales"}
     engine = sa.create_engine(postgres_url, poolclass=NullPool)
