@@ -65,3 +65,15 @@ def test_checkin_and_status_given_a_plan_of_the_plans_folder_use_its_own_store(
         assert store.checkins("CO-1.KR3") == []
     status = runner.invoke(app, ["status", "--plan", plan, "--output", "json"], env=plans_env)
     assert status.exit_code == 0, status.stderr
+
+
+def test_db_upgrade_given_plans_folder_migrates_every_plans_store(
+    plans_env: dict[str, str], tmp_path: Path,
+) -> None:
+    shutil.copyfile(DEMO_PLAN, Path(plans_env["OKR_SYNC_PLANS"]) / "Ops-Team.yml")
+    result = runner.invoke(app, ["db", "upgrade"], env=plans_env)
+    assert result.exit_code == 0, result.stderr
+    assert "state store of plan ops_team is up to date" in result.stdout
+    assert "state store of plan sales is up to date" in result.stdout
+    for name in ("state.sales.db", "state.ops_team.db"):
+        assert (tmp_path / name).exists()

@@ -334,17 +334,19 @@ def test_deployment_given_manifest_runs_three_serve_replicas_with_probes() -> No
 
 def test_deployment_given_manifest_serves_the_plans_configmap_as_a_folder() -> None:
     spec = pod_spec("Deployment")
-    (container,) = spec["containers"]
-    folder = Path(option_value(container["command"], "--plans"))
     volumes = {volume["name"]: volume for volume in spec["volumes"]}
-    (mount,) = [m for m in container["volumeMounts"] if Path(m["mountPath"]) == folder]
-    source = volumes[mount["name"]]["configMap"]
+    # serve runs the folder, and db upgrade migrates the store of every plan in it.
+    for container in spec["initContainers"] + spec["containers"]:
+        env = {e["name"]: e["value"] for e in container.get("env", [])}
+        folder = Path(env["OKR_SYNC_PLANS"])
+        (mount,) = [m for m in container["volumeMounts"] if Path(m["mountPath"]) == folder]
+        source = volumes[mount["name"]]["configMap"]
 
-    assert source["name"] == manifest("ConfigMap")["metadata"]["name"]
-    # Every key a file, and no subPath: Kubernetes then updates the mounted files.
-    assert "items" not in source and "subPath" not in mount
+        assert source["name"] == manifest("ConfigMap")["metadata"]["name"]
+        # Every key a file, and no subPath: Kubernetes then updates the mounted files.
+        assert "items" not in source and "subPath" not in mount
+        assert "OKR_SYNC_PLAN" not in env
     assert len(manifest("ConfigMap")["data"]) >= 2
-    assert "OKR_SYNC_PLAN" not in {e["name"] for e in container.get("env", [])}
 
 
 @pytest.mark.parametrize("kind", ["Deployment", "CronJob"])

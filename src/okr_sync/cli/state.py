@@ -274,7 +274,8 @@ def _author() -> str | None:
 
 
 def db_upgrade_command(plan: PlanOption = None) -> None:
-    """Apply state-store migrations (--plan is accepted and not needed)."""
+    """Apply state-store migrations (--plan is accepted and not needed); with
+    OKR_SYNC_PLANS, also to the store of every plan of that folder."""
     from okr_sync.sync.store.store import SchemaError, upgrade
 
     del plan
@@ -283,12 +284,44 @@ def db_upgrade_command(plan: PlanOption = None) -> None:
         check_setting_names(None, settings)
         url = settings.database_url
         open_database(url, lambda: upgrade(url))
+        upgraded = _upgrade_plan_stores(settings.plans, url)
     except UsageError as error:
         fail_usage(error)
     except SchemaError as error:
         stderr.print(str(error), markup=False)
         raise typer.Exit(ExitCode.USAGE) from None
+    for plan_id in upgraded:
+        stdout.print(f"state store of plan {plan_id} is up to date", markup=False)
     stdout.print("state store is up to date", markup=False)
+
+
+def _upgrade_plan_stores(folder: Path | None, base: str) -> list[str]:
+    """With ``OKR_SYNC_PLANS``: the store of every plan file of the folder too (each plan
+    of ``serve --plans`` has its own; ``serve`` migrates only an empty one)."""
+    if folder is None:
+        return []
+    from okr_sync.sync.service.plans import PlanFolderError, plan_files, plan_id_of
+    from okr_sync.sync.store.database import create_plan_schema, plan_store_url
+    from okr_sync.sync.store.store import upgrade
+
+    try:
+        files = plan_files(folder)
+    except PlanFolderError as error:
+        raise UsageError(str(error)) from None
+    done = []
+    for plan_id in sorted({plan_id_of(path) for path in files}):
+        try:
+            url = plan_store_url(base, plan_id)
+        except ValueError as error:
+            raise UsageError(f"OKR_SYNC_DATABASE_URL: {error}") from None
+
+        def migrate(url: str = url) -> None:
+            create_plan_schema(base, url)
+            upgrade(url)
+
+        open_database(base, migrate)
+        done.append(plan_id)
+    return done
 
 
 class ReportFormat(StrEnum):
