@@ -77,3 +77,14 @@ def test_db_upgrade_given_plans_folder_migrates_every_plans_store(
     assert "state store of plan sales is up to date" in result.stdout
     for name in ("state.sales.db", "state.ops_team.db"):
         assert (tmp_path / name).exists()
+
+
+def test_report_given_a_plan_of_the_plans_folder_reads_its_own_store(
+    plans_env: dict[str, str], tmp_path: Path,
+) -> None:
+    plan = str(Path(plans_env["OKR_SYNC_PLANS"]) / "sales.yaml")
+    # The configured store has no scorecard, and neither has the plan's yet: both say so.
+    result = runner.invoke(app, ["report", "--output", str(tmp_path / "r.html"), "--plan", plan],
+                           env=plans_env)
+    assert result.exit_code == 2
+    assert (tmp_path / "state.sales.db").exists()

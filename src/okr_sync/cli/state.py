@@ -354,6 +354,9 @@ def report_command(
         # The plan adds owners, units and thresholds; a report of the store alone
         # is still worth having when the plan file is not at hand.
         loaded = resolve_plan(plan, settings)[1] if path.exists() else None
+        if loaded is not None:
+            # A plan of the OKR_SYNC_PLANS folder reports from its own store.
+            settings = store_settings(settings, path)
         store = open_store(settings.database_url if loaded is not None else None)
     except UsageError as error:
         fail_usage(error)
