@@ -14,6 +14,7 @@ from typing import Any, TypeVar
 
 import pytest
 import requests
+from pydantic import SecretStr
 
 from okr_sync.config.settings import Settings
 from okr_sync.sync.runtime import build_runtime
@@ -22,11 +23,13 @@ from okr_sync.sync.service.multi import PlanCoordinator
 from okr_sync.sync.service.plans import FolderPlan, settings_check
 from okr_sync.sync.service.plans_app import serve_plans
 from okr_sync.sync.service.schedule import Schedule
+from okr_sync.sync.service.webhooks import sign
 from okr_sync.sync.store.database import plan_store_url
 from okr_sync.sync.store.store import Store
 from support.plan_folders import plan_channel, write_plans_folder
 
 WAIT_S = 60.0
+WEBHOOK_SECRET = "plans-webhook-secret"
 T = TypeVar("T")
 
 
@@ -76,6 +79,7 @@ def running(world: SandboxWorld, folder: Path) -> Iterator[Running]:
         "runtime_factory": factory, "check": settings_check(settings), "port": 0,
         "host": "127.0.0.1", "clock": lambda: datetime.now(UTC), "stop_event": stop,
         "install_signal_handlers": False, "poll": timedelta(milliseconds=200),
+        "webhook_secret": SecretStr(WEBHOOK_SECRET), "debounce": timedelta(milliseconds=50),
         "on_started": lambda c, port: started.append((c, port)),
     }, daemon=True)
     thread.start()
@@ -164,3 +168,28 @@ def test_serve_plans_given_a_plan_file_removed_gives_its_lease_back(
     with Store(running.settings.database_url) as store:
         lease = store.plan_leases()["ops"]
     assert lease.expires_at <= datetime.now(UTC)
+
+
+def test_serve_plans_given_a_signed_webhook_runs_a_pass_of_every_plan(running: Running) -> None:
+    def passes(outcome: str = "ok") -> dict[str, float]:
+        text = requests.get(running.url + "/metrics", timeout=5).text
+        found = {}
+        for plan in ("sales", "support", "ops"):
+            marker = f'okr_sync_passes_total{{outcome="{outcome}",plan="{plan}"}} '
+            if marker in text:
+                found[plan] = float(text.split(marker, 1)[1].split("\n", 1)[0])
+        return found
+
+    wait_for("a first pass of each plan", lambda: len(passes()) == 3
+             and all(n >= 1 for n in passes().values()))
+    before = passes()
+    body = b'{"webhookEvent": "jira:issue_updated", "issue": {"key": "ENT-1"}}'
+    response = requests.post(running.url + "/webhooks/jira", data=body, timeout=5, headers={
+        "X-Hub-Signature": sign(WEBHOOK_SECRET, body), "Content-Type": "application/json",
+        "X-Atlassian-Webhook-Identifier": "delivery-1"})
+    assert response.status_code == 202
+    # The schedule is a minute: only the webhook can bring each plan's second pass.
+    wait_for("a webhook pass of every plan", lambda: all(
+        passes().get(p, 0) > before[p] for p in before))
+    metrics = requests.get(running.url + "/metrics", timeout=5).text
+    assert 'okr_sync_webhooks_total{result="accepted"} 1.0' in metrics

@@ -21,6 +21,7 @@ each plan's state lives in a store of its own (:func:`okr_sync.sync.store.databa
 from __future__ import annotations
 
 import logging
+import os
 import threading
 import uuid
 from collections.abc import Callable
@@ -29,6 +30,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 
 from okr_sync.config.settings import Settings
+from okr_sync.sync.logs import register_secret
 from okr_sync.sync.runtime import Runtime
 from okr_sync.sync.service.loop import DEFAULT_DEBOUNCE
 from okr_sync.sync.service.plan_metrics import PlanMetrics
@@ -197,9 +199,14 @@ class PlanCoordinator:
             self.view.last_round_problem = None
         self.metrics.live_replicas.set(len(live | {self.replica}))
 
-    def _start(self, plan: FolderPlan, epoch: int) -> None:
-        log.info("took the plan's lease", extra={"plan": plan.id, "epoch": epoch,
-                                                  "replica": self.replica})
+    def _start(self, plan: FolderPlan, epoch: int, *, restart: bool = False) -> None:
+        log.info("starting the plan again" if restart else "took the plan's lease",
+                 extra={"plan": plan.id, "epoch": epoch, "replica": self.replica})
+        # A Teams Workflows URL is a secret the plan names: mask it in every log line.
+        for targets in plan.plan.routes.values():
+            for target in targets:
+                if target.teams_workflow is not None:
+                    register_secret(os.environ.get(target.teams_workflow.url_env))
         plan_url = plan_store_url(self.settings.database_url, plan.id)
         worker = PlanWorker(
             plan, epoch,
@@ -246,7 +253,7 @@ class PlanCoordinator:
             if not worker.stopping:
                 log.error("the plan's worker ended unexpectedly; starting it again",
                           extra={"plan": plan})
-            self._start(current, worker.epoch)
+            self._start(current, worker.epoch, restart=True)
 
     def _release(self, plan: str, epoch: int) -> None:
         try:

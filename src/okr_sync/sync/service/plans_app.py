@@ -22,6 +22,7 @@ from types import FrameType
 from typing import Any
 
 from pydantic import SecretStr
+from sqlalchemy.engine import make_url
 from werkzeug.exceptions import HTTPException, MethodNotAllowed, NotFound
 from werkzeug.routing import Map, Rule
 from werkzeug.wrappers import Request, Response
@@ -181,7 +182,8 @@ def serve_plans(
     The configured database's store is opened (and migrated) for the lease tables; a
     database that cannot be used raises here, before anything listens.
     """
-    register_secret(webhook_secret)
+    for secret in (webhook_secret, make_url(settings.database_url).password):
+        register_secret(secret)
     coordinator = PlanCoordinator(folder, settings, schedule, runtime_factory=runtime_factory,
                                   check=check, clock=clock, replica=replica,
                                   debounce=debounce, poll=poll)
