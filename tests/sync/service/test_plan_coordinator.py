@@ -19,7 +19,6 @@ from okr_sync.config.settings import Settings
 from okr_sync.sync.service.multi import PlanCoordinator
 from okr_sync.sync.service.plans import FolderPlan
 from okr_sync.sync.service.schedule import Schedule
-from okr_sync.sync.store.store import Store
 from support.paths import DEMO_PLAN
 
 T = TypeVar("T")
