@@ -173,13 +173,15 @@ class PlanCoordinator:
                            releasing=self.releasing | self.lost)
         for plan in moves.release:
             worker = self.workers.get(plan)
+            if worker is None:  # a lease of ours with nothing running here: at once
+                self._release(plan, leases[plan].epoch)
+                continue
             log.info("giving the plan back after its current step",
                      extra={"plan": plan, "replica": self.replica,
                             "reason": "removed" if plan not in self.folder.plans
                             else "over the fair share"})
             self.releasing.add(plan)
-            if worker is not None:
-                worker.stop()
+            worker.stop()
         for plan in moves.take:
             if plan in self.workers:
                 continue  # its previous worker is still finishing

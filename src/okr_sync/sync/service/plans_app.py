@@ -41,6 +41,7 @@ from okr_sync.sync.service.http import (
 )
 from okr_sync.sync.service.loop import DEFAULT_DEBOUNCE, MIN_SLEEP_S
 from okr_sync.sync.service.multi import PlanCoordinator
+from okr_sync.sync.service.plan_worker import PlanWorker
 from okr_sync.sync.service.plans import FolderPlan, plan_id_of
 from okr_sync.sync.service.schedule import Schedule
 from okr_sync.sync.service.webhooks import JiraWebhookEndpoint
@@ -98,9 +99,9 @@ class PlansApp:
             log.exception("request failed", extra={"path": request.path})
             return _json(500, {"error": "internal error"})
 
-    def _plan_body(self, plan: str, now: datetime, database_problem: str | None
+    @staticmethod
+    def _plan_body(worker: PlanWorker, now: datetime, database_problem: str | None
                    ) -> tuple[bool, dict[str, Any]]:
-        worker = self.coordinator.local_plans()[plan]
         view = worker.view()
         result = assess_readiness(view, now, worker.period(now), database_problem)
         reason = result.reason or worker.setup_problem
@@ -119,8 +120,8 @@ class PlansApp:
         problem = self.database_probe()
         coordinator = self.coordinator
         view = coordinator.view
-        plans = {plan: self._plan_body(plan, now, problem)[1]
-                 for plan in sorted(coordinator.local_plans())}
+        plans = {plan: self._plan_body(worker, now, problem)[1]
+                 for plan, worker in sorted(coordinator.local_plans().items())}
         body: dict[str, Any] = {
             "replica": coordinator.replica,
             "live_replicas": view.live_replicas,
@@ -141,8 +142,9 @@ class PlansApp:
     def plan_readyz(self, plan: str) -> Response:
         coordinator = self.coordinator
         now = self.clock()
-        if plan in coordinator.local_plans():
-            ready, body = self._plan_body(plan, now, self.database_probe())
+        worker = coordinator.local_plans().get(plan)
+        if worker is not None:
+            ready, body = self._plan_body(worker, now, self.database_probe())
             body |= {"plan": plan, "replica": coordinator.replica}
             return _json(200 if ready else 503, body)
         for path, problem in coordinator.folder.problems.items():
