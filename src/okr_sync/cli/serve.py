@@ -32,7 +32,7 @@ def serve_command(
     ] = 8080,
     host: Annotated[str, typer.Option("--host", help="HTTP bind address")] = "0.0.0.0",  # noqa: S104 - a container service listens on all interfaces
 ) -> None:
-    """Service: scheduled syncs, /healthz, /readyz, /metrics, POST /webhooks/jira."""
+    """Service: scheduled syncs, /healthz, /readyz, /metrics, POST /webhooks/jira[/SOURCE]."""
     from okr_sync.sync.logs import LogLevelError, configure_logging, parse_level
     from okr_sync.sync.runtime import ConfigurationError, build_runtime
     from okr_sync.sync.service.app import serve as run_service
@@ -86,7 +86,8 @@ def _serve_folder(folder: Path, settings: Settings, schedule: Schedule, *, port:
     except ValueError as error:
         raise UsageError(f"OKR_SYNC_DATABASE_URL: {error}") from None
     try:
-        found = scan_plans(folder, check=settings_check(settings))
+        found = scan_plans(folder, check=settings_check(settings),
+                           connectable_sources=settings.connected_sources())
     except PlanFolderError as error:
         raise UsageError(str(error)) from None
     check_variables_for([p.plan for p in found.plans.values()])

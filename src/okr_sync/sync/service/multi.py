@@ -130,7 +130,8 @@ class PlanCoordinator:
 
     def _scan(self) -> None:
         try:
-            folder = scan_plans(self.folder_path, check=self._check, previous=self.folder)
+            folder = scan_plans(self.folder_path, check=self._check, previous=self.folder,
+                                connectable_sources=self.settings.connected_sources())
         except Exception as error:
             log.error("cannot read the plans folder", extra={"detail": str(error)[:300]})
             return

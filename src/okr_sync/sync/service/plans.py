@@ -19,7 +19,7 @@ from pathlib import Path
 
 from okr_sync.config.plan import Plan
 from okr_sync.config.plan_loader import PlanError, load_plan
-from okr_sync.config.settings import CONNECTED_SOURCES, Settings
+from okr_sync.config.settings import Settings
 
 PLAN_SUFFIXES = (".yaml", ".yml")
 #: PostgreSQL identifiers are at most 63 bytes; the schema prefix takes 14 of them.
@@ -83,11 +83,13 @@ def scan_plans(
     *,
     check: Callable[[Plan], None] | None = None,
     previous: PlanFolder | None = None,
+    connectable_sources: frozenset[str] | None = None,
 ) -> PlanFolder:
     """Read the folder; files unchanged since ``previous`` are not parsed again.
 
     ``check`` raises (any exception; its message is reported) for a plan that loads
-    but cannot run with these settings.
+    but cannot run with these settings; ``connectable_sources``: the Jira sources the
+    settings connect (a measure on another is reported at its place in the file).
     """
     found = PlanFolder()
     for path in plan_files(folder):
@@ -111,7 +113,7 @@ def scan_plans(
             found.problems[path] = earlier
             continue
         try:
-            plan = load_plan(path, connectable_sources=CONNECTED_SOURCES)
+            plan = load_plan(path, connectable_sources=connectable_sources)
             if check is not None:
                 check(plan)
         except PlanError as error:

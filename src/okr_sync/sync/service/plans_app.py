@@ -44,7 +44,7 @@ from okr_sync.sync.service.multi import PlanCoordinator
 from okr_sync.sync.service.plan_worker import PlanWorker
 from okr_sync.sync.service.plans import FolderPlan, plan_id_of
 from okr_sync.sync.service.schedule import Schedule
-from okr_sync.sync.service.webhooks import JiraWebhookEndpoint
+from okr_sync.sync.service.webhooks import MAIN_SOURCE, SOURCE_ENVIRON_KEY, JiraWebhookEndpoint
 
 log = logging.getLogger("okr_sync.service")
 
@@ -65,6 +65,7 @@ class PlansApp:
             Rule("/readyz/<plan>", endpoint="plan_readyz", methods=["GET"]),
             Rule("/metrics", endpoint="metrics", methods=["GET"]),
             Rule("/webhooks/jira", endpoint="webhook", methods=["POST"]),
+            Rule("/webhooks/jira/<source>", endpoint="webhook", methods=["POST"]),
         ])
 
     def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]
@@ -94,6 +95,8 @@ class PlansApp:
             if endpoint == "metrics":
                 body, content_type = self.coordinator.metrics.exposition()
                 return Response(body, status=200, content_type=content_type)
+            # The webhook handler reads the source its path names (webhooks.source_of).
+            request.environ[SOURCE_ENVIRON_KEY] = args.get("source", MAIN_SOURCE)
             return self.webhook(request)
         except Exception:
             log.exception("request failed", extra={"path": request.path})
@@ -184,7 +187,8 @@ def serve_plans(
     The configured database's store is opened (and migrated) for the lease tables; a
     database that cannot be used raises here, before anything listens.
     """
-    for secret in (webhook_secret, make_url(settings.database_url).password):
+    for secret in (webhook_secret, make_url(settings.database_url).password,
+                   *settings.secret_values()):
         register_secret(secret)
     coordinator = PlanCoordinator(folder, settings, schedule, runtime_factory=runtime_factory,
                                   check=check, clock=clock, replica=replica,
@@ -193,11 +197,18 @@ def serve_plans(
     probe = DatabaseProbe(settings.database_url)
     try:
         counter = coordinator.metrics.webhooks
+        # A source that signs with a secret of its own (OKR_SYNC_JIRA__<NAME>__WEBHOOK_SECRET)
+        # posts to /webhooks/jira/<name>; a delivery concerns every plan either way.
+        source_secrets = {name: source.webhook_secret for name, source in settings.jira.items()
+                          if source.webhook_secret is not None}
         webhook: Callable[[Request], Response] = (
             UnsignedWebhookRefusal(lambda r: counter.labels(r).inc())
-            if webhook_secret is None and not allow_unsigned_webhooks
+            if webhook_secret is None and not allow_unsigned_webhooks and not source_secrets
             else JiraWebhookEndpoint(webhook_secret, coordinator.on_webhook, clock=clock,
-                                     on_result=lambda r: counter.labels(r).inc())
+                                     on_result=lambda r: counter.labels(r).inc(),
+                                     source_secrets=source_secrets,
+                                     sources=settings.connected_sources() | {MAIN_SOURCE},
+                                     allow_unsigned=allow_unsigned_webhooks)
         )
         server = HttpServer(PlansApp(coordinator, webhook=webhook, database_probe=probe,
                                      clock=clock), host=host, port=port)

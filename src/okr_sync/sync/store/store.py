@@ -77,6 +77,7 @@ from okr_sync.sync.store.schema import (
     head_revision,
     upgrade,
 )
+from okr_sync.sync.store.source_health import SourceHealth, SourceHealthOps
 
 __all__ = [
     "Checkin",
@@ -108,6 +109,7 @@ __all__ = [
     "SchemaOutdatedError",
     "SchemaTooNewError",
     "Snapshot",
+    "SourceHealth",
     "Store",
     "StoreError",
     "StoreTransaction",
@@ -121,8 +123,8 @@ __all__ = [
 ]
 
 
-class _Operations(IssueOps, MeasureOps, JqlCheckOps, RunOps, OutboxOps, FencingOps,
-                  PlanLeaseOps):
+class _Operations(IssueOps, MeasureOps, JqlCheckOps, SourceHealthOps, RunOps, OutboxOps,
+                  FencingOps, PlanLeaseOps):
     """Every store operation, over whatever connection :meth:`_connection` provides."""
 
 
