@@ -193,3 +193,6 @@ def test_serve_plans_given_a_signed_webhook_runs_a_pass_of_every_plan(running: R
         passes().get(p, 0) > before[p] for p in before))
     metrics = requests.get(running.url + "/metrics", timeout=5).text
     assert 'okr_sync_webhooks_total{result="accepted"} 1.0' in metrics
+    unknown = requests.post(running.url + "/webhooks/jira/nosuch", data=body, timeout=5,
+                            headers={"X-Hub-Signature": sign(WEBHOOK_SECRET, body)})
+    assert unknown.status_code == 404
