@@ -196,3 +196,13 @@ def test_serve_plans_given_a_signed_webhook_runs_a_pass_of_every_plan(running: R
     unknown = requests.post(running.url + "/webhooks/jira/nosuch", data=body, timeout=5,
                             headers={"X-Hub-Signature": sign(WEBHOOK_SECRET, body)})
     assert unknown.status_code == 404
+
+
+def test_serve_plans_given_a_plan_file_added_runs_it_without_a_restart(
+    running: Running, folder: Path, world: SandboxWorld,
+) -> None:
+    wait_for("the first three plans", lambda: len(running.coordinator.local_plans()) == 3)
+    write_plans_folder(folder, world, ["finance"])
+    wait_for("the added plan's standing message",
+             lambda: world.slack.top_level(plan_channel("finance")))
+    assert "finance" in running.coordinator.local_plans()
