@@ -236,3 +236,26 @@ def test_doctor_given_bot_route_without_teams_settings_fails_naming_the_settings
     line = _lines(result.stdout)["teams bot"]
     assert line.startswith("FAIL teams bot: routes leadership post through the Teams bot")
     assert "OKR_SYNC_TEAMS_APP_SECRET" in line
+
+
+def test_run_checks_given_teams_checkins_fetches_the_signing_keys(world) -> None:
+    settings = world.settings().model_copy(update={
+        "teams_bot_checkins": True, "teams_openid_metadata_url": world.teams.openid_metadata_url})
+    senders = world.senders()
+    checks = run_checks(settings, load_plan(DEMO_PLAN), DEMO_PLAN,
+                        Connectors(JiraClient, senders.slack, senders.teams_bot))
+    keys = next(c for c in checks if c.name == "teams check-ins")
+    assert keys.status == "ok" and keys.detail.startswith("1 signing key from http://127.")
+    assert world.teams.counters["botframework.keys"] == 1
+
+
+def test_run_checks_given_teams_checkins_keys_unreachable_fails_naming_the_url(world) -> None:
+    missing = world.teams.url + "/no/metadata"
+    settings = world.settings().model_copy(update={
+        "teams_bot_checkins": True, "teams_openid_metadata_url": missing})
+    senders = world.senders()
+    checks = run_checks(settings, load_plan(DEMO_PLAN), DEMO_PLAN,
+                        Connectors(JiraClient, senders.slack, senders.teams_bot))
+    keys = next(c for c in checks if c.name == "teams check-ins")
+    assert keys.status == "fail" and "signing keys unavailable" in keys.detail
+    assert missing in keys.detail
