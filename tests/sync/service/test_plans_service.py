@@ -206,3 +206,22 @@ def test_serve_plans_given_a_plan_file_added_runs_it_without_a_restart(
     wait_for("the added plan's standing message",
              lambda: world.slack.top_level(plan_channel("finance")))
     assert "finance" in running.coordinator.local_plans()
+
+
+def test_serve_plans_given_a_plan_with_its_own_schedule_runs_on_it(
+    running: Running, folder: Path, world: SandboxWorld,
+) -> None:
+    write_plans_folder(folder, world, ["fast"])
+    path = folder / "fast.yaml"
+    path.write_text(path.read_text(encoding="utf-8") + "\nserve: {interval: 1s}\n",
+                    encoding="utf-8")
+
+    def fast_passes() -> int:
+        text = requests.get(running.url + "/metrics", timeout=5).text
+        marker = 'okr_sync_passes_total{outcome="ok",plan="fast"} '
+        return int(float(text.split(marker, 1)[1].split("\n", 1)[0])) if marker in text else 0
+
+    # The folder's schedule is a minute: three passes can only come from its own.
+    wait_for("three passes of the plan with a 1 s schedule", lambda: fast_passes() >= 3)
+    body = requests.get(running.url + "/readyz/fast", timeout=5).json()
+    assert body["status"] == "ready"

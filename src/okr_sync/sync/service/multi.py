@@ -35,8 +35,8 @@ from okr_sync.sync.runtime import Runtime
 from okr_sync.sync.service.loop import DEFAULT_DEBOUNCE
 from okr_sync.sync.service.plan_metrics import PlanMetrics
 from okr_sync.sync.service.plan_worker import PlanWorker, install_plan_log_field
-from okr_sync.sync.service.plans import FolderPlan, PlanFolder, scan_plans
-from okr_sync.sync.service.schedule import Schedule
+from okr_sync.sync.service.plans import FolderPlan, PlanFolder, plan_schedule, scan_plans
+from okr_sync.sync.service.schedule import Schedule, ScheduleError
 from okr_sync.sync.service.shares import heartbeat_period, lease_ttl, plan_moves
 from okr_sync.sync.service.webhooks import WebhookEvent
 from okr_sync.sync.store.database import create_plan_schema, plan_store_url
@@ -214,13 +214,21 @@ class PlanCoordinator:
         worker = PlanWorker(
             plan, epoch,
             runtime_factory=lambda p: self._runtime_factory(self._plan_settings(p), p),
-            database_url=plan_url, schedule=self.schedule,
+            database_url=plan_url, schedule=self._schedule_of(plan),
             metrics=self.metrics.for_plan(plan.id), replica=self.replica, clock=self.clock,
             debounce=self.debounce, poll=self._worker_poll,
         )
         with self._guard:
             self.workers[plan.id] = worker
         worker.start()
+
+    def _schedule_of(self, plan: FolderPlan) -> Schedule:
+        try:
+            return plan_schedule(plan.plan, self.schedule)
+        except ScheduleError as error:  # the folder's check reports it; never reached
+            log.error("the plan's schedule is invalid; using the command line's",
+                      extra={"plan": plan.id, "detail": str(error)})
+            return self.schedule
 
     def _plan_settings(self, plan: FolderPlan) -> Settings:
         plan_url = plan_store_url(self.settings.database_url, plan.id)

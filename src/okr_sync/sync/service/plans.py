@@ -20,6 +20,7 @@ from pathlib import Path
 from okr_sync.config.plan import Plan
 from okr_sync.config.plan_loader import PlanError, load_plan
 from okr_sync.config.settings import Settings
+from okr_sync.sync.service.schedule import Schedule, ScheduleError
 
 PLAN_SUFFIXES = (".yaml", ".yml")
 #: PostgreSQL identifiers are at most 63 bytes; the schema prefix takes 14 of them.
@@ -129,8 +130,16 @@ def scan_plans(
     return found
 
 
+def plan_schedule(plan: Plan, default: Schedule) -> Schedule:
+    """The plan's own ``serve:`` schedule, else ``default`` (raises ScheduleError)."""
+    if plan.serve is None or (plan.serve.interval is None and plan.serve.cron is None):
+        return default
+    return Schedule.parse(plan.serve.interval, plan.serve.cron)
+
+
 def settings_check(settings: Settings) -> Callable[[Plan], None]:
-    """The settings checks ``serve --plan`` makes before it connects, for one plan."""
+    """The settings checks ``serve --plan`` makes before it connects, for one plan, and
+    its own schedule's bounds."""
 
     def check(plan: Plan) -> None:
         from okr_sync.sync.fetch_plan import build_fetch_plan
@@ -138,5 +147,9 @@ def settings_check(settings: Settings) -> Callable[[Plan], None]:
 
         jira_sources(settings, plan, build_fetch_plan(plan))
         check_routes(settings, plan)
+        try:
+            plan_schedule(plan, Schedule())
+        except ScheduleError as error:
+            raise ValueError(f"serve: {error}") from None
 
     return check
