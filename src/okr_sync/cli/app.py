@@ -12,6 +12,7 @@ from typing import Annotated
 
 import typer
 
+from okr_sync.cli.backfill import backfill_command
 from okr_sync.cli.db import db_prune_command
 from okr_sync.cli.demo import demo_command
 from okr_sync.cli.doctor import doctor_command
@@ -79,6 +80,7 @@ def build_app() -> typer.Typer:
     app.command("serve")(serve_command)
     app.command("status")(status_command)
     app.command("explain")(explain_command)
+    app.command("backfill")(backfill_command)
     app.command("checkin")(checkin_command)
     app.command("report")(report_command)
     app.command("doctor")(doctor_command)

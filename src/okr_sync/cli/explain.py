@@ -172,7 +172,7 @@ def _key_result(store: Store, plan: Plan, record: Snapshot, stored: PassSnapshot
                                if c.kr == kr_id), None)
     doc["history"] = [
         {"as_of": h.as_of.isoformat(), "value": h.value, "score": h.score, "band": h.band,
-         "confidence": h.confidence}
+         "confidence": h.confidence, "backfilled": h.backfilled}
         for h in store.get_history(kr_id, limit=10)
     ]
     doc["checkins"] = [
@@ -280,7 +280,9 @@ def _print_items(doc: Mapping[str, Any]) -> None:
     if history:
         table = Table("as of", "value", "score", "band", "confidence", header_style="bold")
         for h in history:
-            table.add_row(h["as_of"], "-" if h["value"] is None else f"{h['value']:g}",
+            # A day rebuilt from Jira's changelog (okr-sync backfill) says so.
+            as_of = f"{h['as_of']} (backfilled)" if h.get("backfilled") else h["as_of"]
+            table.add_row(as_of, "-" if h["value"] is None else f"{h['value']:g}",
                           percent(h["score"], missing="-"), Text(inert(h["band"])),
                           h["confidence"])
         stdout.print(table)

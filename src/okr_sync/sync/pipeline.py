@@ -10,7 +10,6 @@ step but writes and posts nothing: it is handed a read-only store.
 
 from __future__ import annotations
 
-import json
 import logging
 import time
 from collections.abc import Callable, Mapping
@@ -34,7 +33,12 @@ from okr_sync.scoring.rules import cycle_bounds
 from okr_sync.scoring.scorecard import Delivery, Scorecard, ScoringWarning
 from okr_sync.sync.delivery.messages import delivery_action
 from okr_sync.sync.delivery.targets import TargetRef
-from okr_sync.sync.fetch_plan import SourceFetchPlan, jira_filter_url, measure_jqls
+from okr_sync.sync.fetch_plan import (
+    SourceFetchPlan,
+    fetch_fingerprint,
+    jira_filter_url,
+    measure_jqls,
+)
 from okr_sync.sync.measuring import (
     Measurements,
     measure,
@@ -308,10 +312,7 @@ class SyncPass:
         return {name: self._fingerprint(name) for name in self.fetch_plan}
 
     def _fingerprint(self, source_name: str) -> str:
-        source_plan = self.fetch_plan[source_name]
-        config = self.plan.jira[source_name]
-        return json.dumps([source_plan.projects, source_plan.extra_fields,
-                           config.story_points_field])
+        return fetch_fingerprint(self.plan, self.fetch_plan[source_name])
 
     def _refetch_scopes(self, source_name: str) -> dict[str, str]:
         """For ``resync --kr`` of structured KRs: their projects, refetched ignoring cursors."""

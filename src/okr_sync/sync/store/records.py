@@ -151,6 +151,8 @@ class HistoryRecord:
     band: str
     confidence: Confidence
     snapshot_id: int | None
+    #: Reconstructed by ``okr-sync backfill`` from Jira's changelog (never notified).
+    backfilled: bool = False
 
 
 @dataclass(frozen=True)

@@ -225,6 +225,8 @@ kr_history = sa.Table(
     sa.Column("band", sa.String(64), nullable=False),
     sa.Column("confidence", sa.String(16), nullable=False),
     sa.Column("snapshot_id", sa.Integer(), sa.ForeignKey("snapshots.id"), nullable=True),
+    #: Reconstructed from Jira's changelog by ``okr-sync backfill`` (sync.store.history).
+    sa.Column("backfilled", sa.Boolean(), nullable=False, server_default=sa.false()),
     _check_in("confidence", CONFIDENCES, "confidence"),
     sa.Index(None, "kr_id", "cycle", "as_of"),
 )
