@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
 from typer.testing import CliRunner
 
 from okr_sync.cli.doctor import Connectors, run_checks
@@ -167,6 +168,25 @@ def test_doctor_given_unset_workflow_variable_fails_naming_it(env, world) -> Non
     assert result.exit_code == 1
     assert _lines(result.stdout)[f"teams workflow {WORKFLOW_ENV}"].startswith(
         f"FAIL teams workflow {WORKFLOW_ENV}: {WORKFLOW_ENV} is not set")
+
+
+@pytest.mark.parametrize(
+    ("url", "problem"),
+    [("http://workflows.example.com/hook?sig=SIGNATURE", "must use https://"),
+     ("not a url", "must be an absolute https:// URL"),
+     ("https://example.com:99999/hook", "not a valid URL")],
+    ids=["plain-http", "not-a-url", "bad-port"],
+)
+def test_doctor_given_malformed_workflow_url_fails_naming_it_without_the_url(
+    env, world, url: str, problem: str
+) -> None:
+    # Issue 11: doctor checks the Workflows URL's shape (it cannot post to check it).
+    result = _doctor({**_migrated(env), WORKFLOW_ENV: url})
+    assert result.exit_code == 1
+    line = _lines(result.stdout)[f"teams workflow {WORKFLOW_ENV}"]
+    assert line.startswith(f"FAIL teams workflow {WORKFLOW_ENV}: {WORKFLOW_ENV}: ")
+    assert problem in line
+    assert "SIGNATURE" not in result.stdout + result.stderr
 
 
 def test_doctor_given_distinctive_secrets_never_prints_them(env, world) -> None:

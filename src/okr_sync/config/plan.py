@@ -11,7 +11,6 @@ import re
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Literal
 
-from croniter import CroniterError, croniter
 from pydantic import (
     AfterValidator,
     Field,
@@ -366,6 +365,10 @@ class Notify(StrictModel):
     def _valid_cron(cls, value: str | None) -> str | None:
         if value is None:
             return value
+        # Imported here: croniter (with dateutil) costs ~40 ms to import, and most plans
+        # set no cron, so most start-ups need none of it.
+        from croniter import CroniterError, croniter
+
         if not croniter.is_valid(value):
             raise ValueError(f"{value!r} is not a cron expression (e.g. '0 9 * * MON')")
         try:

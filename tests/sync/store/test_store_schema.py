@@ -233,6 +233,42 @@ def test_upgrade_given_previous_revision_with_data_keeps_it_and_adds_measure_sta
         assert store.get_measure_states("main") == {"KR": ("k", {"key": "k", "facts": []})}
 
 
+def test_head_revision_given_packaged_scripts_reads_alembics_head_without_alembic() -> None:
+    # The plain reading keeps Alembic off the start of every pass: it must agree with it.
+    assert store_schema.plain_head_revision() == store_schema._scripts().get_current_head()
+    assert head_revision() == store_schema._scripts().get_current_head()
+
+
+def test_head_revision_given_a_script_not_spelt_plainly_falls_back_to_alembic(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    versions = tmp_path / "versions"
+    versions.mkdir()
+    for script in (MIGRATIONS_DIR / "versions").glob("[0-9]*.py"):
+        (versions / script.name).write_text(script.read_text())
+    (versions / "0009_odd.py").write_text("revision = make_revision()\n")
+    monkeypatch.setattr(store_schema, "MIGRATIONS_DIR", tmp_path)
+    assert store_schema.plain_head_revision() is None
+
+
+def test_current_revision_given_database_at_head_matches_alembics_reading(
+    database_url: str,
+) -> None:
+    upgrade(database_url)
+    engine = create_store_engine(database_url)
+    try:
+        with engine.connect() as conn:
+            context = MigrationContext.configure(conn, opts={"version_table": VERSION_TABLE})
+            assert current_revision(engine) == context.get_current_revision() == head_revision()
+        with engine.begin() as conn:
+            version = sa.table(VERSION_TABLE, sa.column("version_num"))
+            conn.execute(sa.insert(version).values(version_num="0002"))
+        with pytest.raises(store_schema.SchemaError, match="several revisions"):
+            current_revision(engine)
+    finally:
+        engine.dispose()
+
+
 def test_upgrade_given_0005_history_marks_it_live_and_downgrade_drops_backfilled_rows(
     database_url: str,
 ) -> None:

@@ -31,6 +31,7 @@ from okr_sync.sync.delivery.render.report import load_report_data, render_html_r
 from okr_sync.sync.logs import register_secret
 from okr_sync.sync.runtime import Runtime
 from okr_sync.sync.service.bot_framework import BotMessagingEndpoint
+from okr_sync.sync.service.framing import MAX_HEAD_BYTES
 from okr_sync.sync.service.http import (
     DatabaseProbe,
     HttpServer,
@@ -45,6 +46,7 @@ from okr_sync.sync.service.loop import (
 )
 from okr_sync.sync.service.metrics import ServiceMetrics
 from okr_sync.sync.service.schedule import Schedule, ScheduleError, parse_duration
+from okr_sync.sync.service.server import ConnectionLimits
 from okr_sync.sync.service.slack_interactions import build_slack_endpoint
 from okr_sync.sync.service.webhooks import MAX_BODY_BYTES, JiraWebhookEndpoint, WebhookEvent
 from okr_sync.sync.store.locks import Leadership
@@ -157,7 +159,12 @@ def serve(
             metrics=metrics, webhook=webhook, database_probe=probe, clock=clock,
             report=report_page(runtime), slack=slack,
         )
-        server = HttpServer(app, host=host, port=port)
+        # The server reads a body before a worker runs: up to the webhook's own limit.
+        limits = ConnectionLimits(max_body=max_body, buffer_budget=max(
+            ConnectionLimits.buffer_budget, 4 * (max_body + MAX_HEAD_BYTES)))
+        server = HttpServer(app, host=host, port=port, limits=limits,
+                            on_cut_short=lambda path: count_webhook("disconnected")
+                            if path == "/webhooks/jira" else None)
         try:
             return _run(scheduler, server, schedule, webhook_secret,
                         allow_unsigned_webhooks=allow_unsigned_webhooks,

@@ -285,7 +285,8 @@ class HttpServer:
     (0: any free port), accepting in a thread of its own."""
 
     def __init__(self, app: Callable[..., Iterable[bytes]], *, host: str, port: int,
-                 limits: ConnectionLimits | None = None) -> None:
+                 limits: ConnectionLimits | None = None,
+                 on_cut_short: Callable[[str], None] | None = None) -> None:
         # The socket is bound here, not by Werkzeug, which prints a busy port's error
         # and calls sys.exit(1) instead of raising.
         family = select_address_family(host, port)
@@ -297,6 +298,7 @@ class HttpServer:
                 # Werkzeug duplicates the descriptor, so this one may close.
                 self._server = BoundedWSGIServer(
                     host, port, app, handler=_Handler, fd=listener.fileno(), limits=limits,
+                    on_cut_short=on_cut_short,
                 )
         except OSError as error:
             raise ListenError(error.errno, f"cannot listen on {host} port {port}: "
