@@ -23,7 +23,7 @@ def test_build_app_given_composition_registers_every_command_in_help_order() -> 
     assert isinstance(group, typer.core.TyperGroup)
     assert list(group.commands) == ["validate", "schema", "run", "resync", "demo", "serve",
                                     "status", "explain", "backfill", "checkin", "report",
-                                    "doctor", "db"]
+                                    "doctor", "recommend", "db"]
     db = group.commands["db"]
     assert isinstance(db, typer.core.TyperGroup)
     assert list(db.commands) == ["upgrade", "prune"]

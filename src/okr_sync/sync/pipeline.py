@@ -45,6 +45,7 @@ from okr_sync.sync.measuring import (
     previous_snapshots,
     save_measurements,
 )
+from okr_sync.sync.pass_history import kpi_history_entries, kr_history_entries, stored_measurements
 from okr_sync.sync.pass_types import (
     Deliverer,
     PassOptions,
@@ -71,7 +72,6 @@ from okr_sync.sync.state import (
 )
 from okr_sync.sync.store.reader import StoreReader
 from okr_sync.sync.store.store import (
-    HistoryEntry,
     OutboxItem,
     Outcome,
     RunCounts,
@@ -200,6 +200,7 @@ class SyncPass:
                 checkins=self._checkins(),
                 measured_at=now,
                 past_cycle_scores=self._past_scores(),
+                history=stored_measurements(self.store, self.plan),
             )
         )
 
@@ -442,18 +443,11 @@ class SyncPass:
                 return
             snapshot_id = save_snapshot(tx, snapshot, run_id=run_id, published=publish,
                                         measured_at=now)
-            tx.add_history(
-                snapshot_id,
-                cycle=scorecard.cycle.name,
-                as_of=now,  # the real measurement time, whatever --as-of said (A5)
-                # History is what was measured: a stale or unmeasured KR adds nothing.
-                entries=[
-                    HistoryEntry(kr.id, kr.value, kr.score, kr.band, kr.confidence)
-                    for kr in scorecard.key_results()
-                    if kr.score is not None and kr.band is not None
-                    and kr.confidence is not None and not kr.stale
-                ],
-            )
+            # The real measurement time, whatever --as-of said (A5).
+            tx.add_history(snapshot_id, cycle=scorecard.cycle.name, as_of=now,
+                           entries=kr_history_entries(self.plan, scorecard))
+            tx.add_kpi_history(snapshot_id, cycle=scorecard.cycle.name, as_of=now,
+                               entries=kpi_history_entries(scorecard))
             for message in messages:
                 outbox_id = tx.enqueue(replace(message, snapshot_id=snapshot_id))
                 if outbox_id is not None and message.kind == "scorecard":

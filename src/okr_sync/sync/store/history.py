@@ -40,7 +40,7 @@ def _check_confidence(value: str) -> None:
 
 def _record(r: sa.Row[Any]) -> HistoryRecord:
     return HistoryRecord(r.id, r.kr_id, r.cycle, r.as_of, r.value, r.score, r.band,
-                         r.confidence, r.snapshot_id, bool(r.backfilled))
+                         r.confidence, r.snapshot_id, bool(r.backfilled), r.done, r.total)
 
 
 def merged_history(records: Sequence[HistoryRecord]) -> list[HistoryRecord]:
@@ -83,6 +83,8 @@ class HistoryOps(StoreOps):
                 "confidence": e.confidence,
                 "snapshot_id": snapshot_id,
                 "backfilled": False,
+                "done": e.done,
+                "total": e.total,
             }
             for e in entries
         ]

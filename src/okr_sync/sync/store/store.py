@@ -34,6 +34,7 @@ from okr_sync.sync.store.fencing import Fence, FencingOps, check_fence
 from okr_sync.sync.store.history import HistoryOps
 from okr_sync.sync.store.issues import IssueOps
 from okr_sync.sync.store.jql_checks import JqlCheckOps
+from okr_sync.sync.store.kpi_history import KpiHistoryOps
 from okr_sync.sync.store.measures import MeasureOps
 from okr_sync.sync.store.outbox import OutboxOps
 from okr_sync.sync.store.plan_leases import PlanLeaseOps
@@ -125,7 +126,7 @@ __all__ = [
 
 
 class _Operations(IssueOps, MeasureOps, JqlCheckOps, SourceHealthOps, RunOps, HistoryOps,
-                  OutboxOps, FencingOps, PlanLeaseOps):
+                  OutboxOps, FencingOps, KpiHistoryOps, PlanLeaseOps):
     """Every store operation, over whatever connection :meth:`_connection` provides."""
 
 
