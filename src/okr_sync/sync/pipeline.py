@@ -63,6 +63,7 @@ from okr_sync.sync.state import (
     published_scores,
     same_scores,
     save_snapshot,
+    with_reasons,
     write_source,
 )
 from okr_sync.sync.store.reader import StoreReader
@@ -230,13 +231,15 @@ class SyncPass:
         publish = not nothing_measured and (
             published is None or bool(messages) or bool(scorecard.changes))
         if measurements.unchanged and latest is not None:
-            # Nothing new: the items behind these evaluations are the latest snapshot's.
-            explanations: Mapping[str, Explanation] = latest.explanations
+            # Nothing new: the items behind these evaluations are the latest snapshot's,
+            # their reasons this pass's (told against the published snapshot).
+            explanations: Mapping[str, Explanation] = with_reasons(
+                latest.explanations, evaluations)
         else:
             explanations = explanations_of(evaluations)
         snapshot = PassSnapshot(scorecard, explanations, self._fingerprints())
         self._commit(store, run_id, now, snapshot, pulled, messages, publish, latest,
-                     (measurements, published_id, sites))
+                     (measurements, published_id, sites, summaries))
 
         # 5. Deliver the outbox.
         deliveries: list[Delivery] = []
@@ -419,10 +422,11 @@ class SyncPass:
         messages: list[OutboxItem],
         publish: bool,
         latest: PassSnapshot | None,
-        measured: tuple[Measurements, int | None, Mapping[str, str | None]],
+        measured: tuple[Measurements, int | None, Mapping[str, str | None],
+                        Mapping[str, Mapping[str, Any] | None]],
     ) -> None:
         scorecard = snapshot.scorecard
-        measurements, published_id, sites = measured
+        measurements, published_id, sites, summaries = measured
         # Decided before the transaction: it may read stored explanations.
         quiet = not publish and same_scores(snapshot, latest,
                                             same_explanations=measurements.unchanged)
@@ -432,14 +436,21 @@ class SyncPass:
         with store.transaction(fence=self.options.fence) as tx:
             for source in pulled.values():
                 write_source(tx, source, now)
-            save_measurements(tx, self.plan, pulled, measurements,
-                              published_id=published_id, sites=sites, now=now)
+            if not publish:
+                save_measurements(tx, self.plan, pulled, measurements,
+                                  published_id=published_id, sites=sites, now=now)
             if quiet:
                 # Nothing to remember: a quiet pass every few minutes must not grow
                 # the store. Runs and cursors still say when we last looked.
                 return
             snapshot_id = save_snapshot(tx, snapshot, run_id=run_id, published=publish,
                                         measured_at=now)
+            if publish:
+                # Told against the snapshot just published, so that the next quiet pass
+                # reuses these evaluations rather than measuring again.
+                save_measurements(tx, self.plan, pulled, measurements,
+                                  published_id=published_id, sites=sites, now=now,
+                                  published_now=snapshot_id, summaries=summaries)
             tx.add_history(
                 snapshot_id,
                 cycle=scorecard.cycle.name,

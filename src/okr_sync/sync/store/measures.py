@@ -94,6 +94,12 @@ class MeasureOps(StoreOps):
             return None
         return dict(mark.summary)
 
+    def update_measure_summary(self, source: str, summary: Mapping[str, Any]) -> None:
+        """Replace the stored summary of ``source`` (its states and mark stay as they are)."""
+        with self._connection() as conn:
+            conn.execute(sa.update(measure_marks).where(measure_marks.c.source == source)
+                         .values(summary=dict(summary)))
+
     def save_measure_states(
         self,
         source: str,
