@@ -19,22 +19,16 @@ Every refusal is a :class:`YamlProblem` with the line and column where it happen
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
+from contextlib import suppress
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta, timezone
 from typing import Any
 
 from ruamel.yaml import YAML
-from ruamel.yaml.events import (
-    AliasEvent,
-    CollectionStartEvent,
-    DocumentStartEvent,
-    Event,
-    MappingEndEvent,
-    MappingStartEvent,
-    ScalarEvent,
-    SequenceEndEvent,
-)
+from ruamel.yaml import events as ruamel_events
+
+from okr_sync.config.plan_yaml_fast import libyaml_events
 
 PathPart = str | int
 Position = tuple[int, int]
@@ -209,21 +203,24 @@ class _Reader:
         self.documents = 0
         self.root: _Node | None = None
 
-    def read(self, events: Iterable[Event]) -> YamlDocument:
+    def read(self, events: Iterable[Any], kinds: Mapping[type, str]) -> YamlDocument:
         for event in events:
+            kind = kinds.get(type(event))
+            if kind is None:
+                continue
             position = (event.start_mark.line + 1, event.start_mark.column + 1)
-            if isinstance(event, DocumentStartEvent):
+            if kind == "document":
                 self.documents += 1
                 if self.documents > 1:
                     raise YamlProblem(position, "a plan file holds one YAML document, not several")
-            elif isinstance(event, CollectionStartEvent):
-                self._start(event, position)
-            elif isinstance(event, MappingEndEvent | SequenceEndEvent):
+            elif kind == "mapping" or kind == "sequence":
+                self._start(event, position, mapping=kind == "mapping")
+            elif kind == "end":
                 self._end()
-            elif isinstance(event, ScalarEvent):
+            elif kind == "scalar":
                 value = self._scalar(event, position)
                 self._add(_Node(value, 1, None), position, event.anchor)
-            elif isinstance(event, AliasEvent):
+            else:
                 self._alias(event.anchor, position)
         if self.root is None:
             return YamlDocument(None, PositionTree())
@@ -237,7 +234,7 @@ class _Reader:
             return (*top.path, len(top.value))
         return (*top.path, top.key[0]) if top.key is not None else top.path
 
-    def _start(self, event: CollectionStartEvent, position: Position) -> None:
+    def _start(self, event: Any, position: Position, *, mapping: bool) -> None:
         path = self._child_path()
         if len(self.stack) >= MAX_DEPTH:
             raise YamlProblem(
@@ -246,7 +243,6 @@ class _Reader:
         top = self.stack[-1] if self.stack else None
         if top is not None and isinstance(top.value, dict) and top.key is None:
             raise YamlProblem(position, "a mapping key must be a plain value", top.path)
-        mapping = isinstance(event, MappingStartEvent)
         expected = _MAP if mapping else _SEQ
         if event.tag is not None and event.tag not in (expected, "!"):
             raise YamlProblem(position, _tag_refused(event.tag), path)
@@ -338,7 +334,7 @@ class _Reader:
             raise YamlProblem(position, "`<<` merges a mapping or a list of mappings", path)
         return sources
 
-    def _scalar(self, event: ScalarEvent, position: Position) -> Any:
+    def _scalar(self, event: Any, position: Position) -> Any:
         value: str = event.value
         path = self._child_path()
         tag = event.tag
@@ -468,4 +464,20 @@ def read_yaml(text: str) -> YamlDocument:
     ``MarkedYAMLError`` through for syntax errors.
     """
     check_text(text)
-    return _Reader().read(YAML(typ="safe", pure=True).parse(text))
+    fast = libyaml_events(text)
+    if fast is not None:
+        with suppress(YamlProblem):
+            # A refusal is told by the reference parser below, in its own words.
+            return _Reader().read(fast[0], fast[1])
+    return _Reader().read(YAML(typ="safe", pure=True).parse(text), _RUAMEL_KINDS)
+
+
+_RUAMEL_KINDS: dict[type, str] = {
+    ruamel_events.DocumentStartEvent: "document",
+    ruamel_events.MappingStartEvent: "mapping",
+    ruamel_events.SequenceStartEvent: "sequence",
+    ruamel_events.MappingEndEvent: "end",
+    ruamel_events.SequenceEndEvent: "end",
+    ruamel_events.ScalarEvent: "scalar",
+    ruamel_events.AliasEvent: "alias",
+}

@@ -60,7 +60,12 @@ class Measurements:
 
 
 def members_hash(ids: Sequence[str]) -> str:
-    return hashlib.sha256("\n".join(ids).encode()).hexdigest()
+    """A raw-JQL membership's fingerprint: its set of ids. The order is not part of it:
+    nothing measured depends on it (a measure's items are kept in their own order), and
+    the store keeps members sorted as text while an answer computed this pass comes in
+    id order, so an order-sensitive hash made the first pass after every fresh answer
+    measure again with nothing new."""
+    return hashlib.sha256("\n".join(sorted(set(ids))).encode()).hexdigest()
 
 
 def measure(
