@@ -335,11 +335,17 @@ class SyncPass:
         store, source = self.store, pulled.name
         # Only what this pass pulled: the store resolves everything it already holds.
         by_key = {issue.key.upper(): issue.id for issue in pulled.upserts}
+        # The epics the plan names, resolved in one read rather than one per KR.
+        named = {key for _, spec in self.plan.jira_measures()
+                 if spec.source == source and spec.select is not None
+                 for key in spec.select.values("epic") or ()}
+        resolved = store.resolve_keys(source, named) if named else {}
 
         def resolve(key: str) -> str | None:
             # The store also knows keys issues had before they moved; what this pass
             # pulled covers a store that does not exist yet (a first dry run).
-            return store.resolve_key(source, key) or by_key.get(key.upper())
+            found = resolved[key] if key in resolved else store.resolve_key(source, key)
+            return found or by_key.get(key.upper())
         site = self._site(pulled.name)
         return SourceData(
             issues=pulled.issues,
