@@ -144,6 +144,8 @@ class JiraClient(JiraChecks):
         self._server_info: Mapping[str, Any] | None = None
         self._timezone: ZoneInfo | None = None
         self._field_ids: _FieldIds | None = None
+        #: When the site's facts above started being reused across passes.
+        self._facts_read_at: datetime | None = None
         self._clock = clock
         self._warned_future = False
         #: Issues skipped because their id or key is not what Jira promises, by id/key.
@@ -157,6 +159,22 @@ class JiraClient(JiraChecks):
     # -- lifecycle -------------------------------------------------------
     def close(self) -> None:
         self._session.close()
+
+    def begin_pass(self, *, facts_max_age: timedelta) -> None:
+        """Start another pass on this client (a long-running ``serve``): its request
+        count and skipped issues start again from nothing; the session (its connections)
+        is kept, and so are the site's facts (serverInfo, the user's time zone, the field
+        catalog: three requests) until they are ``facts_max_age`` old."""
+        self._transport.request_count = 0
+        self.skipped_issues = {}
+        now = self._clock()
+        if self._facts_read_at is None:
+            self._facts_read_at = now
+        elif now - self._facts_read_at >= facts_max_age:
+            self._server_info = None
+            self._timezone = None
+            self._field_ids = None
+            self._facts_read_at = now
 
     def __enter__(self) -> JiraClient:
         return self
