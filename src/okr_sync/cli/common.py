@@ -211,8 +211,7 @@ def load_settings() -> Settings:
         )
         raise UsageError(f"invalid settings: {problems}") from None
     # Belt and braces: should a secret ever reach a log record, it is masked.
-    for secret in (settings.jira_api_token, settings.jira_pat, settings.slack_bot_token,
-                   settings.teams_app_secret, settings.webhook_secret):
+    for secret in settings.secret_values():
         register_secret(secret)
     return settings
 
@@ -220,11 +219,13 @@ def load_settings() -> Settings:
 def resolve_plan(plan_path: Path | None, settings: Settings | None = None) -> tuple[Path, Plan]:
     """Load the plan, then refuse unknown ``OKR_SYNC_*`` variables (the plan may name some)."""
     from okr_sync.config.plan_loader import PlanError, load_plan
-    from okr_sync.config.settings import CONNECTED_SOURCES
 
-    path = plan_path if plan_path is not None else (settings or load_settings()).plan
+    settings = settings or load_settings()
+    path = plan_path if plan_path is not None else settings.plan
     try:
-        loaded = load_plan(path, connectable_sources=CONNECTED_SOURCES)
+        # Every source a measure names needs settings (OKR_SYNC_JIRA__<NAME>__URL...):
+        # told here, with the measure's place in the file, not when a pass connects.
+        loaded = load_plan(path, connectable_sources=settings.connected_sources())
     except PlanError as error:
         raise UsageError(str(error)) from None
     check_setting_names(loaded)

@@ -147,12 +147,14 @@ def jira_checks(settings: Settings, plan: Plan, connectors: Connectors) -> list[
     fetch_plan = build_fetch_plan(plan)
     if not fetch_plan:
         return [Check("jira", "skip", "the plan measures nothing from Jira")]
-    try:
-        sources = jira_sources(settings, plan, fetch_plan)
-    except ConfigurationError as error:
-        return [Check(f"jira {name}", "fail", str(error)) for name in sorted(fetch_plan)]
     checks = []
-    for name, source in sources.items():
+    # Each source on its own: one without settings, or unreachable, is its line only.
+    for name in sorted(fetch_plan):
+        try:
+            source = jira_sources(settings, plan, {name: fetch_plan[name]})[name]
+        except ConfigurationError as error:
+            checks.append(Check(f"jira {name}", "fail", str(error)))
+            continue
         with connectors.jira(source) as client:
             try:
                 checks.append(_jira_site(name, client, plan, fetch_plan[name]))

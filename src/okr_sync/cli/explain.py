@@ -131,6 +131,13 @@ def _key_result(store: Store, plan: Plan, record: Snapshot, stored: PassSnapshot
     kr = plan.key_result(kr_id)
     doc = arithmetic.key_results[kr_id].to_json()
     doc["measure"] = kr.measure.kind
+    # The Jira source it is measured from, and that source's health when it fails.
+    doc["source"] = None if isinstance(kr.measure, ManualMeasure) else kr.measure.source
+    failing = next((h for h in store.sources_health()
+                    if h.source == doc["source"] and h.failing), None)
+    doc["source_failing"] = None if failing is None else {
+        "since": failing.failing_since.isoformat() if failing.failing_since else None,
+        "error": failing.last_error}
     entry = stored.explanations.get(kr_id)
     doc["jql"] = entry.jql if entry is not None else None
     doc["error"] = entry.error if entry is not None else None
@@ -234,6 +241,14 @@ def _print_contributors(terms: Sequence[Mapping[str, Any]]) -> None:
 def _print_items(doc: Mapping[str, Any]) -> None:
     if doc["measure"] == "manual":
         stdout.print("measured by hand: plan `current` or the latest check-in", markup=False)
+    if doc.get("source"):
+        stdout.print(inert(f"Jira source: {doc['source']}"))
+    failing = doc.get("source_failing")
+    if failing:
+        stdout.print(Text.assemble(
+            ("source failing: ", "red"),
+            inert(f"since {failing['since']}: {failing['error']} (the value shown is the "
+                  "last one measured)")))
     if doc["jql"]:
         stdout.print(Text(inert(f"JQL: {doc['jql']}")))
     if doc["error"]:

@@ -22,7 +22,7 @@ def serve_command(
     ] = 8080,
     host: Annotated[str, typer.Option("--host", help="HTTP bind address")] = "0.0.0.0",  # noqa: S104 - a container service listens on all interfaces
 ) -> None:
-    """Service: scheduled syncs, /healthz, /readyz, /metrics, POST /webhooks/jira."""
+    """Service: scheduled syncs, /healthz, /readyz, /metrics, POST /webhooks/jira[/SOURCE]."""
     from okr_sync.sync.logs import LogLevelError, configure_logging, parse_level
     from okr_sync.sync.runtime import ConfigurationError, build_runtime
     from okr_sync.sync.service.app import serve as run_service

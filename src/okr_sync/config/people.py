@@ -45,3 +45,41 @@ class Person(BaseModel):
             raise ValueError(f"{value!r} is not a Microsoft Entra object id (a GUID such as "
                              "00000000-0000-0000-0000-000000000000)")
         return value
+
+
+#: In ``checkins.allowed``: every member of the Slack workspace (or Teams tenant) whose
+#: request the chat platform signed may check in any KR.
+ANYONE = "anyone"
+
+
+class CheckinPolicy(BaseModel):
+    """``checkins:`` in the plan: who may check in a KR from Slack or Teams.
+
+    A KR's owners (its ``owner``, else its objective's) always may. ``allowed`` adds
+    people (keys of ``people``) who may check in every KR, or ``anyone``. The CLI is
+    not limited: whoever can run it holds the store's credentials anyway.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    allowed: list[str] = Field(
+        default_factory=list, max_length=1000,
+        description="keys of `people` who may check in any KR besides its owners, or "
+                    "`anyone` (every member of the workspace)",
+    )
+
+    def allows_anyone(self) -> bool:
+        return ANYONE in self.allowed
+
+
+def checkin_policy_problems(
+    policy: CheckinPolicy, people: dict[str, Person]
+) -> list[tuple[int, str]]:
+    """``checkins.allowed`` entries that name nobody: (index, message)."""
+    problems = []
+    for index, entry in enumerate(policy.allowed):
+        if entry == ANYONE or entry in people:
+            continue
+        problems.append((index, f"unknown person {entry!r}: `checkins.allowed` takes keys of "
+                                f"`people` or {ANYONE!r}"))
+    return problems

@@ -33,9 +33,12 @@ from okr_sync.config.kr_types import (
     RangeTarget,
     kr_type_problem,
 )
-from okr_sync.config.people import Person
+from okr_sync.config.people import CheckinPolicy, Person
 
 DEFAULT_SOURCE = "main"
+#: A source name is part of variable names (OKR_SYNC_JIRA__<NAME>__URL) and of the webhook
+#: path (/webhooks/jira/<name>): letters, digits and single underscores.
+SOURCE_NAME_PATTERN = r"^[A-Za-z0-9]+(_[A-Za-z0-9]+)*$"
 
 #: Weights, baselines, targets and values stay within +-this, so that sums of
 #: weights and differences such as target - baseline stay finite and exact enough.
@@ -143,7 +146,11 @@ STORY_POINTS = "story_points"
 
 
 class _SelectedMeasure(StrictModel):
-    source: str = DEFAULT_SOURCE
+    source: str = Field(
+        default=DEFAULT_SOURCE,
+        description="the Jira source (a key of `jira:`) this measure reads; default main",
+        json_schema_extra={"pattern": SOURCE_NAME_PATTERN},
+    )
     select: Selector | None = None
     jql: str | None = Field(default=None, min_length=1)
 
@@ -378,7 +385,11 @@ class Plan(StrictModel):
     cycle: Cycle
     scoring: Scoring = Field(default_factory=Scoring)
     jira: dict[str, JiraSourceConfig] = Field(
-        default_factory=lambda: {DEFAULT_SOURCE: JiraSourceConfig()}
+        default_factory=lambda: {DEFAULT_SOURCE: JiraSourceConfig()},
+        description="Jira sources by name (default: one named main). Settings connect each: "
+                    "OKR_SYNC_JIRA_* the source main, OKR_SYNC_JIRA__<NAME>__URL, __EMAIL, "
+                    "__API_TOKEN, __PAT (and __WEBHOOK_SECRET) the others.",
+        json_schema_extra={"propertyNames": {"pattern": SOURCE_NAME_PATTERN}},
     )
     perspectives: list[Perspective] = Field(default_factory=default_perspectives)
     kpis: list[Kpi] = Field(default_factory=list)
@@ -387,6 +398,8 @@ class Plan(StrictModel):
     notify: Notify = Field(default_factory=Notify)
     #: Owners by key: ``owner: alice`` shows ``people.alice.name`` and may mention them.
     people: dict[str, Person] = Field(default_factory=dict)
+    #: Who may check in from Slack or Teams besides each KR's owners.
+    checkins: CheckinPolicy = Field(default_factory=CheckinPolicy)
 
     def person(self, owner: str | None) -> Person | None:
         """The ``people`` entry an owner names, or None for free text (or no owner)."""

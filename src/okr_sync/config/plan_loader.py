@@ -20,7 +20,9 @@ from pydantic import ValidationError
 from ruamel.yaml.error import MarkedYAMLError, YAMLError
 
 from okr_sync.config.kr_types import drop_number_for_mapping, milestone_problems
-from okr_sync.config.plan import DEFAULT_SOURCE, JiraMeasure, Plan, default_perspectives
+from okr_sync.config.people import checkin_policy_problems
+from okr_sync.config.plan import DEFAULT_SOURCE, Plan, default_perspectives
+from okr_sync.config.plan_sources import source_problems
 from okr_sync.config.plan_yaml import (
     MAX_PLAN_BYTES,
     PathPart,
@@ -202,8 +204,10 @@ Problem = tuple[list[PathPart], str]
 def cross_check(plan: Plan, connectable: frozenset[str] | None = None) -> Iterator[Problem]:
     """Rules that need the validated model (run only when the shape is valid)."""
     yield from _check_contributors(plan)
-    yield from _check_sources(plan, connectable)
+    yield from source_problems(plan, connectable)
     yield from milestone_problems(plan)
+    for index, message in checkin_policy_problems(plan.checkins, plan.people):
+        yield ["checkins", "allowed", index], message
 
 
 def _items(data: dict[str, Any], key: str) -> list[tuple[int, dict[str, Any]]]:
@@ -417,50 +421,6 @@ def _check_contributors(plan: Plan) -> Iterator[Problem]:
                 [*path, "key_results"],
                 (f"the weights of objective {objective.id!r}'s contributors sum to 0"),
             )
-
-
-def _measures(plan: Plan) -> Iterator[tuple[list[PathPart], JiraMeasure]]:
-    for o_index, objective in enumerate(plan.objectives):
-        for k_index, kr in enumerate(objective.key_results):
-            if kr.measure.kind != "manual":
-                path: list[PathPart] = ["objectives", o_index, "key_results", k_index, "measure"]
-                yield path, kr.measure
-    for index, kpi in enumerate(plan.kpis):
-        if kpi.measure is not None and kpi.measure.kind != "manual":
-            yield ["kpis", index, "measure"], kpi.measure
-
-
-def _check_sources(plan: Plan, connectable: frozenset[str] | None) -> Iterator[Problem]:
-    for path, measure in _measures(plan):
-        source = plan.jira.get(measure.source)
-        if source is None:
-            yield [*path, "source"], f"unknown Jira source {measure.source!r}"
-            continue
-        if connectable is not None and measure.source not in connectable:
-            # Said now rather than when `run` connects, after a validate that passed.
-            yield (
-                [*path, "source"],
-                (f"Jira source {measure.source!r} cannot be connected: settings connect only "
-                 f"{', '.join(repr(c) for c in sorted(connectable))}"),
-            )
-            continue
-        if measure.select is None:
-            continue
-        projects = measure.select.values("project")
-        if projects is None:
-            if not source.projects:
-                yield (
-                    [*path, "select"],
-                    (f"`select` without `project` needs `jira.{measure.source}.projects`"),
-                )
-            continue
-        allowed = {p.upper() for p in source.projects}
-        for project in projects:
-            if source.projects and project.upper() not in allowed:
-                yield (
-                    [*path, "select", "project"],
-                    (f"project {project!r} is outside jira.{measure.source}.projects"),
-                )
 
 
 def plan_json_schema() -> dict[str, Any]:

@@ -72,6 +72,8 @@ class CheckIn:
     at: datetime | None = None
     #: When the note was written (a later check-in may have set only a value).
     note_at: datetime | None = None
+    #: Who wrote it (a ``people`` key, or a login), when recorded.
+    note_by: str | None = None
 
 
 @dataclass(frozen=True)
@@ -240,6 +242,8 @@ class _Scorer:
             and uses_points(kr.measure) else None,
             checkin_note=checkin.note if checkin is not None else None,
             checkin_note_at=checkin.note_at if checkin is not None else None,
+            checkin_note_by=self.plan.owner_name(checkin.note_by) if checkin is not None
+            else None,
         )
 
     def objective(self, objective: Objective) -> ObjectiveScore:

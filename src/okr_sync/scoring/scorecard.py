@@ -125,9 +125,10 @@ class KeyResultScore:
     #: ``story_points`` when the value counts story points (``done_ratio`` by points,
     #: a ``sum`` of story points); None for issues, other fields and manual values.
     unit: str | None = None
-    #: The latest check-in note of the cycle and when it was written.
+    #: The latest check-in note of the cycle, when and by whom (as people read the name).
     checkin_note: str | None = None
     checkin_note_at: datetime | None = None
+    checkin_note_by: str | None = None
 
     @property
     def measured(self) -> bool:
@@ -170,10 +171,8 @@ class KeyResultScore:
         if self.unit is not None:
             doc["unit"] = self.unit
         if self.checkin_note is not None:
-            doc["checkin_note"] = {
-                "text": self.checkin_note,
-                "at": self.checkin_note_at.isoformat() if self.checkin_note_at else None,
-            }
+            at = self.checkin_note_at.isoformat() if self.checkin_note_at else None
+            doc["checkin_note"] = {"text": self.checkin_note, "at": at, "by": self.checkin_note_by}
         return doc
 
 
@@ -442,6 +441,7 @@ def _scorecard_from_json(doc: Mapping[str, Any], measure_kinds: Mapping[str, str
             checkin_note=note.get("text") if note else None,
             checkin_note_at=(datetime.fromisoformat(note["at"])
                              if note and note.get("at") else None),
+            checkin_note_by=note.get("by") if note else None,
         )
 
     return Scorecard(

@@ -51,6 +51,8 @@ class PassResult:
     issues_fetched: int = 0
     #: The failure lines of Jira sources that were unreachable or refused the credentials.
     source_failures: list[str] = field(default_factory=list)
+    #: The names of those sources (their KRs kept their last values, or none).
+    failed_sources: tuple[str, ...] = ()
     #: Whether the pass measured something from Jira (or the plan measures nothing there):
     #: only such a pass is a success for ``/readyz`` and ``last_success``.
     measured: bool = True

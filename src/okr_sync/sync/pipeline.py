@@ -212,6 +212,7 @@ class SyncPass:
         result = PassResult(
             scorecard, failures, run_id, requests, sum(p.fetched for p in pulled.values()),
             source_failures=source_failures,
+            failed_sources=tuple(sorted(n for n, p in pulled.items() if p.source_error)),
             measured=self._measured_any(evaluations, pulled),
             measure_cpu_seconds=measure_cpu,
         )
@@ -406,7 +407,7 @@ class SyncPass:
     def _checkins(self) -> dict[str, CheckIn]:
         return {
             kr_id: CheckIn(value=c.value, confidence=c.confidence, note=c.note, at=c.value_at,
-                           note_at=c.note_at)
+                           note_at=c.note_at, note_by=c.note_by)
             for kr_id, c in self.store.latest_checkins(since=self._cycle_start()).items()
         }
 

@@ -13,7 +13,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from okr_sync.config.plan import Plan
-from okr_sync.config.settings import Settings, check_url
+from okr_sync.config.settings import MAIN_SOURCE, Settings, check_url
 from okr_sync.connectors.jira.client import JiraClient
 from okr_sync.connectors.jira.source import JiraSource
 from okr_sync.connectors.slack.client import SlackClient
@@ -69,41 +69,47 @@ class JiraConnections:
         self._clients.clear()
 
 
+def _variables(name: str) -> tuple[str, str, str, str]:
+    """The setting names of a source's URL, email, API token and PAT (for messages)."""
+    prefix = "OKR_SYNC_JIRA_" if name == MAIN_SOURCE else f"OKR_SYNC_JIRA__{name.upper()}__"
+    return prefix + "URL", prefix + "EMAIL", prefix + "API_TOKEN", prefix + "PAT"
+
+
 def jira_sources(
     settings: Settings, plan: Plan, needed: Mapping[str, SourceFetchPlan]
 ) -> dict[str, JiraSource]:
     """The Jira sources the plan measures from (``needed``: its fetch plan), with
-    credentials from settings.
-
-    Settings (A4) describe one site, the source ``main``; a plan measuring from
-    another source name is refused here rather than half-run.
+    credentials from settings: the flat ``OKR_SYNC_JIRA_*`` for ``main``,
+    ``OKR_SYNC_JIRA__<NAME>__*`` for the others. Every problem of every source is told
+    at once, before anything is fetched; Cloud or Data Center is the connector's to
+    find out (its ``serverInfo``), so one plan may mix them.
     """
-    if not needed:
-        return {}
-    unknown = sorted(set(needed) - {"main"})
-    if unknown:
-        raise ConfigurationError(
-            f"settings connect only the Jira source 'main'; the plan also uses {unknown}"
-        )
-    if not settings.jira_url:
-        raise ConfigurationError("the plan measures from Jira: set OKR_SYNC_JIRA_URL")
-    if settings.jira_pat is None and settings.jira_api_token is None:
-        raise ConfigurationError(
-            "no Jira credentials: set OKR_SYNC_JIRA_EMAIL + OKR_SYNC_JIRA_API_TOKEN (Cloud) "
-            "or OKR_SYNC_JIRA_PAT (Data Center)"
-        )
-    config = plan.jira["main"]
-    try:
-        source = JiraSource(
-            base_url=settings.jira_url,
-            email=settings.jira_email if settings.jira_pat is None else None,
-            api_token=settings.jira_api_token if settings.jira_pat is None else None,
-            pat=settings.jira_pat,
-            story_points_field=config.story_points_field,
-        )
-    except ValueError as error:
-        raise ConfigurationError(f"Jira settings: {error}") from None
-    return {"main": source}
+    sources: dict[str, JiraSource] = {}
+    problems: list[str] = []
+    for name in sorted(needed):
+        url_var, email_var, token_var, pat_var = _variables(name)
+        connection = settings.jira_source(name)
+        if connection is None or not connection.url:
+            what = "Jira" if name == MAIN_SOURCE else f"Jira source {name!r}"
+            problems.append(f"the plan measures from {what}: set {url_var}")
+            continue
+        if connection.pat is None and connection.api_token is None:
+            problems.append(f"no credentials for Jira source {name!r}: set {email_var} + "
+                            f"{token_var} (Cloud) or {pat_var} (Data Center)")
+            continue
+        try:
+            sources[name] = JiraSource(
+                base_url=connection.url,
+                email=connection.email if connection.pat is None else None,
+                api_token=connection.api_token if connection.pat is None else None,
+                pat=connection.pat,
+                story_points_field=plan.jira[name].story_points_field,
+            )
+        except ValueError as error:
+            problems.append(f"Jira source {name!r} settings: {error}")
+    if problems:
+        raise ConfigurationError("; ".join(problems))
+    return sources
 
 
 def senders_from_settings(settings: Settings) -> Senders:
@@ -235,5 +241,6 @@ def build_runtime(
         open_reader(settings.database_url) if dry_run else Store(settings.database_url)
     )
     notifier = Notifier(senders or senders_from_settings(settings),
-                        jira_base_url=jira.base_url("main"))
+                        jira_base_url=jira.base_url("main"),
+                        slack_buttons=settings.slack_signing_secret is not None)
     return Runtime(settings, plan, store, jira, notifier, fetch_plan=fetch_plan, **extra)

@@ -371,7 +371,10 @@ def write_source(tx: StoreTransaction, source: PulledSource, now: datetime) -> N
     for owner, (jql, verdict, detail) in source.jql_checks.items():
         tx.set_jql_check(source.name, owner, jql=jql, verdict=verdict, detail=detail,
                          checked_at=now)
-    if source.source_error is None:
+    if source.source_error is not None:
+        tx.record_source_failure(source.name, source.source_error, at=now)
+    else:
+        tx.record_source_read(source.name, at=now)
         tx.set_cursor(
             source.name,
             high_water_mark=source.cursor,

@@ -222,6 +222,7 @@ def test_add_checkin_given_partial_checkins_merges_latest_state(store: Store) ->
         confidence_at=T0 + timedelta(hours=1),
         note="two signed",
         note_at=T0,
+        note_by="ana",
     )
     assert set(store.latest_checkins(since=T0 - timedelta(days=1))) == {"KR3"}
     assert set(store.latest_checkins(kr_ids=["KR4"])) == {"KR4"}

@@ -187,6 +187,17 @@ class SlackClient:
 
         return self.retrier.call(attempt)
 
+    def open_view(self, trigger_id: str, view: Mapping[str, Any]) -> str:
+        """Open a modal (``views.open``) for the interaction that gave ``trigger_id``;
+        returns the view's id. Tried once: the trigger expires three seconds after
+        the click, so a retry after a backoff would only fail with ``expired_trigger_id``."""
+        body = {"trigger_id": trigger_id, "view": dict(view)}
+        data = self._transport.call("views.open", None, json_body=body)
+        opened = data.get("view")
+        if not isinstance(opened, Mapping) or not isinstance(opened.get("id"), str):
+            raise malformed("views.open", None, "no view object")
+        return str(opened["id"])
+
     # -- reads ----------------------------------------------------------------
 
     def recent_messages(

@@ -2,8 +2,9 @@
 
 Used by the Slack sandbox; usable by any test that wants Slack's verdict on a
 payload. Limits: 50 blocks; section text 3000 and at most 10 fields of 2000;
-header plain_text 150; context at most 10 elements; actions 25; markdown
-12000; ``block_id`` at most 255 and unique; known block types only.
+header plain_text 150; context at most 10 elements; actions 25 (a button's text plain
+up to 75, ``action_id`` 255 and unique, ``value`` 2000); markdown 12000; ``block_id`` at
+most 255 and unique; known block types only.
 """
 
 from __future__ import annotations
@@ -53,6 +54,18 @@ LIST_RULES = {
 }  # fmt: skip
 
 
+def _button_errors(element: Any, pointer: str) -> list[str]:
+    """A button's limits: plain_text text up to 75, action_id 255, value 2000."""
+    if not isinstance(element, dict) or element.get("type") != "button":
+        return []
+    errors = _text_errors(element.get("text"), f"{pointer}/text", 75, plain_only=True)
+    for key, most in (("action_id", 255), ("value", 2000)):
+        value = element.get(key)
+        if value is not None and (not isinstance(value, str) or not 0 < len(value) <= most):
+            errors.append(f"must be 1 to {most} characters [json-pointer:{pointer}/{key}]")
+    return errors
+
+
 def _block_errors(block: Any, pointer: str) -> list[str]:
     if not isinstance(block, dict):
         return [f"must be an object [json-pointer:{pointer}]"]
@@ -76,6 +89,9 @@ def _block_errors(block: Any, pointer: str) -> list[str]:
             if not (isinstance(item, dict) and item.get("type") == "image"):
                 found += _text_errors(item, f"{pointer}/{key}/{index}", item_limit or 0)
         errors += found
+    if kind == "actions" and isinstance(block.get("elements"), list):
+        for index, element in enumerate(block["elements"]):
+            errors += _button_errors(element, f"{pointer}/elements/{index}")
     if kind == "markdown":
         text = block.get("text")
         if not isinstance(text, str) or not 0 < len(text) <= 12_000:
@@ -114,6 +130,11 @@ def block_problems(blocks: Any, *, max_total_text: int | None = None) -> BlockPr
     ids = [b.get("block_id") for b in blocks if isinstance(b, dict) and b.get("block_id")]
     if len(ids) != len(set(ids)):
         errors.append("block_id must be unique [json-pointer:/blocks]")
+    actions = [e.get("action_id") for b in blocks if isinstance(b, dict)
+               and b.get("type") == "actions" and isinstance(b.get("elements"), list)
+               for e in b["elements"] if isinstance(e, dict) and e.get("action_id")]
+    if len(actions) != len(set(actions)):
+        errors.append("action_id must be unique [json-pointer:/blocks]")
     if errors:
         return BlockProblems("invalid_blocks", errors)
     if max_total_text is not None and _text_length(blocks) > max_total_text:

@@ -1,7 +1,9 @@
 """A Slack Web API sandbox on loopback: the endpoints okr-sync uses, with Slack's shapes.
 
 Implements ``chat.postMessage``, ``chat.update``, ``conversations.history``,
-``conversations.replies``, ``conversations.info`` and ``auth.test`` over JSON, form or query
+``conversations.replies``, ``conversations.info``, ``views.open`` and ``auth.test`` (and,
+toward an app, signed slash commands and interactions: :mod:`.interactions`) over JSON,
+form or query
 arguments; errors are HTTP 200 ``{"ok": false, "error": code}`` as on Slack,
 rate limits are HTTP 429 with ``Retry-After``. Blocks are checked against
 Block Kit's limits. Everything posted is recorded per channel (with edit
@@ -31,6 +33,7 @@ from okr_sync.sandbox.slack.faults import (
     SlackApiError,
     SlackFaults,
 )
+from okr_sync.sandbox.slack.interactions import RESPONSE_PATH, SlackInteractionDriver
 from okr_sync.sandbox.slack.messages import MessageVersion, SandboxMessage, SlackRequestRecord
 
 DEFAULT_TOKEN = "xoxb-sandbox-token"  # noqa: S105 - the fixed credential of a local fake
@@ -91,6 +94,9 @@ class SlackSandbox:
         self.requests: list[SlackRequestRecord] = []
         self.counters: Counter[str] = Counter()
         self._server: LoopbackServer | None = None
+        #: Slash commands and interactions toward an app; views.open; response URLs.
+        self.interactions = SlackInteractionDriver(lambda: self.url, clock=clock,
+                                                   wall_clock=wall_clock)
         for channel in channels:
             if isinstance(channel, SandboxChannel):
                 self._channels[channel.id] = channel
@@ -229,6 +235,8 @@ class SlackSandbox:
 
     def _answer(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Any:
         request = Request(environ)
+        if request.path.startswith(RESPONSE_PATH):
+            return self.interactions.response_post(request)(environ, start_response)
         method = request.path.removeprefix("/api/") if request.path.startswith("/api/") else ""
         channel: str | None = None
         headers: dict[str, str] = {}
@@ -293,6 +301,7 @@ class SlackSandbox:
             "conversations.replies": self._replies,
             "auth.test": self._auth_test,
             "conversations.info": self._info,
+            "views.open": self.interactions.views_open,
         }.get(method)
         if handler is None:
             raise SlackApiError("unknown_method", status=404)

@@ -133,24 +133,28 @@ def _slack_payload(rendered: Any) -> dict[str, Any]:
 
 def render_for(target: RouteTarget, kind: OutboxKind, scorecard: Scorecard,
                jira_base_url: str | None, previous: Scorecard | None = None, *,
-               contacts: Contacts | None = None) -> dict[str, Any] | None:
+               contacts: Contacts | None = None,
+               slack_buttons: bool = False) -> dict[str, Any] | None:
     """The payload of one message kind for one target, or ``None`` when there is no news.
 
     ``previous`` (digests only) is the scorecard published a week earlier: the digest
     then shows the week's biggest moves. ``contacts`` mention owners in change notes
     and reminders only: the standing scorecard is edited on every sync and must not
     ping anyone. A Teams payload carries the ``summary`` its bot activity shows in
-    notifications.
+    notifications. ``slack_buttons``: Slack change notes and reminders carry "Check in"
+    buttons (only when serve answers the Slack app's interactivity).
     """
     if target.slack is not None:
         if kind == "scorecard":
             return _slack_payload(render_slack_scorecard(scorecard, jira_base_url=jira_base_url))
         if kind == "change_note":
-            note = render_slack_change_note(scorecard, scorecard.changes, contacts=contacts)
+            note = render_slack_change_note(scorecard, scorecard.changes, contacts=contacts,
+                                            checkin_buttons=slack_buttons)
             return None if note is None else _slack_payload(note)
         if kind == "digest":
             return _slack_payload(render_slack_digest(scorecard, previous))
-        reminder = render_slack_checkin_reminder(scorecard, contacts=contacts)
+        reminder = render_slack_checkin_reminder(scorecard, contacts=contacts,
+                                                 checkin_buttons=slack_buttons)
         return None if reminder is None else _slack_payload(reminder)
     if kind == "scorecard":
         card: dict[str, Any] | None = render_teams_scorecard_card(
@@ -168,8 +172,9 @@ def render_for(target: RouteTarget, kind: OutboxKind, scorecard: Scorecard,
 
 def _message(route: str, target: RouteTarget, kind: OutboxKind, scorecard: Scorecard,
              jira_base_url: str | None, previous: Scorecard | None = None, *,
-             contacts: Contacts | None = None) -> OutboxItem | None:
-    payload = render_for(target, kind, scorecard, jira_base_url, previous, contacts=contacts)
+             contacts: Contacts | None = None, slack_buttons: bool = False) -> OutboxItem | None:
+    payload = render_for(target, kind, scorecard, jira_base_url, previous, contacts=contacts,
+                         slack_buttons=slack_buttons)
     if payload is None:
         return None
     key = TargetRef.for_route(target).key
@@ -188,6 +193,7 @@ def plan_messages(
     store: StoreReader,
     *,
     jira_base_url: str | None = None,
+    slack_buttons: bool = False,
 ) -> list[OutboxItem]:
     """Messages a pass enqueues: standing scorecards where needed, change notes for news.
 
@@ -213,7 +219,7 @@ def plan_messages(
                 messages.append(item)
         if news and has_standing:
             note = _message(scope.route, target, "change_note", scope.scorecard, jira_base_url,
-                            contacts=contacts)
+                            contacts=contacts, slack_buttons=slack_buttons)
             if note is not None:
                 messages.append(note)
     return messages
@@ -221,14 +227,15 @@ def plan_messages(
 
 def plan_scheduled(plan: Plan, scorecard: Scorecard, kind: OutboxKind,
                    jira_base_url: str | None = None, *,
-                   previous: Scorecard | None = None) -> list[OutboxItem]:
+                   previous: Scorecard | None = None,
+                   slack_buttons: bool = False) -> list[OutboxItem]:
     """A weekly digest or a check-in reminder for every target (the service's schedule);
     ``previous``: see :func:`render_for`."""
     messages = []
     contacts = plan_contacts(plan) if kind == "reminder" else None
     for scope in target_scopes(plan, scorecard):
         item = _message(scope.route, scope.target, kind, scope.scorecard, jira_base_url,
-                        previous, contacts=contacts)
+                        previous, contacts=contacts, slack_buttons=slack_buttons)
         if item is not None:
             messages.append(item)
     return messages

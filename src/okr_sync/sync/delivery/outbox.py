@@ -347,15 +347,20 @@ class Notifier:
     """Plans the messages of a pass and delivers the outbox (the pipeline's Deliverer)."""
 
     def __init__(self, senders: Senders, *, jira_base_url: str | None = None,
-                 clock: Callable[[], datetime] | None = None) -> None:
+                 clock: Callable[[], datetime] | None = None,
+                 slack_buttons: bool = False) -> None:
         self.jira_base_url = jira_base_url
+        #: Slack change notes and reminders carry "Check in" buttons (the Slack app's
+        #: interactivity is answered by serve: a signing secret is set).
+        self.slack_buttons = slack_buttons
         self.deliverer = OutboxDeliverer(senders, clock)
 
     def plan_messages(
         self, plan: Plan, scorecard: Scorecard, store: StoreReader
     ) -> list[OutboxItem]:
         # Message refs and queued rows in the store tell which targets have a standing message.
-        return plan_messages(plan, scorecard, store, jira_base_url=self.jira_base_url)
+        return plan_messages(plan, scorecard, store, jira_base_url=self.jira_base_url,
+                             slack_buttons=self.slack_buttons)
 
     def deliver(self, store: Store, *, fence: Fence | None = None) -> list[Delivery]:
         return self.deliverer.deliver(store, fence)

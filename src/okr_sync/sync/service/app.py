@@ -43,7 +43,8 @@ from okr_sync.sync.service.loop import (
 )
 from okr_sync.sync.service.metrics import ServiceMetrics
 from okr_sync.sync.service.schedule import Schedule, ScheduleError, parse_duration
-from okr_sync.sync.service.webhooks import MAX_BODY_BYTES, JiraWebhookEndpoint
+from okr_sync.sync.service.slack_interactions import build_slack_endpoint
+from okr_sync.sync.service.webhooks import MAX_BODY_BYTES, JiraWebhookEndpoint, WebhookEvent
 from okr_sync.sync.store.locks import Leadership
 from okr_sync.sync.store.store import Store
 
@@ -129,28 +130,51 @@ def serve(
         def count_webhook(result: str) -> None:
             counter.labels(result).inc()
 
+        source_secrets = webhook_secrets(runtime)
         webhook: Callable[[Request], Response] = (
             UnsignedWebhookRefusal(count_webhook)
-            if webhook_secret is None and not allow_unsigned_webhooks
+            if webhook_secret is None and not allow_unsigned_webhooks and not source_secrets
             else JiraWebhookEndpoint(webhook_secret, scheduler.on_webhook, clock=clock,
-                                     max_body=max_body, on_result=count_webhook)
+                                     max_body=max_body, on_result=count_webhook,
+                                     source_secrets=source_secrets,
+                                     sources=set(runtime.plan.jira) | {"main"},
+                                     allow_unsigned=allow_unsigned_webhooks)
         )
+        # A check-in from Slack asks for a pass (debounced like a webhook), so its value
+        # and note reach the scorecard and the change note without waiting for the schedule.
+        slack = build_slack_endpoint(
+            runtime, lambda kr: scheduler.on_webhook(WebhookEvent(f"slack-checkin:{kr}")),
+            clock=clock)
         app = ServiceApp(
             status=scheduler.state.view,
             period=lambda at: schedule.period(at.astimezone(runtime.plan.cycle.zone)),
             metrics=metrics, webhook=webhook, database_probe=probe, clock=clock,
-            report=report_page(runtime),
+            report=report_page(runtime), slack=slack,
         )
         server = HttpServer(app, host=host, port=port)
         try:
             return _run(scheduler, server, schedule, webhook_secret,
-                        allow_unsigned_webhooks=allow_unsigned_webhooks, sleep=sleep,
+                        allow_unsigned_webhooks=allow_unsigned_webhooks,
+                        own_secrets=sorted(source_secrets), sleep=sleep,
                         stop_event=stop_event, install_signal_handlers=install_signal_handlers,
                         on_started=on_started, max_ticks=max_ticks)
         finally:
             probe.close()
+            if slack is not None:
+                slack.close()
     finally:
         runtime.close()
+
+
+def webhook_secrets(runtime: Runtime) -> dict[str, SecretStr]:
+    """The plan's sources that sign their webhooks with a secret of their own
+    (``OKR_SYNC_JIRA__<NAME>__WEBHOOK_SECRET``); the others use OKR_SYNC_WEBHOOK_SECRET."""
+    secrets = {}
+    for name in runtime.plan.jira:
+        connection = runtime.settings.jira.get(name.lower())
+        if connection is not None and connection.webhook_secret is not None:
+            secrets[name] = connection.webhook_secret
+    return secrets
 
 
 def report_page(runtime: Runtime) -> Callable[[], str] | None:
@@ -158,7 +182,7 @@ def report_page(runtime: Runtime) -> Callable[[], str] | None:
     store = runtime.store
     if not isinstance(store, Store):
         return None
-    sites = [runtime.settings.jira_url or ""]
+    sites = runtime.settings.jira_sites()
 
     def page() -> str:
         return render_html_report(load_report_data(store, runtime.plan, jira_sites=sites))
@@ -173,6 +197,7 @@ def _run(
     webhook_secret: SecretStr | None,
     *,
     allow_unsigned_webhooks: bool,
+    own_secrets: list[str],
     sleep: Callable[[float], None] | None,
     stop_event: threading.Event | None,
     install_signal_handlers: bool,
@@ -188,6 +213,9 @@ def _run(
         if webhook_secret is None and allow_unsigned_webhooks:
             log.warning("no webhook secret: POST /webhooks/jira accepts unsigned requests "
                         "(OKR_SYNC_WEBHOOK_ALLOW_UNSIGNED=true)")
+        elif webhook_secret is None and own_secrets:
+            log.warning("no OKR_SYNC_WEBHOOK_SECRET: only the Jira sources with a webhook "
+                        "secret of their own accept webhooks", extra={"sources": own_secrets})
         elif webhook_secret is None:
             log.warning("no webhook secret: POST /webhooks/jira refuses every request "
                         "(set OKR_SYNC_WEBHOOK_SECRET, or OKR_SYNC_WEBHOOK_ALLOW_UNSIGNED=true)")
@@ -253,9 +281,7 @@ def _secrets(runtime: Runtime, webhook_secret: SecretStr | None) -> list[str | S
     """Every secret the service could come across, so log lines can mask it."""
     settings = runtime.settings
     secrets: list[str | SecretStr | None] = [
-        settings.jira_api_token, settings.jira_pat, settings.slack_bot_token,
-        settings.teams_app_secret, webhook_secret, settings.webhook_secret,
-        make_url(settings.database_url).password,
+        *settings.secret_values(), webhook_secret, make_url(settings.database_url).password,
     ]
     for targets in runtime.plan.routes.values():
         for target in targets:

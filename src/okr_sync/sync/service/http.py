@@ -1,5 +1,6 @@
 """The service's HTTP side: ``/healthz``, ``/readyz``, ``/metrics``, ``POST /webhooks/jira``,
-and the HTML scorecard at ``GET /`` and ``GET /report``.
+the HTML scorecard at ``GET /`` and ``GET /report``, and Slack's ``POST /slack/commands``
+and ``/slack/interactions`` (:mod:`.slack_interactions`).
 
 Readiness (for a load balancer or Kubernetes): the database answers, and on the
 leader the last completed pass is at most three schedule periods old (before the
@@ -33,6 +34,7 @@ from okr_sync.sync.delivery.render.report.data import NoScorecardError
 from okr_sync.sync.service.loop import StatusView
 from okr_sync.sync.service.metrics import ServiceMetrics
 from okr_sync.sync.service.server import BoundedWSGIServer, ConnectionLimits
+from okr_sync.sync.service.webhooks import MAIN_SOURCE, SOURCE_ENVIRON_KEY
 from okr_sync.sync.state import SnapshotError
 from okr_sync.sync.store.database import is_sqlite_memory
 
@@ -138,6 +140,7 @@ class ServiceApp:
         database_probe: Callable[[], str | None],
         clock: Callable[[], datetime],
         report: Callable[[], str] | None = None,
+        slack: Callable[[Request], Response] | None = None,
     ) -> None:
         self.status = status
         #: The HTML scorecard of the latest pass (raises NoScorecardError before one).
@@ -147,11 +150,17 @@ class ServiceApp:
         self.webhook = webhook
         self.database_probe = database_probe
         self.clock = clock
+        #: ``/slack/commands`` and ``/slack/interactions`` (slack_interactions.py), when
+        #: a Slack signing secret is set; else they are not found.
+        self.slack = slack
         self.routes = Map([
+            Rule("/slack/commands", endpoint="slack", methods=["POST"]),
+            Rule("/slack/interactions", endpoint="slack", methods=["POST"]),
             Rule("/healthz", endpoint="healthz", methods=["GET"]),
             Rule("/readyz", endpoint="readyz", methods=["GET"]),
             Rule("/metrics", endpoint="metrics", methods=["GET"]),
             Rule("/webhooks/jira", endpoint="webhook", methods=["POST"]),
+            Rule("/webhooks/jira/<source>", endpoint="webhook", methods=["POST"]),
             Rule("/", endpoint="report", methods=["GET"]),
             Rule("/report", endpoint="report", methods=["GET"]),
         ])
@@ -165,7 +174,7 @@ class ServiceApp:
 
     def dispatch(self, request: Request) -> Response:
         try:
-            endpoint, _ = self.routes.bind_to_environ(request.environ).match()
+            endpoint, arguments = self.routes.bind_to_environ(request.environ).match()
         except NotFound:
             return _json(404, {"error": "not found"})
         except MethodNotAllowed as error:
@@ -184,6 +193,10 @@ class ServiceApp:
                 return Response(body, status=200, content_type=content_type)
             if endpoint == "report":
                 return self.report_page()
+            if endpoint == "slack":
+                return self.slack(request) if self.slack else _json(404, {"error": "not found"})
+            # The webhook handler reads the source its path names (webhooks.source_of).
+            request.environ[SOURCE_ENVIRON_KEY] = arguments.get("source", MAIN_SOURCE)
             return self.webhook(request)
         except Exception:
             log.exception("request failed", extra={"path": request.path})
@@ -207,7 +220,7 @@ class ServiceApp:
         view = self.status()
         now = self.clock()
         result = assess_readiness(view, now, self.period(now), self.database_probe())
-        body = {
+        body: dict[str, Any] = {
             "status": "ready" if result.ready else "not ready",
             "role": view.role,
             "leader_since": _iso(view.leader_since),
@@ -217,6 +230,11 @@ class ServiceApp:
         }
         if result.reason is not None:
             body["reason"] = result.reason
+        if view.failing_sources:
+            # One Jira source down does not make the service unready while another's KRs
+            # are measured; it is named, so an operator sees which site to look at.
+            body["failing_sources"] = list(view.failing_sources)
+            body["source_failures"] = [line[:300] for line in view.source_failures]
         return _json(200 if result.ready else 503, body)
 
 

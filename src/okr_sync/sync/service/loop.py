@@ -64,6 +64,10 @@ class StatusView:
     pass_running: bool = False
     #: Why the last pass measured nothing (its Jira sources failed); None once one did.
     source_problem: str | None = None
+    #: The Jira sources the last pass could not read (the others' KRs were measured).
+    failing_sources: tuple[str, ...] = ()
+    #: Their failure lines, one per source.
+    source_failures: tuple[str, ...] = ()
 
 
 class ServiceState:
@@ -311,13 +315,18 @@ class Scheduler:
                                  measure_cpu=result.measure_cpu_seconds)
         self.metrics.record_scores(result.scorecard)
         self.metrics.record_deliveries(result.scorecard.deliveries)
+        self.metrics.record_sources(getattr(self.runtime, "fetch_plan", None) or (),
+                                    result.failed_sources)
+        failing = {"failing_sources": result.failed_sources,
+                   "source_failures": tuple(result.source_failures)}
         if result.measured:
             self.state.update(last_success_at=completed, last_outcome=outcome,
-                              source_problem=None, passes=self.state.view().passes + 1)
+                              source_problem=None, passes=self.state.view().passes + 1,
+                              **failing)
         else:
             problem = "; ".join(result.source_failures) or "no Jira measure could be evaluated"
             self.state.update(last_outcome=outcome, source_problem=problem,
-                              passes=self.state.view().passes + 1)
+                              passes=self.state.view().passes + 1, **failing)
         log.info(
             "pass finished",
             extra=context | {

@@ -24,6 +24,7 @@ WEBHOOK_RESULTS = (
     "too_large",
     "disconnected",
     "unsigned_refused",
+    "unknown_source",
 )
 SCHEDULED_KINDS = ("digest", "reminder")
 
@@ -75,6 +76,11 @@ class ServiceMetrics:
             "okr_sync_leader", "1 while this replica leads (runs passes and scheduled messages)",
             registry=r,
         )
+        self.source_up = Gauge(
+            "okr_sync_jira_source_up",
+            "1 when the last pass read this Jira source, 0 when it failed", ["source"],
+            registry=r,
+        )
         self.webhooks = Counter(
             "okr_sync_webhooks", "Jira webhook requests by result", ["result"], registry=r
         )
@@ -118,6 +124,13 @@ class ServiceMetrics:
             for kr in objective.key_results:
                 if kr.score is not None:
                     self.kr_score.labels(kr.id).set(kr.score)
+
+    def record_sources(self, sources: Iterable[str], failed: Iterable[str]) -> None:
+        """Which of the plan's Jira sources the last pass read, and which failed."""
+        down = set(failed)
+        self.source_up.clear()
+        for source in sources:
+            self.source_up.labels(source).set(0 if source in down else 1)
 
     def record_deliveries(self, deliveries: Iterable[Delivery]) -> None:
         for delivery in deliveries:

@@ -1,4 +1,7 @@
-"""``POST /webhooks/jira``: verify, deduplicate and coalesce Jira webhook deliveries.
+"""``POST /webhooks/jira[/<source>]``: verify, deduplicate and coalesce Jira webhook
+deliveries. Each Jira source posts to its own path (``/webhooks/jira`` is ``main``) and
+may sign with its own secret (``OKR_SYNC_JIRA__<NAME>__WEBHOOK_SECRET``, else the
+service-wide ``OKR_SYNC_WEBHOOK_SECRET``).
 
 Jira signs a webhook registered with a secret as ``X-Hub-Signature:
 sha256=<hex HMAC-SHA256(raw body, secret)>`` (api-facts A10); the signature is
@@ -18,7 +21,7 @@ import json
 import logging
 import threading
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -36,6 +39,15 @@ MAX_BODY_BYTES = 1024 * 1024
 #: Jira may deliver up to about 30 minutes late; remember deliveries a while longer.
 DEDUP_TTL = timedelta(hours=1)
 DEDUP_MAX_ENTRIES = 10_000
+#: The source a delivery's path names (``/webhooks/jira/<source>``), set by the router.
+SOURCE_ENVIRON_KEY = "okr_sync.jira_source"
+MAIN_SOURCE = "main"
+
+
+def source_of(request: Request) -> str:
+    """The Jira source a delivery was posted for (``main`` on ``/webhooks/jira``)."""
+    source = request.environ.get(SOURCE_ENVIRON_KEY)
+    return source if isinstance(source, str) and source else MAIN_SOURCE
 
 
 class WebhookPayloadError(ValueError):
@@ -69,6 +81,7 @@ class WebhookEvent:
     issue_key: str | None = None
     project: str | None = None
     retry: int | None = None
+    source: str = MAIN_SOURCE
 
 
 def _object(value: Any) -> dict[str, Any]:
@@ -79,7 +92,8 @@ def _text(value: Any) -> str | None:
     return value if isinstance(value, str) and value else None
 
 
-def parse_event(body: bytes, *, delivery_id: str, retry: str | None = None) -> WebhookEvent:
+def parse_event(body: bytes, *, delivery_id: str, retry: str | None = None,
+                source: str = MAIN_SOURCE) -> WebhookEvent:
     """Read the event name and project (``issue.fields.project.key``, else the key prefix)."""
     try:
         doc = json.loads(body)
@@ -100,6 +114,7 @@ def parse_event(body: bytes, *, delivery_id: str, retry: str | None = None) -> W
         issue_key=key,
         project=project_key,
         retry=retries,
+        source=source,
     )
 
 
@@ -209,7 +224,12 @@ class JiraWebhookEndpoint:
     otherwise (see :mod:`okr_sync.sync.service.app`).
     Responses: 202 accepted, 200 duplicate, 400 not a JSON object or a body cut short (the
     client disconnected or stalled), 401 bad or missing
-    signature (when a secret is set), 413 body over ``max_body`` bytes.
+    signature (when a secret is set), 403 a source without a secret when unsigned
+    deliveries are not allowed, 404 a source the plan does not name, 413 body over
+    ``max_body`` bytes.
+
+    ``source_secrets``: the secret of each source that signs with its own (the others use
+    ``secret``); ``sources``: the plan's Jira sources (None: any path is accepted).
     """
 
     def __init__(
@@ -221,8 +241,14 @@ class JiraWebhookEndpoint:
         cache: DeliveryCache | None = None,
         max_body: int = MAX_BODY_BYTES,
         on_result: Callable[[str], None] | None = None,
+        source_secrets: Mapping[str, SecretStr] | None = None,
+        sources: Collection[str] | None = None,
+        allow_unsigned: bool = True,
     ) -> None:
         self.secret = secret
+        self.source_secrets = dict(source_secrets or {})
+        self.sources = frozenset(sources) if sources is not None else None
+        self.allow_unsigned = allow_unsigned
         self.on_event = on_event
         self.clock = clock
         self.cache = cache if cache is not None else DeliveryCache()
@@ -235,6 +261,15 @@ class JiraWebhookEndpoint:
         return response
 
     def _handle(self, request: Request) -> tuple[Response, str]:
+        source = source_of(request)
+        if self.sources is not None and source not in self.sources:
+            return _json(404, error="no such Jira source in the plan"), "unknown_source"
+        secret = self.source_secrets.get(source, self.secret)
+        if secret is None and not self.allow_unsigned:
+            log.warning("webhook refused: the source has no webhook secret",
+                        extra={"source": source, "remote": request.remote_addr})
+            return (_json(403, error="webhooks of this source are refused: it has no webhook "
+                                     "secret"), "unsigned_refused")
         too_large = _json(413, error=f"body over {self.max_body} bytes"), "too_large"
         if request.content_length is not None and request.content_length > self.max_body:
             return too_large
@@ -253,24 +288,26 @@ class JiraWebhookEndpoint:
             return _json(400, error="incomplete body"), "disconnected"
         if len(body) > self.max_body:
             return too_large
-        if self.secret is not None and not verify_signature(
-            self.secret, body, request.headers.get(SIGNATURE_HEADER)
+        if secret is not None and not verify_signature(
+            secret, body, request.headers.get(SIGNATURE_HEADER)
         ):
             log.warning("webhook refused: missing or invalid signature",
-                        extra={"remote": request.remote_addr})
+                        extra={"source": source, "remote": request.remote_addr})
             return _json(401, error="missing or invalid X-Hub-Signature"), "unauthorized"
         key = delivery_id(request.headers.get(IDENTIFIER_HEADER), body)
         try:
-            event = parse_event(body, delivery_id=key, retry=request.headers.get(RETRY_HEADER))
+            event = parse_event(body, delivery_id=key, retry=request.headers.get(RETRY_HEADER),
+                                source=source)
         except WebhookPayloadError as error:
             return _json(400, error=str(error)), "invalid"
-        if self.cache.seen_before(key, self.clock()):
+        # Two sites may send the same identifier (or body): one is no duplicate of the other.
+        if self.cache.seen_before(f"{source}/{key}", self.clock()):
             log.info("webhook duplicate ignored", extra={"delivery": key, "retry": event.retry})
             return _json(200, status="duplicate"), "duplicate"
         log.info(
             "webhook accepted",
             extra={"delivery": key, "event": event.event, "issue": event.issue_key,
-                   "project": event.project, "retry": event.retry},
+                   "project": event.project, "retry": event.retry, "source": source},
         )
         self.on_event(event)
         return _json(202, status="accepted"), "accepted"

@@ -176,6 +176,8 @@ class LatestCheckin:
     confidence_at: datetime | None = None
     note: str | None = None
     note_at: datetime | None = None
+    #: Who wrote the note (a ``people`` key for chat check-ins, a login for the CLI).
+    note_by: str | None = None
 
 
 @dataclass(frozen=True)

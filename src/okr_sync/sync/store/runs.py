@@ -469,5 +469,5 @@ class RunOps(StoreOps):
                         confidence=cast(Confidence, row.confidence), confidence_at=row.at
                     )
                 if row.note is not None:
-                    current.update(note=row.note, note_at=row.at)
+                    current.update(note=row.note, note_at=row.at, note_by=row.author)
         return {kr: LatestCheckin(**fields) for kr, fields in state.items()}

@@ -76,6 +76,7 @@ from okr_sync.sync.store.schema import (
     head_revision,
     upgrade,
 )
+from okr_sync.sync.store.source_health import SourceHealth, SourceHealthOps
 
 __all__ = [
     "Checkin",
@@ -107,6 +108,7 @@ __all__ = [
     "SchemaOutdatedError",
     "SchemaTooNewError",
     "Snapshot",
+    "SourceHealth",
     "Store",
     "StoreError",
     "StoreTransaction",
@@ -120,7 +122,8 @@ __all__ = [
 ]
 
 
-class _Operations(IssueOps, MeasureOps, JqlCheckOps, RunOps, OutboxOps, FencingOps):
+class _Operations(IssueOps, MeasureOps, JqlCheckOps, SourceHealthOps, RunOps, OutboxOps,
+                  FencingOps):
     """Every store operation, over whatever connection :meth:`_connection` provides."""
 
 

@@ -168,6 +168,18 @@ cursors = sa.Table(
     sa.Column("updated_at", UTCDateTime(), nullable=False),
 )
 
+#: Per Jira source, how its last passes went: when it was last read, and since when it
+#: fails and why (status, /readyz). A source's failure never stops another's KRs.
+source_health = sa.Table(
+    "source_health",
+    metadata,
+    sa.Column("source", sa.String(64), primary_key=True),
+    sa.Column("last_success_at", UTCDateTime(), nullable=True),
+    sa.Column("failing_since", UTCDateTime(), nullable=True),
+    sa.Column("last_error", sa.Text(), nullable=True),
+    sa.Column("updated_at", UTCDateTime(), nullable=False),
+)
+
 runs = sa.Table(
     "runs",
     metadata,

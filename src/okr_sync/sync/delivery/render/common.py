@@ -406,12 +406,14 @@ class ChangeView:
         return parts
 
     def note_text(self) -> str | None:
-        """The KR's latest check-in note, dated: ``check-in 2026-11-14: text``."""
+        """The KR's latest check-in note, dated and signed when its author is known:
+        ``check-in 2026-11-14 by Dana Lee: text``."""
         kr = self.kr
         if kr is None or kr.checkin_note is None:
             return None
         when = f" {kr.checkin_note_at.date().isoformat()}" if kr.checkin_note_at else ""
-        return f"check-in{when}: {kr.checkin_note}"
+        by = f" by {kr.checkin_note_by}" if kr.checkin_note_by else ""
+        return f"check-in{when}{by}: {kr.checkin_note}"
 
     def summary(self) -> str:
         """One line for a notification: ``CO-1.KR1 Ship SSO: 30% → 42% (+12 pp)``."""

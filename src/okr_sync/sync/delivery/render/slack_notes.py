@@ -53,6 +53,11 @@ from okr_sync.sync.delivery.render.slack_blocks import (
     section_block,
     spread_lines,
 )
+from okr_sync.sync.delivery.render.slack_checkin import (
+    ACTIONS_MAX_ELEMENTS,
+    BUTTON_HINT,
+    checkin_actions,
+)
 
 CHECKIN_HINT = (
     "Add `--confidence on_track|at_risk|off_track|blocked` or `--note TEXT` "
@@ -78,14 +83,15 @@ def slack_owner(kr: KeyResultScore | None, contacts: Contacts | None) -> str | N
 
 def render_slack_change_note(
     scorecard: Scorecard, changes: Sequence[Change] | None = None, *,
-    contacts: Contacts | None = None,
+    contacts: Contacts | None = None, checkin_buttons: bool = False,
 ) -> SlackPayload | None:
     """News only: each changed KR with its move, confidence, pace, reasons and check-in note.
 
     Meant as a thread reply under the standing message (the sender sets
     ``thread_ts``). ``changes`` defaults to ``scorecard.changes``; ``contacts`` (KR id
     -> owner's contact) turns owners into mentions. Returns None when there is no
-    change, so that nothing is posted.
+    change, so that nothing is posted. ``checkin_buttons`` (serve answers Slack's
+    interactivity) adds a "Check in" button per changed KR, up to 25.
     """
     chosen = list(scorecard.changes if changes is None else changes)
     if not chosen:
@@ -116,14 +122,17 @@ def render_slack_change_note(
         f"*{plural(len(chosen), 'key result')} changed* · "
         f"{mrkdwn_text(scorecard.cycle.name, 80)} · as of {format_as_of(scorecard.cycle.as_of)}"
     )
+    buttons = checkin_actions([v.change.kr for v in views[:ACTIONS_MAX_ELEMENTS]]
+                              if checkin_buttons else [])
     blocks = [section_block(heading)]
     blocks += spread_lines(
         lines,
         "change",
-        budget=SLACK_TOTAL_TEXT_BUDGET - text_units(heading),
-        max_blocks=SLACK_MAX_BLOCKS - 1,
+        budget=SLACK_TOTAL_TEXT_BUDGET - text_units(heading) - (1000 if buttons else 0),
+        max_blocks=SLACK_MAX_BLOCKS - 1 - len(buttons),
         already_omitted=len(chosen) - len(lines),
     )
+    blocks += buttons
     items = [
         " ".join(filter(None, [mrkdwn_id(v.change.kr), mrkdwn_text(v.title, 60)]))
         + f": {v.score_text()}"
@@ -226,13 +235,14 @@ def checkin_command(kr: KeyResultScore) -> str:
 
 def render_slack_checkin_reminder(
     scorecard: Scorecard, manual_krs: Sequence[KeyResultScore] | None = None, *,
-    contacts: Contacts | None = None,
+    contacts: Contacts | None = None, checkin_buttons: bool = False,
 ) -> SlackPayload | None:
     """Ask for fresh values of manual KRs, each with its current value and check-in command.
 
     ``manual_krs`` defaults to every KR of the scorecard whose measure is
     ``manual``; ``contacts`` mentions their owners. Returns None when there is none,
-    so that nothing is posted.
+    so that nothing is posted. ``checkin_buttons`` (serve answers Slack's
+    interactivity) puts a "Check in" button per KR in place of the CLI command.
     """
     chosen = list(manual_key_results(scorecard) if manual_krs is None else manual_krs)
     if not chosen:
@@ -248,17 +258,21 @@ def render_slack_checkin_reminder(
             f"• *{mrkdwn_id(kr.id)}* {mrkdwn_text(kr.title, 120)} — now "
             f"{mrkdwn_text(kr_value_text(kr), 120)} · {confidence_badge(kr.confidence)}"
             + (f" · {owner}" if owner is not None else "")
-            + f"\n      `{mrkdwn_text(checkin_command(kr), 300)}`"
+            + ("" if checkin_buttons else f"\n      `{mrkdwn_text(checkin_command(kr), 300)}`")
         )
+    # MAX_REMINDER_KRS is 25: one actions block holds every button.
+    buttons = checkin_actions([kr.id for kr in chosen[:MAX_REMINDER_KRS]]
+                              if checkin_buttons else [])
     blocks = [section_block(heading)]
     blocks += spread_lines(
         lines,
         "key result",
-        budget=SLACK_TOTAL_TEXT_BUDGET - 1000,
-        max_blocks=SLACK_MAX_BLOCKS - 3,
+        budget=SLACK_TOTAL_TEXT_BUDGET - 1000 - (1000 if buttons else 0),
+        max_blocks=SLACK_MAX_BLOCKS - 3 - len(buttons),
         already_omitted=len(chosen) - len(lines),
     )
-    blocks.append(context_block([CHECKIN_HINT]))
+    blocks += buttons
+    blocks.append(context_block([BUTTON_HINT if buttons else CHECKIN_HINT]))
     text = fallback_text(
         f"Check-in time: {plural(len(chosen), 'manual key result')} need a fresh value:",
         [
