@@ -144,9 +144,8 @@ class JiraClient(JiraChecks):
         self._server_info: Mapping[str, Any] | None = None
         self._timezone: ZoneInfo | None = None
         self._field_ids: _FieldIds | None = None
-        #: When the site's facts above started being reused across passes.
-        self._facts_read_at: datetime | None = None
         self._clock = clock
+        self._facts_since = clock()  # the facts above are read from this pass on
         self._warned_future = False
         #: Issues skipped because their id or key is not what Jira promises, by id/key.
         self.skipped_issues: dict[tuple[str | None, str | None], JiraIssueIdentityError] = {}
@@ -161,20 +160,13 @@ class JiraClient(JiraChecks):
         self._session.close()
 
     def begin_pass(self, *, facts_max_age: timedelta) -> None:
-        """Start another pass on this client (a long-running ``serve``): its request
-        count and skipped issues start again from nothing; the session (its connections)
-        is kept, and so are the site's facts (serverInfo, the user's time zone, the field
-        catalog: three requests) until they are ``facts_max_age`` old."""
+        """Another pass on this client (``serve``): counts start again; the session and
+        the site's facts (serverInfo, time zone, fields) are kept until ``facts_max_age``."""
         self._transport.request_count = 0
-        self.skipped_issues = {}
-        now = self._clock()
-        if self._facts_read_at is None:
-            self._facts_read_at = now
-        elif now - self._facts_read_at >= facts_max_age:
-            self._server_info = None
-            self._timezone = None
-            self._field_ids = None
-            self._facts_read_at = now
+        self.skipped_issues, now = {}, self._clock()
+        if now - self._facts_since >= facts_max_age:
+            self._server_info = self._timezone = self._field_ids = None
+            self._facts_since = now
 
     def __enter__(self) -> JiraClient:
         return self
