@@ -22,7 +22,8 @@ def test_build_app_given_composition_registers_every_command_in_help_order() -> 
     group = get_command(cli_app.build_app())
     assert isinstance(group, typer.core.TyperGroup)
     assert list(group.commands) == ["validate", "schema", "run", "resync", "demo", "serve",
-                                    "status", "explain", "checkin", "report", "doctor", "db"]
+                                    "status", "explain", "backfill", "checkin", "report",
+                                    "doctor", "recommend", "db"]
     db = group.commands["db"]
     assert isinstance(db, typer.core.TyperGroup)
     assert list(db.commands) == ["upgrade", "prune"]

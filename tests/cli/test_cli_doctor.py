@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
 from typer.testing import CliRunner
 
 from okr_sync.cli.doctor import Connectors, run_checks
@@ -169,6 +170,25 @@ def test_doctor_given_unset_workflow_variable_fails_naming_it(env, world) -> Non
         f"FAIL teams workflow {WORKFLOW_ENV}: {WORKFLOW_ENV} is not set")
 
 
+@pytest.mark.parametrize(
+    ("url", "problem"),
+    [("http://workflows.example.com/hook?sig=SIGNATURE", "must use https://"),
+     ("not a url", "must be an absolute https:// URL"),
+     ("https://example.com:99999/hook", "not a valid URL")],
+    ids=["plain-http", "not-a-url", "bad-port"],
+)
+def test_doctor_given_malformed_workflow_url_fails_naming_it_without_the_url(
+    env, world, url: str, problem: str
+) -> None:
+    # Issue 11: doctor checks the Workflows URL's shape (it cannot post to check it).
+    result = _doctor({**_migrated(env), WORKFLOW_ENV: url})
+    assert result.exit_code == 1
+    line = _lines(result.stdout)[f"teams workflow {WORKFLOW_ENV}"]
+    assert line.startswith(f"FAIL teams workflow {WORKFLOW_ENV}: {WORKFLOW_ENV}: ")
+    assert problem in line
+    assert "SIGNATURE" not in result.stdout + result.stderr
+
+
 def test_doctor_given_distinctive_secrets_never_prints_them(env, world) -> None:
     secrets = {
         "OKR_SYNC_JIRA_API_TOKEN": "jira-Zq81-api-token",
@@ -236,3 +256,26 @@ def test_doctor_given_bot_route_without_teams_settings_fails_naming_the_settings
     line = _lines(result.stdout)["teams bot"]
     assert line.startswith("FAIL teams bot: routes leadership post through the Teams bot")
     assert "OKR_SYNC_TEAMS_APP_SECRET" in line
+
+
+def test_run_checks_given_teams_checkins_fetches_the_signing_keys(world) -> None:
+    settings = world.settings().model_copy(update={
+        "teams_bot_checkins": True, "teams_openid_metadata_url": world.teams.openid_metadata_url})
+    senders = world.senders()
+    checks = run_checks(settings, load_plan(DEMO_PLAN), DEMO_PLAN,
+                        Connectors(JiraClient, senders.slack, senders.teams_bot))
+    keys = next(c for c in checks if c.name == "teams check-ins")
+    assert keys.status == "ok" and keys.detail.startswith("1 signing key from http://127.")
+    assert world.teams.counters["botframework.keys"] == 1
+
+
+def test_run_checks_given_teams_checkins_keys_unreachable_fails_naming_the_url(world) -> None:
+    missing = world.teams.url + "/no/metadata"
+    settings = world.settings().model_copy(update={
+        "teams_bot_checkins": True, "teams_openid_metadata_url": missing})
+    senders = world.senders()
+    checks = run_checks(settings, load_plan(DEMO_PLAN), DEMO_PLAN,
+                        Connectors(JiraClient, senders.slack, senders.teams_bot))
+    keys = next(c for c in checks if c.name == "teams check-ins")
+    assert keys.status == "fail" and "signing keys unavailable" in keys.detail
+    assert missing in keys.detail

@@ -1,19 +1,24 @@
-"""Fast start: the light commands import none of the store, service, connector or sandbox code.
+"""Fast start: the light commands import none of the store, service, connector or sandbox code,
+and ``run`` imports nothing before its first request that it does not need by then.
 
 Each case runs the CLI's ``main`` in a fresh interpreter, as the console script does,
-and then lists every module that interpreter imported.
+and then lists every module that interpreter imported (for ``run``: when the pass opens
+its first network connection, to Jira).
 """
 
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
+from okr_sync.sync.sandbox_world import sandbox_world
 from support.paths import DEMO_PLAN
+from support.secret_world import cli_plan
 
 # Libraries and packages only a pass, the store, the service or the demo needs.
 HEAVY_PREFIXES = (
@@ -65,3 +70,69 @@ def test_main_given_light_command_works_without_importing_heavy_modules(
     assert doc["exit"] in (0, None), result.stdout + result.stderr
     assert expected in result.stdout
     assert _heavy(doc["modules"]) == []
+
+
+# Imported lazily, each only once needed: none of them before `run`'s first request when
+# the store is already at the head revision, the plan sets no cron and nothing has been
+# sent yet (each costs 25-150 ms of CPU to import; the start-up target is < 0.4 s).
+LAZY_UNTIL_NEEDED = (
+    "alembic", "mako",  # only to migrate (okr_sync.sync.store.schema)
+    "msal",  # the first Teams bot token (okr_sync.connectors.teams.bot)
+    "slack_sdk",  # the first Slack call (okr_sync.connectors.slack.transport)
+    "croniter", "dateutil",  # a cron in the plan or the service (okr_sync.sync.cron)
+    "sqlalchemy.dialects.postgresql",  # on SQLite (okr_sync.sync.store.base, .fencing)
+    "werkzeug", "prometheus_client", "jsonschema", "psycopg",
+    "okr_sync.sandbox", "okr_sync.sync.service",
+)
+
+_FIRST_REQUEST_DRIVER = """
+import json, socket, sys
+report, *args = sys.argv[1:]
+connect = socket.socket.connect
+
+def first_connect(self, address, *rest):
+    if isinstance(address, tuple) and not first_connect.seen:
+        first_connect.seen = True
+        with open(report, "w") as out:
+            json.dump({"address": list(address[:2]), "modules": sorted(sys.modules)}, out)
+    return connect(self, address, *rest)
+
+first_connect.seen = False
+socket.socket.connect = first_connect
+sys.argv = ["okr-sync", *args]
+from okr_sync.cli.main import main
+code = 0
+try:
+    main()
+except SystemExit as exit:
+    code = exit.code
+with open(report + ".end", "w") as out:
+    json.dump({"exit": code, "modules": sorted(sys.modules)}, out)
+"""
+
+
+def _lazy(modules: list[str]) -> list[str]:
+    return [m for m in modules
+            if any(m == p or m.startswith(p + ".") for p in LAZY_UNTIL_NEEDED)]
+
+
+def test_run_given_migrated_store_imports_nothing_lazy_before_its_first_request(
+    tmp_path: Path,
+) -> None:
+    with sandbox_world(tmp_path, issues=60) as world:
+        env = {**os.environ, **world.environment(), "OKR_SYNC_PLAN": str(cli_plan(tmp_path))}
+        env.pop("OKR_SYNC_TEST_DATABASE_URL", None)
+        upgraded = subprocess.run([sys.executable, "-m", "okr_sync.cli.main", "db", "upgrade"],
+                                  env=env, capture_output=True, text=True, timeout=120)
+        assert upgraded.returncode == 0, upgraded.stderr[-2000:]
+        report = tmp_path / "first-request.json"
+        result = subprocess.run([sys.executable, "-c", _FIRST_REQUEST_DRIVER, str(report), "run"],
+                                env=env, capture_output=True, text=True, timeout=300)
+        assert result.returncode == 0, result.stderr[-2000:]
+        first = json.loads(report.read_text())
+        end = json.loads(Path(str(report) + ".end").read_text())
+        jira_port = int(world.jira.url.rsplit(":", 1)[1].split("/")[0])
+    assert first["address"] == ["127.0.0.1", jira_port]  # the pass's first request: Jira
+    assert _lazy(first["modules"]) == []
+    # The pass did send (so Slack's client was needed, and imported, after the first request).
+    assert "slack_sdk" in end["modules"]

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import io
+from datetime import timedelta
 
 from rich.console import Console
 
 from okr_sync.cli.console import print_scorecard
 from okr_sync.scoring.scorecard import ItemCounts, Scorecard
-from support.scorecards import cycle, key_result, objective
+from support.scorecards import AS_OF, cycle, key_result, objective
 
 
 def _printed(card: Scorecard) -> str:
@@ -32,3 +33,21 @@ def test_print_scorecard_given_owners_and_points_shows_them() -> None:
     assert "Alice Ng" in rows["CO-1"]
     assert "Bob Ray" in rows["K-2"]
     assert "Alice Ng" not in rows["K-1"]  # inherited from its objective: said once
+
+
+def test_print_scorecard_given_stale_and_never_measured_krs_says_so_not_a_score() -> None:
+    # Issue 11: unmeasured is not zero; `run` and `status` show each KR's freshness.
+    stale = key_result(id="K-1", stale=True, measured_at=AS_OF - timedelta(hours=3))
+    never = key_result(id="K-2", value=None, score=None, band=None, confidence=None,
+                       items=None, stale=True, measured_at=None)
+    fresh = key_result(id="K-3", measured_at=AS_OF)
+    card = Scorecard(cycle=cycle(), objectives=(
+        objective(key_results=(stale, never, fresh)),))
+
+    rows = {line.split()[1]: line for line in _printed(card).splitlines()
+            if line.startswith("│")}
+
+    assert "(stale · measured 3h ago)" in rows["K-1"]
+    assert "42%" in rows["K-1"]  # its last measured score, marked, not dropped
+    assert "not measured" in rows["K-2"] and "%" not in rows["K-2"]
+    assert "stale" not in rows["K-3"]

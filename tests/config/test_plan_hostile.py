@@ -17,6 +17,7 @@ import pytest
 
 from okr_sync.config.plan import MAX_PLAN_NUMBER
 from okr_sync.config.plan_loader import PlanError, cross_check, load_plan, load_plan_text
+from okr_sync.config.plan_yaml import MAX_PLAN_BYTES
 from support.plan_builders import PlanBuilder, manual_kr, objective
 
 ISSUE_LINE = re.compile(r"^(?P<file>[^:]+):(?P<line>\d+):(?P<col>\d+): (?P<path>\S+): (?P<msg>.+)$")
@@ -112,13 +113,23 @@ def test_load_plan_given_binary_file_reports_the_nul_byte_position(tmp_path: Pat
 
 
 def test_load_plan_given_deep_nesting_refuses_where_the_limit_is_passed() -> None:
-    text = "version: 1\nobjectives: " + "[" * 10_000
+    text = "version: 1\nobjectives: " + "[" * 100 + "]" * 100
     # Under the root mapping, the 64th `[` (column 13 + 63) is the 65th level.
     assert _errors(text) == [
         "plan.yaml:2:76: (yaml): nested deeper than 64 levels (a plan needs fewer than 10)"
     ]
-    # Reading stops at the limit: ten times more brackets cost no more (ruamel's
-    # scanner looks at most 1024 characters ahead on a line).
+    block = "version: 1\nobjectives:\n" + "".join(
+        "  " * depth + f"k{depth}:\n" for depth in range(100))
+    (error,) = _errors(block)
+    assert error.endswith(": (yaml): nested deeper than 64 levels (a plan needs fewer than 10)")
+
+
+def test_load_plan_given_thousands_of_nested_brackets_refuses_at_a_bounded_cost() -> None:
+    # libyaml's scanner looks up to 1024 characters ahead on a line and refuses more than
+    # 1,000 open flow levels itself, before the reader sees the 65th.
+    text = "version: 1\nobjectives: " + "[" * 10_000
+    assert _errors(text) == ["plan.yaml:2:1012: (yaml): exceeded maximum nesting depth"]
+    # Reading stops at the limit: ten times more brackets cost no more.
     ten_times = "version: 1\nobjectives: " + "[" * 100_000
     cost = _python_calls(lambda: load_plan_text(text))
     assert _python_calls(lambda: load_plan_text(ten_times)) <= cost * 1.1
@@ -232,9 +243,10 @@ def test_load_plan_given_anchors_and_merge_keys_keeps_reading_them() -> None:
 def test_load_plan_given_file_over_size_limit_refuses_before_parsing(tmp_path: Path) -> None:
     path = tmp_path / "plan.yaml"
     path.write_text(_plan() + "#" * (10 * 1024 * 1024), encoding="utf-8")
+    size = path.stat().st_size
     assert _file_errors(path) == [
-        f"{path}:1:1: (yaml): the plan is 2,097,153 bytes; a plan file may be at most "
-        "2,097,152 bytes"
+        f"{path}:1:1: (yaml): the plan is {size:,} bytes; a plan file may be at most "
+        f"{MAX_PLAN_BYTES:,} bytes (a plan of 400 key results is about 200 KB)"
     ]
     assert _python_calls(lambda: load_plan(path)) < 100
 

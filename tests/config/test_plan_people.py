@@ -87,3 +87,4 @@ def test_plan_json_schema_given_people_describes_id_patterns() -> None:
     assert person["slack"]["pattern"].startswith("^[UW]")
     assert "people" in schema["properties"]
     assert schema["$defs"]["Notify"]["properties"]["warnings"]["enum"] == ["status", "channel"]
+

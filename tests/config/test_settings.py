@@ -110,3 +110,24 @@ def test_settings_given_allow_unsigned_webhooks_reads_it_and_defaults_to_false(
     assert Settings(_env_file=None).webhook_allow_unsigned is False
     monkeypatch.setenv("OKR_SYNC_WEBHOOK_ALLOW_UNSIGNED", "true")
     assert Settings(_env_file=None).webhook_allow_unsigned is True
+
+
+def test_settings_given_bot_checkins_without_app_id_refuses_naming_both(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("OKR_SYNC_TEAMS_BOT_CHECKINS", "true")
+    with pytest.raises(ValueError, match="OKR_SYNC_TEAMS_BOT_CHECKINS needs OKR_SYNC_TEAMS_APP_ID"):
+        Settings(_env_file=None)
+    monkeypatch.setenv("OKR_SYNC_TEAMS_APP_ID", "00000000-0000-4000-8000-0000000000b0")
+    settings = Settings(_env_file=None)
+    assert settings.teams_bot_checkins
+    assert settings.teams_openid_metadata_url == (
+        "https://login.botframework.com/v1/.well-known/openidconfiguration")
+
+
+def test_settings_given_plain_http_openid_metadata_off_loopback_refuses(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("OKR_SYNC_TEAMS_OPENID_METADATA_URL", "http://login.example/x")
+    with pytest.raises(ValueError, match="OKR_SYNC_TEAMS_OPENID_METADATA_URL must use https"):
+        Settings(_env_file=None)

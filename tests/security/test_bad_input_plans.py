@@ -23,8 +23,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from typer.testing import CliRunner
 
+from benchmarks import plan_benchmark
 from okr_sync.cli.main import app
-from okr_sync.config.plan_yaml import MAX_PLAN_BYTES
+from okr_sync.config.plan_loader import MAX_LISTED_ISSUES
+from okr_sync.config.plan_yaml import MAX_NODES, MAX_PLAN_BYTES, read_yaml
 from support.hypothesis_profile import examples
 from support.paths import EXAMPLES
 from support.plan_fuzz import mutated
@@ -158,8 +160,6 @@ HOSTILE_FILES: dict[str, Callable[[], bytes]] = {
     "python tag": lambda: b"version: !!python/object/apply:os.system ['echo pwned']\n",
     "empty": lambda: b"",
     "nul bytes": lambda: b"version: 1\x00\x00\n",
-    # ruamel's pure-Python parser reads about 0.2 MB/s of CPU: a plan at the 2 MB limit
-    # takes about 10 s, so the suite uses a large but realistic one.
     "large plan": lambda: _many_objectives(1500),
 }
 
@@ -183,4 +183,46 @@ def test_validate_command_given_hostile_file_answers_file_line_column_with_exit_
         return
     assert done.returncode == 2, (stdout, stderr[-2000:])
     _assert_answer(plan, done.returncode, stdout, stderr)
+    if name == "10 MB":  # refused by its size, before it is parsed
+        assert f"the plan is {len(content):,} bytes; a plan file may be at most" in stderr
     assert "pwned" not in stdout + stderr
+
+
+# -- the largest plans accepted: every one answers (benchmarks/plan_benchmark.py times them) --
+
+@pytest.mark.parametrize("name", sorted(plan_benchmark.PLANS))
+def test_validate_command_given_plan_at_the_size_limits_answers_ok_or_file_line_column(
+    name: str, tmp_path: Path
+) -> None:
+    plan = tmp_path / "plan.yaml"
+    content = plan_benchmark.PLANS[name]()
+    plan.write_bytes(content)
+    if "over the byte limit" not in name:
+        # Just under both limits: what the benchmark times is the most a plan may cost.
+        assert len(content) <= MAX_PLAN_BYTES
+        document = read_yaml(content.decode())  # raises past MAX_NODES
+        assert document.data is not None
+    done = subprocess.run([*okr_sync_command(), "validate", "--plan", str(plan)],
+                          capture_output=True, timeout=SUBPROCESS_TIMEOUT_S, cwd=tmp_path,
+                          env={"PATH": "/usr/bin:/bin", "HOME": str(tmp_path)})
+    stdout, stderr = done.stdout.decode(), done.stderr.decode()
+    _assert_answer(plan, done.returncode, stdout, stderr)
+    expected_exit = 0 if name.startswith("valid") else 2
+    assert done.returncode == expected_exit, stderr[-2000:]
+    if name.startswith("unknown keys"):  # tens of thousands of problems: the first are listed
+        assert len(stderr.splitlines()) == MAX_LISTED_ISSUES + 1
+        assert "more problems from here on are not listed" in stderr.splitlines()[-1]
+
+
+def test_validate_given_plan_over_the_value_limit_refuses_it_where_the_limit_is_passed(
+    tmp_path: Path,
+) -> None:
+    plan = tmp_path / "plan.yaml"
+    plan.write_bytes(b"version: [" + b",".join([b"1"] * (MAX_NODES + 10)) + b"]\n")
+    result = runner.invoke(app, ["validate", "--plan", str(plan)], env={"OKR_SYNC_PLAN": ""})
+    assert result.exit_code == 2
+    # The root mapping, its key and the list are 3 values: the limit falls on list item N-2.
+    column = len("version: [") + 2 * (MAX_NODES - 3) + 1
+    assert result.stderr.strip() == (
+        f"{plan}:1:{column}: version[{MAX_NODES - 3}]: the plan holds more than "
+        f"{MAX_NODES:,} values (aliases expanded); a plan of 400 key results holds about 10,000")

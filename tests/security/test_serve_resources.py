@@ -7,6 +7,7 @@ traceback, and no pass. Every wait is bounded and polled; nothing asserts a dura
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import socket
@@ -52,7 +53,9 @@ class Harness:
             status=lambda: StatusView(started_at=_NOW, role="follower"),
             period=lambda at: timedelta(minutes=5), metrics=self.metrics, webhook=endpoint,
             database_probe=lambda: None, clock=lambda: _NOW)
-        self.server = HttpServer(app, host="127.0.0.1", port=0, limits=limits)
+        self.server = HttpServer(
+            app, host="127.0.0.1", port=0, limits=limits,
+            on_cut_short=lambda path: self.metrics.webhooks.labels("disconnected").inc())
         self.address = ("127.0.0.1", self.server.port)
         self.url = f"http://127.0.0.1:{self.server.port}"
 
@@ -60,8 +63,11 @@ class Harness:
         conn = socket.create_connection(self.address, timeout=TIMEOUT)
         return conn
 
-    def healthz(self) -> int:
-        return requests.get(self.url + "/healthz", timeout=TIMEOUT).status_code
+    def healthz(self, timeout: float = TIMEOUT) -> int:
+        return requests.get(self.url + "/healthz", timeout=timeout).status_code
+
+    def readyz(self, timeout: float) -> int:
+        return requests.get(self.url + "/readyz", timeout=timeout).status_code
 
 
 @pytest.fixture
@@ -109,6 +115,50 @@ def test_serve_http_given_200_stalled_connections_answers_healthz_with_bounded_t
         assert [harness.healthz() for _ in range(5)] == [200] * 5
 
 
+#: How long /healthz and /readyz may take while slow clients drip (the issue's bound is
+#: "keeps answering"; this is generous, and a worker held by a dripping body took 60 s).
+ANSWER_BOUND_S = 5.0
+
+
+def _drip(conns: list[socket.socket], stop: threading.Event, interval: float) -> None:
+    """Send one byte on every connection each ``interval`` until ``stop`` (bounded)."""
+    for _ in range(int(TIMEOUT / interval)):
+        if stop.wait(interval):
+            return
+        for conn in conns:
+            with contextlib.suppress(OSError):  # the server may have closed it
+                conn.send(b"x")
+
+
+def test_serve_http_given_many_clients_dripping_bodies_and_heads_keeps_answering_healthz(
+    harness_factory: Callable[[ConnectionLimits], Harness],
+) -> None:
+    # Default timeouts: the clients below outlast none of them while the checks run.
+    harness = harness_factory(ConnectionLimits(workers=WORKERS))
+    stop = threading.Event()
+    with ExitStack() as stack:
+        bodies = [stack.enter_context(harness.connect()) for _ in range(40)]
+        heads = [stack.enter_context(harness.connect()) for _ in range(40)]
+        for conn in bodies:  # a whole head, then a body one byte at a time
+            conn.sendall(b"POST /webhooks/jira HTTP/1.1\r\nHost: x\r\nContent-Length: 100000\r\n"
+                         b"Content-Type: application/json\r\n\r\n{")
+        for conn in heads:
+            conn.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Slow: ")
+        dripper = threading.Thread(target=_drip, args=(bodies + heads, stop, 0.5), daemon=True)
+        dripper.start()
+        stack.callback(dripper.join, TIMEOUT)
+        stack.callback(stop.set)
+        time.sleep(1.0)  # the bodies have reached the server and begun dripping
+        # Before, each body-dripping client held a worker up to 60 s: 8 of them stopped
+        # /healthz and /readyz for a minute.
+        for _ in range(3):
+            assert harness.healthz(timeout=ANSWER_BOUND_S) == 200
+            assert harness.readyz(timeout=ANSWER_BOUND_S) == 200
+            time.sleep(0.5)
+        assert _server_threads() <= WORKERS + 1
+    assert harness.events == []
+
+
 def test_serve_http_given_slow_loris_heads_drops_them_after_the_header_timeout(
     harness_factory: Callable[[ConnectionLimits], Harness],
 ) -> None:
@@ -139,10 +189,10 @@ def test_serve_http_given_more_waiting_connections_than_the_cap_drops_the_oldest
             assert conn.recv(64).startswith(b"HTTP/1.1 200")
 
 
-def test_serve_http_given_body_dripped_past_the_deadline_drops_the_request(
+def test_serve_http_given_body_dripped_past_the_request_timeout_drops_the_request(
     harness_factory: Callable[[ConnectionLimits], Harness],
 ) -> None:
-    harness = harness_factory(ConnectionLimits(workers=WORKERS, request_deadline=1.0))
+    harness = harness_factory(ConnectionLimits(workers=WORKERS, request_timeout=1.0))
     with harness.connect() as conn:
         conn.sendall(b"POST /webhooks/jira HTTP/1.1\r\nHost: x\r\nContent-Length: 100000\r\n"
                      b"Content-Type: application/json\r\n\r\n{")
@@ -169,7 +219,7 @@ def test_serve_http_given_webhook_client_leaving_mid_body_logs_one_line_no_trace
         conn.sendall(b"POST /webhooks/jira HTTP/1.1\r\nHost: x\r\nContent-Length: 5000\r\n"
                      b"Content-Type: application/json\r\n"
                      + f"{SIGNATURE_HEADER}: {sign(SECRET, body)}\r\n\r\n".encode() + body)
-    line = "webhook client disconnected before sending its whole body"
+    line = "http client disconnected before sending its whole request body"
     wait_until("the disconnect to be logged",
                lambda: any(r.getMessage() == line for r in caplog.records))
     assert harness.healthz() == 200
@@ -179,3 +229,48 @@ def test_serve_http_given_webhook_client_leaving_mid_body_logs_one_line_no_trace
     assert harness.events == []
     exposition = harness.metrics.exposition()[0].decode()
     assert 'okr_sync_webhooks_total{result="disconnected"} 1.0' in exposition
+
+
+def _answer(conn: socket.socket) -> bytes:
+    conn.settimeout(TIMEOUT)
+    received = b""
+    while chunk := conn.recv(4096):
+        received += chunk
+    return received
+
+
+def test_serve_http_given_expect_100_continue_body_answers_continue_once_then_accepts(
+    harness_factory: Callable[[ConnectionLimits], Harness],
+) -> None:
+    harness = harness_factory(ConnectionLimits(workers=WORKERS))
+    body = json.dumps({"webhookEvent": "jira:issue_updated", "issue": {"key": "OPS-1"}}).encode()
+    with harness.connect() as conn:
+        conn.sendall(b"POST /webhooks/jira HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\n"
+                     + f"Content-Length: {len(body)}\r\n{SIGNATURE_HEADER}: "
+                       f"{sign(SECRET, body)}\r\n\r\n".encode())
+        # The body is read before any worker runs, so the server must invite it first.
+        assert conn.recv(64) == b"HTTP/1.1 100 Continue\r\n\r\n"
+        conn.sendall(body)
+        answer = _answer(conn)
+    assert answer.startswith(b"HTTP/1.1 202"), answer
+    assert b"100 Continue" not in answer
+    assert [event.issue_key for event in harness.events] == ["OPS-1"]
+
+
+def test_serve_http_given_chunked_body_split_anywhere_reads_it_whole(
+    harness_factory: Callable[[ConnectionLimits], Harness],
+) -> None:
+    harness = harness_factory(ConnectionLimits(workers=WORKERS))
+    body = json.dumps({"webhookEvent": "jira:issue_updated", "issue": {"key": "OPS-2"}}).encode()
+    chunks = b"".join(b"%x\r\n" % len(body[i:i + 3]) + body[i:i + 3] + b"\r\n"
+                      for i in range(0, len(body), 3))
+    with harness.connect() as conn:
+        conn.sendall(b"POST /webhooks/jira HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n"
+                     + f"{SIGNATURE_HEADER}: {sign(SECRET, body)}\r\n\r\n".encode())
+        for at in range(0, len(chunks), 7):  # split anywhere, headers of chunks included
+            conn.sendall(chunks[at:at + 7])
+            time.sleep(0.001)
+        conn.sendall(b"0\r\n\r\n")
+        answer = _answer(conn)
+    assert answer.startswith(b"HTTP/1.1 202"), answer
+    assert [event.issue_key for event in harness.events] == ["OPS-2"]

@@ -30,6 +30,9 @@ def _comparable(result: Any) -> dict[str, Any]:
     for objective in doc["objectives"]:
         for kr in objective["key_results"]:
             kr.pop("measured_at", None)
+    for kpi in doc["kpis"]:
+        # A KPI's trend compares with the history the pass before wrote: not a measure.
+        kpi.pop("trend", None)
     return {key: doc[key] for key in ("objectives", "perspectives", "kpis", "warnings")}
 
 

@@ -12,11 +12,13 @@ from typing import Annotated
 
 import typer
 
+from okr_sync.cli.backfill import backfill_command
 from okr_sync.cli.db import db_prune_command
 from okr_sync.cli.demo import demo_command
 from okr_sync.cli.doctor import doctor_command
 from okr_sync.cli.explain import explain_command
 from okr_sync.cli.plan import schema_command, validate_command
+from okr_sync.cli.recommend import recommend_command
 from okr_sync.cli.run import resync_command, run_command
 from okr_sync.cli.serve import serve_command
 from okr_sync.cli.state import (
@@ -79,9 +81,11 @@ def build_app() -> typer.Typer:
     app.command("serve")(serve_command)
     app.command("status")(status_command)
     app.command("explain")(explain_command)
+    app.command("backfill")(backfill_command)
     app.command("checkin")(checkin_command)
     app.command("report")(report_command)
     app.command("doctor")(doctor_command)
+    app.command("recommend")(recommend_command)
     db_app = typer.Typer(help="State store maintenance.", no_args_is_help=True,
                          rich_markup_mode=None)
     db_app.command("upgrade")(db_upgrade_command)

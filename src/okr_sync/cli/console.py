@@ -8,6 +8,7 @@ from rich.text import Text
 
 from okr_sync.cli.common import inert
 from okr_sync.scoring.display import percent
+from okr_sync.scoring.forecast_record import forecast_text
 from okr_sync.scoring.scorecard import Scorecard, TargetRange
 
 _CONFIDENCE_STYLE = {
@@ -87,6 +88,8 @@ def print_scorecard(scorecard: Scorecard, console: Console) -> None:
             freshness = freshness_text(kr, scorecard.cycle.as_of)
             if freshness is not None:
                 flags += f" ({freshness})"
+            if kr.forecast is not None:
+                flags += f" · {forecast_text(kr.forecast)}"
             table.add_row(
                 _text(indent + "  " + kr.id),
                 _text(kr.title + flags),
@@ -107,11 +110,14 @@ def print_scorecard(scorecard: Scorecard, console: Console) -> None:
             perspectives.add_row(_text(p.title), _percent(p.score), _text(p.band or "-"))
         console.print(perspectives)
     if scorecard.kpis:
-        kpis = Table("KPI", "Title", "Value", "Status", header_style="bold")
+        from okr_sync.sync.delivery.render.common import kpi_trend_text
+
+        kpis = Table("KPI", "Title", "Value", "Status", "Trend", header_style="bold")
         for kpi in scorecard.kpis:
             status = kpi.status or "-"
             kpis.add_row(_text(kpi.id), _text(kpi.title), _number(kpi.value),
-                         Text(status, style=_KPI_STYLE.get(status, "")))
+                         Text(status, style=_KPI_STYLE.get(status, "")),
+                         _text(kpi_trend_text(kpi) or "-"))
         console.print(kpis)
     for change in scorecard.changes:
         reasons = f" ({', '.join(change.reasons)})" if change.reasons else ""

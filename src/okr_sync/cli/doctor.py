@@ -299,8 +299,31 @@ def _all_routes(by_key: dict[str, list[str]]) -> list[str]:
 # -- Teams -----------------------------------------------------------------------------
 
 def teams_checks(settings: Settings, plan: Plan, connectors: Connectors) -> list[Check]:
-    """The bot's token (when configured or routed to), each Workflows URL's shape."""
-    return [_teams_bot(plan, connectors), *_teams_workflows(plan)]
+    """The bot's token (when configured or routed to), the keys that sign Teams check-ins
+    (when on), each Workflows URL's shape."""
+    return [_teams_bot(plan, connectors), *_teams_checkin_keys(settings),
+            *_teams_workflows(plan)]
+
+
+def _teams_checkin_keys(settings: Settings) -> list[Check]:
+    """Whether serve could check Bot Framework requests (OKR_SYNC_TEAMS_BOT_CHECKINS)."""
+    from okr_sync.connectors.teams.bot_auth import BotAuthError, BotFrameworkKeys
+
+    if not settings.teams_bot_checkins:
+        return []
+    keys = BotFrameworkKeys(settings.teams_openid_metadata_url)
+    try:
+        count = keys.refresh()
+    except BotAuthError as error:
+        return [Check("teams check-ins", "fail", f"signing keys unavailable: {error}")]
+    finally:
+        keys.close()
+    if count == 0:
+        return [Check("teams check-ins", "fail",
+                      f"{settings.teams_openid_metadata_url} lists no usable signing key")]
+    return [Check("teams check-ins", "ok",
+                  f"{count} signing key{'s' if count != 1 else ''} from "
+                  f"{settings.teams_openid_metadata_url}")]
 
 
 def _teams_bot(plan: Plan, connectors: Connectors) -> Check:

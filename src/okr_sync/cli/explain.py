@@ -106,8 +106,19 @@ def explain_document(store: Store, plan: Plan, kind: str, item_id: str) -> dict[
     if kind == "perspective":
         return head | arithmetic.perspectives[item_id].to_json()
     if kind == "kpi":
-        return head | arithmetic.kpis[item_id].to_json() | _warnings(card, item_id)
+        return (head | arithmetic.kpis[item_id].to_json() | _warnings(card, item_id)
+                | _kpi_history(store, card, item_id))
     return head | _key_result(store, plan, record, stored, arithmetic, item_id)
+
+
+def _kpi_history(store: Store, card: Any, kpi_id: str) -> dict[str, Any]:
+    """The KPI's trend in the last pass and its stored history (newest 10)."""
+    trend = next((k.trend for k in card.kpis if k.id == kpi_id), None)
+    return {
+        "trend": trend.to_json() if trend is not None else None,
+        "history": [{"as_of": h.as_of.isoformat(), "value": h.value, "status": h.status}
+                    for h in store.get_kpi_history(kpi_id, limit=10)],
+    }
 
 
 def _title(plan: Plan, kind: str, item_id: str) -> str:
@@ -170,7 +181,7 @@ def _key_result(store: Store, plan: Plan, record: Snapshot, stored: PassSnapshot
                                if c.kr == kr_id), None)
     doc["history"] = [
         {"as_of": h.as_of.isoformat(), "value": h.value, "score": h.score, "band": h.band,
-         "confidence": h.confidence}
+         "confidence": h.confidence, "backfilled": h.backfilled}
         for h in store.get_history(kr_id, limit=10)
     ]
     doc["checkins"] = [
@@ -208,6 +219,7 @@ def print_explanation(doc: Mapping[str, Any]) -> None:
         _line("thresholds", f"green {doc['thresholds']['green']:g}, "
                             f"yellow {doc['thresholds']['yellow']:g} ({doc['direction']})")
         _line("status", doc["formula"])
+        _print_kpi_history(doc)
     elif kind == "key_result":
         _line("value", doc["value"]["formula"])
         band = f" -> band {doc['band']}" if doc["band"] else ""
@@ -224,6 +236,18 @@ def print_explanation(doc: Mapping[str, Any]) -> None:
         stdout.print(inert(f"note: {note}"))
     for warning in doc.get("warnings", ()):
         stdout.print(inert(f"warning: {warning}"))
+
+
+def _print_kpi_history(doc: Mapping[str, Any]) -> None:
+    from okr_sync.scoring.kpi_trend import KpiTrend, trend_text
+
+    trend = trend_text(KpiTrend.from_json(doc["trend"])) if doc.get("trend") else None
+    _line("trend", trend or "no earlier value stored")
+    if doc["history"]:
+        table = Table("as of", "value", "status", header_style="bold")
+        for h in doc["history"]:
+            table.add_row(h["as_of"], f"{h['value']:g}", h["status"] or "-")
+        stdout.print(table)
 
 
 def _print_contributors(terms: Sequence[Mapping[str, Any]]) -> None:
@@ -278,7 +302,9 @@ def _print_items(doc: Mapping[str, Any]) -> None:
     if history:
         table = Table("as of", "value", "score", "band", "confidence", header_style="bold")
         for h in history:
-            table.add_row(h["as_of"], "-" if h["value"] is None else f"{h['value']:g}",
+            # A day rebuilt from Jira's changelog (okr-sync backfill) says so.
+            as_of = f"{h['as_of']} (backfilled)" if h.get("backfilled") else h["as_of"]
+            table.add_row(as_of, "-" if h["value"] is None else f"{h['value']:g}",
                           percent(h["score"], missing="-"), Text(inert(h["band"])),
                           h["confidence"])
         stdout.print(table)

@@ -11,7 +11,6 @@ import re
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Literal
 
-from croniter import CroniterError, croniter
 from pydantic import (
     AfterValidator,
     Field,
@@ -74,8 +73,30 @@ def _default_bands() -> list[Band]:
     ]
 
 
+class ForecastSettings(StrictModel):
+    """``scoring.forecast``: the thresholds that map a forecast to a confidence."""
+
+    on_track: float = Field(default=0.7, gt=0.0, le=1.0, description=(
+        "on_track when the probability of reaching the top band's min is at least this."))
+    at_risk: float = Field(default=0.4, ge=0.0, le=1.0, description=(
+        "at_risk when that probability is at least this (and below on_track), else off_track."))
+    runs: int = Field(default=1000, ge=100, le=100_000, description=(
+        "Monte Carlo runs per KR (the seed is fixed per cycle and KR: passes reproduce)."))
+
+    @model_validator(mode="after")
+    def _ordered(self) -> ForecastSettings:
+        if self.at_risk > self.on_track:
+            raise ValueError(f"at_risk {self.at_risk:g} is above on_track {self.on_track:g}")
+        return self
+
+
 class Scoring(StrictModel):
     bands: list[Band] = Field(default_factory=_default_bands, min_length=1)
+    confidence: Literal["pace", "forecast"] = Field(default="pace", description=(
+        "pace (the default, DESIGN A3): score / elapsed fraction. forecast: Monte Carlo"
+        " over the KR's measured daily throughput (see scoring.forecast); a KR with fewer"
+        " than 3 days of history falls back to pace, saying why."))
+    forecast: ForecastSettings = Field(default_factory=ForecastSettings)
     guardrail_confidence: Literal["at_risk", "off_track"] = Field(default="at_risk", description=(
         "The best confidence an objective can have while one of its guardrail KPIs is red."))
     cap_objectives: bool = Field(default=True, description=(
@@ -365,6 +386,10 @@ class Notify(StrictModel):
     def _valid_cron(cls, value: str | None) -> str | None:
         if value is None:
             return value
+        # Imported here: croniter (with dateutil) costs ~40 ms to import, and most plans
+        # set no cron, so most start-ups need none of it.
+        from croniter import CroniterError, croniter
+
         if not croniter.is_valid(value):
             raise ValueError(f"{value!r} is not a cron expression (e.g. '0 9 * * MON')")
         try:

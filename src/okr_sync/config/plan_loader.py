@@ -9,58 +9,41 @@ from __future__ import annotations
 
 import difflib
 import json
+import os
 import re
+import stat
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass
 from datetime import date, datetime
+from itertools import islice
 from pathlib import Path
 from typing import Any
 
 from pydantic import ValidationError
-from ruamel.yaml.error import MarkedYAMLError, YAMLError
+from yaml import MarkedYAMLError, YAMLError
 
 from okr_sync.config.kr_types import drop_number_for_mapping, milestone_problems
 from okr_sync.config.people import checkin_policy_problems
 from okr_sync.config.plan import DEFAULT_SOURCE, Plan, default_perspectives
+from okr_sync.config.plan_issues import (
+    MAX_LISTED_ISSUES,
+    PlanError,
+    PlanIssue,
+    listed_issues,
+)
 from okr_sync.config.plan_sources import source_problems
 from okr_sync.config.plan_yaml import (
     MAX_PLAN_BYTES,
-    PathPart,
     PositionTree,
     YamlDocument,
-    YamlProblem,
     check_size,
     decode_plan,
     format_path,
     read_yaml,
 )
+from okr_sync.config.yaml_values import PathPart, YamlProblem
 
 #: Slack conversation ids: C (channel), G (private channel, older), D (direct message).
 _SLACK_CHANNEL_ID = re.compile(r"^[CGD][A-Z0-9]+$")
-
-
-@dataclass(frozen=True)
-class PlanIssue:
-    """One problem in a plan file. Line and column are 1-based."""
-
-    file: str
-    line: int
-    column: int
-    path: str
-    message: str
-
-    def __str__(self) -> str:
-        # One line per issue, whatever a YAML error message holds.
-        message = " ".join(self.message.splitlines())
-        return f"{self.file}:{self.line}:{self.column}: {self.path}: {message}"
-
-
-class PlanError(Exception):
-    """The plan is invalid; :attr:`issues` lists every problem found."""
-
-    def __init__(self, issues: list[PlanIssue]) -> None:
-        self.issues = issues
-        super().__init__("\n".join(str(issue) for issue in issues))
 
 
 _TYPE_TAG = re.compile(r"^(str|int|float|bool|date|list\[.*\]|literal\[.*\]|[a-z-]+\[.*\])$")
@@ -118,12 +101,16 @@ class PlanLoader:
             raise PlanError(
                 [PlanIssue(self.display, 1, 1, "(plan)", "the plan must be a YAML mapping")]
             )
-        issues = [self._issue(positions, p, m) for p, m in structure_check(data)]
+        issues = [self._issue(positions, p, m)
+                  for p, m in islice(structure_check(data), MAX_LISTED_ISSUES + 1)]
         try:
             plan = Plan.model_validate(data)
         except ValidationError as error:
             seen_paths: set[str] = set()
-            errors = drop_number_for_mapping(error.errors(), _pydantic_path)
+            # Enough to list MAX_LISTED_ISSUES after de-duplication, without formatting the
+            # tens of thousands a file of unknown keys has (each costs time, none helps).
+            first = error.errors()[:MAX_LISTED_ISSUES * 4]
+            errors = drop_number_for_mapping(first, _pydantic_path)
             for e in errors:
                 path = _pydantic_path(e["loc"])
                 # A value that fits no member of a union is reported once, not per member.
@@ -161,21 +148,23 @@ class PlanLoader:
             with self.path.open("rb") as file:
                 # One byte over the limit is enough to refuse it, whatever the file's size.
                 raw = file.read(MAX_PLAN_BYTES + 1)
+                if len(raw) > MAX_PLAN_BYTES:
+                    # Name the file's real size when it has one (not a pipe).
+                    info = os.fstat(file.fileno())
+                    regular = stat.S_ISREG(info.st_mode)
+                    check_size(max(len(raw), info.st_size), exact=regular)
         except OSError as error:
             raise PlanError(
                 [PlanIssue(self.display, 1, 1, "(plan)", f"cannot read: {error.strerror}")]
             ) from None
-        check_size(len(raw))
         return raw
 
     def _issue(self, positions: PositionTree, path: list[PathPart], message: str) -> PlanIssue:
         line, column = positions.at(path)
         return PlanIssue(self.display, line, column, format_path(path), message)
 
-    @staticmethod
-    def _sorted(issues: list[PlanIssue]) -> list[PlanIssue]:
-        unique = {(i.line, i.column, i.path, i.message): i for i in issues}
-        return sorted(unique.values(), key=lambda i: (i.line, i.column, i.path))
+    def _sorted(self, issues: list[PlanIssue]) -> list[PlanIssue]:
+        return listed_issues(self.display, issues)
 
 
 def load_plan(path: str | Path, *, connectable_sources: frozenset[str] | None = None) -> Plan:

@@ -2,7 +2,7 @@
 
 A plan file comes from a repository anyone may send a change to, and ``okr-sync
 validate`` runs in CI on such changes; so reading one must stay cheap and inert
-whatever it holds. The document is built here straight from ruamel's event
+whatever it holds. The document is built here straight from a YAML parser's event
 stream (no constructor runs, no object is created from a tag) with hard bounds:
 
 - at most :data:`MAX_PLAN_BYTES` bytes, UTF-8 only, no control characters;
@@ -11,74 +11,68 @@ stream (no constructor runs, no object is created from a tag) with hard bounds:
   reuses the anchored value (shared, never copied), and its expanded size is
   counted, so an alias bomb is refused after reading its few bytes;
 - only the standard scalar tags (str, int, float, bool, null) and map/seq;
-- integers of at most :data:`MAX_INT_DIGITS` digits, real calendar dates.
+- integers of at most ``MAX_INT_DIGITS`` digits, real calendar dates (resolved and
+  built in :mod:`okr_sync.config.yaml_values`).
 
 Every refusal is a :class:`YamlProblem` with the line and column where it happens.
+
+The events come from PyYAML's parser, in C (libyaml) where PyYAML was built with it,
+as its wheels are: ~60 times faster than a pure-Python parser, so any plan up to the
+size limit answers within 2 s (benchmarks/RESULTS.md). Without libyaml, PyYAML's
+pure-Python parser gives the same events, slower. Values are resolved here, by YAML
+1.2's rules (as ruamel.yaml, which read plans before, resolved them), not PyYAML's 1.1.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Mapping
-from contextlib import suppress
+from collections.abc import Iterable
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, timedelta, timezone
 from typing import Any
 
-from ruamel.yaml import YAML
-from ruamel.yaml import events as ruamel_events
+import yaml
+from yaml.events import (
+    AliasEvent,
+    CollectionStartEvent,
+    DocumentStartEvent,
+    Event,
+    MappingEndEvent,
+    MappingStartEvent,
+    ScalarEvent,
+    SequenceEndEvent,
+)
 
-from okr_sync.config.plan_yaml_fast import libyaml_events
+from okr_sync.config.yaml_values import (
+    MAP_TAG,
+    MERGE_KEY,
+    SEQ_TAG,
+    STR_TAG,
+    WORDS,
+    construct,
+    resolve,
+    tag_refused,
+)
 
-PathPart = str | int
-Position = tuple[int, int]
+# Re-exported: they lived here before the scalar rules moved to yaml_values.
+from okr_sync.config.yaml_values import PathPart as PathPart
+from okr_sync.config.yaml_values import Position as Position
+from okr_sync.config.yaml_values import YamlProblem as YamlProblem
 
-MAX_PLAN_BYTES = 2 * 1024 * 1024
+#: The event parser: libyaml's when PyYAML has it (a plan's positions are the same).
+_PARSER_LOADER: Any = getattr(yaml, "CBaseLoader", yaml.BaseLoader)
+
+#: A real plan of 400 key results is 100-200 KB; the limit keeps every answer under 2 s.
+MAX_PLAN_BYTES = 1024 * 1024
 MAX_DEPTH = 64
 MAX_ALIAS_NODES = 100_000
-#: Python's own limit for converting decimal text to int (``sys.get_int_max_str_digits``).
-MAX_INT_DIGITS = 4300
-
-_TAG = "tag:yaml.org,2002:"
-
-# What ruamel resolves plain scalars to under YAML 1.2 (its default), so that a
-# plan means the same as it did when ruamel constructed it.
-_BOOL = re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$")
-_FLOAT = re.compile(
-    r"""^(?:[-+]?(?:[0-9][0-9_]*)\.[0-9_]*(?:[eE][-+]?[0-9]+)?
-    |[-+]?(?:[0-9][0-9_]*)(?:[eE][-+]?[0-9]+)
-    |[-+]?\.[0-9_]+(?:[eE][-+][0-9]+)?
-    |[-+]?\.(?:inf|Inf|INF)
-    |\.(?:nan|NaN|NAN))$""",
-    re.X,
-)
-_INT = re.compile(r"^(?:[-+]?0b[0-1_]+|[-+]?0o?[0-7_]+|[-+]?[0-9_]+|[-+]?0x[0-9a-fA-F_]+)$")
-_NULL = re.compile(r"^(?:~|null|Null|NULL|)$")
-_TIMESTAMP = re.compile(
-    r"""^(?P<year>[0-9]{4})-(?P<month>[0-9][0-9]?)-(?P<day>[0-9][0-9]?)
-    (?:(?:[Tt]|[ \t]+)(?P<hour>[0-9][0-9]?):(?P<minute>[0-9]{2}):(?P<second>[0-9]{2})
-    (?:\.(?P<fraction>[0-9]*))?
-    (?:[ \t]*(?P<tz>Z|(?P<tz_sign>[-+])(?P<tz_hour>[0-9][0-9]?)
-    (?::(?P<tz_minute>[0-9]{2}))?))?)?$""",
-    re.X,
-)
-_DATE_ONLY = re.compile(r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$")
+#: Values in the whole document, aliases expanded (a plan of 400 key results has ~10,000):
+#: what reading and validating cost grows with this, whatever the bytes.
+MAX_NODES = 100_000
 # YAML 1.2's printable characters; anything else means the file is not plan text.
 _NOT_PRINTABLE = re.compile(
     "[^\x09\x0a\x0d\x20-\x7e\x85\xa0-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]"
 )
-_SCALAR_TAGS = {f"{_TAG}{name}" for name in ("str", "int", "float", "bool", "null")}
-_MAP, _SEQ, _MERGE = f"{_TAG}map", f"{_TAG}seq", f"{_TAG}merge"
 
-
-class YamlProblem(Exception):
-    """The document cannot be read as a plan; ``path`` is None for file-level problems."""
-
-    def __init__(self, position: Position, message: str, path: Iterable[PathPart] = ()) -> None:
-        self.line, self.column = position
-        self.path = tuple(path)
-        self.message = message
-        super().__init__(message)
 
 
 _PLAIN_KEY = re.compile(r"^[\w@#$%&*+=/<>~^|!?()-]+$")
@@ -149,18 +143,22 @@ def decode_plan(raw: bytes) -> str:
         ) from None
 
 
-def check_size(size: int) -> None:
+def check_size(size: int, *, exact: bool = True) -> None:
+    """Refuse a plan over :data:`MAX_PLAN_BYTES` (``exact``: ``size`` is its whole size,
+    not only what was read of it to know it is too large)."""
     if size > MAX_PLAN_BYTES:
+        shown = f"{size:,} bytes" if exact else f"over {MAX_PLAN_BYTES:,} bytes"
         raise YamlProblem(
             (1, 1),
-            f"the plan is {size:,} bytes; a plan file may be at most {MAX_PLAN_BYTES:,} bytes",
+            f"the plan is {shown}; a plan file may be at most {MAX_PLAN_BYTES:,} bytes"
+            " (a plan of 400 key results is about 200 KB)",
         )
 
 
 def check_text(text: str) -> None:
     """Refuse characters YAML does not allow (NUL bytes of a binary or UTF-16 file...)."""
     # A str of n characters is at least n bytes of UTF-8: refuse huge ones before encoding.
-    check_size(len(text))
+    check_size(len(text), exact=False)
     check_size(len(text.encode("utf-8", "surrogatepass")))
     bad = _NOT_PRINTABLE.search(text)
     if bad is not None:
@@ -200,31 +198,42 @@ class _Reader:
         self.stack: list[_Collection] = []
         self.anchors: dict[str, _Node] = {}
         self.alias_nodes = 0
+        self.nodes = 0
         self.documents = 0
         self.root: _Node | None = None
 
-    def read(self, events: Iterable[Any], kinds: Mapping[type, str]) -> YamlDocument:
+    def read(self, events: Iterable[Event]) -> YamlDocument:
         for event in events:
-            kind = kinds.get(type(event))
-            if kind is None:
-                continue
-            position = (event.start_mark.line + 1, event.start_mark.column + 1)
-            if kind == "document":
+            mark = event.start_mark
+            position = (mark.line + 1, mark.column + 1) if mark is not None else (1, 1)
+            if isinstance(event, DocumentStartEvent):
                 self.documents += 1
                 if self.documents > 1:
                     raise YamlProblem(position, "a plan file holds one YAML document, not several")
-            elif kind == "mapping" or kind == "sequence":
-                self._start(event, position, mapping=kind == "mapping")
-            elif kind == "end":
+            elif isinstance(event, CollectionStartEvent):
+                self._count(1, position)
+                self._start(event, position)
+            elif isinstance(event, MappingEndEvent | SequenceEndEvent):
                 self._end()
-            elif kind == "scalar":
+            elif isinstance(event, ScalarEvent):
+                self._count(1, position)
                 value = self._scalar(event, position)
                 self._add(_Node(value, 1, None), position, event.anchor)
-            else:
-                self._alias(event.anchor, position)
+            elif isinstance(event, AliasEvent):
+                self._alias(event.anchor or "", position)
         if self.root is None:
             return YamlDocument(None, PositionTree())
         return YamlDocument(self.root.value, self.root.tree or PositionTree())
+
+    def _count(self, nodes: int, position: Position) -> None:
+        self.nodes += nodes
+        if self.nodes > MAX_NODES:
+            raise YamlProblem(
+                position,
+                f"the plan holds more than {MAX_NODES:,} values (aliases expanded); a plan of"
+                " 400 key results holds about 10,000",
+                self._child_path(),
+            )
 
     def _child_path(self) -> tuple[PathPart, ...]:
         if not self.stack:
@@ -234,7 +243,7 @@ class _Reader:
             return (*top.path, len(top.value))
         return (*top.path, top.key[0]) if top.key is not None else top.path
 
-    def _start(self, event: Any, position: Position, *, mapping: bool) -> None:
+    def _start(self, event: CollectionStartEvent, position: Position) -> None:
         path = self._child_path()
         if len(self.stack) >= MAX_DEPTH:
             raise YamlProblem(
@@ -243,9 +252,10 @@ class _Reader:
         top = self.stack[-1] if self.stack else None
         if top is not None and isinstance(top.value, dict) and top.key is None:
             raise YamlProblem(position, "a mapping key must be a plain value", top.path)
-        expected = _MAP if mapping else _SEQ
+        mapping = isinstance(event, MappingStartEvent)
+        expected = MAP_TAG if mapping else SEQ_TAG
         if event.tag is not None and event.tag not in (expected, "!"):
-            raise YamlProblem(position, _tag_refused(event.tag), path)
+            raise YamlProblem(position, tag_refused(event.tag), path)
         value: dict[str, Any] | list[Any] = {} if mapping else []
         self._shadow(event.anchor)
         self.stack.append(_Collection(value, position, path, event.anchor))
@@ -283,6 +293,7 @@ class _Reader:
                 f"aliases expand the plan beyond {MAX_ALIAS_NODES:,} nodes (an alias bomb?)",
                 self._child_path(),
             )
+        self._count(node.size, position)
         self._add(node, position, None)
 
     def _add(self, node: _Node, position: Position, anchor: str | None) -> None:
@@ -313,7 +324,7 @@ class _Reader:
     def _add_key(top: _Collection, node: _Node, position: Position) -> None:
         if node.tree is not None:
             raise YamlProblem(position, "a mapping key must be a plain value", top.path)
-        merge = node.value is _MERGE_KEY
+        merge = node.value is MERGE_KEY
         key = "<<" if merge else str(node.value)
         if not merge and key in top.value:
             line = top.tree.children[key][0][0]
@@ -334,150 +345,25 @@ class _Reader:
             raise YamlProblem(position, "`<<` merges a mapping or a list of mappings", path)
         return sources
 
-    def _scalar(self, event: Any, position: Position) -> Any:
+    def _scalar(self, event: ScalarEvent, position: Position) -> Any:
         value: str = event.value
-        path = self._child_path()
         tag = event.tag
         if tag is None and event.implicit[0]:
-            tag = _resolve(value)
+            if value[:1].isalpha() and value not in WORDS:
+                return value  # plain text (most of a plan): no other pattern starts so
+            tag = resolve(value)
         elif tag is None or tag == "!":
             return value
-        return _construct(tag, value, position, path)
-
-
-#: Stands for the ``<<`` merge key while a mapping is read (never in the result).
-_MERGE_KEY = object()
-
-
-def _resolve(value: str) -> str:
-    for pattern, tag in (
-        (_BOOL, "bool"),
-        (_FLOAT, "float"),
-        (_INT, "int"),
-        (_NULL, "null"),
-    ):
-        if pattern.match(value):
-            return _TAG + tag
-    stamp = _TIMESTAMP.match(value)
-    # ruamel takes a one-digit month or day as a date only when a time follows.
-    if stamp is not None and (_DATE_ONLY.match(value) or stamp.group("hour") is not None):
-        return _TAG + "timestamp"
-    return _MERGE if value == "<<" else _TAG + "str"
-
-
-def _tag_refused(tag: str) -> str:
-    shown = "!!" + tag.removeprefix(_TAG) if tag.startswith(_TAG) else tag
-    return (
-        f"tag {shown} is not allowed in a plan (only plain YAML values, mappings and lists;"
-        " nothing is constructed from tags)"
-    )
-
-
-def _construct(tag: str, value: str, position: Position, path: tuple[PathPart, ...]) -> Any:
-    if tag == _TAG + "str":
-        return value
-    if tag == _MERGE:
-        return _MERGE_KEY
-    if tag == _TAG + "timestamp":
-        return _timestamp(value, position, path)
-    if tag not in _SCALAR_TAGS:
-        raise YamlProblem(position, _tag_refused(tag), path)
-    kind = tag.removeprefix(_TAG)
-    if kind == "null" and _NULL.match(value):
-        return None
-    if kind == "bool" and _BOOL.match(value):
-        return value.lower() == "true"
-    if kind == "int" and _INT.match(value):
-        return _int(value, position, path)
-    if kind == "float" and _FLOAT.match(value):
-        return _float(value)
-    if kind == "float" and _INT.match(value):
-        number = _int(value, position, path)
-        try:
-            return float(number)
-        except (OverflowError, ValueError):
-            raise YamlProblem(position, f"{value[:40]!r} is not a valid !!float", path) from None
-    raise YamlProblem(position, f"{value[:40]!r} is not a valid !!{kind}", path)
-
-
-def _int(value: str, position: Position, path: tuple[PathPart, ...]) -> int | str:
-    text = value.replace("_", "")
-    sign = -1 if text.startswith("-") else 1
-    text = text.lstrip("+-")
-    base = {"0b": 2, "0o": 8, "0x": 16}.get(text[:2], 10)
-    digits = text[2:] if base != 10 else text
-    if not digits:
-        # "_" or "0x_" match the int pattern but hold no digits: plain text, not a number.
-        return value
-    if len(digits) > MAX_INT_DIGITS:
-        raise YamlProblem(
-            position,
-            f"an integer of {len(digits):,} digits; a plan number has at most"
-            f" {MAX_INT_DIGITS} digits",
-            path,
-        )
-    return sign * int(digits, base)
-
-
-def _float(value: str) -> float | str:
-    text = value.replace("_", "").lower()
-    if text.endswith(".inf"):
-        return float("-inf") if text.startswith("-") else float("inf")
-    if text.endswith(".nan"):
-        return float("nan")
-    try:
-        return float(text)
-    except ValueError:
-        # "._" matches the float pattern but holds no digits: plain text, not a number.
-        return value
-
-
-def _timestamp(value: str, position: Position, path: tuple[PathPart, ...]) -> date:
-    match = _TIMESTAMP.match(value)
-    if match is None:
-        raise YamlProblem(position, f"{value[:40]!r} is not a valid !!timestamp", path)
-    parts = match.groupdict()
-    try:
-        day = date(int(parts["year"]), int(parts["month"]), int(parts["day"]))
-        if parts["hour"] is None:
-            return day
-        fraction = (parts["fraction"] or "0")[:6].ljust(6, "0")
-        zone = None
-        if parts["tz"] == "Z":
-            zone = UTC
-        elif parts["tz"]:
-            offset = timedelta(hours=int(parts["tz_hour"]), minutes=int(parts["tz_minute"] or 0))
-            zone = timezone(-offset if parts["tz_sign"] == "-" else offset)
-        return datetime(
-            day.year, day.month, day.day, int(parts["hour"]), int(parts["minute"]),
-            int(parts["second"]), int(fraction), tzinfo=zone,
-        )
-    except ValueError as error:
-        what = "date" if parts["hour"] is None else "date and time"
-        raise YamlProblem(position, f"{value!r} is not a valid {what} ({error})", path) from None
+        if tag == STR_TAG:
+            return value
+        return construct(tag, value, position, self._child_path())
 
 
 def read_yaml(text: str) -> YamlDocument:
     """Plain data (dicts with str keys, lists, scalars) and where each node is.
 
-    Raises :class:`YamlProblem` for the bounds above, and lets ruamel's
+    Raises :class:`YamlProblem` for the bounds above, and lets PyYAML's
     ``MarkedYAMLError`` through for syntax errors.
     """
     check_text(text)
-    fast = libyaml_events(text)
-    if fast is not None:
-        with suppress(YamlProblem):
-            # A refusal is told by the reference parser below, in its own words.
-            return _Reader().read(fast[0], fast[1])
-    return _Reader().read(YAML(typ="safe", pure=True).parse(text), _RUAMEL_KINDS)
-
-
-_RUAMEL_KINDS: dict[type, str] = {
-    ruamel_events.DocumentStartEvent: "document",
-    ruamel_events.MappingStartEvent: "mapping",
-    ruamel_events.SequenceStartEvent: "sequence",
-    ruamel_events.MappingEndEvent: "end",
-    ruamel_events.SequenceEndEvent: "end",
-    ruamel_events.ScalarEvent: "scalar",
-    ruamel_events.AliasEvent: "alias",
-}
+    return _Reader().read(yaml.parse(text, Loader=_PARSER_LOADER))

@@ -146,6 +146,15 @@ class Settings(BaseSettings):
     teams_tenant_id: str | None = None
     teams_service_url: str = "https://smba.trafficmanager.net/teams/"
     teams_authority_host: str = "https://login.microsoftonline.com"
+    teams_bot_checkins: bool = Field(
+        default=False,
+        description="the bot's change notes and reminders carry a check-in form, and serve "
+                    "answers it at POST /api/messages (the bot's messaging endpoint)",
+    )
+    teams_openid_metadata_url: str = Field(
+        default="https://login.botframework.com/v1/.well-known/openidconfiguration",
+        description="where serve finds the keys that sign Bot Framework requests",
+    )
 
     webhook_secret: SecretStr | None = Field(
         default=None, description="shared secret of the Jira webhook (X-Hub-Signature)"
@@ -164,7 +173,8 @@ class Settings(BaseSettings):
         default=True, description="let serve prune the store once a day (retention_days)"
     )
 
-    @field_validator("jira_url", "slack_api_url", "teams_service_url", "teams_authority_host")
+    @field_validator("jira_url", "slack_api_url", "teams_service_url", "teams_authority_host",
+                     "teams_openid_metadata_url")
     @classmethod
     def _safe_url(cls, value: str | None, info: object) -> str | None:
         if value is None:
@@ -224,6 +234,11 @@ class Settings(BaseSettings):
             if (source.email is None) != (source.api_token is None):
                 raise ValueError(f"{prefix}EMAIL and {prefix}API_TOKEN go together"
                                  " (Jira Cloud basic auth)")
+        if self.teams_bot_checkins and not self.teams_app_id:
+            raise ValueError(
+                "OKR_SYNC_TEAMS_BOT_CHECKINS needs OKR_SYNC_TEAMS_APP_ID (Bot Framework requests "
+                "are checked to be addressed to this app id)"
+            )
         return self
 
     @classmethod

@@ -32,6 +32,8 @@ from okr_sync.config.plan import (
     Plan,
     SumMeasure,
 )
+from okr_sync.scoring.forecast import forecast_confidence, forecast_formula
+from okr_sync.scoring.forecast_record import Forecast
 from okr_sync.scoring.formulas import num, score_formula, share_text
 from okr_sync.scoring.measures import Contribution, ValueTerms, value_terms
 from okr_sync.scoring.rollup import (
@@ -91,9 +93,12 @@ class KrArithmetic:
     terms: ValueTerms | None = None
     trace: ConfidenceTrace | None = None
     notes: tuple[str, ...] = ()
+    #: The stored forecast the confidence came from (``scoring.confidence: forecast``).
+    forecast: Forecast | None = None
 
     def to_json(self) -> dict[str, Any]:
         terms = self.terms
+        rule = "forecast" if self.forecast else self.trace.rule if self.trace else None
         return {
             "kind": "key_result", "id": self.id, "title": self.title,
             "weight": rounded(self.weight),
@@ -104,8 +109,9 @@ class KrArithmetic:
             "band": self.band,
             "confidence": {
                 "value": self.confidence, "formula": self.confidence_formula,
-                "rule": self.trace.rule if self.trace else None,
+                "rule": rule,
                 "projected": rounded(self.trace.projected) if self.trace else None,
+                "forecast": self.forecast.to_json() if self.forecast else None,
             },
             "notes": list(self.notes),
         }
@@ -221,12 +227,23 @@ class _Explainer:
             trace = confidence_trace(score, self.elapsed, self.bands,
                                      checkin.confidence if checkin else None,
                                      None if expected is None else expected[1])
+            confidence, because = trace.confidence, self._confidence_formula(score, trace,
+                                                                              expected)
+            forecast = stored.forecast if stored is not None else None
+            settings = self.plan.scoring.forecast
+            if forecast is not None and trace.rule == "checkin":
+                forecast = None
+            if forecast is not None:
+                confidence = forecast_confidence(forecast.p_top_band, settings.on_track,
+                                                 settings.at_risk)
+                because = forecast_formula(forecast, settings.on_track, settings.at_risk)
+            elif stored is not None and stored.forecast_note and trace.rule != "checkin":
+                because = f"no forecast ({stored.forecast_note}): {because}"
             result = KrArithmetic(
                 kr.id, kr.title, kr.weight, value, formula, score,
                 score_formula(kr, value, score),
-                band_for(score, self.bands), trace.confidence,
-                self._confidence_formula(score, trace, expected), terms, trace,
-                _differs(stored, value, score),
+                band_for(score, self.bands), confidence, because, terms, trace,
+                _differs(stored, value, score), forecast,
             )
         self.key_results[kr.id] = result
         return result

@@ -20,6 +20,16 @@ from okr_sync.config.plan import (
     Plan,
     uses_points,
 )
+from okr_sync.scoring.forecast import (
+    Measurement,
+    NoForecast,
+    daily_series,
+    forecast_confidence,
+    forecast_key_result,
+    ratio_parts,
+)
+from okr_sync.scoring.forecast_record import Forecast
+from okr_sync.scoring.kpi_trend import kpi_trend
 from okr_sync.scoring.rules import (
     band_for,
     elapsed_fraction,
@@ -85,6 +95,8 @@ class ScoringInput:
     past_cycle_scores: Mapping[str, Sequence[float]] = field(default_factory=dict)
     #: The real time of the pass (``as_of`` may be moved by ``--as-of``); default ``as_of``.
     measured_at: datetime | None = None
+    #: Stored measurements of this cycle per KR (forecasts) and KPI (trends), any order.
+    history: Mapping[str, Sequence[Measurement]] = field(default_factory=dict)
 
 
 def manual_value(kr: KeyResult, checkin: CheckIn | None) -> float | None:
@@ -216,6 +228,15 @@ class _Scorer:
             score, self.elapsed, self.bands, checkin.confidence if checkin else None,
             None if expected is None else expected[1],
         )
+        forecast: Forecast | None = None
+        forecast_note: str | None = None
+        if value is not None and self.plan.scoring.confidence == "forecast":
+            forecast, forecast_note = self._forecast(kr, Measurement(
+                measured_at or now, value, *ratio_parts(kr, items, value)))
+            settings = self.plan.scoring.forecast
+            if forecast is not None and (checkin is None or checkin.confidence is None):
+                confidence = forecast_confidence(forecast.p_top_band, settings.on_track,
+                                                 settings.at_risk)
         return KeyResultScore(
             id=kr.id,
             title=kr.title,
@@ -244,7 +265,23 @@ class _Scorer:
             checkin_note_at=checkin.note_at if checkin is not None else None,
             checkin_note_by=self.plan.owner_name(checkin.note_by) if checkin is not None
             else None,
+            forecast=forecast,
+            forecast_note=forecast_note,
         )
+
+    def _forecast(self, kr: KeyResult, current: Measurement
+                  ) -> tuple[Forecast | None, str | None]:
+        """The KR's forecast from its stored history and this pass's value, or (None and)
+        why it has none, shown as a warning: confidence is then by pace."""
+        cycle = self.plan.cycle
+        series = daily_series([*self.data.history.get(kr.id, ()), current], cycle.zone,
+                              self.data.as_of.astimezone(cycle.zone).date())
+        result = forecast_key_result(kr, cycle, self.data.as_of, series, self.bands,
+                                     self.plan.scoring.forecast.runs)
+        if isinstance(result, NoForecast):
+            self.warnings.append(ScoringWarning(kr=kr.id, message=f"no forecast: {result.reason}"))
+            return None, result.reason
+        return result, None
 
     def objective(self, objective: Objective) -> ObjectiveScore:
         cached = self._objectives.get(objective.id)
@@ -309,7 +346,9 @@ class _Scorer:
                         ScoringWarning(kr=kpi.id, message=m) for m in measured.warnings
                     )
             status = kpi_status(value, kpi.thresholds.green, kpi.thresholds.yellow, kpi.direction)
-            results.append(KpiScore(kpi.id, kpi.title, kpi.perspective, value, status))
+            trend = kpi_trend(value, self.data.measured_at or self.data.as_of,
+                              [(m.at, m.value) for m in self.data.history.get(kpi.id, ())])
+            results.append(KpiScore(kpi.id, kpi.title, kpi.perspective, value, status, trend))
         return tuple(results)
 
     def scorecard(self) -> Scorecard:

@@ -13,6 +13,9 @@ from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Any, Literal
 
+from okr_sync.scoring.forecast_record import Forecast
+from okr_sync.scoring.kpi_trend import KpiTrend
+
 Confidence = Literal["blocked", "off_track", "at_risk", "on_track"]
 KpiStatus = Literal["green", "yellow", "red"]
 
@@ -129,6 +132,9 @@ class KeyResultScore:
     checkin_note: str | None = None
     checkin_note_at: datetime | None = None
     checkin_note_by: str | None = None
+    #: ``scoring.confidence: forecast``: the forecast, or (None and) why there is none.
+    forecast: Forecast | None = None
+    forecast_note: str | None = None
 
     @property
     def measured(self) -> bool:
@@ -173,6 +179,9 @@ class KeyResultScore:
         if self.checkin_note is not None:
             at = self.checkin_note_at.isoformat() if self.checkin_note_at else None
             doc["checkin_note"] = {"text": self.checkin_note, "at": at, "by": self.checkin_note_by}
+        if self.forecast is not None or self.forecast_note is not None:
+            doc["forecast"] = self.forecast.to_json() if self.forecast else None
+            doc["forecast_note"] = self.forecast_note
         return doc
 
 
@@ -229,15 +238,16 @@ class KpiScore:
     perspective: str | None
     value: float | None
     status: KpiStatus | None
+    #: Against its previous measurement and a week earlier (None: no earlier one).
+    trend: KpiTrend | None = None
 
     def to_json(self) -> dict[str, Any]:
-        return {
-            "id": self.id,
-            "title": self.title,
-            "perspective": self.perspective,
-            "value": rounded(self.value),
-            "status": self.status,
-        }
+        doc: dict[str, Any] = {"id": self.id, "title": self.title,
+                               "perspective": self.perspective,
+                               "value": rounded(self.value), "status": self.status}
+        if self.trend is not None:
+            doc["trend"] = self.trend.to_json()
+        return doc
 
 
 @dataclass(frozen=True)
@@ -260,12 +270,9 @@ class Change:
             "to": rounded(self.to_score),
             "reasons": list(self.reasons),
         }
-        for key, value in (
-            ("from_band", self.from_band),
-            ("to_band", self.to_band),
-            ("from_confidence", self.from_confidence),
-            ("to_confidence", self.to_confidence),
-        ):
+        for key, value in (("from_band", self.from_band), ("to_band", self.to_band),
+                           ("from_confidence", self.from_confidence),
+                           ("to_confidence", self.to_confidence)):
             if value is not None:
                 doc[key] = value
         return doc
@@ -293,12 +300,8 @@ class Delivery:
     reason: str | None = None
 
     def to_json(self) -> dict[str, Any]:
-        doc: dict[str, Any] = {
-            "route": self.route,
-            "target": self.target,
-            "action": self.action,
-            "status": self.status,
-        }
+        doc: dict[str, Any] = {"route": self.route, "target": self.target,
+                               "action": self.action, "status": self.status}
         if self.reason is not None:
             doc["reason"] = self.reason
         return doc
@@ -442,6 +445,8 @@ def _scorecard_from_json(doc: Mapping[str, Any], measure_kinds: Mapping[str, str
             checkin_note_at=(datetime.fromisoformat(note["at"])
                              if note and note.get("at") else None),
             checkin_note_by=note.get("by") if note else None,
+            forecast=Forecast.from_json(d["forecast"]) if d.get("forecast") else None,
+            forecast_note=d.get("forecast_note"),
         )
 
     return Scorecard(
@@ -474,20 +479,13 @@ def _scorecard_from_json(doc: Mapping[str, Any], measure_kinds: Mapping[str, str
         ),
         kpis=tuple(
             KpiScore(k["id"], k.get("title", k["id"]), k.get("perspective"), k.get("value"),
-                     k.get("status"))
+                     k.get("status"), KpiTrend.from_json(k["trend"]) if k.get("trend") else None)
             for k in doc.get("kpis", [])
         ),
         changes=tuple(
-            Change(
-                c["kr"],
-                c.get("from"),
-                float(c["to"]),
-                tuple(c.get("reasons", ())),
-                c.get("from_band"),
-                c.get("to_band"),
-                c.get("from_confidence"),
-                c.get("to_confidence"),
-            )
+            Change(c["kr"], c.get("from"), float(c["to"]), tuple(c.get("reasons", ())),
+                   c.get("from_band"), c.get("to_band"), c.get("from_confidence"),
+                   c.get("to_confidence"))
             for c in doc.get("changes", [])
         ),
         warnings=tuple(

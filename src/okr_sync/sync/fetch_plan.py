@@ -12,6 +12,7 @@ instead: its projects join the mirrored scope, and it costs no request of its ow
 
 from __future__ import annotations
 
+import json
 import re
 from dataclasses import dataclass
 from typing import Literal
@@ -80,6 +81,14 @@ class SourceFetchPlan:
     def scope_jql(self) -> str | None:
         """The structured selectors' scope, or ``None`` when no KR uses ``select``."""
         return projects_jql(self.projects) if self.projects else None
+
+
+def fetch_fingerprint(plan: Plan, source_plan: SourceFetchPlan) -> str:
+    """What a source's mirror is fetched for (projects, fields): stored with each snapshot,
+    so a pass (and ``backfill``) knows whether the mirror suits the plan."""
+    config = plan.jira[source_plan.source]
+    return json.dumps([source_plan.projects, source_plan.extra_fields,
+                       config.story_points_field])
 
 
 def build_fetch_plan(plan: Plan, *, local_jql: bool = True) -> dict[str, SourceFetchPlan]:

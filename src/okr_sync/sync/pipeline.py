@@ -10,7 +10,6 @@ step but writes and posts nothing: it is handed a read-only store.
 
 from __future__ import annotations
 
-import json
 import logging
 import time
 from collections.abc import Callable, Mapping
@@ -34,13 +33,19 @@ from okr_sync.scoring.rules import cycle_bounds
 from okr_sync.scoring.scorecard import Delivery, Scorecard, ScoringWarning
 from okr_sync.sync.delivery.messages import delivery_action
 from okr_sync.sync.delivery.targets import TargetRef
-from okr_sync.sync.fetch_plan import SourceFetchPlan, jira_filter_url, measure_jqls
+from okr_sync.sync.fetch_plan import (
+    SourceFetchPlan,
+    fetch_fingerprint,
+    jira_filter_url,
+    measure_jqls,
+)
 from okr_sync.sync.measuring import (
     Measurements,
     measure,
     previous_snapshots,
     save_measurements,
 )
+from okr_sync.sync.pass_history import kpi_history_entries, kr_history_entries, stored_measurements
 from okr_sync.sync.pass_types import (
     Deliverer,
     PassOptions,
@@ -68,7 +73,6 @@ from okr_sync.sync.state import (
 )
 from okr_sync.sync.store.reader import StoreReader
 from okr_sync.sync.store.store import (
-    HistoryEntry,
     OutboxItem,
     Outcome,
     RunCounts,
@@ -197,6 +201,7 @@ class SyncPass:
                 checkins=self._checkins(),
                 measured_at=now,
                 past_cycle_scores=self._past_scores(),
+                history=stored_measurements(self.store, self.plan),
             )
         )
 
@@ -311,10 +316,7 @@ class SyncPass:
         return {name: self._fingerprint(name) for name in self.fetch_plan}
 
     def _fingerprint(self, source_name: str) -> str:
-        source_plan = self.fetch_plan[source_name]
-        config = self.plan.jira[source_name]
-        return json.dumps([source_plan.projects, source_plan.extra_fields,
-                           config.story_points_field])
+        return fetch_fingerprint(self.plan, self.fetch_plan[source_name])
 
     def _refetch_scopes(self, source_name: str) -> dict[str, str]:
         """For ``resync --kr`` of structured KRs: their projects, refetched ignoring cursors."""
@@ -458,18 +460,11 @@ class SyncPass:
                 save_measurements(tx, self.plan, pulled, measurements,
                                   published_id=published_id, sites=sites, now=now,
                                   published_now=snapshot_id, summaries=summaries)
-            tx.add_history(
-                snapshot_id,
-                cycle=scorecard.cycle.name,
-                as_of=now,  # the real measurement time, whatever --as-of said (A5)
-                # History is what was measured: a stale or unmeasured KR adds nothing.
-                entries=[
-                    HistoryEntry(kr.id, kr.value, kr.score, kr.band, kr.confidence)
-                    for kr in scorecard.key_results()
-                    if kr.score is not None and kr.band is not None
-                    and kr.confidence is not None and not kr.stale
-                ],
-            )
+            # The real measurement time, whatever --as-of said (A5).
+            tx.add_history(snapshot_id, cycle=scorecard.cycle.name, as_of=now,
+                           entries=kr_history_entries(self.plan, scorecard))
+            tx.add_kpi_history(snapshot_id, cycle=scorecard.cycle.name, as_of=now,
+                               entries=kpi_history_entries(scorecard))
             for message in messages:
                 outbox_id = tx.enqueue(replace(message, snapshot_id=snapshot_id))
                 if outbox_id is not None and message.kind == "scorecard":

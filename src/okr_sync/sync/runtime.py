@@ -242,5 +242,6 @@ def build_runtime(
     )
     notifier = Notifier(senders or senders_from_settings(settings),
                         jira_base_url=jira.base_url("main"),
-                        slack_buttons=settings.slack_signing_secret is not None)
+                        slack_buttons=settings.slack_signing_secret is not None,
+                        teams_checkin_form=settings.teams_bot_checkins)
     return Runtime(settings, plan, store, jira, notifier, fetch_plan=fetch_plan, **extra)

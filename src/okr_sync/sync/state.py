@@ -396,13 +396,20 @@ def same_scores(snapshot: PassSnapshot, other: PassSnapshot | None, *,
     # change. Explanations hold exact values that survive the JSON round trip, so they
     # are compared as objects, without writing every KR's items out twice a pass.
     mine, theirs = scorecard_to_json(snapshot.scorecard), scorecard_to_json(other.scorecard)
-    keys = ("perspectives", "kpis", "warnings")
+    keys = ("perspectives", "warnings")
     return (
         all(mine[key] == theirs[key] for key in keys)
+        and _trendless(mine["kpis"]) == _trendless(theirs["kpis"])
         and _timeless(mine["objectives"]) == _timeless(theirs["objectives"])
         and dict(snapshot.fetch) == dict(other.fetch)
         and (same_explanations or dict(snapshot.explanations) == dict(other.explanations))
     )
+
+
+def _trendless(kpis: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """KPIs without their trend: it moves with every stored pass (its "previous" is the
+    last stored value), so it alone must not make a pass store again."""
+    return [{k: v for k, v in kpi.items() if k != "trend"} for kpi in kpis]
 
 
 def _timeless(objectives: list[dict[str, Any]]) -> list[dict[str, Any]]:

@@ -130,3 +130,34 @@ def test_plan_messages_given_warnings_channel_opt_in_shows_them(store: Store) ->
 
     assert "no story points" in json.dumps(planned[("slack", "scorecard")])
     assert "no story points" in json.dumps(planned[("teams_bot", "scorecard")])
+
+
+def _with_workflow(plan: Plan) -> Plan:
+    targets = [*plan.routes["team"], {"teams_workflow": {"url_env": "OKR_SYNC_TEST_FLOW"}}]
+    return Plan.model_validate({**plan.model_dump(mode="python"),
+                                "routes": {"team": [
+                                    t if isinstance(t, dict) else t.model_dump(exclude_none=True)
+                                    for t in targets]}})
+
+
+def test_plan_scheduled_given_checkin_form_puts_it_on_bot_reminders_only() -> None:
+    plan = _with_workflow(_plan())
+    card = build_scorecard(ScoringInput(plan=plan, as_of=_NOW))
+
+    with_form = {m.target.split(":")[0]: json.dumps(m.payload)
+                 for m in plan_scheduled(plan, card, "reminder", checkin_form=True)}
+    without = {m.target.split(":")[0]: json.dumps(m.payload)
+               for m in plan_scheduled(plan, card, "reminder")}
+
+    assert '"Action.Execute"' in with_form["teams_bot"]
+    assert '"Action.Execute"' not in with_form["teams_workflow"]  # no endpoint to answer it
+    assert all('"Action.Execute"' not in payload for payload in without.values())
+
+
+def test_plan_messages_given_checkin_form_puts_it_on_bot_change_notes(store: Store) -> None:
+    plan = _plan()
+    store.set_message_ref(f"teams_bot:{BOT}", channel=BOT, message_id="a1")
+    notes = [m.payload for m in plan_messages(plan, _news(plan), store, checkin_form=True)
+             if m.kind == "change_note" and m.target.startswith("teams_bot")]
+    assert len(notes) == 1
+    assert json.dumps(notes[0]).count('"Action.Execute"') == 2  # one form per changed KR

@@ -231,3 +231,77 @@ def test_upgrade_given_previous_revision_with_data_keeps_it_and_adds_measure_sta
         store.save_measure_states("main", {"KR": ("k", {"key": "k", "facts": []})},
                                   keep={"KR"}, at=at)
         assert store.get_measure_states("main") == {"KR": ("k", {"key": "k", "facts": []})}
+
+
+def test_head_revision_given_packaged_scripts_reads_alembics_head_without_alembic() -> None:
+    # The plain reading keeps Alembic off the start of every pass: it must agree with it.
+    assert store_schema.plain_head_revision() == store_schema._scripts().get_current_head()
+    assert head_revision() == store_schema._scripts().get_current_head()
+
+
+def test_head_revision_given_a_script_not_spelt_plainly_falls_back_to_alembic(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    versions = tmp_path / "versions"
+    versions.mkdir()
+    for script in (MIGRATIONS_DIR / "versions").glob("[0-9]*.py"):
+        (versions / script.name).write_text(script.read_text())
+    (versions / "0009_odd.py").write_text("revision = make_revision()\n")
+    monkeypatch.setattr(store_schema, "MIGRATIONS_DIR", tmp_path)
+    assert store_schema.plain_head_revision() is None
+
+
+def test_current_revision_given_database_at_head_matches_alembics_reading(
+    database_url: str,
+) -> None:
+    upgrade(database_url)
+    engine = create_store_engine(database_url)
+    try:
+        with engine.connect() as conn:
+            context = MigrationContext.configure(conn, opts={"version_table": VERSION_TABLE})
+            assert current_revision(engine) == context.get_current_revision() == head_revision()
+        with engine.begin() as conn:
+            version = sa.table(VERSION_TABLE, sa.column("version_num"))
+            conn.execute(sa.insert(version).values(version_num="0002"))
+        with pytest.raises(store_schema.SchemaError, match="several revisions"):
+            current_revision(engine)
+    finally:
+        engine.dispose()
+
+
+def test_upgrade_given_0005_history_marks_it_live_and_downgrade_drops_backfilled_rows(
+    database_url: str,
+) -> None:
+    from alembic import command
+
+    from okr_sync.sync.store.records import HistoryEntry
+    from okr_sync.sync.store.schema import alembic_config
+    from okr_sync.sync.store.store import Store
+
+    upgrade(database_url, "0005")
+    engine = create_store_engine(database_url)
+    try:
+        with engine.begin() as conn:
+            conn.execute(sa.text(
+                "INSERT INTO kr_history (kr_id, cycle, as_of, value, score, band, confidence)"
+                " VALUES ('KR1', 'Q4', :at, 1, 0.5, 'mid', 'on_track')"
+            ), {"at": "2026-11-01 10:00:00"})
+    finally:
+        engine.dispose()
+
+    upgrade(database_url)
+
+    at = datetime(2026, 10, 5, 21, 59, 59, tzinfo=UTC)
+    with Store(database_url) as store:
+        assert [h.backfilled for h in store.get_history("KR1")] == [False]
+        store.replace_backfilled(cycle="Q4", kr_ids=["KR1"], since=at,
+                                 days=[(at, [HistoryEntry("KR1", 0, 0.0, "low", "at_risk")])])
+        assert [h.backfilled for h in store.get_history("KR1")] == [True, False]
+    engine = create_store_engine(database_url)
+    try:
+        with engine.begin() as conn:
+            command.downgrade(alembic_config(conn), "0005")
+        with engine.begin() as conn:
+            assert conn.execute(sa.text("SELECT count(*) FROM kr_history")).scalar_one() == 1
+    finally:
+        engine.dispose()

@@ -185,6 +185,11 @@ class JiraClient(JiraChecks):
         return self._transport.site
 
     @property
+    def transport(self) -> JiraTransport:
+        """The retried, classified transport (for readers of other endpoints: changelogs)."""
+        return self._transport
+
+    @property
     def request_count(self) -> int:
         """HTTP requests sent by this client, retries included."""
         return self._transport.request_count

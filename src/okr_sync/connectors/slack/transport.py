@@ -27,11 +27,9 @@ import re
 import urllib.error
 from collections.abc import Mapping
 from dataclasses import replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pydantic import SecretStr
-from slack_sdk import WebClient
-from slack_sdk.errors import SlackApiError
 
 from okr_sync.connectors.http import Action, FailureType, Problem, Resolution, parse_retry_after
 from okr_sync.connectors.slack.errors import (
@@ -43,6 +41,10 @@ from okr_sync.connectors.slack.errors import (
     error_for,
     malformed,
 )
+
+if TYPE_CHECKING:
+    from slack_sdk import WebClient
+    from slack_sdk.errors import SlackApiError
 
 #: slack_sdk's own records (request and response traces at DEBUG, failed sends at
 #: ERROR) under okr-sync's name. It redacts the Authorization header, the only
@@ -69,16 +71,27 @@ class SlackTransport:
     """Sends one Web API method at a time; no retries, no pacing (the client does both)."""
 
     def __init__(self, api_url: str, bot_token: SecretStr, *, timeout: float) -> None:
-        token = bot_token.get_secret_value()
-        self._token_usable = _ILLEGAL_HEADER_VALUE.search(token) is None
-        self._web = WebClient(
-            token=token if self._token_usable else None,
-            base_url=api_url,
-            # slack_sdk takes whole seconds.
-            timeout=max(1, math.ceil(timeout)),
-            logger=SDK_LOGGER,
-            retry_handlers=[],
-        )
+        self._api_url = api_url
+        self._bot_token = bot_token
+        self._timeout = timeout
+        self._token_usable = _ILLEGAL_HEADER_VALUE.search(bot_token.get_secret_value()) is None
+        self._web: WebClient | None = None
+
+    def _client(self) -> WebClient:
+        if self._web is None:
+            # Imported on the first call, not at start: slack_sdk costs ~0.1 s of CPU to
+            # import, and a pass sends nothing until it has read Jira (often nothing).
+            from slack_sdk import WebClient
+
+            self._web = WebClient(
+                token=self._bot_token.get_secret_value() if self._token_usable else None,
+                base_url=self._api_url,
+                # slack_sdk takes whole seconds.
+                timeout=max(1, math.ceil(self._timeout)),
+                logger=SDK_LOGGER,
+                retry_handlers=[],
+            )
+        return self._web
 
     def call(
         self,
@@ -95,8 +108,11 @@ class SlackTransport:
                           ("the bot token holds characters a header cannot carry",)),
                 code="request_error", method=method, channel=channel,
             ) from None  # fmt: skip
+        from slack_sdk.errors import SlackApiError
+
+        client = self._client()
         try:
-            response = self._web.api_call(
+            response = client.api_call(
                 method,
                 json=dict(json_body) if json_body is not None else None,
                 params=dict(params) if params is not None else None,

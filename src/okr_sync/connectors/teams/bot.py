@@ -13,12 +13,10 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
-import msal
 import requests
-from msal.exceptions import MsalServiceError
 from pydantic import SecretStr
 
 from okr_sync.connectors.http import REQUEST_POLICY, Retrier, RetryPolicy, parse_retry_after, redact
@@ -34,6 +32,9 @@ from okr_sync.connectors.teams.transport import (
     send,
     status_error,
 )
+
+if TYPE_CHECKING:
+    import msal
 
 BOT_FRAMEWORK_SCOPE = "https://api.botframework.com/.default"
 DEFAULT_AUTHORITY_HOST = "https://login.microsoftonline.com"
@@ -208,6 +209,10 @@ class TeamsBotClient:
 
     def _msal_app(self) -> msal.ConfidentialClientApplication:
         if self._app is None:
+            # Imported on the first token, not at start: msal costs ~0.1 s of CPU to
+            # import, and most passes send nothing to Teams.
+            import msal
+
             # The constructor fetches the tenant's OpenID configuration. Instance
             # discovery is skipped: the authority is single-tenant and fixed.
             self._login.last = None
@@ -221,6 +226,8 @@ class TeamsBotClient:
         return self._app
 
     def _token(self, operation: str, target: str) -> str:
+        from msal.exceptions import MsalServiceError
+
         where = f"Teams {operation} to {target}: token for app {self.app_id} in tenant"
         where += f" {self.tenant_id}"
         secrets = [self._secret.get_secret_value()]

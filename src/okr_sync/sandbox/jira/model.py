@@ -19,6 +19,7 @@ __all__ = [
     "RESOLUTIONS",
     "STATUSES",
     "STATUS_CATEGORIES",
+    "ChangeHistory",
     "IssueRecord",
     "IssueType",
     "JiraDataset",
@@ -165,6 +166,30 @@ class Mutation:
     detail: str = ""
 
 
+#: The record attributes a changelog tracks, in the order Jira lists a history's items.
+TRACKED = ("key", "project", "issuetype", "parent_id", "status", "resolution", "priority",
+           "story_points", "labels", "components", "fix_versions", "summary")
+
+
+@dataclass(frozen=True)
+class ChangeHistory:
+    """One changelog entry: what one mutation changed, as (attribute, before, after).
+
+    Values are the record's own (status and resolution names, the parent's id, lists);
+    :mod:`.changelog` renders them as Jira's change items.
+    """
+
+    id: int
+    issue_id: int
+    at: datetime
+    items: tuple[tuple[str, object, object], ...]
+
+
+def _ident(value: object) -> object:
+    # A parent is (id, key): only a new id is a change (the parent's own move is not).
+    return value[0] if isinstance(value, tuple) else value
+
+
 def _ms(value: datetime) -> datetime:
     return value.replace(microsecond=value.microsecond // 1000 * 1000)
 
@@ -208,6 +233,9 @@ class JiraDataset:
         self.issues: dict[int, IssueRecord] = {}
         self.deleted: dict[int, IssueRecord] = {}
         self.mutations: list[Mutation] = []
+        #: Issue id -> its changelog, oldest first (kept after a deletion, never served).
+        self.changelog: dict[int, list[ChangeHistory]] = {}
+        self._next_history_id = 10000
         self.clock = clock or SandboxClock()
         self._by_key: dict[str, int] = {}  # current and historical keys -> id
         self._next_number: dict[str, int] = {k: 1 for k in self.projects}
@@ -268,9 +296,33 @@ class JiraDataset:
         return sorted(i.id for i in self.issues.values() if i.updated >= instant)
 
     # ---------------------------------------------------------------- mutating
-    def _touch(self, issue: IssueRecord, kind: str, detail: str = "") -> None:
+    def _touch(self, issue: IssueRecord, kind: str, detail: str = "",
+               before: dict[str, object] | None = None) -> None:
         issue.updated = self.now()
         self.mutations.append(Mutation(kind, issue.id, issue.updated, detail))
+        if before is not None:
+            self._log_changes(issue, before)
+
+    def _tracked(self, issue: IssueRecord) -> dict[str, object]:
+        """The tracked attributes now; the parent as (id, its key now), as Jira's
+        changelog keeps the key the parent had when the change was made."""
+        values: dict[str, object] = {
+            name: (list(v) if isinstance(v := getattr(issue, name), list) else v)
+            for name in TRACKED}
+        parent = self.issues.get(issue.parent_id) if issue.parent_id is not None else None
+        values["parent_id"] = (None if issue.parent_id is None
+                               else (issue.parent_id, parent.key if parent else None))
+        return values
+
+    def _log_changes(self, issue: IssueRecord, before: dict[str, object]) -> None:
+        """Append a changelog entry for what changed since ``before`` (nothing if nothing)."""
+        after = self._tracked(issue)
+        items = tuple((name, before[name], after[name]) for name in TRACKED
+                      if _ident(before[name]) != _ident(after[name]))
+        if items:
+            self.changelog.setdefault(issue.id, []).append(
+                ChangeHistory(self._next_history_id, issue.id, issue.updated, items))
+            self._next_history_id += 1
 
     def add_issue(
         self,
@@ -319,13 +371,14 @@ class JiraDataset:
         """Move to a status by name, or by category key (``done``, ``indeterminate``, ``new``)."""
         with self.lock:
             issue = self.issues[issue_id]
+            before = self._tracked(issue)
             by_category = {"done": "Done", "indeterminate": "In Progress", "new": "To Do"}
             status = status_named(by_category.get(target.lower(), target))
             if status.category != "done":
                 issue.resolution = None
             issue.status = status.name
             self._set_resolution(issue, status)
-            self._touch(issue, "transitioned", status.name)
+            self._touch(issue, "transitioned", status.name, before)
             return issue
 
     def reopen(self, issue_id: int) -> IssueRecord:
@@ -334,8 +387,9 @@ class JiraDataset:
     def set_story_points(self, issue_id: int, points: float | None) -> IssueRecord:
         with self.lock:
             issue = self.issues[issue_id]
+            before = self._tracked(issue)
             issue.story_points = points
-            self._touch(issue, "story_points", repr(points))
+            self._touch(issue, "story_points", repr(points), before)
             return issue
 
     def update(self, issue_id: int, **changes: object) -> IssueRecord:
@@ -348,10 +402,11 @@ class JiraDataset:
             raise ValueError(f"cannot update {sorted(unknown)}")
         with self.lock:
             issue = self.issues[issue_id]
+            before = self._tracked(issue)
             updated = replace(issue, **changes)  # type: ignore[arg-type]
             for name in changes:
                 setattr(issue, name, getattr(updated, name))
-            self._touch(issue, "updated", ",".join(sorted(changes)))
+            self._touch(issue, "updated", ",".join(sorted(changes)), before)
             return issue
 
     def delete(self, issue_id: int) -> list[int]:
@@ -362,8 +417,9 @@ class JiraDataset:
             doomed = [issue_id] + [c.id for c in self.children(issue_id) if c.is_subtask]
             for orphan in self.children(issue_id):
                 if not orphan.is_subtask:
+                    before = self._tracked(orphan)
                     orphan.parent_id = None
-                    self._touch(orphan, "updated", "parent")
+                    self._touch(orphan, "updated", "parent", before)
             at = self.now()
             for gone in doomed:
                 self.deleted[gone] = self.issues.pop(gone)
@@ -384,6 +440,7 @@ class JiraDataset:
 
     def _move_one(self, issue: IssueRecord, target: Project) -> None:
         old_key = issue.key
+        before = self._tracked(issue)
         number = self._next_number[target.key]
         issue.key_history.append(old_key)
         issue.key = f"{target.key}-{number}"
@@ -391,5 +448,5 @@ class JiraDataset:
         issue.components = [c for c in issue.components if c in target.components]
         issue.fix_versions = [v for v in issue.fix_versions if v in target.versions]
         self._index(issue)
-        self._touch(issue, "moved", f"{old_key}->{issue.key}")
+        self._touch(issue, "moved", f"{old_key}->{issue.key}", before)
 

@@ -263,6 +263,10 @@ class IssueRenderer:
         return {"self": self._self("project", p.id), "id": str(p.id), "key": p.key,
                 "name": p.name, "projectTypeKey": "software", "simplified": False}
 
+    def status(self, name: str) -> dict[str, Any]:
+        """A status as ``GET /status`` and issues show it."""
+        return self._status(name)
+
     def _status(self, name: str) -> dict[str, Any]:
         s = status_named(name)
         c = STATUS_CATEGORIES[s.category]

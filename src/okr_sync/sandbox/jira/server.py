@@ -2,7 +2,9 @@
 
 ``JiraSandbox`` is a WSGI app (Werkzeug) that speaks the wire protocol the ``jira`` client
 and okr-sync's connector use: ``serverInfo``, ``myself``, ``field``, ``project``,
-``project/{key}``, ``issue/{idOrKey}``, Cloud ``jql/parse``, ``search/jql`` +
+``project/{key}``, ``issue/{idOrKey}``, ``status``, Cloud ``jql/parse``, Cloud
+``changelog/bulkfetch`` and ``issue/{idOrKey}/changelog`` (:mod:`.changelog`;
+``expand=changelog`` on both searches), ``search/jql`` +
 ``search/approximate-count`` (the legacy ``search`` answers 410), Data Center
 ``/rest/api/2/search`` with offset paging. Faults are injected through
 :attr:`JiraSandbox.faults`; every request lands in :attr:`JiraSandbox.log`.
@@ -30,7 +32,13 @@ from werkzeug.exceptions import HTTPException, MethodNotAllowed
 from werkzeug.routing import Map, Rule
 from werkzeug.wrappers import Request, Response
 
-from okr_sync.sandbox.jira.data import JiraDataset, generate_dataset
+from okr_sync.sandbox.jira.changelog import (
+    CLOUD_SEARCH_CAP,
+    bulk_changelogs,
+    embed_changelogs,
+    issue_changelog,
+)
+from okr_sync.sandbox.jira.data import STATUSES, JiraDataset, generate_dataset
 from okr_sync.sandbox.jira.faults import (
     FaultDecision,
     FaultInjector,
@@ -77,6 +85,9 @@ _URLS = Map([
     Rule("/rest/api/<ver>/project/<ref>", endpoint="project", methods=["GET"]),
     Rule("/rest/api/<ver>/jql/parse", endpoint="jql_parse", methods=["POST"]),
     Rule("/rest/api/<ver>/issue/<ref>", endpoint="issue", methods=["GET"]),
+    Rule("/rest/api/<ver>/issue/<ref>/changelog", endpoint="changelog", methods=["GET"]),
+    Rule("/rest/api/<ver>/changelog/bulkfetch", endpoint="bulkfetch", methods=["POST"]),
+    Rule("/rest/api/<ver>/status", endpoint="statuses", methods=["GET"]),
     Rule("/rest/api/<ver>/search/jql", endpoint="search_jql", methods=["GET", "POST"]),
     Rule("/rest/api/<ver>/search/approximate-count", endpoint="count", methods=["POST"]),
     Rule("/rest/api/<ver>/search", endpoint="search", methods=["GET", "POST"]),
@@ -117,6 +128,9 @@ class JiraSandbox:
                                  else FieldSetup.data_center())
         self.dc_max_results = dc_max_results
         self.status_category_names = dict(status_category_names or {})
+        #: Set to 404 or 403 to answer ``changelog/bulkfetch`` so (a site without it, or
+        #: an app not allowed it): the connector then reads each issue's changelog.
+        self.bulk_changelog_status: int | None = None
         self.faults = FaultInjector()
         self.log = RequestLog()
         self._searches = SearchService(page_token_ttl)
@@ -274,7 +288,8 @@ class JiraSandbox:
         version = args.pop("ver")
         if version not in ("2", "3", "latest") or (not self.cloud and version == "3"):
             return self._not_found(request)
-        if not self.cloud and endpoint in ("search_jql", "count", "jql_parse"):
+        if not self.cloud and endpoint in ("search_jql", "count", "jql_parse", "bulkfetch",
+                                           "changelog"):
             return self._not_found(request)
         handler: Callable[..., _Result] = getattr(self, f"_{endpoint}")
         try:
@@ -363,6 +378,22 @@ class JiraSandbox:
             selection = FieldSelection.parse(request.args.getlist("fields"), default="*all")
             return 200, self._renderer(request, version).issue(record, selection)
 
+    def _changelog(self, request: Request, body: Any, version: str, ref: str) -> _Result:
+        return issue_changelog(self.dataset, self._renderer(request, version), ref,
+                               request.args.get("startAt"), request.args.get("maxResults"),
+                               request.base_url)
+
+    def _bulkfetch(self, request: Request, body: Any, version: str) -> _Result:
+        if self.bulk_changelog_status is not None:
+            return self.bulk_changelog_status, error_body(
+                "You do not have permission to perform this operation."
+                if self.bulk_changelog_status == 403 else "Not found.")
+        return 200, bulk_changelogs(self.dataset, self._renderer(request, version), body)
+
+    def _statuses(self, request: Request, body: Any, version: str) -> _Result:
+        renderer = self._renderer(request, version)
+        return 200, [renderer.status(s.name) for s in STATUSES]
+
     def _search_jql(self, request: Request, body: Any, version: str) -> _Result:
         if request.method == "POST":
             payload = search_jql_body(body)
@@ -381,7 +412,11 @@ class JiraSandbox:
                 next_page_token=args.get("nextPageToken"), expand=args.get("expand", ""),
                 reconcile=len(_split_params(args.getlist("reconcileIssues"))),
                 properties=len(_split_params(args.getlist("properties"))))
-        return 200, self._searches.search_jql(req, self._ctx(), self._renderer(request, version))
+        renderer = self._renderer(request, version)
+        out = self._searches.search_jql(req, self._ctx(), renderer)
+        if "changelog" in req.expand.split(","):
+            embed_changelogs(out, self.dataset, renderer, cap=CLOUD_SEARCH_CAP)
+        return 200, out
 
     def _count(self, request: Request, body: Any, version: str) -> _Result:
         return 200, self._searches.approximate_count(body, self._ctx())
@@ -403,8 +438,11 @@ class JiraSandbox:
                 max_results=param_int(args.get("maxResults"), "maxResults", 50),
                 start_at=param_int(args.get("startAt"), "startAt", 0),
                 expand=args.get("expand", ""))
-        return 200, self._searches.search_offset(
-            req, self._ctx(), self._renderer(request, version), self.dc_max_results)
+        renderer = self._renderer(request, version)
+        out = self._searches.search_offset(req, self._ctx(), renderer, self.dc_max_results)
+        if "changelog" in req.expand.split(","):
+            embed_changelogs(out, self.dataset, renderer, cap=None)
+        return 200, out
 
 
 def _drop_connection(request: Request) -> None:

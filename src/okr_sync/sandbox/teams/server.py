@@ -11,6 +11,9 @@
   reach these through :class:`SandboxLoginHttpClient`.
 * ``POST|PUT {service_url}v3/conversations/<id>/activities[/<activityId>]``:
   Bot Connector with bearer-token checks and ``ErrorResponse`` errors.
+* ``GET /botframework/v1/.well-known/openidconfiguration`` and ``…/keys``: the
+  sandbox's own Bot Framework signing keys (:attr:`TeamsSandbox.bot_framework`
+  signs tokens and sends ``invoke`` activities to a bot, as Teams does).
 
 Everything accepted is recorded per workflow and per conversation.
 """
@@ -39,6 +42,7 @@ from okr_sync.sandbox.teams.adaptive_cards import (
     ADAPTIVE_CARD,
     attachment_errors,
 )
+from okr_sync.sandbox.teams.bot_framework import KEYS_PATH, OPENID_PATH, BotFrameworkIssuer
 from okr_sync.sandbox.teams.login import AUTHORITY_HOST, SandboxLoginHttpClient
 
 BOT_FRAMEWORK_SCOPE = "https://api.botframework.com/.default"
@@ -158,7 +162,11 @@ class TeamsSandbox:
         self.requests: list[TeamsRequestRecord] = []
         self.counters: Counter[str] = Counter()
         self._server: LoopbackServer | None = None
+        #: Signs Bot Framework tokens and sends invokes; its keys are served below.
+        self.bot_framework = BotFrameworkIssuer(app_id, tenant_id, clock=clock)
         self._routes = Map([
+            Rule(OPENID_PATH, endpoint="botframework.openid", methods=["GET"]),
+            Rule(KEYS_PATH, endpoint="botframework.keys", methods=["GET"]),
             Rule("/workflows/<workflow_id>", endpoint="workflow", methods=["POST"]),
             Rule("/workflows/<workflow_id>/triggers/manual/paths/invoke", endpoint="workflow",
                  methods=["POST"]),
@@ -252,6 +260,11 @@ class TeamsSandbox:
     def service_url(self) -> str:
         """The Bot Connector ``serviceUrl`` (like ``https://smba.trafficmanager.net/teams/``)."""
         return f"{self.url}/teams/"
+
+    @property
+    def openid_metadata_url(self) -> str:
+        """The Bot Framework OpenID metadata (OKR_SYNC_TEAMS_OPENID_METADATA_URL)."""
+        return self.url + OPENID_PATH
 
     def msal_http_client(self, *, timeout: float = 10.0) -> SandboxLoginHttpClient:
         return SandboxLoginHttpClient(self.url, authority_host=self.authority_host, timeout=timeout)
@@ -365,6 +378,12 @@ class TeamsSandbox:
             raise _service_error(400, "InvalidRequestContent", "; ".join(problems[:5]))
         self._workflow_posts.setdefault(workflow_id, []).append(WorkflowPost(workflow_id, envelope))
         return _Reply(202)
+
+    def _botframework_openid(self, request: Request) -> _Reply:
+        return _Reply(200, self.bot_framework.openid_document(self.url))
+
+    def _botframework_keys(self, request: Request) -> _Reply:
+        return _Reply(200, self.bot_framework.jwks())
 
     def _openid(self, request: Request, tenant: str) -> _Reply:
         if tenant != self.tenant_id:

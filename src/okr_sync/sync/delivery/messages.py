@@ -134,7 +134,8 @@ def _slack_payload(rendered: Any) -> dict[str, Any]:
 def render_for(target: RouteTarget, kind: OutboxKind, scorecard: Scorecard,
                jira_base_url: str | None, previous: Scorecard | None = None, *,
                contacts: Contacts | None = None,
-               slack_buttons: bool = False) -> dict[str, Any] | None:
+               slack_buttons: bool = False,
+               checkin_form: bool = False) -> dict[str, Any] | None:
     """The payload of one message kind for one target, or ``None`` when there is no news.
 
     ``previous`` (digests only) is the scorecard published a week earlier: the digest
@@ -142,8 +143,11 @@ def render_for(target: RouteTarget, kind: OutboxKind, scorecard: Scorecard,
     and reminders only: the standing scorecard is edited on every sync and must not
     ping anyone. A Teams payload carries the ``summary`` its bot activity shows in
     notifications. ``slack_buttons``: Slack change notes and reminders carry "Check in"
-    buttons (only when serve answers the Slack app's interactivity).
+    buttons (only when serve answers the Slack app's interactivity). ``checkin_form``: a
+    bot's change notes and reminders carry check-in forms (only the bot can answer them:
+    a Workflows post has no messaging endpoint).
     """
+    form = checkin_form and target.teams_bot is not None
     if target.slack is not None:
         if kind == "scorecard":
             return _slack_payload(render_slack_scorecard(scorecard, jira_base_url=jira_base_url))
@@ -160,11 +164,13 @@ def render_for(target: RouteTarget, kind: OutboxKind, scorecard: Scorecard,
         card: dict[str, Any] | None = render_teams_scorecard_card(
             scorecard, jira_base_url=jira_base_url)
     elif kind == "change_note":
-        card = render_teams_change_card(scorecard, scorecard.changes, contacts=contacts)
+        card = render_teams_change_card(scorecard, scorecard.changes, contacts=contacts,
+                                        checkin_form=form)
     elif kind == "digest":
         card = render_teams_digest_card(scorecard, previous)
     else:
-        card = render_teams_checkin_reminder_card(scorecard, contacts=contacts)
+        card = render_teams_checkin_reminder_card(scorecard, contacts=contacts,
+                                                  checkin_form=form)
     if card is None:
         return None
     return {"card": card, "summary": teams_summary(kind, scorecard)}
@@ -172,9 +178,10 @@ def render_for(target: RouteTarget, kind: OutboxKind, scorecard: Scorecard,
 
 def _message(route: str, target: RouteTarget, kind: OutboxKind, scorecard: Scorecard,
              jira_base_url: str | None, previous: Scorecard | None = None, *,
-             contacts: Contacts | None = None, slack_buttons: bool = False) -> OutboxItem | None:
+             contacts: Contacts | None = None, slack_buttons: bool = False,
+             checkin_form: bool = False) -> OutboxItem | None:
     payload = render_for(target, kind, scorecard, jira_base_url, previous, contacts=contacts,
-                         slack_buttons=slack_buttons)
+                         slack_buttons=slack_buttons, checkin_form=checkin_form)
     if payload is None:
         return None
     key = TargetRef.for_route(target).key
@@ -194,6 +201,7 @@ def plan_messages(
     *,
     jira_base_url: str | None = None,
     slack_buttons: bool = False,
+    checkin_form: bool = False,
 ) -> list[OutboxItem]:
     """Messages a pass enqueues: standing scorecards where needed, change notes for news.
 
@@ -219,7 +227,8 @@ def plan_messages(
                 messages.append(item)
         if news and has_standing:
             note = _message(scope.route, target, "change_note", scope.scorecard, jira_base_url,
-                            contacts=contacts, slack_buttons=slack_buttons)
+                            contacts=contacts, slack_buttons=slack_buttons,
+                            checkin_form=checkin_form)
             if note is not None:
                 messages.append(note)
     return messages
@@ -228,14 +237,16 @@ def plan_messages(
 def plan_scheduled(plan: Plan, scorecard: Scorecard, kind: OutboxKind,
                    jira_base_url: str | None = None, *,
                    previous: Scorecard | None = None,
-                   slack_buttons: bool = False) -> list[OutboxItem]:
+                   slack_buttons: bool = False,
+                   checkin_form: bool = False) -> list[OutboxItem]:
     """A weekly digest or a check-in reminder for every target (the service's schedule);
     ``previous``: see :func:`render_for`."""
     messages = []
     contacts = plan_contacts(plan) if kind == "reminder" else None
     for scope in target_scopes(plan, scorecard):
         item = _message(scope.route, scope.target, kind, scope.scorecard, jira_base_url,
-                        previous, contacts=contacts, slack_buttons=slack_buttons)
+                        previous, contacts=contacts, slack_buttons=slack_buttons,
+                        checkin_form=checkin_form)
         if item is not None:
             messages.append(item)
     return messages

@@ -348,11 +348,13 @@ class Notifier:
 
     def __init__(self, senders: Senders, *, jira_base_url: str | None = None,
                  clock: Callable[[], datetime] | None = None,
-                 slack_buttons: bool = False) -> None:
+                 slack_buttons: bool = False, teams_checkin_form: bool = False) -> None:
         self.jira_base_url = jira_base_url
         #: Slack change notes and reminders carry "Check in" buttons (the Slack app's
         #: interactivity is answered by serve: a signing secret is set).
         self.slack_buttons = slack_buttons
+        #: Bot cards carry check-in forms (serve answers them at /api/messages).
+        self.teams_checkin_form = teams_checkin_form
         self.deliverer = OutboxDeliverer(senders, clock)
 
     def plan_messages(
@@ -360,7 +362,8 @@ class Notifier:
     ) -> list[OutboxItem]:
         # Message refs and queued rows in the store tell which targets have a standing message.
         return plan_messages(plan, scorecard, store, jira_base_url=self.jira_base_url,
-                             slack_buttons=self.slack_buttons)
+                             slack_buttons=self.slack_buttons,
+                             checkin_form=self.teams_checkin_form)
 
     def deliver(self, store: Store, *, fence: Fence | None = None) -> list[Delivery]:
         return self.deliverer.deliver(store, fence)

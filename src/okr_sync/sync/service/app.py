@@ -25,10 +25,13 @@ from pydantic import SecretStr
 from sqlalchemy.engine import make_url
 from werkzeug.wrappers import Request, Response
 
+from okr_sync.connectors.teams.bot_auth import BotFrameworkKeys, BotTokenValidator
 from okr_sync.exit_codes import ExitCode
 from okr_sync.sync.delivery.render.report import load_report_data, render_html_report
 from okr_sync.sync.logs import register_secret
 from okr_sync.sync.runtime import Runtime
+from okr_sync.sync.service.bot_framework import BotMessagingEndpoint
+from okr_sync.sync.service.framing import MAX_HEAD_BYTES
 from okr_sync.sync.service.http import (
     DatabaseProbe,
     HttpServer,
@@ -43,6 +46,7 @@ from okr_sync.sync.service.loop import (
 )
 from okr_sync.sync.service.metrics import ServiceMetrics
 from okr_sync.sync.service.schedule import Schedule, ScheduleError, parse_duration
+from okr_sync.sync.service.server import ConnectionLimits
 from okr_sync.sync.service.slack_interactions import build_slack_endpoint
 from okr_sync.sync.service.webhooks import MAX_BODY_BYTES, JiraWebhookEndpoint, WebhookEvent
 from okr_sync.sync.store.locks import Leadership
@@ -125,6 +129,10 @@ def serve(
             debounce=debounce, poll=poll,
         )
         probe = DatabaseProbe(runtime.settings.database_url)
+        # A check-in from Teams asks for a pass (debounced like a webhook), so the change
+        # note with its note follows within moments rather than at the next scheduled pass.
+        bot = bot_endpoint(runtime, clock, on_checkin=lambda kr: scheduler.on_webhook(
+            WebhookEvent(f"teams-checkin:{kr}")))
         counter = metrics.webhooks
 
         def count_webhook(result: str) -> None:
@@ -146,12 +154,17 @@ def serve(
             runtime, lambda kr: scheduler.on_webhook(WebhookEvent(f"slack-checkin:{kr}")),
             clock=clock)
         app = ServiceApp(
-            status=scheduler.state.view,
+            status=scheduler.state.view, bot=bot,
             period=lambda at: schedule.period(at.astimezone(runtime.plan.cycle.zone)),
             metrics=metrics, webhook=webhook, database_probe=probe, clock=clock,
             report=report_page(runtime), slack=slack,
         )
-        server = HttpServer(app, host=host, port=port)
+        # The server reads a body before a worker runs: up to the webhook's own limit.
+        limits = ConnectionLimits(max_body=max_body, buffer_budget=max(
+            ConnectionLimits.buffer_budget, 4 * (max_body + MAX_HEAD_BYTES)))
+        server = HttpServer(app, host=host, port=port, limits=limits,
+                            on_cut_short=lambda path: count_webhook("disconnected")
+                            if path == "/webhooks/jira" else None)
         try:
             return _run(scheduler, server, schedule, webhook_secret,
                         allow_unsigned_webhooks=allow_unsigned_webhooks,
@@ -159,11 +172,29 @@ def serve(
                         stop_event=stop_event, install_signal_handlers=install_signal_handlers,
                         on_started=on_started, max_ticks=max_ticks)
         finally:
+            if bot is not None:
+                bot.close()
             probe.close()
             if slack is not None:
                 slack.close()
     finally:
         runtime.close()
+
+
+def bot_endpoint(runtime: Runtime, clock: Callable[[], datetime] = utc_now,
+                 keys: BotFrameworkKeys | None = None,
+                 on_checkin: Callable[[str], None] | None = None,
+                 ) -> BotMessagingEndpoint | None:
+    """``POST /api/messages`` when the bot's check-ins are on (OKR_SYNC_TEAMS_BOT_CHECKINS)."""
+    settings = runtime.settings
+    store = runtime.store
+    if not settings.teams_bot_checkins or settings.teams_app_id is None or \
+            not isinstance(store, Store):
+        return None
+    keys = keys or BotFrameworkKeys(settings.teams_openid_metadata_url)
+    return BotMessagingEndpoint(BotTokenValidator(settings.teams_app_id, keys),
+                                plan=runtime.plan, store=store, clock=clock,
+                                on_checkin=on_checkin)
 
 
 def webhook_secrets(runtime: Runtime) -> dict[str, SecretStr]:

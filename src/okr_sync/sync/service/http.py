@@ -1,6 +1,7 @@
 """The service's HTTP side: ``/healthz``, ``/readyz``, ``/metrics``, ``POST /webhooks/jira``,
-the HTML scorecard at ``GET /`` and ``GET /report``, and Slack's ``POST /slack/commands``
-and ``/slack/interactions`` (:mod:`.slack_interactions`).
+the HTML scorecard at ``GET /`` and ``GET /report``, Slack's ``POST /slack/commands``
+and ``/slack/interactions`` (:mod:`.slack_interactions`), and the Teams bot's
+``POST /api/messages`` (:mod:`.bot_framework`).
 
 Readiness (for a load balancer or Kubernetes): the database answers, and on the
 leader the last completed pass is at most three schedule periods old (before the
@@ -139,10 +140,13 @@ class ServiceApp:
         webhook: Callable[[Request], Response],
         database_probe: Callable[[], str | None],
         clock: Callable[[], datetime],
+        bot: Callable[[Request], Response] | None = None,
         report: Callable[[], str] | None = None,
         slack: Callable[[Request], Response] | None = None,
     ) -> None:
         self.status = status
+        #: ``POST /api/messages``, the Teams bot's messaging endpoint (None: 404).
+        self.bot = bot
         #: The HTML scorecard of the latest pass (raises NoScorecardError before one).
         self.report = report
         self.period = period
@@ -163,6 +167,7 @@ class ServiceApp:
             Rule("/webhooks/jira/<source>", endpoint="webhook", methods=["POST"]),
             Rule("/", endpoint="report", methods=["GET"]),
             Rule("/report", endpoint="report", methods=["GET"]),
+            Rule("/api/messages", endpoint="bot", methods=["POST"]),
         ])
 
     def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]
@@ -186,6 +191,8 @@ class ServiceApp:
         try:
             if endpoint == "healthz":
                 return _json(200, {"status": "ok"})
+            if endpoint == "bot":
+                return self.bot(request) if self.bot else _json(404, {"error": "not found"})
             if endpoint == "readyz":
                 return self.readyz()
             if endpoint == "metrics":
@@ -278,7 +285,8 @@ class HttpServer:
     (0: any free port), accepting in a thread of its own."""
 
     def __init__(self, app: ServiceApp, *, host: str, port: int,
-                 limits: ConnectionLimits | None = None) -> None:
+                 limits: ConnectionLimits | None = None,
+                 on_cut_short: Callable[[str], None] | None = None) -> None:
         # The socket is bound here, not by Werkzeug, which prints a busy port's error
         # and calls sys.exit(1) instead of raising.
         family = select_address_family(host, port)
@@ -290,6 +298,7 @@ class HttpServer:
                 # Werkzeug duplicates the descriptor, so this one may close.
                 self._server = BoundedWSGIServer(
                     host, port, app, handler=_Handler, fd=listener.fileno(), limits=limits,
+                    on_cut_short=on_cut_short,
                 )
         except OSError as error:
             raise ListenError(error.errno, f"cannot listen on {host} port {port}: "

@@ -3,15 +3,23 @@
 Werkzeug's threaded server starts one thread per connection and keeps it while the
 client says nothing: 800 stalled connections held 803 threads, and enough of them
 would stop ``/healthz`` answering. Here one thread (the caller of
-:meth:`BoundedWSGIServer.serve_forever`) accepts connections and watches them without
-reading: a connection goes to one of a fixed number of worker threads only once its
-whole request head (request line and headers) has arrived, peeked at without being
-consumed. So a stalled or slow-loris client costs a file descriptor, not a thread, and
-is closed when it has not sent its head within ``header_timeout`` of being accepted.
-At most ``pending`` connections wait; past that the oldest waiting one is dropped (a
-flood's oldest connections are the likeliest to be stalled). A worker reads and writes
-with a per-operation ``read_timeout`` and drops a request still running after
-``request_deadline`` (a client dripping a body), so no worker is held forever either.
+:meth:`BoundedWSGIServer.serve_forever`) accepts connections and reads each *whole
+request* (request line, headers and body) without blocking; only a request that has
+completely arrived goes to one of a fixed number of worker threads, which reads it from
+memory. So a stalled, slow-loris or body-dripping client costs a file descriptor and
+its bytes so far, never a thread: ``/healthz`` and ``/readyz`` answer as fast as the
+workers run the application, however many clients are slow.
+
+The accepting stage bounds each of those costs. A connection must send its head within
+``header_timeout`` and its whole request within ``request_timeout`` of being accepted,
+or it is closed. A body is read up to ``max_body`` bytes (the webhook's own limit):
+a declared ``Content-Length`` over it goes to a worker with its head only (the
+application refuses it, 413, without reading), and a chunked body growing over it is
+answered 413 here. All bodies being read share ``buffer_budget`` bytes of memory; past
+that, and past ``pending`` waiting connections, the oldest waiting connection is dropped
+(a flood's oldest connections are the likeliest to be stalled). A worker writes its
+response with a per-operation ``read_timeout`` and gives up after ``request_deadline``
+(a client that does not read its answer), so no worker is held forever either.
 Werkzeug's handler closes every connection after its response (no keep-alive), so a
 worker is free again as soon as its one request is answered.
 """
@@ -25,18 +33,25 @@ import selectors
 import socket
 import threading
 import time
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from typing import Any
 
 from werkzeug.serving import BaseWSGIServer
 
+from okr_sync.sync.service.framing import (
+    CONTINUE,
+    HEAD_END,
+    MAX_HEAD_BYTES,
+    RECV_BYTES,
+    ChunkScan,
+    PrereadConnection,
+    head_end,
+    header_fields,
+)
+
 log = logging.getLogger("okr_sync.service")
 
-#: A request head longer than this goes to a worker, which refuses it (431/414).
-MAX_HEAD_BYTES = 64 * 1024
-#: How often a connection with part of its head is looked at again (level-triggered
-#: polling would otherwise wake for it continuously).
-RECHECK_S = 0.1
 _BUSY = b"HTTP/1.0 503 Service Unavailable\r\nConnection: close\r\nContent-Length: 0\r\n\r\n"
 
 
@@ -46,33 +61,45 @@ class ConnectionLimits:
 
     #: Threads handling requests (the service's endpoints answer in milliseconds).
     workers: int = 16
-    #: Connections accepted and not yet handled (waiting for their head or a worker).
+    #: Connections accepted and not yet handled (waiting for their request or a worker).
     pending: int = 512
     #: Seconds from accept for the whole request head to arrive.
     header_timeout: float = 10.0
-    #: Seconds any one read or write of a handled request may block.
+    #: Seconds from accept for the whole request, body included, to arrive.
+    request_timeout: float = 20.0
+    #: Largest request body read (a larger one is refused with 413).
+    max_body: int = 1024 * 1024
+    #: Bytes all connections still sending their request may hold in memory together.
+    buffer_budget: int = 64 * 1024 * 1024
+    #: Seconds any one socket operation of a handled request (writing its answer) may block.
     read_timeout: float = 10.0
-    #: Seconds a handled request may take in all (reading its body included).
+    #: Seconds a handled request may take in all (the client reading its answer included).
     request_deadline: float = 60.0
 
     def __post_init__(self) -> None:
         if self.workers < 1 or self.pending < 1:
             raise ValueError("the server needs at least one worker and one pending slot")
-        if min(self.header_timeout, self.read_timeout, self.request_deadline) <= 0:
+        if min(self.header_timeout, self.request_timeout, self.read_timeout,
+               self.request_deadline) <= 0:
             raise ValueError("the server's timeouts must be positive")
+        if self.max_body < 0 or self.buffer_budget < MAX_HEAD_BYTES + self.max_body:
+            raise ValueError("the buffer budget must hold at least one whole request")
 
 
 @dataclass
-class _Waiting:
+class _Incoming:
+    """A connection whose request is still arriving (or, once refused, being drained)."""
+
     conn: socket.socket
     address: Any
     accepted_at: float
-    recheck_at: float | None = None  # set while parked (part of the head has arrived)
-
-
-def head_complete(data: bytes) -> bool:
-    """Whether ``data`` (the start of a request) holds its whole head, or enough to refuse it."""
-    return b"\r\n\r\n" in data or b"\n\n" in data or len(data) >= MAX_HEAD_BYTES
+    data: bytearray = field(default_factory=bytearray)
+    head_end: int | None = None
+    head_scanned: int = 0  # bytes already searched for the head's end
+    body_end: int | None = None  # with Content-Length: where the request ends
+    chunks: ChunkScan | None = None  # with Transfer-Encoding: chunked
+    continue_sent: bool = False
+    draining: bool = False  # answered 413 here: read and discard until the client closes
 
 
 class BoundedWSGIServer(BaseWSGIServer):
@@ -80,7 +107,8 @@ class BoundedWSGIServer(BaseWSGIServer):
 
     multithread = True
 
-    def __init__(self, *args: Any, limits: ConnectionLimits | None = None, **kwargs: Any) -> None:
+    def __init__(self, *args: Any, limits: ConnectionLimits | None = None,
+                 on_cut_short: Callable[[str], None] | None = None, **kwargs: Any) -> None:
         # Wakes the accepting thread's select() when shutdown() is called. Werkzeug's
         # __init__ calls server_close() (for its own socket): that must not close these.
         self._wake_read, self._wake_write = socket.socketpair()
@@ -89,10 +117,13 @@ class BoundedWSGIServer(BaseWSGIServer):
         super().__init__(*args, **kwargs)
         self._initialised = True
         self.limits = limits or ConnectionLimits()
+        #: Called with the path of a request whose body never wholly arrived.
+        self.on_cut_short = on_cut_short or (lambda path: None)
         self.socket.setblocking(False)
-        self._ready: queue.Queue[tuple[socket.socket, Any] | None] = queue.Queue(
+        self._ready: queue.Queue[tuple[socket.socket, Any, bytes, bool] | None] = queue.Queue(
             maxsize=self.limits.pending)
-        self._waiting: dict[int, _Waiting] = {}
+        self._waiting: dict[int, _Incoming] = {}
+        self._buffered = 0
         self._active: dict[socket.socket, float] = {}
         self._active_lock = threading.Lock()
         self._workers: list[threading.Thread] = []
@@ -119,11 +150,11 @@ class BoundedWSGIServer(BaseWSGIServer):
                     elif key.data == "wake":
                         self._drain_wake()
                     else:
-                        self._examine(selector, key.data)
+                        self._receive(selector, key.data)
                 self._expire(selector)
         finally:
-            for waiting in list(self._waiting.values()):
-                self._drop(selector, waiting)
+            for incoming in list(self._waiting.values()):
+                self._drop(selector, incoming)
             selector.close()
             self._stopped.set()
 
@@ -144,10 +175,15 @@ class BoundedWSGIServer(BaseWSGIServer):
     def waiting_connections(self) -> int:
         return len(self._waiting)
 
+    @property
+    def buffered_bytes(self) -> int:
+        """Bytes of requests still arriving, held in memory (at most ``buffer_budget``)."""
+        return self._buffered
+
     def _timeout(self, poll_interval: float) -> float:
         if not self._waiting and not self._active:
             return poll_interval
-        return min(poll_interval, RECHECK_S)
+        return min(poll_interval, 0.1)
 
     def _drain_wake(self) -> None:
         try:
@@ -168,60 +204,177 @@ class BoundedWSGIServer(BaseWSGIServer):
                 return
             conn.setblocking(False)
             if len(self._waiting) >= self.limits.pending:
-                oldest = min(self._waiting.values(), key=lambda w: w.accepted_at)
                 log.debug("http server: dropping the oldest waiting connection (limit reached)",
                           extra={"pending": self.limits.pending})
-                self._drop(selector, oldest)
-            waiting = _Waiting(conn, address, time.monotonic())
-            self._waiting[conn.fileno()] = waiting
-            selector.register(conn, selectors.EVENT_READ, waiting)
+                self._drop(selector, self._oldest(self._waiting.values()))
+            incoming = _Incoming(conn, address, time.monotonic())
+            self._waiting[conn.fileno()] = incoming
+            selector.register(conn, selectors.EVENT_READ, incoming)
 
-    def _examine(self, selector: selectors.BaseSelector, waiting: _Waiting) -> None:
+    @staticmethod
+    def _oldest(candidates: Any) -> _Incoming:
+        oldest: _Incoming = min(candidates, key=lambda w: w.accepted_at)
+        return oldest
+
+    def _receive(self, selector: selectors.BaseSelector, incoming: _Incoming) -> None:
         try:
-            data = waiting.conn.recv(MAX_HEAD_BYTES, socket.MSG_PEEK)
+            data = incoming.conn.recv(RECV_BYTES)
         except (BlockingIOError, InterruptedError):
             return
         except OSError:
-            self._drop(selector, waiting)
+            self._cut_short(incoming, "reset")
+            self._drop(selector, incoming)
             return
-        if not data:  # the client closed before sending a request
-            self._drop(selector, waiting)
+        if not data:  # the client closed (or finished reading a refusal)
+            self._cut_short(incoming, "closed")
+            self._drop(selector, incoming)
             return
-        selector.unregister(waiting.conn)
-        if not head_complete(data):
-            waiting.recheck_at = time.monotonic() + RECHECK_S
+        if incoming.draining:
             return
-        del self._waiting[waiting.conn.fileno()]
+        incoming.data += data
+        self._buffered += len(data)
+        if self._buffered > self.limits.buffer_budget:
+            self._shed_buffers(selector, incoming)
+            if incoming.conn.fileno() not in self._waiting:
+                return
+        self._progress(selector, incoming)
+
+    def _shed_buffers(self, selector: selectors.BaseSelector, current: _Incoming) -> None:
+        """Drop the oldest connections holding bytes until the budget holds again."""
+        while self._buffered > self.limits.buffer_budget:
+            holders = [w for w in self._waiting.values() if w.data]
+            if not holders:
+                return
+            log.info("http server: dropping the oldest request still arriving (memory budget)",
+                     extra={"budget_bytes": self.limits.buffer_budget})
+            self._drop(selector, self._oldest(holders))
+
+    def _progress(self, selector: selectors.BaseSelector, incoming: _Incoming) -> None:
+        """Look at what has arrived: hand a whole request to a worker, refuse, or wait."""
+        data = incoming.data
+        if incoming.head_end is None:
+            incoming.head_end = head_end(data, incoming.head_scanned)
+            if incoming.head_end is None:
+                incoming.head_scanned = len(data)
+                return
+            if not self._plan_body(incoming):
+                self._dispatch(selector, incoming, len(data))
+                return
+        if incoming.chunks is not None:
+            end = incoming.chunks.advance(data)
+            if end is not None:
+                self._dispatch(selector, incoming, end)
+            elif incoming.chunks.body_bytes > self.limits.max_body:
+                self._refuse_too_large(selector, incoming)
+            else:
+                self._send_continue(incoming)
+            return
+        assert incoming.body_end is not None
+        if len(data) >= incoming.body_end:
+            self._dispatch(selector, incoming, incoming.body_end)
+        else:
+            self._send_continue(incoming)
+
+    def _plan_body(self, incoming: _Incoming) -> bool:
+        """Whether a body must still be read; sets where it ends (or how to find it)."""
+        assert incoming.head_end is not None
+        head = bytes(incoming.data[:incoming.head_end])
+        if incoming.head_end >= MAX_HEAD_BYTES and not HEAD_END.search(head):
+            return False  # the worker refuses an endless head
+        fields = header_fields(head)
+        encodings = {token.strip().lower() for value in fields.get("transfer-encoding", [])
+                     for token in value.split(",")}
+        if "chunked" in encodings:  # as Werkzeug decides it (and over Content-Length)
+            incoming.chunks = ChunkScan(incoming.head_end)
+            return True
+        lengths = set(fields.get("content-length", []))
+        if len(lengths) != 1:
+            return False  # no body, or an ambiguous one that the worker refuses
+        declared = lengths.pop()
+        if not declared.isdigit() or int(declared) == 0 or int(declared) > self.limits.max_body:
+            # A declared length over the limit is refused by length, without reading.
+            return False
+        incoming.body_end = incoming.head_end + int(declared)
+        return True
+
+    def _send_continue(self, incoming: _Incoming) -> None:
+        """Answer ``Expect: 100-continue`` here: the body is read before any worker runs."""
+        if incoming.continue_sent or incoming.head_end is None:
+            return
+        head = bytes(incoming.data[:incoming.head_end])
+        if any(v.lower() == "100-continue" for v in header_fields(head).get("expect", [])):
+            incoming.continue_sent = True
+            with contextlib.suppress(OSError):
+                incoming.conn.send(CONTINUE)
+
+    def _dispatch(self, selector: selectors.BaseSelector, incoming: _Incoming, end: int) -> None:
+        request = bytes(incoming.data[:end])
+        self._forget(selector, incoming)
         try:
-            self._ready.put_nowait((waiting.conn, waiting.address))
+            self._ready.put_nowait((incoming.conn, incoming.address, request,
+                                    incoming.continue_sent))
         except queue.Full:
-            self._refuse_busy(waiting.conn)
+            self._refuse_busy(incoming.conn)
+
+    def _refuse_too_large(self, selector: selectors.BaseSelector, incoming: _Incoming) -> None:
+        """413 for a chunked body over ``max_body``; then read and discard what the client
+        still sends (bounded by ``request_timeout``), so it sees the answer, not a reset."""
+        log.info("http server: refused a request body over the limit (413)",
+                 extra={"max_body": self.limits.max_body})
+        body = f'{{"error": "body over {self.limits.max_body} bytes"}}'.encode()
+        answer = (b"HTTP/1.1 413 Request Entity Too Large\r\nConnection: close\r\n"
+                  b"Content-Type: application/json\r\n"
+                  + f"Content-Length: {len(body)}\r\n\r\n".encode() + body)
+        self._buffered -= len(incoming.data)
+        incoming.data = bytearray()
+        incoming.draining = True
+        try:
+            incoming.conn.send(answer)
+            incoming.conn.shutdown(socket.SHUT_WR)
+        except OSError:
+            self._drop(selector, incoming)
 
     def _expire(self, selector: selectors.BaseSelector) -> None:
         now = time.monotonic()
-        for waiting in list(self._waiting.values()):
-            if now - waiting.accepted_at > self.limits.header_timeout:
-                log.debug("http server: dropping a connection that sent no request in time",
+        for incoming in list(self._waiting.values()):
+            age = now - incoming.accepted_at
+            if incoming.head_end is None and age > self.limits.header_timeout:
+                log.debug("http server: dropping a connection that sent no request head in time",
                           extra={"timeout_s": self.limits.header_timeout})
-                self._drop(selector, waiting)
-            elif waiting.recheck_at is not None and waiting.recheck_at <= now:
-                waiting.recheck_at = None
-                selector.register(waiting.conn, selectors.EVENT_READ, waiting)
+                self._drop(selector, incoming)
+            elif age > self.limits.request_timeout:
+                self._cut_short(incoming, "timed out")
+                self._drop(selector, incoming)
         with self._active_lock:
             overdue = [conn for conn, deadline in self._active.items() if deadline < now]
         for conn in overdue:
             log.info("http server: dropping a request over its deadline",
                      extra={"deadline_s": self.limits.request_deadline})
-            # The worker's blocked read or write returns, and it frees itself.
+            # The worker's blocked write returns, and it frees itself.
             with contextlib.suppress(OSError):
                 conn.shutdown(socket.SHUT_RDWR)
 
-    def _drop(self, selector: selectors.BaseSelector, waiting: _Waiting) -> None:
-        self._waiting.pop(waiting.conn.fileno(), None)
-        if waiting.recheck_at is None:
+    def _cut_short(self, incoming: _Incoming, reason: str) -> None:
+        """One line (no traceback) for a request whose head came but not its whole body."""
+        if incoming.head_end is None or incoming.draining:
+            return
+        target = bytes(incoming.data[:incoming.head_end]).split(b"\n", 1)[0].split(b" ")
+        path = target[1].decode("latin-1").split("?", 1)[0][:200] if len(target) > 1 else ""
+        log.info("http client disconnected before sending its whole request body",
+                 extra={"path": path, "reason": reason,
+                        "timeout_s": self.limits.request_timeout})
+        self.on_cut_short(path)
+
+    def _forget(self, selector: selectors.BaseSelector, incoming: _Incoming) -> None:
+        if self._waiting.pop(incoming.conn.fileno(), None) is not None:
+            self._buffered -= len(incoming.data)
             with contextlib.suppress(KeyError, ValueError):
-                selector.unregister(waiting.conn)
-        waiting.conn.close()
+                selector.unregister(incoming.conn)
+        incoming.data = bytearray()
+
+    def _drop(self, selector: selectors.BaseSelector, incoming: _Incoming) -> None:
+        self._forget(selector, incoming)
+        incoming.conn.close()
 
     def _refuse_busy(self, conn: socket.socket) -> None:
         log.warning("http server: every worker is busy and the queue is full; refused 503")
@@ -257,13 +410,14 @@ class BoundedWSGIServer(BaseWSGIServer):
             item = self._ready.get()
             if item is None:
                 return
-            conn, address = item
+            conn, address, request, continue_sent = item
             conn.setblocking(True)
             conn.settimeout(self.limits.read_timeout)
             with self._active_lock:
                 self._active[conn] = time.monotonic() + self.limits.request_deadline
             try:
-                self.finish_request(conn, address)
+                self.finish_request(PrereadConnection(conn, request, continue_sent),  # type: ignore[arg-type]
+                                    address)
             except Exception:  # one request's failure must not end the worker
                 self.handle_error(conn, address)
             finally:

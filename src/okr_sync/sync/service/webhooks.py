@@ -149,6 +149,11 @@ class DeliveryCache:
             self._seen[key] = now
             return False
 
+    def forget(self, key: str) -> None:
+        """Drop ``key`` (its delivery was not acted on after all: a repeat may be)."""
+        with self._lock:
+            self._seen.pop(key, None)
+
     def __len__(self) -> int:
         with self._lock:
             return len(self._seen)

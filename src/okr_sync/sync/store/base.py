@@ -11,7 +11,6 @@ from datetime import UTC, date, datetime
 from typing import Any, TypeVar
 
 import sqlalchemy as sa
-from sqlalchemy.dialects import postgresql, sqlite
 
 from okr_sync.sync.store.records import InvalidRecordError, StoreError
 
@@ -61,11 +60,13 @@ def upsert(
     rows get updated.
     """
     if conn.dialect.name == "postgresql":
+        from sqlalchemy.dialects import postgresql  # only the dialect in use
         pg = postgresql.insert(table)
         pg_set = {name: pg.excluded[name] for name in update_columns}
         pg_where = where(table.c, pg.excluded) if where else None
         return pg.on_conflict_do_update(index_elements=index_elements, set_=pg_set, where=pg_where)
     if conn.dialect.name == "sqlite":
+        from sqlalchemy.dialects import sqlite  # only the dialect in use
         lite = sqlite.insert(table)
         lite_set = {name: lite.excluded[name] for name in update_columns}
         lite_where = where(table.c, lite.excluded) if where else None
@@ -78,8 +79,10 @@ def upsert(
 def insert_ignore(conn: sa.Connection, table: sa.Table, index_elements: Sequence[str]) -> sa.Insert:
     """``INSERT ... ON CONFLICT (keys) DO NOTHING`` for SQLite and PostgreSQL."""
     if conn.dialect.name == "postgresql":
+        from sqlalchemy.dialects import postgresql  # only the dialect in use
         return postgresql.insert(table).on_conflict_do_nothing(index_elements=index_elements)
     if conn.dialect.name == "sqlite":
+        from sqlalchemy.dialects import sqlite  # only the dialect in use
         return sqlite.insert(table).on_conflict_do_nothing(index_elements=index_elements)
     raise StoreError(f"unsupported database dialect {conn.dialect.name!r}")
 

@@ -42,7 +42,6 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 import sqlalchemy as sa
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import URL
 
 from okr_sync.sync.store.base import StoreOps
@@ -99,6 +98,7 @@ class FencingOps(StoreOps):
         stmt: sa.Insert
         with self._connection() as conn:
             if conn.dialect.name == "postgresql":
+                from sqlalchemy.dialects import postgresql  # only the dialect in use
                 pg = postgresql.insert(lock_epochs).values(values)
                 stmt = pg.on_conflict_do_update(
                     index_elements=["name"],
@@ -106,6 +106,7 @@ class FencingOps(StoreOps):
                           "acquired_at": pg.excluded.acquired_at},
                 )
             elif conn.dialect.name == "sqlite":
+                from sqlalchemy.dialects import sqlite  # only the dialect in use
                 lite = sqlite.insert(lock_epochs).values(values)
                 stmt = lite.on_conflict_do_update(
                     index_elements=["name"],

@@ -176,6 +176,14 @@ class IssueOps(StoreOps):
                     rows.extend(conn.execute(query).scalars())
         return [dict(row) for row in rows]
 
+    def mirror_with_deletions(self, source: str) -> list[tuple[dict[str, Any], datetime | None]]:
+        """Every mirrored record of a source, deleted ones included, each with the time
+        a pass saw it gone (None while it is live): what ``backfill`` rewinds."""
+        query = (sa.select(issues.c.fields, issues.c.deleted_at)
+                 .where(issues.c.source == source).order_by(issues.c.issue_id))
+        with self._connection() as conn:
+            return [(dict(row.fields), row.deleted_at) for row in conn.execute(query)]
+
     def issue_ids(self, source: str, *, include_deleted: bool = False) -> set[str]:
         """Ids of the mirrored issues of a source (for reconcile diffs)."""
         query = sa.select(issues.c.issue_id).where(issues.c.source == source)

@@ -18,7 +18,9 @@ import sqlalchemy as sa
 
 from okr_sync.sync.store.records import (
     Cursor,
+    HistoryRecord,
     JqlCheck,
+    KpiHistoryRecord,
     LatestCheckin,
     Membership,
     Snapshot,
@@ -77,6 +79,10 @@ class StoreReader(Protocol):
     ) -> dict[str, dict[str, float]]: ...
 
     def target_messages(self, targets: Collection[str]) -> dict[str, TargetMessages]: ...
+
+    def history_for_cycle(self, cycle: str) -> dict[str, list[HistoryRecord]]: ...
+
+    def kpi_history_for_cycle(self, cycle: str) -> dict[str, list[KpiHistoryRecord]]: ...
 
     def close(self) -> None: ...
 
@@ -175,6 +181,12 @@ class ReadOnlyStore:
         if self._store is None:
             return {t: TargetMessages(None, False) for t in targets}
         return self._store.target_messages(targets)
+
+    def history_for_cycle(self, cycle: str) -> dict[str, list[HistoryRecord]]:
+        return {} if self._store is None else self._store.history_for_cycle(cycle)
+
+    def kpi_history_for_cycle(self, cycle: str) -> dict[str, list[KpiHistoryRecord]]:
+        return {} if self._store is None else self._store.kpi_history_for_cycle(cycle)
 
     def close(self) -> None:
         if self._store is not None:

@@ -138,6 +138,9 @@ class HistoryEntry:
     score: float
     band: str
     confidence: Confidence
+    #: The done and total the value is the ratio of, where the measure gives them.
+    done: float | None = None
+    total: float | None = None
 
 
 @dataclass(frozen=True)
@@ -150,6 +153,22 @@ class HistoryRecord:
     score: float
     band: str
     confidence: Confidence
+    snapshot_id: int | None
+    #: Reconstructed by ``okr-sync backfill`` from Jira's changelog (never notified).
+    backfilled: bool = False
+    done: float | None = None
+    total: float | None = None
+
+
+@dataclass(frozen=True)
+class KpiHistoryRecord:
+    """A KPI's value and status at one pass that stored a snapshot."""
+
+    kpi_id: str
+    cycle: str
+    as_of: datetime
+    value: float
+    status: str | None
     snapshot_id: int | None
 
 

@@ -20,7 +20,7 @@ older than the cut-off:
 * **runs** that have finished, except the latest of each outcome (``status``,
   ``/readyz``) and those a kept snapshot names.
 
-Kept whatever their age: the per-KR score history (``explain``, the report's
+Kept whatever their age: the per-KR score history and per-KPI history (``explain``, the report's
 burn-up charts, ``too_easy`` across cycles), check-ins, the Jira mirror, cursors,
 standing-message refs and lock epochs. A pruned snapshot's history rows stay, with
 their snapshot link cleared.
@@ -36,7 +36,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from okr_sync.sync.store.base import StoreOps, chunks
-from okr_sync.sync.store.tables import kr_history, outbox, runs, snapshots
+from okr_sync.sync.store.tables import kpi_history, kr_history, outbox, runs, snapshots
 
 _DONE = ("sent", "superseded")
 #: Kinds sent once per cron slot: their newest row per target marks the slot as sent.
@@ -114,10 +114,11 @@ def _prune(conn: sa.Connection, cutoff: datetime) -> PruneCounts:
     ).rowcount
     _, doomed = _kept_snapshots(conn, cutoff)
     for part in chunks(sorted(doomed)):
-        conn.execute(
-            sa.update(kr_history).where(kr_history.c.snapshot_id.in_(part))
-            .values(snapshot_id=None)
-        )
+        for history in (kr_history, kpi_history):
+            conn.execute(
+                sa.update(history).where(history.c.snapshot_id.in_(part))
+                .values(snapshot_id=None)
+            )
     gone_snapshots = _delete_ids(conn, snapshots, doomed)
     latest_per_outcome = (
         sa.select(sa.func.max(runs.c.id)).group_by(runs.c.outcome).scalar_subquery()

@@ -3,7 +3,7 @@ history and check-ins."""
 
 from __future__ import annotations
 
-from collections.abc import Collection, Iterable, Mapping
+from collections.abc import Collection, Mapping
 from datetime import datetime
 from typing import Any, cast
 
@@ -13,8 +13,6 @@ from okr_sync.scoring.scorecard import Confidence
 from okr_sync.sync.store.base import StoreOps, to_jsonable, truncate
 from okr_sync.sync.store.records import (
     Checkin,
-    HistoryEntry,
-    HistoryRecord,
     InvalidRecordError,
     InvalidStateError,
     LatestCheckin,
@@ -30,7 +28,6 @@ from okr_sync.sync.store.tables import (
     RUN_KINDS,
     RUN_OUTCOMES,
     checkins,
-    kr_history,
     runs,
     snapshots,
 )
@@ -301,104 +298,6 @@ class RunOps(StoreOps):
         with self._connection() as conn:
             row = conn.execute(query.order_by(snapshots.c.id.desc()).limit(1)).first()
         return None if row is None else _snapshot(row)
-
-    # -- per-KR score history ----------------------------------------------------------
-
-    def add_history(
-        self,
-        snapshot_id: int | None,
-        *,
-        cycle: str,
-        as_of: datetime,
-        entries: Iterable[HistoryEntry],
-    ) -> int:
-        """Append each KR's value, score, band and confidence at ``as_of``; returns the count."""
-        when = self._now(as_of)
-        entries = list(entries)
-        for entry in entries:
-            _check_confidence(entry.confidence)
-        rows = [
-            {
-                "kr_id": e.kr_id,
-                "cycle": cycle,
-                "as_of": when,
-                "value": e.value,
-                "score": e.score,
-                "band": e.band,
-                "confidence": e.confidence,
-                "snapshot_id": snapshot_id,
-            }
-            for e in entries
-        ]
-        if rows:
-            with self._connection() as conn:
-                conn.execute(sa.insert(kr_history), rows)
-        return len(rows)
-
-    def get_history(
-        self, kr_id: str, *, cycle: str | None = None, limit: int | None = None
-    ) -> list[HistoryRecord]:
-        """A KR's history, oldest first (the newest ``limit`` entries when given)."""
-        query = sa.select(kr_history).where(kr_history.c.kr_id == kr_id)
-        if cycle is not None:
-            query = query.where(kr_history.c.cycle == cycle)
-        query = query.order_by(kr_history.c.as_of.desc(), kr_history.c.id.desc())
-        if limit is not None:
-            query = query.limit(limit)
-        with self._connection() as conn:
-            rows = conn.execute(query).all()
-        return [
-            HistoryRecord(
-                r.id,
-                r.kr_id,
-                r.cycle,
-                r.as_of,
-                r.value,
-                r.score,
-                r.band,
-                r.confidence,
-                r.snapshot_id,
-            )
-            for r in reversed(rows)
-        ]
-
-    def history_for_cycle(self, cycle: str) -> dict[str, list[HistoryRecord]]:
-        """Every KR's history in ``cycle`` in one read: ``{kr_id: [oldest .. newest]}``
-        (the report's burn-up charts)."""
-        query = (
-            sa.select(kr_history)
-            .where(kr_history.c.cycle == cycle)
-            .order_by(kr_history.c.as_of, kr_history.c.id)
-        )
-        result: dict[str, list[HistoryRecord]] = {}
-        with self._connection() as conn:
-            for r in conn.execute(query):
-                result.setdefault(r.kr_id, []).append(HistoryRecord(
-                    r.id, r.kr_id, r.cycle, r.as_of, r.value, r.score, r.band, r.confidence,
-                    r.snapshot_id))
-        return result
-
-    def final_scores_by_cycle(
-        self, kr_ids: Collection[str] | None = None
-    ) -> dict[str, dict[str, float]]:
-        """Each KR's last recorded score per cycle: ``{kr_id: {cycle: score}}`` (for
-        ``too_easy``: 1.0 in each of the last two cycles), cycles in the order they
-        were last scored (oldest first)."""
-        h = kr_history
-        latest = sa.select(sa.func.max(h.c.id).label("id")).group_by(h.c.kr_id, h.c.cycle)
-        if kr_ids is not None:
-            latest = latest.where(h.c.kr_id.in_(sorted(kr_ids)))
-        # History is appended in time order, so the highest id of a (KR, cycle) is its latest.
-        query = (
-            sa.select(h.c.kr_id, h.c.cycle, h.c.score)
-            .where(h.c.id.in_(latest.scalar_subquery()))
-            .order_by(h.c.id)
-        )
-        result: dict[str, dict[str, float]] = {}
-        with self._connection() as conn:
-            for row in conn.execute(query):
-                result.setdefault(row.kr_id, {})[row.cycle] = row.score
-        return result
 
     # -- check-ins ---------------------------------------------------------------------
 

@@ -4,23 +4,31 @@ The Alembic scripts live inside the package (``okr_sync/sync/store/migrations``)
 found by path, so ``okr-sync db upgrade`` works from any directory and from an
 installed wheel. Migrations run under the ``migrate`` lock (see :mod:`locks`), so
 two processes that find the same empty database do not both create it.
+
+Alembic (and Mako, which it brings) costs ~0.15 s of CPU to import, and a store at
+the head revision, the usual case, needs none of it: the head is read from the
+scripts' ``revision``/``down_revision`` lines and the database's revision from its
+version table with SQLAlchemy alone. Alembic is imported only to migrate, or when those
+lines cannot be read plainly.
 """
 
 from __future__ import annotations
 
 import functools
+import re
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import sqlalchemy as sa
-from alembic import command
-from alembic.config import Config
-from alembic.runtime.migration import MigrationContext
-from alembic.script import ScriptDirectory
 from sqlalchemy.engine import URL, Engine
 
 from okr_sync.sync.store.database import create_store_engine
 from okr_sync.sync.store.locks import RunLock
 from okr_sync.sync.store.tables import TABLE_NAMES, VERSION_TABLE
+
+if TYPE_CHECKING:
+    from alembic.config import Config
+    from alembic.script import ScriptDirectory
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
 
@@ -68,6 +76,8 @@ class UnversionedSchemaError(SchemaError):
 
 def alembic_config(engine_or_connection: Engine | sa.Connection | None = None) -> Config:
     """An Alembic configuration pointing at the packaged scripts (no alembic.ini read)."""
+    from alembic.config import Config
+
     config = Config()
     config.set_main_option("script_location", str(MIGRATIONS_DIR))
     config.set_main_option("path_separator", "os")
@@ -79,11 +89,38 @@ def alembic_config(engine_or_connection: Engine | sa.Connection | None = None) -
 @functools.cache
 def _scripts() -> ScriptDirectory:
     # The packaged scripts cannot change while the process runs: read them once.
+    from alembic.script import ScriptDirectory
+
     return ScriptDirectory.from_config(alembic_config())
+
+
+_REVISION_LINE = re.compile(
+    r"^(?P<name>revision|down_revision)\b[^=\n]*=\s*(?P<value>None|\"[^\"\n]*\"|'[^'\n]*')\s*$",
+    re.MULTILINE)
+
+
+def plain_head_revision() -> str | None:
+    """The head read from the scripts' ``revision = "..."`` and ``down_revision = ...``
+    lines, without Alembic; None when a script does not spell them so plainly, or the
+    chain has not exactly one head (Alembic then decides)."""
+    revisions: set[str] = set()
+    parents: set[str] = set()
+    for script in sorted((MIGRATIONS_DIR / "versions").glob("[0-9]*.py")):
+        found = {m["name"]: m["value"] for m in _REVISION_LINE.finditer(script.read_text())}
+        if "revision" not in found or "down_revision" not in found or found["revision"] == "None":
+            return None
+        revisions.add(found["revision"][1:-1])
+        if found["down_revision"] != "None":
+            parents.add(found["down_revision"][1:-1])
+    heads = revisions - parents
+    return heads.pop() if len(heads) == 1 else None
 
 
 def head_revision() -> str:
     """The newest revision this version of okr-sync knows."""
+    plain = plain_head_revision()
+    if plain is not None:
+        return plain
     head = _scripts().get_current_head()
     if head is None:
         raise SchemaError("no migration scripts found in the package")
@@ -95,10 +132,19 @@ def _known_revisions() -> set[str]:
 
 
 def current_revision(engine: Engine) -> str | None:
-    """The revision the database is at, or None for a database never migrated."""
+    """The revision the database is at, or None for a database never migrated.
+
+    Read as Alembic's ``MigrationContext.get_current_revision`` does (the version table's
+    one row), with SQLAlchemy alone."""
     with engine.connect() as conn:
-        context = MigrationContext.configure(conn, opts={"version_table": VERSION_TABLE})
-        return context.get_current_revision()
+        if not sa.inspect(conn).has_table(VERSION_TABLE):
+            return None
+        version = sa.table(VERSION_TABLE, sa.column("version_num"))
+        rows = conn.execute(sa.select(version.c.version_num)).all()
+    if len(rows) > 1:
+        raise SchemaError(f"the {VERSION_TABLE} table holds several revisions "
+                          f"({', '.join(sorted(str(r[0]) for r in rows))}); refusing to guess")
+    return str(rows[0][0]) if rows else None
 
 
 def upgrade(database_url: str | URL | Engine, revision: str = "head") -> None:
@@ -117,6 +163,8 @@ def _upgrade_locked(engine: Engine, revision: str) -> None:
     current = current_revision(engine)
     if current is not None and current not in _known_revisions():
         raise SchemaTooNewError(current)
+    from alembic import command
+
     with RunLock(engine.url, "migrate", wait=MIGRATE_LOCK_TIMEOUT_S), engine.begin() as conn:
         command.upgrade(alembic_config(conn), revision)
 
@@ -142,6 +190,8 @@ def ensure_schema(engine: Engine) -> str:
                 present = sorted(TABLE_NAMES & set(sa.inspect(engine).get_table_names()))
                 if present:
                     raise UnversionedSchemaError(present)
+                from alembic import command
+
                 with engine.begin() as conn:
                     command.upgrade(alembic_config(conn), "head")
                 return head

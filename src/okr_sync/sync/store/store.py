@@ -31,8 +31,10 @@ from sqlalchemy.engine import URL, Engine
 from okr_sync.sync.store.base import utc_now
 from okr_sync.sync.store.database import create_store_engine
 from okr_sync.sync.store.fencing import Fence, FencingOps, check_fence
+from okr_sync.sync.store.history import HistoryOps
 from okr_sync.sync.store.issues import IssueOps
 from okr_sync.sync.store.jql_checks import JqlCheckOps
+from okr_sync.sync.store.kpi_history import KpiHistoryOps
 from okr_sync.sync.store.measures import MeasureOps
 from okr_sync.sync.store.outbox import OutboxOps
 from okr_sync.sync.store.records import (
@@ -122,8 +124,8 @@ __all__ = [
 ]
 
 
-class _Operations(IssueOps, MeasureOps, JqlCheckOps, SourceHealthOps, RunOps, OutboxOps,
-                  FencingOps):
+class _Operations(IssueOps, MeasureOps, JqlCheckOps, SourceHealthOps, RunOps, HistoryOps,
+                  OutboxOps, FencingOps, KpiHistoryOps):
     """Every store operation, over whatever connection :meth:`_connection` provides."""
 
 

@@ -225,8 +225,28 @@ kr_history = sa.Table(
     sa.Column("band", sa.String(64), nullable=False),
     sa.Column("confidence", sa.String(16), nullable=False),
     sa.Column("snapshot_id", sa.Integer(), sa.ForeignKey("snapshots.id"), nullable=True),
+    #: Reconstructed from Jira's changelog by ``okr-sync backfill`` (sync.store.history).
+    sa.Column("backfilled", sa.Boolean(), nullable=False, server_default=sa.false()),
+    #: What the value is the ratio of (done and total items or points), where the measure
+    #: gives them: forecasts draw daily deltas of done and of scope from them.
+    sa.Column("done", sa.Double(), nullable=True),
+    sa.Column("total", sa.Double(), nullable=True),
     _check_in("confidence", CONFIDENCES, "confidence"),
     sa.Index(None, "kr_id", "cycle", "as_of"),
+)
+
+#: Per KPI, its value and status at each pass that stored a snapshot (trend, ``explain``).
+kpi_history = sa.Table(
+    "kpi_history",
+    metadata,
+    _id(),
+    sa.Column("kpi_id", sa.String(128), nullable=False),
+    sa.Column("cycle", sa.String(64), nullable=False),
+    sa.Column("as_of", UTCDateTime(), nullable=False),
+    sa.Column("value", sa.Double(), nullable=False),
+    sa.Column("status", sa.String(16), nullable=True),
+    sa.Column("snapshot_id", sa.Integer(), sa.ForeignKey("snapshots.id"), nullable=True),
+    sa.Index(None, "kpi_id", "cycle", "as_of"),
 )
 
 checkins = sa.Table(

@@ -58,6 +58,11 @@ RENDERERS: dict[str, Renderer] = {
     "digest_card": lambda s: render_teams_digest_card(s, previous_week(s)),
     "checkin_reminder_card": render_teams_checkin_reminder_card,
 }
+#: The bot's cards with check-in forms (OKR_SYNC_TEAMS_BOT_CHECKINS).
+FORM_RENDERERS: dict[str, Renderer] = {
+    "change_card": lambda s: render_teams_change_card(s, checkin_form=True),
+    "checkin_reminder_card": lambda s: render_teams_checkin_reminder_card(s, checkin_form=True),
+}
 
 
 @cache
@@ -277,6 +282,7 @@ def test_render_teams_given_any_scorecard_validates_under_28kb_and_stays_inert(
         render_teams_change_card(scorecard),
         render_teams_digest_card(scorecard, previous),
         render_teams_checkin_reminder_card(scorecard),
+        *(render(scorecard) for render in FORM_RENDERERS.values()),
     ]
     for card in cards:
         if card is not None:
@@ -342,3 +348,72 @@ def test_render_teams_change_card_given_contacts_mentions_owner_with_entity() ->
         assert_valid_card({k: v for k, v in card.items() if k != "msteams"})
     standing = render_teams_scorecard_card(scorecard)
     assert "msteams" not in standing and "<at>" not in json.dumps(standing)
+
+
+def execute_actions(card: Card) -> list[dict[str, Any]]:
+    return [node for node in walk(card) if node.get("type") == "Action.Execute"]
+
+
+@pytest.mark.parametrize("name", sorted(FORM_RENDERERS))
+def test_render_teams_given_checkin_form_validates_with_one_execute_action_per_kr(
+    name: str,
+) -> None:
+    card = FORM_RENDERERS[name](realistic_scorecard())
+    assert card is not None
+    assert_valid_card(card)
+    actions = execute_actions(card)
+    assert actions and all(a["verb"] == "okr.checkin" for a in actions)
+    krs = [a["data"]["kr"] for a in actions]
+    assert len(krs) == len(set(krs))
+    ids = [n["id"] for n in walk(card) if str(n.get("type", "")).startswith("Input.")]
+    assert len(ids) == len(set(ids))  # ids are unique across the card's forms
+    assert {i.split(".", 1)[0] for i in ids} <= {"value", "confidence", "note"}
+
+
+@pytest.mark.parametrize("name", sorted(FORM_RENDERERS))
+@pytest.mark.parametrize("title_length", [20, 300])
+def test_render_teams_given_checkin_forms_on_60_krs_validates_and_stays_under_28kb(
+    name: str, title_length: int
+) -> None:
+    card = FORM_RENDERERS[name](large_scorecard(key_results=60, title_length=title_length))
+    assert card is not None
+    assert_valid_card(card)
+
+
+def test_render_teams_checkin_reminder_card_given_form_asks_value_only_of_manual_krs() -> None:
+    card = render_teams_checkin_reminder_card(realistic_scorecard(), checkin_form=True)
+    assert card is not None
+    numbers = [n["id"] for n in walk(card) if n.get("type") == "Input.Number"]
+    assert numbers == ["value.CO-1.KR3", "value.CO-1.KR4", "value.LG-1.KR1"]
+    assert not [r for r in text_runs(card) if r.get("fontType") == "monospace"]
+
+
+def test_render_teams_change_card_given_measured_kr_form_has_no_value_input() -> None:
+    scorecard = realistic_scorecard()
+    card = render_teams_change_card(scorecard, checkin_form=True)
+    assert card is not None
+    measured = {kr.id for kr in scorecard.key_results() if kr.measure_kind != "manual"}
+    changed = {c.kr for c in scorecard.changes} & measured
+    assert changed
+    numbers = {n["id"].split(".", 1)[1] for n in walk(card) if n.get("type") == "Input.Number"}
+    assert not numbers & changed
+
+
+def test_render_teams_checkin_answers_given_hostile_text_validate_and_stay_inert() -> None:
+    from okr_sync.sync.delivery.render.teams_checkin import (
+        checkin_refused_card,
+        checkin_saved_card,
+    )
+
+    cards = [
+        checkin_saved_card("CO-1.KR3", INJECTION, author=INJECTION, value=8.5,
+                           confidence="at_risk", note=INJECTION, manual=True,
+                           warnings=[INJECTION]),
+        checkin_refused_card(INJECTION, kr_id="CO-1.KR1", title=INJECTION),
+        checkin_refused_card("okr-sync does not know this action."),
+    ]
+    for card in cards:
+        assert_valid_card(card)
+        assert all(not UNESCAPED.search(text) for text in markdown_texts(card))
+    assert "by " + INJECTION[:20] in json.dumps(cards[0], ensure_ascii=False)
+    assert execute_actions(cards[0])[0]["data"] == {"kr": "CO-1.KR3"}

@@ -14,11 +14,14 @@ from datetime import UTC, datetime, timedelta
 from urllib.parse import quote, urljoin, urlsplit
 
 from okr_sync.scoring import display
+from okr_sync.scoring.forecast import forecast_text
+from okr_sync.scoring.kpi_trend import trend_text
 from okr_sync.scoring.scorecard import (
     CONFIDENCE_ORDER,
     Change,
     CycleInfo,
     KeyResultScore,
+    KpiScore,
     ObjectiveScore,
     Scorecard,
     TargetRange,
@@ -189,6 +192,10 @@ def pace_text(score: float | None, elapsed: float, *, binary: bool = False) -> s
 
 
 def kr_pace_text(kr: KeyResultScore, elapsed: float) -> str | None:
+    """A KR's pace, or its forecast when its confidence comes from one ("likely to land
+    at 80% (p10-p90 62-95%)", ``scoring.confidence: forecast``)."""
+    if kr.forecast is not None:
+        return forecast_text(kr.forecast)
     binary = kr.measure_kind == "milestone" or kr.direction is not None
     return pace_text(kr.score, expected_fraction(kr, elapsed), binary=binary)
 
@@ -206,6 +213,11 @@ def pace_suffix(kr: KeyResultScore, elapsed: float) -> str:
     """``", expected 49% by now"`` to put after a score, or nothing without a pace."""
     pace = kr_pace_text(kr, elapsed)
     return "" if pace is None else f", {pace}"
+
+
+def kpi_trend_text(kpi: KpiScore) -> str | None:
+    """``▲ +2 since last measured, ▼ -1 in a week``, or None without earlier values."""
+    return trend_text(kpi.trend, format_number)
 
 
 def band_shown(band: str | None, cycle: CycleInfo) -> str | None:

@@ -15,6 +15,7 @@ from okr_sync.sync.delivery.render.common import (
     format_as_of,
     format_number,
     freshness_text,
+    kpi_trend_text,
     kr_links,
     kr_pace_text,
     kr_value_text,
@@ -209,6 +210,7 @@ def kpis_block(scorecard: Scorecard, level: DetailLevel) -> list[Block]:
         f"{KPI_EMOJI.get(kpi.status, KPI_EMOJI[None])} *{mrkdwn_text(kpi.id, 40)}* "
         f"{mrkdwn_text(kpi.title, name_limit)}\n"
         f"{format_number(kpi.value)} · {kpi.status or 'no value'}"
+        + (f" · {trend}" if (trend := kpi_trend_text(kpi)) else "")
         for kpi in shown
     ]
     if any(len(field) > SLACK_FIELD_LIMIT for field in fields):

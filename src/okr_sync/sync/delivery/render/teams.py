@@ -16,6 +16,7 @@ from okr_sync.sync.delivery.render.common import (
     format_as_of,
     format_number,
     freshness_text,
+    kpi_trend_text,
     kr_links,
     kr_pace_text,
     kr_value_text,
@@ -231,7 +232,8 @@ def kpis_section(scorecard: Scorecard, level: DetailLevel) -> list[Element]:
         (
             f"{KPI_EMOJI.get(k.status, KPI_EMOJI[None])} "
             f"{safe_markdown(k.id, ID_LIMIT)} · {safe_markdown(k.title, name_limit)}",
-            f"{format_number(k.value)} · {k.status or 'no value'}",
+            f"{format_number(k.value)} · {k.status or 'no value'}"
+            + (f" · {trend}" if (trend := kpi_trend_text(k)) else ""),
         )
         for k in shown
     ]

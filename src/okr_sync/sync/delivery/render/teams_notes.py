@@ -45,6 +45,7 @@ from okr_sync.sync.delivery.render.teams import (
     fit_card,
     footer,
 )
+from okr_sync.sync.delivery.render.teams_checkin import checkin_form as form_for
 from okr_sync.sync.delivery.render.teams_elements import (
     TEAMS_CARD_BUDGET,
     Element,
@@ -55,6 +56,8 @@ from okr_sync.sync.delivery.render.teams_elements import (
     text_block,
     text_run,
 )
+
+FORM_HINT = "Check in sets a value, a confidence and a note; the next change note shows it."
 
 
 def _heading(text: str) -> Element:
@@ -91,11 +94,13 @@ def render_teams_change_card(
     *,
     budget: int = TEAMS_CARD_BUDGET,
     contacts: Contacts | None = None,
+    checkin_form: bool = False,
 ) -> Card | None:
     """News only, as a card: each changed KR with its move, confidence, pace, reasons,
     check-in note and owner (mentioned when ``contacts`` has their Teams id).
 
     ``changes`` defaults to ``scorecard.changes``; returns None when there is none.
+    ``checkin_form`` (bot cards, when serve answers them) adds each KR's check-in form.
     """
     chosen = list(scorecard.changes if changes is None else changes)
     if not chosen:
@@ -135,6 +140,9 @@ def render_teams_change_card(
                 items.append(owner)
             if entity is not None:
                 mentions.append(entity)
+            if checkin_form and view.kr is not None:
+                items.append(form_for(view.kr.id, view.kr.title,
+                                      manual=view.kr.measure_kind == "manual"))
             body.append(container(items, separator=True, spacing="small"))
         if len(views) > limit:
             body.append(_more(len(views) - limit, "change"))
@@ -297,11 +305,13 @@ def render_teams_checkin_reminder_card(
     *,
     budget: int = TEAMS_CARD_BUDGET,
     contacts: Contacts | None = None,
+    checkin_form: bool = False,
 ) -> Card | None:
     """Ask for fresh values of manual KRs (default: every ``manual`` KR), mentioning
     their owners when ``contacts`` has their Teams ids.
 
-    Returns None when there is none, so that nothing is posted.
+    Returns None when there is none, so that nothing is posted. ``checkin_form`` (bot
+    cards, when serve answers them) puts each KR's check-in form where the command is.
     """
     chosen = list(manual_key_results(scorecard) if manual_krs is None else manual_krs)
     if not chosen:
@@ -331,7 +341,7 @@ def render_teams_checkin_reminder_card(
                             ]
                         ),
                         *([owner] if owner is not None else []),
-                        rich_text(
+                        form_for(kr.id, kr.title, manual=True) if checkin_form else rich_text(
                             [text_run(truncate(checkin_command(kr), 300), monospace=True)],
                             spacing="none",
                         ),
@@ -342,9 +352,8 @@ def render_teams_checkin_reminder_card(
             )
         if len(chosen) > len(shown):
             body.append(_more(len(chosen) - len(shown), "key result"))
-        body.append(
-            rich_text([text_run(CHECKIN_HINT.replace("`", ""), subtle=True)], spacing="medium")
-        )
+        hint = FORM_HINT if checkin_form else CHECKIN_HINT.replace("`", "")
+        body.append(rich_text([text_run(hint, subtle=True)], spacing="medium"))
         return adaptive_card(
             body,
             fallback_text=fallback(

@@ -13,6 +13,8 @@ from datetime import date, datetime
 from urllib.parse import quote, urlsplit
 
 from okr_sync.scoring.display import percent_points
+from okr_sync.scoring.forecast import forecast_text
+from okr_sync.scoring.kpi_trend import trend_text
 from okr_sync.scoring.rules import kr_score
 from okr_sync.scoring.scorecard import (
     KeyResultScore,
@@ -160,7 +162,7 @@ class _Renderer:
         if info is not None and info.green is not None:
             cmp = "≥" if info.direction == "increase" else "≤"
             thresholds = (f"green {cmp} {num(info.green)} · yellow {cmp} {num(info.yellow)}")
-        trend = self.kpi_trend(kpi.id)
+        trend = self.kpi_trend(kpi)
         return (
             f'<li class="tile" data-kpi="{_attr(kpi.id)}"><div><strong>{escape(kpi.id)}</strong> '
             f"{escape(kpi.title)}</div><div class=\"v\">{self.kpi_value(kpi, unit)}</div>"
@@ -174,13 +176,10 @@ class _Renderer:
         status = _badge(kpi.status, STATUS_COLOURS.get(kpi.status or "", NEUTRAL))
         return f"{num(kpi.value)}{unit} {status}"
 
-    def kpi_trend(self, kpi_id: str) -> str:
-        points = [p.value for p in self.data.history.get(kpi_id, ()) if p.value is not None]
-        if len(points) < 2:
-            return ""
-        delta = points[-1] - points[-2]
-        arrow = "▲" if delta > 0 else "▼" if delta < 0 else "▶"
-        return f' · trend {arrow} {"+" if delta > 0 else ""}{num(delta)}'
+    def kpi_trend(self, kpi: KpiScore) -> str:
+        # The scorecard's trend: against the KPI's previous stored value and a week before.
+        text = trend_text(kpi.trend, num)
+        return f" · trend {escape(text)}" if text else ""
 
     # -- cascade tree ----------------------------------------------------------------
 
@@ -259,6 +258,7 @@ class _Renderer:
         facts = [("value", escape(self.value_text(kr))), ("score", pct(kr.score)),
                  ("band", _badge(kr.band, colour)),
                  ("confidence", _confidence(kr.confidence)),
+                 *([("forecast", escape(forecast_text(kr.forecast)))] if kr.forecast else []),
                  ("owner", escape(info.owner) if info and info.owner else DASH),
                  ("measured", fresh)]
         if kr.too_easy:

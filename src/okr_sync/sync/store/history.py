@@ -1,0 +1,185 @@
+"""Store operations on the per-KR score history: live rows and backfilled ones.
+
+A *live* row is what a pass measured (with its snapshot). A *backfilled* row is what
+``okr-sync backfill`` reconstructed from Jira's changelog for the end of one day
+(``backfilled`` true, no snapshot, never notified). They never overwrite each other:
+
+* Re-running backfill replaces the backfilled rows it covers (same KRs, cycle, days)
+  and never touches a live row.
+* Readers (:meth:`HistoryOps.get_history`, :meth:`HistoryOps.history_for_cycle`) see
+  one series: live rows always, and a backfilled row only for a day that has no live
+  row of that KR (live wins: it is what was measured and shown then). A backfilled row
+  stands for the day ending at its ``as_of`` (the last second of the day in the plan's
+  zone): a live row within the 24 hours up to it is "that day".
+* :meth:`HistoryOps.final_scores_by_cycle` (``too_easy``) takes a cycle's last live
+  score, or its last backfilled one when the cycle has no live row.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Iterable, Sequence
+from datetime import datetime, timedelta
+from typing import Any
+
+import sqlalchemy as sa
+
+from okr_sync.sync.store.base import StoreOps
+from okr_sync.sync.store.records import HistoryEntry, HistoryRecord, InvalidRecordError
+from okr_sync.sync.store.tables import CONFIDENCES, kr_history
+
+#: The span a backfilled row stands for, ending at its ``as_of``.
+BACKFILL_DAY = timedelta(days=1)
+#: Live rows up to this long after a backfilled row's ``as_of`` still count as its day.
+_SLACK = timedelta(seconds=1)
+
+
+def _check_confidence(value: str) -> None:
+    if value not in CONFIDENCES:
+        raise InvalidRecordError(f"unknown confidence {value!r}")
+
+
+def _record(r: sa.Row[Any]) -> HistoryRecord:
+    return HistoryRecord(r.id, r.kr_id, r.cycle, r.as_of, r.value, r.score, r.band,
+                         r.confidence, r.snapshot_id, bool(r.backfilled), r.done, r.total)
+
+
+def merged_history(records: Sequence[HistoryRecord]) -> list[HistoryRecord]:
+    """One KR's rows (any order) as readers see them, oldest first: every live row, and
+    each backfilled row whose day has no live row of the same cycle."""
+    live: dict[str, list[datetime]] = {}
+    for r in records:
+        if not r.backfilled:
+            live.setdefault(r.cycle, []).append(r.as_of)
+    kept = [
+        r for r in records
+        if not r.backfilled or not any(
+            r.as_of - BACKFILL_DAY < at <= r.as_of + _SLACK for at in live.get(r.cycle, ()))
+    ]
+    return sorted(kept, key=lambda r: (r.as_of, r.id))
+
+
+class HistoryOps(StoreOps):
+    def add_history(
+        self,
+        snapshot_id: int | None,
+        *,
+        cycle: str,
+        as_of: datetime,
+        entries: Iterable[HistoryEntry],
+    ) -> int:
+        """Append each KR's value, score, band and confidence at ``as_of``; returns the count."""
+        when = self._now(as_of)
+        entries = list(entries)
+        for entry in entries:
+            _check_confidence(entry.confidence)
+        rows = [
+            {
+                "kr_id": e.kr_id,
+                "cycle": cycle,
+                "as_of": when,
+                "value": e.value,
+                "score": e.score,
+                "band": e.band,
+                "confidence": e.confidence,
+                "snapshot_id": snapshot_id,
+                "backfilled": False,
+                "done": e.done,
+                "total": e.total,
+            }
+            for e in entries
+        ]
+        if rows:
+            with self._connection() as conn:
+                conn.execute(sa.insert(kr_history), rows)
+        return len(rows)
+
+    def replace_backfilled(
+        self,
+        *,
+        cycle: str,
+        kr_ids: Collection[str],
+        since: datetime,
+        days: Iterable[tuple[datetime, Iterable[HistoryEntry]]],
+    ) -> int:
+        """Replace the backfilled rows of ``kr_ids`` in ``cycle`` from ``since`` on with
+        ``days`` (each: the day's end and its entries); live rows stay. Returns the count."""
+        rows = []
+        for as_of, entries in days:
+            when = self._now(as_of)
+            for e in entries:
+                _check_confidence(e.confidence)
+                rows.append({"kr_id": e.kr_id, "cycle": cycle, "as_of": when,
+                             "value": e.value, "score": e.score, "band": e.band,
+                             "confidence": e.confidence, "snapshot_id": None,
+                             "backfilled": True})
+        with self._connection() as conn:
+            if kr_ids:
+                conn.execute(sa.delete(kr_history).where(
+                    kr_history.c.backfilled.is_(True),
+                    kr_history.c.cycle == cycle,
+                    kr_history.c.kr_id.in_(sorted(kr_ids)),
+                    kr_history.c.as_of >= self._now(since),
+                ))
+            if rows:
+                conn.execute(sa.insert(kr_history), rows)
+        return len(rows)
+
+    def get_history(
+        self, kr_id: str, *, cycle: str | None = None, limit: int | None = None
+    ) -> list[HistoryRecord]:
+        """A KR's history, oldest first (the newest ``limit`` entries when given); a
+        backfilled row only for a day without a live row (module doc)."""
+        query = sa.select(kr_history).where(kr_history.c.kr_id == kr_id)
+        if cycle is not None:
+            query = query.where(kr_history.c.cycle == cycle)
+        with self._connection() as conn:
+            records = [_record(r) for r in conn.execute(query)]
+        merged = merged_history(records)
+        return merged[-limit:] if limit is not None and limit > 0 else (
+            [] if limit is not None else merged)
+
+    def history_for_cycle(self, cycle: str) -> dict[str, list[HistoryRecord]]:
+        """Every KR's history in ``cycle`` in one read: ``{kr_id: [oldest .. newest]}``
+        (the report's burn-up charts), merged as :meth:`get_history` does."""
+        query = sa.select(kr_history).where(kr_history.c.cycle == cycle)
+        by_kr: dict[str, list[HistoryRecord]] = {}
+        with self._connection() as conn:
+            for r in conn.execute(query):
+                by_kr.setdefault(r.kr_id, []).append(_record(r))
+        ordered = sorted(by_kr.items(), key=lambda item: min(r.id for r in item[1]))
+        return {kr_id: merged_history(records) for kr_id, records in ordered}
+
+    def final_scores_by_cycle(
+        self, kr_ids: Collection[str] | None = None
+    ) -> dict[str, dict[str, float]]:
+        """Each KR's last recorded score per cycle: ``{kr_id: {cycle: score}}`` (for
+        ``too_easy``: 1.0 in each of the last two cycles), cycles in the order they
+        were last scored (oldest first). A cycle's last live score; its last backfilled
+        one when it has no live row."""
+        h = kr_history
+        latest_live = (sa.select(sa.func.max(h.c.id).label("id"))
+                       .where(h.c.backfilled.is_(False)).group_by(h.c.kr_id, h.c.cycle))
+        if kr_ids is not None:
+            latest_live = latest_live.where(h.c.kr_id.in_(sorted(kr_ids)))
+        # History is appended in time order, so the highest id of a (KR, cycle) is its latest.
+        query = (sa.select(h.c.kr_id, h.c.cycle, h.c.score, h.c.as_of, h.c.id)
+                 .where(h.c.id.in_(latest_live.scalar_subquery())))
+        backfilled = sa.select(h.c.kr_id, h.c.cycle, h.c.score, h.c.as_of, h.c.id).where(
+            h.c.backfilled.is_(True))
+        if kr_ids is not None:
+            backfilled = backfilled.where(h.c.kr_id.in_(sorted(kr_ids)))
+        chosen: dict[tuple[str, str], tuple[datetime, int, float]] = {}
+        with self._connection() as conn:
+            for row in conn.execute(query):
+                chosen[(row.kr_id, row.cycle)] = (row.as_of, row.id, row.score)
+            fallback: dict[tuple[str, str], tuple[datetime, int, float]] = {}
+            for row in conn.execute(backfilled):
+                key = (row.kr_id, row.cycle)
+                if key not in chosen and (key not in fallback
+                                          or (row.as_of, row.id) > fallback[key][:2]):
+                    fallback[key] = (row.as_of, row.id, row.score)
+        chosen.update(fallback)
+        result: dict[str, dict[str, float]] = {}
+        for (kr_id, cycle), (_, _, score) in sorted(chosen.items(), key=lambda i: i[1][:2]):
+            result.setdefault(kr_id, {})[cycle] = score
+        return result
