@@ -318,18 +318,35 @@ def test_cronjob_given_manifest_forbids_overlap_and_runs_one_pass() -> None:
     assert container["command"][:2] == ["okr-sync", "run"]
 
 
-def test_deployment_given_manifest_runs_two_serve_replicas_with_probes() -> None:
+def test_deployment_given_manifest_runs_three_serve_replicas_with_probes() -> None:
     deployment = manifest("Deployment")
     (container,) = pod_spec("Deployment")["containers"]
     ports = {port["name"]: port["containerPort"] for port in container["ports"]}
     serve_port = int(option_value(container["command"], "--port"))
 
-    assert deployment["spec"]["replicas"] == 2
+    assert deployment["spec"]["replicas"] == 3
     assert container["command"][:2] == ["okr-sync", "serve"]
     for probe, path in (("livenessProbe", "/healthz"), ("readinessProbe", "/readyz")):
         http_get = container[probe]["httpGet"]
         assert http_get["path"] == path
         assert ports.get(http_get["port"], http_get["port"]) == serve_port
+
+
+def test_deployment_given_manifest_serves_the_plans_configmap_as_a_folder() -> None:
+    spec = pod_spec("Deployment")
+    volumes = {volume["name"]: volume for volume in spec["volumes"]}
+    # serve runs the folder, and db upgrade migrates the store of every plan in it.
+    for container in spec["initContainers"] + spec["containers"]:
+        env = {e["name"]: e["value"] for e in container.get("env", [])}
+        folder = Path(env["OKR_SYNC_PLANS"])
+        (mount,) = [m for m in container["volumeMounts"] if Path(m["mountPath"]) == folder]
+        source = volumes[mount["name"]]["configMap"]
+
+        assert source["name"] == manifest("ConfigMap")["metadata"]["name"]
+        # Every key a file, and no subPath: Kubernetes then updates the mounted files.
+        assert "items" not in source and "subPath" not in mount
+        assert "OKR_SYNC_PLAN" not in env
+    assert len(manifest("ConfigMap")["data"]) >= 2
 
 
 @pytest.mark.parametrize("kind", ["Deployment", "CronJob"])
@@ -346,11 +363,9 @@ def test_pod_given_manifest_runs_non_root_with_requests_and_secret_settings(kind
         assert refs == [secret["metadata"]["name"]]
 
 
-@pytest.mark.parametrize("kind", ["Deployment", "CronJob"])
-def test_pod_given_manifest_mounts_the_plan_configmap_where_okr_sync_plan_points(
-    kind: str,
+def test_cronjob_given_manifest_mounts_a_plan_of_the_configmap_where_okr_sync_plan_points(
 ) -> None:
-    spec = pod_spec(kind)
+    spec = pod_spec("CronJob")
     configmap = manifest("ConfigMap")
     volumes = {volume["name"]: volume for volume in spec["volumes"]}
     container = spec["containers"][0]
@@ -363,14 +378,16 @@ def test_pod_given_manifest_mounts_the_plan_configmap_where_okr_sync_plan_points
     assert item["key"] in configmap["data"]
 
 
-def test_configmap_given_example_plan_is_a_valid_plan(tmp_path: Path) -> None:
+@pytest.mark.parametrize("key", sorted(manifest("ConfigMap")["data"]))
+def test_configmap_given_example_plans_each_is_a_valid_plan(tmp_path: Path, key: str) -> None:
     from okr_sync.cli.main import app
 
-    plan = tmp_path / "okr-plan.yaml"
-    plan.write_text(manifest("ConfigMap")["data"]["okr-plan.yaml"])
+    plan = tmp_path / key
+    plan.write_text(manifest("ConfigMap")["data"][key])
 
     result = runner.invoke(app, ["validate", "--plan", str(plan)])
 
+    assert key.endswith(".yaml")
     assert result.exit_code == 0, result.output
 
 
@@ -398,7 +415,7 @@ def deploy_setting_names() -> dict[str, set[str]]:
         "compose": set(compose()["services"]["serve"].get("environment", {})),
     }
     for kind in ("Deployment", "CronJob"):
-        names[kind] = {e["name"] for c in pod_spec(kind)["containers"] for e in c["env"]}
+        names[kind] = {e["name"] for c in pod_spec(kind)["containers"] for e in c.get("env", [])}
     for name in service_units():
         lines = unit(name)["Service"].get("Environment", [])
         names[name] = {line.partition("=")[0] for line in lines}

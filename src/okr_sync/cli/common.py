@@ -268,6 +268,57 @@ def check_setting_names(plan: Plan | None, settings: Settings | None = None) -> 
         raise UsageError(str(error)) from None
 
 
+def store_settings(settings: Settings, plan_path: Path | None, *,
+                   create: bool = True) -> Settings:
+    """The settings whose ``database_url`` is the store of the plan ``plan_path``.
+
+    A plan file of the ``OKR_SYNC_PLANS`` folder keeps its state in a store of its own,
+    the one ``serve --plans`` runs it on (a PostgreSQL schema, or a SQLite file next to
+    the configured one), so ``run``, ``status``, ``explain`` and ``checkin`` given
+    ``--plan`` that file use that store. Any other plan uses the configured store.
+    ``create``: create the plan's PostgreSQL schema if missing (not for a dry run).
+    """
+    if settings.plans is None or plan_path is None:
+        return settings
+    try:
+        inside = plan_path.resolve().parent == settings.plans.resolve()
+    except OSError:
+        return settings
+    if not inside:
+        return settings
+    from okr_sync.sync.service.plans import plan_id_of
+    from okr_sync.sync.store.database import create_plan_schema, plan_store_url
+
+    base = settings.database_url
+    check_database_url(base)
+    try:
+        url = plan_store_url(base, plan_id_of(plan_path))
+    except ValueError as error:
+        raise UsageError(f"OKR_SYNC_DATABASE_URL: {error}") from None
+    if create:
+        open_database(base, lambda: create_plan_schema(base, url))
+    return settings.model_copy(update={"database_url": url})
+
+
+def check_variables_for(plans: Iterable[Plan]) -> None:
+    """As :func:`check_setting_names`, for the plans of ``serve --plans`` together."""
+    import os
+
+    from okr_sync.config.settings import (
+        Settings,
+        UnknownVariableError,
+        check_variables,
+        prefixed_names,
+    )
+
+    env_file = Settings.model_config.get("env_file")
+    names = prefixed_names(os.environ, Path(str(env_file)) if env_file else None)
+    try:
+        check_variables(names, {name for plan in plans for name in plan_variables(plan)})
+    except UnknownVariableError as error:
+        raise UsageError(str(error)) from None
+
+
 def resolve_as_of(text: str | None, plan: Plan) -> datetime:
     if text is None:
         return datetime.now(UTC)

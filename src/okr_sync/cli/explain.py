@@ -29,6 +29,7 @@ from okr_sync.cli.common import (
     load_settings,
     resolve_plan,
     stdout,
+    store_settings,
 )
 from okr_sync.scoring.display import percent
 
@@ -53,7 +54,8 @@ def explain_command(
 
     try:
         settings = load_settings()
-        _path, loaded = resolve_plan(plan, settings)
+        path, loaded = resolve_plan(plan, settings)
+        settings = store_settings(settings, path)
         kind = id_kind_of(loaded, item_id)
         store = open_store(settings.database_url)
     except UsageError as error:

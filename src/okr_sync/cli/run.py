@@ -30,6 +30,7 @@ from okr_sync.cli.common import (
     resolve_plan,
     stderr,
     store_problem,
+    store_settings,
     unknown_id_message,
 )
 from okr_sync.exit_codes import ExitCode
@@ -46,7 +47,8 @@ def _connect(plan_path: Path | None, *, dry_run: bool = False) -> tuple[Settings
     from okr_sync.sync.store.store import SchemaError
 
     settings = load_settings()
-    _path, loaded = resolve_plan(plan_path, settings)
+    path, loaded = resolve_plan(plan_path, settings)
+    settings = store_settings(settings, path, create=not dry_run)
     try:
         runtime = open_database(settings.database_url,
                                 lambda: build_runtime(settings, loaded, dry_run=dry_run))

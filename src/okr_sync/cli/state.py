@@ -29,6 +29,7 @@ from okr_sync.cli.common import (
     resolve_plan,
     stderr,
     stdout,
+    store_settings,
 )
 from okr_sync.exit_codes import ExitCode
 
@@ -50,6 +51,15 @@ def open_store(database_url: str | None = None) -> Store:
         return open_database(url, lambda: Store(url))
     except SchemaError as error:
         raise UsageError(str(error)) from None
+
+
+def _plan_store_url(plan: Path) -> str | None:
+    """The store of ``plan`` when it belongs to the plans folder, else None (the default)."""
+    settings = load_settings()
+    if settings.plans is None:
+        return None
+    check_setting_names(None, settings)
+    return store_settings(settings, plan).database_url
 
 
 def _age(moment: datetime | None, now: datetime) -> str:
@@ -152,14 +162,14 @@ def source_freshness(store: Store) -> list[dict[str, Any]]:
 def status_command(output: OutputOption = OutputFormat.text, plan: PlanOption = None) -> None:
     """The last scorecard from the state store, with its freshness and deliveries.
 
-    --plan is accepted like on every command; status reads only the store.
+    status reads only the store: --plan matters only for a plan of the OKR_SYNC_PLANS
+    folder, whose store is its own.
     """
     from okr_sync.cli.console import print_scorecard
     from okr_sync.scoring.scorecard import scorecard_from_json
 
-    del plan
     try:
-        store = open_store()
+        store = open_store(None if plan is None else _plan_store_url(plan))
     except UsageError as error:
         fail_usage(error)
     with store:
@@ -222,7 +232,8 @@ def checkin_command(
 
     try:
         settings = load_settings()
-        _path, loaded = resolve_plan(plan, settings)
+        path, loaded = resolve_plan(plan, settings)
+        settings = store_settings(settings, path)
         kr = key_result_of(loaded, kr_id)
         try:
             valid = validate_checkin(kr, value=value, confidence=confidence, note=note)
@@ -247,7 +258,8 @@ def _author() -> str | None:
 
 
 def db_upgrade_command(plan: PlanOption = None) -> None:
-    """Apply state-store migrations (--plan is accepted and not needed)."""
+    """Apply state-store migrations (--plan is accepted and not needed); with
+    OKR_SYNC_PLANS, also to the store of every plan of that folder."""
     from okr_sync.sync.store.store import SchemaError, upgrade
 
     del plan
@@ -256,12 +268,44 @@ def db_upgrade_command(plan: PlanOption = None) -> None:
         check_setting_names(None, settings)
         url = settings.database_url
         open_database(url, lambda: upgrade(url))
+        upgraded = _upgrade_plan_stores(settings.plans, url)
     except UsageError as error:
         fail_usage(error)
     except SchemaError as error:
         stderr.print(str(error), markup=False)
         raise typer.Exit(ExitCode.USAGE) from None
+    for plan_id in upgraded:
+        stdout.print(f"state store of plan {plan_id} is up to date", markup=False)
     stdout.print("state store is up to date", markup=False)
+
+
+def _upgrade_plan_stores(folder: Path | None, base: str) -> list[str]:
+    """With ``OKR_SYNC_PLANS``: the store of every plan file of the folder too (each plan
+    of ``serve --plans`` has its own; ``serve`` migrates only an empty one)."""
+    if folder is None:
+        return []
+    from okr_sync.sync.service.plans import PlanFolderError, plan_files, plan_id_of
+    from okr_sync.sync.store.database import create_plan_schema, plan_store_url
+    from okr_sync.sync.store.store import upgrade
+
+    try:
+        files = plan_files(folder)
+    except PlanFolderError as error:
+        raise UsageError(str(error)) from None
+    done = []
+    for plan_id in sorted({plan_id_of(path) for path in files}):
+        try:
+            url = plan_store_url(base, plan_id)
+        except ValueError as error:
+            raise UsageError(f"OKR_SYNC_DATABASE_URL: {error}") from None
+
+        def migrate(url: str = url) -> None:
+            create_plan_schema(base, url)
+            upgrade(url)
+
+        open_database(base, migrate)
+        done.append(plan_id)
+    return done
 
 
 class ReportFormat(StrEnum):
@@ -294,6 +338,9 @@ def report_command(
         # The plan adds owners, units and thresholds; a report of the store alone
         # is still worth having when the plan file is not at hand.
         loaded = resolve_plan(plan, settings)[1] if path.exists() else None
+        if loaded is not None:
+            # A plan of the OKR_SYNC_PLANS folder reports from its own store.
+            settings = store_settings(settings, path)
         store = open_store(settings.database_url if loaded is not None else None)
     except UsageError as error:
         fail_usage(error)

@@ -33,6 +33,7 @@ from okr_sync.config.kr_types import (
     kr_type_problem,
 )
 from okr_sync.config.people import CheckinPolicy, Person
+from okr_sync.config.plan_serve import ServeSchedule
 
 DEFAULT_SOURCE = "main"
 #: A source name is part of variable names (OKR_SYNC_JIRA__<NAME>__URL) and of the webhook
@@ -425,6 +426,11 @@ class Plan(StrictModel):
     people: dict[str, Person] = Field(default_factory=dict)
     #: Who may check in from Slack or Teams besides each KR's owners.
     checkins: CheckinPolicy = Field(default_factory=CheckinPolicy)
+    serve: ServeSchedule | None = Field(
+        default=None,
+        description="serve --plans: this plan's own schedule (default: the command line's "
+                    "--interval or --cron)",
+    )
 
     def person(self, owner: str | None) -> Person | None:
         """The ``people`` entry an owner names, or None for free text (or no owner)."""

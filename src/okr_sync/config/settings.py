@@ -124,6 +124,9 @@ class Settings(BaseSettings):
     )
 
     plan: Path = Path("okr-plan.yaml")
+    plans: Path | None = Field(
+        default=None, description="a folder of plan files that `serve` runs together"
+    )
     database_url: str = "sqlite:///okr-sync.db"
 
     jira_url: str | None = None

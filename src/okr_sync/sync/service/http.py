@@ -284,7 +284,7 @@ class HttpServer:
     """A bounded Werkzeug server (:mod:`okr_sync.sync.service.server`) on ``host:port``
     (0: any free port), accepting in a thread of its own."""
 
-    def __init__(self, app: ServiceApp, *, host: str, port: int,
+    def __init__(self, app: Callable[..., Iterable[bytes]], *, host: str, port: int,
                  limits: ConnectionLimits | None = None,
                  on_cut_short: Callable[[str], None] | None = None) -> None:
         # The socket is bound here, not by Werkzeug, which prints a busy port's error

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import sqlite3
 import time
+from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
@@ -84,3 +86,64 @@ def _configure_sqlite(engine: Engine, *, memory: bool) -> None:
     @event.listens_for(engine, "begin")
     def _on_begin(conn: sa.Connection) -> None:
         conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+
+#: PostgreSQL schemas of ``serve --plans`` are named ``okr_sync_plan_<plan id>``.
+PLAN_SCHEMA_PREFIX = "okr_sync_plan_"
+_SEARCH_PATH = "-csearch_path="
+
+
+def plan_store_url(base_url: str, plan_id: str) -> str:
+    """The store of one plan of ``serve --plans``, derived from the configured URL.
+
+    PostgreSQL: the same database, with every connection's ``search_path`` set to the
+    plan's own schema (``options=-csearch_path=okr_sync_plan_<id>``), so the store's
+    tables, its Alembic version table and every raw query land there unchanged.
+    SQLite: a file per plan next to the configured one (``okr-sync.db`` ->
+    ``okr-sync.<id>.db``). ``plan_id`` is already a safe identifier
+    (:func:`okr_sync.sync.service.plans.plan_id_of`).
+    """
+    url = make_url(base_url)
+    if url.get_backend_name() == "postgresql":
+        return url.update_query_dict(
+            {"options": f"{_SEARCH_PATH}{PLAN_SCHEMA_PREFIX}{plan_id}"}
+        ).render_as_string(hide_password=False)
+    database = url.database or ""
+    if is_sqlite_memory(url) or database.startswith("file:"):
+        raise ValueError("serve --plans needs a SQLite file path or PostgreSQL "
+                         "(one store per plan), not an in-memory or URI database")
+    path = Path(database)
+    return url.set(database=str(path.with_name(f"{path.stem}.{plan_id}{path.suffix or '.db'}"))
+                   ).render_as_string(hide_password=False)
+
+
+def store_scope(url: URL) -> str | None:
+    """The plan schema a PostgreSQL URL of :func:`plan_store_url` is confined to, if any.
+
+    Advisory locks are per database, not per schema: the locks of each plan's store
+    are keyed by this scope too, so plan A's run lock never blocks plan B's.
+    """
+    options = url.query.get("options")
+    values = [options] if isinstance(options, str) else list(options or ())
+    for value in values:
+        for part in value.split():
+            if part.startswith(_SEARCH_PATH):
+                return part.removeprefix(_SEARCH_PATH)
+    return None
+
+
+def create_plan_schema(base_url: str, plan_url: str) -> None:
+    """Create the PostgreSQL schema of a plan's store if missing (SQLite: nothing to do)."""
+    schema = store_scope(make_url(plan_url))
+    if schema is None:
+        return
+    engine = sa.create_engine(make_url(base_url), poolclass=NullPool,
+                              isolation_level="AUTOCOMMIT")
+    try:
+        with engine.connect() as conn:
+            preparer = engine.dialect.identifier_preparer
+            # Another replica may create it between the check and the insert.
+            with contextlib.suppress(sa.exc.IntegrityError):
+                conn.exec_driver_sql(f"CREATE SCHEMA IF NOT EXISTS {preparer.quote(schema)}")
+    finally:
+        engine.dispose()

@@ -44,7 +44,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.pool import NullPool
 
 from okr_sync.exit_codes import ExitCode
-from okr_sync.sync.store.database import is_sqlite_memory
+from okr_sync.sync.store.database import is_sqlite_memory, store_scope
 
 _NAME = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,63}$")
 
@@ -203,7 +203,10 @@ _HELD_QUERY = sa.text(
 
 class _AdvisoryLock:
     def __init__(self, url: URL, name: str, holder: str) -> None:
-        self._key = advisory_key(name)
+        # A plan's store of ``serve --plans`` is a schema of a shared database: its
+        # locks are its own (unscoped keys stay those of a single-plan store).
+        scope = store_scope(url)
+        self._key = advisory_key(name if scope is None else f"{scope}/{name}")
         self._halves = {"hi": (self._key >> 32) & 0xFFFFFFFF, "lo": self._key & 0xFFFFFFFF}
         # NullPool: closing the connection must really end the session (and any lock
         # it holds) instead of parking it in a pool with the lock still taken.

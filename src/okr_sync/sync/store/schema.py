@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import functools
 import re
+import threading
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -31,6 +32,11 @@ if TYPE_CHECKING:
     from alembic.script import ScriptDirectory
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
+
+#: Alembic runs a migration through module-level proxies (``alembic.context``,
+#: ``alembic.op``): two threads migrating at once (``serve --plans`` setting up several
+#: plans' stores) would trample each other, so one migration runs at a time per process.
+_ALEMBIC_GUARD = threading.Lock()
 
 #: How long a migration waits for another process that is migrating the same database.
 MIGRATE_LOCK_TIMEOUT_S = 120.0
@@ -165,7 +171,8 @@ def _upgrade_locked(engine: Engine, revision: str) -> None:
         raise SchemaTooNewError(current)
     from alembic import command
 
-    with RunLock(engine.url, "migrate", wait=MIGRATE_LOCK_TIMEOUT_S), engine.begin() as conn:
+    with RunLock(engine.url, "migrate", wait=MIGRATE_LOCK_TIMEOUT_S), _ALEMBIC_GUARD, \
+            engine.begin() as conn:
         command.upgrade(alembic_config(conn), revision)
 
 
@@ -192,7 +199,7 @@ def ensure_schema(engine: Engine) -> str:
                     raise UnversionedSchemaError(present)
                 from alembic import command
 
-                with engine.begin() as conn:
+                with _ALEMBIC_GUARD, engine.begin() as conn:
                     command.upgrade(alembic_config(conn), "head")
                 return head
     if current == head:

@@ -37,6 +37,7 @@ from okr_sync.sync.store.jql_checks import JqlCheckOps
 from okr_sync.sync.store.kpi_history import KpiHistoryOps
 from okr_sync.sync.store.measures import MeasureOps
 from okr_sync.sync.store.outbox import OutboxOps
+from okr_sync.sync.store.plan_leases import PlanLeaseOps
 from okr_sync.sync.store.records import (
     Checkin,
     ClaimedDelivery,
@@ -125,7 +126,7 @@ __all__ = [
 
 
 class _Operations(IssueOps, MeasureOps, JqlCheckOps, SourceHealthOps, RunOps, HistoryOps,
-                  OutboxOps, FencingOps, KpiHistoryOps):
+                  OutboxOps, FencingOps, KpiHistoryOps, PlanLeaseOps):
     """Every store operation, over whatever connection :meth:`_connection` provides."""
 
 

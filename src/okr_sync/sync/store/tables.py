@@ -318,5 +318,30 @@ lock_epochs = sa.Table(
     sa.Column("acquired_at", UTCDateTime(), nullable=False),
 )
 
+# -- serve --plans: replicas sharing plans (used in the configured database's own schema) --
+
+replicas = sa.Table(
+    "replicas",
+    metadata,
+    # Each live ``serve --plans`` replica renews its row every poll; the number of rows
+    # not yet expired is the number of live replicas that plans are shared among.
+    sa.Column("replica", sa.String(255), primary_key=True),
+    sa.Column("started_at", UTCDateTime(), nullable=False),
+    sa.Column("heartbeat_at", UTCDateTime(), nullable=False),
+    sa.Column("expires_at", UTCDateTime(), nullable=False),
+)
+
+plan_leases = sa.Table(
+    "plan_leases",
+    metadata,
+    sa.Column("plan", sa.String(128), primary_key=True),
+    sa.Column("replica", sa.String(255), nullable=False),
+    # One more at every change of hands, so a renewal or release by a former holder
+    # can never touch its successor's lease.
+    sa.Column("epoch", sa.BigInteger(), nullable=False),
+    sa.Column("acquired_at", UTCDateTime(), nullable=False),
+    sa.Column("expires_at", UTCDateTime(), nullable=False),
+)
+
 #: Every table the store owns (an unversioned database holding any of them is refused).
 TABLE_NAMES: frozenset[str] = frozenset(metadata.tables)
