@@ -142,8 +142,8 @@ def untouched(
     projects). Its items, value, warnings and reasons are then exactly the summary's;
     double counting is told within an objective, so an objective is reused whole or not.
     """
-    keys = measure_keys(plan, sources, cycle_start=cycle_start)
     by_source = measured_by_source(plan, sources, cycle_start)
+    keys = {owner: m.key for measures in by_source.values() for owner, m in measures.items()}
     candidates: dict[str, tuple[Evaluation, str | None]] = {}
     for name, source in pulled.items():
         summary = summaries.get(name)
