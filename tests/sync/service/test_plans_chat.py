@@ -149,6 +149,30 @@ def test_plans_slash_checkin_given_a_kr_only_plan_b_has_stores_it_in_b_and_b_not
     assert not any("signed two more" in n for n in _notes(world, "alpha"))
 
 
+def test_plans_button_given_a_change_note_of_plan_b_opens_a_modal_stored_in_b(
+    world: SandboxWorld, replica: Replica,
+) -> None:
+    driver = world.slack.interactions
+    send(driver.slash_command(replica.url + "/slack/commands", "checkin CB-1.KR3 6",
+                              user_id=BOB_SLACK))
+    wait_for(lambda: len(_notes(world, "beta")) > 0)
+    channel = plan_channel("beta")
+    top = world.slack.top_level(channel)[0]
+    change_note = world.slack.replies(channel, top.ts)[-1]
+
+    click = driver.button_click(replica.url + "/slack/interactions", change_note.as_json(),
+                                "okr_checkin:CB-1.KR3", user_id=BOB_SLACK, channel_id=channel)
+    assert send(click).status == 200
+    wait_for(lambda: driver.views)
+    (view_id,) = driver.views
+    assert driver.views[view_id].view["private_metadata"] == "beta:CB-1.KR3"
+    submitted = send(driver.view_submission(replica.url + "/slack/interactions", view_id,
+                                            {"value": "9"}, user_id=BOB_SLACK))
+    assert submitted.status == 200 and submitted.body == b""
+    wait_for(lambda: len(_checkins(replica, "beta", "CB-1.KR3")) == 2)
+    assert [c.value for c in _checkins(replica, "beta", "CB-1.KR3")] == [9, 6]
+
+
 def test_plans_slash_checkin_given_a_kr_of_several_plans_refuses_and_lists_them(
     world: SandboxWorld, replica: Replica,
 ) -> None:
