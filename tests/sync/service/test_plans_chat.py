@@ -8,11 +8,11 @@ from __future__ import annotations
 
 import json
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import pytest
 import requests
@@ -34,6 +34,7 @@ from support.slack_serve import wait_for
 
 BOB_SLACK = "U0DEMOBOB"  # owner of CO-1.KR3 (manual) in the demo plan
 BOB_TEAMS = "0b0b0b0b-1111-4222-8333-444444444444"
+T = TypeVar("T")
 
 
 @dataclass
@@ -92,6 +93,19 @@ def start_replica(world: SandboxWorld, folder: Path, settings: Settings, stop: t
     wait_for(lambda: started)
     coordinator, port = started[0]
     return Replica(f"http://127.0.0.1:{port}", coordinator, settings)
+
+
+def wait_for_value(probe: Callable[[], T | None]) -> T:
+    found: list[T] = []
+
+    def check() -> bool:
+        value = probe()
+        if value is not None:
+            found.append(value)
+        return value is not None
+
+    wait_for(check, timeout=60)
+    return found[-1]
 
 
 @pytest.fixture
@@ -210,6 +224,23 @@ def test_plans_teams_invoke_given_plan_a_in_its_data_stores_it_in_a_and_a_notes_
     wait_for(lambda: any("two renewals from teams" in n for n in _notes(world, "alpha")))
 
 
+def test_plans_chat_given_forged_slack_and_teams_requests_refuses_them_and_stores_nothing(
+    world: SandboxWorld, replica: Replica,
+) -> None:
+    driver = world.slack.interactions
+    forged = send(driver.slash_command(replica.url + "/slack/commands", "checkin CB-1.KR3 7",
+                                       user_id=BOB_SLACK, secret="not-the-secret"))
+    assert forged.status == 401 and "bad_signature" in forged.json()["error"]
+    teams = world.teams
+    activity = teams.bot_framework.invoke_activity(
+        {"plan": "alpha", "kr": "CO-1.KR3", "value.CO-1.KR3": "7"}, aad_object_id=BOB_TEAMS,
+        service_url=teams.service_url, conversation_id="19:plans@thread.tacv2")
+    assert teams.bot_framework.send(replica.url + "/api/messages", activity,
+                                    token="not.a.token").status == 401
+    assert _checkins(replica, "beta", "CB-1.KR3") == []
+    assert _checkins(replica, "alpha", "CO-1.KR3") == []
+
+
 def test_plans_report_given_two_plans_lists_them_and_serves_each(replica: Replica) -> None:
     index = requests.get(replica.url + "/", timeout=10)
     assert index.status_code == 200
@@ -220,7 +251,7 @@ def test_plans_report_given_two_plans_lists_them_and_serves_each(replica: Replic
 
 
 @pytest.mark.postgres
-def test_plans_slack_replay_given_a_second_replica_on_the_same_database_is_refused(
+def test_plans_chat_given_two_replicas_on_postgresql_refuses_replays_and_reaches_the_holder(
     world: SandboxWorld, tmp_path: Path, postgres_url: str,
 ) -> None:
     folder = write_folder(tmp_path / "plans", world)
@@ -240,6 +271,32 @@ def test_plans_slack_replay_given_a_second_replica_on_the_same_database_is_refus
         fresh = world.slack.interactions.slash_command(second.url + "/slack/commands",
                                                        "help", user_id=BOB_SLACK)
         assert send(fresh).status == 200
+
+        # Once the plans are shared out, a check-in for beta sent to the replica that does
+        # not run it is stored in beta's store and beta's replica posts the change note.
+        def holders() -> dict[str, str] | None:
+            with Store(postgres_url) as store:
+                leases = {p: lease.replica for p, lease in store.plan_leases().items()}
+            return leases if sorted(leases) == ["alpha", "beta"] and \
+                set(leases.values()) == {"r1", "r2"} else None
+
+        leases = wait_for_value(holders)
+        for plan_id in ("alpha", "beta"):
+            wait_for(lambda plan_id=plan_id: world.slack.top_level(plan_channel(plan_id)))
+        elsewhere, holder = (first, second) if leases["beta"] == "r2" else (second, first)
+        assert elsewhere.coordinator.worker("beta") is None
+        # The holder's own first pass is done: with an hourly schedule, the next pass is
+        # the one the check-in asks for through beta's store.
+        wait_for(lambda: (w := holder.coordinator.worker("beta")) is not None
+                 and w.view().passes >= 1 and w.view().role == "leader")
+        reply = send(world.slack.interactions.slash_command(
+            elsewhere.url + "/slack/commands", 'checkin beta:CB-1.KR3 8 "from elsewhere"',
+            user_id=BOB_SLACK))
+        assert reply.json()["text"] == "Checking in CB-1.KR3…"
+        wait_for(lambda: _checkins(elsewhere, "beta", "CB-1.KR3"))
+        (stored,) = _checkins(elsewhere, "beta", "CB-1.KR3")
+        assert (stored.value, stored.author) == (8, "bob")
+        wait_for(lambda: any("from elsewhere" in n for n in _notes(world, "beta")))
     finally:
         stop.set()
         for thread in threads:
