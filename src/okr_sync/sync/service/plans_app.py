@@ -27,6 +27,7 @@ from typing import Any
 
 from pydantic import SecretStr
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import SQLAlchemyError
 from werkzeug.exceptions import HTTPException, MethodNotAllowed, NotFound
 from werkzeug.routing import Map, Rule
 from werkzeug.wrappers import Request, Response
@@ -150,8 +151,14 @@ class PlansApp:
         from okr_sync.sync.delivery.render.report import load_report_data, render_html_report
 
         store = self.coordinator.plan_store(plan_id)
-        return report_response(lambda: render_html_report(load_report_data(
-            store, folder_plan.plan, jira_sites=self.jira_sites)))
+        try:
+            return report_response(lambda: render_html_report(load_report_data(
+                store, folder_plan.plan, jira_sites=self.jira_sites)))
+        except SQLAlchemyError as error:
+            log.warning("plan report not read", extra={"plan": plan_id,
+                                                       "error": type(error).__name__})
+            return _json(503, {"error": f"plan {plan_id!r}'s store cannot be read (not set "
+                                        "up by a first pass yet, or the database is down)"})
 
     @staticmethod
     def _plan_body(worker: PlanWorker, now: datetime, database_problem: str | None
