@@ -185,8 +185,8 @@ def test_kpi_given_daily_passes_has_history_trend_and_explain(
 
 def test_run_given_backfilled_history_forecasts_from_it(
         world: SandboxWorld, forecast_env: dict[str, str]) -> None:
-    # Rows as `okr-sync backfill` writes them (backfilled, no snapshot, no done/total),
-    # one per day at the day's end.
+    # Rows as `okr-sync backfill` writes them (backfilled, no snapshot; a count KR has no
+    # done/total), one per day at the day's end.
     from okr_sync.sync.store.store import HistoryEntry
 
     runtime = world.runtime(load_plan(Path(forecast_env["OKR_SYNC_PLAN"])))

@@ -6,7 +6,7 @@ What ``backfill`` must reproduce: the daily values those live passes measured.
 from __future__ import annotations
 
 import random
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
@@ -142,11 +142,14 @@ def _mutate(rng: random.Random, data: JiraDataset, touched: set[int], deleted: l
 
 @contextmanager
 def simulation(tmp_path: Path, *, deployment: str = "cloud", days: int = 32,
-               seed: int = 5, issues: int = 70) -> Iterator[Simulation]:
+               seed: int = 5, issues: int = 70,
+               plan_for: Callable[[str], Plan] = backfill_plan) -> Iterator[Simulation]:
+    """``plan_for`` builds the plan from the epic's key (the mutations do not depend on
+    it: the same seed gives the same month of Jira whatever the plan)."""
     start = datetime.combine(CYCLE_START, time(6), tzinfo=ZONE).astimezone(UTC)
     dataset = generate_dataset(seed=seed, issues=issues, now=start)
     epic = next(i for i in dataset if i.issuetype == "Epic" and i.project == "ENT")
-    plan = backfill_plan(epic.key)
+    plan = plan_for(epic.key)
     with JiraSandbox(dataset, deployment="dc" if deployment == "dc" else "cloud") as jira:
         if deployment == "cloud-per-issue":
             jira.bulk_changelog_status = 404

@@ -61,12 +61,8 @@ def test_pass_given_no_change_reads_no_mirror_no_state_and_no_snapshot_items(
 ) -> None:
     runtime = world.runtime(load_plan(DEMO_PLAN))
     runtime.run_locked(PassOptions())
-    calls = _spy(monkeypatch, READS)
-    # The first pass published: the next one tells reasons against that scorecard, so it
-    # measures (from the stored states) rather than reuse evaluations told against none.
     second = runtime.run_locked(PassOptions())
-    assert "get_measure_states" in {name for name, _ in calls}
-    calls.clear()
+    calls = _spy(monkeypatch, READS)
 
     quiet = runtime.run_locked(PassOptions())
 
@@ -75,6 +71,43 @@ def test_pass_given_no_change_reads_no_mirror_no_state_and_no_snapshot_items(
     # Only the issues Jira sent again in the overlap are read back, to compare them.
     assert {name for name, _ in calls} <= {"issue_records"}
     assert sum(n for _, n in calls) <= quiet.issues_fetched < 600
+
+
+def test_pass_given_no_change_after_a_publishing_pass_reads_no_mirror_and_no_state(
+    world: SandboxWorld, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    runtime = world.runtime(load_plan(DEMO_PLAN))
+    first = runtime.run_locked(PassOptions())
+    published = Store(world.database_url).snapshot_head(published_only=True)
+    assert published is not None
+    calls = _spy(monkeypatch, READS)
+
+    # The first pass published: its summary is told against that very snapshot (no
+    # reasons between its items and themselves), so the next quiet pass reuses it.
+    quiet = runtime.run_locked(PassOptions())
+
+    assert quiet.scorecard.changes == ()
+    assert _comparable(quiet) == _comparable(first)
+    assert {name for name, _ in calls} <= {"issue_records"}
+    assert sum(n for _, n in calls) <= quiet.issues_fetched < 600
+    # Nothing new: no snapshot stored, the published one is still the latest.
+    assert Store(world.database_url).latest_snapshot_id() == published.id
+
+
+def test_pass_given_reuse_after_publish_equals_a_measurement_told_against_it(
+    world: SandboxWorld, tmp_path: Path
+) -> None:
+    plan = load_plan(DEMO_PLAN)
+    runtime = world.runtime(plan)
+    runtime.run_locked(PassOptions())
+    reused = runtime.run_locked(PassOptions())
+    # The same store, measured again from scratch (states and summaries dropped).
+    with sa.create_engine(world.database_url).begin() as conn:
+        conn.execute(sa.delete(measure_marks))
+    measured = runtime.run_locked(PassOptions())
+
+    assert _comparable(measured) == _comparable(reused)
+    assert measured.scorecard.changes == reused.scorecard.changes == ()
 
 
 def test_pass_given_plan_edit_without_jira_change_measures_the_edited_kr(

@@ -60,7 +60,12 @@ class Measurements:
 
 
 def members_hash(ids: Sequence[str]) -> str:
-    return hashlib.sha256("\n".join(ids).encode()).hexdigest()
+    """A raw-JQL membership's fingerprint: its set of ids. The order is not part of it:
+    nothing measured depends on it (a measure's items are kept in their own order), and
+    the store keeps members sorted as text while an answer computed this pass comes in
+    id order, so an order-sensitive hash made the first pass after every fresh answer
+    measure again with nothing new."""
+    return hashlib.sha256("\n".join(sorted(set(ids))).encode()).hexdigest()
 
 
 def measure(
@@ -151,16 +156,41 @@ def save_measurements(
     published_id: int | None,
     sites: Mapping[str, str | None],
     now: datetime,
+    published_now: int | None = None,
+    summaries: Mapping[str, Mapping[str, Any] | None] | None = None,
 ) -> None:
-    """Store the changed measure states and each source's summary (nothing when the
-    evaluations were themselves the stored ones)."""
+    """Store the changed measure states and each source's summary.
+
+    ``published_now`` is the id of the snapshot this pass publishes (None: it publishes
+    none). The summary is then told against that snapshot, so that the next pass with
+    nothing new can reuse it: the snapshot holds exactly these evaluations' items, and
+    change reasons between a KR's items and themselves are none. Without it, evaluations
+    taken from the stored summaries (``unchanged``) store nothing.
+    """
     if measurements.unchanged:
+        if published_now is not None:
+            for name in pulled:
+                stored = (summaries or {}).get(name)
+                if stored is not None:
+                    tx.update_measure_summary(name, told_against_itself(stored, published_now))
         return
     sources_of = {owner: spec.source for owner, spec in plan.jira_measures()}
     for name, source in pulled.items():
+        summary = _summary(name, source, measurements, sources_of, published_id,
+                           sites.get(name))
+        if summary is not None and published_now is not None:
+            summary = told_against_itself(summary, published_now)
         save_measure_states(tx, name, measurements.before, measurements.states, sources_of,
-                            now, summary=_summary(name, source, measurements, sources_of,
-                                                  published_id, sites.get(name)))
+                            now, summary=summary)
+
+
+def told_against_itself(summary: Mapping[str, Any], snapshot_id: int) -> dict[str, Any]:
+    """``summary`` as the next pass would measure it against snapshot ``snapshot_id``,
+    which holds the items of these very evaluations: every item as it was, so no
+    reason (``change_reasons`` of a KR's items against themselves is empty)."""
+    evaluations = {owner: {**entry, "reasons": []}
+                   for owner, entry in summary["evaluations"].items()}
+    return {**summary, "published": snapshot_id, "evaluations": evaluations}
 
 
 def _summary(

@@ -68,6 +68,7 @@ from okr_sync.sync.state import (
     published_scores,
     same_scores,
     save_snapshot,
+    with_reasons,
     write_source,
 )
 from okr_sync.sync.store.reader import StoreReader
@@ -236,13 +237,15 @@ class SyncPass:
         publish = not nothing_measured and (
             published is None or bool(messages) or bool(scorecard.changes))
         if measurements.unchanged and latest is not None:
-            # Nothing new: the items behind these evaluations are the latest snapshot's.
-            explanations: Mapping[str, Explanation] = latest.explanations
+            # Nothing new: the items behind these evaluations are the latest snapshot's,
+            # their reasons this pass's (told against the published snapshot).
+            explanations: Mapping[str, Explanation] = with_reasons(
+                latest.explanations, evaluations)
         else:
             explanations = explanations_of(evaluations)
         snapshot = PassSnapshot(scorecard, explanations, self._fingerprints())
         self._commit(store, run_id, now, snapshot, pulled, messages, publish, latest,
-                     (measurements, published_id, sites))
+                     (measurements, published_id, sites, summaries))
 
         # 5. Deliver the outbox.
         deliveries: list[Delivery] = []
@@ -335,11 +338,17 @@ class SyncPass:
         store, source = self.store, pulled.name
         # Only what this pass pulled: the store resolves everything it already holds.
         by_key = {issue.key.upper(): issue.id for issue in pulled.upserts}
+        # The epics the plan names, resolved in one read rather than one per KR.
+        named = {key for _, spec in self.plan.jira_measures()
+                 if spec.source == source and spec.select is not None
+                 for key in spec.select.values("epic") or ()}
+        resolved = store.resolve_keys(source, named) if named else {}
 
         def resolve(key: str) -> str | None:
             # The store also knows keys issues had before they moved; what this pass
             # pulled covers a store that does not exist yet (a first dry run).
-            return store.resolve_key(source, key) or by_key.get(key.upper())
+            found = resolved[key] if key in resolved else store.resolve_key(source, key)
+            return found or by_key.get(key.upper())
         site = self._site(pulled.name)
         return SourceData(
             issues=pulled.issues,
@@ -422,10 +431,11 @@ class SyncPass:
         messages: list[OutboxItem],
         publish: bool,
         latest: PassSnapshot | None,
-        measured: tuple[Measurements, int | None, Mapping[str, str | None]],
+        measured: tuple[Measurements, int | None, Mapping[str, str | None],
+                        Mapping[str, Mapping[str, Any] | None]],
     ) -> None:
         scorecard = snapshot.scorecard
-        measurements, published_id, sites = measured
+        measurements, published_id, sites, summaries = measured
         # Decided before the transaction: it may read stored explanations.
         quiet = not publish and same_scores(snapshot, latest,
                                             same_explanations=measurements.unchanged)
@@ -435,14 +445,21 @@ class SyncPass:
         with store.transaction(fence=self.options.fence) as tx:
             for source in pulled.values():
                 write_source(tx, source, now)
-            save_measurements(tx, self.plan, pulled, measurements,
-                              published_id=published_id, sites=sites, now=now)
+            if not publish:
+                save_measurements(tx, self.plan, pulled, measurements,
+                                  published_id=published_id, sites=sites, now=now)
             if quiet:
                 # Nothing to remember: a quiet pass every few minutes must not grow
                 # the store. Runs and cursors still say when we last looked.
                 return
             snapshot_id = save_snapshot(tx, snapshot, run_id=run_id, published=publish,
                                         measured_at=now)
+            if publish:
+                # Told against the snapshot just published, so that the next quiet pass
+                # reuses these evaluations rather than measuring again.
+                save_measurements(tx, self.plan, pulled, measurements,
+                                  published_id=published_id, sites=sites, now=now,
+                                  published_now=snapshot_id, summaries=summaries)
             # The real measurement time, whatever --as-of said (A5).
             tx.add_history(snapshot_id, cycle=scorecard.cycle.name, as_of=now,
                            entries=kr_history_entries(self.plan, scorecard))

@@ -27,7 +27,13 @@ from okr_sync.connectors.jira.jql import (
 from okr_sync.connectors.jira.records import JiraIssue, parse_jira_datetime
 from okr_sync.scoring.scorecard import ScoringWarning
 from okr_sync.sync.fetch_plan import MembershipQuery, SourceFetchPlan
-from okr_sync.sync.pull_local import JqlCheckResult, local_matchers, local_membership
+from okr_sync.sync.pull_local import (
+    JqlCheckResult,
+    MirrorAnswers,
+    local_matchers,
+    local_membership,
+    patchable,
+)
 
 #: Searches re-read this much before the cursor: JQL dates have minute precision,
 #: and an update may become searchable a little after its timestamp.
@@ -189,11 +195,16 @@ class SourcePuller:
         )
         if self.plan.scope_jql is not None and (options.full or due):
             self._reconcile(result, options.now)
+        answers = MirrorAnswers({
+            q.owner: matchers[q.owner] for q in self.plan.memberships
+            if q.owner in matchers
+            and not patchable(q, state, options, reread=cursor is None)
+        })
         for query in self.plan.memberships:
             matcher = matchers.get(query.owner)
             if matcher is not None and local_membership(
                 self, query, matcher, state, options, result,
-                reread=cursor is None, verify=options.full or due,
+                reread=cursor is None, verify=options.full or due, answers=answers,
             ):
                 continue
             self._membership(query, state, options, result, changed=changed,

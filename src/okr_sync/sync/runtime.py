@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from okr_sync.config.plan import Plan
@@ -29,6 +29,12 @@ from okr_sync.sync.store.store import Store
 
 class ConfigurationError(Exception):
     """Settings do not allow what the plan asks (exit 2, nothing fetched or posted)."""
+
+
+#: How long a running process reuses a Jira site's facts (deployment, the user's time
+#: zone, the field catalog) before reading them again: a changed zone or a new story
+#: points field is seen within this.
+SITE_FACTS_MAX_AGE = timedelta(hours=1)
 
 
 @dataclass
@@ -51,7 +57,13 @@ class JiraConnections:
         return source.base_url if source else None
 
     def reset_counts(self) -> None:
-        """Start a new pass with fresh clients (request counts are per client)."""
+        """Start a new pass: request counts are per pass. The clients stay open, so a
+        running ``serve`` keeps its connections and the site's facts between passes
+        (re-read every :data:`SITE_FACTS_MAX_AGE`)."""
+        for client in self._clients.values():
+            client.begin_pass(facts_max_age=SITE_FACTS_MAX_AGE)
+
+    def close(self) -> None:
         for client in self._clients.values():
             client.close()
         self._clients.clear()
@@ -203,7 +215,7 @@ class Runtime:
         return replace(result, scorecard=replace(card, deliveries=card.deliveries + deliveries))
 
     def close(self) -> None:
-        self.jira.reset_counts()
+        self.jira.close()
         self.store.close()
 
 

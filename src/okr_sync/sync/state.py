@@ -11,7 +11,7 @@ documents of earlier versions are upgraded on read (:func:`upgrade_snapshot_v1`)
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any, get_args
 
@@ -157,6 +157,22 @@ class LazyExplanations(Mapping[str, "Explanation"]):
         return isinstance(other, Mapping) and self._all() == dict(other)
 
     __hash__ = None  # type: ignore[assignment]
+
+
+def with_reasons(explanations: Mapping[str, Explanation],
+                 evaluations: Mapping[str, Evaluation]) -> LazyExplanations:
+    """``explanations`` (read when first needed) with each owner's reasons taken from
+    ``evaluations``."""
+
+    def load() -> dict[str, Explanation]:
+        return {
+            owner: explanation if owner not in evaluations
+            or evaluations[owner].reasons == explanation.reasons
+            else replace(explanation, reasons=tuple(evaluations[owner].reasons))
+            for owner, explanation in explanations.items()
+        }
+
+    return LazyExplanations(load)
 
 
 @dataclass(frozen=True)

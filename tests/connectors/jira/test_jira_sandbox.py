@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Iterator
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
 import pytest
@@ -190,3 +190,24 @@ def test_search_given_page_token_expires_mid_search_raises_token_error() -> None
         sandbox.expire_page_tokens()
         with pytest.raises(JiraPageTokenError, match=r"CO-2\.KR1"):
             next(issues)
+
+
+def test_begin_pass_given_facts_younger_than_max_age_reuses_them_else_reads_again() -> None:
+    with JiraSandbox(generate_dataset(seed=5, issues=20)) as sandbox:
+        now = [datetime(2026, 12, 1, tzinfo=UTC)]
+        email, token = sandbox.basic_auth
+        source = JiraSource(sandbox.url, email=email, api_token=SecretStr(token), timeout=10)
+        with JiraClient(source, sleep=RecordingSleep(), clock=lambda: now[0]) as client:
+            assert client.is_cloud
+            client.user_timezone()
+            assert client.request_count == 2  # serverInfo, myself
+
+            client.begin_pass(facts_max_age=timedelta(hours=1))
+            assert client.request_count == 0
+            client.user_timezone()
+            assert client.request_count == 0  # kept: same session, facts reused
+
+            now[0] += timedelta(hours=1)
+            client.begin_pass(facts_max_age=timedelta(hours=1))
+            client.user_timezone()
+            assert client.request_count == 2  # an hour old: serverInfo and myself again

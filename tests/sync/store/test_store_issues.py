@@ -135,6 +135,21 @@ def test_upsert_issues_given_moved_issue_records_key_change(store: Store) -> Non
     assert store.resolve_key("main", "ENT-404") is None
 
 
+def test_resolve_keys_given_current_former_and_unknown_keys_answers_as_resolve_key(
+    store: Store,
+) -> None:
+    store.upsert_issues("main", [issue("5", "ENT-5"), issue("6", "ENT-6")], seen_at=T0)
+    later = T0 + timedelta(hours=1)
+    store.upsert_issues("main", [issue("5", "SUP-9", project="SUP", updated=later)],
+                        seen_at=later)
+    keys = ["SUP-9", "ENT-5", "ENT-6", "ENT-404"]
+
+    resolved = store.resolve_keys("main", keys)
+
+    assert resolved == {key: store.resolve_key("main", key) for key in keys}
+    assert resolved == {"SUP-9": "5", "ENT-5": "5", "ENT-6": "6", "ENT-404": None}
+
+
 def test_record_key_change_given_webhook_move_appends_history(store: Store) -> None:
     change = store.record_key_change("main", "8", "ENT-8", "OPS-1", at=T0)
 

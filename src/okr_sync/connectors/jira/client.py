@@ -21,7 +21,6 @@ import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from types import TracebackType
 from typing import Any, NamedTuple, TypeVar
 from zoneinfo import ZoneInfo
 
@@ -145,6 +144,7 @@ class JiraClient(JiraChecks):
         self._timezone: ZoneInfo | None = None
         self._field_ids: _FieldIds | None = None
         self._clock = clock
+        self._facts_since = clock()  # the facts above are read from this pass on
         self._warned_future = False
         #: Issues skipped because their id or key is not what Jira promises, by id/key.
         self.skipped_issues: dict[tuple[str | None, str | None], JiraIssueIdentityError] = {}
@@ -158,15 +158,19 @@ class JiraClient(JiraChecks):
     def close(self) -> None:
         self._session.close()
 
+    def begin_pass(self, *, facts_max_age: timedelta) -> None:
+        """Another pass on this client (``serve``): counts start again; the session and
+        the site's facts (serverInfo, time zone, fields) are kept until ``facts_max_age``."""
+        self._transport.request_count = 0
+        self.skipped_issues, now = {}, self._clock()
+        if now - self._facts_since >= facts_max_age:
+            self._server_info = self._timezone = self._field_ids = None
+            self._facts_since = now
+
     def __enter__(self) -> JiraClient:
         return self
 
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
+    def __exit__(self, *_: object) -> None:
         self.close()
 
     # -- site facts ------------------------------------------------------

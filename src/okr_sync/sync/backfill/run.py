@@ -37,6 +37,7 @@ from okr_sync.sync.fetch_plan import (
     measure_jqls,
 )
 from okr_sync.sync.jql_local import Matcher, NotLocal, compile_matcher
+from okr_sync.sync.pass_history import kr_history_entries
 from okr_sync.sync.pull import issue_from_record
 from okr_sync.sync.store.records import HistoryEntry
 from okr_sync.sync.store.store import Store
@@ -234,12 +235,10 @@ def backfill(
             plan=plan, as_of=day.as_of, measured=measured,
             checkins=_checkins(store, cycle_start, day.as_of),
             past_cycle_scores=past, measured_at=day.as_of))
-        entries = [
-            HistoryEntry(kr.id, kr.value, kr.score, kr.band, kr.confidence)
-            for kr in card.key_results()
-            if kr.id in wanted and kr.id not in result.skipped and kr.score is not None
-            and kr.band is not None and kr.confidence is not None
-        ]
+        # The very entries a live pass stores (done and total included, so forecasts
+        # from backfilled days use the done-and-scope model as live ones do).
+        entries = [e for e in kr_history_entries(plan, card)
+                   if e.kr_id in wanted and e.kr_id not in result.skipped]
         for e in entries:
             result.values.setdefault(e.kr_id, []).append(
                 DayValue(day.day, day.as_of, e.value, e.score, e.band, e.confidence))

@@ -92,6 +92,11 @@ def chunks(items: Sequence[T], size: int = IN_CHUNK) -> Iterator[Sequence[T]]:
         yield items[start : start + size]
 
 
+#: Values JSON holds as they are (exact types: an enum member that is also a str or an
+#: int is stored as its value).
+_PLAIN: frozenset[type] = frozenset({str, int, bool, type(None)})
+
+
 def to_jsonable(value: Any) -> Any:
     """Convert a record (dataclass, mapping, ...) into plain JSON values.
 
@@ -99,7 +104,21 @@ def to_jsonable(value: Any) -> Any:
     for stable documents), enums their value. Anything else non-JSON is refused rather
     than stringified, so a stray object never lands silently in the mirror.
     """
-    if value is None or isinstance(value, bool | int | str):
+    # Most of a document (a snapshot holds every KR's items) is plain dicts, lists and
+    # scalars: those are taken by their exact type, without the checks below.
+    kind = type(value)
+    if kind in _PLAIN:
+        return value
+    if kind is dict:
+        result: dict[str, Any] = {}
+        for key, item in value.items():
+            if not isinstance(key, str):
+                raise InvalidRecordError(f"JSON object keys must be strings, got {key!r}")
+            result[key] = item if type(item) in _PLAIN else to_jsonable(item)
+        return result
+    if kind is list or kind is tuple:
+        return [item if type(item) in _PLAIN else to_jsonable(item) for item in value]
+    if isinstance(value, bool | int | str):
         return value
     if isinstance(value, float):
         if not math.isfinite(value):
@@ -112,7 +131,7 @@ def to_jsonable(value: Any) -> Any:
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
         return {f.name: to_jsonable(getattr(value, f.name)) for f in dataclasses.fields(value)}
     if isinstance(value, Mapping):
-        result: dict[str, Any] = {}
+        result = {}
         for key, item in value.items():
             if not isinstance(key, str):
                 raise InvalidRecordError(f"JSON object keys must be strings, got {key!r}")

@@ -111,7 +111,7 @@ class HistoryOps(StoreOps):
                 rows.append({"kr_id": e.kr_id, "cycle": cycle, "as_of": when,
                              "value": e.value, "score": e.score, "band": e.band,
                              "confidence": e.confidence, "snapshot_id": None,
-                             "backfilled": True})
+                             "backfilled": True, "done": e.done, "total": e.total})
         with self._connection() as conn:
             if kr_ids:
                 conn.execute(sa.delete(kr_history).where(

@@ -250,6 +250,33 @@ class IssueOps(StoreOps):
             ).scalar_one_or_none()
         return None if former is None else str(former)
 
+    def resolve_keys(self, source: str, keys: Collection[str]) -> dict[str, str | None]:
+        """:meth:`resolve_key` of every key in ``keys`` at once (every key is in the
+        result, None when unknown): a plan names a hundred epics, each pass."""
+        wanted = sorted(set(keys))
+        found: dict[str, str | None] = {}
+        with self._connection() as conn:
+            for chunk in chunks(wanted):
+                rows = conn.execute(
+                    sa.select(issues.c.key, issues.c.issue_id)
+                    .where(issues.c.source == source, issues.c.key.in_(chunk))
+                    .order_by(issues.c.key, issues.c.deleted, issues.c.updated.desc())
+                )
+                for row in rows:
+                    found.setdefault(row.key, str(row.issue_id))
+            former = [k for k in wanted if k not in found]
+            for chunk in chunks(former):
+                rows = conn.execute(
+                    sa.select(issue_key_history.c.old_key, issue_key_history.c.issue_id)
+                    .where(issue_key_history.c.source == source,
+                           issue_key_history.c.old_key.in_(chunk))
+                    .order_by(issue_key_history.c.old_key, issue_key_history.c.changed_at.desc(),
+                              issue_key_history.c.id.desc())
+                )
+                for row in rows:
+                    found.setdefault(row.old_key, str(row.issue_id))
+        return {key: found.get(key) for key in wanted}
+
     # -- raw-JQL memberships -----------------------------------------------------------
 
     def set_membership(

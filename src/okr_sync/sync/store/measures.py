@@ -22,6 +22,11 @@ STREAM_BATCH = 1000
 
 
 class MeasureOps(StoreOps):
+    #: Mirror rows and measure-state rows this object has read (tests and benchmarks
+    #: check that a pass with nothing new reads none).
+    issue_rows_read: int = 0
+    measure_state_rows_read: int = 0
+
     def iter_issues(self, source: str) -> Iterator[dict[str, Any]]:
         """The mirrored (not deleted) records of a source, streamed a page at a time.
 
@@ -40,6 +45,7 @@ class MeasureOps(StoreOps):
             )
             with self._connection() as conn:
                 page = [(row.issue_id, dict(row.fields)) for row in conn.execute(query)]
+            self.issue_rows_read += len(page)
             for _, record in page:
                 yield record
             if len(page) < STREAM_BATCH:
@@ -83,7 +89,9 @@ class MeasureOps(StoreOps):
                 sa.select(measure_states.c.owner, measure_states.c.measure_key,
                           measure_states.c.state).where(measure_states.c.source == source)
             )
-            return {row.owner: (row.measure_key, row.state) for row in rows}
+            states = {row.owner: (row.measure_key, row.state) for row in rows}
+        self.measure_state_rows_read += len(states)
+        return states
 
     def get_measure_summary(self, source: str) -> dict[str, Any] | None:
         """What the pass that stored the measure states measured (no items), when they
@@ -93,6 +101,12 @@ class MeasureOps(StoreOps):
         if mark is None or not isinstance(mark.summary, dict):
             return None
         return dict(mark.summary)
+
+    def update_measure_summary(self, source: str, summary: Mapping[str, Any]) -> None:
+        """Replace the stored summary of ``source`` (its states and mark stay as they are)."""
+        with self._connection() as conn:
+            conn.execute(sa.update(measure_marks).where(measure_marks.c.source == source)
+                         .values(summary=dict(summary)))
 
     def save_measure_states(
         self,
@@ -134,6 +148,7 @@ class MeasureOps(StoreOps):
                     issues.c.source == source, issues.c.deleted.is_(False),
                     issues.c.issue_id.in_(chunk))
                 found.update({row.issue_id: dict(row.fields) for row in conn.execute(query)})
+        self.issue_rows_read += len(found)
         return found
 
 

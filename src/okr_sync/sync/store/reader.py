@@ -56,6 +56,8 @@ class StoreReader(Protocol):
 
     def resolve_key(self, source: str, key: str) -> str | None: ...
 
+    def resolve_keys(self, source: str, keys: Collection[str]) -> dict[str, str | None]: ...
+
     def last_published_snapshot(self) -> Snapshot | None: ...
 
     def latest_snapshot(self) -> Snapshot | None: ...
@@ -135,6 +137,11 @@ class ReadOnlyStore:
 
     def resolve_key(self, source: str, key: str) -> str | None:
         return None if self._store is None else self._store.resolve_key(source, key)
+
+    def resolve_keys(self, source: str, keys: Collection[str]) -> dict[str, str | None]:
+        if self._store is None:
+            return dict.fromkeys(keys)
+        return self._store.resolve_keys(source, keys)
 
     def last_published_snapshot(self) -> Snapshot | None:
         return None if self._store is None else self._store.last_published_snapshot()

@@ -1,7 +1,9 @@
 """The report's data for spreadsheets (``okr-sync report --format json|csv``).
 
 The same numbers as the HTML report: one row (CSV) or entry (JSON) per perspective,
-KPI, objective and key result, with owners, units and the KRs' score history.
+KPI, objective and key result, with owners, units and the KRs' score history. A KR row
+carries its forecast (``scoring.confidence: forecast``) and a KPI row its trend, empty
+(CSV) or null (JSON) when there is none: never a made-up number.
 """
 
 from __future__ import annotations
@@ -11,12 +13,17 @@ import io
 import json
 from typing import Any
 
+from okr_sync.scoring.forecast_record import Forecast
+from okr_sync.scoring.kpi_trend import KpiTrend, TrendPoint
 from okr_sync.scoring.scorecard import TargetRange, rounded
 from okr_sync.sync.delivery.render.report.data import ReportData
 
 CSV_COLUMNS = ("kind", "id", "title", "perspective", "parent", "value", "unit", "baseline",
                "target", "score", "band", "status", "owner", "measured_at", "stale",
-               "history_points")
+               "history_points", "forecast_expected_score", "forecast_p_top_band",
+               "forecast_p10", "forecast_p90", "trend_previous_value", "trend_previous_delta",
+               "trend_previous_direction", "trend_week_ago_value", "trend_week_ago_delta",
+               "trend_week_ago_direction")
 
 
 def report_rows(data: ReportData) -> list[dict[str, Any]]:
@@ -29,7 +36,7 @@ def report_rows(data: ReportData) -> list[dict[str, Any]]:
         kpi = data.kpis.get(k.id)
         rows.append({"kind": "kpi", "id": k.id, "title": k.title, "perspective": k.perspective,
                      "value": rounded(k.value), "unit": kpi.unit if kpi else None,
-                     "status": k.status})
+                     "status": k.status, **_trend_cells(k.trend)})
     for o in card.objectives:
         rows.append({"kind": "objective", "id": o.id, "title": o.title,
                      "perspective": o.perspective, "parent": o.parent,
@@ -47,8 +54,31 @@ def report_rows(data: ReportData) -> list[dict[str, Any]]:
                 "measured_at": measured.isoformat() if measured else None,
                 "stale": bool(getattr(kr, "stale", False)),
                 "history_points": len(data.history.get(kr.id, ())),
+                **_forecast_cells(kr.forecast),
             })
     return [{column: row.get(column) for column in CSV_COLUMNS} for row in rows]
+
+
+def _forecast_cells(forecast: Forecast | None) -> dict[str, Any]:
+    if forecast is None:
+        return {}
+    return {"forecast_expected_score": rounded(forecast.expected_score),
+            "forecast_p_top_band": rounded(forecast.p_top_band),
+            "forecast_p10": rounded(forecast.p10), "forecast_p90": rounded(forecast.p90)}
+
+
+def _trend_cells(trend: KpiTrend | None) -> dict[str, Any]:
+    cells: dict[str, Any] = {}
+    if trend is None:
+        return cells
+    points: tuple[tuple[str, TrendPoint | None], ...] = (
+        ("previous", trend.previous), ("week_ago", trend.week_ago))
+    for name, point in points:
+        if point is not None:
+            cells[f"trend_{name}_value"] = rounded(point.value)
+            cells[f"trend_{name}_delta"] = rounded(point.delta)
+            cells[f"trend_{name}_direction"] = point.direction
+    return cells
 
 
 def _target(target: float | TargetRange) -> float | int | str | None:
