@@ -94,7 +94,8 @@ def _serve_folder(folder: Path, settings: Settings, schedule: Schedule, *, port:
     try:
         code = open_database(settings.database_url, lambda: serve_plans(
             folder, settings, schedule,
-            runtime_factory=lambda plan_settings, plan: build_runtime(plan_settings, plan.plan),
+            runtime_factory=lambda plan_settings, plan: build_runtime(
+                plan_settings, plan.plan, checkin_plan=plan.id),
             check=settings_check(settings), port=port, host=host,
             webhook_secret=settings.webhook_secret,
             allow_unsigned_webhooks=settings.webhook_allow_unsigned,

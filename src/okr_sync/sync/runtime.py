@@ -226,11 +226,13 @@ def build_runtime(
     dry_run: bool = False,
     senders: Senders | None = None,
     jira_make: Callable[[JiraSource], JiraClient] | None = None,
+    checkin_plan: str | None = None,
     **extra: Any,
 ) -> Runtime:
     """Check settings against the plan, then connect (nothing is fetched yet).
 
     A dry run reads the existing store, if any, and never creates or writes one.
+    ``checkin_plan`` (``serve --plans``): the plan id its messages' check-in buttons carry.
     """
     fetch_plan = build_fetch_plan(plan)
     sources = jira_sources(settings, plan, fetch_plan)
@@ -243,5 +245,6 @@ def build_runtime(
     notifier = Notifier(senders or senders_from_settings(settings),
                         jira_base_url=jira.base_url("main"),
                         slack_buttons=settings.slack_signing_secret is not None,
-                        teams_checkin_form=settings.teams_bot_checkins)
+                        teams_checkin_form=settings.teams_bot_checkins,
+                        checkin_plan=checkin_plan)
     return Runtime(settings, plan, store, jira, notifier, fetch_plan=fetch_plan, **extra)

@@ -129,9 +129,9 @@ def send_slot(plan: Plan, store: Store, notifier: Notifier, kind: OutboxKind,
     items = [
         replace(item, idempotency_key=scheduled_key(kind, slot, item.target),
                 snapshot_id=snapshot.id)
-        for item in plan_scheduled(plan, scorecard, kind, jira_base_url=notifier.jira_base_url,
-                                   previous=previous, slack_buttons=notifier.slack_buttons,
-                                   checkin_form=notifier.teams_checkin_form)
+        for item in notifier.tag(plan_scheduled(
+            plan, scorecard, kind, jira_base_url=notifier.jira_base_url, previous=previous,
+            slack_buttons=notifier.slack_buttons, checkin_form=notifier.teams_checkin_form))
     ]
     with store.transaction(fence=fence) as tx:
         enqueued = sum(1 for item in items if tx.enqueue(item) is not None)

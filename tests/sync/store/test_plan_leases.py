@@ -45,3 +45,15 @@ def test_live_replicas_given_heartbeats_counts_only_unexpired_ones(store: Store)
     assert store.live_replicas(now=NOW) == {"a", "b"}
     store.retire_replica("b")
     assert store.live_replicas(now=NOW) == {"a"}
+
+
+def test_first_sighting_given_a_key_seen_within_its_ttl_is_false_and_after_expiry_true(
+    store: Store,
+) -> None:
+    key_ttl = timedelta(minutes=10)
+    assert store.first_sighting("slack:1:v0=abc", key_ttl, now=NOW) is True
+    assert store.first_sighting("slack:1:v0=abc", key_ttl, now=NOW + timedelta(minutes=9)) \
+        is False
+    # Expired rows are pruned by the next sighting: the key is new again.
+    assert store.first_sighting("slack:1:v0=abc", key_ttl, now=NOW + timedelta(minutes=11)) \
+        is True

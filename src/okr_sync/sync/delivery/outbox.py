@@ -25,7 +25,7 @@ import threading
 from collections.abc import Callable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -348,8 +348,11 @@ class Notifier:
 
     def __init__(self, senders: Senders, *, jira_base_url: str | None = None,
                  clock: Callable[[], datetime] | None = None,
-                 slack_buttons: bool = False, teams_checkin_form: bool = False) -> None:
+                 slack_buttons: bool = False, teams_checkin_form: bool = False,
+                 checkin_plan: str | None = None) -> None:
         self.jira_base_url = jira_base_url
+        #: ``serve --plans``: the plan id its check-in buttons and forms carry.
+        self.checkin_plan = checkin_plan
         #: Slack change notes and reminders carry "Check in" buttons (the Slack app's
         #: interactivity is answered by serve: a signing secret is set).
         self.slack_buttons = slack_buttons
@@ -361,9 +364,20 @@ class Notifier:
         self, plan: Plan, scorecard: Scorecard, store: StoreReader
     ) -> list[OutboxItem]:
         # Message refs and queued rows in the store tell which targets have a standing message.
-        return plan_messages(plan, scorecard, store, jira_base_url=self.jira_base_url,
-                             slack_buttons=self.slack_buttons,
-                             checkin_form=self.teams_checkin_form)
+        items = plan_messages(plan, scorecard, store, jira_base_url=self.jira_base_url,
+                              slack_buttons=self.slack_buttons,
+                              checkin_form=self.teams_checkin_form)
+        return self.tag(items)
+
+    def tag(self, items: list[OutboxItem]) -> list[OutboxItem]:
+        """The items with their check-in surfaces naming the plan (``serve --plans``)."""
+        plan_id = self.checkin_plan
+        if plan_id is None:
+            return items
+        from okr_sync.sync.delivery.render.checkin_plan import tag_checkin_plan
+
+        return [replace(item, payload=tag_checkin_plan(item.payload, plan_id))
+                for item in items]
 
     def deliver(self, store: Store, *, fence: Fence | None = None) -> list[Delivery]:
         return self.deliverer.deliver(store, fence)

@@ -212,16 +212,7 @@ class ServiceApp:
     def report_page(self) -> Response:
         if self.report is None:
             return _json(404, {"error": "not found"})
-        try:
-            page = self.report()
-        except NoScorecardError as error:
-            return _json(404, {"error": str(error)})
-        except SnapshotError:
-            return _json(503, {"error": "the stored scorecard cannot be read by this version"})
-        response = Response(page, status=200, mimetype="text/html")
-        # The page is the state of the last pass: a cache must not serve an older one.
-        response.headers["Cache-Control"] = "no-store"
-        return response
+        return report_response(self.report)
 
     def readyz(self) -> Response:
         view = self.status()
@@ -324,3 +315,17 @@ class HttpServer:
         self._server.shutdown()
         self._server.server_close()
         self._thread.join(timeout=5)
+
+
+def report_response(render: Callable[[], str]) -> Response:
+    """``GET /report``: the rendered scorecard page, or why there is none (JSON)."""
+    try:
+        page = render()
+    except NoScorecardError as error:
+        return _json(404, {"error": str(error)})
+    except SnapshotError:
+        return _json(503, {"error": "the stored scorecard cannot be read by this version"})
+    response = Response(page, status=200, mimetype="text/html")
+    # The page is the state of the last pass: a cache must not serve an older one.
+    response.headers["Cache-Control"] = "no-store"
+    return response

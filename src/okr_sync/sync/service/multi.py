@@ -317,27 +317,41 @@ class PlanCoordinator:
         it through their store (their replica's next tick collects it)."""
         with self._guard:
             workers = dict(self.workers)
-        for plan_id, plan in sorted(self.folder.plans.items()):
-            worker = workers.get(plan_id)
-            if worker is not None and not worker.stopping:
-                worker.on_webhook(event)
-                continue
-            try:
-                self._forward(plan, event)
-            except Exception as error:
-                # That plan's next scheduled pass reads the same changes; nothing is lost.
-                log.warning("could not forward the webhook to the plan's replica",
-                            extra={"plan": plan_id, "error": type(error).__name__})
+        for plan_id in sorted(self.folder.plans):
+            self.request_pass(plan_id, event, workers.get(plan_id))
 
-    def _forward(self, plan: FolderPlan, event: WebhookEvent) -> None:
+    def request_pass(self, plan_id: str, event: WebhookEvent,
+                     worker: PlanWorker | None = None) -> None:
+        """Ask ``plan_id`` for a pass soon: its worker here debounces the event; elsewhere
+        its store carries the request to the replica holding its lease (whose next tick
+        collects it, as for a webhook in a single-plan serve with several replicas)."""
+        worker = worker or self.worker(plan_id)
+        if worker is not None and not worker.stopping:
+            worker.on_webhook(event)
+            return
+        try:
+            self._forward(plan_id, event)
+        except Exception as error:
+            # That plan's next scheduled pass reads the same changes; nothing is lost.
+            log.warning("could not forward the pass request to the plan's replica",
+                        extra={"plan": plan_id, "error": type(error).__name__})
+
+    def plan_store(self, plan_id: str) -> Store:
+        """A handle on ``plan_id``'s own store, whichever replica runs the plan (chat
+        check-ins are written there; the plan's schema is made by its first worker)."""
+        with self._guard:
+            store = self._forward_stores.get(plan_id)
+            if store is None:
+                store = Store(plan_store_url(self.settings.database_url, plan_id),
+                              ensure=False)
+                self._forward_stores[plan_id] = store
+            return store
+
+    def _forward(self, plan_id: str, event: WebhookEvent) -> None:
         from okr_sync.sync.service.loop import WEBHOOK_LEASE, WEBHOOK_LEASE_TTL
 
-        store = self._forward_stores.get(plan.id)
-        if store is None:
-            store = Store(plan_store_url(self.settings.database_url, plan.id), ensure=False)
-            self._forward_stores[plan.id] = store
-        store.acquire_lease(WEBHOOK_LEASE, f"{self.replica} {event.project or '-'}",
-                            WEBHOOK_LEASE_TTL)
+        self.plan_store(plan_id).acquire_lease(
+            WEBHOOK_LEASE, f"{self.replica} {event.project or '-'}", WEBHOOK_LEASE_TTL)
 
     def worker(self, plan: str) -> PlanWorker | None:
         with self._guard:

@@ -6,7 +6,11 @@ its own readiness in the body (a plan whose Jira fails does not take the replica
 the other plans' webhooks - out of the load balancer); ``/readyz/<plan>``, one plan:
 on the replica running it the single-plan rule (fresh pass, Jira sources answering),
 elsewhere which replica runs it (200) or that none does (503); ``/metrics`` with a
-``plan`` label (:mod:`.plan_metrics`); ``POST /webhooks/jira``, for every plan.
+``plan`` label (:mod:`.plan_metrics`); ``POST /webhooks/jira``, for every plan;
+``GET /`` (and ``/report``), the list of plans, and ``GET /report/<plan>``, a plan's
+HTML scorecard from its own store (any replica serves any plan); Slack's
+``POST /slack/commands`` and ``/slack/interactions`` and the Teams bot's
+``POST /api/messages``, routed to their plan by :mod:`.plans_chat`.
 """
 
 from __future__ import annotations
@@ -14,7 +18,7 @@ from __future__ import annotations
 import logging
 import signal
 import threading
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -23,11 +27,13 @@ from typing import Any
 
 from pydantic import SecretStr
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import SQLAlchemyError
 from werkzeug.exceptions import HTTPException, MethodNotAllowed, NotFound
 from werkzeug.routing import Map, Rule
 from werkzeug.wrappers import Request, Response
 
 from okr_sync.config.settings import Settings
+from okr_sync.connectors.teams.bot_auth import BotFrameworkKeys
 from okr_sync.exit_codes import ExitCode
 from okr_sync.sync.logs import register_secret
 from okr_sync.sync.runtime import Runtime
@@ -38,11 +44,13 @@ from okr_sync.sync.service.http import (
     _iso,
     _json,
     assess_readiness,
+    report_response,
 )
 from okr_sync.sync.service.loop import DEFAULT_DEBOUNCE, MIN_SLEEP_S
 from okr_sync.sync.service.multi import PlanCoordinator
 from okr_sync.sync.service.plan_worker import PlanWorker
 from okr_sync.sync.service.plans import FolderPlan, plan_id_of
+from okr_sync.sync.service.plans_chat import PlansChat
 from okr_sync.sync.service.schedule import Schedule
 from okr_sync.sync.service.webhooks import MAIN_SOURCE, SOURCE_ENVIRON_KEY, JiraWebhookEndpoint
 
@@ -54,8 +62,11 @@ class PlansApp:
 
     def __init__(self, coordinator: PlanCoordinator, *, webhook: Callable[[Request], Response],
                  database_probe: Callable[[], str | None],
-                 clock: Callable[[], datetime]) -> None:
+                 clock: Callable[[], datetime], chat: PlansChat | None = None,
+                 jira_sites: Sequence[str] = ()) -> None:
         self.coordinator = coordinator
+        self.chat = chat
+        self.jira_sites = jira_sites
         self.webhook = webhook
         self.database_probe = database_probe
         self.clock = clock
@@ -66,6 +77,12 @@ class PlansApp:
             Rule("/metrics", endpoint="metrics", methods=["GET"]),
             Rule("/webhooks/jira", endpoint="webhook", methods=["POST"]),
             Rule("/webhooks/jira/<source>", endpoint="webhook", methods=["POST"]),
+            Rule("/", endpoint="plans", methods=["GET"]),
+            Rule("/report", endpoint="plans", methods=["GET"]),
+            Rule("/report/<plan>", endpoint="report", methods=["GET"]),
+            Rule("/slack/commands", endpoint="slack", methods=["POST"]),
+            Rule("/slack/interactions", endpoint="slack", methods=["POST"]),
+            Rule("/api/messages", endpoint="bot", methods=["POST"]),
         ])
 
     def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]
@@ -95,12 +112,53 @@ class PlansApp:
             if endpoint == "metrics":
                 body, content_type = self.coordinator.metrics.exposition()
                 return Response(body, status=200, content_type=content_type)
+            if endpoint == "plans":
+                return self.plans_page()
+            if endpoint == "report":
+                return self.report(str(args["plan"]))
+            if endpoint in ("slack", "bot"):
+                if self.chat is None:
+                    return _json(404, {"error": "not found"})
+                return self.chat.slack(request) if endpoint == "slack" else self.chat.bot(request)
             # The webhook handler reads the source its path names (webhooks.source_of).
             request.environ[SOURCE_ENVIRON_KEY] = args.get("source", MAIN_SOURCE)
             return self.webhook(request)
         except Exception:
             log.exception("request failed", extra={"path": request.path})
             return _json(500, {"error": "internal error"})
+
+    def plans_page(self) -> Response:
+        """``GET /``: every plan of the folder, linking to its scorecard."""
+        from html import escape
+
+        items = "".join(
+            f'<li><a href="/report/{escape(plan_id)}">{escape(plan_id)}</a> '
+            f"({len(folder_plan.plan.objectives)} objectives, cycle "
+            f"{escape(str(folder_plan.plan.cycle.start))} to "
+            f"{escape(str(folder_plan.plan.cycle.end))})</li>"
+            for plan_id, folder_plan in sorted(self.coordinator.folder.plans.items()))
+        page = ("<!doctype html><html><head><meta charset=\"utf-8\"><title>okr-sync plans"
+                f"</title></head><body><h1>Plans</h1><ul>{items}</ul></body></html>")
+        response = Response(page, status=200, mimetype="text/html")
+        response.headers["Cache-Control"] = "no-store"
+        return response
+
+    def report(self, plan_id: str) -> Response:
+        """``GET /report/<plan>``: the plan's scorecard, read from its own store."""
+        folder_plan = self.coordinator.folder.plans.get(plan_id)
+        if folder_plan is None:
+            return _json(404, {"error": f"no plan {plan_id!r} in the plans folder"})
+        from okr_sync.sync.delivery.render.report import load_report_data, render_html_report
+
+        store = self.coordinator.plan_store(plan_id)
+        try:
+            return report_response(lambda: render_html_report(load_report_data(
+                store, folder_plan.plan, jira_sites=self.jira_sites)))
+        except SQLAlchemyError as error:
+            log.warning("plan report not read", extra={"plan": plan_id,
+                                                       "error": type(error).__name__})
+            return _json(503, {"error": f"plan {plan_id!r}'s store cannot be read (not set "
+                                        "up by a first pass yet, or the database is down)"})
 
     @staticmethod
     def _plan_body(worker: PlanWorker, now: datetime, database_problem: str | None
@@ -181,6 +239,7 @@ def serve_plans(
     poll: timedelta | None = None,
     replica: str | None = None,
     on_started: Callable[[PlanCoordinator, int], None] | None = None,
+    bot_keys: BotFrameworkKeys | None = None,
 ) -> int:
     """Run the plans of ``folder`` until stopped; returns the exit code (0 when stopped).
 
@@ -210,8 +269,10 @@ def serve_plans(
                                      sources=settings.connected_sources() | {MAIN_SOURCE},
                                      allow_unsigned=allow_unsigned_webhooks)
         )
+        chat = PlansChat(coordinator, settings, clock=clock, keys=bot_keys)
         server = HttpServer(PlansApp(coordinator, webhook=webhook, database_probe=probe,
-                                     clock=clock), host=host, port=port)
+                                     clock=clock, chat=chat, jira_sites=settings.jira_sites()),
+                            host=host, port=port)
         server.start()
         try:
             log.info("listening", extra={"host": server.host, "port": server.port,
@@ -226,6 +287,7 @@ def serve_plans(
                 coordinator.stop_all(wait=not hurry.is_set())
         finally:
             server.stop()
+            chat.close()
             log.info("stopped", extra={"replica": coordinator.replica})
     finally:
         probe.close()

@@ -31,7 +31,7 @@ from werkzeug.exceptions import ClientDisconnected, RequestEntityTooLarge
 from werkzeug.wrappers import Request, Response
 
 from okr_sync.config.plan import Plan
-from okr_sync.config.settings import is_loopback_host
+from okr_sync.config.settings import Settings, is_loopback_host
 from okr_sync.connectors.slack.client import SlackClient, SlackError
 from okr_sync.connectors.slack.respond import SlackResponseError, post_response
 from okr_sync.sync.checkins import (
@@ -147,6 +147,29 @@ class BackgroundWork:
             thread.join(timeout=10)
 
 
+def verified_form(request: Request, verifier: SlackVerifier, max_body: int
+                  ) -> dict[str, str] | Response:
+    """The form of a request verified as Slack's, or the refusal to answer with."""
+    if request.content_length is not None and request.content_length > max_body:
+        return _json(413, {"error": f"body over {max_body} bytes"})
+    request.max_content_length = max_body + 1
+    try:
+        body = request.get_data(cache=True)
+    except RequestEntityTooLarge:
+        return _json(413, {"error": f"body over {max_body} bytes"})
+    except (ClientDisconnected, OSError):
+        return _json(400, {"error": "incomplete body"})
+    if len(body) > max_body:
+        return _json(413, {"error": f"body over {max_body} bytes"})
+    refusal = verifier.refusal(body, request.headers.get(TIMESTAMP_HEADER),
+                               request.headers.get(SIGNATURE_HEADER))
+    if refusal is not None:
+        log.warning("slack request refused", extra={"reason": str(refusal),
+                                                    "remote": request.remote_addr})
+        return _json(401, {"error": f"request not verified as Slack's ({refusal})"})
+    return {key: value for key, value in request.form.items()}
+
+
 @dataclass(frozen=True)
 class SlackPorts:
     """What the endpoint talks to besides the store: Slack itself, and the scheduler."""
@@ -179,24 +202,9 @@ class SlackInteractions:
     # -- HTTP ---------------------------------------------------------------------------
 
     def __call__(self, request: Request) -> Response:
-        if request.content_length is not None and request.content_length > self.max_body:
-            return _json(413, {"error": f"body over {self.max_body} bytes"})
-        request.max_content_length = self.max_body + 1
-        try:
-            body = request.get_data(cache=True)
-        except RequestEntityTooLarge:
-            return _json(413, {"error": f"body over {self.max_body} bytes"})
-        except (ClientDisconnected, OSError):
-            return _json(400, {"error": "incomplete body"})
-        if len(body) > self.max_body:
-            return _json(413, {"error": f"body over {self.max_body} bytes"})
-        refusal = self.verifier.refusal(body, request.headers.get(TIMESTAMP_HEADER),
-                                        request.headers.get(SIGNATURE_HEADER))
-        if refusal is not None:
-            log.warning("slack request refused", extra={"reason": str(refusal),
-                                                        "remote": request.remote_addr})
-            return _json(401, {"error": f"request not verified as Slack's ({refusal})"})
-        form = {key: value for key, value in request.form.items()}
+        form = verified_form(request, self.verifier, self.max_body)
+        if isinstance(form, Response):
+            return form
         try:
             if request.path.endswith("/commands"):
                 return self.command(form)
@@ -414,14 +422,8 @@ class SlackInteractions:
         self.ports.respond(response_url, _ephemeral(f"{kr_id} {kr.title}", blocks))
 
 
-def build_slack_endpoint(runtime: Runtime, on_checkin: Callable[[str], None], *,
-                         clock: Callable[[], datetime]) -> SlackInteractions | None:
-    """serve's Slack endpoint, or None when no signing secret is set (then
-    ``/slack/*`` are not found and messages keep the CLI instruction)."""
-    settings = runtime.settings
-    secret = settings.slack_signing_secret
-    if secret is None or not isinstance(runtime.store, Store):
-        return None
+def slack_ports(settings: Settings, on_checkin: Callable[[str], None]) -> SlackPorts:
+    """``views.open`` (with a bot token) and ``response_url`` posts for serve's endpoint."""
     token = settings.slack_bot_token
     open_view: Callable[[str, dict[str, Any]], None] | None = None
     if token is not None:
@@ -444,8 +446,19 @@ def build_slack_endpoint(runtime: Runtime, on_checkin: Callable[[str], None], *,
         except SlackResponseError as error:
             log.warning("slack response_url post failed", extra={"error": str(error)})
 
-    ports = SlackPorts(open_view=open_view, respond=respond, on_checkin=on_checkin)
+    return SlackPorts(open_view=open_view, respond=respond, on_checkin=on_checkin)
+
+
+def build_slack_endpoint(runtime: Runtime, on_checkin: Callable[[str], None], *,
+                         clock: Callable[[], datetime]) -> SlackInteractions | None:
+    """serve's Slack endpoint, or None when no signing secret is set (then
+    ``/slack/*`` are not found and messages keep the CLI instruction)."""
+    settings = runtime.settings
+    secret = settings.slack_signing_secret
+    if secret is None or not isinstance(runtime.store, Store):
+        return None
+    ports = slack_ports(settings, on_checkin)
     log.info("slack check-ins: POST /slack/commands and /slack/interactions answer",
-             extra={"modal": open_view is not None})
+             extra={"modal": ports.open_view is not None})
     return SlackInteractions(runtime.plan, runtime.store, SlackVerifier(secret, clock=clock),
                              ports, clock=clock)

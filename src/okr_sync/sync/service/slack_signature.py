@@ -51,10 +51,15 @@ class SlackVerifier:
     """Checks signature, age and replay of Slack's requests (safe across threads)."""
 
     def __init__(self, secret: SecretStr, *, clock: Callable[[], datetime],
-                 max_age: timedelta = MAX_AGE) -> None:
+                 max_age: timedelta = MAX_AGE,
+                 first_sighting: Callable[[str, timedelta, datetime], bool] | None = None
+                 ) -> None:
         self._secret = secret
         self.clock = clock
         self.max_age = max_age
+        #: ``serve --plans``: the replicas' shared memory of accepted signatures
+        #: (``Store.first_sighting``), so a replay to another replica is refused too.
+        self._first_sighting = first_sighting
         # A signature older than max_age is refused as expired anyway: remembering it
         # for twice the window covers clock skew both ways.
         self._seen = DeliveryCache(ttl=max_age * 2, max_entries=REPLAY_MAX_ENTRIES)
@@ -75,6 +80,10 @@ class SlackVerifier:
         if not hmac.compare_digest(expected, given):
             return SlackRefusal.FORGED
         # Only a valid signature is remembered, so forged ones cannot fill the cache.
-        if self._seen.seen_before(f"{stamp}:{signature.strip()}", now):
+        key = f"{stamp}:{signature.strip()}"
+        if self._first_sighting is not None:
+            if not self._first_sighting(f"slack:{key}", self._seen.ttl, now):
+                return SlackRefusal.REPLAYED
+        elif self._seen.seen_before(key, now):
             return SlackRefusal.REPLAYED
         return None

@@ -22,7 +22,7 @@ import sqlalchemy as sa
 
 from okr_sync.sync.store.base import StoreOps, insert_ignore, upsert
 from okr_sync.sync.store.records import InvalidRecordError
-from okr_sync.sync.store.tables import plan_leases, replicas
+from okr_sync.sync.store.tables import plan_leases, replicas, seen_requests
 
 #: A replica's row is deleted once it has been expired this long (it is not coming back).
 FORGET_REPLICAS_AFTER = timedelta(hours=1)
@@ -138,3 +138,17 @@ class PlanLeaseOps(StoreOps):
                        plan_leases.c.epoch == epoch)
                 .values(expires_at=when)
             ).rowcount)
+
+    def first_sighting(self, key: str, ttl: timedelta, *, now: datetime | None = None) -> bool:
+        """Record ``key`` until ``now + ttl``; True when no replica recorded it within its
+        ttl (the request is new), False for a replay. Expired keys are pruned first, in
+        the same transaction; of two replicas racing with one key, one insert wins."""
+        if ttl <= timedelta(0):
+            raise InvalidRecordError("a sighting needs a positive ttl")
+        when = self._now(now)
+        with self._connection() as conn:
+            conn.execute(sa.delete(seen_requests).where(seen_requests.c.expires_at <= when))
+            return conn.execute(
+                insert_ignore(conn, seen_requests, ["key"]).returning(seen_requests.c.key),
+                {"key": key[:255], "expires_at": when + ttl},
+            ).first() is not None

@@ -343,5 +343,15 @@ plan_leases = sa.Table(
     sa.Column("expires_at", UTCDateTime(), nullable=False),
 )
 
+seen_requests = sa.Table(
+    "seen_requests",
+    metadata,
+    # A Slack request's timestamp and signature once accepted by any replica, so the same
+    # request replayed to another replica within Slack's five minutes is refused; rows
+    # past ``expires_at`` are pruned by the next claim.
+    sa.Column("key", sa.String(255), primary_key=True),
+    sa.Column("expires_at", UTCDateTime(), nullable=False),
+)
+
 #: Every table the store owns (an unversioned database holding any of them is refused).
 TABLE_NAMES: frozenset[str] = frozenset(metadata.tables)
