@@ -119,7 +119,7 @@ def _mutate(dataset: Any, chooser: random.Random, labels: list[str]) -> None:
             dataset.delete(issue_id)
 
 
-@pytest.mark.parametrize("workload", ["demo", "benchmark"])
+@pytest.mark.parametrize("workload", ["demo", "benchmark", "benchmark_unpublished"])
 def test_pass_given_random_changes_keeps_untouched_kr_items_equal_to_a_full_measurement(
     tmp_path: Path, workload: str
 ) -> None:
@@ -128,6 +128,10 @@ def test_pass_given_random_changes_keeps_untouched_kr_items_equal_to_a_full_meas
     else:
         dataset = make_dataset(seed=3, issues=800)
         plan_doc = make_plan(3, dataset, PlanShape.scaled(40, 4))
+        if workload == "benchmark_unpublished":
+            # Nothing is news after the first pass: items join and leave KRs between
+            # passes that publish nothing (only the mirror as it was tells they left).
+            plan_doc["notify"] = {**plan_doc.get("notify", {}), "min_delta": 1.0}
         plan = load_plan(write_plan(plan_doc, tmp_path / "okr-plan.yaml"))
         context = sandbox_world(tmp_path, dataset=dataset,
                                 channels=tuple(slack_channels(plan_doc)))
@@ -163,5 +167,45 @@ def test_pass_given_random_changes_keeps_untouched_kr_items_equal_to_a_full_meas
                     assert {o: e.reasons for o, e in after.items()} == {
                         o: e.reasons for o, e in explained.items()}
                     assert after == explained
+        finally:
+            runtime.close()
+
+
+def test_pass_given_item_joins_and_leaves_a_kr_between_publications_equals_full(
+    tmp_path: Path,
+) -> None:
+    dataset = make_dataset(seed=3, issues=800)
+    plan_doc = make_plan(3, dataset, PlanShape.scaled(40, 4))
+    plan_doc["notify"] = {**plan_doc.get("notify", {}), "min_delta": 1.0}
+    plan = load_plan(write_plan(plan_doc, tmp_path / "okr-plan.yaml"))
+    # O001.KR1 selects CRM issues labelled "backend".
+    joiner = min(i.id for i in dataset.issues.values()
+                 if i.project == "CRM" and "backend" not in i.labels
+                 and i.issuetype == "Story")
+    with sandbox_world(tmp_path, dataset=dataset,
+                       channels=tuple(slack_channels(plan_doc))) as world:
+        runtime = world.runtime(plan)
+        try:
+            runtime.run_locked(PassOptions())
+            store = runtime.store
+            assert isinstance(store, Store)
+            published = store.snapshot_head(published_only=True)
+            dataset.advance(timedelta(minutes=10))
+            dataset.update(joiner, labels=["backend"])
+            runtime.run_locked(PassOptions())
+            # It joined without being published: only the mirror as the last pass
+            # held it tells that it leaves.
+            assert store.snapshot_head(published_only=True) == published
+            dataset.advance(timedelta(minutes=10))
+            dataset.update(joiner, labels=[])
+            incremental = runtime.run_locked(PassOptions())
+            explained = _latest_explanations(store)
+            with store.engine.begin() as conn:
+                conn.execute(sa.delete(measure_marks))
+            full = runtime.run_locked(PassOptions())
+
+            assert _comparable(full) == _comparable(incremental)
+            assert {o: e.items for o, e in _latest_explanations(store).items()} == {
+                o: e.items for o, e in explained.items()}
         finally:
             runtime.close()
