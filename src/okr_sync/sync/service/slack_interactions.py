@@ -27,7 +27,6 @@ from datetime import datetime
 from typing import Any
 from urllib.parse import urlsplit
 
-from werkzeug.exceptions import ClientDisconnected, RequestEntityTooLarge
 from werkzeug.wrappers import Request, Response
 
 from okr_sync.config.plan import Plan
@@ -56,6 +55,7 @@ from okr_sync.sync.delivery.render.slack_checkin import (
 )
 from okr_sync.sync.runtime import Runtime
 from okr_sync.sync.scheduled import stored_scorecard
+from okr_sync.sync.service.request_io import BodyIncompleteError, BodyTooLargeError, read_body
 from okr_sync.sync.service.slack_requests import (
     SlackRequestError,
     interaction_payload,
@@ -150,17 +150,12 @@ class BackgroundWork:
 def verified_form(request: Request, verifier: SlackVerifier, max_body: int
                   ) -> dict[str, str] | Response:
     """The form of a request verified as Slack's, or the refusal to answer with."""
-    if request.content_length is not None and request.content_length > max_body:
-        return _json(413, {"error": f"body over {max_body} bytes"})
-    request.max_content_length = max_body + 1
     try:
-        body = request.get_data(cache=True)
-    except RequestEntityTooLarge:
+        body = read_body(request, max_body, keep=True)  # request.form parses it next
+    except BodyTooLargeError:
         return _json(413, {"error": f"body over {max_body} bytes"})
-    except (ClientDisconnected, OSError):
+    except BodyIncompleteError:
         return _json(400, {"error": "incomplete body"})
-    if len(body) > max_body:
-        return _json(413, {"error": f"body over {max_body} bytes"})
     refusal = verifier.refusal(body, request.headers.get(TIMESTAMP_HEADER),
                                request.headers.get(SIGNATURE_HEADER))
     if refusal is not None:
