@@ -33,6 +33,7 @@ from okr_sync.config.plan import Plan
 from okr_sync.config.settings import Settings, is_loopback_host
 from okr_sync.connectors.slack.client import SlackClient, SlackError
 from okr_sync.connectors.slack.respond import SlackResponseError, post_response
+from okr_sync.scoring.scorecard import Scorecard
 from okr_sync.sync.checkins import (
     CHAT_FIELDS,
     CheckinError,
@@ -380,30 +381,29 @@ class SlackInteractions:
             self.ports.respond(response_url, _ephemeral(
                 f"Checked in {kr_id} at {record.at.isoformat(timespec='seconds')}: {said}.{warn}"))
 
-    def respond_status(self, response_url: str) -> None:
+    def latest_scorecard(self, response_url: str) -> Scorecard | None:
+        """The last stored scorecard, or None after telling the asker why there is none."""
         snapshot = self.store.latest_snapshot()
         if snapshot is None:
             self.ports.respond(response_url, _ephemeral(NO_SCORECARD))
-            return
+            return None
         try:
-            card = stored_scorecard(snapshot.document, self.plan)
+            return stored_scorecard(snapshot.document, self.plan)
         except SnapshotError:
             self.ports.respond(response_url, _ephemeral(
                 "The stored scorecard cannot be read by this version of okr-sync."))
+            return None
+
+    def respond_status(self, response_url: str) -> None:
+        card = self.latest_scorecard(response_url)
+        if card is None:
             return
         payload = render_slack_scorecard(card)
         self.ports.respond(response_url, _ephemeral(payload.text, list(payload.blocks)))
 
     def respond_explain(self, response_url: str, kr_id: str) -> None:
-        snapshot = self.store.latest_snapshot()
-        if snapshot is None:
-            self.ports.respond(response_url, _ephemeral(NO_SCORECARD))
-            return
-        try:
-            card = stored_scorecard(snapshot.document, self.plan)
-        except SnapshotError:
-            self.ports.respond(response_url, _ephemeral(
-                "The stored scorecard cannot be read by this version of okr-sync."))
+        card = self.latest_scorecard(response_url)
+        if card is None:
             return
         kr = next((k for k in card.key_results() if k.id == kr_id), None)
         if kr is None:
