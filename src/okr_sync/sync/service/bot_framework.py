@@ -27,7 +27,6 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from werkzeug.exceptions import ClientDisconnected, RequestEntityTooLarge
 from werkzeug.wrappers import Request, Response
 
 from okr_sync.config.plan import KeyResult, Plan
@@ -45,6 +44,7 @@ from okr_sync.sync.delivery.render.teams_checkin import (
     form_field,
 )
 from okr_sync.sync.delivery.render.teams_elements import CARD_CONTENT_TYPE
+from okr_sync.sync.service.request_io import BodyIncompleteError, BodyTooLargeError, read_body
 from okr_sync.sync.service.webhooks import DeliveryCache
 from okr_sync.sync.store.store import Store
 
@@ -135,14 +135,11 @@ class BotMessagingEndpoint:
         self.validator.keys.close()
 
     def __call__(self, request: Request) -> Response:
-        if request.content_length is not None and request.content_length > self.max_body:
-            return Response(status=413)
-        request.max_content_length = self.max_body + 1
         try:
-            raw = request.get_data(cache=False)
-        except RequestEntityTooLarge:
+            raw = read_body(request, self.max_body)
+        except BodyTooLargeError:
             return Response(status=413)
-        except (ClientDisconnected, OSError):
+        except BodyIncompleteError:
             return Response(status=400)
         try:
             parsed = json.loads(raw)

@@ -26,7 +26,6 @@ from urllib.parse import quote
 import sqlalchemy as sa
 from sqlalchemy.engine import make_url
 from sqlalchemy.pool import NullPool
-from werkzeug.exceptions import HTTPException, MethodNotAllowed, NotFound
 from werkzeug.routing import Map, Rule
 from werkzeug.serving import WSGIRequestHandler, get_sockaddr, select_address_family
 from werkzeug.wrappers import Request, Response
@@ -34,6 +33,7 @@ from werkzeug.wrappers import Request, Response
 from okr_sync.sync.delivery.render.report.data import NoScorecardError
 from okr_sync.sync.service.loop import StatusView
 from okr_sync.sync.service.metrics import ServiceMetrics
+from okr_sync.sync.service.request_io import match_route
 from okr_sync.sync.service.server import BoundedWSGIServer, ConnectionLimits
 from okr_sync.sync.service.webhooks import MAIN_SOURCE, SOURCE_ENVIRON_KEY
 from okr_sync.sync.state import SnapshotError
@@ -178,16 +178,10 @@ class ServiceApp:
         return result
 
     def dispatch(self, request: Request) -> Response:
-        try:
-            endpoint, arguments = self.routes.bind_to_environ(request.environ).match()
-        except NotFound:
-            return _json(404, {"error": "not found"})
-        except MethodNotAllowed as error:
-            response = _json(405, {"error": "method not allowed"})
-            response.headers["Allow"] = ", ".join(error.valid_methods or [])
-            return response
-        except HTTPException as error:
-            return _json(error.code or 400, {"error": error.name})
+        matched = match_route(self.routes, request)
+        if isinstance(matched, Response):
+            return matched
+        endpoint, arguments = matched
         try:
             if endpoint == "healthz":
                 return _json(200, {"status": "ok"})

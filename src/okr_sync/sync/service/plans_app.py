@@ -28,7 +28,6 @@ from typing import Any
 from pydantic import SecretStr
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import SQLAlchemyError
-from werkzeug.exceptions import HTTPException, MethodNotAllowed, NotFound
 from werkzeug.routing import Map, Rule
 from werkzeug.wrappers import Request, Response
 
@@ -51,6 +50,7 @@ from okr_sync.sync.service.multi import PlanCoordinator
 from okr_sync.sync.service.plan_worker import PlanWorker
 from okr_sync.sync.service.plans import FolderPlan, plan_id_of
 from okr_sync.sync.service.plans_chat import PlansChat
+from okr_sync.sync.service.request_io import match_route
 from okr_sync.sync.service.schedule import Schedule
 from okr_sync.sync.service.webhooks import MAIN_SOURCE, SOURCE_ENVIRON_KEY, JiraWebhookEndpoint
 
@@ -92,16 +92,10 @@ class PlansApp:
         return result
 
     def dispatch(self, request: Request) -> Response:
-        try:
-            endpoint, args = self.routes.bind_to_environ(request.environ).match()
-        except NotFound:
-            return _json(404, {"error": "not found"})
-        except MethodNotAllowed as error:
-            response = _json(405, {"error": "method not allowed"})
-            response.headers["Allow"] = ", ".join(error.valid_methods or [])
-            return response
-        except HTTPException as error:
-            return _json(error.code or 400, {"error": error.name})
+        matched = match_route(self.routes, request)
+        if isinstance(matched, Response):
+            return matched
+        endpoint, args = matched
         try:
             if endpoint == "healthz":
                 return _json(200, {"status": "ok"})

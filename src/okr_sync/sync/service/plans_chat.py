@@ -33,7 +33,6 @@ from collections.abc import Callable, Mapping
 from datetime import datetime
 from typing import Any
 
-from werkzeug.exceptions import ClientDisconnected, RequestEntityTooLarge
 from werkzeug.wrappers import Request, Response
 
 from okr_sync.config.plan import Plan
@@ -58,6 +57,7 @@ from okr_sync.sync.service.bot_framework import (
     _invoke_card,
 )
 from okr_sync.sync.service.multi import PlanCoordinator
+from okr_sync.sync.service.request_io import BodyIncompleteError, BodyTooLargeError, read_body
 from okr_sync.sync.service.slack_interactions import (
     MAX_BODY_BYTES,
     BackgroundWork,
@@ -272,14 +272,12 @@ class PlansChat:
         """Route the activity to its plan's endpoint, which checks the token first."""
         if self.validator is None:
             return _json(404, {"error": "not found"})
-        if request.content_length is not None and request.content_length > MAX_ACTIVITY_BYTES:
-            return Response(status=413)
-        request.max_content_length = MAX_ACTIVITY_BYTES + 1
         try:
-            raw = request.get_data(cache=True)  # the plan's endpoint reads it again
-        except RequestEntityTooLarge:
+            # Kept on the request: the plan's endpoint reads the body again.
+            raw = read_body(request, MAX_ACTIVITY_BYTES, keep=True)
+        except BodyTooLargeError:
             return Response(status=413)
-        except (ClientDisconnected, OSError):
+        except BodyIncompleteError:
             return Response(status=400)
         try:
             parsed = json.loads(raw)

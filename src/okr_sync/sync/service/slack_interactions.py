@@ -27,13 +27,13 @@ from datetime import datetime
 from typing import Any
 from urllib.parse import urlsplit
 
-from werkzeug.exceptions import ClientDisconnected, RequestEntityTooLarge
 from werkzeug.wrappers import Request, Response
 
 from okr_sync.config.plan import Plan
 from okr_sync.config.settings import Settings, is_loopback_host
 from okr_sync.connectors.slack.client import SlackClient, SlackError
 from okr_sync.connectors.slack.respond import SlackResponseError, post_response
+from okr_sync.scoring.scorecard import Scorecard
 from okr_sync.sync.checkins import (
     CHAT_FIELDS,
     CheckinError,
@@ -56,6 +56,7 @@ from okr_sync.sync.delivery.render.slack_checkin import (
 )
 from okr_sync.sync.runtime import Runtime
 from okr_sync.sync.scheduled import stored_scorecard
+from okr_sync.sync.service.request_io import BodyIncompleteError, BodyTooLargeError, read_body
 from okr_sync.sync.service.slack_requests import (
     SlackRequestError,
     interaction_payload,
@@ -150,17 +151,12 @@ class BackgroundWork:
 def verified_form(request: Request, verifier: SlackVerifier, max_body: int
                   ) -> dict[str, str] | Response:
     """The form of a request verified as Slack's, or the refusal to answer with."""
-    if request.content_length is not None and request.content_length > max_body:
-        return _json(413, {"error": f"body over {max_body} bytes"})
-    request.max_content_length = max_body + 1
     try:
-        body = request.get_data(cache=True)
-    except RequestEntityTooLarge:
+        body = read_body(request, max_body, keep=True)  # request.form parses it next
+    except BodyTooLargeError:
         return _json(413, {"error": f"body over {max_body} bytes"})
-    except (ClientDisconnected, OSError):
+    except BodyIncompleteError:
         return _json(400, {"error": "incomplete body"})
-    if len(body) > max_body:
-        return _json(413, {"error": f"body over {max_body} bytes"})
     refusal = verifier.refusal(body, request.headers.get(TIMESTAMP_HEADER),
                                request.headers.get(SIGNATURE_HEADER))
     if refusal is not None:
@@ -385,30 +381,29 @@ class SlackInteractions:
             self.ports.respond(response_url, _ephemeral(
                 f"Checked in {kr_id} at {record.at.isoformat(timespec='seconds')}: {said}.{warn}"))
 
-    def respond_status(self, response_url: str) -> None:
+    def latest_scorecard(self, response_url: str) -> Scorecard | None:
+        """The last stored scorecard, or None after telling the asker why there is none."""
         snapshot = self.store.latest_snapshot()
         if snapshot is None:
             self.ports.respond(response_url, _ephemeral(NO_SCORECARD))
-            return
+            return None
         try:
-            card = stored_scorecard(snapshot.document, self.plan)
+            return stored_scorecard(snapshot.document, self.plan)
         except SnapshotError:
             self.ports.respond(response_url, _ephemeral(
                 "The stored scorecard cannot be read by this version of okr-sync."))
+            return None
+
+    def respond_status(self, response_url: str) -> None:
+        card = self.latest_scorecard(response_url)
+        if card is None:
             return
         payload = render_slack_scorecard(card)
         self.ports.respond(response_url, _ephemeral(payload.text, list(payload.blocks)))
 
     def respond_explain(self, response_url: str, kr_id: str) -> None:
-        snapshot = self.store.latest_snapshot()
-        if snapshot is None:
-            self.ports.respond(response_url, _ephemeral(NO_SCORECARD))
-            return
-        try:
-            card = stored_scorecard(snapshot.document, self.plan)
-        except SnapshotError:
-            self.ports.respond(response_url, _ephemeral(
-                "The stored scorecard cannot be read by this version of okr-sync."))
+        card = self.latest_scorecard(response_url)
+        if card is None:
             return
         kr = next((k for k in card.key_results() if k.id == kr_id), None)
         if kr is None:

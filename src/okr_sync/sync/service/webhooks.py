@@ -27,8 +27,9 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from pydantic import SecretStr
-from werkzeug.exceptions import ClientDisconnected, RequestEntityTooLarge
 from werkzeug.wrappers import Request, Response
+
+from okr_sync.sync.service.request_io import BodyIncompleteError, BodyTooLargeError, read_body
 
 log = logging.getLogger(__name__)
 
@@ -276,23 +277,17 @@ class JiraWebhookEndpoint:
             return (_json(403, error="webhooks of this source are refused: it has no webhook "
                                      "secret"), "unsigned_refused")
         too_large = _json(413, error=f"body over {self.max_body} bytes"), "too_large"
-        if request.content_length is not None and request.content_length > self.max_body:
-            return too_large
-        # A chunked body has no length up front: read one byte past the limit to tell
-        # "exactly the limit" from "more" (Werkzeug's limit silently truncates).
-        request.max_content_length = self.max_body + 1
         try:
-            body = request.get_data(cache=False)
-        except RequestEntityTooLarge:
+            body = read_body(request, self.max_body)
+        except BodyTooLargeError:
             return too_large
-        except (ClientDisconnected, OSError) as error:
+        except BodyIncompleteError as error:
             # The client left (or stalled past the read timeout) mid-body: routine on a
             # public port, so one line and no traceback; nothing was received to act on.
             log.info("webhook client disconnected before sending its whole body",
-                     extra={"remote": request.remote_addr, "error": type(error).__name__})
+                     extra={"remote": request.remote_addr,
+                           "error": type(error.__cause__).__name__})
             return _json(400, error="incomplete body"), "disconnected"
-        if len(body) > self.max_body:
-            return too_large
         if secret is not None and not verify_signature(
             secret, body, request.headers.get(SIGNATURE_HEADER)
         ):
