@@ -78,11 +78,14 @@ class Evaluation:
         return self.error is None
 
 
-def _measured(plan: Plan, sources: Mapping[str, SourceData], cycle_start: datetime,
-              ) -> dict[str, dict[str, Measured]]:
-    """Per source, the measures that select items this pass (not failed, not counts)."""
+def measured_by_source(plan: Plan, sources: Mapping[str, SourceData], cycle_start: datetime,
+                       skip: Collection[str] = ()) -> dict[str, dict[str, Measured]]:
+    """Per source, the measures that select items this pass (not failed, not counts),
+    but those in ``skip``."""
     result: dict[str, dict[str, Measured]] = {}
     for owner, spec in plan.jira_measures():
+        if owner in skip:
+            continue
         data = sources[spec.source]
         source = plan.jira[spec.source]
         membership = data.memberships.get(owner)
@@ -107,6 +110,7 @@ def measure_states(
     cycle_start: datetime,
     before: Mapping[str, MeasureState] | None = None,
     changes: Mapping[str, Changes] | None = None,
+    skip: Collection[str] = (),
 ) -> dict[str, MeasureState]:
     """Each item-selecting measure's state (its selected items' facts) this pass.
 
@@ -114,12 +118,14 @@ def measure_states(
     source's ``issues``. With them, ``before`` must be the states computed on the
     mirror that ``changes[source]`` turns into this pass's: a measure whose stored
     state has its key is brought up to date from the changes alone, the rest (and
-    every measure of a source without changes) in one pass over the mirror.
+    every measure of a source without changes) in one pass over the mirror. Owners in
+    ``skip`` are not measured (the caller has their evaluations).
     """
     before = before or {}
     changes = changes or {}
     states: dict[str, MeasureState] = {}
-    for source_name, measures in _measured(plan, sources, cycle_start).items():
+    for source_name, measures in measured_by_source(plan, sources, cycle_start,
+                                                    skip).items():
         data = sources[source_name]
         source_changes = changes.get(source_name)
         kept = {
@@ -146,18 +152,22 @@ def evaluate_measures(
     cycle_start: datetime,
     previous: Mapping[str, Mapping[str, ItemState]] | None = None,
     states: Mapping[str, MeasureState] | None = None,
+    skip: Collection[str] = (),
 ) -> dict[str, Evaluation]:
     """Measure every Jira-measured KR and KPI of ``plan``.
 
     ``previous`` holds each owner's item states at the last published pass, so
     the reasons for a change can be told (``+2 done``, ``1 moved out``...).
     ``states`` are this pass's :func:`measure_states` (computed in full when absent).
+    Owners in ``skip`` are left out (whole objectives: double counting is told within one).
     """
     previous = previous or {}
     if states is None:
         states = measure_states(plan, sources, cycle_start=cycle_start)
     results: dict[str, Evaluation] = {}
     for owner, spec in plan.jira_measures():
+        if owner in skip:
+            continue
         data = sources[spec.source]
         jql = data.jql.get(owner, "")
         links = (data.link(jql),) if data.link is not None and jql else ()
@@ -242,7 +252,7 @@ def measure_keys(plan: Plan, sources: Mapping[str, SourceData], *, cycle_start: 
     measure this pass (not failed, not counts)."""
     return {
         owner: measured.key
-        for by_owner in _measured(plan, sources, cycle_start).values()
+        for by_owner in measured_by_source(plan, sources, cycle_start).values()
         for owner, measured in by_owner.items()
     }
 

@@ -29,10 +29,12 @@ from okr_sync.scoring.evaluate import (
     evaluation_summary,
     measure_keys,
     measure_states,
+    measured_by_source,
 )
 from okr_sync.scoring.explain import ItemState
-from okr_sync.scoring.incremental import MeasureState
-from okr_sync.sync.pull import PulledSource
+from okr_sync.scoring.incremental import MeasureIndex, MeasureState
+from okr_sync.scoring.measures import WorkItem
+from okr_sync.sync.pull import PulledSource, issue_from_record
 from okr_sync.sync.state import (
     Explanation,
     LazyExplanations,
@@ -57,6 +59,10 @@ class Measurements:
     unchanged: bool = False
     before: Mapping[str, MeasureState] = field(default_factory=dict)
     states: Mapping[str, MeasureState] = field(default_factory=dict)
+    #: Owners no change of this pass can affect -> their stored measure key (None for
+    #: counts): evaluations taken from the stored summary, states neither read nor
+    #: written, items those of the latest snapshot.
+    reused: Mapping[str, str | None] = field(default_factory=dict)
 
 
 def members_hash(ids: Sequence[str]) -> str:
@@ -80,6 +86,7 @@ def measure(
     sites: Mapping[str, str | None],
     summaries: Mapping[str, Mapping[str, Any] | None],
     may_reuse: bool,
+    latest_items: Mapping[str, Any] | None = None,
 ) -> Measurements:
     """Evaluate every Jira measure. ``published_id`` is the published snapshot's id;
     ``previous`` reads its item states (for the reasons), only when they are needed."""
@@ -88,12 +95,107 @@ def measure(
                             published_id=published_id, sites=sites, summaries=summaries)
         if reused is not None:
             return Measurements(reused, unchanged=True)
-    before, changes = prior_measure_states(store, pulled)
+    items_before = previous()
+    kept: dict[str, tuple[Evaluation, str | None]] = {}
+    if may_reuse and latest_items is not None:
+        kept = untouched(plan, store, pulled, sources, cycle_start=cycle_start,
+                           published_id=published_id, sites=sites, summaries=summaries,
+                           items_before=items_before, latest_items=latest_items)
+    owners: dict[str, list[str]] | None = None
+    if kept:
+        owners = {}
+        for owner, spec in plan.jira_measures():
+            if owner not in kept:
+                owners.setdefault(spec.source, []).append(owner)
+    before, changes = prior_measure_states(store, pulled, owners)
     states = measure_states(plan, sources, cycle_start=cycle_start, before=before,
-                            changes=changes)
-    evaluations = evaluate_measures(plan, sources, cycle_start=cycle_start,
-                                    previous=previous(), states=states)
-    return Measurements(evaluations, False, before, states)
+                            changes=changes, skip=kept)
+    evaluated = evaluate_measures(plan, sources, cycle_start=cycle_start,
+                                  previous=items_before, states=states, skip=kept)
+    evaluations = {owner: evaluated[owner] if owner in evaluated else kept[owner][0]
+                   for owner, _ in plan.jira_measures()}
+    return Measurements(evaluations, False, before, states,
+                        {owner: key for owner, (_, key) in kept.items()})
+
+
+def untouched(
+    plan: Plan,
+    store: StoreReader,
+    pulled: Mapping[str, PulledSource],
+    sources: Mapping[str, SourceData],
+    *,
+    cycle_start: datetime,
+    published_id: int | None,
+    sites: Mapping[str, str | None],
+    summaries: Mapping[str, Mapping[str, Any] | None],
+    items_before: Mapping[str, Mapping[str, ItemState]],
+    latest_items: Mapping[str, Any],
+) -> dict[str, tuple[Evaluation, str | None]]:
+    """Owners whose evaluation this pass's changes cannot alter -> (the evaluation in the
+    stored summary, its measure key).
+
+    An owner qualifies when its source's summary was told against the same published
+    snapshot and site, its measure key, JQL and membership are those of the summary,
+    the latest snapshot holds its items, and no changed or removed issue is one it
+    selects now, selected before (its mirror row as the previous pass saw it), holds as
+    a raw-JQL member, or held at the published snapshot (the reasons read their
+    projects). Its items, value, warnings and reasons are then exactly the summary's;
+    double counting is told within an objective, so an objective is reused whole or not.
+    """
+    by_source = measured_by_source(plan, sources, cycle_start)
+    keys = {owner: m.key for measures in by_source.values() for owner, m in measures.items()}
+    candidates: dict[str, tuple[Evaluation, str | None]] = {}
+    for name, source in pulled.items():
+        summary = summaries.get(name)
+        if (
+            summary is None or summary.get("version") != SUMMARY_VERSION
+            or source.source_error or summary.get("published") != published_id
+            or summary.get("site") != sites.get(name)
+        ):
+            continue
+        data = sources[name]
+        touched = {i.id for i in source.upserts} | set(source.deleted)
+        # The changed issues as the previous pass measured them (the mirror is written
+        # at commit) and as they are now.
+        items: list[WorkItem] = [issue_from_record(doc)
+                                 for doc in store.issue_records(name, touched).values()]
+        items += [source.issues[i.id] for i in source.upserts
+                  if i.id not in source.deleted and i.id in source.issues]
+        measures = by_source.get(name, {})
+        index = MeasureIndex({o: m.matcher for o, m in measures.items()
+                              if m.matcher is not None})
+        hit: set[str] = set()
+        for item in items:
+            hit |= index.matching(item)
+        for owner, spec in plan.jira_measures():
+            if spec.source != name or owner in hit or owner in data.failures:
+                continue
+            entry = summary["evaluations"].get(owner)
+            membership = source.memberships.get(owner)
+            if (
+                entry is None or entry["error"] is not None
+                or entry["jql"] != data.jql.get(owner, "")
+                or keys.get(owner) != summary["keys"].get(owner)
+                or owner not in latest_items
+                or touched.intersection(items_before.get(owner, ()))
+            ):
+                continue
+            if spec.jql is not None:
+                if membership is None:
+                    continue
+                expected = (membership if isinstance(membership, int)
+                            else members_hash(membership))
+                if summary["memberships"].get(owner) != expected or (
+                        not isinstance(membership, int) and touched.intersection(membership)):
+                    continue
+            candidates[owner] = (evaluation_from_summary(owner, entry), keys.get(owner))
+    jira_owners = {owner for owner, _ in plan.jira_measures()}
+    for objective in plan.objectives:
+        krs = [kr.id for kr in objective.key_results if kr.id in jira_owners]
+        if any(kr not in candidates for kr in krs):
+            for kr in krs:
+                candidates.pop(kr, None)
+    return candidates
 
 
 def _unchanged(
@@ -181,7 +283,7 @@ def save_measurements(
         if summary is not None and published_now is not None:
             summary = told_against_itself(summary, published_now)
         save_measure_states(tx, name, measurements.before, measurements.states, sources_of,
-                            now, summary=summary)
+                            now, summary=summary, untouched=measurements.reused)
 
 
 def told_against_itself(summary: Mapping[str, Any], snapshot_id: int) -> dict[str, Any]:
@@ -209,8 +311,10 @@ def _summary(
         "version": SUMMARY_VERSION,
         "published": published_id,
         "site": site,
-        "keys": {owner: state.key for owner, state in measurements.states.items()
-                 if owner in mine},
+        "keys": {**{owner: state.key for owner, state in measurements.states.items()
+                    if owner in mine},
+                 **{owner: key for owner, key in measurements.reused.items()
+                    if owner in mine and key is not None}},
         "memberships": {
             owner: membership if isinstance(membership, int) else members_hash(membership)
             for owner, membership in source.memberships.items()

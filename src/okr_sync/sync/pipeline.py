@@ -184,6 +184,7 @@ class SyncPass:
             sites=sites,
             summaries=summaries,
             may_reuse=latest is not None and not self.options.full and not self.options.refetch,
+            latest_items=latest.explanations if latest is not None else None,
         )
         evaluations = measurements.evaluations
         # One line per failed source, never one per KR and KPI of it.
@@ -241,6 +242,11 @@ class SyncPass:
             # their reasons this pass's (told against the published snapshot).
             explanations: Mapping[str, Explanation] = with_reasons(
                 latest.explanations, evaluations)
+        elif measurements.reused and latest is not None:
+            # Owners no change touched keep the latest snapshot's items (their reasons
+            # are this pass's); the others are explained by what was measured.
+            explanations = explanations_of(evaluations, latest.explanations,
+                                           measurements.reused)
         else:
             explanations = explanations_of(evaluations)
         snapshot = PassSnapshot(scorecard, explanations, self._fingerprints())

@@ -10,7 +10,7 @@ documents of earlier versions are upgraded on read (:func:`upgrade_snapshot_v1`)
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Collection, Iterator, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any, get_args
@@ -262,9 +262,20 @@ def save_snapshot(
                                run_id=run_id, published=published)
 
 
-def explanations_of(evaluations: Mapping[str, Evaluation]) -> dict[str, Explanation]:
-    """Per owner, the items behind its value: kept in the snapshot for ``explain``."""
-    return {owner: Explanation.of(evaluation) for owner, evaluation in evaluations.items()}
+def explanations_of(evaluations: Mapping[str, Evaluation],
+                    latest: Mapping[str, Explanation] | None = None,
+                    reused: Collection[str] = ()) -> dict[str, Explanation]:
+    """Per owner, the items behind its value: kept in the snapshot for ``explain``.
+    Owners in ``reused`` (evaluated without items) take theirs from ``latest``."""
+    result: dict[str, Explanation] = {}
+    for owner, evaluation in evaluations.items():
+        if owner in reused and latest is not None:
+            kept = latest[owner]
+            result[owner] = (kept if kept.reasons == tuple(evaluation.reasons)
+                             else replace(kept, reasons=tuple(evaluation.reasons)))
+        else:
+            result[owner] = Explanation.of(evaluation)
+    return result
 
 
 def load_state(
@@ -316,17 +327,20 @@ def load_state(
 
 
 def prior_measure_states(
-    store: StoreReader, pulled: Mapping[str, PulledSource]
+    store: StoreReader, pulled: Mapping[str, PulledSource],
+    owners: Mapping[str, Collection[str]] | None = None,
 ) -> tuple[dict[str, MeasureState], dict[str, Changes]]:
     """The stored measure states and, per source that has them, how this pull changed
     the mirror they were computed on (for :func:`~okr_sync.scoring.evaluate.measure_states`).
 
+    ``owners``: per source, the only owners whose states are wanted (all when absent).
     A source without usable states gets no changes: its measures are measured in full.
     """
     before: dict[str, MeasureState] = {}
     changes: dict[str, Changes] = {}
     for name, source in pulled.items():
-        stored = store.get_measure_states(name)
+        stored = store.get_measure_states(
+            name, None if owners is None else owners.get(name, ()))
         if stored is None:
             continue
         for owner, (_, document) in stored.items():
@@ -350,13 +364,16 @@ def save_measure_states(
     now: datetime,
     *,
     summary: Mapping[str, Any] | None = None,
+    untouched: Collection[str] = (),
 ) -> None:
     """Store the states of ``source``'s measures that changed, with the mirror's mark
-    (and the pass's summary, see :mod:`okr_sync.sync.measuring`)."""
+    (and the pass's summary, see :mod:`okr_sync.sync.measuring`). ``untouched``: owners
+    whose stored states this pass did not read and still hold (kept as they are)."""
     mine = {owner: state for owner, state in states.items() if sources_of.get(owner) == source}
     changed = {owner: (state.key, state.to_json()) for owner, state in mine.items()
                if before.get(owner) is not state}
-    tx.save_measure_states(source, changed, keep=set(mine), at=now, summary=summary)
+    keep = set(mine) | {o for o in untouched if sources_of.get(o) == source}
+    tx.save_measure_states(source, changed, keep=keep, at=now, summary=summary)
 
 
 def write_source(tx: StoreTransaction, source: PulledSource, now: datetime) -> None:

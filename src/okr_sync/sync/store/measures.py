@@ -78,18 +78,23 @@ class MeasureOps(StoreOps):
         return mark
 
     def get_measure_states(
-        self, source: str
+        self, source: str, owners: Collection[str] | None = None
     ) -> dict[str, tuple[str, Mapping[str, Any]]] | None:
         """Owner -> (measure key, state document), or ``None`` when there are none that
-        were computed on the mirror as it is (never stored, or the mirror written since)."""
+        were computed on the mirror as it is (never stored, or the mirror written since).
+        ``owners``: only theirs (a pass reads only the states its changes touch)."""
         with self._connection() as conn:
             if self._mirror_mark(conn, source) is None:
                 return None
-            rows = conn.execute(
-                sa.select(measure_states.c.owner, measure_states.c.measure_key,
-                          measure_states.c.state).where(measure_states.c.source == source)
-            )
-            states = {row.owner: (row.measure_key, row.state) for row in rows}
+            states: dict[str, tuple[str, Mapping[str, Any]]] = {}
+            query = sa.select(measure_states.c.owner, measure_states.c.measure_key,
+                              measure_states.c.state).where(measure_states.c.source == source)
+            selections = [query] if owners is None else [
+                query.where(measure_states.c.owner.in_(chunk))
+                for chunk in chunks(sorted(set(owners)))]
+            for selected in selections:
+                states.update((row.owner, (row.measure_key, row.state))
+                              for row in conn.execute(selected))
         self.measure_state_rows_read += len(states)
         return states
 

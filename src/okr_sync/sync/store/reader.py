@@ -43,7 +43,7 @@ class StoreReader(Protocol):
     def issue_records(self, source: str, ids: Collection[str]) -> dict[str, dict[str, Any]]: ...
 
     def get_measure_states(
-        self, source: str
+        self, source: str, owners: Collection[str] | None = None
     ) -> dict[str, tuple[str, Mapping[str, Any]]] | None: ...
 
     def get_cursor(self, source: str) -> Cursor | None: ...
@@ -119,9 +119,9 @@ class ReadOnlyStore:
         return {} if self._store is None else self._store.issue_records(source, ids)
 
     def get_measure_states(
-        self, source: str
+        self, source: str, owners: Collection[str] | None = None
     ) -> dict[str, tuple[str, Mapping[str, Any]]] | None:
-        return None if self._store is None else self._store.get_measure_states(source)
+        return None if self._store is None else self._store.get_measure_states(source, owners)
 
     def get_cursor(self, source: str) -> Cursor | None:
         return None if self._store is None else self._store.get_cursor(source)
