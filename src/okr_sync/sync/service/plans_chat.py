@@ -55,6 +55,7 @@ from okr_sync.sync.service.bot_framework import (
     MAX_ACTIVITY_BYTES,
     BotMessagingEndpoint,
     _invoke_card,
+    channel_refusal,
 )
 from okr_sync.sync.service.multi import PlanCoordinator
 from okr_sync.sync.service.request_io import BodyIncompleteError, BodyTooLargeError, read_body
@@ -75,7 +76,7 @@ from okr_sync.sync.service.slack_requests import (
     parse_slash_command,
 )
 from okr_sync.sync.service.slack_signature import SlackVerifier
-from okr_sync.sync.service.webhooks import DeliveryCache, WebhookEvent
+from okr_sync.sync.service.webhooks import WebhookEvent
 
 log = logging.getLogger("okr_sync.service.slack")
 
@@ -113,8 +114,7 @@ class PlansChat:
             self.validator = BotTokenValidator(
                 settings.teams_app_id,
                 keys or BotFrameworkKeys(settings.teams_openid_metadata_url))
-        #: Activity ids already answered (one bot, every plan).
-        self.bot_cache = DeliveryCache()
+        self.tenant_ids = settings.teams_tenant_id_set
 
     def close(self) -> None:
         if self.verifier is not None:
@@ -263,7 +263,9 @@ class PlansChat:
                 return cached[1]
             endpoint = BotMessagingEndpoint(
                 self.validator, plan=folder_plan.plan, clock=self.clock,
-                store=self.coordinator.plan_store(plan_id), cache=self.bot_cache,
+                store=self.coordinator.plan_store(plan_id),
+                # Answered activity ids: one bot for every plan, on every replica.
+                sightings=self.coordinator.store, tenant_ids=self.tenant_ids,
                 on_checkin=self._ask_pass(plan_id, "teams"))
             self._bots[plan_id] = (folder_plan.stamp, endpoint)
             return endpoint
@@ -319,6 +321,11 @@ class PlansChat:
             return Response(status=401)
         if not activity:
             return Response(status=400)
+        refused = channel_refusal(activity, self.tenant_ids)
+        if refused is not None:
+            log.warning("bot request refused", extra={"reason": refused,
+                                                      "remote": request.remote_addr})
+            return Response(status=403)
         if activity.get("type") != "invoke":
             return Response(status=200)
         return _invoke_card(checkin_refused_card(problem))
