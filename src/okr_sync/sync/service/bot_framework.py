@@ -35,7 +35,6 @@ from datetime import datetime, timedelta
 from typing import Any, Protocol
 
 from sqlalchemy.exc import SQLAlchemyError
-
 from werkzeug.wrappers import Request, Response
 
 from okr_sync.config.plan import KeyResult, Plan
@@ -220,7 +219,7 @@ class BotMessagingEndpoint:
         try:
             if key is not None and not self.sightings.first_sighting(
                     key, ACTIVITY_DEDUP_TTL, now=self.clock()):
-                log.info("bot invoke already answered", extra={"activity": activity_id[:128]})
+                log.info("bot invoke already answered", extra={"activity": key[4:132]})
                 return _invoke_card(checkin_repeated_card())
         except SQLAlchemyError as error:
             log.warning("bot invoke not answered: the store cannot be reached",

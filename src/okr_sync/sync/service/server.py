@@ -223,7 +223,7 @@ class BoundedWSGIServer(BaseWSGIServer):
         accepting thread (else one odd request would stop every later one, /healthz too)."""
         try:
             self._receive(selector, incoming)
-        except Exception as error:  # noqa: BLE001 - the loop must survive any one connection
+        except Exception as error:  # the loop must survive any one connection
             # The error's type only: its text may quote request bytes (headers, secrets).
             log.error("http server: dropped a connection after an error handling it",
                       extra={"error": type(error).__name__})
