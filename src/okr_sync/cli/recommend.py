@@ -115,7 +115,7 @@ def recommendations(store: Store, plan: Plan, krs: Sequence[KeyResult]
         series = []
         for c in cycles:
             if c not in by_cycle:
-                by_cycle[c] = store.history_for_cycle(c)
+                by_cycle[c] = store.history_for_cycle(c, plan.cycle.zone)
             rows = [Measurement(r.as_of, r.value) for r in by_cycle[c].get(kr.id, ())
                     if r.value is not None]
             series.append((c, daily_series(rows, plan.cycle.zone)))
