@@ -52,6 +52,8 @@ from okr_sync.sync.service.framing import (
 
 log = logging.getLogger("okr_sync.service")
 
+#: Digits a Content-Length may have (far beyond any body limit) before it is refused.
+MAX_LENGTH_DIGITS = 18
 _BUSY = b"HTTP/1.0 503 Service Unavailable\r\nConnection: close\r\nContent-Length: 0\r\n\r\n"
 
 
@@ -150,7 +152,7 @@ class BoundedWSGIServer(BaseWSGIServer):
                     elif key.data == "wake":
                         self._drain_wake()
                     else:
-                        self._receive(selector, key.data)
+                        self._receive_guarded(selector, key.data)
                 self._expire(selector)
         finally:
             for incoming in list(self._waiting.values()):
@@ -215,6 +217,18 @@ class BoundedWSGIServer(BaseWSGIServer):
     def _oldest(candidates: Any) -> _Incoming:
         oldest: _Incoming = min(candidates, key=lambda w: w.accepted_at)
         return oldest
+
+    def _receive_guarded(self, selector: selectors.BaseSelector, incoming: _Incoming) -> None:
+        """Handle one connection's bytes; a fault there costs that connection, never the
+        accepting thread (else one odd request would stop every later one, /healthz too)."""
+        try:
+            self._receive(selector, incoming)
+        except Exception as error:  # the loop must survive any one connection
+            # The error's type only: its text may quote request bytes (headers, secrets).
+            log.error("http server: dropped a connection after an error handling it",
+                      extra={"error": type(error).__name__})
+            with contextlib.suppress(Exception):
+                self._drop(selector, incoming)
 
     def _receive(self, selector: selectors.BaseSelector, incoming: _Incoming) -> None:
         try:
@@ -291,7 +305,11 @@ class BoundedWSGIServer(BaseWSGIServer):
         if len(lengths) != 1:
             return False  # no body, or an ambiguous one that the worker refuses
         declared = lengths.pop()
-        if not declared.isdigit() or int(declared) == 0 or int(declared) > self.limits.max_body:
+        # Header values are latin-1: "²" is a digit to str.isdigit() but not to int(); and a
+        # longer string than any sane length only costs time to convert.
+        if not (declared.isascii() and declared.isdigit()) or len(declared) > MAX_LENGTH_DIGITS:
+            return False  # the worker refuses a malformed length
+        if int(declared) == 0 or int(declared) > self.limits.max_body:
             # A declared length over the limit is refused by length, without reading.
             return False
         incoming.body_end = incoming.head_end + int(declared)
