@@ -133,10 +133,22 @@ def _number(value: object) -> float | None:
 
 class LazyExplanations(Mapping[str, "Explanation"]):
     """A stored snapshot's explanations, read from the store the first time they are
-    needed: most of a large snapshot is its items, and a quiet pass needs none of them."""
+    needed: most of a large snapshot is its items, and a quiet pass needs none of them.
 
-    def __init__(self, load: Callable[[], Mapping[str, Explanation]]) -> None:
+    Given ``owners`` (which owners it holds) and ``load_some`` (read only some owners'),
+    looking up one owner reads only that owner's items: a pass that touched one KR
+    decodes one KR's items.
+    """
+
+    def __init__(self, load: Callable[[], Mapping[str, Explanation]], *,
+                 owners: Callable[[], Collection[str]] | None = None,
+                 load_some: Callable[[Collection[str]], Mapping[str, Explanation]] | None = None
+                 ) -> None:
         self._load = load
+        self._owners = owners
+        self._load_some = load_some
+        self._known: list[str] | None = None
+        self._some: dict[str, Explanation] = {}
         self._loaded: dict[str, Explanation] | None = None
 
     def _all(self) -> dict[str, Explanation]:
@@ -144,14 +156,36 @@ class LazyExplanations(Mapping[str, "Explanation"]):
             self._loaded = dict(self._load())
         return self._loaded
 
+    def _keys(self) -> list[str]:
+        if self._loaded is not None or self._owners is None:
+            return list(self._all())
+        if self._known is None:
+            self._known = list(self._owners())
+        return self._known
+
     def __getitem__(self, owner: str) -> Explanation:
-        return self._all()[owner]
+        if self._loaded is not None or self._load_some is None:
+            return self._all()[owner]
+        if owner not in self._some:
+            self._some.update(self._load_some((owner,)))
+        return self._some[owner]
+
+    def preload(self, owners: Collection[str]) -> None:
+        """Read ``owners``' explanations in one go (not one read per owner)."""
+        if self._loaded is not None or self._load_some is None:
+            return
+        missing = [owner for owner in owners if owner not in self._some]
+        if missing:
+            self._some.update(self._load_some(missing))
+
+    def __contains__(self, owner: object) -> bool:
+        return owner in self._keys()
 
     def __iter__(self) -> Iterator[str]:
-        return iter(self._all())
+        return iter(self._keys())
 
     def __len__(self) -> int:
-        return len(self._all())
+        return len(self._keys())
 
     def __eq__(self, other: object) -> bool:
         return isinstance(other, Mapping) and self._all() == dict(other)
@@ -268,6 +302,8 @@ def explanations_of(evaluations: Mapping[str, Evaluation],
     """Per owner, the items behind its value: kept in the snapshot for ``explain``.
     Owners in ``reused`` (evaluated without items) take theirs from ``latest``."""
     result: dict[str, Explanation] = {}
+    if isinstance(latest, LazyExplanations):
+        latest.preload([owner for owner in evaluations if owner in reused])
     for owner, evaluation in evaluations.items():
         if owner in reused and latest is not None:
             kept = latest[owner]

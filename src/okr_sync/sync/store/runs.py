@@ -3,14 +3,16 @@ history and check-ins."""
 
 from __future__ import annotations
 
-from collections.abc import Collection, Mapping
+import hashlib
+import json
+from collections.abc import Collection, Iterable, Mapping
 from datetime import datetime
 from typing import Any, cast
 
 import sqlalchemy as sa
 
 from okr_sync.scoring.scorecard import Confidence
-from okr_sync.sync.store.base import StoreOps, to_jsonable, truncate
+from okr_sync.sync.store.base import StoreOps, chunks, to_jsonable, truncate
 from okr_sync.sync.store.records import (
     Checkin,
     InvalidRecordError,
@@ -28,6 +30,7 @@ from okr_sync.sync.store.tables import (
     RUN_KINDS,
     RUN_OUTCOMES,
     checkins,
+    kr_items,
     runs,
     snapshots,
 )
@@ -66,11 +69,46 @@ def _snapshot(row: sa.Row[Any]) -> Snapshot:
     )
 
 
+#: The document key naming each owner's ``kr_items`` row in place of inline ``explain``.
+EXPLAIN_REFS = "explain_refs"
+
+
+def _split_explain(document: Mapping[str, Any]
+                   ) -> tuple[dict[str, Any], dict[tuple[str, str], Any]]:
+    """``document`` with its explanations replaced by per-owner content hashes, and the
+    rows those hashes name. Documents of another layout keep theirs inline."""
+    plain = to_jsonable(document)
+    explain = plain.get("explain")
+    if plain.get("version") != 2 or not isinstance(explain, dict):
+        return plain, {}
+    refs: dict[str, str] = {}
+    rows: dict[tuple[str, str], Any] = {}
+    for owner, entry in explain.items():
+        text = json.dumps(entry, sort_keys=True, separators=(",", ":"))
+        digest = hashlib.sha256(text.encode()).hexdigest()
+        refs[owner] = digest
+        rows[(owner, digest)] = entry
+    stored = {key: value for key, value in plain.items() if key != "explain"}
+    stored[EXPLAIN_REFS] = refs
+    return stored, rows
+
+
+def referenced_item_keys(document: Mapping[str, Any]) -> set[tuple[str, str]]:
+    """The ``kr_items`` rows a stored document names (none for an inline one)."""
+    refs = document.get(EXPLAIN_REFS)
+    return set(refs.items()) if isinstance(refs, dict) else set()
+
+
 def _checkin(row: sa.Row[Any]) -> Checkin:
     return Checkin(row.id, row.kr_id, row.at, row.value, row.confidence, row.note, row.author)
 
 
 class RunOps(StoreOps):
+    #: ``kr_items`` rows this object has written and read (tests and benchmarks check a
+    #: pass writes only the owners whose items changed and reads only those it needs).
+    kr_item_rows_written: int = 0
+    kr_item_rows_read: int = 0
+
     # -- runs --------------------------------------------------------------------------
 
     def start_run(
@@ -190,7 +228,9 @@ class RunOps(StoreOps):
         ``published`` marks the snapshot that later passes diff against: save it in
         the same transaction as the outbox rows announcing it.
         """
+        stored, rows = _split_explain(document)
         with self._connection() as conn:
+            self._write_items(conn, rows)
             result = conn.execute(
                 sa.insert(snapshots)
                 .values(
@@ -198,12 +238,91 @@ class RunOps(StoreOps):
                     created_at=self._now(created_at),
                     cycle=cycle,
                     as_of=self._now(as_of),
-                    document=to_jsonable(document),
+                    document=stored,
                     published=published,
                 )
                 .returning(snapshots.c.id)
             )
             return int(result.scalar_one())
+
+    def _write_items(self, conn: sa.Connection, rows: Mapping[tuple[str, str], Any]) -> None:
+        """Insert the rows not stored yet: an owner whose items did not change names
+        the row an earlier snapshot wrote."""
+        if not rows:
+            return
+        present: set[tuple[str, str]] = set()
+        for part in chunks(sorted({digest for _, digest in rows})):
+            present.update(
+                (row.owner, row.hash) for row in conn.execute(
+                    sa.select(kr_items.c.owner, kr_items.c.hash).where(kr_items.c.hash.in_(part))
+                )
+            )
+        missing = [{"owner": owner, "hash": digest, "document": entry}
+                   for (owner, digest), entry in rows.items() if (owner, digest) not in present]
+        if missing:
+            conn.execute(sa.insert(kr_items), missing)
+            self.kr_item_rows_written += len(missing)
+
+    def _read_items(self, conn: sa.Connection, refs: Mapping[str, str],
+                    owners: Iterable[str] | None = None) -> dict[str, Any]:
+        """Per owner (all of ``refs``, or those of ``owners``), its stored explanation."""
+        wanted = {owner: refs[owner] for owner in (refs if owners is None else owners)
+                  if owner in refs}
+        by_key: dict[tuple[str, str], Any] = {}
+        for part in chunks(sorted(set(wanted.values()))):
+            for row in conn.execute(
+                sa.select(kr_items.c.owner, kr_items.c.hash, kr_items.c.document)
+                .where(kr_items.c.hash.in_(part))
+            ):
+                by_key[(row.owner, row.hash)] = row.document
+        found = {owner: by_key[(owner, digest)] for owner, digest in wanted.items()
+                 if (owner, digest) in by_key}
+        self.kr_item_rows_read += len(found)
+        return found
+
+    def _resolved(self, row: sa.Row[Any]) -> Snapshot:
+        """The snapshot of ``row`` with its explanations inline, whichever way they are
+        stored: every reader sees the same document as before they moved to ``kr_items``."""
+        snapshot = _snapshot(row)
+        refs = snapshot.document.get(EXPLAIN_REFS)
+        if not isinstance(refs, dict):
+            return snapshot
+        with self._connection() as conn:
+            explain = self._read_items(conn, refs)
+        document = {k: v for k, v in snapshot.document.items() if k != EXPLAIN_REFS}
+        document["explain"] = {owner: explain[owner] for owner in refs if owner in explain}
+        return Snapshot(snapshot.id, snapshot.run_id, snapshot.created_at, snapshot.cycle,
+                        snapshot.as_of, document, snapshot.published)
+
+    def snapshot_explanations(self, snapshot_id: int,
+                              owners: Iterable[str] | None = None) -> dict[str, Any]:
+        """The stored explanations (JSON) of snapshot ``snapshot_id``: all, or only those
+        of ``owners``; reads only those owners' rows when they are stored apart."""
+        doc = snapshots.c.document
+        with self._connection() as conn:
+            row = conn.execute(
+                sa.select(doc[EXPLAIN_REFS].label("refs"), doc["explain"].label("explain"))
+                .where(snapshots.c.id == snapshot_id)
+            ).first()
+            if row is None:
+                raise NotFoundError(f"no snapshot {snapshot_id}")
+            if isinstance(row.refs, dict):
+                return self._read_items(conn, row.refs, owners)
+        explain = row.explain if isinstance(row.explain, dict) else {}
+        return dict(explain) if owners is None else {
+            owner: explain[owner] for owner in owners if owner in explain}
+
+    def snapshot_explained_owners(self, snapshot_id: int) -> list[str]:
+        """The owners snapshot ``snapshot_id`` holds explanations for, without their items
+        when they are stored apart."""
+        doc = snapshots.c.document
+        with self._connection() as conn:
+            refs = conn.execute(
+                sa.select(doc[EXPLAIN_REFS]).where(snapshots.c.id == snapshot_id)
+            ).scalar_one_or_none()
+        if isinstance(refs, dict):
+            return list(refs)
+        return list(self.snapshot_explanations(snapshot_id))
 
     def mark_published(self, snapshot_id: int) -> None:
         with self._connection() as conn:
@@ -218,7 +337,7 @@ class RunOps(StoreOps):
             row = conn.execute(sa.select(snapshots).where(snapshots.c.id == snapshot_id)).first()
         if row is None:
             raise NotFoundError(f"no snapshot {snapshot_id}")
-        return _snapshot(row)
+        return self._resolved(row)
 
     def last_published_snapshot(self) -> Snapshot | None:
         """The snapshot the next pass diffs against (the newest published one)."""
@@ -269,7 +388,7 @@ class RunOps(StoreOps):
             row = conn.execute(
                 query.order_by(snapshots.c.created_at.desc(), snapshots.c.id.desc()).limit(1)
             ).first()
-        return None if row is None else _snapshot(row)
+        return None if row is None else self._resolved(row)
 
     def snapshot_before(self, snapshot_id: int) -> Snapshot | None:
         """The snapshot stored just before ``snapshot_id`` (published or not): the pass
@@ -279,7 +398,7 @@ class RunOps(StoreOps):
                 sa.select(snapshots).where(snapshots.c.id < snapshot_id)
                 .order_by(snapshots.c.id.desc()).limit(1)
             ).first()
-        return None if row is None else _snapshot(row)
+        return None if row is None else self._resolved(row)
 
     def first_published_at(self) -> datetime | None:
         """When the first published scorecard was measured (its ``as_of``); None before.
@@ -297,7 +416,7 @@ class RunOps(StoreOps):
             query = query.where(snapshots.c.published.is_(True))
         with self._connection() as conn:
             row = conn.execute(query.order_by(snapshots.c.id.desc()).limit(1)).first()
-        return None if row is None else _snapshot(row)
+        return None if row is None else self._resolved(row)
 
     # -- check-ins ---------------------------------------------------------------------
 
