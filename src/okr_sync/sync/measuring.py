@@ -34,10 +34,10 @@ from okr_sync.scoring.evaluate import (
 from okr_sync.scoring.explain import ItemState
 from okr_sync.scoring.incremental import MeasureIndex, MeasureState
 from okr_sync.scoring.measures import WorkItem
+from okr_sync.sync.lazy_explanations import LazyExplanations
 from okr_sync.sync.pull import PulledSource, issue_from_record
 from okr_sync.sync.state import (
     Explanation,
-    LazyExplanations,
     PassSnapshot,
     prior_measure_states,
     save_measure_states,
