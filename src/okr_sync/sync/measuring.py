@@ -349,8 +349,11 @@ def previous_snapshots(
             return {owner: Explanation.from_json(entry) for owner, entry
                     in store.snapshot_explanations(snapshot_id, wanted).items()}
 
+        def stored() -> dict[str, tuple[str, tuple[str, ...]]]:
+            return store.snapshot_item_refs(snapshot_id)
+
         return replace(snapshot, explanations=LazyExplanations(
-            load, owners=owners, load_some=load_some))
+            load, owners=owners, load_some=load_some, stored=stored))
 
     published_record = store.snapshot_head(published_only=True)
     published = this_cycle(published_record)

@@ -27,7 +27,7 @@ from okr_sync.scoring.scorecard import (
     scorecard_from_json,
     scorecard_to_json,
 )
-from okr_sync.sync.lazy_explanations import LazyExplanations
+from okr_sync.sync.lazy_explanations import KeptExplanations, LazyExplanations
 from okr_sync.sync.mirror import MirrorView
 from okr_sync.sync.pull import PulledSource, SourceState
 from okr_sync.sync.store.reader import StoreReader
@@ -166,7 +166,9 @@ class PassSnapshot:
         return {
             "version": SNAPSHOT_VERSION,
             "scorecard": scorecard_to_json(self.scorecard),
-            "explain": {owner: e.to_json() for owner, e in self.explanations.items()},
+            "explain": (self.explanations.json_entries()
+                        if isinstance(self.explanations, KeptExplanations)
+                        else {owner: e.to_json() for owner, e in self.explanations.items()}),
             "fetch": dict(self.fetch),
         }
 
@@ -237,20 +239,40 @@ def save_snapshot(
 
 def explanations_of(evaluations: Mapping[str, Evaluation],
                     latest: Mapping[str, Explanation] | None = None,
-                    reused: Collection[str] = ()) -> dict[str, Explanation]:
+                    reused: Collection[str] = ()) -> Mapping[str, Explanation]:
     """Per owner, the items behind its value: kept in the snapshot for ``explain``.
-    Owners in ``reused`` (evaluated without items) take theirs from ``latest``."""
+    Owners in ``reused`` (evaluated without items) take theirs from ``latest``: when
+    that snapshot stores them apart and their reasons are the same, by naming its row
+    (their items are not decoded)."""
     result: dict[str, Explanation] = {}
+    kept: dict[str, tuple[str, tuple[str, ...]]] = {}
     if isinstance(latest, LazyExplanations):
-        latest.preload([owner for owner in evaluations if owner in reused])
+        for owner, evaluation in evaluations.items():
+            if owner in reused and owner in latest:
+                found = latest.kept_ref(owner, tuple(evaluation.reasons))
+                if found is not None:
+                    kept[owner] = found
+        latest.preload([owner for owner in evaluations if owner in reused and owner not in kept])
     for owner, evaluation in evaluations.items():
+        if owner in kept:
+            continue
         if owner in reused and latest is not None:
-            kept = latest[owner]
-            result[owner] = (kept if kept.reasons == tuple(evaluation.reasons)
-                             else replace(kept, reasons=tuple(evaluation.reasons)))
+            stored = latest[owner]
+            result[owner] = (stored if stored.reasons == tuple(evaluation.reasons)
+                             else replace(stored, reasons=tuple(evaluation.reasons)))
         else:
             result[owner] = Explanation.of(evaluation)
+    if kept and isinstance(latest, LazyExplanations):
+        return KeptExplanations(list(evaluations), result, kept, latest)
     return result
+
+
+def materialised(explanations: Mapping[str, Explanation]) -> Mapping[str, Explanation]:
+    """``explanations`` with nothing left to read from the store (before a transaction):
+    kept ones name stored rows, so saving them reads nothing and they stay as they are."""
+    if isinstance(explanations, KeptExplanations):
+        return explanations
+    return dict(explanations)
 
 
 def load_state(

@@ -73,6 +73,9 @@ class StoreReader(Protocol):
 
     def snapshot_explained_owners(self, snapshot_id: int) -> list[str]: ...
 
+    def snapshot_item_refs(self, snapshot_id: int
+                           ) -> dict[str, tuple[str, tuple[str, ...]]]: ...
+
     def get_measure_summary(self, source: str) -> dict[str, Any] | None: ...
 
     def latest_checkins(
@@ -177,6 +180,10 @@ class ReadOnlyStore:
         if self._store is None:
             raise KeyError(snapshot_id)
         return self._store.snapshot_explained_owners(snapshot_id)
+
+    def snapshot_item_refs(self, snapshot_id: int
+                           ) -> dict[str, tuple[str, tuple[str, ...]]]:
+        return {} if self._store is None else self._store.snapshot_item_refs(snapshot_id)
 
     def get_measure_summary(self, source: str) -> dict[str, Any] | None:
         return None if self._store is None else self._store.get_measure_summary(source)

@@ -3,16 +3,14 @@ history and check-ins."""
 
 from __future__ import annotations
 
-import hashlib
-import json
-from collections.abc import Collection, Iterable, Mapping
+from collections.abc import Collection, Mapping
 from datetime import datetime
 from typing import Any, cast
 
 import sqlalchemy as sa
 
 from okr_sync.scoring.scorecard import Confidence
-from okr_sync.sync.store.base import StoreOps, chunks, to_jsonable, truncate
+from okr_sync.sync.store.base import truncate
 from okr_sync.sync.store.records import (
     Checkin,
     InvalidRecordError,
@@ -25,12 +23,17 @@ from okr_sync.sync.store.records import (
     RunRecord,
     Snapshot,
 )
+from okr_sync.sync.store.snapshot_items import (
+    EXPLAIN_REASONS,
+    EXPLAIN_REFS,
+    SnapshotItemOps,
+    split_explain,
+)
 from okr_sync.sync.store.tables import (
     CONFIDENCES,
     RUN_KINDS,
     RUN_OUTCOMES,
     checkins,
-    kr_items,
     runs,
     snapshots,
 )
@@ -69,46 +72,11 @@ def _snapshot(row: sa.Row[Any]) -> Snapshot:
     )
 
 
-#: The document key naming each owner's ``kr_items`` row in place of inline ``explain``.
-EXPLAIN_REFS = "explain_refs"
-
-
-def _split_explain(document: Mapping[str, Any]
-                   ) -> tuple[dict[str, Any], dict[tuple[str, str], Any]]:
-    """``document`` with its explanations replaced by per-owner content hashes, and the
-    rows those hashes name. Documents of another layout keep theirs inline."""
-    plain = to_jsonable(document)
-    explain = plain.get("explain")
-    if plain.get("version") != 2 or not isinstance(explain, dict):
-        return plain, {}
-    refs: dict[str, str] = {}
-    rows: dict[tuple[str, str], Any] = {}
-    for owner, entry in explain.items():
-        text = json.dumps(entry, sort_keys=True, separators=(",", ":"))
-        digest = hashlib.sha256(text.encode()).hexdigest()
-        refs[owner] = digest
-        rows[(owner, digest)] = entry
-    stored = {key: value for key, value in plain.items() if key != "explain"}
-    stored[EXPLAIN_REFS] = refs
-    return stored, rows
-
-
-def referenced_item_keys(document: Mapping[str, Any]) -> set[tuple[str, str]]:
-    """The ``kr_items`` rows a stored document names (none for an inline one)."""
-    refs = document.get(EXPLAIN_REFS)
-    return set(refs.items()) if isinstance(refs, dict) else set()
-
-
 def _checkin(row: sa.Row[Any]) -> Checkin:
     return Checkin(row.id, row.kr_id, row.at, row.value, row.confidence, row.note, row.author)
 
 
-class RunOps(StoreOps):
-    #: ``kr_items`` rows this object has written and read (tests and benchmarks check a
-    #: pass writes only the owners whose items changed and reads only those it needs).
-    kr_item_rows_written: int = 0
-    kr_item_rows_read: int = 0
-
+class RunOps(SnapshotItemOps):
     # -- runs --------------------------------------------------------------------------
 
     def start_run(
@@ -228,7 +196,7 @@ class RunOps(StoreOps):
         ``published`` marks the snapshot that later passes diff against: save it in
         the same transaction as the outbox rows announcing it.
         """
-        stored, rows = _split_explain(document)
+        stored, rows = split_explain(document)
         with self._connection() as conn:
             self._write_items(conn, rows)
             result = conn.execute(
@@ -245,41 +213,6 @@ class RunOps(StoreOps):
             )
             return int(result.scalar_one())
 
-    def _write_items(self, conn: sa.Connection, rows: Mapping[tuple[str, str], Any]) -> None:
-        """Insert the rows not stored yet: an owner whose items did not change names
-        the row an earlier snapshot wrote."""
-        if not rows:
-            return
-        present: set[tuple[str, str]] = set()
-        for part in chunks(sorted({digest for _, digest in rows})):
-            present.update(
-                (row.owner, row.hash) for row in conn.execute(
-                    sa.select(kr_items.c.owner, kr_items.c.hash).where(kr_items.c.hash.in_(part))
-                )
-            )
-        missing = [{"owner": owner, "hash": digest, "document": entry}
-                   for (owner, digest), entry in rows.items() if (owner, digest) not in present]
-        if missing:
-            conn.execute(sa.insert(kr_items), missing)
-            self.kr_item_rows_written += len(missing)
-
-    def _read_items(self, conn: sa.Connection, refs: Mapping[str, str],
-                    owners: Iterable[str] | None = None) -> dict[str, Any]:
-        """Per owner (all of ``refs``, or those of ``owners``), its stored explanation."""
-        wanted = {owner: refs[owner] for owner in (refs if owners is None else owners)
-                  if owner in refs}
-        by_key: dict[tuple[str, str], Any] = {}
-        for part in chunks(sorted(set(wanted.values()))):
-            for row in conn.execute(
-                sa.select(kr_items.c.owner, kr_items.c.hash, kr_items.c.document)
-                .where(kr_items.c.hash.in_(part))
-            ):
-                by_key[(row.owner, row.hash)] = row.document
-        found = {owner: by_key[(owner, digest)] for owner, digest in wanted.items()
-                 if (owner, digest) in by_key}
-        self.kr_item_rows_read += len(found)
-        return found
-
     def _resolved(self, row: sa.Row[Any]) -> Snapshot:
         """The snapshot of ``row`` with its explanations inline, whichever way they are
         stored: every reader sees the same document as before they moved to ``kr_items``."""
@@ -289,40 +222,11 @@ class RunOps(StoreOps):
             return snapshot
         with self._connection() as conn:
             explain = self._read_items(conn, refs)
-        document = {k: v for k, v in snapshot.document.items() if k != EXPLAIN_REFS}
+        document = {k: v for k, v in snapshot.document.items()
+                    if k not in (EXPLAIN_REFS, EXPLAIN_REASONS)}
         document["explain"] = {owner: explain[owner] for owner in refs if owner in explain}
         return Snapshot(snapshot.id, snapshot.run_id, snapshot.created_at, snapshot.cycle,
                         snapshot.as_of, document, snapshot.published)
-
-    def snapshot_explanations(self, snapshot_id: int,
-                              owners: Iterable[str] | None = None) -> dict[str, Any]:
-        """The stored explanations (JSON) of snapshot ``snapshot_id``: all, or only those
-        of ``owners``; reads only those owners' rows when they are stored apart."""
-        doc = snapshots.c.document
-        with self._connection() as conn:
-            row = conn.execute(
-                sa.select(doc[EXPLAIN_REFS].label("refs"), doc["explain"].label("explain"))
-                .where(snapshots.c.id == snapshot_id)
-            ).first()
-            if row is None:
-                raise NotFoundError(f"no snapshot {snapshot_id}")
-            if isinstance(row.refs, dict):
-                return self._read_items(conn, row.refs, owners)
-        explain = row.explain if isinstance(row.explain, dict) else {}
-        return dict(explain) if owners is None else {
-            owner: explain[owner] for owner in owners if owner in explain}
-
-    def snapshot_explained_owners(self, snapshot_id: int) -> list[str]:
-        """The owners snapshot ``snapshot_id`` holds explanations for, without their items
-        when they are stored apart."""
-        doc = snapshots.c.document
-        with self._connection() as conn:
-            refs = conn.execute(
-                sa.select(doc[EXPLAIN_REFS]).where(snapshots.c.id == snapshot_id)
-            ).scalar_one_or_none()
-        if isinstance(refs, dict):
-            return list(refs)
-        return list(self.snapshot_explanations(snapshot_id))
 
     def mark_published(self, snapshot_id: int) -> None:
         with self._connection() as conn:
