@@ -52,12 +52,7 @@ from okr_sync.sync.pass_types import (
     PassResult,
     ReadOnlyStoreError,
 )
-from okr_sync.sync.pull import (
-    PulledSource,
-    PullOptions,
-    SourcePuller,
-    skipped_warnings,
-)
+from okr_sync.sync.pull import PulledSource, PullOptions, SourcePuller, skipped_warnings
 from okr_sync.sync.state import (
     Explanation,
     PassSnapshot,
