@@ -442,6 +442,9 @@ def previous_states(snapshot: PassSnapshot | None) -> dict[str, dict[str, ItemSt
     """Per owner measured without error, its items' states (for change reasons)."""
     if snapshot is None:
         return {}
+    if isinstance(snapshot.explanations, LazyExplanations):
+        # Every owner's items are needed: one read, not one per owner.
+        snapshot.explanations.preload(list(snapshot.explanations))
     return {
         owner: {c.id: ItemState(c.key, c.project, c.done, c.points) for c in entry.items}
         for owner, entry in snapshot.explanations.items()
