@@ -15,7 +15,7 @@ explanations equalled that snapshot's, or it was such a quiet pass itself).
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
@@ -34,10 +34,10 @@ from okr_sync.scoring.evaluate import (
 from okr_sync.scoring.explain import ItemState
 from okr_sync.scoring.incremental import MeasureIndex, MeasureState
 from okr_sync.scoring.measures import WorkItem
+from okr_sync.sync.lazy_explanations import LazyExplanations
 from okr_sync.sync.pull import PulledSource, issue_from_record
 from okr_sync.sync.state import (
     Explanation,
-    LazyExplanations,
     PassSnapshot,
     prior_measure_states,
     save_measure_states,
@@ -342,7 +342,18 @@ def previous_snapshots(
         def load() -> Mapping[str, Explanation]:
             return PassSnapshot.from_json(store.get_snapshot(snapshot_id).document).explanations
 
-        return replace(snapshot, explanations=LazyExplanations(load))
+        def owners() -> list[str]:
+            return store.snapshot_explained_owners(snapshot_id)
+
+        def load_some(wanted: Collection[str]) -> dict[str, Explanation]:
+            return {owner: Explanation.from_json(entry) for owner, entry
+                    in store.snapshot_explanations(snapshot_id, wanted).items()}
+
+        def stored() -> dict[str, tuple[str, tuple[str, ...]]]:
+            return store.snapshot_item_refs(snapshot_id)
+
+        return replace(snapshot, explanations=LazyExplanations(
+            load, owners=owners, load_some=load_some, stored=stored))
 
     published_record = store.snapshot_head(published_only=True)
     published = this_cycle(published_record)

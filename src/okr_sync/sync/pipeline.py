@@ -52,17 +52,13 @@ from okr_sync.sync.pass_types import (
     PassResult,
     ReadOnlyStoreError,
 )
-from okr_sync.sync.pull import (
-    PulledSource,
-    PullOptions,
-    SourcePuller,
-    skipped_warnings,
-)
+from okr_sync.sync.pull import PulledSource, PullOptions, SourcePuller, skipped_warnings
 from okr_sync.sync.state import (
     Explanation,
     PassSnapshot,
     explanations_of,
     load_state,
+    materialised,
     previous_states,
     previous_values,
     published_scores,
@@ -446,7 +442,7 @@ class SyncPass:
         quiet = not publish and same_scores(snapshot, latest,
                                             same_explanations=measurements.unchanged)
         if not quiet:
-            snapshot = replace(snapshot, explanations=dict(snapshot.explanations))
+            snapshot = replace(snapshot, explanations=materialised(snapshot.explanations))
         # Fenced: a pass that lost its run lock writes nothing (LockLostError).
         with store.transaction(fence=self.options.fence) as tx:
             for source in pulled.values():

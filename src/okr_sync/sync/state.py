@@ -10,7 +10,7 @@ documents of earlier versions are upgraded on read (:func:`upgrade_snapshot_v1`)
 
 from __future__ import annotations
 
-from collections.abc import Callable, Collection, Iterator, Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any, get_args
@@ -27,6 +27,7 @@ from okr_sync.scoring.scorecard import (
     scorecard_from_json,
     scorecard_to_json,
 )
+from okr_sync.sync.lazy_explanations import KeptExplanations, LazyExplanations
 from okr_sync.sync.mirror import MirrorView
 from okr_sync.sync.pull import PulledSource, SourceState
 from okr_sync.sync.store.reader import StoreReader
@@ -131,34 +132,6 @@ def _number(value: object) -> float | None:
     return float(value)
 
 
-class LazyExplanations(Mapping[str, "Explanation"]):
-    """A stored snapshot's explanations, read from the store the first time they are
-    needed: most of a large snapshot is its items, and a quiet pass needs none of them."""
-
-    def __init__(self, load: Callable[[], Mapping[str, Explanation]]) -> None:
-        self._load = load
-        self._loaded: dict[str, Explanation] | None = None
-
-    def _all(self) -> dict[str, Explanation]:
-        if self._loaded is None:
-            self._loaded = dict(self._load())
-        return self._loaded
-
-    def __getitem__(self, owner: str) -> Explanation:
-        return self._all()[owner]
-
-    def __iter__(self) -> Iterator[str]:
-        return iter(self._all())
-
-    def __len__(self) -> int:
-        return len(self._all())
-
-    def __eq__(self, other: object) -> bool:
-        return isinstance(other, Mapping) and self._all() == dict(other)
-
-    __hash__ = None  # type: ignore[assignment]
-
-
 def with_reasons(explanations: Mapping[str, Explanation],
                  evaluations: Mapping[str, Evaluation]) -> LazyExplanations:
     """``explanations`` (read when first needed) with each owner's reasons taken from
@@ -193,7 +166,9 @@ class PassSnapshot:
         return {
             "version": SNAPSHOT_VERSION,
             "scorecard": scorecard_to_json(self.scorecard),
-            "explain": {owner: e.to_json() for owner, e in self.explanations.items()},
+            "explain": (self.explanations.json_entries()
+                        if isinstance(self.explanations, KeptExplanations)
+                        else {owner: e.to_json() for owner, e in self.explanations.items()}),
             "fetch": dict(self.fetch),
         }
 
@@ -264,18 +239,40 @@ def save_snapshot(
 
 def explanations_of(evaluations: Mapping[str, Evaluation],
                     latest: Mapping[str, Explanation] | None = None,
-                    reused: Collection[str] = ()) -> dict[str, Explanation]:
+                    reused: Collection[str] = ()) -> Mapping[str, Explanation]:
     """Per owner, the items behind its value: kept in the snapshot for ``explain``.
-    Owners in ``reused`` (evaluated without items) take theirs from ``latest``."""
+    Owners in ``reused`` (evaluated without items) take theirs from ``latest``: when
+    that snapshot stores them apart and their reasons are the same, by naming its row
+    (their items are not decoded)."""
     result: dict[str, Explanation] = {}
+    kept: dict[str, tuple[str, tuple[str, ...]]] = {}
+    if isinstance(latest, LazyExplanations):
+        for owner, evaluation in evaluations.items():
+            if owner in reused and owner in latest:
+                found = latest.kept_ref(owner, tuple(evaluation.reasons))
+                if found is not None:
+                    kept[owner] = found
+        latest.preload([owner for owner in evaluations if owner in reused and owner not in kept])
     for owner, evaluation in evaluations.items():
+        if owner in kept:
+            continue
         if owner in reused and latest is not None:
-            kept = latest[owner]
-            result[owner] = (kept if kept.reasons == tuple(evaluation.reasons)
-                             else replace(kept, reasons=tuple(evaluation.reasons)))
+            stored = latest[owner]
+            result[owner] = (stored if stored.reasons == tuple(evaluation.reasons)
+                             else replace(stored, reasons=tuple(evaluation.reasons)))
         else:
             result[owner] = Explanation.of(evaluation)
+    if kept and isinstance(latest, LazyExplanations):
+        return KeptExplanations(list(evaluations), result, kept, latest)
     return result
+
+
+def materialised(explanations: Mapping[str, Explanation]) -> Mapping[str, Explanation]:
+    """``explanations`` with nothing left to read from the store (before a transaction):
+    kept ones name stored rows, so saving them reads nothing and they stay as they are."""
+    if isinstance(explanations, KeptExplanations):
+        return explanations
+    return dict(explanations)
 
 
 def load_state(
@@ -445,6 +442,9 @@ def previous_states(snapshot: PassSnapshot | None) -> dict[str, dict[str, ItemSt
     """Per owner measured without error, its items' states (for change reasons)."""
     if snapshot is None:
         return {}
+    if isinstance(snapshot.explanations, LazyExplanations):
+        # Every owner's items are needed: one read, not one per owner.
+        snapshot.explanations.preload(list(snapshot.explanations))
     return {
         owner: {c.id: ItemState(c.key, c.project, c.done, c.points) for c in entry.items}
         for owner, entry in snapshot.explanations.items()

@@ -9,7 +9,7 @@ when it already exists at this code's schema, and otherwise reads as empty.
 
 from __future__ import annotations
 
-from collections.abc import Collection, Iterator, Mapping
+from collections.abc import Collection, Iterable, Iterator, Mapping
 from datetime import datetime, tzinfo
 from pathlib import Path
 from typing import Any, Protocol
@@ -67,6 +67,14 @@ class StoreReader(Protocol):
     def snapshot_head(self, *, published_only: bool) -> Snapshot | None: ...
 
     def get_snapshot(self, snapshot_id: int) -> Snapshot: ...
+
+    def snapshot_explanations(self, snapshot_id: int,
+                              owners: Iterable[str] | None = None) -> dict[str, Any]: ...
+
+    def snapshot_explained_owners(self, snapshot_id: int) -> list[str]: ...
+
+    def snapshot_item_refs(self, snapshot_id: int
+                           ) -> dict[str, tuple[str, tuple[str, ...]]]: ...
 
     def get_measure_summary(self, source: str) -> dict[str, Any] | None: ...
 
@@ -162,6 +170,21 @@ class ReadOnlyStore:
         if self._store is None:
             raise KeyError(snapshot_id)
         return self._store.get_snapshot(snapshot_id)
+
+    def snapshot_explanations(self, snapshot_id: int,
+                              owners: Iterable[str] | None = None) -> dict[str, Any]:
+        if self._store is None:
+            raise KeyError(snapshot_id)
+        return self._store.snapshot_explanations(snapshot_id, owners)
+
+    def snapshot_explained_owners(self, snapshot_id: int) -> list[str]:
+        if self._store is None:
+            raise KeyError(snapshot_id)
+        return self._store.snapshot_explained_owners(snapshot_id)
+
+    def snapshot_item_refs(self, snapshot_id: int
+                           ) -> dict[str, tuple[str, tuple[str, ...]]]:
+        return {} if self._store is None else self._store.snapshot_item_refs(snapshot_id)
 
     def get_measure_summary(self, source: str) -> dict[str, Any] | None:
         return None if self._store is None else self._store.get_measure_summary(source)

@@ -36,7 +36,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from okr_sync.sync.store.base import StoreOps, chunks
-from okr_sync.sync.store.tables import kpi_history, kr_history, outbox, runs, snapshots
+from okr_sync.sync.store.tables import kpi_history, kr_history, kr_items, outbox, runs, snapshots
 
 _DONE = ("sent", "superseded")
 #: Kinds sent once per cron slot: their newest row per target marks the slot as sent.
@@ -120,6 +120,8 @@ def _prune(conn: sa.Connection, cutoff: datetime) -> PruneCounts:
                 .values(snapshot_id=None)
             )
     gone_snapshots = _delete_ids(conn, snapshots, doomed)
+    if gone_snapshots:
+        _prune_items(conn)
     latest_per_outcome = (
         sa.select(sa.func.max(runs.c.id)).group_by(runs.c.outcome).scalar_subquery()
     )
@@ -134,6 +136,21 @@ def _prune(conn: sa.Connection, cutoff: datetime) -> PruneCounts:
     ).scalars().all()
     gone_runs = _delete_ids(conn, runs, old_runs)
     return PruneCounts(runs=gone_runs, snapshots=gone_snapshots, outbox=done_outbox)
+
+
+def _prune_items(conn: sa.Connection) -> None:
+    """Delete the ``kr_items`` rows no remaining snapshot names (a kept snapshot's
+    unchanged KRs name rows an older, pruned one wrote: those stay)."""
+    refs = snapshots.c.document["explain_refs"]
+    named: set[tuple[str, str]] = set()
+    for value in conn.execute(sa.select(refs).where(refs.is_not(None))).scalars():
+        if isinstance(value, dict):
+            named.update(value.items())
+    stored = conn.execute(sa.select(kr_items.c.owner, kr_items.c.hash)).all()
+    unnamed = [(row.owner, row.hash) for row in stored if (row.owner, row.hash) not in named]
+    for part in chunks(unnamed, 400):
+        conn.execute(sa.delete(kr_items).where(
+            sa.tuple_(kr_items.c.owner, kr_items.c.hash).in_(part)))
 
 
 class RetentionOps(StoreOps):

@@ -10,7 +10,7 @@ from typing import Any, cast
 import sqlalchemy as sa
 
 from okr_sync.scoring.scorecard import Confidence
-from okr_sync.sync.store.base import StoreOps, to_jsonable, truncate
+from okr_sync.sync.store.base import truncate
 from okr_sync.sync.store.records import (
     Checkin,
     InvalidRecordError,
@@ -22,6 +22,12 @@ from okr_sync.sync.store.records import (
     RunKind,
     RunRecord,
     Snapshot,
+)
+from okr_sync.sync.store.snapshot_items import (
+    EXPLAIN_REASONS,
+    EXPLAIN_REFS,
+    SnapshotItemOps,
+    split_explain,
 )
 from okr_sync.sync.store.tables import (
     CONFIDENCES,
@@ -70,7 +76,7 @@ def _checkin(row: sa.Row[Any]) -> Checkin:
     return Checkin(row.id, row.kr_id, row.at, row.value, row.confidence, row.note, row.author)
 
 
-class RunOps(StoreOps):
+class RunOps(SnapshotItemOps):
     # -- runs --------------------------------------------------------------------------
 
     def start_run(
@@ -190,7 +196,9 @@ class RunOps(StoreOps):
         ``published`` marks the snapshot that later passes diff against: save it in
         the same transaction as the outbox rows announcing it.
         """
+        stored, rows = split_explain(document)
         with self._connection() as conn:
+            self._write_items(conn, rows)
             result = conn.execute(
                 sa.insert(snapshots)
                 .values(
@@ -198,12 +206,27 @@ class RunOps(StoreOps):
                     created_at=self._now(created_at),
                     cycle=cycle,
                     as_of=self._now(as_of),
-                    document=to_jsonable(document),
+                    document=stored,
                     published=published,
                 )
                 .returning(snapshots.c.id)
             )
             return int(result.scalar_one())
+
+    def _resolved(self, row: sa.Row[Any]) -> Snapshot:
+        """The snapshot of ``row`` with its explanations inline, whichever way they are
+        stored: every reader sees the same document as before they moved to ``kr_items``."""
+        snapshot = _snapshot(row)
+        refs = snapshot.document.get(EXPLAIN_REFS)
+        if not isinstance(refs, dict):
+            return snapshot
+        with self._connection() as conn:
+            explain = self._read_items(conn, refs)
+        document = {k: v for k, v in snapshot.document.items()
+                    if k not in (EXPLAIN_REFS, EXPLAIN_REASONS)}
+        document["explain"] = {owner: explain[owner] for owner in refs if owner in explain}
+        return Snapshot(snapshot.id, snapshot.run_id, snapshot.created_at, snapshot.cycle,
+                        snapshot.as_of, document, snapshot.published)
 
     def mark_published(self, snapshot_id: int) -> None:
         with self._connection() as conn:
@@ -218,7 +241,7 @@ class RunOps(StoreOps):
             row = conn.execute(sa.select(snapshots).where(snapshots.c.id == snapshot_id)).first()
         if row is None:
             raise NotFoundError(f"no snapshot {snapshot_id}")
-        return _snapshot(row)
+        return self._resolved(row)
 
     def last_published_snapshot(self) -> Snapshot | None:
         """The snapshot the next pass diffs against (the newest published one)."""
@@ -269,7 +292,7 @@ class RunOps(StoreOps):
             row = conn.execute(
                 query.order_by(snapshots.c.created_at.desc(), snapshots.c.id.desc()).limit(1)
             ).first()
-        return None if row is None else _snapshot(row)
+        return None if row is None else self._resolved(row)
 
     def snapshot_before(self, snapshot_id: int) -> Snapshot | None:
         """The snapshot stored just before ``snapshot_id`` (published or not): the pass
@@ -279,7 +302,7 @@ class RunOps(StoreOps):
                 sa.select(snapshots).where(snapshots.c.id < snapshot_id)
                 .order_by(snapshots.c.id.desc()).limit(1)
             ).first()
-        return None if row is None else _snapshot(row)
+        return None if row is None else self._resolved(row)
 
     def first_published_at(self) -> datetime | None:
         """When the first published scorecard was measured (its ``as_of``); None before.
@@ -297,7 +320,7 @@ class RunOps(StoreOps):
             query = query.where(snapshots.c.published.is_(True))
         with self._connection() as conn:
             row = conn.execute(query.order_by(snapshots.c.id.desc()).limit(1)).first()
-        return None if row is None else _snapshot(row)
+        return None if row is None else self._resolved(row)
 
     # -- check-ins ---------------------------------------------------------------------
 

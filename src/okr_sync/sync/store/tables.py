@@ -213,6 +213,18 @@ snapshots = sa.Table(
     sa.Index(None, "published", "id"),
 )
 
+#: One KR's (or KPI's) stored explanation (its items, JQL and reasons), keyed by its
+#: owner and a hash of its content. A snapshot document names these rows per owner
+#: (``explain_refs``) instead of holding every list: a pass writes only the owners whose
+#: items changed, and reads only those it needs.
+kr_items = sa.Table(
+    "kr_items",
+    metadata,
+    sa.Column("owner", sa.String(128), primary_key=True),
+    sa.Column("hash", sa.String(64), primary_key=True),
+    sa.Column("document", sa.JSON(), nullable=False),
+)
+
 kr_history = sa.Table(
     "kr_history",
     metadata,

@@ -1,0 +1,152 @@
+"""Snapshot explanations stored apart: one ``kr_items`` row per owner and content hash.
+
+A snapshot document names each owner's row (``explain_refs``) instead of holding every
+KR's items: a pass writes rows only for the owners whose explanation changed, an
+untouched owner names the row an earlier snapshot wrote, and a reader reads only the
+owners it needs. Documents stored before keep ``explain`` inline; both are read.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+import sqlalchemy as sa
+
+from okr_sync.sync.store.base import StoreOps, chunks, to_jsonable
+from okr_sync.sync.store.records import NotFoundError
+from okr_sync.sync.store.tables import kr_items, snapshots
+
+#: The JSON entry of an owner whose explanation is a stored row, named by its hash.
+KEPT = "$kept"
+
+#: The document key naming each owner's ``kr_items`` row in place of inline ``explain``.
+EXPLAIN_REFS = "explain_refs"
+#: Beside the references, each owner's reasons: a pass tells whether a stored row is
+#: still exact for an untouched owner without decoding its items.
+EXPLAIN_REASONS = "explain_reasons"
+
+
+def split_explain(document: Mapping[str, Any]
+                   ) -> tuple[dict[str, Any], dict[tuple[str, str], Any]]:
+    """``document`` with its explanations replaced by per-owner content hashes, and the
+    rows those hashes name. Documents of another layout keep theirs inline."""
+    plain = to_jsonable(document)
+    explain = plain.get("explain")
+    if plain.get("version") != 2 or not isinstance(explain, dict):
+        return plain, {}
+    refs: dict[str, str] = {}
+    reasons: dict[str, list[str]] = {}
+    rows: dict[tuple[str, str], Any] = {}
+    for owner, entry in explain.items():
+        if isinstance(entry, dict) and isinstance(entry.get(KEPT), str):
+            # Equal to a row an earlier snapshot stored (the one this pass started from).
+            refs[owner] = entry[KEPT]
+            reasons[owner] = list(entry.get("reasons") or ())
+            continue
+        reasons[owner] = list(entry.get("reasons") or ()) if isinstance(entry, dict) else []
+        text = json.dumps(entry, sort_keys=True, separators=(",", ":"))
+        digest = hashlib.sha256(text.encode()).hexdigest()
+        refs[owner] = digest
+        rows[(owner, digest)] = entry
+    stored = {key: value for key, value in plain.items() if key != "explain"}
+    stored[EXPLAIN_REFS] = refs
+    stored[EXPLAIN_REASONS] = reasons
+    return stored, rows
+
+
+def referenced_item_keys(document: Mapping[str, Any]) -> set[tuple[str, str]]:
+    """The ``kr_items`` rows a stored document names (none for an inline one)."""
+    refs = document.get(EXPLAIN_REFS)
+    return set(refs.items()) if isinstance(refs, dict) else set()
+
+
+
+class SnapshotItemOps(StoreOps):
+    #: ``kr_items`` rows this object has written and read (tests and benchmarks check a
+    #: pass writes only the owners whose items changed and reads only those it needs).
+    kr_item_rows_written: int = 0
+    kr_item_rows_read: int = 0
+
+    def _write_items(self, conn: sa.Connection, rows: Mapping[tuple[str, str], Any]) -> None:
+        """Insert the rows not stored yet: an owner whose items did not change names
+        the row an earlier snapshot wrote."""
+        if not rows:
+            return
+        present: set[tuple[str, str]] = set()
+        for part in chunks(sorted({digest for _, digest in rows})):
+            present.update(
+                (row.owner, row.hash) for row in conn.execute(
+                    sa.select(kr_items.c.owner, kr_items.c.hash).where(kr_items.c.hash.in_(part))
+                )
+            )
+        missing = [{"owner": owner, "hash": digest, "document": entry}
+                   for (owner, digest), entry in rows.items() if (owner, digest) not in present]
+        if missing:
+            conn.execute(sa.insert(kr_items), missing)
+            self.kr_item_rows_written += len(missing)
+
+    def _read_items(self, conn: sa.Connection, refs: Mapping[str, str],
+                    owners: Iterable[str] | None = None) -> dict[str, Any]:
+        """Per owner (all of ``refs``, or those of ``owners``), its stored explanation."""
+        wanted = {owner: refs[owner] for owner in (refs if owners is None else owners)
+                  if owner in refs}
+        by_key: dict[tuple[str, str], Any] = {}
+        for part in chunks(sorted(set(wanted.values()))):
+            for row in conn.execute(
+                sa.select(kr_items.c.owner, kr_items.c.hash, kr_items.c.document)
+                .where(kr_items.c.hash.in_(part))
+            ):
+                by_key[(row.owner, row.hash)] = row.document
+        found = {owner: by_key[(owner, digest)] for owner, digest in wanted.items()
+                 if (owner, digest) in by_key}
+        self.kr_item_rows_read += len(found)
+        return found
+
+    def snapshot_explanations(self, snapshot_id: int,
+                              owners: Iterable[str] | None = None) -> dict[str, Any]:
+        """The stored explanations (JSON) of snapshot ``snapshot_id``: all, or only those
+        of ``owners``; reads only those owners' rows when they are stored apart."""
+        doc = snapshots.c.document
+        with self._connection() as conn:
+            row = conn.execute(
+                sa.select(doc[EXPLAIN_REFS].label("refs"), doc["explain"].label("explain"))
+                .where(snapshots.c.id == snapshot_id)
+            ).first()
+            if row is None:
+                raise NotFoundError(f"no snapshot {snapshot_id}")
+            if isinstance(row.refs, dict):
+                return self._read_items(conn, row.refs, owners)
+        explain = row.explain if isinstance(row.explain, dict) else {}
+        return dict(explain) if owners is None else {
+            owner: explain[owner] for owner in owners if owner in explain}
+
+    def snapshot_item_refs(self, snapshot_id: int) -> dict[str, tuple[str, tuple[str, ...]]]:
+        """Per owner, the hash of its stored explanation row and its reasons (empty for a
+        snapshot holding its explanations inline)."""
+        doc = snapshots.c.document
+        with self._connection() as conn:
+            row = conn.execute(
+                sa.select(doc[EXPLAIN_REFS].label("refs"),
+                          doc[EXPLAIN_REASONS].label("reasons"))
+                .where(snapshots.c.id == snapshot_id)
+            ).first()
+        if row is None or not isinstance(row.refs, dict) or not isinstance(row.reasons, dict):
+            return {}
+        return {owner: (digest, tuple(row.reasons.get(owner) or ()))
+                for owner, digest in row.refs.items()}
+
+    def snapshot_explained_owners(self, snapshot_id: int) -> list[str]:
+        """The owners snapshot ``snapshot_id`` holds explanations for, without their items
+        when they are stored apart."""
+        doc = snapshots.c.document
+        with self._connection() as conn:
+            refs = conn.execute(
+                sa.select(doc[EXPLAIN_REFS]).where(snapshots.c.id == snapshot_id)
+            ).scalar_one_or_none()
+        if isinstance(refs, dict):
+            return list(refs)
+        return list(self.snapshot_explanations(snapshot_id))
+

@@ -1,0 +1,85 @@
+"""Store: snapshot explanations kept per KR and content hash (``kr_items``), read back
+as the same document; old inline documents still read; prune keeps named rows."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import sqlalchemy as sa
+
+from okr_sync.sync.store.store import Store
+from okr_sync.sync.store.tables import kr_items, snapshots
+
+NOW = datetime(2026, 12, 1, 12, 0, tzinfo=UTC)
+
+
+def _entry(jql: str, items: list[str]) -> dict[str, Any]:
+    return {"jql": jql, "error": None, "count": None, "reasons": [],
+            "items": [{"id": i, "key": i} for i in items]}
+
+
+def _document(explain: dict[str, Any]) -> dict[str, Any]:
+    return {"version": 2, "scorecard": {"objectives": []}, "explain": explain, "fetch": {}}
+
+
+def _item_rows(store: Store) -> set[tuple[str, str]]:
+    with store.engine.connect() as conn:
+        return {(r.owner, r.hash) for r in conn.execute(sa.select(kr_items.c.owner,
+                                                                  kr_items.c.hash))}
+
+
+def test_save_snapshot_given_one_kr_changed_writes_one_row_and_reads_back_the_same(
+    store: Store,
+) -> None:
+    first = _document({"KR1": _entry("a", ["1"]), "KR2": _entry("b", ["2", "3"])})
+    second = _document({"KR1": _entry("a", ["1", "4"]), "KR2": _entry("b", ["2", "3"])})
+    first_id = store.save_snapshot(cycle="c", as_of=NOW, document=first)
+    assert len(_item_rows(store)) == 2
+
+    second_id = store.save_snapshot(cycle="c", as_of=NOW, document=second)
+
+    assert len(_item_rows(store)) == 3  # KR2's row is named again, not written again
+    assert store.get_snapshot(first_id).document == first
+    assert store.get_snapshot(second_id).document == second
+    assert store.snapshot_explanations(second_id, ["KR1"]) == {"KR1": second["explain"]["KR1"]}
+
+
+def test_get_snapshot_given_old_inline_document_reads_it_as_before(store: Store) -> None:
+    old = _document({"KR1": _entry("a", ["1"])})
+    with store.engine.begin() as conn:
+        snapshot_id = conn.execute(
+            sa.insert(snapshots).values(created_at=NOW, cycle="c", as_of=NOW, document=old,
+                                        published=True).returning(snapshots.c.id)
+        ).scalar_one()
+
+    assert store.get_snapshot(snapshot_id).document == old
+    assert store.snapshot_explanations(snapshot_id, ["KR1"]) == {"KR1": old["explain"]["KR1"]}
+    assert store.snapshot_explained_owners(snapshot_id) == ["KR1"]
+    assert store.snapshot_item_refs(snapshot_id) == {}
+
+
+def test_prune_given_pruned_snapshot_keeps_rows_a_kept_snapshot_names(store: Store) -> None:
+    old_at, new_at = NOW - timedelta(days=60), NOW - timedelta(days=1)
+    # Two old unpublished passes (pruned) and a recent published one (kept).
+    for at, kr1 in ((old_at, ["1"]), (old_at + timedelta(hours=1), ["1", "5"]),
+                    (new_at, ["1", "4"])):
+        store.save_snapshot(cycle="c", as_of=at, created_at=at, published=at == new_at,
+                            document=_document(
+            {"KR1": _entry("a", kr1), "KR2": _entry("b", ["2"])}))
+    latest_id = store.latest_snapshot_id()
+    assert latest_id is not None
+    expected = store.get_snapshot(latest_id).document
+
+    counts = store.prune(before=NOW - timedelta(days=30))
+
+    assert counts.snapshots == 2
+    # KR2's row was written by the oldest snapshot and is still named by the latest;
+    # KR1's rows of the pruned snapshots are gone.
+    assert store.get_snapshot(latest_id).document == expected
+    remaining = {owner for owner, _ in _item_rows(store)}
+    assert remaining == {"KR1", "KR2"}
+    with store.engine.connect() as conn:
+        kept_docs = conn.execute(sa.select(snapshots.c.document)).scalars().all()
+    named = {(o, h) for d in kept_docs for o, h in (d.get("explain_refs") or {}).items()}
+    assert _item_rows(store) == named
