@@ -252,7 +252,7 @@ def serve_plans(
         counter = coordinator.metrics.webhooks
         # A source that signs with a secret of its own (OKR_SYNC_JIRA__<NAME>__WEBHOOK_SECRET)
         # posts to /webhooks/jira/<name>; a delivery concerns every plan either way.
-        source_secrets = {name: source.webhook_secret for name, source in settings.jira.items()
+        source_secrets = {name.lower(): source.webhook_secret for name, source in settings.jira.items()
                           if source.webhook_secret is not None}
         webhook: Callable[[Request], Response] = (
             UnsignedWebhookRefusal(lambda r: counter.labels(r).inc())
@@ -260,7 +260,8 @@ def serve_plans(
             else JiraWebhookEndpoint(webhook_secret, coordinator.on_webhook, clock=clock,
                                      on_result=lambda r: counter.labels(r).inc(),
                                      source_secrets=source_secrets,
-                                     sources=settings.connected_sources() | {MAIN_SOURCE},
+                                     sources={s.lower() for s in settings.connected_sources()}
+                                     | {MAIN_SOURCE},
                                      allow_unsigned=allow_unsigned_webhooks)
         )
         chat = PlansChat(coordinator, settings, clock=clock, keys=bot_keys)
