@@ -224,9 +224,11 @@ def report_page(runtime: Runtime) -> Callable[[], str] | None:
     if not isinstance(store, Store):
         return None
     sites = runtime.settings.jira_sites()
+    source_sites = runtime.settings.jira_source_sites()
 
     def page() -> str:
-        return render_html_report(load_report_data(store, runtime.plan, jira_sites=sites))
+        return render_html_report(load_report_data(store, runtime.plan, jira_sites=sites,
+                                                    source_sites=source_sites))
 
     return page
 
