@@ -21,7 +21,7 @@ application refuses it, 413, without reading), and a chunked body growing over i
 answered 413 here. All bodies being read share ``buffer_budget`` bytes of memory, and
 so do the whole requests waiting for a worker (counted until a worker takes them): a
 request that would take them over it is answered 503. Past the budget for bodies being
-read, and past and past ``pending`` waiting connections, the oldest waiting connection is dropped
+read, and past ``pending`` waiting connections, the oldest waiting connection is dropped
 (a flood's oldest connections are the likeliest to be stalled). A worker writes its
 response with a per-operation ``read_timeout`` and gives up after ``request_deadline``
 (a client that does not read its answer), so no worker is held forever either.
