@@ -34,7 +34,6 @@ from __future__ import annotations
 import contextlib
 import logging
 import queue
-import re
 import selectors
 import socket
 import threading
@@ -52,8 +51,10 @@ from okr_sync.sync.service.framing import (
     RECV_BYTES,
     ChunkScan,
     PrereadConnection,
+    WholeRequest,
     head_end,
     header_fields,
+    is_probe,
 )
 
 log = logging.getLogger("okr_sync.service")
@@ -113,27 +114,6 @@ class _Incoming:
     draining: bool = False  # answered 413 here: read and discard until the client closes
 
 
-@dataclass(frozen=True)
-class _Ready:
-    """A whole request waiting for a worker."""
-
-    conn: socket.socket
-    address: Any
-    request: bytes
-    continue_sent: bool
-
-
-#: The probes' paths: ``/healthz``, ``/readyz`` and ``/readyz/<plan>`` (--plans).
-_PROBE_PATH = re.compile(rb"^/(healthz|readyz(/[^/?#\s]+)?)/?(\?[^\s]*)?$")
-
-
-def _is_probe(request: bytes) -> bool:
-    """Whether a request is a liveness or readiness probe (from its request line)."""
-    parts = request.split(b"\r\n", 1)[0].split(b"\n", 1)[0].split(b" ")
-    return (len(parts) == 3 and parts[0] in (b"GET", b"HEAD")
-            and _PROBE_PATH.match(parts[1]) is not None)
-
-
 class BoundedWSGIServer(BaseWSGIServer):
     """Werkzeug's WSGI server with the bounded threading described in the module docstring."""
 
@@ -152,8 +132,8 @@ class BoundedWSGIServer(BaseWSGIServer):
         #: Called with the path of a request whose body never wholly arrived.
         self.on_cut_short = on_cut_short or (lambda path: None)
         self.socket.setblocking(False)
-        self._ready: queue.Queue[_Ready | None] = queue.Queue(maxsize=self.limits.pending)
-        self._probes: queue.Queue[_Ready | None] = queue.Queue(maxsize=PROBE_PENDING)
+        self._ready: queue.Queue[WholeRequest | None] = queue.Queue(maxsize=self.limits.pending)
+        self._probes: queue.Queue[WholeRequest | None] = queue.Queue(maxsize=PROBE_PENDING)
         # Bytes of whole requests queued for a worker: added by the accepting thread,
         # subtracted by the worker that takes one, so both sides hold the lock.
         self._queued = 0
@@ -352,7 +332,7 @@ class BoundedWSGIServer(BaseWSGIServer):
     def _dispatch(self, selector: selectors.BaseSelector, incoming: _Incoming, end: int) -> None:
         request = bytes(incoming.data[:end])
         self._forget(selector, incoming)
-        probe = _is_probe(request)
+        probe = is_probe(request)
         with self._queued_lock:
             # The probes' requests are a line and a few headers: never refused for memory.
             over_budget = (not probe and self._queued + self._buffered + len(request)
@@ -366,7 +346,7 @@ class BoundedWSGIServer(BaseWSGIServer):
             return
         try:
             (self._probes if probe else self._ready).put_nowait(
-                _Ready(incoming.conn, incoming.address, request, incoming.continue_sent))
+                WholeRequest(incoming.conn, incoming.address, request, incoming.continue_sent))
         except queue.Full:
             with self._queued_lock:
                 self._queued -= len(request)
@@ -471,12 +451,12 @@ class BoundedWSGIServer(BaseWSGIServer):
         for worker in self._workers:
             worker.join(timeout=1)
 
-    def _take(self, item: _Ready) -> None:
+    def _take(self, item: WholeRequest) -> None:
         """A queued request leaves the queue: its bytes no longer count as queued."""
         with self._queued_lock:
             self._queued -= len(item.request)
 
-    def _work(self, waiting: queue.Queue[_Ready | None]) -> None:
+    def _work(self, waiting: queue.Queue[WholeRequest | None]) -> None:
         while True:
             item = waiting.get()
             if item is None:
