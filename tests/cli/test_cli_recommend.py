@@ -164,3 +164,39 @@ def test_recommend_target_given_one_observed_day_declines() -> None:
     result = recommend_target("K", "increase", 0, [("Q3", _series(0, 1))], 10, 100, "Q4", [])
 
     assert isinstance(result, NoRecommendation) and "needs 2" in result.reason
+
+
+def test_recommend_given_draft_inside_the_plans_folder_refuses(
+        env: dict[str, str], tmp_path: Path) -> None:
+    plans = tmp_path / "plans"
+    plans.mkdir()
+    nxt = plans / "NEXT.yaml"
+    nxt.write_text(Path(env["OKR_SYNC_PLAN"]).read_text())
+    result = runner.invoke(app, ["recommend", "--cycle", str(nxt)],
+                           env={**env, "OKR_SYNC_PLANS": str(plans)})
+
+    assert result.exit_code == 2 and "inside the plans folder" in result.stderr
+    assert sorted(p.name for p in plans.iterdir()) == ["NEXT.yaml"]
+
+
+def test_recommend_given_output_is_an_existing_non_draft_refuses(
+        env: dict[str, str], tmp_path: Path) -> None:
+    nxt = _next(env, tmp_path)
+    other = tmp_path / "team-b.yaml"
+    other.write_text("# team b's plan\n")
+    result = runner.invoke(app, ["recommend", "--cycle", str(nxt), "--output", str(other)],
+                           env=env)
+
+    assert result.exit_code == 2 and "not a draft" in result.stderr
+    assert other.read_text() == "# team b's plan\n"
+
+
+def test_recommend_given_an_earlier_draft_overwrites_it(
+        q3_history: SandboxWorld, env: dict[str, str], tmp_path: Path) -> None:
+    nxt = _next(env, tmp_path)
+    draft = tmp_path / "NEXT.recommended.yaml"
+    draft.write_text("# Draft by `okr-sync recommend` at 2026-01-01T00:00:00+00:00: old\n")
+    result = runner.invoke(app, ["recommend", "--cycle", str(nxt)], env=env)
+
+    assert result.exit_code == 0, result.stderr
+    assert "recommend: stretch" in draft.read_text()

@@ -131,3 +131,11 @@ def test_settings_given_plain_http_openid_metadata_off_loopback_refuses(
     monkeypatch.setenv("OKR_SYNC_TEAMS_OPENID_METADATA_URL", "http://login.example/x")
     with pytest.raises(ValueError, match="OKR_SYNC_TEAMS_OPENID_METADATA_URL must use https"):
         Settings(_env_file=None)
+
+
+def test_settings_given_teams_tenant_ids_reads_a_comma_list_and_unset_means_any(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    assert Settings(_env_file=None).teams_tenant_id_set is None
+    monkeypatch.setenv("OKR_SYNC_TEAMS_TENANT_IDS", " t-1 , t-2,,")
+    assert Settings(_env_file=None).teams_tenant_id_set == frozenset({"t-1", "t-2"})

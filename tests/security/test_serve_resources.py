@@ -274,3 +274,42 @@ def test_serve_http_given_chunked_body_split_anywhere_reads_it_whole(
         answer = _answer(conn)
     assert answer.startswith(b"HTTP/1.1 202"), answer
     assert [event.issue_key for event in harness.events] == ["OPS-2"]
+
+
+@pytest.mark.parametrize("length", [b"\xb2", b"1" * 5000])
+def test_serve_http_given_content_length_not_ascii_digits_refuses_it_and_keeps_serving(
+    harness_factory: Callable[[ConnectionLimits], Harness], length: bytes,
+) -> None:
+    harness = harness_factory(ConnectionLimits(workers=2))
+    with harness.connect() as conn:
+        conn.sendall(b"POST /webhooks/jira HTTP/1.1\r\nHost: x\r\nContent-Length: "
+                     + length + b"\r\n\r\n")
+        assert _closed_by_server(conn)
+    assert harness.healthz() == 200
+    assert harness.events == []
+
+
+def test_serve_http_given_an_error_handling_one_connection_drops_it_and_keeps_accepting(
+    harness_factory: Callable[[ConnectionLimits], Harness],
+    caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    harness = harness_factory(ConnectionLimits(workers=2))
+    server = harness.server._server
+    planned = server._plan_body
+    failures: list[str] = []
+
+    def fail_once(incoming: object) -> bool:
+        if not failures:
+            failures.append("raised")
+            raise RuntimeError("secret-in-request-bytes")
+        return planned(incoming)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(server, "_plan_body", fail_once)
+    with caplog.at_level(logging.INFO), harness.connect() as conn:
+        conn.sendall(b"POST /webhooks/jira HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n\r\n{}")
+        assert _closed_by_server(conn)
+    assert failures == ["raised"]
+    assert harness.healthz() == 200
+    errors = [r for r in caplog.records if r.levelno >= logging.ERROR]
+    assert len(errors) == 1 and errors[0].exc_info is None
+    assert "secret-in-request-bytes" not in caplog.text

@@ -184,7 +184,7 @@ def _key_result(store: Store, plan: Plan, record: Snapshot, stored: PassSnapshot
     doc["history"] = [
         {"as_of": h.as_of.isoformat(), "value": h.value, "score": h.score, "band": h.band,
          "confidence": h.confidence, "backfilled": h.backfilled}
-        for h in store.get_history(kr_id, limit=10)
+        for h in store.get_history(kr_id, limit=10, zone=plan.cycle.zone)
     ]
     doc["checkins"] = [
         {"at": c.at.isoformat(), "value": c.value, "confidence": c.confidence, "note": c.note,

@@ -37,6 +37,8 @@ if TYPE_CHECKING:
 CYCLES_USED = 2
 #: Simulated next cycles per KR.
 RUNS = 1000
+#: The first line of every draft begins with this; only such a file is ever overwritten.
+DRAFT_HEADER = "# Draft by `okr-sync recommend`"
 
 
 def recommend_command(
@@ -61,6 +63,7 @@ def recommend_command(
             if draft.resolve() == protected.resolve():
                 raise UsageError(f"--output {draft} is the {what}: recommend never changes "
                                  "it; give another file")
+        _check_draft_path(draft, settings.plans)
         chosen = _chosen(next_plan, kr or [], cycle)
         store = open_store(settings.database_url)
     except UsageError as error:
@@ -112,7 +115,7 @@ def recommendations(store: Store, plan: Plan, krs: Sequence[KeyResult]
         series = []
         for c in cycles:
             if c not in by_cycle:
-                by_cycle[c] = store.history_for_cycle(c)
+                by_cycle[c] = store.history_for_cycle(c, plan.cycle.zone)
             rows = [Measurement(r.as_of, r.value) for r in by_cycle[c].get(kr.id, ())
                     if r.value is not None]
             series.append((c, daily_series(rows, plan.cycle.zone)))
@@ -213,12 +216,34 @@ def draft_text(source: str, plan: Plan, results: Sequence[Recommendation | NoRec
             f"recommend: stretch, reached in 30% of runs; safe {safe} is reached in 70%{was}",
             "target")
     # Above NEXT.yaml's own opening comments, which stay as they were.
-    buffer = io.StringIO(f"# Draft by `okr-sync recommend` at "
+    buffer = io.StringIO(f"{DRAFT_HEADER} at "
                          f"{datetime.now(UTC).isoformat(timespec='seconds')}: review it, then"
                          " copy what you keep into the plan.\n")
     buffer.seek(0, io.SEEK_END)
     yaml.dump(data, buffer)
     return buffer.getvalue()
+
+
+def _check_draft_path(draft: Path, plans: Path | None) -> None:
+    """Refuse a draft where it would be run or would replace a file that is not a draft.
+
+    ``serve --plans`` runs every ``*.yaml`` in its folder, so a draft there would post its
+    draft targets as a live plan; and any other existing file may be someone's plan.
+    """
+    if plans is not None and draft.resolve().is_relative_to(plans.resolve()):
+        raise UsageError(f"the draft {draft} would be inside the plans folder {plans} "
+                         "(OKR_SYNC_PLANS), where `serve --plans` would run it as a live "
+                         "plan; give --output outside that folder")
+    if draft.exists():
+        try:
+            with draft.open(encoding="utf-8") as existing:
+                first = existing.read(len(DRAFT_HEADER))
+        except (OSError, UnicodeDecodeError) as error:
+            raise UsageError(f"cannot read the existing {draft}: {error}") from None
+        if first != DRAFT_HEADER:
+            raise UsageError(f"{draft} exists and is not a draft by `okr-sync recommend` "
+                             "(it may be a plan): recommend overwrites only its own drafts; "
+                             "give another --output or remove the file")
 
 
 def _check_draft(text: str, draft: Path) -> None:

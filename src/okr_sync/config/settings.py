@@ -158,6 +158,11 @@ class Settings(BaseSettings):
         default="https://login.botframework.com/v1/.well-known/openidconfiguration",
         description="where serve finds the keys that sign Bot Framework requests",
     )
+    teams_tenant_ids: str | None = Field(
+        default=None,
+        description="comma-separated Microsoft Entra tenant ids whose Teams activities "
+                    "serve takes at POST /api/messages (unset: any tenant)",
+    )
 
     webhook_secret: SecretStr | None = Field(
         default=None, description="shared secret of the Jira webhook (X-Hub-Signature)"
@@ -184,6 +189,13 @@ class Settings(BaseSettings):
             return None
         field_name = getattr(info, "field_name", "url")
         return check_url(value, what=f"OKR_SYNC_{str(field_name).upper()}")
+
+    @property
+    def teams_tenant_id_set(self) -> frozenset[str] | None:
+        """The tenants of OKR_SYNC_TEAMS_TENANT_IDS, or None when it is not set."""
+        if self.teams_tenant_ids is None or not self.teams_tenant_ids.strip():
+            return None
+        return frozenset(t.strip() for t in self.teams_tenant_ids.split(",") if t.strip())
 
     @field_validator("slack_bot_token")
     @classmethod

@@ -7,6 +7,7 @@ the KPIs' history. Kept apart from :mod:`okr_sync.sync.pipeline` (its size).
 
 from __future__ import annotations
 
+from datetime import tzinfo
 from typing import Protocol
 
 from okr_sync.config.plan import Plan
@@ -16,7 +17,8 @@ from okr_sync.sync.store.records import HistoryEntry, HistoryRecord, KpiHistoryR
 
 
 class HistoryReader(Protocol):
-    def history_for_cycle(self, cycle: str) -> dict[str, list[HistoryRecord]]: ...
+    def history_for_cycle(self, cycle: str, zone: tzinfo | None = None
+                          ) -> dict[str, list[HistoryRecord]]: ...
     def kpi_history_for_cycle(self, cycle: str) -> dict[str, list[KpiHistoryRecord]]: ...
 
 
@@ -29,7 +31,7 @@ def stored_measurements(store: HistoryReader, plan: Plan) -> dict[str, list[Meas
         for kpi_id, rows in store.kpi_history_for_cycle(cycle).items():
             result[kpi_id] = [Measurement(r.as_of, r.value) for r in rows]
     if plan.scoring.confidence == "forecast":
-        for kr_id, records in store.history_for_cycle(cycle).items():
+        for kr_id, records in store.history_for_cycle(cycle, plan.cycle.zone).items():
             result[kr_id] = [Measurement(r.as_of, r.value, r.done, r.total)
                              for r in records if r.value is not None]
     return result

@@ -119,3 +119,20 @@ def test_read_changelogs_given_dc_reads_expand_changelog_and_refuses_a_cut_one(
         dc.faults.rewrite(cut, paths="/rest/api/2/search")
         with pytest.raises(ChangelogTruncatedError, match="changelog entries of issue"):
             read_changelogs(_client(dc, []), _ids(data))
+
+
+def test_read_changelogs_given_dc_batch_with_a_deleted_id_reads_each_issue_of_it(
+    data: JiraDataset,
+) -> None:
+    ids = _ids(data)
+    gone = next(i for i in sorted(data.issues, reverse=True) if not data.children(i))
+    with JiraSandbox(data, deployment="dc") as dc:
+        before = read_changelogs(_client(dc, []), ids)
+        data.delete(gone)
+        # Data Center refuses the whole `id in (...)` (400) once one id is gone.
+        logs = read_changelogs(_client(dc, []), ids)
+        searched = [r for r in dc.log.records if r.path == "/rest/api/2/search"]
+
+    assert searched[-1].status == 400
+    assert logs.missing == {str(gone)} and "per-issue" in logs.methods
+    assert logs.histories == {i: h for i, h in before.histories.items() if i != str(gone)}

@@ -217,3 +217,34 @@ def test_keys_given_metadata_unreachable_raise_keys_unavailable(sandbox: TeamsSa
     validator = BotTokenValidator(sandbox.app_id, keys)
     with pytest.raises(BotKeysUnavailableError):
         validator.validate(f"Bearer {sandbox.bot_framework.token()}")
+
+
+def test_keys_given_keys_unreachable_try_at_most_once_per_interval(
+    sandbox: TeamsSandbox, clock: FakeMonotonic
+) -> None:
+    keys = BotFrameworkKeys(sandbox.url + "/no/such/metadata", clock=clock, timeout=5.0)
+    validator = BotTokenValidator(sandbox.app_id, keys)
+    for _ in range(5):
+        with pytest.raises(BotKeysUnavailableError):
+            validator.validate(f"Bearer {sandbox.bot_framework.token()}")
+    assert keys.fetches == 1
+    keys.metadata_url = sandbox.openid_metadata_url  # Microsoft answers again
+    with pytest.raises(BotKeysUnavailableError):  # but not retried inside the interval
+        validator.validate(f"Bearer {sandbox.bot_framework.token()}")
+    clock.now += MIN_REFRESH_INTERVAL_SECONDS
+    assert validator.validate(f"Bearer {sandbox.bot_framework.token()}")["aud"] == sandbox.app_id
+    assert keys.fetches == 2
+
+
+def test_keys_given_ttl_expired_and_refresh_failing_still_accept_a_cached_kid(
+    sandbox: TeamsSandbox, validator: BotTokenValidator, clock: FakeMonotonic,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    validator.validate(f"Bearer {sandbox.bot_framework.token()}")
+    validator.keys.metadata_url = sandbox.url + "/no/such/metadata"
+    clock.now += KEYS_TTL_SECONDS
+    for _ in range(3):
+        claims = validator.validate(f"Bearer {sandbox.bot_framework.token()}")
+        assert claims["aud"] == sandbox.app_id
+    assert validator.keys.fetches == 2  # one failed refresh, not one per request
+    assert "could not be refreshed" in caplog.text

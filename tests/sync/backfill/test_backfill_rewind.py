@@ -83,3 +83,61 @@ def test_states_before_given_move_without_key_item_takes_the_project_by_id() -> 
     before, after = states[_at(1)], states[_at(3)]
     assert before is not None and before.project == "ENT"
     assert after is not None and after.project == "SUP"
+
+
+def test_states_before_given_epic_link_change_moves_the_parent_id_with_the_key() -> None:
+    # measures match parent_id first: a stale id would count the issue in E-1 too early.
+    roles = FieldRoles(epic_link="customfield_10014")
+    join = _entry(3, ChangeItem("Epic Link", "customfield_10014", "10005", "ENT-5",
+                                "10001", "ENT-1"))
+    record = issue("ENT-7", parent_id="10001", parent_key="ENT-1", created=T0,
+                   updated=_at(5))
+    states = states_before(IssueTimeline(record, (join,)), [_at(2), _at(5)], CATEGORIES, roles)
+
+    before, after = states[_at(2)], states[_at(5)]
+    assert before is not None and (before.parent_id, before.parent_key) == ("10005", "ENT-5")
+    assert after is not None and (after.parent_id, after.parent_key) == ("10001", "ENT-1")
+
+
+def test_states_before_given_assignee_changes_keeps_account_ids_not_display_names() -> None:
+    roles = FieldRoles(extra=frozenset({"assignee"}))
+    entries = (
+        _entry(2, ChangeItem("assignee", "assignee", None, None, "acc-ann", "Ann Lee")),
+        _entry(4, ChangeItem("assignee", "assignee", "acc-ann", "Ann Lee", "acc-bob", "Bob")),
+    )
+    record = issue("ENT-7", created=T0, updated=_at(5),
+                   fields={"assignee": {"accountId": "acc-bob", "displayName": "Bob"}})
+    days = [_at(1), _at(3), _at(5)]
+    states = states_before(IssueTimeline(record, entries), days, CATEGORIES, roles)
+
+    assert [s.fields["assignee"] if s else "gone" for s in (states[d] for d in days)] == [
+        None, {"accountId": "acc-ann"}, record.fields["assignee"]]
+
+
+def test_states_before_given_data_center_user_keys_keeps_the_records_key_shape() -> None:
+    roles = FieldRoles(extra=frozenset({"assignee"}))
+    change = _entry(2, ChangeItem("assignee", "assignee", "JIRAUSER1", "Ann", "JIRAUSER2",
+                                  "Bob"))
+    record = issue("ENT-7", created=T0, updated=_at(5),
+                   fields={"assignee": {"key": "JIRAUSER2", "name": "bob"}})
+    states = states_before(IssueTimeline(record, (change,)), [_at(1)], CATEGORIES, roles)
+
+    before = states[_at(1)]
+    assert before is not None and before.fields["assignee"] == {"key": "JIRAUSER1"}
+
+
+def test_states_before_given_undone_reopen_restores_the_earlier_resolution_date() -> None:
+    def resolution(old: str | None, new: str | None) -> ChangeItem:
+        return ChangeItem("resolution", "resolution", old and "1", old, new and "1", new)
+
+    entries = (_entry(3, resolution(None, "Done")), _entry(5, resolution("Done", None)),
+               _entry(8, resolution(None, "Done")))
+    record = issue("ENT-7", done=True, created=T0, updated=_at(9),
+                   resolution_date=entries[2].created)
+    states = states_before(IssueTimeline(record, entries), [_at(4), _at(6)], CATEGORIES, ROLES)
+
+    resolved, reopened = states[_at(4)], states[_at(6)]
+    assert resolved is not None and (resolved.resolution, resolved.resolution_date) == (
+        "Done", entries[0].created)
+    assert reopened is not None and (reopened.resolution, reopened.resolution_date) == (
+        None, None)

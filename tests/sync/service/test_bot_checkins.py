@@ -24,6 +24,7 @@ from okr_sync.sync.runtime import Runtime, build_runtime
 from okr_sync.sync.sandbox_world import DEMO_CONVERSATION, SandboxWorld, sandbox_world
 from okr_sync.sync.scheduled import send_slot
 from okr_sync.sync.service.app import ServiceHandle, bot_endpoint, serve
+from okr_sync.sync.service.bot_framework import BotMessagingEndpoint
 from okr_sync.sync.service.http import HttpServer, ServiceApp, UnsignedWebhookRefusal
 from okr_sync.sync.service.loop import StatusView
 from okr_sync.sync.service.metrics import ServiceMetrics
@@ -60,6 +61,7 @@ class Bot:
     runtime: Runtime
     url: str
     keys_clock: FakeMonotonic
+    endpoint: BotMessagingEndpoint
 
     @property
     def store(self) -> Any:
@@ -109,7 +111,8 @@ def bot(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Bot]:
         server = HttpServer(app, host="127.0.0.1", port=0).start()
         try:
             assert runtime.run_locked(PassOptions()).exit_code == 0
-            yield Bot(world, runtime, f"http://127.0.0.1:{server.port}/api/messages", clock)
+            yield Bot(world, runtime, f"http://127.0.0.1:{server.port}/api/messages", clock,
+                      endpoint)
         finally:
             server.stop()
             runtime.close()
@@ -339,7 +342,7 @@ def test_serve_given_teams_checkin_runs_a_pass_whose_change_note_has_the_note(
         assert "by Alice Ng: Waiting on the IdP vendor" in json.dumps(note, ensure_ascii=False)
 
 
-def test_bot_checkin_given_store_failure_answers_500_and_a_repeat_is_stored(
+def test_bot_checkin_given_store_failure_answers_not_ready_and_a_repeat_is_stored(
     bot: Bot, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     import sqlalchemy as sa
@@ -355,7 +358,55 @@ def test_bot_checkin_given_store_failure_answers_500_and_a_repeat_is_stored(
         raise sa.exc.OperationalError("INSERT", {}, Exception("database is locked"))
 
     monkeypatch.setattr(bot.store, "add_checkin", failing)
-    assert bot.invoke({}, aad=BOB, activity=activity).status == 500
+    assert "store is not ready" in answered_text(bot.invoke({}, aad=BOB, activity=activity))
     monkeypatch.setattr(bot.store, "add_checkin", real)
     assert "Checked in" in answered_text(bot.invoke({}, aad=BOB, activity=activity))
     assert [c.note for c in bot.store.checkins("CO-1.KR3")] == ["after the outage"]
+
+
+def _activity(bot: Bot, kr_id: str = "CO-1.KR3", note: str = "n") -> dict[str, Any]:
+    teams = bot.world.teams
+    return teams.bot_framework.invoke_activity(
+        {"kr": kr_id, f"value.{kr_id}": "8", f"note.{kr_id}": note}, aad_object_id=BOB,
+        service_url=teams.service_url, conversation_id=DEMO_CONVERSATION)
+
+
+def test_bot_checkin_given_a_channel_other_than_msteams_refuses_403_and_stores_nothing(
+    bot: Bot,
+) -> None:
+    # Direct Line lets its client write ``from``; Microsoft's keys endorse that channel too.
+    bot.world.teams.bot_framework.channel_id = "directline"
+    reply = bot.invoke({}, aad=BOB, activity=_activity(bot))
+    assert reply.status == 403
+    assert bot.store.checkins("CO-1.KR3") == []
+
+
+def test_bot_checkin_given_tenant_ids_set_refuses_other_tenants_and_takes_listed_ones(
+    bot: Bot,
+) -> None:
+    bot.endpoint.tenant_ids = frozenset({"another-tenant"})
+    assert bot.invoke({}, aad=BOB, activity=_activity(bot, note="refused")).status == 403
+    bot.endpoint.tenant_ids = frozenset({"another-tenant", bot.world.teams.bot_framework.tenant_id})
+    assert "Checked in" in answered_text(bot.invoke({}, aad=BOB, activity=_activity(bot)))
+    assert [c.note for c in bot.store.checkins("CO-1.KR3")] == ["n"]
+
+
+def test_bot_checkin_given_the_same_activity_at_two_replicas_stores_it_once(bot: Bot) -> None:
+    from werkzeug.test import Client
+    from werkzeug.wrappers import Request
+
+    from okr_sync.sync.store.store import Store
+
+    other_store = Store(bot.runtime.settings.database_url)  # another process's connection
+    other = BotMessagingEndpoint(bot.endpoint.validator, plan=bot.runtime.plan,
+                                 store=other_store, clock=lambda: datetime.now(UTC))
+    client = Client(Request.application(other))  # type: ignore[arg-type]
+    activity = _activity(bot, note="once")
+    assert "Checked in" in answered_text(bot.invoke({}, aad=BOB, activity=activity))
+    token = bot.world.teams.bot_framework.token(service_url=bot.world.teams.service_url)
+    replayed = client.post("/api/messages", json=activity,
+                           headers={"Authorization": f"Bearer {token}"})
+    other_store.close()
+    assert replayed.status_code == 200
+    assert "already" in replayed.get_data(as_text=True).lower()
+    assert [c.note for c in bot.store.checkins("CO-1.KR3")] == ["once"]

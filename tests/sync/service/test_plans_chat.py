@@ -241,6 +241,31 @@ def test_plans_chat_given_forged_slack_and_teams_requests_refuses_them_and_store
     assert _checkins(replica, "alpha", "CO-1.KR3") == []
 
 
+def test_plans_chat_given_plan_dropped_after_routing_answers_no_longer_served(
+    world: SandboxWorld, replica: Replica, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from okr_sync.sync.service.plans_chat import PlansChat
+
+    routed = PlansChat.route
+    # The folder drops the plan between routing and answering: routed to a plan now gone.
+    monkeypatch.setattr(PlansChat, "route",
+                        lambda self, ref: ("retired", routed(self, ref)[1]))
+    driver = world.slack.interactions
+    reply = send(driver.slash_command(replica.url + "/slack/commands", "checkin CB-1.KR3 7",
+                                      user_id=BOB_SLACK))
+    assert reply.status == 200
+    assert "'retired' is no longer served here" in reply.json()["text"]
+    teams = world.teams
+    activity = teams.bot_framework.invoke_activity(
+        {"kr": "CB-1.KR3", "value.CB-1.KR3": "7"}, aad_object_id=BOB_TEAMS,
+        service_url=teams.service_url, conversation_id="19:plans@thread.tacv2")
+    answer = teams.bot_framework.send(replica.url + "/api/messages", activity,
+                                      token=teams.bot_framework.token(
+                                          service_url=teams.service_url))
+    assert answer.status == 200 and "no longer served here" in json.dumps(answer.body)
+    assert _checkins(replica, "beta", "CB-1.KR3") == []
+
+
 def test_plans_report_given_two_plans_lists_them_and_serves_each(replica: Replica) -> None:
     index = requests.get(replica.url + "/", timeout=10)
     assert index.status_code == 200

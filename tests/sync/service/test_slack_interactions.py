@@ -121,3 +121,58 @@ def test_slash_command_given_help_or_unknown_words_answers_the_usage(
                                                   "user_id": "U0DEMOBOB"})
         assert reply.status_code == 200
         assert "`/okr explain KR`" in reply.json["text"]
+
+
+def _signed_help(client: Client, body: bytes, stamp: str) -> Any:
+    return client.post("/slack/commands", data=body, headers={
+        "Content-Type": "application/x-www-form-urlencoded",
+        "X-Slack-Request-Timestamp": stamp, "X-Slack-Signature": sign(SECRET, stamp, body)})
+
+
+def test_build_slack_endpoint_given_two_replicas_on_one_store_refuses_a_replay_at_the_other(
+    migrated_database_url: str,
+) -> None:
+    from types import SimpleNamespace
+
+    from okr_sync.config.settings import Settings
+    from okr_sync.sync.service.slack_interactions import build_slack_endpoint
+
+    settings = Settings(_env_file=None, slack_signing_secret=SecretStr(SECRET))
+    plan = load_plan_text(DEMO_PLAN.read_text())
+    clients, endpoints, stores = [], [], []
+    for _ in range(2):  # two processes: each its own Store on the one database
+        store = Store(migrated_database_url)
+        runtime: Any = SimpleNamespace(settings=settings, store=store, plan=plan)
+        endpoint = build_slack_endpoint(runtime, lambda kr: None, clock=lambda: datetime.now(UTC))
+        assert endpoint is not None
+        clients.append(Client(Request.application(endpoint)))  # type: ignore[arg-type]
+        endpoints.append(endpoint)
+        stores.append(store)
+    try:
+        body = urlencode({"command": "/okr", "text": "help", "user_id": "U0DEMOBOB"}).encode()
+        stamp = str(int(datetime.now(UTC).timestamp()))
+        assert _signed_help(clients[0], body, stamp).status_code == 200
+        replay = _signed_help(clients[1], body, stamp)
+        assert replay.status_code == 401 and "replayed" in replay.get_data(as_text=True)
+    finally:
+        for endpoint, store in zip(endpoints, stores, strict=True):
+            endpoint.close()
+            store.close()
+
+
+def test_button_given_a_plan_store_without_tables_answers_store_not_ready(
+    sqlite_url: str,
+) -> None:
+    recorded = Recorded()
+    payload = {"type": "block_actions", "user": {"id": "U0DEMOBOB"}, "trigger_id": "T1",
+               "response_url": "https://hooks.slack.com/actions/T/1/y",
+               "actions": [{"action_id": "okr_checkin:CO-1.KR3", "value": "CO-1.KR3"}]}
+    with Store(sqlite_url, ensure=False) as unmigrated:  # a plan just added: no tables yet
+        for client, endpoint in _endpoint(load_plan_text(DEMO_PLAN.read_text()), unmigrated,
+                                          recorded):
+            reply = _post(client, "/slack/interactions", {"payload": json.dumps(payload)})
+            assert (reply.status_code, reply.data) == (200, b"")
+            endpoint.work.join()
+    assert recorded.views == []
+    ((_, answer),) = recorded.responses
+    assert "store is not ready; try again shortly" in answer["text"]

@@ -41,6 +41,8 @@ def test_verifier_given_a_fresh_signed_request_accepts_it() -> None:
     (STAMP, None, SlackRefusal.MISSING),
     ("", "", SlackRefusal.MISSING),
     ("soon", sign(SECRET, "soon", BODY), SlackRefusal.MALFORMED),
+    ("\xb2", "v0=" + "0" * 64, SlackRefusal.MALFORMED),  # "²": isdigit(), but not int()
+    ("\u0661\u0662", "v0=" + "0" * 64, SlackRefusal.MALFORMED),  # Arabic-Indic digits
     (STAMP, sign("another secret", STAMP, BODY), SlackRefusal.FORGED),
     (STAMP, sign(SECRET, STAMP, BODY + b"&text=more"), SlackRefusal.FORGED),
     (STAMP, sign(SECRET, str(int(STAMP) + 1), BODY), SlackRefusal.FORGED),

@@ -6,7 +6,10 @@
   ``GET /rest/api/3/issue/{id}/changelog`` (offset pages, ``isLast``) instead.
 * Data Center: ``expand=changelog`` on ``/rest/api/2/search`` by ``id in (...)``. A
   changelog Jira cut short (``total`` above the histories sent) is an error naming the
-  issue, never a silently shorter history.
+  issue, never a silently shorter history. Jira refuses (400) an ``id in (...)`` naming
+  an issue it no longer has ("An issue with key '10042' does not exist for field
+  'id'"): that batch is read issue by issue instead (``GET /rest/api/2/issue/{id}
+  ?expand=changelog``), a 404 meaning deleted (:attr:`Changelogs.missing`).
 
 Everything goes through the client's transport: the same retries, pacing and typed
 errors as every other Jira call. Issues Jira no longer has (deleted) simply have no
@@ -24,7 +27,7 @@ from okr_sync.connectors.errors import MalformedResponseError, PermanentError
 from okr_sync.connectors.jira.client import JiraClient
 from okr_sync.connectors.jira.paging import OffsetPage
 from okr_sync.connectors.jira.records import issue_id_text, parse_jira_datetime
-from okr_sync.connectors.jira.transport import QueryContext
+from okr_sync.connectors.jira.transport import JiraQueryError, QueryContext
 
 __all__ = ["BULK_MAX_FIELDS", "BULK_MAX_ISSUES", "ChangeEntry", "ChangeItem",
            "ChangelogTruncatedError", "Changelogs", "project_keys", "read_changelogs",
@@ -248,27 +251,65 @@ def _dc_search(client: JiraClient, ids: list[str], wanted: frozenset[str] | None
                result: Changelogs, progress: Callable[[int], None] | None) -> None:
     done = 0
     for chunk in _chunks(ids, DC_BATCH):
-        jql = f"id in ({', '.join(chunk)}) ORDER BY id ASC"
-        query = QueryContext(jql, "changelog")
-        start, size = 0, DC_BATCH
-        for _ in range(100_000):
-            params = {"jql": jql, "startAt": start, "maxResults": size, "fields": "id",
-                      "expand": "changelog"}
-            page = client.transport.call(
-                "GET", "search", version="2", params=params, query=query,
-                parse=lambda data: OffsetPage.parse(data, _dc_issue, client.site))
-            for issue_id, entries in page.items:
-                for entry in entries:
-                    _add(result, issue_id, entry, wanted)
-            start += len(page.items)
-            if not page.items or start >= page.total:
-                break
-            if page.max_results is not None and 0 < page.max_results < size:
-                size = page.max_results
-        result.methods.add("search")
+        try:
+            found = _dc_batch(client, chunk)
+        except JiraQueryError as error:
+            if error.status != 400:
+                raise
+            # An id of the batch is gone (deleted since the mirror saw it): Jira refuses
+            # the whole query, so each issue is read alone and a 404 marks the gone one.
+            found = _dc_each(client, chunk, result)
+        else:
+            result.methods.add("search")
+        for issue_id, entries in found:
+            for entry in entries:
+                _add(result, issue_id, entry, wanted)
         done += len(chunk)
         if progress is not None:
             progress(done)
+
+
+def _dc_batch(client: JiraClient, chunk: list[str]) -> list[tuple[str, list[ChangeEntry]]]:
+    jql = f"id in ({', '.join(chunk)}) ORDER BY id ASC"
+    query = QueryContext(jql, "changelog")
+    found: list[tuple[str, list[ChangeEntry]]] = []
+    start, size = 0, DC_BATCH
+    for _ in range(100_000):
+        params = {"jql": jql, "startAt": start, "maxResults": size, "fields": "id",
+                  "expand": "changelog"}
+        page = client.transport.call(
+            "GET", "search", version="2", params=params, query=query,
+            parse=lambda data: OffsetPage.parse(data, _dc_issue, client.site))
+        found.extend(page.items)
+        start += len(page.items)
+        if not page.items or start >= page.total:
+            break
+        if page.max_results is not None and 0 < page.max_results < size:
+            size = page.max_results
+    return found
+
+
+def _dc_each(client: JiraClient, chunk: list[str], result: Changelogs
+             ) -> list[tuple[str, list[ChangeEntry]]]:
+    found: list[tuple[str, list[ChangeEntry]]] = []
+    for issue_id in chunk:
+        try:
+            found.append(client.transport.call(
+                "GET", f"issue/{issue_id}", version="2",
+                params={"fields": "id", "expand": "changelog"}, parse=_dc_one))
+        except PermanentError as error:
+            if error.status != 404:
+                raise
+            result.missing.add(issue_id)  # deleted, or no longer visible to us
+        else:
+            result.methods.add("per-issue")
+    return found
+
+
+def _dc_one(data: Any) -> tuple[str, list[ChangeEntry]]:
+    if not isinstance(data, Mapping):
+        raise MalformedResponseError("Jira sent a malformed issue")
+    return _dc_issue(data)
 
 
 def _dc_issue(raw: Mapping[str, Any]) -> tuple[str, list[ChangeEntry]]:

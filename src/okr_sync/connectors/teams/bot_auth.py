@@ -12,12 +12,16 @@ and its ``serviceurl`` claim, when present, is the activity's ``serviceUrl``.
 Keys are cached (:data:`KEYS_TTL`) and fetched again early when a token names a
 ``kid`` the cache does not hold (Microsoft rotates keys), but at most once per
 :data:`MIN_REFRESH_INTERVAL`: a stream of forged tokens with made-up ``kid`` s
-cannot turn the service into a flood of requests to Microsoft. Signatures and
+cannot turn the service into a flood of requests to Microsoft. The bound counts every
+*attempt*: while Microsoft is unreachable, requests are refused (keys unavailable) without
+each one waiting on a fetch, and keys already cached keep being used past their TTL until
+a refresh succeeds (a warning says so). Signatures and
 claims are checked by PyJWT's public API (``jwt.PyJWK``, ``jwt.decode``).
 """
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from collections.abc import Callable, Mapping
@@ -48,6 +52,8 @@ FETCH_TIMEOUT_SECONDS = 10.0
 #: Signatures Bot Framework uses; anything else (``none``, HMAC) is refused.
 ALGORITHMS = ("RS256",)
 _MAX_TOKEN_CHARS = 16_384
+
+log = logging.getLogger(__name__)
 
 
 class BotAuthError(Exception):
@@ -98,7 +104,11 @@ class BotFrameworkKeys:
         self._lock = threading.Lock()
         self._keys: dict[str, SigningKey] = {}
         self._fetched_at: float | None = None
-        #: How many times the keys were fetched (metadata and JWKS), for tests and metrics.
+        #: When a fetch was last tried, succeeding or not: the refresh bound counts from it.
+        self._attempted_at: float | None = None
+        #: Why the last attempt failed, while no later one succeeded.
+        self._failure: BotKeysUnavailableError | None = None
+        #: How many times the keys were fetched or tried (metadata and JWKS), for tests.
         self.fetches = 0
 
     def close(self) -> None:
@@ -107,23 +117,47 @@ class BotFrameworkKeys:
     def refresh(self) -> int:
         """Fetch the keys now (``okr-sync doctor``); how many are listed."""
         with self._lock:
-            self._keys = self._fetch()
-            self._fetched_at = self._clock()
+            self._attempted_at = self._clock()
             self.fetches += 1
+            self._keys = self._fetch()
+            self._fetched_at = self._attempted_at
+            self._failure = None
             return len(self._keys)
 
     def key(self, kid: str) -> SigningKey | None:
         """The key ``kid``, fetching the keys when stale, or when ``kid`` is unknown and
-        the last fetch is at least the refresh interval old; None when not listed."""
+        the last attempt is at least the refresh interval old; None when not listed.
+
+        Raises :class:`BotKeysUnavailableError` only while no keys were ever fetched.
+        """
         with self._lock:
             now = self._clock()
             stale = self._fetched_at is None or now - self._fetched_at >= self._ttl
-            may_refresh = self._fetched_at is None or now - self._fetched_at >= self._min_refresh
-            if stale or (kid not in self._keys and may_refresh):
-                self._keys = self._fetch()
-                self._fetched_at = now
-                self.fetches += 1
+            may_try = self._attempted_at is None or now - self._attempted_at >= self._min_refresh
+            if may_try and (stale or kid not in self._keys):
+                self._try_fetch(now)
+            if self._fetched_at is None:
+                assert self._failure is not None
+                # No keys at all: refused until a retry, at most once per interval.
+                raise BotKeysUnavailableError(self._failure.reason, str(self._failure))
             return self._keys.get(kid)
+
+    def _try_fetch(self, now: float) -> None:
+        """Fetch the keys; on failure keep what is cached (an outage of Microsoft's
+        key endpoint must not refuse tokens signed with keys we already hold)."""
+        self._attempted_at = now
+        self.fetches += 1
+        try:
+            self._keys = self._fetch()
+        except BotKeysUnavailableError as error:
+            self._failure = error
+            if self._keys:
+                log.warning("bot framework signing keys could not be refreshed; using the "
+                            "cached ones", extra={"reason": error.reason,
+                                                   "retry_after_s": self._min_refresh})
+            return
+        self._fetched_at = now
+        self._failure = None
 
     def _get_json(self, url: str, what: str) -> Mapping[str, Any]:
         try:

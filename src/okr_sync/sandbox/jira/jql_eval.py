@@ -78,6 +78,9 @@ class JqlContext:
     now: datetime
     custom_fields: Mapping[str, tuple[str, str]] = field(default_factory=dict)  # -> (role, name)
     parent_includes_epics: bool = True  # Cloud: epic children carry `parent`; DC: sub-tasks only
+    #: Data Center refuses (400) an ``id in (...)`` naming an issue it does not have
+    #: (deleted): "An issue with key '10042' does not exist for field 'id'".
+    refuse_unknown_ids: bool = False
 
 
 @dataclass(frozen=True)
@@ -388,6 +391,9 @@ def _number(f: _Field, text: str) -> float:
 
 def _resolve_issue(f: _Field, text: str, ctx: JqlContext) -> set[Hashable]:
     if text.isdigit():
+        if f.kind == "issue" and ctx.refuse_unknown_ids and int(text) not in ctx.dataset.issues:
+            raise JqlValidationError(
+                f"An issue with key '{text}' does not exist for field '{f.name}'.")
         return {int(text)}
     if not _KEY.match(text):
         raise JqlValidationError(f"The issue key '{text}' for field '{f.name}' is invalid.")

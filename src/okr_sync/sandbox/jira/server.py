@@ -4,7 +4,7 @@
 and okr-sync's connector use: ``serverInfo``, ``myself``, ``field``, ``project``,
 ``project/{key}``, ``issue/{idOrKey}``, ``status``, Cloud ``jql/parse``, Cloud
 ``changelog/bulkfetch`` and ``issue/{idOrKey}/changelog`` (:mod:`.changelog`;
-``expand=changelog`` on both searches), ``search/jql`` +
+``expand=changelog`` on both searches and on ``issue/{idOrKey}``), ``search/jql`` +
 ``search/approximate-count`` (the legacy ``search`` answers 410), Data Center
 ``/rest/api/2/search`` with offset paging. Faults are injected through
 :attr:`JiraSandbox.faults`; every request lands in :attr:`JiraSandbox.log`.
@@ -304,7 +304,8 @@ class JiraSandbox:
 
     def _ctx(self) -> JqlContext:
         return JqlContext(self.dataset, ZoneInfo(self.user_timezone), self.dataset.now(),
-                          self.fields.custom_clauses(), parent_includes_epics=self.cloud)
+                          self.fields.custom_clauses(), parent_includes_epics=self.cloud,
+                          refuse_unknown_ids=not self.cloud)
 
     def _renderer(self, request: Request, version: str) -> IssueRenderer:
         return IssueRenderer(self.dataset, request.host_url.rstrip("/"),
@@ -376,7 +377,11 @@ class JiraSandbox:
                 return 404, error_body(
                     "Issue does not exist or you do not have permission to see it.")
             selection = FieldSelection.parse(request.args.getlist("fields"), default="*all")
-            return 200, self._renderer(request, version).issue(record, selection)
+            renderer = self._renderer(request, version)
+            doc = renderer.issue(record, selection)
+        if "changelog" in request.args.get("expand", "").split(","):
+            embed_changelogs({"issues": [doc]}, self.dataset, renderer, cap=None)
+        return 200, doc
 
     def _changelog(self, request: Request, body: Any, version: str, ref: str) -> _Result:
         return issue_changelog(self.dataset, self._renderer(request, version), ref,

@@ -26,6 +26,7 @@ from okr_sync.connectors.jira.records import JiraIssue
 #: Display names Jira uses for story-point fields (when a change item has no fieldId).
 _POINT_NAMES = frozenset({"story point estimate", "story points"})
 _PARENT_NAMES = frozenset({"issueparentassociation", "parent"})
+_USER_FIELDS = frozenset({"assignee", "reporter"})
 
 
 @dataclass(frozen=True)
@@ -70,6 +71,9 @@ def _role(item: ChangeItem, roles: FieldRoles) -> str | None:
         return "epic"
     if fid in roles.story_points or (fid is None and name in _POINT_NAMES):
         return "points"
+    if fid in _USER_FIELDS or (fid is None and name in _USER_FIELDS):
+        # Only a mirrored user field is rewound (an unmirrored one stays unknown).
+        return "user" if (fid or name) in roles.extra else None
     if fid is not None and fid in roles.extra:
         return "extra"
     return None
@@ -140,12 +144,31 @@ class _State:
             self.values["parent_id"] = ident or None
             self.values["parent_key"] = text or None
         elif role == "epic":
+            # Epic Link items carry the epic's id in from/to (its key in the strings); the
+            # measures match parent_id first, so it must move with the key.
+            self.values["parent_id"] = ident or None
             self.values["parent_key"] = text or None
+        elif role == "user" and item.field_id is not None:
+            self.fields[item.field_id] = self._person(item.field_id, ident)
         elif role == "points":
             self.values["story_points"] = _number(text)
         elif role == "extra" and item.field_id is not None:
             number = _number(text)
             self.fields[item.field_id] = number if number is not None else (text or None)
+
+    def _person(self, name: str, ident: str | None) -> Mapping[str, str] | None:
+        """A user field as the record holds one (local JQL compares its ``accountId``).
+
+        The item's from/to hold the user's id (fromString/toString the display name, which
+        JQL never compares): an account id on Cloud. Data Center sends user keys; its
+        records name users by ``key`` (no ``accountId``), so a past value keeps that shape.
+        """
+        if not ident:
+            return None
+        current = self.record.fields.get(name)
+        if isinstance(current, Mapping) and "accountId" not in current and "key" in current:
+            return {"key": ident}
+        return {"accountId": ident}
 
     def _multi(self, name: str, item: ChangeItem, forward: bool) -> None:
         values = list(self.get(name))
@@ -160,6 +183,21 @@ class _State:
 
     def issue(self, updated: datetime) -> JiraIssue:
         return replace(self.record, **self.values, updated=updated, fields=self.fields)
+
+
+def _restore_resolution_date(state: _State, entries: Sequence[ChangeEntry],
+                             cutoff: datetime) -> None:
+    """Undoing a reopen brings the resolution back but not its date (the item has none):
+    it is the time of the latest history before the cutoff that set a resolution."""
+    if state.get("resolution") is None:
+        return
+    date: datetime | None = state.get("resolution_date")
+    if date is not None and date < cutoff:
+        return
+    resolved = [e.created for e in entries if e.created < cutoff and any(
+        _role(item, state.roles) == "resolution" and (item.to_string or item.to_value)
+        for item in e.items)]
+    state.values["resolution_date"] = max(resolved, default=None)
 
 
 def states_before(
@@ -193,6 +231,7 @@ def states_before(
             for entry in reversed(entries):
                 if cutoff <= entry.created <= anchor:
                     state.change(entry, forward=False)
+            _restore_resolution_date(state, entries, cutoff)
             earlier = [e.created for e in entries if e.created < cutoff]
             updated = max(earlier, default=record.created)
         out[cutoff] = state.issue(updated)

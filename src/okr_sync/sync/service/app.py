@@ -193,6 +193,7 @@ def bot_endpoint(runtime: Runtime, clock: Callable[[], datetime] = utc_now,
     keys = keys or BotFrameworkKeys(settings.teams_openid_metadata_url)
     return BotMessagingEndpoint(BotTokenValidator(settings.teams_app_id, keys),
                                 plan=runtime.plan, store=store, clock=clock,
+                                tenant_ids=settings.teams_tenant_id_set,
                                 on_checkin=on_checkin)
 
 

@@ -14,7 +14,14 @@ values are checked as the ``checkin`` command checks them
 is an Adaptive Card invoke response: the refreshed card saying what was stored,
 or why nothing was. Other activities (messages, installs) get 200 and no action.
 An activity id already answered (a resent request within its token's life) is
-not stored twice.
+not stored twice, by any replica: answered ids are recorded in the configured database
+(``Store.first_sighting``, key ``bot:<activity id>``), and forgotten again when the
+check-in could not be stored, so Teams' retry is taken.
+
+The token does not cover the body, and channels other than Teams (Direct Line, Web
+Chat) let their client set ``from``: an activity whose ``channelId`` is not
+``msteams`` is refused with 403, as is one from a tenant not listed in
+``OKR_SYNC_TEAMS_TENANT_IDS`` when that is set (``channelData.tenant.id``).
 """
 
 from __future__ import annotations
@@ -24,9 +31,10 @@ import json
 import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from datetime import datetime
-from typing import Any
+from datetime import datetime, timedelta
+from typing import Any, Protocol
 
+from sqlalchemy.exc import SQLAlchemyError
 from werkzeug.wrappers import Request, Response
 
 from okr_sync.config.plan import KeyResult, Plan
@@ -45,13 +53,40 @@ from okr_sync.sync.delivery.render.teams_checkin import (
 )
 from okr_sync.sync.delivery.render.teams_elements import CARD_CONTENT_TYPE
 from okr_sync.sync.service.request_io import BodyIncompleteError, BodyTooLargeError, read_body
-from okr_sync.sync.service.webhooks import DeliveryCache
 from okr_sync.sync.store.store import Store
 
 log = logging.getLogger("okr_sync.service")
 
 INVOKE_ACTION = "adaptiveCard/action"
 MAX_ACTIVITY_BYTES = 256 * 1024
+#: The only channel whose ``from`` Microsoft vouches for (Teams' own sign-in).
+TEAMS_CHANNEL = "msteams"
+#: How long an answered activity id is remembered: a token's hour, plus skew both ways.
+ACTIVITY_DEDUP_TTL = timedelta(hours=1, minutes=10)
+STORE_NOT_READY = "The plan's store is not ready; try again shortly."
+
+
+class Sightings(Protocol):
+    """The replicas' shared memory of answered requests (:class:`Store` has it)."""
+
+    def first_sighting(self, key: str, ttl: timedelta, *, now: datetime | None = None
+                       ) -> bool: ...
+
+    def forget_sighting(self, key: str) -> None: ...
+
+
+def channel_refusal(activity: Mapping[str, Any], tenant_ids: frozenset[str] | None
+                    ) -> str | None:
+    """Why an activity (token already checked) is not Teams' own for an allowed tenant."""
+    if activity.get("channelId") != TEAMS_CHANNEL:
+        return "not_msteams_channel"
+    if tenant_ids is not None:
+        data = activity.get("channelData")
+        tenant = data.get("tenant") if isinstance(data, dict) else None
+        tenant_id = tenant.get("id") if isinstance(tenant, dict) else None
+        if not isinstance(tenant_id, str) or tenant_id not in tenant_ids:
+            return "tenant_not_allowed"
+    return None
 
 
 class CheckinRefused(Exception):
@@ -118,7 +153,8 @@ class BotMessagingEndpoint:
         plan: Plan,
         store: Store,
         clock: Callable[[], datetime],
-        cache: DeliveryCache | None = None,
+        sightings: Sightings | None = None,
+        tenant_ids: frozenset[str] | None = None,
         max_body: int = MAX_ACTIVITY_BYTES,
         on_checkin: Callable[[str], None] | None = None,
     ) -> None:
@@ -126,7 +162,10 @@ class BotMessagingEndpoint:
         self.plan = plan
         self.store = store
         self.clock = clock
-        self.cache = cache if cache is not None else DeliveryCache()
+        #: Where answered activity ids are kept (the plan's store unless shared elsewhere).
+        self.sightings: Sightings = sightings if sightings is not None else store
+        #: Tenants whose activities are taken (None: any, OKR_SYNC_TEAMS_TENANT_IDS unset).
+        self.tenant_ids = tenant_ids
         self.max_body = max_body
         #: Called with the KR id after a check-in is stored (serve: ask for a pass soon).
         self.on_checkin = on_checkin
@@ -164,22 +203,49 @@ class BotMessagingEndpoint:
             return Response(status=401)
         if not activity:
             return Response(status=400)
+        refused = channel_refusal(activity, self.tenant_ids)
+        if refused is not None:
+            # 403, not a card: outside Teams (or another tenant) nobody is owed an answer,
+            # and ``from`` there is whatever the client wrote.
+            log.warning("bot request refused", extra={"reason": refused,
+                                                      "remote": request.remote_addr})
+            return Response(status=403)
         if activity.get("type") != "invoke":
             return Response(status=200)  # messages, installs: nothing to do
         if activity.get("name") != INVOKE_ACTION:
             return Response(status=501)
         activity_id = activity.get("id")
         key = f"bot:{activity_id}" if isinstance(activity_id, str) and activity_id else None
-        if key is not None and self.cache.seen_before(key, self.clock()):
-            log.info("bot invoke already answered", extra={"activity": activity_id})
-            return _invoke_card(checkin_repeated_card())
+        try:
+            if key is not None and not self.sightings.first_sighting(
+                    key, ACTIVITY_DEDUP_TTL, now=self.clock()):
+                log.info("bot invoke already answered", extra={"activity": key[4:132]})
+                return _invoke_card(checkin_repeated_card())
+        except SQLAlchemyError as error:
+            log.warning("bot invoke not answered: the store cannot be reached",
+                        extra={"error": type(error).__name__})
+            return _invoke_card(checkin_refused_card(STORE_NOT_READY))
         try:
             return _invoke_card(self._checkin(activity))
+        except SQLAlchemyError as error:
+            # E.g. a plan just added to the folder: its store's tables may not exist yet.
+            log.warning("check-in not stored: the plan's store is not ready",
+                        extra={"error": type(error).__name__})
+            self._forget(key)
+            return _invoke_card(checkin_refused_card(STORE_NOT_READY))
         except Exception:
-            # Not stored (the store failed): a repeat of this request may be stored.
-            if key is not None:
-                self.cache.forget(key)
+            self._forget(key)
             raise
+
+    def _forget(self, key: str | None) -> None:
+        """Not stored: a repeat of this request may be stored, so it is no replay."""
+        if key is None:
+            return
+        try:
+            self.sightings.forget_sighting(key)
+        except SQLAlchemyError as error:
+            log.warning("bot invoke: could not forget its activity id; a retry within the "
+                        "hour is answered as already done", extra={"error": type(error).__name__})
 
     def _checkin(self, activity: Mapping[str, Any]) -> dict[str, Any]:
         value = activity.get("value")

@@ -55,8 +55,10 @@ from okr_sync.sync.service.bot_framework import (
     MAX_ACTIVITY_BYTES,
     BotMessagingEndpoint,
     _invoke_card,
+    channel_refusal,
 )
 from okr_sync.sync.service.multi import PlanCoordinator
+from okr_sync.sync.service.plans import FolderPlan
 from okr_sync.sync.service.request_io import BodyIncompleteError, BodyTooLargeError, read_body
 from okr_sync.sync.service.slack_interactions import (
     MAX_BODY_BYTES,
@@ -75,7 +77,7 @@ from okr_sync.sync.service.slack_requests import (
     parse_slash_command,
 )
 from okr_sync.sync.service.slack_signature import SlackVerifier
-from okr_sync.sync.service.webhooks import DeliveryCache, WebhookEvent
+from okr_sync.sync.service.webhooks import WebhookEvent
 
 log = logging.getLogger("okr_sync.service.slack")
 
@@ -113,8 +115,7 @@ class PlansChat:
             self.validator = BotTokenValidator(
                 settings.teams_app_id,
                 keys or BotFrameworkKeys(settings.teams_openid_metadata_url))
-        #: Activity ids already answered (one bot, every plan).
-        self.bot_cache = DeliveryCache()
+        self.tenant_ids = settings.teams_tenant_id_set
 
     def close(self) -> None:
         if self.verifier is not None:
@@ -152,10 +153,17 @@ class PlansChat:
         return lambda kr: self.coordinator.request_pass(
             plan_id, WebhookEvent(f"{origin}-checkin:{kr}"))
 
+    def _served(self, plan_id: str) -> FolderPlan:
+        """The plan, read once: the folder may drop it between routing and answering."""
+        folder_plan = self.coordinator.folder.plans.get(plan_id)
+        if folder_plan is None:
+            raise Unrouted(f"the plan {plan_id[:128]!r} is no longer served here")
+        return folder_plan
+
     def slack_for(self, plan_id: str) -> SlackInteractions:
         """The plan's Slack handler (made again when its plan file changed)."""
         assert self.verifier is not None
-        folder_plan = self.coordinator.folder.plans[plan_id]
+        folder_plan = self._served(plan_id)
         with self._guard:
             cached = self._slack.get(plan_id)
             if cached is not None and cached[0] == folder_plan.stamp:
@@ -189,7 +197,7 @@ class PlansChat:
             if request.path.endswith("/commands"):
                 return self.command(form)
             return self.interaction(interaction_payload(form))
-        except SlackRequestError as error:
+        except (SlackRequestError, Unrouted) as error:
             return _json(200, _ephemeral(f"Sorry: {error}"))
 
     def command(self, form: Mapping[str, str]) -> Response:
@@ -256,14 +264,16 @@ class PlansChat:
 
     def bot_for(self, plan_id: str) -> BotMessagingEndpoint:
         assert self.validator is not None
-        folder_plan = self.coordinator.folder.plans[plan_id]
+        folder_plan = self._served(plan_id)
         with self._guard:
             cached = self._bots.get(plan_id)
             if cached is not None and cached[0] == folder_plan.stamp:
                 return cached[1]
             endpoint = BotMessagingEndpoint(
                 self.validator, plan=folder_plan.plan, clock=self.clock,
-                store=self.coordinator.plan_store(plan_id), cache=self.bot_cache,
+                store=self.coordinator.plan_store(plan_id),
+                # Answered activity ids: one bot for every plan, on every replica.
+                sightings=self.coordinator.store, tenant_ids=self.tenant_ids,
                 on_checkin=self._ask_pass(plan_id, "teams"))
             self._bots[plan_id] = (folder_plan.stamp, endpoint)
             return endpoint
@@ -289,10 +299,14 @@ class PlansChat:
         plan = data.get("plan")
         kr = data.get("kr")
         problem = "okr-sync does not know this action."
-        if isinstance(plan, str) and plan in plans:
-            return self.bot_for(plan)(request)
+        gone = f"The plan {str(plan)[:128]!r} of this form is no longer served here."
+        try:
+            if isinstance(plan, str) and plan in plans:
+                return self.bot_for(plan)(request)
+        except Unrouted:  # dropped from the folder since the line above
+            return self._unrouted(request, activity, gone)
         if isinstance(plan, str):
-            problem = f"The plan {plan[:128]!r} of this form is no longer served here."
+            problem = gone
         elif isinstance(kr, str):
             try:
                 return self.bot_for(self.route(kr)[0])(request)
@@ -319,6 +333,11 @@ class PlansChat:
             return Response(status=401)
         if not activity:
             return Response(status=400)
+        refused = channel_refusal(activity, self.tenant_ids)
+        if refused is not None:
+            log.warning("bot request refused", extra={"reason": refused,
+                                                      "remote": request.remote_addr})
+            return Response(status=403)
         if activity.get("type") != "invoke":
             return Response(status=200)
         return _invoke_card(checkin_refused_card(problem))

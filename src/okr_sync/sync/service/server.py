@@ -7,11 +7,9 @@ would stop ``/healthz`` answering. Here one thread (the caller of
 request* (request line, headers and body) without blocking; only a request that has
 completely arrived goes to one of a fixed number of worker threads, which reads it from
 memory. So a stalled, slow-loris or body-dripping client costs a file descriptor and
-its bytes so far, never a thread. ``GET``/``HEAD`` of ``/healthz`` and ``/readyz``
-(``/readyz/<plan>`` too) go to a queue and worker of their own, which no other request
-can occupy: a client that asks for a large page (``/report``, ``/metrics``) and never
-reads it holds a general worker until its deadline, and enough of them would hold them
-all, but the probes still answer, so Kubernetes does not restart a busy pod.
+its bytes so far, never a thread. ``GET``/``HEAD`` of ``/healthz``, ``/readyz`` and
+``/readyz/<plan>`` go to workers of their own: clients that ask for a large page and never
+read it hold general workers until their deadline, but not the probes (nor Kubernetes).
 
 The accepting stage bounds each of those costs. A connection must send its head within
 ``header_timeout`` and its whole request within ``request_timeout`` of being accepted,
@@ -63,6 +61,8 @@ log = logging.getLogger("okr_sync.service")
 PROBE_WORKERS = 2
 #: Probe requests waiting for a probe worker (a probe client that does not wait is dropped).
 PROBE_PENDING = 64
+#: Digits a Content-Length may have (far beyond any body limit) before it is refused.
+MAX_LENGTH_DIGITS = 18
 
 _BUSY = b"HTTP/1.0 503 Service Unavailable\r\nConnection: close\r\nContent-Length: 0\r\n\r\n"
 
@@ -166,7 +166,7 @@ class BoundedWSGIServer(BaseWSGIServer):
                     elif key.data == "wake":
                         self._drain_wake()
                     else:
-                        self._receive(selector, key.data)
+                        self._receive_guarded(selector, key.data)
                 self._expire(selector)
         finally:
             for incoming in list(self._waiting.values()):
@@ -237,6 +237,18 @@ class BoundedWSGIServer(BaseWSGIServer):
     def _oldest(candidates: Any) -> _Incoming:
         oldest: _Incoming = min(candidates, key=lambda w: w.accepted_at)
         return oldest
+
+    def _receive_guarded(self, selector: selectors.BaseSelector, incoming: _Incoming) -> None:
+        """Handle one connection's bytes; a fault there costs that connection, never the
+        accepting thread (else one odd request would stop every later one, /healthz too)."""
+        try:
+            self._receive(selector, incoming)
+        except Exception as error:  # the loop must survive any one connection
+            # The error's type only: its text may quote request bytes (headers, secrets).
+            log.error("http server: dropped a connection after an error handling it",
+                      extra={"error": type(error).__name__})
+            with contextlib.suppress(Exception):
+                self._drop(selector, incoming)
 
     def _receive(self, selector: selectors.BaseSelector, incoming: _Incoming) -> None:
         try:
@@ -313,7 +325,11 @@ class BoundedWSGIServer(BaseWSGIServer):
         if len(lengths) != 1:
             return False  # no body, or an ambiguous one that the worker refuses
         declared = lengths.pop()
-        if not declared.isdigit() or int(declared) == 0 or int(declared) > self.limits.max_body:
+        # Header values are latin-1: "²" is a digit to str.isdigit() but not to int(); and a
+        # longer string than any sane length only costs time to convert.
+        if not (declared.isascii() and declared.isdigit()) or len(declared) > MAX_LENGTH_DIGITS:
+            return False  # the worker refuses a malformed length
+        if int(declared) == 0 or int(declared) > self.limits.max_body:
             # A declared length over the limit is refused by length, without reading.
             return False
         incoming.body_end = incoming.head_end + int(declared)
@@ -340,8 +356,7 @@ class BoundedWSGIServer(BaseWSGIServer):
             if not over_budget:
                 self._queued += len(request)
         if over_budget:
-            log.warning("http server: the requests waiting for a worker fill the memory "
-                        "budget; refused 503", extra={"budget_bytes": self.limits.buffer_budget})
+            log.warning("http server: queued requests fill the memory budget; refused 503")
             self._refuse_busy(incoming.conn, logged=True)
             return
         try:

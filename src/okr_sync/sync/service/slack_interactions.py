@@ -27,6 +27,7 @@ from datetime import datetime
 from typing import Any
 from urllib.parse import urlsplit
 
+from sqlalchemy.exc import SQLAlchemyError
 from werkzeug.wrappers import Request, Response
 
 from okr_sync.config.plan import Plan
@@ -83,6 +84,7 @@ MAX_BODY_BYTES = 1024 * 1024
 #: Work waiting for the background thread; past this, people are asked to try again.
 MAX_PENDING_WORK = 200
 NO_SCORECARD = "No scorecard yet: the first pass has not completed."
+STORE_NOT_READY = "Not checked in: the plan's store is not ready; try again shortly."
 
 
 def _json(status: int, body: Mapping[str, Any]) -> Response:
@@ -287,7 +289,16 @@ class SlackInteractions:
         assert open_view is not None
         # Queued behind earlier work only (one thread, in order): the trigger expires three
         # seconds after the click, and views.open is tried once (SlackClient.open_view).
-        view = self.modal(kr_id)
+        try:
+            view = self.modal(kr_id)
+        except SQLAlchemyError as error:
+            # E.g. a plan just added to the folder: its store's tables may not exist yet.
+            log.warning("slack check-in form not opened: the plan's store is not ready",
+                        extra={"error": type(error).__name__})
+            if url is not None:
+                message = _ephemeral(STORE_NOT_READY) | {"replace_original": False}
+                self.work.submit(lambda: self.ports.respond(url, message))
+            return _ack()
         return _ack() if self.work.submit(lambda: open_view(trigger, view)) else self._busy()
 
     def modal(self, kr_id: str) -> dict[str, Any]:
@@ -455,5 +466,9 @@ def build_slack_endpoint(runtime: Runtime, on_checkin: Callable[[str], None], *,
     ports = slack_ports(settings, on_checkin)
     log.info("slack check-ins: POST /slack/commands and /slack/interactions answer",
              extra={"modal": ports.open_view is not None})
-    return SlackInteractions(runtime.plan, runtime.store, SlackVerifier(secret, clock=clock),
-                             ports, clock=clock)
+    store = runtime.store
+    # Accepted signatures go to the store, so a replay to another replica is refused too.
+    verifier = SlackVerifier(
+        secret, clock=clock,
+        first_sighting=lambda key, ttl, now: store.first_sighting(key, ttl, now=now))
+    return SlackInteractions(runtime.plan, store, verifier, ports, clock=clock)

@@ -70,7 +70,8 @@ class SlackVerifier:
         if not timestamp or not signature:
             return SlackRefusal.MISSING
         stamp = timestamp.strip()
-        if not stamp.isdigit() or len(stamp) > 12:
+        # Header values are latin-1: "²" is a digit to str.isdigit() but not to int().
+        if not (stamp.isascii() and stamp.isdigit()) or len(stamp) > 12:
             return SlackRefusal.MALFORMED
         now = self.clock()
         if abs(now.timestamp() - int(stamp)) > self.max_age.total_seconds():

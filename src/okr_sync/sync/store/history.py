@@ -10,15 +10,17 @@ A *live* row is what a pass measured (with its snapshot). A *backfilled* row is 
   one series: live rows always, and a backfilled row only for a day that has no live
   row of that KR (live wins: it is what was measured and shown then). A backfilled row
   stands for the day ending at its ``as_of`` (the last second of the day in the plan's
-  zone): a live row within the 24 hours up to it is "that day".
-* :meth:`HistoryOps.final_scores_by_cycle` (``too_easy``) takes a cycle's last live
-  score, or its last backfilled one when the cycle has no live row.
+  zone): a live row on the same local date in the cycle's zone is "that day" (a DST
+  day has 23 or 25 hours). Without a zone, the 24 hours up to it.
+* :meth:`HistoryOps.final_scores_by_cycle` (``too_easy``) takes a cycle's latest row:
+  its last live score, unless a backfilled row is later than it (backfill ran to the
+  cycle's end after the live passes stopped).
 """
 
 from __future__ import annotations
 
 from collections.abc import Collection, Iterable, Sequence
-from datetime import datetime, timedelta
+from datetime import datetime, timedelta, tzinfo
 from typing import Any
 
 import sqlalchemy as sa
@@ -43,9 +45,20 @@ def _record(r: sa.Row[Any]) -> HistoryRecord:
                          r.confidence, r.snapshot_id, bool(r.backfilled), r.done, r.total)
 
 
-def merged_history(records: Sequence[HistoryRecord]) -> list[HistoryRecord]:
+def _same_day(backfilled_as_of: datetime, live_as_of: datetime, zone: tzinfo | None) -> bool:
+    """Whether a live row falls in the day a backfilled row stands for."""
+    if backfilled_as_of < live_as_of <= backfilled_as_of + _SLACK:
+        return True
+    if zone is None:
+        return backfilled_as_of - BACKFILL_DAY < live_as_of <= backfilled_as_of
+    return live_as_of.astimezone(zone).date() == backfilled_as_of.astimezone(zone).date()
+
+
+def merged_history(records: Sequence[HistoryRecord], zone: tzinfo | None = None
+                   ) -> list[HistoryRecord]:
     """One KR's rows (any order) as readers see them, oldest first: every live row, and
-    each backfilled row whose day has no live row of the same cycle."""
+    each backfilled row whose day (a local date in the cycle's ``zone``) has no live row
+    of the same cycle."""
     live: dict[str, list[datetime]] = {}
     for r in records:
         if not r.backfilled:
@@ -53,7 +66,7 @@ def merged_history(records: Sequence[HistoryRecord]) -> list[HistoryRecord]:
     kept = [
         r for r in records
         if not r.backfilled or not any(
-            r.as_of - BACKFILL_DAY < at <= r.as_of + _SLACK for at in live.get(r.cycle, ()))
+            _same_day(r.as_of, at, zone) for at in live.get(r.cycle, ()))
     ]
     return sorted(kept, key=lambda r: (r.as_of, r.id))
 
@@ -125,7 +138,8 @@ class HistoryOps(StoreOps):
         return len(rows)
 
     def get_history(
-        self, kr_id: str, *, cycle: str | None = None, limit: int | None = None
+        self, kr_id: str, *, cycle: str | None = None, limit: int | None = None,
+        zone: tzinfo | None = None,
     ) -> list[HistoryRecord]:
         """A KR's history, oldest first (the newest ``limit`` entries when given); a
         backfilled row only for a day without a live row (module doc)."""
@@ -134,28 +148,31 @@ class HistoryOps(StoreOps):
             query = query.where(kr_history.c.cycle == cycle)
         with self._connection() as conn:
             records = [_record(r) for r in conn.execute(query)]
-        merged = merged_history(records)
+        merged = merged_history(records, zone)
         return merged[-limit:] if limit is not None and limit > 0 else (
             [] if limit is not None else merged)
 
-    def history_for_cycle(self, cycle: str) -> dict[str, list[HistoryRecord]]:
+    def history_for_cycle(self, cycle: str, zone: tzinfo | None = None
+                          ) -> dict[str, list[HistoryRecord]]:
         """Every KR's history in ``cycle`` in one read: ``{kr_id: [oldest .. newest]}``
-        (the report's burn-up charts), merged as :meth:`get_history` does."""
+        (the report's burn-up charts), merged as :meth:`get_history` does (``zone``: the
+        cycle's time zone, whose local dates are the backfilled rows' days)."""
         query = sa.select(kr_history).where(kr_history.c.cycle == cycle)
         by_kr: dict[str, list[HistoryRecord]] = {}
         with self._connection() as conn:
             for r in conn.execute(query):
                 by_kr.setdefault(r.kr_id, []).append(_record(r))
         ordered = sorted(by_kr.items(), key=lambda item: min(r.id for r in item[1]))
-        return {kr_id: merged_history(records) for kr_id, records in ordered}
+        return {kr_id: merged_history(records, zone) for kr_id, records in ordered}
 
     def final_scores_by_cycle(
         self, kr_ids: Collection[str] | None = None
     ) -> dict[str, dict[str, float]]:
         """Each KR's last recorded score per cycle: ``{kr_id: {cycle: score}}`` (for
         ``too_easy``: 1.0 in each of the last two cycles), cycles in the order they
-        were last scored (oldest first). A cycle's last live score; its last backfilled
-        one when it has no live row."""
+        were last scored (oldest first). A cycle's latest row: its last live score, or
+        the last backfilled one when that is later (more than the slack after it), e.g.
+        live passes stopped early and backfill ran to the cycle's end."""
         h = kr_history
         latest_live = (sa.select(sa.func.max(h.c.id).label("id"))
                        .where(h.c.backfilled.is_(False)).group_by(h.c.kr_id, h.c.cycle))
@@ -175,8 +192,8 @@ class HistoryOps(StoreOps):
             fallback: dict[tuple[str, str], tuple[datetime, int, float]] = {}
             for row in conn.execute(backfilled):
                 key = (row.kr_id, row.cycle)
-                if key not in chosen and (key not in fallback
-                                          or (row.as_of, row.id) > fallback[key][:2]):
+                later = key not in chosen or row.as_of > chosen[key][0] + _SLACK
+                if later and (key not in fallback or (row.as_of, row.id) > fallback[key][:2]):
                     fallback[key] = (row.as_of, row.id, row.score)
         chosen.update(fallback)
         result: dict[str, dict[str, float]] = {}

@@ -152,3 +152,8 @@ class PlanLeaseOps(StoreOps):
                 insert_ignore(conn, seen_requests, ["key"]).returning(seen_requests.c.key),
                 {"key": key[:255], "expires_at": when + ttl},
             ).first() is not None
+
+    def forget_sighting(self, key: str) -> None:
+        """Forget ``key`` (its request was not carried out): a retry of it is new again."""
+        with self._connection() as conn:
+            conn.execute(sa.delete(seen_requests).where(seen_requests.c.key == key[:255]))

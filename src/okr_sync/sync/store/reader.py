@@ -10,7 +10,7 @@ when it already exists at this code's schema, and otherwise reads as empty.
 from __future__ import annotations
 
 from collections.abc import Collection, Iterator, Mapping
-from datetime import datetime
+from datetime import datetime, tzinfo
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -80,7 +80,8 @@ class StoreReader(Protocol):
 
     def target_messages(self, targets: Collection[str]) -> dict[str, TargetMessages]: ...
 
-    def history_for_cycle(self, cycle: str) -> dict[str, list[HistoryRecord]]: ...
+    def history_for_cycle(self, cycle: str, zone: tzinfo | None = None
+                          ) -> dict[str, list[HistoryRecord]]: ...
 
     def kpi_history_for_cycle(self, cycle: str) -> dict[str, list[KpiHistoryRecord]]: ...
 
@@ -182,8 +183,9 @@ class ReadOnlyStore:
             return {t: TargetMessages(None, False) for t in targets}
         return self._store.target_messages(targets)
 
-    def history_for_cycle(self, cycle: str) -> dict[str, list[HistoryRecord]]:
-        return {} if self._store is None else self._store.history_for_cycle(cycle)
+    def history_for_cycle(self, cycle: str, zone: tzinfo | None = None
+                          ) -> dict[str, list[HistoryRecord]]:
+        return {} if self._store is None else self._store.history_for_cycle(cycle, zone)
 
     def kpi_history_for_cycle(self, cycle: str) -> dict[str, list[KpiHistoryRecord]]:
         return {} if self._store is None else self._store.kpi_history_for_cycle(cycle)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, tzinfo
 from typing import Protocol
 
 from okr_sync.config.plan import STORY_POINTS, DoneRatioMeasure, Plan, SumMeasure
@@ -77,7 +77,8 @@ class ReportStore(Protocol):
 
     def latest_snapshot(self) -> Snapshot | None: ...
 
-    def history_for_cycle(self, cycle: str) -> dict[str, list[HistoryRecord]]: ...
+    def history_for_cycle(self, cycle: str, zone: tzinfo | None = None
+                          ) -> dict[str, list[HistoryRecord]]: ...
 
     def checkins(self, kr_id: str, *, limit: int | None = None) -> list[Checkin]: ...
 
@@ -126,9 +127,13 @@ def load_report_data(
         raise NoScorecardError("no scorecard yet: run `okr-sync run` first")
     snapshot = PassSnapshot.from_json(stored.document)
     scorecard = snapshot.scorecard
+    # The cycle's zone dates the backfilled rows (a plan of another cycle may differ).
+    zone = plan.cycle.zone if plan is not None and plan.cycle.name == scorecard.cycle.name \
+        else None
     history = {
         kr_id: tuple(HistoryPoint(r.as_of, r.value, r.score) for r in records)
-        for kr_id, records in store.history_for_cycle(scorecard.cycle.name).items()
+        for kr_id, records in store.history_for_cycle(
+            scorecard.cycle.name, zone).items()
     }
     checkins = {}
     for kr in scorecard.key_results():
