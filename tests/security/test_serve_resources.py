@@ -24,7 +24,7 @@ from pydantic import SecretStr
 from okr_sync.sync.service.http import HttpServer, ServiceApp
 from okr_sync.sync.service.loop import StatusView
 from okr_sync.sync.service.metrics import ServiceMetrics
-from okr_sync.sync.service.server import ConnectionLimits
+from okr_sync.sync.service.server import PROBE_WORKERS, ConnectionLimits
 from okr_sync.sync.service.webhooks import SIGNATURE_HEADER, JiraWebhookEndpoint, WebhookEvent, sign
 
 _NOW = datetime(2026, 11, 3, 10, 0, tzinfo=UTC)
@@ -111,7 +111,7 @@ def test_serve_http_given_200_stalled_connections_answers_healthz_with_bounded_t
             stack.enter_context(harness.connect())
         # Werkzeug's threaded server held one thread per stalled connection (803 for 800).
         assert harness.healthz() == 200
-        assert _server_threads() <= WORKERS + 1  # the workers and the accepting thread
+        assert _server_threads() <= WORKERS + PROBE_WORKERS + 1  # workers, accepting thread
         assert [harness.healthz() for _ in range(5)] == [200] * 5
 
 
@@ -155,7 +155,7 @@ def test_serve_http_given_many_clients_dripping_bodies_and_heads_keeps_answering
             assert harness.healthz(timeout=ANSWER_BOUND_S) == 200
             assert harness.readyz(timeout=ANSWER_BOUND_S) == 200
             time.sleep(0.5)
-        assert _server_threads() <= WORKERS + 1
+        assert _server_threads() <= WORKERS + PROBE_WORKERS + 1
     assert harness.events == []
 
 
@@ -168,7 +168,7 @@ def test_serve_http_given_slow_loris_heads_drops_them_after_the_header_timeout(
         for conn in loris:  # a request head that never ends
             conn.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Slow: ")
         assert harness.healthz() == 200
-        assert _server_threads() <= WORKERS + 1
+        assert _server_threads() <= WORKERS + PROBE_WORKERS + 1
         assert all(_closed_by_server(conn) for conn in loris)
         assert harness.healthz() == 200
 

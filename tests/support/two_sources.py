@@ -130,12 +130,14 @@ def kr_docs(doc: dict[str, Any]) -> dict[str, dict[str, Any]]:
 
 @contextmanager
 def two_sources(workdir: Path, *, dc_pat: str = "sandbox-pat",
-                database_url: str | None = None) -> Iterator[TwoSources]:
-    """The sandboxes (stopped on exit); ``dc_pat``: the token the Data Center accepts."""
+                database_url: str | None = None,
+                legacy_name: str = "legacy") -> Iterator[TwoSources]:
+    """The sandboxes (stopped on exit); ``dc_pat``: the token the Data Center accepts;
+    ``legacy_name``: the plan's name for the Data Center source, as written (``Legacy``)."""
     cloud_data = generate_dataset(seed=11, issues=80, projects=("ENT",))
     dc_data = generate_dataset(seed=12, issues=80, projects=("OPS",))
     plan_path = workdir / "okr-plan.yaml"
-    plan_path.write_text(PLAN_YAML, "utf-8")
+    plan_path.write_text(PLAN_YAML.replace("legacy", legacy_name), "utf-8")
     with (
         JiraSandbox(cloud_data) as cloud,
         JiraSandbox(dc_data, deployment="dc", pat=dc_pat) as dc,

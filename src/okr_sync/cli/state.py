@@ -346,7 +346,8 @@ def report_command(
         fail_usage(error)
     with store:
         try:
-            data = load_report_data(store, loaded, jira_sites=settings.jira_sites())
+            data = load_report_data(store, loaded, jira_sites=settings.jira_sites(),
+                                    source_sites=settings.jira_source_sites())
         except NoScorecardError as error:
             fail_usage(UsageError(str(error)))
         except SnapshotError as error:

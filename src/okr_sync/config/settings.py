@@ -294,6 +294,15 @@ class Settings(BaseSettings):
         sites = [main.url] if main is not None and main.url else []
         return sites + [s.url for n, s in sorted(self.jira.items()) if n != MAIN_SOURCE and s.url]
 
+    def jira_source_sites(self) -> dict[str, str]:
+        """The site address of each connected Jira source, by its lower-case name."""
+        sites = {}
+        for name in self.connected_sources():
+            source = self.jira_source(name)
+            if source is not None and source.url:
+                sites[name.lower()] = source.url
+        return sites
+
     def secret_values(self) -> list[SecretStr]:
         """Every secret these settings hold (for log masking)."""
         flat = (self.jira_api_token, self.jira_pat, self.slack_bot_token,

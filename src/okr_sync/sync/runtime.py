@@ -19,6 +19,7 @@ from okr_sync.connectors.jira.source import JiraSource
 from okr_sync.connectors.slack.client import SlackClient
 from okr_sync.connectors.teams.client import TeamsBotClient
 from okr_sync.sync.delivery.outbox import Notifier, Senders, workflow_from_env
+from okr_sync.sync.delivery.render.common import JiraSites
 from okr_sync.sync.fetch_plan import SourceFetchPlan, build_fetch_plan
 from okr_sync.sync.pipeline import PassOptions, PassResult, SyncPass
 from okr_sync.sync.scheduled import send_due
@@ -219,6 +220,13 @@ class Runtime:
         self.store.close()
 
 
+def jira_sites(plan: Plan, jira: JiraConnections) -> JiraSites:
+    """Each measured KR's issue links go to the site of the source it reads (a KR of a
+    second source linked to main's site before), the others to ``main``'s."""
+    return JiraSites(jira.base_url(MAIN_SOURCE), {
+        owner: jira.base_url(measure.source) for owner, measure in plan.jira_measures()})
+
+
 def build_runtime(
     settings: Settings,
     plan: Plan,
@@ -243,7 +251,7 @@ def build_runtime(
         open_reader(settings.database_url) if dry_run else Store(settings.database_url)
     )
     notifier = Notifier(senders or senders_from_settings(settings),
-                        jira_base_url=jira.base_url("main"),
+                        jira_base_url=jira_sites(plan, jira),
                         slack_buttons=settings.slack_signing_secret is not None,
                         teams_checkin_form=settings.teams_bot_checkins,
                         checkin_plan=checkin_plan)

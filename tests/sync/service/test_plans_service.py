@@ -7,6 +7,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -16,7 +17,7 @@ import pytest
 import requests
 from pydantic import SecretStr
 
-from okr_sync.config.settings import Settings
+from okr_sync.config.settings import JiraSourceSettings, Settings
 from okr_sync.sync.runtime import build_runtime
 from okr_sync.sync.sandbox_world import SandboxWorld, sandbox_world
 from okr_sync.sync.service.multi import PlanCoordinator
@@ -67,7 +68,12 @@ def folder(world: SandboxWorld, tmp_path: Path) -> Path:
 
 @pytest.fixture
 def running(world: SandboxWorld, folder: Path) -> Iterator[Running]:
-    settings = world.settings()
+    with _serving(world, folder, world.settings()) as served:
+        yield served
+
+
+@contextmanager
+def _serving(world: SandboxWorld, folder: Path, settings: Settings) -> Iterator[Running]:
     started: list[tuple[PlanCoordinator, int]] = []
     stop = threading.Event()
 
@@ -225,3 +231,19 @@ def test_serve_plans_given_a_plan_with_its_own_schedule_runs_on_it(
     wait_for("three passes of the plan with a 1 s schedule", lambda: fast_passes() >= 3)
     body = requests.get(running.url + "/readyz/fast", timeout=5).json()
     assert body["status"] == "ready"
+
+
+def test_serve_plans_given_a_source_webhook_path_in_any_case_checks_it_with_its_secret(
+    world: SandboxWorld, folder: Path,
+) -> None:
+    legacy_secret = "legacy-plans-secret"
+    settings = world.settings().model_copy(update={"jira": {"legacy": JiraSourceSettings(
+        url=world.jira.url, webhook_secret=SecretStr(legacy_secret))}})
+    body = b'{"webhookEvent": "jira:issue_updated", "issue": {"key": "ENT-1"}}'
+    with _serving(world, folder, settings) as served:
+        codes = [requests.post(served.url + path, data=body, timeout=5, headers={
+            "X-Hub-Signature": sign(legacy_secret, body), "Content-Type": "application/json",
+            "X-Atlassian-Webhook-Identifier": f"case-{n}"}).status_code
+            for n, path in enumerate(["/webhooks/jira/legacy", "/webhooks/jira/Legacy"])]
+    # Before, a plan's "Legacy" path was refused here (404) and accepted without --plans.
+    assert codes == [202, 202]

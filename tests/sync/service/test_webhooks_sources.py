@@ -4,6 +4,7 @@ own secret; ``/readyz`` names a failing source while the other's KRs are measure
 
 from __future__ import annotations
 
+import socket
 import threading
 import time
 from collections.abc import Iterator
@@ -120,3 +121,31 @@ def test_webhook_given_only_legacy_has_a_secret_accepts_legacy_and_refuses_unsig
         assert _post(handle, "/webhooks/jira/legacy", None, "e2") == 401
         assert _post(handle, "/webhooks/jira", None, "e3") == 403
         assert _post(handle, "/webhooks/jira/main", LEGACY_SECRET, "e4") == 403
+
+
+def test_webhook_given_a_plan_naming_its_source_legacy_accepts_either_case_of_path(
+    tmp_path: Path,
+) -> None:
+    # Settings name sources in lower case; the plan writes "Legacy". Before, only
+    # /webhooks/jira/Legacy was accepted here (and only /legacy with --plans).
+    with two_sources(tmp_path, legacy_name="Legacy") as world, \
+            _serving(world, (SHARED_SECRET, LEGACY_SECRET)) as handle:
+        assert _post(handle, "/webhooks/jira/legacy", LEGACY_SECRET, "f1") == 202
+        assert _post(handle, "/webhooks/jira/Legacy", LEGACY_SECRET, "f2") == 202
+        assert _post(handle, "/webhooks/jira/LEGACY", SHARED_SECRET, "f3") == 401
+
+
+def test_webhook_given_a_source_client_leaving_mid_body_counts_it_disconnected(
+    service: ServiceHandle,
+) -> None:
+    host, port = service.url.removeprefix("http://").split(":")
+    with socket.create_connection((host, int(port)), timeout=TIMEOUT) as conn:
+        conn.sendall(b"POST /webhooks/jira/legacy HTTP/1.1\r\nHost: x\r\n"
+                     b"Content-Type: application/json\r\nContent-Length: 1000\r\n\r\n{")
+    marker = 'okr_sync_webhooks_total{result="disconnected"} 1.0'
+    for _ in range(200):  # bounded: the server sees the close within moments
+        if marker in requests.get(service.url + "/metrics", timeout=TIMEOUT).text:
+            break
+        time.sleep(0.05)
+    # Before, only a client of the exact path /webhooks/jira was counted.
+    assert marker in requests.get(service.url + "/metrics", timeout=TIMEOUT).text

@@ -28,6 +28,7 @@ from okr_sync.sync.delivery.render import (
     render_teams_scorecard_card,
     teams_summary,
 )
+from okr_sync.sync.delivery.render.common import JiraBase
 from okr_sync.sync.delivery.targets import TargetRef
 from okr_sync.sync.store.reader import StoreReader
 from okr_sync.sync.store.store import OutboxItem, OutboxKind
@@ -132,7 +133,7 @@ def _slack_payload(rendered: Any) -> dict[str, Any]:
 
 
 def render_for(target: RouteTarget, kind: OutboxKind, scorecard: Scorecard,
-               jira_base_url: str | None, previous: Scorecard | None = None, *,
+               jira_base_url: JiraBase, previous: Scorecard | None = None, *,
                contacts: Contacts | None = None,
                slack_buttons: bool = False,
                checkin_form: bool = False) -> dict[str, Any] | None:
@@ -177,7 +178,7 @@ def render_for(target: RouteTarget, kind: OutboxKind, scorecard: Scorecard,
 
 
 def _message(route: str, target: RouteTarget, kind: OutboxKind, scorecard: Scorecard,
-             jira_base_url: str | None, previous: Scorecard | None = None, *,
+             jira_base_url: JiraBase, previous: Scorecard | None = None, *,
              contacts: Contacts | None = None, slack_buttons: bool = False,
              checkin_form: bool = False) -> OutboxItem | None:
     payload = render_for(target, kind, scorecard, jira_base_url, previous, contacts=contacts,
@@ -199,7 +200,7 @@ def plan_messages(
     scorecard: Scorecard,
     store: StoreReader,
     *,
-    jira_base_url: str | None = None,
+    jira_base_url: JiraBase = None,
     slack_buttons: bool = False,
     checkin_form: bool = False,
 ) -> list[OutboxItem]:
@@ -235,7 +236,7 @@ def plan_messages(
 
 
 def plan_scheduled(plan: Plan, scorecard: Scorecard, kind: OutboxKind,
-                   jira_base_url: str | None = None, *,
+                   jira_base_url: JiraBase = None, *,
                    previous: Scorecard | None = None,
                    slack_buttons: bool = False,
                    checkin_form: bool = False) -> list[OutboxItem]:

@@ -40,6 +40,7 @@ from okr_sync.connectors.teams.client import TeamsBotClient, TeamsNotFoundError,
 from okr_sync.scoring.scorecard import Delivery, Scorecard
 from okr_sync.sync.delivery.messages import delivery_action, plan_messages
 from okr_sync.sync.delivery.render import teams_bot_activity
+from okr_sync.sync.delivery.render.common import JiraBase
 from okr_sync.sync.delivery.targets import TargetKind, TargetRef, UnknownTargetError
 from okr_sync.sync.store.fencing import active_claimer
 from okr_sync.sync.store.locks import LockLostError
@@ -346,7 +347,7 @@ class OutboxDeliverer:
 class Notifier:
     """Plans the messages of a pass and delivers the outbox (the pipeline's Deliverer)."""
 
-    def __init__(self, senders: Senders, *, jira_base_url: str | None = None,
+    def __init__(self, senders: Senders, *, jira_base_url: JiraBase = None,
                  clock: Callable[[], datetime] | None = None,
                  slack_buttons: bool = False, teams_checkin_form: bool = False,
                  checkin_plan: str | None = None) -> None:

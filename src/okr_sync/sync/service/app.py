@@ -145,7 +145,7 @@ def serve(
             else JiraWebhookEndpoint(webhook_secret, scheduler.on_webhook, clock=clock,
                                      max_body=max_body, on_result=count_webhook,
                                      source_secrets=source_secrets,
-                                     sources=set(runtime.plan.jira) | {"main"},
+                                     sources={n.lower() for n in runtime.plan.jira} | {"main"},
                                      allow_unsigned=allow_unsigned_webhooks)
         )
         # A check-in from Slack asks for a pass (debounced like a webhook), so its value
@@ -163,8 +163,7 @@ def serve(
         limits = ConnectionLimits(max_body=max_body, buffer_budget=max(
             ConnectionLimits.buffer_budget, 4 * (max_body + MAX_HEAD_BYTES)))
         server = HttpServer(app, host=host, port=port, limits=limits,
-                            on_cut_short=lambda path: count_webhook("disconnected")
-                            if path == "/webhooks/jira" else None)
+                            on_cut_short=webhook_cut_short(count_webhook))
         try:
             return _run(scheduler, server, schedule, webhook_secret,
                         allow_unsigned_webhooks=allow_unsigned_webhooks,
@@ -205,8 +204,19 @@ def webhook_secrets(runtime: Runtime) -> dict[str, SecretStr]:
     for name in runtime.plan.jira:
         connection = runtime.settings.jira.get(name.lower())
         if connection is not None and connection.webhook_secret is not None:
-            secrets[name] = connection.webhook_secret
+            secrets[name.lower()] = connection.webhook_secret  # as webhooks.source_of
     return secrets
+
+
+def webhook_cut_short(count_webhook: Callable[[str], None]) -> Callable[[str], None]:
+    """Counts a webhook whose body never wholly arrived, on ``/webhooks/jira`` and on each
+    source's ``/webhooks/jira/<source>``, as ``disconnected``."""
+
+    def on_cut_short(path: str) -> None:
+        if path.startswith("/webhooks/jira"):
+            count_webhook("disconnected")
+
+    return on_cut_short
 
 
 def report_page(runtime: Runtime) -> Callable[[], str] | None:
@@ -215,9 +225,11 @@ def report_page(runtime: Runtime) -> Callable[[], str] | None:
     if not isinstance(store, Store):
         return None
     sites = runtime.settings.jira_sites()
+    source_sites = runtime.settings.jira_source_sites()
 
     def page() -> str:
-        return render_html_report(load_report_data(store, runtime.plan, jira_sites=sites))
+        return render_html_report(load_report_data(store, runtime.plan, jira_sites=sites,
+                                                    source_sites=source_sites))
 
     return page
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import io
 import re
 import socket
+from dataclasses import dataclass
 from typing import Any, cast
 
 #: A request head longer than this goes to a worker, which refuses it (431/414).
@@ -126,3 +127,24 @@ class PrereadConnection:
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._conn, name)
+
+
+#: The probes' paths: ``/healthz``, ``/readyz`` and ``/readyz/<plan>`` (--plans).
+_PROBE_PATH = re.compile(rb"^/(healthz|readyz(/[^/?#\s]+)?)/?(\?[^\s]*)?$")
+
+
+def is_probe(request: bytes) -> bool:
+    """Whether a request is a liveness or readiness probe (from its request line)."""
+    parts = request.split(b"\r\n", 1)[0].split(b"\n", 1)[0].split(b" ")
+    return (len(parts) == 3 and parts[0] in (b"GET", b"HEAD")
+            and _PROBE_PATH.match(parts[1]) is not None)
+
+
+@dataclass(frozen=True)
+class WholeRequest:
+    """A request wholly read by the accepting thread, waiting for a worker."""
+
+    conn: socket.socket
+    address: Any
+    request: bytes
+    continue_sent: bool

@@ -18,7 +18,7 @@ from __future__ import annotations
 import logging
 import signal
 import threading
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -63,10 +63,12 @@ class PlansApp:
     def __init__(self, coordinator: PlanCoordinator, *, webhook: Callable[[Request], Response],
                  database_probe: Callable[[], str | None],
                  clock: Callable[[], datetime], chat: PlansChat | None = None,
-                 jira_sites: Sequence[str] = ()) -> None:
+                 jira_sites: Sequence[str] = (),
+                 source_sites: Mapping[str, str] | None = None) -> None:
         self.coordinator = coordinator
         self.chat = chat
         self.jira_sites = jira_sites
+        self.source_sites = source_sites
         self.webhook = webhook
         self.database_probe = database_probe
         self.clock = clock
@@ -147,7 +149,8 @@ class PlansApp:
         store = self.coordinator.plan_store(plan_id)
         try:
             return report_response(lambda: render_html_report(load_report_data(
-                store, folder_plan.plan, jira_sites=self.jira_sites)))
+                store, folder_plan.plan, jira_sites=self.jira_sites,
+                source_sites=self.source_sites)))
         except SQLAlchemyError as error:
             log.warning("plan report not read", extra={"plan": plan_id,
                                                        "error": type(error).__name__})
@@ -252,7 +255,8 @@ def serve_plans(
         counter = coordinator.metrics.webhooks
         # A source that signs with a secret of its own (OKR_SYNC_JIRA__<NAME>__WEBHOOK_SECRET)
         # posts to /webhooks/jira/<name>; a delivery concerns every plan either way.
-        source_secrets = {name: source.webhook_secret for name, source in settings.jira.items()
+        source_secrets = {name.lower(): source.webhook_secret
+                          for name, source in settings.jira.items()
                           if source.webhook_secret is not None}
         webhook: Callable[[Request], Response] = (
             UnsignedWebhookRefusal(lambda r: counter.labels(r).inc())
@@ -260,12 +264,14 @@ def serve_plans(
             else JiraWebhookEndpoint(webhook_secret, coordinator.on_webhook, clock=clock,
                                      on_result=lambda r: counter.labels(r).inc(),
                                      source_secrets=source_secrets,
-                                     sources=settings.connected_sources() | {MAIN_SOURCE},
+                                     sources={s.lower() for s in settings.connected_sources()}
+                                     | {MAIN_SOURCE},
                                      allow_unsigned=allow_unsigned_webhooks)
         )
         chat = PlansChat(coordinator, settings, clock=clock, keys=bot_keys)
         server = HttpServer(PlansApp(coordinator, webhook=webhook, database_probe=probe,
-                                     clock=clock, chat=chat, jira_sites=settings.jira_sites()),
+                                     clock=clock, chat=chat, jira_sites=settings.jira_sites(),
+                                     source_sites=settings.jira_source_sites()),
                             host=host, port=port)
         server.start()
         try:

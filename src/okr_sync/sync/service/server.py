@@ -7,16 +7,19 @@ would stop ``/healthz`` answering. Here one thread (the caller of
 request* (request line, headers and body) without blocking; only a request that has
 completely arrived goes to one of a fixed number of worker threads, which reads it from
 memory. So a stalled, slow-loris or body-dripping client costs a file descriptor and
-its bytes so far, never a thread: ``/healthz`` and ``/readyz`` answer as fast as the
-workers run the application, however many clients are slow.
+its bytes so far, never a thread. ``GET``/``HEAD`` of ``/healthz``, ``/readyz`` and
+``/readyz/<plan>`` go to workers of their own: clients that ask for a large page and never
+read it hold general workers until their deadline, but not the probes (nor Kubernetes).
 
 The accepting stage bounds each of those costs. A connection must send its head within
 ``header_timeout`` and its whole request within ``request_timeout`` of being accepted,
 or it is closed. A body is read up to ``max_body`` bytes (the webhook's own limit):
 a declared ``Content-Length`` over it goes to a worker with its head only (the
 application refuses it, 413, without reading), and a chunked body growing over it is
-answered 413 here. All bodies being read share ``buffer_budget`` bytes of memory; past
-that, and past ``pending`` waiting connections, the oldest waiting connection is dropped
+answered 413 here. All bodies being read share ``buffer_budget`` bytes of memory, and
+so do the whole requests waiting for a worker (counted until a worker takes them): a
+request that would take them over it is answered 503. Past the budget for bodies being
+read, and past ``pending`` waiting connections, the oldest waiting connection is dropped
 (a flood's oldest connections are the likeliest to be stalled). A worker writes its
 response with a per-operation ``read_timeout`` and gives up after ``request_deadline``
 (a client that does not read its answer), so no worker is held forever either.
@@ -46,14 +49,21 @@ from okr_sync.sync.service.framing import (
     RECV_BYTES,
     ChunkScan,
     PrereadConnection,
+    WholeRequest,
     head_end,
     header_fields,
+    is_probe,
 )
 
 log = logging.getLogger("okr_sync.service")
 
+#: Workers of their own for the liveness and readiness probes (their answers are small).
+PROBE_WORKERS = 2
+#: Probe requests waiting for a probe worker (a probe client that does not wait is dropped).
+PROBE_PENDING = 64
 #: Digits a Content-Length may have (far beyond any body limit) before it is refused.
 MAX_LENGTH_DIGITS = 18
+
 _BUSY = b"HTTP/1.0 503 Service Unavailable\r\nConnection: close\r\nContent-Length: 0\r\n\r\n"
 
 
@@ -122,8 +132,12 @@ class BoundedWSGIServer(BaseWSGIServer):
         #: Called with the path of a request whose body never wholly arrived.
         self.on_cut_short = on_cut_short or (lambda path: None)
         self.socket.setblocking(False)
-        self._ready: queue.Queue[tuple[socket.socket, Any, bytes, bool] | None] = queue.Queue(
-            maxsize=self.limits.pending)
+        self._ready: queue.Queue[WholeRequest | None] = queue.Queue(maxsize=self.limits.pending)
+        self._probes: queue.Queue[WholeRequest | None] = queue.Queue(maxsize=PROBE_PENDING)
+        # Bytes of whole requests queued for a worker: added by the accepting thread,
+        # subtracted by the worker that takes one, so both sides hold the lock.
+        self._queued = 0
+        self._queued_lock = threading.Lock()
         self._waiting: dict[int, _Incoming] = {}
         self._buffered = 0
         self._active: dict[socket.socket, float] = {}
@@ -181,6 +195,12 @@ class BoundedWSGIServer(BaseWSGIServer):
     def buffered_bytes(self) -> int:
         """Bytes of requests still arriving, held in memory (at most ``buffer_budget``)."""
         return self._buffered
+
+    @property
+    def queued_bytes(self) -> int:
+        """Bytes of whole requests waiting for a worker (they share ``buffer_budget``)."""
+        with self._queued_lock:
+            return self._queued
 
     def _timeout(self, poll_interval: float) -> float:
         if not self._waiting and not self._active:
@@ -328,10 +348,23 @@ class BoundedWSGIServer(BaseWSGIServer):
     def _dispatch(self, selector: selectors.BaseSelector, incoming: _Incoming, end: int) -> None:
         request = bytes(incoming.data[:end])
         self._forget(selector, incoming)
+        probe = is_probe(request)
+        with self._queued_lock:
+            # The probes' requests are a line and a few headers: never refused for memory.
+            over_budget = (not probe and self._queued + self._buffered + len(request)
+                           > self.limits.buffer_budget)
+            if not over_budget:
+                self._queued += len(request)
+        if over_budget:
+            log.warning("http server: queued requests fill the memory budget; refused 503")
+            self._refuse_busy(incoming.conn, logged=True)
+            return
         try:
-            self._ready.put_nowait((incoming.conn, incoming.address, request,
-                                    incoming.continue_sent))
+            (self._probes if probe else self._ready).put_nowait(
+                WholeRequest(incoming.conn, incoming.address, request, incoming.continue_sent))
         except queue.Full:
+            with self._queued_lock:
+                self._queued -= len(request)
             self._refuse_busy(incoming.conn)
 
     def _refuse_too_large(self, selector: selectors.BaseSelector, incoming: _Incoming) -> None:
@@ -394,8 +427,9 @@ class BoundedWSGIServer(BaseWSGIServer):
         self._forget(selector, incoming)
         incoming.conn.close()
 
-    def _refuse_busy(self, conn: socket.socket) -> None:
-        log.warning("http server: every worker is busy and the queue is full; refused 503")
+    def _refuse_busy(self, conn: socket.socket, *, logged: bool = False) -> None:
+        if not logged:
+            log.warning("http server: every worker is busy and the queue is full; refused 503")
         with contextlib.suppress(OSError):
             conn.send(_BUSY)
         conn.close()
@@ -404,31 +438,47 @@ class BoundedWSGIServer(BaseWSGIServer):
 
     def _start_workers(self) -> None:
         self._workers = [
-            threading.Thread(target=self._work, name=f"okr-sync-http-{n}", daemon=True)
+            threading.Thread(target=self._work, args=(self._ready,), name=f"okr-sync-http-{n}",
+                             daemon=True)
             for n in range(self.limits.workers)
+        ] + [
+            threading.Thread(target=self._work, args=(self._probes,),
+                             name=f"okr-sync-http-probe-{n}", daemon=True)
+            for n in range(PROBE_WORKERS)
         ]
         for worker in self._workers:
             worker.start()
 
     def _stop_workers(self) -> None:
-        while True:  # connections still queued are closed unanswered, as on any stop
-            try:
-                item = self._ready.get_nowait()
-            except queue.Empty:
-                break
-            if item is not None:
-                item[0].close()
-        for _ in self._workers:
+        for waiting in (self._ready, self._probes):
+            while True:  # connections still queued are closed unanswered, as on any stop
+                try:
+                    item = waiting.get_nowait()
+                except queue.Empty:
+                    break
+                if item is not None:
+                    self._take(item)
+                    item.conn.close()
+        for _ in range(self.limits.workers):
             self._ready.put(None)
+        for _ in range(PROBE_WORKERS):
+            self._probes.put(None)
         for worker in self._workers:
             worker.join(timeout=1)
 
-    def _work(self) -> None:
+    def _take(self, item: WholeRequest) -> None:
+        """A queued request leaves the queue: its bytes no longer count as queued."""
+        with self._queued_lock:
+            self._queued -= len(item.request)
+
+    def _work(self, waiting: queue.Queue[WholeRequest | None]) -> None:
         while True:
-            item = self._ready.get()
+            item = waiting.get()
             if item is None:
                 return
-            conn, address, request, continue_sent = item
+            self._take(item)
+            conn, address, request, continue_sent = (item.conn, item.address, item.request,
+                                                     item.continue_sent)
             conn.setblocking(True)
             conn.settimeout(self.limits.read_timeout)
             with self._active_lock:

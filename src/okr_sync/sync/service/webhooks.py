@@ -46,9 +46,11 @@ MAIN_SOURCE = "main"
 
 
 def source_of(request: Request) -> str:
-    """The Jira source a delivery was posted for (``main`` on ``/webhooks/jira``)."""
+    """The Jira source a delivery was posted for (``main`` on ``/webhooks/jira``), lower-cased:
+    settings name sources in lower case (``OKR_SYNC_JIRA__LEGACY__...``) and a plan may
+    write ``Legacy``; both modes key their sources that way, so either path works."""
     source = request.environ.get(SOURCE_ENVIRON_KEY)
-    return source if isinstance(source, str) and source else MAIN_SOURCE
+    return source.lower() if isinstance(source, str) and source else MAIN_SOURCE
 
 
 class WebhookPayloadError(ValueError):

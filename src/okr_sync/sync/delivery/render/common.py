@@ -308,11 +308,34 @@ def resolve_link(link: str, jira_base_url: str | None) -> Link | None:
     return Link(url=url, label=label)
 
 
-def kr_links(kr: KeyResultScore, jira_base_url: str | None) -> list[Link]:
+@dataclass(frozen=True)
+class JiraSites:
+    """Where a KR's issue keys link: the site of the Jira source its measure reads
+    (``by_kr``, KR id -> site), else ``main``'s."""
+
+    main: str | None
+    by_kr: Mapping[str, str | None]
+
+    def for_kr(self, kr_id: str) -> str | None:
+        return self.by_kr.get(kr_id) or self.main
+
+
+#: One site for every KR's issue keys, each KR's own, or none (keys are not linked).
+JiraBase = str | JiraSites | None
+
+
+def site_for(jira_base_url: JiraBase, kr_id: str) -> str | None:
+    if isinstance(jira_base_url, JiraSites):
+        return jira_base_url.for_kr(kr_id)
+    return jira_base_url
+
+
+def kr_links(kr: KeyResultScore, jira_base_url: JiraBase) -> list[Link]:
     links: list[Link] = []
     seen: set[str] = set()
+    site = site_for(jira_base_url, kr.id)
     for raw in kr.links:
-        link = resolve_link(raw, jira_base_url)
+        link = resolve_link(raw, site)
         if link is not None and link.url not in seen:
             seen.add(link.url)
             links.append(link)

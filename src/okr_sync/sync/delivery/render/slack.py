@@ -7,6 +7,7 @@ from collections.abc import Callable
 from okr_sync.scoring.scorecard import CycleInfo, KeyResultScore, ObjectiveScore, Scorecard
 from okr_sync.sync.delivery.render.common import (
     NOT_MEASURED,
+    JiraBase,
     band_shown,
     confidence_counts,
     confidence_label,
@@ -97,7 +98,7 @@ def fit_slack(build: Callable[[DetailLevel], SlackPayload]) -> SlackPayload:
 
 
 def kr_line(
-    kr: KeyResultScore, level: DetailLevel, jira_base_url: str | None, cycle: CycleInfo,
+    kr: KeyResultScore, level: DetailLevel, jira_base_url: JiraBase, cycle: CycleInfo,
     objective_owner: str | None = None,
 ) -> str:
     title = f"{mrkdwn_id(kr.id)} {mrkdwn_text(kr.title, level.kr_title_limit)}"
@@ -155,7 +156,7 @@ def objective_status(objective: ObjectiveScore, cycle: CycleInfo) -> list[str]:
 
 
 def objective_section(
-    depth: int, objective: ObjectiveScore, level: DetailLevel, jira_base_url: str | None,
+    depth: int, objective: ObjectiveScore, level: DetailLevel, jira_base_url: JiraBase,
     cycle: CycleInfo,
 ) -> Block:
     indent = "↳ " * min(depth, 3)
@@ -246,7 +247,7 @@ def scorecard_fallback(scorecard: Scorecard, head: str) -> str:
 
 
 def render_slack_scorecard(
-    scorecard: Scorecard, *, title: str | None = None, jira_base_url: str | None = None
+    scorecard: Scorecard, *, title: str | None = None, jira_base_url: JiraBase = None
 ) -> SlackPayload:
     """The standing scorecard message of a route, within Slack's limits.
 

@@ -9,6 +9,7 @@ from okr_sync.scoring.scorecard import CycleInfo, KeyResultScore, ObjectiveScore
 from okr_sync.sync.delivery.render.common import (
     ID_LIMIT,
     NOT_MEASURED,
+    JiraBase,
     band_shown,
     confidence_counts,
     confidence_label,
@@ -99,7 +100,7 @@ def cycle_block(scorecard: Scorecard) -> Element:
 
 
 def kr_row(
-    kr: KeyResultScore, level: DetailLevel, jira_base_url: str | None, cycle: CycleInfo,
+    kr: KeyResultScore, level: DetailLevel, jira_base_url: JiraBase, cycle: CycleInfo,
     objective_owner: str | None = None,
 ) -> Element:
     if kr.score is None:
@@ -163,7 +164,7 @@ def objective_status(objective: ObjectiveScore, cycle: CycleInfo) -> list[str]:
 
 
 def objective_container(
-    depth: int, objective: ObjectiveScore, level: DetailLevel, jira_base_url: str | None,
+    depth: int, objective: ObjectiveScore, level: DetailLevel, jira_base_url: JiraBase,
     cycle: CycleInfo,
 ) -> Element:
     title = truncate(objective.title, level.objective_title_limit)
@@ -276,7 +277,7 @@ def render_teams_scorecard_card(
     scorecard: Scorecard,
     *,
     title: str | None = None,
-    jira_base_url: str | None = None,
+    jira_base_url: JiraBase = None,
     budget: int = TEAMS_CARD_BUDGET,
 ) -> Card:
     """The standing scorecard as an Adaptive Card 1.5 whose envelope stays within ``budget`` bytes.

@@ -67,6 +67,9 @@ class ReportData:
     bands: Sequence[str] = ("missed", "progress", "strong")
     #: Jira base URLs: the only sites the report links to.
     jira_sites: Sequence[str] = ()
+    #: The site of the Jira source each measured KR reads (KR id -> site); a KR not
+    #: here links its issues to the first of ``jira_sites`` (``main``'s).
+    kr_sites: Mapping[str, str] = field(default_factory=dict)
 
 
 class ReportStore(Protocol):
@@ -110,9 +113,11 @@ def plan_facts(plan: Plan) -> tuple[dict[str, KrInfo], dict[str, KpiInfo], dict[
 
 
 def load_report_data(
-    store: ReportStore, plan: Plan | None, *, jira_sites: Sequence[str] = ()
+    store: ReportStore, plan: Plan | None, *, jira_sites: Sequence[str] = (),
+    source_sites: Mapping[str, str] | None = None,
 ) -> ReportData:
     """The latest snapshot with its cycle's history and the KRs' check-ins.
+    ``source_sites``: each Jira source's site by lower-case name (its KRs' issue links).
 
     Raises :class:`NoScorecardError` before the first pass and
     :class:`~okr_sync.sync.state.SnapshotError` when the stored snapshot cannot be read.
@@ -140,7 +145,11 @@ def load_report_data(
     kpis: dict[str, KpiInfo] = {}
     owners: dict[str, str] = {}
     bands: Sequence[str] = ReportData.bands
+    kr_sites: dict[str, str] = {}
     if plan is not None:
+        sites_by_source = source_sites or {}
+        kr_sites = {owner: site for owner, measure in plan.jira_measures()
+                    if (site := sites_by_source.get(measure.source.lower()))}
         krs, kpis, owners = plan_facts(plan)
         bands = tuple(b.name for b in plan.scoring.bands)
     return ReportData(
@@ -154,4 +163,5 @@ def load_report_data(
         objective_owners=owners,
         bands=bands,
         jira_sites=tuple(site for site in jira_sites if site),
+        kr_sites=kr_sites,
     )

@@ -279,7 +279,7 @@ class _Renderer:
         if entry is None:
             return ""
         rows = "".join(
-            f"<tr><td>{self.issue_link(i.key)}</td><td>{escape(i.summary)}</td>"
+            f"<tr><td>{self.issue_link(i.key, kr.id)}</td><td>{escape(i.summary)}</td>"
             f"<td>{escape(i.status)}</td><td class=\"num\">{num(i.points)}</td>"
             f"<td>{escape(i.counted)}</td></tr>"
             for i in entry.items
@@ -297,11 +297,13 @@ class _Renderer:
         return (f"<details><summary>Items behind {escape(kr.id)} ({len(entry.items)})</summary>"
                 f"{error}{jql}{count}{table}{link_list}</details>")
 
-    def issue_link(self, key: str) -> str:
+    def issue_link(self, key: str, kr_id: str) -> str:
         sites = self.data.jira_sites
-        if not sites:
+        # The site of the source the KR reads (a second source's keys are not main's).
+        site = self.data.kr_sites.get(kr_id) or (sites[0] if sites else None)
+        if site is None:
             return escape(key)
-        url = f"{sites[0].rstrip('/')}/browse/{quote(key, safe='')}"
+        url = f"{site.rstrip('/')}/browse/{quote(key, safe='')}"
         if safe_link(url, sites) is None:
             return escape(key)
         return f'<a href="{_attr(url)}">{escape(key)}</a>'
