@@ -13,6 +13,7 @@ import logging
 from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 from typer.testing import CliRunner
@@ -306,3 +307,63 @@ def test_daily_reconcile_given_mirror_missed_a_joiner_rereads_it_and_agrees_with
     assert [r for r in caplog.records if r.name == "okr_sync.sync.pull_local"] == []
     assert isinstance(runtime.store, Store)
     assert {c.verdict for c in runtime.store.jql_checks("main")} == {"match"}
+
+
+def test_resync_kr_given_a_deleted_member_jira_refuses_by_id_marks_it_deleted_and_measures(
+    worlds: tuple[SandboxWorld, SandboxWorld],
+) -> None:
+    world, jira_world = worlds
+    runtime, remote = _runtime(world, local=True), _runtime(jira_world, local=False)
+    assert runtime.run_locked(PassOptions()).exit_code == 0
+    assert remote.run_locked(PassOptions()).exit_code == 0
+    gone_ids = []
+    for each in worlds:  # deleted behind the cursor's back: the mirror still holds it
+        gone = next(r for r in sorted(each.dataset.issues.values(), key=lambda r: r.id)
+                    if r.project == "OPS" and {"infra", "k8s"} & set(r.labels)
+                    and r.priority not in (None, "Low") and r.story_points
+                    and not each.dataset.children(r.id))
+        each.dataset.delete(gone.id)
+        gone_ids.append(gone.id)
+    world.jira.log.clear()
+    resync_kr = PassOptions(kind="resync", refetch=frozenset({"RATIO"}))
+    resync = runtime.run_locked(resync_kr)
+    truth = remote.run_locked(resync_kr)
+    # Jira refused the `id in (...)` naming it (400); each issue was read, 404 = deleted.
+    refused = [r for r in world.jira.log.matching(path="/search/jql") if r.status == 400]
+    assert refused and str(gone_ids[0]) in str(refused[0].body["jql"])
+    assert [r.status for r in world.jira.log.records
+            if r.path == f"/rest/api/3/issue/{gone_ids[0]}"] == [404]
+    assert resync.exit_code == 0 and not any("RATIO" in f for f in resync.failures)
+    assert _values(resync)["RATIO"] == _values(truth)["RATIO"] is not None
+    assert isinstance(runtime.store, Store)
+    assert str(gone_ids[0]) not in {doc["id"] for doc in runtime.store.get_issues("main")}
+
+
+def test_pass_given_a_member_deleted_between_search_and_read_leaves_it_out_and_measures(
+    worlds: tuple[SandboxWorld, SandboxWorld],
+) -> None:
+    racy_world, calm_world = worlds
+    racy, calm = _runtime(racy_world, local=False), _runtime(calm_world, local=False)
+    assert racy.run_locked(PassOptions()).exit_code == 0
+    assert calm.run_locked(PassOptions()).exit_code == 0
+    member = next(r.id for r in sorted(racy_world.dataset.issues.values(), key=lambda r: r.id)
+                  if r.project == "OPS" and {"infra", "k8s"} & set(r.labels)
+                  and r.priority not in (None, "Low") and r.story_points
+                  and not racy_world.dataset.children(r.id))
+    calm_world.dataset.delete(member)
+
+    def delete_after_membership(page: Any) -> Any:
+        # Jira answers RATIO's id-only search with the member, then it is deleted.
+        ids = {str(issue.get("id")) for issue in page.get("issues", [])}
+        if str(member) in ids:
+            racy_world.dataset.delete(member)
+            racy_world.jira.faults.clear()  # later answers (Jira's 400) stay as they are
+        return page
+
+    racy_world.jira.faults.rewrite(delete_after_membership, paths="/search/jql")
+    resync_kr = PassOptions(kind="resync", refetch=frozenset({"RATIO"}))
+    raced, truth = racy.run_locked(resync_kr), calm.run_locked(resync_kr)
+    assert raced.exit_code == 0, raced.failures
+    assert [r.status for r in racy_world.jira.log.records
+            if r.path == f"/rest/api/3/issue/{member}"] == [404]
+    assert _values(raced)["RATIO"] == _values(truth)["RATIO"] is not None

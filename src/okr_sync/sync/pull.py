@@ -18,6 +18,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from okr_sync.connectors.errors import ConnectorError, PermanentError
+from okr_sync.connectors.jira.by_id import read_issues_by_id
 from okr_sync.connectors.jira.client import JiraClient
 from okr_sync.connectors.jira.jql import (
     DEFAULT_ORDER_BY,
@@ -28,6 +29,7 @@ from okr_sync.connectors.jira.records import JiraIssue, parse_jira_datetime
 from okr_sync.scoring.scorecard import ScoringWarning
 from okr_sync.sync.fetch_plan import MembershipQuery, SourceFetchPlan
 from okr_sync.sync.pull_local import (
+    FetchedIds,
     JqlCheckResult,
     MirrorAnswers,
     local_matchers,
@@ -377,16 +379,26 @@ class SourcePuller:
                 i for i in ids if i not in result.issues or (reread and i not in result.read)
             ]
             if missing:
-                self._fetch_ids(result, missing, query.owner)
+                gone = self._fetch_ids(result, missing, query.owner).gone
+                # Deleted between the membership search and the read (a race): not counted.
+                ids = [i for i in ids if i not in gone]
             result.memberships[query.owner] = ids
         except PermanentError as error:
             result.failures[query.owner] = str(error)
 
-    def _fetch_ids(self, result: PulledSource, ids: list[str], context: str) -> None:
-        for start in range(0, len(ids), DETAIL_BATCH):
-            batch = ids[start : start + DETAIL_BATCH]
-            jql = f"id in ({', '.join(batch)})"
-            self._merge(result, self.client.search(jql, self.plan.extra_fields, context=context))
+    def _fetch_ids(self, result: PulledSource, ids: list[str], context: str) -> FetchedIds:
+        """Read ``ids`` from Jira into the mirror; an id Jira answers 404 for is deleted.
+
+        Jira refuses a whole ``id in (...)`` naming a deleted issue, so the
+        connector reads such a batch issue by issue (:mod:`..connectors.jira.by_id`).
+        """
+        read = read_issues_by_id(self.client, ids, self.plan.extra_fields, context=context,
+                                 batch=DETAIL_BATCH)
+        self._merge(result, read.issues)
+        for issue_id in read.missing:
+            result.issues.pop(issue_id, None)
+            result.deleted.add(issue_id)
+        return FetchedIds({issue.id for issue in read.issues}, read.missing)
 
 
 def _known(issues: Mapping[str, JiraIssue], ids: list[str]) -> dict[str, JiraIssue]:

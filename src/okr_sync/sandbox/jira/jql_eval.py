@@ -78,8 +78,9 @@ class JqlContext:
     now: datetime
     custom_fields: Mapping[str, tuple[str, str]] = field(default_factory=dict)  # -> (role, name)
     parent_includes_epics: bool = True  # Cloud: epic children carry `parent`; DC: sub-tasks only
-    #: Data Center refuses (400) an ``id in (...)`` naming an issue it does not have
-    #: (deleted): "An issue with key '10042' does not exist for field 'id'".
+    #: Jira (Cloud and Data Center) refuses (400) an ``id in (...)`` / ``id = N`` naming
+    #: an issue it does not have (deleted): "An issue with key '10042' does not exist for
+    #: field 'id'". The server turns it on; direct evaluations (tests) leave it off.
     refuse_unknown_ids: bool = False
 
 

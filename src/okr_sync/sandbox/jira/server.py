@@ -305,7 +305,7 @@ class JiraSandbox:
     def _ctx(self) -> JqlContext:
         return JqlContext(self.dataset, ZoneInfo(self.user_timezone), self.dataset.now(),
                           self.fields.custom_clauses(), parent_includes_epics=self.cloud,
-                          refuse_unknown_ids=not self.cloud)
+                          refuse_unknown_ids=True)
 
     def _renderer(self, request: Request, version: str) -> IssueRenderer:
         return IssueRenderer(self.dataset, request.host_url.rstrip("/"),
