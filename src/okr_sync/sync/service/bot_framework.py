@@ -185,31 +185,9 @@ class BotMessagingEndpoint:
         except ValueError:
             parsed = None
         activity: dict[str, Any] = parsed if isinstance(parsed, dict) else {}
-        service_url = activity.get("serviceUrl")
-        channel = activity.get("channelId")
-        try:
-            self.validator.validate(
-                request.headers.get("Authorization"),
-                service_url=service_url if isinstance(service_url, str) else None,
-                channel_id=channel if isinstance(channel, str) else None,
-            )
-        except BotKeysUnavailableError as error:
-            log.warning("bot request not checked: signing keys unavailable",
-                        extra={"reason": str(error)[:300]})
-            return Response(status=503)
-        except BotAuthError as error:
-            log.warning("bot request refused", extra={"reason": error.reason,
-                                                      "remote": request.remote_addr})
-            return Response(status=401)
-        if not activity:
-            return Response(status=400)
-        refused = channel_refusal(activity, self.tenant_ids)
-        if refused is not None:
-            # 403, not a card: outside Teams (or another tenant) nobody is owed an answer,
-            # and ``from`` there is whatever the client wrote.
-            log.warning("bot request refused", extra={"reason": refused,
-                                                      "remote": request.remote_addr})
-            return Response(status=403)
+        refusal = admission_refusal(self.validator, self.tenant_ids, request, activity)
+        if refusal is not None:
+            return refusal
         if activity.get("type") != "invoke":
             return Response(status=200)  # messages, installs: nothing to do
         if activity.get("name") != INVOKE_ACTION:
@@ -296,3 +274,35 @@ class BotMessagingEndpoint:
             kr.id, kr.title, author=author.name, value=valid.value,
             confidence=valid.confidence, note=valid.note,
             manual=kr.measure.kind == "manual", warnings=list(valid.warnings))
+
+
+def admission_refusal(validator: BotTokenValidator, tenant_ids: frozenset[str] | None,
+                      request: Request, activity: Mapping[str, Any]) -> Response | None:
+    """The answer refusing an activity before it is looked at, or None to go on: the
+    token checked first, then the body's shape, then the channel and tenant."""
+    service_url = activity.get("serviceUrl")
+    channel = activity.get("channelId")
+    try:
+        validator.validate(
+            request.headers.get("Authorization"),
+            service_url=service_url if isinstance(service_url, str) else None,
+            channel_id=channel if isinstance(channel, str) else None,
+        )
+    except BotKeysUnavailableError as error:
+        log.warning("bot request not checked: signing keys unavailable",
+                    extra={"reason": str(error)[:300]})
+        return Response(status=503)
+    except BotAuthError as error:
+        log.warning("bot request refused", extra={"reason": error.reason,
+                                                  "remote": request.remote_addr})
+        return Response(status=401)
+    if not activity:
+        return Response(status=400)
+    refused = channel_refusal(activity, tenant_ids)
+    if refused is not None:
+        # 403, not a card: outside Teams (or another tenant) nobody is owed an answer,
+        # and ``from`` there is whatever the client wrote.
+        log.warning("bot request refused", extra={"reason": refused,
+                                                  "remote": request.remote_addr})
+        return Response(status=403)
+    return None

@@ -38,9 +38,7 @@ from werkzeug.wrappers import Request, Response
 from okr_sync.config.plan import Plan
 from okr_sync.config.settings import Settings
 from okr_sync.connectors.teams.bot_auth import (
-    BotAuthError,
     BotFrameworkKeys,
-    BotKeysUnavailableError,
     BotTokenValidator,
 )
 from okr_sync.sync.delivery.render.checkin_plan import PLAN_SEPARATOR, split_plan_ref
@@ -55,7 +53,7 @@ from okr_sync.sync.service.bot_framework import (
     MAX_ACTIVITY_BYTES,
     BotMessagingEndpoint,
     _invoke_card,
-    channel_refusal,
+    admission_refusal,
 )
 from okr_sync.sync.service.multi import PlanCoordinator
 from okr_sync.sync.service.plans import FolderPlan
@@ -318,26 +316,9 @@ class PlansChat:
                   ) -> Response:
         """A request no plan's endpoint takes: checked like theirs, answered with why."""
         assert self.validator is not None
-        service_url = activity.get("serviceUrl")
-        channel = activity.get("channelId")
-        try:
-            self.validator.validate(
-                request.headers.get("Authorization"),
-                service_url=service_url if isinstance(service_url, str) else None,
-                channel_id=channel if isinstance(channel, str) else None)
-        except BotKeysUnavailableError:
-            return Response(status=503)
-        except BotAuthError as error:
-            log.warning("bot request refused", extra={"reason": error.reason,
-                                                      "remote": request.remote_addr})
-            return Response(status=401)
-        if not activity:
-            return Response(status=400)
-        refused = channel_refusal(activity, self.tenant_ids)
-        if refused is not None:
-            log.warning("bot request refused", extra={"reason": refused,
-                                                      "remote": request.remote_addr})
-            return Response(status=403)
+        refusal = admission_refusal(self.validator, self.tenant_ids, request, activity)
+        if refusal is not None:
+            return refusal
         if activity.get("type") != "invoke":
             return Response(status=200)
         return _invoke_card(checkin_refused_card(problem))
