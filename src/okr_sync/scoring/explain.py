@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from typing import NamedTuple
 
 from okr_sync.scoring.display import percent
 from okr_sync.scoring.measures import Contribution, Measurement
@@ -17,9 +18,9 @@ from okr_sync.scoring.measures import Contribution, Measurement
 SCOPE_GROWTH_WARNING = 0.2
 
 
-@dataclass(frozen=True)
-class ItemState:
-    """What a KR knew about one of its items at a published pass (stored between passes)."""
+class ItemState(NamedTuple):
+    """What a KR knew about one of its items at a published pass (stored between passes).
+    A named tuple: a pass builds one per item of every touched KR, twice."""
 
     key: str
     project: str

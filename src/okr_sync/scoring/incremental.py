@@ -23,6 +23,7 @@ only against the measures filed under its own attributes. Pure: no I/O.
 
 from __future__ import annotations
 
+import bisect
 import hashlib
 import json
 from collections.abc import Collection, Iterable, Mapping, Sequence
@@ -67,31 +68,33 @@ class MeasureState:
     @classmethod
     def from_json(cls, doc: Mapping[str, Any]) -> MeasureState:
         members = doc.get("members")
-        facts = (_fact_from_json(row) for row in doc["facts"])
+        read = _fact_from_json
         return cls(
             key=str(doc["key"]),
-            facts={f.contribution.id: f for f in facts},
-            members=None if members is None else tuple(str(m) for m in members),
+            facts={row[0]: read(row) for row in doc["facts"]},
+            members=None if members is None else tuple(
+                m if type(m) is str else str(m) for m in members),
         )
 
 
 def _fact_to_json(fact: ItemFact) -> list[Any]:
-    c = fact.contribution
-    return [c.id, c.key, c.summary, c.status, c.project, c.done, c.points, c.amount,
-            c.counted, fact.at_start, fact.no_status, fact.unestimated]
+    contribution, at_start, no_status, unestimated = fact
+    return [*contribution, at_start, no_status, unestimated]
+
+
+_FACT_FIELDS = len(Contribution._fields) + 3
+_make_contribution = Contribution._make
 
 
 def _fact_from_json(row: Sequence[Any]) -> ItemFact:
     # Rows are this module's own output (a foreign shape fails to unpack or is refused
     # below, and the caller then rebuilds the measure): read without per-field copies.
-    (ident, key, summary, status, project, done, points, amount, counted, at_start,
-     no_status, unestimated) = row
-    if counted not in _COUNTED or not isinstance(ident, str):
+    if len(row) != _FACT_FIELDS:
         raise ValueError(f"not a stored item fact: {row!r}"[:200])
-    return ItemFact(
-        Contribution(ident, key, summary, status, project, done, points, amount, counted),
-        at_start, no_status, unestimated,
-    )
+    counted = row[8]
+    if counted not in _COUNTED or type(row[0]) is not str:
+        raise ValueError(f"not a stored item fact: {row!r}"[:200])
+    return ItemFact(_make_contribution(row[:9]), row[9], row[10], row[11])
 
 
 _COUNTED = frozenset({"done", "open", "excluded_frozen"})
@@ -276,7 +279,22 @@ def _update_selected(m: Measured, before: MeasureState, touched: set[str],
         return before
     kept = [f for i, f in before.facts.items() if i not in touched]
     new = [item_fact(m.spec, item, m.source, cycle_start=cycle_start) for item in joining]
-    return MeasureState(m.key, _ordered([*kept, *new]))
+    return MeasureState(m.key, _inserted(kept, new))
+
+
+def _order(fact: ItemFact) -> tuple[str, int, str]:
+    return fact.order
+
+
+def _inserted(ordered: list[ItemFact], new: Sequence[ItemFact]) -> dict[str, ItemFact]:
+    """``ordered`` (a state's facts: in :meth:`ItemFact.order` already) with ``new`` put in
+    their places: the order :func:`_ordered` gives (ids make every order key unique), but
+    a change of a few items computes a few keys, not one per item of the measure."""
+    if len(new) * 8 > len(ordered):
+        return _ordered([*ordered, *new])
+    for fact in sorted(new, key=_order):
+        bisect.insort(ordered, fact, key=_order)
+    return {f.contribution.id: f for f in ordered}
 
 
 def _update_members(m: Measured, before: MeasureState, touched: set[str], changes: Changes,

@@ -11,7 +11,7 @@ import math
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Literal, Protocol
+from typing import Any, Literal, NamedTuple, Protocol
 
 from okr_sync.config.plan import (
     STORY_POINTS,
@@ -77,9 +77,13 @@ MAX_AMOUNT = 1e15
 NO_STATUS_CATEGORY = "undefined"
 
 
-@dataclass(frozen=True)
-class Contribution:
-    """One selected item and how the measure counted it (for ``explain``)."""
+class Contribution(NamedTuple):
+    """One selected item and how the measure counted it (for ``explain``).
+
+    A named tuple, not a dataclass: a pass builds and decodes one per selected item
+    of every touched measure (hundreds of thousands at 50k issues), and a tuple is
+    built several times faster than a frozen dataclass (immutable all the same).
+    """
 
     id: str
     key: str
@@ -232,9 +236,9 @@ def has_no_status(item: WorkItem) -> bool:
     return not item.status or item.status_category == NO_STATUS_CATEGORY
 
 
-@dataclass(frozen=True)
-class ItemFact:
+class ItemFact(NamedTuple):
     """What one selected item adds to one measure: everything :func:`combine` reads.
+    (A named tuple for the speed of building and decoding many: see :class:`Contribution`.)
 
     A fact depends only on the item, the measure, its source's settings and the
     cycle start, so an unchanged item keeps its fact from pass to pass: this is what

@@ -34,8 +34,9 @@ from okr_sync.sync.store.reader import StoreReader
 from okr_sync.sync.store.store import Store, StoreTransaction
 
 #: The layout :meth:`PassSnapshot.to_json` writes. Version 1 is the flat scorecard
-#: document with ``explain`` and ``fetch`` beside its keys (no version key).
-SNAPSHOT_VERSION = 2
+#: document with ``explain`` and ``fetch`` beside its keys (no version key); version 2
+#: holds each explanation's items as objects, version 3 as rows (both are read).
+SNAPSHOT_VERSION = 3
 
 _COUNTED: tuple[str, ...] = get_args(Counted)
 
@@ -74,43 +75,48 @@ class Explanation:
                    tuple(evaluation.contributions))
 
     def to_json(self) -> dict[str, Any]:
+        # Items as rows in :class:`Contribution`'s field order (snapshot version 3): a
+        # pass writes and reads tens of thousands, and rows spare every item its keys.
         return {
             "jql": self.jql,
             "error": self.error,
             "count": self.count,
             "reasons": list(self.reasons),
-            "items": [
-                {
-                    "id": c.id,
-                    "key": c.key,
-                    "summary": c.summary,
-                    "status": c.status,
-                    "project": c.project,
-                    "done": c.done,
-                    "points": c.points,
-                    "amount": c.amount,
-                    "counted": c.counted,
-                }
-                for c in self.items
-            ],
+            "items": [list(c) for c in self.items],
         }
 
     @classmethod
     def from_json(cls, doc: Mapping[str, Any]) -> Explanation:
+        """An explanation as stored: items as rows (version 3) or, as written before
+        (version 2, and the rows such snapshots still name), as objects."""
         count = doc.get("count")
         return cls(
             jql=str(doc["jql"]),
             error=None if doc.get("error") is None else str(doc["error"]),
             count=None if count is None else int(count),
             reasons=tuple(str(r) for r in doc.get("reasons") or ()),
-            items=tuple(_contribution(item) for item in doc.get("items") or ()),
+            items=tuple([_contribution(item) for item in doc.get("items") or ()]),
         )
 
 
-def _contribution(doc: Mapping[str, Any]) -> Contribution:
-    counted = doc["counted"]
-    if counted not in _COUNTED:
-        raise ValueError(f"unknown item count {counted!r}")
+_ROW_FIELDS = len(Contribution._fields)
+_make_contribution = Contribution._make
+
+
+def _contribution(doc: Any) -> Contribution:
+    if type(doc) is list and len(doc) == _ROW_FIELDS:
+        # A row this module wrote: values are already of their types (JSON keeps
+        # strings, booleans and floats as they are), so only what could be foreign is
+        # checked, without a copy per field.
+        ident, key, summary, status, project, done, points, amount, counted = doc
+        if (counted in _COUNTED and type(ident) is str and type(key) is str
+                and type(summary) is str and type(status) is str and type(project) is str
+                and type(done) is bool and (points is None or type(points) is float)
+                and (amount is None or type(amount) is float)):
+            return _make_contribution(doc)
+        return Contribution(str(ident), str(key), str(summary), str(status), str(project),
+                            bool(done), _number(points), _number(amount),
+                            _counted(counted))
     return Contribution(
         id=str(doc["id"]),
         key=str(doc["key"]),
@@ -120,8 +126,14 @@ def _contribution(doc: Mapping[str, Any]) -> Contribution:
         done=bool(doc["done"]),
         points=_number(doc.get("points")),
         amount=_number(doc.get("amount")),
-        counted=counted,
+        counted=_counted(doc["counted"]),
     )
+
+
+def _counted(value: object) -> Counted:
+    if value not in _COUNTED:
+        raise ValueError(f"unknown item count {value!r}")
+    return value  # type: ignore[return-value]
 
 
 def _number(value: object) -> float | None:

@@ -29,13 +29,17 @@ EXPLAIN_REFS = "explain_refs"
 EXPLAIN_REASONS = "explain_reasons"
 
 
+#: Snapshot layouts whose explanations are stored apart (2: items as objects, 3: as rows).
+_SPLIT_VERSIONS = (2, 3)
+
+
 def split_explain(document: Mapping[str, Any]
                    ) -> tuple[dict[str, Any], dict[tuple[str, str], Any]]:
     """``document`` with its explanations replaced by per-owner content hashes, and the
     rows those hashes name. Documents of another layout keep theirs inline."""
     plain = to_jsonable(document)
     explain = plain.get("explain")
-    if plain.get("version") != 2 or not isinstance(explain, dict):
+    if plain.get("version") not in _SPLIT_VERSIONS or not isinstance(explain, dict):
         return plain, {}
     refs: dict[str, str] = {}
     reasons: dict[str, list[str]] = {}
