@@ -30,7 +30,7 @@ EXPLAIN_REASONS = "explain_reasons"
 
 
 #: Snapshot layouts whose explanations are stored apart (2: items as objects, 3: as rows).
-_SPLIT_VERSIONS = (2, 3)
+SPLIT_VERSIONS = (2, 3)
 
 
 def split_explain(document: Mapping[str, Any]
@@ -39,7 +39,7 @@ def split_explain(document: Mapping[str, Any]
     rows those hashes name. Documents of another layout keep theirs inline."""
     plain = to_jsonable(document)
     explain = plain.get("explain")
-    if plain.get("version") not in _SPLIT_VERSIONS or not isinstance(explain, dict):
+    if plain.get("version") not in SPLIT_VERSIONS or not isinstance(explain, dict):
         return plain, {}
     refs: dict[str, str] = {}
     reasons: dict[str, list[str]] = {}
