@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from functools import partial
+from operator import itemgetter
 from typing import NamedTuple
 
 from okr_sync.scoring.display import percent
@@ -41,8 +43,17 @@ class ItemState(NamedTuple):
         )
 
 
+#: A contribution's (key, project, done, points): an :class:`ItemState`'s fields.
+_STATE_FIELDS = itemgetter(*(Contribution._fields.index(f) for f in ItemState._fields))
+_ID = itemgetter(Contribution._fields.index("id"))
+
+
 def item_states(contributions: Iterable[Contribution]) -> dict[str, ItemState]:
-    return {c.id: ItemState(c.key, c.project, c.done, c.points) for c in contributions}
+    """Per item id, its state. Built by C-level maps: a pass builds one per item of every
+    touched KR (one call per item of a Python loop was most of evaluating a KR)."""
+    items = contributions if isinstance(contributions, tuple | list) else list(contributions)
+    states = map(partial(tuple.__new__, ItemState), map(_STATE_FIELDS, items))
+    return dict(zip(map(_ID, items), states, strict=True))
 
 
 @dataclass(frozen=True)

@@ -17,7 +17,7 @@ from typing import Any, get_args
 
 from okr_sync.scoring.diff import PublishedKr, published_krs
 from okr_sync.scoring.evaluate import Evaluation
-from okr_sync.scoring.explain import ItemState
+from okr_sync.scoring.explain import ItemState, item_states
 from okr_sync.scoring.incremental import Changes, MeasureState
 from okr_sync.scoring.measures import Contribution, Counted
 from okr_sync.scoring.scorecard import (
@@ -458,7 +458,7 @@ def previous_states(snapshot: PassSnapshot | None) -> dict[str, dict[str, ItemSt
         # Every owner's items are needed: one read, not one per owner.
         snapshot.explanations.preload(list(snapshot.explanations))
     return {
-        owner: {c.id: ItemState(c.key, c.project, c.done, c.points) for c in entry.items}
+        owner: item_states(entry.items)
         for owner, entry in snapshot.explanations.items()
         if not entry.error
     }
