@@ -83,18 +83,16 @@ def _fact_to_json(fact: ItemFact) -> list[Any]:
 
 
 _FACT_FIELDS = len(Contribution._fields) + 3
-_make_contribution = Contribution._make
+_new = tuple.__new__
 
 
 def _fact_from_json(row: Sequence[Any]) -> ItemFact:
-    # Rows are this module's own output (a foreign shape fails to unpack or is refused
-    # below, and the caller then rebuilds the measure): read without per-field copies.
-    if len(row) != _FACT_FIELDS:
+    # Rows are this module's own output (a foreign shape is refused below, and the
+    # caller then rebuilds the measure): read without per-field copies, the tuples
+    # made directly (a pass reads one per item of every touched measure).
+    if len(row) != _FACT_FIELDS or row[8] not in _COUNTED or type(row[0]) is not str:
         raise ValueError(f"not a stored item fact: {row!r}"[:200])
-    counted = row[8]
-    if counted not in _COUNTED or type(row[0]) is not str:
-        raise ValueError(f"not a stored item fact: {row!r}"[:200])
-    return ItemFact(_make_contribution(row[:9]), row[9], row[10], row[11])
+    return _new(ItemFact, (_new(Contribution, row[:9]), row[9], row[10], row[11]))
 
 
 _COUNTED = frozenset({"done", "open", "excluded_frozen"})

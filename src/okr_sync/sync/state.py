@@ -99,21 +99,22 @@ class Explanation:
         )
 
 
-_ROW_FIELDS = len(Contribution._fields)
-_make_contribution = Contribution._make
+#: The types of a row's fields as :meth:`Explanation.to_json` writes them (points and
+#: amount are numbers or absent).
+_ROW_TYPES = frozenset(
+    (str, str, str, str, str, bool, points, amount, str)
+    for points in (float, type(None)) for amount in (float, type(None))
+)
+_new = tuple.__new__
 
 
 def _contribution(doc: Any) -> Contribution:
-    if type(doc) is list and len(doc) == _ROW_FIELDS:
-        # A row this module wrote: values are already of their types (JSON keeps
-        # strings, booleans and floats as they are), so only what could be foreign is
-        # checked, without a copy per field.
+    if type(doc) is list:
+        if tuple(map(type, doc)) in _ROW_TYPES and doc[8] in _COUNTED:
+            # A row this module wrote: every value already of its type (JSON keeps
+            # strings, booleans and floats as they are), so no copy per field.
+            return _new(Contribution, doc)
         ident, key, summary, status, project, done, points, amount, counted = doc
-        if (counted in _COUNTED and type(ident) is str and type(key) is str
-                and type(summary) is str and type(status) is str and type(project) is str
-                and type(done) is bool and (points is None or type(points) is float)
-                and (amount is None or type(amount) is float)):
-            return _make_contribution(doc)
         return Contribution(str(ident), str(key), str(summary), str(status), str(project),
                             bool(done), _number(points), _number(amount),
                             _counted(counted))
