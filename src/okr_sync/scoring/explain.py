@@ -10,7 +10,8 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import partial
-from operator import itemgetter
+from itertools import compress
+from operator import itemgetter, ne, not_
 from typing import NamedTuple
 
 from okr_sync.scoring.display import percent
@@ -93,7 +94,10 @@ def item_changes(
     points: list[str] = []
     removed: list[str] = []
     moved: list[str] = []
-    for item_id, now in after.items():
+    # Only the items whose state differs are looked at (found by C-level maps): most of
+    # a KR's items are as they were, and those add to no list.
+    for item_id in compress(after, map(ne, after.values(), map(before.get, after))):
+        now = after[item_id]
         was = before.get(item_id)
         if was is None:
             added.append(item_id)
@@ -104,9 +108,8 @@ def item_changes(
             reopened.append(item_id)
         if track_points and now.points != was.points:
             points.append(item_id)
-    for item_id, was in before.items():
-        if item_id in after:
-            continue
+    for item_id in compress(before, map(not_, map(after.__contains__, before))):
+        was = before[item_id]
         project_now = current_projects.get(item_id)
         if project_now is not None and project_now.casefold() != was.project.casefold():
             moved.append(item_id)

@@ -29,6 +29,7 @@ import json
 from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from operator import itemgetter
 from typing import Any
 
 from okr_sync.config.plan import JiraMeasure, JiraSourceConfig
@@ -192,7 +193,7 @@ class Changes:
 
 
 def _ordered(facts: Iterable[ItemFact]) -> dict[str, ItemFact]:
-    return {f.contribution.id: f for f in sorted(facts, key=lambda f: f.order)}
+    return _by_id(sorted(facts, key=_order))
 
 
 def full_states(
@@ -275,7 +276,10 @@ def _update_selected(m: Measured, before: MeasureState, touched: set[str],
     left = [i for i in touched if i in before.facts]
     if not left and not joining:
         return before
-    kept = [f for i, f in before.facts.items() if i not in touched]
+    facts = dict(before.facts)
+    for ident in left:
+        del facts[ident]
+    kept = list(facts.values())
     new = [item_fact(m.spec, item, m.source, cycle_start=cycle_start) for item in joining]
     return MeasureState(m.key, _inserted(kept, new))
 
@@ -292,7 +296,15 @@ def _inserted(ordered: list[ItemFact], new: Sequence[ItemFact]) -> dict[str, Ite
         return _ordered([*ordered, *new])
     for fact in sorted(new, key=_order):
         bisect.insort(ordered, fact, key=_order)
-    return {f.contribution.id: f for f in ordered}
+    return _by_id(ordered)
+
+
+def _by_id(facts: list[ItemFact]) -> dict[str, ItemFact]:
+    return dict(zip(map(_ID, map(_CONTRIBUTION, facts)), facts, strict=True))
+
+
+_CONTRIBUTION = itemgetter(ItemFact._fields.index("contribution"))
+_ID = itemgetter(Contribution._fields.index("id"))
 
 
 def _update_members(m: Measured, before: MeasureState, touched: set[str], changes: Changes,
