@@ -144,3 +144,23 @@ def test_snapshot_head_given_version_3_snapshot_comes_without_its_items(store: S
 
     assert head is not None and head.document["version"] == 3
     assert "explain" not in head.document and store.kr_item_rows_read == 0
+
+
+_FACT_ROW = ["10001", "ENT-7", "SSO login", "Done", "ENT", True, 3.0, None, "done",
+             True, False, False]
+
+
+@pytest.mark.parametrize("row", [
+    _FACT_ROW[:-1],
+    [*_FACT_ROW[:8], "finished", *_FACT_ROW[9:]],
+    [10001, *_FACT_ROW[1:]],
+    dict(enumerate(_FACT_ROW)),
+    "not a row",
+])
+def test_measure_state_from_json_given_a_foreign_fact_row_refuses_the_state(row: Any) -> None:
+    good = MeasureState("k", {}).to_json()
+
+    with pytest.raises((KeyError, TypeError, ValueError)):
+        MeasureState.from_json(good | {"facts": [_FACT_ROW, row]})
+    assert MeasureState.from_json(good | {"facts": [_FACT_ROW]}).facts["10001"] == ItemFact(
+        ITEMS[0], True, False, False)

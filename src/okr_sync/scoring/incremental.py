@@ -29,6 +29,7 @@ import json
 from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from functools import partial
 from operator import itemgetter
 from typing import Any
 
@@ -63,37 +64,47 @@ class MeasureState:
         return {
             "key": self.key,
             "members": None if self.members is None else list(self.members),
-            "facts": [_fact_to_json(f) for f in self.facts.values()],
+            "facts": [[*c, at_start, no_status, unestimated]
+                      for c, at_start, no_status, unestimated in self.facts.values()],
         }
 
     @classmethod
     def from_json(cls, doc: Mapping[str, Any]) -> MeasureState:
         members = doc.get("members")
-        read = _fact_from_json
         return cls(
             key=str(doc["key"]),
-            facts={row[0]: read(row) for row in doc["facts"]},
+            facts=_facts_from_json(doc["facts"]),
             members=None if members is None else tuple(
                 m if type(m) is str else str(m) for m in members),
         )
 
 
-def _fact_to_json(fact: ItemFact) -> list[Any]:
-    contribution, at_start, no_status, unestimated = fact
-    return [*contribution, at_start, no_status, unestimated]
-
-
 _FACT_FIELDS = len(Contribution._fields) + 3
 _new = tuple.__new__
+_CONTRIBUTION_FIELDS = itemgetter(slice(0, len(Contribution._fields)))
 
 
-def _fact_from_json(row: Sequence[Any]) -> ItemFact:
-    # Rows are this module's own output (a foreign shape is refused below, and the
-    # caller then rebuilds the measure): read without per-field copies, the tuples
-    # made directly (a pass reads one per item of every touched measure).
-    if len(row) != _FACT_FIELDS or row[8] not in _COUNTED or type(row[0]) is not str:
-        raise ValueError(f"not a stored item fact: {row!r}"[:200])
-    return _new(ItemFact, (_new(Contribution, row[:9]), row[9], row[10], row[11]))
+def _facts_from_json(rows: Sequence[Sequence[Any]]) -> dict[str, ItemFact]:
+    """Facts by id from their rows. Rows are this module's own output (a foreign shape
+    is refused, and the caller then rebuilds the measure): checked and turned into
+    tuples by C-level maps, with no Python call per row (a pass reads one per item of
+    every touched measure)."""
+    if not rows:
+        return {}
+    if (set(map(len, rows)) != {_FACT_FIELDS}
+            or not _COUNTED.issuperset(map(_COUNTED_FIELD, rows))
+            or set(map(type, map(_ID_FIELD, rows))) != {str}):
+        raise ValueError(f"not stored item facts: {rows!r}"[:200])
+    contributions = map(partial(_new, Contribution), map(_CONTRIBUTION_FIELDS, rows))
+    at_start, no_status, unestimated = (map(itemgetter(i), rows)
+                                        for i in range(len(Contribution._fields), _FACT_FIELDS))
+    facts = map(partial(_new, ItemFact),
+                zip(contributions, at_start, no_status, unestimated, strict=True))
+    return dict(zip(map(_ID_FIELD, rows), facts, strict=True))
+
+
+_ID_FIELD = itemgetter(Contribution._fields.index("id"))
+_COUNTED_FIELD = itemgetter(Contribution._fields.index("counted"))
 
 
 _COUNTED = frozenset({"done", "open", "excluded_frozen"})

@@ -13,13 +13,12 @@ from __future__ import annotations
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import datetime
-from typing import Any, get_args
+from typing import Any
 
 from okr_sync.scoring.diff import PublishedKr, published_krs
 from okr_sync.scoring.evaluate import Evaluation
 from okr_sync.scoring.explain import ItemState, item_states
 from okr_sync.scoring.incremental import Changes, MeasureState
-from okr_sync.scoring.measures import Contribution, Counted
 from okr_sync.scoring.scorecard import (
     ItemCounts,
     Scorecard,
@@ -27,6 +26,7 @@ from okr_sync.scoring.scorecard import (
     scorecard_from_json,
     scorecard_to_json,
 )
+from okr_sync.sync.explanation import Explanation as Explanation  # re-exported: its old home
 from okr_sync.sync.lazy_explanations import KeptExplanations, LazyExplanations
 from okr_sync.sync.mirror import MirrorView
 from okr_sync.sync.pull import PulledSource, SourceState
@@ -37,8 +37,6 @@ from okr_sync.sync.store.store import Store, StoreTransaction
 #: document with ``explain`` and ``fetch`` beside its keys (no version key); version 2
 #: holds each explanation's items as objects, version 3 as rows (both are read).
 SNAPSHOT_VERSION = 3
-
-_COUNTED: tuple[str, ...] = get_args(Counted)
 
 
 class SnapshotError(ValueError):
@@ -56,93 +54,6 @@ class UnknownSnapshotVersionError(SnapshotError):
         super().__init__(f"snapshot version {version!r} is newer than this okr-sync reads "
                          f"(up to {SNAPSHOT_VERSION}); upgrade okr-sync")
         self.version = version
-
-
-@dataclass(frozen=True)
-class Explanation:
-    """Why a KR or KPI has its value: its JQL and the items behind it (``explain``)."""
-
-    jql: str
-    error: str | None = None
-    #: For raw-JQL ``count`` measures: the count Jira reported (no items behind it).
-    count: int | None = None
-    reasons: tuple[str, ...] = ()
-    items: tuple[Contribution, ...] = ()
-
-    @classmethod
-    def of(cls, evaluation: Evaluation) -> Explanation:
-        return cls(evaluation.jql, evaluation.error, evaluation.count, tuple(evaluation.reasons),
-                   tuple(evaluation.contributions))
-
-    def to_json(self) -> dict[str, Any]:
-        # Items as rows in :class:`Contribution`'s field order (snapshot version 3): a
-        # pass writes and reads tens of thousands, and rows spare every item its keys.
-        return {
-            "jql": self.jql,
-            "error": self.error,
-            "count": self.count,
-            "reasons": list(self.reasons),
-            "items": [list(c) for c in self.items],
-        }
-
-    @classmethod
-    def from_json(cls, doc: Mapping[str, Any]) -> Explanation:
-        """An explanation as stored: items as rows (version 3) or, as written before
-        (version 2, and the rows such snapshots still name), as objects."""
-        count = doc.get("count")
-        return cls(
-            jql=str(doc["jql"]),
-            error=None if doc.get("error") is None else str(doc["error"]),
-            count=None if count is None else int(count),
-            reasons=tuple(str(r) for r in doc.get("reasons") or ()),
-            items=tuple([_contribution(item) for item in doc.get("items") or ()]),
-        )
-
-
-#: The types of a row's fields as :meth:`Explanation.to_json` writes them (points and
-#: amount are numbers or absent).
-_ROW_TYPES = frozenset(
-    (str, str, str, str, str, bool, points, amount, str)
-    for points in (float, type(None)) for amount in (float, type(None))
-)
-_new = tuple.__new__
-
-
-def _contribution(doc: Any) -> Contribution:
-    if type(doc) is list:
-        if tuple(map(type, doc)) in _ROW_TYPES and doc[8] in _COUNTED:
-            # A row this module wrote: every value already of its type (JSON keeps
-            # strings, booleans and floats as they are), so no copy per field.
-            return _new(Contribution, doc)
-        ident, key, summary, status, project, done, points, amount, counted = doc
-        return Contribution(str(ident), str(key), str(summary), str(status), str(project),
-                            bool(done), _number(points), _number(amount),
-                            _counted(counted))
-    return Contribution(
-        id=str(doc["id"]),
-        key=str(doc["key"]),
-        summary=str(doc["summary"]),
-        status=str(doc["status"]),
-        project=str(doc["project"]),
-        done=bool(doc["done"]),
-        points=_number(doc.get("points")),
-        amount=_number(doc.get("amount")),
-        counted=_counted(doc["counted"]),
-    )
-
-
-def _counted(value: object) -> Counted:
-    if value not in _COUNTED:
-        raise ValueError(f"unknown item count {value!r}")
-    return value  # type: ignore[return-value]
-
-
-def _number(value: object) -> float | None:
-    if value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        raise ValueError(f"not a number: {value!r}")
-    return float(value)
 
 
 def with_reasons(explanations: Mapping[str, Explanation],
