@@ -29,6 +29,7 @@ from okr_sync.scoring.scorecard import (
 from okr_sync.sync.explanation import Explanation as Explanation  # re-exported: its old home
 from okr_sync.sync.lazy_explanations import KeptExplanations, LazyExplanations
 from okr_sync.sync.mirror import MirrorView
+from okr_sync.sync.paused_gc import paused_gc
 from okr_sync.sync.pull import PulledSource, SourceState
 from okr_sync.sync.store.reader import StoreReader
 from okr_sync.sync.store.store import Store, StoreTransaction
@@ -142,6 +143,7 @@ def upgrade_snapshot_v1(doc: Mapping[str, Any]) -> dict[str, Any]:
     }
 
 
+@paused_gc()
 def save_snapshot(
     store: Store | StoreTransaction,
     snapshot: PassSnapshot,
@@ -276,6 +278,7 @@ def prior_measure_states(
     return before, changes
 
 
+@paused_gc()
 def save_measure_states(
     tx: StoreTransaction,
     source: str,
