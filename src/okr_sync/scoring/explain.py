@@ -179,16 +179,25 @@ def measurement_warnings(measurement: Measurement, *, uses_points: bool,
 
 def double_counting(objective_krs: Sequence[tuple[str, Iterable[str]]]) -> dict[str, list[str]]:
     """Per KR, warnings for items also counted by another KR of the same objective."""
-    owners: dict[str, list[str]] = {}
-    for kr_id, item_ids in objective_krs:
-        for item_id in set(item_ids):
-            owners.setdefault(item_id, []).append(kr_id)
     shared: dict[tuple[str, str], int] = {}
-    for krs in owners.values():
-        for first in krs:
-            for second in krs:
-                if first != second:
-                    shared[(first, second)] = shared.get((first, second), 0) + 1
+    sets = [(kr_id, set(item_ids)) for kr_id, item_ids in objective_krs]
+    if len({kr_id for kr_id, _ in sets}) == len(sets):
+        # Each pair of KRs shares the items in both: one set intersection per pair, not
+        # a Python step per item (an objective's KRs hold thousands at 50k issues).
+        for first, mine in sets:
+            for second, theirs in sets:
+                if first != second and (count := len(mine & theirs)):
+                    shared[(first, second)] = count
+    else:
+        owners: dict[str, list[str]] = {}
+        for kr_id, item_ids in sets:
+            for item_id in item_ids:
+                owners.setdefault(item_id, []).append(kr_id)
+        for krs in owners.values():
+            for first in krs:
+                for second in krs:
+                    if first != second:
+                        shared[(first, second)] = shared.get((first, second), 0) + 1
     warnings: dict[str, list[str]] = {}
     for (first, second), count in sorted(shared.items()):
         noun = "item is" if count == 1 else "items are"
