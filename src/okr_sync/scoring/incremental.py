@@ -30,6 +30,7 @@ from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from functools import partial
+from itertools import compress
 from operator import itemgetter
 from typing import Any
 
@@ -324,13 +325,15 @@ def _update_members(m: Measured, before: MeasureState, touched: set[str], change
     if members == before.members and not any(i in touched for i in members):
         return before
     known = set(before.members or ())
-    facts = []
-    for member in members:
-        item = changes.changed.get(member)
-        if item is None and member not in known and member not in changes.removed:
-            item = read.get(member)
-        if item is not None:
-            facts.append(item_fact(m.spec, item, m.source, cycle_start=cycle_start))
-        elif member in known and member not in touched and member in before.facts:
-            facts.append(before.facts[member])
-    return MeasureState(m.key, _ordered(facts), members)
+    wanted = set(members)
+    # Members that changed take their item now, members new to the measure the one read
+    # (if mirrored), the rest keep their fact: found by set operations, the facts kept
+    # in their order and the few new ones put in their places (:func:`_inserted`).
+    items = [changes.changed[i] for i in wanted.intersection(changes.changed)]
+    items += [read[i] for i in wanted.difference(known, changes.removed, changes.changed)
+              if i in read]
+    new = [item_fact(m.spec, item, m.source, cycle_start=cycle_start) for item in items]
+    keep = wanted.intersection(known, before.facts).difference(touched)
+    kept = (list(before.facts.values()) if len(keep) == len(before.facts)
+            else list(compress(before.facts.values(), map(keep.__contains__, before.facts))))
+    return MeasureState(m.key, _inserted(kept, new), members)
