@@ -98,7 +98,7 @@ def _one_issue_world(tmp_path: Path) -> tuple[JiraDataset, Plan, dict[str, Any]]
     return dataset, load_plan(write_plan(plan_doc, tmp_path / "okr-plan.yaml")), plan_doc
 
 
-@pytest.mark.parametrize("change", ["transition", "points"])
+@pytest.mark.parametrize("change", ["transition", "points", "relative_date"])
 def test_pass_given_one_issue_changed_reads_only_the_touched_krs_items_in_one_query(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, change: str,
 ) -> None:
@@ -121,8 +121,11 @@ def test_pass_given_one_issue_changed_reads_only_the_touched_krs_items_in_one_qu
             dataset.advance(timedelta(minutes=10))
             if change == "transition":
                 dataset.transition(issue_id, "Done")
-            else:
+            elif change == "points":
                 dataset.set_story_points(issue_id, 13.0)
+            else:
+                # No issue changes: issues leave a relative-date JQL's membership.
+                dataset.advance(timedelta(days=5))
             reads = _counting_item_reads(store, monkeypatch)
             read_before = store.kr_item_rows_read
 

@@ -78,12 +78,6 @@ class LazyExplanations(Mapping[str, "Explanation"]):
             return None
         return self._holders(issue_ids) if issue_ids else set()
 
-    @property
-    def decoded(self) -> int:
-        """How many owners' explanations were read and decoded (tests and benchmarks
-        check a pass decodes only the owners it touched)."""
-        return len(self._loaded) if self._loaded is not None else len(self._some)
-
     def preload(self, owners: Collection[str]) -> None:
         """Read ``owners``' explanations in one go (not one read per owner)."""
         if self._loaded is not None or self._load_some is None:
