@@ -73,7 +73,8 @@ class LazyExplanations(Mapping[str, "Explanation"]):
 
     def owners_holding(self, issue_ids: Collection[str]) -> set[str] | None:
         """The owners whose stored items include one of ``issue_ids``, told by the
-        store's ids index without decoding items (None when the store cannot tell)."""
+        store's ids index without decoding items (None when the store cannot tell, or
+        every owner is decoded already: the caller looks at the items)."""
         if self._holders is None or self._loaded is not None:
             return None
         return self._holders(issue_ids) if issue_ids else set()
