@@ -19,6 +19,9 @@ from okr_sync.sync.store.base import StoreOps, chunks, to_jsonable
 from okr_sync.sync.store.records import NotFoundError
 from okr_sync.sync.store.tables import kr_item_ids, kr_items, snapshots
 
+#: ``kr_item_ids`` rows inserted per statement.
+ID_BATCH = 2000
+
 #: The JSON entry of an owner whose explanation is a stored row, named by its hash.
 KEPT = "$kept"
 
@@ -93,10 +96,21 @@ class SnapshotItemOps(StoreOps):
         if missing:
             conn.execute(sa.insert(kr_items), missing)
             self.kr_item_rows_written += len(missing)
-            ids = [{"owner": row["owner"], "hash": row["hash"], "issue_id": issue_id}
-                   for row in missing for issue_id in sorted(item_ids(row["document"]))]
-            if ids:
-                conn.execute(sa.insert(kr_item_ids), ids)
+            self._write_item_ids(conn, missing)
+
+    @staticmethod
+    def _write_item_ids(conn: sa.Connection, rows: Iterable[Mapping[str, Any]]) -> None:
+        """Index the issue ids of new ``kr_items`` rows, a batch at a time: a first pass
+        writes every KR's items, and one list of all their ids would raise peak memory."""
+        batch: list[dict[str, str]] = []
+        for row in rows:
+            batch += ({"owner": row["owner"], "hash": row["hash"], "issue_id": issue_id}
+                      for issue_id in sorted(item_ids(row["document"])))
+            if len(batch) >= ID_BATCH:
+                conn.execute(sa.insert(kr_item_ids), batch)
+                batch = []
+        if batch:
+            conn.execute(sa.insert(kr_item_ids), batch)
 
     def _read_items(self, conn: sa.Connection, refs: Mapping[str, str],
                     owners: Iterable[str] | None = None) -> dict[str, Any]:
