@@ -153,6 +153,15 @@ def test_benchmark_given_cold_pass_requests_at_most_1_2_times_the_minimum(bench:
     assert cold.jira["search/jql"] >= math.ceil(in_scope / 100)
 
 
+def test_benchmark_given_cold_pass_lists_no_scope_it_just_read(bench: Bench) -> None:
+    cold = bench.passes["cold"]
+    # The session, the scope at the page cap, and one request per raw-JQL measure (Jira's
+    # answer, or its confirmation of the mirror's first answer): no id-only listing of the
+    # scope for the reconcile, which the read of every issue already did.
+    pages = math.ceil(ISSUES / 100)
+    assert cold.jira_total == SESSION_REQUESTS + pages + SHAPE.raw + SHAPE.counts
+
+
 def test_benchmark_given_no_change_pass_makes_the_minimal_requests(bench: Bench) -> None:
     quiet = bench.passes["no_change"]
     # One search per source (the change probe) plus one per volatile raw-JQL measure.

@@ -179,11 +179,14 @@ class SourcePuller:
         cursor = None if options.full else state.cursor
         matchers = local_matchers(self.client, self.plan, state)
         remote = tuple(q for q in self.plan.memberships if q.owner not in matchers)
+        #: The scope's ids as a read of the whole scope just listed them (None: no such read).
+        listed: set[str] | None = None
         if cursor is None:
             changed = True
             if self.plan.scope_jql is not None:
                 jql = incremental_jql(list(self.plan.projects), None, self.client.user_timezone())
-                newest = self._search_into(result, jql, options)
+                listed = set()
+                newest = self._search_into(result, jql, options, listed=listed)
                 result.cursor = newest.astimezone(UTC) if newest else None
         else:
             changed = self._incremental(cursor, options, result, state.probed_at, remote)
@@ -196,7 +199,7 @@ class SourcePuller:
             options.now - state.last_full_reconcile >= RECONCILE_EVERY
         )
         if self.plan.scope_jql is not None and (options.full or due):
-            self._reconcile(result, options.now)
+            self._reconcile(result, options.now, listed)
         answers = MirrorAnswers({
             q.owner: matchers[q.owner] for q in self.plan.memberships
             if q.owner in matchers
@@ -213,14 +216,20 @@ class SourcePuller:
                              reread=cursor is None)
 
     def _search_into(self, result: PulledSource, jql: str, options: PullOptions,
-                     context: str | None = None) -> datetime | None:
-        """Stream a search into the mirror (ticking progress); returns the newest update."""
+                     context: str | None = None, *,
+                     listed: set[str] | None = None) -> datetime | None:
+        """Stream a search into the mirror (ticking progress); returns the newest update.
+
+        ``listed`` collects the ids the search returned.
+        """
         newest: datetime | None = None
         batch: list[JiraIssue] = []
         for issue in self.client.search(jql, self.plan.extra_fields,
                                         context=context or f"source {self.name}"):
             newest = self.client.high_water_mark(
                 [issue.updated] if newest is None else [newest, issue.updated])
+            if listed is not None:
+                listed.add(issue.id)
             batch.append(issue)
             if len(batch) >= PROGRESS_EVERY:
                 self._merge(result, batch)
@@ -323,10 +332,18 @@ class SourcePuller:
                 changed += 1
         return changed
 
-    def _reconcile(self, result: PulledSource, now: datetime) -> None:
+    def _reconcile(self, result: PulledSource, now: datetime,
+                   listed: set[str] | None = None) -> None:
         in_scope = {
             i for i, issue in result.issues.items() if issue.project.upper() in self.plan.projects
         }
+        if listed is not None and in_scope <= listed:
+            # This pass just read the whole scope: every mirrored issue of the scope was
+            # in it (nothing deleted or moved out) and each one it sent is mirrored now,
+            # so an id-only listing of the scope would tell nothing more. One missing
+            # from the read is confirmed by the listing, as on any reconcile.
+            result.reconciled_at = now
+            return
         outcome = self.client.reconcile(
             list(self.plan.projects), in_scope, context=f"reconcile {self.name}"
         )
