@@ -14,7 +14,8 @@ from pydantic import SecretStr
 from okr_sync.connectors.jira.client import JiraClient, JiraSource
 from okr_sync.sandbox.jira.data import generate_dataset
 from okr_sync.sandbox.jira.server import JiraSandbox
-from okr_sync.sync.fetch_plan import SourceFetchPlan
+from okr_sync.sync.fetch_plan import MembershipQuery, SourceFetchPlan
+from okr_sync.sync.jql_local import analyse
 from okr_sync.sync.pull import PulledSource, PullOptions, SourcePuller, SourceState
 
 SCOPE = ("ENT", "SUP")
@@ -92,3 +93,83 @@ def test_pull_given_full_pass_over_an_unchanged_mirror_lists_no_ids(
                                          last_full_reconcile=_NOW), full=True)
     assert not full.deleted and full.reconciled_at == _NOW
     assert _id_listings(sandbox, mark) == 0
+
+
+# -- raw JQL Jira answers, kept while no change can move its answer ---------------------
+EPIC = 10000  # OPS-1, outside the scope: its children are reached by raw JQL only
+PARENT_JQL = "parent = OPS-1"
+
+
+def _plan() -> SourceFetchPlan:
+    query = MembershipQuery("KR", PARENT_JQL, "ids", volatile=False,
+                            screen=analyse(PARENT_JQL, restricted=False))
+    return SourceFetchPlan("main", SCOPE, (), (query,))
+
+
+def _chain(client: JiraClient, state: SourceState, now: datetime = _NOW
+           ) -> tuple[PulledSource, SourceState]:
+    """One pull, and the state the store keeps after it (as the pipeline writes it)."""
+    result = SourcePuller("main", client, _plan()).pull(state, PullOptions(now))
+    assert result.source_error is None and not result.failures
+    memberships = dict(state.memberships)
+    memberships.update((o, (jql, tuple(ids)))
+                       for o, (jql, ids) in result.refreshed_memberships.items())
+    after = SourceState(issues=dict(result.issues), cursor=result.cursor,
+                        last_full_reconcile=result.reconciled_at or state.last_full_reconcile,
+                        memberships=memberships)
+    return result, after
+
+
+def _members(sandbox: JiraSandbox) -> set[str]:
+    return {str(c.id) for c in sandbox.dataset.children(EPIC) if not c.is_subtask}
+
+
+def _membership_searches(sandbox: JiraSandbox, since: int) -> int:
+    return sum(1 for r in sandbox.log.records[since:]
+               if isinstance(r.body, dict) and r.body.get("jql") == PARENT_JQL)
+
+
+def test_pull_given_changes_raw_jql_jira_answers_reruns_only_when_a_member_or_joiner_changed(
+    sandbox: JiraSandbox,
+) -> None:
+    data = sandbox.dataset
+    unrelated = min(r.id for r in data if r.project == "ENT" and r.parent_id is None
+                    and r.issuetype != "Epic")
+    member = min(int(i) for i in _members(sandbox))
+    joiner = min(r.id for r in data if r.project == "SUP" and r.parent_id is None
+                 and r.issuetype != "Epic")
+    with _client(sandbox) as client:
+        _, state = _chain(client, SourceState(issues={}, last_full_reconcile=_NOW))
+        steps = [
+            ("unrelated edit", lambda: data.transition(unrelated, "done"), 0),
+            ("member edit", lambda: data.transition(member, "done"), 1),
+            ("joins", lambda: data.update(joiner, parent_id=EPIC), 1),
+            ("leaves", lambda: data.update(joiner, parent_id=None), 1),
+            ("nothing", lambda: None, 0),
+        ]
+        for name, change, searches in steps:
+            data.advance(timedelta(minutes=10))
+            change()
+            mark = len(sandbox.log)
+            result, state = _chain(client, state)
+            assert _membership_searches(sandbox, mark) == searches, name
+            assert set(result.memberships["KR"]) == _members(sandbox), name
+            # Every member's details are as fresh as Jira's (out of scope as they are).
+            for issue_id in result.memberships["KR"]:
+                assert result.issues[issue_id].status_category == (
+                    data.get(int(issue_id)).status_category), name
+
+
+def test_pull_given_the_daily_reconcile_reruns_raw_jql_jira_answers_and_sees_deleted_members(
+    sandbox: JiraSandbox,
+) -> None:
+    member = min(int(i) for i in _members(sandbox))
+    with _client(sandbox) as client:
+        _, state = _chain(client, SourceState(issues={}, last_full_reconcile=_NOW))
+        sandbox.dataset.advance(timedelta(minutes=10))
+        sandbox.dataset.delete(member)
+        mark = len(sandbox.log)
+        result, _ = _chain(client, state, now=_NOW + timedelta(days=1))
+    assert _membership_searches(sandbox, mark) == 1
+    assert set(result.memberships["KR"]) == _members(sandbox)
+    assert str(member) not in result.memberships["KR"]

@@ -58,6 +58,9 @@ class MembershipQuery:
     volatile: bool
     #: Set when the mirror can answer it (its projects are in the mirrored scope).
     local: LocalJql | None = None
+    #: Set for a query Jira answers whose predicate one issue's own fields decide: a
+    #: pass whose changed issues neither are its members nor match it keeps its answer.
+    screen: LocalJql | None = None
 
 
 @dataclass(frozen=True)
@@ -122,7 +125,10 @@ def build_fetch_plan(plan: Plan, *, local_jql: bool = True) -> dict[str, SourceF
                 projects.update(dict.fromkeys(sorted(local.projects)))
                 fields.update(dict.fromkeys(sorted(local.jira_fields)))
             mode: MembershipMode = "count" if measure.kind == "count" else "ids"
-            memberships.append(MembershipQuery(owner, jql, mode, is_volatile_jql(jql), local))
+            volatile = is_volatile_jql(jql)
+            screen = (_screen(jql, known) if local is None and mode == "ids" and not volatile
+                      else None)
+            memberships.append(MembershipQuery(owner, jql, mode, volatile, local, screen))
         result[source_name] = SourceFetchPlan(
             source=source_name,
             projects=tuple(sorted(projects)),
@@ -138,6 +144,18 @@ def _local(jql: str, known_projects: set[str]) -> LocalJql | None:
     except NotLocal:
         return None
     if not (local.projects | local.named_projects) <= known_projects:
+        return None
+    return local
+
+
+def _screen(jql: str, known_projects: set[str]) -> LocalJql | None:
+    try:
+        local = analyse(jql, restricted=False)
+    except NotLocal:
+        return None
+    # A project it names must be a key (a name reads otherwise); whether an issue is in
+    # an epic depends on another issue, which a change of that one does not show.
+    if not local.named_projects <= known_projects or "Epic Link" in local.fields:
         return None
     return local
 

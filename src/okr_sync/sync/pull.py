@@ -35,6 +35,9 @@ from okr_sync.sync.pull_local import (
     local_matchers,
     local_membership,
     patchable,
+    screen_matchers,
+    touched_issues,
+    unaffected,
 )
 
 #: Searches re-read this much before the cursor: JQL dates have minute precision,
@@ -200,6 +203,10 @@ class SourcePuller:
         )
         if self.plan.scope_jql is not None and (options.full or due):
             self._reconcile(result, options.now, listed)
+        # Jira's answers that no change of this pass can have moved are kept (the search
+        # read every issue of the site updated since they were taken); the daily
+        # reconcile asks Jira again, which also sees members deleted outside the scope.
+        screens = {} if cursor is None or due else screen_matchers(self.client, remote)
         answers = MirrorAnswers({
             q.owner: matchers[q.owner] for q in self.plan.memberships
             if q.owner in matchers
@@ -212,7 +219,14 @@ class SourcePuller:
                 reread=cursor is None, verify=options.full or due, answers=answers,
             ):
                 continue
-            self._membership(query, state, options, result, changed=changed,
+            stored = state.memberships.get(query.owner)
+            # What the pass changed so far (earlier memberships may have read issues again).
+            kept = (changed and query.owner in screens and stored is not None
+                    and stored[0] == query.jql
+                    and unaffected(stored[1], screens[query.owner], *touched_issues(result),
+                                   result.issues))
+            self._membership(query, state, options, result,
+                             changed=(changed and not kept) or (due and query.screen is not None),
                              reread=cursor is None)
 
     def _search_into(self, result: PulledSource, jql: str, options: PullOptions,
