@@ -4,10 +4,12 @@ Per source: one incremental search from the stored cursor minus an overlap, over
 the structured selectors' scope, or over the whole site when raw-JQL members need
 details (it then keeps mirrored members outside the scope fresh and doubles as
 the change probe); raw-JQL memberships re-run only when the source changed or the
-JQL is volatile; a pass without a cursor (``--full``) re-reads every member
-outside the scope; a reconcile (``--full`` and once a day) finds deleted and
-moved-out issues. Nothing is written here: the
-pass commits the result together with the scorecard, then advances the cursor.
+JQL is volatile (one that an issue's own fields decide, only when a changed issue is
+or becomes a member, and on the daily reconcile); a pass without a cursor (``--full``)
+re-reads every member outside the scope; a reconcile (``--full`` and once a day) finds
+deleted and moved-out issues (without a listing of its own after a read of the whole
+scope that sent every mirrored issue). Nothing is written here: the pass commits the
+result together with the scorecard, then advances the cursor.
 """
 
 from __future__ import annotations
