@@ -45,6 +45,7 @@ def test_build_fetch_plan_given_many_krs_one_scope_per_source_and_needed_fields_
         MembershipQuery("E", "fixVersion = 2.0 AND updated >= -7d", "ids", True),
     )
     assert dc.scope_jql == 'project in ("OPS")'
+    assert (main.epics, dc.epics) == (("ENT-1",), ())
 
 
 def test_build_fetch_plan_given_raw_jql_on_plan_projects_answers_it_on_the_mirror() -> None:

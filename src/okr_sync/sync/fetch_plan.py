@@ -72,6 +72,8 @@ class SourceFetchPlan:
     projects: tuple[str, ...]
     extra_fields: tuple[str, ...]
     memberships: tuple[MembershipQuery, ...]
+    #: The epic keys the structured selectors name (resolved once per pass, not per KR).
+    epics: tuple[str, ...] = ()
 
     @property
     def local_attributes(self) -> frozenset[str]:
@@ -108,12 +110,14 @@ def build_fetch_plan(plan: Plan, *, local_jql: bool = True) -> dict[str, SourceF
         projects: dict[str, None] = {}
         fields: dict[str, None] = {}
         raw: list[tuple[str, JiraMeasure, str]] = []
+        epics: dict[str, None] = {}
         for owner, measure in measures:
             if isinstance(measure, SumMeasure) and measure.field != STORY_POINTS:
                 fields[measure.field] = None
             if measure.select is not None:
                 for project in selector_projects(measure.select, source):
                     projects[project.upper()] = None
+                epics.update(dict.fromkeys(measure.select.values("epic") or ()))
             elif measure.jql is not None:
                 raw.append((owner, measure, measure.jql))
         # Keys the plan names as projects: a JQL value among them is a key, not a name.
@@ -134,6 +138,7 @@ def build_fetch_plan(plan: Plan, *, local_jql: bool = True) -> dict[str, SourceF
             projects=tuple(sorted(projects)),
             extra_fields=tuple(fields),
             memberships=tuple(memberships),
+            epics=tuple(epics),
         )
     return result
 

@@ -248,12 +248,17 @@ def _patched(stored: Iterable[str], result: PulledSource, matcher: Matcher) -> l
     touched = {issue.id for issue in result.upserts} | result.deleted
     if not touched:
         return list(stored)
-    members = {i for i in stored if i not in touched}
+    joined = set()
     for issue_id in touched:
         issue = result.issues.get(issue_id)
         if issue is not None and matcher(issue, result.issues):
-            members.add(issue_id)
-    return sorted(members, key=_id_order)
+            joined.add(issue_id)
+    # Run on every local query each pass: the stored members are copied, not walked in
+    # Python, when no issue this pass touched is or becomes one (the usual case).
+    members = set(stored)
+    if not joined and members.isdisjoint(touched):
+        return list(stored)
+    return sorted((members - touched) | joined, key=_id_order)
 
 
 def _id_order(issue_id: str) -> tuple[int, str]:
