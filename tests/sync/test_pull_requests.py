@@ -11,6 +11,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from pydantic import SecretStr
 
+from okr_sync.connectors.errors import PermanentError
 from okr_sync.connectors.jira.client import JiraClient, JiraSource
 from okr_sync.sandbox.jira.data import generate_dataset
 from okr_sync.sandbox.jira.server import JiraSandbox
@@ -111,13 +112,17 @@ def _chain(client: JiraClient, state: SourceState, now: datetime = _NOW
     """One pull, and the state the store keeps after it (as the pipeline writes it)."""
     result = SourcePuller("main", client, _plan()).pull(state, PullOptions(now))
     assert result.source_error is None and not result.failures
-    memberships = dict(state.memberships)
+    return result, _after(state, result)
+
+
+def _after(state: SourceState, result: PulledSource) -> SourceState:
+    memberships = {o: m for o, m in state.memberships.items()
+                   if o not in result.forgotten_memberships}
     memberships.update((o, (jql, tuple(ids)))
                        for o, (jql, ids) in result.refreshed_memberships.items())
-    after = SourceState(issues=dict(result.issues), cursor=result.cursor,
-                        last_full_reconcile=result.reconciled_at or state.last_full_reconcile,
-                        memberships=memberships)
-    return result, after
+    return SourceState(issues=dict(result.issues), cursor=result.cursor,
+                       last_full_reconcile=result.reconciled_at or state.last_full_reconcile,
+                       memberships=memberships)
 
 
 def _members(sandbox: JiraSandbox) -> set[str]:
@@ -173,3 +178,34 @@ def test_pull_given_the_daily_reconcile_reruns_raw_jql_jira_answers_and_sees_del
     assert _membership_searches(sandbox, mark) == 1
     assert set(result.memberships["KR"]) == _members(sandbox)
     assert str(member) not in result.memberships["KR"]
+
+
+def test_pull_given_jira_refused_a_kept_raw_jql_once_asks_it_again_on_the_next_change(
+    sandbox: JiraSandbox,
+) -> None:
+    data = sandbox.dataset
+    joiner = min(r.id for r in data if r.project == "SUP" and r.parent_id is None
+                 and r.issuetype != "Epic")
+    unrelated = min(r.id for r in data if r.project == "ENT" and r.parent_id is None
+                    and r.issuetype != "Epic")
+    with _client(sandbox) as client:
+        _, state = _chain(client, SourceState(issues={}, last_full_reconcile=_NOW))
+        data.advance(timedelta(minutes=10))
+        data.update(joiner, parent_id=EPIC)
+        search_ids = client.search_ids
+
+        def refused(jql: str, *, context: str | None = None) -> list[str]:
+            raise PermanentError(f"Jira refused {jql}")
+
+        client.search_ids = refused  # type: ignore[method-assign]
+        result = SourcePuller("main", client, _plan()).pull(state, PullOptions(_NOW))
+        client.search_ids = search_ids  # type: ignore[method-assign]
+        assert "KR" in result.failures
+        state = _after(state, result)
+        data.advance(timedelta(minutes=10))
+        data.transition(unrelated, "done")
+        mark = len(sandbox.log)
+        result, _ = _chain(client, state)
+    assert _membership_searches(sandbox, mark) == 1
+    assert str(joiner) in result.memberships["KR"]
+    assert set(result.memberships["KR"]) == _members(sandbox)

@@ -418,6 +418,10 @@ class SourcePuller:
             result.memberships[query.owner] = ids
         except PermanentError as error:
             result.failures[query.owner] = str(error)
+            if query.screen is not None and stored is not None:
+                # Kept answers are checked against the changes of one pass only: one
+                # this pass could not renew is dropped, so the next pass asks Jira.
+                result.forgotten_memberships.add(query.owner)
 
     def _fetch_ids(self, result: PulledSource, ids: list[str], context: str) -> FetchedIds:
         """Read ``ids`` from Jira into the mirror; an id Jira answers 404 for is deleted.
