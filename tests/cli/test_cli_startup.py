@@ -83,6 +83,9 @@ LAZY_UNTIL_NEEDED = (
     "sqlalchemy.dialects.postgresql",  # on SQLite (okr_sync.sync.store.base, .fencing)
     "werkzeug", "prometheus_client", "jsonschema", "psycopg",
     "okr_sync.sandbox", "okr_sync.sync.service",
+    "rich",  # the first print (okr_sync.cli.common.LazyConsole): run prints after its pass
+    # A message to render or send (okr_sync.sync.delivery.messages.render_for, the senders).
+    "okr_sync.sync.delivery.render", "okr_sync.connectors.slack", "okr_sync.connectors.teams",
 )
 
 _FIRST_REQUEST_DRIVER = """
@@ -134,5 +137,7 @@ def test_run_given_migrated_store_imports_nothing_lazy_before_its_first_request(
         jira_port = int(world.jira.url.rsplit(":", 1)[1].split("/")[0])
     assert first["address"] == ["127.0.0.1", jira_port]  # the pass's first request: Jira
     assert _lazy(first["modules"]) == []
-    # The pass did send (so Slack's client was needed, and imported, after the first request).
+    # The pass did send (so Slack's client and the renderers were needed, and imported, after
+    # the first request).
     assert "slack_sdk" in end["modules"]
+    assert "okr_sync.sync.delivery.render" in end["modules"]

@@ -64,7 +64,10 @@ class LazyConsole:
     def may_be_terminal(self) -> bool:
         """False when Rich's ``is_terminal`` is certainly false, told without importing
         Rich: no ``TTY_COMPATIBLE=1``, no non-empty ``FORCE_COLOR`` and not a tty (the
-        only ways Rich answers true); otherwise Rich's own answer."""
+        only ways Rich answers true for a console on sys.stdout or sys.stderr that does
+        not force it); otherwise Rich's own answer."""
+        if self._console is not None or {"file", "force_terminal"} & self._options.keys():
+            return bool(self.console.is_terminal)
         stream = sys.stderr if self._options.get("stderr") else sys.stdout
         isatty = getattr(stream, "isatty", None)
         try:
