@@ -8,9 +8,10 @@ the lock.
 from __future__ import annotations
 
 import os
+import sys
 from typing import Any
 
-from okr_sync.cli.app import app
+from okr_sync.cli.app import COMMAND_NAMES, app, build_app
 from okr_sync.exit_codes import ExitCode
 
 __all__ = ["app", "main"]
@@ -28,6 +29,10 @@ def main(argv: list[str] | None = None) -> Any:
         stderr.print(str(error), markup=False, highlight=False)
         raise SystemExit(ExitCode.USAGE) from None
     configure_logging(level)
+    args = sys.argv[1:] if argv is None else argv
+    if args and args[0] in COMMAND_NAMES:
+        # A named command (no root option before it): an app of just that command.
+        return build_app(only=args[0])(args=argv, prog_name="okr-sync")
     return app(args=argv, prog_name="okr-sync")
 
 
