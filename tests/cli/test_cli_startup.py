@@ -86,6 +86,10 @@ LAZY_UNTIL_NEEDED = (
     "rich",  # the first print (okr_sync.cli.common.LazyConsole): run prints after its pass
     # A message to render or send (okr_sync.sync.delivery.messages.render_for, the senders).
     "okr_sync.sync.delivery.render", "okr_sync.connectors.slack", "okr_sync.connectors.teams",
+    # The other commands' modules (okr_sync.cli.app builds an app of just the named command).
+    "okr_sync.cli.backfill", "okr_sync.cli.db", "okr_sync.cli.demo", "okr_sync.cli.doctor",
+    "okr_sync.cli.explain", "okr_sync.cli.plan", "okr_sync.cli.recommend", "okr_sync.cli.serve",
+    "okr_sync.cli.state",
 )
 
 _FIRST_REQUEST_DRIVER = """
