@@ -145,3 +145,29 @@ def test_run_given_migrated_store_imports_nothing_lazy_before_its_first_request(
     # the first request).
     assert "slack_sdk" in end["modules"]
     assert "okr_sync.sync.delivery.render" in end["modules"]
+
+
+# What a pass that finds nothing new and prints JSON (cron's, the harness's) never needs.
+NOT_FOR_A_QUIET_JSON_PASS = ("rich", "slack_sdk", "okr_sync.sync.delivery.render",
+                             "okr_sync.connectors.slack", "okr_sync.connectors.teams")
+
+
+def test_run_given_nothing_new_and_json_output_imports_no_renderer_chat_client_or_rich(
+    tmp_path: Path,
+) -> None:
+    with sandbox_world(tmp_path, issues=60) as world:
+        env = {**os.environ, **world.environment(), "OKR_SYNC_PLAN": str(cli_plan(tmp_path))}
+        env.pop("OKR_SYNC_TEST_DATABASE_URL", None)
+        for args in (["db", "upgrade"], ["run"]):  # the first pass posts the scorecards
+            done = subprocess.run([sys.executable, "-m", "okr_sync.cli.main", *args],
+                                  env=env, capture_output=True, text=True, timeout=300)
+            assert done.returncode == 0, done.stderr[-2000:]
+        report = tmp_path / "quiet.json"
+        result = subprocess.run(
+            [sys.executable, "-c", _FIRST_REQUEST_DRIVER, str(report), "run", "--output", "json"],
+            env=env, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert json.loads(result.stdout)["deliveries"] == []  # nothing new: nothing sent
+    end = json.loads(Path(str(report) + ".end").read_text())
+    assert [m for m in end["modules"]
+            if any(m == p or m.startswith(p + ".") for p in NOT_FOR_A_QUIET_JSON_PASS)] == []

@@ -376,11 +376,12 @@ def resolve_as_of(text: str | None, plan: Plan) -> datetime:
 
 
 def emit_scorecard(scorecard: Scorecard, output: OutputFormat) -> None:
-    from okr_sync.cli.console import print_scorecard
-
     if output is OutputFormat.json:
         sys.stdout.write(json.dumps(scorecard.to_json(), ensure_ascii=False) + "\n")
     else:
+        # Rich tables: imported only for them (JSON output, cron's or the harness's, never is).
+        from okr_sync.cli.console import print_scorecard
+
         print_scorecard(scorecard, stdout.console)
 
 
