@@ -20,7 +20,7 @@ from okr_sync.sync.state import (
     SnapshotFormatError,
     previous_states,
 )
-from okr_sync.sync.store.snapshot_items import KEPT
+from okr_sync.sync.store.snapshot_items import KEPT, item_ids
 from okr_sync.sync.store.store import Store
 from support.scorecards import realistic_scorecard
 
@@ -164,3 +164,10 @@ def test_measure_state_from_json_given_a_foreign_fact_row_refuses_the_state(row:
         MeasureState.from_json(good | {"facts": [_FACT_ROW, row]})
     assert MeasureState.from_json(good | {"facts": [_FACT_ROW]}).facts["10001"] == ItemFact(
         ITEMS[0], True, False, False)
+
+
+def test_item_ids_given_version_3_rows_finds_the_ids_version_2_objects_gave() -> None:
+    explanation = _explanation()
+
+    assert item_ids(_through_json(explanation.to_json())) == {"10001", "10002", "10003"}
+    assert item_ids(_through_json(_v2_entry(explanation))) == {"10001", "10002", "10003"}

@@ -17,7 +17,7 @@ from typing import Any
 
 from okr_sync.scoring.diff import PublishedKr, published_krs
 from okr_sync.scoring.evaluate import Evaluation
-from okr_sync.scoring.explain import ItemState, item_states
+from okr_sync.scoring.explain import ItemState
 from okr_sync.scoring.incremental import Changes, MeasureState
 from okr_sync.scoring.scorecard import (
     ItemCounts,
@@ -27,7 +27,12 @@ from okr_sync.scoring.scorecard import (
     scorecard_to_json,
 )
 from okr_sync.sync.explanation import Explanation as Explanation  # re-exported: its old home
-from okr_sync.sync.lazy_explanations import KeptExplanations, LazyExplanations
+from okr_sync.sync.lazy_explanations import (
+    KeptExplanations,
+    LazyExplanations,
+    PreviousStates,
+    explanations_equal,
+)
 from okr_sync.sync.mirror import MirrorView
 from okr_sync.sync.paused_gc import paused_gc
 from okr_sync.sync.pull import PulledSource, SourceState
@@ -329,7 +334,9 @@ def same_scores(snapshot: PassSnapshot, other: PassSnapshot | None, *,
     """Whether two snapshots agree on everything but the moment they were taken.
 
     ``same_explanations``: the caller knows the explanations agree (a pass that found
-    nothing new), so they are not read to be compared.
+    nothing new), so they are not read to be compared. Otherwise an owner whose
+    explanation names the other snapshot's own stored row is equal unread: only the
+    others are read.
     """
     if other is None:
         return False
@@ -343,7 +350,7 @@ def same_scores(snapshot: PassSnapshot, other: PassSnapshot | None, *,
         and _trendless(mine["kpis"]) == _trendless(theirs["kpis"])
         and _timeless(mine["objectives"]) == _timeless(theirs["objectives"])
         and dict(snapshot.fetch) == dict(other.fetch)
-        and (same_explanations or dict(snapshot.explanations) == dict(other.explanations))
+        and (same_explanations or explanations_equal(snapshot.explanations, other.explanations))
     )
 
 
@@ -365,18 +372,12 @@ def _timeless(objectives: list[dict[str, Any]]) -> list[dict[str, Any]]:
     ]
 
 
-def previous_states(snapshot: PassSnapshot | None) -> dict[str, dict[str, ItemState]]:
-    """Per owner measured without error, its items' states (for change reasons)."""
+def previous_states(snapshot: PassSnapshot | None) -> Mapping[str, Mapping[str, ItemState]]:
+    """Per owner measured without error, its items' states (for change reasons), each
+    owner's decoded only when asked for (:class:`PreviousStates`)."""
     if snapshot is None:
         return {}
-    if isinstance(snapshot.explanations, LazyExplanations):
-        # Every owner's items are needed: one read, not one per owner.
-        snapshot.explanations.preload(list(snapshot.explanations))
-    return {
-        owner: item_states(entry.items)
-        for owner, entry in snapshot.explanations.items()
-        if not entry.error
-    }
+    return PreviousStates(snapshot.explanations)
 
 
 @dataclass(frozen=True)
