@@ -27,7 +27,11 @@ from okr_sync.scoring.scorecard import (
     scorecard_from_json,
     scorecard_to_json,
 )
-from okr_sync.sync.lazy_explanations import KeptExplanations, LazyExplanations
+from okr_sync.sync.lazy_explanations import (
+    ExplanationsJson,
+    KeptExplanations,
+    LazyExplanations,
+)
 from okr_sync.sync.mirror import MirrorView
 from okr_sync.sync.pull import PulledSource, SourceState
 from okr_sync.sync.store.reader import StoreReader
@@ -172,6 +176,11 @@ class PassSnapshot:
             "fetch": dict(self.fetch),
         }
 
+    def to_stored_json(self) -> dict[str, Any]:
+        """:meth:`to_json` with each owner's explanation built as the store reads it."""
+        return {"version": SNAPSHOT_VERSION, "scorecard": scorecard_to_json(self.scorecard),
+                "explain": ExplanationsJson(self.explanations), "fetch": dict(self.fetch)}
+
     @classmethod
     def from_json(
         cls, doc: Mapping[str, Any], *, measure_kinds: Mapping[str, str] | None = None
@@ -233,7 +242,7 @@ def save_snapshot(
     """
     cycle = snapshot.scorecard.cycle
     when = measured_at if measured_at is not None else cycle.as_of
-    return store.save_snapshot(cycle=cycle.name, as_of=when, document=snapshot.to_json(),
+    return store.save_snapshot(cycle=cycle.name, as_of=when, document=snapshot.to_stored_json(),
                                run_id=run_id, published=published)
 
 
