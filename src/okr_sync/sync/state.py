@@ -27,6 +27,7 @@ from okr_sync.scoring.scorecard import (
     scorecard_from_json,
     scorecard_to_json,
 )
+from okr_sync.sync.encoded import EncodedOnRead
 from okr_sync.sync.lazy_explanations import (
     ExplanationsJson,
     KeptExplanations,
@@ -376,8 +377,9 @@ def save_measure_states(
     (and the pass's summary, see :mod:`okr_sync.sync.measuring`). ``untouched``: owners
     whose stored states this pass did not read and still hold (kept as they are)."""
     mine = {owner: state for owner, state in states.items() if sources_of.get(owner) == source}
-    changed = {owner: (state.key, state.to_json()) for owner, state in mine.items()
-               if before.get(owner) is not state}
+    changed = EncodedOnRead({owner: state for owner, state in mine.items()
+                             if before.get(owner) is not state},
+                            lambda state: (state.key, state.to_json()))
     keep = set(mine) | {o for o in untouched if sources_of.get(o) == source}
     tx.save_measure_states(source, changed, keep=keep, at=now, summary=summary)
 

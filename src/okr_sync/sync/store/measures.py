@@ -19,6 +19,8 @@ from okr_sync.sync.store.tables import issues, measure_marks, measure_states
 
 #: Rows read at a time while streaming the mirror.
 STREAM_BATCH = 1000
+#: Measure states encoded and written at once.
+STATE_BATCH = 50
 
 
 class MeasureOps(StoreOps):
@@ -131,15 +133,19 @@ class MeasureOps(StoreOps):
                 stale = stale.where(measure_states.c.owner.not_in(sorted(keep)))
             conn.execute(stale)
             if states:
-                conn.execute(
-                    upsert(conn, measure_states, ["source", "owner"],
-                           ["measure_key", "state", "updated_at"]),
-                    [
-                        {"source": source, "owner": owner, "measure_key": key,
-                         "state": dict(document), "updated_at": when}
-                        for owner, (key, document) in states.items()
-                    ],
-                )
+                # A batch at a time: after a full pass every measure's state is new, and
+                # ``states`` may encode each document only as it is read.
+                statement = upsert(conn, measure_states, ["source", "owner"],
+                                   ["measure_key", "state", "updated_at"])
+                batch: list[dict[str, Any]] = []
+                for owner, (key, document) in states.items():
+                    batch.append({"source": source, "owner": owner, "measure_key": key,
+                                  "state": dict(document), "updated_at": when})
+                    if len(batch) >= STATE_BATCH:
+                        conn.execute(statement, batch)
+                        batch = []
+                if batch:
+                    conn.execute(statement, batch)
             conn.execute(upsert(conn, measure_marks, ["source"], ["mirror_at", "summary"]),
                          {"source": source, "mirror_at": when,
                           "summary": None if summary is None else dict(summary)})
