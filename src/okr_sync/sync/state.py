@@ -347,19 +347,22 @@ def prior_measure_states(
     changes: dict[str, Changes] = {}
     for name, source in pulled.items():
         stored = store.get_measure_states(
-            name, None if owners is None else owners.get(name, ()))
+            name, None if owners is None else owners.get(name, ()), decode=_measure_state)
         if stored is None:
             continue
-        for owner, (_, document) in stored.items():
-            try:
-                before[owner] = MeasureState.from_json(document)
-            except (KeyError, TypeError, ValueError):
-                continue  # unreadable (hand-edited, truncated): that measure is rebuilt
+        before.update((owner, state) for owner, (_, state) in stored.items())
         gone = frozenset(source.deleted)
         changed = {i.id: source.issues[i.id] for i in source.upserts
                    if i.id not in gone and i.id in source.issues}
         changes[name] = Changes(changed, gone)
     return before, changes
+
+
+def _measure_state(document: Mapping[str, Any]) -> MeasureState | None:
+    try:
+        return MeasureState.from_json(document)
+    except (KeyError, TypeError, ValueError):
+        return None  # unreadable (hand-edited, truncated): that measure is rebuilt
 
 
 def save_measure_states(

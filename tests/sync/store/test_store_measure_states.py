@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import tracemalloc
 from datetime import UTC, datetime
 from typing import Any
 
@@ -48,3 +49,44 @@ def test_save_measure_states_given_more_than_a_batch_binds_at_most_a_batch_at_on
     assert sum(bound) == len(owners)
     assert max(bound) <= STATE_BATCH
     assert store.get_measure_states("main") == {owner: _state(owner) for owner in owners}
+
+
+def _read_peak(store: Store, source: str) -> int:
+    tracemalloc.start()
+    try:
+        tracemalloc.reset_peak()
+        start = tracemalloc.get_traced_memory()[0]
+        decoded = store.get_measure_states(source, decode=len)
+        peak = tracemalloc.get_traced_memory()[1] - start
+    finally:
+        tracemalloc.stop()
+    assert decoded is not None
+    assert all(isinstance(length, int) for _, length in decoded.values())
+    return peak
+
+
+def test_get_measure_states_given_decode_holds_one_document_at_a_time_not_all(
+    store: Store,
+) -> None:
+    # A changed pass may read every state: decoded as each row is read, the JSON of all
+    # of them never sits in memory at once, so the peak does not grow with their number.
+    def big(owner: str) -> tuple[str, dict[str, Any]]:
+        return f"key-{owner}", {"key": owner, "facts": [f"{owner}-{n:06d}" for n in range(400)]}
+
+    for source, count in (("small", 50), ("large", 400)):
+        store.save_measure_states(source, {f"KR{n}": big(f"KR{n}") for n in range(count)},
+                                  keep={f"KR{n}" for n in range(count)}, at=AT)
+
+    small, large = _read_peak(store, "small"), _read_peak(store, "large")
+
+    assert large < 2 * small  # 8 times the states
+
+
+def test_get_measure_states_given_decode_gives_none_leaves_that_owner_out(store: Store) -> None:
+    store.save_measure_states("main", {"KR1": _state("KR1"), "KR2": _state("KR2")},
+                              keep={"KR1", "KR2"}, at=AT)
+
+    read = store.get_measure_states(
+        "main", decode=lambda doc: None if doc["facts"][0] == "KR2" else doc["key"])
+
+    assert read == {"KR1": ("key-KR1", "key-KR1")}
