@@ -112,6 +112,17 @@ def test_settings_given_allow_unsigned_webhooks_reads_it_and_defaults_to_false(
     assert Settings(_env_file=None).webhook_allow_unsigned is True
 
 
+def test_settings_given_webhook_debounce_reads_seconds_defaults_to_5_and_refuses_negative(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    assert Settings(_env_file=None).webhook_debounce_seconds == 5.0
+    monkeypatch.setenv("OKR_SYNC_WEBHOOK_DEBOUNCE_SECONDS", "0.25")
+    assert Settings(_env_file=None).webhook_debounce_seconds == 0.25
+    monkeypatch.setenv("OKR_SYNC_WEBHOOK_DEBOUNCE_SECONDS", "-1")
+    with pytest.raises(ValidationError):
+        Settings(_env_file=None)
+
+
 def test_settings_given_bot_checkins_without_app_id_refuses_naming_both(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import math
+import random
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -25,6 +26,7 @@ from benchmarks.workload import (
     PROJECTS,
     PlanShape,
     change_issues,
+    edit_issue,
     make_dataset,
     make_plan,
     slack_channels,
@@ -102,6 +104,12 @@ def _measure(world: SandboxWorld, run: Any, store: Any = None) -> Measured:
     )
 
 
+def _outside_every_remote_answer(dataset: Any) -> int:
+    """An issue of ENT that is no child of another: no `parent = ...` query holds it."""
+    return min(i.id for i in dataset if i.project == "ENT" and i.parent_id is None
+               and i.issuetype != "Epic")
+
+
 @pytest.fixture(scope="module")
 def bench(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Bench]:
     workdir = tmp_path_factory.mktemp("bench")
@@ -123,6 +131,11 @@ def bench(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Bench]:
             bench.passes["cold"] = _measure(w, one, runtime.store)
             dataset.advance(timedelta(minutes=5))
             bench.passes["no_change"] = _measure(w, one, runtime.store)
+            # A one-issue pass (as a webhook's in `serve`): an issue no raw JQL Jira
+            # answers holds, before and after its edit.
+            dataset.advance(timedelta(minutes=1))
+            edit_issue(dataset, _outside_every_remote_answer(dataset), random.Random(3))
+            bench.passes["one_issue"] = _measure(w, one, runtime.store)
             bench.changed = len(change_issues(dataset, 7, 0.01))
             bench.passes["changed"] = _measure(w, one, runtime.store)
             mark = len(w.jira.log)
@@ -153,6 +166,15 @@ def test_benchmark_given_cold_pass_requests_at_most_1_2_times_the_minimum(bench:
     assert cold.jira["search/jql"] >= math.ceil(in_scope / 100)
 
 
+def test_benchmark_given_cold_pass_lists_no_scope_it_just_read(bench: Bench) -> None:
+    cold = bench.passes["cold"]
+    # The session, the scope at the page cap, and one request per raw-JQL measure (Jira's
+    # answer, or its confirmation of the mirror's first answer): no id-only listing of the
+    # scope for the reconcile, which the read of every issue already did.
+    pages = math.ceil(ISSUES / 100)
+    assert cold.jira_total == SESSION_REQUESTS + pages + SHAPE.raw + SHAPE.counts
+
+
 def test_benchmark_given_no_change_pass_makes_the_minimal_requests(bench: Bench) -> None:
     quiet = bench.passes["no_change"]
     # One search per source (the change probe) plus one per volatile raw-JQL measure.
@@ -161,6 +183,16 @@ def test_benchmark_given_no_change_pass_makes_the_minimal_requests(bench: Bench)
     # serverInfo, myself or field request again (a new `run` process makes those 3).
     assert quiet.jira_total == quiet.searches
     assert (quiet.slack, quiet.teams) == (0, 0)
+
+
+def test_benchmark_given_one_issue_pass_reruns_only_the_volatile_raw_jql(bench: Bench) -> None:
+    one = bench.passes["one_issue"]
+    plan = build_fetch_plan(load_plan(bench.plan_path))["main"]
+    # The plan has raw JQL Jira answers that is not volatile: kept, as the edit moved none.
+    assert any(q.local is None and not q.volatile for q in plan.memberships)
+    assert one.result.issues_fetched >= 1
+    # The incremental search, then one id-only search per volatile raw-JQL measure.
+    assert one.searches == one.jira_total == 1 + SHAPE.volatile
 
 
 def test_benchmark_given_no_change_after_the_publishing_cold_pass_reads_no_issue_rows(
@@ -208,7 +240,7 @@ def test_benchmark_given_changes_incremental_scorecard_equals_a_fresh_full_pass(
 def test_pass_given_a_run_reports_its_measure_cpu_in_result_and_log(bench: Bench) -> None:
     results = [m.result for m in bench.passes.values()]
     assert all(r.measure_cpu_seconds > 0 for r in results)
-    logged = [getattr(r, "measure_cpu_s", None) for r in bench.pass_logs[:3]]
+    logged = [getattr(r, "measure_cpu_s", None) for r in bench.pass_logs[:len(results)]]
     assert logged == [round(r.measure_cpu_seconds, 4) for r in results]
 
 

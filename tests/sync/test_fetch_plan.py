@@ -45,6 +45,7 @@ def test_build_fetch_plan_given_many_krs_one_scope_per_source_and_needed_fields_
         MembershipQuery("E", "fixVersion = 2.0 AND updated >= -7d", "ids", True),
     )
     assert dc.scope_jql == 'project in ("OPS")'
+    assert (main.epics, dc.epics) == (("ENT-1",), ())
 
 
 def test_build_fetch_plan_given_raw_jql_on_plan_projects_answers_it_on_the_mirror() -> None:
@@ -105,3 +106,26 @@ def test_selector_jql_given_selector_renders_equivalent_jql() -> None:
 def test_jira_filter_url_given_jql_encodes_it() -> None:
     assert jira_filter_url("https://acme.atlassian.net/", "project = ENT") == (
         "https://acme.atlassian.net/issues/?jql=project%20%3D%20ENT")
+
+
+def test_build_fetch_plan_given_raw_jql_jira_answers_screens_it_when_one_issue_decides() -> None:
+    plan = (
+        PlanBuilder()
+        .set("jira", {"main": {"projects": ["ENT"]}})
+        .with_objective(objective(
+            "O",
+            _kr("A", {"kind": "done_ratio", "select": {"project": "ENT"}}),
+            _kr("B", {"kind": "done_ratio", "jql": "parent = ENT-1"}),
+            _kr("C", {"kind": "done_ratio", "jql": "project = HR AND labels = x"}),
+            _kr("D", {"kind": "done_ratio", "jql": '"Epic Link" = ENT-1'}),
+            _kr("E", {"kind": "done_ratio", "jql": "parent = ENT-1 AND updated > -7d"}),
+            _kr("F", {"kind": "count", "jql": "parent = ENT-1"}, baseline=4, target=0),
+        ))
+        .build()
+    )
+    screens = {q.owner: q.screen for q in build_fetch_plan(plan)["main"].memberships}
+    assert screens["B"] is not None and screens["B"].fields == {"parent"}
+    assert screens["C"] is None  # HR may be a project's name: Jira reads it so
+    assert screens["D"] is None  # whether the parent is an epic: another issue decides
+    assert screens["E"] is None  # volatile: re-run every pass anyway
+    assert screens["F"] is None  # a count keeps no members to look for

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from datetime import timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -60,6 +61,7 @@ def serve_command(
             host=host,
             webhook_secret=settings.webhook_secret,
             allow_unsigned_webhooks=settings.webhook_allow_unsigned,
+            debounce=timedelta(seconds=settings.webhook_debounce_seconds),
         )
     except (ConfigurationError, SchemaError, OSError) as error:
         fail_usage(error)
@@ -99,6 +101,7 @@ def _serve_folder(folder: Path, settings: Settings, schedule: Schedule, *, port:
             check=settings_check(settings), port=port, host=host,
             webhook_secret=settings.webhook_secret,
             allow_unsigned_webhooks=settings.webhook_allow_unsigned,
+            debounce=timedelta(seconds=settings.webhook_debounce_seconds),
             clock=lambda: datetime.now(UTC),
         ))
     except (SchemaError, OSError) as error:

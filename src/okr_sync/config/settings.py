@@ -170,6 +170,12 @@ class Settings(BaseSettings):
     webhook_allow_unsigned: bool = Field(
         default=False, description="let serve accept Jira webhooks without a secret"
     )
+    webhook_debounce_seconds: float = Field(
+        default=5.0, ge=0, le=3600,
+        description="how long serve waits after a Jira webhook for more before it runs "
+                    "one pass for them all (a bulk edit sends one webhook per issue); "
+                    "never longer than 12 times this after the first",
+    )
 
     retention_days: int = Field(
         default=30, ge=8, le=36500,

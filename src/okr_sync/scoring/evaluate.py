@@ -161,7 +161,8 @@ def evaluate_measures(
     ``states`` are this pass's :func:`measure_states` (computed in full when absent).
     Owners in ``skip`` are left out (whole objectives: double counting is told within one).
     """
-    previous = previous or {}
+    # Not ``previous or {}``: telling whether a lazily read mapping is empty reads it all.
+    previous = {} if previous is None else previous
     if states is None:
         states = measure_states(plan, sources, cycle_start=cycle_start)
     results: dict[str, Evaluation] = {}

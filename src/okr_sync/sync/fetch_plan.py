@@ -58,6 +58,9 @@ class MembershipQuery:
     volatile: bool
     #: Set when the mirror can answer it (its projects are in the mirrored scope).
     local: LocalJql | None = None
+    #: Set for a query Jira answers whose predicate one issue's own fields decide: a
+    #: pass whose changed issues neither are its members nor match it keeps its answer.
+    screen: LocalJql | None = None
 
 
 @dataclass(frozen=True)
@@ -69,6 +72,8 @@ class SourceFetchPlan:
     projects: tuple[str, ...]
     extra_fields: tuple[str, ...]
     memberships: tuple[MembershipQuery, ...]
+    #: The epic keys the structured selectors name (resolved once per pass, not per KR).
+    epics: tuple[str, ...] = ()
 
     @property
     def local_attributes(self) -> frozenset[str]:
@@ -105,12 +110,14 @@ def build_fetch_plan(plan: Plan, *, local_jql: bool = True) -> dict[str, SourceF
         projects: dict[str, None] = {}
         fields: dict[str, None] = {}
         raw: list[tuple[str, JiraMeasure, str]] = []
+        epics: dict[str, None] = {}
         for owner, measure in measures:
             if isinstance(measure, SumMeasure) and measure.field != STORY_POINTS:
                 fields[measure.field] = None
             if measure.select is not None:
                 for project in selector_projects(measure.select, source):
                     projects[project.upper()] = None
+                epics.update(dict.fromkeys(measure.select.values("epic") or ()))
             elif measure.jql is not None:
                 raw.append((owner, measure, measure.jql))
         # Keys the plan names as projects: a JQL value among them is a key, not a name.
@@ -122,12 +129,16 @@ def build_fetch_plan(plan: Plan, *, local_jql: bool = True) -> dict[str, SourceF
                 projects.update(dict.fromkeys(sorted(local.projects)))
                 fields.update(dict.fromkeys(sorted(local.jira_fields)))
             mode: MembershipMode = "count" if measure.kind == "count" else "ids"
-            memberships.append(MembershipQuery(owner, jql, mode, is_volatile_jql(jql), local))
+            volatile = is_volatile_jql(jql)
+            screen = (_screen(jql, known) if local is None and mode == "ids" and not volatile
+                      else None)
+            memberships.append(MembershipQuery(owner, jql, mode, volatile, local, screen))
         result[source_name] = SourceFetchPlan(
             source=source_name,
             projects=tuple(sorted(projects)),
             extra_fields=tuple(fields),
             memberships=tuple(memberships),
+            epics=tuple(epics),
         )
     return result
 
@@ -138,6 +149,18 @@ def _local(jql: str, known_projects: set[str]) -> LocalJql | None:
     except NotLocal:
         return None
     if not (local.projects | local.named_projects) <= known_projects:
+        return None
+    return local
+
+
+def _screen(jql: str, known_projects: set[str]) -> LocalJql | None:
+    try:
+        local = analyse(jql, restricted=False)
+    except NotLocal:
+        return None
+    # A project it names must be a key (a name reads otherwise); whether an issue is in
+    # an epic depends on another issue, which a change of that one does not show.
+    if not local.named_projects <= known_projects or "Epic Link" in local.fields:
         return None
     return local
 

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Collection, Iterator, Mapping
+from collections.abc import Callable, Collection, ItemsView, Iterator, Mapping, ValuesView
 from typing import TYPE_CHECKING, Any
 
 from okr_sync.sync.store.snapshot_items import KEPT
 
 if TYPE_CHECKING:
+    from okr_sync.scoring.explain import ItemState
     from okr_sync.sync.state import Explanation
 
 
@@ -23,10 +24,12 @@ class LazyExplanations(Mapping[str, "Explanation"]):
     def __init__(self, load: Callable[[], Mapping[str, Explanation]], *,
                  owners: Callable[[], Collection[str]] | None = None,
                  load_some: Callable[[Collection[str]], Mapping[str, Explanation]] | None = None,
-                 stored: Callable[[], Mapping[str, tuple[str, tuple[str, ...]]]] | None = None
+                 stored: Callable[[], Mapping[str, tuple[str, tuple[str, ...]]]] | None = None,
+                 holders: Callable[[Collection[str]], set[str] | None] | None = None
                  ) -> None:
         self._load = load
         self._stored = stored
+        self._holders = holders
         self._refs: Mapping[str, tuple[str, tuple[str, ...]]] | None = None
         self._owners = owners
         self._load_some = load_some
@@ -53,16 +56,28 @@ class LazyExplanations(Mapping[str, "Explanation"]):
             self._some.update(self._load_some((owner,)))
         return self._some[owner]
 
+    def refs(self) -> Mapping[str, tuple[str, tuple[str, ...]]]:
+        """Per owner stored apart, its row's content hash and its reasons (read once)."""
+        if self._stored is None:
+            return {}
+        if self._refs is None:
+            self._refs = self._stored()
+        return self._refs
+
     def kept_ref(self, owner: str, reasons: tuple[str, ...]
                  ) -> tuple[str, tuple[str, ...]] | None:
         """The content hash of ``owner``'s stored row when that row is exactly what it
         would be with ``reasons`` (None when not stored apart, or other reasons)."""
-        if self._stored is None:
-            return None
-        if self._refs is None:
-            self._refs = self._stored()
-        found = self._refs.get(owner)
+        found = self.refs().get(owner)
         return found if found is not None and found[1] == reasons else None
+
+    def owners_holding(self, issue_ids: Collection[str]) -> set[str] | None:
+        """The owners whose stored items include one of ``issue_ids``, told by the
+        store's ids index without decoding items (None when the store cannot tell, or
+        every owner is decoded already: the caller looks at the items)."""
+        if self._holders is None or self._loaded is not None:
+            return None
+        return self._holders(issue_ids) if issue_ids else set()
 
     def preload(self, owners: Collection[str]) -> None:
         """Read ``owners``' explanations in one go (not one read per owner)."""
@@ -74,6 +89,15 @@ class LazyExplanations(Mapping[str, "Explanation"]):
 
     def __contains__(self, owner: object) -> bool:
         return owner in self._keys()
+
+    def items(self) -> ItemsView[str, Explanation]:
+        # Every owner is about to be read: in one go, not one read per owner.
+        self.preload(self._keys())
+        return super().items()
+
+    def values(self) -> ValuesView[Explanation]:
+        self.preload(self._keys())
+        return super().values()
 
     def __iter__(self) -> Iterator[str]:
         return iter(self._keys())
@@ -121,6 +145,82 @@ class KeptExplanations(Mapping[str, "Explanation"]):
     def __len__(self) -> int:
         return len(self._order)
 
+    def items(self) -> ItemsView[str, Explanation]:
+        # The kept owners' rows in one read, not one read per owner.
+        self._source.preload(list(self._kept))
+        return super().items()
+
+    def same_as(self, other: Mapping[str, Explanation]) -> bool:
+        """Whether these explanations equal ``other``. When ``other`` is the stored
+        snapshot the kept owners were taken from, a kept owner names ``other``'s own
+        row for it and is equal unread: only the fresh owners are read and compared."""
+        if other is not self._source:
+            return dict(self.items()) == dict(other.items())
+        if set(self._order) != set(other):
+            return False
+        fresh = [owner for owner in self._order if owner not in self._kept]
+        self._source.preload(fresh)
+        return all(self._fresh[owner] == other[owner] for owner in fresh)
+
+
+def explanations_equal(mine: Mapping[str, Explanation], theirs: Mapping[str, Explanation]
+                      ) -> bool:
+    """Whether two snapshots' explanations are equal, reading as few stored rows as
+    the two sides let tell it."""
+    if isinstance(mine, KeptExplanations):
+        return mine.same_as(theirs)
+    return dict(mine.items()) == dict(theirs.items())
+
+
+class PreviousStates(Mapping[str, Mapping[str, "ItemState"]]):
+    """Per owner measured without error in a stored snapshot, its items' states (what
+    change reasons are told against), decoded per owner when first asked for: a pass
+    that measures a few owners decodes those few."""
+
+    def __init__(self, explanations: Mapping[str, Explanation]) -> None:
+        self._explanations = explanations
+        self._states: dict[str, dict[str, ItemState] | None] = {}
+
+    def preload(self, owners: Collection[str]) -> None:
+        """Read ``owners``' stored items in one go (not one read per owner)."""
+        if isinstance(self._explanations, LazyExplanations):
+            self._explanations.preload([o for o in owners if o in self._explanations])
+
+    def _state(self, owner: str) -> dict[str, ItemState] | None:
+        if owner not in self._states:
+            from okr_sync.scoring.explain import ItemState
+
+            entry = self._explanations[owner]
+            self._states[owner] = None if entry.error else {
+                c.id: ItemState(c.key, c.project, c.done, c.points) for c in entry.items}
+        return self._states[owner]
+
+    def __getitem__(self, owner: str) -> Mapping[str, ItemState]:
+        state = self._state(owner) if owner in self._explanations else None
+        if state is None:
+            raise KeyError(owner)
+        return state
+
+    def _owners(self) -> list[str]:
+        self.preload(list(self._explanations))
+        return [owner for owner in self._explanations if self._state(owner) is not None]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._owners())
+
+    def __len__(self) -> int:
+        return len(self._owners())
+
+    def holding(self, issue_ids: Collection[str]) -> set[str]:
+        """The owners whose items include one of ``issue_ids``: from the store's ids
+        index when it can tell (a superset: owners whose items are an error's too),
+        else from every owner's decoded items."""
+        if isinstance(self._explanations, LazyExplanations):
+            found = self._explanations.owners_holding(issue_ids)
+            if found is not None:
+                return found
+        wanted = set(issue_ids)
+        return {owner for owner in self if wanted.intersection(self[owner])}
 
 class ExplanationsJson(Mapping[str, Any]):
     """Each owner's explanation as JSON, built only when it is read.

@@ -34,7 +34,7 @@ from okr_sync.scoring.evaluate import (
 from okr_sync.scoring.explain import ItemState
 from okr_sync.scoring.incremental import MeasureIndex, MeasureState
 from okr_sync.scoring.measures import WorkItem
-from okr_sync.sync.lazy_explanations import LazyExplanations
+from okr_sync.sync.lazy_explanations import LazyExplanations, PreviousStates
 from okr_sync.sync.pull import PulledSource, issue_from_record
 from okr_sync.sync.state import (
     Explanation,
@@ -110,6 +110,10 @@ def measure(
     before, changes = prior_measure_states(store, pulled, owners)
     states = measure_states(plan, sources, cycle_start=cycle_start, before=before,
                             changes=changes, skip=kept)
+    if isinstance(items_before, PreviousStates):
+        # The owners measured now read their published items (for the reasons): in one
+        # read, and only theirs.
+        items_before.preload([owner for owner, _ in plan.jira_measures() if owner not in kept])
     evaluated = evaluate_measures(plan, sources, cycle_start=cycle_start,
                                   previous=items_before, states=states, skip=kept)
     evaluations = {owner: evaluated[owner] if owner in evaluated else kept[owner][0]
@@ -167,6 +171,8 @@ def untouched(
         hit: set[str] = set()
         for item in items:
             hit |= index.matching(item)
+        # Owners whose published items hold a changed issue (the reasons read them).
+        held = _holding(items_before, touched)
         for owner, spec in plan.jira_measures():
             if spec.source != name or owner in hit or owner in data.failures:
                 continue
@@ -177,7 +183,7 @@ def untouched(
                 or entry["jql"] != data.jql.get(owner, "")
                 or keys.get(owner) != summary["keys"].get(owner)
                 or owner not in latest_items
-                or touched.intersection(items_before.get(owner, ()))
+                or owner in held
             ):
                 continue
             if spec.jql is not None:
@@ -196,6 +202,18 @@ def untouched(
             for kr in krs:
                 candidates.pop(kr, None)
     return candidates
+
+
+def _holding(items_before: Mapping[str, Mapping[str, ItemState]],
+             touched: Collection[str]) -> set[str]:
+    """The owners whose ``items_before`` hold one of ``touched`` (from the store's ids
+    index when it can tell, without decoding the items)."""
+    if not touched:
+        return set()
+    if isinstance(items_before, PreviousStates):
+        return items_before.holding(touched)
+    return {owner for owner, states in items_before.items()
+            if not states.keys().isdisjoint(touched)}
 
 
 def _unchanged(
@@ -352,8 +370,11 @@ def previous_snapshots(
         def stored() -> dict[str, tuple[str, tuple[str, ...]]]:
             return store.snapshot_item_refs(snapshot_id)
 
+        def holders(ids: Collection[str]) -> set[str] | None:
+            return store.snapshot_owners_holding(snapshot_id, ids)
+
         return replace(snapshot, explanations=LazyExplanations(
-            load, owners=owners, load_some=load_some, stored=stored))
+            load, owners=owners, load_some=load_some, stored=stored, holders=holders))
 
     published_record = store.snapshot_head(published_only=True)
     published = this_cycle(published_record)

@@ -340,10 +340,8 @@ class SyncPass:
         store, source = self.store, pulled.name
         # Only what this pass pulled: the store resolves everything it already holds.
         by_key = {issue.key.upper(): issue.id for issue in pulled.upserts}
-        # The epics the plan names, resolved in one read rather than one per KR.
-        named = {key for _, spec in self.plan.jira_measures()
-                 if spec.source == source and spec.select is not None
-                 for key in spec.select.values("epic") or ()}
+        # The epics the plan names (listed once by the fetch plan), resolved in one read.
+        named = set(self.fetch_plan[source].epics)
         resolved = store.resolve_keys(source, named) if named else {}
 
         def resolve(key: str) -> str | None:

@@ -4,10 +4,12 @@ Per source: one incremental search from the stored cursor minus an overlap, over
 the structured selectors' scope, or over the whole site when raw-JQL members need
 details (it then keeps mirrored members outside the scope fresh and doubles as
 the change probe); raw-JQL memberships re-run only when the source changed or the
-JQL is volatile; a pass without a cursor (``--full``) re-reads every member
-outside the scope; a reconcile (``--full`` and once a day) finds deleted and
-moved-out issues. Nothing is written here: the
-pass commits the result together with the scorecard, then advances the cursor.
+JQL is volatile (one that an issue's own fields decide, only when a changed issue is
+or becomes a member, and on the daily reconcile); a pass without a cursor (``--full``)
+re-reads every member outside the scope; a reconcile (``--full`` and once a day) finds
+deleted and moved-out issues (without a listing of its own after a read of the whole
+scope that sent every mirrored issue). Nothing is written here: the pass commits the
+result together with the scorecard, then advances the cursor.
 """
 
 from __future__ import annotations
@@ -35,6 +37,9 @@ from okr_sync.sync.pull_local import (
     local_matchers,
     local_membership,
     patchable,
+    screen_matchers,
+    touched_issues,
+    unaffected,
 )
 
 #: Searches re-read this much before the cursor: JQL dates have minute precision,
@@ -179,11 +184,14 @@ class SourcePuller:
         cursor = None if options.full else state.cursor
         matchers = local_matchers(self.client, self.plan, state)
         remote = tuple(q for q in self.plan.memberships if q.owner not in matchers)
+        #: The scope's ids as a read of the whole scope just listed them (None: no such read).
+        listed: set[str] | None = None
         if cursor is None:
             changed = True
             if self.plan.scope_jql is not None:
                 jql = incremental_jql(list(self.plan.projects), None, self.client.user_timezone())
-                newest = self._search_into(result, jql, options)
+                listed = set()
+                newest = self._search_into(result, jql, options, listed=listed)
                 result.cursor = newest.astimezone(UTC) if newest else None
         else:
             changed = self._incremental(cursor, options, result, state.probed_at, remote)
@@ -196,7 +204,11 @@ class SourcePuller:
             options.now - state.last_full_reconcile >= RECONCILE_EVERY
         )
         if self.plan.scope_jql is not None and (options.full or due):
-            self._reconcile(result, options.now)
+            self._reconcile(result, options.now, listed)
+        # Jira's answers that no change of this pass can have moved are kept (the search
+        # read every issue of the site updated since they were taken); the daily
+        # reconcile asks Jira again, which also sees members deleted outside the scope.
+        screens = {} if cursor is None or due else screen_matchers(self.client, remote)
         answers = MirrorAnswers({
             q.owner: matchers[q.owner] for q in self.plan.memberships
             if q.owner in matchers
@@ -209,18 +221,31 @@ class SourcePuller:
                 reread=cursor is None, verify=options.full or due, answers=answers,
             ):
                 continue
-            self._membership(query, state, options, result, changed=changed,
+            stored = state.memberships.get(query.owner)
+            # What the pass changed so far (earlier memberships may have read issues again).
+            kept = (changed and query.owner in screens and stored is not None
+                    and stored[0] == query.jql
+                    and unaffected(stored[1], screens[query.owner], *touched_issues(result),
+                                   result.issues))
+            self._membership(query, state, options, result,
+                             changed=(changed and not kept) or (due and query.screen is not None),
                              reread=cursor is None)
 
     def _search_into(self, result: PulledSource, jql: str, options: PullOptions,
-                     context: str | None = None) -> datetime | None:
-        """Stream a search into the mirror (ticking progress); returns the newest update."""
+                     context: str | None = None, *,
+                     listed: set[str] | None = None) -> datetime | None:
+        """Stream a search into the mirror (ticking progress); returns the newest update.
+
+        ``listed`` collects the ids the search returned.
+        """
         newest: datetime | None = None
         batch: list[JiraIssue] = []
         for issue in self.client.search(jql, self.plan.extra_fields,
                                         context=context or f"source {self.name}"):
             newest = self.client.high_water_mark(
                 [issue.updated] if newest is None else [newest, issue.updated])
+            if listed is not None:
+                listed.add(issue.id)
             batch.append(issue)
             if len(batch) >= PROGRESS_EVERY:
                 self._merge(result, batch)
@@ -323,10 +348,18 @@ class SourcePuller:
                 changed += 1
         return changed
 
-    def _reconcile(self, result: PulledSource, now: datetime) -> None:
+    def _reconcile(self, result: PulledSource, now: datetime,
+                   listed: set[str] | None = None) -> None:
         in_scope = {
             i for i, issue in result.issues.items() if issue.project.upper() in self.plan.projects
         }
+        if listed is not None and in_scope <= listed:
+            # This pass just read the whole scope: every mirrored issue of the scope was
+            # in it (nothing deleted or moved out) and each one it sent is mirrored now,
+            # so an id-only listing of the scope would tell nothing more. One missing
+            # from the read is confirmed by the listing, as on any reconcile.
+            result.reconciled_at = now
+            return
         outcome = self.client.reconcile(
             list(self.plan.projects), in_scope, context=f"reconcile {self.name}"
         )
@@ -385,6 +418,10 @@ class SourcePuller:
             result.memberships[query.owner] = ids
         except PermanentError as error:
             result.failures[query.owner] = str(error)
+            if query.screen is not None and stored is not None:
+                # Kept answers are checked against the changes of one pass only: one
+                # this pass could not renew is dropped, so the next pass asks Jira.
+                result.forgotten_memberships.add(query.owner)
 
     def _fetch_ids(self, result: PulledSource, ids: list[str], context: str) -> FetchedIds:
         """Read ``ids`` from Jira into the mirror; an id Jira answers 404 for is deleted.

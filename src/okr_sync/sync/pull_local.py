@@ -79,6 +79,53 @@ def local_matchers(
     return matchers
 
 
+def screen_matchers(
+    client: JiraClient, queries: Iterable[MembershipQuery]
+) -> dict[str, Matcher]:
+    """Owner -> predicate on one issue, for the given queries Jira answers that have one."""
+    screened = [q for q in queries if q.screen is not None]
+    if not screened:
+        return {}
+    zone = client.user_timezone()
+    tz = None if zone.key == UNKNOWN_TIMEZONE_FALLBACK.key else zone
+    matchers = {}
+    for query in screened:
+        assert query.screen is not None
+        try:
+            matchers[query.owner] = compile_matcher(query.screen, tz=tz, cloud=client.is_cloud)
+        except NotLocal:
+            continue
+    return matchers
+
+
+def touched_issues(result: PulledSource) -> tuple[dict[str, JiraIssue], set[str]]:
+    """The issues this pass's searches found new or changed (newest record each), and the
+    ids it found deleted."""
+    touched = dict(result.aside)
+    touched.update((issue.id, issue) for issue in result.upserts)
+    return touched, set(result.deleted)
+
+
+def unaffected(stored: Iterable[str], matcher: Matcher, touched: Mapping[str, JiraIssue],
+               deleted: set[str], mirror: Mapping[str, JiraIssue]) -> bool:
+    """Whether Jira's stored answer still holds: no issue this pass saw change (or go) is
+    one of its members, and none matches it now.
+
+    Only for a pass whose search read every issue of the site updated since the answer
+    was taken (any other issue is as it was then). An issue the predicate cannot decide
+    counts as affected.
+    """
+    if not touched and not deleted:
+        return True
+    members = set(stored)
+    if not members.isdisjoint(deleted) or not members.isdisjoint(touched):
+        return False
+    try:
+        return not any(matcher(issue, mirror) for issue in touched.values())
+    except NotLocal:
+        return False
+
+
 def patchable(query: MembershipQuery, state: SourceState, options: PullOptions, *,
               reread: bool) -> bool:
     """Whether this pass patches the stored answer rather than evaluating in full."""
@@ -201,12 +248,17 @@ def _patched(stored: Iterable[str], result: PulledSource, matcher: Matcher) -> l
     touched = {issue.id for issue in result.upserts} | result.deleted
     if not touched:
         return list(stored)
-    members = {i for i in stored if i not in touched}
+    joined = set()
     for issue_id in touched:
         issue = result.issues.get(issue_id)
         if issue is not None and matcher(issue, result.issues):
-            members.add(issue_id)
-    return sorted(members, key=_id_order)
+            joined.add(issue_id)
+    # Run on every local query each pass: the stored members are copied, not walked in
+    # Python, when no issue this pass touched is or becomes one (the usual case).
+    members = set(stored)
+    if not joined and members.isdisjoint(touched):
+        return list(stored)
+    return sorted((members - touched) | joined, key=_id_order)
 
 
 def _id_order(issue_id: str) -> tuple[int, str]:

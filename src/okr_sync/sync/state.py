@@ -32,6 +32,8 @@ from okr_sync.sync.lazy_explanations import (
     ExplanationsJson,
     KeptExplanations,
     LazyExplanations,
+    PreviousStates,
+    explanations_equal,
 )
 from okr_sync.sync.mirror import MirrorView
 from okr_sync.sync.pull import PulledSource, SourceState
@@ -416,7 +418,9 @@ def same_scores(snapshot: PassSnapshot, other: PassSnapshot | None, *,
     """Whether two snapshots agree on everything but the moment they were taken.
 
     ``same_explanations``: the caller knows the explanations agree (a pass that found
-    nothing new), so they are not read to be compared.
+    nothing new), so they are not read to be compared. Otherwise an owner whose
+    explanation names the other snapshot's own stored row is equal unread: only the
+    others are read.
     """
     if other is None:
         return False
@@ -430,7 +434,7 @@ def same_scores(snapshot: PassSnapshot, other: PassSnapshot | None, *,
         and _trendless(mine["kpis"]) == _trendless(theirs["kpis"])
         and _timeless(mine["objectives"]) == _timeless(theirs["objectives"])
         and dict(snapshot.fetch) == dict(other.fetch)
-        and (same_explanations or dict(snapshot.explanations) == dict(other.explanations))
+        and (same_explanations or explanations_equal(snapshot.explanations, other.explanations))
     )
 
 
@@ -452,18 +456,12 @@ def _timeless(objectives: list[dict[str, Any]]) -> list[dict[str, Any]]:
     ]
 
 
-def previous_states(snapshot: PassSnapshot | None) -> dict[str, dict[str, ItemState]]:
-    """Per owner measured without error, its items' states (for change reasons)."""
+def previous_states(snapshot: PassSnapshot | None) -> Mapping[str, Mapping[str, ItemState]]:
+    """Per owner measured without error, its items' states (for change reasons), each
+    owner's decoded only when asked for (:class:`PreviousStates`)."""
     if snapshot is None:
         return {}
-    if isinstance(snapshot.explanations, LazyExplanations):
-        # Every owner's items are needed: one read, not one per owner.
-        snapshot.explanations.preload(list(snapshot.explanations))
-    return {
-        owner: {c.id: ItemState(c.key, c.project, c.done, c.points) for c in entry.items}
-        for owner, entry in snapshot.explanations.items()
-        if not entry.error
-    }
+    return PreviousStates(snapshot.explanations)
 
 
 @dataclass(frozen=True)

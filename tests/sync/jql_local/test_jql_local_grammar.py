@@ -211,3 +211,16 @@ def test_analyse_given_query_reports_restriction_named_projects_and_fields() -> 
     assert local.mirror_attributes == {"project", "resolution_date"}
     assert local.jira_fields == set()
     assert analyse(f"project = ENT AND reporter = {BOB}").jira_fields == {"reporter"}
+
+
+def test_analyse_given_a_project_named_twice_in_the_list_still_restricts_to_it() -> None:
+    assert analyse('project in (SUP, sup) AND labels = "customer"').projects == {"SUP"}
+
+
+def test_analyse_given_unrestricted_query_and_restricted_false_gives_a_predicate() -> None:
+    with pytest.raises(NotLocal):
+        analyse("parent = ENT-1")
+    local = analyse("parent = ENT-1", restricted=False)
+    assert local.projects == frozenset() and local.fields == {"parent"}
+    with pytest.raises(NotLocal):
+        analyse("parent = ENT-1 AND updated > -7d", restricted=False)

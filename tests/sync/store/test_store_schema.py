@@ -305,3 +305,41 @@ def test_upgrade_given_0005_history_marks_it_live_and_downgrade_drops_backfilled
             assert conn.execute(sa.text("SELECT count(*) FROM kr_history")).scalar_one() == 1
     finally:
         engine.dispose()
+
+
+def test_upgrade_given_0010_items_stored_apart_indexes_their_issue_ids(
+    database_url: str,
+) -> None:
+    from okr_sync.sync.store.store import Store
+
+    upgrade(database_url, "0010")
+    refs = {"KR1": "h1", "KR2": "h2"}
+    engine = create_store_engine(database_url)
+    try:
+        with engine.begin() as conn:
+            items = sa.table("kr_items", sa.column("owner"), sa.column("hash"),
+                             sa.column("document", sa.JSON()))
+            conn.execute(sa.insert(items), [
+                {"owner": "KR1", "hash": "h1",
+                 "document": {"jql": "a", "items": [{"id": "7"}, {"id": "8"}]}},
+                {"owner": "KR2", "hash": "h2", "document": {"jql": "b", "items": []}},
+                {"owner": "KR2", "hash": "old", "document": {"jql": "b", "items": [{"id": "7"}]}},
+            ])
+            snapshots_table = sa.table(
+                "snapshots", sa.column("id"), sa.column("created_at"), sa.column("cycle"),
+                sa.column("as_of"), sa.column("document", sa.JSON()), sa.column("published"))
+            conn.execute(sa.insert(snapshots_table).values(
+                created_at=datetime(2026, 11, 1, tzinfo=UTC), cycle="Q4",
+                as_of=datetime(2026, 11, 1, tzinfo=UTC), published=True,
+                document={"version": 2, "scorecard": {}, "fetch": {}, "explain_refs": refs,
+                          "explain_reasons": {"KR1": [], "KR2": []}}))
+    finally:
+        engine.dispose()
+
+    upgrade(database_url)
+
+    with Store(database_url) as store:
+        snapshot_id = store.latest_snapshot_id()
+        assert snapshot_id is not None
+        assert store.snapshot_owners_holding(snapshot_id, {"7"}) == {"KR1"}
+        assert store.snapshot_owners_holding(snapshot_id, {"8", "9"}) == {"KR1"}

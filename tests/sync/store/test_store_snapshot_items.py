@@ -11,7 +11,7 @@ import sqlalchemy as sa
 
 from okr_sync.sync.store.snapshot_items import ITEM_BATCH
 from okr_sync.sync.store.store import Store
-from okr_sync.sync.store.tables import kr_items, snapshots
+from okr_sync.sync.store.tables import kr_item_ids, kr_items, snapshots
 
 NOW = datetime(2026, 12, 1, 12, 0, tzinfo=UTC)
 
@@ -85,6 +85,53 @@ def test_prune_given_pruned_snapshot_keeps_rows_a_kept_snapshot_names(store: Sto
         kept_docs = conn.execute(sa.select(snapshots.c.document)).scalars().all()
     named = {(o, h) for d in kept_docs for o, h in (d.get("explain_refs") or {}).items()}
     assert _item_rows(store) == named
+
+
+def _id_rows(store: Store) -> set[tuple[str, str, str]]:
+    with store.engine.connect() as conn:
+        return {(r.owner, r.hash, r.issue_id) for r in conn.execute(sa.select(
+            kr_item_ids.c.owner, kr_item_ids.c.hash, kr_item_ids.c.issue_id))}
+
+
+def test_snapshot_owners_holding_given_items_stored_apart_names_owners_of_that_snapshot(
+    store: Store,
+) -> None:
+    first_id = store.save_snapshot(cycle="c", as_of=NOW, document=_document(
+        {"KR1": _entry("a", ["1", "2"]), "KR2": _entry("b", ["3"]), "KR3": _entry("c", [])}))
+    # KR2 no longer holds issue 3 in the second snapshot; its old row still does.
+    second_id = store.save_snapshot(cycle="c", as_of=NOW, document=_document(
+        {"KR1": _entry("a", ["1", "2"]), "KR2": _entry("b", ["4"]), "KR3": _entry("c", [])}))
+
+    assert store.snapshot_owners_holding(first_id, {"2", "3", "9"}) == {"KR1", "KR2"}
+    assert store.snapshot_owners_holding(second_id, {"2", "3", "9"}) == {"KR1"}
+    assert store.snapshot_owners_holding(second_id, {"4"}) == {"KR2"}
+    assert store.snapshot_owners_holding(second_id, set()) == set()
+    # One ids row per item of each stored explanation row (KR1's written once).
+    assert len(_id_rows(store)) == 4
+
+
+def test_snapshot_owners_holding_given_old_inline_document_cannot_tell(store: Store) -> None:
+    with store.engine.begin() as conn:
+        snapshot_id = conn.execute(
+            sa.insert(snapshots).values(created_at=NOW, cycle="c", as_of=NOW, published=True,
+                                        document=_document({"KR1": _entry("a", ["1"])}))
+            .returning(snapshots.c.id)
+        ).scalar_one()
+
+    assert store.snapshot_owners_holding(snapshot_id, {"1"}) is None
+
+
+def test_prune_given_pruned_rows_drops_their_ids_too(store: Store) -> None:
+    old_at, new_at = NOW - timedelta(days=60), NOW - timedelta(days=1)
+    for at, kr1 in ((old_at, ["1"]), (old_at + timedelta(hours=1), ["1", "5"]),
+                    (new_at, ["1", "4"])):
+        store.save_snapshot(cycle="c", as_of=at, created_at=at, published=at == new_at,
+                            document=_document({"KR1": _entry("a", kr1)}))
+
+    store.prune(before=NOW - timedelta(days=30))
+
+    assert {(owner, digest) for owner, digest, _ in _id_rows(store)} == _item_rows(store)
+    assert {issue_id for _, _, issue_id in _id_rows(store)} == {"1", "4"}
 
 
 class _CountingExplain(Mapping[str, Any]):

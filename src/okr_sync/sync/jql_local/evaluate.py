@@ -143,8 +143,13 @@ class LocalJql:
         return frozenset(a for f in self.fields for a in MIRROR_ATTRIBUTES[f])
 
 
-def analyse(jql: str) -> LocalJql:
-    """Check ``jql`` is in the locally evaluable subset; :class:`NotLocal` says why not."""
+def analyse(jql: str, *, restricted: bool = True) -> LocalJql:
+    """Check ``jql`` is in the locally evaluable subset; :class:`NotLocal` says why not.
+
+    ``restricted=False`` also accepts a query without a project restriction (its
+    :attr:`LocalJql.projects` empty): such a predicate cannot answer the query on the
+    mirror, but it can tell whether one given issue matches.
+    """
     query = parse(jql)
     if query.where is None:
         raise NotLocal("no condition (Jira refuses an unbounded query)")
@@ -160,7 +165,9 @@ def analyse(jql: str) -> LocalJql:
             named |= {o.text.upper() for o in clause.operands if isinstance(o, Literal_)}
     projects = _restriction(query.where)
     if projects is None:
-        raise NotLocal("no top-level `project =` / `project in` restriction")
+        if restricted:
+            raise NotLocal("no top-level `project =` / `project in` restriction")
+        projects = frozenset()
     return LocalJql(jql, query.where, projects, frozenset(named), frozenset(fields))
 
 
@@ -178,7 +185,7 @@ def _restriction(where: Expr) -> frozenset[str] | None:
     for term in terms:
         if isinstance(term, Clause) and term.field == "project" and term.op in ("=", "in"):
             keys = frozenset(o.text.upper() for o in term.operands if isinstance(o, Literal_))
-            if len(keys) != len(term.operands):
+            if not all(isinstance(o, Literal_) for o in term.operands):
                 continue  # `project in (A, EMPTY)` restricts nothing more than A does
             found = keys if found is None else found & keys
     return found

@@ -7,7 +7,8 @@ leader runs anything; followers just keep polling, so when the leader dies the
 next poll (at most ``poll`` later, never more than half an interval) takes over.
 
 A pass that fails is logged and counted; the loop goes on. Webhook events are
-coalesced by a :class:`~okr_sync.sync.service.webhooks.Debouncer`. A follower that
+coalesced by a :class:`~okr_sync.sync.service.webhooks.Debouncer` (``debounce``: the
+setting ``OKR_SYNC_WEBHOOK_DEBOUNCE_SECONDS``, 5 s by default). A follower that
 receives a webhook forwards it to the leader through a store lease row, since a
 load balancer may send Jira's request to any replica.
 """

@@ -36,7 +36,15 @@ from typing import Any
 import sqlalchemy as sa
 
 from okr_sync.sync.store.base import StoreOps, chunks
-from okr_sync.sync.store.tables import kpi_history, kr_history, kr_items, outbox, runs, snapshots
+from okr_sync.sync.store.tables import (
+    kpi_history,
+    kr_history,
+    kr_item_ids,
+    kr_items,
+    outbox,
+    runs,
+    snapshots,
+)
 
 _DONE = ("sent", "superseded")
 #: Kinds sent once per cron slot: their newest row per target marks the slot as sent.
@@ -149,6 +157,8 @@ def _prune_items(conn: sa.Connection) -> None:
     stored = conn.execute(sa.select(kr_items.c.owner, kr_items.c.hash)).all()
     unnamed = [(row.owner, row.hash) for row in stored if (row.owner, row.hash) not in named]
     for part in chunks(unnamed, 400):
+        conn.execute(sa.delete(kr_item_ids).where(
+            sa.tuple_(kr_item_ids.c.owner, kr_item_ids.c.hash).in_(part)))
         conn.execute(sa.delete(kr_items).where(
             sa.tuple_(kr_items.c.owner, kr_items.c.hash).in_(part)))
 

@@ -10,14 +10,17 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Iterable, Mapping
+from collections.abc import Collection, Iterable, Mapping
 from typing import Any
 
 import sqlalchemy as sa
 
 from okr_sync.sync.store.base import StoreOps, chunks, to_jsonable
 from okr_sync.sync.store.records import NotFoundError
-from okr_sync.sync.store.tables import kr_items, snapshots
+from okr_sync.sync.store.tables import kr_item_ids, kr_items, snapshots
+
+#: ``kr_item_ids`` rows inserted per statement.
+ID_BATCH = 2000
 
 #: The JSON entry of an owner whose explanation is a stored row, named by its hash.
 KEPT = "$kept"
@@ -65,6 +68,12 @@ def referenced_item_keys(document: Mapping[str, Any]) -> set[tuple[str, str]]:
     return set(refs.items()) if isinstance(refs, dict) else set()
 
 
+def item_ids(entry: Any) -> set[str]:
+    """The issue ids a stored explanation (JSON) holds items of."""
+    items = entry.get("items") if isinstance(entry, Mapping) else None
+    return {str(item["id"]) for item in items or ()
+            if isinstance(item, Mapping) and item.get("id") is not None}
+
 
 class SnapshotItemOps(StoreOps):
     #: ``kr_items`` rows this object has written and read (tests and benchmarks check a
@@ -89,6 +98,21 @@ class SnapshotItemOps(StoreOps):
         if missing:
             conn.execute(sa.insert(kr_items), missing)
             self.kr_item_rows_written += len(missing)
+            self._write_item_ids(conn, missing)
+
+    @staticmethod
+    def _write_item_ids(conn: sa.Connection, rows: Iterable[Mapping[str, Any]]) -> None:
+        """Index the issue ids of new ``kr_items`` rows, a batch at a time: a first pass
+        writes every KR's items, and one list of all their ids would raise peak memory."""
+        batch: list[dict[str, str]] = []
+        for row in rows:
+            batch += ({"owner": row["owner"], "hash": row["hash"], "issue_id": issue_id}
+                      for issue_id in sorted(item_ids(row["document"])))
+            if len(batch) >= ID_BATCH:
+                conn.execute(sa.insert(kr_item_ids), batch)
+                batch = []
+        if batch:
+            conn.execute(sa.insert(kr_item_ids), batch)
 
     def _write_explained(self, conn: sa.Connection, document: Mapping[str, Any]
                          ) -> dict[str, Any]:
@@ -177,3 +201,24 @@ class SnapshotItemOps(StoreOps):
             return list(refs)
         return list(self.snapshot_explanations(snapshot_id))
 
+    def snapshot_owners_holding(self, snapshot_id: int, issue_ids: Collection[str]
+                                ) -> set[str] | None:
+        """The owners whose explanation in snapshot ``snapshot_id`` holds an item of one
+        of ``issue_ids``, read from the ids index without decoding any items (None for
+        a snapshot holding its explanations inline: the caller reads them)."""
+        doc = snapshots.c.document
+        with self._connection() as conn:
+            refs = conn.execute(
+                sa.select(doc[EXPLAIN_REFS]).where(snapshots.c.id == snapshot_id)
+            ).scalar_one_or_none()
+            if not isinstance(refs, dict):
+                return None
+            holders: set[str] = set()
+            for part in chunks(sorted(set(issue_ids))):
+                for row in conn.execute(
+                    sa.select(kr_item_ids.c.owner, kr_item_ids.c.hash)
+                    .where(kr_item_ids.c.issue_id.in_(part))
+                ):
+                    if refs.get(row.owner) == row.hash:
+                        holders.add(row.owner)
+        return holders

@@ -225,6 +225,17 @@ kr_items = sa.Table(
     sa.Column("document", sa.JSON(), nullable=False),
 )
 
+#: The issue ids each ``kr_items`` row holds, written with the row: a pass asks which
+#: owners' published rows hold a changed issue without decoding every owner's items.
+kr_item_ids = sa.Table(
+    "kr_item_ids",
+    metadata,
+    sa.Column("owner", sa.String(128), primary_key=True),
+    sa.Column("hash", sa.String(64), primary_key=True),
+    sa.Column("issue_id", sa.String(64), primary_key=True),
+    sa.Index(None, "issue_id"),
+)
+
 kr_history = sa.Table(
     "kr_history",
     metadata,

@@ -1,0 +1,114 @@
+"""Stored explanations read only as far as a pass needs: comparing a new snapshot with
+the one its kept owners name, and the published items change reasons are told against."""
+
+from __future__ import annotations
+
+from collections.abc import Collection
+
+from okr_sync.scoring.measures import Contribution
+from okr_sync.sync.lazy_explanations import (
+    KeptExplanations,
+    LazyExplanations,
+    PreviousStates,
+    explanations_equal,
+)
+from okr_sync.sync.state import Explanation
+
+
+def _explanation(owner: str, *ids: str, error: str | None = None) -> Explanation:
+    items = tuple(Contribution(id=i, key=f"K-{i}", summary="s", status="Open", project="K",
+                               done=False, points=None, amount=None, counted="open")
+                  for i in ids)
+    return Explanation(jql=f"jql {owner}", error=error, items=items)
+
+
+STORED = {f"KR{n}": _explanation(f"KR{n}", str(n), str(n + 100)) for n in range(10)}
+
+
+class _Reads:
+    """A stored snapshot's explanations behind a counter of reads and owners decoded."""
+
+    def __init__(self) -> None:
+        self.reads: list[list[str]] = []
+        self.holder_queries = 0
+
+    def lazy(self, *, holders: bool = True) -> LazyExplanations:
+        def load_some(owners: Collection[str]) -> dict[str, Explanation]:
+            self.reads.append(sorted(owners))
+            return {owner: STORED[owner] for owner in owners}
+
+        def owners_holding(ids: Collection[str]) -> set[str]:
+            self.holder_queries += 1
+            return {owner for owner, e in STORED.items() if {c.id for c in e.items} & set(ids)}
+
+        def load() -> dict[str, Explanation]:
+            self.reads.append(list(STORED))
+            return dict(STORED)
+
+        return LazyExplanations(
+            load, owners=lambda: list(STORED), load_some=load_some,
+            stored=lambda: {owner: (f"h{owner}", ()) for owner in STORED},
+            holders=owners_holding if holders else None)
+
+    @property
+    def decoded(self) -> int:
+        return sum(len(owners) for owners in self.reads)
+
+
+def _kept(source: LazyExplanations, fresh: dict[str, Explanation]) -> KeptExplanations:
+    kept = {owner: (f"h{owner}", ()) for owner in STORED if owner not in fresh}
+    return KeptExplanations(list(STORED), fresh, kept, source)
+
+
+def test_explanations_equal_given_kept_rows_of_the_other_reads_only_fresh_owners() -> None:
+    reads = _Reads()
+    source = reads.lazy()
+
+    assert explanations_equal(_kept(source, {"KR3": STORED["KR3"]}), source)
+    assert not explanations_equal(_kept(source, {"KR3": _explanation("KR3", "7")}), source)
+    # One read of the one fresh owner per comparison (the second is cached).
+    assert reads.reads == [["KR3"]]
+
+
+def test_explanations_equal_given_another_snapshot_reads_each_side_in_one_go() -> None:
+    reads = _Reads()
+    first, second = reads.lazy(), reads.lazy()
+
+    assert explanations_equal(_kept(first, {"KR3": STORED["KR3"]}), second)
+    # Not one read per owner: the kept owners of one side, every owner of the other.
+    assert len(reads.reads) == 2
+
+
+def test_previous_states_given_owners_asked_decodes_only_them_in_one_read() -> None:
+    reads = _Reads()
+    states = PreviousStates(reads.lazy())
+
+    states.preload(["KR1", "KR2"])
+    assert set(states["KR1"]) == {"1", "101"}
+    assert states.get("KR2") is not None
+    assert states.get("nobody") is None
+
+    assert reads.reads == [["KR1", "KR2"]]
+
+
+def test_previous_states_given_holders_index_tells_them_without_decoding() -> None:
+    reads = _Reads()
+    states = PreviousStates(reads.lazy())
+
+    assert states.holding({"3", "105", "999"}) == {"KR3", "KR5"}
+    assert states.holding(set()) == set()
+    assert reads.decoded == 0 and reads.holder_queries == 1
+
+
+def test_previous_states_given_no_index_decodes_every_owner_once() -> None:
+    reads = _Reads()
+    states = PreviousStates(reads.lazy(holders=False))
+
+    assert states.holding({"3", "105"}) == {"KR3", "KR5"}
+    assert len(reads.reads) == 1 and reads.decoded == len(STORED)
+
+
+def test_previous_states_given_an_owner_measured_with_error_leaves_it_out() -> None:
+    states = PreviousStates({"A": _explanation("A", "1"), "B": _explanation("B", error="x")})
+
+    assert list(states) == ["A"] and states.get("B") is None and len(states) == 1

@@ -1,0 +1,211 @@
+"""Which Jira requests a pull makes: none that the pass already has the answer to.
+
+Against the Jira sandbox over real HTTP; the request log names each search.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from pydantic import SecretStr
+
+from okr_sync.connectors.errors import PermanentError
+from okr_sync.connectors.jira.client import JiraClient, JiraSource
+from okr_sync.sandbox.jira.data import generate_dataset
+from okr_sync.sandbox.jira.server import JiraSandbox
+from okr_sync.sync.fetch_plan import MembershipQuery, SourceFetchPlan
+from okr_sync.sync.jql_local import analyse
+from okr_sync.sync.pull import PulledSource, PullOptions, SourcePuller, SourceState
+
+SCOPE = ("ENT", "SUP")
+_NOW = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)
+
+
+@pytest.fixture
+def sandbox() -> Iterator[JiraSandbox]:
+    with JiraSandbox(generate_dataset(seed=5, issues=600)) as jira:
+        yield jira
+
+
+def _client(sandbox: JiraSandbox) -> JiraClient:
+    email, token = sandbox.basic_auth
+    return JiraClient(JiraSource(sandbox.url, email=email, api_token=SecretStr(token),
+                                 timeout=10), sleep=lambda _: None)
+
+
+def _pull(client: JiraClient, state: SourceState, *, full: bool = False) -> PulledSource:
+    plan = SourceFetchPlan("main", SCOPE, (), ())
+    result = SourcePuller("main", client, plan).pull(state, PullOptions(_NOW, full=full))
+    assert result.source_error is None, result.source_error
+    return result
+
+
+def _id_listings(sandbox: JiraSandbox, since: int) -> int:
+    """Id-only searches (a reconcile's or a membership's) since the ``since``-th request."""
+    return sum(1 for r in sandbox.log.records[since:]
+               if isinstance(r.body, dict) and r.body.get("fields") == ["id"])
+
+
+def _in_scope(sandbox: JiraSandbox) -> set[str]:
+    return {str(r.id) for r in sandbox.dataset if r.project in SCOPE}
+
+
+def test_pull_given_a_cold_pass_due_to_reconcile_lists_no_ids_it_just_read(
+    sandbox: JiraSandbox,
+) -> None:
+    with _client(sandbox) as client:
+        mark = len(sandbox.log)
+        result = _pull(client, SourceState(issues={}))
+    assert set(result.issues) == _in_scope(sandbox)
+    assert _id_listings(sandbox, mark) == 0
+    assert result.reconciled_at == _NOW
+    assert not result.deleted
+
+
+def test_pull_given_full_pass_over_a_mirror_with_deleted_and_moved_out_issues_drops_them(
+    sandbox: JiraSandbox,
+) -> None:
+    with _client(sandbox) as client:
+        first = _pull(client, SourceState(issues={}))
+        ent = sorted(r.id for r in sandbox.dataset if r.project == "ENT" and not r.is_subtask
+                     and not sandbox.dataset.children(r.id))
+        sandbox.dataset.advance(timedelta(minutes=3))
+        deleted = sandbox.dataset.delete(ent[0])
+        sandbox.dataset.move(ent[1], "OPS")
+        mark = len(sandbox.log)
+        full = _pull(client, SourceState(issues=dict(first.issues), cursor=first.cursor,
+                                         last_full_reconcile=_NOW), full=True)
+    gone = {str(i) for i in deleted} | {str(ent[1])}
+    assert gone <= full.deleted
+    assert set(full.issues) == _in_scope(sandbox)
+    # A mirrored issue the read of the scope did not send is confirmed by the listing.
+    assert _id_listings(sandbox, mark) >= 1
+
+
+def test_pull_given_full_pass_over_an_unchanged_mirror_lists_no_ids(
+    sandbox: JiraSandbox,
+) -> None:
+    with _client(sandbox) as client:
+        first = _pull(client, SourceState(issues={}))
+        mark = len(sandbox.log)
+        full = _pull(client, SourceState(issues=dict(first.issues), cursor=first.cursor,
+                                         last_full_reconcile=_NOW), full=True)
+    assert not full.deleted and full.reconciled_at == _NOW
+    assert _id_listings(sandbox, mark) == 0
+
+
+# -- raw JQL Jira answers, kept while no change can move its answer ---------------------
+EPIC = 10000  # OPS-1, outside the scope: its children are reached by raw JQL only
+PARENT_JQL = "parent = OPS-1"
+
+
+def _plan() -> SourceFetchPlan:
+    query = MembershipQuery("KR", PARENT_JQL, "ids", volatile=False,
+                            screen=analyse(PARENT_JQL, restricted=False))
+    return SourceFetchPlan("main", SCOPE, (), (query,))
+
+
+def _chain(client: JiraClient, state: SourceState, now: datetime = _NOW
+           ) -> tuple[PulledSource, SourceState]:
+    """One pull, and the state the store keeps after it (as the pipeline writes it)."""
+    result = SourcePuller("main", client, _plan()).pull(state, PullOptions(now))
+    assert result.source_error is None and not result.failures
+    return result, _after(state, result)
+
+
+def _after(state: SourceState, result: PulledSource) -> SourceState:
+    memberships = {o: m for o, m in state.memberships.items()
+                   if o not in result.forgotten_memberships}
+    memberships.update((o, (jql, tuple(ids)))
+                       for o, (jql, ids) in result.refreshed_memberships.items())
+    return SourceState(issues=dict(result.issues), cursor=result.cursor,
+                       last_full_reconcile=result.reconciled_at or state.last_full_reconcile,
+                       memberships=memberships)
+
+
+def _members(sandbox: JiraSandbox) -> set[str]:
+    return {str(c.id) for c in sandbox.dataset.children(EPIC) if not c.is_subtask}
+
+
+def _membership_searches(sandbox: JiraSandbox, since: int) -> int:
+    return sum(1 for r in sandbox.log.records[since:]
+               if isinstance(r.body, dict) and r.body.get("jql") == PARENT_JQL)
+
+
+def test_pull_given_changes_raw_jql_jira_answers_reruns_only_when_a_member_or_joiner_changed(
+    sandbox: JiraSandbox,
+) -> None:
+    data = sandbox.dataset
+    unrelated = min(r.id for r in data if r.project == "ENT" and r.parent_id is None
+                    and r.issuetype != "Epic")
+    member = min(int(i) for i in _members(sandbox))
+    joiner = min(r.id for r in data if r.project == "SUP" and r.parent_id is None
+                 and r.issuetype != "Epic")
+    with _client(sandbox) as client:
+        _, state = _chain(client, SourceState(issues={}, last_full_reconcile=_NOW))
+        steps = [
+            ("unrelated edit", lambda: data.transition(unrelated, "done"), 0),
+            ("member edit", lambda: data.transition(member, "done"), 1),
+            ("joins", lambda: data.update(joiner, parent_id=EPIC), 1),
+            ("leaves", lambda: data.update(joiner, parent_id=None), 1),
+            ("nothing", lambda: None, 0),
+        ]
+        for name, change, searches in steps:
+            data.advance(timedelta(minutes=10))
+            change()
+            mark = len(sandbox.log)
+            result, state = _chain(client, state)
+            assert _membership_searches(sandbox, mark) == searches, name
+            assert set(result.memberships["KR"]) == _members(sandbox), name
+            # Every member's details are as fresh as Jira's (out of scope as they are).
+            for issue_id in result.memberships["KR"]:
+                assert result.issues[issue_id].status_category == (
+                    data.get(int(issue_id)).status_category), name
+
+
+def test_pull_given_the_daily_reconcile_reruns_raw_jql_jira_answers_and_sees_deleted_members(
+    sandbox: JiraSandbox,
+) -> None:
+    member = min(int(i) for i in _members(sandbox))
+    with _client(sandbox) as client:
+        _, state = _chain(client, SourceState(issues={}, last_full_reconcile=_NOW))
+        sandbox.dataset.advance(timedelta(minutes=10))
+        sandbox.dataset.delete(member)
+        mark = len(sandbox.log)
+        result, _ = _chain(client, state, now=_NOW + timedelta(days=1))
+    assert _membership_searches(sandbox, mark) == 1
+    assert set(result.memberships["KR"]) == _members(sandbox)
+    assert str(member) not in result.memberships["KR"]
+
+
+def test_pull_given_jira_refused_a_kept_raw_jql_once_asks_it_again_on_the_next_change(
+    sandbox: JiraSandbox,
+) -> None:
+    data = sandbox.dataset
+    joiner = min(r.id for r in data if r.project == "SUP" and r.parent_id is None
+                 and r.issuetype != "Epic")
+    unrelated = min(r.id for r in data if r.project == "ENT" and r.parent_id is None
+                    and r.issuetype != "Epic")
+    with _client(sandbox) as client:
+        _, state = _chain(client, SourceState(issues={}, last_full_reconcile=_NOW))
+        data.advance(timedelta(minutes=10))
+        data.update(joiner, parent_id=EPIC)
+        search_ids = client.search_ids
+
+        def refused(jql: str, *, context: str | None = None) -> list[str]:
+            raise PermanentError(f"Jira refused {jql}")
+
+        client.search_ids = refused  # type: ignore[method-assign]
+        result = SourcePuller("main", client, _plan()).pull(state, PullOptions(_NOW))
+        client.search_ids = search_ids  # type: ignore[method-assign]
+        assert "KR" in result.failures
+        state = _after(state, result)
+        data.advance(timedelta(minutes=10))
+        data.transition(unrelated, "done")
+        mark = len(sandbox.log)
+        result, _ = _chain(client, state)
+    assert _membership_searches(sandbox, mark) == 1
+    assert str(joiner) in result.memberships["KR"]
+    assert set(result.memberships["KR"]) == _members(sandbox)
