@@ -186,8 +186,8 @@ class Scheduler:
         due = self._next_pass is not None and now >= self._next_pass
         if (due or trigger is not None) and not self.stop_event.is_set():
             self._run_pass("schedule" if due else "webhook", trigger)
-            # The pass's objects are all dropped by now: give their memory back before
-            # the next one, or serve's RSS creeps up pass after pass.
+            # The pass's objects are all dropped by now: collect its cycles and give free
+            # heap pages back, so the next pass does not start on top of this one's garbage.
             release_memory()
             if due:
                 self._next_pass = self._following(now, self.clock())
