@@ -7,9 +7,10 @@ from collections.abc import Iterator, Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import pytest
 import sqlalchemy as sa
 
-from okr_sync.sync.store.snapshot_items import ITEM_BATCH
+from okr_sync.sync.store.snapshot_items import ITEM_BATCH, SPLIT_VERSIONS
 from okr_sync.sync.store.store import Store
 from okr_sync.sync.store.tables import kr_item_ids, kr_items, snapshots
 
@@ -21,8 +22,9 @@ def _entry(jql: str, items: list[str]) -> dict[str, Any]:
             "items": [{"id": i, "key": i} for i in items]}
 
 
-def _document(explain: dict[str, Any]) -> dict[str, Any]:
-    return {"version": 2, "scorecard": {"objectives": []}, "explain": explain, "fetch": {}}
+def _document(explain: Mapping[str, Any], version: int = 2) -> dict[str, Any]:
+    return {"version": version, "scorecard": {"objectives": []}, "explain": explain,
+            "fetch": {}}
 
 
 def _item_rows(store: Store) -> set[tuple[str, str]]:
@@ -152,8 +154,9 @@ class _CountingExplain(Mapping[str, Any]):
         return len(self.owners)
 
 
+@pytest.mark.parametrize("version", SPLIT_VERSIONS)
 def test_save_snapshot_given_a_lazy_explain_writes_rows_a_batch_at_a_time(
-    store: Store,
+    store: Store, version: int,
 ) -> None:
     explain = _CountingExplain(3 * ITEM_BATCH + 5)
     bound: list[int] = []
@@ -165,7 +168,8 @@ def test_save_snapshot_given_a_lazy_explain_writes_rows_a_batch_at_a_time(
 
     sa.event.listen(store.engine, "before_cursor_execute", count)
     try:
-        snapshot_id = store.save_snapshot(cycle="c", as_of=NOW, document=_document(explain))
+        snapshot_id = store.save_snapshot(cycle="c", as_of=NOW,
+                                          document=_document(explain, version))
     finally:
         sa.event.remove(store.engine, "before_cursor_execute", count)
 
@@ -173,5 +177,6 @@ def test_save_snapshot_given_a_lazy_explain_writes_rows_a_batch_at_a_time(
     assert sum(bound) == len(explain)
     assert max(bound) <= ITEM_BATCH
     expected = _document({owner: _entry(owner, [owner, f"{owner}-x"])
-                          for owner in explain.owners})
+                          for owner in explain.owners}, version)
     assert store.get_snapshot(snapshot_id).document == expected
+

@@ -149,8 +149,8 @@ class SnapshotItemOps(StoreOps):
         store, naming them. Each owner's entry is encoded when its turn comes and the
         rows are written :data:`ITEM_BATCH` owners at a time: the explanations are most
         of a snapshot, and a lazy ``explain`` mapping then never exists whole as JSON."""
-        explain = document.get("explain")
-        if document.get("version") != 2 or not isinstance(explain, Mapping):
+        explain, version = document.get("explain"), document.get("version")
+        if version not in SPLIT_VERSIONS or not isinstance(explain, Mapping):
             stored, rows = split_explain(document)
             self._write_items(conn, rows)
             return stored
@@ -158,7 +158,7 @@ class SnapshotItemOps(StoreOps):
                                    "explain": {}})
         batch: dict[tuple[str, str], Any] = {}
         for owner in explain:
-            part, rows = split_explain({"version": 2, "explain": {owner: explain[owner]}})
+            part, rows = split_explain({"version": version, "explain": {owner: explain[owner]}})
             stored[EXPLAIN_REFS].update(part[EXPLAIN_REFS])
             stored[EXPLAIN_REASONS].update(part[EXPLAIN_REASONS])
             batch.update(rows)
