@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 
+from okr_sync.sync.store.records import InvalidRecordError
 from okr_sync.sync.store.snapshot_items import ITEM_BATCH, SPLIT_VERSIONS
 from okr_sync.sync.store.store import Store
 from okr_sync.sync.store.tables import kr_item_ids, kr_items, snapshots
@@ -180,3 +181,27 @@ def test_save_snapshot_given_a_lazy_explain_writes_rows_a_batch_at_a_time(
                           for owner in explain.owners}, version)
     assert store.get_snapshot(snapshot_id).document == expected
 
+
+def test_snapshot_owners_holding_given_items_given_as_tuples_finds_their_owner(
+    store: Store,
+) -> None:
+    # Version 3 rows handed in as tuples: stored as JSON lists, and indexed all the same.
+    row = ("7", "K-7", "s", "Done", "P", True, 1.0, None, "points")
+    entry = {"jql": "a", "error": None, "count": None, "reasons": [], "items": [row]}
+    snapshot_id = store.save_snapshot(cycle="c", as_of=NOW,
+                                      document=_document({"KR1": entry}, 3))
+
+    assert store.snapshot_owners_holding(snapshot_id, {"7"}) == {"KR1"}
+    assert store.get_snapshot(snapshot_id).document["explain"]["KR1"]["items"] == [list(row)]
+
+
+@pytest.mark.parametrize("key", [1, True, None, 1.5])
+def test_save_snapshot_given_a_non_string_key_in_an_explanation_refuses_it(
+    store: Store, key: Any,
+) -> None:
+    entry = {"jql": "a", "error": None, "count": None, "reasons": [], "items": [],
+             "extra": {key: "x"}}
+
+    with pytest.raises(InvalidRecordError, match="keys must be strings"):
+        store.save_snapshot(cycle="c", as_of=NOW, document=_document({"KR1": entry}, 3))
+    assert _item_rows(store) == set()
