@@ -8,13 +8,19 @@ so after each pass the scheduler collects those cycles at once and asks glibc to
 its free heap pages (``malloc_trim``). It does not by itself keep ``serve`` flat: the
 ``serve`` process measured by the benchmark still grows (20,000 issues: 136 -> 183 MB
 over 20 webhook passes), from a cause not found yet. C libraries without
-``malloc_trim`` (musl) get only the collection.
+``malloc_trim`` (musl), and Windows, get only the collection. With ``--plans`` the
+collection is skipped while another plan's pass has the collector paused: it would walk
+all that pass's data, which the pause is there to spare; those cycles are freed by the
+next collection instead.
 """
 
 from __future__ import annotations
 
 import gc
+import sys
 from collections.abc import Callable
+
+from okr_sync.sync.paused_gc import collector_paused
 
 _trim: Callable[[int], int] | None = None
 _looked_up = False
@@ -24,6 +30,8 @@ def _malloc_trim() -> Callable[[int], int] | None:
     global _trim, _looked_up
     if not _looked_up:
         _looked_up = True
+        if sys.platform == "win32":
+            return None  # ctypes.CDLL(None) raises there: no process-wide symbol table
         try:
             import ctypes
 
@@ -39,8 +47,9 @@ def _malloc_trim() -> Callable[[int], int] | None:
 
 
 def release_memory() -> int:
-    """Collect unreachable cycles and give free heap pages back; the objects collected."""
-    collected = gc.collect()
+    """Collect unreachable cycles (unless a pass has the collector paused) and give free
+    heap pages back; the objects collected."""
+    collected = 0 if collector_paused() else gc.collect()
     trim = _malloc_trim()
     if trim is not None:
         trim(0)
