@@ -18,6 +18,8 @@ from okr_sync.sandbox.jira.server import JiraSandbox
 from okr_sync.sync.fetch_plan import MembershipQuery, SourceFetchPlan
 from okr_sync.sync.jql_local import analyse
 from okr_sync.sync.pull import PulledSource, PullOptions, SourcePuller, SourceState
+from okr_sync.sync.store.store import Store
+from support.stored_pulls import stored_pull
 
 SCOPE = ("ENT", "SUP")
 _NOW = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)
@@ -101,9 +103,9 @@ EPIC = 10000  # OPS-1, outside the scope: its children are reached by raw JQL on
 PARENT_JQL = "parent = OPS-1"
 
 
-def _plan() -> SourceFetchPlan:
-    query = MembershipQuery("KR", PARENT_JQL, "ids", volatile=False,
-                            screen=analyse(PARENT_JQL, restricted=False))
+def _plan(jql: str = PARENT_JQL) -> SourceFetchPlan:
+    query = MembershipQuery("KR", jql, "ids", volatile=False,
+                            screen=analyse(jql, restricted=False))
     return SourceFetchPlan("main", SCOPE, (), (query,))
 
 
@@ -129,9 +131,9 @@ def _members(sandbox: JiraSandbox) -> set[str]:
     return {str(c.id) for c in sandbox.dataset.children(EPIC) if not c.is_subtask}
 
 
-def _membership_searches(sandbox: JiraSandbox, since: int) -> int:
+def _membership_searches(sandbox: JiraSandbox, since: int, jql: str = PARENT_JQL) -> int:
     return sum(1 for r in sandbox.log.records[since:]
-               if isinstance(r.body, dict) and r.body.get("jql") == PARENT_JQL)
+               if isinstance(r.body, dict) and r.body.get("jql") == jql)
 
 
 def test_pull_given_changes_raw_jql_jira_answers_reruns_only_when_a_member_or_joiner_changed(
@@ -209,3 +211,40 @@ def test_pull_given_jira_refused_a_kept_raw_jql_once_asks_it_again_on_the_next_c
     assert _membership_searches(sandbox, mark) == 1
     assert str(joiner) in result.memberships["KR"]
     assert set(result.memberships["KR"]) == _members(sandbox)
+
+
+def test_pull_given_the_parent_of_raw_jql_moved_keeps_matching_joiners_by_parent_id(
+    sandbox: JiraSandbox, store: Store,
+) -> None:
+    data = sandbox.dataset
+    epic = min(r.id for r in data if r.project == "ENT" and r.issuetype == "Epic"
+               and any(not c.is_subtask for c in data.children(r.id)))
+    jql = f"parent = {data.get(epic).key}"
+    joiner = min(r.id for r in data if r.project == "SUP" and r.parent_id is None
+                 and r.issuetype != "Epic")
+    other_child = min(r.id for r in data if r.parent_id not in (None, epic)
+                      and not r.is_subtask)
+    plan = _plan(jql)
+
+    def children() -> set[str]:
+        return {str(c.id) for c in data.children(epic) if not c.is_subtask}
+
+    with _client(sandbox) as client:
+        stored_pull(store, client, plan, _NOW)
+        data.advance(timedelta(minutes=10))
+        data.move(epic, "SUP")  # a new key; the store keeps the one it had
+        stored_pull(store, client, plan, _NOW)
+        steps = [
+            # Its child names the epic's new key: still `parent = <old key>` on Jira.
+            ("joins the moved epic", lambda: data.update(joiner, parent_id=epic), 1),
+            # Another epic's child is not in it: the old key is resolved, nothing re-runs.
+            ("another parent's child", lambda: data.transition(other_child, "done"), 0),
+        ]
+        for name, change, searches in steps:
+            data.advance(timedelta(minutes=10))
+            change()
+            mark = len(sandbox.log)
+            result = stored_pull(store, client, plan, _NOW)
+            assert _membership_searches(sandbox, mark, jql) == searches, name
+            assert set(result.memberships["KR"]) == children(), name
+    assert str(joiner) in children()

@@ -14,7 +14,7 @@ result together with the scorecard, then advances the cursor.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping, MutableMapping
+from collections.abc import Callable, Collection, Iterable, Mapping, MutableMapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -104,6 +104,9 @@ class SourceState:
     counts: Mapping[str, tuple[str, int]] = field(default_factory=dict)
     #: Jira's verdict on raw JQL answered on the mirror, for its current JQL: owner -> verdict.
     jql_checks: Mapping[str, str] = field(default_factory=dict)
+    #: Issue keys -> the ids they name now or named before a move (the store's key
+    #: history), None when unknown; None without a store.
+    resolve_keys: Callable[[Collection[str]], Mapping[str, str | None]] | None = None
 
 
 @dataclass
@@ -208,7 +211,8 @@ class SourcePuller:
         # Jira's answers that no change of this pass can have moved are kept (the search
         # read every issue of the site updated since they were taken); the daily
         # reconcile asks Jira again, which also sees members deleted outside the scope.
-        screens = {} if cursor is None or due else screen_matchers(self.client, remote)
+        screens = ({} if cursor is None or due
+                   else screen_matchers(self.client, remote, state.resolve_keys))
         answers = MirrorAnswers({
             q.owner: matchers[q.owner] for q in self.plan.memberships
             if q.owner in matchers

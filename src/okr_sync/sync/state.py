@@ -13,6 +13,7 @@ from __future__ import annotations
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import datetime
+from functools import partial
 from typing import Any, get_args
 
 from okr_sync.scoring.diff import PublishedKr, published_krs
@@ -325,6 +326,7 @@ def load_state(
         memberships=memberships,
         counts=counts,
         jql_checks=checks,
+        resolve_keys=partial(store.resolve_keys, source),
     )
 
 
