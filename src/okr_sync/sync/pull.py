@@ -107,6 +107,8 @@ class SourceState:
     #: Issue keys -> the ids they name now or named before a move (the store's key
     #: history), None when unknown; None without a store.
     resolve_keys: Callable[[Collection[str]], Mapping[str, str | None]] | None = None
+    #: Owners no longer in the plan whose memberships the store still holds (dropped).
+    unplanned_memberships: frozenset[str] = frozenset()
 
 
 @dataclass
@@ -123,6 +125,9 @@ class PulledSource:
     #: Stored memberships no longer the latest answer (the mirror could not answer and
     #: Jira did, without its ids): dropped, so no later pass patches them.
     forgotten_memberships: set[str] = field(default_factory=set)
+    #: Stored memberships this pass kept as they are, to be marked as holding through the
+    #: new cursor (empty when the cursor did not move).
+    kept_memberships: set[str] = field(default_factory=set)
     failures: dict[str, str] = field(default_factory=dict)
     cursor: datetime | None = None
     reconciled_at: datetime | None = None
@@ -178,6 +183,11 @@ class SourcePuller:
             result.source_error = str(error)
         except ConnectorError as error:
             result.source_error = f"Jira stayed unavailable: {error}"
+        result.forgotten_memberships |= state.unplanned_memberships
+        if result.cursor == state.cursor:
+            # Nothing to record: the stored answers already hold through this cursor.
+            result.kept_memberships.clear()
+        result.kept_memberships -= {*result.refreshed_memberships, *result.forgotten_memberships}
         result.skipped = sorted(
             f"{key!r} (id {ident})" if key and ident else repr(key) if key else f"id {ident!r}"
             for ident, key in self.client.skipped_issues)
@@ -404,6 +414,7 @@ class SourcePuller:
                 return
             if fresh_enough and stored is not None and stored[0] == query.jql:
                 ids = list(stored[1])
+                result.kept_memberships.add(query.owner)
             else:
                 ids = self.client.search_ids(query.jql, context=query.owner)
                 result.refreshed_memberships[query.owner] = (query.jql, ids)

@@ -264,6 +264,8 @@ def local_membership(
         return False
     if stored is None or stored[0] != query.jql or set(stored[1]) != set(ids):
         result.refreshed_memberships[owner] = (query.jql, ids)
+    else:
+        result.kept_memberships.add(owner)
     result.memberships[owner] = len(ids) if query.mode == "count" else ids
     return True
 
