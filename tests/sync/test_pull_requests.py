@@ -19,6 +19,7 @@ from okr_sync.sync.fetch_plan import MembershipQuery, SourceFetchPlan
 from okr_sync.sync.jql_local import analyse
 from okr_sync.sync.pull import PulledSource, PullOptions, SourcePuller, SourceState
 from okr_sync.sync.store.store import Store
+from support.paging_races import after_first_page
 from support.stored_pulls import stored_pull
 
 SCOPE = ("ENT", "SUP")
@@ -47,7 +48,8 @@ def _pull(client: JiraClient, state: SourceState, *, full: bool = False) -> Pull
 def _id_listings(sandbox: JiraSandbox, since: int) -> int:
     """Id-only searches (a reconcile's or a membership's) since the ``since``-th request."""
     return sum(1 for r in sandbox.log.records[since:]
-               if isinstance(r.body, dict) and r.body.get("fields") == ["id"])
+               if (isinstance(r.body, dict) and r.body.get("fields") == ["id"])
+               or (r.params.get("fields") == ["id"] and r.params.get("maxResults") != ["0"]))
 
 
 def _in_scope(sandbox: JiraSandbox) -> set[str]:
@@ -64,6 +66,31 @@ def test_pull_given_a_cold_pass_due_to_reconcile_lists_no_ids_it_just_read(
     assert _id_listings(sandbox, mark) == 0
     assert result.reconciled_at == _NOW
     assert not result.deleted
+
+
+@pytest.mark.parametrize("deployment", ["cloud", "dc"])
+def test_pull_given_an_issue_deleted_while_a_cold_pass_reads_mirrors_every_issue_left(
+    deployment: str,
+) -> None:
+    data = generate_dataset(seed=5, issues=600)
+    victim = min(r.id for r in data if r.project in SCOPE and not r.is_subtask
+                 and not data.children(r.id))
+    with JiraSandbox(data, deployment=deployment, dc_max_results=50) as jira:
+        if deployment == "dc":
+            client = JiraClient(JiraSource(jira.url, pat=SecretStr(jira.pat), timeout=10),
+                                sleep=lambda _: None)
+        else:
+            client = _client(jira)
+        with client:
+            # Data Center pages by offset: the deletion shifts an issue behind the offset.
+            after_first_page(client, lambda: data.delete(victim))
+            result = _pull(client, SourceState(issues={}))
+        listings = _id_listings(jira, 0)
+    assert _in_scope(jira) <= set(result.issues)
+    assert result.reconciled_at == _NOW
+    # Cloud's page tokens page one result: no listing. Offset pages are listed.
+    # (On Cloud the deletion is as one just after the read: the daily reconcile sees it.)
+    assert (listings > 0) is (deployment == "dc")
 
 
 def test_pull_given_full_pass_over_a_mirror_with_deleted_and_moved_out_issues_drops_them(

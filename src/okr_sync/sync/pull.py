@@ -367,11 +367,15 @@ class SourcePuller:
         in_scope = {
             i for i, issue in result.issues.items() if issue.project.upper() in self.plan.projects
         }
-        if listed is not None and in_scope <= listed:
+        if listed is not None and in_scope <= listed and self.client.is_cloud:
             # This pass just read the whole scope: every mirrored issue of the scope was
             # in it (nothing deleted or moved out) and each one it sent is mirrored now,
             # so an id-only listing of the scope would tell nothing more. One missing
-            # from the read is confirmed by the listing, as on any reconcile.
+            # from the read is confirmed by the listing, as on any reconcile. Only on
+            # Cloud, whose page tokens page one result: Data Center pages by offset, and
+            # an issue deleted or moved out behind the offset while the pages are read
+            # shifts one the read never sees past it (the read's count then still equals
+            # the last page's total), so there the listing finds it.
             result.reconciled_at = now
             return
         outcome = self.client.reconcile(
