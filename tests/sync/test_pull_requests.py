@@ -332,3 +332,26 @@ def test_pull_given_a_stored_answer_not_known_to_hold_through_the_cursor_asks_ji
             result = stored_pull(store, client, _plan(), _NOW)
             assert _membership_searches(sandbox, mark) == searches, name
             assert set(result.memberships["KR"]) == _members(sandbox), name
+
+
+def test_pull_given_a_source_without_structured_scope_reruns_raw_jql_once_a_day(
+    sandbox: JiraSandbox,
+) -> None:
+    plan = SourceFetchPlan("main", (), (), _plan().memberships)
+
+    def chain(state: SourceState, now: datetime) -> tuple[PulledSource, SourceState]:
+        result = SourcePuller("main", client, plan).pull(state, PullOptions(now))
+        assert result.source_error is None and not result.failures
+        return result, _after(state, result)
+
+    with _client(sandbox) as client:
+        first, state = chain(SourceState(issues={}), _NOW)
+        assert first.reconciled_at == _NOW
+        for name, later, searches in [("quiet", timedelta(minutes=10), 0),
+                                      ("a day later", timedelta(days=1), 1)]:
+            sandbox.dataset.advance(timedelta(minutes=10))
+            mark = len(sandbox.log)
+            result, state = chain(state, _NOW + later)
+            assert _membership_searches(sandbox, mark) == searches, name
+            assert set(result.memberships["KR"]) == _members(sandbox), name
+    assert result.reconciled_at == _NOW + timedelta(days=1)

@@ -218,6 +218,10 @@ class SourcePuller:
         )
         if self.plan.scope_jql is not None and (options.full or due):
             self._reconcile(result, options.now, listed)
+        elif options.full or due:
+            # No scope to list: this pass's re-run of every raw JQL Jira answers is the
+            # daily one (without the time, every later pass would count as due).
+            result.reconciled_at = options.now
         # Jira's answers that no change of this pass can have moved are kept (the search
         # read every issue of the site updated since they were taken); the daily
         # reconcile asks Jira again, which also sees members deleted outside the scope.
