@@ -15,11 +15,12 @@ from okr_sync.connectors.errors import PermanentError
 from okr_sync.connectors.jira.client import JiraClient, JiraSource
 from okr_sync.sandbox.jira.data import generate_dataset
 from okr_sync.sandbox.jira.server import JiraSandbox
-from okr_sync.sync.fetch_plan import MembershipQuery, SourceFetchPlan
+from okr_sync.sync.fetch_plan import MembershipQuery, SourceFetchPlan, build_fetch_plan
 from okr_sync.sync.jql_local import analyse
 from okr_sync.sync.pull import PulledSource, PullOptions, SourcePuller, SourceState
 from okr_sync.sync.store.store import Store
 from support.paging_races import after_first_page
+from support.plan_builders import PlanBuilder, objective
 from support.stored_pulls import stored_pull
 
 SCOPE = ("ENT", "SUP")
@@ -355,3 +356,45 @@ def test_pull_given_a_source_without_structured_scope_reruns_raw_jql_once_a_day(
             assert _membership_searches(sandbox, mark) == searches, name
             assert set(result.memberships["KR"]) == _members(sandbox), name
     assert result.reconciled_at == _NOW + timedelta(days=1)
+
+
+ACCOUNT = "5b10a2844c20165700ede21f"
+
+
+def test_pull_given_raw_jql_on_the_assignee_keeps_jiras_answer_through_an_unrelated_change(
+    sandbox: JiraSandbox,
+) -> None:
+    data = sandbox.dataset
+    jql = f"assignee = {ACCOUNT}"
+    plan = build_fetch_plan(
+        PlanBuilder()
+        .set("jira", {"main": {"projects": list(SCOPE)}})
+        .with_objective(objective(
+            "O",
+            {"id": "S", "title": "S", "measure": {"kind": "done_ratio",
+                                                   "select": {"project": "ENT"}}},
+            {"id": "KR", "title": "KR", "measure": {"kind": "done_ratio", "jql": jql}},
+        ))
+        .build())["main"]
+    sup = sorted(r.id for r in data if r.project == "SUP" and r.issuetype != "Epic")
+    unrelated = min(r.id for r in data if r.project == "ENT" and r.issuetype != "Epic")
+    data.update(sup[0], assignee=ACCOUNT)
+
+    def assigned() -> set[str]:
+        return {str(r.id) for r in data if r.assignee == ACCOUNT}
+
+    with _client(sandbox) as client:
+        state = SourceState(issues={}, last_full_reconcile=_NOW)
+        for name, change, searches in [
+            ("cold", lambda: None, 1),
+            ("unrelated edit", lambda: data.transition(unrelated, "done"), 0),
+            ("assigned", lambda: data.update(sup[1], assignee=ACCOUNT), 1),
+        ]:
+            data.advance(timedelta(minutes=10))
+            change()
+            mark = len(sandbox.log)
+            result = SourcePuller("main", client, plan).pull(state, PullOptions(_NOW))
+            assert result.source_error is None and not result.failures
+            state = _after(state, result)
+            assert _membership_searches(sandbox, mark, jql) == searches, name
+            assert set(result.memberships["KR"]) == assigned(), name
