@@ -8,8 +8,8 @@ JQL is volatile (one that an issue's own fields decide, only when a changed issu
 or becomes a member, and on the daily reconcile); a pass without a cursor (``--full``)
 re-reads every member outside the scope; a reconcile (``--full`` and once a day) finds
 deleted and moved-out issues (without a listing of its own after a read of the whole
-scope that sent every mirrored issue). Nothing is written here: the pass commits the
-result together with the scorecard, then advances the cursor.
+scope, on Cloud's token pages, that sent every mirrored issue). Nothing is written here:
+the pass commits the result together with the scorecard, then advances the cursor.
 """
 
 from __future__ import annotations
