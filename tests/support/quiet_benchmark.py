@@ -6,7 +6,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from benchmarks.workload import PROJECTS, PlanShape, make_dataset, make_plan, slack_channels, write_plan
+from benchmarks.workload import (
+    PROJECTS,
+    PlanShape,
+    make_dataset,
+    make_plan,
+    slack_channels,
+    write_plan,
+)
 from okr_sync.config.plan import Plan
 from okr_sync.config.plan_loader import load_plan
 from okr_sync.sandbox.jira.model import JiraDataset
