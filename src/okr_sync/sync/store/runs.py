@@ -26,8 +26,8 @@ from okr_sync.sync.store.records import (
 from okr_sync.sync.store.snapshot_items import (
     EXPLAIN_REASONS,
     EXPLAIN_REFS,
+    SPLIT_VERSIONS,
     SnapshotItemOps,
-    split_explain,
 )
 from okr_sync.sync.store.tables import (
     CONFIDENCES,
@@ -196,9 +196,8 @@ class RunOps(SnapshotItemOps):
         ``published`` marks the snapshot that later passes diff against: save it in
         the same transaction as the outbox rows announcing it.
         """
-        stored, rows = split_explain(document)
         with self._connection() as conn:
-            self._write_items(conn, rows)
+            stored = self._write_explained(conn, document)
             result = conn.execute(
                 sa.insert(snapshots)
                 .values(
@@ -267,7 +266,7 @@ class RunOps(SnapshotItemOps):
             row = conn.execute(query.order_by(snapshots.c.id.desc()).limit(1)).first()
         if row is None:
             return None
-        if row.version != 2 or not isinstance(row.scorecard, dict):
+        if row.version not in SPLIT_VERSIONS or not isinstance(row.scorecard, dict):
             return self.get_snapshot(row.id)
         document = {"version": row.version, "scorecard": row.scorecard, "fetch": row.fetch or {}}
         return Snapshot(row.id, row.run_id, row.created_at, row.cycle, row.as_of, document,
