@@ -215,9 +215,9 @@ class OutboxDeliverer:
         self.clock = clock or (lambda: datetime.now(UTC))
         self.workers = workers
         # One pool for the deliverer's life, not one per pass: in a long-running serve,
-        # new threads every pass took new malloc arenas and left memory pinned in them
-        # (5,000 issues: RSS up 3.6 MB over 40 webhook passes that delivered, all of it in
-        # arena heaps). The same few threads now deliver every pass.
+        # new threads every pass took malloc arenas and left memory pinned in them (5,000
+        # issues, 40 webhook passes: glibc's thread arenas grew from 0.1 to 5.4 MB, the
+        # rest stayed level). The same few threads now deliver every pass; close() ends them.
         self._pool: ThreadPoolExecutor | None = None
         self._pool_lock = threading.Lock()
 
