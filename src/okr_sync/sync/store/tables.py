@@ -144,6 +144,9 @@ memberships = sa.Table(
     sa.Column("jql_hash", sa.String(64), nullable=False),
     sa.Column("issue_ids", sa.JSON(), nullable=False),
     sa.Column("refreshed_at", UTCDateTime(), nullable=False),
+    #: The source's cursor the answer was last refreshed or kept through (a pass keeps a
+    #: stored answer only while this is the cursor it starts from).
+    sa.Column("checked_through", UTCDateTime(), nullable=True),
 )
 
 #: Raw-JQL measures answered on the mirror, and what Jira said when they were compared.
@@ -223,17 +226,21 @@ kr_items = sa.Table(
     sa.Column("owner", sa.String(128), primary_key=True),
     sa.Column("hash", sa.String(64), primary_key=True),
     sa.Column("document", sa.JSON(), nullable=False),
+    # A snapshot names its rows by hash (``explain_refs``): they are read by hash.
+    sa.Index(None, "hash"),
 )
 
-#: The issue ids each ``kr_items`` row holds, written with the row: a pass asks which
-#: owners' published rows hold a changed issue without decoding every owner's items.
+#: The issue ids each ``kr_items`` row holds, written with the row, and a row with an
+#: empty ``issue_id`` marking it indexed: a pass asks which owners' published rows hold
+#: a changed issue without decoding every owner's items. Keyed by hash first: a lookup
+#: names the rows of one snapshot by their hashes and the changed ids.
 kr_item_ids = sa.Table(
     "kr_item_ids",
     metadata,
-    sa.Column("owner", sa.String(128), primary_key=True),
-    sa.Column("hash", sa.String(64), primary_key=True),
-    sa.Column("issue_id", sa.String(64), primary_key=True),
-    sa.Index(None, "issue_id"),
+    sa.Column("owner", sa.String(128), nullable=False),
+    sa.Column("hash", sa.String(64), nullable=False),
+    sa.Column("issue_id", sa.String(64), nullable=False),
+    sa.PrimaryKeyConstraint("hash", "issue_id", "owner"),
 )
 
 kr_history = sa.Table(
