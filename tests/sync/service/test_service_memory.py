@@ -4,15 +4,18 @@ from __future__ import annotations
 
 import gc
 import logging
+import sys
 import weakref
 from collections.abc import Iterator
 from datetime import UTC, date, datetime, timedelta
+from typing import Any
 
 import pytest
 
 from okr_sync.config.plan_loader import load_plan
 from okr_sync.config.settings import Settings
 from okr_sync.scoring.scorecard import CycleInfo, Scorecard
+from okr_sync.sync.paused_gc import paused_gc
 from okr_sync.sync.pipeline import PassOptions, PassResult
 from okr_sync.sync.runtime import JiraConnections, Runtime
 from okr_sync.sync.service import memory
@@ -101,6 +104,38 @@ def test_release_memory_given_unreachable_cycles_collects_them() -> None:
         assert ref() is None
     finally:
         gc.enable()
+
+
+def test_release_memory_given_another_pass_inside_paused_gc_leaves_its_cycles_for_later(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Another plan's pass is mid-way with the collector paused: collecting now would walk
+    # all its data, which the pause is there to avoid; the cycles wait for the next pass.
+    collections: list[int] = []
+    monkeypatch.setattr(memory.gc, "collect", lambda: collections.append(1) or 0)
+    monkeypatch.setattr(memory, "_malloc_trim", lambda: None)
+    with paused_gc():
+        memory.release_memory()
+    memory.release_memory()
+
+    assert collections == [1]
+
+
+def test_release_memory_given_windows_trims_nothing_and_loads_no_library(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import ctypes
+
+    def no_library(name: Any) -> Any:
+        raise TypeError("Windows: CDLL(None) has no process-wide symbols")
+
+    monkeypatch.setattr(memory, "_looked_up", False)
+    monkeypatch.setattr(memory, "_trim", None)
+    monkeypatch.setattr(sys, "platform", "win32")
+    monkeypatch.setattr(ctypes, "CDLL", no_library)
+
+    assert memory.release_memory() >= 0
+    assert memory._malloc_trim() is None
 
 
 class _Events(logging.Handler):

@@ -219,6 +219,26 @@ def test_upsert_issues_given_an_invalid_record_after_a_full_batch_stores_nothing
     assert store.get_issues("main") == []
 
 
+@pytest.mark.parametrize("superseded, message", [
+    ({"id": "1", "project": "ENT", "updated": T0}, "lacks key"),
+    (issue("1", "ENT-1", extra=object()), "cannot be stored"),
+])
+@pytest.mark.parametrize("superseded_first", [True, False])
+def test_upsert_issues_given_an_invalid_record_superseded_by_a_valid_one_refuses_the_batch(
+    store: Store, superseded: dict[str, Any], message: str, superseded_first: bool,
+) -> None:
+    # The invalid record is older than the valid one of its id, listed before or after it:
+    # never written, yet refused as any invalid record is.
+    newer = issue("1", "ENT-1", updated=T0 + timedelta(hours=1))
+    records = [issue("2", "ENT-2"), *((superseded, newer) if superseded_first
+                                       else (newer, superseded))]
+
+    with pytest.raises(InvalidRecordError, match=message):
+        store.upsert_issues("main", records)
+
+    assert store.get_issues("main") == []
+
+
 def test_upsert_issues_given_duplicates_in_different_batches_keeps_the_latest(
     store: Store,
 ) -> None:

@@ -10,7 +10,8 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 
-from okr_sync.sync.store.snapshot_items import INDEXED, ITEM_BATCH, LOOKUP_IDS
+from okr_sync.sync.store.records import InvalidRecordError
+from okr_sync.sync.store.snapshot_items import INDEXED, ITEM_BATCH, LOOKUP_IDS, SPLIT_VERSIONS
 from okr_sync.sync.store.store import Store
 from okr_sync.sync.store.tables import kr_item_ids, kr_items, snapshots
 
@@ -22,8 +23,9 @@ def _entry(jql: str, items: list[str]) -> dict[str, Any]:
             "items": [{"id": i, "key": i} for i in items]}
 
 
-def _document(explain: dict[str, Any]) -> dict[str, Any]:
-    return {"version": 2, "scorecard": {"objectives": []}, "explain": explain, "fetch": {}}
+def _document(explain: Mapping[str, Any], version: int = 2) -> dict[str, Any]:
+    return {"version": version, "scorecard": {"objectives": []}, "explain": explain,
+            "fetch": {}}
 
 
 def _item_rows(store: Store) -> set[tuple[str, str]]:
@@ -159,8 +161,9 @@ class _CountingExplain(Mapping[str, Any]):
         return len(self.owners)
 
 
+@pytest.mark.parametrize("version", SPLIT_VERSIONS)
 def test_save_snapshot_given_a_lazy_explain_writes_rows_a_batch_at_a_time(
-    store: Store,
+    store: Store, version: int,
 ) -> None:
     explain = _CountingExplain(3 * ITEM_BATCH + 5)
     bound: list[int] = []
@@ -172,7 +175,8 @@ def test_save_snapshot_given_a_lazy_explain_writes_rows_a_batch_at_a_time(
 
     sa.event.listen(store.engine, "before_cursor_execute", count)
     try:
-        snapshot_id = store.save_snapshot(cycle="c", as_of=NOW, document=_document(explain))
+        snapshot_id = store.save_snapshot(cycle="c", as_of=NOW,
+                                          document=_document(explain, version))
     finally:
         sa.event.remove(store.engine, "before_cursor_execute", count)
 
@@ -180,8 +184,33 @@ def test_save_snapshot_given_a_lazy_explain_writes_rows_a_batch_at_a_time(
     assert sum(bound) == len(explain)
     assert max(bound) <= ITEM_BATCH
     expected = _document({owner: _entry(owner, [owner, f"{owner}-x"])
-                          for owner in explain.owners})
+                          for owner in explain.owners}, version)
     assert store.get_snapshot(snapshot_id).document == expected
+
+
+def test_snapshot_owners_holding_given_items_given_as_tuples_finds_their_owner(
+    store: Store,
+) -> None:
+    # Version 3 rows handed in as tuples: stored as JSON lists, and indexed all the same.
+    row = ("7", "K-7", "s", "Done", "P", True, 1.0, None, "points")
+    entry = {"jql": "a", "error": None, "count": None, "reasons": [], "items": [row]}
+    snapshot_id = store.save_snapshot(cycle="c", as_of=NOW,
+                                      document=_document({"KR1": entry}, 3))
+
+    assert store.snapshot_owners_holding(snapshot_id, {"7"}) == {"KR1"}
+    assert store.get_snapshot(snapshot_id).document["explain"]["KR1"]["items"] == [list(row)]
+
+
+@pytest.mark.parametrize("key", [1, True, None, 1.5])
+def test_save_snapshot_given_a_non_string_key_in_an_explanation_refuses_it(
+    store: Store, key: Any,
+) -> None:
+    entry = {"jql": "a", "error": None, "count": None, "reasons": [], "items": [],
+             "extra": {key: "x"}}
+
+    with pytest.raises(InvalidRecordError, match="keys must be strings"):
+        store.save_snapshot(cycle="c", as_of=NOW, document=_document({"KR1": entry}, 3))
+    assert _item_rows(store) == set()
 
 
 def test_snapshot_owners_holding_given_a_row_stored_without_ids_cannot_tell(

@@ -6,7 +6,7 @@ collection and add to the next pass's peak. Measured in-process at 5,000 issues,
 of a pass outlives it (traced memory and pymalloc arenas stay level from pass to pass),
 so after each pass the scheduler collects those cycles at once and asks glibc to return
 its free heap pages (``malloc_trim``), before it logs "pass finished". C libraries
-without ``malloc_trim`` (musl) get only the collection.
+without ``malloc_trim`` (musl), and Windows, get only the collection.
 
 The rest of ``serve``'s growth came from threads, not from the pass's objects: delivery
 started new worker threads every pass, each taking a glibc malloc arena and leaving
@@ -14,14 +14,22 @@ memory pinned in it (5,000 issues: the arena heaps grew from 0.1 to 5.4 MB over 
 webhook passes, RSS from 118 to 123 MB over 100). The deliverer now keeps one pool of
 workers for its life (:class:`~okr_sync.sync.delivery.outbox.OutboxDeliverer`): the
 arena heaps stay at 2.2-2.4 MB and RSS at 113 MB over 100 passes. Passes themselves
-all run on the scheduler's one thread and the HTTP server's workers are a fixed set, so
-the number of arenas stays bounded without capping it (``M_ARENA_MAX``).
+all run on the scheduler's one thread (one per plan with ``--plans``) and the HTTP
+server's workers are a fixed set, so the number of arenas stays bounded without
+capping it (``M_ARENA_MAX``).
+
+With ``--plans`` the collection is skipped while another plan's pass has the collector
+paused: it would walk all that pass's data, which the pause is there to spare; those
+cycles are freed by the next collection instead.
 """
 
 from __future__ import annotations
 
 import gc
+import sys
 from collections.abc import Callable
+
+from okr_sync.sync.paused_gc import collector_paused
 
 _trim: Callable[[int], int] | None = None
 _looked_up = False
@@ -31,6 +39,8 @@ def _malloc_trim() -> Callable[[int], int] | None:
     global _trim, _looked_up
     if not _looked_up:
         _looked_up = True
+        if sys.platform == "win32":
+            return None  # ctypes.CDLL(None) raises there: no process-wide symbol table
         try:
             import ctypes
 
@@ -46,8 +56,9 @@ def _malloc_trim() -> Callable[[int], int] | None:
 
 
 def release_memory() -> int:
-    """Collect unreachable cycles and give free heap pages back; the objects collected."""
-    collected = gc.collect()
+    """Collect unreachable cycles (unless a pass has the collector paused) and give free
+    heap pages back; the objects collected."""
+    collected = 0 if collector_paused() else gc.collect()
     trim = _malloc_trim()
     if trim is not None:
         trim(0)

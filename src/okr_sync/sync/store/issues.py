@@ -141,12 +141,18 @@ class IssueOps(StoreOps):
         seen = self._now(seen_at)
         records = list(records)
         # Which record of each id is written: the last one with the latest ``updated``.
+        # A record that loses is checked in full here, before anything is written, so an
+        # invalid one refuses the call as it would have as a winner (winners are checked
+        # as their rows are built, in the transaction); duplicates are few.
         winners: dict[str, tuple[datetime, int]] = {}
         for index, record in enumerate(records):
             ident, updated = _identity(record)
             previous = winners.get(ident)
             if previous is None or updated >= previous[0]:
                 winners[ident] = (updated, index)
+            if previous is not None:
+                loser = records[previous[1]] if winners[ident][1] == index else record
+                _issue_row(source, loser, seen)
         if not winners:
             return UpsertResult(0, 0, 0, ())
         inserted = written = 0

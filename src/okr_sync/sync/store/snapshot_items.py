@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Collection, Iterable, Mapping
+from itertools import chain, repeat
 from typing import Any
 
 import sqlalchemy as sa
@@ -79,20 +80,46 @@ def split_explain(document: Mapping[str, Any]
     return stored, rows
 
 
+#: The types a JSON scalar is written as (a subclass takes the slow path).
+_SCALARS = frozenset((str, int, float, bool, type(None)))
+
+
+def _plain(entry: Any) -> bool:
+    """Whether ``entry`` is a dict with string keys whose values are JSON scalars, lists
+    of them, or lists of such lists: what :meth:`Explanation.to_json` writes. Checked by
+    C-level maps over the types, no Python call per item; anything else (a tuple, a
+    nested dict, a key ``json.dumps`` would quietly make a string) is not."""
+    if type(entry) is not dict or not set(map(type, entry)) <= {str}:
+        return False
+    for value in entry.values():
+        if type(value) is list:
+            kinds = set(map(type, value))
+            if list in kinds:
+                if len(kinds) > 1:
+                    return False
+                kinds = set(chain.from_iterable(map(map, repeat(type), value)))
+            if not kinds <= _SCALARS:
+                return False
+        elif type(value) not in _SCALARS:
+            return False
+    return True
+
+
 def _canonical(entry: Any) -> tuple[Any, str]:
     """``entry`` as JSON values and its canonical text (what its content hash is of).
 
     An entry as :meth:`PassSnapshot.to_json` writes it is plain JSON already: the text
     is then written in one pass of the C encoder, which also refuses non-finite numbers,
     rather than after a walk of every item in Python (a pass writes tens of thousands).
-    Anything else is converted (or refused) by :func:`to_jsonable` first.
+    Anything else is converted (tuples become lists, which the ids index reads) or
+    refused (a non-string key) by :func:`to_jsonable` first.
     """
-    if type(entry) is dict:
+    if _plain(entry):
         try:
             return entry, json.dumps(entry, sort_keys=True, separators=(",", ":"),
                                      allow_nan=False)
-        except (TypeError, ValueError):
-            pass  # not plain JSON: converted below, or refused with the reason
+        except ValueError:
+            pass  # a non-finite number: refused below, with the reason
     plain = to_jsonable(entry)
     return plain, json.dumps(plain, sort_keys=True, separators=(",", ":"))
 
@@ -108,8 +135,9 @@ def item_ids(entry: Any) -> set[str]:
     items = entry.get("items") if isinstance(entry, Mapping) else None
     ids = set()
     for item in items or ():
-        # Version 3 stores an item as a row, its id first; version 2 as an object.
-        ident = (item[0] if isinstance(item, list) and item
+        # Version 3 stores an item as a row, its id first (a tuple before it is stored);
+        # version 2 as an object.
+        ident = (item[0] if isinstance(item, list | tuple) and item
                  else item.get("id") if isinstance(item, Mapping) else None)
         if ident is not None:
             ids.add(str(ident))
@@ -175,8 +203,8 @@ class SnapshotItemOps(StoreOps):
         store, naming them. Each owner's entry is encoded when its turn comes and the
         rows are written :data:`ITEM_BATCH` owners at a time: the explanations are most
         of a snapshot, and a lazy ``explain`` mapping then never exists whole as JSON."""
-        explain = document.get("explain")
-        if document.get("version") != 2 or not isinstance(explain, Mapping):
+        explain, version = document.get("explain"), document.get("version")
+        if version not in SPLIT_VERSIONS or not isinstance(explain, Mapping):
             stored, rows = split_explain(document)
             self._write_items(conn, rows)
             return stored
@@ -184,7 +212,7 @@ class SnapshotItemOps(StoreOps):
                                    "explain": {}})
         batch: dict[tuple[str, str], Any] = {}
         for owner in explain:
-            part, rows = split_explain({"version": 2, "explain": {owner: explain[owner]}})
+            part, rows = split_explain({"version": version, "explain": {owner: explain[owner]}})
             stored[EXPLAIN_REFS].update(part[EXPLAIN_REFS])
             stored[EXPLAIN_REASONS].update(part[EXPLAIN_REASONS])
             batch.update(rows)
