@@ -408,8 +408,9 @@ class SourcePuller:
             # A pass without a cursor read only the scope: mirrored members outside
             # it may be as old as the mirror, so it re-reads them (what --full repairs).
             reread = reread or query.owner in options.refetch
+            mirrored = _present(result.issues, ids)
             missing = [
-                i for i in ids if i not in result.issues or (reread and i not in result.read)
+                i for i in ids if i not in mirrored or (reread and i not in result.read)
             ]
             if missing:
                 gone = self._fetch_ids(result, missing, query.owner).gone
@@ -445,6 +446,15 @@ def _known(issues: Mapping[str, JiraIssue], ids: list[str]) -> dict[str, JiraIss
         found: dict[str, JiraIssue] = read(ids)
         return found
     return {i: issues[i] for i in ids if i in issues}
+
+
+def _present(issues: Mapping[str, JiraIssue], ids: list[str]) -> set[str]:
+    """Those of ``ids`` in the mirror, asked at once when the mirror is a store view."""
+    present = getattr(issues, "present", None)
+    if callable(present):
+        found: set[str] = present(ids)
+        return found
+    return {i for i in ids if i in issues}
 
 
 def skipped_warnings(pulled: Iterable[PulledSource]) -> list[ScoringWarning]:
