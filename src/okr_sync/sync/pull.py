@@ -209,6 +209,9 @@ class SourcePuller:
         # read every issue of the site updated since they were taken); the daily
         # reconcile asks Jira again, which also sees members deleted outside the scope.
         screens = {} if cursor is None or due else screen_matchers(self.client, remote)
+        # Whether the stored members of Jira's answers are mirrored, asked at once.
+        _present(result.issues, [i for q in remote
+                                 for i in state.memberships.get(q.owner, ("", ()))[1]])
         answers = MirrorAnswers({
             q.owner: matchers[q.owner] for q in self.plan.memberships
             if q.owner in matchers
@@ -313,8 +316,10 @@ class SourcePuller:
         """
         merged: list[JiraIssue] = []
         unknown = 0
+        pulled = list(pulled)
+        mirrored = _present(result.issues, [issue.id for issue in pulled])
         for issue in pulled:
-            if issue.id in result.issues or issue.project.upper() in self.plan.projects:
+            if issue.id in mirrored or issue.project.upper() in self.plan.projects:
                 merged.append(issue)
             else:
                 result.aside[issue.id] = issue

@@ -20,6 +20,11 @@ from okr_sync.sync.store.tables import issues, measure_marks, measure_states
 #: Rows read at a time while streaming the mirror.
 STREAM_BATCH = 1000
 
+#: Built once: the ids are bound as one expanding parameter, not coerced one by one.
+_MIRRORED_AMONG = sa.select(issues.c.issue_id).where(
+    issues.c.source == sa.bindparam("source"), issues.c.deleted.is_(False),
+    issues.c.issue_id.in_(sa.bindparam("ids", expanding=True)))
+
 
 class MeasureOps(StoreOps):
     #: Mirror rows and measure-state rows this object has read (tests and benchmarks
@@ -68,9 +73,8 @@ class MeasureOps(StoreOps):
         found: set[str] = set()
         with self._connection() as conn:
             for chunk in chunks(sorted(set(ids))):
-                found.update(conn.execute(sa.select(issues.c.issue_id).where(
-                    issues.c.source == source, issues.c.deleted.is_(False),
-                    issues.c.issue_id.in_(chunk))).scalars())
+                found.update(conn.execute(_MIRRORED_AMONG,
+                                          {"source": source, "ids": list(chunk)}).scalars())
         self.mirrored_id_rows_read += len(found)
         return found
 
