@@ -29,6 +29,31 @@ def test_build_app_given_composition_registers_every_command_in_help_order() -> 
     assert list(db.commands) == ["upgrade", "prune"]
 
 
+def test_build_app_given_one_command_holds_that_command_under_the_same_root() -> None:
+    group = get_command(cli_app.build_app(only="run"))
+    assert isinstance(group, typer.core.TyperGroup)  # still a group: `okr-sync run ...`
+    assert list(group.commands) == ["run"]
+    whole = get_command(app)
+    assert isinstance(whole, typer.core.TyperGroup)
+    assert [p.name for p in group.params] == [p.name for p in whole.params]
+    assert set(whole.commands) == cli_app.COMMAND_NAMES
+
+
+@pytest.mark.parametrize("args", [
+    ["run", "--help"], ["run", "--bogus"], ["run", "--output", "xml"], ["run", "extra"],
+    ["db"], ["db", "prune", "--help"], ["status", "--help"], ["explain", "--help"],
+], ids=lambda a: " ".join(a))
+def test_build_app_given_one_command_parses_helps_and_fails_as_the_full_app(
+    args: list[str],
+) -> None:
+    # main() runs a named command on an app of just that command (Typer builds every
+    # command it holds on each call); nothing a user sees may differ.
+    full = runner.invoke(app, args, prog_name="okr-sync")
+    alone = runner.invoke(cli_app.build_app(only=args[0]), args, prog_name="okr-sync")
+    assert (alone.exit_code, alone.output) == (full.exit_code, full.output)
+    assert full.exit_code in (0, 2)
+
+
 def test_version_given_installed_distribution_prints_its_version() -> None:
     result = runner.invoke(app, ["--version"])
     assert result.exit_code == 0

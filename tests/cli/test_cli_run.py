@@ -156,12 +156,11 @@ def test_run_given_dry_run_lists_what_it_would_post(env) -> None:
 def test_fetch_progress_given_terminal_shows_issue_counts(monkeypatch) -> None:
     import io
 
-    from rich.console import Console
-
     from okr_sync.cli import run as cli
+    from okr_sync.cli.common import LazyConsole
 
     buffer = io.StringIO()
-    monkeypatch.setattr(cli, "stderr", Console(file=buffer, force_terminal=True, width=100))
+    monkeypatch.setattr(cli, "stderr", LazyConsole(file=buffer, force_terminal=True, width=100))
     with cli.fetch_progress() as progress:
         assert progress is not None
         progress("main", 500)
@@ -172,11 +171,10 @@ def test_fetch_progress_given_terminal_shows_issue_counts(monkeypatch) -> None:
 def test_fetch_progress_given_no_terminal_stays_silent(monkeypatch) -> None:
     import io
 
-    from rich.console import Console
-
     from okr_sync.cli import run as cli
+    from okr_sync.cli.common import LazyConsole
 
-    monkeypatch.setattr(cli, "stderr", Console(file=io.StringIO(), force_terminal=False))
+    monkeypatch.setattr(cli, "stderr", LazyConsole(file=io.StringIO(), force_terminal=False))
     with cli.fetch_progress() as progress:
         assert progress is None
 

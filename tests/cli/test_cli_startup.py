@@ -83,6 +83,13 @@ LAZY_UNTIL_NEEDED = (
     "sqlalchemy.dialects.postgresql",  # on SQLite (okr_sync.sync.store.base, .fencing)
     "werkzeug", "prometheus_client", "jsonschema", "psycopg",
     "okr_sync.sandbox", "okr_sync.sync.service",
+    "rich",  # the first print (okr_sync.cli.common.LazyConsole): run prints after its pass
+    # A message to render or send (okr_sync.sync.delivery.messages.render_for, the senders).
+    "okr_sync.sync.delivery.render", "okr_sync.connectors.slack", "okr_sync.connectors.teams",
+    # The other commands' modules (okr_sync.cli.app builds an app of just the named command).
+    "okr_sync.cli.backfill", "okr_sync.cli.db", "okr_sync.cli.demo", "okr_sync.cli.doctor",
+    "okr_sync.cli.explain", "okr_sync.cli.plan", "okr_sync.cli.recommend", "okr_sync.cli.serve",
+    "okr_sync.cli.state",
 )
 
 _FIRST_REQUEST_DRIVER = """
@@ -134,5 +141,33 @@ def test_run_given_migrated_store_imports_nothing_lazy_before_its_first_request(
         jira_port = int(world.jira.url.rsplit(":", 1)[1].split("/")[0])
     assert first["address"] == ["127.0.0.1", jira_port]  # the pass's first request: Jira
     assert _lazy(first["modules"]) == []
-    # The pass did send (so Slack's client was needed, and imported, after the first request).
+    # The pass did send (so Slack's client and the renderers were needed, and imported, after
+    # the first request).
     assert "slack_sdk" in end["modules"]
+    assert "okr_sync.sync.delivery.render" in end["modules"]
+
+
+# What a pass that finds nothing new and prints JSON (cron's, the harness's) never needs.
+NOT_FOR_A_QUIET_JSON_PASS = ("rich", "slack_sdk", "okr_sync.sync.delivery.render",
+                             "okr_sync.connectors.slack", "okr_sync.connectors.teams")
+
+
+def test_run_given_nothing_new_and_json_output_imports_no_renderer_chat_client_or_rich(
+    tmp_path: Path,
+) -> None:
+    with sandbox_world(tmp_path, issues=60) as world:
+        env = {**os.environ, **world.environment(), "OKR_SYNC_PLAN": str(cli_plan(tmp_path))}
+        env.pop("OKR_SYNC_TEST_DATABASE_URL", None)
+        for args in (["db", "upgrade"], ["run"]):  # the first pass posts the scorecards
+            done = subprocess.run([sys.executable, "-m", "okr_sync.cli.main", *args],
+                                  env=env, capture_output=True, text=True, timeout=300)
+            assert done.returncode == 0, done.stderr[-2000:]
+        report = tmp_path / "quiet.json"
+        result = subprocess.run(
+            [sys.executable, "-c", _FIRST_REQUEST_DRIVER, str(report), "run", "--output", "json"],
+            env=env, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert json.loads(result.stdout)["deliveries"] == []  # nothing new: nothing sent
+    end = json.loads(Path(str(report) + ".end").read_text())
+    assert [m for m in end["modules"]
+            if any(m == p or m.startswith(p + ".") for p in NOT_FOR_A_QUIET_JSON_PASS)] == []

@@ -5,8 +5,10 @@ from __future__ import annotations
 import io
 from datetime import timedelta
 
+import pytest
 from rich.console import Console
 
+from okr_sync.cli.common import LazyConsole
 from okr_sync.cli.console import print_scorecard
 from okr_sync.scoring.scorecard import ItemCounts, Scorecard
 from support.scorecards import AS_OF, cycle, key_result, objective
@@ -51,3 +53,36 @@ def test_print_scorecard_given_stale_and_never_measured_krs_says_so_not_a_score(
     assert "42%" in rows["K-1"]  # its last measured score, marked, not dropped
     assert "not measured" in rows["K-2"] and "%" not in rows["K-2"]
     assert "stale" not in rows["K-3"]
+
+
+@pytest.mark.parametrize(
+    "environment",
+    [{}, {"TTY_COMPATIBLE": "1"}, {"TTY_COMPATIBLE": "0"}, {"FORCE_COLOR": "1"},
+     {"FORCE_COLOR": ""}, {"TTY_COMPATIBLE": "0", "FORCE_COLOR": "1"}],
+    ids=["plain", "tty-compatible", "not-tty-compatible", "force-color", "empty-force-color",
+         "both"],
+)
+def test_lazy_console_given_piped_stderr_tells_a_terminal_as_rich_does(
+    monkeypatch: pytest.MonkeyPatch, environment: dict[str, str]
+) -> None:
+    # run's progress display asks before its first request; the answer must stay Rich's.
+    for name in ("TTY_COMPATIBLE", "FORCE_COLOR", "FORCE_TERMINAL"):
+        monkeypatch.delenv(name, raising=False)
+    for name, value in environment.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.setattr("sys.stderr", io.StringIO())
+    lazy = LazyConsole(stderr=True)
+
+    assert lazy.may_be_terminal() is Console(stderr=True).is_terminal
+
+
+def test_lazy_console_given_a_print_makes_its_console_with_its_options() -> None:
+    out = io.StringIO()
+    lazy = LazyConsole(file=out, width=80, markup=False)
+    made_before = lazy._console is not None
+
+    lazy.print("[b]shown[/b]")
+
+    assert not made_before
+    assert out.getvalue() == "[b]shown[/b]\n"  # markup=False reached the console
+    assert isinstance(lazy.console, Console)

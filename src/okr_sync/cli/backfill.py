@@ -64,13 +64,13 @@ def parse_from(text: str | None) -> date | None:
 @contextmanager
 def backfill_progress() -> Iterator[Callable[[str, int, int], None] | None]:
     """A Rich progress bar per phase (changelogs read, days scored), on a terminal only."""
-    if not stderr.is_terminal:
+    if not stderr.may_be_terminal():
         yield None
         return
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn
 
     with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-                  console=stderr, transient=True) as progress:
+                  console=stderr.console, transient=True) as progress:
         tasks: dict[str, TaskID] = {}
 
         def update(phase: str, done: int, total: int) -> None:

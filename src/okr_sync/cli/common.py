@@ -1,30 +1,32 @@
 """Shared pieces of the ``okr-sync`` command line: consoles, options, plan and settings loading.
 
 Every command module imports this one, including the commands that must start
-fast (``--help``, ``validate``, ``schema``): it imports only Typer, Rich's console
-and the standard library at module level; settings, the plan loader and the
-scorecard printer are imported by the functions that use them.
+fast (``--help``, ``validate``, ``schema``): it imports only Typer and the standard
+library at module level; Rich, settings, the plan loader and the scorecard printer
+are imported by what uses them (Rich on a console's first use, see :class:`LazyConsole`).
 """
 
 from __future__ import annotations
 
 import difflib
 import json
+import os
 import re
 import sys
 from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
 from enum import StrEnum
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, NoReturn, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, NoReturn, TypeVar
 
 import typer
-from rich.console import Console
 
 from okr_sync.cli.timeparse import AsOfError, parse_as_of
 from okr_sync.exit_codes import ExitCode
 
 if TYPE_CHECKING:
+    from rich.console import Console
+
     from okr_sync.config.plan import KeyResult, Plan
     from okr_sync.config.settings import Settings
     from okr_sync.scoring.scorecard import Scorecard
@@ -33,9 +35,54 @@ if TYPE_CHECKING:
 # print is mostly outside text (plan titles, Jira summaries, error messages naming
 # `plan.yaml:100:25`), so strings are never read as Rich markup or :emoji: codes; styles
 # come from rich.text.Text only.
-stdout = Console(soft_wrap=True, width=None if sys.stdout.isatty() else 140, markup=False,
-                 emoji=False, highlight=False)
-stderr = Console(stderr=True, soft_wrap=True, markup=False, emoji=False, highlight=False)
+
+
+class LazyConsole:
+    """A Rich console made on first use, with the options given here.
+
+    Importing Rich costs ~40 ms of CPU, and ``run`` prints nothing until its pass is
+    over (nothing at all with ``--output json`` and no failure), so the consoles are
+    made when something is printed. Attributes are the console's; Rich APIs that take a
+    console get :attr:`console`.
+    """
+
+    def __init__(self, **options: Any) -> None:
+        self._options = options
+        self._console: Console | None = None
+
+    @property
+    def console(self) -> Console:
+        if self._console is None:
+            from rich.console import Console
+
+            self._console = Console(**self._options)
+        return self._console
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.console, name)
+
+    def may_be_terminal(self) -> bool:
+        """False when Rich's ``is_terminal`` is certainly false, told without importing
+        Rich: no ``TTY_COMPATIBLE=1``, no non-empty ``FORCE_COLOR`` and not a tty (the
+        only ways Rich answers true for a console on sys.stdout or sys.stderr that does
+        not force it); otherwise Rich's own answer."""
+        if self._console is not None or {"file", "force_terminal"} & self._options.keys():
+            return bool(self.console.is_terminal)
+        stream = sys.stderr if self._options.get("stderr") else sys.stdout
+        isatty = getattr(stream, "isatty", None)
+        try:
+            tty = bool(isatty()) if isatty is not None else False
+        except ValueError:  # a closed stream, as Rich treats it
+            tty = False
+        if (os.environ.get("TTY_COMPATIBLE") != "1" and not os.environ.get("FORCE_COLOR")
+                and not tty):
+            return False
+        return bool(self.console.is_terminal)
+
+
+stdout = LazyConsole(soft_wrap=True, width=None if sys.stdout.isatty() else 140, markup=False,
+                     emoji=False, highlight=False)
+stderr = LazyConsole(stderr=True, soft_wrap=True, markup=False, emoji=False, highlight=False)
 
 
 class OutputFormat(StrEnum):
@@ -329,12 +376,13 @@ def resolve_as_of(text: str | None, plan: Plan) -> datetime:
 
 
 def emit_scorecard(scorecard: Scorecard, output: OutputFormat) -> None:
-    from okr_sync.cli.console import print_scorecard
-
     if output is OutputFormat.json:
         sys.stdout.write(json.dumps(scorecard.to_json(), ensure_ascii=False) + "\n")
     else:
-        print_scorecard(scorecard, stdout)
+        # Rich tables: imported only for them (JSON output, cron's or the harness's, never is).
+        from okr_sync.cli.console import print_scorecard
+
+        print_scorecard(scorecard, stdout.console)
 
 
 def fail_usage(error: Exception) -> NoReturn:

@@ -11,8 +11,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
-from rich.rule import Rule
-from rich.text import Text
 
 from okr_sync.cli.common import UsageError, fail_usage, inert, resolve_plan, stdout
 from okr_sync.exit_codes import ExitCode
@@ -110,6 +108,9 @@ def next_commands(plan: Plan) -> list[str]:
 
 def _show_posted(world: SandboxWorld) -> None:
     """The standing Slack message and Teams card as the sandboxes received them."""
+    from rich.rule import Rule
+    from rich.text import Text
+
     from okr_sync.cli.payload_text import adaptive_card_as_text, slack_blocks_as_text
     from okr_sync.sync.sandbox_world import DEMO_CHANNEL, DEMO_CONVERSATION
 
@@ -139,6 +140,8 @@ def report_html(database_url: str, plan: Plan, jira_url: str) -> str:
 def _serve(world: SandboxWorld, plan: Plan, port: int) -> int:
     """`serve` against the sandboxes, which stay up until it stops (Ctrl-C, SIGTERM), with
     the HTML report of the latest pass on ``/`` and ``/report``."""
+    from rich.rule import Rule
+
     from okr_sync.sync.service.app import ServiceHandle, serve
     from okr_sync.sync.service.schedule import Schedule
 
@@ -172,6 +175,9 @@ def demo_command(
     ] = 8080,
 ) -> None:
     """Run the whole flow on the built-in sandbox in --dir: sync, change Jira, sync again."""
+    from rich.rule import Rule
+    from rich.text import Text
+
     from okr_sync.cli.console import print_scorecard
     from okr_sync.config.plan_loader import PlanError, load_plan
     from okr_sync.sync.pipeline import PassOptions
@@ -189,7 +195,7 @@ def demo_command(
         try:
             stdout.print(Rule("pass 1: first sync of a seeded Jira"))
             first = runtime.run_locked(PassOptions())
-            print_scorecard(first.scorecard, stdout)
+            print_scorecard(first.scorecard, stdout.console)
             stdout.print(f"{first.jira_requests} Jira requests; posted:", markup=False)
             _deliveries(first)
 

@@ -15,8 +15,6 @@ from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-from rich.table import Table
-from rich.text import Text
 
 from okr_sync.cli.common import (
     OutputFormat,
@@ -204,10 +202,14 @@ def _states(items: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def _line(label: str, text: str) -> None:
+    from rich.text import Text
+
     stdout.print(Text.assemble((f"{label:<11}", "bold"), inert(text)))
 
 
 def print_explanation(doc: Mapping[str, Any]) -> None:
+    from rich.text import Text
+
     stdout.print(Text.assemble((inert(f"{doc['id']} "), "bold"), inert(doc.get("title", ""))))
     if not doc["scored"]:
         stdout.print(NOT_SCORED, markup=False)
@@ -241,6 +243,8 @@ def print_explanation(doc: Mapping[str, Any]) -> None:
 
 
 def _print_kpi_history(doc: Mapping[str, Any]) -> None:
+    from rich.table import Table
+
     from okr_sync.scoring.kpi_trend import KpiTrend, trend_text
 
     trend = trend_text(KpiTrend.from_json(doc["trend"])) if doc.get("trend") else None
@@ -253,6 +257,9 @@ def _print_kpi_history(doc: Mapping[str, Any]) -> None:
 
 
 def _print_contributors(terms: Sequence[Mapping[str, Any]]) -> None:
+    from rich.table import Table
+    from rich.text import Text
+
     if not terms:
         return
     table = Table("contributor", "kind", "weight", "score", "confidence", "counted",
@@ -265,6 +272,9 @@ def _print_contributors(terms: Sequence[Mapping[str, Any]]) -> None:
 
 
 def _print_items(doc: Mapping[str, Any]) -> None:
+    from rich.table import Table
+    from rich.text import Text
+
     if doc["measure"] == "manual":
         stdout.print("measured by hand: plan `current` or the latest check-in", markup=False)
     if doc.get("source"):

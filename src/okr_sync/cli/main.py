@@ -8,12 +8,21 @@ the lock.
 from __future__ import annotations
 
 import os
+import sys
 from typing import Any
 
-from okr_sync.cli.app import app
+from okr_sync.cli import app as cli_app
+from okr_sync.cli.app import COMMAND_NAMES, build_app
 from okr_sync.exit_codes import ExitCode
 
-__all__ = ["app", "main"]
+__all__ = ["app", "main"]  # noqa: F822 - app comes from __getattr__ below
+
+
+def __getattr__(name: str) -> Any:
+    # ``app``, the whole Typer app, is built when first asked for (see cli.app).
+    if name == "app":
+        return cli_app.app
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def main(argv: list[str] | None = None) -> Any:
@@ -28,7 +37,11 @@ def main(argv: list[str] | None = None) -> Any:
         stderr.print(str(error), markup=False, highlight=False)
         raise SystemExit(ExitCode.USAGE) from None
     configure_logging(level)
-    return app(args=argv, prog_name="okr-sync")
+    args = sys.argv[1:] if argv is None else argv
+    if args and args[0] in COMMAND_NAMES:
+        # A named command (no root option before it): an app of just that command.
+        return build_app(only=args[0])(args=argv, prog_name="okr-sync")
+    return cli_app.app(args=argv, prog_name="okr-sync")
 
 
 if __name__ == "__main__":

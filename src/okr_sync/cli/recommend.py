@@ -16,7 +16,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-from rich.table import Table
 
 from okr_sync.cli.common import (
     PlanOption,
@@ -258,6 +257,8 @@ def _check_draft(text: str, draft: Path) -> None:
 
 def _print(results: Sequence[Recommendation | NoRecommendation], plan: Plan,
            draft: Path) -> None:
+    from rich.table import Table
+
     from okr_sync.scoring.recommend import Recommendation
 
     kinds = {kr.id: kr.measure.kind for _, kr in plan.key_results()}

@@ -208,7 +208,7 @@ def resync_owners(plan: Plan, krs: list[str], objectives: list[str]) -> set[str]
 @contextmanager
 def fetch_progress() -> Iterator[Callable[[str, int], None] | None]:
     """A Rich progress display of issues fetched per source, on a terminal only."""
-    if not stderr.is_terminal:
+    if not stderr.may_be_terminal():
         yield None
         return
     from rich.progress import (
@@ -222,7 +222,7 @@ def fetch_progress() -> Iterator[Callable[[str, int], None] | None]:
 
     columns = (SpinnerColumn(), TextColumn("{task.description}"), BarColumn(),
                TextColumn("{task.completed} issues"), TimeElapsedColumn())
-    with Progress(*columns, console=stderr, transient=True) as progress:
+    with Progress(*columns, console=stderr.console, transient=True) as progress:
         tasks: dict[str, TaskID] = {}
 
         def update(source: str, fetched: int) -> None:

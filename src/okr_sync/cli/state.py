@@ -13,7 +13,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-from rich.text import Text
 
 from okr_sync.cli.common import (
     OutputFormat,
@@ -165,6 +164,8 @@ def status_command(output: OutputOption = OutputFormat.text, plan: PlanOption = 
     status reads only the store: --plan matters only for a plan of the OKR_SYNC_PLANS
     folder, whose store is its own.
     """
+    from rich.text import Text
+
     from okr_sync.cli.console import print_scorecard
     from okr_sync.scoring.scorecard import scorecard_from_json
 
@@ -184,7 +185,7 @@ def status_command(output: OutputOption = OutputFormat.text, plan: PlanOption = 
     if doc["scorecard"] is None:
         stdout.print("no scorecard yet: run `okr-sync run` first", markup=False)
     else:
-        print_scorecard(scorecard_from_json(doc["scorecard"]), stdout)
+        print_scorecard(scorecard_from_json(doc["scorecard"]), stdout.console)
     fresh = doc["freshness"]
     scored = datetime.fromisoformat(fresh["scored_at"]) if fresh["scored_at"] else None
     stdout.print(f"scored {_age(scored, now)}", markup=False)

@@ -125,9 +125,12 @@ class KeptExplanations(Mapping[str, "Explanation"]):
 
     def json_entries(self) -> dict[str, Any]:
         """Per owner, its JSON, or ``{"$kept": hash}`` naming the stored row it equals."""
-        return {owner: ({KEPT: self._kept[owner][0], "reasons": list(self._kept[owner][1])}
-                        if owner in self._kept
-                        else self._fresh[owner].to_json()) for owner in self._order}
+        return {owner: self.json_entry(owner) for owner in self._order}
+
+    def json_entry(self, owner: str) -> dict[str, Any]:
+        if owner in self._kept:
+            return {KEPT: self._kept[owner][0], "reasons": list(self._kept[owner][1])}
+        return self._fresh[owner].to_json()
 
     def __getitem__(self, owner: str) -> Explanation:
         if owner in self._fresh:
@@ -218,3 +221,25 @@ class PreviousStates(Mapping[str, Mapping[str, "ItemState"]]):
                 return found
         wanted = set(issue_ids)
         return {owner for owner in self if wanted.intersection(self[owner])}
+
+class ExplanationsJson(Mapping[str, Any]):
+    """Each owner's explanation as JSON, built only when it is read.
+
+    A snapshot's explanations hold every KR's items: most of its document. Saving it
+    reads them one owner at a time (and writes them in batches), so the whole JSON of
+    every KR's items never sits in memory at once beside the explanations themselves.
+    """
+
+    def __init__(self, explanations: Mapping[str, Explanation]) -> None:
+        self._explanations = explanations
+
+    def __getitem__(self, owner: str) -> Any:
+        if isinstance(self._explanations, KeptExplanations):
+            return self._explanations.json_entry(owner)
+        return self._explanations[owner].to_json()
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._explanations)
+
+    def __len__(self) -> int:
+        return len(self._explanations)

@@ -10,22 +10,24 @@ import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from okr_sync.config.plan import Plan
 from okr_sync.config.settings import MAIN_SOURCE, Settings, check_url
 from okr_sync.connectors.jira.client import JiraClient
 from okr_sync.connectors.jira.source import JiraSource
-from okr_sync.connectors.slack.client import SlackClient
-from okr_sync.connectors.teams.client import TeamsBotClient
+from okr_sync.sync.delivery.addressing import JiraSites
 from okr_sync.sync.delivery.outbox import Notifier, Senders, workflow_from_env
-from okr_sync.sync.delivery.render.common import JiraSites
 from okr_sync.sync.fetch_plan import SourceFetchPlan, build_fetch_plan
 from okr_sync.sync.pipeline import PassOptions, PassResult, SyncPass
 from okr_sync.sync.scheduled import send_due
 from okr_sync.sync.store.fencing import fenced_run_lock
 from okr_sync.sync.store.reader import ReadOnlyStore, StoreReader, open_reader
 from okr_sync.sync.store.store import Store
+
+if TYPE_CHECKING:
+    from okr_sync.connectors.slack.client import SlackClient
+    from okr_sync.connectors.teams.client import TeamsBotClient
 
 
 class ConfigurationError(Exception):
@@ -114,23 +116,30 @@ def jira_sources(
 
 
 def senders_from_settings(settings: Settings) -> Senders:
+    """The chat clients, each made (and its connector imported) when first used: a pass
+    that sends nothing imports neither Slack's nor Teams' connector."""
     senders = Senders(teams_workflow=workflow_from_env)
     token = settings.slack_bot_token
     if token is not None:
-        senders.slack = lambda: SlackClient(settings.slack_api_url, token)
+        def slack() -> SlackClient:
+            from okr_sync.connectors.slack.client import SlackClient
+
+            return SlackClient(settings.slack_api_url, token)
+
+        senders.slack = slack
     app_id, secret, tenant = (
         settings.teams_app_id,
         settings.teams_app_secret,
         settings.teams_tenant_id,
     )
     if app_id and secret is not None and tenant:
-        senders.teams_bot = lambda: TeamsBotClient(
-            app_id,
-            secret,
-            tenant,
-            settings.teams_service_url,
-            authority_host=settings.teams_authority_host,
-        )
+        def teams_bot() -> TeamsBotClient:
+            from okr_sync.connectors.teams.client import TeamsBotClient
+
+            return TeamsBotClient(app_id, secret, tenant, settings.teams_service_url,
+                                  authority_host=settings.teams_authority_host)
+
+        senders.teams_bot = teams_bot
     return senders
 
 

@@ -27,7 +27,9 @@ from okr_sync.scoring.scorecard import (
     scorecard_from_json,
     scorecard_to_json,
 )
+from okr_sync.sync.encoded import EncodedOnRead
 from okr_sync.sync.lazy_explanations import (
+    ExplanationsJson,
     KeptExplanations,
     LazyExplanations,
     PreviousStates,
@@ -177,6 +179,11 @@ class PassSnapshot:
             "fetch": dict(self.fetch),
         }
 
+    def to_stored_json(self) -> dict[str, Any]:
+        """:meth:`to_json` with each owner's explanation built as the store reads it."""
+        return {"version": SNAPSHOT_VERSION, "scorecard": scorecard_to_json(self.scorecard),
+                "explain": ExplanationsJson(self.explanations), "fetch": dict(self.fetch)}
+
     @classmethod
     def from_json(
         cls, doc: Mapping[str, Any], *, measure_kinds: Mapping[str, str] | None = None
@@ -238,7 +245,7 @@ def save_snapshot(
     """
     cycle = snapshot.scorecard.cycle
     when = measured_at if measured_at is not None else cycle.as_of
-    return store.save_snapshot(cycle=cycle.name, as_of=when, document=snapshot.to_json(),
+    return store.save_snapshot(cycle=cycle.name, as_of=when, document=snapshot.to_stored_json(),
                                run_id=run_id, published=published)
 
 
@@ -342,19 +349,22 @@ def prior_measure_states(
     changes: dict[str, Changes] = {}
     for name, source in pulled.items():
         stored = store.get_measure_states(
-            name, None if owners is None else owners.get(name, ()))
+            name, None if owners is None else owners.get(name, ()), decode=_measure_state)
         if stored is None:
             continue
-        for owner, (_, document) in stored.items():
-            try:
-                before[owner] = MeasureState.from_json(document)
-            except (KeyError, TypeError, ValueError):
-                continue  # unreadable (hand-edited, truncated): that measure is rebuilt
+        before.update((owner, state) for owner, (_, state) in stored.items())
         gone = frozenset(source.deleted)
         changed = {i.id: source.issues[i.id] for i in source.upserts
                    if i.id not in gone and i.id in source.issues}
         changes[name] = Changes(changed, gone)
     return before, changes
+
+
+def _measure_state(document: Mapping[str, Any]) -> MeasureState | None:
+    try:
+        return MeasureState.from_json(document)
+    except (KeyError, TypeError, ValueError):
+        return None  # unreadable (hand-edited, truncated): that measure is rebuilt
 
 
 def save_measure_states(
@@ -372,8 +382,9 @@ def save_measure_states(
     (and the pass's summary, see :mod:`okr_sync.sync.measuring`). ``untouched``: owners
     whose stored states this pass did not read and still hold (kept as they are)."""
     mine = {owner: state for owner, state in states.items() if sources_of.get(owner) == source}
-    changed = {owner: (state.key, state.to_json()) for owner, state in mine.items()
-               if before.get(owner) is not state}
+    changed = EncodedOnRead({owner: state for owner, state in mine.items()
+                             if before.get(owner) is not state},
+                            lambda state: (state.key, state.to_json()))
     keep = set(mine) | {o for o in untouched if sources_of.get(o) == source}
     tx.save_measure_states(source, changed, keep=keep, at=now, summary=summary)
 

@@ -7,7 +7,9 @@ from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
 import pytest
+from sqlalchemy import event
 
+from okr_sync.sync.store.issues import UPSERT_BATCH
 from okr_sync.sync.store.store import InvalidRecordError, Store, StoreError, jql_hash
 
 T0 = datetime(2026, 11, 2, 9, 30, tzinfo=UTC)
@@ -179,6 +181,56 @@ def test_upsert_issues_given_5000_records_stores_all_in_one_call(store: Store) -
     assert (result.inserted, again.updated) == (5000, 5000)
     assert store.issue_ids("main") == {str(n) for n in range(5000)}
     assert len(store.get_issues("main", ids=[str(n) for n in range(0, 5000, 7)])) == 715
+
+
+def test_upsert_issues_given_more_records_than_a_batch_binds_at_most_a_batch_at_once(
+    store: Store,
+) -> None:
+    # A cold pass hands over the whole mirror: its rows (every record as JSON) must not
+    # all be built and bound in one statement, or memory grows with the mirror.
+    records = [issue(str(n), f"ENT-{n}") for n in range(3 * UPSERT_BATCH + 7)]
+    bound: list[int] = []
+
+    def count(conn: Any, cursor: Any, statement: str, parameters: Any, context: Any,
+              executemany: bool) -> None:
+        if statement.lstrip().upper().startswith("INSERT INTO ISSUES"):
+            bound.append(len(parameters) if executemany else 1)
+
+    event.listen(store.engine, "before_cursor_execute", count)
+    try:
+        result = store.upsert_issues("main", records, seen_at=T0)
+    finally:
+        event.remove(store.engine, "before_cursor_execute", count)
+
+    assert result.inserted == len(records)
+    assert sum(bound) == len(records)
+    assert max(bound) <= UPSERT_BATCH
+
+
+def test_upsert_issues_given_an_invalid_record_after_a_full_batch_stores_nothing(
+    store: Store,
+) -> None:
+    records = [issue(str(n), f"ENT-{n}") for n in range(UPSERT_BATCH + 1)]
+    records.append({"id": "x1", "project": "ENT", "updated": T0})
+
+    with pytest.raises(InvalidRecordError, match="lacks key"):
+        store.upsert_issues("main", records)
+
+    assert store.get_issues("main") == []
+
+
+def test_upsert_issues_given_duplicates_in_different_batches_keeps_the_latest(
+    store: Store,
+) -> None:
+    records = [issue(str(n), f"ENT-{n}") for n in range(UPSERT_BATCH + 3)]
+    records.append(issue("1", "ENT-1", updated=T0 - timedelta(hours=1), labels=["old"]))
+    records.append(issue("2", "ENT-2", updated=T0 + timedelta(hours=1), labels=["new"]))
+
+    result = store.upsert_issues("main", records)
+
+    assert (result.inserted, result.updated, result.stale) == (UPSERT_BATCH + 3, 0, 0)
+    stored = {i["id"]: i for i in store.get_issues("main", ids=["1", "2"])}
+    assert (stored["1"]["labels"], stored["2"]["labels"]) == (["sso"], ["new"])
 
 
 def test_mark_deleted_given_ids_hides_them_until_they_reappear(store: Store) -> None:

@@ -3,11 +3,13 @@ as the same document; old inline documents still read; prune keeps named rows.""
 
 from __future__ import annotations
 
+from collections.abc import Iterator, Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
 
+from okr_sync.sync.store.snapshot_items import ITEM_BATCH
 from okr_sync.sync.store.store import Store
 from okr_sync.sync.store.tables import kr_item_ids, kr_items, snapshots
 
@@ -130,3 +132,46 @@ def test_prune_given_pruned_rows_drops_their_ids_too(store: Store) -> None:
 
     assert {(owner, digest) for owner, digest, _ in _id_rows(store)} == _item_rows(store)
     assert {issue_id for _, _, issue_id in _id_rows(store)} == {"1", "4"}
+
+
+class _CountingExplain(Mapping[str, Any]):
+    """Builds each owner's entry when it is read, and counts the entries built."""
+
+    def __init__(self, owners: int) -> None:
+        self.owners = [f"KR{n}" for n in range(owners)]
+        self.built = 0
+
+    def __getitem__(self, owner: str) -> Any:
+        self.built += 1
+        return _entry(owner, [owner, f"{owner}-x"])
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.owners)
+
+    def __len__(self) -> int:
+        return len(self.owners)
+
+
+def test_save_snapshot_given_a_lazy_explain_writes_rows_a_batch_at_a_time(
+    store: Store,
+) -> None:
+    explain = _CountingExplain(3 * ITEM_BATCH + 5)
+    bound: list[int] = []
+
+    def count(conn: Any, cursor: Any, statement: str, parameters: Any, context: Any,
+              executemany: bool) -> None:
+        if statement.lstrip().upper().startswith("INSERT INTO KR_ITEMS"):
+            bound.append(len(parameters) if executemany else 1)
+
+    sa.event.listen(store.engine, "before_cursor_execute", count)
+    try:
+        snapshot_id = store.save_snapshot(cycle="c", as_of=NOW, document=_document(explain))
+    finally:
+        sa.event.remove(store.engine, "before_cursor_execute", count)
+
+    assert explain.built == len(explain)  # each owner's JSON built once, when its turn came
+    assert sum(bound) == len(explain)
+    assert max(bound) <= ITEM_BATCH
+    expected = _document({owner: _entry(owner, [owner, f"{owner}-x"])
+                          for owner in explain.owners})
+    assert store.get_snapshot(snapshot_id).document == expected

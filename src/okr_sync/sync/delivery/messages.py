@@ -15,20 +15,7 @@ from typing import Any
 
 from okr_sync.config.plan import Plan, RouteTarget
 from okr_sync.scoring.scorecard import Scorecard
-from okr_sync.sync.delivery.render import (
-    Contact,
-    Contacts,
-    render_slack_change_note,
-    render_slack_checkin_reminder,
-    render_slack_digest,
-    render_slack_scorecard,
-    render_teams_change_card,
-    render_teams_checkin_reminder_card,
-    render_teams_digest_card,
-    render_teams_scorecard_card,
-    teams_summary,
-)
-from okr_sync.sync.delivery.render.common import JiraBase
+from okr_sync.sync.delivery.addressing import Contact, Contacts, JiraBase
 from okr_sync.sync.delivery.targets import TargetRef
 from okr_sync.sync.store.reader import StoreReader
 from okr_sync.sync.store.store import OutboxItem, OutboxKind
@@ -148,6 +135,20 @@ def render_for(target: RouteTarget, kind: OutboxKind, scorecard: Scorecard,
     bot's change notes and reminders carry check-in forms (only the bot can answer them:
     a Workflows post has no messaging endpoint).
     """
+    # The renderers are imported here, for a message to render: a pass with no news
+    # plans none and so imports none of them (they cost ~25 ms of CPU at start).
+    from okr_sync.sync.delivery.render import (
+        render_slack_change_note,
+        render_slack_checkin_reminder,
+        render_slack_digest,
+        render_slack_scorecard,
+        render_teams_change_card,
+        render_teams_checkin_reminder_card,
+        render_teams_digest_card,
+        render_teams_scorecard_card,
+        teams_summary,
+    )
+
     form = checkin_form and target.teams_bot is not None
     if target.slack is not None:
         if kind == "scorecard":

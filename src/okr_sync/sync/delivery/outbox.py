@@ -27,7 +27,7 @@ from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pydantic import SecretStr
 from sqlalchemy.exc import SQLAlchemyError
@@ -35,12 +35,9 @@ from sqlalchemy.exc import SQLAlchemyError
 from okr_sync.config.plan import Plan
 from okr_sync.connectors.errors import PermanentError, TransientError
 from okr_sync.connectors.http import DELIVERY_POLICY
-from okr_sync.connectors.slack.client import SlackClient, SlackMessageGoneError
-from okr_sync.connectors.teams.client import TeamsBotClient, TeamsNotFoundError, TeamsWorkflowClient
 from okr_sync.scoring.scorecard import Delivery, Scorecard
+from okr_sync.sync.delivery.addressing import JiraBase
 from okr_sync.sync.delivery.messages import delivery_action, plan_messages
-from okr_sync.sync.delivery.render import teams_bot_activity
-from okr_sync.sync.delivery.render.common import JiraBase
 from okr_sync.sync.delivery.targets import TargetKind, TargetRef, UnknownTargetError
 from okr_sync.sync.store.fencing import active_claimer
 from okr_sync.sync.store.locks import LockLostError
@@ -54,6 +51,12 @@ from okr_sync.sync.store.store import (
     Store,
     StoreTransaction,
 )
+
+if TYPE_CHECKING:
+    # The Slack and Teams connectors are imported when a message is sent (see _send):
+    # a pass that sends nothing, the usual one, never needs them.
+    from okr_sync.connectors.slack.client import SlackClient
+    from okr_sync.connectors.teams.client import TeamsBotClient, TeamsWorkflowClient
 
 log = logging.getLogger(__name__)
 
@@ -118,6 +121,7 @@ class Senders:
 def workflow_from_env(env_name: str) -> TeamsWorkflowClient:
     """A Workflows client for the secret URL held in the environment variable ``env_name``."""
     from okr_sync.config.settings import check_url
+    from okr_sync.connectors.teams.client import TeamsWorkflowClient
 
     url = os.environ.get(env_name)
     if not url:
@@ -301,6 +305,8 @@ class OutboxDeliverer:
     def _send_slack(
         self, store: SerialStore, claim: ClaimedDelivery, channel: str
     ) -> tuple[str, str]:
+        from okr_sync.connectors.slack.client import SlackMessageGoneError
+
         row = claim.row
         client = self.senders.slack_client()
         text, blocks = row.payload["text"], row.payload.get("blocks")
@@ -331,6 +337,9 @@ class OutboxDeliverer:
         return ref.channel, ref.ts
 
     def _send_bot(self, store: SerialStore, row: OutboxRow, conversation: str) -> tuple[str, str]:
+        from okr_sync.connectors.teams.client import TeamsNotFoundError
+        from okr_sync.sync.delivery.render import teams_bot_activity
+
         client = self.senders.bot_client()
         activity = teams_bot_activity(row.payload["card"], row.payload.get("summary"))
         standing = store.get_message_ref(row.target, "scorecard")

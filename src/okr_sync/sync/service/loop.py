@@ -27,6 +27,7 @@ from typing import Literal
 from okr_sync.sync.pipeline import PassOptions, PassResult
 from okr_sync.sync.runtime import Runtime
 from okr_sync.sync.service.digests import ScheduledMessages
+from okr_sync.sync.service.memory import release_memory
 from okr_sync.sync.service.metrics import ServiceMetrics
 from okr_sync.sync.service.prune import DailyPrune
 from okr_sync.sync.service.schedule import Schedule
@@ -188,6 +189,9 @@ class Scheduler:
         due = self._next_pass is not None and now >= self._next_pass
         if (due or trigger is not None) and not self.stop_event.is_set():
             self._run_pass("schedule" if due else "webhook", trigger)
+            # The pass's objects are all dropped by now: collect its cycles and give free
+            # heap pages back, so the next pass does not start on top of this one's garbage.
+            release_memory()
             if due:
                 self._next_pass = self._following(now, self.clock())
         if not self.stop_event.is_set():

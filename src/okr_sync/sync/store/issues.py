@@ -3,7 +3,7 @@ raw-JQL memberships and per-source cursors."""
 
 from __future__ import annotations
 
-from collections.abc import Collection, Iterable
+from collections.abc import Collection, Iterable, Mapping
 from datetime import datetime
 from typing import Any
 
@@ -63,13 +63,69 @@ def _cursor(row: sa.Row[Any]) -> Cursor:
     return Cursor(row.source, row.high_water_mark, row.last_full_reconcile, row.updated_at)
 
 
+#: Issue rows built and written at once by :meth:`IssueOps.upsert_issues`.
+UPSERT_BATCH = 500
+
+
+def _identity(record: Any) -> tuple[str, datetime]:
+    """A record's id and ``updated``, read without encoding the record; what is not
+    there is left for :func:`_issue_row` to reject."""
+    if isinstance(record, Mapping):
+        ident, updated = record.get("id"), record.get("updated")
+    else:
+        ident, updated = getattr(record, "id", None), getattr(record, "updated", None)
+    if ident in (None, "") or updated in (None, ""):
+        raise InvalidRecordError(_issue_row_problem(record))
+    return str(ident), _parse_updated(updated)
+
+
+def _issue_row_problem(record: Any) -> str:
+    try:
+        _issue_row("", record, datetime.now())
+    except InvalidRecordError as error:
+        return str(error)
+    return "issue record lacks id or updated"
+
+
+def _write_rows(conn: sa.Connection, source: str, rows: list[dict[str, Any]],
+                seen: datetime) -> tuple[list[dict[str, Any]], list[KeyChange], int]:
+    """Upsert ``rows`` (one per id) not older than the mirror's; (written, key changes,
+    inserted)."""
+    ids = [row["issue_id"] for row in rows]
+    query = sa.select(issues.c.issue_id, issues.c.key, issues.c.updated).where(
+        issues.c.source == source, issues.c.issue_id.in_(ids))
+    existing = {r.issue_id: (r.key, r.updated) for r in conn.execute(query)}
+    fresh = [row for row in rows
+             if row["issue_id"] not in existing or row["updated"] >= existing[row["issue_id"]][1]]
+    changes = [KeyChange(source, row["issue_id"], existing[row["issue_id"]][0], row["key"], seen)
+               for row in fresh
+               if row["issue_id"] in existing and existing[row["issue_id"]][0] != row["key"]]
+    if fresh:
+        stmt = upsert(
+            conn,
+            issues,
+            ["source", "issue_id"],
+            ["key", "project", "updated", "fields", "deleted", "deleted_at", "seen_at"],
+            # Re-checked in SQL so a concurrent newer write is never overwritten.
+            where=lambda table, excluded: excluded.updated >= table.updated,
+        )
+        conn.execute(stmt, fresh)
+    if changes:
+        conn.execute(sa.insert(issue_key_history), [
+            {"source": c.source, "issue_id": c.issue_id, "old_key": c.old_key,
+             "new_key": c.new_key, "changed_at": c.changed_at}
+            for c in changes
+        ])
+    return fresh, changes, sum(1 for row in fresh if row["issue_id"] not in existing)
+
+
 class IssueOps(StoreOps):
     # -- issue mirror ------------------------------------------------------------------
 
     def upsert_issues(
         self, source: str, records: Iterable[Any], seen_at: datetime | None = None
     ) -> UpsertResult:
-        """Insert or refresh issue records (mappings or dataclasses) in one statement batch.
+        """Insert or refresh issue records (mappings or dataclasses) in statement batches.
 
         Each record needs ``id``, ``key``, ``project`` and ``updated`` (an aware datetime
         or ISO-8601 text); the whole record is kept as JSON and returned by
@@ -77,59 +133,33 @@ class IssueOps(StoreOps):
         the mirrored one (``updated`` earlier) is skipped as stale; a refreshed row is no
         longer deleted. Key changes (moves between projects) are detected and recorded in
         the key history, and returned.
+
+        A cold pass writes every issue of the mirror: the rows (each record as JSON) are
+        built and written :data:`UPSERT_BATCH` at a time, in one transaction, so memory
+        holds one batch of documents rather than the whole mirror's.
         """
         seen = self._now(seen_at)
-        latest: dict[str, dict[str, Any]] = {}
-        for record in records:
-            row = _issue_row(source, record, seen)
-            previous = latest.get(row["issue_id"])
-            if previous is None or row["updated"] >= previous["updated"]:
-                latest[row["issue_id"]] = row
-        if not latest:
+        records = list(records)
+        # Which record of each id is written: the last one with the latest ``updated``.
+        winners: dict[str, tuple[datetime, int]] = {}
+        for index, record in enumerate(records):
+            ident, updated = _identity(record)
+            previous = winners.get(ident)
+            if previous is None or updated >= previous[0]:
+                winners[ident] = (updated, index)
+        if not winners:
             return UpsertResult(0, 0, 0, ())
+        inserted = written = 0
+        changes: list[KeyChange] = []
+        order = [index for _, index in winners.values()]
         with self._connection() as conn:
-            existing: dict[str, tuple[str, datetime]] = {}
-            for ids in chunks(list(latest)):
-                query = sa.select(issues.c.issue_id, issues.c.key, issues.c.updated).where(
-                    issues.c.source == source, issues.c.issue_id.in_(ids)
-                )
-                existing.update({r.issue_id: (r.key, r.updated) for r in conn.execute(query)})
-            fresh = [
-                row
-                for issue_id, row in latest.items()
-                if issue_id not in existing or row["updated"] >= existing[issue_id][1]
-            ]
-            changes = tuple(
-                KeyChange(source, row["issue_id"], existing[row["issue_id"]][0], row["key"], seen)
-                for row in fresh
-                if row["issue_id"] in existing and existing[row["issue_id"]][0] != row["key"]
-            )
-            if fresh:
-                stmt = upsert(
-                    conn,
-                    issues,
-                    ["source", "issue_id"],
-                    ["key", "project", "updated", "fields", "deleted", "deleted_at", "seen_at"],
-                    # Re-checked in SQL so a concurrent newer write is never overwritten.
-                    where=lambda table, excluded: excluded.updated >= table.updated,
-                )
-                conn.execute(stmt, fresh)
-            if changes:
-                conn.execute(
-                    sa.insert(issue_key_history),
-                    [
-                        {
-                            "source": c.source,
-                            "issue_id": c.issue_id,
-                            "old_key": c.old_key,
-                            "new_key": c.new_key,
-                            "changed_at": c.changed_at,
-                        }
-                        for c in changes
-                    ],
-                )
-        inserted = sum(1 for row in fresh if row["issue_id"] not in existing)
-        return UpsertResult(inserted, len(fresh) - inserted, len(latest) - len(fresh), changes)
+            for batch in chunks(order, UPSERT_BATCH):
+                rows = [_issue_row(source, records[index], seen) for index in batch]
+                fresh, moved, new = _write_rows(conn, source, rows, seen)
+                inserted, written = inserted + new, written + len(fresh)
+                changes += moved
+        return UpsertResult(inserted, written - inserted, len(winners) - written,
+                            tuple(changes))
 
     def mark_deleted(
         self, source: str, issue_ids: Collection[str], at: datetime | None = None

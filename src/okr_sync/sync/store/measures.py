@@ -8,7 +8,7 @@ returns nothing when any row of the mirror was written after that mark.
 
 from __future__ import annotations
 
-from collections.abc import Collection, Iterator, Mapping
+from collections.abc import Callable, Collection, Iterator, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
@@ -19,6 +19,8 @@ from okr_sync.sync.store.tables import issues, measure_marks, measure_states
 
 #: Rows read at a time while streaming the mirror.
 STREAM_BATCH = 1000
+#: Measure states encoded and written at once.
+STATE_BATCH = 50
 
 #: Built once: the ids are bound as one expanding parameter, not coerced one by one.
 _MIRRORED_AMONG = sa.select(issues.c.issue_id).where(
@@ -97,24 +99,35 @@ class MeasureOps(StoreOps):
         return mark
 
     def get_measure_states(
-        self, source: str, owners: Collection[str] | None = None
-    ) -> dict[str, tuple[str, Mapping[str, Any]]] | None:
+        self, source: str, owners: Collection[str] | None = None, *,
+        decode: Callable[[Mapping[str, Any]], Any] | None = None,
+    ) -> dict[str, tuple[str, Any]] | None:
         """Owner -> (measure key, state document), or ``None`` when there are none that
         were computed on the mirror as it is (never stored, or the mirror written since).
-        ``owners``: only theirs (a pass reads only the states its changes touch)."""
+        ``owners``: only theirs (a pass reads only the states its changes touch).
+
+        ``decode``: each document is replaced by ``decode(document)`` as its row is read
+        (an owner whose ``decode`` gives None is left out). After a change every state
+        may be read: this way one row's JSON at a time is held beside the decoded states,
+        not all of them, and PostgreSQL streams the rows (a server-side cursor) rather
+        than buffering the whole result."""
         with self._connection() as conn:
             if self._mirror_mark(conn, source) is None:
                 return None
-            states: dict[str, tuple[str, Mapping[str, Any]]] = {}
+            states: dict[str, tuple[str, Any]] = {}
             query = sa.select(measure_states.c.owner, measure_states.c.measure_key,
                               measure_states.c.state).where(measure_states.c.source == source)
             selections = [query] if owners is None else [
                 query.where(measure_states.c.owner.in_(chunk))
                 for chunk in chunks(sorted(set(owners)))]
+            read = 0
             for selected in selections:
-                states.update((row.owner, (row.measure_key, row.state))
-                              for row in conn.execute(selected))
-        self.measure_state_rows_read += len(states)
+                for row in conn.execute(selected.execution_options(yield_per=STATE_BATCH)):
+                    read += 1
+                    value = row.state if decode is None else decode(row.state)
+                    if value is not None:
+                        states[row.owner] = (row.measure_key, value)
+        self.measure_state_rows_read += read
         return states
 
     def get_measure_summary(self, source: str) -> dict[str, Any] | None:
@@ -150,15 +163,19 @@ class MeasureOps(StoreOps):
                 stale = stale.where(measure_states.c.owner.not_in(sorted(keep)))
             conn.execute(stale)
             if states:
-                conn.execute(
-                    upsert(conn, measure_states, ["source", "owner"],
-                           ["measure_key", "state", "updated_at"]),
-                    [
-                        {"source": source, "owner": owner, "measure_key": key,
-                         "state": dict(document), "updated_at": when}
-                        for owner, (key, document) in states.items()
-                    ],
-                )
+                # A batch at a time: after a full pass every measure's state is new, and
+                # ``states`` may encode each document only as it is read.
+                statement = upsert(conn, measure_states, ["source", "owner"],
+                                   ["measure_key", "state", "updated_at"])
+                batch: list[dict[str, Any]] = []
+                for owner, (key, document) in states.items():
+                    batch.append({"source": source, "owner": owner, "measure_key": key,
+                                  "state": dict(document), "updated_at": when})
+                    if len(batch) >= STATE_BATCH:
+                        conn.execute(statement, batch)
+                        batch = []
+                if batch:
+                    conn.execute(statement, batch)
             conn.execute(upsert(conn, measure_marks, ["source"], ["mirror_at", "summary"]),
                          {"source": source, "mirror_at": when,
                           "summary": None if summary is None else dict(summary)})

@@ -9,7 +9,7 @@ when it already exists at this code's schema, and otherwise reads as empty.
 
 from __future__ import annotations
 
-from collections.abc import Collection, Iterable, Iterator, Mapping
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping
 from datetime import datetime, tzinfo
 from pathlib import Path
 from typing import Any, Protocol
@@ -45,8 +45,9 @@ class StoreReader(Protocol):
     def issue_records(self, source: str, ids: Collection[str]) -> dict[str, dict[str, Any]]: ...
 
     def get_measure_states(
-        self, source: str, owners: Collection[str] | None = None
-    ) -> dict[str, tuple[str, Mapping[str, Any]]] | None: ...
+        self, source: str, owners: Collection[str] | None = None, *,
+        decode: Callable[[Mapping[str, Any]], Any] | None = None,
+    ) -> dict[str, tuple[str, Any]] | None: ...
 
     def get_cursor(self, source: str) -> Cursor | None: ...
 
@@ -136,9 +137,11 @@ class ReadOnlyStore:
         return {} if self._store is None else self._store.issue_records(source, ids)
 
     def get_measure_states(
-        self, source: str, owners: Collection[str] | None = None
-    ) -> dict[str, tuple[str, Mapping[str, Any]]] | None:
-        return None if self._store is None else self._store.get_measure_states(source, owners)
+        self, source: str, owners: Collection[str] | None = None, *,
+        decode: Callable[[Mapping[str, Any]], Any] | None = None,
+    ) -> dict[str, tuple[str, Any]] | None:
+        return None if self._store is None else self._store.get_measure_states(
+            source, owners, decode=decode)
 
     def get_cursor(self, source: str) -> Cursor | None:
         return None if self._store is None else self._store.get_cursor(source)

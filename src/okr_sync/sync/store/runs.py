@@ -27,7 +27,6 @@ from okr_sync.sync.store.snapshot_items import (
     EXPLAIN_REASONS,
     EXPLAIN_REFS,
     SnapshotItemOps,
-    split_explain,
 )
 from okr_sync.sync.store.tables import (
     CONFIDENCES,
@@ -196,9 +195,8 @@ class RunOps(SnapshotItemOps):
         ``published`` marks the snapshot that later passes diff against: save it in
         the same transaction as the outbox rows announcing it.
         """
-        stored, rows = split_explain(document)
         with self._connection() as conn:
-            self._write_items(conn, rows)
+            stored = self._write_explained(conn, document)
             result = conn.execute(
                 sa.insert(snapshots)
                 .values(

@@ -30,6 +30,8 @@ EXPLAIN_REFS = "explain_refs"
 #: Beside the references, each owner's reasons: a pass tells whether a stored row is
 #: still exact for an untouched owner without decoding its items.
 EXPLAIN_REASONS = "explain_reasons"
+#: Explanation rows encoded and written at once when a snapshot is saved.
+ITEM_BATCH = 50
 
 
 def split_explain(document: Mapping[str, Any]
@@ -111,6 +113,31 @@ class SnapshotItemOps(StoreOps):
                 batch = []
         if batch:
             conn.execute(sa.insert(kr_item_ids), batch)
+
+    def _write_explained(self, conn: sa.Connection, document: Mapping[str, Any]
+                         ) -> dict[str, Any]:
+        """Write the ``kr_items`` rows of ``document``'s explanations; the document to
+        store, naming them. Each owner's entry is encoded when its turn comes and the
+        rows are written :data:`ITEM_BATCH` owners at a time: the explanations are most
+        of a snapshot, and a lazy ``explain`` mapping then never exists whole as JSON."""
+        explain = document.get("explain")
+        if document.get("version") != 2 or not isinstance(explain, Mapping):
+            stored, rows = split_explain(document)
+            self._write_items(conn, rows)
+            return stored
+        stored, _ = split_explain({**{k: v for k, v in document.items() if k != "explain"},
+                                   "explain": {}})
+        batch: dict[tuple[str, str], Any] = {}
+        for owner in explain:
+            part, rows = split_explain({"version": 2, "explain": {owner: explain[owner]}})
+            stored[EXPLAIN_REFS].update(part[EXPLAIN_REFS])
+            stored[EXPLAIN_REASONS].update(part[EXPLAIN_REASONS])
+            batch.update(rows)
+            if len(batch) >= ITEM_BATCH:
+                self._write_items(conn, batch)
+                batch = {}
+        self._write_items(conn, batch)
+        return stored
 
     def _read_items(self, conn: sa.Connection, refs: Mapping[str, str],
                     owners: Iterable[str] | None = None) -> dict[str, Any]:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from urllib.parse import quote, urljoin, urlsplit
@@ -28,6 +28,11 @@ from okr_sync.scoring.scorecard import (
 )
 
 # Re-exported: the renderers (and their tests) take every text helper from here.
+from okr_sync.sync.delivery.addressing import Contact as Contact
+from okr_sync.sync.delivery.addressing import Contacts as Contacts
+from okr_sync.sync.delivery.addressing import JiraBase as JiraBase
+from okr_sync.sync.delivery.addressing import JiraSites as JiraSites
+from okr_sync.sync.delivery.addressing import site_for as site_for
 from okr_sync.sync.delivery.render.text import ELLIPSIS as ELLIPSIS
 from okr_sync.sync.delivery.render.text import balance_bidi as balance_bidi
 from okr_sync.sync.delivery.render.text import cut_graphemes as cut_graphemes
@@ -234,19 +239,6 @@ def owner_text(owner: str | None) -> str | None:
     return None if owner is None else f"owner {owner}"
 
 
-@dataclass(frozen=True)
-class Contact:
-    """Who a change note or reminder may mention about a KR: their name and chat ids."""
-
-    name: str
-    slack: str | None = None
-    teams: str | None = None
-
-
-#: KR (or objective) id -> the contact of its owner; only owners found in ``people``.
-Contacts = Mapping[str, Contact]
-
-
 def format_as_of(moment: datetime) -> str:
     """``2026-11-15 00:00 UTC``; a naive datetime is taken as UTC."""
     aware = moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
@@ -306,28 +298,6 @@ def resolve_link(link: str, jira_base_url: str | None) -> Link | None:
     else:
         label = "Jira"
     return Link(url=url, label=label)
-
-
-@dataclass(frozen=True)
-class JiraSites:
-    """Where a KR's issue keys link: the site of the Jira source its measure reads
-    (``by_kr``, KR id -> site), else ``main``'s."""
-
-    main: str | None
-    by_kr: Mapping[str, str | None]
-
-    def for_kr(self, kr_id: str) -> str | None:
-        return self.by_kr.get(kr_id) or self.main
-
-
-#: One site for every KR's issue keys, each KR's own, or none (keys are not linked).
-JiraBase = str | JiraSites | None
-
-
-def site_for(jira_base_url: JiraBase, kr_id: str) -> str | None:
-    if isinstance(jira_base_url, JiraSites):
-        return jira_base_url.for_kr(kr_id)
-    return jira_base_url
 
 
 def kr_links(kr: KeyResultScore, jira_base_url: JiraBase) -> list[Link]:

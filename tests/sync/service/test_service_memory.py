@@ -1,0 +1,102 @@
+"""serve gives each pass's memory back before the next pass (RSS flat over many passes)."""
+
+from __future__ import annotations
+
+import gc
+import weakref
+from collections.abc import Iterator
+from datetime import UTC, date, datetime, timedelta
+
+import pytest
+
+from okr_sync.config.plan_loader import load_plan
+from okr_sync.config.settings import Settings
+from okr_sync.scoring.scorecard import CycleInfo, Scorecard
+from okr_sync.sync.pipeline import PassOptions, PassResult
+from okr_sync.sync.runtime import JiraConnections, Runtime
+from okr_sync.sync.service import memory
+from okr_sync.sync.service.loop import Scheduler
+from okr_sync.sync.service.metrics import ServiceMetrics
+from okr_sync.sync.service.schedule import Schedule
+from okr_sync.sync.store.locks import Leadership
+from okr_sync.sync.store.reader import ReadOnlyStore
+from support.clocks import FakeClock
+from support.paths import DEMO_PLAN
+
+_START = datetime(2026, 11, 3, 8, 0, tzinfo=UTC)  # a Tuesday: no digest or reminder due
+
+
+class _PassObjects:
+    """What a pass leaves behind in a reference cycle (sessions, SQLAlchemy results)."""
+
+    def __init__(self) -> None:
+        self.itself = self
+        self.items = list(range(1000))
+
+
+class CyclicRuntime(Runtime):
+    """Each pass leaves its objects in a cycle, and the test keeps only weak references."""
+
+    def __init__(self, database_url: str, clock: FakeClock) -> None:
+        super().__init__(Settings(_env_file=None, database_url=database_url),
+                         load_plan(DEMO_PLAN), ReadOnlyStore(), JiraConnections({}), None)
+        self.fake_clock = clock
+        self.left: list[weakref.ref[_PassObjects]] = []
+
+    def run_pass(self, options: PassOptions) -> PassResult:
+        self.left.append(weakref.ref(_PassObjects()))
+        card = Scorecard(CycleInfo("2026-Q4", date(2026, 10, 1), date(2026, 12, 31),
+                                   self.fake_clock.now, 0.4), ())
+        return PassResult(card)
+
+
+@pytest.fixture
+def no_automatic_collection() -> Iterator[None]:
+    # Otherwise whether the cycles survive depends on when the collector happens to run.
+    gc.collect()
+    gc.disable()
+    try:
+        yield
+    finally:
+        gc.enable()
+
+
+def test_scheduler_given_passes_leaving_cycles_frees_them_and_trims_after_each_pass(
+    sqlite_url: str, no_automatic_collection: None, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    trims: list[int] = []
+
+    def trim(pad: int) -> int:
+        trims.append(pad)
+        return 1
+
+    monkeypatch.setattr(memory, "_malloc_trim", lambda: trim)
+    clock = FakeClock(_START)
+    runtime = CyclicRuntime(sqlite_url, clock)
+    scheduler = Scheduler(runtime, Schedule.parse("5m", None),
+                          leadership=Leadership(sqlite_url, holder="test"),
+                          metrics=ServiceMetrics(), clock=clock)
+
+    def sleep(seconds: float) -> None:
+        clock.sleep(seconds)
+        if clock.now >= _START + timedelta(minutes=11):
+            scheduler.stop()
+
+    scheduler.run(sleep, max_ticks=10_000)
+    scheduler.close()
+
+    assert len(runtime.left) == 3
+    assert [ref() for ref in runtime.left] == [None, None, None]
+    assert trims == [0, 0, 0]
+
+
+def test_release_memory_given_unreachable_cycles_collects_them() -> None:
+    gc.collect()
+    gc.disable()
+    try:
+        ref = weakref.ref(_PassObjects())
+        assert ref() is not None
+        assert memory.release_memory() >= 1
+        assert ref() is None
+    finally:
+        gc.enable()
