@@ -20,6 +20,9 @@ SQLITE_BUSY_TIMEOUT_S = 30.0
 WAL_SWITCH_ATTEMPTS = 200
 #: Idle SQLite connections a file store keeps for reuse (more may be open at once).
 SQLITE_POOL_SIZE = 4
+#: The WAL file is cut back to this after a checkpoint (bytes). Kept connections mean the
+#: last close, which used to delete it, rarely comes: a large pass's WAL would stay.
+SQLITE_WAL_LIMIT = 64 * 1024 * 1024
 
 
 def create_store_engine(url: str | URL, **kwargs: Any) -> Engine:
@@ -92,6 +95,7 @@ def _configure_sqlite(engine: Engine, *, memory: bool) -> None:
             cursor.execute("PRAGMA foreign_keys=ON")
             if not memory:
                 _use_wal(cursor)
+                cursor.execute(f"PRAGMA journal_size_limit={SQLITE_WAL_LIMIT}")
         finally:
             cursor.close()
 
