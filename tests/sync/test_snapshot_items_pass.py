@@ -17,6 +17,7 @@ from okr_sync.config.plan_loader import load_plan
 from okr_sync.sandbox.jira.model import JiraDataset
 from okr_sync.sync.pipeline import PassOptions
 from okr_sync.sync.sandbox_world import sandbox_world
+from okr_sync.sync.store.snapshot_items import item_ids
 from okr_sync.sync.store.store import Store
 from okr_sync.sync.store.tables import kr_items
 
@@ -85,11 +86,10 @@ def _counting_item_reads(store: Store, monkeypatch: pytest.MonkeyPatch) -> list[
     return reads
 
 
-def _items(store: Store, owner: str) -> list[dict[str, Any]]:
+def _item_ids(store: Store, owner: str) -> set[str]:
     latest_id = store.latest_snapshot_id()
     assert latest_id is not None
-    entry = store.snapshot_explanations(latest_id, [owner])[owner]
-    return list(entry.get("items") or [])
+    return item_ids(store.snapshot_explanations(latest_id, [owner])[owner])
 
 
 def _one_issue_world(tmp_path: Path) -> tuple[JiraDataset, Plan, dict[str, Any]]:
@@ -113,8 +113,8 @@ def test_pass_given_one_issue_changed_reads_only_the_touched_krs_items_in_one_qu
             explain = _latest_explain(store)
             owners = len(explain)
             # An open issue some KR counts: the change moves that KR's items.
-            counted = sorted({int(item["id"]) for owner in sorted(explain)
-                              for item in _items(store, owner)})
+            counted = sorted({int(item) for owner in sorted(explain)
+                              for item in _item_ids(store, owner)})
             issue_id = next(i for i in counted
                             if dataset.get(i).status_category != "done"
                             and dataset.get(i).issuetype != "Epic")

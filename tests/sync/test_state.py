@@ -72,14 +72,14 @@ def test_pass_snapshot_given_v1_fixture_reads_what_the_old_code_showed() -> None
     snapshot = PassSnapshot.from_json(_v1())
     shown = _shown()
 
-    assert snapshot.to_json()["version"] == SNAPSHOT_VERSION == 2
+    assert snapshot.to_json()["version"] == SNAPSHOT_VERSION == 3
     assert _without_freshness(snapshot.scorecard.to_json()) == shown["status_scorecard"]
     assert {
         k: [kept.value, None if kept.items is None else [kept.items.selected, kept.items.done]]
         for k, kept in previous_values(snapshot).items()
     } == shown["previous_values"]
     assert {
-        owner: {item_id: asdict(state) for item_id, state in states.items()}
+        owner: {item_id: state._asdict() for item_id, state in states.items()}
         for owner, states in previous_states(snapshot).items()
     } == shown["previous_states"]
     assert {k: asdict(v) for k, v in published_scores(snapshot).items()} == shown["published_krs"]
@@ -114,7 +114,7 @@ def test_pass_snapshot_given_its_own_json_reads_back_equal() -> None:
 
     again = PassSnapshot.from_json(stored)
 
-    assert stored["version"] == 2 and stored["scorecard"]["version"] == 1
+    assert stored["version"] == SNAPSHOT_VERSION and stored["scorecard"]["version"] == 1
     assert again.explanations == snapshot.explanations and again.fetch == snapshot.fetch
     assert again.scorecard.to_json() == snapshot.scorecard.to_json()
     assert same_scores(again, snapshot)
@@ -122,10 +122,10 @@ def test_pass_snapshot_given_its_own_json_reads_back_equal() -> None:
 
 def test_pass_snapshot_given_future_version_raises_a_typed_error_naming_it() -> None:
     with pytest.raises(UnknownSnapshotVersionError) as raised:
-        PassSnapshot.from_json(_snapshot().to_json() | {"version": 3})
+        PassSnapshot.from_json(_snapshot().to_json() | {"version": SNAPSHOT_VERSION + 1})
 
-    assert raised.value.version == 3
-    assert "snapshot version 3" in str(raised.value)
+    assert raised.value.version == SNAPSHOT_VERSION + 1
+    assert f"snapshot version {SNAPSHOT_VERSION + 1}" in str(raised.value)
 
 
 def test_scorecard_from_json_given_future_codec_version_raises_a_typed_error_naming_it() -> None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
+from operator import itemgetter, truth
 from typing import Any
 
 from okr_sync.config.plan import Plan, uses_points
@@ -32,6 +33,7 @@ from okr_sync.scoring.incremental import (
 )
 from okr_sync.scoring.measures import (
     Contribution,
+    ItemFact,
     SelectorMatcher,
     WorkItem,
     combine,
@@ -186,7 +188,7 @@ def evaluate_measures(
             continue
         state = states[owner]
         outcome = combine(spec, state.facts.values(), presorted=True)
-        at_start = sum(1 for fact in state.facts.values() if fact.at_start)
+        at_start = sum(map(truth, map(_AT_START, state.facts.values())))
         # A count KR's scope is what it counts (open bugs...): its growth is the value
         # moving, not a warning.
         warnings = measurement_warnings(
@@ -219,6 +221,9 @@ def evaluate_measures(
         )
     _warn_double_counting(plan, results)
     return results
+
+
+_AT_START = itemgetter(ItemFact._fields.index("at_start"))
 
 
 def _projects_now(data: SourceData, ids: Sequence[str]) -> dict[str, str]:

@@ -9,6 +9,10 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from functools import partial
+from itertools import compress
+from operator import itemgetter, ne, not_
+from typing import NamedTuple
 
 from okr_sync.scoring.display import percent
 from okr_sync.scoring.measures import Contribution, Measurement
@@ -17,9 +21,9 @@ from okr_sync.scoring.measures import Contribution, Measurement
 SCOPE_GROWTH_WARNING = 0.2
 
 
-@dataclass(frozen=True)
-class ItemState:
-    """What a KR knew about one of its items at a published pass (stored between passes)."""
+class ItemState(NamedTuple):
+    """What a KR knew about one of its items at a published pass (stored between passes).
+    A named tuple: a pass builds one per item of every touched KR, twice."""
 
     key: str
     project: str
@@ -40,8 +44,17 @@ class ItemState:
         )
 
 
+#: A contribution's (key, project, done, points): an :class:`ItemState`'s fields.
+_STATE_FIELDS = itemgetter(*(Contribution._fields.index(f) for f in ItemState._fields))
+_ID = itemgetter(Contribution._fields.index("id"))
+
+
 def item_states(contributions: Iterable[Contribution]) -> dict[str, ItemState]:
-    return {c.id: ItemState(c.key, c.project, c.done, c.points) for c in contributions}
+    """Per item id, its state. Built by C-level maps: a pass builds one per item of every
+    touched KR (one call per item of a Python loop was most of evaluating a KR)."""
+    items = contributions if isinstance(contributions, tuple | list) else list(contributions)
+    states = map(partial(tuple.__new__, ItemState), map(_STATE_FIELDS, items))
+    return dict(zip(map(_ID, items), states, strict=True))
 
 
 @dataclass(frozen=True)
@@ -81,7 +94,10 @@ def item_changes(
     points: list[str] = []
     removed: list[str] = []
     moved: list[str] = []
-    for item_id, now in after.items():
+    # Only the items whose state differs are looked at (found by C-level maps): most of
+    # a KR's items are as they were, and those add to no list.
+    for item_id in compress(after, map(ne, after.values(), map(before.get, after))):
+        now = after[item_id]
         was = before.get(item_id)
         if was is None:
             added.append(item_id)
@@ -92,9 +108,8 @@ def item_changes(
             reopened.append(item_id)
         if track_points and now.points != was.points:
             points.append(item_id)
-    for item_id, was in before.items():
-        if item_id in after:
-            continue
+    for item_id in compress(before, map(not_, map(after.__contains__, before))):
+        was = before[item_id]
         project_now = current_projects.get(item_id)
         if project_now is not None and project_now.casefold() != was.project.casefold():
             moved.append(item_id)
@@ -164,16 +179,25 @@ def measurement_warnings(measurement: Measurement, *, uses_points: bool,
 
 def double_counting(objective_krs: Sequence[tuple[str, Iterable[str]]]) -> dict[str, list[str]]:
     """Per KR, warnings for items also counted by another KR of the same objective."""
-    owners: dict[str, list[str]] = {}
-    for kr_id, item_ids in objective_krs:
-        for item_id in set(item_ids):
-            owners.setdefault(item_id, []).append(kr_id)
     shared: dict[tuple[str, str], int] = {}
-    for krs in owners.values():
-        for first in krs:
-            for second in krs:
-                if first != second:
-                    shared[(first, second)] = shared.get((first, second), 0) + 1
+    sets = [(kr_id, set(item_ids)) for kr_id, item_ids in objective_krs]
+    if len({kr_id for kr_id, _ in sets}) == len(sets):
+        # Each pair of KRs shares the items in both: one set intersection per pair, not
+        # a Python step per item (an objective's KRs hold thousands at 50k issues).
+        for first, mine in sets:
+            for second, theirs in sets:
+                if first != second and (count := len(mine & theirs)):
+                    shared[(first, second)] = count
+    else:
+        owners: dict[str, list[str]] = {}
+        for kr_id, item_ids in sets:
+            for item_id in item_ids:
+                owners.setdefault(item_id, []).append(kr_id)
+        for krs in owners.values():
+            for first in krs:
+                for second in krs:
+                    if first != second:
+                        shared[(first, second)] = shared.get((first, second), 0) + 1
     warnings: dict[str, list[str]] = {}
     for (first, second), count in sorted(shared.items()):
         noun = "item is" if count == 1 else "items are"

@@ -23,11 +23,15 @@ only against the measures filed under its own attributes. Pure: no I/O.
 
 from __future__ import annotations
 
+import bisect
 import hashlib
 import json
 from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from functools import partial
+from itertools import compress
+from operator import itemgetter
 from typing import Any
 
 from okr_sync.config.plan import JiraMeasure, JiraSourceConfig
@@ -61,37 +65,47 @@ class MeasureState:
         return {
             "key": self.key,
             "members": None if self.members is None else list(self.members),
-            "facts": [_fact_to_json(f) for f in self.facts.values()],
+            "facts": [[*c, at_start, no_status, unestimated]
+                      for c, at_start, no_status, unestimated in self.facts.values()],
         }
 
     @classmethod
     def from_json(cls, doc: Mapping[str, Any]) -> MeasureState:
         members = doc.get("members")
-        facts = (_fact_from_json(row) for row in doc["facts"])
         return cls(
             key=str(doc["key"]),
-            facts={f.contribution.id: f for f in facts},
-            members=None if members is None else tuple(str(m) for m in members),
+            facts=_facts_from_json(doc["facts"]),
+            members=None if members is None else tuple(
+                m if type(m) is str else str(m) for m in members),
         )
 
 
-def _fact_to_json(fact: ItemFact) -> list[Any]:
-    c = fact.contribution
-    return [c.id, c.key, c.summary, c.status, c.project, c.done, c.points, c.amount,
-            c.counted, fact.at_start, fact.no_status, fact.unestimated]
+_FACT_FIELDS = len(Contribution._fields) + 3
+_new = tuple.__new__
+_CONTRIBUTION_FIELDS = itemgetter(slice(0, len(Contribution._fields)))
 
 
-def _fact_from_json(row: Sequence[Any]) -> ItemFact:
-    # Rows are this module's own output (a foreign shape fails to unpack or is refused
-    # below, and the caller then rebuilds the measure): read without per-field copies.
-    (ident, key, summary, status, project, done, points, amount, counted, at_start,
-     no_status, unestimated) = row
-    if counted not in _COUNTED or not isinstance(ident, str):
-        raise ValueError(f"not a stored item fact: {row!r}"[:200])
-    return ItemFact(
-        Contribution(ident, key, summary, status, project, done, points, amount, counted),
-        at_start, no_status, unestimated,
-    )
+def _facts_from_json(rows: Sequence[Sequence[Any]]) -> dict[str, ItemFact]:
+    """Facts by id from their rows. Rows are this module's own output (a foreign shape
+    is refused, and the caller then rebuilds the measure): checked and turned into
+    tuples by C-level maps, with no Python call per row (a pass reads one per item of
+    every touched measure)."""
+    if not rows:
+        return {}
+    if (set(map(len, rows)) != {_FACT_FIELDS}
+            or not _COUNTED.issuperset(map(_COUNTED_FIELD, rows))
+            or set(map(type, map(_ID_FIELD, rows))) != {str}):
+        raise ValueError(f"not stored item facts: {rows!r}"[:200])
+    contributions = map(partial(_new, Contribution), map(_CONTRIBUTION_FIELDS, rows))
+    at_start, no_status, unestimated = (map(itemgetter(i), rows)
+                                        for i in range(len(Contribution._fields), _FACT_FIELDS))
+    facts = map(partial(_new, ItemFact),
+                zip(contributions, at_start, no_status, unestimated, strict=True))
+    return dict(zip(map(_ID_FIELD, rows), facts, strict=True))
+
+
+_ID_FIELD = itemgetter(Contribution._fields.index("id"))
+_COUNTED_FIELD = itemgetter(Contribution._fields.index("counted"))
 
 
 _COUNTED = frozenset({"done", "open", "excluded_frozen"})
@@ -191,7 +205,7 @@ class Changes:
 
 
 def _ordered(facts: Iterable[ItemFact]) -> dict[str, ItemFact]:
-    return {f.contribution.id: f for f in sorted(facts, key=lambda f: f.order)}
+    return _by_id(sorted(facts, key=_order))
 
 
 def full_states(
@@ -274,9 +288,35 @@ def _update_selected(m: Measured, before: MeasureState, touched: set[str],
     left = [i for i in touched if i in before.facts]
     if not left and not joining:
         return before
-    kept = [f for i, f in before.facts.items() if i not in touched]
+    facts = dict(before.facts)
+    for ident in left:
+        del facts[ident]
+    kept = list(facts.values())
     new = [item_fact(m.spec, item, m.source, cycle_start=cycle_start) for item in joining]
-    return MeasureState(m.key, _ordered([*kept, *new]))
+    return MeasureState(m.key, _inserted(kept, new))
+
+
+def _order(fact: ItemFact) -> tuple[str, int, str]:
+    return fact.order
+
+
+def _inserted(ordered: list[ItemFact], new: Sequence[ItemFact]) -> dict[str, ItemFact]:
+    """``ordered`` (a state's facts: in :meth:`ItemFact.order` already) with ``new`` put in
+    their places: the order :func:`_ordered` gives (ids make every order key unique), but
+    a change of a few items computes a few keys, not one per item of the measure."""
+    if len(new) * 8 > len(ordered):
+        return _ordered([*ordered, *new])
+    for fact in sorted(new, key=_order):
+        bisect.insort(ordered, fact, key=_order)
+    return _by_id(ordered)
+
+
+def _by_id(facts: list[ItemFact]) -> dict[str, ItemFact]:
+    return dict(zip(map(_ID, map(_CONTRIBUTION, facts)), facts, strict=True))
+
+
+_CONTRIBUTION = itemgetter(ItemFact._fields.index("contribution"))
+_ID = itemgetter(Contribution._fields.index("id"))
 
 
 def _update_members(m: Measured, before: MeasureState, touched: set[str], changes: Changes,
@@ -285,13 +325,15 @@ def _update_members(m: Measured, before: MeasureState, touched: set[str], change
     if members == before.members and not any(i in touched for i in members):
         return before
     known = set(before.members or ())
-    facts = []
-    for member in members:
-        item = changes.changed.get(member)
-        if item is None and member not in known and member not in changes.removed:
-            item = read.get(member)
-        if item is not None:
-            facts.append(item_fact(m.spec, item, m.source, cycle_start=cycle_start))
-        elif member in known and member not in touched and member in before.facts:
-            facts.append(before.facts[member])
-    return MeasureState(m.key, _ordered(facts), members)
+    wanted = set(members)
+    # Members that changed take their item now, members new to the measure the one read
+    # (if mirrored), the rest keep their fact: found by set operations, the facts kept
+    # in their order and the few new ones put in their places (:func:`_inserted`).
+    items = [changes.changed[i] for i in wanted.intersection(changes.changed)]
+    items += [read[i] for i in wanted.difference(known, changes.removed, changes.changed)
+              if i in read]
+    new = [item_fact(m.spec, item, m.source, cycle_start=cycle_start) for item in items]
+    keep = wanted.intersection(known, before.facts).difference(touched)
+    kept = (list(before.facts.values()) if len(keep) == len(before.facts)
+            else list(compress(before.facts.values(), map(keep.__contains__, before.facts))))
+    return MeasureState(m.key, _inserted(kept, new), members)

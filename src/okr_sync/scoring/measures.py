@@ -11,7 +11,9 @@ import math
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Literal, Protocol
+from itertools import compress, repeat
+from operator import itemgetter, truth
+from typing import Any, Literal, NamedTuple, Protocol
 
 from okr_sync.config.plan import (
     STORY_POINTS,
@@ -77,9 +79,13 @@ MAX_AMOUNT = 1e15
 NO_STATUS_CATEGORY = "undefined"
 
 
-@dataclass(frozen=True)
-class Contribution:
-    """One selected item and how the measure counted it (for ``explain``)."""
+class Contribution(NamedTuple):
+    """One selected item and how the measure counted it (for ``explain``).
+
+    A named tuple, not a dataclass: a pass builds and decodes one per selected item
+    of every touched measure (hundreds of thousands at 50k issues), and a tuple is
+    built several times faster than a frozen dataclass (immutable all the same).
+    """
 
     id: str
     key: str
@@ -232,9 +238,9 @@ def has_no_status(item: WorkItem) -> bool:
     return not item.status or item.status_category == NO_STATUS_CATEGORY
 
 
-@dataclass(frozen=True)
-class ItemFact:
+class ItemFact(NamedTuple):
     """What one selected item adds to one measure: everything :func:`combine` reads.
+    (A named tuple for the speed of building and decoding many: see :class:`Contribution`.)
 
     A fact depends only on the item, the measure, its source's settings and the
     cycle start, so an unchanged item keeps its fact from pass to pass: this is what
@@ -302,15 +308,15 @@ def combine(spec: JiraMeasure, facts: Iterable[ItemFact], *, presorted: bool = F
     """
     ordered = list(facts) if presorted else sorted(facts, key=lambda fact: fact.order)
     frozen = isinstance(spec, DoneRatioMeasure) and spec.scope == "frozen"
-    done_count = unestimated = frozen_size = no_status = 0
-    for fact in ordered:
-        c = fact.contribution
-        no_status += fact.no_status
-        unestimated += fact.unestimated
-        if not isinstance(spec, SumMeasure) and c.counted != "excluded_frozen":
-            frozen_size += 1
-        done_count += c.done
-    contributions = tuple(fact.contribution for fact in ordered)
+    # Counted by C-level maps over the tuples, not a Python loop per item: a pass
+    # combines every item of every touched measure.
+    contributions = tuple(map(_CONTRIBUTION, ordered))
+    no_status = sum(map(_NO_STATUS, ordered))
+    unestimated = sum(map(_UNESTIMATED, ordered))
+    done_count = sum(map(_DONE, contributions))
+    frozen_size = 0
+    if not isinstance(spec, SumMeasure):
+        frozen_size = len(contributions) - _excluded(contributions)
     terms = value_terms(spec, contributions)
     points = isinstance(spec, DoneRatioMeasure) and spec.unit == STORY_POINTS
     return Measurement(
@@ -349,19 +355,23 @@ def value_terms(spec: JiraMeasure, contributions: Sequence[Contribution]) -> Val
     The one implementation of A2's formulas: :func:`measure` takes its value from here,
     and ``explain`` shows these terms for the items stored with a pass.
     """
+    # C-level maps rather than a Python loop per item; the sums add the same floats in
+    # the same order as a loop would (and give 0, not 0.0, over no items, as ever).
     selected = len(contributions)
-    done = sum(1 for c in contributions if c.done)
+    done = sum(map(truth, map(_DONE, contributions)))
     if isinstance(spec, DoneRatioMeasure):
         points = spec.unit == STORY_POINTS
-        counted = [c for c in contributions if c.counted != "excluded_frozen"]
-        weights = [((c.points or 0.0) if points else 1.0, c.done) for c in counted]
-        denominator = sum(weight for weight, _ in weights)
-        numerator = sum(weight for weight, is_done in weights if is_done)
+        counted = (contributions if not _excluded(contributions)
+                   else [c for c in contributions if c.counted != "excluded_frozen"])
+        weights = ([p or 0.0 for p in map(_POINTS, counted)] if points
+                   else list(repeat(1.0, len(counted))))
+        denominator = sum(weights)
+        numerator = sum(compress(weights, map(_DONE, counted)))
         return ValueTerms(
             value=numerator / denominator if denominator > 0 else 0.0,
             numerator=numerator, denominator=denominator, selected=selected, done=done,
             excluded=selected - len(counted),
-            unestimated=sum(1 for c in counted if c.points is None) if points else 0,
+            unestimated=list(map(_POINTS, counted)).count(None) if points else 0,
         )
     if isinstance(spec, CountMeasure):
         return ValueTerms(float(selected), None, None, selected, done)
@@ -372,6 +382,19 @@ def value_terms(spec: JiraMeasure, contributions: Sequence[Contribution]) -> Val
         return ValueTerms(1.0 if selected > 0 and done == selected else 0.0, None, None,
                           selected, done)
     raise TypeError(f"not a Jira measure: {spec!r}")
+
+
+_CONTRIBUTION = itemgetter(ItemFact._fields.index("contribution"))
+_NO_STATUS = itemgetter(ItemFact._fields.index("no_status"))
+_UNESTIMATED = itemgetter(ItemFact._fields.index("unestimated"))
+_DONE = itemgetter(Contribution._fields.index("done"))
+_COUNTED = itemgetter(Contribution._fields.index("counted"))
+_POINTS = itemgetter(Contribution._fields.index("points"))
+
+
+def _excluded(contributions: Sequence[Contribution]) -> int:
+    """How many of ``contributions`` a frozen scope excludes."""
+    return list(map(_COUNTED, contributions)).count("excluded_frozen")
 
 
 def _key_number(key: str) -> int:

@@ -188,11 +188,10 @@ class PreviousStates(Mapping[str, Mapping[str, "ItemState"]]):
 
     def _state(self, owner: str) -> dict[str, ItemState] | None:
         if owner not in self._states:
-            from okr_sync.scoring.explain import ItemState
+            from okr_sync.scoring.explain import item_states
 
             entry = self._explanations[owner]
-            self._states[owner] = None if entry.error else {
-                c.id: ItemState(c.key, c.project, c.done, c.points) for c in entry.items}
+            self._states[owner] = None if entry.error else item_states(entry.items)
         return self._states[owner]
 
     def __getitem__(self, owner: str) -> Mapping[str, ItemState]:

@@ -35,6 +35,7 @@ from okr_sync.scoring.explain import ItemState
 from okr_sync.scoring.incremental import MeasureIndex, MeasureState
 from okr_sync.scoring.measures import WorkItem
 from okr_sync.sync.lazy_explanations import LazyExplanations, PreviousStates
+from okr_sync.sync.paused_gc import paused_gc
 from okr_sync.sync.pull import PulledSource, issue_from_record
 from okr_sync.sync.state import (
     Explanation,
@@ -74,6 +75,7 @@ def members_hash(ids: Sequence[str]) -> str:
     return hashlib.sha256("\n".join(sorted(set(ids))).encode()).hexdigest()
 
 
+@paused_gc()
 def measure(
     plan: Plan,
     store: StoreReader,

@@ -13,13 +13,12 @@ from __future__ import annotations
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import datetime
-from typing import Any, get_args
+from typing import Any
 
 from okr_sync.scoring.diff import PublishedKr, published_krs
 from okr_sync.scoring.evaluate import Evaluation
 from okr_sync.scoring.explain import ItemState
 from okr_sync.scoring.incremental import Changes, MeasureState
-from okr_sync.scoring.measures import Contribution, Counted
 from okr_sync.scoring.scorecard import (
     ItemCounts,
     Scorecard,
@@ -28,6 +27,7 @@ from okr_sync.scoring.scorecard import (
     scorecard_to_json,
 )
 from okr_sync.sync.encoded import EncodedOnRead
+from okr_sync.sync.explanation import Explanation as Explanation  # re-exported: its old home
 from okr_sync.sync.lazy_explanations import (
     ExplanationsJson,
     KeptExplanations,
@@ -36,15 +36,15 @@ from okr_sync.sync.lazy_explanations import (
     explanations_equal,
 )
 from okr_sync.sync.mirror import MirrorView
+from okr_sync.sync.paused_gc import paused_gc
 from okr_sync.sync.pull import PulledSource, SourceState
 from okr_sync.sync.store.reader import StoreReader
 from okr_sync.sync.store.store import Store, StoreTransaction
 
 #: The layout :meth:`PassSnapshot.to_json` writes. Version 1 is the flat scorecard
-#: document with ``explain`` and ``fetch`` beside its keys (no version key).
-SNAPSHOT_VERSION = 2
-
-_COUNTED: tuple[str, ...] = get_args(Counted)
+#: document with ``explain`` and ``fetch`` beside its keys (no version key); version 2
+#: holds each explanation's items as objects, version 3 as rows (both are read).
+SNAPSHOT_VERSION = 3
 
 
 class SnapshotError(ValueError):
@@ -62,81 +62,6 @@ class UnknownSnapshotVersionError(SnapshotError):
         super().__init__(f"snapshot version {version!r} is newer than this okr-sync reads "
                          f"(up to {SNAPSHOT_VERSION}); upgrade okr-sync")
         self.version = version
-
-
-@dataclass(frozen=True)
-class Explanation:
-    """Why a KR or KPI has its value: its JQL and the items behind it (``explain``)."""
-
-    jql: str
-    error: str | None = None
-    #: For raw-JQL ``count`` measures: the count Jira reported (no items behind it).
-    count: int | None = None
-    reasons: tuple[str, ...] = ()
-    items: tuple[Contribution, ...] = ()
-
-    @classmethod
-    def of(cls, evaluation: Evaluation) -> Explanation:
-        return cls(evaluation.jql, evaluation.error, evaluation.count, tuple(evaluation.reasons),
-                   tuple(evaluation.contributions))
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "jql": self.jql,
-            "error": self.error,
-            "count": self.count,
-            "reasons": list(self.reasons),
-            "items": [
-                {
-                    "id": c.id,
-                    "key": c.key,
-                    "summary": c.summary,
-                    "status": c.status,
-                    "project": c.project,
-                    "done": c.done,
-                    "points": c.points,
-                    "amount": c.amount,
-                    "counted": c.counted,
-                }
-                for c in self.items
-            ],
-        }
-
-    @classmethod
-    def from_json(cls, doc: Mapping[str, Any]) -> Explanation:
-        count = doc.get("count")
-        return cls(
-            jql=str(doc["jql"]),
-            error=None if doc.get("error") is None else str(doc["error"]),
-            count=None if count is None else int(count),
-            reasons=tuple(str(r) for r in doc.get("reasons") or ()),
-            items=tuple(_contribution(item) for item in doc.get("items") or ()),
-        )
-
-
-def _contribution(doc: Mapping[str, Any]) -> Contribution:
-    counted = doc["counted"]
-    if counted not in _COUNTED:
-        raise ValueError(f"unknown item count {counted!r}")
-    return Contribution(
-        id=str(doc["id"]),
-        key=str(doc["key"]),
-        summary=str(doc["summary"]),
-        status=str(doc["status"]),
-        project=str(doc["project"]),
-        done=bool(doc["done"]),
-        points=_number(doc.get("points")),
-        amount=_number(doc.get("amount")),
-        counted=counted,
-    )
-
-
-def _number(value: object) -> float | None:
-    if value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        raise ValueError(f"not a number: {value!r}")
-    return float(value)
 
 
 def with_reasons(explanations: Mapping[str, Explanation],
@@ -230,6 +155,7 @@ def upgrade_snapshot_v1(doc: Mapping[str, Any]) -> dict[str, Any]:
     }
 
 
+@paused_gc()
 def save_snapshot(
     store: Store | StoreTransaction,
     snapshot: PassSnapshot,
@@ -367,6 +293,7 @@ def _measure_state(document: Mapping[str, Any]) -> MeasureState | None:
         return None  # unreadable (hand-edited, truncated): that measure is rebuilt
 
 
+@paused_gc()
 def save_measure_states(
     tx: StoreTransaction,
     source: str,

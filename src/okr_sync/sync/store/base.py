@@ -95,6 +95,7 @@ def chunks(items: Sequence[T], size: int = IN_CHUNK) -> Iterator[Sequence[T]]:
 #: Values JSON holds as they are (exact types: an enum member that is also a str or an
 #: int is stored as its value).
 _PLAIN: frozenset[type] = frozenset({str, int, bool, type(None)})
+_finite = math.isfinite
 
 
 def to_jsonable(value: Any) -> Any:
@@ -114,10 +115,14 @@ def to_jsonable(value: Any) -> Any:
         for key, item in value.items():
             if not isinstance(key, str):
                 raise InvalidRecordError(f"JSON object keys must be strings, got {key!r}")
-            result[key] = item if type(item) in _PLAIN else to_jsonable(item)
+            result[key] = (item if type(item) in _PLAIN or (type(item) is float and _finite(item))
+                           else to_jsonable(item))
         return result
     if kind is list or kind is tuple:
-        return [item if type(item) in _PLAIN else to_jsonable(item) for item in value]
+        # Finite floats too are taken here (an item row holds two): a non-finite one
+        # falls through to the call, which refuses it.
+        return [item if type(item) in _PLAIN or (type(item) is float and _finite(item))
+                else to_jsonable(item) for item in value]
     if isinstance(value, bool | int | str):
         return value
     if isinstance(value, float):

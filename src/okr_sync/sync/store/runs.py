@@ -26,6 +26,7 @@ from okr_sync.sync.store.records import (
 from okr_sync.sync.store.snapshot_items import (
     EXPLAIN_REASONS,
     EXPLAIN_REFS,
+    SPLIT_VERSIONS,
     SnapshotItemOps,
 )
 from okr_sync.sync.store.tables import (
@@ -265,7 +266,7 @@ class RunOps(SnapshotItemOps):
             row = conn.execute(query.order_by(snapshots.c.id.desc()).limit(1)).first()
         if row is None:
             return None
-        if row.version != 2 or not isinstance(row.scorecard, dict):
+        if row.version not in SPLIT_VERSIONS or not isinstance(row.scorecard, dict):
             return self.get_snapshot(row.id)
         document = {"version": row.version, "scorecard": row.scorecard, "fetch": row.fetch or {}}
         return Snapshot(row.id, row.run_id, row.created_at, row.cycle, row.as_of, document,

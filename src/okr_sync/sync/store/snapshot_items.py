@@ -16,7 +16,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from okr_sync.sync.store.base import StoreOps, chunks, to_jsonable
-from okr_sync.sync.store.records import NotFoundError
+from okr_sync.sync.store.records import InvalidRecordError, NotFoundError
 from okr_sync.sync.store.tables import kr_item_ids, kr_items, snapshots
 
 #: ``kr_item_ids`` rows inserted per statement.
@@ -34,32 +34,55 @@ EXPLAIN_REASONS = "explain_reasons"
 ITEM_BATCH = 50
 
 
+#: Snapshot layouts whose explanations are stored apart (2: items as objects, 3: as rows).
+SPLIT_VERSIONS = (2, 3)
+
+
 def split_explain(document: Mapping[str, Any]
                    ) -> tuple[dict[str, Any], dict[tuple[str, str], Any]]:
     """``document`` with its explanations replaced by per-owner content hashes, and the
     rows those hashes name. Documents of another layout keep theirs inline."""
-    plain = to_jsonable(document)
-    explain = plain.get("explain")
-    if plain.get("version") != 2 or not isinstance(explain, dict):
-        return plain, {}
+    explain = document.get("explain")
+    if document.get("version") not in SPLIT_VERSIONS or not isinstance(explain, Mapping):
+        return to_jsonable(document), {}
+    stored = to_jsonable({key: value for key, value in document.items() if key != "explain"})
     refs: dict[str, str] = {}
     reasons: dict[str, list[str]] = {}
     rows: dict[tuple[str, str], Any] = {}
     for owner, entry in explain.items():
-        if isinstance(entry, dict) and isinstance(entry.get(KEPT), str):
+        if not isinstance(owner, str):
+            raise InvalidRecordError(f"JSON object keys must be strings, got {owner!r}")
+        if isinstance(entry, Mapping) and isinstance(entry.get(KEPT), str):
             # Equal to a row an earlier snapshot stored (the one this pass started from).
             refs[owner] = entry[KEPT]
-            reasons[owner] = list(entry.get("reasons") or ())
+            reasons[owner] = to_jsonable(list(entry.get("reasons") or ()))
             continue
-        reasons[owner] = list(entry.get("reasons") or ()) if isinstance(entry, dict) else []
-        text = json.dumps(entry, sort_keys=True, separators=(",", ":"))
+        plain, text = _canonical(entry)
+        reasons[owner] = list(plain.get("reasons") or ()) if isinstance(plain, dict) else []
         digest = hashlib.sha256(text.encode()).hexdigest()
         refs[owner] = digest
-        rows[(owner, digest)] = entry
-    stored = {key: value for key, value in plain.items() if key != "explain"}
+        rows[(owner, digest)] = plain
     stored[EXPLAIN_REFS] = refs
     stored[EXPLAIN_REASONS] = reasons
     return stored, rows
+
+
+def _canonical(entry: Any) -> tuple[Any, str]:
+    """``entry`` as JSON values and its canonical text (what its content hash is of).
+
+    An entry as :meth:`PassSnapshot.to_json` writes it is plain JSON already: the text
+    is then written in one pass of the C encoder, which also refuses non-finite numbers,
+    rather than after a walk of every item in Python (a pass writes tens of thousands).
+    Anything else is converted (or refused) by :func:`to_jsonable` first.
+    """
+    if type(entry) is dict:
+        try:
+            return entry, json.dumps(entry, sort_keys=True, separators=(",", ":"),
+                                     allow_nan=False)
+        except (TypeError, ValueError):
+            pass  # not plain JSON: converted below, or refused with the reason
+    plain = to_jsonable(entry)
+    return plain, json.dumps(plain, sort_keys=True, separators=(",", ":"))
 
 
 def referenced_item_keys(document: Mapping[str, Any]) -> set[tuple[str, str]]:
@@ -71,8 +94,14 @@ def referenced_item_keys(document: Mapping[str, Any]) -> set[tuple[str, str]]:
 def item_ids(entry: Any) -> set[str]:
     """The issue ids a stored explanation (JSON) holds items of."""
     items = entry.get("items") if isinstance(entry, Mapping) else None
-    return {str(item["id"]) for item in items or ()
-            if isinstance(item, Mapping) and item.get("id") is not None}
+    ids = set()
+    for item in items or ():
+        # Version 3 stores an item as a row, its id first; version 2 as an object.
+        ident = (item[0] if isinstance(item, list) and item
+                 else item.get("id") if isinstance(item, Mapping) else None)
+        if ident is not None:
+            ids.add(str(ident))
+    return ids
 
 
 class SnapshotItemOps(StoreOps):

@@ -27,8 +27,10 @@ _BATCH = 1000
 
 def _ids(document: Any) -> set[str]:
     items = document.get("items") if isinstance(document, dict) else None
-    return {str(item["id"]) for item in items or ()
-            if isinstance(item, dict) and item.get("id") is not None}
+    # Items are objects (snapshot version 2) or rows with the id first (version 3).
+    ids = (item[0] if isinstance(item, list) and item
+           else item.get("id") if isinstance(item, dict) else None for item in items or ())
+    return {str(ident) for ident in ids if ident is not None}
 
 
 def upgrade() -> None:
