@@ -132,6 +132,9 @@ def build_fetch_plan(plan: Plan, *, local_jql: bool = True) -> dict[str, SourceF
             volatile = is_volatile_jql(jql)
             screen = (_screen(jql, known) if local is None and mode == "ids" and not volatile
                       else None)
+            if screen is not None:
+                # A screen reads these on the changed issues the incremental search sends.
+                fields.update(dict.fromkeys(sorted(screen.jira_fields)))
             memberships.append(MembershipQuery(owner, jql, mode, volatile, local, screen))
         result[source_name] = SourceFetchPlan(
             source=source_name,

@@ -8,13 +8,13 @@ JQL is volatile (one that an issue's own fields decide, only when a changed issu
 or becomes a member, and on the daily reconcile); a pass without a cursor (``--full``)
 re-reads every member outside the scope; a reconcile (``--full`` and once a day) finds
 deleted and moved-out issues (without a listing of its own after a read of the whole
-scope that sent every mirrored issue). Nothing is written here: the pass commits the
-result together with the scorecard, then advances the cursor.
+scope, on Cloud's token pages, that sent every mirrored issue). Nothing is written here:
+the pass commits the result together with the scorecard, then advances the cursor.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping, MutableMapping
+from collections.abc import Callable, Collection, Iterable, Mapping, MutableMapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -104,6 +104,11 @@ class SourceState:
     counts: Mapping[str, tuple[str, int]] = field(default_factory=dict)
     #: Jira's verdict on raw JQL answered on the mirror, for its current JQL: owner -> verdict.
     jql_checks: Mapping[str, str] = field(default_factory=dict)
+    #: Issue keys -> the ids they name now or named before a move (the store's key
+    #: history), None when unknown; None without a store.
+    resolve_keys: Callable[[Collection[str]], Mapping[str, str | None]] | None = None
+    #: Owners no longer in the plan whose memberships the store still holds (dropped).
+    unplanned_memberships: frozenset[str] = frozenset()
 
 
 @dataclass
@@ -120,6 +125,9 @@ class PulledSource:
     #: Stored memberships no longer the latest answer (the mirror could not answer and
     #: Jira did, without its ids): dropped, so no later pass patches them.
     forgotten_memberships: set[str] = field(default_factory=set)
+    #: Stored memberships this pass kept as they are, to be marked as holding through the
+    #: new cursor (empty when the cursor did not move).
+    kept_memberships: set[str] = field(default_factory=set)
     failures: dict[str, str] = field(default_factory=dict)
     cursor: datetime | None = None
     reconciled_at: datetime | None = None
@@ -175,6 +183,11 @@ class SourcePuller:
             result.source_error = str(error)
         except ConnectorError as error:
             result.source_error = f"Jira stayed unavailable: {error}"
+        result.forgotten_memberships |= state.unplanned_memberships
+        if result.cursor == state.cursor:
+            # Nothing to record: the stored answers already hold through this cursor.
+            result.kept_memberships.clear()
+        result.kept_memberships -= {*result.refreshed_memberships, *result.forgotten_memberships}
         result.skipped = sorted(
             f"{key!r} (id {ident})" if key and ident else repr(key) if key else f"id {ident!r}"
             for ident, key in self.client.skipped_issues)
@@ -205,10 +218,15 @@ class SourcePuller:
         )
         if self.plan.scope_jql is not None and (options.full or due):
             self._reconcile(result, options.now, listed)
+        elif options.full or due:
+            # No scope to list: this pass's re-run of every raw JQL Jira answers is the
+            # daily one (without the time, every later pass would count as due).
+            result.reconciled_at = options.now
         # Jira's answers that no change of this pass can have moved are kept (the search
         # read every issue of the site updated since they were taken); the daily
         # reconcile asks Jira again, which also sees members deleted outside the scope.
-        screens = {} if cursor is None or due else screen_matchers(self.client, remote)
+        screens = ({} if cursor is None or due
+                   else screen_matchers(self.client, remote, state.resolve_keys))
         # Whether the stored members of Jira's answers are mirrored, asked at once.
         _present(result.issues, [i for q in remote
                                  for i in state.memberships.get(q.owner, ("", ()))[1]])
@@ -358,11 +376,15 @@ class SourcePuller:
         in_scope = {
             i for i, issue in result.issues.items() if issue.project.upper() in self.plan.projects
         }
-        if listed is not None and in_scope <= listed:
+        if listed is not None and in_scope <= listed and self.client.is_cloud:
             # This pass just read the whole scope: every mirrored issue of the scope was
             # in it (nothing deleted or moved out) and each one it sent is mirrored now,
             # so an id-only listing of the scope would tell nothing more. One missing
-            # from the read is confirmed by the listing, as on any reconcile.
+            # from the read is confirmed by the listing, as on any reconcile. Only on
+            # Cloud, whose page tokens page one result: Data Center pages by offset, and
+            # an issue deleted or moved out behind the offset while the pages are read
+            # shifts one the read never sees past it (the read's count then still equals
+            # the last page's total), so there the listing finds it.
             result.reconciled_at = now
             return
         outcome = self.client.reconcile(
@@ -405,6 +427,7 @@ class SourcePuller:
                 return
             if fresh_enough and stored is not None and stored[0] == query.jql:
                 ids = list(stored[1])
+                result.kept_memberships.add(query.owner)
             else:
                 ids = self.client.search_ids(query.jql, context=query.owner)
                 result.refreshed_memberships[query.owner] = (query.jql, ids)

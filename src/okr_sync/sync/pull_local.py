@@ -16,7 +16,7 @@ by ``okr-sync status``.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Collection, Iterable, Mapping
 from typing import TYPE_CHECKING, Literal, NamedTuple, Protocol
 
 from okr_sync.connectors.errors import PermanentError
@@ -42,6 +42,7 @@ _SHOWN = 5
 #: Predicates compiled in this process, by query, the Jira user's zone and deployment
 #: (``None``: the query cannot be answered there). A running ``serve`` compiles each
 #: raw JQL once rather than on every pass; a predicate is a pure function of its key.
+#: (Screens resolve parent keys against this pass's mirror, so they are compiled per pass.)
 _COMPILED: dict[tuple[LocalJql, ZoneInfo | None, bool], Matcher | None] = {}
 #: Entries kept at most (plans reloaded many times would otherwise add up).
 _COMPILED_MAX = 4096
@@ -102,8 +103,34 @@ def local_matchers(
     return matchers
 
 
+#: Issue keys -> the ids they name now or named before a move (None: unknown), at once.
+KeysResolver = Callable[[Collection[str]], Mapping[str, str | None]]
+
+
+class PassKeys:
+    """The issue keys the screened queries name, resolved once per pass on first use.
+
+    Jira reads ``parent = OPS-1`` as the issue OPS-1 names, or named before it moved:
+    after the move its children carry the new key, so a screen compares parent ids,
+    resolved through the store's key history. Without a resolver (a plain mirror),
+    every key is unknown.
+    """
+
+    def __init__(self, named: Collection[str], resolve: KeysResolver | None) -> None:
+        self._named = frozenset(named)
+        self._resolve = resolve
+        self._found: Mapping[str, str | None] | None = None
+
+    def __call__(self, key: str) -> str | None:
+        if self._found is None:
+            self._found = (self._resolve(sorted(self._named))
+                           if self._resolve is not None and self._named else {})
+        return self._found.get(key)
+
+
 def screen_matchers(
-    client: JiraClient, queries: Iterable[MembershipQuery]
+    client: JiraClient, queries: Iterable[MembershipQuery],
+    resolve: KeysResolver | None = None,
 ) -> dict[str, Matcher]:
     """Owner -> predicate on one issue, for the given queries Jira answers that have one."""
     screened = [q for q in queries if q.screen is not None]
@@ -111,12 +138,16 @@ def screen_matchers(
         return {}
     zone = client.user_timezone()
     tz = None if zone.key == UNKNOWN_TIMEZONE_FALLBACK.key else zone
+    keys = PassKeys({k for q in screened if q.screen is not None for k in q.screen.issue_keys},
+                    resolve)
     matchers = {}
     for query in screened:
         assert query.screen is not None
-        matcher = compiled_matcher(query.screen, tz=tz, cloud=client.is_cloud)
-        if matcher is not None:
-            matchers[query.owner] = matcher
+        try:
+            matchers[query.owner] = compile_matcher(query.screen, tz=tz, cloud=client.is_cloud,
+                                                    keys=keys)
+        except NotLocal:
+            continue
     return matchers
 
 
@@ -257,6 +288,8 @@ def local_membership(
         return False
     if stored is None or stored[0] != query.jql or set(stored[1]) != set(ids):
         result.refreshed_memberships[owner] = (query.jql, ids)
+    else:
+        result.kept_memberships.add(owner)
     result.memberships[owner] = len(ids) if query.mode == "count" else ids
     return True
 

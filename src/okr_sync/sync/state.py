@@ -13,6 +13,7 @@ from __future__ import annotations
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import datetime
+from functools import partial
 from typing import Any
 
 from okr_sync.scoring.diff import PublishedKr, published_krs
@@ -230,9 +231,14 @@ def load_state(
     cursor = store.get_cursor(source)
     memberships: dict[str, tuple[str, tuple[str, ...]]] = {}
     stored_memberships = store.get_memberships(source) if queries else {}
+    mark = cursor.high_water_mark if cursor else None
     for owner, jql in queries.items():
         stored = stored_memberships.get(owner)
-        if stored is not None and stored.matches(jql):
+        # Offered only when checked through the cursor this pass starts from: a pass
+        # checks a kept answer against the changes since that cursor only (one of a KR
+        # that left the plan for a while, or stored before this was recorded, is older).
+        if (stored is not None and stored.matches(jql) and mark is not None
+                and stored.checked_through == mark):
             memberships[owner] = (jql, stored.issue_ids)
     checks = {
         check.kr_id: check.verdict
@@ -258,6 +264,8 @@ def load_state(
         memberships=memberships,
         counts=counts,
         jql_checks=checks,
+        resolve_keys=partial(store.resolve_keys, source),
+        unplanned_memberships=frozenset(stored_memberships) - set(queries),
     )
 
 
@@ -324,7 +332,8 @@ def write_source(tx: StoreTransaction, source: PulledSource, now: datetime) -> N
     for owner in sorted(source.forgotten_memberships - set(source.refreshed_memberships)):
         tx.forget_membership(source.name, owner)
     for owner, (jql, ids) in source.refreshed_memberships.items():
-        tx.set_membership(source.name, owner, jql=jql, issue_ids=ids, refreshed_at=now)
+        tx.set_membership(source.name, owner, jql=jql, issue_ids=ids, refreshed_at=now,
+                          checked_through=source.cursor)
     for owner, (jql, verdict, detail) in source.jql_checks.items():
         tx.set_jql_check(source.name, owner, jql=jql, verdict=verdict, detail=detail,
                          checked_at=now)
@@ -332,6 +341,9 @@ def write_source(tx: StoreTransaction, source: PulledSource, now: datetime) -> N
         tx.record_source_failure(source.name, source.source_error, at=now)
     else:
         tx.record_source_read(source.name, at=now)
+        if source.kept_memberships and source.cursor is not None:
+            tx.mark_memberships_checked(source.name, source.kept_memberships,
+                                        through=source.cursor)
         tx.set_cursor(
             source.name,
             high_water_mark=source.cursor,

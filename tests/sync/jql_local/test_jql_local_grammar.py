@@ -224,3 +224,38 @@ def test_analyse_given_unrestricted_query_and_restricted_false_gives_a_predicate
     assert local.projects == frozenset() and local.fields == {"parent"}
     with pytest.raises(NotLocal):
         analyse("parent = ENT-1 AND updated > -7d", restricted=False)
+
+
+# -- parent keys resolved as Jira resolves them (a key an issue had before it moved) ------
+MOVED_CHILD = issue("SUP-9", id="9", parent_id="1", parent_key="OPS-7", fields=NOBODY)
+
+
+@pytest.mark.parametrize(("jql", "resolved", "expected"), [
+    # ENT-1 moved to OPS-7: its new child names the new key, Jira still matches it.
+    ("parent = ENT-1", {"ENT-1": "1"}, {"SUP-9": True, "ENT-4": False, "ENT-3": False}),
+    ("parent != ENT-1", {"ENT-1": "1"}, {"SUP-9": False, "ENT-4": False, "ENT-3": True}),
+    # A key no one knows: a parent under another key may be it, a parentless issue is not.
+    ("parent = ENT-1", {}, {"SUP-9": None, "ENT-4": False, "ENT-3": None}),
+    ("parent in (ENT-1, OPS-7)", {}, {"SUP-9": True, "ENT-4": False, "ENT-3": None}),
+])
+def test_compile_matcher_given_resolved_parent_keys_compares_parent_ids(
+    jql: str, resolved: dict[str, str], expected: dict[str, bool | None],
+) -> None:
+    asked: list[str] = []
+
+    def keys(key: str) -> str | None:
+        asked.append(key)
+        return resolved.get(key)
+
+    matcher = compile_matcher(analyse(jql, restricted=False), tz=UTC_ZONE, cloud=True,
+                              keys=keys)
+    mirror = by_id(*MIRROR.values(), MOVED_CHILD)
+    for key, want in expected.items():
+        item = next(i for i in mirror.values() if i.key == key)
+        if want is None:
+            with pytest.raises(NotLocal):
+                matcher(item, mirror)
+        else:
+            assert matcher(item, mirror) is want, key
+    # Keys are resolved when an issue with a parent first asks, once.
+    assert sorted(asked) == sorted(analyse(jql, restricted=False).issue_keys)

@@ -49,7 +49,7 @@ from okr_sync.sync.jql_local.syntax import (
     parse,
 )
 
-__all__ = ["LocalJql", "Matcher", "NotLocal", "analyse", "compile_matcher"]
+__all__ = ["KeyResolver", "LocalJql", "Matcher", "NotLocal", "analyse", "compile_matcher"]
 
 Kind = Literal["project", "name", "category", "multi", "ref", "date", "user"]
 
@@ -114,6 +114,9 @@ _RANGES: frozenset[Operator] = frozenset({">", ">=", "<", "<="})
 #: ``matcher(issue, mirror)``: whether ``issue`` matches; ``mirror`` looks up parents by id.
 Matcher = Callable[[JiraIssue, Mapping[str, JiraIssue]], bool]
 _Pred = Matcher
+#: An issue key (upper-case) -> the id of the issue it names now or named before a move
+#: (None: not known).
+KeyResolver = Callable[[str], str | None]
 
 
 @dataclass(frozen=True)
@@ -141,6 +144,14 @@ class LocalJql:
     @property
     def mirror_attributes(self) -> frozenset[str]:
         return frozenset(a for f in self.fields for a in MIRROR_ATTRIBUTES[f])
+
+    @property
+    def issue_keys(self) -> frozenset[str]:
+        """The issue keys (upper-case) its ``parent`` / ``"Epic Link"`` clauses name."""
+        return frozenset(
+            o.text.upper() for c in _clauses(self.where) if _FIELDS[c.field][1] == "ref"
+            for o in c.operands if isinstance(o, Literal_) and not o.text.isdigit()
+        )
 
 
 def analyse(jql: str, *, restricted: bool = True) -> LocalJql:
@@ -268,15 +279,22 @@ def _instant(text: str, tz: ZoneInfo) -> datetime:
 
 
 # ------------------------------------------------------------------ evaluation
-def compile_matcher(local: LocalJql, *, tz: ZoneInfo | None, cloud: bool) -> Matcher:
+def compile_matcher(local: LocalJql, *, tz: ZoneInfo | None, cloud: bool,
+                    keys: KeyResolver | None = None) -> Matcher:
     """The predicate of ``local`` for one Jira site; :class:`NotLocal` when it cannot be.
 
     ``tz`` is the Jira user's zone, ``None`` when Jira did not name a usable one (a
     date is then left to Jira, which knows how it reads it).
+
+    ``keys`` resolves the issue keys of ``parent`` clauses the way Jira does (a key an
+    issue had before it moved still names it): a parent is then compared by id, and an
+    issue whose parent is not the one a key names now cannot be decided while that key
+    is unknown (it may be its former key), so the predicate raises :class:`NotLocal` for
+    it. Without ``keys`` a key is compared with the parent's current key.
     """
     if local.needs_cloud and not cloud:
         raise NotLocal("parent, Epic Link, assignee or reporter on Data Center")
-    return _compile(_push_not(local.where, negate=False), tz)
+    return _compile(_push_not(local.where, negate=False), tz, keys)
 
 
 def _push_not(expr: Expr, *, negate: bool) -> Expr:
@@ -291,22 +309,24 @@ def _push_not(expr: Expr, *, negate: bool) -> Expr:
     return expr
 
 
-def _compile(expr: Expr, tz: ZoneInfo | None) -> _Pred:
+def _compile(expr: Expr, tz: ZoneInfo | None, keys: KeyResolver | None) -> _Pred:
     if isinstance(expr, And):
-        parts = [_compile(t, tz) for t in expr.terms]
+        parts = [_compile(t, tz, keys) for t in expr.terms]
         return lambda issue, mirror: all(p(issue, mirror) for p in parts)
     if isinstance(expr, Or):
-        parts = [_compile(t, tz) for t in expr.terms]
+        parts = [_compile(t, tz, keys) for t in expr.terms]
         return lambda issue, mirror: any(p(issue, mirror) for p in parts)
     assert isinstance(expr, Clause), "NOT is pushed down to the clauses first"
-    return _clause(expr, tz)
+    return _clause(expr, tz, keys)
 
 
-def _clause(clause: Clause, tz: ZoneInfo | None) -> _Pred:
+def _clause(clause: Clause, tz: ZoneInfo | None, keys: KeyResolver | None = None) -> _Pred:
     field, kind = _FIELDS[clause.field]
     op = clause.op
     if kind == "date":
         return _date_clause(field, op, clause, tz)
+    if kind == "ref" and keys is not None and op in _MEMBERSHIP:
+        return _ref_clause(field, op, clause, keys)
     values = _VALUES[field]
     if op in _EMPTINESS:
         want = op == "is"
@@ -327,6 +347,51 @@ def _clause(clause: Clause, tz: ZoneInfo | None) -> _Pred:
     def negative(issue: JiraIssue, mirror: Mapping[str, JiraIssue]) -> bool:
         have = values(issue, mirror)
         return bool(have) and wanted.isdisjoint(have)
+    return negative
+
+
+def _ref_clause(field: str, op: Operator, clause: Clause, keys: KeyResolver) -> _Pred:
+    """A ``parent`` clause whose keys are resolved by ``keys`` (once, on first use)."""
+    values = _VALUES[field]
+    named = frozenset(o.text.upper() for o in clause.operands if isinstance(o, Literal_))
+    want_empty = any(isinstance(o, Empty) for o in clause.operands)
+    resolved: list[tuple[frozenset[str], bool]] = []
+
+    def wanted() -> tuple[frozenset[str], bool]:
+        # Resolved when an issue with a parent first asks: a pass whose changed issues
+        # have no parent reads nothing.
+        if not resolved:
+            found = {key: (key if key.isdigit() else keys(key)) for key in named}
+            ids = frozenset(i for i in found.values() if i is not None)
+            resolved.append((named | ids, any(i is None for i in found.values())))
+        return resolved[0]
+
+    def names_it(issue: JiraIssue, mirror: Mapping[str, JiraIssue]) -> bool | None:
+        """Whether the issue's parent is one the clause names (None: cannot tell)."""
+        have = values(issue, mirror)
+        ids, unknown = wanted()
+        if not ids.isdisjoint(have):
+            return True
+        # A key not resolved may be the parent's former key: Jira knows, the mirror not.
+        return None if unknown else False
+
+    if op in ("=", "in"):
+        def positive(issue: JiraIssue, mirror: Mapping[str, JiraIssue]) -> bool:
+            if not values(issue, mirror):
+                return want_empty
+            named_it = names_it(issue, mirror)
+            if named_it is None:
+                raise NotLocal(f"the parent of {issue.key}: a key in {clause.field} is unknown")
+            return named_it
+        return positive
+
+    def negative(issue: JiraIssue, mirror: Mapping[str, JiraIssue]) -> bool:
+        if not values(issue, mirror):
+            return False
+        named_it = names_it(issue, mirror)
+        if named_it is None:
+            raise NotLocal(f"the parent of {issue.key}: a key in {clause.field} is unknown")
+        return not named_it
     return negative
 
 

@@ -317,17 +317,21 @@ class IssueOps(StoreOps):
         jql: str,
         issue_ids: Iterable[str],
         refreshed_at: datetime | None = None,
+        checked_through: datetime | None = None,
     ) -> Membership:
-        """Replace the issue ids a raw-JQL KR selects (stored with the JQL's hash)."""
+        """Replace the issue ids a raw-JQL KR selects (stored with the JQL's hash);
+        ``checked_through``: the source's cursor the answer holds through."""
         ids = tuple(sorted({str(i) for i in issue_ids}))
-        membership = Membership(source, kr_id, jql_hash(jql), ids, self._now(refreshed_at))
+        through = None if checked_through is None else self._now(checked_through)
+        membership = Membership(source, kr_id, jql_hash(jql), ids, self._now(refreshed_at),
+                                through)
         with self._connection() as conn:
             conn.execute(
                 upsert(
                     conn,
                     memberships,
                     ["source", "kr_id"],
-                    ["jql_hash", "issue_ids", "refreshed_at"],
+                    ["jql_hash", "issue_ids", "refreshed_at", "checked_through"],
                 ),
                 {
                     "source": source,
@@ -335,9 +339,24 @@ class IssueOps(StoreOps):
                     "jql_hash": membership.jql_hash,
                     "issue_ids": list(ids),
                     "refreshed_at": membership.refreshed_at,
+                    "checked_through": through,
                 },
             )
         return membership
+
+    def mark_memberships_checked(self, source: str, kr_ids: Collection[str], *,
+                                 through: datetime) -> int:
+        """Record that the stored answers of ``kr_ids`` hold through the cursor ``through``
+        (a pass kept them: nothing it read could move them); returns how many."""
+        marked = 0
+        with self._connection() as conn:
+            for chunk in chunks(sorted(set(kr_ids))):
+                marked += conn.execute(
+                    sa.update(memberships)
+                    .where(memberships.c.source == source, memberships.c.kr_id.in_(chunk))
+                    .values(checked_through=self._now(through))
+                ).rowcount
+        return marked
 
     def get_membership(self, source: str, kr_id: str) -> Membership | None:
         with self._connection() as conn:
@@ -349,7 +368,8 @@ class IssueOps(StoreOps):
         if row is None:
             return None
         return Membership(
-            row.source, row.kr_id, row.jql_hash, tuple(row.issue_ids), row.refreshed_at
+            row.source, row.kr_id, row.jql_hash, tuple(row.issue_ids), row.refreshed_at,
+            row.checked_through,
         )
 
     def get_memberships(self, source: str) -> dict[str, Membership]:
@@ -358,7 +378,8 @@ class IssueOps(StoreOps):
             rows = conn.execute(sa.select(memberships).where(memberships.c.source == source))
             return {
                 row.kr_id: Membership(row.source, row.kr_id, row.jql_hash,
-                                      tuple(row.issue_ids), row.refreshed_at)
+                                      tuple(row.issue_ids), row.refreshed_at,
+                                      row.checked_through)
                 for row in rows
             }
 

@@ -72,6 +72,9 @@ class Membership:
     jql_hash: str
     issue_ids: tuple[str, ...]
     refreshed_at: datetime
+    #: The source's cursor this answer holds through: the cursor of the last pass that
+    #: refreshed or kept it (None: unknown, e.g. stored before this was recorded).
+    checked_through: datetime | None = None
 
     def matches(self, jql: str) -> bool:
         """Whether this membership was computed for ``jql`` (whitespace-insensitive)."""

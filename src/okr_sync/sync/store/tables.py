@@ -144,6 +144,9 @@ memberships = sa.Table(
     sa.Column("jql_hash", sa.String(64), nullable=False),
     sa.Column("issue_ids", sa.JSON(), nullable=False),
     sa.Column("refreshed_at", UTCDateTime(), nullable=False),
+    #: The source's cursor the answer was last refreshed or kept through (a pass keeps a
+    #: stored answer only while this is the cursor it starts from).
+    sa.Column("checked_through", UTCDateTime(), nullable=True),
 )
 
 #: Raw-JQL measures answered on the mirror, and what Jira said when they were compared.
