@@ -36,6 +36,8 @@ from okr_sync.sync.pull_local import (
     MirrorAnswers,
     local_matchers,
     local_membership,
+    look_up_stored_members,
+    mirrored_of,
     patchable,
     screen_matchers,
     touched_issues,
@@ -227,9 +229,7 @@ class SourcePuller:
         # reconcile asks Jira again, which also sees members deleted outside the scope.
         screens = ({} if cursor is None or due
                    else screen_matchers(self.client, remote, state.resolve_keys))
-        # Whether the stored members of Jira's answers are mirrored, asked at once.
-        _present(result.issues, [i for q in remote
-                                 for i in state.memberships.get(q.owner, ("", ()))[1]])
+        look_up_stored_members(result.issues, state, remote)
         answers = MirrorAnswers({
             q.owner: matchers[q.owner] for q in self.plan.memberships
             if q.owner in matchers
@@ -324,7 +324,7 @@ class SourcePuller:
             changed = changed or self.client.approximate_count(outside, context="change probe") > 0
         return changed
 
-    def _merge_pulled(self, result: PulledSource, pulled: Iterable[JiraIssue],
+    def _merge_pulled(self, result: PulledSource, pulled: list[JiraIssue],
                       probed_since: datetime) -> int:
         """Merge a site-wide search: the scope and mirrored issues now, the rest on demand.
 
@@ -334,8 +334,7 @@ class SourcePuller:
         """
         merged: list[JiraIssue] = []
         unknown = 0
-        pulled = list(pulled)
-        mirrored = _present(result.issues, [issue.id for issue in pulled])
+        mirrored = mirrored_of(result.issues, [issue.id for issue in pulled])
         for issue in pulled:
             if issue.id in mirrored or issue.project.upper() in self.plan.projects:
                 merged.append(issue)
@@ -436,10 +435,8 @@ class SourcePuller:
             # A pass without a cursor read only the scope: mirrored members outside
             # it may be as old as the mirror, so it re-reads them (what --full repairs).
             reread = reread or query.owner in options.refetch
-            mirrored = _present(result.issues, ids)
-            missing = [
-                i for i in ids if i not in mirrored or (reread and i not in result.read)
-            ]
+            mirrored = mirrored_of(result.issues, ids)
+            missing = [i for i in ids if i not in mirrored or (reread and i not in result.read)]
             if missing:
                 gone = self._fetch_ids(result, missing, query.owner).gone
                 # Deleted between the membership search and the read (a race): not counted.
@@ -474,15 +471,6 @@ def _known(issues: Mapping[str, JiraIssue], ids: list[str]) -> dict[str, JiraIss
         found: dict[str, JiraIssue] = read(ids)
         return found
     return {i: issues[i] for i in ids if i in issues}
-
-
-def _present(issues: Mapping[str, JiraIssue], ids: list[str]) -> set[str]:
-    """Those of ``ids`` in the mirror, asked at once when the mirror is a store view."""
-    present = getattr(issues, "present", None)
-    if callable(present):
-        found: set[str] = present(ids)
-        return found
-    return {i for i in ids if i in issues}
 
 
 def skipped_warnings(pulled: Iterable[PulledSource]) -> list[ScoringWarning]:

@@ -151,6 +151,22 @@ def screen_matchers(
     return matchers
 
 
+def mirrored_of(issues: Mapping[str, JiraIssue], ids: list[str]) -> set[str]:
+    """Those of ``ids`` in the mirror, asked at once when the mirror is a store view."""
+    present = getattr(issues, "present", None)
+    if callable(present):
+        found: set[str] = present(ids)
+        return found
+    return {i for i in ids if i in issues}
+
+
+def look_up_stored_members(issues: Mapping[str, JiraIssue], state: SourceState,
+                           queries: Iterable[MembershipQuery]) -> None:
+    """Ask at once whether the stored members of ``queries`` are mirrored: each
+    membership then checks its own from what the view remembers, not one read each."""
+    mirrored_of(issues, [i for q in queries for i in state.memberships.get(q.owner, ("", ()))[1]])
+
+
 def touched_issues(result: PulledSource) -> tuple[dict[str, JiraIssue], set[str]]:
     """The issues this pass's searches found new or changed (newest record each), and the
     ids it found deleted."""
