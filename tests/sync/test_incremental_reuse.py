@@ -19,8 +19,9 @@ from okr_sync.sync.pipeline import PassOptions
 from okr_sync.sync.sandbox_world import SandboxWorld, sandbox_world
 from okr_sync.sync.state import Explanation, PassSnapshot
 from okr_sync.sync.store.store import Store
-from okr_sync.sync.store.tables import measure_marks
+from okr_sync.sync.store.tables import kr_item_ids, measure_marks
 from support.paths import DEMO_PLAN
+from support.quiet_benchmark import KR, crm_story, other_project, quiet_benchmark
 
 
 @pytest.fixture
@@ -209,3 +210,47 @@ def test_pass_given_item_joins_and_leaves_a_kr_between_publications_equals_full(
                 o: e.items for o, e in explained.items()}
         finally:
             runtime.close()
+
+
+@pytest.mark.parametrize("index", ["written", "rows_without_ids"])
+def test_pass_given_held_item_leaves_unpublished_then_moves_project_reasons_equal_full(
+    tmp_path: Path, index: str
+) -> None:
+    # X leaves O001.KR1 (label removed) in a pass that publishes nothing, then moves to
+    # another project. The published snapshot still holds X in O001.KR1: only the ids
+    # index (or the decoded items) tells the last pass that O001.KR1 must be measured
+    # again, and its reasons then read X's project ("moved out", not "removed from
+    # scope").
+    dataset, plan, channels = quiet_benchmark(tmp_path)
+    x = crm_story(dataset, backend=True)
+    with sandbox_world(tmp_path, dataset=dataset, channels=channels) as world:
+        runtime = world.runtime(plan)
+        try:
+            runtime.run_locked(PassOptions())
+            store = runtime.store
+            assert isinstance(store, Store)
+            published = store.snapshot_head(published_only=True)
+            assert str(x) in {c.id for c in _latest_explanations(store)[KR].items}
+            if index == "rows_without_ids":
+                # As rows a 0010-era process stored after `db upgrade` (a rolling
+                # deploy): the index cannot tell who holds X, so the pass decodes.
+                with store.engine.begin() as conn:
+                    conn.execute(sa.delete(kr_item_ids))
+            dataset.advance(timedelta(minutes=10))
+            dataset.update(x, labels=[])
+            runtime.run_locked(PassOptions())
+            dataset.advance(timedelta(minutes=10))
+            dataset.move(x, other_project("CRM"))
+            runtime.run_locked(PassOptions())
+            assert store.snapshot_head(published_only=True) == published
+            incremental = _latest_explanations(store)
+            with store.engine.begin() as conn:
+                conn.execute(sa.delete(measure_marks))
+            runtime.run_locked(PassOptions())
+            full = _latest_explanations(store)
+        finally:
+            runtime.close()
+    assert full[KR].reasons == ("1 moved out",)
+    assert {o: e.reasons for o, e in incremental.items()} == {
+        o: e.reasons for o, e in full.items()}
+    assert incremental == full

@@ -4,6 +4,7 @@ that read an existing state store without ever creating or changing one."""
 from __future__ import annotations
 
 import hashlib
+import threading
 from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
@@ -14,6 +15,7 @@ from okr_sync.config.plan import Plan
 from okr_sync.config.plan_loader import load_plan
 from okr_sync.sync import pipeline as pipeline_module
 from okr_sync.sync import runtime as runtime_module
+from okr_sync.sync.delivery.outbox import DELIVERY_WORKERS
 from okr_sync.sync.fetch_plan import SourceFetchPlan, build_fetch_plan
 from okr_sync.sync.pipeline import PassOptions, ReadOnlyStoreError
 from okr_sync.sync.runtime import Runtime
@@ -124,3 +126,27 @@ def test_run_pass_given_read_only_store_and_no_dry_run_refuses_to_write(
     finally:
         runtime.close()
     assert not _database(world).exists()
+
+
+def _delivery_threads() -> set[threading.Thread]:
+    return {t for t in threading.enumerate() if t.name.startswith("okr-sync-deliver")}
+
+
+def test_runtime_given_passes_that_deliver_keeps_one_set_of_delivery_threads_until_closed(
+    world: SandboxWorld,
+) -> None:
+    # serve runs pass after pass on one runtime: new threads every pass grew its memory.
+    runtime = world.runtime(load_plan(DEMO_PLAN))
+    try:
+        first = runtime.run_locked(PassOptions())
+        after_first = _delivery_threads()
+        _finish_on_call_work(world)
+        second = runtime.run_locked(PassOptions())
+        after_second = _delivery_threads()
+    finally:
+        runtime.close()
+
+    assert first.scorecard.deliveries and second.scorecard.deliveries
+    assert after_first and after_first <= after_second
+    assert len(after_second) <= DELIVERY_WORKERS
+    assert _delivery_threads() == set()

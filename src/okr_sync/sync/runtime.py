@@ -225,8 +225,12 @@ class Runtime:
         return replace(result, scorecard=replace(card, deliveries=card.deliveries + deliveries))
 
     def close(self) -> None:
-        self.jira.close()
-        self.store.close()
+        try:
+            if self.notifier is not None:
+                self.notifier.close()
+        finally:
+            self.jira.close()
+            self.store.close()
 
 
 def jira_sites(plan: Plan, jira: JiraConnections) -> JiraSites:

@@ -5,6 +5,7 @@ Concurrency is counted in the sandbox (calls in flight at once), not timed.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
 
 import pytest
@@ -12,7 +13,9 @@ from pydantic import SecretStr
 
 from okr_sync.connectors.slack.client import SlackClient
 from okr_sync.sandbox.slack.server import SlackSandbox
-from okr_sync.sync.delivery.outbox import OutboxDeliverer, Senders
+from okr_sync.scoring.scorecard import Delivery
+from okr_sync.sync.delivery.outbox import OutboxDeliverer, Senders, SerialStore
+from okr_sync.sync.store.records import ClaimedDelivery
 from okr_sync.sync.store.store import OutboxItem, Store
 
 CHANNELS = tuple(f"C0PAR{index:04d}" for index in range(6))
@@ -86,3 +89,30 @@ def test_deliver_given_one_failing_target_sends_every_other_target(
 def test_outbox_deliverer_given_no_worker_raises() -> None:
     with pytest.raises(ValueError):
         OutboxDeliverer(Senders(), workers=0)
+
+
+class _ThreadRecordingDeliverer(OutboxDeliverer):
+    """Notes the thread each row is settled on."""
+
+    def __init__(self, senders: Senders, *, workers: int) -> None:
+        super().__init__(senders, workers=workers)
+        self.threads: list[threading.Thread] = []
+
+    def _settle(self, store: SerialStore, claim: ClaimedDelivery) -> Delivery:
+        self.threads.append(threading.current_thread())
+        return super()._settle(store, claim)
+
+
+def test_deliver_given_several_passes_settles_every_pass_on_the_same_worker_threads(
+    store: Store, slack: SlackSandbox,
+) -> None:
+    deliverer = _ThreadRecordingDeliverer(_senders(slack), workers=2)
+    for number in range(3):
+        store.enqueue(OutboxItem(f"k-pass-{number}", "r", f"slack:{CHANNELS[number]}", "digest",
+                                 {"text": f"pass {number}"}))
+        assert [d.status for d in deliverer.deliver(store)] == ["sent"]
+
+    # Three passes, one pool: never more threads than workers, however many passes ran.
+    assert len(set(deliverer.threads)) <= 2
+    deliverer.close()
+    assert not any(thread.is_alive() for thread in deliverer.threads)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gc
+import logging
 import weakref
 from collections.abc import Iterator
 from datetime import UTC, date, datetime, timedelta
@@ -100,3 +101,44 @@ def test_release_memory_given_unreachable_cycles_collects_them() -> None:
         assert ref() is None
     finally:
         gc.enable()
+
+
+class _Events(logging.Handler):
+    def __init__(self, events: list[str]) -> None:
+        super().__init__()
+        self.events = events
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.events.append(record.getMessage())
+
+
+def test_scheduler_given_a_pass_logs_pass_finished_after_releasing_its_memory(
+    sqlite_url: str, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Readers of the process after "pass finished" (the benchmark's RSS sample) must see
+    # it after the pass's cleanup, as the next pass finds it.
+    events: list[str] = []
+
+    def trim(pad: int) -> int:
+        events.append("trim")
+        return 1
+
+    monkeypatch.setattr(memory, "_malloc_trim", lambda: trim)
+    clock = FakeClock(_START)
+    scheduler = Scheduler(CyclicRuntime(sqlite_url, clock), Schedule.parse("5m", None),
+                          leadership=Leadership(sqlite_url, holder="test"),
+                          metrics=ServiceMetrics(), clock=clock)
+    handler = _Events(events)
+    service_log = logging.getLogger("okr_sync.service")
+    service_log.addHandler(handler)
+    previous = service_log.level
+    service_log.setLevel(logging.INFO)
+    try:
+        scheduler.tick()
+    finally:
+        service_log.removeHandler(handler)
+        service_log.setLevel(previous)
+        scheduler.close()
+
+    passes = [e for e in events if e in ("pass starting", "trim", "pass finished")]
+    assert passes == ["pass starting", "trim", "pass finished"]

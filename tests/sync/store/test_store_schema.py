@@ -6,6 +6,7 @@ import importlib
 import threading
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import pytest
 import sqlalchemy as sa
@@ -372,3 +373,49 @@ def test_upgrade_given_0010_items_stored_apart_indexes_their_issue_ids(
         assert snapshot_id is not None
         assert store.snapshot_owners_holding(snapshot_id, {"7"}) == {"KR1"}
         assert store.snapshot_owners_holding(snapshot_id, {"8", "9"}) == {"KR1"}
+
+
+def test_upgrade_given_more_0010_items_than_one_read_indexes_them_a_chunk_at_a_time(
+    database_url: str,
+) -> None:
+    from okr_sync.sync.store.snapshot_items import INDEXED
+
+    upgrade(database_url, "0010")
+    rows = 450  # more than two reads of 200 documents
+    engine = create_store_engine(database_url)
+    try:
+        with engine.begin() as conn:
+            items = sa.table("kr_items", sa.column("owner"), sa.column("hash"),
+                             sa.column("document", sa.JSON()))
+            conn.execute(sa.insert(items), [
+                {"owner": f"KR{n}", "hash": f"h{n}", "document": {"items": [{"id": str(n)}]}}
+                for n in range(rows)])
+    finally:
+        engine.dispose()
+    reads: list[int] = []
+
+    def record(conn: Any, cursor: Any, statement: str, parameters: Any, context: Any,
+               executemany: bool) -> None:
+        if "kr_items.document" in statement and not statement.lstrip().startswith("INSERT"):
+            reads.append(len(parameters))
+
+    sa.event.listen(sa.engine.Engine, "before_cursor_execute", record)
+    try:
+        upgrade(database_url)
+    finally:
+        sa.event.remove(sa.engine.Engine, "before_cursor_execute", record)
+
+    # The documents are read by key, a chunk at a time (never the whole table at once).
+    assert len(reads) == 3 and max(reads) <= 200
+    engine = create_store_engine(database_url)
+    try:
+        with engine.connect() as conn:
+            ids = sa.table("kr_item_ids", sa.column("owner"), sa.column("hash"),
+                           sa.column("issue_id"))
+            indexed = conn.execute(sa.select(ids.c.owner, ids.c.hash, ids.c.issue_id)).all()
+    finally:
+        engine.dispose()
+    assert {(r.owner, r.hash) for r in indexed if r.issue_id == INDEXED} == {
+        (f"KR{n}", f"h{n}") for n in range(rows)}
+    assert {(r.owner, r.issue_id) for r in indexed if r.issue_id != INDEXED} == {
+        (f"KR{n}", str(n)) for n in range(rows)}

@@ -7,9 +7,10 @@ from collections.abc import Iterator, Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import pytest
 import sqlalchemy as sa
 
-from okr_sync.sync.store.snapshot_items import ITEM_BATCH
+from okr_sync.sync.store.snapshot_items import INDEXED, ITEM_BATCH, LOOKUP_IDS
 from okr_sync.sync.store.store import Store
 from okr_sync.sync.store.tables import kr_item_ids, kr_items, snapshots
 
@@ -87,10 +88,12 @@ def test_prune_given_pruned_snapshot_keeps_rows_a_kept_snapshot_names(store: Sto
     assert _item_rows(store) == named
 
 
-def _id_rows(store: Store) -> set[tuple[str, str, str]]:
+def _id_rows(store: Store, *, markers: bool = False) -> set[tuple[str, str, str]]:
+    """The ids index's rows: the issue ids, or the rows marking a row indexed."""
     with store.engine.connect() as conn:
         return {(r.owner, r.hash, r.issue_id) for r in conn.execute(sa.select(
-            kr_item_ids.c.owner, kr_item_ids.c.hash, kr_item_ids.c.issue_id))}
+            kr_item_ids.c.owner, kr_item_ids.c.hash, kr_item_ids.c.issue_id))
+            if (r.issue_id == INDEXED) == markers}
 
 
 def test_snapshot_owners_holding_given_items_stored_apart_names_owners_of_that_snapshot(
@@ -106,8 +109,11 @@ def test_snapshot_owners_holding_given_items_stored_apart_names_owners_of_that_s
     assert store.snapshot_owners_holding(second_id, {"2", "3", "9"}) == {"KR1"}
     assert store.snapshot_owners_holding(second_id, {"4"}) == {"KR2"}
     assert store.snapshot_owners_holding(second_id, set()) == set()
-    # One ids row per item of each stored explanation row (KR1's written once).
+    # One ids row per item of each stored explanation row (KR1's written once), and
+    # each row marked indexed (KR3's too, holding no items).
     assert len(_id_rows(store)) == 4
+    assert {(owner, digest) for owner, digest, _ in _id_rows(store, markers=True)} == (
+        _item_rows(store))
 
 
 def test_snapshot_owners_holding_given_old_inline_document_cannot_tell(store: Store) -> None:
@@ -130,7 +136,8 @@ def test_prune_given_pruned_rows_drops_their_ids_too(store: Store) -> None:
 
     store.prune(before=NOW - timedelta(days=30))
 
-    assert {(owner, digest) for owner, digest, _ in _id_rows(store)} == _item_rows(store)
+    assert {(owner, digest) for owner, digest, _ in _id_rows(store, markers=True)} == (
+        _item_rows(store))
     assert {issue_id for _, _, issue_id in _id_rows(store)} == {"1", "4"}
 
 
@@ -175,3 +182,86 @@ def test_save_snapshot_given_a_lazy_explain_writes_rows_a_batch_at_a_time(
     expected = _document({owner: _entry(owner, [owner, f"{owner}-x"])
                           for owner in explain.owners})
     assert store.get_snapshot(snapshot_id).document == expected
+
+
+def test_snapshot_owners_holding_given_a_row_stored_without_ids_cannot_tell(
+    store: Store,
+) -> None:
+    snapshot_id = store.save_snapshot(cycle="c", as_of=NOW, document=_document(
+        {"KR1": _entry("a", ["1"]), "KR2": _entry("b", ["2"])}))
+    # KR2's row as a process predating the index stores it (still running after
+    # `db upgrade`): no ids, so nothing tells whether it holds issue 1.
+    with store.engine.begin() as conn:
+        conn.execute(sa.delete(kr_item_ids).where(kr_item_ids.c.owner == "KR2"))
+
+    assert store.snapshot_owners_holding(snapshot_id, {"1"}) is None
+
+
+def test_save_snapshot_given_ids_left_by_a_deleted_row_stores_the_row_again(
+    store: Store,
+) -> None:
+    document = _document({"KR1": _entry("a", ["1", "2"])})
+    store.save_snapshot(cycle="c", as_of=NOW, document=document)
+    # Deleted by a prune predating the index (or by hand): its ids stay behind.
+    with store.engine.begin() as conn:
+        conn.execute(sa.delete(kr_items))
+
+    snapshot_id = store.save_snapshot(cycle="c", as_of=NOW, document=document)
+
+    assert store.get_snapshot(snapshot_id).document == document
+    assert store.snapshot_owners_holding(snapshot_id, {"2"}) == {"KR1"}
+    assert {issue_id for _, _, issue_id in _id_rows(store)} == {"1", "2"}
+
+
+def test_snapshot_owners_holding_given_many_stored_versions_reads_only_the_snapshots_rows(
+    store: Store,
+) -> None:
+    # Every version of KR1 holds issue 1: only the one the snapshot names is read.
+    for n in range(5):
+        snapshot_id = store.save_snapshot(cycle="c", as_of=NOW, document=_document(
+            {"KR1": _entry("a", ["1", str(10 + n)]), "KR2": _entry("b", ["2"])}))
+    before = store.kr_item_id_rows_read
+
+    assert store.snapshot_owners_holding(snapshot_id, {"1", "2", "10"}) == {"KR1", "KR2"}
+    assert store.kr_item_id_rows_read - before == 2
+
+
+def test_snapshot_items_given_sqlite_reads_rows_by_primary_key_never_a_scan(
+    store: Store,
+) -> None:
+    if store.engine.dialect.name != "sqlite":
+        pytest.skip("PostgreSQL's planner picks by table statistics, empty here")
+    statements: list[tuple[str, Any]] = []
+
+    def record(conn: Any, cursor: Any, statement: str, parameters: Any, context: Any,
+               executemany: bool) -> None:
+        if "kr_item" in statement and not statement.lstrip().startswith("INSERT"):
+            statements.append((statement, parameters[0] if executemany else parameters))
+
+    sa.event.listen(store.engine, "before_cursor_execute", record)
+    try:
+        for kr1 in (["1"], ["1", "2"], ["1"]):
+            snapshot_id = store.save_snapshot(cycle="c", as_of=NOW, document=_document(
+                {"KR1": _entry("a", kr1), "KR2": _entry("b", ["3"])}))
+        store.snapshot_explanations(snapshot_id, ["KR1"])
+        store.snapshot_owners_holding(snapshot_id, {"1"})
+    finally:
+        sa.event.remove(store.engine, "before_cursor_execute", record)
+
+    assert len(statements) >= 4
+    with store.engine.connect() as conn:
+        plans = [row[-1] for statement, parameters in statements
+                 for row in conn.exec_driver_sql("EXPLAIN QUERY PLAN " + statement, parameters)]
+    assert not [step for step in plans if step.startswith(("SCAN kr_items", "SCAN kr_item_ids"))]
+
+
+def test_snapshot_owners_holding_given_more_ids_than_one_lookup_reads_the_rows_whole(
+    store: Store,
+) -> None:
+    snapshot_id = store.save_snapshot(cycle="c", as_of=NOW, document=_document(
+        {"KR1": _entry("a", ["1", "2"]), "KR2": _entry("b", ["3"]), "KR3": _entry("c", [])}))
+    many = {str(n) for n in range(3, 3 + LOOKUP_IDS + 1)}
+    before = store.kr_item_id_rows_read
+
+    assert store.snapshot_owners_holding(snapshot_id, many) == {"KR2"}
+    assert store.kr_item_id_rows_read - before == 3  # every id of the snapshot's rows

@@ -24,7 +24,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Literal
 
-from okr_sync.sync.pipeline import PassOptions, PassResult
+from okr_sync.sync.pipeline import PassOptions
 from okr_sync.sync.runtime import Runtime
 from okr_sync.sync.service.digests import ScheduledMessages
 from okr_sync.sync.service.memory import release_memory
@@ -188,10 +188,16 @@ class Scheduler:
         trigger = self.debouncer.take(now)
         due = self._next_pass is not None and now >= self._next_pass
         if (due or trigger is not None) and not self.stop_event.is_set():
-            self._run_pass("schedule" if due else "webhook", trigger)
+            finished = self._run_pass("schedule" if due else "webhook", trigger)
             # The pass's objects are all dropped by now: collect its cycles and give free
             # heap pages back, so the next pass does not start on top of this one's garbage.
+            # "pass finished" follows, so whoever reads the process after that line (the
+            # benchmark's RSS sample) sees it as the next pass will find it.
             release_memory()
+            if finished is not None and not self._frozen:
+                self._freeze_survivors()
+            if finished is not None:
+                log.info("pass finished", extra=finished)
             if due:
                 self._next_pass = self._following(now, self.clock())
         if not self.stop_event.is_set():
@@ -283,7 +289,9 @@ class Scheduler:
         project = lease.holder.rsplit(" ", 1)[-1]
         self.debouncer.add(now, None if project == "-" else project)
 
-    def _run_pass(self, reason: str, trigger: Trigger | None) -> PassResult | None:
+    def _run_pass(self, reason: str, trigger: Trigger | None) -> dict[str, object] | None:
+        """Run one pass; the fields of its ``pass finished`` line (None if it did not run
+        to the end: skipped, stopped or failed, each logged here)."""
         context: dict[str, object] = {"reason": reason}
         if trigger is not None:
             context |= {"events": trigger.events, "projects": sorted(trigger.projects)}
@@ -335,27 +343,20 @@ class Scheduler:
             problem = "; ".join(result.source_failures) or "no Jira measure could be evaluated"
             self.state.update(last_outcome=outcome, source_problem=problem,
                               passes=self.state.view().passes + 1, **failing)
-        log.info(
-            "pass finished",
-            extra=context | {
-                "outcome": outcome, "duration_s": round(duration, 3),
-                "jira_requests": result.jira_requests, "issues_fetched": result.issues_fetched,
-                "measure_cpu_s": round(result.measure_cpu_seconds, 4),
-                "changes": [c.kr for c in result.scorecard.changes],
-                "deliveries": [f"{d.target}:{d.status}" for d in result.scorecard.deliveries],
-                "failures": result.failures,
-            },
-        )
-        if not self._frozen:
-            self._freeze_survivors()
-        return result
+        return context | {
+            "outcome": outcome, "duration_s": round(duration, 3),
+            "jira_requests": result.jira_requests, "issues_fetched": result.issues_fetched,
+            "measure_cpu_s": round(result.measure_cpu_seconds, 4),
+            "changes": [c.kr for c in result.scorecard.changes],
+            "deliveries": [f"{d.target}:{d.status}" for d in result.scorecard.deliveries],
+            "failures": result.failures,
+        }
 
     def _freeze_survivors(self) -> None:
         """What start-up and the first pass left alive (modules, the plan, clients, the
         store's engine and caches) stays for the process's life: moved out of the cyclic
-        collector's reach, later collections walk only what later passes make. Walking
-        it all again was a large part of a one-issue pass's CPU (a full collection every
-        few passes)."""
+        collector's reach, later collections (release_memory's after every pass among
+        them) walk only what later passes make. Walking it all again was a large part of
+        a one-issue pass's CPU."""
         self._frozen = True
-        gc.collect()
         gc.freeze()

@@ -22,6 +22,18 @@ from okr_sync.sync.store.tables import kr_item_ids, kr_items, snapshots
 #: ``kr_item_ids`` rows inserted per statement.
 ID_BATCH = 2000
 
+#: The ``issue_id`` of the row marking a ``kr_items`` row as indexed: a row without it
+#: (written by a process predating the index, still running after ``db upgrade``) has
+#: ids nobody wrote, so its absence from the index says nothing.
+INDEXED = ""
+
+#: Up to this many issue ids, the ids index is asked for them (one primary-key lookup
+#: per row and id); past it, for every id of the rows a snapshot names (one range per
+#: row), and the ids are matched here: a resync's thousands of ids times 400 rows
+#: would be millions of lookups. (At 5,000 issues and 400 KRs on SQLite the two cost
+#: the same near 300 ids.)
+LOOKUP_IDS = 200
+
 #: The JSON entry of an owner whose explanation is a stored row, named by its hash.
 KEPT = "$kept"
 
@@ -109,6 +121,8 @@ class SnapshotItemOps(StoreOps):
     #: pass writes only the owners whose items changed and reads only those it needs).
     kr_item_rows_written: int = 0
     kr_item_rows_read: int = 0
+    #: ``kr_item_ids`` rows the ids index answered with (markers aside).
+    kr_item_id_rows_read: int = 0
 
     def _write_items(self, conn: sa.Connection, rows: Mapping[tuple[str, str], Any]) -> None:
         """Insert the rows not stored yet: an owner whose items did not change names
@@ -131,16 +145,28 @@ class SnapshotItemOps(StoreOps):
 
     @staticmethod
     def _write_item_ids(conn: sa.Connection, rows: Iterable[Mapping[str, Any]]) -> None:
-        """Index the issue ids of new ``kr_items`` rows, a batch at a time: a first pass
-        writes every KR's items, and one list of all their ids would raise peak memory."""
+        """Index the issue ids of new ``kr_items`` rows and mark each indexed, a batch at
+        a time: a first pass writes every KR's items, and one list of all their ids
+        would raise peak memory.
+
+        A row's ids left behind (its ``kr_items`` row deleted by a process predating
+        the index, or by hand) are replaced: the same content stored again would
+        otherwise fail every later pass on the primary key."""
+        stale = sa.delete(kr_item_ids).where(kr_item_ids.c.owner == sa.bindparam("o"),
+                                             kr_item_ids.c.hash == sa.bindparam("h"))
+        keys: list[dict[str, str]] = []
         batch: list[dict[str, str]] = []
         for row in rows:
-            batch += ({"owner": row["owner"], "hash": row["hash"], "issue_id": issue_id}
-                      for issue_id in sorted(item_ids(row["document"])))
+            owner, digest = row["owner"], row["hash"]
+            keys.append({"o": owner, "h": digest})
+            batch += ({"owner": owner, "hash": digest, "issue_id": issue_id}
+                      for issue_id in sorted(item_ids(row["document"]) | {INDEXED}))
             if len(batch) >= ID_BATCH:
+                conn.execute(stale, keys)
                 conn.execute(sa.insert(kr_item_ids), batch)
-                batch = []
+                keys, batch = [], []
         if batch:
+            conn.execute(stale, keys)
             conn.execute(sa.insert(kr_item_ids), batch)
 
     def _write_explained(self, conn: sa.Connection, document: Mapping[str, Any]
@@ -233,8 +259,11 @@ class SnapshotItemOps(StoreOps):
     def snapshot_owners_holding(self, snapshot_id: int, issue_ids: Collection[str]
                                 ) -> set[str] | None:
         """The owners whose explanation in snapshot ``snapshot_id`` holds an item of one
-        of ``issue_ids``, read from the ids index without decoding any items (None for
-        a snapshot holding its explanations inline: the caller reads them)."""
+        of ``issue_ids``, read from the ids index without decoding any items.
+
+        None when the index cannot tell: the snapshot holds its explanations inline, or
+        a row it names was never indexed (stored by a process predating the index).
+        The caller then reads the items."""
         doc = snapshots.c.document
         with self._connection() as conn:
             refs = conn.execute(
@@ -242,12 +271,26 @@ class SnapshotItemOps(StoreOps):
             ).scalar_one_or_none()
             if not isinstance(refs, dict):
                 return None
+            wanted = set(issue_ids) - {INDEXED}
+            if not wanted:
+                return set()
+            # Only the rows this snapshot names, by primary key (hash, issue_id): not
+            # every stored version of each owner that ever held one of the ids.
+            look = [INDEXED, *sorted(wanted)] if len(wanted) <= LOOKUP_IDS else None
+            indexed: set[str] = set()
             holders: set[str] = set()
-            for part in chunks(sorted(set(issue_ids))):
-                for row in conn.execute(
-                    sa.select(kr_item_ids.c.owner, kr_item_ids.c.hash)
-                    .where(kr_item_ids.c.issue_id.in_(part))
-                ):
-                    if refs.get(row.owner) == row.hash:
-                        holders.add(row.owner)
-        return holders
+            for digests in chunks(sorted(set(refs.values()))):
+                query = sa.select(kr_item_ids.c.owner, kr_item_ids.c.hash,
+                                  kr_item_ids.c.issue_id).where(kr_item_ids.c.hash.in_(digests))
+                if look is not None:
+                    query = query.where(kr_item_ids.c.issue_id.in_(look))
+                for row in conn.execute(query):
+                    if refs.get(row.owner) != row.hash:
+                        continue  # another owner's row of the same content
+                    if row.issue_id == INDEXED:
+                        indexed.add(row.owner)
+                    else:
+                        self.kr_item_id_rows_read += 1
+                        if row.issue_id in wanted:
+                            holders.add(row.owner)
+        return holders if indexed.issuperset(refs) else None

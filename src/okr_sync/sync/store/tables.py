@@ -226,17 +226,21 @@ kr_items = sa.Table(
     sa.Column("owner", sa.String(128), primary_key=True),
     sa.Column("hash", sa.String(64), primary_key=True),
     sa.Column("document", sa.JSON(), nullable=False),
+    # A snapshot names its rows by hash (``explain_refs``): they are read by hash.
+    sa.Index(None, "hash"),
 )
 
-#: The issue ids each ``kr_items`` row holds, written with the row: a pass asks which
-#: owners' published rows hold a changed issue without decoding every owner's items.
+#: The issue ids each ``kr_items`` row holds, written with the row, and a row with an
+#: empty ``issue_id`` marking it indexed: a pass asks which owners' published rows hold
+#: a changed issue without decoding every owner's items. Keyed by hash first: a lookup
+#: names the rows of one snapshot by their hashes and the changed ids.
 kr_item_ids = sa.Table(
     "kr_item_ids",
     metadata,
-    sa.Column("owner", sa.String(128), primary_key=True),
-    sa.Column("hash", sa.String(64), primary_key=True),
-    sa.Column("issue_id", sa.String(64), primary_key=True),
-    sa.Index(None, "issue_id"),
+    sa.Column("owner", sa.String(128), nullable=False),
+    sa.Column("hash", sa.String(64), nullable=False),
+    sa.Column("issue_id", sa.String(64), nullable=False),
+    sa.PrimaryKeyConstraint("hash", "issue_id", "owner"),
 )
 
 kr_history = sa.Table(
