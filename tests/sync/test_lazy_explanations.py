@@ -4,6 +4,9 @@ the one its kept owners name, and the published items change reasons are told ag
 from __future__ import annotations
 
 from collections.abc import Collection
+from typing import Any
+
+import pytest
 
 from okr_sync.scoring.measures import Contribution
 from okr_sync.sync.lazy_explanations import (
@@ -112,3 +115,23 @@ def test_previous_states_given_an_owner_measured_with_error_leaves_it_out() -> N
     states = PreviousStates({"A": _explanation("A", "1"), "B": _explanation("B", error="x")})
 
     assert list(states) == ["A"] and states.get("B") is None and len(states) == 1
+
+
+def test_previous_states_given_owners_counted_decodes_no_items(
+    monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from okr_sync.scoring import explain
+
+    decoded: list[int] = []
+    original = explain.item_states
+
+    def counting(items: Any) -> Any:
+        decoded.append(1)
+        return original(items)
+
+    monkeypatch.setattr(explain, "item_states", counting)
+    states = PreviousStates(_Reads().lazy())
+
+    # Which owners hold states is told by their errors: no owner's items are decoded.
+    assert len(states) == len(list(states)) == len(STORED)
+    assert decoded == []

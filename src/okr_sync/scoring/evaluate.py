@@ -113,6 +113,7 @@ def measure_states(
     before: Mapping[str, MeasureState] | None = None,
     changes: Mapping[str, Changes] | None = None,
     skip: Collection[str] = (),
+    by_source: Mapping[str, Mapping[str, Measured]] | None = None,
 ) -> dict[str, MeasureState]:
     """Each item-selecting measure's state (its selected items' facts) this pass.
 
@@ -121,13 +122,17 @@ def measure_states(
     mirror that ``changes[source]`` turns into this pass's: a measure whose stored
     state has its key is brought up to date from the changes alone, the rest (and
     every measure of a source without changes) in one pass over the mirror. Owners in
-    ``skip`` are not measured (the caller has their evaluations).
+    ``skip`` are not measured (the caller has their evaluations). ``by_source``: this
+    pass's :func:`measured_by_source` when the caller built it already (a measure key
+    hashes the measure's spec: built once per pass, not once per use).
     """
     before = before or {}
     changes = changes or {}
     states: dict[str, MeasureState] = {}
-    for source_name, measures in measured_by_source(plan, sources, cycle_start,
-                                                    skip).items():
+    if by_source is None:
+        by_source = measured_by_source(plan, sources, cycle_start, skip)
+    for source_name, all_measures in by_source.items():
+        measures = {owner: m for owner, m in all_measures.items() if owner not in skip}
         data = sources[source_name]
         source_changes = changes.get(source_name)
         kept = {

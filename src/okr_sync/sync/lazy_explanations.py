@@ -174,35 +174,35 @@ def explanations_equal(mine: Mapping[str, Explanation], theirs: Mapping[str, Exp
 
 class PreviousStates(Mapping[str, Mapping[str, "ItemState"]]):
     """Per owner measured without error in a stored snapshot, its items' states (what
-    change reasons are told against), decoded per owner when first asked for: a pass
-    that measures a few owners decodes those few."""
+    change reasons are told against), decoded per owner when asked for: a pass that
+    measures a few owners decodes those few. The states are not kept: a pass reads each
+    owner's once (to tell its reasons), so holding them held every touched KR's previous
+    items at once, beside this pass's."""
 
     def __init__(self, explanations: Mapping[str, Explanation]) -> None:
         self._explanations = explanations
-        self._states: dict[str, dict[str, ItemState] | None] = {}
 
     def preload(self, owners: Collection[str]) -> None:
         """Read ``owners``' stored items in one go (not one read per owner)."""
         if isinstance(self._explanations, LazyExplanations):
             self._explanations.preload([o for o in owners if o in self._explanations])
 
-    def _state(self, owner: str) -> dict[str, ItemState] | None:
-        if owner not in self._states:
-            from okr_sync.scoring.explain import item_states
-
-            entry = self._explanations[owner]
-            self._states[owner] = None if entry.error else item_states(entry.items)
-        return self._states[owner]
-
     def __getitem__(self, owner: str) -> Mapping[str, ItemState]:
-        state = self._state(owner) if owner in self._explanations else None
-        if state is None:
+        # Asked first: looking up an owner the snapshot does not hold would read the store.
+        if owner not in self._explanations:
             raise KeyError(owner)
-        return state
+        entry = self._explanations[owner]
+        if entry.error:
+            raise KeyError(owner)
+        from okr_sync.scoring.explain import item_states
+
+        return item_states(entry.items)
 
     def _owners(self) -> list[str]:
+        # Which owners hold states is told by their errors, without decoding items.
         self.preload(list(self._explanations))
-        return [owner for owner in self._explanations if self._state(owner) is not None]
+        return [owner for owner in self._explanations
+                if not self._explanations[owner].error]
 
     def __iter__(self) -> Iterator[str]:
         return iter(self._owners())

@@ -32,7 +32,7 @@ from okr_sync.scoring.evaluate import (
     measured_by_source,
 )
 from okr_sync.scoring.explain import ItemState
-from okr_sync.scoring.incremental import MeasureIndex, MeasureState
+from okr_sync.scoring.incremental import Measured, MeasureIndex, MeasureState
 from okr_sync.scoring.measures import WorkItem
 from okr_sync.sync.lazy_explanations import LazyExplanations, PreviousStates
 from okr_sync.sync.paused_gc import paused_gc
@@ -58,8 +58,11 @@ class Measurements:
     evaluations: dict[str, Evaluation]
     #: Taken from the stored summaries: nothing was new, no state changed.
     unchanged: bool = False
-    before: Mapping[str, MeasureState] = field(default_factory=dict)
     states: Mapping[str, MeasureState] = field(default_factory=dict)
+    #: Owners whose state is the stored one, unchanged (not stored again). Only their
+    #: names are kept: holding the stored states read until commit held a second copy
+    #: of every changed measure's facts through evaluating and saving.
+    same: frozenset[str] = frozenset()
     #: Owners no change of this pass can affect -> their stored measure key (None for
     #: counts): evaluations taken from the stored summary, states neither read nor
     #: written, items those of the latest snapshot.
@@ -98,11 +101,15 @@ def measure(
         if reused is not None:
             return Measurements(reused, unchanged=True)
     items_before = previous()
+    # Built once: its matchers and measure keys serve both finding the untouched owners
+    # and measuring the others.
+    by_source = measured_by_source(plan, sources, cycle_start)
     kept: dict[str, tuple[Evaluation, str | None]] = {}
     if may_reuse and latest_items is not None:
         kept = untouched(plan, store, pulled, sources, cycle_start=cycle_start,
                            published_id=published_id, sites=sites, summaries=summaries,
-                           items_before=items_before, latest_items=latest_items)
+                           items_before=items_before, latest_items=latest_items,
+                           by_source=by_source)
     owners: dict[str, list[str]] | None = None
     if kept:
         owners = {}
@@ -111,7 +118,10 @@ def measure(
                 owners.setdefault(spec.source, []).append(owner)
     before, changes = prior_measure_states(store, pulled, owners)
     states = measure_states(plan, sources, cycle_start=cycle_start, before=before,
-                            changes=changes, skip=kept)
+                            changes=changes, skip=kept, by_source=by_source)
+    same = frozenset(owner for owner, state in states.items() if before.get(owner) is state)
+    # The stored states replaced by new ones are garbage from here on, before evaluating.
+    del before, by_source
     if isinstance(items_before, PreviousStates):
         # The owners measured now read their published items (for the reasons): in one
         # read, and only theirs.
@@ -120,8 +130,8 @@ def measure(
                                   previous=items_before, states=states, skip=kept)
     evaluations = {owner: evaluated[owner] if owner in evaluated else kept[owner][0]
                    for owner, _ in plan.jira_measures()}
-    return Measurements(evaluations, False, before, states,
-                        {owner: key for owner, (_, key) in kept.items()})
+    return Measurements(evaluations, states=states, same=same,
+                        reused={owner: key for owner, (_, key) in kept.items()})
 
 
 def untouched(
@@ -136,6 +146,7 @@ def untouched(
     summaries: Mapping[str, Mapping[str, Any] | None],
     items_before: Mapping[str, Mapping[str, ItemState]],
     latest_items: Mapping[str, Any],
+    by_source: Mapping[str, Mapping[str, Measured]] | None = None,
 ) -> dict[str, tuple[Evaluation, str | None]]:
     """Owners whose evaluation this pass's changes cannot alter -> (the evaluation in the
     stored summary, its measure key).
@@ -148,7 +159,8 @@ def untouched(
     projects). Its items, value, warnings and reasons are then exactly the summary's;
     double counting is told within an objective, so an objective is reused whole or not.
     """
-    by_source = measured_by_source(plan, sources, cycle_start)
+    if by_source is None:
+        by_source = measured_by_source(plan, sources, cycle_start)
     keys = {owner: m.key for measures in by_source.values() for owner, m in measures.items()}
     candidates: dict[str, tuple[Evaluation, str | None]] = {}
     for name, source in pulled.items():
@@ -302,7 +314,7 @@ def save_measurements(
                            sites.get(name))
         if summary is not None and published_now is not None:
             summary = told_against_itself(summary, published_now)
-        save_measure_states(tx, name, measurements.before, measurements.states, sources_of,
+        save_measure_states(tx, name, measurements.same, measurements.states, sources_of,
                             now, summary=summary, untouched=measurements.reused)
 
 

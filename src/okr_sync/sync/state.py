@@ -305,7 +305,7 @@ def _measure_state(document: Mapping[str, Any]) -> MeasureState | None:
 def save_measure_states(
     tx: StoreTransaction,
     source: str,
-    before: Mapping[str, MeasureState],
+    same: Collection[str],
     states: Mapping[str, MeasureState],
     sources_of: Mapping[str, str],
     now: datetime,
@@ -313,12 +313,13 @@ def save_measure_states(
     summary: Mapping[str, Any] | None = None,
     untouched: Collection[str] = (),
 ) -> None:
-    """Store the states of ``source``'s measures that changed, with the mirror's mark
+    """Store the states of ``source``'s measures that changed (all but ``same``: owners
+    whose state is the stored one), with the mirror's mark
     (and the pass's summary, see :mod:`okr_sync.sync.measuring`). ``untouched``: owners
     whose stored states this pass did not read and still hold (kept as they are)."""
     mine = {owner: state for owner, state in states.items() if sources_of.get(owner) == source}
     changed = EncodedOnRead({owner: state for owner, state in mine.items()
-                             if before.get(owner) is not state},
+                             if owner not in same},
                             lambda state: (state.key, state.to_json()))
     keep = set(mine) | {o for o in untouched if sources_of.get(o) == source}
     tx.save_measure_states(source, changed, keep=keep, at=now, summary=summary)
