@@ -3,7 +3,9 @@
 :class:`MirrorView` is a mutable mapping of issue id -> :class:`JiraIssue`: the
 stored rows, read on demand by id and streamed when iterated, overlaid by what
 this pass pulled (and less what it found deleted). Memory holds the stored ids
-and this pass's changes, never the whole mirror.
+and this pass's changes, never the whole mirror. Whether an id is mirrored is asked of the
+store for the ids the pass looks at (remembered for the pass), so a one-issue pass
+reads a few ids rather than every mirrored one; only iterating lists them all.
 """
 
 from __future__ import annotations
@@ -20,6 +22,9 @@ class MirrorView(MutableMapping[str, JiraIssue]):
         self._store = store
         self._source = source
         self._ids: set[str] | None = None
+        #: Whether the store holds an id, for the ids looked up so far (the store's rows
+        #: do not change before the pass commits, when this view is done with).
+        self._known: dict[str, bool] = {}
         self._over: dict[str, JiraIssue] = {}
         self._gone: set[str] = set()
 
@@ -28,9 +33,25 @@ class MirrorView(MutableMapping[str, JiraIssue]):
             self._ids = self._store.mirrored_ids(self._source)
         return self._ids
 
+    def _stored_among(self, ids: Collection[str]) -> set[str]:
+        """Those of ``ids`` the store holds (one read for the ids not looked up yet)."""
+        if self._ids is not None:
+            return {i for i in ids if i in self._ids}
+        ask = {i for i in ids if i not in self._known}
+        if ask:
+            found = self._store.mirrored_among(self._source, ask)
+            self._known.update((i, i in found) for i in ask)
+        return {i for i in ids if self._known[i]}
+
     def _stored_here(self, issue_id: str) -> bool:
         return (issue_id not in self._over and issue_id not in self._gone
-                and issue_id in self._stored())
+                and bool(self._stored_among((issue_id,))))
+
+    def present(self, ids: Collection[str]) -> set[str]:
+        """Those of ``ids`` that are in the mirror, asking the store at most once."""
+        stored = self._stored_among(
+            [i for i in ids if i not in self._over and i not in self._gone])
+        return stored | {i for i in ids if i in self._over}
 
     def __getitem__(self, issue_id: str) -> JiraIssue:
         if issue_id in self._over:
@@ -66,9 +87,13 @@ class MirrorView(MutableMapping[str, JiraIssue]):
     def read(self, ids: Collection[str]) -> dict[str, JiraIssue]:
         """The issues of ``ids`` that are in the mirror, in one store read."""
         found = {i: self._over[i] for i in ids if i in self._over}
-        wanted = [i for i in ids if self._stored_here(i)]
+        wanted = [i for i in ids if i not in self._over and i not in self._gone]
+        if self._ids is not None:
+            wanted = [i for i in wanted if i in self._ids]
         if wanted:
+            # The records read answer whether each id is mirrored, too.
             records = self._store.issue_records(self._source, wanted)
+            self._known.update((i, i in records) for i in wanted)
             found.update({i: issue_from_record(doc) for i, doc in records.items()})
         return found
 

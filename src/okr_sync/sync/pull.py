@@ -36,6 +36,8 @@ from okr_sync.sync.pull_local import (
     MirrorAnswers,
     local_matchers,
     local_membership,
+    look_up_stored_members,
+    mirrored_of,
     patchable,
     screen_matchers,
     touched_issues,
@@ -227,6 +229,7 @@ class SourcePuller:
         # reconcile asks Jira again, which also sees members deleted outside the scope.
         screens = ({} if cursor is None or due
                    else screen_matchers(self.client, remote, state.resolve_keys))
+        look_up_stored_members(result.issues, state, remote)
         answers = MirrorAnswers({
             q.owner: matchers[q.owner] for q in self.plan.memberships
             if q.owner in matchers
@@ -321,7 +324,7 @@ class SourcePuller:
             changed = changed or self.client.approximate_count(outside, context="change probe") > 0
         return changed
 
-    def _merge_pulled(self, result: PulledSource, pulled: Iterable[JiraIssue],
+    def _merge_pulled(self, result: PulledSource, pulled: list[JiraIssue],
                       probed_since: datetime) -> int:
         """Merge a site-wide search: the scope and mirrored issues now, the rest on demand.
 
@@ -331,8 +334,9 @@ class SourcePuller:
         """
         merged: list[JiraIssue] = []
         unknown = 0
+        mirrored = mirrored_of(result.issues, [issue.id for issue in pulled])
         for issue in pulled:
-            if issue.id in result.issues or issue.project.upper() in self.plan.projects:
+            if issue.id in mirrored or issue.project.upper() in self.plan.projects:
                 merged.append(issue)
             else:
                 result.aside[issue.id] = issue
@@ -431,9 +435,8 @@ class SourcePuller:
             # A pass without a cursor read only the scope: mirrored members outside
             # it may be as old as the mirror, so it re-reads them (what --full repairs).
             reread = reread or query.owner in options.refetch
-            missing = [
-                i for i in ids if i not in result.issues or (reread and i not in result.read)
-            ]
+            mirrored = mirrored_of(result.issues, ids)
+            missing = [i for i in ids if i not in mirrored or (reread and i not in result.read)]
             if missing:
                 gone = self._fetch_ids(result, missing, query.owner).gone
                 # Deleted between the membership search and the read (a race): not counted.

@@ -23,9 +23,11 @@ from okr_sync.connectors.errors import PermanentError
 from okr_sync.connectors.jira.client import UNKNOWN_TIMEZONE_FALLBACK, JiraClient
 from okr_sync.connectors.jira.records import JiraIssue
 from okr_sync.sync.fetch_plan import MembershipQuery, SourceFetchPlan
-from okr_sync.sync.jql_local import Matcher, NotLocal, compile_matcher
+from okr_sync.sync.jql_local import LocalJql, Matcher, NotLocal, compile_matcher
 
 if TYPE_CHECKING:
+    from zoneinfo import ZoneInfo
+
     from okr_sync.sync.pull import PulledSource, PullOptions, SourceState
 
 log = logging.getLogger(__name__)
@@ -36,6 +38,29 @@ JqlCheckResult = tuple[str, Verdict, str]
 
 #: Issue keys named in a mismatch's description, at most.
 _SHOWN = 5
+
+#: Predicates compiled in this process, by query, the Jira user's zone and deployment
+#: (``None``: the query cannot be answered there). A running ``serve`` compiles each
+#: raw JQL once rather than on every pass; a predicate is a pure function of its key.
+#: (Screens resolve parent keys against this pass's mirror, so they are compiled per pass.)
+_COMPILED: dict[tuple[LocalJql, ZoneInfo | None, bool], Matcher | None] = {}
+#: Entries kept at most (plans reloaded many times would otherwise add up).
+_COMPILED_MAX = 4096
+
+
+def compiled_matcher(local: LocalJql, *, tz: ZoneInfo | None, cloud: bool) -> Matcher | None:
+    """:func:`compile_matcher`, remembered; ``None`` where it raises :class:`NotLocal`."""
+    key = (local, tz, cloud)
+    if key in _COMPILED:
+        return _COMPILED[key]
+    try:
+        matcher: Matcher | None = compile_matcher(local, tz=tz, cloud=cloud)
+    except NotLocal:
+        matcher = None
+    if len(_COMPILED) >= _COMPILED_MAX:
+        _COMPILED.clear()
+    _COMPILED[key] = matcher
+    return matcher
 
 
 class _Puller(Protocol):
@@ -72,10 +97,9 @@ def local_matchers(
     matchers = {}
     for query in queries:
         assert query.local is not None
-        try:
-            matchers[query.owner] = compile_matcher(query.local, tz=tz, cloud=cloud)
-        except NotLocal:
-            continue
+        matcher = compiled_matcher(query.local, tz=tz, cloud=cloud)
+        if matcher is not None:
+            matchers[query.owner] = matcher
     return matchers
 
 
@@ -125,6 +149,22 @@ def screen_matchers(
         except NotLocal:
             continue
     return matchers
+
+
+def mirrored_of(issues: Mapping[str, JiraIssue], ids: list[str]) -> set[str]:
+    """Those of ``ids`` in the mirror, asked at once when the mirror is a store view."""
+    present = getattr(issues, "present", None)
+    if callable(present):
+        found: set[str] = present(ids)
+        return found
+    return {i for i in ids if i in issues}
+
+
+def look_up_stored_members(issues: Mapping[str, JiraIssue], state: SourceState,
+                           queries: Iterable[MembershipQuery]) -> None:
+    """Ask at once whether the stored members of ``queries`` are mirrored: each
+    membership then checks its own from what the view remembers, not one read each."""
+    mirrored_of(issues, [i for q in queries for i in state.memberships.get(q.owner, ("", ()))[1]])
 
 
 def touched_issues(result: PulledSource) -> tuple[dict[str, JiraIssue], set[str]]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import shutil
 from collections.abc import Iterator
 from datetime import UTC, date, datetime, timedelta
@@ -230,3 +231,25 @@ def test_webhook_given_follower_forwards_it_to_the_leaders_next_tick(
     assert store.get_lease("webhook-pass") is None
     follower.close()
     leader.close()
+
+
+def test_loop_given_its_first_pass_freezes_what_outlives_it_once(
+    sqlite_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Later collections walk only what later passes make, not the modules, plan,
+    # clients and caches that stay for the process's life.
+    freezes: list[int] = []
+    monkeypatch.setattr(gc, "freeze", lambda: freezes.append(len(runtime.at)))
+    clock = FakeClock(_START)
+    runtime = ScriptedRuntime(sqlite_url, clock)
+    scheduler = make_scheduler(runtime, clock, "5m")
+
+    def sleep(seconds: float) -> None:
+        clock.sleep(seconds)
+        if clock.now >= _START + timedelta(minutes=11):
+            scheduler.stop()
+
+    scheduler.run(sleep, max_ticks=10_000)
+    scheduler.close()
+    assert len(runtime.at) == 3
+    assert freezes == [1]

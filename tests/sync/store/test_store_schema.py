@@ -14,7 +14,7 @@ from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 
 from okr_sync.sync.store import schema as store_schema
-from okr_sync.sync.store.database import create_store_engine
+from okr_sync.sync.store.database import SQLITE_WAL_LIMIT, create_store_engine
 from okr_sync.sync.store.schema import (
     MIGRATIONS_DIR,
     SchemaOutdatedError,
@@ -204,6 +204,35 @@ def test_create_store_engine_given_many_first_connections_at_once_never_reports_
         for thread in threads:
             thread.join(timeout=60)
     assert errors == []
+
+
+def test_create_store_engine_given_a_sqlite_file_keeps_connections_across_threads(
+    tmp_path: Path,
+) -> None:
+    # One connection per transaction was most of a one-issue serve pass's store cost; a
+    # kept connection serves any thread, and its WAL is cut back after checkpoints.
+    engine = create_store_engine(f"sqlite:///{tmp_path / 'kept.db'}")
+    opened: list[int] = []
+    sa.event.listen(engine, "connect", lambda *_: opened.append(1))
+    try:
+        def transaction() -> None:
+            with engine.begin() as conn:
+                conn.exec_driver_sql("CREATE TABLE IF NOT EXISTS t (x)")
+                conn.exec_driver_sql("INSERT INTO t VALUES (1)")
+
+        for _ in range(5):
+            transaction()
+        thread = threading.Thread(target=transaction)
+        thread.start()
+        thread.join(timeout=60)
+        with engine.connect() as conn:
+            assert conn.exec_driver_sql("SELECT count(*) FROM t").scalar() == 6
+            assert conn.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
+            assert conn.exec_driver_sql("PRAGMA journal_size_limit").scalar() == (
+                SQLITE_WAL_LIMIT)
+        assert len(opened) == 1
+    finally:
+        engine.dispose()
 
 
 def test_upgrade_given_previous_revision_with_data_keeps_it_and_adds_measure_states(

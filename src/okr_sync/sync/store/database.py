@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import os
 import sqlite3
 import time
 from pathlib import Path
@@ -11,12 +12,17 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy import event
 from sqlalchemy.engine import URL, Engine, make_url
-from sqlalchemy.pool import NullPool
+from sqlalchemy.pool import NullPool, QueuePool
 
 #: How long a SQLite writer waits for another writer before failing (seconds).
 SQLITE_BUSY_TIMEOUT_S = 30.0
 #: Attempts (50 ms apart) to switch a new SQLite file to WAL while another opens it.
 WAL_SWITCH_ATTEMPTS = 200
+#: Idle SQLite connections a file store keeps for reuse (more may be open at once).
+SQLITE_POOL_SIZE = 4
+#: The WAL file is cut back to this after a checkpoint (bytes). Kept connections mean the
+#: last close, which used to delete it, rarely comes: a large pass's WAL would stay.
+SQLITE_WAL_LIMIT = 64 * 1024 * 1024
 
 
 def create_store_engine(url: str | URL, **kwargs: Any) -> Engine:
@@ -39,9 +45,18 @@ def create_store_engine(url: str | URL, **kwargs: Any) -> Engine:
             kwargs.setdefault("poolclass", sa.StaticPool)
             connect_args.setdefault("check_same_thread", False)
         else:
-            # A file database needs no pool; a fresh connection per use keeps file
-            # handles (and WAL checkpoints) simple across forks and threads.
-            kwargs.setdefault("poolclass", NullPool)
+            # A pass opens some 25 short transactions: a new connection for each
+            # (open, PRAGMAs, close with its WAL bookkeeping) was most of what a one-issue
+            # pass of a running ``serve`` spent in the store. Idle connections are kept
+            # and handed to one thread at a time (the pool checks them out; SQLite is
+            # built serialized), so they may move between serve's threads; never more
+            # than SQLITE_POOL_SIZE idle, and no cap on those in use, so no caller waits
+            # for the pool (writers still queue on the busy timeout).
+            connect_args.setdefault("check_same_thread", False)
+            kwargs.setdefault("poolclass", QueuePool)
+            if kwargs["poolclass"] is QueuePool:
+                kwargs.setdefault("pool_size", SQLITE_POOL_SIZE)
+                kwargs.setdefault("max_overflow", -1)
         engine = sa.create_engine(sa_url, connect_args=connect_args, **kwargs)
         _configure_sqlite(engine, memory=is_sqlite_memory(sa_url))
         return engine
@@ -80,12 +95,28 @@ def _configure_sqlite(engine: Engine, *, memory: bool) -> None:
             cursor.execute("PRAGMA foreign_keys=ON")
             if not memory:
                 _use_wal(cursor)
+                cursor.execute(f"PRAGMA journal_size_limit={SQLITE_WAL_LIMIT}")
         finally:
             cursor.close()
 
     @event.listens_for(engine, "begin")
     def _on_begin(conn: sa.Connection) -> None:
         conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+    if memory:
+        return
+
+    @event.listens_for(engine, "connect")
+    def _remember_process(_dbapi_connection: Any, record: Any) -> None:
+        record.info["pid"] = os.getpid()
+
+    @event.listens_for(engine, "checkout")
+    def _not_across_fork(_dbapi_connection: Any, record: Any, proxy: Any) -> None:
+        # A pooled SQLite handle must never be used by a forked child: the child opens
+        # its own connection instead (SQLAlchemy's recipe for pools and forks).
+        if record.info.get("pid") != os.getpid():
+            record.dbapi_connection = proxy.dbapi_connection = None
+            raise sa.exc.DisconnectionError("connection opened by another process")
 
 
 #: PostgreSQL schemas of ``serve --plans`` are named ``okr_sync_plan_<plan id>``.

@@ -22,12 +22,19 @@ STREAM_BATCH = 1000
 #: Measure states encoded and written at once.
 STATE_BATCH = 50
 
+#: Built once: the ids are bound as one expanding parameter, not coerced one by one.
+_MIRRORED_AMONG = sa.select(issues.c.issue_id).where(
+    issues.c.source == sa.bindparam("source"), issues.c.deleted.is_(False),
+    issues.c.issue_id.in_(sa.bindparam("ids", expanding=True)))
+
 
 class MeasureOps(StoreOps):
     #: Mirror rows and measure-state rows this object has read (tests and benchmarks
     #: check that a pass with nothing new reads none).
     issue_rows_read: int = 0
     measure_state_rows_read: int = 0
+    #: Ids read by :meth:`mirrored_ids` and :meth:`mirrored_among`.
+    mirrored_id_rows_read: int = 0
 
     def iter_issues(self, source: str) -> Iterator[dict[str, Any]]:
         """The mirrored (not deleted) records of a source, streamed a page at a time.
@@ -59,7 +66,19 @@ class MeasureOps(StoreOps):
         query = sa.select(issues.c.issue_id).where(
             issues.c.source == source, issues.c.deleted.is_(False))
         with self._connection() as conn:
-            return set(conn.execute(query).scalars())
+            found = set(conn.execute(query).scalars())
+        self.mirrored_id_rows_read += len(found)
+        return found
+
+    def mirrored_among(self, source: str, ids: Collection[str]) -> set[str]:
+        """Those of ``ids`` that are mirrored (not deleted) issues of a source."""
+        found: set[str] = set()
+        with self._connection() as conn:
+            for chunk in chunks(sorted(set(ids))):
+                found.update(conn.execute(_MIRRORED_AMONG,
+                                          {"source": source, "ids": list(chunk)}).scalars())
+        self.mirrored_id_rows_read += len(found)
+        return found
 
     def _mirror_mark(self, conn: sa.Connection, source: str) -> sa.Row[Any] | None:
         """The source's mark, when no mirror row was written after it."""

@@ -40,6 +40,8 @@ class StoreReader(Protocol):
 
     def mirrored_ids(self, source: str) -> set[str]: ...
 
+    def mirrored_among(self, source: str, ids: Collection[str]) -> set[str]: ...
+
     def issue_records(self, source: str, ids: Collection[str]) -> dict[str, dict[str, Any]]: ...
 
     def get_measure_states(
@@ -127,6 +129,9 @@ class ReadOnlyStore:
 
     def mirrored_ids(self, source: str) -> set[str]:
         return set() if self._store is None else self._store.mirrored_ids(source)
+
+    def mirrored_among(self, source: str, ids: Collection[str]) -> set[str]:
+        return set() if self._store is None else self._store.mirrored_among(source, ids)
 
     def issue_records(self, source: str, ids: Collection[str]) -> dict[str, dict[str, Any]]:
         return {} if self._store is None else self._store.issue_records(source, ids)
