@@ -367,3 +367,41 @@ def test_pass_given_a_member_deleted_between_search_and_read_leaves_it_out_and_m
     assert [r.status for r in racy_world.jira.log.records
             if r.path == f"/rest/api/3/issue/{member}"] == [404]
     assert _values(raced)["RATIO"] == _values(truth)["RATIO"] is not None
+
+
+
+def _counting_mirrored_reads(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """Every read (a transaction each) of which ids the store mirrors, from now on."""
+    from okr_sync.sync.store import measures
+
+    reads: list[str] = []
+    among, every = measures.MeasureOps.mirrored_among, measures.MeasureOps.mirrored_ids
+
+    def counted_among(self: Any, source: str, ids: Any) -> set[str]:
+        reads.append(f"among {len(ids)}")
+        return among(self, source, ids)
+
+    def counted_every(self: Any, source: str) -> set[str]:
+        reads.append("all")
+        return every(self, source)
+
+    monkeypatch.setattr(measures.MeasureOps, "mirrored_among", counted_among)
+    monkeypatch.setattr(measures.MeasureOps, "mirrored_ids", counted_every)
+    return reads
+
+
+def test_daily_reconcile_given_jira_disagreeing_asks_the_store_about_members_in_few_reads(
+    worlds: tuple[SandboxWorld, SandboxWorld], monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Each "is this id mirrored?" asked on its own is a transaction: comparing the
+    # mirror with Jira's members must not ask about them one by one (29 reads before).
+    world = worlds[0]
+    runtime = _runtime(world, local=True)
+    assert runtime.run_locked(PassOptions()).exit_code == 0
+    monkeypatch.setitem(jql_eval._CATEGORY_VALUES, "done", "indeterminate")
+    world.dataset.advance(timedelta(hours=25))  # the daily reconcile is due
+    reads = _counting_mirrored_reads(monkeypatch)
+    daily = runtime.run_locked(PassOptions())
+    assert daily.exit_code == 0, daily.failures
+    assert len(reads) <= 2, reads
+    runtime.close()

@@ -55,3 +55,47 @@ def test_mirror_view_given_scan_streams_rows_and_never_reads_them_one_by_one(
 
     assert sum(1 for _ in view.values()) == 2000
     assert by_id == []
+
+
+def _counting_mirrored_reads(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    reads: list[str] = []
+    among, every = Store.mirrored_among, Store.mirrored_ids
+
+    def counted_among(self: Store, source: str, ids: object) -> set[str]:
+        reads.append("among")
+        return among(self, source, ids)  # type: ignore[arg-type]
+
+    def counted_every(self: Store, source: str) -> set[str]:
+        reads.append("all")
+        return every(self, source)
+
+    monkeypatch.setattr(Store, "mirrored_among", counted_among)
+    monkeypatch.setattr(Store, "mirrored_ids", counted_every)
+    return reads
+
+
+def test_mirror_view_given_ids_asked_one_by_one_reads_every_id_once_instead(
+    store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Each single "is it mirrored?" is a transaction: a caller asking thousands of ids
+    # one at a time costs one read of all ids after a few dozen.
+    store.upsert_issues("main", [issue(f"ENT-{n}", id=str(n)) for n in range(1, 301)],
+                        seen_at=SEEN)
+    view = MirrorView(store, "main")
+    reads = _counting_mirrored_reads(monkeypatch)
+
+    assert sum(1 for n in range(1, 601) if str(n) in view) == 300
+    assert len(reads) <= 60 and reads[-1] == "all"
+
+
+def test_mirror_view_given_a_whole_stream_answers_membership_without_a_read(
+    store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store.upsert_issues("main", [issue(f"ENT-{n}", id=str(n)) for n in range(1, 51)],
+                        seen_at=SEEN)
+    view = MirrorView(store, "main")
+    reads = _counting_mirrored_reads(monkeypatch)
+    assert sum(1 for _ in view.values()) == 50
+
+    assert [n for n in range(1, 101) if str(n) in view] == list(range(1, 51))
+    assert reads == []

@@ -159,3 +159,24 @@ def test_compiled_matcher_given_another_zone_or_deployment_compiles_again() -> N
         assert pull_local.compiled_matcher(local, tz=None, cloud=False) is not first
     finally:
         _forget_compiled()
+
+
+def test_compiled_matcher_given_another_plan_clears_the_cache_meanwhile_still_answers(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from okr_sync.sync.jql_local import analyse
+
+    class ClearedAfterTheCheck(dict):  # type: ignore[type-arg]
+        # Another plan's thread empties the cache between a check and a read.
+        def __contains__(self, key: object) -> bool:
+            found = super().__contains__(key)
+            self.clear()
+            return found
+
+    local = analyse('project = ENT AND status = "Done"')
+    cache = ClearedAfterTheCheck()
+    monkeypatch.setattr(pull_local, "_COMPILED", cache)
+    first = pull_local.compiled_matcher(local, tz=None, cloud=True)
+    cache[(local, None, True)] = first
+
+    assert pull_local.compiled_matcher(local, tz=None, cloud=True) is first

@@ -16,6 +16,9 @@ from okr_sync.connectors.jira.records import JiraIssue
 from okr_sync.sync.pull import issue_from_record
 from okr_sync.sync.store.reader import StoreReader
 
+#: Reads of a few ids (each a transaction) after which the view reads every id instead.
+_ASKS_BEFORE_ALL = 50
+
 
 class MirrorView(MutableMapping[str, JiraIssue]):
     def __init__(self, store: StoreReader, source: str) -> None:
@@ -27,6 +30,7 @@ class MirrorView(MutableMapping[str, JiraIssue]):
         self._known: dict[str, bool] = {}
         self._over: dict[str, JiraIssue] = {}
         self._gone: set[str] = set()
+        self._single_asks = 0
 
     def _stored(self) -> set[str]:
         if self._ids is None:
@@ -38,6 +42,13 @@ class MirrorView(MutableMapping[str, JiraIssue]):
         if self._ids is not None:
             return {i for i in ids if i in self._ids}
         ask = {i for i in ids if i not in self._known}
+        if ask and len(ask) < _ASKS_BEFORE_ALL:
+            self._single_asks += 1
+            if self._single_asks > _ASKS_BEFORE_ALL:
+                # Asked id by id many times over (a caller checking members one at a
+                # time): one read of every id costs less than a transaction per id.
+                stored = self._stored()
+                return {i for i in ids if i in stored}
         if ask:
             found = self._store.mirrored_among(self._source, ask)
             self._known.update((i, i in found) for i in ask)
@@ -99,10 +110,15 @@ class MirrorView(MutableMapping[str, JiraIssue]):
 
     def stream(self) -> Iterator[JiraIssue]:
         """Every issue, the stored ones streamed from the store."""
+        seen: set[str] = set()
         for doc in self._store.iter_issues(self._source):
             issue_id = str(doc["id"])
+            seen.add(issue_id)
             if issue_id not in self._over and issue_id not in self._gone:
                 yield issue_from_record(doc)
+        # A whole stream lists every stored id: later membership checks need no read.
+        if self._ids is None:
+            self._ids = seen
         yield from self._over.values()
 
     def values(self) -> ValuesView[JiraIssue]:

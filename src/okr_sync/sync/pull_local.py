@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Collection, Iterable, Mapping
-from typing import TYPE_CHECKING, Literal, NamedTuple, Protocol
+from typing import TYPE_CHECKING, Literal, NamedTuple, Protocol, cast
 
 from okr_sync.connectors.errors import PermanentError
 from okr_sync.connectors.jira.client import UNKNOWN_TIMEZONE_FALLBACK, JiraClient
@@ -44,6 +44,7 @@ _SHOWN = 5
 #: raw JQL once rather than on every pass; a predicate is a pure function of its key.
 #: (Screens resolve parent keys against this pass's mirror, so they are compiled per pass.)
 _COMPILED: dict[tuple[LocalJql, ZoneInfo | None, bool], Matcher | None] = {}
+_MISS: Matcher | None = cast("Matcher", object())
 #: Entries kept at most (plans reloaded many times would otherwise add up).
 _COMPILED_MAX = 4096
 
@@ -51,8 +52,10 @@ _COMPILED_MAX = 4096
 def compiled_matcher(local: LocalJql, *, tz: ZoneInfo | None, cloud: bool) -> Matcher | None:
     """:func:`compile_matcher`, remembered; ``None`` where it raises :class:`NotLocal`."""
     key = (local, tz, cloud)
-    if key in _COMPILED:
-        return _COMPILED[key]
+    # One lookup: a check then a read races with another plan thread's clear().
+    found = _COMPILED.get(key, _MISS)
+    if found is not _MISS:
+        return found
     try:
         matcher: Matcher | None = compile_matcher(local, tz=tz, cloud=cloud)
     except NotLocal:
@@ -360,7 +363,9 @@ def _verify(
         _mismatch(puller, result, query, f"Jira refused the query: {error}")
         return None
     _mismatch(puller, result, query, _describe(ids, jira_ids, result.issues))
-    missing = [i for i in jira_ids if i not in result.issues]
+    # One read for all of Jira's members: asked one at a time, each is a transaction.
+    mirrored = mirrored_of(result.issues, jira_ids)
+    missing = [i for i in jira_ids if i not in mirrored]
     if missing:
         puller._fetch_ids(result, missing, owner)
     result.refreshed_memberships[owner] = (query.jql, jira_ids)
@@ -371,8 +376,9 @@ def _reread(puller: _Puller, result: PulledSource, ids: list[str], owner: str) -
     # A deleted id is answered 404 and marked deleted by the read itself (Jira refuses
     # a whole `id in (...)` naming it); one the search merely left out is handled here.
     found = puller._fetch_ids(result, ids, owner).found
+    mirrored = mirrored_of(result.issues, [i for i in ids if i not in found])
     for issue_id in ids:
-        if issue_id not in found and issue_id in result.issues:
+        if issue_id in mirrored:
             # Jira no longer shows it (deleted, or out of the user's sight).
             del result.issues[issue_id]
             result.deleted.add(issue_id)
@@ -390,7 +396,10 @@ def _mismatch(puller: _Puller, result: PulledSource, query: MembershipQuery,
 
 def _describe(local: list[str], jira: list[str], issues: Mapping[str, JiraIssue]) -> str:
     def named(ids: set[str]) -> str:
-        shown = sorted((issues[i].key if i in issues else f"id {i}") for i in ids)
+        read = getattr(issues, "read", None)
+        # A store view reads all the issues named at once, not one transaction each.
+        known = read(ids) if callable(read) else {i: issues[i] for i in ids if i in issues}
+        shown = sorted((known[i].key if i in known else f"id {i}") for i in ids)
         more = f" and {len(shown) - _SHOWN} more" if len(shown) > _SHOWN else ""
         return ", ".join(shown[:_SHOWN]) + more
 

@@ -15,6 +15,7 @@ from okr_sync.config.settings import Settings
 from okr_sync.scoring.scorecard import CycleInfo, Scorecard
 from okr_sync.sync.pipeline import PassOptions, PassResult
 from okr_sync.sync.runtime import JiraConnections, Runtime
+from okr_sync.sync.service import memory
 from okr_sync.sync.service.loop import Scheduler
 from okr_sync.sync.service.metrics import ServiceMetrics
 from okr_sync.sync.service.schedule import Schedule
@@ -239,6 +240,7 @@ def test_loop_given_its_first_pass_freezes_what_outlives_it_once(
     # Later collections walk only what later passes make, not the modules, plan,
     # clients and caches that stay for the process's life.
     freezes: list[int] = []
+    monkeypatch.setattr(memory, "_frozen", False)
     monkeypatch.setattr(gc, "freeze", lambda: freezes.append(len(runtime.at)))
     clock = FakeClock(_START)
     runtime = ScriptedRuntime(sqlite_url, clock)
@@ -252,4 +254,30 @@ def test_loop_given_its_first_pass_freezes_what_outlives_it_once(
     scheduler.run(sleep, max_ticks=10_000)
     scheduler.close()
     assert len(runtime.at) == 3
+    assert freezes == [1]
+
+
+def test_loop_given_a_plan_restarted_with_a_new_scheduler_does_not_freeze_again(
+    sqlite_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # serve --plans starts a scheduler per plan and a new one on each reload: freezing
+    # again would keep the stopped scheduler's runtime, engine and clients for good.
+    freezes: list[int] = []
+    monkeypatch.setattr(memory, "_frozen", False)
+    monkeypatch.setattr(gc, "freeze", lambda: freezes.append(1))
+    for restart in range(3):
+        clock = FakeClock(_START + timedelta(days=restart))
+        runtime = ScriptedRuntime(sqlite_url, clock)
+        scheduler = make_scheduler(runtime, clock, "5m")
+        stop_at = clock.now + timedelta(minutes=6)
+
+        def sleep(seconds: float, clock: FakeClock = clock, scheduler: Scheduler = scheduler,
+                  stop_at: datetime = stop_at) -> None:
+            clock.sleep(seconds)
+            if clock.now >= stop_at:
+                scheduler.stop()
+
+        scheduler.run(sleep, max_ticks=10_000)
+        scheduler.close()
+        assert len(runtime.at) >= 1
     assert freezes == [1]

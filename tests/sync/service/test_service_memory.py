@@ -121,6 +121,25 @@ def test_release_memory_given_another_pass_inside_paused_gc_leaves_its_cycles_fo
     assert collections == [1]
 
 
+def test_release_memory_given_collection_skipped_freezes_only_after_one_that_ran(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # A skipped collection leaves another plan's cyclic garbage around: freezing then
+    # would keep it for the process's life.
+    events: list[str] = []
+    monkeypatch.setattr(memory, "_frozen", False)
+    monkeypatch.setattr(memory.gc, "collect", lambda: events.append("collect") or 0)
+    monkeypatch.setattr(memory.gc, "freeze", lambda: events.append("freeze"))
+    monkeypatch.setattr(memory, "_malloc_trim", lambda: None)
+    with paused_gc():
+        memory.release_memory(freeze=True)
+    assert events == []
+    memory.release_memory(freeze=True)
+    memory.release_memory(freeze=True)
+
+    assert events == ["collect", "freeze", "collect"]
+
+
 def test_release_memory_given_windows_trims_nothing_and_loads_no_library(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:

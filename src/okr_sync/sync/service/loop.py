@@ -15,7 +15,6 @@ load balancer may send Jira's request to any replica.
 
 from __future__ import annotations
 
-import gc
 import logging
 import threading
 import time
@@ -124,8 +123,6 @@ class Scheduler:
         self._wake = threading.Event()
         self._next_pass: datetime | None = None
         self._busy = threading.Event()
-        #: Whether the objects that outlive start-up and the first pass are frozen yet.
-        self._frozen = False
         metrics.set_leader(False)
 
     # -- called from other threads -------------------------------------------------------
@@ -193,9 +190,9 @@ class Scheduler:
             # heap pages back, so the next pass does not start on top of this one's garbage.
             # "pass finished" follows, so whoever reads the process after that line (the
             # benchmark's RSS sample) sees it as the next pass will find it.
-            release_memory()
-            if finished is not None and not self._frozen:
-                self._freeze_survivors()
+            # After the first pass that finished, what outlives it is frozen (once per
+            # process, see sync.service.memory).
+            release_memory(freeze=finished is not None)
             if finished is not None:
                 log.info("pass finished", extra=finished)
             if due:
@@ -351,12 +348,3 @@ class Scheduler:
             "deliveries": [f"{d.target}:{d.status}" for d in result.scorecard.deliveries],
             "failures": result.failures,
         }
-
-    def _freeze_survivors(self) -> None:
-        """What start-up and the first pass left alive (modules, the plan, clients, the
-        store's engine and caches) stays for the process's life: moved out of the cyclic
-        collector's reach, later collections (release_memory's after every pass among
-        them) walk only what later passes make. Walking it all again was a large part of
-        a one-issue pass's CPU."""
-        self._frozen = True
-        gc.freeze()

@@ -21,18 +21,29 @@ capping it (``M_ARENA_MAX``).
 With ``--plans`` the collection is skipped while another plan's pass has the collector
 paused: it would walk all that pass's data, which the pause is there to spare; those
 cycles are freed by the next collection instead.
+
+What start-up and the first pass leave alive (modules, the plan, clients, the store's
+engine and caches) stays for the process's life and is frozen once, out of the
+collector's reach (walking it again was a large part of a one-issue pass's CPU). Once per
+process, not per scheduler: ``--plans`` starts and restarts a scheduler per plan, and a
+stopped one's runtime, engine and clients would be frozen, and kept, on each reload. And
+only right after a collection that ran: a skipped one leaves cycles a freeze would keep.
 """
 
 from __future__ import annotations
 
 import gc
 import sys
+import threading
 from collections.abc import Callable
 
 from okr_sync.sync.paused_gc import collector_paused
 
 _trim: Callable[[int], int] | None = None
 _looked_up = False
+_freeze_lock = threading.Lock()
+#: Whether this process has frozen its long-lived objects (see the module's doc).
+_frozen = False
 
 
 def _malloc_trim() -> Callable[[int], int] | None:
@@ -55,10 +66,21 @@ def _malloc_trim() -> Callable[[int], int] | None:
     return _trim
 
 
-def release_memory() -> int:
+def release_memory(*, freeze: bool = False) -> int:
     """Collect unreachable cycles (unless a pass has the collector paused) and give free
-    heap pages back; the objects collected."""
-    collected = 0 if collector_paused() else gc.collect()
+    heap pages back; the objects collected. With ``freeze``, what survives the collection
+    is frozen, the first time one runs in this process."""
+    global _frozen
+    collected = 0
+    if not collector_paused():
+        collected = gc.collect()
+        if freeze and not _frozen:
+            with _freeze_lock:
+                # Checked again: another plan may have paused the collector meanwhile and
+                # be making garbage that the collection above did not see.
+                if not _frozen and not collector_paused():
+                    gc.freeze()
+                    _frozen = True
     trim = _malloc_trim()
     if trim is not None:
         trim(0)

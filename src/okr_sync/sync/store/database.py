@@ -58,7 +58,7 @@ def create_store_engine(url: str | URL, **kwargs: Any) -> Engine:
                 kwargs.setdefault("pool_size", SQLITE_POOL_SIZE)
                 kwargs.setdefault("max_overflow", -1)
         engine = sa.create_engine(sa_url, connect_args=connect_args, **kwargs)
-        _configure_sqlite(engine, memory=is_sqlite_memory(sa_url))
+        _configure_sqlite(engine, memory=is_sqlite_memory(sa_url), path=_sqlite_path(sa_url))
         return engine
     kwargs.setdefault("pool_pre_ping", True)
     return sa.create_engine(sa_url, **kwargs)
@@ -68,6 +68,23 @@ def is_sqlite_memory(url: URL) -> bool:
     """True when a SQLite URL names an in-memory database."""
     database = url.database or ""
     return database in ("", ":memory:") or "mode=memory" in database
+
+
+def _sqlite_path(url: URL) -> str:
+    """The file a SQLite URL names (a ``file:`` URI's path without its query)."""
+    database = url.database or ""
+    if database.startswith("file:"):
+        database = database[len("file:"):].split("?", 1)[0]
+    return database
+
+
+def _file_identity(path: str) -> tuple[int, int] | None:
+    """Which file ``path`` is now (device and inode); None when there is none."""
+    try:
+        found = os.stat(path)
+    except OSError:
+        return None
+    return (found.st_dev, found.st_ino)
 
 
 def _use_wal(cursor: Any) -> None:
@@ -86,7 +103,7 @@ def _use_wal(cursor: Any) -> None:
     cursor.execute("PRAGMA journal_mode=WAL")
 
 
-def _configure_sqlite(engine: Engine, *, memory: bool) -> None:
+def _configure_sqlite(engine: Engine, *, memory: bool, path: str) -> None:
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_connection: Any, _record: Any) -> None:
         dbapi_connection.isolation_level = None
@@ -109,6 +126,8 @@ def _configure_sqlite(engine: Engine, *, memory: bool) -> None:
     @event.listens_for(engine, "connect")
     def _remember_process(_dbapi_connection: Any, record: Any) -> None:
         record.info["pid"] = os.getpid()
+        # Opening made the file if there was none, so this is the file it writes to.
+        record.info["file"] = _file_identity(path)
 
     @event.listens_for(engine, "checkout")
     def _not_across_fork(_dbapi_connection: Any, record: Any, proxy: Any) -> None:
@@ -117,6 +136,12 @@ def _configure_sqlite(engine: Engine, *, memory: bool) -> None:
         if record.info.get("pid") != os.getpid():
             record.dbapi_connection = proxy.dbapi_connection = None
             raise sa.exc.DisconnectionError("connection opened by another process")
+        # A kept connection writes to the file it opened even once that file is deleted
+        # or replaced (a restore from backup): a pass would commit, and post, into a file
+        # nobody reads again. The pool drops such a connection and opens the path anew,
+        # which finds the new file, or an empty one the store then refuses clearly.
+        if _file_identity(path) != record.info.get("file"):
+            raise sa.exc.DisconnectionError("the database file was deleted or replaced")
 
 
 #: PostgreSQL schemas of ``serve --plans`` are named ``okr_sync_plan_<plan id>``.
