@@ -116,15 +116,6 @@ def passes(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Passes]:
         yield result
 
 
-def test_store_given_a_running_process_opens_no_connection_for_a_one_issue_pass(
-    passes: Passes,
-) -> None:
-    # A file store keeps its connections: the passes after the first reuse them (each
-    # of a pass's ~25 transactions opened one before).
-    assert passes.costs["webhook0"].connections == 0
-    assert passes.costs["webhook1"].connections == 0
-
-
 def test_pass_given_one_changed_issue_reads_only_the_mirrored_ids_it_looks_up(
     passes: Passes,
 ) -> None:

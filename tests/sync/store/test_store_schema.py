@@ -206,11 +206,12 @@ def test_create_store_engine_given_many_first_connections_at_once_never_reports_
     assert errors == []
 
 
-def test_create_store_engine_given_a_sqlite_file_keeps_connections_across_threads(
+def test_create_store_engine_given_a_sqlite_file_opens_a_connection_per_transaction(
     tmp_path: Path,
 ) -> None:
-    # One connection per transaction was most of a one-issue serve pass's store cost; a
-    # kept connection serves any thread, and its WAL is cut back after checkpoints.
+    # No kept connections: a kept handle would write on into a deleted or replaced file,
+    # and die of SIGBUS once its file turns read-only (tests/reliability/
+    # test_concurrency.py). Every transaction opens the path anew, in WAL mode.
     engine = create_store_engine(f"sqlite:///{tmp_path / 'kept.db'}")
     opened: list[int] = []
     sa.event.listen(engine, "connect", lambda *_: opened.append(1))
@@ -230,7 +231,7 @@ def test_create_store_engine_given_a_sqlite_file_keeps_connections_across_thread
             assert conn.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
             assert conn.exec_driver_sql("PRAGMA journal_size_limit").scalar() == (
                 SQLITE_WAL_LIMIT)
-        assert len(opened) == 1
+        assert len(opened) == 7
     finally:
         engine.dispose()
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import os
 import sqlite3
 import time
 from pathlib import Path
@@ -12,16 +11,14 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy import event
 from sqlalchemy.engine import URL, Engine, make_url
-from sqlalchemy.pool import NullPool, QueuePool
+from sqlalchemy.pool import NullPool
 
 #: How long a SQLite writer waits for another writer before failing (seconds).
 SQLITE_BUSY_TIMEOUT_S = 30.0
 #: Attempts (50 ms apart) to switch a new SQLite file to WAL while another opens it.
 WAL_SWITCH_ATTEMPTS = 200
-#: Idle SQLite connections a file store keeps for reuse (more may be open at once).
-SQLITE_POOL_SIZE = 4
-#: The WAL file is cut back to this after a checkpoint (bytes). Kept connections mean the
-#: last close, which used to delete it, rarely comes: a large pass's WAL would stay.
+#: The WAL file is cut back to this after a checkpoint (bytes), should a long-lived
+#: reader keep the last close (which deletes it) from coming.
 SQLITE_WAL_LIMIT = 64 * 1024 * 1024
 
 
@@ -45,20 +42,15 @@ def create_store_engine(url: str | URL, **kwargs: Any) -> Engine:
             kwargs.setdefault("poolclass", sa.StaticPool)
             connect_args.setdefault("check_same_thread", False)
         else:
-            # A pass opens some 25 short transactions: a new connection for each
-            # (open, PRAGMAs, close with its WAL bookkeeping) was most of what a one-issue
-            # pass of a running ``serve`` spent in the store. Idle connections are kept
-            # and handed to one thread at a time (the pool checks them out; SQLite is
-            # built serialized), so they may move between serve's threads; never more
-            # than SQLITE_POOL_SIZE idle, and no cap on those in use, so no caller waits
-            # for the pool (writers still queue on the busy timeout).
-            connect_args.setdefault("check_same_thread", False)
-            kwargs.setdefault("poolclass", QueuePool)
-            if kwargs["poolclass"] is QueuePool:
-                kwargs.setdefault("pool_size", SQLITE_POOL_SIZE)
-                kwargs.setdefault("max_overflow", -1)
+            # A fresh connection per use, no pool. Kept connections saved a running
+            # ``serve`` ~40 ms a pass, but a kept handle outlives its file: it writes on
+            # into a deleted or replaced file, and one whose file turned read-only dies
+            # of SIGBUS on its mapped WAL index instead of failing the pass clearly
+            # (tests/reliability/test_concurrency.py). A pass that fails clearly is
+            # worth more than those milliseconds.
+            kwargs.setdefault("poolclass", NullPool)
         engine = sa.create_engine(sa_url, connect_args=connect_args, **kwargs)
-        _configure_sqlite(engine, memory=is_sqlite_memory(sa_url), path=_sqlite_path(sa_url))
+        _configure_sqlite(engine, memory=is_sqlite_memory(sa_url))
         return engine
     kwargs.setdefault("pool_pre_ping", True)
     return sa.create_engine(sa_url, **kwargs)
@@ -68,23 +60,6 @@ def is_sqlite_memory(url: URL) -> bool:
     """True when a SQLite URL names an in-memory database."""
     database = url.database or ""
     return database in ("", ":memory:") or "mode=memory" in database
-
-
-def _sqlite_path(url: URL) -> str:
-    """The file a SQLite URL names (a ``file:`` URI's path without its query)."""
-    database = url.database or ""
-    if database.startswith("file:"):
-        database = database[len("file:"):].split("?", 1)[0]
-    return database
-
-
-def _file_identity(path: str) -> tuple[int, int] | None:
-    """Which file ``path`` is now (device and inode); None when there is none."""
-    try:
-        found = os.stat(path)
-    except OSError:
-        return None
-    return (found.st_dev, found.st_ino)
 
 
 def _use_wal(cursor: Any) -> None:
@@ -103,7 +78,7 @@ def _use_wal(cursor: Any) -> None:
     cursor.execute("PRAGMA journal_mode=WAL")
 
 
-def _configure_sqlite(engine: Engine, *, memory: bool, path: str) -> None:
+def _configure_sqlite(engine: Engine, *, memory: bool) -> None:
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_connection: Any, _record: Any) -> None:
         dbapi_connection.isolation_level = None
@@ -119,29 +94,6 @@ def _configure_sqlite(engine: Engine, *, memory: bool, path: str) -> None:
     @event.listens_for(engine, "begin")
     def _on_begin(conn: sa.Connection) -> None:
         conn.exec_driver_sql("BEGIN IMMEDIATE")
-
-    if memory:
-        return
-
-    @event.listens_for(engine, "connect")
-    def _remember_process(_dbapi_connection: Any, record: Any) -> None:
-        record.info["pid"] = os.getpid()
-        # Opening made the file if there was none, so this is the file it writes to.
-        record.info["file"] = _file_identity(path)
-
-    @event.listens_for(engine, "checkout")
-    def _not_across_fork(_dbapi_connection: Any, record: Any, proxy: Any) -> None:
-        # A pooled SQLite handle must never be used by a forked child: the child opens
-        # its own connection instead (SQLAlchemy's recipe for pools and forks).
-        if record.info.get("pid") != os.getpid():
-            record.dbapi_connection = proxy.dbapi_connection = None
-            raise sa.exc.DisconnectionError("connection opened by another process")
-        # A kept connection writes to the file it opened even once that file is deleted
-        # or replaced (a restore from backup): a pass would commit, and post, into a file
-        # nobody reads again. The pool drops such a connection and opens the path anew,
-        # which finds the new file, or an empty one the store then refuses clearly.
-        if _file_identity(path) != record.info.get("file"):
-            raise sa.exc.DisconnectionError("the database file was deleted or replaced")
 
 
 #: PostgreSQL schemas of ``serve --plans`` are named ``okr_sync_plan_<plan id>``.
