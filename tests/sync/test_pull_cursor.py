@@ -12,6 +12,7 @@ from okr_sync.config.plan_loader import load_plan
 from okr_sync.sync.pipeline import PassOptions
 from okr_sync.sync.runtime import Runtime
 from okr_sync.sync.sandbox_world import SandboxWorld, sandbox_world
+from okr_sync.sync.store.store import Store
 from support.paths import DEMO_PLAN
 
 BURST = 40
@@ -74,3 +75,17 @@ def test_pass_given_an_update_indexed_after_the_search_reads_it_next_pass(
     after = runtime.run_locked(PassOptions())
 
     assert after.issues_fetched == 1
+
+
+def test_pass_given_its_search_fails_keeps_the_cursor(world: SandboxWorld) -> None:
+    runtime = world.runtime(load_plan(DEMO_PLAN))
+    _burst(world, runtime)
+    (before,) = Store(world.database_url).list_cursors()
+    world.dataset.advance(timedelta(minutes=10))
+    world.jira.faults.revoke(paths="search/jql")
+
+    failed = runtime.run_locked(PassOptions())
+
+    assert failed.source_failures
+    (after,) = Store(world.database_url).list_cursors()
+    assert after.high_water_mark == before.high_water_mark
