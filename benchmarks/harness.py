@@ -19,10 +19,10 @@ import sys
 import time
 import uuid
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -70,10 +70,25 @@ class World:
     plan_path: Path
     workdir: Path
     workflow_urls: dict[str, str] = field(default_factory=dict)
+    #: The seeded dataset again, as the world started (None: it cannot be restored),
+    #: and the instant its clock then showed.
+    initial_dataset: Callable[[], JiraDataset] | None = None
+    initial_now: datetime | None = None
 
     @property
     def dataset(self) -> JiraDataset:
         return self.jira.dataset
+
+    def restore_dataset(self) -> None:
+        """Put the world's initial dataset back if a scenario changed or aged it: a
+        repeat must measure the same scenario (a no-change pass right after an earlier
+        repeat's 1 % edits would re-read them). Regenerated from the seed: generating
+        is cheaper than a deep copy kept for every size, and exactly the same."""
+        if self.initial_dataset is None:
+            raise RuntimeError("this world cannot restore its initial dataset")
+        if self.dataset.mutations or self.dataset.now() != self.initial_now:
+            # The sandbox reads its dataset per request: the swap is seen at once.
+            self.jira.dataset = self.initial_dataset()
 
     def environment(self, database: Path, **extra: str) -> dict[str, str]:
         env = {k: v for k, v in os.environ.items() if not k.startswith("OKR_SYNC_")}
@@ -121,7 +136,9 @@ def world(workdir: Path, *, seed: int, issues: int, shape: PlanShape,
         for n, env in enumerate(workflow_envs(plan_doc)):
             teams.add_workflow(f"bench{n}")
             urls[env] = teams.workflow_url(f"bench{n}")
-        yield World(jira, slack, teams, plan_doc, plan_path, workdir, urls)
+        yield World(jira, slack, teams, plan_doc, plan_path, workdir, urls,
+                    initial_dataset=lambda: make_dataset(seed, issues),
+                    initial_now=dataset.now())
 
 
 def okr_sync_command() -> list[str]:
@@ -225,7 +242,9 @@ def pass_scenarios(w: World, database: Path, seed: int, repeat: int,
                    wanted: tuple[str, ...] = PASS_SCENARIOS) -> dict[str, Any]:
     """The ``wanted`` of: cold pass, no-change pass, 1 %-changed pass and ``resync --full``,
     in that order on a new store. The cold pass always runs (the others need a synced
-    store); it is returned only when wanted."""
+    store); it is returned only when wanted. Every repeat starts from the world's
+    initial dataset (as seeded), whatever an earlier repeat changed."""
+    w.restore_dataset()
     results = {"cold": run_okr_sync(w, database, ["run"], f"r{repeat}-cold")}
     if "no_change" in wanted:
         w.dataset.advance(timedelta(minutes=5))

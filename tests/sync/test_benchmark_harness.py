@@ -171,3 +171,29 @@ def test_main_given_results_dir_writes_its_report_there(tmp_path: Path) -> None:
 def test_rss_flat_given_last_pass_within_10_percent_of_the_first_is_flat() -> None:
     assert rss_flat(_hooks(100, first=200.0, last=220.0))
     assert not rss_flat(_hooks(100, first=200.0, last=220.5))
+
+
+def _fingerprint(dataset: Any) -> tuple[Any, ...]:
+    return dataset.now(), tuple(sorted(
+        (r.id, r.key, r.updated, r.status, r.story_points, tuple(r.labels)) for r in dataset))
+
+
+def test_pass_scenarios_given_repeats_each_starts_from_the_same_dataset(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    seen: list[tuple[str, tuple[Any, ...]]] = []
+
+    def run_okr_sync(w: Any, _db: Path, _argv: list[str], name: str) -> dict[str, Any]:
+        seen.append((name, _fingerprint(w.dataset)))
+        return _pass(1)
+
+    monkeypatch.setattr(harness, "run_okr_sync", run_okr_sync)
+    with harness.world(tmp_path, seed=3, issues=150, shape=harness.PlanShape(),
+                       latency=0) as w:
+        for repeat in range(2):
+            harness.pass_scenarios(w, tmp_path / f"r{repeat}.db", 3, repeat)
+
+    starts = [print_ for name, print_ in seen if name.endswith("-cold")]
+    assert len(starts) == 2 and starts[0] == starts[1]
+    # The scenarios between did change and age it (the restore had work to do).
+    assert seen[-1][1] != starts[0]

@@ -236,6 +236,7 @@ class JiraSandbox:
                                drip=decision.drip, garbage=decision.garbage)
         with self._ids_lock:
             response.headers["X-AREQUESTID"] = str(next(self._request_ids))
+        response.date = self.dataset.now()  # Jira's clock is the dataset's, not the host's
         self.log.append(RequestRecord(
             method=request.method, path=request.path, params=request.args.to_dict(flat=False),
             body=body, status=status, fault=decision.kind or _fault_name(decision),
