@@ -58,10 +58,13 @@ DETAIL_BATCH = 100
 def issue_from_record(doc: Mapping[str, Any]) -> JiraIssue:
     """A :class:`JiraIssue` back from the JSON the store keeps."""
 
-    def when(value: Any) -> datetime | None:  # None stays None
+    def when(value: Any) -> datetime | None:
+        if value is None:
+            return None
         return datetime.fromisoformat(value) if isinstance(value, str) else value
 
-    created, updated = when(doc["created"]), when(doc["updated"])
+    created = when(doc["created"])
+    updated = when(doc["updated"])
     assert created is not None and updated is not None
     points = doc.get("story_points")
     return JiraIssue(
@@ -253,7 +256,9 @@ class SourcePuller:
                      context: str | None = None, *,
                      listed: set[str] | None = None) -> datetime | None:
         """Stream a search into the mirror (ticking progress); returns the newest update.
-        ``listed`` collects the ids the search returned."""
+
+        ``listed`` collects the ids the search returned.
+        """
         newest: datetime | None = None
         batch: list[JiraIssue] = []
         for issue in self.client.search(jql, self.plan.extra_fields,
@@ -283,9 +288,7 @@ class SourcePuller:
         and doubles as their change probe. Memberships that only count need no
         details, so one approximate count over the rest of the site probes for them.
         Either way a pass with nothing new makes one search. ``remote`` are the
-        memberships asked from Jira (those answered on the mirror need no probe). The new
-        cursor is Jira's time at the search's first answer (its ``Date``), not the newest
-        ``updated`` only: quiet passes would re-read a past burst again and again.
+        memberships asked from Jira (those answered on the mirror need no probe).
         """
         tz = self.client.user_timezone()
         since = cursor.astimezone(UTC) - options.overlap
@@ -300,23 +303,20 @@ class SourcePuller:
             jql = incremental_jql(list(self.plan.projects), since, tz)
         else:
             jql = None
+        changed = False
         if jql is not None:
-            # The first answer's Date (unknown: the cursor stays); the next search starts an
-            # overlap before it, which covers index lag and issues updated during paging.
-            pulled: list[JiraIssue] = []
-            started: datetime | None = None
-            for issue in self.client.search(jql, self.plan.extra_fields,
-                                            context=f"source {self.name}"):
-                started = self.client.transport.server_date if not pulled else started
-                pulled.append(issue)
-            started = (started if pulled else self.client.transport.server_date) or cursor
+            # search() yields each id once; an issue updated again while the pages
+            # were read is newer than the cursor, so the next pull picks it up.
+            pulled = list(
+                self.client.search(jql, self.plan.extra_fields, context=f"source {self.name}")
+            )
             changed = self._merge_pulled(result, pulled, probed_since) > 0
             # A future `updated` (a bad clock, a bad import) never moves the cursor
             # past the server's present: later changes would be missed for good.
             newest = self.client.high_water_mark(i.updated for i in pulled) or cursor
-            result.cursor = max(cursor, newest, started).astimezone(UTC)
+            result.cursor = max(cursor, newest).astimezone(UTC)
         else:
-            result.cursor, changed = options.now, False
+            result.cursor = options.now
         if remote and not needs_details:
             outside = f"updated >= {jql_datetime_literal(probed_since, tz)}"
             if self.plan.scope_jql is not None:

@@ -124,6 +124,9 @@ class JiraSandbox:
         self._api_token = api_token
         self._pat = pat
         self.user_timezone = user_timezone
+        #: How far the ``Date`` of every answer is off the dataset's clock: a reverse proxy
+        #: in front of Jira adds its own ``Date``, by its own host's clock.
+        self.date_skew = timedelta(0)
         self.fields = fields or (FieldSetup() if deployment == "cloud"
                                  else FieldSetup.data_center())
         self.dc_max_results = dc_max_results
@@ -236,7 +239,8 @@ class JiraSandbox:
                                drip=decision.drip, garbage=decision.garbage)
         with self._ids_lock:
             response.headers["X-AREQUESTID"] = str(next(self._request_ids))
-        response.date = self.dataset.now()  # Jira's clock is the dataset's, not the host's
+        # Jira's clock is the dataset's, not the host's (plus a proxy's skew, if any).
+        response.date = self.dataset.now() + self.date_skew
         self.log.append(RequestRecord(
             method=request.method, path=request.path, params=request.args.to_dict(flat=False),
             body=body, status=status, fault=decision.kind or _fault_name(decision),
