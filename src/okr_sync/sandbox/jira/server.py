@@ -124,9 +124,7 @@ class JiraSandbox:
         self._api_token = api_token
         self._pat = pat
         self.user_timezone = user_timezone
-        #: How far the ``Date`` of every answer is off the dataset's clock: a reverse proxy
-        #: in front of Jira adds its own ``Date``, by its own host's clock.
-        self.date_skew = timedelta(0)
+        self.date_skew = timedelta(0)  #: a reverse proxy's Date, off Jira's (dataset) clock
         self.fields = fields or (FieldSetup() if deployment == "cloud"
                                  else FieldSetup.data_center())
         self.dc_max_results = dc_max_results
@@ -239,8 +237,7 @@ class JiraSandbox:
                                drip=decision.drip, garbage=decision.garbage)
         with self._ids_lock:
             response.headers["X-AREQUESTID"] = str(next(self._request_ids))
-        # Jira's clock is the dataset's, not the host's (plus a proxy's skew, if any).
-        response.date = self.dataset.now() + self.date_skew
+        response.date = self.dataset.now() + self.date_skew  # the dataset's clock, not the host's
         self.log.append(RequestRecord(
             method=request.method, path=request.path, params=request.args.to_dict(flat=False),
             body=body, status=status, fault=decision.kind or _fault_name(decision),
@@ -456,10 +453,8 @@ class JiraSandbox:
 
 
 def _drop_connection(request: Request) -> None:
-    """Close the client's connection with a reset (linger 0), before any answer.
-
-    The server's later write to it fails as a dropped connection, which it ignores.
-    """
+    """Close the client's connection with a reset (linger 0), before any answer; the
+    server's later write to it fails as a dropped connection, which it ignores."""
     connection = request.environ.get("werkzeug.socket")
     if not isinstance(connection, socket.socket):
         raise RuntimeError("a connection reset needs the werkzeug development server")
