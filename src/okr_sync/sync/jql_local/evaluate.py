@@ -375,23 +375,19 @@ def _ref_clause(field: str, op: Operator, clause: Clause, keys: KeyResolver) -> 
         # A key not resolved may be the parent's former key: Jira knows, the mirror not.
         return None if unknown else False
 
-    if op in ("=", "in"):
-        def positive(issue: JiraIssue, mirror: Mapping[str, JiraIssue]) -> bool:
-            if not values(issue, mirror):
-                return want_empty
-            named_it = names_it(issue, mirror)
-            if named_it is None:
-                raise NotLocal(f"the parent of {issue.key}: a key in {clause.field} is unknown")
-            return named_it
-        return positive
-
-    def negative(issue: JiraIssue, mirror: Mapping[str, JiraIssue]) -> bool:
-        if not values(issue, mirror):
-            return False
+    def parent_named(issue: JiraIssue, mirror: Mapping[str, JiraIssue]) -> bool:
         named_it = names_it(issue, mirror)
         if named_it is None:
             raise NotLocal(f"the parent of {issue.key}: a key in {clause.field} is unknown")
-        return not named_it
+        return named_it
+
+    if op in ("=", "in"):
+        def positive(issue: JiraIssue, mirror: Mapping[str, JiraIssue]) -> bool:
+            return parent_named(issue, mirror) if values(issue, mirror) else want_empty
+        return positive
+
+    def negative(issue: JiraIssue, mirror: Mapping[str, JiraIssue]) -> bool:
+        return not parent_named(issue, mirror) if values(issue, mirror) else False
     return negative
 
 

@@ -174,17 +174,9 @@ class BotMessagingEndpoint:
         self.validator.keys.close()
 
     def __call__(self, request: Request) -> Response:
-        try:
-            raw = read_body(request, self.max_body)
-        except BodyTooLargeError:
-            return Response(status=413)
-        except BodyIncompleteError:
-            return Response(status=400)
-        try:
-            parsed = json.loads(raw)
-        except ValueError:
-            parsed = None
-        activity: dict[str, Any] = parsed if isinstance(parsed, dict) else {}
+        activity = read_activity(request, self.max_body)
+        if isinstance(activity, Response):
+            return activity
         refusal = admission_refusal(self.validator, self.tenant_ids, request, activity)
         if refusal is not None:
             return refusal
@@ -274,6 +266,24 @@ class BotMessagingEndpoint:
             kr.id, kr.title, author=author.name, value=valid.value,
             confidence=valid.confidence, note=valid.note,
             manual=kr.measure.kind == "manual", warnings=list(valid.warnings))
+
+
+def read_activity(request: Request, max_bytes: int, *,
+                  keep: bool = False) -> dict[str, Any] | Response:
+    """The activity a request carries (``{}`` when its body is no JSON object, which the
+    admission checks then refuse), or the answer to a body too large (413) or cut (400).
+    ``keep``: the body stays readable for an endpoint the request is passed on to."""
+    try:
+        raw = read_body(request, max_bytes, keep=keep)
+    except BodyTooLargeError:
+        return Response(status=413)
+    except BodyIncompleteError:
+        return Response(status=400)
+    try:
+        parsed = json.loads(raw)
+    except ValueError:
+        parsed = None
+    return parsed if isinstance(parsed, dict) else {}
 
 
 def admission_refusal(validator: BotTokenValidator, tenant_ids: frozenset[str] | None,

@@ -25,7 +25,6 @@ shared by the replicas: accepted signatures go to the configured database
 from __future__ import annotations
 
 import difflib
-import json
 import logging
 import shlex
 import threading
@@ -54,10 +53,10 @@ from okr_sync.sync.service.bot_framework import (
     BotMessagingEndpoint,
     _invoke_card,
     admission_refusal,
+    read_activity,
 )
 from okr_sync.sync.service.multi import PlanCoordinator
 from okr_sync.sync.service.plans import FolderPlan
-from okr_sync.sync.service.request_io import BodyIncompleteError, BodyTooLargeError, read_body
 from okr_sync.sync.service.slack_interactions import (
     MAX_BODY_BYTES,
     BackgroundWork,
@@ -280,18 +279,10 @@ class PlansChat:
         """Route the activity to its plan's endpoint, which checks the token first."""
         if self.validator is None:
             return _json(404, {"error": "not found"})
-        try:
-            # Kept on the request: the plan's endpoint reads the body again.
-            raw = read_body(request, MAX_ACTIVITY_BYTES, keep=True)
-        except BodyTooLargeError:
-            return Response(status=413)
-        except BodyIncompleteError:
-            return Response(status=400)
-        try:
-            parsed = json.loads(raw)
-        except ValueError:
-            parsed = None
-        activity: dict[str, Any] = parsed if isinstance(parsed, dict) else {}
+        # Kept on the request: the plan's endpoint reads the body again.
+        activity = read_activity(request, MAX_ACTIVITY_BYTES, keep=True)
+        if isinstance(activity, Response):
+            return activity
         data = _action_data(activity)
         plans = self.coordinator.folder.plans
         plan = data.get("plan")
