@@ -53,6 +53,7 @@ from okr_sync.sync.pass_types import (
     ReadOnlyStoreError,
 )
 from okr_sync.sync.pull import PulledSource, PullOptions, SourcePuller, skipped_warnings
+from okr_sync.sync.snapshot_heads import SnapshotHeads
 from okr_sync.sync.state import (
     Explanation,
     PassSnapshot,
@@ -99,6 +100,8 @@ class SyncPass:
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
         *,
         fetch_plan: Mapping[str, SourceFetchPlan],
+        snapshot_heads: SnapshotHeads | None = None,
+        jql_memo: dict[str, dict[str, str]] | None = None,
     ) -> None:
         self.plan = plan
         self.store = store
@@ -107,6 +110,10 @@ class SyncPass:
         self.options = options
         self.clock = clock
         self.fetch_plan = fetch_plan
+        self.snapshot_heads = snapshot_heads
+        #: Per source, each measure's JQL: the plan's alone, so a process that runs many
+        #: passes of one plan (``serve``) builds them once.
+        self.jql_memo = jql_memo if jql_memo is not None else {}
 
     def _writable(self) -> Store:
         if not isinstance(self.store, Store):
@@ -355,10 +362,15 @@ class SyncPass:
             memberships=pulled.memberships,
             failures=pulled.failures,
             resolve_key=resolve,
-            jql=measure_jqls(self.plan, pulled.name),
+            jql=self._measure_jqls(pulled.name),
             link=(lambda jql: jira_filter_url(site, jql)) if site else None,
             read=getattr(pulled.issues, "read", None),
         )
+
+    def _measure_jqls(self, source: str) -> dict[str, str]:
+        if source not in self.jql_memo:
+            self.jql_memo[source] = measure_jqls(self.plan, source)
+        return self.jql_memo[source]
 
     def _site(self, source: str) -> str | None:
         """The Jira site's address (for links), when the client factory knows it."""
@@ -369,6 +381,9 @@ class SyncPass:
     def _previous_snapshots(
         self,
     ) -> tuple[int | None, PassSnapshot | None, PassSnapshot | None]:
+        if self.snapshot_heads is not None and isinstance(self.store, Store):
+            # A running process decoded them before, unless another writer came since.
+            return self.snapshot_heads.previous(self.store, self.plan.cycle.name)
         return previous_snapshots(self.store, self.plan.cycle.name)
 
     def _measured(
