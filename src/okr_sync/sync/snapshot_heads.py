@@ -17,13 +17,10 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 
 from okr_sync.sync.lazy_explanations import LazyExplanations
+from okr_sync.sync.measuring import previous_snapshots
 from okr_sync.sync.state import Explanation, PassSnapshot
 from okr_sync.sync.store.records import Snapshot, SnapshotMark
 from okr_sync.sync.store.store import Store
-
-#: Snapshots kept decoded: the latest and the last published, and the ones they replace
-#: while a pass runs.
-KEEP = 4
 
 _Key = tuple[int, int | None, datetime, str]
 
@@ -39,6 +36,10 @@ class _Head:
     inline: bool
     owners: list[str] | None = None
     refs: dict[str, tuple[str, tuple[str, ...]]] | None = None
+
+
+class _Moved(Exception):
+    """The newest snapshot is not the one the marks named a moment before."""
 
 
 def _key(mark: SnapshotMark) -> _Key:
@@ -60,17 +61,22 @@ class SnapshotHeads:
         """As :func:`okr_sync.sync.measuring.previous_snapshots`: the published
         snapshot's id, and the last published and latest snapshots of ``cycle``."""
         latest_mark, published_mark = store.snapshot_marks()
-        wanted = [m for m in (latest_mark, published_mark) if m is not None]
+        wanted = {_key(m) for m in (latest_mark, published_mark) if m is not None}
         # Only what the store names now stays: a process keeps at most these two.
-        self._heads = {k: h for k, h in self._heads.items()
-                       if k in {_key(m) for m in wanted}}
-        published = self._this_cycle(store, published_mark, cycle, published_only=True)
+        self._heads = {k: h for k, h in self._heads.items() if k in wanted}
+        try:
+            published = self._this_cycle(store, published_mark, cycle, published_only=True)
+            if published_mark is not None and latest_mark is not None \
+                    and published_mark.id == latest_mark.id:
+                latest = published
+            else:
+                latest = self._this_cycle(store, latest_mark, cycle, published_only=False)
+        except _Moved:
+            # Another writer came between the marks and the read: read as a process
+            # without kept snapshots does (the next pass's marks name the newer one).
+            return previous_snapshots(store, cycle)
         published_id = published_mark.id if published is not None and published_mark else None
-        if published_mark is not None and latest_mark is not None \
-                and published_mark.id == latest_mark.id:
-            return published_id, published, published
-        return published_id, published, self._this_cycle(store, latest_mark, cycle,
-                                                          published_only=False)
+        return published_id, published, latest
 
     def _this_cycle(self, store: Store, mark: SnapshotMark | None, cycle: str, *,
                     published_only: bool) -> PassSnapshot | None:
@@ -81,13 +87,9 @@ class SnapshotHeads:
         if head is None:
             record = store.snapshot_head(published_only=published_only)
             if record is None or record.id != mark.id:
-                # Another writer came between the two reads: decode what it names now,
-                # uncached (the next pass's marks name it).
-                return None if record is None or record.cycle != cycle else \
-                    _with_explanations(store, record.id, self._decode(record))
+                raise _Moved
             head = self._decode(record)
-            if len(self._heads) < KEEP:
-                self._heads[_key(mark)] = head
+            self._heads[_key(mark)] = head
         return _with_explanations(store, mark.id, head)
 
     def _decode(self, record: Snapshot) -> _Head:
