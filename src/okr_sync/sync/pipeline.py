@@ -42,7 +42,6 @@ from okr_sync.sync.fetch_plan import (
 from okr_sync.sync.measuring import (
     Measurements,
     measure,
-    previous_snapshots,
     save_measurements,
 )
 from okr_sync.sync.pass_history import kpi_history_entries, kr_history_entries, stored_measurements
@@ -53,7 +52,7 @@ from okr_sync.sync.pass_types import (
     ReadOnlyStoreError,
 )
 from okr_sync.sync.pull import PulledSource, PullOptions, SourcePuller, skipped_warnings
-from okr_sync.sync.snapshot_heads import SnapshotHeads
+from okr_sync.sync.snapshot_heads import SnapshotHeads, previous_of
 from okr_sync.sync.state import (
     Explanation,
     PassSnapshot,
@@ -87,8 +86,8 @@ JiraFactory = Callable[[str], JiraClient]
 
 class SyncPass:
     """One pass. ``store`` is only read when ``options.dry_run``; otherwise it must be a
-    writable :class:`Store`. ``fetch_plan`` is the plan's :func:`build_fetch_plan`,
-    computed once by the caller."""
+    writable :class:`Store`. ``fetch_plan`` is the plan's :func:`build_fetch_plan`; it,
+    ``jql_memo`` and ``snapshot_heads`` are kept by the caller across passes (runtime)."""
 
     def __init__(
         self,
@@ -111,8 +110,6 @@ class SyncPass:
         self.clock = clock
         self.fetch_plan = fetch_plan
         self.snapshot_heads = snapshot_heads
-        #: Per source, each measure's JQL: the plan's alone, so a process that runs many
-        #: passes of one plan (``serve``) builds them once.
         self.jql_memo = jql_memo if jql_memo is not None else {}
 
     def _writable(self) -> Store:
@@ -357,20 +354,17 @@ class SyncPass:
             found = resolved[key] if key in resolved else store.resolve_key(source, key)
             return found or by_key.get(key.upper())
         site = self._site(pulled.name)
+        if source not in self.jql_memo:
+            self.jql_memo[source] = measure_jqls(self.plan, source)
         return SourceData(
             issues=pulled.issues,
             memberships=pulled.memberships,
             failures=pulled.failures,
             resolve_key=resolve,
-            jql=self._measure_jqls(pulled.name),
+            jql=self.jql_memo[source],
             link=(lambda jql: jira_filter_url(site, jql)) if site else None,
             read=getattr(pulled.issues, "read", None),
         )
-
-    def _measure_jqls(self, source: str) -> dict[str, str]:
-        if source not in self.jql_memo:
-            self.jql_memo[source] = measure_jqls(self.plan, source)
-        return self.jql_memo[source]
 
     def _site(self, source: str) -> str | None:
         """The Jira site's address (for links), when the client factory knows it."""
@@ -381,10 +375,7 @@ class SyncPass:
     def _previous_snapshots(
         self,
     ) -> tuple[int | None, PassSnapshot | None, PassSnapshot | None]:
-        if self.snapshot_heads is not None and isinstance(self.store, Store):
-            # A running process decoded them before, unless another writer came since.
-            return self.snapshot_heads.previous(self.store, self.plan.cycle.name)
-        return previous_snapshots(self.store, self.plan.cycle.name)
+        return previous_of(self.store, self.plan.cycle.name, self.snapshot_heads)
 
     def _measured(
         self,

@@ -19,6 +19,7 @@ from datetime import datetime
 from okr_sync.sync.lazy_explanations import LazyExplanations
 from okr_sync.sync.measuring import previous_snapshots
 from okr_sync.sync.state import Explanation, PassSnapshot
+from okr_sync.sync.store.reader import StoreReader
 from okr_sync.sync.store.records import Snapshot, SnapshotMark
 from okr_sync.sync.store.store import Store
 
@@ -95,6 +96,16 @@ class SnapshotHeads:
     def _decode(self, record: Snapshot) -> _Head:
         self.decoded += 1
         return _Head(PassSnapshot.from_json(record.document), "explain" in record.document)
+
+
+def previous_of(
+    store: Store | StoreReader, cycle: str, heads: SnapshotHeads | None
+) -> tuple[int | None, PassSnapshot | None, PassSnapshot | None]:
+    """The previous snapshots of a pass: from ``heads`` when a writable store has them
+    (a running process decoded them before, unless another writer came since)."""
+    if heads is not None and isinstance(store, Store):
+        return heads.previous(store, cycle)
+    return previous_snapshots(store, cycle)
 
 
 def _with_explanations(store: Store, snapshot_id: int, head: _Head) -> PassSnapshot:
