@@ -4,19 +4,23 @@ the one its kept owners name, and the published items change reasons are told ag
 from __future__ import annotations
 
 from collections.abc import Collection
+from dataclasses import replace
 from typing import Any
 
 import pytest
 
+from okr_sync.scoring.evaluate import Evaluation
 from okr_sync.scoring.measures import Contribution
 from okr_sync.sync import lazy_explanations
 from okr_sync.sync.lazy_explanations import (
+    ExplanationsJson,
     KeptExplanations,
     LazyExplanations,
     PreviousStates,
     explanations_equal,
 )
-from okr_sync.sync.state import Explanation
+from okr_sync.sync.state import Explanation, unchanged_explanations
+from okr_sync.sync.store.snapshot_items import KEPT
 
 
 def _explanation(owner: str, *ids: str, error: str | None = None) -> Explanation:
@@ -171,3 +175,34 @@ def test_explanations_equal_given_all_fresh_reads_the_stored_a_batch_at_a_time(
     reads.reads.clear()
     assert not explanations_equal({**STORED, "KR5": _explanation("KR5", "7")}, source)
     assert reads.reads == [owners[:4], owners[4:8]]
+
+
+def _evaluation(owner: str, *reasons: str) -> Evaluation:
+    return Evaluation(owner, f"jql {owner}", None, reasons=reasons)
+
+
+def test_unchanged_explanations_given_stored_rows_decodes_only_owners_whose_reasons_moved(
+) -> None:
+    reads = _Reads()
+    evaluations = {owner: _evaluation(owner) for owner in STORED}
+    evaluations["KR3"] = _evaluation("KR3", "+1 done")
+
+    explanations = unchanged_explanations(reads.lazy(), evaluations)
+    entries = ExplanationsJson(explanations)
+
+    # Saved as the stored rows they are, by name: only KR3's reasons moved.
+    assert entries["KR1"] == {KEPT: "hKR1", "reasons": []}
+    assert entries["KR3"] == {**STORED["KR3"].to_json(), "reasons": ["+1 done"]}
+    assert list(explanations) == list(STORED)
+    assert reads.reads == [["KR3"]]
+
+
+def test_unchanged_explanations_given_inline_explanations_gives_them_this_passs_reasons(
+) -> None:
+    evaluations = {owner: _evaluation(owner) for owner in STORED}
+    evaluations["KR3"] = _evaluation("KR3", "+1 done")
+
+    explanations = unchanged_explanations(dict(STORED), evaluations)
+
+    assert dict(explanations.items()) == {**STORED, "KR3": replace(STORED["KR3"],
+                                                                   reasons=("+1 done",))}
