@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
@@ -215,6 +216,21 @@ def test_measure_state_given_json_round_trip_is_equal() -> None:
     assert states["RAW"].members == ("2", "4")
     for state in states.values():
         assert MeasureState.from_json(state.to_json()) == state
+
+
+def test_measure_state_given_states_decoded_apart_shares_their_text() -> None:
+    # Each document decoded on its own, as the store reads one row at a time: decoded
+    # JSON gives every value its own string.
+    row = ('["10001", "WEB-1", "Checkout page", "In Progress", "WEB", false, 3.0, null,'
+           ' "open", true, false, false]')
+    first, second = (MeasureState.from_json(json.loads(
+        f'{{"key": "k{n}", "members": null, "facts": [{row}]}}')) for n in (1, 2))
+
+    one, other = first.facts["10001"][0], second.facts["10001"][0]
+    # An issue selected by several measures, and the status, project and count repeated
+    # on every row, are held once, not once per measure and row.
+    assert all(a is b for a, b in zip(one, other, strict=True) if isinstance(a, str))
+    assert one == other and first.facts["10001"] == second.facts["10001"]
 
 
 def test_measure_index_given_item_tests_only_measures_filed_under_its_attributes() -> None:

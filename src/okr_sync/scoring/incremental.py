@@ -26,6 +26,7 @@ from __future__ import annotations
 import bisect
 import hashlib
 import json
+import sys
 from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -82,7 +83,6 @@ class MeasureState:
 
 _FACT_FIELDS = len(Contribution._fields) + 3
 _new = tuple.__new__
-_CONTRIBUTION_FIELDS = itemgetter(slice(0, len(Contribution._fields)))
 
 
 def _facts_from_json(rows: Sequence[Sequence[Any]]) -> dict[str, ItemFact]:
@@ -92,19 +92,31 @@ def _facts_from_json(rows: Sequence[Sequence[Any]]) -> dict[str, ItemFact]:
     every touched measure)."""
     if not rows:
         return {}
-    if (set(map(len, rows)) != {_FACT_FIELDS}
+    if (not set(map(type, rows)) <= {list, tuple}
+            or set(map(len, rows)) != {_FACT_FIELDS}
             or not _COUNTED.issuperset(map(_COUNTED_FIELD, rows))
             or set(map(type, map(_ID_FIELD, rows))) != {str}):
         raise ValueError(f"not stored item facts: {rows!r}"[:200])
-    contributions = map(partial(_new, Contribution), map(_CONTRIBUTION_FIELDS, rows))
-    at_start, no_status, unestimated = (map(itemgetter(i), rows)
-                                        for i in range(len(Contribution._fields), _FACT_FIELDS))
+    columns = [_shared_text(column) for column in zip(*rows, strict=True)]
+    contributions = map(partial(_new, Contribution),
+                        zip(*columns[:len(Contribution._fields)], strict=True))
     facts = map(partial(_new, ItemFact),
-                zip(contributions, at_start, no_status, unestimated, strict=True))
-    return dict(zip(map(_ID_FIELD, rows), facts, strict=True))
+                zip(contributions, *columns[len(Contribution._fields):], strict=True))
+    return dict(zip(columns[_ID_COLUMN], facts, strict=True))
 
 
-_ID_FIELD = itemgetter(Contribution._fields.index("id"))
+def _shared_text(column: tuple[Any, ...]) -> tuple[Any, ...]:
+    """A column of stored rows with its strings interned: decoded JSON gives every
+    status, project and count its own string on every row, and every issue's id, key
+    and summary once per measure selecting it; shared, they were most of the decoded
+    states' memory (a pass decodes one per item of every touched measure)."""
+    if set(map(type, column)) == {str}:
+        return tuple(map(sys.intern, column))
+    return column
+
+
+_ID_COLUMN = Contribution._fields.index("id")
+_ID_FIELD = itemgetter(_ID_COLUMN)
 _COUNTED_FIELD = itemgetter(Contribution._fields.index("counted"))
 
 

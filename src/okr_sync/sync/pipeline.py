@@ -64,7 +64,7 @@ from okr_sync.sync.state import (
     published_scores,
     same_scores,
     save_snapshot,
-    with_reasons,
+    unchanged_explanations,
     write_source,
 )
 from okr_sync.sync.store.reader import StoreReader
@@ -240,7 +240,7 @@ class SyncPass:
         if measurements.unchanged and latest is not None:
             # Nothing new: the items behind these evaluations are the latest snapshot's,
             # their reasons this pass's (told against the published snapshot).
-            explanations: Mapping[str, Explanation] = with_reasons(
+            explanations: Mapping[str, Explanation] = unchanged_explanations(
                 latest.explanations, evaluations)
         elif measurements.reused and latest is not None:
             # Owners no change touched keep the latest snapshot's items (their reasons

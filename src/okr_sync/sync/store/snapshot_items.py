@@ -44,7 +44,7 @@ EXPLAIN_REFS = "explain_refs"
 #: still exact for an untouched owner without decoding its items.
 EXPLAIN_REASONS = "explain_reasons"
 #: Explanation rows encoded and written at once when a snapshot is saved.
-ITEM_BATCH = 50
+ITEM_BATCH = 10
 
 
 #: Snapshot layouts whose explanations are stored apart (2: items as objects, 3: as rows).
