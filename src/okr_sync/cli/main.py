@@ -30,7 +30,7 @@ def main(argv: list[str] | None = None) -> Any:
     """Run the command of ``argv``; without it, the command of this process's own
     command line (the console script's way), after which the process ends."""
     if argv is None:
-        process.one_command_process()
+        process.one_command_process(sys.argv[1] if len(sys.argv) > 1 else None)
     try:
         return _command(argv)
     finally:
