@@ -11,7 +11,12 @@ from hypothesis import strategies as st
 
 from okr_sync.config.plan import Plan
 from okr_sync.connectors.jira.records import JiraIssue
-from okr_sync.scoring.evaluate import SourceData, evaluate_measures, measure_states
+from okr_sync.scoring.evaluate import (
+    SourceData,
+    evaluate_measures,
+    measure_states,
+    reason_basis,
+)
 from okr_sync.scoring.explain import ItemState
 from okr_sync.scoring.incremental import Changes, MeasureIndex, MeasureState
 from okr_sync.scoring.measures import SelectorMatcher
@@ -185,6 +190,14 @@ def test_measure_states_given_random_mutations_equal_full_recomputation_after_ev
         by_full = evaluate_measures(plan, sources, cycle_start=CYCLE_START, previous=published)
         assert by_increment == by_full, step
         assert _scorecard_json(plan, by_increment) == _scorecard_json(plan, by_full)
+        # The published items are the previous states': reasons told from those states
+        # and the changed ids only are the same.
+        touched = frozenset(changed) | frozenset(removed)
+        bases = {owner: basis for owner in incremental if owner in published
+                 and (basis := reason_basis(states[owner], incremental[owner], touched))}
+        by_basis = evaluate_measures(plan, sources, cycle_start=CYCLE_START,
+                                     previous=published, states=incremental, bases=bases)
+        assert by_basis == by_full, step
         states = incremental
         published = {o: e.states for o, e in by_full.items() if e.ok}
 

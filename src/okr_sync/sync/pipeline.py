@@ -181,6 +181,7 @@ class SyncPass:
             summaries=summaries,
             may_reuse=latest is not None and not self.options.full and not self.options.refetch,
             latest_items=latest.explanations if latest is not None else None,
+            latest_published=latest is not None and latest is published,
         )
         evaluations = measurements.evaluations
         # One line per failed source, never one per KR and KPI of it.
