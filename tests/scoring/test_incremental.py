@@ -6,11 +6,13 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from okr_sync.config.plan import Plan
 from okr_sync.connectors.jira.records import JiraIssue
+from okr_sync.scoring import evaluate, incremental
 from okr_sync.scoring.evaluate import (
     SourceData,
     evaluate_measures,
@@ -256,3 +258,51 @@ def test_measure_index_given_item_tests_only_measures_filed_under_its_attributes
     assert index.matching(lone) == {o for o, m in matchers.items() if m(lone)}
     # Not filed under its epic, labels or priority: EPIC, PTS and MILE are never tried.
     assert set(calls) == {"SUM", "OPEN"}
+
+
+def test_update_given_items_keeping_their_place_sorts_no_measure(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    world = World()
+    before = measure_states(PLANS[0], {"main": world.source()}, cycle_start=CYCLE_START)
+    sorts: list[int] = []
+    original = incremental._inserted
+
+    def counting(ordered: Any, new: Any) -> Any:
+        sorts.append(len(new))
+        return original(ordered, new)
+
+    monkeypatch.setattr(incremental, "_inserted", counting)
+    # Points change: every item stays in its measures, in its place (project, key).
+    changed = {"1": replace(world.issues["1"], story_points=8.0),
+               "2": replace(world.issues["2"], story_points=1.0)}
+    world.issues.update(changed)
+    after = measure_states(PLANS[0], {"main": world.source()}, cycle_start=CYCLE_START,
+                           before=before, changes={"main": Changes(changed)})
+
+    assert after == measure_states(PLANS[0], {"main": world.source()},
+                                   cycle_start=CYCLE_START)
+    assert sorts == []
+    assert any(after[o] is not before[o] for o in after)
+
+
+def test_evaluate_given_no_published_items_builds_no_item_states(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    world = World()
+    built: list[int] = []
+    original = evaluate.item_states
+
+    def counting(contributions: Any) -> Any:
+        built.append(1)
+        return original(contributions)
+
+    monkeypatch.setattr(evaluate, "item_states", counting)
+    evaluations = evaluate_measures(PLANS[0], {"main": world.source()},
+                                    cycle_start=CYCLE_START)
+
+    # Of an owner without published items only which items it holds is read (double
+    # counting): a state is built for an item only when asked for.
+    assert built == []
+    assert evaluations["PTS"].states["1"] == ItemState("ENT-1", "ENT", False, 3.0)
+    assert set(evaluations["PTS"].states) == {"1", "2"}

@@ -16,6 +16,7 @@ from typing import Any
 
 from okr_sync.config.plan import Plan, uses_points
 from okr_sync.scoring.explain import (
+    FactStates,
     ItemState,
     change_reasons,
     double_counting,
@@ -237,11 +238,13 @@ def evaluate_measures(
         unread = 0 if state.members is None else len(state.members) - len(state.facts)
         if spec.jql is not None and unread:
             warnings.append(f"{unread} issues of the JQL could not be read from Jira")
-        after = item_states(outcome.contributions)
         basis = bases.get(owner)
+        before = basis.before if basis is not None else previous.get(owner)
+        after: Mapping[str, ItemState] = (
+            item_states(outcome.contributions) if basis is None and before is not None
+            else FactStates(state.facts))
         # The items as they are now, of those that may differ from ``before``.
         now = after if basis is None else {i: after[i] for i in after.keys() & basis.ids}
-        before = basis.before if basis is not None else previous.get(owner)
         reasons: tuple[str, ...] = ()
         if before is not None:
             reasons = change_reasons(

@@ -30,7 +30,6 @@ from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from functools import partial
-from itertools import compress
 from operator import itemgetter
 from typing import Any
 
@@ -72,12 +71,11 @@ class MeasureState:
     @classmethod
     def from_json(cls, doc: Mapping[str, Any]) -> MeasureState:
         members = doc.get("members")
-        return cls(
-            key=str(doc["key"]),
-            facts=_facts_from_json(doc["facts"]),
-            members=None if members is None else tuple(
-                m if type(m) is str else str(m) for m in members),
-        )
+        if members is not None:
+            # Checked by a C-level map: a raw-JQL measure holds thousands of members.
+            members = (tuple(members) if set(map(type, members)) <= {str}
+                       else tuple(map(str, members)))
+        return cls(key=str(doc["key"]), facts=_facts_from_json(doc["facts"]), members=members)
 
 
 _FACT_FIELDS = len(Contribution._fields) + 3
@@ -285,15 +283,33 @@ def update_states(
 
 def _update_selected(m: Measured, before: MeasureState, touched: set[str],
                      joining: Sequence[WorkItem], cycle_start: datetime) -> MeasureState:
-    left = [i for i in touched if i in before.facts]
+    left = before.facts.keys() & touched
     if not left and not joining:
         return before
-    facts = dict(before.facts)
-    for ident in left:
-        del facts[ident]
-    kept = list(facts.values())
     new = [item_fact(m.spec, item, m.source, cycle_start=cycle_start) for item in joining]
-    return MeasureState(m.key, _inserted(kept, new))
+    return MeasureState(m.key, _replaced(before.facts, left, new))
+
+
+def _replaced(facts: Mapping[str, ItemFact], drop: set[str], new: Sequence[ItemFact]
+              ) -> dict[str, ItemFact]:
+    """``facts`` (in :meth:`ItemFact.order`) without the ids of ``drop``, with ``new`` in
+    their places. A new fact of an item that keeps its place in that order (the
+    usual change: a status, points) takes its old fact's place in a copy of the dict;
+    only the others are sorted in (:func:`_inserted`): a change of a few items
+    rebuilds no measure's order of thousands."""
+    result = dict(facts)
+    moved: list[ItemFact] = []
+    for fact in new:
+        ident = fact.contribution.id
+        old = facts.get(ident)
+        if old is not None and ident in drop and old.order == fact.order:
+            result[ident] = fact
+            drop.discard(ident)
+        else:
+            moved.append(fact)
+    for ident in drop:
+        del result[ident]
+    return _inserted(list(result.values()), moved) if moved else result
 
 
 def _order(fact: ItemFact) -> tuple[str, int, str]:
@@ -334,6 +350,5 @@ def _update_members(m: Measured, before: MeasureState, touched: set[str], change
               if i in read]
     new = [item_fact(m.spec, item, m.source, cycle_start=cycle_start) for item in items]
     keep = wanted.intersection(known, before.facts).difference(touched)
-    kept = (list(before.facts.values()) if len(keep) == len(before.facts)
-            else list(compress(before.facts.values(), map(keep.__contains__, before.facts))))
-    return MeasureState(m.key, _inserted(kept, new), members)
+    return MeasureState(m.key, _replaced(before.facts, before.facts.keys() - keep, new),
+                        members)
