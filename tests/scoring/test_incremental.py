@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
@@ -230,6 +231,41 @@ def test_measure_state_given_json_round_trip_is_equal() -> None:
     assert states["RAW"].members == ("2", "4")
     for state in states.values():
         assert MeasureState.from_json(state.to_json()) == state
+        assert MeasureState.from_json(json.loads(json.dumps(state.to_json()))) == state
+
+
+def test_measure_state_given_facts_stores_one_list_per_field_not_one_per_item() -> None:
+    world = World()
+    state = measure_states(PLANS[0], {"main": world.source()},
+                           cycle_start=CYCLE_START)["SUM"]
+    assert len(state.facts) == 6
+
+    stored = json.loads(json.dumps(state.to_json()))
+
+    # A list per field (Contribution's 9, ItemFact's other 3), each holding every item.
+    assert [len(column) for column in stored["columns"]] == [6] * 12
+    assert stored["columns"][0] == list(state.facts)
+
+
+def test_measure_state_given_rows_stored_before_columns_reads_them() -> None:
+    world = World()
+    state = measure_states(PLANS[0], {"main": world.source()},
+                           cycle_start=CYCLE_START)["SUM"]
+    rows = [[*c, at_start, no_status, unestimated]
+            for c, at_start, no_status, unestimated in state.facts.values()]
+
+    assert MeasureState.from_json({"key": state.key, "members": None, "facts": rows}) == state
+
+
+@pytest.mark.parametrize("columns", [
+    [["1"]] * 11,  # a column missing
+    [["1"], []] + [["x"]] * 10,  # columns of different lengths
+    [[1]] + [["x"]] * 11,  # an id that is not text
+    [["1"]] * 8 + [["counted?"]] + [[False]] * 3,  # not a way of counting
+])
+def test_measure_state_given_foreign_columns_refuses_them(columns: list[list[Any]]) -> None:
+    with pytest.raises(ValueError):
+        MeasureState.from_json({"key": "k", "members": None, "columns": columns})
 
 
 def test_measure_index_given_item_tests_only_measures_filed_under_its_attributes() -> None:
