@@ -156,10 +156,11 @@ def measure_states(
 @dataclass(frozen=True)
 class Basis:
     """What one owner's reasons are told against when its published items are exactly
-    those of the state its state this pass was brought up to date from: the ids whose
-    items may differ since (every other item is that state's, unchanged), and those
-    of them it held then. Reasons count items that differ: told over these ids, they
-    are the reasons told over every item, without reading the published items."""
+    those of its stored state (the one its state this pass was brought up to date
+    from): the ids whose items may differ since (every other item is that state's,
+    unchanged), and the states of those it held then. Reasons count items that differ:
+    told over these ids, they are the reasons told over every item, without reading
+    the published items."""
 
     ids: frozenset[str]
     before: Mapping[str, ItemState]
@@ -176,7 +177,7 @@ def reason_basis(before: MeasureState, after: MeasureState, touched: frozenset[s
     if before.key != after.key:
         return None
     ids = touched
-    if before.members is not None or after.members is not None:
+    if before.members != after.members:
         ids = ids.union(set(before.members or ()).symmetric_difference(after.members or ()))
     facts = before.facts
     held = sorted(facts.keys() & ids)
