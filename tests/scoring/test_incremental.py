@@ -242,9 +242,13 @@ def test_measure_state_given_facts_stores_one_list_per_field_not_one_per_item() 
 
     stored = json.loads(json.dumps(state.to_json()))
 
-    # A list per field (Contribution's 9, ItemFact's other 3), each holding every item.
+    # A column per field (Contribution's 9, ItemFact's other 3), each holding every
+    # item: the flags and how each item is counted as a character per item.
     assert [len(column) for column in stored["columns"]] == [6] * 12
     assert stored["columns"][0] == list(state.facts)
+    assert set(stored["columns"][5] + stored["columns"][9]) <= {"0", "1"}
+    assert stored["columns"][8] == "".join(
+        {"done": "d", "open": "o"}[f.contribution.counted] for f in state.facts.values())
 
 
 def test_measure_state_given_rows_stored_before_columns_reads_them() -> None:
@@ -257,15 +261,33 @@ def test_measure_state_given_rows_stored_before_columns_reads_them() -> None:
     assert MeasureState.from_json({"key": state.key, "members": None, "facts": rows}) == state
 
 
-@pytest.mark.parametrize("columns", [
-    [["1"]] * 11,  # a column missing
-    [["1"], []] + [["x"]] * 10,  # columns of different lengths
-    [[1]] + [["x"]] * 11,  # an id that is not text
-    [["1"]] * 8 + [["counted?"]] + [[False]] * 3,  # not a way of counting
-])
-def test_measure_state_given_foreign_columns_refuses_them(columns: list[list[Any]]) -> None:
+def _foreign(columns: list[Any], damage: str) -> list[Any]:
+    items = len(columns[0])
+    if damage == "a column missing":
+        return columns[:-1]
+    if damage == "a column short":
+        return [columns[0][:-1], *columns[1:]]
+    if damage == "an id not text":
+        return [[1, *columns[0][1:]], *columns[1:]]
+    if damage == "an unknown way of counting":
+        return [*columns[:8], "q" * items, *columns[9:]]
+    if damage == "a flag neither 0 nor 1":
+        return [*columns[:5], "2" * items, *columns[6:]]
+    return [*columns[:9], [False] * items, *columns[10:]]  # a flag column as values
+
+
+@pytest.mark.parametrize("damage", [
+    "a column missing", "a column short", "an id not text", "an unknown way of counting",
+    "a flag neither 0 nor 1", "a flag column as values"])
+def test_measure_state_given_foreign_columns_refuses_them(damage: str) -> None:
+    world = World()
+    state = measure_states(PLANS[0], {"main": world.source()},
+                           cycle_start=CYCLE_START)["SUM"]
+    stored = json.loads(json.dumps(state.to_json()))
+    assert MeasureState.from_json(stored) == state
+
     with pytest.raises(ValueError):
-        MeasureState.from_json({"key": "k", "members": None, "columns": columns})
+        MeasureState.from_json(stored | {"columns": _foreign(stored["columns"], damage)})
 
 
 def test_measure_index_given_item_tests_only_measures_filed_under_its_attributes() -> None:
