@@ -42,7 +42,6 @@ from okr_sync.sync.fetch_plan import (
 from okr_sync.sync.measuring import (
     Measurements,
     measure,
-    previous_snapshots,
     save_measurements,
 )
 from okr_sync.sync.pass_history import kpi_history_entries, kr_history_entries, stored_measurements
@@ -53,6 +52,7 @@ from okr_sync.sync.pass_types import (
     ReadOnlyStoreError,
 )
 from okr_sync.sync.pull import PulledSource, PullOptions, SourcePuller, skipped_warnings
+from okr_sync.sync.snapshot_heads import SnapshotHeads, previous_of
 from okr_sync.sync.state import (
     Explanation,
     PassSnapshot,
@@ -86,8 +86,8 @@ JiraFactory = Callable[[str], JiraClient]
 
 class SyncPass:
     """One pass. ``store`` is only read when ``options.dry_run``; otherwise it must be a
-    writable :class:`Store`. ``fetch_plan`` is the plan's :func:`build_fetch_plan`,
-    computed once by the caller."""
+    writable :class:`Store`. ``fetch_plan`` is the plan's :func:`build_fetch_plan`; it,
+    ``jql_memo`` and ``snapshot_heads`` are kept by the caller across passes (runtime)."""
 
     def __init__(
         self,
@@ -99,6 +99,8 @@ class SyncPass:
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
         *,
         fetch_plan: Mapping[str, SourceFetchPlan],
+        snapshot_heads: SnapshotHeads | None = None,
+        jql_memo: dict[str, dict[str, str]] | None = None,
     ) -> None:
         self.plan = plan
         self.store = store
@@ -107,6 +109,8 @@ class SyncPass:
         self.options = options
         self.clock = clock
         self.fetch_plan = fetch_plan
+        self.snapshot_heads = snapshot_heads
+        self.jql_memo = jql_memo if jql_memo is not None else {}
 
     def _writable(self) -> Store:
         if not isinstance(self.store, Store):
@@ -351,12 +355,14 @@ class SyncPass:
             found = resolved[key] if key in resolved else store.resolve_key(source, key)
             return found or by_key.get(key.upper())
         site = self._site(pulled.name)
+        if source not in self.jql_memo:
+            self.jql_memo[source] = measure_jqls(self.plan, source)
         return SourceData(
             issues=pulled.issues,
             memberships=pulled.memberships,
             failures=pulled.failures,
             resolve_key=resolve,
-            jql=measure_jqls(self.plan, pulled.name),
+            jql=self.jql_memo[source],
             link=(lambda jql: jira_filter_url(site, jql)) if site else None,
             read=getattr(pulled.issues, "read", None),
         )
@@ -370,7 +376,7 @@ class SyncPass:
     def _previous_snapshots(
         self,
     ) -> tuple[int | None, PassSnapshot | None, PassSnapshot | None]:
-        return previous_snapshots(self.store, self.plan.cycle.name)
+        return previous_of(self.store, self.plan.cycle.name, self.snapshot_heads)
 
     def _measured(
         self,

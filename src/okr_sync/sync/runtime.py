@@ -21,6 +21,7 @@ from okr_sync.sync.delivery.outbox import Notifier, Senders, workflow_from_env
 from okr_sync.sync.fetch_plan import SourceFetchPlan, build_fetch_plan
 from okr_sync.sync.pipeline import PassOptions, PassResult, SyncPass
 from okr_sync.sync.scheduled import send_due
+from okr_sync.sync.snapshot_heads import SnapshotHeads
 from okr_sync.sync.store.fencing import fenced_run_lock
 from okr_sync.sync.store.reader import ReadOnlyStore, StoreReader, open_reader
 from okr_sync.sync.store.store import Store
@@ -187,6 +188,11 @@ class Runtime:
     clock: Callable[[], datetime] = field(default=lambda: datetime.now(UTC))
     #: The plan's Jira queries, computed once for every pass of this runtime.
     fetch_plan: Mapping[str, SourceFetchPlan] | None = None
+    #: The previous snapshots as decoded by this runtime's earlier passes (validated
+    #: against the store every pass).
+    snapshot_heads: SnapshotHeads = field(default_factory=SnapshotHeads)
+    #: Each source's measure JQL, built by the first pass (the plan never changes here).
+    jql_memo: dict[str, dict[str, str]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if self.fetch_plan is None:
@@ -196,7 +202,8 @@ class Runtime:
         self.jira.reset_counts()
         assert self.fetch_plan is not None
         sync = SyncPass(self.plan, self.store, self.jira, self.notifier, options, self.clock,
-                        fetch_plan=self.fetch_plan)
+                        fetch_plan=self.fetch_plan, snapshot_heads=self.snapshot_heads,
+                        jql_memo=self.jql_memo)
         return sync.run()
 
     def run_locked(self, options: PassOptions, *, wait: float = 0.0,

@@ -104,3 +104,44 @@ def test_metrics_given_a_skipped_pass_count_it_without_a_duration() -> None:
     metrics.record_pass("skipped", None)
     assert metrics.registry.get_sample_value("okr_sync_passes_total", {"outcome": "skipped"}) == 1
     assert metrics.registry.get_sample_value("okr_sync_pass_duration_seconds_count") == 0
+
+
+def _score_samples(metrics: ServiceMetrics) -> dict[tuple[str, tuple[tuple[str, str], ...]],
+                                                   float]:
+    from prometheus_client import generate_latest
+
+    return {key: value for key, value in samples(generate_latest(metrics.registry).decode()
+                                                 ).items()
+            if key[0] in ("okr_sync_kr_score", "okr_sync_objective_score")}
+
+
+def test_record_scores_given_one_kr_moved_sets_only_its_series_and_exposes_what_a_new_one_would(
+) -> None:
+    from dataclasses import replace
+
+    from support.scorecards import large_scorecard
+
+    card = large_scorecard(key_results=60, objectives=12)
+    metrics = ServiceMetrics()
+    metrics.record_scores(card)
+    first = metrics.score_series_set
+    assert first == 72 - sum(1 for kr in card.key_results() if kr.score is None) - sum(
+        1 for o in card.objectives if o.score is None)
+
+    metrics.record_scores(card)
+    # Before: every series cleared and set again each pass (72 here, 500 at 400 KRs).
+    assert metrics.score_series_set == first
+
+    moved_objective = replace(card.objectives[0], key_results=(
+        replace(card.objectives[0].key_results[0], score=0.123),
+        *card.objectives[0].key_results[1:]))
+    gone = card.objectives[1].key_results[0]
+    fewer = replace(card.objectives[1], key_results=card.objectives[1].key_results[1:],
+                    score=None)
+    changed = replace(card, objectives=(moved_objective, fewer, *card.objectives[2:]))
+    metrics.record_scores(changed)
+    assert metrics.score_series_set == first + 1
+    fresh = ServiceMetrics()
+    fresh.record_scores(changed)
+    assert _score_samples(metrics) == _score_samples(fresh)
+    assert ("okr_sync_kr_score", (("kr", gone.id),)) not in _score_samples(metrics)

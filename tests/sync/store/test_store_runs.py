@@ -259,3 +259,28 @@ def test_latest_checkins_given_until_leaves_out_later_checkins(store: Store) -> 
     store.add_checkin("KR3", value=5, confidence="blocked", at=T0 + timedelta(hours=1))
     seen = store.latest_checkins(until=T0 + timedelta(minutes=30))
     assert (seen["KR3"].value, seen["KR3"].confidence) == (2, None)
+
+
+def test_snapshot_marks_given_drafts_after_the_published_names_both_in_one_read(
+    store: Store,
+) -> None:
+    assert store.snapshot_marks() == (None, None)
+    run_id = store.start_run("run")
+    first = store.save_snapshot(cycle="2026-Q4", as_of=T0, document=scorecard(0.4),
+                                run_id=run_id, created_at=T0)
+    latest, published = store.snapshot_marks()
+    assert latest == published
+    assert latest is not None and (latest.id, latest.run_id, latest.created_at, latest.cycle,
+                                   latest.published) == (first, run_id, T0, "2026-Q4", True)
+    later = T0 + timedelta(minutes=5)
+    draft = store.save_snapshot(cycle="2026-Q4", as_of=later, document=scorecard(0.5),
+                                published=False, created_at=later)
+    latest, published = store.snapshot_marks()
+    assert latest is not None and (latest.id, latest.published, latest.created_at) == (
+        draft, False, later)
+    assert published is not None and published.id == first
+
+    store.mark_published(draft)
+
+    latest, published = store.snapshot_marks()
+    assert latest is not None and published == latest and latest.id == draft

@@ -88,6 +88,9 @@ class ServiceMetrics:
             "okr_sync_scheduled_messages", "Digest and check-in reminder messages enqueued",
             ["kind"], registry=r,
         )
+        #: The score series as last recorded, and how many times one was set (tests).
+        self._scores: dict[tuple[Gauge, str], float] = {}
+        self.score_series_set = 0
         # Known label values start at 0, so rates and alerts work before the first event.
         for outcome in PASS_OUTCOMES:
             self.passes.labels(outcome)
@@ -114,16 +117,26 @@ class ServiceMetrics:
             self.last_success.set(completed_at.timestamp())
 
     def record_scores(self, scorecard: Scorecard) -> None:
-        """The scores of the last pass; KRs and objectives no longer in the plan disappear."""
-        self.kr_score.clear()
-        self.objective_score.clear()
+        """The scores of the last pass; KRs and objectives no longer in the plan disappear.
+
+        Only the series whose score moved are set again: a pass that moved one KR of 400
+        touches a few series, not 500 (what a webhook's pass would otherwise spend here).
+        """
         # An unmeasured KR or objective has no score series: a 0 would be a false one.
+        scores: dict[tuple[Gauge, str], float] = {}
         for objective in scorecard.objectives:
             if objective.score is not None:
-                self.objective_score.labels(objective.id).set(objective.score)
+                scores[(self.objective_score, objective.id)] = objective.score
             for kr in objective.key_results:
                 if kr.score is not None:
-                    self.kr_score.labels(kr.id).set(kr.score)
+                    scores[(self.kr_score, kr.id)] = kr.score
+        for (gauge, label), _ in self._scores.items() - scores.items():
+            if (gauge, label) not in scores:
+                gauge.remove(label)
+        for (gauge, label), score in scores.items() - self._scores.items():
+            gauge.labels(label).set(score)
+            self.score_series_set += 1
+        self._scores = scores
 
     def record_sources(self, sources: Iterable[str], failed: Iterable[str]) -> None:
         """Which of the plan's Jira sources the last pass read, and which failed."""

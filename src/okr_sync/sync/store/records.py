@@ -133,6 +133,18 @@ class Snapshot:
 
 
 @dataclass(frozen=True)
+class SnapshotMark:
+    """A stored snapshot's identity without its document: equal marks name the same
+    stored document (snapshots are never rewritten, only marked published)."""
+
+    id: int
+    run_id: int | None
+    created_at: datetime
+    cycle: str
+    published: bool
+
+
+@dataclass(frozen=True)
 class HistoryEntry:
     """One KR's result in a snapshot, as given to :meth:`Store.add_history`."""
 

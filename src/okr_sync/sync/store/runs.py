@@ -22,6 +22,7 @@ from okr_sync.sync.store.records import (
     RunKind,
     RunRecord,
     Snapshot,
+    SnapshotMark,
 )
 from okr_sync.sync.store.snapshot_items import (
     EXPLAIN_REASONS,
@@ -271,6 +272,23 @@ class RunOps(SnapshotItemOps):
         document = {"version": row.version, "scorecard": row.scorecard, "fetch": row.fetch or {}}
         return Snapshot(row.id, row.run_id, row.created_at, row.cycle, row.as_of, document,
                         row.published)
+
+    def snapshot_marks(self) -> tuple[SnapshotMark | None, SnapshotMark | None]:
+        """What names the newest snapshot and the newest published one, in one read and
+        without their documents: a running process that decoded them before keeps them."""
+        newest = sa.select(sa.func.max(snapshots.c.id)).scalar_subquery()
+        published = (sa.select(sa.func.max(snapshots.c.id))
+                     .where(snapshots.c.published.is_(True)).scalar_subquery())
+        query = sa.select(snapshots.c.id, snapshots.c.run_id, snapshots.c.created_at,
+                          snapshots.c.cycle, snapshots.c.published).where(
+            sa.or_(snapshots.c.id == newest, snapshots.c.id == published))
+        with self._connection() as conn:
+            rows = conn.execute(query).all()
+        marks = sorted((SnapshotMark(int(r.id), r.run_id, r.created_at, r.cycle, r.published)
+                        for r in rows), key=lambda m: m.id)
+        latest = marks[-1] if marks else None
+        last_published = next((m for m in reversed(marks) if m.published), None)
+        return latest, last_published
 
     def latest_snapshot_id(self) -> int | None:
         """The newest snapshot's id, without reading its document."""
