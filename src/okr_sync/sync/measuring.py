@@ -15,7 +15,7 @@ explanations equalled that snapshot's, or it was such a quiet pass itself).
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable, Collection, Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
@@ -42,6 +42,7 @@ from okr_sync.sync.pull import PulledSource, issue_from_record
 from okr_sync.sync.state import (
     Explanation,
     PassSnapshot,
+    previous_states,
     prior_measure_states,
     save_measure_states,
 )
@@ -98,16 +99,16 @@ def measure(
     *,
     cycle_start: datetime,
     published_id: int | None,
-    previous: Callable[[], Mapping[str, Mapping[str, ItemState]]],
+    published: PassSnapshot | None,
+    latest: PassSnapshot | None,
     sites: Mapping[str, str | None],
     summaries: Mapping[str, Mapping[str, Any] | None],
     may_reuse: bool,
-    latest_items: Mapping[str, Any] | None = None,
-    latest_published: bool = False,
 ) -> Measurements:
-    """Evaluate every Jira measure. ``published_id`` is the published snapshot's id;
-    ``previous`` reads its item states (for the reasons), only when they are needed.
-    ``latest_published``: the latest snapshot is the published one."""
+    """Evaluate every Jira measure. ``published`` is the published snapshot (its id
+    ``published_id``): reasons are told against its items, read only when needed.
+    ``latest``: the latest snapshot (the items of owners no change touched)."""
+    latest_items = latest.explanations if latest is not None else None
     marks = items_of(summaries)
     # Owners whose stored state equals the published items: their reasons are told
     # from the state and the changes (:func:`reason_basis`), not the published items.
@@ -119,8 +120,8 @@ def measure(
         if reused is not None:
             # The published snapshot, if this pass publishes one, holds the latest's items.
             return Measurements(reused, unchanged=True, items_of=marks,
-                                renewed=frozenset(told) if latest_published else frozenset())
-    items_before = previous()
+                                renewed=frozenset(told) if latest is published else frozenset())
+    items_before = previous_states(published)
     # Built once: its matchers and measure keys serve both finding the untouched owners
     # and measuring the others.
     by_source = measured_by_source(plan, sources, cycle_start)
@@ -154,7 +155,7 @@ def measure(
                    for owner, _ in plan.jira_measures()}
     # A reused owner's items in the snapshot this pass stores are the latest's.
     renewed = set(states)
-    if latest_published:
+    if latest is published:
         renewed.update(told.intersection(kept))
     return Measurements(evaluations, states=states, same=same,
                         reused={owner: key for owner, (_, key) in kept.items()},
