@@ -45,9 +45,11 @@ class _Reads:
             self.reads.append(sorted(owners))
             return {owner: STORED[owner] for owner in owners}
 
-        def owners_holding(ids: Collection[str]) -> set[str]:
+        def owners_holding(ids: Collection[str], owners: Collection[str] | None
+                           ) -> set[str]:
             self.holder_queries += 1
-            return {owner for owner, e in STORED.items() if {c.id for c in e.items} & set(ids)}
+            return {owner for owner, e in STORED.items() if {c.id for c in e.items} & set(ids)
+                    and (owners is None or owner in owners)}
 
         def load() -> dict[str, Explanation]:
             self.reads.append(list(STORED))

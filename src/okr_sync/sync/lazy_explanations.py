@@ -36,7 +36,8 @@ class LazyExplanations(Mapping[str, "Explanation"]):
                  owners: Callable[[], Collection[str]] | None = None,
                  load_some: Callable[[Collection[str]], Mapping[str, Explanation]] | None = None,
                  stored: Callable[[], Mapping[str, tuple[str, tuple[str, ...]]]] | None = None,
-                 holders: Callable[[Collection[str]], set[str] | None] | None = None
+                 holders: Callable[[Collection[str], Collection[str] | None],
+                                   set[str] | None] | None = None
                  ) -> None:
         self._load = load
         self._stored = stored
@@ -82,13 +83,15 @@ class LazyExplanations(Mapping[str, "Explanation"]):
         found = self.refs().get(owner)
         return found if found is not None and found[1] == reasons else None
 
-    def owners_holding(self, issue_ids: Collection[str]) -> set[str] | None:
-        """The owners whose stored items include one of ``issue_ids``, told by the
-        store's ids index without decoding items (None when the store cannot tell, or
-        every owner is decoded already: the caller looks at the items)."""
+    def owners_holding(self, issue_ids: Collection[str],
+                       owners: Collection[str] | None = None) -> set[str] | None:
+        """The owners (all, or those of ``owners``) whose stored items include one of
+        ``issue_ids``, told by the store's ids index without decoding items (None when
+        the store cannot tell, or every owner is decoded already: the caller looks at
+        the items)."""
         if self._holders is None or self._loaded is not None:
             return None
-        return self._holders(issue_ids) if issue_ids else set()
+        return self._holders(issue_ids, owners) if issue_ids else set()
 
     def preload(self, owners: Collection[str]) -> None:
         """Read ``owners``' explanations in one go (not one read per owner)."""
@@ -273,16 +276,22 @@ class PreviousStates(Mapping[str, Mapping[str, "ItemState"]]):
     def __len__(self) -> int:
         return len(self._owners())
 
-    def holding(self, issue_ids: Collection[str]) -> set[str]:
-        """The owners whose items include one of ``issue_ids``: from the store's ids
-        index when it can tell (a superset: owners whose items are an error's too),
-        else from every owner's decoded items."""
+    def holding(self, issue_ids: Collection[str],
+                owners: Collection[str] | None = None) -> set[str]:
+        """The owners (all, or those of ``owners``) whose items include one of
+        ``issue_ids``: from the store's ids index when it can tell (a superset: owners
+        whose items are an error's too), else from their decoded items."""
         if isinstance(self._explanations, LazyExplanations):
-            found = self._explanations.owners_holding(issue_ids)
+            found = self._explanations.owners_holding(issue_ids, owners)
             if found is not None:
                 return found
         wanted = set(issue_ids)
-        return {owner for owner in self if wanted.intersection(self[owner])}
+        if owners is None:
+            return {owner for owner in self if wanted.intersection(self[owner])}
+        asked = [owner for owner in owners if owner in self._explanations]
+        self.preload(asked)
+        return {owner for owner in asked if not self._explanations[owner].error
+                and wanted.intersection(self[owner])}
 
 class ExplanationsJson(Mapping[str, Any]):
     """Each owner's explanation as JSON, built only when it is read.

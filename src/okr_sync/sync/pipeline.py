@@ -59,7 +59,6 @@ from okr_sync.sync.state import (
     explanations_of,
     load_state,
     materialised,
-    previous_states,
     previous_values,
     published_scores,
     same_scores,
@@ -180,11 +179,10 @@ class SyncPass:
             self.plan, self.store, pulled, sources,
             cycle_start=self._cycle_start(),
             published_id=published_id,
-            previous=lambda: previous_states(published),
+            published=published, latest=latest,
             sites=sites,
             summaries=summaries,
             may_reuse=latest is not None and not self.options.full and not self.options.refetch,
-            latest_items=latest.explanations if latest is not None else None,
         )
         evaluations = measurements.evaluations
         # One line per failed source, never one per KR and KPI of it.
