@@ -252,7 +252,10 @@ def render(results: dict[int, dict[str, Any]], meta: dict[str, Any], analysis: s
         f"Python {m.get('python', '?')}, Linux {m.get('kernel', '?')}, okr-sync at "
         f"{m.get('commit', '?')}. The machine is shared with other work: each size gives its "
         "load average (1, 5, 15 min). SQLite state store; the sandboxes on loopback in the "
-        "harness process, 20 ms added to every Jira request.",
+        "harness process, 20 ms added to every Jira request. "
+        f"{m.get('bytecode', 'Bytecode: not recorded')}, as an installed okr-sync has it. "
+        "Peak RSS is each process's own (`VmHWM`), not `wait4`'s `ru_maxrss`, which "
+        "carries the harness's RSS at fork into the child.",
         "",
         f"Workload (seed 1): the issues in 20 projects; a plan of {FULL_SHAPE.key_results} KRs "
         f"({FULL_SHAPE.structured} structured selectors, {FULL_SHAPE.raw} raw-JQL measures of "
@@ -277,6 +280,13 @@ def render(results: dict[int, dict[str, Any]], meta: dict[str, Any], analysis: s
     return "\n".join(lines)
 
 
+def _process_cpu(start: dict[str, Any]) -> str:
+    whole = start.get("run_imports_process_cpu_s")
+    if whole is None:
+        return ""
+    return f" ({_unit(whole, 's', 3)} for the whole process, its exit included)"
+
+
 def startup_section(start: dict[str, Any] | None) -> list[str]:
     if not start:
         return []
@@ -285,9 +295,10 @@ def startup_section(start: dict[str, Any] | None) -> list[str]:
         lines += [f"Measured at {provenance(start)}.", ""]
     lines += [f"- imports: a fresh interpreter importing what `okr-sync run` imports "
               f"(`okr_sync.cli.main`, `okr_sync.cli.run`, `okr_sync.sync.runtime`): "
-              f"{_unit(start.get('run_imports_cpu_s'), 's', 3)} CPU, "
-              f"{_unit(start.get('run_imports_s'), 's', 3)} wall, medians of {start['runs']} "
-              f"(load average {start.get('load')}); the target's verdict uses this CPU."]
+              f"{_unit(start.get('run_imports_cpu_s'), 's', 3)} CPU when the imports are done"
+              f"{_process_cpu(start)}, {_unit(start.get('run_imports_s'), 's', 3)} wall, "
+              f"medians of {start['runs']} (load average {start.get('load')}); the target's "
+              f"verdict uses the first CPU figure."]
     if start.get("first_request_cpu_s") is not None:
         lines.append(
             f"- first request: `okr-sync run` (400-KR plan, migrated store, "
