@@ -53,6 +53,7 @@ _new = tuple.__new__
 _NEW_CONTRIBUTION = partial(_new, Contribution)
 _NEW_FACT = partial(_new, ItemFact)
 _CONTRIBUTION_FIELDS = len(Contribution._fields)
+_NUMBERS = frozenset({_POINTS, _AMOUNT})
 
 
 def stored_row(fact: ItemFact) -> list[Any]:
@@ -70,9 +71,11 @@ class FactColumns(Mapping[str, ItemFact]):
 
     __slots__ = ("_index", "columns")
 
-    def __init__(self, columns: list[Any]) -> None:
+    def __init__(self, columns: list[Any], positions: dict[str, int] | None = None) -> None:
         self.columns = columns
-        self._index: dict[str, int] | None = None
+        #: Each id's position, built when first asked for (or shared with a state
+        #: whose ids are these, in this order).
+        self._index = positions
 
     def _positions(self) -> dict[str, int]:
         if self._index is None:
@@ -161,17 +164,31 @@ class FactColumns(Mapping[str, ItemFact]):
         keeps its item's place takes it, the others are put in theirs by bisection, so
         only the changed items' values are built, never every fact's tuples."""
         positions = self._positions()
-        columns: list[Any] = [list(column) for column in self.columns]
+        # Columns are copied only once a value of theirs changes: a status change copies
+        # the status, done and counted columns, not the summaries.
+        columns: list[Any] = list(self.columns)
+        copied = [False] * FIELDS
         moved: list[ItemFact] = []
         for fact in new:
             ident = fact.contribution.id
             position = positions.get(ident)
             if position is not None and ident in drop and self.order(position) == fact.order:
-                for column, value in zip(columns, stored_row(fact), strict=True):
-                    column[position] = value
+                for index, value in enumerate(stored_row(fact)):
+                    # Numbers are always written: 0.0 == -0.0, yet a sum may tell them apart.
+                    if index in _NUMBERS or columns[index][position] != value:
+                        if not copied[index]:
+                            columns[index] = list(columns[index])
+                            copied[index] = True
+                        columns[index][position] = value
                 drop.discard(ident)
             else:
                 moved.append(fact)
+        if not drop and not moved:
+            # Every item kept its place: the positions by id are this state's.
+            return FactColumns(_texts_joined(columns, copied), positions)
+        columns = [column if copied[index] else list(column)
+                   for index, column in enumerate(columns)]
+        every = [True] * FIELDS
         if drop:
             kept = [True] * len(self)
             for ident in drop:
@@ -179,22 +196,24 @@ class FactColumns(Mapping[str, ItemFact]):
             columns = [list(compress(column, kept)) for column in columns]
         if len(moved) * 8 > len(columns[_ID]):
             # Many to put in place: sorting them all in at once is cheaper.
-            rest = FactColumns(_texts_joined(columns)).decoded().values()
+            rest = FactColumns(_texts_joined(columns, every)).decoded().values()
             facts = sorted([*rest, *moved], key=_order)
             return {fact.contribution.id: fact for fact in facts}
         for fact in sorted(moved, key=_order):
             position = bisect.bisect_right(_Orders(columns), fact.order)
             for column, value in zip(columns, stored_row(fact), strict=True):
                 column.insert(position, value)
-        return FactColumns(_texts_joined(columns))
+        return FactColumns(_texts_joined(columns, every))
 
 
 def _order(fact: ItemFact) -> tuple[str, int, str]:
     return fact.order
 
 
-def _texts_joined(columns: list[Any]) -> list[Any]:
-    return [("".join(column) if index in TEXTS else column)
+def _texts_joined(columns: list[Any], copied: Sequence[bool]) -> list[Any]:
+    """``columns`` with the text ones that were copied to a list of characters (to be
+    edited) made text again."""
+    return [("".join(column) if copied[index] and index in TEXTS else column)
             for index, column in enumerate(columns)]
 
 
