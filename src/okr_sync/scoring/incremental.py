@@ -311,6 +311,8 @@ def needed_items(
         before = previous.get(owner)
         if m.members is None or before is None or before.members is None:
             continue
+        if m.members == before.members:
+            continue  # the usual pass: the same members, each known already
         known = set(before.members)
         needed.update(i for i in m.members if i not in known and i not in changes.changed)
     return needed
@@ -407,8 +409,16 @@ _ID = itemgetter(Contribution._fields.index("id"))
 def _update_members(m: Measured, before: MeasureState, touched: set[str], changes: Changes,
                     read: Mapping[str, WorkItem], cycle_start: datetime) -> MeasureState:
     members = _unique(m.members or ())
-    if members == before.members and not any(i in touched for i in members):
-        return before
+    if members == before.members:
+        if touched.isdisjoint(members):
+            return before
+        held = before.facts.keys()
+        if len(held) == len(members):
+            # The same members, every one read: the facts' ids are the members (as a set
+            # already), and only the touched ones change, as below.
+            new = [item_fact(m.spec, item, m.source, cycle_start=cycle_start)
+                   for ident, item in changes.changed.items() if ident in held]
+            return MeasureState(m.key, _replaced(before.facts, held & touched, new), members)
     known = set(before.members or ())
     wanted = set(members)
     # Members that changed take their item now, members new to the measure the one read
