@@ -17,6 +17,7 @@ from okr_sync.scoring.evaluate import SourceData, evaluate_measures, measure_sta
 from okr_sync.scoring.fact_columns import FactColumns
 from okr_sync.scoring.incremental import Changes, MeasureState
 from okr_sync.scoring.measures import Contribution, ItemFact
+from okr_sync.sync.explanation import Explanation
 from support.issue_builders import AFTER_START, CYCLE_START, issue
 from support.plan_builders import PlanBuilder, objective
 
@@ -140,3 +141,19 @@ def test_measure_state_from_json_given_repeated_ids_refuses_the_state() -> None:
     doubled = [column + column for column in columns]
     with pytest.raises(ValueError, match="not stored item facts"):
         MeasureState.from_json(stored | {"columns": doubled})
+
+
+def test_explanation_to_json_given_read_back_state_stores_rows_without_item_tuples(
+    collector_off: None,
+) -> None:
+    plan, mirror = _plan(), _mirror()
+    sources = {"main": SourceData(mirror)}
+    stored = _read_back(measure_states(plan, sources, cycle_start=CYCLE_START))
+    by_full = evaluate_measures(plan, sources, cycle_start=CYCLE_START)
+    evaluations = evaluate_measures(plan, sources, cycle_start=CYCLE_START, states=stored)
+    contributions_before = _alive(Contribution)
+
+    documents = {owner: Explanation.of(e).to_json() for owner, e in evaluations.items()}
+
+    assert _alive(Contribution) == contributions_before
+    assert documents == {owner: Explanation.of(e).to_json() for owner, e in by_full.items()}

@@ -248,13 +248,24 @@ class ColumnContributions(Sequence[Contribution]):
         self._columns = columns
         self._built: tuple[Contribution, ...] | None = None
 
+    def _fields(self) -> list[Any]:
+        fields: list[Any] = list(self._columns[:_CONTRIBUTION_FIELDS])
+        fields[_DONE] = map(FLAG_VALUE.__getitem__, fields[_DONE])
+        fields[COUNTED] = map(COUNTED_VALUE.__getitem__, fields[COUNTED])
+        return fields
+
     def _all(self) -> tuple[Contribution, ...]:
         if self._built is None:
-            fields: list[Any] = list(self._columns[:_CONTRIBUTION_FIELDS])
-            fields[_DONE] = map(FLAG_VALUE.__getitem__, fields[_DONE])
-            fields[COUNTED] = map(COUNTED_VALUE.__getitem__, fields[COUNTED])
-            self._built = tuple(map(_NEW_CONTRIBUTION, zip(*fields, strict=True)))
+            self._built = tuple(map(_NEW_CONTRIBUTION, zip(*self._fields(), strict=True)))
         return self._built
+
+    def rows(self) -> list[list[Any]]:
+        """Each contribution as a list of its fields (as a snapshot stores them), made
+        from the columns without a tuple per item (a pass stores every item of the
+        measures it measured)."""
+        if self._built is not None:
+            return list(map(list, self._built))
+        return list(map(list, zip(*self._fields(), strict=True)))
 
     @overload
     def __getitem__(self, index: int) -> Contribution: ...
