@@ -182,6 +182,8 @@ def reason_basis(before: MeasureState, after: MeasureState, touched: frozenset[s
         ids = ids.union(set(before.members or ()).symmetric_difference(after.members or ()))
     facts = before.facts
     held = sorted(facts.keys() & ids)
+    if isinstance(facts, FactColumns):
+        return Basis(ids, {i: facts.item_state(i) for i in held})
     return Basis(ids, item_states([facts[i].contribution for i in held]))
 
 
@@ -250,7 +252,7 @@ def evaluate_measures(
         before = basis.before if basis is not None else previous.get(owner)
         after: Mapping[str, ItemState] = (
             item_states(outcome.contributions) if basis is None and before is not None
-            else FactStates(facts))
+            else FactStates(facts, facts.item_state if isinstance(facts, FactColumns) else None))
         # The items as they are now, of those that may differ from ``before``.
         now = after if basis is None else {i: after[i] for i in after.keys() & basis.ids}
         reasons: tuple[str, ...] = ()

@@ -22,6 +22,7 @@ from itertools import compress
 from typing import Any, overload
 
 from okr_sync.config.plan import STORY_POINTS, DoneRatioMeasure, JiraMeasure, SumMeasure
+from okr_sync.scoring.explain import ItemState
 from okr_sync.scoring.measures import (
     Contribution,
     ItemFact,
@@ -95,6 +96,12 @@ class FactColumns(Mapping[str, ItemFact]):
 
     def __getitem__(self, item_id: str) -> ItemFact:
         return self.fact(self._positions()[item_id])
+
+    def item_state(self, item_id: str) -> ItemState:
+        """The :class:`ItemState` of one item (what its reasons are told from)."""
+        c, position = self.columns, self._positions()[item_id]
+        return _new(ItemState, (c[_KEY][position], c[_PROJECT][position],
+                                FLAG_VALUE[c[_DONE][position]], c[_POINTS][position]))
 
     def __contains__(self, item_id: object) -> bool:
         return item_id in self._positions()

@@ -131,11 +131,14 @@ def _facts_from_columns(columns: Sequence[Any]) -> Mapping[str, ItemFact]:
     ids = columns[_ID_INDEX]
     if not ids:
         return {}
+    # Each id's position: asked for by nearly every state a pass reads (which of its
+    # items changed), and it tells that no id is there twice.
+    positions = dict(zip(ids, range(len(ids)), strict=True))
     if (set(map(type, ids)) != {str} or not COUNTED_VALUE.keys() >= set(columns[COUNTED])
             or any(not FLAG_VALUE.keys() >= set(columns[index]) for index in FLAGS)
-            or len(set(ids)) != len(ids)):
+            or len(positions) != len(ids)):
         raise ValueError(f"not stored item facts: {columns!r}"[:200])
-    return FactColumns(list(columns))
+    return FactColumns(list(columns), positions)
 
 
 def _facts_from_json(rows: Sequence[Sequence[Any]]) -> dict[str, ItemFact]:
