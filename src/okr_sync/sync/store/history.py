@@ -172,31 +172,79 @@ class HistoryOps(StoreOps):
         ``too_easy``: 1.0 in each of the last two cycles), cycles in the order they
         were last scored (oldest first). A cycle's latest row: its last live score, or
         the last backfilled one when that is later (more than the slack after it), e.g.
-        live passes stopped early and backfill ran to the cycle's end."""
-        h = kr_history
-        latest_live = (sa.select(sa.func.max(h.c.id).label("id"))
-                       .where(h.c.backfilled.is_(False)).group_by(h.c.kr_id, h.c.cycle))
-        if kr_ids is not None:
-            latest_live = latest_live.where(h.c.kr_id.in_(sorted(kr_ids)))
-        # History is appended in time order, so the highest id of a (KR, cycle) is its latest.
-        query = (sa.select(h.c.kr_id, h.c.cycle, h.c.score, h.c.as_of, h.c.id)
-                 .where(h.c.id.in_(latest_live.scalar_subquery())))
-        backfilled = sa.select(h.c.kr_id, h.c.cycle, h.c.score, h.c.as_of, h.c.id).where(
-            h.c.backfilled.is_(True))
-        if kr_ids is not None:
-            backfilled = backfilled.where(h.c.kr_id.in_(sorted(kr_ids)))
+        live passes stopped early and backfill ran to the cycle's end.
+
+        Every pass asks this while the current cycle's history grows by a row per KR
+        per stored snapshot: the query seeks each (cycle, KR) pair's latest rows by
+        index (:func:`_final_rows`) rather than grouping every row, so its cost is the
+        number of pairs, never the length of the history.
+        """
         chosen: dict[tuple[str, str], tuple[datetime, int, float]] = {}
         with self._connection() as conn:
-            for row in conn.execute(query):
-                chosen[(row.kr_id, row.cycle)] = (row.as_of, row.id, row.score)
-            fallback: dict[tuple[str, str], tuple[datetime, int, float]] = {}
-            for row in conn.execute(backfilled):
+            for row in conn.execute(_final_rows(kr_ids)):
                 key = (row.kr_id, row.cycle)
-                later = key not in chosen or row.as_of > chosen[key][0] + _SLACK
-                if later and (key not in fallback or (row.as_of, row.id) > fallback[key][:2]):
-                    fallback[key] = (row.as_of, row.id, row.score)
-        chosen.update(fallback)
+                if row.live_id is not None:
+                    chosen[key] = (row.live_as_of, row.live_id, row.live_score)
+                # The latest backfilled row after the live one; it replaces it only
+                # when later by more than the slack (then no earlier one can be).
+                if row.backfilled_id is not None and (
+                        key not in chosen or row.backfilled_as_of > chosen[key][0] + _SLACK):
+                    chosen[key] = (row.backfilled_as_of, row.backfilled_id,
+                                   row.backfilled_score)
         result: dict[str, dict[str, float]] = {}
         for (kr_id, cycle), (_, _, score) in sorted(chosen.items(), key=lambda i: i[1][:2]):
             result.setdefault(kr_id, {})[cycle] = score
         return result
+
+
+def _final_rows(kr_ids: Collection[str] | None) -> sa.Select[Any]:
+    """Per (cycle, KR) pair: its latest live row (the highest id: history is appended in
+    time order) and its latest backfilled row (by ``as_of``, then id) later than that.
+
+    The pairs are found by a skip scan of the ``(cycle, kr_id, backfilled, id)`` index
+    (a recursive step per cycle and per KR, each one index seek), and each pair's rows
+    by a seek too: no step reads a row per pass that ever stored history.
+    """
+    h = kr_history
+    step = h.alias("step")
+    cycles = sa.select(sa.func.min(h.c.cycle).label("cycle")).cte("cycles", recursive=True)
+    cycles = cycles.union_all(
+        sa.select(sa.select(sa.func.min(step.c.cycle)).where(step.c.cycle > cycles.c.cycle)
+                  .scalar_subquery())
+        .where(cycles.c.cycle.is_not(None)))
+    pairs = sa.select(
+        cycles.c.cycle,
+        sa.select(sa.func.min(step.c.kr_id)).where(step.c.cycle == cycles.c.cycle)
+        .scalar_subquery().label("kr_id"),
+    ).where(cycles.c.cycle.is_not(None)).cte("pairs", recursive=True)
+    pairs = pairs.union_all(sa.select(
+        pairs.c.cycle,
+        sa.select(sa.func.min(step.c.kr_id))
+        .where(step.c.cycle == pairs.c.cycle, step.c.kr_id > pairs.c.kr_id).scalar_subquery(),
+    ).where(pairs.c.kr_id.is_not(None)))
+    latest = sa.select(
+        pairs.c.cycle, pairs.c.kr_id,
+        sa.select(sa.func.max(step.c.id)).where(
+            step.c.cycle == pairs.c.cycle, step.c.kr_id == pairs.c.kr_id,
+            step.c.backfilled == sa.false(),
+        ).scalar_subquery().label("live_id"),
+    ).where(pairs.c.kr_id.is_not(None) if kr_ids is None
+            else pairs.c.kr_id.in_(sorted(kr_ids))).cte("latest")
+    live = h.alias("live")
+
+    def backfilled(*after: sa.ColumnElement[bool]) -> sa.ScalarSelect[Any]:
+        return (sa.select(step.c.id)
+                .where(step.c.kr_id == latest.c.kr_id, step.c.cycle == latest.c.cycle,
+                       step.c.backfilled == sa.true(), *after)
+                .order_by(step.c.as_of.desc(), step.c.id.desc()).limit(1).scalar_subquery())
+
+    finals = sa.select(
+        latest.c.cycle, latest.c.kr_id, live.c.id.label("live_id"),
+        live.c.as_of.label("live_as_of"), live.c.score.label("live_score"),
+        sa.case((live.c.id.is_(None), backfilled()),
+                else_=backfilled(step.c.as_of > live.c.as_of)).label("backfilled_id"),
+    ).select_from(latest.outerjoin(live, live.c.id == latest.c.live_id)).cte("finals")
+    late = h.alias("late")
+    return sa.select(
+        finals, late.c.as_of.label("backfilled_as_of"), late.c.score.label("backfilled_score"),
+    ).select_from(finals.outerjoin(late, late.c.id == finals.c.backfilled_id))
