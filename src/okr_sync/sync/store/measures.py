@@ -80,6 +80,37 @@ class MeasureOps(StoreOps):
         self.mirrored_id_rows_read += len(found)
         return found
 
+    def mirror_marks(self, source: str) -> tuple[datetime | None, datetime | None]:
+        """The newest ``seen_at`` and ``deleted_at`` of a source's mirror rows (two index
+        seeks): every write that mirrors an id (insert, refresh, revival) sets the first,
+        every deletion the second, and no row is ever removed."""
+        with self._connection() as conn:
+            seen = conn.execute(sa.select(sa.func.max(issues.c.seen_at))
+                                .where(issues.c.source == source)).scalar_one_or_none()
+            deleted = conn.execute(sa.select(sa.func.max(issues.c.deleted_at))
+                                   .where(issues.c.source == source)).scalar_one_or_none()
+        return (None if seen is None else _aware(seen),
+                None if deleted is None else _aware(deleted))
+
+    def mirrored_written_since(
+        self, source: str, *, seen_after: datetime | None, deleted_after: datetime | None,
+        limit: int,
+    ) -> dict[str, bool] | None:
+        """Whether each row written (``seen_at``) after ``seen_after`` or deleted after
+        ``deleted_after`` (each part asked when given) is mirrored now; None when more
+        than ``limit`` rows were. Each part is one range of its index."""
+        parts = [(issues.c.seen_at, seen_after), (issues.c.deleted_at, deleted_after)]
+        written: dict[str, bool] = {}
+        with self._connection() as conn:
+            for column, after in parts:
+                if after is None:
+                    continue
+                query = (sa.select(issues.c.issue_id, issues.c.deleted)
+                         .where(issues.c.source == source, column > after).limit(limit + 1))
+                written.update((r.issue_id, not r.deleted) for r in conn.execute(query))
+        self.mirrored_id_rows_read += len(written)
+        return None if len(written) > limit else written
+
     def _mirror_mark(self, conn: sa.Connection, source: str) -> sa.Row[Any] | None:
         """The source's mark, when no mirror row was written after it."""
         mark = conn.execute(
