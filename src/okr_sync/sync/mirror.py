@@ -37,22 +37,19 @@ Marks = tuple[datetime | None, datetime | None]
 class KnownMirrored:
     """Per source, whether the store mirrors each id looked up, kept across passes.
 
-    What a pass's own commit may change (the ids its view set or deleted) is dropped
-    before the next pass; rows another process wrote since are read again (by the
+    What a pass's own commit may change (the ids its view sets or deletes) is dropped as
+    the view changes them; rows another process wrote since are read again (by the
     mirror's newest write times, which only grow while one pass at a time writes, under
     the run lock, as the measure marks assume).
     """
 
     def __init__(self) -> None:
-        self._kept: dict[str, tuple[Marks, dict[str, bool], MirrorView | None]] = {}
+        self._kept: dict[str, tuple[Marks, dict[str, bool]]] = {}
 
     def view(self, store: StoreReader, source: str) -> MirrorView:
         """A pass's view of ``source``, starting from earlier passes' answers."""
         marks = store.mirror_marks(source)
-        marks_then, known, last = self._kept.get(source, ((None, None), {}, None))
-        if last is not None:
-            for issue_id in (*last.written(), *last.deleted()):
-                known.pop(issue_id, None)
+        marks_then, known = self._kept.get(source, ((None, None), {}))
         if marks_then == (None, None):
             # The mirror was empty: every answer was "no", and the pass filled it.
             known = {}
@@ -66,9 +63,8 @@ class KnownMirrored:
                 known = {}
             else:
                 known.update(written)
-        mirror = MirrorView(store, source, known)
-        self._kept[source] = (marks, known, mirror)
-        return mirror
+        self._kept[source] = (marks, known)
+        return MirrorView(store, source, known)
 
 
 class MirrorView(MutableMapping[str, JiraIssue]):
@@ -111,14 +107,6 @@ class MirrorView(MutableMapping[str, JiraIssue]):
         return (issue_id not in self._over and issue_id not in self._gone
                 and bool(self._stored_among((issue_id,))))
 
-    def written(self) -> Collection[str]:
-        """The ids this pass set (its commit writes them)."""
-        return self._over.keys()
-
-    def deleted(self) -> Collection[str]:
-        """The stored ids this pass deleted (its commit marks them deleted)."""
-        return self._gone
-
     def recheck(self) -> None:
         """Ask the store again about every id (earlier passes' answers are dropped)."""
         self._known.clear()
@@ -140,12 +128,15 @@ class MirrorView(MutableMapping[str, JiraIssue]):
     def __setitem__(self, issue_id: str, issue: JiraIssue) -> None:
         self._over[issue_id] = issue
         self._gone.discard(issue_id)
+        # The commit writes it: what the store said of it no longer holds (kept answers).
+        self._known.pop(issue_id, None)
 
     def __delitem__(self, issue_id: str) -> None:
         if issue_id not in self:
             raise KeyError(issue_id)
         self._over.pop(issue_id, None)
         self._gone.add(issue_id)
+        self._known.pop(issue_id, None)
 
     def __contains__(self, issue_id: object) -> bool:
         if not isinstance(issue_id, str):

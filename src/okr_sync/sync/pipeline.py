@@ -421,9 +421,9 @@ class SyncPass:
     def _past_scores(self) -> dict[str, list[float]]:
         current = self.plan.cycle.name
         past: dict[str, list[float]] = {}
-        for kr_id, by_cycle in self.store.final_scores_by_cycle().items():
+        for kr_id, by_cycle in self.store.final_scores_by_cycle(except_cycle=current).items():
             # In the order the cycles were scored, so names need not sort ("FY26-H2").
-            past[kr_id] = [score for cycle, score in by_cycle.items() if cycle != current]
+            past[kr_id] = list(by_cycle.values())
         return past
 
     def _commit(

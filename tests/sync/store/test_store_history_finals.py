@@ -61,3 +61,10 @@ def test_final_scores_by_cycle_given_mixed_live_and_backfilled_rows_matches_ever
         list(c.items()) for c in expected.values()]
     assert store.final_scores_by_cycle(["KR2", "KR4"]) == {
         k: v for k, v in expected.items() if k in ("KR2", "KR4")}
+    past = {k: {c: v for c, v in cycles.items() if c != "2026-Q1"}
+            for k, cycles in expected.items()}
+    assert store.final_scores_by_cycle(except_cycle="2026-Q1") == {k: v for k, v in past.items()
+                                                                   if v}
+    assert store.final_scores_by_cycle(["KR1"], except_cycle="B") == {
+        k: {c: v for c, v in cycles.items() if c != "B"}
+        for k, cycles in expected.items() if k == "KR1"}

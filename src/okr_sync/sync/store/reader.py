@@ -96,7 +96,7 @@ class StoreReader(Protocol):
     ) -> dict[str, LatestCheckin]: ...
 
     def final_scores_by_cycle(
-        self, kr_ids: Collection[str] | None = None
+        self, kr_ids: Collection[str] | None = None, *, except_cycle: str | None = None,
     ) -> dict[str, dict[str, float]]: ...
 
     def target_messages(self, targets: Collection[str]) -> dict[str, TargetMessages]: ...
@@ -231,9 +231,10 @@ class ReadOnlyStore:
         return self._store.latest_checkins(since=since, kr_ids=kr_ids)
 
     def final_scores_by_cycle(
-        self, kr_ids: Collection[str] | None = None
+        self, kr_ids: Collection[str] | None = None, *, except_cycle: str | None = None,
     ) -> dict[str, dict[str, float]]:
-        return {} if self._store is None else self._store.final_scores_by_cycle(kr_ids)
+        return {} if self._store is None else self._store.final_scores_by_cycle(
+            kr_ids, except_cycle=except_cycle)
 
     def target_messages(self, targets: Collection[str]) -> dict[str, TargetMessages]:
         if self._store is None:
