@@ -16,7 +16,7 @@ are), and asked again in full on the daily reconcile and on ``--full``.
 from __future__ import annotations
 
 from collections.abc import Collection, ItemsView, Iterator, MutableMapping, ValuesView
-from datetime import UTC, datetime
+from datetime import datetime
 
 from okr_sync.connectors.jira.records import JiraIssue
 from okr_sync.sync.pull import issue_from_record
@@ -27,9 +27,6 @@ _ASKS_BEFORE_ALL = 50
 #: Rows written since the last pass beyond which the kept answers are dropped (a full
 #: pass rewrote the mirror: asking the ids again costs less than patching).
 _PATCH_LIMIT = 2000
-
-#: Before any deletion (the deletion mark of a mirror that had none).
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 Marks = tuple[datetime | None, datetime | None]
 
@@ -48,21 +45,14 @@ class KnownMirrored:
 
     def view(self, store: StoreReader, source: str) -> MirrorView:
         """A pass's view of ``source``, starting from earlier passes' answers."""
-        marks = store.mirror_marks(source)
         marks_then, known = self._kept.get(source, ((None, None), {}))
-        if marks_then == (None, None):
-            # The mirror was empty: every answer was "no", and the pass filled it.
+        marks, written = store.mirror_written_since(source, marks_then, _PATCH_LIMIT)
+        if written is None:
+            # The mirror was empty (every answer "no" until the pass filled it), or
+            # rewritten since: asking again costs less than patching.
             known = {}
-        elif known and marks != marks_then:
-            (seen_then, deleted_then), (seen, deleted) = marks_then, marks
-            written = store.mirrored_written_since(
-                source, seen_after=seen_then if seen != seen_then else None,
-                deleted_after=(deleted_then or _EPOCH) if deleted != deleted_then else None,
-                limit=_PATCH_LIMIT)
-            if written is None:
-                known = {}
-            else:
-                known.update(written)
+        else:
+            known.update(written)
         self._kept[source] = (marks, known)
         return MirrorView(store, source, known)
 

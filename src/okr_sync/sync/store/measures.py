@@ -80,36 +80,35 @@ class MeasureOps(StoreOps):
         self.mirrored_id_rows_read += len(found)
         return found
 
-    def mirror_marks(self, source: str) -> tuple[datetime | None, datetime | None]:
-        """The newest ``seen_at`` and ``deleted_at`` of a source's mirror rows (two index
-        seeks): every write that mirrors an id (insert, refresh, revival) sets the first,
-        every deletion the second, and no row is ever removed."""
+    def mirror_written_since(
+        self, source: str, since: tuple[datetime | None, datetime | None], limit: int,
+    ) -> tuple[tuple[datetime | None, datetime | None], dict[str, bool] | None]:
+        """The mirror's marks now, the newest ``seen_at`` and ``deleted_at`` of its rows
+        (every write that mirrors an id sets the first, every deletion the second, and
+        no row is ever removed), and, against the marks of an earlier look (``since``),
+        whether each row written or deleted after them is mirrored now: None for a
+        mirror that was empty then, or when more than ``limit`` rows were. One
+        transaction; each part is one seek or one range of its index."""
         with self._connection() as conn:
-            seen = conn.execute(sa.select(sa.func.max(issues.c.seen_at))
-                                .where(issues.c.source == source)).scalar_one_or_none()
-            deleted = conn.execute(sa.select(sa.func.max(issues.c.deleted_at))
-                                   .where(issues.c.source == source)).scalar_one_or_none()
-        return (None if seen is None else _aware(seen),
-                None if deleted is None else _aware(deleted))
-
-    def mirrored_written_since(
-        self, source: str, *, seen_after: datetime | None, deleted_after: datetime | None,
-        limit: int,
-    ) -> dict[str, bool] | None:
-        """Whether each row written (``seen_at``) after ``seen_after`` or deleted after
-        ``deleted_after`` (each part asked when given) is mirrored now; None when more
-        than ``limit`` rows were. Each part is one range of its index."""
-        parts = [(issues.c.seen_at, seen_after), (issues.c.deleted_at, deleted_after)]
-        written: dict[str, bool] = {}
-        with self._connection() as conn:
-            for column, after in parts:
-                if after is None:
+            marks = tuple(
+                None if value is None else _aware(value)
+                for column in (issues.c.seen_at, issues.c.deleted_at)
+                for value in [conn.execute(sa.select(sa.func.max(column))
+                                           .where(issues.c.source == source)).scalar()])
+            if since == (None, None):
+                return (marks[0], marks[1]), None
+            written: dict[str, bool] = {}
+            # A mirror without a deletion then: every deleted row is one since.
+            after = (since[0], since[1] or datetime(1970, 1, 1, tzinfo=UTC))
+            for column, mark, then in zip((issues.c.seen_at, issues.c.deleted_at), marks,
+                                          after, strict=True):
+                if mark is None or mark == then:
                     continue
                 query = (sa.select(issues.c.issue_id, issues.c.deleted)
-                         .where(issues.c.source == source, column > after).limit(limit + 1))
+                         .where(issues.c.source == source, column > then).limit(limit + 1))
                 written.update((r.issue_id, not r.deleted) for r in conn.execute(query))
         self.mirrored_id_rows_read += len(written)
-        return None if len(written) > limit else written
+        return (marks[0], marks[1]), None if len(written) > limit else written
 
     def _mirror_mark(self, conn: sa.Connection, source: str) -> sa.Row[Any] | None:
         """The source's mark, when no mirror row was written after it."""

@@ -42,12 +42,9 @@ class StoreReader(Protocol):
 
     def mirrored_among(self, source: str, ids: Collection[str]) -> set[str]: ...
 
-    def mirror_marks(self, source: str) -> tuple[datetime | None, datetime | None]: ...
-
-    def mirrored_written_since(
-        self, source: str, *, seen_after: datetime | None, deleted_after: datetime | None,
-        limit: int,
-    ) -> dict[str, bool] | None: ...
+    def mirror_written_since(
+        self, source: str, since: tuple[datetime | None, datetime | None], limit: int,
+    ) -> tuple[tuple[datetime | None, datetime | None], dict[str, bool] | None]: ...
 
     def issue_records(self, source: str, ids: Collection[str]) -> dict[str, dict[str, Any]]: ...
 
@@ -140,15 +137,12 @@ class ReadOnlyStore:
     def mirrored_among(self, source: str, ids: Collection[str]) -> set[str]:
         return set() if self._store is None else self._store.mirrored_among(source, ids)
 
-    def mirror_marks(self, source: str) -> tuple[datetime | None, datetime | None]:
-        return (None, None) if self._store is None else self._store.mirror_marks(source)
-
-    def mirrored_written_since(
-        self, source: str, *, seen_after: datetime | None, deleted_after: datetime | None,
-        limit: int,
-    ) -> dict[str, bool] | None:
-        return {} if self._store is None else self._store.mirrored_written_since(
-            source, seen_after=seen_after, deleted_after=deleted_after, limit=limit)
+    def mirror_written_since(
+        self, source: str, since: tuple[datetime | None, datetime | None], limit: int,
+    ) -> tuple[tuple[datetime | None, datetime | None], dict[str, bool] | None]:
+        if self._store is None:
+            return (None, None), None
+        return self._store.mirror_written_since(source, since, limit)
 
     def issue_records(self, source: str, ids: Collection[str]) -> dict[str, dict[str, Any]]:
         return {} if self._store is None else self._store.issue_records(source, ids)
