@@ -8,6 +8,7 @@ its first network connection, to Jira).
 
 from __future__ import annotations
 
+import gc
 import json
 import os
 import subprocess
@@ -16,6 +17,7 @@ from pathlib import Path
 
 import pytest
 
+from okr_sync.cli.main import main
 from okr_sync.sync.sandbox_world import sandbox_world
 from support.paths import DEMO_PLAN
 from support.secret_world import cli_plan
@@ -93,7 +95,7 @@ LAZY_UNTIL_NEEDED = (
 )
 
 _FIRST_REQUEST_DRIVER = """
-import json, socket, sys
+import gc, json, socket, sys
 report, *args = sys.argv[1:]
 connect = socket.socket.connect
 
@@ -101,7 +103,8 @@ def first_connect(self, address, *rest):
     if isinstance(address, tuple) and not first_connect.seen:
         first_connect.seen = True
         with open(report, "w") as out:
-            json.dump({"address": list(address[:2]), "modules": sorted(sys.modules)}, out)
+            json.dump({"address": list(address[:2]), "modules": sorted(sys.modules),
+                       "frozen": gc.get_freeze_count(), "collecting": gc.isenabled()}, out)
     return connect(self, address, *rest)
 
 first_connect.seen = False
@@ -171,3 +174,85 @@ def test_run_given_nothing_new_and_json_output_imports_no_renderer_chat_client_o
     end = json.loads(Path(str(report) + ".end").read_text())
     assert [m for m in end["modules"]
             if any(m == p or m.startswith(p + ".") for p in NOT_FOR_A_QUIET_JSON_PASS)] == []
+
+
+_EXIT_DRIVER = """
+import atexit, gc, json, sys
+report, *args = sys.argv[1:]
+
+def at_exit():
+    with open(report, "w") as out:
+        json.dump({"frozen": gc.get_freeze_count()}, out)
+
+atexit.register(at_exit)
+sys.argv = ["okr-sync", *args]
+from okr_sync.cli.main import main
+main()
+"""
+
+
+def test_main_given_its_own_command_line_freezes_what_is_alive_before_the_process_exits(
+    tmp_path: Path,
+) -> None:
+    # The interpreter's last collection would walk every object still alive (every
+    # imported class and function), ~80 ms of CPU after the command is already over.
+    report = tmp_path / "exit.json"
+    result = subprocess.run([sys.executable, "-c", _EXIT_DRIVER, str(report), "--version"],
+                            capture_output=True, text=True, timeout=60, check=False)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stdout.startswith("okr-sync ")
+    assert json.loads(report.read_text())["frozen"] > 0
+
+
+def test_main_given_argv_leaves_the_collector_of_its_process_alone() -> None:
+    # Called with arguments, main runs inside a process that goes on (tests, a program
+    # embedding it): nothing is frozen there.
+    before = gc.get_freeze_count()
+    with pytest.raises(SystemExit) as exit:
+        main(["--version"])
+    assert exit.value.code in (0, None)
+    assert gc.get_freeze_count() == before
+
+
+def test_run_given_its_own_command_line_freezes_its_start_up_and_collects_in_its_pass(
+    tmp_path: Path,
+) -> None:
+    # What start-up made (modules, settings, plan, engine) lives as long as the process:
+    # frozen before the pass, the pass's full collections do not walk it again. The
+    # collector, paused for start-up, runs again for what the pass makes.
+    with sandbox_world(tmp_path, issues=60) as world:
+        env = {**os.environ, **world.environment(), "OKR_SYNC_PLAN": str(cli_plan(tmp_path))}
+        env.pop("OKR_SYNC_TEST_DATABASE_URL", None)
+        report = tmp_path / "first-request.json"
+        result = subprocess.run([sys.executable, "-c", _FIRST_REQUEST_DRIVER, str(report), "run",
+                                 "--output", "json"],
+                                env=env, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-2000:]
+    first = json.loads(report.read_text())
+    assert first["frozen"] > 0
+    assert first["collecting"] is True
+
+
+_PROCESS_DRIVER = """
+import gc, json, sys
+from okr_sync.cli import process
+process.one_command_process(sys.argv[1])
+during = gc.isenabled()
+process.started()
+print(json.dumps({"during_start_up": during, "after": gc.isenabled(),
+                  "frozen": gc.get_freeze_count() > 0}))
+"""
+
+
+@pytest.mark.parametrize(("command", "paused"), [("run", True), ("resync", True),
+                                                 ("status", False), ("serve", False)])
+def test_one_command_process_given_a_pass_command_pauses_the_collector_until_its_pass(
+    command: str, paused: bool,
+) -> None:
+    # Start-up makes ~85k long-lived objects and next to no garbage: the ~200 collections
+    # it would run find nothing. Commands without a pass (serve runs for days) keep it.
+    result = subprocess.run([sys.executable, "-c", _PROCESS_DRIVER, command],
+                            capture_output=True, text=True, timeout=60, check=False)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert json.loads(result.stdout) == {"during_start_up": not paused, "after": True,
+                                         "frozen": True}

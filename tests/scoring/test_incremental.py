@@ -2,16 +2,24 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from okr_sync.config.plan import Plan
 from okr_sync.connectors.jira.records import JiraIssue
-from okr_sync.scoring.evaluate import SourceData, evaluate_measures, measure_states
+from okr_sync.scoring import evaluate, incremental
+from okr_sync.scoring.evaluate import (
+    SourceData,
+    evaluate_measures,
+    measure_states,
+    reason_basis,
+)
 from okr_sync.scoring.explain import ItemState
 from okr_sync.scoring.incremental import Changes, MeasureIndex, MeasureState
 from okr_sync.scoring.measures import SelectorMatcher
@@ -185,6 +193,14 @@ def test_measure_states_given_random_mutations_equal_full_recomputation_after_ev
         by_full = evaluate_measures(plan, sources, cycle_start=CYCLE_START, previous=published)
         assert by_increment == by_full, step
         assert _scorecard_json(plan, by_increment) == _scorecard_json(plan, by_full)
+        # The published items are the previous states': reasons told from those states
+        # and the changed ids only are the same.
+        touched = frozenset(changed) | frozenset(removed)
+        bases = {owner: basis for owner in incremental if owner in published
+                 and (basis := reason_basis(states[owner], incremental[owner], touched))}
+        by_basis = evaluate_measures(plan, sources, cycle_start=CYCLE_START,
+                                     previous=published, states=incremental, bases=bases)
+        assert by_basis == by_full, step
         states = incremental
         published = {o: e.states for o, e in by_full.items() if e.ok}
 
@@ -215,6 +231,78 @@ def test_measure_state_given_json_round_trip_is_equal() -> None:
     assert states["RAW"].members == ("2", "4")
     for state in states.values():
         assert MeasureState.from_json(state.to_json()) == state
+        assert MeasureState.from_json(json.loads(json.dumps(state.to_json()))) == state
+
+
+def test_measure_state_given_facts_stores_one_list_per_field_not_one_per_item() -> None:
+    world = World()
+    state = measure_states(PLANS[0], {"main": world.source()},
+                           cycle_start=CYCLE_START)["SUM"]
+    assert len(state.facts) == 6
+
+    stored = json.loads(json.dumps(state.to_json()))
+
+    # A column per field (Contribution's 9, ItemFact's other 3), each holding every
+    # item: the flags and how each item is counted as a character per item.
+    assert [len(column) for column in stored["columns"]] == [6] * 12
+    assert stored["columns"][0] == list(state.facts)
+    assert set(stored["columns"][5] + stored["columns"][9]) <= {"0", "1"}
+    assert stored["columns"][8] == "".join(
+        {"done": "d", "open": "o"}[f.contribution.counted] for f in state.facts.values())
+
+
+def test_measure_state_given_rows_stored_before_columns_reads_them() -> None:
+    world = World()
+    state = measure_states(PLANS[0], {"main": world.source()},
+                           cycle_start=CYCLE_START)["SUM"]
+    rows = [[*c, at_start, no_status, unestimated]
+            for c, at_start, no_status, unestimated in state.facts.values()]
+
+    assert MeasureState.from_json({"key": state.key, "members": None, "facts": rows}) == state
+
+
+def _foreign(columns: list[Any], damage: str) -> list[Any]:
+    items = len(columns[0])
+    if damage == "a column missing":
+        return columns[:-1]
+    if damage == "a column short":
+        return [columns[0][:-1], *columns[1:]]
+    if damage == "an id not text":
+        return [[1, *columns[0][1:]], *columns[1:]]
+    if damage == "an unknown way of counting":
+        return [*columns[:8], "q" * items, *columns[9:]]
+    if damage == "a flag neither 0 nor 1":
+        return [*columns[:5], "2" * items, *columns[6:]]
+    return [*columns[:9], [False] * items, *columns[10:]]  # a flag column as values
+
+
+@pytest.mark.parametrize("damage", [
+    "a column missing", "a column short", "an id not text", "an unknown way of counting",
+    "a flag neither 0 nor 1", "a flag column as values"])
+def test_measure_state_given_foreign_columns_refuses_them(damage: str) -> None:
+    world = World()
+    state = measure_states(PLANS[0], {"main": world.source()},
+                           cycle_start=CYCLE_START)["SUM"]
+    stored = json.loads(json.dumps(state.to_json()))
+    assert MeasureState.from_json(stored) == state
+
+    with pytest.raises(ValueError):
+        MeasureState.from_json(stored | {"columns": _foreign(stored["columns"], damage)})
+
+
+def test_measure_state_given_states_decoded_apart_shares_their_text() -> None:
+    # Each document decoded on its own, as the store reads one row at a time: decoded
+    # JSON gives every value its own string.
+    row = ('["10001", "WEB-1", "Checkout page", "In Progress", "WEB", false, 3.0, null,'
+           ' "open", true, false, false]')
+    first, second = (MeasureState.from_json(json.loads(
+        f'{{"key": "k{n}", "members": null, "facts": [{row}]}}')) for n in (1, 2))
+
+    one, other = first.facts["10001"][0], second.facts["10001"][0]
+    # An issue selected by several measures, and the status, project and count repeated
+    # on every row, are held once, not once per measure and row.
+    assert all(a is b for a, b in zip(one, other, strict=True) if isinstance(a, str))
+    assert one == other and first.facts["10001"] == second.facts["10001"]
 
 
 def test_measure_index_given_item_tests_only_measures_filed_under_its_attributes() -> None:
@@ -243,3 +331,51 @@ def test_measure_index_given_item_tests_only_measures_filed_under_its_attributes
     assert index.matching(lone) == {o for o, m in matchers.items() if m(lone)}
     # Not filed under its epic, labels or priority: EPIC, PTS and MILE are never tried.
     assert set(calls) == {"SUM", "OPEN"}
+
+
+def test_update_given_items_keeping_their_place_sorts_no_measure(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    world = World()
+    before = measure_states(PLANS[0], {"main": world.source()}, cycle_start=CYCLE_START)
+    sorts: list[int] = []
+    original = incremental._inserted
+
+    def counting(ordered: Any, new: Any) -> Any:
+        sorts.append(len(new))
+        return original(ordered, new)
+
+    monkeypatch.setattr(incremental, "_inserted", counting)
+    # Points change: every item stays in its measures, in its place (project, key).
+    changed = {"1": replace(world.issues["1"], story_points=8.0),
+               "2": replace(world.issues["2"], story_points=1.0)}
+    world.issues.update(changed)
+    after = measure_states(PLANS[0], {"main": world.source()}, cycle_start=CYCLE_START,
+                           before=before, changes={"main": Changes(changed)})
+
+    assert after == measure_states(PLANS[0], {"main": world.source()},
+                                   cycle_start=CYCLE_START)
+    assert sorts == []
+    assert any(after[o] is not before[o] for o in after)
+
+
+def test_evaluate_given_no_published_items_builds_no_item_states(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    world = World()
+    built: list[int] = []
+    original = evaluate.item_states
+
+    def counting(contributions: Any) -> Any:
+        built.append(1)
+        return original(contributions)
+
+    monkeypatch.setattr(evaluate, "item_states", counting)
+    evaluations = evaluate_measures(PLANS[0], {"main": world.source()},
+                                    cycle_start=CYCLE_START)
+
+    # Of an owner without published items only which items it holds is read (double
+    # counting): a state is built for an item only when asked for.
+    assert built == []
+    assert evaluations["PTS"].states["1"] == ItemState("ENT-1", "ENT", False, 3.0)
+    assert set(evaluations["PTS"].states) == {"1", "2"}

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 from dataclasses import replace
+from typing import Any
 
 import pytest
 
@@ -12,6 +13,7 @@ from okr_sync.config.plan import (
     Selector,
     SumMeasure,
 )
+from okr_sync.scoring import measures
 from okr_sync.scoring.explain import measurement_warnings
 from okr_sync.scoring.measures import SelectorMatcher, measure
 from support.issue_builders import AFTER_START, CYCLE_START, issue
@@ -190,3 +192,24 @@ def test_measure_given_key_with_unicode_digits_orders_it_without_crashing() -> N
     items = [issue("SUP-\u00b2"), issue("SUP-1")]
     result = measure(CountMeasure(kind="count", jql="x"), items, SOURCE, cycle_start=CYCLE_START)
     assert [c.key for c in result.contributions] == ["SUP-\u00b2", "SUP-1"]
+
+
+def test_measure_given_frozen_scope_counts_the_excluded_items_once(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    counted: list[int] = []
+    original = measures._excluded
+
+    def counting(contributions: Any) -> int:
+        counted.append(len(contributions))
+        return original(contributions)
+
+    monkeypatch.setattr(measures, "_excluded", counting)
+    items = [issue("ENT-1", done=True), issue("ENT-2", created=AFTER_START)]
+    spec = DoneRatioMeasure(kind="done_ratio", scope="frozen", jql="x")
+
+    result = measure(spec, items, SOURCE, cycle_start=CYCLE_START)
+
+    # One pass over the items tells the frozen scope and the value's terms.
+    assert (result.value, result.frozen_scope_size, result.done) == (1.0, 1, 1)
+    assert counted == [2]

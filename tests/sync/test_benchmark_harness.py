@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
+import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -197,3 +199,20 @@ def test_pass_scenarios_given_repeats_each_starts_from_the_same_dataset(
     assert len(starts) == 2 and starts[0] == starts[1]
     # The scenarios between did change and age it (the restore had work to do).
     assert seen[-1][1] != starts[0]
+
+
+def test_measure_process_given_a_large_parent_reports_the_childs_own_peak(
+        tmp_path: Path) -> None:
+    # Linux carries the parent's RSS at fork into the child's ru_maxrss: a small child
+    # of a large harness was reported as large as the harness.
+    ballast = bytearray(200 * 1024 * 1024)
+    ballast[::4096] = b"\x01" * len(ballast[::4096])  # resident, not merely reserved
+    child = ("import time; x = bytearray(30 * 2**20); x[::4096] = b'1' * len(x[::4096]); "
+             "time.sleep(0.3)")
+    result = harness.measure_process([sys.executable, "-c", child], dict(os.environ),
+                                     tmp_path, "child")
+    del ballast
+    assert result["exit_code"] == 0
+    assert result["peak_rss_from"] == "VmHWM"
+    assert 30 <= result["peak_rss_mb"] < 150
+    assert result["ru_maxrss_mb"] >= 200

@@ -254,3 +254,34 @@ def test_pass_given_held_item_leaves_unpublished_then_moves_project_reasons_equa
     assert {o: e.reasons for o, e in incremental.items()} == {
         o: e.reasons for o, e in full.items()}
     assert incremental == full
+
+
+def test_pass_given_a_change_asks_the_ids_index_only_about_owners_it_could_reuse(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    dataset, plan, channels = quiet_benchmark(tmp_path)
+    x = crm_story(dataset, backend=True)  # selected by O001.KR1
+    asked: list[set[str] | None] = []
+    original = Store.snapshot_owners_holding
+
+    def spy(self: Store, snapshot_id: int, issue_ids: Any, owners: Any = None) -> Any:
+        asked.append(None if owners is None else set(owners))
+        return original(self, snapshot_id, issue_ids, owners)
+
+    with sandbox_world(tmp_path, dataset=dataset, channels=channels) as world:
+        runtime = world.runtime(plan)
+        try:
+            runtime.run_locked(PassOptions())
+            dataset.advance(timedelta(minutes=10))
+            dataset.transition(x, "done")
+            monkeypatch.setattr(Store, "snapshot_owners_holding", spy)
+            runtime.run_locked(PassOptions())
+        finally:
+            runtime.close()
+    # Asked last, about the owners still in question: never O001's (its KR1 selects X,
+    # and an objective is reused whole or not), never every owner.
+    objective = {kr.id for o in plan.objectives if o.id == "O001" for kr in o.key_results}
+    assert asked and None not in asked
+    assert not any(owners & objective for owners in asked if owners is not None)
+    assert all(len(owners) < len(list(plan.jira_measures()))
+               for owners in asked if owners is not None)

@@ -4,18 +4,23 @@ the one its kept owners name, and the published items change reasons are told ag
 from __future__ import annotations
 
 from collections.abc import Collection
+from dataclasses import replace
 from typing import Any
 
 import pytest
 
+from okr_sync.scoring.evaluate import Evaluation
 from okr_sync.scoring.measures import Contribution
+from okr_sync.sync import lazy_explanations
 from okr_sync.sync.lazy_explanations import (
+    ExplanationsJson,
     KeptExplanations,
     LazyExplanations,
     PreviousStates,
     explanations_equal,
 )
-from okr_sync.sync.state import Explanation
+from okr_sync.sync.state import Explanation, unchanged_explanations
+from okr_sync.sync.store.snapshot_items import KEPT
 
 
 def _explanation(owner: str, *ids: str, error: str | None = None) -> Explanation:
@@ -40,9 +45,11 @@ class _Reads:
             self.reads.append(sorted(owners))
             return {owner: STORED[owner] for owner in owners}
 
-        def owners_holding(ids: Collection[str]) -> set[str]:
+        def owners_holding(ids: Collection[str], owners: Collection[str] | None
+                           ) -> set[str]:
             self.holder_queries += 1
-            return {owner for owner, e in STORED.items() if {c.id for c in e.items} & set(ids)}
+            return {owner for owner, e in STORED.items() if {c.id for c in e.items} & set(ids)
+                    and (owners is None or owner in owners)}
 
         def load() -> dict[str, Explanation]:
             self.reads.append(list(STORED))
@@ -69,8 +76,8 @@ def test_explanations_equal_given_kept_rows_of_the_other_reads_only_fresh_owners
 
     assert explanations_equal(_kept(source, {"KR3": STORED["KR3"]}), source)
     assert not explanations_equal(_kept(source, {"KR3": _explanation("KR3", "7")}), source)
-    # One read of the one fresh owner per comparison (the second is cached).
-    assert reads.reads == [["KR3"]]
+    # One read of the one fresh owner per comparison (not kept: a pass compares once).
+    assert reads.reads == [["KR3"], ["KR3"]]
 
 
 def test_explanations_equal_given_another_snapshot_reads_each_side_in_one_go() -> None:
@@ -135,3 +142,69 @@ def test_previous_states_given_owners_counted_decodes_no_items(
     # Which owners hold states is told by their errors: no owner's items are decoded.
     assert len(states) == len(list(states)) == len(STORED)
     assert decoded == []
+
+
+def test_previous_states_given_owners_announced_reads_a_batch_at_a_time_and_keeps_none(
+    monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(lazy_explanations, "READ_BATCH", 4)
+    reads = _Reads()
+    states = PreviousStates(reads.lazy())
+    owners = list(STORED)
+
+    states.preload(owners)
+    for owner in owners:
+        assert set(states[owner]) == {c.id for c in STORED[owner].items}
+
+    # In the order asked for, a batch per read: never every owner's items at once.
+    assert reads.reads == [owners[:4], owners[4:8], owners[8:]]
+    # Each owner is dropped once asked for: asking again reads it again.
+    assert states.get("KR1") is not None and reads.reads[-1] == ["KR1"]
+
+
+def test_explanations_equal_given_all_fresh_reads_the_stored_a_batch_at_a_time(
+    monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(lazy_explanations, "READ_BATCH", 4)
+    reads = _Reads()
+    source = reads.lazy()
+    owners = list(STORED)
+
+    assert explanations_equal(dict(STORED), source)
+    assert reads.reads == [owners[:4], owners[4:8], owners[8:]]
+    # Not kept by the stored side: a second comparison reads again, and stops at the
+    # batch holding the first difference.
+    reads.reads.clear()
+    assert not explanations_equal({**STORED, "KR5": _explanation("KR5", "7")}, source)
+    assert reads.reads == [owners[:4], owners[4:8]]
+
+
+def _evaluation(owner: str, *reasons: str) -> Evaluation:
+    return Evaluation(owner, f"jql {owner}", None, reasons=reasons)
+
+
+def test_unchanged_explanations_given_stored_rows_decodes_only_owners_whose_reasons_moved(
+) -> None:
+    reads = _Reads()
+    evaluations = {owner: _evaluation(owner) for owner in STORED}
+    evaluations["KR3"] = _evaluation("KR3", "+1 done")
+
+    explanations = unchanged_explanations(reads.lazy(), evaluations)
+    entries = ExplanationsJson(explanations)
+
+    # Saved as the stored rows they are, by name: only KR3's reasons moved.
+    assert entries["KR1"] == {KEPT: "hKR1", "reasons": []}
+    assert entries["KR3"] == {**STORED["KR3"].to_json(), "reasons": ["+1 done"]}
+    assert list(explanations) == list(STORED)
+    assert reads.reads == [["KR3"]]
+
+
+def test_unchanged_explanations_given_inline_explanations_gives_them_this_passs_reasons(
+) -> None:
+    evaluations = {owner: _evaluation(owner) for owner in STORED}
+    evaluations["KR3"] = _evaluation("KR3", "+1 done")
+
+    explanations = unchanged_explanations(dict(STORED), evaluations)
+
+    assert dict(explanations.items()) == {**STORED, "KR3": replace(STORED["KR3"],
+                                                                   reasons=("+1 done",))}

@@ -99,3 +99,19 @@ def test_mirror_view_given_a_whole_stream_answers_membership_without_a_read(
 
     assert [n for n in range(1, 101) if str(n) in view] == list(range(1, 51))
     assert reads == []
+
+
+def test_mirror_view_given_every_id_known_keeps_no_answers_id_by_id(store: Store) -> None:
+    # A full pull looks up every issue it reads (its answers then name every mirrored
+    # id) and later streams the mirror (which lists every id): one index is kept, not two.
+    store.upsert_issues("main", [issue(f"ENT-{n}", id=str(n)) for n in range(1, 51)],
+                        seen_at=SEEN)
+    view = MirrorView(store, "main")
+    assert len(view.read([str(n) for n in range(1, 31)])) == 30
+    assert "40" in view and "99" not in view
+
+    assert sum(1 for _ in view.values()) == 50
+    assert len(view.read([str(n) for n in range(20, 61)])) == 31
+    assert "45" in view and "77" not in view
+
+    assert view._known == {}

@@ -12,6 +12,7 @@ import sys
 from typing import Any
 
 from okr_sync.cli import app as cli_app
+from okr_sync.cli import process
 from okr_sync.cli.app import COMMAND_NAMES, build_app
 from okr_sync.exit_codes import ExitCode
 
@@ -26,6 +27,17 @@ def __getattr__(name: str) -> Any:
 
 
 def main(argv: list[str] | None = None) -> Any:
+    """Run the command of ``argv``; without it, the command of this process's own
+    command line (the console script's way), after which the process ends."""
+    if argv is None:
+        process.one_command_process(sys.argv[1] if len(sys.argv) > 1 else None)
+    try:
+        return _command(argv)
+    finally:
+        process.ending()
+
+
+def _command(argv: list[str] | None) -> Any:
     from okr_sync.cli.common import stderr
     from okr_sync.sync.logs import LogLevelError, configure_logging, parse_level
 

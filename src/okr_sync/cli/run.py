@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
+from okr_sync.cli import process
 from okr_sync.cli.common import (
     OutputFormat,
     OutputOption,
@@ -74,6 +75,7 @@ def _pass(
         settings, loaded, runtime = _connect(plan, dry_run=options.dry_run)
     except UsageError as error:
         fail_usage(error)
+    process.started()
     if as_of is not None:
         try:
             options = replace(options, as_of=resolve_as_of(as_of, loaded))

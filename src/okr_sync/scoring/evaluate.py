@@ -16,6 +16,7 @@ from typing import Any
 
 from okr_sync.config.plan import Plan, uses_points
 from okr_sync.scoring.explain import (
+    FactStates,
     ItemState,
     change_reasons,
     double_counting,
@@ -152,6 +153,37 @@ def measure_states(
     return states
 
 
+@dataclass(frozen=True)
+class Basis:
+    """What one owner's reasons are told against when its published items are exactly
+    those of its stored state (the one its state this pass was brought up to date
+    from): the ids whose items may differ since (every other item is that state's,
+    unchanged), and the states of those it held then. Reasons count items that differ:
+    told over these ids, they are the reasons told over every item, without reading
+    the published items."""
+
+    ids: frozenset[str]
+    before: Mapping[str, ItemState]
+
+
+def reason_basis(before: MeasureState, after: MeasureState, touched: frozenset[str]
+                 ) -> Basis | None:
+    """The :class:`Basis` of ``after``, :func:`update_states`' result from ``before``
+    given changes of the ``touched`` ids (None when ``after`` was not: another key).
+
+    A selected measure's items differ only in touched ids; a raw-JQL one's also in the
+    members that joined or left. (Set operations: a pass tells the bases of hundreds of
+    measures from the same few hundred touched ids.)"""
+    if before.key != after.key:
+        return None
+    ids = touched
+    if before.members != after.members:
+        ids = ids.union(set(before.members or ()).symmetric_difference(after.members or ()))
+    facts = before.facts
+    held = sorted(facts.keys() & ids)
+    return Basis(ids, item_states([facts[i].contribution for i in held]))
+
+
 def evaluate_measures(
     plan: Plan,
     sources: Mapping[str, SourceData],
@@ -160,14 +192,18 @@ def evaluate_measures(
     previous: Mapping[str, Mapping[str, ItemState]] | None = None,
     states: Mapping[str, MeasureState] | None = None,
     skip: Collection[str] = (),
+    bases: Mapping[str, Basis] | None = None,
 ) -> dict[str, Evaluation]:
     """Measure every Jira-measured KR and KPI of ``plan``.
 
     ``previous`` holds each owner's item states at the last published pass, so
-    the reasons for a change can be told (``+2 done``, ``1 moved out``...).
+    the reasons for a change can be told (``+2 done``, ``1 moved out``...); an owner in
+    ``bases`` has its reasons told from its :class:`Basis` instead (``previous`` is not
+    read for it).
     ``states`` are this pass's :func:`measure_states` (computed in full when absent).
     Owners in ``skip`` are left out (whole objectives: double counting is told within one).
     """
+    bases = bases or {}
     # Not ``previous or {}``: telling whether a lazily read mapping is empty reads it all.
     previous = {} if previous is None else previous
     if states is None:
@@ -203,12 +239,17 @@ def evaluate_measures(
         unread = 0 if state.members is None else len(state.members) - len(state.facts)
         if spec.jql is not None and unread:
             warnings.append(f"{unread} issues of the JQL could not be read from Jira")
-        after = item_states(outcome.contributions)
-        before = previous.get(owner)
+        basis = bases.get(owner)
+        before = basis.before if basis is not None else previous.get(owner)
+        after: Mapping[str, ItemState] = (
+            item_states(outcome.contributions) if basis is None and before is not None
+            else FactStates(state.facts))
+        # The items as they are now, of those that may differ from ``before``.
+        now = after if basis is None else {i: after[i] for i in after.keys() & basis.ids}
         reasons: tuple[str, ...] = ()
         if before is not None:
             reasons = change_reasons(
-                before, after, _projects_now(data, [i for i in before if i not in after]),
+                before, now, _projects_now(data, [i for i in before if i not in now]),
                 track_points=uses_points(spec),
             )
         results[owner] = Evaluation(

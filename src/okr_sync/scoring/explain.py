@@ -7,7 +7,7 @@ Reasons are short tokens for ``changes[].reasons`` (A5) and ``okr-sync explain``
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, KeysView, Mapping, Sequence
 from dataclasses import dataclass
 from functools import partial
 from itertools import compress
@@ -15,7 +15,7 @@ from operator import itemgetter, ne, not_
 from typing import NamedTuple
 
 from okr_sync.scoring.display import percent
-from okr_sync.scoring.measures import Contribution, Measurement
+from okr_sync.scoring.measures import Contribution, ItemFact, Measurement
 
 #: Scope growth above this fraction of the cycle-start scope earns a warning.
 SCOPE_GROWTH_WARNING = 0.2
@@ -55,6 +55,32 @@ def item_states(contributions: Iterable[Contribution]) -> dict[str, ItemState]:
     items = contributions if isinstance(contributions, tuple | list) else list(contributions)
     states = map(partial(tuple.__new__, ItemState), map(_STATE_FIELDS, items))
     return dict(zip(map(_ID, items), states, strict=True))
+
+
+class FactStates(Mapping[str, ItemState]):
+    """Per item id, its state, from the facts behind a measure's value, each built only
+    when asked: of most measures a pass needs only which items they hold (double
+    counting), and one state per item of every touched measure was most of evaluating."""
+
+    __slots__ = ("_facts",)
+
+    def __init__(self, facts: Mapping[str, ItemFact]) -> None:
+        self._facts = facts
+
+    def __getitem__(self, item_id: str) -> ItemState:
+        return tuple.__new__(ItemState, _STATE_FIELDS(self._facts[item_id].contribution))
+
+    def __contains__(self, item_id: object) -> bool:
+        return item_id in self._facts
+
+    def keys(self) -> KeysView[str]:
+        return self._facts.keys()
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._facts)
+
+    def __len__(self) -> int:
+        return len(self._facts)
 
 
 @dataclass(frozen=True)

@@ -26,11 +26,11 @@ from __future__ import annotations
 import bisect
 import hashlib
 import json
+import sys
 from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from functools import partial
-from itertools import compress
 from operator import itemgetter
 from typing import Any
 
@@ -62,27 +62,89 @@ class MeasureState:
     members: tuple[str, ...] | None = None
 
     def to_json(self) -> dict[str, Any]:
+        # The facts as columns, one per field (the items in order; see :func:`_columns`):
+        # a pass reads back every touched measure's, and columns are turned into facts
+        # by C-level maps, without a list per item to parse and slice.
         return {
             "key": self.key,
             "members": None if self.members is None else list(self.members),
-            "facts": [[*c, at_start, no_status, unestimated]
-                      for c, at_start, no_status, unestimated in self.facts.values()],
+            COLUMNS: _columns(self.facts.values()),
         }
 
     @classmethod
     def from_json(cls, doc: Mapping[str, Any]) -> MeasureState:
+        """A state as :meth:`to_json` writes it, or as written before (a row per fact)."""
         members = doc.get("members")
-        return cls(
-            key=str(doc["key"]),
-            facts=_facts_from_json(doc["facts"]),
-            members=None if members is None else tuple(
-                m if type(m) is str else str(m) for m in members),
-        )
+        if members is not None:
+            # Checked by a C-level map: a raw-JQL measure holds thousands of members.
+            members = (tuple(members) if set(map(type, members)) <= {str}
+                       else tuple(map(str, members)))
+        facts = (_facts_from_columns(doc[COLUMNS]) if COLUMNS in doc
+                 else _facts_from_json(doc["facts"]))
+        return cls(key=str(doc["key"]), facts=facts, members=members)
 
 
+#: The key of a stored state's facts as columns (:meth:`MeasureState.to_json`).
+COLUMNS = "columns"
 _FACT_FIELDS = len(Contribution._fields) + 3
 _new = tuple.__new__
 _CONTRIBUTION_FIELDS = itemgetter(slice(0, len(Contribution._fields)))
+_NEW_CONTRIBUTION = partial(_new, Contribution)
+_NEW_FACT = partial(_new, ItemFact)
+
+#: Columns stored as text, a character per item: the flags (``done`` and the fact's
+#: three) as "0"/"1", and how each item is counted as a letter. One string parses far
+#: faster than a JSON value per item, and is a third of the state's size.
+_FLAGS = (Contribution._fields.index("done"),
+          *range(len(Contribution._fields), _FACT_FIELDS))
+_FLAG_TEXT = {False: "0", True: "1"}
+_FLAG_VALUE = {"0": False, "1": True}
+_COUNTED_TEXT = {"done": "d", "open": "o", "excluded_frozen": "x"}
+_COUNTED_VALUE = {text: counted for counted, text in _COUNTED_TEXT.items()}
+
+
+def _columns(facts: Collection[ItemFact]) -> list[Any]:
+    """One column per field of :class:`Contribution` and then of :class:`ItemFact`: a
+    list of values, or for the flags and ``counted`` a string (:data:`_FLAGS`)."""
+    if not facts:
+        columns: list[Any] = [[] for _ in range(_FACT_FIELDS)]
+    else:
+        columns = list(map(list, zip(*map(_CONTRIBUTION, facts), strict=True)))
+        columns += (list(map(itemgetter(i), facts)) for i in range(1, len(ItemFact._fields)))
+    for index in _FLAGS:
+        columns[index] = "".join(map(_FLAG_TEXT.__getitem__, columns[index]))
+    columns[_COUNTED_INDEX] = "".join(map(_COUNTED_TEXT.__getitem__, columns[_COUNTED_INDEX]))
+    return columns
+
+
+def _facts_from_columns(columns: Sequence[Any]) -> dict[str, ItemFact]:
+    """Facts by id from their columns, checked as :func:`_facts_from_json` checks rows."""
+    if len(columns) != _FACT_FIELDS or len(set(map(len, columns))) != 1:
+        raise ValueError(f"not stored item facts: {columns!r}"[:200])
+    texts = [*_FLAGS, _COUNTED_INDEX]
+    fields = list(columns)
+    for index, column in enumerate(columns):
+        if type(column) is not (str if index in texts else list):
+            raise ValueError(f"not stored item facts: {columns!r}"[:200])
+    ids = fields[_ID_INDEX]
+    if not ids:
+        return {}
+    if (set(map(type, ids)) != {str} or not _COUNTED_VALUE.keys() >= set(fields[_COUNTED_INDEX])
+            or any(not _FLAG_VALUE.keys() >= set(fields[index]) for index in _FLAGS)):
+        raise ValueError(f"not stored item facts: {columns!r}"[:200])
+    for index in _FLAGS:
+        fields[index] = map(_FLAG_VALUE.__getitem__, fields[index])
+    fields[_COUNTED_INDEX] = map(_COUNTED_VALUE.__getitem__, fields[_COUNTED_INDEX])
+    for index, column in enumerate(columns):
+        if index not in texts:
+            fields[index] = _shared_text(column)
+    ids = fields[_ID_INDEX]
+    # The columns' lengths are checked equal: strict zips would only check it again.
+    contributions = map(_NEW_CONTRIBUTION,
+                        zip(*fields[:len(Contribution._fields)], strict=False))
+    facts = map(_NEW_FACT, zip(contributions, *fields[len(Contribution._fields):],
+                               strict=False))
+    return dict(zip(ids, facts, strict=True))
 
 
 def _facts_from_json(rows: Sequence[Sequence[Any]]) -> dict[str, ItemFact]:
@@ -92,20 +154,33 @@ def _facts_from_json(rows: Sequence[Sequence[Any]]) -> dict[str, ItemFact]:
     every touched measure)."""
     if not rows:
         return {}
-    if (set(map(len, rows)) != {_FACT_FIELDS}
+    if (not set(map(type, rows)) <= {list, tuple}
+            or set(map(len, rows)) != {_FACT_FIELDS}
             or not _COUNTED.issuperset(map(_COUNTED_FIELD, rows))
             or set(map(type, map(_ID_FIELD, rows))) != {str}):
         raise ValueError(f"not stored item facts: {rows!r}"[:200])
-    contributions = map(partial(_new, Contribution), map(_CONTRIBUTION_FIELDS, rows))
-    at_start, no_status, unestimated = (map(itemgetter(i), rows)
-                                        for i in range(len(Contribution._fields), _FACT_FIELDS))
+    columns = [_shared_text(column) for column in zip(*rows, strict=True)]
+    contributions = map(partial(_new, Contribution),
+                        zip(*columns[:len(Contribution._fields)], strict=True))
     facts = map(partial(_new, ItemFact),
-                zip(contributions, at_start, no_status, unestimated, strict=True))
-    return dict(zip(map(_ID_FIELD, rows), facts, strict=True))
+                zip(contributions, *columns[len(Contribution._fields):], strict=True))
+    return dict(zip(columns[_ID_COLUMN], facts, strict=True))
 
 
-_ID_FIELD = itemgetter(Contribution._fields.index("id"))
-_COUNTED_FIELD = itemgetter(Contribution._fields.index("counted"))
+def _shared_text(column: Sequence[Any]) -> Sequence[Any]:
+    """A column of stored rows with its strings interned: decoded JSON gives every
+    status, project and count its own string on every row, and every issue's id, key
+    and summary once per measure selecting it; shared, they were most of the decoded
+    states' memory (a pass decodes one per item of every touched measure)."""
+    if set(map(type, column)) == {str}:
+        return tuple(map(sys.intern, column))
+    return column
+
+
+_ID_INDEX = _ID_COLUMN = Contribution._fields.index("id")
+_COUNTED_INDEX = Contribution._fields.index("counted")
+_ID_FIELD = itemgetter(_ID_INDEX)
+_COUNTED_FIELD = itemgetter(_COUNTED_INDEX)
 
 
 _COUNTED = frozenset({"done", "open", "excluded_frozen"})
@@ -285,15 +360,33 @@ def update_states(
 
 def _update_selected(m: Measured, before: MeasureState, touched: set[str],
                      joining: Sequence[WorkItem], cycle_start: datetime) -> MeasureState:
-    left = [i for i in touched if i in before.facts]
+    left = before.facts.keys() & touched
     if not left and not joining:
         return before
-    facts = dict(before.facts)
-    for ident in left:
-        del facts[ident]
-    kept = list(facts.values())
     new = [item_fact(m.spec, item, m.source, cycle_start=cycle_start) for item in joining]
-    return MeasureState(m.key, _inserted(kept, new))
+    return MeasureState(m.key, _replaced(before.facts, left, new))
+
+
+def _replaced(facts: Mapping[str, ItemFact], drop: set[str], new: Sequence[ItemFact]
+              ) -> dict[str, ItemFact]:
+    """``facts`` (in :meth:`ItemFact.order`) without the ids of ``drop``, with ``new`` in
+    their places. A new fact of an item that keeps its place in that order (the
+    usual change: a status, points) takes its old fact's place in a copy of the dict;
+    only the others are sorted in (:func:`_inserted`): a change of a few items
+    rebuilds no measure's order of thousands."""
+    result = dict(facts)
+    moved: list[ItemFact] = []
+    for fact in new:
+        ident = fact.contribution.id
+        old = facts.get(ident)
+        if old is not None and ident in drop and old.order == fact.order:
+            result[ident] = fact
+            drop.discard(ident)
+        else:
+            moved.append(fact)
+    for ident in drop:
+        del result[ident]
+    return _inserted(list(result.values()), moved) if moved else result
 
 
 def _order(fact: ItemFact) -> tuple[str, int, str]:
@@ -334,6 +427,5 @@ def _update_members(m: Measured, before: MeasureState, touched: set[str], change
               if i in read]
     new = [item_fact(m.spec, item, m.source, cycle_start=cycle_start) for item in items]
     keep = wanted.intersection(known, before.facts).difference(touched)
-    kept = (list(before.facts.values()) if len(keep) == len(before.facts)
-            else list(compress(before.facts.values(), map(keep.__contains__, before.facts))))
-    return MeasureState(m.key, _inserted(kept, new), members)
+    return MeasureState(m.key, _replaced(before.facts, before.facts.keys() - keep, new),
+                        members)

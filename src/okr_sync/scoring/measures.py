@@ -313,11 +313,12 @@ def combine(spec: JiraMeasure, facts: Iterable[ItemFact], *, presorted: bool = F
     contributions = tuple(map(_CONTRIBUTION, ordered))
     no_status = sum(map(_NO_STATUS, ordered))
     unestimated = sum(map(_UNESTIMATED, ordered))
-    done_count = sum(map(_DONE, contributions))
+    done_count = sum(map(truth, map(_DONE, contributions)))
+    excluded = _excluded(contributions)
     frozen_size = 0
     if not isinstance(spec, SumMeasure):
-        frozen_size = len(contributions) - _excluded(contributions)
-    terms = value_terms(spec, contributions)
+        frozen_size = len(contributions) - excluded
+    terms = _value_terms(spec, contributions, done_count, excluded)
     points = isinstance(spec, DoneRatioMeasure) and spec.unit == STORY_POINTS
     return Measurement(
         value=terms.value,
@@ -355,13 +356,21 @@ def value_terms(spec: JiraMeasure, contributions: Sequence[Contribution]) -> Val
     The one implementation of A2's formulas: :func:`measure` takes its value from here,
     and ``explain`` shows these terms for the items stored with a pass.
     """
+    return _value_terms(spec, contributions, sum(map(truth, map(_DONE, contributions))),
+                        _excluded(contributions))
+
+
+def _value_terms(spec: JiraMeasure, contributions: Sequence[Contribution], done: int,
+                 excluded: int) -> ValueTerms:
+    """:func:`value_terms` given how many ``contributions`` are done and how many a
+    frozen scope excludes (:func:`combine` has counted both: each count is a pass over
+    every item of the measure)."""
     # C-level maps rather than a Python loop per item; the sums add the same floats in
     # the same order as a loop would (and give 0, not 0.0, over no items, as ever).
     selected = len(contributions)
-    done = sum(map(truth, map(_DONE, contributions)))
     if isinstance(spec, DoneRatioMeasure):
         points = spec.unit == STORY_POINTS
-        counted = (contributions if not _excluded(contributions)
+        counted = (contributions if not excluded
                    else [c for c in contributions if c.counted != "excluded_frozen"])
         weights = ([p or 0.0 for p in map(_POINTS, counted)] if points
                    else list(repeat(1.0, len(counted))))

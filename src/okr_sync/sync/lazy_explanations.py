@@ -12,6 +12,17 @@ if TYPE_CHECKING:
     from okr_sync.sync.state import Explanation
 
 
+#: Owners whose stored items are decoded at once when they are read to be used once
+#: (change reasons, comparing snapshots) and dropped: not one read per owner, and not
+#: every touched KR's previous items held at once beside this pass's.
+READ_BATCH = 25
+
+
+def _batches(owners: list[str]) -> Iterator[list[str]]:
+    for start in range(0, len(owners), READ_BATCH):
+        yield owners[start:start + READ_BATCH]
+
+
 class LazyExplanations(Mapping[str, "Explanation"]):
     """A stored snapshot's explanations, read from the store the first time they are
     needed: most of a large snapshot is its items, and a quiet pass needs none of them.
@@ -25,7 +36,8 @@ class LazyExplanations(Mapping[str, "Explanation"]):
                  owners: Callable[[], Collection[str]] | None = None,
                  load_some: Callable[[Collection[str]], Mapping[str, Explanation]] | None = None,
                  stored: Callable[[], Mapping[str, tuple[str, tuple[str, ...]]]] | None = None,
-                 holders: Callable[[Collection[str]], set[str] | None] | None = None
+                 holders: Callable[[Collection[str], Collection[str] | None],
+                                   set[str] | None] | None = None
                  ) -> None:
         self._load = load
         self._stored = stored
@@ -71,13 +83,15 @@ class LazyExplanations(Mapping[str, "Explanation"]):
         found = self.refs().get(owner)
         return found if found is not None and found[1] == reasons else None
 
-    def owners_holding(self, issue_ids: Collection[str]) -> set[str] | None:
-        """The owners whose stored items include one of ``issue_ids``, told by the
-        store's ids index without decoding items (None when the store cannot tell, or
-        every owner is decoded already: the caller looks at the items)."""
+    def owners_holding(self, issue_ids: Collection[str],
+                       owners: Collection[str] | None = None) -> set[str] | None:
+        """The owners (all, or those of ``owners``) whose stored items include one of
+        ``issue_ids``, told by the store's ids index without decoding items (None when
+        the store cannot tell, or every owner is decoded already: the caller looks at
+        the items)."""
         if self._holders is None or self._loaded is not None:
             return None
-        return self._holders(issue_ids) if issue_ids else set()
+        return self._holders(issue_ids, owners) if issue_ids else set()
 
     def preload(self, owners: Collection[str]) -> None:
         """Read ``owners``' explanations in one go (not one read per owner)."""
@@ -86,6 +100,18 @@ class LazyExplanations(Mapping[str, "Explanation"]):
         missing = [owner for owner in owners if owner not in self._some]
         if missing:
             self._some.update(self._load_some(missing))
+
+    def read_some(self, owners: Collection[str]) -> dict[str, Explanation]:
+        """``owners``' explanations (those it holds) in one read, not kept: for a caller
+        that uses each once. Owners read and kept already are not read again."""
+        if self._loaded is not None or self._load_some is None:
+            every = self._all()
+            return {owner: every[owner] for owner in owners if owner in every}
+        found = {owner: self._some[owner] for owner in owners if owner in self._some}
+        missing = [owner for owner in owners if owner not in found]
+        if missing:
+            found.update(self._load_some(missing))
+        return found
 
     def __contains__(self, owner: object) -> bool:
         return owner in self._keys()
@@ -159,8 +185,7 @@ class KeptExplanations(Mapping[str, "Explanation"]):
         if set(self._order) != set(other):
             return False
         fresh = [owner for owner in self._order if owner not in self._kept]
-        self._source.preload(fresh)
-        return all(self._fresh[owner] == other[owner] for owner in fresh)
+        return _same_stored(self._fresh, fresh, self._source)
 
 
 def explanations_equal(mine: Mapping[str, Explanation], theirs: Mapping[str, Explanation]
@@ -169,7 +194,21 @@ def explanations_equal(mine: Mapping[str, Explanation], theirs: Mapping[str, Exp
     the two sides let tell it."""
     if isinstance(mine, KeptExplanations):
         return mine.same_as(theirs)
+    if isinstance(mine, dict) and isinstance(theirs, LazyExplanations):
+        return set(mine) == set(theirs) and _same_stored(mine, list(mine), theirs)
     return dict(mine.items()) == dict(theirs.items())
+
+
+def _same_stored(mine: Mapping[str, Explanation], owners: list[str],
+                 stored: LazyExplanations) -> bool:
+    """Whether ``owners``' explanations in ``mine`` equal the stored ones, read
+    :data:`READ_BATCH` owners at a time and dropped: after a pass measured every KR,
+    all their stored items beside this pass's were the peak of its memory."""
+    for batch in _batches(owners):
+        theirs = stored.read_some(batch)
+        if any(owner not in theirs or mine[owner] != theirs[owner] for owner in batch):
+            return False
+    return True
 
 
 class PreviousStates(Mapping[str, Mapping[str, "ItemState"]]):
@@ -181,17 +220,44 @@ class PreviousStates(Mapping[str, Mapping[str, "ItemState"]]):
 
     def __init__(self, explanations: Mapping[str, Explanation]) -> None:
         self._explanations = explanations
+        #: Owners announced by :meth:`preload` and not read yet -> their place in line.
+        self._ahead: dict[str, int] = {}
+        self._line: list[str] = []
+        #: The batch read last, each owner dropped as it is asked for.
+        self._batch: dict[str, Explanation] = {}
 
     def preload(self, owners: Collection[str]) -> None:
-        """Read ``owners``' stored items in one go (not one read per owner)."""
+        """Announce the owners about to be asked for, in that order: they are read
+        :data:`READ_BATCH` at a time as asked for (not one read per owner), and each is
+        dropped once asked for, so no more than a batch of them is held at once."""
         if isinstance(self._explanations, LazyExplanations):
-            self._explanations.preload([o for o in owners if o in self._explanations])
+            self._line = [o for o in owners if o in self._explanations]
+            self._ahead = {owner: place for place, owner in enumerate(self._line)}
+            self._batch = {}
+
+    def _preloaded(self) -> None:
+        """Every owner's stored items, read in one go and kept (iterating needs each
+        owner's error)."""
+        if isinstance(self._explanations, LazyExplanations):
+            self._explanations.preload([o for o in self._explanations])
+
+    def _entry(self, owner: str) -> Explanation:
+        if owner in self._batch:
+            return self._batch.pop(owner)
+        place = self._ahead.get(owner)
+        if place is None or not isinstance(self._explanations, LazyExplanations):
+            return self._explanations[owner]
+        batch = [o for o in self._line[place:place + READ_BATCH] if o in self._ahead]
+        for read in batch:
+            del self._ahead[read]
+        self._batch = self._explanations.read_some(batch)
+        return self._batch.pop(owner)
 
     def __getitem__(self, owner: str) -> Mapping[str, ItemState]:
         # Asked first: looking up an owner the snapshot does not hold would read the store.
         if owner not in self._explanations:
             raise KeyError(owner)
-        entry = self._explanations[owner]
+        entry = self._entry(owner)
         if entry.error:
             raise KeyError(owner)
         from okr_sync.scoring.explain import item_states
@@ -200,7 +266,7 @@ class PreviousStates(Mapping[str, Mapping[str, "ItemState"]]):
 
     def _owners(self) -> list[str]:
         # Which owners hold states is told by their errors, without decoding items.
-        self.preload(list(self._explanations))
+        self._preloaded()
         return [owner for owner in self._explanations
                 if not self._explanations[owner].error]
 
@@ -210,16 +276,22 @@ class PreviousStates(Mapping[str, Mapping[str, "ItemState"]]):
     def __len__(self) -> int:
         return len(self._owners())
 
-    def holding(self, issue_ids: Collection[str]) -> set[str]:
-        """The owners whose items include one of ``issue_ids``: from the store's ids
-        index when it can tell (a superset: owners whose items are an error's too),
-        else from every owner's decoded items."""
+    def holding(self, issue_ids: Collection[str],
+                owners: Collection[str] | None = None) -> set[str]:
+        """The owners (all, or those of ``owners``) whose items include one of
+        ``issue_ids``: from the store's ids index when it can tell (a superset: owners
+        whose items are an error's too), else from their decoded items."""
         if isinstance(self._explanations, LazyExplanations):
-            found = self._explanations.owners_holding(issue_ids)
+            found = self._explanations.owners_holding(issue_ids, owners)
             if found is not None:
                 return found
         wanted = set(issue_ids)
-        return {owner for owner in self if wanted.intersection(self[owner])}
+        if owners is None:
+            return {owner for owner in self if wanted.intersection(self[owner])}
+        asked = [owner for owner in owners if owner in self._explanations]
+        self.preload(asked)
+        return {owner for owner in asked if not self._explanations[owner].error
+                and wanted.intersection(self[owner])}
 
 class ExplanationsJson(Mapping[str, Any]):
     """Each owner's explanation as JSON, built only when it is read.

@@ -15,13 +15,14 @@ explanations equalled that snapshot's, or it was such a quiet pass itself).
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable, Collection, Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
 
 from okr_sync.config.plan import Plan
 from okr_sync.scoring.evaluate import (
+    Basis,
     Evaluation,
     SourceData,
     evaluate_measures,
@@ -30,6 +31,7 @@ from okr_sync.scoring.evaluate import (
     measure_keys,
     measure_states,
     measured_by_source,
+    reason_basis,
 )
 from okr_sync.scoring.explain import ItemState
 from okr_sync.scoring.incremental import Measured, MeasureIndex, MeasureState
@@ -40,6 +42,7 @@ from okr_sync.sync.pull import PulledSource, issue_from_record
 from okr_sync.sync.state import (
     Explanation,
     PassSnapshot,
+    previous_states,
     prior_measure_states,
     save_measure_states,
 )
@@ -49,6 +52,9 @@ from okr_sync.sync.store.store import StoreTransaction
 
 #: The layout of a stored summary; another one is ignored (the pass measures instead).
 SUMMARY_VERSION = 1
+#: The summary's key recording, per owner, the snapshot whose items equal its stored
+#: measure state (:func:`items_of`).
+ITEMS_OF = "items_of"
 
 
 @dataclass(frozen=True)
@@ -67,6 +73,12 @@ class Measurements:
     #: counts): evaluations taken from the stored summary, states neither read nor
     #: written, items those of the latest snapshot.
     reused: Mapping[str, str | None] = field(default_factory=dict)
+    #: Owner -> the snapshot whose items for it its stored state equals, of the owners
+    #: whose stored state this pass leaves as it is (see :func:`items_of`).
+    items_of: Mapping[str, int] = field(default_factory=dict)
+    #: Owners whose stored state, after this pass, equals the items the snapshot it
+    #: publishes (if it does) holds for them.
+    renewed: frozenset[str] = frozenset()
 
 
 def members_hash(ids: Sequence[str]) -> str:
@@ -87,20 +99,29 @@ def measure(
     *,
     cycle_start: datetime,
     published_id: int | None,
-    previous: Callable[[], Mapping[str, Mapping[str, ItemState]]],
+    published: PassSnapshot | None,
+    latest: PassSnapshot | None,
     sites: Mapping[str, str | None],
     summaries: Mapping[str, Mapping[str, Any] | None],
     may_reuse: bool,
-    latest_items: Mapping[str, Any] | None = None,
 ) -> Measurements:
-    """Evaluate every Jira measure. ``published_id`` is the published snapshot's id;
-    ``previous`` reads its item states (for the reasons), only when they are needed."""
+    """Evaluate every Jira measure. ``published`` is the published snapshot (its id
+    ``published_id``): reasons are told against its items, read only when needed.
+    ``latest``: the latest snapshot (the items of owners no change touched)."""
+    latest_items = latest.explanations if latest is not None else None
+    marks = items_of(summaries)
+    # Owners whose stored state equals the published items: their reasons are told
+    # from the state and the changes (:func:`reason_basis`), not the published items.
+    told = {owner for owner, snapshot in marks.items()
+            if published_id is not None and snapshot == published_id}
     if may_reuse:
         reused = _unchanged(plan, pulled, sources, cycle_start=cycle_start,
                             published_id=published_id, sites=sites, summaries=summaries)
         if reused is not None:
-            return Measurements(reused, unchanged=True)
-    items_before = previous()
+            # The published snapshot, if this pass publishes one, holds the latest's items.
+            return Measurements(reused, unchanged=True, items_of=marks,
+                                renewed=frozenset(told) if latest is published else frozenset())
+    items_before = previous_states(published)
     # Built once: its matchers and measure keys serve both finding the untouched owners
     # and measuring the others.
     by_source = measured_by_source(plan, sources, cycle_start)
@@ -120,18 +141,56 @@ def measure(
     states = measure_states(plan, sources, cycle_start=cycle_start, before=before,
                             changes=changes, skip=kept, by_source=by_source)
     same = frozenset(owner for owner, state in states.items() if before.get(owner) is state)
+    bases = _bases(plan, pulled, before, states, told.intersection(states))
     # The stored states replaced by new ones are garbage from here on, before evaluating.
     del before, by_source
     if isinstance(items_before, PreviousStates):
-        # The owners measured now read their published items (for the reasons): in one
-        # read, and only theirs.
-        items_before.preload([owner for owner, _ in plan.jira_measures() if owner not in kept])
+        # The owners measured now whose reasons need their published items read them:
+        # in one read, and only theirs (counts and failures tell none).
+        items_before.preload([owner for owner in states if owner not in bases])
     evaluated = evaluate_measures(plan, sources, cycle_start=cycle_start,
-                                  previous=items_before, states=states, skip=kept)
+                                  previous=items_before, states=states, skip=kept,
+                                  bases=bases)
     evaluations = {owner: evaluated[owner] if owner in evaluated else kept[owner][0]
                    for owner, _ in plan.jira_measures()}
+    # A reused owner's items in the snapshot this pass stores are the latest's.
+    renewed = set(states)
+    if latest is published:
+        renewed.update(told.intersection(kept))
     return Measurements(evaluations, states=states, same=same,
-                        reused={owner: key for owner, (_, key) in kept.items()})
+                        reused={owner: key for owner, (_, key) in kept.items()},
+                        items_of={owner: marks[owner] for owner in (*same, *kept)
+                                  if owner in marks},
+                        renewed=frozenset(renewed))
+
+
+def items_of(summaries: Mapping[str, Mapping[str, Any] | None]) -> dict[str, int]:
+    """Per owner, the snapshot whose items for it equal its stored measure state, as
+    the summaries record it: written in the transaction that stores the states, so it
+    holds while they do (a state changed since is no longer recorded there)."""
+    marks: dict[str, int] = {}
+    for summary in summaries.values():
+        recorded = summary.get(ITEMS_OF) if summary is not None else None
+        if isinstance(recorded, dict):
+            marks.update((owner, snapshot) for owner, snapshot in recorded.items()
+                         if isinstance(snapshot, int))
+    return marks
+
+
+def _bases(plan: Plan, pulled: Mapping[str, PulledSource], before: Mapping[str, MeasureState],
+           states: Mapping[str, MeasureState], owners: Collection[str]) -> dict[str, Basis]:
+    """The :class:`Basis` of those ``owners`` whose state this pass was brought up to
+    date from their stored one (``before``)."""
+    sources_of = {owner: spec.source for owner, spec in plan.jira_measures()}
+    touched = {name: frozenset({i.id for i in source.upserts} | set(source.deleted))
+               for name, source in pulled.items()}
+    bases: dict[str, Basis] = {}
+    for owner in owners:
+        if owner in before and owner in sources_of:
+            basis = reason_basis(before[owner], states[owner], touched[sources_of[owner]])
+            if basis is not None:
+                bases[owner] = basis
+    return bases
 
 
 def untouched(
@@ -163,6 +222,7 @@ def untouched(
         by_source = measured_by_source(plan, sources, cycle_start)
     keys = {owner: m.key for measures in by_source.values() for owner, m in measures.items()}
     candidates: dict[str, tuple[Evaluation, str | None]] = {}
+    touched_in: dict[str, set[str]] = {}
     for name, source in pulled.items():
         summary = summaries.get(name)
         if (
@@ -172,7 +232,7 @@ def untouched(
         ):
             continue
         data = sources[name]
-        touched = {i.id for i in source.upserts} | set(source.deleted)
+        touched = touched_in[name] = {i.id for i in source.upserts} | set(source.deleted)
         # The changed issues as the previous pass measured them (the mirror is written
         # at commit) and as they are now.
         items: list[WorkItem] = [issue_from_record(doc)
@@ -185,8 +245,6 @@ def untouched(
         hit: set[str] = set()
         for item in items:
             hit |= index.matching(item)
-        # Owners whose published items hold a changed issue (the reasons read them).
-        held = _holding(items_before, touched)
         for owner, spec in plan.jira_measures():
             if spec.source != name or owner in hit or owner in data.failures:
                 continue
@@ -197,7 +255,6 @@ def untouched(
                 or entry["jql"] != data.jql.get(owner, "")
                 or keys.get(owner) != summary["keys"].get(owner)
                 or owner not in latest_items
-                or owner in held
             ):
                 continue
             if spec.jql is not None:
@@ -209,25 +266,40 @@ def untouched(
                         not isinstance(membership, int) and touched.intersection(membership)):
                     continue
             candidates[owner] = (evaluation_from_summary(owner, entry), keys.get(owner))
+    _whole_objectives(plan, candidates)
+    # Owners whose published items hold a changed issue (the reasons read them): asked
+    # last, and only of the owners still in question (most of a large pass's owners
+    # are out already, and each owner asked is thousands of ids read).
+    sources_of = {owner: spec.source for owner, spec in plan.jira_measures()}
+    for name, touched in touched_in.items():
+        mine = [owner for owner in candidates if sources_of[owner] == name]
+        for owner in _holding(items_before, touched, mine):
+            candidates.pop(owner, None)
+    _whole_objectives(plan, candidates)
+    return candidates
+
+
+def _whole_objectives(plan: Plan, candidates: dict[str, Any]) -> None:
+    """Drop the ``candidates`` of objectives that are not candidates whole (double
+    counting is told within an objective)."""
     jira_owners = {owner for owner, _ in plan.jira_measures()}
     for objective in plan.objectives:
         krs = [kr.id for kr in objective.key_results if kr.id in jira_owners]
         if any(kr not in candidates for kr in krs):
             for kr in krs:
                 candidates.pop(kr, None)
-    return candidates
 
 
 def _holding(items_before: Mapping[str, Mapping[str, ItemState]],
-             touched: Collection[str]) -> set[str]:
-    """The owners whose ``items_before`` hold one of ``touched`` (from the store's ids
-    index when it can tell, without decoding the items)."""
-    if not touched:
+             touched: Collection[str], owners: Collection[str]) -> set[str]:
+    """Those of ``owners`` whose ``items_before`` hold one of ``touched`` (from the
+    store's ids index when it can tell, without decoding the items)."""
+    if not touched or not owners:
         return set()
     if isinstance(items_before, PreviousStates):
-        return items_before.holding(touched)
-    return {owner for owner, states in items_before.items()
-            if not states.keys().isdisjoint(touched)}
+        return items_before.holding(touched, owners)
+    return {owner for owner in owners
+            if owner in items_before and not items_before[owner].keys().isdisjoint(touched)}
 
 
 def _unchanged(
@@ -301,21 +373,38 @@ def save_measurements(
     change reasons between a KR's items and themselves are none. Without it, evaluations
     taken from the stored summaries (``unchanged``) store nothing.
     """
+    sources_of = {owner: spec.source for owner, spec in plan.jira_measures()}
     if measurements.unchanged:
         if published_now is not None:
             for name in pulled:
                 stored = (summaries or {}).get(name)
                 if stored is not None:
-                    tx.update_measure_summary(name, told_against_itself(stored, published_now))
+                    tx.update_measure_summary(name, {
+                        **told_against_itself(stored, published_now),
+                        ITEMS_OF: _marks(name, measurements, sources_of, published_now)})
         return
-    sources_of = {owner: spec.source for owner, spec in plan.jira_measures()}
     for name, source in pulled.items():
         summary = _summary(name, source, measurements, sources_of, published_id,
                            sites.get(name))
-        if summary is not None and published_now is not None:
-            summary = told_against_itself(summary, published_now)
+        if summary is not None:
+            if published_now is not None:
+                summary = told_against_itself(summary, published_now)
+            summary[ITEMS_OF] = _marks(name, measurements, sources_of, published_now)
         save_measure_states(tx, name, measurements.same, measurements.states, sources_of,
                             now, summary=summary, untouched=measurements.reused)
+
+
+def _marks(name: str, measurements: Measurements, sources_of: Mapping[str, str],
+           published_now: int | None) -> dict[str, int]:
+    """What the summary of source ``name`` records after this pass (:func:`items_of`):
+    the records of the states it leaves as they are, and, when it publishes a
+    snapshot, that snapshot for every owner whose stored state equals its items."""
+    marks = {owner: snapshot for owner, snapshot in measurements.items_of.items()
+             if sources_of.get(owner) == name}
+    if published_now is not None:
+        marks.update((owner, published_now) for owner in measurements.renewed
+                     if sources_of.get(owner) == name)
+    return marks
 
 
 def told_against_itself(summary: Mapping[str, Any], snapshot_id: int) -> dict[str, Any]:
@@ -384,8 +473,8 @@ def previous_snapshots(
         def stored() -> dict[str, tuple[str, tuple[str, ...]]]:
             return store.snapshot_item_refs(snapshot_id)
 
-        def holders(ids: Collection[str]) -> set[str] | None:
-            return store.snapshot_owners_holding(snapshot_id, ids)
+        def holders(ids: Collection[str], owners: Collection[str] | None) -> set[str] | None:
+            return store.snapshot_owners_holding(snapshot_id, ids, owners)
 
         return replace(snapshot, explanations=LazyExplanations(
             load, owners=owners, load_some=load_some, stored=stored, holders=holders))

@@ -73,8 +73,15 @@ class MirrorView(MutableMapping[str, JiraIssue]):
 
     def _stored(self) -> set[str]:
         if self._ids is None:
-            self._ids = self._store.mirrored_ids(self._source)
+            self._know_all(self._store.mirrored_ids(self._source))
+        assert self._ids is not None
         return self._ids
+
+    def _know_all(self, ids: set[str]) -> None:
+        self._ids = ids
+        # Answered by the ids from now on: the answers kept id by id (every mirrored id
+        # after a full pull looked each one up) would be a second index of the mirror.
+        self._known = {}
 
     def _stored_among(self, ids: Collection[str]) -> set[str]:
         """Those of ``ids`` the store holds (one read for the ids not looked up yet)."""
@@ -150,7 +157,8 @@ class MirrorView(MutableMapping[str, JiraIssue]):
         if wanted:
             # The records read answer whether each id is mirrored, too.
             records = self._store.issue_records(self._source, wanted)
-            self._known.update((i, i in records) for i in wanted)
+            if self._ids is None:
+                self._known.update((i, i in records) for i in wanted)
             found.update({i: issue_from_record(doc) for i, doc in records.items()})
         return found
 
@@ -164,7 +172,7 @@ class MirrorView(MutableMapping[str, JiraIssue]):
                 yield issue_from_record(doc)
         # A whole stream lists every stored id: later membership checks need no read.
         if self._ids is None:
-            self._ids = seen
+            self._know_all(seen)
         yield from self._over.values()
 
     def values(self) -> ValuesView[JiraIssue]:

@@ -60,12 +60,11 @@ from okr_sync.sync.state import (
     explanations_of,
     load_state,
     materialised,
-    previous_states,
     previous_values,
     published_scores,
     same_scores,
     save_snapshot,
-    with_reasons,
+    unchanged_explanations,
     write_source,
 )
 from okr_sync.sync.store.reader import StoreReader
@@ -178,11 +177,10 @@ class SyncPass:
             self.plan, self.store, pulled, sources,
             cycle_start=self._cycle_start(),
             published_id=published_id,
-            previous=lambda: previous_states(published),
+            published=published, latest=latest,
             sites=sites,
             summaries=summaries,
             may_reuse=latest is not None and not self.options.full and not self.options.refetch,
-            latest_items=latest.explanations if latest is not None else None,
         )
         evaluations = measurements.evaluations
         # One line per failed source, never one per KR and KPI of it.
@@ -238,7 +236,7 @@ class SyncPass:
         if measurements.unchanged and latest is not None:
             # Nothing new: the items behind these evaluations are the latest snapshot's,
             # their reasons this pass's (told against the published snapshot).
-            explanations: Mapping[str, Explanation] = with_reasons(
+            explanations: Mapping[str, Explanation] = unchanged_explanations(
                 latest.explanations, evaluations)
         elif measurements.reused and latest is not None:
             # Owners no change touched keep the latest snapshot's items (their reasons

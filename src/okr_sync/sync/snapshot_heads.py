@@ -131,8 +131,8 @@ def _with_explanations(store: Store, snapshot_id: int, head: _Head) -> PassSnaps
             head.refs = store.snapshot_item_refs(snapshot_id)
         return dict(head.refs)
 
-    def holders(ids: Collection[str]) -> set[str] | None:
-        return store.snapshot_owners_holding(snapshot_id, ids)
+    def holders(ids: Collection[str], owners: Collection[str] | None) -> set[str] | None:
+        return store.snapshot_owners_holding(snapshot_id, ids, owners)
 
     return replace(head.snapshot, explanations=LazyExplanations(
         load, owners=owners, load_some=load_some, stored=stored, holders=holders))

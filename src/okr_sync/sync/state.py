@@ -206,6 +206,20 @@ def explanations_of(evaluations: Mapping[str, Evaluation],
     return result
 
 
+def unchanged_explanations(latest: Mapping[str, Explanation],
+                           evaluations: Mapping[str, Evaluation]) -> Mapping[str, Explanation]:
+    """The explanations of a pass that found nothing new: the latest snapshot's, with
+    this pass's reasons. When that snapshot stores them apart and holds exactly the
+    evaluated owners, an owner whose reasons are the stored ones names its stored row
+    (:func:`explanations_of`): saving such a pass (one that posts a message) then
+    decodes only the owners whose reasons moved, not every KR's items."""
+    if (isinstance(latest, LazyExplanations) and latest.refs()
+            and set(latest.refs()) == set(latest) == set(evaluations)):
+        ordered = {owner: evaluations[owner] for owner in latest}
+        return explanations_of(ordered, latest, ordered)
+    return with_reasons(latest, evaluations)
+
+
 def materialised(explanations: Mapping[str, Explanation]) -> Mapping[str, Explanation]:
     """``explanations`` with nothing left to read from the store (before a transaction):
     kept ones name stored rows, so saving them reads nothing and they stay as they are."""

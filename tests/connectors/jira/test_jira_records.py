@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
@@ -197,3 +198,20 @@ def test_parse_jira_datetime_given_jira_formats_returns_aware_instant(
 def test_parse_jira_datetime_given_naive_or_garbage_raises_malformed(text: str) -> None:
     with pytest.raises(MalformedResponseError):
         parse_jira_datetime(text)
+
+
+def test_from_json_given_issues_decoded_apart_shares_their_names_and_zones() -> None:
+    # Each hit decoded on its own, as pages are: JSON gives every value its own string.
+    first, second = (JiraIssue.from_json(json.loads(json.dumps(issue_json(
+        created="2019-09-25T08:37:05.392-0500", updated=f"2026-11-0{n}T10:15:00.000-0500"))))
+        for n in (1, 2))
+
+    # A full pull holds every issue it read: what they share is held once.
+    for name in ("project", "issuetype", "status", "status_category", "priority",
+                 "resolution"):
+        assert getattr(first, name) is getattr(second, name)
+    assert all(a is b for a, b in zip(first.labels + first.components,
+                                      second.labels + second.components, strict=True))
+    assert first.created.tzinfo is second.created.tzinfo is second.updated.tzinfo
+    assert second.updated.utcoffset() == timedelta(hours=-5)
+    assert second.updated == datetime(2026, 11, 2, 15, 15, tzinfo=UTC)

@@ -294,3 +294,17 @@ def test_snapshot_owners_holding_given_more_ids_than_one_lookup_reads_the_rows_w
 
     assert store.snapshot_owners_holding(snapshot_id, many) == {"KR2"}
     assert store.kr_item_id_rows_read - before == 3  # every id of the snapshot's rows
+
+
+def test_snapshot_owners_holding_given_owners_reads_only_their_rows(store: Store) -> None:
+    ids = [str(n) for n in range(LOOKUP_IDS + 50)]
+    snapshot_id = store.save_snapshot(cycle="c", as_of=NOW, document=_document(
+        {"KR1": _entry("a", ids[:100]), "KR2": _entry("b", ids[100:]),
+         "KR3": _entry("c", ["1", "x"])}))
+    before = store.kr_item_id_rows_read
+
+    # More ids than one lookup takes: the asked owners' rows are read whole, no other.
+    assert store.snapshot_owners_holding(snapshot_id, ids, ["KR3", "KR9"]) == {"KR3"}
+    assert store.kr_item_id_rows_read - before == 2
+    assert store.snapshot_owners_holding(snapshot_id, ids, []) == set()
+    assert store.snapshot_owners_holding(snapshot_id, {"150"}, ["KR1", "KR2"]) == {"KR2"}

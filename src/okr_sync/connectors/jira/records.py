@@ -14,9 +14,10 @@ from __future__ import annotations
 
 import math
 import re
+import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timezone
 from types import MappingProxyType
 from typing import Any, Self
 
@@ -99,11 +100,25 @@ def is_issue_key(value: Any) -> bool:
     return isinstance(value, str) and ISSUE_KEY_PATTERN.fullmatch(value) is not None
 
 
+#: One zone object per offset Jira's timestamps carry (see :func:`_shared_zone`).
+_ZONES: dict[tuple[timezone, str | None], timezone] = {}
+
+
+def _shared_zone(parsed: datetime) -> datetime:
+    """``parsed`` with the zone object every timestamp of its offset shares: ``strptime``
+    gives each its own, and a pull holds three timestamps of every issue it read."""
+    zone = parsed.tzinfo
+    if type(zone) is not timezone:
+        return parsed
+    shared = _ZONES.setdefault((zone, zone.tzname(None)), zone)
+    return parsed if shared is zone else parsed.replace(tzinfo=shared)
+
+
 def parse_jira_datetime(value: str) -> datetime:
     """Parse a Jira timestamp such as ``2019-09-25T08:37:05.392-0500`` (aware)."""
     for fmt in _TIMESTAMP_FORMATS:
         try:
-            return datetime.strptime(value, fmt)
+            return _shared_zone(datetime.strptime(value, fmt))
         except ValueError:
             continue
     try:
@@ -188,17 +203,19 @@ def _build(
         epic = fields.get(epic_link_field)
         parent_key = str(epic) if epic else None
     resolution_date = fields.get("resolutiondate")
+    # Names many issues share (project, type, status...) are interned: decoded JSON
+    # gives every issue its own copies, and a full pull holds every issue it read.
     return JiraIssue(
         id=str(issue_id_text(raw["id"])),
         key=str(raw["key"]),
-        project=str(fields["project"]["key"]),
-        issuetype=str(issuetype.get("name", "")),
+        project=sys.intern(str(fields["project"]["key"])),
+        issuetype=sys.intern(str(issuetype.get("name", ""))),
         is_subtask=bool(issuetype.get("subtask", False)),
         parent_id=_opt_str(parent.get("id")),
         parent_key=_opt_str(parent_key),
         summary=str(fields.get("summary") or ""),
-        status=str(status.get("name", "")),
-        status_category=str(category.get("key") or STATUS_CATEGORY_UNDEFINED),
+        status=sys.intern(str(status.get("name", ""))),
+        status_category=sys.intern(str(category.get("key") or STATUS_CATEGORY_UNDEFINED)),
         resolution=_name(fields.get("resolution")),
         resolution_date=parse_jira_datetime(resolution_date) if resolution_date else None,
         priority=_name(fields.get("priority")),
@@ -219,7 +236,7 @@ def _opt_str(value: Any) -> str | None:
 def _name(value: Any) -> str | None:
     if not value:
         return None
-    return str(value["name"])
+    return sys.intern(str(value["name"]))
 
 
 def _labels(value: Any) -> tuple[str, ...]:
@@ -228,11 +245,11 @@ def _labels(value: Any) -> tuple[str, ...]:
         return ()
     if not isinstance(value, list):
         raise TypeError(f"labels is {type(value).__name__}, not a list")
-    return tuple(str(label) for label in value)
+    return tuple(sys.intern(str(label)) for label in value)
 
 
 def _names(values: Any) -> tuple[str, ...]:
-    return tuple(str(item["name"]) for item in values or ())
+    return tuple(sys.intern(str(item["name"])) for item in values or ())
 
 
 def _first_number(fields: Mapping[str, Any], candidates: Sequence[str]) -> float | None:

@@ -64,7 +64,7 @@ def _cursor(row: sa.Row[Any]) -> Cursor:
 
 
 #: Issue rows built and written at once by :meth:`IssueOps.upsert_issues`.
-UPSERT_BATCH = 500
+UPSERT_BATCH = 200
 
 
 def _identity(record: Any) -> tuple[str, datetime]:
@@ -139,32 +139,37 @@ class IssueOps(StoreOps):
         holds one batch of documents rather than the whole mirror's.
         """
         seen = self._now(seen_at)
-        records = list(records)
+        records = records if isinstance(records, list) else list(records)
         # Which record of each id is written: the last one with the latest ``updated``.
         # A record that loses is checked in full here, before anything is written, so an
         # invalid one refuses the call as it would have as a winner (winners are checked
-        # as their rows are built, in the transaction); duplicates are few.
-        winners: dict[str, tuple[datetime, int]] = {}
+        # as their rows are built, in the transaction). Duplicates are few: only their
+        # ``updated`` is read again, not kept for every record of a cold pass's mirror.
+        winners: dict[str, int] = {}
         for index, record in enumerate(records):
             ident, updated = _identity(record)
             previous = winners.get(ident)
-            if previous is None or updated >= previous[0]:
-                winners[ident] = (updated, index)
-            if previous is not None:
-                loser = records[previous[1]] if winners[ident][1] == index else record
-                _issue_row(source, loser, seen)
+            if previous is None:
+                winners[ident] = index
+                continue
+            if updated >= _identity(records[previous])[1]:
+                winners[ident] = index
+                _issue_row(source, records[previous], seen)
+            else:
+                _issue_row(source, record, seen)
         if not winners:
             return UpsertResult(0, 0, 0, ())
         inserted = written = 0
         changes: list[KeyChange] = []
-        order = [index for _, index in winners.values()]
+        order = list(winners.values())
+        del winners  # a dict of every id: not held while the rows are written
         with self._connection() as conn:
             for batch in chunks(order, UPSERT_BATCH):
                 rows = [_issue_row(source, records[index], seen) for index in batch]
                 fresh, moved, new = _write_rows(conn, source, rows, seen)
                 inserted, written = inserted + new, written + len(fresh)
                 changes += moved
-        return UpsertResult(inserted, written - inserted, len(winners) - written,
+        return UpsertResult(inserted, written - inserted, len(order) - written,
                             tuple(changes))
 
     def mark_deleted(

@@ -20,7 +20,7 @@ from okr_sync.sync.store.tables import issues, measure_marks, measure_states
 #: Rows read at a time while streaming the mirror.
 STREAM_BATCH = 1000
 #: Measure states encoded and written at once.
-STATE_BATCH = 50
+STATE_BATCH = 10
 
 #: Built once: the ids are bound as one expanding parameter, not coerced one by one.
 _MIRRORED_AMONG = sa.select(issues.c.issue_id).where(

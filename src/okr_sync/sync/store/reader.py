@@ -83,8 +83,8 @@ class StoreReader(Protocol):
     def snapshot_item_refs(self, snapshot_id: int
                            ) -> dict[str, tuple[str, tuple[str, ...]]]: ...
 
-    def snapshot_owners_holding(self, snapshot_id: int, issue_ids: Collection[str]
-                                ) -> set[str] | None: ...
+    def snapshot_owners_holding(self, snapshot_id: int, issue_ids: Collection[str],
+                                owners: Collection[str] | None = None) -> set[str] | None: ...
 
     def get_measure_summary(self, source: str) -> dict[str, Any] | None: ...
 
@@ -208,11 +208,11 @@ class ReadOnlyStore:
                            ) -> dict[str, tuple[str, tuple[str, ...]]]:
         return {} if self._store is None else self._store.snapshot_item_refs(snapshot_id)
 
-    def snapshot_owners_holding(self, snapshot_id: int, issue_ids: Collection[str]
-                                ) -> set[str] | None:
+    def snapshot_owners_holding(self, snapshot_id: int, issue_ids: Collection[str],
+                                owners: Collection[str] | None = None) -> set[str] | None:
         if self._store is None:
             return None
-        return self._store.snapshot_owners_holding(snapshot_id, issue_ids)
+        return self._store.snapshot_owners_holding(snapshot_id, issue_ids, owners)
 
     def get_measure_summary(self, source: str) -> dict[str, Any] | None:
         return None if self._store is None else self._store.get_measure_summary(source)

@@ -44,7 +44,7 @@ EXPLAIN_REFS = "explain_refs"
 #: still exact for an untouched owner without decoding its items.
 EXPLAIN_REASONS = "explain_reasons"
 #: Explanation rows encoded and written at once when a snapshot is saved.
-ITEM_BATCH = 50
+ITEM_BATCH = 10
 
 
 #: Snapshot layouts whose explanations are stored apart (2: items as objects, 3: as rows).
@@ -284,14 +284,16 @@ class SnapshotItemOps(StoreOps):
             return list(refs)
         return list(self.snapshot_explanations(snapshot_id))
 
-    def snapshot_owners_holding(self, snapshot_id: int, issue_ids: Collection[str]
-                                ) -> set[str] | None:
-        """The owners whose explanation in snapshot ``snapshot_id`` holds an item of one
-        of ``issue_ids``, read from the ids index without decoding any items.
+    def snapshot_owners_holding(self, snapshot_id: int, issue_ids: Collection[str],
+                                owners: Collection[str] | None = None) -> set[str] | None:
+        """The owners (all, or those of ``owners``) whose explanation in snapshot
+        ``snapshot_id`` holds an item of one of ``issue_ids``, read from the ids index
+        without decoding any items.
 
         None when the index cannot tell: the snapshot holds its explanations inline, or
         a row it names was never indexed (stored by a process predating the index).
-        The caller then reads the items."""
+        The caller then reads the items. Only the asked owners' rows are read: a pass
+        asks about the few owners it could reuse, not every owner's thousands of ids."""
         doc = snapshots.c.document
         with self._connection() as conn:
             refs = conn.execute(
@@ -299,8 +301,10 @@ class SnapshotItemOps(StoreOps):
             ).scalar_one_or_none()
             if not isinstance(refs, dict):
                 return None
+            if owners is not None:
+                refs = {owner: refs[owner] for owner in owners if owner in refs}
             wanted = set(issue_ids) - {INDEXED}
-            if not wanted:
+            if not wanted or not refs:
                 return set()
             # Only the rows this snapshot names, by primary key (hash, issue_id): not
             # every stored version of each owner that ever held one of the ids.
