@@ -181,7 +181,9 @@ class HistoryOps(StoreOps):
         seeks (:func:`_final_rows`) rather than by grouping every row, so the cost is
         the number of pairs, never the length of the history.
         """
-        params: dict[str, Any] = {"except_cycle": except_cycle}
+        params: dict[str, Any] = {}
+        if except_cycle is not None:
+            params["except_cycle"] = except_cycle
         if kr_ids is not None:
             params["kr_ids"] = sorted(kr_ids)
         query = _final_rows(kr_ids is not None, except_cycle is not None)
