@@ -3,7 +3,7 @@
 Every pass asks each KR's final score of each cycle (``too_easy``); grouping every
 ``kr_history`` row did so in time that grew with each stored snapshot, for good.
 
-Revision ID: 0014
+Revision ID: 0013
 Revises: 0012
 Create Date: 2026-12-06 12:45:00
 """
@@ -14,7 +14,7 @@ from collections.abc import Sequence
 
 from alembic import op
 
-revision: str = "0014"
+revision: str = "0013"
 down_revision: str | Sequence[str] | None = "0012"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
