@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 
 from benchmarks import harness, minimum, run
-from benchmarks.report import render, write_report
+from benchmarks.report import peak_text, render, write_report
 from benchmarks.results import SCENARIOS, load_results, normalize, parse_scenarios
 from benchmarks.targets import rss_flat
 
@@ -216,3 +216,13 @@ def test_measure_process_given_a_large_parent_reports_the_childs_own_peak(
     assert result["peak_rss_from"] == "VmHWM"
     assert 30 <= result["peak_rss_mb"] < 150
     assert result["ru_maxrss_mb"] >= 200
+
+
+def test_peak_text_given_runs_read_from_ru_maxrss_marks_them() -> None:
+    own = {"peak_rss_mb": 150.0, "rss_from": ["VmHWM"]}
+    inherited = {"peak_rss_mb": 350.0, "rss_from": ["ru_maxrss"]}
+    mixed = {"peak_rss_mb": 200.0, "rss_from": ["VmHWM", "ru_maxrss"]}
+
+    assert peak_text(own) == "150"
+    assert peak_text(inherited) == "350 (ru_maxrss)"
+    assert peak_text(mixed) == "200 (ru_maxrss)"

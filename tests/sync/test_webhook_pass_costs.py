@@ -171,3 +171,14 @@ def test_compiled_matcher_given_another_plan_clears_the_cache_meanwhile_still_an
     cache[(local, None, True)] = first
 
     assert pull_local.compiled_matcher(local, tz=None, cloud=True) is first
+
+
+def test_pass_given_a_running_process_asks_the_store_only_about_ids_written_since(
+    passes: Passes,
+) -> None:
+    # The stored raw-JQL members were asked about by the first webhook pass; the second
+    # reads only the rows the first one wrote and the ids of what it pulled itself
+    # (before: every member again, each pass).
+    first, second = passes.costs["webhook0"], passes.costs["webhook1"]
+    assert first.mirrored_ids > first.issues_fetched + second.issues_fetched
+    assert second.mirrored_ids <= first.issues_fetched + second.issues_fetched

@@ -6,11 +6,17 @@ this pass pulled (and less what it found deleted). Memory holds the stored ids
 and this pass's changes, never the whole mirror. Whether an id is mirrored is asked of the
 store for the ids the pass looks at (remembered for the pass), so a one-issue pass
 reads a few ids rather than every mirrored one; only iterating lists them all.
+
+:class:`KnownMirrored` keeps those answers across a process's passes (a serve pass
+checks the same ~10k stored raw-JQL members each time), patched each pass with the
+rows written since (found by the mirror's newest write times, as the measure marks
+are), and asked again in full on the daily reconcile and on ``--full``.
 """
 
 from __future__ import annotations
 
 from collections.abc import Collection, ItemsView, Iterator, MutableMapping, ValuesView
+from datetime import datetime
 
 from okr_sync.connectors.jira.records import JiraIssue
 from okr_sync.sync.pull import issue_from_record
@@ -18,16 +24,49 @@ from okr_sync.sync.store.reader import StoreReader
 
 #: Reads of a few ids (each a transaction) after which the view reads every id instead.
 _ASKS_BEFORE_ALL = 50
+#: Rows written since the last pass beyond which the kept answers are dropped (a full
+#: pass rewrote the mirror: asking the ids again costs less than patching).
+_PATCH_LIMIT = 2000
+
+Marks = tuple[datetime | None, datetime | None]
+
+
+class KnownMirrored:
+    """Per source, whether the store mirrors each id looked up, kept across passes.
+
+    What a pass's own commit may change (the ids its view sets or deletes) is dropped as
+    the view changes them; rows another process wrote since are read again (by the
+    mirror's newest write times, which only grow while one pass at a time writes, under
+    the run lock, as the measure marks assume).
+    """
+
+    def __init__(self) -> None:
+        self._kept: dict[str, tuple[Marks, dict[str, bool]]] = {}
+
+    def view(self, store: StoreReader, source: str) -> MirrorView:
+        """A pass's view of ``source``, starting from earlier passes' answers."""
+        marks_then, known = self._kept.get(source, ((None, None), {}))
+        marks, written = store.mirror_written_since(source, marks_then, _PATCH_LIMIT)
+        if written is None:
+            # The mirror was empty (every answer "no" until the pass filled it), or
+            # rewritten since: asking again costs less than patching.
+            known = {}
+        else:
+            known.update(written)
+        self._kept[source] = (marks, known)
+        return MirrorView(store, source, known)
 
 
 class MirrorView(MutableMapping[str, JiraIssue]):
-    def __init__(self, store: StoreReader, source: str) -> None:
+    def __init__(self, store: StoreReader, source: str,
+                 known: dict[str, bool] | None = None) -> None:
         self._store = store
         self._source = source
         self._ids: set[str] | None = None
         #: Whether the store holds an id, for the ids looked up so far (the store's rows
-        #: do not change before the pass commits, when this view is done with).
-        self._known: dict[str, bool] = {}
+        #: do not change before the pass commits, when this view is done with); ``known``
+        #: starts it with earlier passes' answers (:class:`KnownMirrored`).
+        self._known: dict[str, bool] = {} if known is None else known
         self._over: dict[str, JiraIssue] = {}
         self._gone: set[str] = set()
         self._single_asks = 0
@@ -65,6 +104,10 @@ class MirrorView(MutableMapping[str, JiraIssue]):
         return (issue_id not in self._over and issue_id not in self._gone
                 and bool(self._stored_among((issue_id,))))
 
+    def recheck(self) -> None:
+        """Ask the store again about every id (earlier passes' answers are dropped)."""
+        self._known.clear()
+
     def present(self, ids: Collection[str]) -> set[str]:
         """Those of ``ids`` that are in the mirror, asking the store at most once."""
         stored = self._stored_among(
@@ -82,12 +125,15 @@ class MirrorView(MutableMapping[str, JiraIssue]):
     def __setitem__(self, issue_id: str, issue: JiraIssue) -> None:
         self._over[issue_id] = issue
         self._gone.discard(issue_id)
+        # The commit writes it: what the store said of it no longer holds (kept answers).
+        self._known.pop(issue_id, None)
 
     def __delitem__(self, issue_id: str) -> None:
         if issue_id not in self:
             raise KeyError(issue_id)
         self._over.pop(issue_id, None)
         self._gone.add(issue_id)
+        self._known.pop(issue_id, None)
 
     def __contains__(self, issue_id: object) -> bool:
         if not isinstance(issue_id, str):

@@ -44,6 +44,7 @@ from okr_sync.sync.measuring import (
     measure,
     save_measurements,
 )
+from okr_sync.sync.mirror import KnownMirrored
 from okr_sync.sync.pass_history import kpi_history_entries, kr_history_entries, stored_measurements
 from okr_sync.sync.pass_types import (
     Deliverer,
@@ -67,13 +68,7 @@ from okr_sync.sync.state import (
     write_source,
 )
 from okr_sync.sync.store.reader import StoreReader
-from okr_sync.sync.store.store import (
-    OutboxItem,
-    Outcome,
-    RunCounts,
-    Store,
-    StoreError,
-)
+from okr_sync.sync.store.store import OutboxItem, Outcome, RunCounts, Store, StoreError
 
 __all__ = ["Deliverer", "JiraFactory", "PassOptions", "PassResult", "ReadOnlyStoreError",
            "SyncPass"]
@@ -86,7 +81,8 @@ JiraFactory = Callable[[str], JiraClient]
 class SyncPass:
     """One pass. ``store`` is only read when ``options.dry_run``; otherwise it must be a
     writable :class:`Store`. ``fetch_plan`` is the plan's :func:`build_fetch_plan`; it,
-    ``jql_memo`` and ``snapshot_heads`` are kept by the caller across passes (runtime)."""
+    ``jql_memo``, ``snapshot_heads`` and ``known_mirrored`` are kept by the caller across
+    passes (runtime)."""
 
     def __init__(
         self,
@@ -100,6 +96,7 @@ class SyncPass:
         fetch_plan: Mapping[str, SourceFetchPlan],
         snapshot_heads: SnapshotHeads | None = None,
         jql_memo: dict[str, dict[str, str]] | None = None,
+        known_mirrored: KnownMirrored | None = None,
     ) -> None:
         self.plan = plan
         self.store = store
@@ -110,6 +107,7 @@ class SyncPass:
         self.fetch_plan = fetch_plan
         self.snapshot_heads = snapshot_heads
         self.jql_memo = jql_memo if jql_memo is not None else {}
+        self.known_mirrored = known_mirrored
 
     def _writable(self) -> Store:
         if not isinstance(self.store, Store):
@@ -298,7 +296,8 @@ class SyncPass:
         requests = 0
         for name, source_plan in self.fetch_plan.items():
             queries = {q.owner: q.jql for q in source_plan.memberships}
-            state = load_state(self.store, name, queries, previous, summaries.get(name))
+            state = load_state(self.store, name, queries, previous, summaries.get(name),
+                               self.known_mirrored)
             client = self.jira(name)
             # A plan that now needs other projects or fields than the mirror was built
             # for gets a full pull, or old issues would lack what the new measures read.
@@ -420,9 +419,9 @@ class SyncPass:
     def _past_scores(self) -> dict[str, list[float]]:
         current = self.plan.cycle.name
         past: dict[str, list[float]] = {}
-        for kr_id, by_cycle in self.store.final_scores_by_cycle().items():
+        for kr_id, by_cycle in self.store.final_scores_by_cycle(except_cycle=current).items():
             # In the order the cycles were scored, so names need not sort ("FY26-H2").
-            past[kr_id] = [score for cycle, score in by_cycle.items() if cycle != current]
+            past[kr_id] = list(by_cycle.values())
         return past
 
     def _commit(

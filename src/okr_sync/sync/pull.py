@@ -38,7 +38,9 @@ from okr_sync.sync.pull_local import (
     local_membership,
     look_up_stored_members,
     mirrored_of,
+    mirrored_records,
     patchable,
+    recheck_mirrored,
     screen_matchers,
     touched_issues,
     unaffected,
@@ -197,6 +199,12 @@ class SourcePuller:
 
     def _pull(self, state: SourceState, options: PullOptions, result: PulledSource) -> None:
         cursor = None if options.full else state.cursor
+        due = state.last_full_reconcile is None or (
+            options.now - state.last_full_reconcile >= RECONCILE_EVERY
+        )
+        if cursor is None or due:
+            # What earlier passes learnt of which ids are mirrored is asked again.
+            recheck_mirrored(result.issues)
         matchers = local_matchers(self.client, self.plan, state)
         remote = tuple(q for q in self.plan.memberships if q.owner not in matchers)
         #: The scope's ids as a read of the whole scope just listed them (None: no such read).
@@ -215,9 +223,6 @@ class SourcePuller:
             result.cursor = options.now
         for owner, jql in options.refetch_jql.items():
             self._search_into(result, jql, options, context=owner)
-        due = state.last_full_reconcile is None or (
-            options.now - state.last_full_reconcile >= RECONCILE_EVERY
-        )
         if self.plan.scope_jql is not None and (options.full or due):
             self._reconcile(result, options.now, listed)
         elif options.full or due:
@@ -354,7 +359,7 @@ class SourcePuller:
         """
         changed = 0
         batch = list(issues)
-        known_of = _known(result.issues, [issue.id for issue in batch])
+        known_of = mirrored_records(result.issues, [issue.id for issue in batch])
         for issue in batch:
             known = known_of.get(issue.id)
             if just_read:
@@ -462,15 +467,6 @@ class SourcePuller:
             result.issues.pop(issue_id, None)
             result.deleted.add(issue_id)
         return FetchedIds({issue.id for issue in read.issues}, read.missing)
-
-
-def _known(issues: Mapping[str, JiraIssue], ids: list[str]) -> dict[str, JiraIssue]:
-    """The mirrored records of ``ids``, read at once when the mirror is a store view."""
-    read = getattr(issues, "read", None)
-    if callable(read):
-        found: dict[str, JiraIssue] = read(ids)
-        return found
-    return {i: issues[i] for i in ids if i in issues}
 
 
 def skipped_warnings(pulled: Iterable[PulledSource]) -> list[ScoringWarning]:

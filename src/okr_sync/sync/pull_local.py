@@ -163,6 +163,22 @@ def mirrored_of(issues: Mapping[str, JiraIssue], ids: list[str]) -> set[str]:
     return {i for i in ids if i in issues}
 
 
+def mirrored_records(issues: Mapping[str, JiraIssue], ids: list[str]) -> dict[str, JiraIssue]:
+    """The mirrored records of ``ids``, read at once when the mirror is a store view."""
+    read = getattr(issues, "read", None)
+    if callable(read):
+        found: dict[str, JiraIssue] = read(ids)
+        return found
+    return {i: issues[i] for i in ids if i in issues}
+
+
+def recheck_mirrored(issues: Mapping[str, JiraIssue]) -> None:
+    """Drop what a store view was told of which ids are mirrored by earlier passes."""
+    recheck = getattr(issues, "recheck", None)
+    if callable(recheck):
+        recheck()
+
+
 def look_up_stored_members(issues: Mapping[str, JiraIssue], state: SourceState,
                            queries: Iterable[MembershipQuery]) -> None:
     """Ask at once whether the stored members of ``queries`` are mirrored: each

@@ -19,6 +19,7 @@ from okr_sync.connectors.jira.source import JiraSource
 from okr_sync.sync.delivery.addressing import JiraSites
 from okr_sync.sync.delivery.outbox import Notifier, Senders, workflow_from_env
 from okr_sync.sync.fetch_plan import SourceFetchPlan, build_fetch_plan
+from okr_sync.sync.mirror import KnownMirrored
 from okr_sync.sync.pipeline import PassOptions, PassResult, SyncPass
 from okr_sync.sync.scheduled import send_due
 from okr_sync.sync.snapshot_heads import SnapshotHeads
@@ -193,6 +194,8 @@ class Runtime:
     snapshot_heads: SnapshotHeads = field(default_factory=SnapshotHeads)
     #: Each source's measure JQL, built by the first pass (the plan never changes here).
     jql_memo: dict[str, dict[str, str]] = field(default_factory=dict)
+    #: Which ids each source's mirror holds, as this runtime's passes asked the store.
+    known_mirrored: KnownMirrored = field(default_factory=KnownMirrored)
 
     def __post_init__(self) -> None:
         if self.fetch_plan is None:
@@ -203,7 +206,7 @@ class Runtime:
         assert self.fetch_plan is not None
         sync = SyncPass(self.plan, self.store, self.jira, self.notifier, options, self.clock,
                         fetch_plan=self.fetch_plan, snapshot_heads=self.snapshot_heads,
-                        jql_memo=self.jql_memo)
+                        jql_memo=self.jql_memo, known_mirrored=self.known_mirrored)
         return sync.run()
 
     def run_locked(self, options: PassOptions, *, wait: float = 0.0,

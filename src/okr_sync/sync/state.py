@@ -36,7 +36,7 @@ from okr_sync.sync.lazy_explanations import (
     PreviousStates,
     explanations_equal,
 )
-from okr_sync.sync.mirror import MirrorView
+from okr_sync.sync.mirror import KnownMirrored, MirrorView
 from okr_sync.sync.paused_gc import paused_gc
 from okr_sync.sync.pull import PulledSource, SourceState
 from okr_sync.sync.store.reader import StoreReader
@@ -234,14 +234,16 @@ def load_state(
     queries: Mapping[str, str],
     previous: PassSnapshot | None,
     summary: Mapping[str, Any] | None = None,
+    known: KnownMirrored | None = None,
 ) -> SourceState:
     """The mirror, cursor and stored memberships of ``source``.
 
     ``queries`` maps raw-JQL owners to their JQL in the plan: a stored membership
-    is offered for reuse only while it was computed for that same JQL.
+    is offered for reuse only while it was computed for that same JQL. ``known``: what
+    earlier passes of this process learnt of which ids are mirrored.
     """
     # A view of the stored mirror, read on demand: a pass never loads it whole.
-    issues = MirrorView(store, source)
+    issues = MirrorView(store, source) if known is None else known.view(store, source)
     cursor = store.get_cursor(source)
     memberships: dict[str, tuple[str, tuple[str, ...]]] = {}
     stored_memberships = store.get_memberships(source) if queries else {}

@@ -19,13 +19,14 @@ A *live* row is what a pass measured (with its snapshot). A *backfilled* row is 
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Collection, Iterable, Sequence
 from datetime import datetime, timedelta, tzinfo
 from typing import Any
 
 import sqlalchemy as sa
 
-from okr_sync.sync.store.base import StoreOps
+from okr_sync.sync.store.base import StoreOps, chunks
 from okr_sync.sync.store.records import HistoryEntry, HistoryRecord, InvalidRecordError
 from okr_sync.sync.store.tables import CONFIDENCES, kr_history
 
@@ -166,37 +167,103 @@ class HistoryOps(StoreOps):
         return {kr_id: merged_history(records, zone) for kr_id, records in ordered}
 
     def final_scores_by_cycle(
-        self, kr_ids: Collection[str] | None = None
+        self, kr_ids: Collection[str] | None = None, *, except_cycle: str | None = None,
     ) -> dict[str, dict[str, float]]:
         """Each KR's last recorded score per cycle: ``{kr_id: {cycle: score}}`` (for
         ``too_easy``: 1.0 in each of the last two cycles), cycles in the order they
-        were last scored (oldest first). A cycle's latest row: its last live score, or
-        the last backfilled one when that is later (more than the slack after it), e.g.
-        live passes stopped early and backfill ran to the cycle's end."""
-        h = kr_history
-        latest_live = (sa.select(sa.func.max(h.c.id).label("id"))
-                       .where(h.c.backfilled.is_(False)).group_by(h.c.kr_id, h.c.cycle))
+        were last scored (oldest first); ``except_cycle`` is left out (a pass's own). A
+        cycle's latest row: its last live score, or the last backfilled one when that is
+        later (more than the slack after it), e.g. live passes stopped early and
+        backfill ran to the cycle's end.
+
+        Every pass asks this while the current cycle's history grows by a row per KR
+        per stored snapshot: each (cycle, KR) pair's latest rows are found by index
+        seeks (:func:`_final_rows`) rather than by grouping every row, so the cost is
+        the number of pairs, never the length of the history.
+        """
+        params: dict[str, Any] = {}
+        if except_cycle is not None:
+            params["except_cycle"] = except_cycle
         if kr_ids is not None:
-            latest_live = latest_live.where(h.c.kr_id.in_(sorted(kr_ids)))
-        # History is appended in time order, so the highest id of a (KR, cycle) is its latest.
-        query = (sa.select(h.c.kr_id, h.c.cycle, h.c.score, h.c.as_of, h.c.id)
-                 .where(h.c.id.in_(latest_live.scalar_subquery())))
-        backfilled = sa.select(h.c.kr_id, h.c.cycle, h.c.score, h.c.as_of, h.c.id).where(
-            h.c.backfilled.is_(True))
-        if kr_ids is not None:
-            backfilled = backfilled.where(h.c.kr_id.in_(sorted(kr_ids)))
+            params["kr_ids"] = sorted(kr_ids)
+        query = _final_rows(kr_ids is not None, except_cycle is not None)
         chosen: dict[tuple[str, str], tuple[datetime, int, float]] = {}
         with self._connection() as conn:
-            for row in conn.execute(query):
-                chosen[(row.kr_id, row.cycle)] = (row.as_of, row.id, row.score)
-            fallback: dict[tuple[str, str], tuple[datetime, int, float]] = {}
-            for row in conn.execute(backfilled):
-                key = (row.kr_id, row.cycle)
-                later = key not in chosen or row.as_of > chosen[key][0] + _SLACK
-                if later and (key not in fallback or (row.as_of, row.id) > fallback[key][:2]):
-                    fallback[key] = (row.as_of, row.id, row.score)
-        chosen.update(fallback)
+            finals = conn.execute(query, params).all()
+            later = [row.backfilled_id for row in finals if row.backfilled_id is not None]
+            backfilled = {r.id: r for part in chunks(later) for r in conn.execute(
+                sa.select(kr_history.c.id, kr_history.c.as_of, kr_history.c.score)
+                .where(kr_history.c.id.in_(part)))}
+        for row in finals:
+            key = (row.kr_id, row.cycle)
+            if row.live_id is not None:
+                chosen[key] = (row.live_as_of, row.live_id, row.live_score)
+            # The latest backfilled row after the live one; it replaces it only when
+            # later by more than the slack (then no earlier one can be).
+            late = backfilled.get(row.backfilled_id)
+            if late is not None and (key not in chosen or late.as_of > chosen[key][0] + _SLACK):
+                chosen[key] = (late.as_of, late.id, late.score)
         result: dict[str, dict[str, float]] = {}
         for (kr_id, cycle), (_, _, score) in sorted(chosen.items(), key=lambda i: i[1][:2]):
             result.setdefault(kr_id, {})[cycle] = score
         return result
+
+
+@functools.cache
+def _final_rows(filtered: bool, excluding: bool) -> sa.Select[Any]:
+    """Per (cycle, KR) pair: its latest live row (the highest id: history is appended in
+    time order) and the id of its latest backfilled row (by ``as_of``, then id) later
+    than that. ``filtered``: only the KRs bound as ``kr_ids``; ``excluding``: not the
+    cycle bound as ``except_cycle``. Built once (the statement's compiled form is cached).
+
+    The pairs are found by a skip scan of the ``(cycle, kr_id, backfilled, id)`` index
+    (a recursive step per cycle and per KR, each one index seek), and each pair's rows
+    by a seek too: no step reads a row per pass that ever stored history.
+    """
+    h = kr_history
+    step = h.alias("step")
+    cycles = sa.select(sa.func.min(h.c.cycle).label("cycle")).cte("cycles", recursive=True)
+    cycles = cycles.union_all(
+        sa.select(sa.select(sa.func.min(step.c.cycle)).where(step.c.cycle > cycles.c.cycle)
+                  .scalar_subquery())
+        .where(cycles.c.cycle.is_not(None)))
+    pairs = sa.select(
+        cycles.c.cycle,
+        sa.select(sa.func.min(step.c.kr_id)).where(step.c.cycle == cycles.c.cycle)
+        .scalar_subquery().label("kr_id"),
+    ).where(cycles.c.cycle.is_not(None),
+            cycles.c.cycle != sa.bindparam("except_cycle") if excluding else sa.true(),
+            ).cte("pairs", recursive=True)
+    pairs = pairs.union_all(sa.select(
+        pairs.c.cycle,
+        sa.select(sa.func.min(step.c.kr_id))
+        .where(step.c.cycle == pairs.c.cycle, step.c.kr_id > pairs.c.kr_id).scalar_subquery(),
+    ).where(pairs.c.kr_id.is_not(None)))
+    latest = sa.select(
+        pairs.c.cycle, pairs.c.kr_id,
+        sa.select(sa.func.max(step.c.id)).where(
+            step.c.cycle == pairs.c.cycle, step.c.kr_id == pairs.c.kr_id,
+            step.c.backfilled == sa.false(),
+        ).scalar_subquery().label("live_id"),
+    ).where(pairs.c.kr_id.is_not(None),
+            pairs.c.kr_id.in_(sa.bindparam("kr_ids", expanding=True)) if filtered
+            else sa.true()).cte("latest")
+    live = h.alias("live")
+
+    def backfilled(*after: sa.ColumnElement[bool]) -> sa.ScalarSelect[Any]:
+        return (sa.select(step.c.id)
+                .where(step.c.kr_id == latest.c.kr_id, step.c.cycle == latest.c.cycle,
+                       step.c.backfilled == sa.true(), *after)
+                .order_by(step.c.as_of.desc(), step.c.id.desc()).limit(1).scalar_subquery())
+
+    # Most pairs have no backfilled row: one seek says so, before any is looked for.
+    any_backfilled = sa.exists().where(
+        step.c.cycle == latest.c.cycle, step.c.kr_id == latest.c.kr_id,
+        step.c.backfilled == sa.true())
+    return sa.select(
+        latest.c.cycle, latest.c.kr_id, live.c.id.label("live_id"),
+        live.c.as_of.label("live_as_of"), live.c.score.label("live_score"),
+        sa.case((~any_backfilled, sa.null()),
+                (live.c.id.is_(None), backfilled()),
+                else_=backfilled(step.c.as_of > live.c.as_of)).label("backfilled_id"),
+    ).select_from(latest.outerjoin(live, live.c.id == latest.c.live_id))

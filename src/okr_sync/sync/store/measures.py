@@ -80,6 +80,36 @@ class MeasureOps(StoreOps):
         self.mirrored_id_rows_read += len(found)
         return found
 
+    def mirror_written_since(
+        self, source: str, since: tuple[datetime | None, datetime | None], limit: int,
+    ) -> tuple[tuple[datetime | None, datetime | None], dict[str, bool] | None]:
+        """The mirror's marks now, the newest ``seen_at`` and ``deleted_at`` of its rows
+        (every write that mirrors an id sets the first, every deletion the second, and
+        no row is ever removed), and, against the marks of an earlier look (``since``),
+        whether each row written or deleted after them is mirrored now: None for a
+        mirror that was empty then, or when more than ``limit`` rows were. One
+        transaction; each part is one seek or one range of its index."""
+        with self._connection() as conn:
+            marks = tuple(
+                None if value is None else _aware(value)
+                for column in (issues.c.seen_at, issues.c.deleted_at)
+                for value in [conn.execute(sa.select(sa.func.max(column))
+                                           .where(issues.c.source == source)).scalar()])
+            if since == (None, None):
+                return (marks[0], marks[1]), None
+            written: dict[str, bool] = {}
+            # A mirror without a deletion then: every deleted row is one since.
+            after = (since[0], since[1] or datetime(1970, 1, 1, tzinfo=UTC))
+            for column, mark, then in zip((issues.c.seen_at, issues.c.deleted_at), marks,
+                                          after, strict=True):
+                if mark is None or mark == then:
+                    continue
+                query = (sa.select(issues.c.issue_id, issues.c.deleted)
+                         .where(issues.c.source == source, column > then).limit(limit + 1))
+                written.update((r.issue_id, not r.deleted) for r in conn.execute(query))
+        self.mirrored_id_rows_read += len(written)
+        return (marks[0], marks[1]), None if len(written) > limit else written
+
     def _mirror_mark(self, conn: sa.Connection, source: str) -> sa.Row[Any] | None:
         """The source's mark, when no mirror row was written after it."""
         mark = conn.execute(

@@ -42,6 +42,10 @@ class StoreReader(Protocol):
 
     def mirrored_among(self, source: str, ids: Collection[str]) -> set[str]: ...
 
+    def mirror_written_since(
+        self, source: str, since: tuple[datetime | None, datetime | None], limit: int,
+    ) -> tuple[tuple[datetime | None, datetime | None], dict[str, bool] | None]: ...
+
     def issue_records(self, source: str, ids: Collection[str]) -> dict[str, dict[str, Any]]: ...
 
     def get_measure_states(
@@ -89,7 +93,7 @@ class StoreReader(Protocol):
     ) -> dict[str, LatestCheckin]: ...
 
     def final_scores_by_cycle(
-        self, kr_ids: Collection[str] | None = None
+        self, kr_ids: Collection[str] | None = None, *, except_cycle: str | None = None,
     ) -> dict[str, dict[str, float]]: ...
 
     def target_messages(self, targets: Collection[str]) -> dict[str, TargetMessages]: ...
@@ -132,6 +136,13 @@ class ReadOnlyStore:
 
     def mirrored_among(self, source: str, ids: Collection[str]) -> set[str]:
         return set() if self._store is None else self._store.mirrored_among(source, ids)
+
+    def mirror_written_since(
+        self, source: str, since: tuple[datetime | None, datetime | None], limit: int,
+    ) -> tuple[tuple[datetime | None, datetime | None], dict[str, bool] | None]:
+        if self._store is None:
+            return (None, None), None
+        return self._store.mirror_written_since(source, since, limit)
 
     def issue_records(self, source: str, ids: Collection[str]) -> dict[str, dict[str, Any]]:
         return {} if self._store is None else self._store.issue_records(source, ids)
@@ -214,9 +225,10 @@ class ReadOnlyStore:
         return self._store.latest_checkins(since=since, kr_ids=kr_ids)
 
     def final_scores_by_cycle(
-        self, kr_ids: Collection[str] | None = None
+        self, kr_ids: Collection[str] | None = None, *, except_cycle: str | None = None,
     ) -> dict[str, dict[str, float]]:
-        return {} if self._store is None else self._store.final_scores_by_cycle(kr_ids)
+        return {} if self._store is None else self._store.final_scores_by_cycle(
+            kr_ids, except_cycle=except_cycle)
 
     def target_messages(self, targets: Collection[str]) -> dict[str, TargetMessages]:
         if self._store is None:

@@ -263,6 +263,9 @@ kr_history = sa.Table(
     sa.Column("total", sa.Double(), nullable=True),
     _check_in("confidence", CONFIDENCES, "confidence"),
     sa.Index(None, "kr_id", "cycle", "as_of"),
+    #: Each (cycle, KR) pair's latest rows found by seeks, not by grouping all history
+    #: (``final_scores_by_cycle``, asked every pass).
+    sa.Index(None, "cycle", "kr_id", "backfilled", "id"),
 )
 
 #: Per KPI, its value and status at each pass that stored a snapshot (trend, ``explain``).
