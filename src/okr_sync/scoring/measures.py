@@ -375,9 +375,9 @@ def _value_terms(spec: JiraMeasure, contributions: Sequence[Contribution], done:
 
 def terms_of(spec: JiraMeasure, selected: int, done: int, points: Sequence[float | None],
              amounts: Iterable[float | None], done_flags: Sequence[Any],
-             counted: Sequence[bool] | None) -> ValueTerms:
+             counted: Sequence[Any] | None) -> ValueTerms:
     """:func:`value_terms` over the items' columns: their ``points``, ``amounts`` and
-    whether each is done (any truthy value) and counted (None: all are), in the
+    whether each is done and counted (truth values; counted None: all are), in the
     measure's order. The one implementation of the arithmetic, whether a measure's
     items are tuples or the columns of a stored state: the same floats are added in the
     same order either way."""
