@@ -168,15 +168,24 @@ def _scorecard_json(plan: Plan, evaluations: dict[str, Any]) -> dict[str, Any]:
         plan=plan, as_of=as_of, measured=measured, checkins={}, measured_at=as_of)))
 
 
+def _stored(states: dict[str, MeasureState]) -> dict[str, MeasureState]:
+    """``states`` as a later pass reads them back from the store (kept as columns)."""
+    return {owner: MeasureState.from_json(json.loads(json.dumps(state.to_json())))
+            for owner, state in states.items()}
+
+
+@pytest.mark.parametrize("stored", [False, True], ids=["in_memory", "read_back"])
 @settings(max_examples=examples(100))
 @given(st.lists(steps, min_size=1, max_size=25))
 def test_measure_states_given_random_mutations_equal_full_recomputation_after_every_step(
-    mutations: list[tuple[Any, ...]],
+    stored: bool, mutations: list[tuple[Any, ...]],
 ) -> None:
     world = World()
     plan = PLANS[world.plan]
     states: dict[str, MeasureState] = measure_states(
         plan, {"main": world.source()}, cycle_start=CYCLE_START)
+    if stored:
+        states = _stored(states)
     published: dict[str, dict[str, ItemState]] = {}
     for step in mutations:
         changed, removed = _apply(world, step)
@@ -187,6 +196,9 @@ def test_measure_states_given_random_mutations_equal_full_recomputation_after_ev
                                      changes={"main": changes})
         full = measure_states(plan, sources, cycle_start=CYCLE_START)
         assert incremental == full, step
+        # In the same order too: sums add the items in it.
+        assert {o: list(s.facts) for o, s in incremental.items()} == {
+            o: list(s.facts) for o, s in full.items()}, step
 
         by_increment = evaluate_measures(plan, sources, cycle_start=CYCLE_START,
                                          previous=published, states=incremental)
@@ -201,7 +213,9 @@ def test_measure_states_given_random_mutations_equal_full_recomputation_after_ev
         by_basis = evaluate_measures(plan, sources, cycle_start=CYCLE_START,
                                      previous=published, states=incremental, bases=bases)
         assert by_basis == by_full, step
-        states = incremental
+        assert [e.contributions for e in by_basis.values()] == [
+            e.contributions for e in by_full.values()]
+        states = _stored(incremental) if stored else incremental
         published = {o: e.states for o, e in by_full.items() if e.ok}
 
 

@@ -96,7 +96,7 @@ def explain_document(store: Store, plan: Plan, kind: str, item_id: str) -> dict[
     seen = store.latest_checkins(since=start, until=record.as_of)
     checkins = {k: CheckIn(value=c.value, confidence=c.confidence, note=c.note, at=c.value_at)
                 for k, c in seen.items()}
-    traces = {owner: MeasureTrace(e.items, e.count, e.error)
+    traces = {owner: MeasureTrace(tuple(e.items), e.count, e.error)
               for owner, e in stored.explanations.items()}
     arithmetic = explain_scorecard(plan, card, traces, checkins)
     head |= {"scored": True, "as_of": card.cycle.as_of.isoformat(),

@@ -23,6 +23,7 @@ from okr_sync.scoring.explain import (
     item_states,
     measurement_warnings,
 )
+from okr_sync.scoring.fact_columns import FactColumns
 from okr_sync.scoring.incremental import (
     Changes,
     Measured,
@@ -69,7 +70,7 @@ class Evaluation:
     owner: str
     jql: str
     measured: MeasuredValue | None
-    contributions: tuple[Contribution, ...] = ()
+    contributions: Sequence[Contribution] = ()
     states: Mapping[str, ItemState] = field(default_factory=dict)
     reasons: tuple[str, ...] = ()
     error: str | None = None
@@ -181,6 +182,8 @@ def reason_basis(before: MeasureState, after: MeasureState, touched: frozenset[s
         ids = ids.union(set(before.members or ()).symmetric_difference(after.members or ()))
     facts = before.facts
     held = sorted(facts.keys() & ids)
+    if isinstance(facts, FactColumns):
+        return Basis(ids, {i: facts.item_state(i) for i in held})
     return Basis(ids, item_states([facts[i].contribution for i in held]))
 
 
@@ -228,8 +231,14 @@ def evaluate_measures(
             )
             continue
         state = states[owner]
-        outcome = combine(spec, state.facts.values(), presorted=True)
-        at_start = sum(map(truth, map(_AT_START, state.facts.values())))
+        facts = state.facts
+        if isinstance(facts, FactColumns):
+            # Read back from the store: combined from its columns, no tuple per item.
+            outcome = facts.combine(spec)
+            at_start = facts.at_start()
+        else:
+            outcome = combine(spec, facts.values(), presorted=True)
+            at_start = sum(map(truth, map(_AT_START, facts.values())))
         # A count KR's scope is what it counts (open bugs...): its growth is the value
         # moving, not a warning.
         warnings = measurement_warnings(
@@ -243,7 +252,7 @@ def evaluate_measures(
         before = basis.before if basis is not None else previous.get(owner)
         after: Mapping[str, ItemState] = (
             item_states(outcome.contributions) if basis is None and before is not None
-            else FactStates(state.facts))
+            else FactStates(facts, facts.item_state if isinstance(facts, FactColumns) else None))
         # The items as they are now, of those that may differ from ``before``.
         now = after if basis is None else {i: after[i] for i in after.keys() & basis.ids}
         reasons: tuple[str, ...] = ()

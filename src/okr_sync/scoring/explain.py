@@ -7,7 +7,7 @@ Reasons are short tokens for ``changes[].reasons`` (A5) and ``okr-sync explain``
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, KeysView, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, KeysView, Mapping, Sequence
 from dataclasses import dataclass
 from functools import partial
 from itertools import compress
@@ -62,12 +62,17 @@ class FactStates(Mapping[str, ItemState]):
     when asked: of most measures a pass needs only which items they hold (double
     counting), and one state per item of every touched measure was most of evaluating."""
 
-    __slots__ = ("_facts",)
+    __slots__ = ("_facts", "_state_of")
 
-    def __init__(self, facts: Mapping[str, ItemFact]) -> None:
+    def __init__(self, facts: Mapping[str, ItemFact],
+                 state_of: Callable[[str], ItemState] | None = None) -> None:
         self._facts = facts
+        #: Builds one item's state without its fact (facts kept as stored columns).
+        self._state_of = state_of
 
     def __getitem__(self, item_id: str) -> ItemState:
+        if self._state_of is not None:
+            return self._state_of(item_id)
         return tuple.__new__(ItemState, _STATE_FIELDS(self._facts[item_id].contribution))
 
     def __contains__(self, item_id: object) -> bool:

@@ -35,6 +35,17 @@ from operator import itemgetter
 from typing import Any
 
 from okr_sync.config.plan import JiraMeasure, JiraSourceConfig
+from okr_sync.scoring.fact_columns import (
+    COUNTED,
+    COUNTED_TEXT,
+    COUNTED_VALUE,
+    FIELDS,
+    FLAG_TEXT,
+    FLAG_VALUE,
+    FLAGS,
+    TEXTS,
+    FactColumns,
+)
 from okr_sync.scoring.measures import (
     Contribution,
     ItemFact,
@@ -68,7 +79,9 @@ class MeasureState:
         return {
             "key": self.key,
             "members": None if self.members is None else list(self.members),
-            COLUMNS: _columns(self.facts.values()),
+            # A state read back keeps its columns: stored again as they are.
+            COLUMNS: (self.facts.columns if isinstance(self.facts, FactColumns)
+                      else _columns(self.facts.values())),
         }
 
     @classmethod
@@ -86,64 +99,46 @@ class MeasureState:
 
 #: The key of a stored state's facts as columns (:meth:`MeasureState.to_json`).
 COLUMNS = "columns"
-_FACT_FIELDS = len(Contribution._fields) + 3
+_FACT_FIELDS = FIELDS
 _new = tuple.__new__
-_CONTRIBUTION_FIELDS = itemgetter(slice(0, len(Contribution._fields)))
-_NEW_CONTRIBUTION = partial(_new, Contribution)
-_NEW_FACT = partial(_new, ItemFact)
-
-#: Columns stored as text, a character per item: the flags (``done`` and the fact's
-#: three) as "0"/"1", and how each item is counted as a letter. One string parses far
-#: faster than a JSON value per item, and is a third of the state's size.
-_FLAGS = (Contribution._fields.index("done"),
-          *range(len(Contribution._fields), _FACT_FIELDS))
-_FLAG_TEXT = {False: "0", True: "1"}
-_FLAG_VALUE = {"0": False, "1": True}
-_COUNTED_TEXT = {"done": "d", "open": "o", "excluded_frozen": "x"}
-_COUNTED_VALUE = {text: counted for counted, text in _COUNTED_TEXT.items()}
+_CONTRIBUTION = itemgetter(ItemFact._fields.index("contribution"))
 
 
 def _columns(facts: Collection[ItemFact]) -> list[Any]:
     """One column per field of :class:`Contribution` and then of :class:`ItemFact`: a
-    list of values, or for the flags and ``counted`` a string (:data:`_FLAGS`)."""
+    list of values, or for the flags and ``counted`` a string (:data:`FLAGS`): one
+    string parses far faster than a JSON value per item, and is a third of the size."""
     if not facts:
         columns: list[Any] = [[] for _ in range(_FACT_FIELDS)]
     else:
         columns = list(map(list, zip(*map(_CONTRIBUTION, facts), strict=True)))
         columns += (list(map(itemgetter(i), facts)) for i in range(1, len(ItemFact._fields)))
-    for index in _FLAGS:
-        columns[index] = "".join(map(_FLAG_TEXT.__getitem__, columns[index]))
-    columns[_COUNTED_INDEX] = "".join(map(_COUNTED_TEXT.__getitem__, columns[_COUNTED_INDEX]))
+    for index in FLAGS:
+        columns[index] = "".join(map(FLAG_TEXT.__getitem__, columns[index]))
+    columns[COUNTED] = "".join(map(COUNTED_TEXT.__getitem__, columns[COUNTED]))
     return columns
 
 
-def _facts_from_columns(columns: Sequence[Any]) -> dict[str, ItemFact]:
-    """Facts by id from their columns, checked as :func:`_facts_from_json` checks rows."""
+def _facts_from_columns(columns: Sequence[Any]) -> Mapping[str, ItemFact]:
+    """Facts by id from their columns, checked as :func:`_facts_from_json` checks rows,
+    and kept as columns (:class:`FactColumns`): an item's tuples are built only when
+    something asks for that item."""
     if len(columns) != _FACT_FIELDS or len(set(map(len, columns))) != 1:
         raise ValueError(f"not stored item facts: {columns!r}"[:200])
-    texts = [*_FLAGS, _COUNTED_INDEX]
-    fields = list(columns)
     for index, column in enumerate(columns):
-        if type(column) is not (str if index in texts else list):
+        if type(column) is not (str if index in TEXTS else list):
             raise ValueError(f"not stored item facts: {columns!r}"[:200])
-    ids = fields[_ID_INDEX]
+    ids = columns[_ID_INDEX]
     if not ids:
         return {}
-    if (set(map(type, ids)) != {str} or not _COUNTED_VALUE.keys() >= set(fields[_COUNTED_INDEX])
-            or any(not _FLAG_VALUE.keys() >= set(fields[index]) for index in _FLAGS)):
+    # Each id's position: asked for by nearly every state a pass reads (which of its
+    # items changed), and it tells that no id is there twice.
+    positions = dict(zip(ids, range(len(ids)), strict=True))
+    if (set(map(type, ids)) != {str} or not COUNTED_VALUE.keys() >= set(columns[COUNTED])
+            or any(not FLAG_VALUE.keys() >= set(columns[index]) for index in FLAGS)
+            or len(positions) != len(ids)):
         raise ValueError(f"not stored item facts: {columns!r}"[:200])
-    for index in _FLAGS:
-        fields[index] = map(_FLAG_VALUE.__getitem__, fields[index])
-    fields[_COUNTED_INDEX] = map(_COUNTED_VALUE.__getitem__, fields[_COUNTED_INDEX])
-    # Not interned as rows are (:func:`_shared_text`): over the ~185k facts a 1 % pass
-    # at 50k issues decodes, interning cost ~0.2 s of its 0.5 s of measuring, to save
-    # ~50 MB of a peak that stays under 200 MB without it.
-    # The columns' lengths are checked equal: strict zips would only check it again.
-    contributions = map(_NEW_CONTRIBUTION,
-                        zip(*fields[:len(Contribution._fields)], strict=False))
-    facts = map(_NEW_FACT, zip(contributions, *fields[len(Contribution._fields):],
-                               strict=False))
-    return dict(zip(ids, facts, strict=True))
+    return FactColumns(list(columns), positions)
 
 
 def _facts_from_json(rows: Sequence[Sequence[Any]]) -> dict[str, ItemFact]:
@@ -319,6 +314,8 @@ def needed_items(
         before = previous.get(owner)
         if m.members is None or before is None or before.members is None:
             continue
+        if m.members == before.members:
+            continue  # the usual pass: the same members, each known already
         known = set(before.members)
         needed.update(i for i in m.members if i not in known and i not in changes.changed)
     return needed
@@ -367,12 +364,14 @@ def _update_selected(m: Measured, before: MeasureState, touched: set[str],
 
 
 def _replaced(facts: Mapping[str, ItemFact], drop: set[str], new: Sequence[ItemFact]
-              ) -> dict[str, ItemFact]:
+              ) -> Mapping[str, ItemFact]:
     """``facts`` (in :meth:`ItemFact.order`) without the ids of ``drop``, with ``new`` in
     their places. A new fact of an item that keeps its place in that order (the
     usual change: a status, points) takes its old fact's place in a copy of the dict;
     only the others are sorted in (:func:`_inserted`): a change of a few items
     rebuilds no measure's order of thousands."""
+    if isinstance(facts, FactColumns):
+        return facts.replaced(drop, new)
     result = dict(facts)
     moved: list[ItemFact] = []
     for fact in new:
@@ -407,15 +406,22 @@ def _by_id(facts: list[ItemFact]) -> dict[str, ItemFact]:
     return dict(zip(map(_ID, map(_CONTRIBUTION, facts)), facts, strict=True))
 
 
-_CONTRIBUTION = itemgetter(ItemFact._fields.index("contribution"))
 _ID = itemgetter(Contribution._fields.index("id"))
 
 
 def _update_members(m: Measured, before: MeasureState, touched: set[str], changes: Changes,
                     read: Mapping[str, WorkItem], cycle_start: datetime) -> MeasureState:
     members = _unique(m.members or ())
-    if members == before.members and not any(i in touched for i in members):
-        return before
+    if members == before.members:
+        if touched.isdisjoint(members):
+            return before
+        held = before.facts.keys()
+        if len(held) == len(members):
+            # The same members, every one read: the facts' ids are the members (as a set
+            # already), and only the touched ones change, as below.
+            new = [item_fact(m.spec, item, m.source, cycle_start=cycle_start)
+                   for ident, item in changes.changed.items() if ident in held]
+            return MeasureState(m.key, _replaced(before.facts, held & touched, new), members)
     known = set(before.members or ())
     wanted = set(members)
     # Members that changed take their item now, members new to the measure the one read
@@ -425,6 +431,6 @@ def _update_members(m: Measured, before: MeasureState, touched: set[str], change
     items += [read[i] for i in wanted.difference(known, changes.removed, changes.changed)
               if i in read]
     new = [item_fact(m.spec, item, m.source, cycle_start=cycle_start) for item in items]
-    keep = wanted.intersection(known, before.facts).difference(touched)
+    keep = wanted.intersection(known, before.facts.keys()).difference(touched)
     return MeasureState(m.key, _replaced(before.facts, before.facts.keys() - keep, new),
                         members)

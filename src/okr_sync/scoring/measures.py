@@ -120,7 +120,8 @@ class Measurement:
     value: float
     selected: int
     done: int
-    contributions: tuple[Contribution, ...]
+    #: In the measure's order (a tuple, or built from a stored state's columns when read).
+    contributions: Sequence[Contribution]
     unestimated: int = 0
     frozen_scope_size: int | None = None
     #: Selected items without a status (or status category): counted as not done.
@@ -257,7 +258,7 @@ class ItemFact(NamedTuple):
     def order(self) -> tuple[str, int, str]:
         """Where the item comes in a measure's items (and in its sums)."""
         c = self.contribution
-        return (c.project, _key_number(c.key), c.id)
+        return (c.project, key_number(c.key), c.id)
 
 
 def item_fact(
@@ -365,27 +366,42 @@ def _value_terms(spec: JiraMeasure, contributions: Sequence[Contribution], done:
     """:func:`value_terms` given how many ``contributions`` are done and how many a
     frozen scope excludes (:func:`combine` has counted both: each count is a pass over
     every item of the measure)."""
+    counted = None
+    if excluded:
+        counted = [c != "excluded_frozen" for c in map(_COUNTED, contributions)]
+    return terms_of(spec, len(contributions), done, list(map(_POINTS, contributions)),
+                    map(_AMOUNT, contributions), list(map(_DONE, contributions)), counted)
+
+
+def terms_of(spec: JiraMeasure, selected: int, done: int, points: Sequence[float | None],
+             amounts: Iterable[float | None], done_flags: Sequence[Any],
+             counted: Sequence[Any] | None) -> ValueTerms:
+    """:func:`value_terms` over the items' columns: their ``points``, ``amounts`` and
+    whether each is done and counted (truth values; counted None: all are), in the
+    measure's order. The one implementation of the arithmetic, whether a measure's
+    items are tuples or the columns of a stored state: the same floats are added in the
+    same order either way."""
     # C-level maps rather than a Python loop per item; the sums add the same floats in
     # the same order as a loop would (and give 0, not 0.0, over no items, as ever).
-    selected = len(contributions)
     if isinstance(spec, DoneRatioMeasure):
-        points = spec.unit == STORY_POINTS
-        counted = (contributions if not excluded
-                   else [c for c in contributions if c.counted != "excluded_frozen"])
-        weights = ([p or 0.0 for p in map(_POINTS, counted)] if points
-                   else list(repeat(1.0, len(counted))))
+        unit_points = spec.unit == STORY_POINTS
+        if counted is not None:
+            points = list(compress(points, counted))
+            done_flags = list(compress(done_flags, counted))
+        weights = ([p or 0.0 for p in points] if unit_points
+                   else list(repeat(1.0, len(points))))
         denominator = sum(weights)
-        numerator = sum(compress(weights, map(_DONE, counted)))
+        numerator = sum(compress(weights, done_flags))
         return ValueTerms(
             value=numerator / denominator if denominator > 0 else 0.0,
             numerator=numerator, denominator=denominator, selected=selected, done=done,
-            excluded=selected - len(counted),
-            unestimated=list(map(_POINTS, counted)).count(None) if points else 0,
+            excluded=selected - len(points),
+            unestimated=list(points).count(None) if unit_points else 0,
         )
     if isinstance(spec, CountMeasure):
         return ValueTerms(float(selected), None, None, selected, done)
     if isinstance(spec, SumMeasure):
-        total = sum(c.amount or 0.0 for c in contributions)
+        total = sum(a or 0.0 for a in amounts)
         return ValueTerms(total, total, None, selected, done)
     if isinstance(spec, MilestoneMeasure):
         return ValueTerms(1.0 if selected > 0 and done == selected else 0.0, None, None,
@@ -399,6 +415,7 @@ _UNESTIMATED = itemgetter(ItemFact._fields.index("unestimated"))
 _DONE = itemgetter(Contribution._fields.index("done"))
 _COUNTED = itemgetter(Contribution._fields.index("counted"))
 _POINTS = itemgetter(Contribution._fields.index("points"))
+_AMOUNT = itemgetter(Contribution._fields.index("amount"))
 
 
 def _excluded(contributions: Sequence[Contribution]) -> int:
@@ -406,7 +423,9 @@ def _excluded(contributions: Sequence[Contribution]) -> int:
     return list(map(_COUNTED, contributions)).count("excluded_frozen")
 
 
-def _key_number(key: str) -> int:
+def key_number(key: str) -> int:
+    """The number of an issue key (``ENT-12`` -> 12; 0 when it has none): items come
+    in a measure in order of project, key number and id."""
     _, _, number = key.rpartition("-")
     # isascii: "²" passes isdigit() but int() refuses it.
     return int(number) if number.isascii() and number.isdigit() else 0

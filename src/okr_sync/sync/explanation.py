@@ -14,6 +14,7 @@ from operator import itemgetter
 from typing import Any, get_args
 
 from okr_sync.scoring.evaluate import Evaluation
+from okr_sync.scoring.fact_columns import ColumnContributions
 from okr_sync.scoring.measures import Contribution, Counted
 
 _COUNTED: frozenset[str] = frozenset(get_args(Counted))
@@ -28,12 +29,15 @@ class Explanation:
     #: For raw-JQL ``count`` measures: the count Jira reported (no items behind it).
     count: int | None = None
     reasons: tuple[str, ...] = ()
-    items: tuple[Contribution, ...] = ()
+    #: A tuple, or the columns of a measure state read back (stored as rows straight
+    #: from them, without a tuple per item).
+    items: Sequence[Contribution] = ()
 
     @classmethod
     def of(cls, evaluation: Evaluation) -> Explanation:
+        items = evaluation.contributions
         return cls(evaluation.jql, evaluation.error, evaluation.count, tuple(evaluation.reasons),
-                   tuple(evaluation.contributions))
+                   items if isinstance(items, ColumnContributions) else tuple(items))
 
     def to_json(self) -> dict[str, Any]:
         # Items as rows in :class:`Contribution`'s field order (snapshot version 3): a
@@ -43,7 +47,8 @@ class Explanation:
             "error": self.error,
             "count": self.count,
             "reasons": list(self.reasons),
-            "items": list(map(list, self.items)),
+            "items": (self.items.rows() if isinstance(self.items, ColumnContributions)
+                      else list(map(list, self.items))),
         }
 
     @classmethod
