@@ -208,3 +208,28 @@ def test_unchanged_explanations_given_inline_explanations_gives_them_this_passs_
 
     assert dict(explanations.items()) == {**STORED, "KR3": replace(STORED["KR3"],
                                                                    reasons=("+1 done",))}
+
+
+def test_previous_states_given_owners_asked_out_of_announced_order_reads_each_once(
+    monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(lazy_explanations, "READ_BATCH", 4)
+    reads = _Reads()
+    states = PreviousStates(reads.lazy())
+    announced = list(STORED)
+    # Two sources' owners announced source by source, asked in a plan's interleaved order.
+    asked = [announced[i // 2 + (5 if i % 2 else 0)] for i in range(len(announced))]
+
+    states.preload(announced)
+    for owner in asked:
+        assert set(states[owner]) == {c.id for c in STORED[owner].items}
+
+    assert reads.decoded == len(STORED)
+
+
+def test_previous_states_given_owners_and_no_index_reads_each_asked_owner_once() -> None:
+    reads = _Reads()
+    states = PreviousStates(reads.lazy(holders=False))
+
+    assert states.holding({"3", "105"}, ["KR3", "KR4", "KR5"]) == {"KR3", "KR5"}
+    assert reads.reads == [["KR3", "KR4", "KR5"]]
