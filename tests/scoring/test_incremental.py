@@ -287,12 +287,19 @@ def _foreign(columns: list[Any], damage: str) -> list[Any]:
         return [*columns[:8], "q" * items, *columns[9:]]
     if damage == "a flag neither 0 nor 1":
         return [*columns[:5], "2" * items, *columns[6:]]
+    if damage == "a key not text":
+        return [columns[0], [5] * items, *columns[2:]]
+    if damage == "points as text":
+        return [*columns[:6], ["3"] * items, *columns[7:]]
+    if damage == "an amount as a flag":
+        return [*columns[:7], [True] * items, *columns[8:]]
     return [*columns[:9], [False] * items, *columns[10:]]  # a flag column as values
 
 
 @pytest.mark.parametrize("damage", [
     "a column missing", "a column short", "an id not text", "an unknown way of counting",
-    "a flag neither 0 nor 1", "a flag column as values"])
+    "a flag neither 0 nor 1", "a flag column as values", "a key not text", "points as text",
+    "an amount as a flag"])
 def test_measure_state_given_foreign_columns_refuses_them(damage: str) -> None:
     world = World()
     state = measure_states(PLANS[0], {"main": world.source()},
@@ -393,3 +400,15 @@ def test_evaluate_given_no_published_items_builds_no_item_states(
     assert built == []
     assert evaluations["PTS"].states["1"] == ItemState("ENT-1", "ENT", False, 3.0)
     assert set(evaluations["PTS"].states) == {"1", "2"}
+
+
+def test_measure_state_given_facts_of_ids_not_among_its_members_refuses_it() -> None:
+    world = World()
+    state = measure_states(PLANS[0], {"main": world.source()},
+                           cycle_start=CYCLE_START)["SUM"]
+    stored = json.loads(json.dumps(state.to_json()))
+    ids = list(state.facts)
+    assert MeasureState.from_json(stored | {"members": ids}).members == tuple(ids)
+
+    with pytest.raises(ValueError):
+        MeasureState.from_json(stored | {"members": ids[1:]})

@@ -94,6 +94,9 @@ class MeasureState:
                        else tuple(map(str, members)))
         facts = (_facts_from_columns(doc[COLUMNS]) if COLUMNS in doc
                  else _facts_from_json(doc["facts"]))
+        if members is not None and not set(members).issuperset(facts):
+            # A raw-JQL measure's facts are of its members only; updates rely on it.
+            raise ValueError("stored item facts of ids that are not members")
         return cls(key=str(doc["key"]), facts=facts, members=members)
 
 
@@ -136,9 +139,21 @@ def _facts_from_columns(columns: Sequence[Any]) -> Mapping[str, ItemFact]:
     positions = dict(zip(ids, range(len(ids)), strict=True))
     if (set(map(type, ids)) != {str} or not COUNTED_VALUE.keys() >= set(columns[COUNTED])
             or any(not FLAG_VALUE.keys() >= set(columns[index]) for index in FLAGS)
-            or len(positions) != len(ids)):
+            or len(positions) != len(ids)
+            # A value of another type would fail every later pass in ordering or
+            # summing (the state is read again each time): refused here, it is rebuilt.
+            or any(not _TEXT_TYPES.issuperset(map(type, columns[index])) for index in _TEXT)
+            or any(not _NUMBER_TYPES.issuperset(map(type, columns[index]))
+                   for index in _NUMBERS)):
         raise ValueError(f"not stored item facts: {columns!r}"[:200])
     return FactColumns(list(columns), positions)
+
+
+_TEXT = tuple(Contribution._fields.index(f) for f in ("key", "summary", "status", "project"))
+_NUMBERS = tuple(Contribution._fields.index(f) for f in ("points", "amount"))
+_TEXT_TYPES = frozenset({str})
+# Not bool: JSON's true/false are no points.
+_NUMBER_TYPES = frozenset({int, float, type(None)})
 
 
 def _facts_from_json(rows: Sequence[Sequence[Any]]) -> dict[str, ItemFact]:
