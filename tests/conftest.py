@@ -12,6 +12,7 @@ earlier failures leak state (advisory locks are per database too).
 
 from __future__ import annotations
 
+import gc
 import logging
 import os
 import shutil
@@ -151,3 +152,16 @@ def _root_logging_restored() -> Iterator[None]:
     for handler in [h for h in root.handlers if h not in handlers]:
         root.removeHandler(handler)
     root.setLevel(level)
+
+
+@pytest.fixture
+def collector_off() -> Iterator[None]:
+    """No automatic collection during the test (collected once first): counts of live or
+    tracked objects, and whether cycles survive, would otherwise depend on when the
+    collector happens to run (it may also untrack tuples)."""
+    gc.collect()
+    gc.disable()
+    try:
+        yield
+    finally:
+        gc.enable()

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import gc
 import json
-from collections.abc import Iterator
 from dataclasses import replace
 from typing import Any
 
@@ -53,17 +52,6 @@ def _mirror() -> dict[str, JiraIssue]:
 def _read_back(states: dict[str, MeasureState]) -> dict[str, MeasureState]:
     return {owner: MeasureState.from_json(json.loads(json.dumps(state.to_json())))
             for owner, state in states.items()}
-
-
-@pytest.fixture
-def collector_off() -> Iterator[None]:
-    # No collection while counting: it may untrack tuples, and counts tracked objects.
-    gc.collect()
-    gc.disable()
-    try:
-        yield
-    finally:
-        gc.enable()
 
 
 def _alive(kind: type) -> int:

@@ -458,6 +458,10 @@ class Plan(StrictModel):
         ]
         return owners
 
+    def measure_sources(self) -> dict[str, str]:
+        """Every Jira-measured owner's source name (see :meth:`jira_measures`)."""
+        return {owner: measure.source for owner, measure in self.jira_measures()}
+
     def objective(self, objective_id: str) -> Objective:
         for objective in self.objectives:
             if objective.id == objective_id:

@@ -15,7 +15,7 @@ explanations equalled that snapshot's, or it was such a quiet pass itself).
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
@@ -181,7 +181,7 @@ def _bases(plan: Plan, pulled: Mapping[str, PulledSource], before: Mapping[str, 
            states: Mapping[str, MeasureState], owners: Collection[str]) -> dict[str, Basis]:
     """The :class:`Basis` of those ``owners`` whose state this pass was brought up to
     date from their stored one (``before``)."""
-    sources_of = {owner: spec.source for owner, spec in plan.jira_measures()}
+    sources_of = plan.measure_sources()
     touched = {name: frozenset({i.id for i in source.upserts} | set(source.deleted))
                for name, source in pulled.items()}
     bases: dict[str, Basis] = {}
@@ -270,7 +270,7 @@ def untouched(
     # Owners whose published items hold a changed issue (the reasons read them): asked
     # last, and only of the owners still in question (most of a large pass's owners
     # are out already, and each owner asked is thousands of ids read).
-    sources_of = {owner: spec.source for owner, spec in plan.jira_measures()}
+    sources_of = plan.measure_sources()
     for name, touched in touched_in.items():
         mine = [owner for owner in candidates if sources_of[owner] == name]
         for owner in _holding(items_before, touched, mine):
@@ -373,7 +373,7 @@ def save_measurements(
     change reasons between a KR's items and themselves are none. Without it, evaluations
     taken from the stored summaries (``unchanged``) store nothing.
     """
-    sources_of = {owner: spec.source for owner, spec in plan.jira_measures()}
+    sources_of = plan.measure_sources()
     if measurements.unchanged:
         if published_now is not None:
             for name in pulled:
@@ -444,6 +444,33 @@ def _summary(
     }
 
 
+def stored_explanations(
+    store: StoreReader, snapshot_id: int, *,
+    owners: Callable[[], list[str]] | None = None,
+    stored: Callable[[], dict[str, tuple[str, tuple[str, ...]]]] | None = None,
+) -> LazyExplanations:
+    """Snapshot ``snapshot_id``'s explanations stored apart, read only as far as asked.
+    ``owners`` and ``stored`` replace reading its owners and row references from the
+    store (a running process keeps them: :mod:`okr_sync.sync.snapshot_heads`)."""
+
+    def load() -> Mapping[str, Explanation]:
+        return PassSnapshot.from_json(store.get_snapshot(snapshot_id).document).explanations
+
+    def load_some(wanted: Collection[str]) -> dict[str, Explanation]:
+        return {owner: Explanation.from_json(entry) for owner, entry
+                in store.snapshot_explanations(snapshot_id, wanted).items()}
+
+    def holders(ids: Collection[str], owners: Collection[str] | None) -> set[str] | None:
+        return store.snapshot_owners_holding(snapshot_id, ids, owners)
+
+    return LazyExplanations(
+        load,
+        owners=owners or (lambda: store.snapshot_explained_owners(snapshot_id)),
+        load_some=load_some,
+        stored=stored or (lambda: store.snapshot_item_refs(snapshot_id)),
+        holders=holders)
+
+
 def previous_snapshots(
     store: StoreReader, cycle: str
 ) -> tuple[int | None, PassSnapshot | None, PassSnapshot | None]:
@@ -458,26 +485,7 @@ def previous_snapshots(
         snapshot = PassSnapshot.from_json(record.document)
         if "explain" in record.document:
             return snapshot
-        snapshot_id = record.id
-
-        def load() -> Mapping[str, Explanation]:
-            return PassSnapshot.from_json(store.get_snapshot(snapshot_id).document).explanations
-
-        def owners() -> list[str]:
-            return store.snapshot_explained_owners(snapshot_id)
-
-        def load_some(wanted: Collection[str]) -> dict[str, Explanation]:
-            return {owner: Explanation.from_json(entry) for owner, entry
-                    in store.snapshot_explanations(snapshot_id, wanted).items()}
-
-        def stored() -> dict[str, tuple[str, tuple[str, ...]]]:
-            return store.snapshot_item_refs(snapshot_id)
-
-        def holders(ids: Collection[str], owners: Collection[str] | None) -> set[str] | None:
-            return store.snapshot_owners_holding(snapshot_id, ids, owners)
-
-        return replace(snapshot, explanations=LazyExplanations(
-            load, owners=owners, load_some=load_some, stored=stored, holders=holders))
+        return replace(snapshot, explanations=stored_explanations(store, record.id))
 
     published_record = store.snapshot_head(published_only=True)
     published = this_cycle(published_record)

@@ -261,7 +261,7 @@ class SyncPass:
         self, evaluations: Mapping[str, Evaluation], pulled: Mapping[str, PulledSource]
     ) -> bool:
         """Whether some Jira measure was evaluated this pass (true for a plan with none)."""
-        sources_of = {owner: measure.source for owner, measure in self.plan.jira_measures()}
+        sources_of = self.plan.measure_sources()
         return not evaluations or any(
             e.ok and e.measured is not None and not pulled[sources_of[owner]].source_error
             for owner, e in evaluations.items()
@@ -385,7 +385,7 @@ class SyncPass:
         measured: dict[str, MeasuredValue] = {}
         warnings: list[ScoringWarning] = []
         failed_sources = {name for name, p in pulled.items() if p.source_error}
-        sources_of = {owner: measure.source for owner, measure in self.plan.jira_measures()}
+        sources_of = self.plan.measure_sources()
         for owner, evaluation in evaluations.items():
             source = sources_of[owner]
             error = evaluation.error

@@ -12,13 +12,11 @@ rewritten, so a kept decoding is always the stored one.
 
 from __future__ import annotations
 
-from collections.abc import Collection, Mapping
 from dataclasses import dataclass, replace
 from datetime import datetime
 
-from okr_sync.sync.lazy_explanations import LazyExplanations
-from okr_sync.sync.measuring import previous_snapshots
-from okr_sync.sync.state import Explanation, PassSnapshot
+from okr_sync.sync.measuring import previous_snapshots, stored_explanations
+from okr_sync.sync.state import PassSnapshot
 from okr_sync.sync.store.reader import StoreReader
 from okr_sync.sync.store.records import Snapshot, SnapshotMark
 from okr_sync.sync.store.store import Store
@@ -114,25 +112,15 @@ def _with_explanations(store: Store, snapshot_id: int, head: _Head) -> PassSnaps
     if head.inline:
         return head.snapshot
 
-    def load() -> Mapping[str, Explanation]:
-        return PassSnapshot.from_json(store.get_snapshot(snapshot_id).document).explanations
-
     def owners() -> list[str]:
         if head.owners is None:
             head.owners = store.snapshot_explained_owners(snapshot_id)
         return list(head.owners)
-
-    def load_some(wanted: Collection[str]) -> dict[str, Explanation]:
-        return {owner: Explanation.from_json(entry) for owner, entry
-                in store.snapshot_explanations(snapshot_id, wanted).items()}
 
     def stored() -> dict[str, tuple[str, tuple[str, ...]]]:
         if head.refs is None:
             head.refs = store.snapshot_item_refs(snapshot_id)
         return dict(head.refs)
 
-    def holders(ids: Collection[str], owners: Collection[str] | None) -> set[str] | None:
-        return store.snapshot_owners_holding(snapshot_id, ids, owners)
-
-    return replace(head.snapshot, explanations=LazyExplanations(
-        load, owners=owners, load_some=load_some, stored=stored, holders=holders))
+    return replace(head.snapshot, explanations=stored_explanations(
+        store, snapshot_id, owners=owners, stored=stored))

@@ -6,7 +6,6 @@ import gc
 import logging
 import sys
 import weakref
-from collections.abc import Iterator
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
@@ -54,19 +53,8 @@ class CyclicRuntime(Runtime):
         return PassResult(card)
 
 
-@pytest.fixture
-def no_automatic_collection() -> Iterator[None]:
-    # Otherwise whether the cycles survive depends on when the collector happens to run.
-    gc.collect()
-    gc.disable()
-    try:
-        yield
-    finally:
-        gc.enable()
-
-
 def test_scheduler_given_passes_leaving_cycles_frees_them_and_trims_after_each_pass(
-    sqlite_url: str, no_automatic_collection: None, monkeypatch: pytest.MonkeyPatch,
+    sqlite_url: str, collector_off: None, monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     trims: list[int] = []
 
